@@ -1,1 +1,26 @@
-pub fn _placeholder() {}
+//! `pglab`: local PostgreSQL streaming-replication clusters on 127.0.0.1 for pglookout's tests,
+//! demos and benchmarks, plus a fault-injecting TCP proxy.
+//!
+//! Module map:
+//! - [`daemon`]: `Daemon`: a `pglookout` child process with its config, log, state file and HTTP API.
+//! - [`cluster`]: `Cluster`, `ClusterSpec`, `Node`: owns the temp dir, the servers it starts and
+//!   their lifecycle (initdb, pg_basebackup, start/stop/kill, promote, replay and WAL-stream faults).
+//! - [`env`]: where the server binaries are and which OS user runs them (`postgres` when root);
+//!   builds the commands. Owns nothing else.
+//! - [`process`]: signals, pid files and `/proc` scans; knows nothing about PostgreSQL semantics.
+//! - [`proxy`]: `Proxy`, a TCP forwarder with pass / refuse / blackhole modes.
+//! - [`wait`]: `wait_for`, the one polling helper: every wait in this crate has a deadline.
+//! - [`error`]: `LabError`, the typed errors callers may want to match on.
+
+pub mod cluster;
+pub mod daemon;
+pub mod env;
+pub mod error;
+pub mod process;
+pub mod proxy;
+pub mod wait;
+
+pub use cluster::{Cluster, ClusterSpec, Node};
+pub use error::LabError;
+pub use proxy::{Proxy, ProxyMode};
+pub use wait::{wait_for, Ready};

@@ -1,0 +1,196 @@
+//! `Proxy`: a TCP forwarder on a free 127.0.0.1 port for injecting network faults between a
+//! client (the daemon) and a node.
+//!
+//! Owns its listener and every connection it accepted (a `JoinSet` inside one task); dropping the
+//! `Proxy` aborts that task, which closes everything. Modes:
+//! - `Pass`: forward both ways (half-closes are forwarded).
+//! - `Refuse`: new connections are accepted and reset at once; existing ones are reset.
+//! - `Blackhole`: new connections are accepted and never answered (not even dialled upstream);
+//!   existing ones stop being forwarded, so both ends hang. Back to `Pass`, forwarding resumes.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const BUFFER: usize = 16 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyMode {
+    Pass,
+    Refuse,
+    Blackhole,
+}
+
+#[derive(Debug)]
+pub struct Proxy {
+    port: u16,
+    target_port: u16,
+    mode: watch::Sender<ProxyMode>,
+    task: JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Listen on a free 127.0.0.1 port and forward to 127.0.0.1:`target_port` (mode `Pass`).
+    /// Must be called within a tokio runtime; the proxy runs as a task of it.
+    pub async fn start(target_port: u16) -> Result<Proxy> {
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .context("binding the proxy listener")?;
+        let port = listener.local_addr()?.port();
+        let (mode, rx) = watch::channel(ProxyMode::Pass);
+        let task = tokio::spawn(accept_loop(listener, target_port, rx));
+        Ok(Proxy {
+            port,
+            target_port,
+            mode,
+            task,
+        })
+    }
+
+    /// The port clients connect to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn target_port(&self) -> u16 {
+        self.target_port
+    }
+
+    pub fn mode(&self) -> ProxyMode {
+        *self.mode.borrow()
+    }
+
+    /// Takes effect at once for new and existing connections.
+    pub fn set_mode(&self, mode: ProxyMode) {
+        self.mode.send_replace(mode);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, target: u16, mode: watch::Receiver<ProxyMode>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((client, _)) => {
+                    connections.spawn(handle(client, target, mode.clone()));
+                }
+                // e.g. out of file descriptors: back off instead of spinning.
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+/// Close with RST rather than FIN, like a refusing firewall or a crashed peer.
+fn reset(stream: TcpStream) {
+    let _ = stream.set_zero_linger();
+    drop(stream);
+}
+
+async fn handle(client: TcpStream, target: u16, mut mode: watch::Receiver<ProxyMode>) {
+    let _ = client.set_nodelay(true);
+    // Do not dial upstream while blackholed: the client must see no answer at all.
+    loop {
+        let current = *mode.borrow_and_update();
+        match current {
+            ProxyMode::Pass => break,
+            ProxyMode::Refuse => return reset(client),
+            ProxyMode::Blackhole => {
+                if mode.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    let server = match tokio::time::timeout(
+        UPSTREAM_CONNECT_TIMEOUT,
+        TcpStream::connect(("127.0.0.1", target)),
+    )
+    .await
+    {
+        Ok(Ok(s)) => s,
+        _ => return reset(client),
+    };
+    let _ = server.set_nodelay(true);
+    let (mut client, mut server) = (client, server);
+    let refused = tokio::select! {
+        _ = pump(&mut client, &mut server, mode.clone()) => false,
+        _ = until_refused(mode) => true,
+    };
+    if refused {
+        reset(client);
+        reset(server);
+    }
+}
+
+async fn until_refused(mut mode: watch::Receiver<ProxyMode>) {
+    loop {
+        if *mode.borrow_and_update() == ProxyMode::Refuse {
+            return;
+        }
+        if mode.changed().await.is_err() {
+            // The proxy is gone; its task aborts us.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Forward both ways while the mode is `Pass`; stop reading (both ways) while it is `Blackhole`.
+async fn pump(a: &mut TcpStream, b: &mut TcpStream, mut mode: watch::Receiver<ProxyMode>) {
+    let (mut a_read, mut a_write) = a.split();
+    let (mut b_read, mut b_write) = b.split();
+    let mut a_buf = vec![0u8; BUFFER];
+    let mut b_buf = vec![0u8; BUFFER];
+    let (mut a_open, mut b_open) = (true, true);
+    while a_open || b_open {
+        if *mode.borrow_and_update() != ProxyMode::Pass {
+            if mode.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        tokio::select! {
+            read = a_read.read(&mut a_buf), if a_open => match read {
+                Ok(0) => {
+                    a_open = false;
+                    let _ = b_write.shutdown().await;
+                }
+                Ok(n) => {
+                    if b_write.write_all(&a_buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            },
+            read = b_read.read(&mut b_buf), if b_open => match read {
+                Ok(0) => {
+                    b_open = false;
+                    let _ = a_write.shutdown().await;
+                }
+                Ok(n) => {
+                    if a_write.write_all(&b_buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            },
+            changed = mode.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
