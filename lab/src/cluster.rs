@@ -377,11 +377,9 @@ impl Cluster {
                 self.node(name).log_tail(LOG_TAIL_LINES)
             );
         }
-        wait_for(
-            &format!("{name} to leave recovery"),
-            STATE_CHANGE_DEADLINE,
-            || async { Ok(!self.in_recovery(name).await?) },
-        )
+        wait_for(&format!("{name} to leave recovery"), STATE_CHANGE_DEADLINE, || async {
+            Ok(!self.in_recovery(name).await?)
+        })
         .await?;
         *lock(&self.primary) = name.to_string();
         Ok(())
@@ -413,16 +411,13 @@ impl Cluster {
             bail!("{name} has no primary_conninfo (not a streaming standby?)");
         }
         *lock(&node.saved_conninfo) = Some(current);
-        self.sql(name, "ALTER SYSTEM SET primary_conninfo = ''")
-            .await?;
+        self.sql(name, "ALTER SYSTEM SET primary_conninfo = ''").await?;
         self.sql(name, "SELECT pg_reload_conf()").await?;
         wait_for(
             &format!("the WAL receiver of {name} to stop"),
             STATE_CHANGE_DEADLINE,
             || async {
-                let rows = self
-                    .sql(name, "SELECT count(*) FROM pg_stat_wal_receiver")
-                    .await?;
+                let rows = self.sql(name, "SELECT count(*) FROM pg_stat_wal_receiver").await?;
                 Ok(rows[0].get::<_, i64>(0) == 0)
             },
         )
@@ -439,10 +434,7 @@ impl Cluster {
         };
         self.sql(
             name,
-            &format!(
-                "ALTER SYSTEM SET primary_conninfo = {}",
-                quote_literal(&saved)
-            ),
+            &format!("ALTER SYSTEM SET primary_conninfo = {}", quote_literal(&saved)),
         )
         .await?;
         self.sql(name, "SELECT pg_reload_conf()").await?;
@@ -453,19 +445,15 @@ impl Cluster {
     /// Wait (30 s) until the standby's WAL receiver is streaming. The error names the node and
     /// carries the tail of its log.
     pub async fn wait_streaming(&self, name: &str) -> Result<()> {
-        wait_for(
-            &format!("{name} to stream WAL"),
-            STREAM_DEADLINE,
-            || async {
-                let rows = self
-                    .sql(
-                        name,
-                        "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'",
-                    )
-                    .await?;
-                Ok(rows[0].get::<_, i64>(0) > 0)
-            },
-        )
+        wait_for(&format!("{name} to stream WAL"), STREAM_DEADLINE, || async {
+            let rows = self
+                .sql(
+                    name,
+                    "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'",
+                )
+                .await?;
+            Ok(rows[0].get::<_, i64>(0) > 0)
+        })
         .await
         .with_context(|| {
             format!(
@@ -480,9 +468,7 @@ impl Cluster {
         let primary = self.current_primary().await?;
         self.sql(
             &primary,
-            &format!(
-                "INSERT INTO {LOAD_TABLE} (payload) SELECT md5(g::text) FROM generate_series(1, {rows}) g"
-            ),
+            &format!("INSERT INTO {LOAD_TABLE} (payload) SELECT md5(g::text) FROM generate_series(1, {rows}) g"),
         )
         .await?;
         Ok(())
@@ -490,9 +476,7 @@ impl Cluster {
 
     /// Rows in the lab table on node `name` (what `write_load` wrote and `name` has replayed).
     pub async fn load_count(&self, name: &str) -> Result<i64> {
-        let rows = self
-            .sql(name, &format!("SELECT count(*) FROM {LOAD_TABLE}"))
-            .await?;
+        let rows = self.sql(name, &format!("SELECT count(*) FROM {LOAD_TABLE}")).await?;
         Ok(rows[0].get(0))
     }
 
@@ -696,9 +680,7 @@ impl Cluster {
             &format!("{name} replay pause state to become {state:?}"),
             STATE_CHANGE_DEADLINE,
             || async {
-                let rows = self
-                    .sql(name, "SELECT pg_get_wal_replay_pause_state()")
-                    .await?;
+                let rows = self.sql(name, "SELECT pg_get_wal_replay_pause_state()").await?;
                 Ok(rows[0].get::<_, String>(0) == state)
             },
         )
@@ -786,16 +768,11 @@ pub fn max_clusters() -> usize {
 
 async fn acquire_permit() -> Result<OwnedSemaphorePermit> {
     static LIMIT: OnceLock<Arc<Semaphore>> = OnceLock::new();
-    let sem = LIMIT
-        .get_or_init(|| Arc::new(Semaphore::new(max_clusters())))
-        .clone();
+    let sem = LIMIT.get_or_init(|| Arc::new(Semaphore::new(max_clusters()))).clone();
     match tokio::time::timeout(PERMIT_DEADLINE, sem.acquire_owned()).await {
         Ok(permit) => Ok(permit?),
         Err(_) => Err(LabError::Timeout {
-            what: format!(
-                "one of the PGLAB_MAX_CLUSTERS={} cluster slots",
-                max_clusters()
-            ),
+            what: format!("one of the PGLAB_MAX_CLUSTERS={} cluster slots", max_clusters()),
             after: PERMIT_DEADLINE,
             last_error: None,
         }
@@ -809,10 +786,7 @@ fn free_ports(n: usize) -> Result<Vec<u16>> {
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
         .collect::<std::io::Result<Vec<_>>>()
         .context("finding a free port")?;
-    listeners
-        .iter()
-        .map(|l| Ok(l.local_addr()?.port()))
-        .collect()
+    listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }
 
 async fn connect_superuser(node: &Node) -> Result<Client> {
@@ -889,11 +863,7 @@ fn primary_conf(spec: &ClusterSpec, node: &Node) -> String {
     let _ = writeln!(
         conf,
         "wal_level = {}",
-        if spec.wal_level_logical {
-            "logical"
-        } else {
-            "replica"
-        }
+        if spec.wal_level_logical { "logical" } else { "replica" }
     );
     for line in &spec.extra_conf {
         let _ = writeln!(conf, "{line}");

@@ -31,7 +31,10 @@ pub fn pglookout_bin() -> Result<PathBuf> {
             return Ok(candidate);
         }
     }
-    Err(anyhow!("pglookout binary not found beside {} (build it with `cargo build`, or set PGLOOKOUT_BIN)", exe.display()))
+    Err(anyhow!(
+        "pglookout binary not found beside {} (build it with `cargo build`, or set PGLOOKOUT_BIN)",
+        exe.display()
+    ))
 }
 
 /// One running daemon.
@@ -50,7 +53,9 @@ impl Daemon {
     /// Writes `<dir>/<name>.json` from `config` (adding `json_state_file_path`, `alert_file_dir`,
     /// `http_address` and `http_port` unless given) and starts `bin` on it.
     pub fn spawn(bin: &Path, name: &str, dir: &Path, mut config: Value) -> Result<Daemon> {
-        let obj = config.as_object_mut().ok_or_else(|| anyhow!("config must be a JSON object"))?;
+        let obj = config
+            .as_object_mut()
+            .ok_or_else(|| anyhow!("config must be a JSON object"))?;
         let state_path = dir.join(format!("{name}-state.json"));
         let alert_dir = dir.join(format!("{name}-alerts"));
         std::fs::create_dir_all(&alert_dir)?;
@@ -60,8 +65,16 @@ impl Daemon {
         if !obj.contains_key("http_port") {
             obj.insert("http_port".into(), json!(free_port()?));
         }
-        let http_port = obj.get("http_port").and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok()).unwrap_or(0);
-        let state_path = obj.get("json_state_file_path").and_then(Value::as_str).map(PathBuf::from).unwrap_or(state_path);
+        let http_port = obj
+            .get("http_port")
+            .and_then(Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(0);
+        let state_path = obj
+            .get("json_state_file_path")
+            .and_then(Value::as_str)
+            .map(PathBuf::from)
+            .unwrap_or(state_path);
         let config_path = dir.join(format!("{name}.json"));
         std::fs::write(&config_path, serde_json::to_vec_pretty(&config)?)?;
         let log_path = dir.join(format!("{name}.log"));
@@ -80,7 +93,10 @@ impl Daemon {
     }
 
     fn start(&mut self, bin: &Path) -> Result<()> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)?;
         let child = Command::new(bin)
             .arg(&self.config_path)
             .stdin(Stdio::null())
@@ -141,7 +157,10 @@ impl Daemon {
 
     /// SIGTERM, then SIGKILL after `grace`; returns the exit status and how long it took.
     pub fn stop(&mut self, grace: Duration) -> Result<(ExitStatus, Duration)> {
-        let mut child = self.child.take().ok_or_else(|| anyhow!("{} is not running", self.name))?;
+        let mut child = self
+            .child
+            .take()
+            .ok_or_else(|| anyhow!("{} is not running", self.name))?;
         let started = Instant::now();
         let _ = kill(Pid::from_raw(i32::try_from(child.id())?), Signal::SIGTERM);
         loop {
@@ -175,7 +194,8 @@ impl Drop for Daemon {
 pub async fn http_request(port: u16, method: &str, path: &str) -> Result<(u16, String)> {
     let fut = async {
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-        let req = format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let req =
+            format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         s.write_all(req.as_bytes()).await?;
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).await?;
@@ -185,8 +205,13 @@ pub async fn http_request(port: u16, method: &str, path: &str) -> Result<(u16, S
             .nth(1)
             .and_then(|c| c.parse().ok())
             .ok_or_else(|| anyhow!("no HTTP status in {:?}", text.chars().take(80).collect::<String>()))?;
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
         anyhow::Ok((status, body))
     };
-    tokio::time::timeout(Duration::from_secs(5), fut).await.map_err(|_| anyhow!("no HTTP answer from port {port} within 5 s"))?
+    tokio::time::timeout(Duration::from_secs(5), fut)
+        .await
+        .map_err(|_| anyhow!("no HTTP answer from port {port} within 5 s"))?
 }

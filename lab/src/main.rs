@@ -8,10 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use pglab::{Cluster, ClusterSpec};
 
 #[derive(Parser)]
-#[command(
-    name = "pglab",
-    about = "Local PostgreSQL replication clusters on 127.0.0.1"
-)]
+#[command(name = "pglab", about = "Local PostgreSQL replication clusters on 127.0.0.1")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -114,12 +114,7 @@ async fn handle(client: TcpStream, target: u16, mut mode: watch::Receiver<ProxyM
             }
         }
     }
-    let server = match tokio::time::timeout(
-        UPSTREAM_CONNECT_TIMEOUT,
-        TcpStream::connect(("127.0.0.1", target)),
-    )
-    .await
-    {
+    let server = match tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, TcpStream::connect(("127.0.0.1", target))).await {
         Ok(Ok(s)) => s,
         _ => return reset(client),
     };

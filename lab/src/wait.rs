@@ -37,11 +37,7 @@ impl<T> Ready for Option<T> {
 /// An `Err` from `f` counts as "not yet" (a node that is restarting refuses connections for a
 /// while); the last such error is included in the timeout error. Each call of `f` is itself
 /// bounded by the time left, so a hanging probe cannot overrun the deadline.
-pub async fn wait_for<F, Fut, R>(
-    what: &str,
-    deadline: Duration,
-    mut f: F,
-) -> anyhow::Result<R::Output>
+pub async fn wait_for<F, Fut, R>(what: &str, deadline: Duration, mut f: F) -> anyhow::Result<R::Output>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<R>>,

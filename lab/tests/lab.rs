@@ -61,9 +61,7 @@ async fn two_standbys_stream_and_replicate() {
 
     // The monitoring role logs in over TCP with its password (scram), and only with it.
     for node in cluster.nodes() {
-        let client = connect(&cluster.monitor_conninfo(&node.name))
-            .await
-            .unwrap();
+        let client = connect(&cluster.monitor_conninfo(&node.name)).await.unwrap();
         let row = client.query_one("SELECT current_user", &[]).await.unwrap();
         assert_eq!(row.get::<_, String>(0), "pglookout");
     }
@@ -74,10 +72,7 @@ async fn two_standbys_stream_and_replicate() {
 
     // The root dir is traversable by the postgres user.
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(cluster.dir())
-        .unwrap()
-        .permissions()
-        .mode();
+    let mode = std::fs::metadata(cluster.dir()).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o755);
 }
 
@@ -126,17 +121,10 @@ async fn pause_replay_and_cut_wal_stream() {
     let cluster = Cluster::start(spec(1)).await.unwrap();
 
     cluster.pause_replay("pg2").await.unwrap();
-    let rows = cluster
-        .sql("pg2", "SELECT pg_is_wal_replay_paused()")
-        .await
-        .unwrap();
+    let rows = cluster.sql("pg2", "SELECT pg_is_wal_replay_paused()").await.unwrap();
     assert!(rows[0].get::<_, bool>(0));
     cluster.write_load(20).await.unwrap();
-    let lsn = cluster
-        .sql("pg1", "SELECT pg_current_wal_lsn()::text")
-        .await
-        .unwrap()[0]
-        .get::<_, String>(0);
+    let lsn = cluster.sql("pg1", "SELECT pg_current_wal_lsn()::text").await.unwrap()[0].get::<_, String>(0);
     // WAL is still received while replay is paused, but not applied.
     let received = format!("SELECT flushed_lsn >= '{lsn}'::pg_lsn FROM pg_stat_wal_receiver");
     wait_for("pg2 to receive the new WAL", DEADLINE, || async {
@@ -174,12 +162,8 @@ async fn proxy_pass_refuse_blackhole() {
     // Blackhole: a new connection hangs, an existing one stops answering.
     proxy.set_mode(ProxyMode::Blackhole);
     let attempt = tokio::time::timeout(Duration::from_secs(1), connect(&via)).await;
-    assert!(
-        attempt.is_err(),
-        "connect through a blackhole must time out"
-    );
-    let query =
-        tokio::time::timeout(Duration::from_secs(1), existing.simple_query("SELECT 1")).await;
+    assert!(attempt.is_err(), "connect through a blackhole must time out");
+    let query = tokio::time::timeout(Duration::from_secs(1), existing.simple_query("SELECT 1")).await;
     assert!(query.is_err(), "a query through a blackhole must time out");
 
     // Refuse: existing connections are cut, new ones fail fast.
@@ -205,9 +189,7 @@ async fn proxy_pass_refuse_blackhole() {
     let port = proxy.port();
     drop(proxy);
     wait_for("the proxy port to close", DEADLINE, || async {
-        Ok(tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err())
+        Ok(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err())
     })
     .await
     .unwrap();

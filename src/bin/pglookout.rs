@@ -1,1 +1,57 @@
-fn main() {}
+//! `pglookout CONFIG`: the daemon. Loads and checks the config before anything starts, then
+//! runs until SIGTERM/SIGINT. Exit codes: 0 after a clean stop, 1 on a bad config or a failure
+//! to start (such as the HTTP port being in use).
+
+use clap::Parser;
+use pglookout::config::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "pglookout",
+    version,
+    about = "PostgreSQL replication monitoring and failover daemon"
+)]
+struct Args {
+    /// The JSON configuration file
+    config: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let (config, warnings) = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pglookout: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let log = pglookout::logging::init();
+    log.apply(&config);
+    for w in warnings {
+        tracing::warn!(target: "pglookout", "{w}");
+    }
+    tracing::debug!(target: "pglookout", "config: {}", config.masked_summary());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("pglookout: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(pglookout::daemon::run(args.config, config, log));
+    runtime.shutdown_timeout(std::time::Duration::from_millis(300));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(target: "pglookout", "{e:#}");
+            eprintln!("pglookout: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

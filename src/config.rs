@@ -1,0 +1,536 @@
+//! The configuration file: every key the Python original reads, with the original code's
+//! defaults, read from JSON into a typed, validated [`Config`]. Owns the error messages that
+//! name the file, the key and what was expected. It does not log; warnings are returned.
+
+use crate::conninfo::ConnInfo;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Every key we know. Anything else in the file is reported as a warning and ignored.
+pub const KNOWN_KEYS: &[&str] = &[
+    "alert_file_dir",
+    "autofollow",
+    "cluster_monitor_health_timeout_seconds",
+    "db_poll_interval",
+    "failover_command",
+    "failover_command_timeout",
+    "failover_on_disconnect",
+    "failover_sleep_time",
+    "http_address",
+    "http_port",
+    "json_state_file_path",
+    "known_gone_nodes",
+    "log_level",
+    "maintenance_mode_file",
+    "max_failover_replication_time_lag",
+    "missing_master_from_config_timeout",
+    "never_promote_these_nodes",
+    "observers",
+    "over_warning_limit_command",
+    "own_db",
+    "pg_data_directory",
+    "pg_start_command",
+    "pg_stop_command",
+    "poll_observers_on_warning_only",
+    "primary_conninfo_template",
+    "remote_conns",
+    "replication_catchup_timeout",
+    "replication_state_check_interval",
+    "statsd",
+    "syslog",
+    "syslog_address",
+    "syslog_facility",
+    "warning_replication_time_lag",
+];
+
+/// Syslog facilities by name, with their numeric codes (RFC 5424).
+pub const SYSLOG_FACILITIES: &[(&str, u8)] = &[
+    ("kern", 0),
+    ("user", 1),
+    ("mail", 2),
+    ("daemon", 3),
+    ("auth", 4),
+    ("syslog", 5),
+    ("lpr", 6),
+    ("news", 7),
+    ("uucp", 8),
+    ("cron", 9),
+    ("authpriv", 10),
+    ("ftp", 11),
+    ("local0", 16),
+    ("local1", 17),
+    ("local2", 18),
+    ("local3", 19),
+    ("local4", 20),
+    ("local5", 21),
+    ("local6", 22),
+    ("local7", 23),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read the config file: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not valid JSON: {source}")]
+    Json {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{path}: key {key:?}: {expected}")]
+    Key {
+        path: String,
+        key: String,
+        expected: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatsdConfig {
+    pub host: String,
+    pub port: u16,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A validated configuration. Durations are seconds, as in the file.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where it was read from (for messages).
+    pub path: PathBuf,
+    pub remote_conns: BTreeMap<String, ConnInfo>,
+    /// `None` for an observer.
+    pub own_db: Option<String>,
+    pub observers: BTreeMap<String, String>,
+    pub poll_observers_on_warning_only: bool,
+    pub db_poll_interval: f64,
+    pub replication_state_check_interval: f64,
+    /// `None` disables the poller health warning.
+    pub cluster_monitor_health_timeout_seconds: Option<f64>,
+    pub warning_replication_time_lag: f64,
+    pub max_failover_replication_time_lag: f64,
+    pub replication_catchup_timeout: f64,
+    pub missing_master_from_config_timeout: f64,
+    pub failover_on_disconnect: bool,
+    pub known_gone_nodes: Vec<String>,
+    pub never_promote_these_nodes: Vec<String>,
+    pub maintenance_mode_file: PathBuf,
+    pub failover_command: String,
+    pub failover_command_timeout: f64,
+    pub failover_sleep_time: f64,
+    pub over_warning_limit_command: Option<String>,
+    pub alert_file_dir: PathBuf,
+    pub json_state_file_path: PathBuf,
+    pub autofollow: bool,
+    pub primary_conninfo_template: Option<ConnInfo>,
+    pub pg_data_directory: Option<PathBuf>,
+    pub pg_start_command: String,
+    pub pg_stop_command: String,
+    pub http_address: String,
+    pub http_port: u16,
+    pub log_level: LogLevel,
+    pub syslog: bool,
+    pub syslog_address: String,
+    pub syslog_facility: u8,
+    pub statsd: Option<StatsdConfig>,
+}
+
+/// Reads typed values out of the top-level object, naming the key in every error.
+struct Reader<'a> {
+    path: &'a str,
+    obj: &'a Map<String, Value>,
+}
+
+impl Reader<'_> {
+    fn err(&self, key: &str, expected: impl Into<String>) -> ConfigError {
+        ConfigError::Key {
+            path: self.path.to_string(),
+            key: key.to_string(),
+            expected: expected.into(),
+        }
+    }
+    fn got(v: &Value) -> String {
+        let s = v.to_string();
+        if s.len() > 60 {
+            format!("{}…", s.chars().take(60).collect::<String>())
+        } else {
+            s
+        }
+    }
+    fn bool(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.obj.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(v) => Err(self.err(key, format!("expected true or false, got {}", Self::got(v)))),
+        }
+    }
+    fn number(&self, key: &str, default: f64, allow_zero: bool) -> Result<f64, ConfigError> {
+        match self.obj.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(v) => match v.as_f64() {
+                Some(n) if n.is_finite() && (n > 0.0 || (allow_zero && n == 0.0)) => Ok(n),
+                _ => Err(self.err(
+                    key,
+                    format!(
+                        "expected a {} number of seconds, got {}",
+                        if allow_zero { "non-negative" } else { "positive" },
+                        Self::got(v)
+                    ),
+                )),
+            },
+        }
+    }
+    fn string(&self, key: &str, default: &str) -> Result<String, ConfigError> {
+        Ok(self.opt_string(key)?.unwrap_or_else(|| default.to_string()))
+    }
+    fn opt_string(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        match self.obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(v) => Err(self.err(key, format!("expected a string, got {}", Self::got(v)))),
+        }
+    }
+    fn string_list(&self, key: &str) -> Result<Vec<String>, ConfigError> {
+        match self.obj.get(key) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|i| {
+                    i.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| self.err(key, format!("expected a list of node names, got {}", Self::got(i))))
+                })
+                .collect(),
+            Some(v) => Err(self.err(key, format!("expected a list of node names, got {}", Self::got(v)))),
+        }
+    }
+    fn object(&self, key: &str) -> Result<Option<&Map<String, Value>>, ConfigError> {
+        match self.obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(o)) => Ok(Some(o)),
+            Some(v) => Err(self.err(key, format!("expected an object, got {}", Self::got(v)))),
+        }
+    }
+}
+
+/// Checks an observer base URL: http or https with a host.
+pub fn check_observer_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(format!("{url:?}: expected an http:// or https:// URL with a host"));
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Reads and validates a config file. Returns the config and warnings for the caller to log.
+    pub fn load(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let value: Value = serde_json::from_str(&text).map_err(|source| ConfigError::Json {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::from_value(path, &value)
+    }
+
+    /// Validates an already-parsed JSON document (`path` is only used in messages).
+    pub fn from_value(path: &Path, value: &Value) -> Result<(Config, Vec<String>), ConfigError> {
+        let shown = path.display().to_string();
+        let obj = value.as_object().ok_or_else(|| ConfigError::Key {
+            path: shown.clone(),
+            key: "(top level)".into(),
+            expected: "expected a JSON object".into(),
+        })?;
+        let r = Reader { path: &shown, obj };
+        let mut warnings = Vec::new();
+        for key in obj.keys() {
+            if !KNOWN_KEYS.contains(&key.as_str()) {
+                warnings.push(format!("{shown}: unknown key {key:?} ignored"));
+            }
+        }
+
+        let mut remote_conns = BTreeMap::new();
+        for (name, v) in r.object("remote_conns")?.into_iter().flatten() {
+            let key = format!("remote_conns.{name}");
+            let ci = ConnInfo::from_json(v).map_err(|e| {
+                r.err(
+                    &key,
+                    format!("expected a libpq connection string, a postgres:// URI or an object: {e}"),
+                )
+            })?;
+            remote_conns.insert(name.clone(), ci);
+        }
+
+        let own_db = r.opt_string("own_db")?.filter(|s| !s.is_empty());
+        if let Some(own) = &own_db {
+            if !remote_conns.contains_key(own) {
+                return Err(r.err(
+                    "own_db",
+                    format!("{own:?} is not a key of remote_conns (use \"\" for an observer)"),
+                ));
+            }
+        }
+
+        let mut observers = BTreeMap::new();
+        for (name, v) in r.object("observers")?.into_iter().flatten() {
+            let key = format!("observers.{name}");
+            let url = v
+                .as_str()
+                .ok_or_else(|| r.err(&key, format!("expected a URL string, got {}", Reader::got(v))))?;
+            check_observer_url(url).map_err(|e| r.err(&key, e))?;
+            observers.insert(name.clone(), url.trim_end_matches('/').to_string());
+        }
+
+        let replication_state_check_interval = r.number("replication_state_check_interval", 5.0, false)?;
+        let cluster_monitor_health_timeout_seconds = match obj.get("cluster_monitor_health_timeout_seconds") {
+            None => Some(2.0 * replication_state_check_interval),
+            Some(Value::Null) => None,
+            Some(_) => Some(r.number("cluster_monitor_health_timeout_seconds", 0.0, false)?),
+        };
+
+        let max_failover = r.number("max_failover_replication_time_lag", 120.0, false)?;
+        let mut warning = r.number("warning_replication_time_lag", 30.0, false)?;
+        if warning >= max_failover {
+            warnings.push(format!(
+                "{shown}: warning_replication_time_lag ({warning}) is not below max_failover_replication_time_lag ({max_failover}); using {max_failover}"
+            ));
+            warning = max_failover;
+        }
+
+        let log_level = {
+            let name = r.string("log_level", "DEBUG")?;
+            match name.to_ascii_uppercase().as_str() {
+                "DEBUG" | "NOTSET" => LogLevel::Debug,
+                "INFO" => LogLevel::Info,
+                "WARNING" | "WARN" => LogLevel::Warning,
+                "ERROR" => LogLevel::Error,
+                "CRITICAL" | "FATAL" => LogLevel::Critical,
+                _ => {
+                    return Err(r.err(
+                        "log_level",
+                        format!("expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got {name:?}"),
+                    ))
+                }
+            }
+        };
+
+        let syslog_facility = {
+            let name = r.string("syslog_facility", "local2")?;
+            SYSLOG_FACILITIES
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(&name))
+                .map(|(_, code)| *code)
+                .ok_or_else(|| {
+                    r.err(
+                        "syslog_facility",
+                        format!("expected a syslog facility such as local2 or daemon, got {name:?}"),
+                    )
+                })?
+        };
+
+        let http_port = match obj.get("http_port") {
+            None | Some(Value::Null) => 15000,
+            Some(v) => v
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|p| *p > 0)
+                .ok_or_else(|| {
+                    r.err(
+                        "http_port",
+                        format!("expected a port number 1-65535, got {}", Reader::got(v)),
+                    )
+                })?,
+        };
+
+        let statsd = match r.object("statsd")? {
+            None => None,
+            Some(o) => {
+                let host = o.get("host").and_then(Value::as_str);
+                let port = o.get("port").and_then(|p| match p {
+                    Value::Number(n) => n.as_u64(),
+                    // The original sends nothing with a string port; we accept digits.
+                    Value::String(s) => s.parse().ok(),
+                    _ => None,
+                });
+                match (host, port) {
+                    (None, None) => None,
+                    (Some(host), Some(port)) => {
+                        let port = u16::try_from(port)
+                            .ok()
+                            .filter(|p| *p > 0)
+                            .ok_or_else(|| r.err("statsd.port", "expected a port number 1-65535"))?;
+                        let mut tags = BTreeMap::new();
+                        if let Some(t) = o.get("tags") {
+                            let t = t
+                                .as_object()
+                                .ok_or_else(|| r.err("statsd.tags", "expected an object of tag names to values"))?;
+                            for (k, v) in t {
+                                let v = match v {
+                                    Value::String(s) => s.clone(),
+                                    other => other.to_string(),
+                                };
+                                tags.insert(k.clone(), v);
+                            }
+                        }
+                        Some(StatsdConfig {
+                            host: host.to_string(),
+                            port,
+                            tags,
+                        })
+                    }
+                    (None, _) => {
+                        return Err(r.err(
+                            "statsd.host",
+                            "expected a host name string (statsd needs both host and port)",
+                        ))
+                    }
+                    (_, None) => {
+                        return Err(r.err(
+                            "statsd.port",
+                            "expected a port number (statsd needs both host and port)",
+                        ))
+                    }
+                }
+            }
+        };
+
+        let autofollow = r.bool("autofollow", false)?;
+        let primary_conninfo_template = match obj.get("primary_conninfo_template") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(ConnInfo::from_json(v).map_err(|e| {
+                r.err(
+                    "primary_conninfo_template",
+                    format!("expected a libpq connection string, a postgres:// URI or an object: {e}"),
+                )
+            })?),
+        };
+        let pg_data_directory = r.opt_string("pg_data_directory")?.map(PathBuf::from);
+        let pg_start_command = r.string("pg_start_command", "")?;
+        let pg_stop_command = r.string("pg_stop_command", "")?;
+        if autofollow {
+            if primary_conninfo_template.is_none() {
+                return Err(r.err("primary_conninfo_template", "required when autofollow is true"));
+            }
+            if pg_data_directory.is_none() {
+                return Err(r.err("pg_data_directory", "required when autofollow is true"));
+            }
+            if pg_start_command.trim().is_empty() {
+                return Err(r.err("pg_start_command", "a command is required when autofollow is true"));
+            }
+            if pg_stop_command.trim().is_empty() {
+                return Err(r.err("pg_stop_command", "a command is required when autofollow is true"));
+            }
+        }
+
+        let alert_file_dir = match r.opt_string("alert_file_dir")? {
+            Some(d) if !d.is_empty() => PathBuf::from(d),
+            _ => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+        };
+
+        let config = Config {
+            path: path.to_path_buf(),
+            remote_conns,
+            own_db,
+            observers,
+            poll_observers_on_warning_only: r.bool("poll_observers_on_warning_only", false)?,
+            db_poll_interval: r.number("db_poll_interval", 5.0, false)?,
+            replication_state_check_interval,
+            cluster_monitor_health_timeout_seconds,
+            warning_replication_time_lag: warning,
+            max_failover_replication_time_lag: max_failover,
+            replication_catchup_timeout: r.number("replication_catchup_timeout", 300.0, false)?,
+            missing_master_from_config_timeout: r.number("missing_master_from_config_timeout", 15.0, false)?,
+            failover_on_disconnect: r.bool("failover_on_disconnect", true)?,
+            known_gone_nodes: r.string_list("known_gone_nodes")?,
+            never_promote_these_nodes: r.string_list("never_promote_these_nodes")?,
+            maintenance_mode_file: PathBuf::from(
+                r.string("maintenance_mode_file", "/tmp/pglookout_maintenance_mode_file")?,
+            ),
+            failover_command: r.string("failover_command", "")?,
+            failover_command_timeout: r.number("failover_command_timeout", 120.0, false)?,
+            failover_sleep_time: r.number("failover_sleep_time", 0.0, true)?,
+            over_warning_limit_command: r
+                .opt_string("over_warning_limit_command")?
+                .filter(|s| !s.trim().is_empty()),
+            alert_file_dir,
+            json_state_file_path: PathBuf::from(r.string("json_state_file_path", "/tmp/pglookout_state.json")?),
+            autofollow,
+            primary_conninfo_template,
+            pg_data_directory,
+            pg_start_command,
+            pg_stop_command,
+            http_address: r.string("http_address", "")?,
+            http_port,
+            log_level,
+            syslog: r.bool("syslog", false)?,
+            syslog_address: r.string("syslog_address", "/dev/log")?,
+            syslog_facility,
+            statsd,
+        };
+        Ok((config, warnings))
+    }
+
+    /// Whether this daemon only watches (no database of its own).
+    pub fn is_observer(&self) -> bool {
+        self.own_db.is_none()
+    }
+
+    /// Everything that can be shown: the config with passwords masked, for the DEBUG log.
+    pub fn masked_summary(&self) -> String {
+        let conns: Vec<String> = self
+            .remote_conns
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", v.masked()))
+            .collect();
+        format!(
+            "own_db={:?} remote_conns=[{}] observers={:?} db_poll_interval={} replication_state_check_interval={} warning_replication_time_lag={} max_failover_replication_time_lag={}",
+            self.own_db,
+            conns.join(", "),
+            self.observers,
+            self.db_poll_interval,
+            self.replication_state_check_interval,
+            self.warning_replication_time_lag,
+            self.max_failover_replication_time_lag
+        )
+    }
+}
+
+/// Reads just `json_state_file_path` (for `pglookout_current_master`, which must not fail on
+/// keys it does not use).
+pub fn state_file_path_of(path: &Path) -> Result<PathBuf, ConfigError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let value: Value = serde_json::from_str(&text).map_err(|source| ConfigError::Json {
+        path: shown.clone(),
+        source,
+    })?;
+    match value.get("json_state_file_path") {
+        None | Some(Value::Null) => Ok(PathBuf::from("/tmp/pglookout_state.json")),
+        Some(Value::String(s)) => Ok(PathBuf::from(s)),
+        Some(_) => Err(ConfigError::Key {
+            path: shown,
+            key: "json_state_file_path".into(),
+            expected: "expected a file path string".into(),
+        }),
+    }
+}

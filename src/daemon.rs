@@ -1,0 +1,348 @@
+//! Wires the daemon together and runs the decision loop. The loop owns the decision memory and
+//! the running config; it reads the poller's snapshots, calls the pure `decide()`, carries out
+//! the actions (commands run in their own tasks and report back as events), writes the state
+//! file after every check, reloads on SIGHUP and stops on SIGTERM/SIGINT.
+
+use crate::act::{alerts, command};
+use crate::clock;
+use crate::config::Config;
+use crate::decide::{self, Action, Decision, Memory, View};
+use crate::http;
+use crate::logging::LogHandle;
+use crate::metrics::Statsd;
+use crate::poll::{self, Poller};
+use crate::state::StateDocument;
+use crate::statefile;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+/// How long shutdown may take before we stop waiting for tasks.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+
+/// Something a background task reports to the loop.
+#[derive(Debug)]
+enum Event {
+    FailoverFinished(command::Outcome),
+    FollowFinished { master: String, ok: bool },
+}
+
+/// What the HTTP server may read besides the poller's snapshot.
+pub type DecisionView = watch::Receiver<Arc<Option<serde_json::Value>>>;
+
+/// Tells systemd we are up (`READY=1`), when run under it.
+fn notify_systemd(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
+        return;
+    };
+    let bytes = path.as_encoded_bytes();
+    let result = if let Some(name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(name).and_then(|a| sock.send_to_addr(state.as_bytes(), &a))
+    } else {
+        sock.send_to(state.as_bytes(), &path)
+    };
+    if let Err(e) = result {
+        tracing::warn!(target: "pglookout", "cannot notify systemd: {e}");
+    }
+}
+
+struct Loop {
+    path: PathBuf,
+    config: Arc<Config>,
+    config_tx: watch::Sender<Arc<Config>>,
+    statsd_tx: watch::Sender<Statsd>,
+    log: LogHandle,
+    poller: Poller,
+    memory: Memory,
+    config_version: u64,
+    failover_running: bool,
+    follow_running: bool,
+    events: mpsc::Sender<Event>,
+    decision_tx: watch::Sender<Arc<Option<serde_json::Value>>>,
+    start: f64,
+    write_failures: u64,
+}
+
+impl Loop {
+    fn statsd(&self) -> Statsd {
+        self.statsd_tx.borrow().clone()
+    }
+
+    fn reload(&mut self) {
+        tracing::info!(target: "pglookout", "SIGHUP: reloading {}", self.path.display());
+        match Config::load(&self.path) {
+            Ok((new, warnings)) => {
+                for w in warnings {
+                    tracing::warn!(target: "pglookout", "{w}");
+                }
+                if new.http_address != self.config.http_address || new.http_port != self.config.http_port {
+                    tracing::warn!(target: "pglookout", "http_address and http_port take effect only after a restart");
+                }
+                if new.remote_conns != self.config.remote_conns {
+                    self.memory.nodes_changed(clock::monotonic());
+                }
+                self.log.apply(&new);
+                self.statsd_tx.send_replace(Statsd::new(new.statsd.as_ref()));
+                tracing::debug!(target: "pglookout", "new config: {}", new.masked_summary());
+                let new = Arc::new(new);
+                self.config = new.clone();
+                self.config_tx.send_replace(new);
+                self.config_version += 1;
+                self.poller.poll_now();
+            }
+            Err(e) => {
+                tracing::error!(target: "pglookout", "config reload failed, keeping the running config: {e}");
+                self.statsd()
+                    .count("exception", &[("exception", "ConfigError"), ("where", "load_config")]);
+            }
+        }
+    }
+
+    fn alert(&self, create: bool, name: &str) {
+        let dir = &self.config.alert_file_dir;
+        let result = if create {
+            alerts::create(dir, name)
+        } else {
+            alerts::delete(dir, name)
+        };
+        if let Err(e) = result {
+            let site = if create {
+                "create_alert_file"
+            } else {
+                "delete_alert_file"
+            };
+            tracing::error!(target: "pglookout", "alert file {name} in {}: {e}", dir.display());
+            self.statsd()
+                .count("exception", &[("exception", "OSError"), ("where", site)]);
+        }
+    }
+
+    fn command_env(&self, reason: &str, old_master: Option<&str>) -> Vec<(&'static str, String)> {
+        vec![
+            ("PGLOOKOUT_OWN_NODE", self.config.own_db.clone().unwrap_or_default()),
+            ("PGLOOKOUT_OLD_MASTER", old_master.unwrap_or_default().to_string()),
+            ("PGLOOKOUT_REASON", reason.to_string()),
+        ]
+    }
+
+    fn act(&mut self, action: &Action) {
+        match action {
+            Action::RequestPoll => self.poller.poll_now(),
+            Action::CreateAlert(a) => self.alert(true, a.file_name()),
+            Action::DeleteAlert(a) => self.alert(false, a.file_name()),
+            Action::SetObserverPolling(on) => self.poller.set_observer_polling(*on),
+            Action::StatsdGauge { name, value } => self.statsd().gauge(name, *value, &[]),
+            Action::StatsdCount { name } => self.statsd().count(name, &[]),
+            Action::RunWarningCommand => {
+                if let Some(cmd) = self.config.over_warning_limit_command.clone() {
+                    let env = self.command_env(
+                        "replication lag over warning limit",
+                        self.memory.current_master.as_deref(),
+                    );
+                    let timeout = Duration::from_secs_f64(self.config.failover_command_timeout);
+                    tokio::spawn(async move {
+                        command::run("over_warning_limit_command", &cmd, timeout, &env).await;
+                    });
+                }
+            }
+            Action::RunFailoverCommand { reason, old_master } => {
+                if self.failover_running {
+                    return;
+                }
+                self.failover_running = true;
+                let cmd = self.config.failover_command.clone();
+                let env = self.command_env(reason, old_master.as_deref());
+                let timeout = Duration::from_secs_f64(self.config.failover_command_timeout);
+                let events = self.events.clone();
+                tokio::spawn(async move {
+                    let outcome = command::run("failover_command", &cmd, timeout, &env).await;
+                    let _ = events.send(Event::FailoverFinished(outcome)).await;
+                });
+            }
+            Action::FollowMaster { master } => {
+                if self.follow_running {
+                    return;
+                }
+                self.follow_running = true;
+                let config = self.config.clone();
+                let master = master.clone();
+                let events = self.events.clone();
+                tokio::spawn(async move {
+                    let ok = crate::act::follow::follow(&config, &master).await;
+                    let _ = events.send(Event::FollowFinished { master, ok }).await;
+                });
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::FailoverFinished(outcome) => {
+                self.failover_running = false;
+                let ok = outcome.success();
+                if !ok {
+                    self.statsd().count(
+                        "exception",
+                        &[("exception", "CommandFailed"), ("where", "execute_external_command")],
+                    );
+                }
+                self.memory.record_failover_result(ok, clock::monotonic());
+            }
+            Event::FollowFinished { master, ok } => {
+                self.follow_running = false;
+                if !ok {
+                    tracing::error!(target: "pglookout", "following the new primary {master} failed; will try again");
+                }
+                self.memory.record_follow_result(&master, ok);
+            }
+        }
+    }
+
+    fn check(&mut self) -> Option<Decision> {
+        let snapshot = self.poller.snapshots.borrow().clone();
+        let now = clock::monotonic();
+        let view = View {
+            nodes: &snapshot.nodes,
+            observers: &snapshot.observers,
+            poll_round: snapshot.round,
+            wall_now: chrono::Utc::now(),
+            mono_now: now,
+            maintenance_mode: self.config.maintenance_mode_file.exists(),
+            failover_running: self.failover_running,
+            config_version: self.config_version,
+        };
+        let decision = decide::decide(&view, &self.config, &mut self.memory);
+        if decision.changed {
+            let reasons = decision.reasons.join("; ");
+            if decision
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::RunFailoverCommand { .. }))
+            {
+                tracing::warn!(target: "pglookout", "decision: {} ({reasons})", decision.summary);
+            } else {
+                tracing::info!(target: "pglookout", "decision: {} ({reasons})", decision.summary);
+            }
+        }
+        for action in &decision.actions {
+            self.act(action);
+        }
+        if decide::monitor_unhealthy(
+            self.config.cluster_monitor_health_timeout_seconds,
+            Some(self.start),
+            snapshot.last_round_at,
+            now,
+        ) {
+            tracing::warn!(target: "pglookout", "no poll round has completed within {:?} s", self.config.cluster_monitor_health_timeout_seconds);
+            self.statsd().count("cluster_monitor_health_timeout", &[]);
+        }
+        let decision_json = serde_json::to_value(&decision).ok();
+        let doc = StateDocument {
+            db_nodes: &snapshot.nodes,
+            observer_nodes: &snapshot.observers,
+            current_master: self.memory.current_master.as_deref(),
+            decision: decision_json.as_ref(),
+        };
+        if let Err(e) = statefile::write_state(&self.config.json_state_file_path, &doc) {
+            self.write_failures += 1;
+            tracing::error!(target: "pglookout", "cannot write the state file {} ({} failures so far): {e}",
+                self.config.json_state_file_path.display(), self.write_failures);
+            self.statsd().count(
+                "exception",
+                &[("exception", "OSError"), ("where", "write_cluster_state_to_json_file")],
+            );
+        }
+        self.decision_tx.send_replace(Arc::new(decision_json));
+        Some(decision)
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT. Errors here happen before anything was started.
+pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Result<()> {
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let listener = http::bind(&config.http_address, config.http_port).await?;
+    let cancel = CancellationToken::new();
+
+    let config = Arc::new(config);
+    let (config_tx, config_rx) = watch::channel(config.clone());
+    let (statsd_tx, statsd_rx) = watch::channel(Statsd::new(config.statsd.as_ref()));
+    let alert_config = config_rx.clone();
+    let alert_fn: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |name: &str| {
+        let dir = alert_config.borrow().alert_file_dir.clone();
+        if let Err(e) = alerts::create(&dir, name) {
+            tracing::error!(target: "pglookout", "alert file {name} in {}: {e}", dir.display());
+        }
+    });
+    let poller = poll::start(config_rx, statsd_rx, alert_fn, cancel.child_token());
+    let (decision_tx, decision_rx) = watch::channel(Arc::new(None));
+    let http_task = tokio::spawn(http::serve(
+        listener,
+        http::Api {
+            poller: poller.clone(),
+            decision: decision_rx,
+        },
+        cancel.child_token(),
+    ));
+    let (events_tx, mut events_rx) = mpsc::channel(16);
+    let start = clock::monotonic();
+    let mut lp = Loop {
+        path,
+        memory: Memory::new(start),
+        config: config.clone(),
+        config_tx,
+        statsd_tx,
+        log,
+        poller: poller.clone(),
+        config_version: 0,
+        failover_running: false,
+        follow_running: false,
+        events: events_tx,
+        decision_tx,
+        start,
+        write_failures: 0,
+    };
+    let mut snapshots = poller.snapshots.clone();
+    let mut last_round = 0;
+    let mut ready = false;
+    let mut next_check = tokio::time::Instant::now();
+    loop {
+        let check_now = tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => { lp.reload(); false }
+            Some(ev) = events_rx.recv() => { lp.on_event(ev); true }
+            changed = snapshots.changed() => {
+                if changed.is_err() { break; }
+                let round = snapshots.borrow_and_update().round;
+                let advanced = round != last_round;
+                last_round = round;
+                advanced
+            }
+            _ = tokio::time::sleep_until(next_check) => true,
+        };
+        if check_now {
+            lp.check();
+            next_check =
+                tokio::time::Instant::now() + Duration::from_secs_f64(lp.config.replication_state_check_interval);
+            if !ready && last_round > 0 {
+                ready = true;
+                notify_systemd("READY=1");
+                tracing::info!(target: "pglookout", "first poll round done");
+            }
+        }
+    }
+    tracing::info!(target: "pglookout", "shutting down");
+    notify_systemd("STOPPING=1");
+    cancel.cancel();
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, http_task).await;
+    Ok(())
+}

@@ -1,0 +1,855 @@
+//! The failover decision (upstream §5), as one pure function: [`decide`] takes what the poller
+//! saw ([`View`]), the config and what the loop remembers from earlier rounds ([`Memory`]), and
+//! returns what should be done ([`Decision`]: actions plus human-readable reasons).
+//!
+//! Owns: when a failover is allowed (master gone, lag over the limit, recent contact, majority,
+//! maintenance mode, backoff after a failed command), which node is furthest along, the
+//! replication-lag warning state and its alert, the "ask for a fresh poll before acting on a
+//! missing master" handshake, and when to follow a new master.
+//!
+//! Must not: do I/O, read a clock, log, or keep any state outside [`Memory`]. Wall-clock time
+//! ([`View::wall_now`]) is used only where upstream compares it with times written in the node
+//! documents (`db_time`, `fetch_time`); every duration between two of our own instants uses
+//! [`View::mono_now`].
+
+use super::node_map::{node_map, NodeMap};
+use crate::config::Config;
+use crate::state::{NodeState, ObserverState, Timestamp};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A standby whose data is older than this (by `wall_now - fetch_time`) is not a candidate.
+pub const CANDIDATE_MAX_AGE_SECS: f64 = 20.0;
+/// First wait before running a failed failover command again; doubles on each failure.
+pub const FAILOVER_RETRY_INITIAL_SECS: f64 = 5.0;
+/// Longest wait between two attempts of a failing failover command.
+pub const FAILOVER_RETRY_MAX_SECS: f64 = 300.0;
+/// How many poll intervals we wait for fresh observer data after crossing the warning limit
+/// (poll_observers_on_warning_only), as upstream.
+pub const OBSERVER_WAIT_POLL_INTERVALS: f64 = 5.0;
+/// Wait between two attempts to follow a master after a failed one (upstream retried a
+/// failed reload-triggered follow on every loop, and never retried one after a master change).
+pub const FOLLOW_RETRY_SECS: f64 = 30.0;
+/// Extra time past `failover_command_timeout` after which a command we started but never heard
+/// back about counts as failed (the shell should always report; this only keeps a lost report
+/// from blocking failovers forever).
+pub const FAILOVER_RESULT_GRACE_SECS: f64 = 30.0;
+
+/// What the poller saw, as of one decision.
+#[derive(Clone, Copy, Debug)]
+pub struct View<'a> {
+    /// Our own polls of every node (kept across failed polls, as upstream).
+    pub nodes: &'a BTreeMap<String, NodeState>,
+    /// The observers' reports.
+    pub observers: &'a BTreeMap<String, ObserverState>,
+    /// Completed poll rounds so far. Grows by one per round.
+    pub poll_round: u64,
+    /// Wall clock, only to compare with `db_time`/`fetch_time` from the documents, as upstream.
+    pub wall_now: Timestamp,
+    /// `clock::monotonic()` seconds; `replication_start_time` uses the same base.
+    pub mono_now: f64,
+    /// Whether `maintenance_mode_file` exists (the shell looked).
+    pub maintenance_mode: bool,
+    /// Whether a failover command is running right now.
+    pub failover_running: bool,
+    /// Starts at 1 with the first config and grows by one per successful reload.
+    pub config_version: u64,
+}
+
+/// The alert files, by the original's names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Alert {
+    AuthenticationError,
+    MultipleMasterWarning,
+    ReplicationDelayWarning,
+    FailoverHasHappened,
+}
+
+impl Alert {
+    pub const ALL: [Alert; 4] = [
+        Alert::AuthenticationError,
+        Alert::MultipleMasterWarning,
+        Alert::ReplicationDelayWarning,
+        Alert::FailoverHasHappened,
+    ];
+
+    /// The file name inside `alert_file_dir`.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Alert::AuthenticationError => "authentication_error",
+            Alert::MultipleMasterWarning => "multiple_master_warning",
+            Alert::ReplicationDelayWarning => "replication_delay_warning",
+            Alert::FailoverHasHappened => "failover_has_happened",
+        }
+    }
+}
+
+/// Something the shell should do. The shell carries them out in order.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Poll every node (and observer, if observers are being polled) now.
+    RequestPoll,
+    /// Run `failover_command`, then report with [`Memory::record_failover_result`].
+    RunFailoverCommand {
+        reason: String,
+        old_master: Option<String>,
+    },
+    /// Run `over_warning_limit_command`.
+    RunWarningCommand,
+    CreateAlert(Alert),
+    DeleteAlert(Alert),
+    /// Point our standby at `master` (rewrite `primary_conninfo`, restart if it changed).
+    FollowMaster {
+        master: String,
+    },
+    /// A StatsD gauge (`pg.replication_lag`); the shell adds the configured tags.
+    StatsdGauge {
+        name: String,
+        value: f64,
+    },
+    /// A StatsD counter increment (`failover_decision_on_disconnect_not_taken`); the shell
+    /// adds the configured tags.
+    StatsdCount {
+        name: String,
+    },
+    /// Whether the poller should poll the observers (poll_observers_on_warning_only). Sent
+    /// when the wanted state changes, and once at the start.
+    SetObserverPolling(bool),
+}
+
+/// The outcome of one [`decide`] call.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Decision {
+    pub actions: Vec<Action>,
+    /// Why, step by step, for the log.
+    pub reasons: Vec<String>,
+    /// One stable line, e.g. `no action: node pg3 is furthest along`. Holds no numbers that
+    /// change every round, so that it only changes when the situation does.
+    pub summary: String,
+    /// `summary` differs from the last one that was not a transient wait (log on change).
+    pub changed: bool,
+    /// The current master after this decision.
+    pub master: Option<String>,
+}
+
+/// A poll we asked for and are waiting on.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct PendingPoll {
+    /// `poll_round` when we asked: any greater round answers it.
+    pub round: u64,
+    /// `mono_now` when we asked.
+    pub at: f64,
+}
+
+/// When we crossed the warning limit, for the poll_observers_on_warning_only wait.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct ObserverWait {
+    /// Compared with the observers' fetch times, which are our own wall clock.
+    pub wall: Timestamp,
+    /// For the elapsed time.
+    pub mono: f64,
+}
+
+/// Bookkeeping of the failover command.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FailoverAttempts {
+    /// Set when we emitted the command; cleared by [`Memory::record_failover_result`].
+    pub running_since: Option<f64>,
+    /// `failover_sleep_time` as it was when the command was emitted.
+    pub sleep_after: f64,
+    pub consecutive_failures: u32,
+    pub last_failure: Option<f64>,
+}
+
+/// Bookkeeping of autofollow.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FollowAttempts {
+    /// The master whose last follow attempt failed.
+    pub failed: Option<String>,
+    /// `mono` of the last [`Action::FollowMaster`] we emitted.
+    pub last_attempt: Option<f64>,
+}
+
+/// What the decision loop remembers between rounds. Owned by the daemon loop.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Memory {
+    /// The master we last knew; a round with no master does not clear it.
+    pub current_master: Option<String>,
+    pub replication_lag_over_warning_limit: bool,
+    /// `mono` of start, or of the last reload that changed `remote_conns`.
+    pub cluster_nodes_change_time: f64,
+    /// The master is missing and we asked for a fresh poll before acting.
+    pub missing_master_poll: Option<PendingPoll>,
+    /// The config was reloaded and we asked for a fresh poll before deciding again.
+    pub reload_poll: Option<PendingPoll>,
+    /// Set on crossing the warning limit when poll_observers_on_warning_only is on.
+    pub observer_state_newer_than: Option<ObserverWait>,
+    /// The config version we have acted on (`None`: no decision yet).
+    pub applied_config_version: Option<u64>,
+    pub follow: FollowAttempts,
+    pub failover: FailoverAttempts,
+    /// failover_sleep_time: no new decision before this `mono`.
+    pub no_decision_before: Option<f64>,
+    /// The last observer-polling state we asked for.
+    pub observer_polling: Option<bool>,
+    /// The last non-transient summary.
+    pub last_summary: Option<String>,
+    /// Actions that came out of a reported result, emitted with the next decision.
+    #[serde(skip)]
+    pending_actions: Vec<Action>,
+}
+
+impl Memory {
+    /// The memory of a daemon that starts now: no master known, the grace period after a
+    /// change of `remote_conns` starting now.
+    pub fn new(mono_now: f64) -> Self {
+        Memory {
+            current_master: None,
+            replication_lag_over_warning_limit: false,
+            cluster_nodes_change_time: mono_now,
+            missing_master_poll: None,
+            reload_poll: None,
+            observer_state_newer_than: None,
+            applied_config_version: None,
+            follow: FollowAttempts::default(),
+            failover: FailoverAttempts::default(),
+            no_decision_before: None,
+            observer_polling: None,
+            last_summary: None,
+            pending_actions: Vec::new(),
+        }
+    }
+
+    /// A reload changed `remote_conns`: restarts the missing-master grace period.
+    pub fn nodes_changed(&mut self, mono_now: f64) {
+        self.cluster_nodes_change_time = mono_now;
+    }
+
+    /// Following `master` (a [`Action::FollowMaster`]) finished; a failure is retried every
+    /// [`FOLLOW_RETRY_SECS`] while `master` stays the master and autofollow stays on.
+    pub fn record_follow_result(&mut self, master: &str, ok: bool) {
+        if ok {
+            if self.follow.failed.as_deref() == Some(master) {
+                self.follow.failed = None;
+            }
+        } else {
+            self.follow.failed = Some(master.to_string());
+        }
+    }
+
+    /// The failover command finished (`ok`: exit status 0), failed, timed out or could not be
+    /// started (`ok` false for all three). Success clears the lag warning (its alert is deleted
+    /// with the next decision); failure starts or extends the retry backoff. Either way
+    /// `failover_sleep_time` starts now.
+    pub fn record_failover_result(&mut self, ok: bool, mono_now: f64) {
+        self.failover.running_since = None;
+        if self.failover.sleep_after > 0.0 {
+            self.no_decision_before = Some(mono_now + self.failover.sleep_after);
+        }
+        if ok {
+            self.failover.consecutive_failures = 0;
+            self.failover.last_failure = None;
+            self.replication_lag_over_warning_limit = false;
+            self.observer_state_newer_than = None;
+            self.pending_actions
+                .push(Action::DeleteAlert(Alert::ReplicationDelayWarning));
+        } else {
+            self.failover.consecutive_failures = self.failover.consecutive_failures.saturating_add(1);
+            self.failover.last_failure = Some(mono_now);
+        }
+    }
+
+    /// When a failed failover command may run again (`None`: no failure to wait out).
+    pub fn failover_retry_at(&self) -> Option<f64> {
+        let last = self.failover.last_failure?;
+        let doublings = self.failover.consecutive_failures.saturating_sub(1).min(16);
+        let wait = (FAILOVER_RETRY_INITIAL_SECS * f64::from(1u32 << doublings)).min(FAILOVER_RETRY_MAX_SECS);
+        Some(last + wait)
+    }
+}
+
+/// Reasons and actions gathered while deciding.
+#[derive(Default)]
+struct Out {
+    actions: Vec<Action>,
+    reasons: Vec<String>,
+}
+
+impl Out {
+    fn act(&mut self, a: Action) {
+        self.actions.push(a);
+    }
+    fn why(&mut self, r: impl Into<String>) {
+        self.reasons.push(r.into());
+    }
+}
+
+/// How one decision ended.
+struct End {
+    summary: String,
+    /// A short wait (for a poll we asked for): not worth a log line of its own.
+    transient: bool,
+}
+
+fn done(summary: impl Into<String>) -> End {
+    End {
+        summary: summary.into(),
+        transient: false,
+    }
+}
+
+fn waiting(summary: impl Into<String>) -> End {
+    End {
+        summary: summary.into(),
+        transient: true,
+    }
+}
+
+/// Seconds from `earlier` to `later` (negative if `later` is before).
+fn secs_between(later: Timestamp, earlier: Timestamp) -> f64 {
+    let d = later.signed_duration_since(earlier);
+    d.num_seconds() as f64 + f64::from(d.subsec_nanos()) / 1e9
+}
+
+/// Makes one decision. See the module doc.
+pub fn decide(view: &View, config: &Config, memory: &mut Memory) -> Decision {
+    let mut out = Out::default();
+    out.actions.append(&mut memory.pending_actions);
+    let end = run(view, config, memory, &mut out);
+
+    // Level-triggered, so a reload that flips poll_observers_on_warning_only is picked up.
+    let want = !config.poll_observers_on_warning_only || memory.replication_lag_over_warning_limit;
+    if memory.observer_polling != Some(want) {
+        memory.observer_polling = Some(want);
+        out.act(Action::SetObserverPolling(want));
+    }
+
+    let changed = !end.transient && memory.last_summary.as_deref() != Some(end.summary.as_str());
+    if !end.transient {
+        memory.last_summary = Some(end.summary.clone());
+    }
+    Decision {
+        actions: out.actions,
+        reasons: out.reasons,
+        summary: end.summary,
+        changed,
+        master: memory.current_master.clone(),
+    }
+}
+
+fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End {
+    if let Some(since) = memory.failover.running_since {
+        let limit = config.failover_command_timeout + FAILOVER_RESULT_GRACE_SECS;
+        if !view.failover_running && view.mono_now - since > limit {
+            out.why(format!(
+                "no result for the failover command started {:.0} s ago; counting it as failed",
+                view.mono_now - since
+            ));
+            memory.record_failover_result(false, view.mono_now);
+        }
+    }
+
+    if let Some(until) = memory.no_decision_before {
+        if view.mono_now < until {
+            out.why(format!(
+                "failover_sleep_time: {:.1} s left after the failover command",
+                until - view.mono_now
+            ));
+            return done("paused: failover_sleep_time after the failover command");
+        }
+        memory.no_decision_before = None;
+    }
+
+    if let Some(end) = apply_config_version(view, config, memory, out) {
+        return end;
+    }
+
+    if config.remote_conns.is_empty() {
+        return done("no action: remote_conns is empty");
+    }
+    let missing: Vec<&str> = config
+        .remote_conns
+        .keys()
+        .filter(|name| !view.nodes.contains_key(*name))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        out.why(format!("not polled yet: {}", missing.join(", ")));
+        return done("waiting: not every configured node has been polled yet");
+    }
+    // Nodes no longer in the config are not part of the cluster, even if the poller still
+    // has them (upstream skipped the round on a count mismatch until the poller dropped them).
+    let nodes: BTreeMap<String, NodeState> = view
+        .nodes
+        .iter()
+        .filter(|(name, _)| config.remote_conns.contains_key(*name))
+        .map(|(name, state)| (name.clone(), state.clone()))
+        .collect();
+
+    if config.poll_observers_on_warning_only {
+        if let Err(why) = master_observer_new_enough(view, config, memory, out) {
+            out.why(why);
+            return waiting("waiting: observer data for the master predates the lag warning");
+        }
+    }
+
+    let map = node_map(
+        &nodes,
+        view.observers,
+        config.own_db.as_deref(),
+        config.db_poll_interval,
+    );
+    out.reasons.extend(map.notes.iter().cloned());
+    if map.multiple_masters {
+        let names: Vec<&str> = map.connected_masters.keys().map(String::as_str).collect();
+        out.why(format!("more than one connected master: {}", names.join(", ")));
+        out.act(Action::CreateAlert(Alert::MultipleMasterWarning));
+    }
+    if let Some(master) = &map.master {
+        if memory.current_master.as_ref() != Some(master) {
+            out.why(format!(
+                "new master detected: {} (was {})",
+                master,
+                memory.current_master.as_deref().unwrap_or("none")
+            ));
+            memory.current_master = Some(master.clone());
+            if config.autofollow && config.own_db.as_ref().is_some_and(|own| own != master) {
+                follow(view, memory, out, master);
+            }
+        }
+    }
+    retry_follow(view, config, memory, out);
+
+    let Some(own_db) = config.own_db.as_deref() else {
+        // An observer only keeps track of the master.
+        return done(match (&memory.current_master, map.multiple_masters) {
+            (_, true) => "observer: more than one connected master".to_string(),
+            (Some(m), false) => format!("observer: master is {m}"),
+            (None, false) => "observer: no master known".to_string(),
+        });
+    };
+    let Some(own) = nodes.get(own_db) else {
+        // Cannot happen: own_db is in remote_conns (config validation) and all of those are in.
+        return done("waiting: our own node has not been polled yet");
+    };
+
+    if !catching_up(own, config, view.mono_now) {
+        if let Some(lag) = own.pg.as_ref().and_then(|p| p.replication_time_lag) {
+            out.act(Action::StatsdGauge {
+                name: "pg.replication_lag".into(),
+                value: lag,
+            });
+        }
+    }
+
+    if memory.current_master.as_deref() == Some(own_db) {
+        return done("no action: we are the master");
+    }
+    if map.standbys.is_empty() {
+        return done("no action: no standby nodes");
+    }
+    consider_failover(view, config, memory, out, &map, own_db, own)
+}
+
+fn follow(view: &View, memory: &mut Memory, out: &mut Out, master: &str) {
+    memory.follow.last_attempt = Some(view.mono_now);
+    out.act(Action::FollowMaster {
+        master: master.to_string(),
+    });
+}
+
+/// Tries again to follow the current master after a failed attempt.
+fn retry_follow(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) {
+    let Some(failed) = memory.follow.failed.clone() else {
+        return;
+    };
+    let still_wanted = config.autofollow
+        && memory.current_master.as_ref() == Some(&failed)
+        && config.own_db.as_ref().is_some_and(|own| *own != failed);
+    if !still_wanted {
+        memory.follow.failed = None;
+        return;
+    }
+    let due = memory
+        .follow
+        .last_attempt
+        .is_none_or(|t| view.mono_now - t >= FOLLOW_RETRY_SECS);
+    if due {
+        out.why(format!("following {failed} failed last time; trying again"));
+        follow(view, memory, out, &failed);
+    }
+}
+
+/// Acts on a new config version (the first one seen included). `Some` ends this decision.
+fn apply_config_version(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> Option<End> {
+    if memory.applied_config_version != Some(view.config_version) {
+        let first = memory.applied_config_version.is_none();
+        memory.applied_config_version = Some(view.config_version);
+        // Re-point at the master we know, so that a changed template (e.g. a rotated
+        // password) takes effect. Upstream did this whatever `autofollow` said, and failed
+        // on every loop without a template; we only do it when autofollow is on.
+        if let (Some(own), Some(master)) = (config.own_db.as_ref(), memory.current_master.as_ref()) {
+            if own != master {
+                if config.autofollow {
+                    out.why(format!(
+                        "config version {}: following {master} again",
+                        view.config_version
+                    ));
+                    let master = master.clone();
+                    follow(view, memory, out, &master);
+                } else if !first {
+                    out.why("config reloaded; autofollow is off, primary_conninfo left alone");
+                }
+            }
+        }
+        if !first {
+            // Never decide on data polled under the old config.
+            out.act(Action::RequestPoll);
+            memory.reload_poll = Some(PendingPoll {
+                round: view.poll_round,
+                at: view.mono_now,
+            });
+            return Some(waiting("waiting: config reloaded, asked for a fresh poll"));
+        }
+    }
+    if let Some(p) = memory.reload_poll {
+        // Like upstream, waiting is bounded by one check interval: the checks below still
+        // hold (every node polled, fresh poll before acting on a missing master).
+        if view.poll_round > p.round || view.mono_now - p.at >= config.replication_state_check_interval {
+            memory.reload_poll = None;
+        } else {
+            return Some(waiting("waiting: config reloaded, asked for a fresh poll"));
+        }
+    }
+    None
+}
+
+/// poll_observers_on_warning_only: after crossing the warning limit we start polling the
+/// observers; before deciding, wait (at most 5 poll intervals) until the observer named like
+/// the current master has been fetched since then. Upstream had the time test inverted.
+fn master_observer_new_enough(view: &View, config: &Config, memory: &Memory, out: &mut Out) -> Result<(), String> {
+    if !memory.replication_lag_over_warning_limit {
+        return Ok(());
+    }
+    let Some(master) = memory.current_master.as_ref() else {
+        return Ok(());
+    };
+    if !config.observers.contains_key(master) {
+        out.why(format!(
+            "replication lag over the warning limit; the master {master} is not polled as an observer"
+        ));
+        return Ok(());
+    }
+    let Some(since) = memory.observer_state_newer_than else {
+        return Ok(());
+    };
+    let waited = view.mono_now - since.mono;
+    if waited >= OBSERVER_WAIT_POLL_INTERVALS * config.db_poll_interval {
+        out.why(format!(
+            "stopped waiting for fresh data from observer {master} after {waited:.1} s"
+        ));
+        return Ok(());
+    }
+    match view.observers.get(master) {
+        None => Err(format!("observer {master} has not been polled yet")),
+        Some(o) if o.fetch_time < since.wall => Err(format!(
+            "observer {master} was last polled before the lag warning ({waited:.1} s ago)"
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Still restoring or catching up after replication started: no lag alerts, metrics or
+/// lag-based failover yet. True unless replication started more than
+/// `replication_catchup_timeout` ago, or the node has been within the warning limit once.
+fn catching_up(state: &NodeState, config: &Config, mono_now: f64) -> bool {
+    let warning = config.warning_replication_time_lag;
+    if let Some(start) = state.replication_start_time {
+        if start != 0.0 && mono_now - start > config.replication_catchup_timeout {
+            return false;
+        }
+    }
+    let received = state
+        .pg
+        .as_ref()
+        .is_some_and(|p| p.pg_last_xlog_receive_location.is_some());
+    if !received {
+        return true;
+    }
+    state.min_replication_time_lag.unwrap_or(warning) >= warning
+}
+
+fn consider_failover(
+    view: &View,
+    config: &Config,
+    memory: &mut Memory,
+    out: &mut Out,
+    map: &NodeMap,
+    own_db: &str,
+    own: &NodeState,
+) -> End {
+    let master = map.master_state();
+    let master_missing = master.is_none_or(|m| !m.connection);
+    if !master_missing {
+        memory.missing_master_poll = None;
+        return check_replication_lag(view, config, memory, out, map, own_db, own);
+    }
+    if !map.connected_masters.is_empty() {
+        // Several connected masters: upstream asked for a fresh poll and then returned since
+        // a connected master existed; we skip the poll, the outcome is the same.
+        memory.missing_master_poll = None;
+        return done("no failover: more than one connected master");
+    }
+
+    if !config.failover_on_disconnect && master.is_some() {
+        memory.missing_master_poll = None;
+        out.why("master is disconnected; failover_on_disconnect is off, only the lag counts");
+        out.act(Action::StatsdCount {
+            name: "failover_decision_on_disconnect_not_taken".into(),
+        });
+        return check_replication_lag(view, config, memory, out, map, own_db, own);
+    }
+
+    let Some(current) = memory.current_master.clone() else {
+        // Upstream behaviour, kept on purpose (scenario 12): with no master seen since start,
+        // decide at once. Hazard: a daemon (re)started while the primary is unreachable can
+        // promote its standby right away, bounded only by the majority rule.
+        out.why("no master has been seen since start");
+        return do_failover_decision(
+            view,
+            config,
+            memory,
+            out,
+            map,
+            own_db,
+            "no master has been seen since start",
+        );
+    };
+
+    // Before acting on a missing master, look again: ask for a poll and decide on the first
+    // round that completes after the request. Upstream blocked here; we come back instead.
+    match memory.missing_master_poll {
+        None => {
+            out.why(format!(
+                "master {current} is missing or disconnected; asking for a fresh poll"
+            ));
+            out.act(Action::RequestPoll);
+            memory.missing_master_poll = Some(PendingPoll {
+                round: view.poll_round,
+                at: view.mono_now,
+            });
+            return waiting(format!("waiting: master {current} is missing, asked for a fresh poll"));
+        }
+        Some(p) if view.poll_round > p.round => {
+            memory.missing_master_poll = None;
+        }
+        Some(p) if view.mono_now - p.at >= config.missing_master_from_config_timeout => {
+            memory.missing_master_poll = None;
+            out.why(format!(
+                "no poll completed within missing_master_from_config_timeout ({} s) of asking",
+                config.missing_master_from_config_timeout
+            ));
+            return done(format!(
+                "no failover: master {current} is missing but no fresh poll came in time"
+            ));
+        }
+        Some(_) => {
+            return waiting(format!("waiting: master {current} is missing, asked for a fresh poll"));
+        }
+    }
+
+    let gone = config.known_gone_nodes.contains(&current);
+    let since_change = view.mono_now - memory.cluster_nodes_change_time;
+    if gone || since_change >= config.missing_master_from_config_timeout {
+        let why = if gone {
+            format!("master {current} is missing and listed in known_gone_nodes")
+        } else {
+            format!("master {current} is missing")
+        };
+        out.why(why.clone());
+        return do_failover_decision(view, config, memory, out, map, own_db, &why);
+    }
+    out.why(format!(
+        "master {current} is missing, but remote_conns changed {since_change:.1} s ago (grace {} s)",
+        config.missing_master_from_config_timeout
+    ));
+    check_replication_lag(view, config, memory, out, map, own_db, own)
+}
+
+fn check_replication_lag(
+    view: &View,
+    config: &Config,
+    memory: &mut Memory,
+    out: &mut Out,
+    map: &NodeMap,
+    own_db: &str,
+    own: &NodeState,
+) -> End {
+    if catching_up(own, config, view.mono_now) {
+        return done("no action: still catching up with the master");
+    }
+    // 0.0 is a real lag (upstream took it for "unknown"): only a missing value is unknown.
+    let Some(lag) = own.pg.as_ref().and_then(|p| p.replication_time_lag) else {
+        return done("no action: own replication lag is unknown");
+    };
+    let warning = config.warning_replication_time_lag;
+    let limit = config.max_failover_replication_time_lag;
+    if lag >= warning {
+        out.why(format!(
+            "replication lag {lag:.1} s is over the warning limit {warning} s"
+        ));
+        if !memory.replication_lag_over_warning_limit {
+            memory.replication_lag_over_warning_limit = true;
+            if config.poll_observers_on_warning_only {
+                memory.observer_state_newer_than = Some(ObserverWait {
+                    wall: view.wall_now,
+                    mono: view.mono_now,
+                });
+            }
+            out.act(Action::CreateAlert(Alert::ReplicationDelayWarning));
+            if config.over_warning_limit_command.is_some() {
+                out.act(Action::RunWarningCommand);
+            }
+            // Always one more round between the warning and a failover.
+            return done("warning: replication lag went over the warning limit");
+        }
+    } else if memory.replication_lag_over_warning_limit {
+        out.why(format!(
+            "replication lag {lag:.1} s is back under the warning limit {warning} s"
+        ));
+        memory.replication_lag_over_warning_limit = false;
+        memory.observer_state_newer_than = None;
+        out.act(Action::DeleteAlert(Alert::ReplicationDelayWarning));
+    }
+    if lag >= limit {
+        let why = format!("replication lag {lag:.1} s is over max_failover_replication_time_lag {limit} s");
+        out.why(why.clone());
+        return do_failover_decision(view, config, memory, out, map, own_db, &why);
+    }
+    if lag >= warning {
+        done("no action: replication lag is over the warning limit, under the failover limit")
+    } else {
+        done("no action: replication lag is under the warning limit")
+    }
+}
+
+/// Standbys that may be promoted, by WAL position: reachable, polled within the last
+/// [`CANDIDATE_MAX_AGE_SECS`], not in `never_promote`. The position is the receive LSN, else
+/// the replay LSN, else 0.
+pub fn replication_positions(
+    standbys: &BTreeMap<String, NodeState>,
+    wall_now: Timestamp,
+    never_promote: &[String],
+) -> BTreeMap<u64, BTreeSet<String>> {
+    let mut positions: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
+    for (name, state) in standbys {
+        let fresh = secs_between(wall_now, state.fetch_time) < CANDIDATE_MAX_AGE_SECS;
+        if !state.connection || !fresh || never_promote.contains(name) {
+            continue;
+        }
+        let pos = state
+            .pg
+            .as_ref()
+            .and_then(|p| p.pg_last_xlog_receive_location.or(p.pg_last_xlog_replay_location))
+            .map_or(0, |lsn| lsn.0);
+        positions.entry(pos).or_default().insert(name.clone());
+    }
+    positions
+}
+
+/// The furthest-along candidate: highest position, ties to the highest name (byte order of
+/// the UTF-8 names, which is the code-point order upstream's Python comparison uses), so every
+/// daemon picks the same node.
+pub fn furthest_along(positions: &BTreeMap<u64, BTreeSet<String>>) -> Option<&String> {
+    positions
+        .values()
+        .next_back()
+        .and_then(|names| names.iter().next_back())
+}
+
+fn do_failover_decision(
+    view: &View,
+    config: &Config,
+    memory: &mut Memory,
+    out: &mut Out,
+    map: &NodeMap,
+    own_db: &str,
+    why: &str,
+) -> End {
+    if !map.connected_masters.is_empty() {
+        let names: Vec<&str> = map.connected_masters.keys().map(String::as_str).collect();
+        return done(format!("no failover: master {} is still connected", names.join(", ")));
+    }
+    if let Some((name, state)) = map.first_disconnected_master() {
+        // db_time is the master's own clock at our (or an observer's) last successful poll;
+        // missing counts as now, as upstream.
+        let since = state
+            .pg
+            .as_ref()
+            .and_then(|p| p.db_time)
+            .map_or(0.0, |t| secs_between(view.wall_now, t));
+        let limit = config.max_failover_replication_time_lag;
+        if since < limit {
+            out.why(format!(
+                "last contact with master {name} was {since:.1} s ago, under max_failover_replication_time_lag {limit} s"
+            ));
+            return done(format!("no failover: master {name} was reached too recently"));
+        }
+    }
+
+    let never = &config.never_promote_these_nodes;
+    let positions = replication_positions(&map.standbys, view.wall_now, never);
+    let Some(furthest) = furthest_along(&positions).cloned() else {
+        return done("no failover: no standby has a fresh known replication position");
+    };
+    let observers = map.connected_observers + map.disconnected_observers;
+    // The +1 stands for the master. Same arithmetic as upstream, ties pass.
+    let total = map.standbys.len() as f64 + 1.0 - never.len() as f64 + observers as f64;
+    let needed = total * 0.5;
+    let known_positions: usize = positions.values().map(BTreeSet::len).sum();
+    let known = (known_positions + map.connected_observers) as f64;
+    out.why(format!(
+        "furthest along: {furthest}; known state {known} of {total}, majority needs {needed}"
+    ));
+
+    if furthest != own_db {
+        return done(format!("no action: node {furthest} is furthest along"));
+    }
+    if view.maintenance_mode {
+        return done("no failover: we are furthest along but maintenance_mode_file exists");
+    }
+    if never.iter().any(|n| n == own_db) {
+        return done("no failover: we are furthest along but in never_promote_these_nodes");
+    }
+    if known < needed {
+        return done("no failover: we are furthest along but do not know enough of the other nodes");
+    }
+    if view.failover_running || memory.failover.running_since.is_some() {
+        return done("no failover: the failover command is already running");
+    }
+    if let Some(at) = memory.failover_retry_at() {
+        if view.mono_now < at {
+            out.why(format!(
+                "the failover command failed {} time(s); next try in {:.1} s",
+                memory.failover.consecutive_failures,
+                at - view.mono_now
+            ));
+            return done("no failover: waiting before retrying the failed failover command");
+        }
+    }
+    if config.failover_command.trim().is_empty() {
+        return done("cannot fail over: failover_command is empty");
+    }
+    out.act(Action::RunFailoverCommand {
+        reason: why.to_string(),
+        old_master: memory.current_master.clone(),
+    });
+    // Created when the command is launched, whatever its outcome (as upstream, which wrote it
+    // after the command whatever its exit status).
+    out.act(Action::CreateAlert(Alert::FailoverHasHappened));
+    memory.failover.running_since = Some(view.mono_now);
+    memory.failover.sleep_after = config.failover_sleep_time;
+    done(format!("failover: promoting {own_db}, the node furthest along"))
+}

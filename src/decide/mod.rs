@@ -1,0 +1,38 @@
+//! The pure decision core. Given what the poller saw, the config and what the decision loop
+//! remembers, it says what to do and why; the daemon loop carries it out. No I/O, no clock
+//! reads, no globals, no logging: time comes in as arguments, reasons go out as strings.
+//!
+//! (Links use full paths: lib.rs also documents this module, and rustdoc then resolves
+//! this text from the crate root.)
+//!
+//! - [`node_map`](mod@crate::decide::node_map): roles of the nodes, merged from our polls and the
+//!   observers' (upstream §4).
+//! - [`crate::decide::failover`]: [`crate::decide::decide`], the per-round decision
+//!   (upstream §5), and its [`crate::decide::Memory`].
+//! - [`crate::decide::follow`]: the text transformation of autofollow (which conninfo,
+//!   which file contents).
+//! - [`crate::decide::monitor_unhealthy`]: the poller health rule.
+
+pub mod failover;
+pub mod follow;
+pub mod node_map;
+
+pub use failover::{decide, furthest_along, replication_positions, Action, Alert, Decision, Memory, View};
+pub use node_map::{node_map, NodeMap};
+
+/// Whether the poller looks stuck: no completed round (or, before the first one, no start)
+/// within `timeout` seconds. `timeout` is `cluster_monitor_health_timeout_seconds` as
+/// [`crate::config::Config`] resolves it (`None`: check disabled; absent key: twice
+/// `replication_state_check_interval`). All times are monotonic seconds.
+pub fn monitor_unhealthy(timeout: Option<f64>, start: Option<f64>, last_run: Option<f64>, now: f64) -> bool {
+    let Some(timeout) = timeout.filter(|t| *t > 0.0) else {
+        return false;
+    };
+    match last_run.or(start) {
+        Some(reference) => now - reference >= timeout,
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,139 @@
+//! The node map: who is the primary, who are the standbys, merged from our own polls and the
+//! observers' views (upstream §4). Owns the trust rules for observer reports (fetch-time
+//! comparisons, "we trust ourselves the most") and the deterministic choice of the master.
+//! Pure: no I/O, no clock reads; wall-clock times come from the documents themselves.
+
+use crate::state::{NodeState, ObserverState};
+use std::collections::BTreeMap;
+
+/// The roles of the cluster members as far as we can tell this round.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct NodeMap {
+    /// The primary: the only connected master, else the "first" disconnected master (see
+    /// [`NodeMap::first_disconnected_master`]); `None` when there is none or several connected.
+    pub master: Option<String>,
+    pub connected_masters: BTreeMap<String, NodeState>,
+    pub disconnected_masters: BTreeMap<String, NodeState>,
+    pub standbys: BTreeMap<String, NodeState>,
+    pub connected_observers: usize,
+    pub disconnected_observers: usize,
+    /// More than one connected master: the caller creates `multiple_master_warning`.
+    pub multiple_masters: bool,
+    /// Observer entries that were ignored, and why (for the caller to log).
+    pub notes: Vec<String>,
+}
+
+impl NodeMap {
+    /// The disconnected master that stands for "the master" when none is connected.
+    ///
+    /// Upstream took the first entry in dict order (config order, then observer additions),
+    /// which is not something every daemon agrees on. We take the one with the newest
+    /// `db_time`, i.e. the one most recently seen alive as a primary; a missing `db_time`
+    /// counts as newest, because the recent-contact check treats it as "now". That is also the
+    /// cautious choice: it makes the recent-contact check the hardest to pass. Ties go to the
+    /// highest name, like the candidate choice.
+    pub fn first_disconnected_master(&self) -> Option<(&String, &NodeState)> {
+        self.disconnected_masters.iter().max_by(|(an, a), (bn, b)| {
+            let at = a.pg.as_ref().and_then(|p| p.db_time);
+            let bt = b.pg.as_ref().and_then(|p| p.db_time);
+            // None sorts as newest: map it to the top of the order.
+            let key = |t: Option<crate::state::Timestamp>| (t.is_none(), t);
+            key(at).cmp(&key(bt)).then_with(|| an.cmp(bn))
+        })
+    }
+
+    /// The state of [`NodeMap::master`], from whichever map holds it.
+    pub fn master_state(&self) -> Option<&NodeState> {
+        let name = self.master.as_ref()?;
+        self.connected_masters
+            .get(name)
+            .or_else(|| self.disconnected_masters.get(name))
+    }
+}
+
+/// Builds the node map from our own node states and the observers' reports.
+///
+/// `own` must hold only the nodes of our cluster: observer entries for any other node are
+/// ignored (one observer may watch several clusters). `db_poll_interval` is the window within
+/// which an observer's report of a primary is taken over ours.
+pub fn node_map(
+    own: &BTreeMap<String, NodeState>,
+    observers: &BTreeMap<String, ObserverState>,
+    own_db: Option<&str>,
+    db_poll_interval: f64,
+) -> NodeMap {
+    let mut map = NodeMap::default();
+    for (name, state) in own {
+        match state.in_recovery() {
+            Some(true) => {
+                map.standbys.insert(name.clone(), state.clone());
+            }
+            Some(false) if state.connection => {
+                map.connected_masters.insert(name.clone(), state.clone());
+            }
+            Some(false) => {
+                map.disconnected_masters.insert(name.clone(), state.clone());
+            }
+            // Never reached: we know nothing of its role.
+            None => {}
+        }
+    }
+
+    for (observer, obs) in observers {
+        if obs.connection {
+            map.connected_observers += 1;
+        } else {
+            map.disconnected_observers += 1;
+        }
+        for (instance, seen) in &obs.nodes {
+            let Some(ours) = own.get(instance) else {
+                continue;
+            };
+            // Our own node: we always trust our own poll over anyone else's.
+            let is_own = own_db == Some(instance.as_str());
+            match seen.in_recovery() {
+                Some(true) => {
+                    // A newer report of a standby replaces ours only where ours does not
+                    // already show a reachable standby.
+                    let ours_is_good = map.standbys.get(instance).is_some_and(|s| s.connection);
+                    if seen.fetch_time >= ours.fetch_time && !is_own && !ours_is_good {
+                        map.standbys.insert(instance.clone(), seen.clone());
+                    }
+                }
+                Some(false) => {
+                    // Both fetch times are wall clocks of different machines: the window
+                    // assumes synchronized clocks, as upstream does.
+                    let apart = (seen.fetch_time - ours.fetch_time)
+                        .num_microseconds()
+                        .map_or(f64::INFINITY, |us| (us as f64 / 1e6).abs());
+                    if apart < db_poll_interval && !is_own {
+                        if map.connected_masters.contains_key(instance) {
+                            // We (or an earlier observer) reach it: it stays a connected
+                            // master with the copy we have. Upstream stored the observer's
+                            // copy here even when it said `connection: false`, which then
+                            // sent a reachable master down the missing-master path.
+                        } else if seen.connection {
+                            // Only the observer reaches it: take its word (upstream PR #60).
+                            // Dropping it from the disconnected ones changes no decision
+                            // (any connected master wins) but keeps the map unambiguous.
+                            map.disconnected_masters.remove(instance);
+                            map.connected_masters.insert(instance.clone(), seen.clone());
+                        } else {
+                            map.disconnected_masters.insert(instance.clone(), seen.clone());
+                        }
+                    }
+                }
+                None => map.notes.push(format!(
+                    "observer {observer} does not know whether {instance} is in recovery; ignored"
+                )),
+            }
+        }
+    }
+
+    match map.connected_masters.len() {
+        0 => map.master = map.first_disconnected_master().map(|(n, _)| n.clone()),
+        1 => map.master = map.connected_masters.keys().next().cloned(),
+        _ => map.multiple_masters = true,
+    }
+    map
+}

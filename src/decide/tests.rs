@@ -1,0 +1,1473 @@
+//! Table tests of the decision core: every upstream scenario of `test/test_lookout.py` (4-29,
+//! named after the original test functions, same inputs, same expected outcome), the
+//! regression tests of the upstream bugs we fixed, and the fail-safe rules.
+//!
+//! "exec" counts external commands the way the original's mocked `execute_external_command`
+//! did: failover commands plus `over_warning_limit_command` runs (and, in scenario 29, the
+//! stop and start commands of a restart).
+
+use super::failover::{FAILOVER_RETRY_MAX_SECS, FOLLOW_RETRY_SECS};
+use super::follow::{new_primary_conninfo, rewrite_recovery_conf};
+use super::*;
+use crate::config::Config;
+use crate::lsn::Lsn;
+use crate::state::{parse_iso, NodeState, ObserverState, PgFields, Timestamp};
+use chrono::{Duration, TimeZone, Utc};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+const MONO0: f64 = 10_000.0;
+
+fn now() -> Timestamp {
+    Utc.with_ymd_and_hms(2024, 4, 10, 12, 0, 0).single().expect("time")
+}
+
+fn ago(secs: i64) -> Timestamp {
+    now() - Duration::seconds(secs)
+}
+
+fn year_2014() -> Timestamp {
+    Utc.with_ymd_and_hms(2014, 1, 1, 0, 0, 0).single().expect("time")
+}
+
+/// Python's `datetime.min`.
+fn the_beginning() -> Timestamp {
+    Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).single().expect("time")
+}
+
+fn ts(s: &str) -> Timestamp {
+    parse_iso(s).expect("timestamp")
+}
+
+/// A node state as upstream's test helper builds it: `min_replication_time_lag` 0 ("has been
+/// in sync once"), no replay location, fetched and db_time now unless set.
+#[derive(Clone)]
+struct N(NodeState);
+
+impl N {
+    fn standby(receive: &str, lag: f64) -> N {
+        N::new(true).receive(Some(receive)).lag(Some(lag))
+    }
+    fn primary() -> N {
+        N::new(false)
+    }
+    fn new(in_recovery: bool) -> N {
+        N(NodeState {
+            fetch_time: now(),
+            connection: true,
+            pg: Some(PgFields {
+                db_time: Some(now()),
+                pg_is_in_recovery: in_recovery,
+                pg_last_xact_replay_timestamp: None,
+                pg_last_xlog_receive_location: None,
+                pg_last_xlog_replay_location: None,
+                replication_time_lag: None,
+                replication_slots: None,
+            }),
+            min_replication_time_lag: Some(0.0),
+            replication_start_time: None,
+        })
+    }
+    fn pg(&mut self) -> &mut PgFields {
+        self.0.pg.as_mut().expect("pg fields")
+    }
+    fn receive(mut self, lsn: Option<&str>) -> N {
+        self.pg().pg_last_xlog_receive_location = lsn.map(|l| l.parse::<Lsn>().expect("lsn"));
+        self
+    }
+    fn replay(mut self, lsn: &str) -> N {
+        self.pg().pg_last_xlog_replay_location = Some(lsn.parse::<Lsn>().expect("lsn"));
+        self
+    }
+    fn lag(mut self, lag: Option<f64>) -> N {
+        self.pg().replication_time_lag = lag;
+        self
+    }
+    fn conn(mut self, connection: bool) -> N {
+        self.0.connection = connection;
+        self
+    }
+    fn db_time(mut self, t: Timestamp) -> N {
+        self.pg().db_time = Some(t);
+        self
+    }
+    fn fetched(mut self, t: Timestamp) -> N {
+        self.0.fetch_time = t;
+        self
+    }
+}
+
+/// One daemon, its config document, what its poller sees, and what its actions did.
+struct Sim {
+    json: Value,
+    nodes: BTreeMap<String, NodeState>,
+    observers: BTreeMap<String, ObserverState>,
+    memory: Memory,
+    now: Timestamp,
+    mono: f64,
+    round: u64,
+    config_version: u64,
+    maintenance: bool,
+    /// The shell reports the failover command's outcome right away, with this status.
+    failover_ok: bool,
+    /// The shell has not reported the failover command yet (it is running).
+    failover_running: bool,
+    /// The next failover command keeps running (not reported) instead of finishing at once.
+    hold_failover: bool,
+    failovers: usize,
+    warning_commands: usize,
+    restarts: usize,
+    alerts: BTreeSet<Alert>,
+    alerts_created: Vec<Alert>,
+    follows: Vec<String>,
+    counts: Vec<String>,
+    gauges: Vec<(String, f64)>,
+    polls_requested: usize,
+    observer_polling: Option<bool>,
+    /// The standby's recovery settings file and PostgreSQL major, for autofollow.
+    recovery: Option<(String, u32)>,
+    decisions: Vec<Decision>,
+}
+
+impl Sim {
+    /// Like upstream's fixture: the example config with `remote_conns` emptied.
+    fn new() -> Sim {
+        Sim {
+            json: json!({
+                "failover_command": "/usr/bin/failover_command",
+                "warning_replication_time_lag": 30.0,
+                "max_failover_replication_time_lag": 120.0,
+                "alert_file_dir": "/tmp",
+                "remote_conns": {},
+            }),
+            nodes: BTreeMap::new(),
+            observers: BTreeMap::new(),
+            memory: Memory::new(MONO0),
+            now: now(),
+            mono: MONO0,
+            round: 1,
+            config_version: 1,
+            maintenance: false,
+            failover_ok: true,
+            failover_running: false,
+            hold_failover: false,
+            failovers: 0,
+            warning_commands: 0,
+            restarts: 0,
+            alerts: BTreeSet::new(),
+            alerts_created: Vec::new(),
+            follows: Vec::new(),
+            counts: Vec::new(),
+            gauges: Vec::new(),
+            polls_requested: 0,
+            observer_polling: None,
+            recovery: None,
+            decisions: Vec::new(),
+        }
+    }
+
+    fn conf(&mut self, key: &str, value: Value) -> &mut Sim {
+        self.json[key] = value;
+        self
+    }
+
+    fn own(&mut self, name: &str) -> &mut Sim {
+        self.conf("own_db", json!(name))
+    }
+
+    fn set(&mut self, name: &str, node: N) -> &mut Sim {
+        self.nodes.insert(name.to_string(), node.0);
+        if self.json["remote_conns"].get(name).is_none() {
+            self.json["remote_conns"][name] = json!({ "host": name });
+        }
+        self
+    }
+
+    fn remove(&mut self, name: &str) {
+        self.nodes.remove(name);
+        if let Some(conns) = self.json["remote_conns"].as_object_mut() {
+            conns.remove(name);
+        }
+    }
+
+    fn observe(&mut self, observer: &str, name: &str, node: N) -> &mut Sim {
+        let now = self.now;
+        let obs = self
+            .observers
+            .entry(observer.to_string())
+            .or_insert_with(|| ObserverState {
+                fetch_time: now,
+                connection: true,
+                nodes: BTreeMap::new(),
+            });
+        obs.fetch_time = now;
+        obs.connection = true;
+        obs.nodes.insert(name.to_string(), node.0);
+        self
+    }
+
+    fn config(&self) -> Config {
+        Config::from_value(Path::new("test.json"), &self.json)
+            .expect("valid test config")
+            .0
+    }
+
+    fn flag(&self) -> bool {
+        self.memory.replication_lag_over_warning_limit
+    }
+
+    /// External commands, counted as upstream's mock counted them.
+    fn exec(&self) -> usize {
+        self.failovers + self.warning_commands + self.restarts
+    }
+
+    /// One `decide()` call, its actions carried out.
+    fn decide_once(&mut self) -> Decision {
+        let config = self.config();
+        let view = View {
+            nodes: &self.nodes,
+            observers: &self.observers,
+            poll_round: self.round,
+            wall_now: self.now,
+            mono_now: self.mono,
+            maintenance_mode: self.maintenance,
+            failover_running: self.failover_running,
+            config_version: self.config_version,
+        };
+        let d = decide(&view, &config, &mut self.memory);
+        for a in &d.actions {
+            match a {
+                Action::RequestPoll => self.polls_requested += 1,
+                Action::RunFailoverCommand { .. } => {
+                    self.failovers += 1;
+                    if self.hold_failover {
+                        self.failover_running = true;
+                    } else {
+                        self.memory.record_failover_result(self.failover_ok, self.mono);
+                    }
+                }
+                Action::RunWarningCommand => self.warning_commands += 1,
+                Action::CreateAlert(x) => {
+                    self.alerts.insert(*x);
+                    self.alerts_created.push(*x);
+                }
+                Action::DeleteAlert(x) => {
+                    self.alerts.remove(x);
+                }
+                Action::FollowMaster { master } => {
+                    self.follows.push(master.clone());
+                    self.follow_file(&config, master);
+                }
+                Action::StatsdGauge { name, value } => self.gauges.push((name.clone(), *value)),
+                Action::StatsdCount { name } => self.counts.push(name.clone()),
+                Action::SetObserverPolling(on) => self.observer_polling = Some(*on),
+            }
+        }
+        self.decisions.push(d.clone());
+        d
+    }
+
+    /// What `act::follow` does with the file, using the pure functions.
+    fn follow_file(&mut self, config: &Config, master: &str) {
+        if let Some((text, major)) = self.recovery.clone() {
+            let template = config.primary_conninfo_template.as_ref().expect("template");
+            let conn = config.remote_conns.get(master).expect("master in remote_conns");
+            let new = new_primary_conninfo(template, conn);
+            let stamp = "2024-04-10T12:00:00.000000Z";
+            if let Some(updated) = rewrite_recovery_conf(&text, &new, master, stamp, major) {
+                self.recovery = Some((updated, major));
+                self.restarts += 2; // pg_stop_command + pg_start_command
+            }
+        }
+        self.memory.record_follow_result(master, true);
+    }
+
+    /// One upstream `check_cluster_state()`: decide, and when the decision asks for a fresh
+    /// poll, complete one round (with the same data, as upstream's mocked queue did) and
+    /// decide again.
+    fn check(&mut self) -> Decision {
+        let mut d = self.decide_once();
+        for _ in 0..3 {
+            if !d.actions.contains(&Action::RequestPoll) {
+                break;
+            }
+            self.round += 1;
+            d = self.decide_once();
+        }
+        d
+    }
+
+    fn all_reasons(&self) -> String {
+        self.decisions
+            .iter()
+            .flat_map(|d| d.reasons.iter().map(String::as_str).chain([d.summary.as_str()]))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Upstream scenarios (test/test_lookout.py)
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn test_check_cluster_state_warning() {
+    let mut s = Sim::new();
+    s.set("kuu", N::standby("1/aaaaaaaa", 40.0))
+        .set("old_master", N::primary())
+        .own("kuu")
+        .conf("over_warning_limit_command", json!("fake_command"));
+    s.memory.current_master = Some("old_master".into());
+    s.check();
+    assert_eq!(s.exec(), 1);
+    assert_eq!(s.alerts_created, [Alert::ReplicationDelayWarning]);
+    s.check();
+    // One warning per crossing.
+    assert_eq!(s.exec(), 1);
+    assert!(s.flag());
+    assert_eq!(s.alerts_created.len(), 1);
+    // The replication catches up.
+    s.set("kuu", N::standby("1/aaaaaaaa", 5.0));
+    s.check();
+    assert!(!s.alerts.contains(&Alert::ReplicationDelayWarning));
+    assert!(!s.flag());
+}
+
+#[test]
+fn test_check_cluster_do_failover_one_standby() {
+    let mut s = Sim::new();
+    s.set("old_master", N::primary().conn(false).db_time(year_2014()))
+        .set("own_db", N::standby("1/aaaaaaaa", 130.0))
+        .own("own_db");
+    s.check();
+    assert_eq!(s.exec(), 0);
+    assert!(s.flag());
+    s.check();
+    assert_eq!(s.exec(), 1);
+    assert!(!s.flag());
+    assert!(s.all_reasons().contains("known state 1 of 2, majority needs 1"));
+}
+
+#[test]
+fn test_check_cluster_master_gone_one_standby_one_observer() {
+    let mut s = Sim::new();
+    s.set("old_master", N::primary().conn(false).db_time(year_2014()))
+        .set("own_db", N::standby("1/aaaaaaaa", 0.0))
+        .own("own_db")
+        .observe("observer", "old_master", N::primary().conn(false).db_time(year_2014()))
+        .observe("observer", "own_db", N::standby("2/aaaaaaaa", 0.0));
+    s.memory.current_master = Some("old_master".into());
+    // Removed from the config, and the poller drops it.
+    s.remove("old_master");
+    s.memory.nodes_changed(s.mono);
+    // The grace period after a change of remote_conns is running.
+    s.check();
+    assert_eq!(s.exec(), 0);
+    assert!(!s.flag());
+    // Known to be gone: no grace period.
+    s.conf("known_gone_nodes", json!(["old_master"]));
+    s.check();
+    assert_eq!(s.exec(), 1);
+    assert!(!s.flag());
+    assert!(s.all_reasons().contains("known state 2 of 3, majority needs 1.5"));
+}
+
+#[test]
+fn test_check_cluster_do_failover_one_standby_one_observer() {
+    let mut s = Sim::new();
+    s.set("old_master", N::primary().conn(false).db_time(year_2014()))
+        .set("own_db", N::standby("1/aaaaaaaa", 130.0))
+        .own("own_db")
+        .observe("observer", "old_master", N::primary().conn(false).db_time(year_2014()))
+        .observe("observer", "own_db", N::standby("2/aaaaaaaa", 130.0));
+    s.check();
+    assert_eq!(s.exec(), 0);
+    assert!(s.flag());
+    s.check();
+    assert_eq!(s.exec(), 1);
+    assert!(!s.flag());
+}
+
+#[test]
+fn test_check_cluster_do_failover_with_a_node_which_is_is_maintenance() {
+    let mut s = Sim::new();
+    s.set("old_master", N::primary().conn(false).db_time(year_2014()))
+        .set("kuu", N::standby("1/aaaaaaaa", 130.0))
+        .own("kuu")
+        .conf("never_promote_these_nodes", json!([]));
+    s.memory.replication_lag_over_warning_limit = true;
+    s.maintenance = true;
+    let d = s.check();
+    assert_eq!(s.exec(), 0);
+    assert!(s.flag());
+    assert!(d.summary.contains("maintenance_mode_file"), "{}", d.summary);
+}
+
+#[test]
+fn test_check_cluster_do_failover_with_a_node_which_should_never_be_promoted() {
+    let mut s = Sim::new();
+    s.set("old_master", N::primary().conn(false))
+        .set("kuu", N::standby("1/aaaaaaaa", 130.0))
+        .own("kuu")
+        .conf("never_promote_these_nodes", json!(["kuu"]));
+    s.memory.replication_lag_over_warning_limit = true;
+    s.check();
+    assert_eq!(s.exec(), 0);
+    assert!(s.flag());
+}
+
+#[test]
+fn test_check_cluster_do_failover_two_standbys() {
+    let mut s = Sim::new();
+    s.set("old_master", N::primary().conn(false))
+        .set("kuu", N::standby("1/aaaaaaaa", 130.0))
+        .own("kuu")
+        .set("puu", N::standby("2/aaaaaaaa", 130.0));
+    s.memory.replication_lag_over_warning_limit = true;
+    s.check();
+    assert_eq!(s.exec(), 0);
+    assert!(s.flag());
+}
+
+#[test]
+fn test_check_cluster_do_failover_two_standbys_when_the_one_ahead_can_never_be_promoted() {
+    let mut s = Sim::new();
+    s.set("old_master", N::primary().conn(false).db_time(year_2014()))
+        .set("kuu", N::standby("1/aaaaaaaa", 130.0))
+        .own("kuu")
+        .set("puu", N::standby("2/aaaaaaaa", 130.0))
+        .conf("never_promote_these_nodes", json!(["puu"]));
+    s.memory.replication_lag_over_warning_limit = true;
+    s.check();
+    assert_eq!(s.exec(), 1);
+    assert!(!s.flag());
+    assert!(s.all_reasons().contains("known state 1 of 2, majority needs 1"));
+}
+
+#[test]
+fn test_failover_with_no_master_anymore() {
+    let mut s = Sim::new();
+    s.own("kuu")
+        .set("kuu", N::standby("F/aaaaaaaa", 0.0))
+        .set("puu", N::standby("2/aaaaaaaa", 1.0));
+    s.check();
+    assert_eq!(s.exec(), 1);
+    assert!(s.all_reasons().contains("known state 2 of 3, majority needs 1.5"));
+}
+
+#[test]
+fn test_failover_over_replication_lag_when_still_connected_to_master() {
+    let mut s = Sim::new();
+    s.set("old_master", N::primary().conn(false))
+        .set("kuu", N::standby("2/aaaaaaaa", 130.0))
+        .own("kuu");
+    s.check();
+    assert_eq!(s.exec(), 0);
+    assert!(s.flag());
+}
+
+#[test]
+fn test_failover_over_replication_lag_with_one_observer_one_standby_no_connections() {
+    let mut s = Sim::new();
+    s.set("old_master", N::primary().conn(false))
+        .set("own_db", N::standby("2/aaaaaaaa", 130.0))
+        .own("own_db")
+        .observe("observer", "old_master", N::primary().conn(false).db_time(year_2014()))
+        .observe("observer", "own_db", N::standby("2/aaaaaaaa", 130.0).conn(false));
+    if let Some(o) = s.observers.get_mut("observer") {
+        o.connection = false;
+    }
+    s.check();
+    assert_eq!(s.exec(), 0);
+    assert!(s.flag());
+}
+
+#[test]
+fn test_cluster_state_when_observer_has_also_non_members_of_our_current_cluster() {
+    let mut s = Sim::new();
+    s.set("old_master", N::primary())
+        .set("own_db", N::standby("2/aaaaaaaa", 130.0))
+        .own("own_db")
+        .observe("observer", "old_master", N::primary().conn(false).db_time(year_2014()))
+        .observe("observer", "own_db", N::standby("2/aaaaaaaa", 130.0).conn(false))
+        .observe(
+            "observer",
+            "some_other_cluster",
+            N::primary().receive(Some("3/aaaaaaaa")).lag(Some(0.0)),
+        );
+    let map = node_map(&s.nodes, &s.observers, Some("own_db"), 5.0);
+    assert_eq!(map.connected_masters.keys().collect::<Vec<_>>(), ["old_master"]);
+    let d = s.check();
+    assert_eq!(d.master.as_deref(), Some("old_master"));
+    assert_eq!(s.failovers, 0);
+}
+
+#[test]
+fn test_failover_no_connections() {
+    let mut s = Sim::new();
+    s.set("old_master", N::primary().conn(false))
+        .set("kuu", N::standby("2/aaaaaaaa", 130.0))
+        .own("kuu")
+        .set("puu", N::standby("1/aaaaaaaa", 130.0).conn(false));
+    s.check();
+    assert_eq!(s.exec(), 0);
+    assert!(s.flag());
+}
+
+#[test]
+fn test_failover_master_two_standbys_one_observer_no_connection_between_standbys() {
+    let mut s = Sim::new();
+    s.set("old_master", N::primary().conn(false).db_time(year_2014()))
+        .set("own", N::standby("2/aaaaaaaa", 130.0))
+        .own("own")
+        .set("other", N::standby("1/aaaaaaaa", 130.0).conn(false))
+        .observe("observer", "old_master", N::primary().conn(false).db_time(year_2014()))
+        .observe("observer", "other", N::standby("1/aaaaaaaa", 130.0))
+        .observe("observer", "own", N::standby("2/aaaaaaaa", 130.0));
+    s.check();
+    assert_eq!(s.exec(), 0);
+    assert!(s.flag());
+    s.check();
+    assert_eq!(s.exec(), 1);
+    assert!(!s.flag());
+    assert!(s.all_reasons().contains("known state 3 of 4, majority needs 2"));
+}
+
+#[test]
+fn test_failover_master_one_standby_one_observer_no_connections() {
+    let mut s = Sim::new();
+    s.own("own")
+        .observe("observer", "old_master", N::primary())
+        .set("old_master", N::primary())
+        .set("own", N::standby("2/aaaaaaaa", 40.0));
+    s.check();
+    assert!(s.flag());
+    assert_eq!(s.exec(), 0);
+
+    s.observe("observer", "old_master", N::primary())
+        .observe("observer", "own", N::standby("2/aaaaaaaa", 9.0))
+        .set("own", N::standby("2/aaaaaaaa", 140.0));
+    s.check();
+    // The master is still connected.
+    assert_eq!(s.exec(), 0);
+    assert!(s.flag());
+
+    s.observe("observer", "old_master", N::primary().conn(false).db_time(year_2014()))
+        .observe("observer", "own", N::standby("2/aaaaaaaa", 140.0).conn(false))
+        .set("old_master", N::primary().conn(false).db_time(year_2014()));
+    s.check();
+    assert_eq!(s.exec(), 1);
+}
+
+fn one_standby_no_observer_no_connections(failover_on_disconnect: bool) {
+    let mut s = Sim::new();
+    s.own("this_host")
+        .conf("failover_on_disconnect", json!(failover_on_disconnect))
+        .set("primary", N::primary().conn(false))
+        .set("this_host", N::standby("2/aaaaaaaa", 1.0));
+    s.memory.current_master = Some("primary".into());
+    // The primary is still part of the cluster although we are disconnected.
+    s.check();
+    assert_eq!(s.exec(), 0);
+    // Age the config change: still fine, we saw the primary just now.
+    s.memory.cluster_nodes_change_time = s.mono - 15.0 - 1.0;
+    s.set("primary", N::primary().conn(false).db_time(s.now));
+    s.check();
+    assert_eq!(s.exec(), 0);
+    // Last contact 121 s ago.
+    s.set("primary", N::primary().conn(false).db_time(ago(121)));
+    s.check();
+    assert_eq!(s.exec(), usize::from(failover_on_disconnect));
+    let not_taken = s
+        .counts
+        .iter()
+        .filter(|c| *c == "failover_decision_on_disconnect_not_taken")
+        .count();
+    if failover_on_disconnect {
+        assert_eq!(not_taken, 0);
+    } else {
+        assert_eq!(not_taken, 3);
+    }
+}
+
+#[test]
+fn test_failover_master_one_standby_no_observer_no_connections_failover_on_disconnect_true() {
+    one_standby_no_observer_no_connections(true);
+}
+
+#[test]
+fn test_failover_master_one_standby_no_observer_no_connections_failover_on_disconnect_false() {
+    one_standby_no_observer_no_connections(false);
+}
+
+#[test]
+fn test_find_current_master() {
+    let mut s = Sim::new();
+    s.set("master", N::primary())
+        .set("own", N::standby("2/aaaaaaaa", 0.1))
+        .own("master");
+    let d = s.check();
+    assert_eq!(s.memory.current_master.as_deref(), Some("master"));
+    assert_eq!(d.summary, "no action: we are the master");
+}
+
+#[test]
+fn test_two_standby_failover_and_autofollow() {
+    let mut s = Sim::new();
+    s.set("old_master", N::primary().conn(false).fetched(year_2014()))
+        .set("own", N::standby("1/aaaaaaaa", 130.0).conn(false))
+        .own("own")
+        .set("other", N::standby("2/aaaaaaaa", 130.0).conn(false));
+    s.check();
+    assert!(s.flag());
+    assert_eq!(s.exec(), 0);
+    assert_eq!(s.memory.current_master.as_deref(), Some("old_master"));
+
+    s.json["remote_conns"]["other"] = json!({"host": "otherhost.example.com", "port": 11111});
+    s.set("other", N::primary().receive(Some("2/aaaaaaaa")).lag(Some(0.0)));
+    let primary_conninfo = "user=replication password=vjsh8l7sv4a902y1tsdz host=old_master port=5432 sslmode=prefer sslcompression=1 krbsrvname=postgres";
+    s.recovery = Some((
+        format!("standby_mode = 'on'\nprimary_conninfo = '{primary_conninfo}'\n"),
+        11,
+    ));
+    s.conf("autofollow", json!(true))
+        .conf("primary_conninfo_template", json!(primary_conninfo))
+        .conf("pg_data_directory", json!("/var/lib/postgresql/data"))
+        .conf("pg_start_command", json!("/usr/bin/pg_start"))
+        .conf("pg_stop_command", json!("/usr/bin/pg_stop"));
+    s.check();
+    assert_eq!(s.memory.current_master.as_deref(), Some("other"));
+    assert_eq!(s.follows, ["other"]);
+
+    let (text, _) = s.recovery.clone().expect("file");
+    let mut lines: Vec<&str> = text.lines().collect();
+    assert!(lines.remove(0).starts_with("# pglookout updated primary_conninfo"));
+    assert_eq!(lines.remove(0), "standby_mode = 'on'");
+    let conninfo_line = lines.remove(0);
+    assert_eq!(lines.remove(0), "recovery_target_timeline = 'latest'");
+    assert!(lines.is_empty());
+    let value = conninfo_line
+        .strip_prefix("primary_conninfo = '")
+        .and_then(|v| v.strip_suffix('\''))
+        .expect("quoted conninfo");
+    let new = crate::conninfo::ConnInfo::parse(value).expect("conninfo");
+    let mut expected = crate::conninfo::ConnInfo::parse(primary_conninfo).expect("conninfo");
+    expected.set("host", "otherhost.example.com");
+    expected.set("port", "11111");
+    assert_eq!(new, expected);
+}
+
+#[test]
+fn test_replication_positions() {
+    let wall = now();
+    let mut standbys = BTreeMap::new();
+    let base = N::standby("0/9000090", 254.341944)
+        .replay("0/9000090")
+        .fetched(ts("2014-08-28T14:09:57.918753Z"));
+    standbys.insert("10.255.255.10".to_string(), base.0.clone());
+    // Fetched (way) more than 20 s ago: not a candidate.
+    assert!(replication_positions(&standbys, wall, &[]).is_empty());
+
+    let fresh = base.fetched(wall);
+    standbys.insert("10.255.255.10".to_string(), fresh.0.clone());
+    let mut expected: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
+    expected.insert(0x9000090, ["10.255.255.10".to_string()].into());
+    assert_eq!(replication_positions(&standbys, wall, &[]), expected);
+
+    // Another standby, further ahead.
+    standbys.insert("10.255.255.11".to_string(), fresh.clone().receive(Some("1/0000AAAA")).0);
+    expected.insert((1 << 32) | 0xAAAA, ["10.255.255.11".to_string()].into());
+    assert_eq!(replication_positions(&standbys, wall, &[]), expected);
+
+    // One that has not received anything falls back to its replay location.
+    standbys.insert("10.255.255.12".to_string(), fresh.receive(None).0);
+    if let Some(set) = expected.get_mut(&0x9000090) {
+        set.insert("10.255.255.12".to_string());
+    }
+    assert_eq!(replication_positions(&standbys, wall, &[]), expected);
+}
+
+#[test]
+fn test_node_map() {
+    let mut own = BTreeMap::new();
+    own.insert(
+        "10.255.255.10".to_string(),
+        N::primary()
+            .receive(Some("0/9000090"))
+            .replay("0/9000090")
+            .lag(Some(1267.489727))
+            .db_time(ts("2014-08-28T14:26:51.067084Z"))
+            .fetched(ts("2014-08-28T14:26:51.066368Z"))
+            .0,
+    );
+    own.insert(
+        "10.255.255.9".to_string(),
+        NodeState::new(ts("2014-08-28T14:26:51.068151Z"), false),
+    );
+    let mut seen = BTreeMap::new();
+    seen.insert(
+        "10.255.255.10".to_string(),
+        N::primary()
+            .receive(Some("0/9000090"))
+            .replay("0/9000090")
+            .db_time(ts("2014-08-28T14:26:47.105901Z"))
+            .fetched(ts("2014-08-28T14:26:47.104849Z"))
+            .0,
+    );
+    seen.insert(
+        "10.255.255.9".to_string(),
+        N::primary()
+            .conn(false)
+            .db_time(ts("2014-08-28T14:06:15.172820Z"))
+            .fetched(ts("2014-08-28T14:26:47.107115Z"))
+            .0,
+    );
+    let mut observers = BTreeMap::new();
+    observers.insert(
+        "10.255.255.11".to_string(),
+        ObserverState {
+            fetch_time: ts("2014-08-28T14:26:51.069891Z"),
+            connection: true,
+            nodes: seen,
+        },
+    );
+    let map = node_map(&own, &observers, Some("1.2.3.4"), 5.0);
+    assert_eq!(map.master.as_deref(), Some("10.255.255.10"));
+    assert!(map.standbys.is_empty());
+    assert!(map.disconnected_masters.contains_key("10.255.255.9"));
+    assert_eq!(map.connected_observers, 1);
+}
+
+#[test]
+fn test_node_map_disconnected_current_master() {
+    let mut own = BTreeMap::new();
+    own.insert(
+        "10.255.255.7".to_string(),
+        N::primary()
+            .conn(false)
+            .db_time(ts("2014-09-07T15:26:23.957151Z"))
+            .fetched(ts("2014-09-07T15:26:34.736495Z"))
+            .0,
+    );
+    own.insert(
+        "10.255.255.8".to_string(),
+        N::standby("0/74713D8", 43.586525)
+            .replay("0/74713D8")
+            .db_time(ts("2014-09-07T15:26:23.959461Z"))
+            .fetched(ts("2014-09-07T15:26:23.919281Z"))
+            .0,
+    );
+    let map = node_map(&own, &BTreeMap::new(), Some("1.2.3.4"), 5.0);
+    assert_eq!(map.master.as_deref(), Some("10.255.255.7"));
+    assert_eq!(map.standbys.keys().collect::<Vec<_>>(), ["10.255.255.8"]);
+}
+
+#[test]
+fn test_standbys_failover_equal_replication_positions() {
+    let mut s = Sim::new();
+    s.set("192.168.54.183", N::standby("0/70004D8", 400.435871))
+        .set(
+            "192.168.57.180",
+            N::primary()
+                .conn(false)
+                .lag(Some(0.0))
+                .fetched(ago(3600))
+                .db_time(ago(3600)),
+        )
+        .set("192.168.63.4", N::standby("0/70004D8", 401.104655));
+    s.memory.current_master = Some("192.168.57.180".into());
+    // Not the highest name: no promotion (this first check is also the warning round).
+    s.own("192.168.54.183");
+    s.check();
+    assert_eq!(s.exec(), 0);
+    // The highest name ("6" > "5") promotes.
+    s.own("192.168.63.4");
+    s.check();
+    assert_eq!(s.exec(), 1);
+}
+
+#[test]
+fn test_node_map_when_only_observer_sees_master() {
+    let mut own = BTreeMap::new();
+    own.insert(
+        "10.255.255.10".to_string(),
+        N::primary()
+            .conn(false)
+            .db_time(ts("2014-08-28T14:26:51.067084Z"))
+            .fetched(ts("2014-08-28T14:26:51.066368Z"))
+            .0,
+    );
+    let mut seen = BTreeMap::new();
+    seen.insert(
+        "10.255.255.10".to_string(),
+        N::primary()
+            .db_time(ts("2014-08-28T14:26:47.105901Z"))
+            .fetched(ts("2014-08-28T14:26:50.104849Z"))
+            .0,
+    );
+    let mut observers = BTreeMap::new();
+    observers.insert(
+        "10.255.255.11".to_string(),
+        ObserverState {
+            fetch_time: ts("2014-08-28T14:26:51.069891Z"),
+            connection: true,
+            nodes: seen,
+        },
+    );
+    let map = node_map(&own, &observers, Some("1.2.3.4"), 5.0);
+    assert_eq!(map.master.as_deref(), Some("10.255.255.10"));
+    assert!(map.connected_masters.contains_key("10.255.255.10"));
+}
+
+#[test]
+fn test_poll_observers_on_warning_only() {
+    let mut s = Sim::new();
+    s.conf("poll_observers_on_warning_only", json!(true))
+        .conf("observers", json!({"local": "http://127.0.0.1:15000"}))
+        .own("kuu")
+        .set("master", N::primary().db_time(the_beginning()))
+        .set("kuu", N::standby("1/aaaaaaaa", 40.0));
+    let d = s.check();
+    assert_eq!(d.master.as_deref(), Some("master"));
+    assert_eq!(s.exec(), 0);
+    assert!(s.flag());
+    assert!(s.memory.observer_state_newer_than.is_some());
+    assert_eq!(s.observer_polling, Some(true));
+
+    s.set("master", N::primary().conn(false).db_time(the_beginning()))
+        .set("kuu", N::standby("1/aaaaaaaa", 140.0))
+        .observe("observer", "master", N::primary().conn(false).db_time(the_beginning()));
+    s.check();
+    let map = node_map(&s.nodes, &s.observers, Some("kuu"), 5.0);
+    assert!(map.disconnected_masters.contains_key("master"));
+    assert_eq!(s.exec(), 1);
+}
+
+#[test]
+fn test_check_cluster_monitor_health() {
+    // (start offset, last run offset, timeout, signalled); offsets are seconds before now.
+    // The "no key" rows use 10 s, which is what Config makes of a missing key (2 x 5 s).
+    let null = None;
+    let dflt = Some(10.0);
+    let sixty = Some(60.0);
+    type Row = (Option<f64>, Option<f64>, Option<f64>, bool);
+    let table: [Row; 28] = [
+        (None, None, null, false),
+        (Some(0.0), None, null, false),
+        (Some(0.0), Some(0.0), null, false),
+        (Some(60.0), Some(0.0), null, false),
+        (Some(60.0), Some(60.0), null, false),
+        (Some(0.0), Some(60.0), null, false),
+        (Some(60.0), None, null, false),
+        (None, Some(60.0), null, false),
+        (None, None, dflt, false),
+        (Some(0.0), None, dflt, false),
+        (Some(0.0), Some(0.0), dflt, false),
+        (Some(10.0), Some(0.0), dflt, false),
+        (Some(10.0), Some(10.0), dflt, true),
+        (Some(0.0), Some(10.0), dflt, true),
+        (Some(9.9), None, dflt, false),
+        (Some(10.0), None, dflt, true),
+        (None, Some(9.9), dflt, false),
+        (None, Some(10.0), dflt, true),
+        (None, None, sixty, false),
+        (Some(0.0), None, sixty, false),
+        (Some(0.0), Some(0.0), sixty, false),
+        (Some(60.0), Some(0.0), sixty, false),
+        (Some(60.0), Some(60.0), sixty, true),
+        (Some(0.0), Some(60.0), sixty, true),
+        (Some(60.0), None, sixty, true),
+        (None, Some(60.0), sixty, true),
+        (Some(59.9), None, sixty, false),
+        (None, Some(59.9), sixty, false),
+    ];
+    let now = MONO0;
+    for (start, last, timeout, signalled) in table {
+        let got = monitor_unhealthy(timeout, start.map(|o| now - o), last.map(|o| now - o), now);
+        assert_eq!(got, signalled, "start {start:?} last {last:?} timeout {timeout:?}");
+    }
+    // The default really is 2 x replication_state_check_interval, and null disables it.
+    let c = Config::from_value(Path::new("t.json"), &json!({})).expect("config").0;
+    assert_eq!(c.cluster_monitor_health_timeout_seconds, Some(10.0));
+    let c = Config::from_value(
+        Path::new("t.json"),
+        &json!({"cluster_monitor_health_timeout_seconds": null}),
+    )
+    .expect("config")
+    .0;
+    assert_eq!(c.cluster_monitor_health_timeout_seconds, None);
+}
+
+#[test]
+fn test_apply_stale_config_restarts() {
+    let mut s = Sim::new();
+    s.conf("autofollow", json!(true))
+        .conf(
+            "primary_conninfo_template",
+            json!("user=replicator password=fake_pass sslmode=require"),
+        )
+        .conf("pg_data_directory", json!("/var/lib/postgresql/15/main"))
+        .conf("pg_start_command", json!("/usr/bin/pg_start"))
+        .conf("pg_stop_command", json!("/usr/bin/pg_stop"))
+        .set("primary", N::primary())
+        .set("secondary", N::standby("1/aaaaaaaa", 0.5))
+        .own("secondary");
+    s.memory.current_master = Some("primary".into());
+    s.recovery = Some((
+        "primary_conninfo = 'user=replicator password=fake_pass sslmode=require host=primary'\n".into(),
+        15,
+    ));
+    assert_eq!(s.memory.applied_config_version, None);
+    // The version is applied: the conninfo already matches, nothing is rewritten.
+    s.check();
+    assert_eq!(s.follows, ["primary"]);
+    assert_eq!(s.exec(), 0);
+    assert_eq!(s.memory.applied_config_version, Some(1));
+    // A changed template without a new config version changes nothing.
+    s.conf(
+        "primary_conninfo_template",
+        json!("user=replication password=foo sslmode=require"),
+    );
+    s.check();
+    assert_eq!(s.follows.len(), 1);
+    assert_eq!(s.exec(), 0);
+    // A new version rewrites the file and restarts PostgreSQL (stop + start).
+    s.config_version = 2;
+    s.check();
+    assert_eq!(s.follows, ["primary", "primary"]);
+    assert_eq!(s.exec(), 2);
+    let (text, _) = s.recovery.clone().expect("file");
+    assert!(
+        text.contains("primary_conninfo = 'user=replication password=foo sslmode=require"),
+        "{text}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Regression tests: upstream bugs we fixed (one line each in docs/compatibility.md)
+// ---------------------------------------------------------------------------------------
+
+/// Upstream skipped the lag check when the lag was exactly 0.0 ("no replication lag set"), so
+/// a warning raised earlier never cleared while the lag stayed at 0.0.
+#[test]
+fn regression_replication_lag_zero_is_a_real_value_and_clears_the_warning() {
+    let mut s = Sim::new();
+    s.set("pg1", N::primary())
+        .set("pg2", N::standby("1/0", 45.0))
+        .own("pg2");
+    s.check();
+    assert!(s.flag());
+    assert!(s.alerts.contains(&Alert::ReplicationDelayWarning));
+    s.set("pg2", N::standby("1/0", 0.0));
+    s.check();
+    assert!(!s.flag());
+    assert!(!s.alerts.contains(&Alert::ReplicationDelayWarning));
+    assert!(s.gauges.contains(&("pg.replication_lag".to_string(), 0.0)));
+    // A missing lag is still "unknown": nothing changes.
+    s.set("pg2", N::standby("1/0", 45.0));
+    s.check();
+    assert!(s.flag());
+    s.set("pg2", N::standby("1/0", 0.0).lag(None));
+    let d = s.check();
+    assert!(s.flag());
+    assert_eq!(d.summary, "no action: own replication lag is unknown");
+}
+
+/// Upstream's `is_master_observer_new_enough` stopped waiting *within* 5 poll intervals of the
+/// warning and waited (possibly forever) after them. Fixed: wait at most 5 intervals for data
+/// fetched after the warning, then go ahead.
+#[test]
+fn regression_master_observer_wait_is_not_inverted() {
+    let setup = || {
+        let mut s = Sim::new();
+        // The master's own pglookout is polled as an observer named like the master.
+        s.conf("poll_observers_on_warning_only", json!(true))
+            .conf("observers", json!({"pg1": "http://pg1:15000"}))
+            .own("pg2")
+            .set("pg1", N::primary())
+            .set("pg2", N::standby("1/0", 45.0))
+            .observe("pg1", "pg1", N::primary());
+        if let Some(o) = s.observers.get_mut("pg1") {
+            o.fetch_time = ago(60);
+        }
+        s.check(); // crosses the warning limit
+        assert!(s.flag());
+        assert_eq!(s.observer_polling, Some(true));
+        s
+    };
+
+    // Right after the warning, stale observer data holds the decision back...
+    let mut s = setup();
+    s.mono += 1.0;
+    let d = s.check();
+    assert!(d.summary.starts_with("waiting: observer data"), "{}", d.summary);
+    // ...until the observer has been fetched since the warning.
+    s.now += Duration::seconds(2);
+    s.mono += 1.0;
+    s.observe("pg1", "pg1", N::primary().fetched(s.now));
+    let d = s.check();
+    assert!(d.summary.starts_with("no action"), "{}", d.summary);
+
+    // If the observer never answers, we stop waiting after 5 poll intervals.
+    let mut s = setup();
+    s.mono += 5.0 * 5.0;
+    let d = s.check();
+    assert!(d.summary.starts_with("no action"), "{}", d.summary);
+}
+
+/// Upstream re-ran a failing failover_command on every loop. Now: 5 s after the first
+/// failure, doubling up to 300 s.
+#[test]
+fn regression_failed_failover_command_is_retried_only_after_backoff() {
+    let mut s = Sim::new();
+    s.set("pg1", N::primary().conn(false).db_time(year_2014()))
+        .set("pg2", N::standby("1/0", 130.0))
+        .own("pg2");
+    s.memory.replication_lag_over_warning_limit = true;
+    s.memory.nodes_changed(s.mono - 100.0);
+    s.failover_ok = false;
+    s.check();
+    assert_eq!(s.failovers, 1);
+    let d = s.check();
+    assert_eq!(s.failovers, 1);
+    assert_eq!(
+        d.summary,
+        "no failover: waiting before retrying the failed failover command"
+    );
+    for (wait, total) in [(5.0, 2), (10.0, 3), (20.0, 4)] {
+        s.mono += wait - 0.5;
+        s.check();
+        assert_eq!(s.failovers, total - 1, "too early after {wait} s");
+        s.mono += 0.5;
+        s.check();
+        assert_eq!(s.failovers, total, "due after {wait} s");
+    }
+    assert!(s.flag(), "a failed command does not clear the warning");
+    s.memory.failover.consecutive_failures = 20;
+    assert_eq!(
+        s.memory.failover_retry_at(),
+        s.memory.failover.last_failure.map(|t| t + FAILOVER_RETRY_MAX_SECS)
+    );
+    // A success resets the backoff and clears the warning.
+    s.memory.record_failover_result(true, s.mono);
+    assert_eq!(s.memory.failover_retry_at(), None);
+    assert!(!s.flag());
+    let d = s.decide_once();
+    assert!(d.actions.contains(&Action::DeleteAlert(Alert::ReplicationDelayWarning)));
+}
+
+/// Upstream wrote `failover_has_happened` after the command whatever its exit status, but not
+/// when the command could not be started at all (it raised). We create it with the command
+/// action, and never when no command is launched (refused, or failover_command empty).
+#[test]
+fn regression_failover_has_happened_only_with_a_launched_command() {
+    let setup = || {
+        let mut s = Sim::new();
+        s.set("pg1", N::primary().conn(false).db_time(year_2014()))
+            .set("pg2", N::standby("1/0", 130.0))
+            .own("pg2");
+        s.memory.replication_lag_over_warning_limit = true;
+        s
+    };
+    let mut s = setup();
+    let d = s.check();
+    let run = d
+        .actions
+        .iter()
+        .position(|a| matches!(a, Action::RunFailoverCommand { .. }))
+        .expect("command");
+    assert_eq!(
+        d.actions.get(run + 1),
+        Some(&Action::CreateAlert(Alert::FailoverHasHappened))
+    );
+    assert_eq!(
+        d.actions[run],
+        Action::RunFailoverCommand {
+            reason: "replication lag 130.0 s is over max_failover_replication_time_lag 120 s".into(),
+            old_master: Some("pg1".into()),
+        }
+    );
+
+    let mut s = setup();
+    s.conf("failover_command", json!(""));
+    let d = s.check();
+    assert_eq!(d.summary, "cannot fail over: failover_command is empty");
+    assert!(!s.alerts.contains(&Alert::FailoverHasHappened));
+
+    let mut s = setup();
+    s.maintenance = true;
+    s.check();
+    assert!(s.alerts_created.is_empty());
+}
+
+/// Upstream re-pointed primary_conninfo on every config reload even with autofollow off (and,
+/// having no template then, raised on every loop). Only with autofollow on, once per reload.
+#[test]
+fn regression_config_reload_with_autofollow_off_does_not_follow() {
+    let mut s = Sim::new();
+    s.set("pg1", N::primary()).set("pg2", N::standby("1/0", 1.0)).own("pg2");
+    s.check();
+    assert_eq!(s.memory.current_master.as_deref(), Some("pg1"));
+    s.config_version += 1;
+    let d = s.decide_once();
+    assert!(s.follows.is_empty());
+    assert!(d.reasons.iter().any(|r| r.contains("autofollow is off")));
+    assert_eq!(s.memory.applied_config_version, Some(2));
+    s.round += 1;
+    s.check();
+    s.check();
+    assert!(s.follows.is_empty());
+
+    // With autofollow on: exactly once per new version.
+    s.conf("autofollow", json!(true))
+        .conf("primary_conninfo_template", json!("user=rep"))
+        .conf("pg_data_directory", json!("/data"))
+        .conf("pg_start_command", json!("start"))
+        .conf("pg_stop_command", json!("stop"));
+    s.config_version += 1;
+    s.check();
+    s.check();
+    assert_eq!(s.follows, ["pg1"]);
+}
+
+/// Kept on purpose (scenario 12 requires it), documented as a hazard: with no master seen
+/// since start, a standby promotes itself on the first complete round, bounded only by the
+/// majority rule. One primary that cannot be reached at start + one standby: it promotes.
+#[test]
+fn hazard_no_master_seen_since_start_fails_over_at_once() {
+    let mut s = Sim::new();
+    s.set("pg1", N(NodeState::new(now(), false)))
+        .set("pg2", N::standby("1/0", 0.5))
+        .own("pg2");
+    let d = s.check();
+    assert_eq!(s.failovers, 1);
+    assert!(d.reasons.iter().any(|r| r == "no master has been seen since start"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Fail-safe rules and the rest of the contract
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn never_decides_while_a_configured_node_is_missing_from_the_view() {
+    let mut s = Sim::new();
+    s.set("pg1", N::primary().conn(false).db_time(year_2014()))
+        .set("pg2", N::standby("2/0", 130.0))
+        .set("pg3", N::standby("1/0", 130.0))
+        .own("pg2");
+    s.memory.replication_lag_over_warning_limit = true;
+    s.nodes.remove("pg3"); // configured, but not polled yet
+    for _ in 0..3 {
+        let d = s.check();
+        assert_eq!(d.summary, "waiting: not every configured node has been polled yet");
+        assert!(d.reasons.iter().any(|r| r == "not polled yet: pg3"));
+        assert!(d.actions.is_empty() || d.actions.iter().all(|a| matches!(a, Action::SetObserverPolling(_))));
+    }
+    assert_eq!(s.failovers, 0);
+    s.set("pg3", N::standby("1/0", 130.0));
+    s.check();
+    assert_eq!(s.failovers, 1);
+}
+
+#[test]
+fn fresh_poll_request_without_an_answer_fails_safe() {
+    let mut s = Sim::new();
+    s.set("pg1", N::primary()).set("pg2", N::standby("1/0", 1.0)).own("pg2");
+    s.check();
+    s.memory.nodes_changed(s.mono - 100.0);
+    // The master disappears for good.
+    s.set("pg1", N::primary().conn(false).db_time(year_2014()));
+    let d = s.decide_once();
+    assert!(d.actions.contains(&Action::RequestPoll));
+    assert!(!d.changed, "a short wait is not worth a log line");
+    // No poll round completes.
+    s.mono += 10.0;
+    let d = s.decide_once();
+    assert!(!d.actions.contains(&Action::RequestPoll), "asked only once");
+    assert!(d.summary.starts_with("waiting: master pg1 is missing"));
+    s.mono += 5.0;
+    let d = s.decide_once();
+    assert_eq!(
+        d.summary,
+        "no failover: master pg1 is missing but no fresh poll came in time"
+    );
+    assert!(d.changed);
+    assert_eq!(s.failovers, 0);
+    // It starts over: asks again, and acts once a round answers.
+    let d = s.decide_once();
+    assert!(d.actions.contains(&Action::RequestPoll));
+    s.round += 1;
+    s.decide_once();
+    assert_eq!(s.failovers, 1);
+}
+
+#[test]
+fn a_fresh_poll_that_shows_the_master_back_cancels_the_failover() {
+    let mut s = Sim::new();
+    s.set("pg1", N::primary()).set("pg2", N::standby("1/0", 1.0)).own("pg2");
+    s.check();
+    s.memory.nodes_changed(s.mono - 100.0);
+    s.set("pg1", N::primary().conn(false).db_time(year_2014()));
+    s.decide_once();
+    s.set("pg1", N::primary());
+    s.round += 1;
+    let d = s.decide_once();
+    assert_eq!(s.failovers, 0);
+    assert_eq!(s.memory.missing_master_poll, None);
+    assert_eq!(d.summary, "no action: replication lag is under the warning limit");
+}
+
+#[test]
+fn no_second_failover_while_one_is_running() {
+    let mut s = Sim::new();
+    s.set("pg1", N::primary().conn(false).db_time(year_2014()))
+        .set("pg2", N::standby("1/0", 130.0))
+        .own("pg2");
+    s.memory.replication_lag_over_warning_limit = true;
+    s.hold_failover = true; // the shell does not report yet
+    s.check();
+    assert_eq!(s.failovers, 1);
+    for _ in 0..3 {
+        s.mono += 10.0;
+        let d = s.check();
+        assert_eq!(d.summary, "no failover: the failover command is already running");
+    }
+    assert_eq!(s.failovers, 1);
+    // Reported: a success clears the warning.
+    s.failover_running = false;
+    s.memory.record_failover_result(true, s.mono);
+    assert!(!s.flag());
+}
+
+#[test]
+fn failover_sleep_time_pauses_decisions_after_the_command() {
+    let mut s = Sim::new();
+    s.conf("failover_sleep_time", json!(30.0))
+        .set("pg1", N::primary().conn(false).db_time(year_2014()))
+        .set("pg2", N::standby("1/0", 130.0))
+        .own("pg2");
+    s.memory.replication_lag_over_warning_limit = true;
+    s.failover_ok = false;
+    s.check();
+    assert_eq!(s.failovers, 1);
+    s.mono += 29.0;
+    let d = s.check();
+    assert_eq!(d.summary, "paused: failover_sleep_time after the failover command");
+    s.mono += 1.0;
+    let d = s.check();
+    assert_ne!(d.summary, "paused: failover_sleep_time after the failover command");
+}
+
+#[test]
+fn an_observer_only_tracks_the_master_and_the_multiple_master_alert() {
+    let mut s = Sim::new();
+    s.set("pg1", N::primary().conn(false).db_time(year_2014()))
+        .set("pg2", N::standby("1/0", 500.0))
+        .set("pg3", N::standby("2/0", 500.0));
+    let d = s.check();
+    assert_eq!(d.summary, "observer: master is pg1");
+    assert_eq!(s.failovers, 0);
+    assert!(s.gauges.is_empty());
+    assert!(!s.flag());
+    s.set("pg1", N::primary()).set("pg2", N::primary());
+    let d = s.check();
+    assert_eq!(d.summary, "observer: more than one connected master");
+    assert!(s.alerts.contains(&Alert::MultipleMasterWarning));
+    assert_eq!(
+        d.master.as_deref(),
+        Some("pg1"),
+        "a round without a master keeps the last one"
+    );
+}
+
+#[test]
+fn multiple_connected_masters_raise_the_alert_and_never_fail_over() {
+    let mut s = Sim::new();
+    s.set("pg1", N::primary())
+        .set("pg2", N::standby("1/0", 130.0))
+        .set("pg3", N::primary())
+        .own("pg2");
+    s.memory.current_master = Some("pg1".into());
+    s.memory.replication_lag_over_warning_limit = true;
+    let d = s.check();
+    assert!(s.alerts.contains(&Alert::MultipleMasterWarning));
+    assert_eq!(d.summary, "no failover: more than one connected master");
+    assert_eq!(d.master.as_deref(), Some("pg1"));
+    assert_eq!(s.polls_requested, 0);
+    assert_eq!(s.failovers, 0);
+}
+
+#[test]
+fn a_config_reload_waits_for_a_fresh_poll() {
+    let mut s = Sim::new();
+    s.set("pg1", N::primary()).set("pg2", N::standby("1/0", 1.0)).own("pg2");
+    s.check();
+    s.config_version = 2;
+    let d = s.decide_once();
+    assert_eq!(d.actions, [Action::RequestPoll]);
+    let d = s.decide_once();
+    assert_eq!(d.summary, "waiting: config reloaded, asked for a fresh poll");
+    s.round += 1;
+    let d = s.decide_once();
+    assert_eq!(d.summary, "no action: replication lag is under the warning limit");
+    // Bounded: without a round, one check interval later we decide anyway.
+    s.config_version = 3;
+    s.decide_once();
+    s.mono += 5.0;
+    let d = s.decide_once();
+    assert_eq!(d.summary, "no action: replication lag is under the warning limit");
+}
+
+#[test]
+fn a_failed_follow_is_retried_while_the_master_stays() {
+    let mut s = Sim::new();
+    s.conf("autofollow", json!(true))
+        .conf("primary_conninfo_template", json!("user=rep"))
+        .conf("pg_data_directory", json!("/data"))
+        .conf("pg_start_command", json!("start"))
+        .conf("pg_stop_command", json!("stop"))
+        .set("pg1", N::primary())
+        .set("pg2", N::standby("1/0", 1.0))
+        .own("pg2");
+    s.check();
+    assert_eq!(s.follows, ["pg1"]);
+    s.memory.record_follow_result("pg1", false);
+    s.mono += 10.0;
+    s.check();
+    assert_eq!(s.follows.len(), 1);
+    s.mono += FOLLOW_RETRY_SECS;
+    s.check(); // the harness reports success this time
+    assert_eq!(s.follows, ["pg1", "pg1"]);
+    s.mono += FOLLOW_RETRY_SECS;
+    s.check();
+    assert_eq!(s.follows.len(), 2);
+}
+
+#[test]
+fn catching_up_suppresses_lag_alerts_metrics_and_failover() {
+    let mut s = Sim::new();
+    s.set("pg1", N::primary().conn(false).db_time(year_2014()))
+        .set("pg2", N::standby("1/0", 500.0))
+        .own("pg2");
+    s.memory.current_master = Some("pg1".into());
+    // Has never been within the warning limit, replication started 100 s ago.
+    let mut n = N::standby("1/0", 500.0);
+    n.0.min_replication_time_lag = Some(400.0);
+    n.0.replication_start_time = Some(s.mono - 100.0);
+    s.set("pg2", n.clone());
+    let d = s.check();
+    assert_eq!(d.summary, "no action: still catching up with the master");
+    assert!(s.gauges.is_empty());
+    assert!(!s.flag());
+    // Past replication_catchup_timeout (300 s) it counts.
+    n.0.replication_start_time = Some(s.mono - 301.0);
+    s.set("pg2", n);
+    s.check();
+    assert!(s.flag());
+    assert!(!s.gauges.is_empty());
+}
+
+#[test]
+fn ties_go_to_the_highest_name_in_code_point_order() {
+    let mut positions: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
+    positions.insert(
+        5,
+        ["192.168.100.1".into(), "192.168.63.4".into(), "192.168.54.183".into()].into(),
+    );
+    positions.insert(4, ["zzz".into()].into());
+    assert_eq!(furthest_along(&positions).map(String::as_str), Some("192.168.63.4"));
+    assert_eq!(furthest_along(&BTreeMap::new()), None);
+}
+
+#[test]
+fn an_observer_cannot_downgrade_a_master_we_reach() {
+    let mut own = BTreeMap::new();
+    own.insert("pg1".to_string(), N::primary().0);
+    own.insert("pg2".to_string(), N::standby("1/0", 1.0).0);
+    let mut seen = BTreeMap::new();
+    seen.insert("pg1".to_string(), N::primary().conn(false).0);
+    let mut observers = BTreeMap::new();
+    observers.insert(
+        "obs".to_string(),
+        ObserverState {
+            fetch_time: now(),
+            connection: true,
+            nodes: seen,
+        },
+    );
+    let map = node_map(&own, &observers, Some("pg2"), 5.0);
+    assert_eq!(map.master.as_deref(), Some("pg1"));
+    assert!(map.master_state().is_some_and(|m| m.connection));
+    assert!(map.disconnected_masters.is_empty());
+}
+
+#[test]
+fn the_newest_disconnected_master_stands_for_the_master() {
+    let mut own = BTreeMap::new();
+    own.insert("a".to_string(), N::primary().conn(false).db_time(ago(600)).0);
+    own.insert("b".to_string(), N::primary().conn(false).db_time(ago(60)).0);
+    own.insert("c".to_string(), N::primary().conn(false).db_time(ago(300)).0);
+    let map = node_map(&own, &BTreeMap::new(), None, 5.0);
+    assert_eq!(map.master.as_deref(), Some("b"));
+}
+
+#[test]
+fn observer_reports_without_a_role_are_noted_and_ignored() {
+    let mut own = BTreeMap::new();
+    own.insert("pg1".to_string(), N::primary().0);
+    let mut seen = BTreeMap::new();
+    seen.insert("pg1".to_string(), NodeState::new(now(), false));
+    let mut observers = BTreeMap::new();
+    observers.insert(
+        "obs".to_string(),
+        ObserverState {
+            fetch_time: now(),
+            connection: false,
+            nodes: seen,
+        },
+    );
+    let map = node_map(&own, &observers, None, 5.0);
+    assert_eq!(map.disconnected_observers, 1);
+    assert_eq!(
+        map.notes,
+        ["observer obs does not know whether pg1 is in recovery; ignored"]
+    );
+}
+
+#[test]
+fn summaries_change_only_when_the_situation_does_and_serialize_to_json() {
+    let mut s = Sim::new();
+    s.set("pg1", N::primary()).set("pg2", N::standby("1/0", 1.0)).own("pg2");
+    let first = s.check();
+    assert!(first.changed);
+    s.set("pg2", N::standby("1/0", 2.5));
+    let second = s.check();
+    assert!(!second.changed);
+    let v = serde_json::to_value(&first).expect("json");
+    assert_eq!(v["master"], json!("pg1"));
+    assert_eq!(
+        v["summary"],
+        json!("no action: replication lag is under the warning limit")
+    );
+    let actions = serde_json::to_value([
+        Action::RequestPoll,
+        Action::CreateAlert(Alert::FailoverHasHappened),
+        Action::FollowMaster { master: "pg1".into() },
+    ])
+    .expect("json");
+    assert_eq!(
+        actions,
+        json!(["request_poll", {"create_alert": "failover_has_happened"}, {"follow_master": {"master": "pg1"}}])
+    );
+    let names: Vec<&str> = Alert::ALL.iter().map(|a| a.file_name()).collect();
+    assert_eq!(
+        names,
+        [
+            "authentication_error",
+            "multiple_master_warning",
+            "replication_delay_warning",
+            "failover_has_happened"
+        ]
+    );
+}

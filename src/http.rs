@@ -1,0 +1,114 @@
+//! The HTTP API, as the original: `GET /state.json` (the node-state map), `POST /check` (204;
+//! asks for an immediate poll round; a burst of requests makes one round), and a real 404 for
+//! anything else; plus ours: `GET /decision` (the latest decision and its reasons). It only reads snapshots; it owns no state.
+
+use crate::poll::Poller;
+use crate::statefile::to_pretty_json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone)]
+pub struct Api {
+    pub poller: Poller,
+    /// The latest decision with its reasons (ours; the original has no such path).
+    pub decision: crate::daemon::DecisionView,
+}
+
+/// The address the original binds: `""` means every IPv4 interface.
+pub fn bind_address(http_address: &str, http_port: u16) -> String {
+    let host = if http_address.is_empty() {
+        "0.0.0.0"
+    } else {
+        http_address
+    };
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{http_port}")
+    } else {
+        format!("{host}:{http_port}")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen for HTTP on {address}: {source}")]
+pub struct BindError {
+    pub address: String,
+    #[source]
+    pub source: std::io::Error,
+}
+
+pub async fn bind(http_address: &str, http_port: u16) -> Result<TcpListener, BindError> {
+    let address = bind_address(http_address, http_port);
+    TcpListener::bind(&address)
+        .await
+        .map_err(|source| BindError { address, source })
+}
+
+fn json_response(status: StatusCode, bytes: Vec<u8>) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+async fn dispatch(State(api): State<Api>, req: Request<Body>) -> Response {
+    let path = req.uri().path();
+    // The original matches by prefix (`/state.json?x` and `/state.jsonfoo` both answer).
+    match *req.method() {
+        Method::GET | Method::HEAD if path.starts_with("/state.json") => {
+            tracing::debug!(target: "WebServer", "GET {path}");
+            let snapshot = api.poller.snapshots.borrow().clone();
+            match to_pretty_json(&snapshot.nodes) {
+                Ok(bytes) => json_response(StatusCode::OK, bytes),
+                Err(e) => {
+                    tracing::error!(target: "WebServer", "cannot serialize the state: {e}");
+                    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                }
+            }
+        }
+        Method::GET | Method::HEAD if path == "/decision" => {
+            let decision = api.decision.borrow().clone();
+            match to_pretty_json(&*decision) {
+                Ok(bytes) => json_response(StatusCode::OK, bytes),
+                Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            }
+        }
+        Method::POST if path.starts_with("/check") => {
+            tracing::debug!(target: "WebServer", "POST {path}: immediate poll requested");
+            api.poller.poll_now();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => json_response(StatusCode::NOT_FOUND, br#"{"error": "not found"}"#.to_vec()),
+    }
+}
+
+pub fn router(api: Api) -> Router {
+    Router::new().fallback(dispatch).with_state(api)
+}
+
+/// Serves until `cancel` fires.
+pub async fn serve(listener: TcpListener, api: Api, cancel: CancellationToken) {
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::info!(target: "WebServer", "listening on {}", addr.map_or_else(|| "?".into(), |a| a.to_string()));
+    let app = router(api);
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(cancel.cancelled_owned())
+        .await
+    {
+        tracing::error!(target: "WebServer", "HTTP server failed: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_address_binds_all_ipv4_interfaces() {
+        assert_eq!(bind_address("", 15000), "0.0.0.0:15000");
+        assert_eq!(bind_address("127.0.0.1", 1), "127.0.0.1:1");
+        assert_eq!(bind_address("::1", 2), "[::1]:2");
+    }
+}

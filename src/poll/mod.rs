@@ -1,0 +1,494 @@
+//! The poller: one task per PostgreSQL node and per observer, each on its own schedule and with
+//! its own deadline, so a node that hangs never delays another node's state. An aggregating
+//! task owns every node's and observer's state, merges each probe into it (keeping the last
+//! known fields after a failure, as the original does), counts completed rounds, and publishes
+//! snapshots on a `watch` channel. Nothing else mutates these states.
+
+pub mod observer;
+pub mod postgres;
+
+use crate::clock;
+use crate::config::Config;
+use crate::metrics::Statsd;
+use crate::state::{NodeState, ObserverState, PgFields, Timestamp};
+use postgres::{PgProbe, ProbeError};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// The longest one probe of one node may take (connect and all queries), as the original's
+/// per-step 5 s wait.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a changed state is published at most.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+
+/// What the poller publishes.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub nodes: BTreeMap<String, NodeState>,
+    pub observers: BTreeMap<String, ObserverState>,
+    /// Completed rounds: every configured node (and observer, while observers are polled) has
+    /// finished a probe that started after the previous round completed or after a poll-now
+    /// request, whichever came last.
+    pub round: u64,
+    /// Monotonic time of the last completed round.
+    pub last_round_at: Option<f64>,
+}
+
+/// Handle to the running poller.
+#[derive(Clone)]
+pub struct Poller {
+    pub snapshots: watch::Receiver<Arc<Snapshot>>,
+    poll_now: Arc<Notify>,
+    observe: Arc<watch::Sender<bool>>,
+}
+
+impl Poller {
+    /// Asks for an immediate round. Any number of requests before the round starts make one.
+    pub fn poll_now(&self) {
+        self.poll_now.notify_one();
+    }
+    /// Whether observers are polled (`poll_observers_on_warning_only` is driven through this).
+    pub fn set_observer_polling(&self, on: bool) {
+        self.observe.send_if_modified(|v| std::mem::replace(v, on) != on);
+    }
+}
+
+/// Merges one probe into a node's state: a failure keeps the last known fields with
+/// `connection: false`; a success updates the running minimum of the lag and records when
+/// replication was first seen.
+pub fn merge(prev: Option<&NodeState>, fetch_time: Timestamp, mono_now: f64, result: Option<PgFields>) -> NodeState {
+    let mut node = prev.cloned().unwrap_or_else(|| NodeState::new(fetch_time, false));
+    node.fetch_time = fetch_time;
+    node.connection = result.is_some();
+    if let Some(fields) = result {
+        if let Some(lag) = fields.replication_time_lag {
+            node.min_replication_time_lag = Some(node.min_replication_time_lag.map_or(lag, |m| m.min(lag)));
+        }
+        if fields.pg_last_xlog_receive_location.is_some() && node.replication_start_time.is_none() {
+            node.replication_start_time = Some(mono_now);
+        }
+        node.pg = Some(fields);
+    }
+    node
+}
+
+enum Outcome {
+    Node(Result<PgFields, ProbeError>),
+    Observer(Result<BTreeMap<String, NodeState>, observer::ObserverError>),
+}
+
+struct Report {
+    key: Key,
+    started: Instant,
+    fetch_time: Timestamp,
+    mono: f64,
+    outcome: Outcome,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Key {
+    Node(String),
+    Observer(String),
+}
+
+struct Worker {
+    cancel: CancellationToken,
+    /// What the worker was started with; a change restarts it.
+    target: String,
+}
+
+/// Starts the poller. `config` carries reloads; `on_auth_error` is told about refused logins.
+pub fn start(
+    config: watch::Receiver<Arc<Config>>,
+    statsd: watch::Receiver<Statsd>,
+    alerts: Arc<dyn Fn(&str) + Send + Sync>,
+    cancel: CancellationToken,
+) -> Poller {
+    let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::default()));
+    let poll_now = Arc::new(Notify::new());
+    let (observe_tx, observe_rx) = watch::channel(!config.borrow().poll_observers_on_warning_only);
+    let poller = Poller {
+        snapshots: snap_rx,
+        poll_now: poll_now.clone(),
+        observe: Arc::new(observe_tx),
+    };
+    let agg = Aggregator {
+        config,
+        statsd,
+        alerts,
+        cancel,
+        snap_tx,
+        poll_now,
+        observe: observe_rx,
+        generation: watch::channel(0u64).0,
+        workers: BTreeMap::new(),
+        snapshot: Snapshot::default(),
+        round_start: Instant::now(),
+        reported: BTreeSet::new(),
+    };
+    tokio::spawn(agg.run());
+    poller
+}
+
+struct Aggregator {
+    config: watch::Receiver<Arc<Config>>,
+    statsd: watch::Receiver<Statsd>,
+    alerts: Arc<dyn Fn(&str) + Send + Sync>,
+    cancel: CancellationToken,
+    snap_tx: watch::Sender<Arc<Snapshot>>,
+    poll_now: Arc<Notify>,
+    observe: watch::Receiver<bool>,
+    /// Bumped on every poll-now request; workers probe at once when it changes.
+    generation: watch::Sender<u64>,
+    workers: BTreeMap<Key, Worker>,
+    snapshot: Snapshot,
+    round_start: Instant,
+    reported: BTreeSet<Key>,
+}
+
+impl Aggregator {
+    async fn run(mut self) {
+        let (tx, mut rx) = mpsc::channel::<Report>(1024);
+        self.sync_workers(&tx);
+        let mut publish = tokio::time::interval(PUBLISH_EVERY);
+        publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut dirty = false;
+        loop {
+            tokio::select! {
+                _ = self.cancel.cancelled() => break,
+                Some(report) = rx.recv() => {
+                    self.apply(report);
+                    dirty = true;
+                    if self.round_complete() {
+                        self.publish();
+                        dirty = false;
+                    }
+                }
+                changed = self.config.changed() => {
+                    if changed.is_err() { break; }
+                    self.sync_workers(&tx);
+                    dirty = true;
+                }
+                changed = self.observe.changed() => {
+                    if changed.is_err() { break; }
+                    self.sync_workers(&tx);
+                }
+                _ = self.poll_now.notified() => {
+                    self.round_start = Instant::now();
+                    self.reported.clear();
+                    self.generation.send_modify(|g| *g += 1);
+                }
+                _ = publish.tick() => {
+                    if self.required().is_empty() {
+                        // nothing to poll: a round is just the passing of the interval
+                        let interval = Duration::from_secs_f64(self.config.borrow().db_poll_interval);
+                        if self.round_start.elapsed() >= interval {
+                            self.finish_round();
+                            dirty = true;
+                        }
+                    }
+                    if dirty {
+                        self.publish();
+                        dirty = false;
+                    }
+                }
+            }
+        }
+        for w in self.workers.values() {
+            w.cancel.cancel();
+        }
+    }
+
+    fn required(&self) -> BTreeSet<Key> {
+        self.workers.keys().cloned().collect()
+    }
+
+    fn round_complete(&mut self) -> bool {
+        let required = self.required();
+        if !required.is_empty() && required.is_subset(&self.reported) {
+            self.finish_round();
+            return true;
+        }
+        false
+    }
+
+    fn finish_round(&mut self) {
+        self.snapshot.round += 1;
+        self.snapshot.last_round_at = Some(clock::monotonic());
+        self.round_start = Instant::now();
+        self.reported.clear();
+    }
+
+    fn publish(&mut self) {
+        self.snap_tx.send_replace(Arc::new(self.snapshot.clone()));
+    }
+
+    fn apply(&mut self, r: Report) {
+        if !self.workers.contains_key(&r.key) {
+            return; // removed by a reload while probing
+        }
+        if r.started >= self.round_start {
+            self.reported.insert(r.key.clone());
+        }
+        let statsd = self.statsd.borrow().clone();
+        match (r.key, r.outcome) {
+            (Key::Node(name), Outcome::Node(result)) => {
+                let fields = match result {
+                    Ok(f) => Some(f),
+                    Err(e) => {
+                        let prev_connected = self.snapshot.nodes.get(&name).is_none_or(|n| n.connection);
+                        if prev_connected {
+                            tracing::warn!(target: "ClusterMonitor", "{name}: poll failed: {}", e.message);
+                        } else {
+                            tracing::debug!(target: "ClusterMonitor", "{name}: poll failed again: {}", e.message);
+                        }
+                        statsd.count("exception", &[("exception", "PollError"), ("where", e.site)]);
+                        if e.auth {
+                            (self.alerts)("authentication_error");
+                        }
+                        None
+                    }
+                };
+                let node = merge(self.snapshot.nodes.get(&name), r.fetch_time, r.mono, fields);
+                self.snapshot.nodes.insert(name, node);
+            }
+            (Key::Observer(name), Outcome::Observer(result)) => {
+                let entry = self
+                    .snapshot
+                    .observers
+                    .entry(name.clone())
+                    .or_insert_with(|| ObserverState {
+                        fetch_time: r.fetch_time,
+                        connection: false,
+                        nodes: BTreeMap::new(),
+                    });
+                match result {
+                    Ok(nodes) => {
+                        entry.fetch_time = r.fetch_time;
+                        entry.connection = true;
+                        entry.nodes = nodes;
+                    }
+                    Err(e) => {
+                        tracing::warn!(target: "ClusterMonitor", "observer {name}: {e}");
+                        statsd.count(
+                            "exception",
+                            &[("exception", "ObserverError"), ("where", "_fetch_observer_state")],
+                        );
+                        if !e.keeps_previous_state() {
+                            entry.fetch_time = r.fetch_time;
+                            entry.connection = false;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Starts, restarts and stops workers to match the config (and the observer switch).
+    fn sync_workers(&mut self, tx: &mpsc::Sender<Report>) {
+        let config = self.config.borrow().clone();
+        let observe = *self.observe.borrow();
+        let mut wanted: BTreeMap<Key, String> = config
+            .remote_conns
+            .iter()
+            .map(|(name, ci)| (Key::Node(name.clone()), ci.render()))
+            .collect();
+        if observe {
+            for (name, url) in &config.observers {
+                wanted.insert(Key::Observer(name.clone()), url.clone());
+            }
+        }
+        let stale: Vec<Key> = self
+            .workers
+            .iter()
+            .filter(|(k, w)| wanted.get(*k) != Some(&w.target))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in stale {
+            if let Some(w) = self.workers.remove(&key) {
+                w.cancel.cancel();
+            }
+            self.reported.remove(&key);
+            let still_wanted = wanted.contains_key(&key);
+            match &key {
+                Key::Node(n) if !still_wanted => {
+                    tracing::info!(target: "ClusterMonitor", "node {n} removed from the config");
+                    self.snapshot.nodes.remove(n);
+                }
+                Key::Observer(o) if !config.observers.contains_key(o) => {
+                    self.snapshot.observers.remove(o);
+                }
+                _ => {}
+            }
+        }
+        for (key, target) in wanted {
+            if self.workers.contains_key(&key) {
+                continue;
+            }
+            let cancel = self.cancel.child_token();
+            let ctx = WorkerCtx {
+                key: key.clone(),
+                config: self.config.clone(),
+                generation: self.generation.subscribe(),
+                tx: tx.clone(),
+                cancel: cancel.clone(),
+            };
+            match &key {
+                Key::Node(name) => {
+                    if let Some(ci) = config.remote_conns.get(name) {
+                        tokio::spawn(ctx.run_node(PgProbe::new(name, ci.clone())));
+                    }
+                }
+                Key::Observer(_) => {
+                    tokio::spawn(ctx.run_observer(target.clone()));
+                }
+            }
+            self.workers.insert(key, Worker { cancel, target });
+        }
+    }
+}
+
+struct WorkerCtx {
+    key: Key,
+    config: watch::Receiver<Arc<Config>>,
+    generation: watch::Receiver<u64>,
+    tx: mpsc::Sender<Report>,
+    cancel: CancellationToken,
+}
+
+impl WorkerCtx {
+    fn interval(&self) -> Duration {
+        Duration::from_secs_f64(self.config.borrow().db_poll_interval.max(0.01))
+    }
+
+    /// Waits for the next probe time or a poll-now request. False when cancelled.
+    async fn wait(&mut self, next: Instant) -> bool {
+        tokio::select! {
+            _ = self.cancel.cancelled() => false,
+            _ = tokio::time::sleep_until(next) => true,
+            r = self.generation.changed() => r.is_ok(),
+        }
+    }
+
+    async fn send(&self, started: Instant, fetch_time: Timestamp, mono: f64, outcome: Outcome) -> bool {
+        let report = Report {
+            key: self.key.clone(),
+            started,
+            fetch_time,
+            mono,
+            outcome,
+        };
+        self.tx.send(report).await.is_ok()
+    }
+
+    async fn run_node(mut self, mut probe: PgProbe) {
+        let mut next = Instant::now();
+        while self.wait(next).await {
+            self.generation.borrow_and_update();
+            let started = Instant::now();
+            let fetch_time = chrono::Utc::now();
+            let result = tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                r = tokio::time::timeout(PROBE_TIMEOUT, probe.probe()) => r,
+            };
+            let result = result.unwrap_or_else(|_| {
+                probe.disconnect();
+                Err(ProbeError {
+                    message: format!("no answer within {} s", PROBE_TIMEOUT.as_secs()),
+                    auth: false,
+                    site: "_query_cluster_member_state",
+                })
+            });
+            if !self
+                .send(started, fetch_time, clock::monotonic(), Outcome::Node(result))
+                .await
+            {
+                return;
+            }
+            next = started + self.interval();
+        }
+    }
+
+    async fn run_observer(mut self, url: String) {
+        let client = observer::client();
+        let mut next = Instant::now();
+        while self.wait(next).await {
+            self.generation.borrow_and_update();
+            let started = Instant::now();
+            let fetch_time = chrono::Utc::now();
+            let result = tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                r = observer::fetch(&client, &url) => r,
+            };
+            let result = result.map(|(nodes, bad)| {
+                for b in bad {
+                    tracing::warn!(target: "ClusterMonitor", "observer {url}: ignoring {b}");
+                }
+                nodes
+            });
+            if !self
+                .send(started, fetch_time, clock::monotonic(), Outcome::Observer(result))
+                .await
+            {
+                return;
+            }
+            next = started + self.interval();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::parse_iso;
+
+    fn standby(lag: f64, receive: bool) -> PgFields {
+        PgFields {
+            db_time: parse_iso("2024-01-01T00:00:00Z"),
+            pg_is_in_recovery: true,
+            pg_last_xact_replay_timestamp: None,
+            pg_last_xlog_receive_location: receive.then_some(crate::lsn::Lsn(1)),
+            pg_last_xlog_replay_location: None,
+            replication_time_lag: Some(lag),
+            replication_slots: None,
+        }
+    }
+
+    #[test]
+    fn a_failed_poll_keeps_the_last_fields_with_connection_false() {
+        let t0 = parse_iso("2024-01-01T00:00:00Z").expect("t");
+        let t1 = parse_iso("2024-01-01T00:00:05Z").expect("t");
+        let ok = merge(None, t0, 10.0, Some(standby(3.0, true)));
+        assert!(ok.connection);
+        let failed = merge(Some(&ok), t1, 15.0, None);
+        assert!(!failed.connection);
+        assert_eq!(failed.fetch_time, t1);
+        assert_eq!(failed.pg, ok.pg);
+    }
+
+    #[test]
+    fn min_lag_and_replication_start_are_kept_across_polls() {
+        let t = parse_iso("2024-01-01T00:00:00Z").expect("t");
+        // first poll without a receive location: the start time is recorded later (the
+        // original only ever recorded it when the very first poll had one)
+        let a = merge(None, t, 1.0, Some(standby(5.0, false)));
+        assert_eq!(a.replication_start_time, None);
+        let b = merge(Some(&a), t, 2.0, Some(standby(2.0, true)));
+        assert_eq!(b.replication_start_time, Some(2.0));
+        let c = merge(Some(&b), t, 3.0, Some(standby(4.0, true)));
+        assert_eq!(c.replication_start_time, Some(2.0));
+        assert_eq!(c.min_replication_time_lag, Some(2.0));
+    }
+
+    #[test]
+    fn a_never_reached_node_has_no_fields() {
+        let t = parse_iso("2024-01-01T00:00:00Z").expect("t");
+        let n = merge(None, t, 1.0, None);
+        assert_eq!(n, NodeState::new(t, false));
+    }
+}

@@ -1,0 +1,127 @@
+//! Fetching another daemon's `/state.json` (an observer, or a DB node's daemon; ours or the
+//! Python original). Owns the HTTP timeout, the clock-skew check and the shape check; an
+//! answer that fails any of them is never returned as data.
+
+use crate::state::{parse_node_map, NodeState, Timestamp};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The longest we wait for an observer's answer.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// An observer whose clock differs from ours by more than this is not trusted.
+pub const MAX_CLOCK_SKEW_SECONDS: f64 = 5.0;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObserverError {
+    #[error("request failed: {0}")]
+    Request(String),
+    #[error("answered HTTP {0}")]
+    Status(u16),
+    #[error("its clock is {0:.1} s away from ours (more than 5 s); its answer is ignored")]
+    ClockSkew(f64),
+    #[error("the answer is not JSON: {0}")]
+    NotJson(String),
+    #[error("the answer has the wrong shape: {0}")]
+    Shape(String),
+}
+
+impl ObserverError {
+    /// A skewed observer keeps its previous data (as the original does); other failures mark
+    /// it disconnected.
+    pub fn keeps_previous_state(&self) -> bool {
+        matches!(self, ObserverError::ClockSkew(_))
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(FETCH_TIMEOUT)
+        .connect_timeout(FETCH_TIMEOUT)
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// Checks the `Date` header against our clock taken before the request, in both directions
+/// (the original only rejects an observer that is behind). Wall clocks of two machines are
+/// compared here on purpose: that is what the check is about.
+pub fn check_skew(
+    date_header: Option<&str>,
+    local_before: Timestamp,
+    local_after: Timestamp,
+) -> Result<(), ObserverError> {
+    let Some(date) = date_header.and_then(|d| httpdate::parse_http_date(d).ok()) else {
+        // no or unreadable Date header: nothing to compare; accept as the original does
+        return Ok(());
+    };
+    let remote: Timestamp = date.into();
+    // The header has one-second resolution: allow that much on top of the request's duration.
+    let behind = (local_before - remote).num_milliseconds() as f64 / 1000.0;
+    let ahead = (remote - local_after).num_milliseconds() as f64 / 1000.0 - 1.0;
+    if behind > MAX_CLOCK_SKEW_SECONDS {
+        return Err(ObserverError::ClockSkew(-behind));
+    }
+    if ahead > MAX_CLOCK_SKEW_SECONDS {
+        return Err(ObserverError::ClockSkew(ahead));
+    }
+    Ok(())
+}
+
+/// Fetches and checks one observer. Entries of the answer with a bad shape are dropped and
+/// described in the second value.
+pub async fn fetch(
+    client: &reqwest::Client,
+    base_url: &str,
+) -> Result<(BTreeMap<String, NodeState>, Vec<String>), ObserverError> {
+    let url = format!("{}/state.json", base_url.trim_end_matches('/'));
+    let before = chrono::Utc::now();
+    let resp = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| ObserverError::Request(e.without_url().to_string()))?;
+    let after = chrono::Utc::now();
+    if !resp.status().is_success() {
+        return Err(ObserverError::Status(resp.status().as_u16()));
+    }
+    let date = resp
+        .headers()
+        .get(reqwest::header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    check_skew(date.as_deref(), before, after)?;
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| ObserverError::Request(e.without_url().to_string()))?;
+    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ObserverError::NotJson(e.to_string()))?;
+    let (nodes, bad) = parse_node_map(&value).map_err(|e| ObserverError::Shape(e.to_string()))?;
+    Ok((
+        nodes,
+        bad.into_iter().map(|(n, e)| format!("node {n:?}: {e}")).collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::parse_iso;
+
+    #[test]
+    fn skew_is_rejected_in_both_directions() {
+        let now = parse_iso("2024-01-01T12:00:00Z").expect("t");
+        let header = |t: Timestamp| httpdate::fmt_http_date(t.into());
+        let secs = chrono::Duration::seconds;
+        assert!(check_skew(Some(&header(now)), now, now).is_ok());
+        assert!(check_skew(Some(&header(now - secs(4))), now, now).is_ok());
+        assert!(check_skew(Some(&header(now + secs(5))), now, now).is_ok());
+        assert!(matches!(
+            check_skew(Some(&header(now - secs(7))), now, now),
+            Err(ObserverError::ClockSkew(_))
+        ));
+        assert!(matches!(
+            check_skew(Some(&header(now + secs(8))), now, now),
+            Err(ObserverError::ClockSkew(_))
+        ));
+        assert!(check_skew(None, now, now).is_ok());
+    }
+}

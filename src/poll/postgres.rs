@@ -1,0 +1,323 @@
+//! Probing one PostgreSQL node: the connection (kept between probes, reopened when lost), the
+//! original's queries, and turning their answers into [`PgFields`]. It owns nothing but its
+//! connection; the poller decides what to do with the result.
+
+use crate::conninfo::ConnInfo;
+use crate::lsn::Lsn;
+use crate::state::{PgFields, ReplicationSlot, Timestamp};
+use chrono::DateTime;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+/// Why a probe failed.
+#[derive(Debug, Clone)]
+pub struct ProbeError {
+    pub message: String,
+    /// The server refused our credentials (for the `authentication_error` alert).
+    pub auth: bool,
+    /// Where it failed, for the StatsD `where` tag.
+    pub site: &'static str,
+}
+
+struct Connected {
+    client: Client,
+    version_num: u32,
+}
+
+/// One node's connection and what we remember about it between probes.
+pub struct PgProbe {
+    name: String,
+    conninfo: ConnInfo,
+    conn: Option<Connected>,
+    /// The slot query was refused; logged once until it works again.
+    slots_denied: bool,
+}
+
+fn is_auth_error(e: &tokio_postgres::Error) -> bool {
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::INVALID_PASSWORD || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+    ) || e.to_string().contains("password authentication")
+}
+
+/// The error text with its causes, never containing connection parameters.
+fn describe(e: &tokio_postgres::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        let t = inner.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = inner.source();
+    }
+    s
+}
+
+fn micros_to_ts(s: Option<&str>) -> Option<Timestamp> {
+    let us: i64 = s?.parse().ok()?;
+    DateTime::from_timestamp_micros(us)
+}
+
+fn lsn(s: Option<&str>) -> Option<Lsn> {
+    s.and_then(|s| s.parse().ok())
+}
+
+fn rows(msgs: Vec<SimpleQueryMessage>) -> Vec<tokio_postgres::SimpleQueryRow> {
+    msgs.into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `(receive, replay)` function names by server version (the state keys keep the 9.x names).
+fn status_query(version_num: u32) -> &'static str {
+    // Times are read as microseconds since the epoch so that they are UTC whatever the
+    // session's TimeZone is (the original mis-converts offsets west of UTC by a day).
+    if version_num >= 100_000 {
+        "SELECT (extract(epoch FROM now()) * 1000000)::int8 AS db_time, pg_is_in_recovery(), \
+         (extract(epoch FROM pg_last_xact_replay_timestamp()) * 1000000)::int8 AS pg_last_xact_replay_timestamp, \
+         pg_last_wal_receive_lsn()::text AS pg_last_xlog_receive_location, \
+         pg_last_wal_replay_lsn()::text AS pg_last_xlog_replay_location"
+    } else {
+        "SELECT (extract(epoch FROM now()) * 1000000)::int8 AS db_time, pg_is_in_recovery(), \
+         (extract(epoch FROM pg_last_xact_replay_timestamp()) * 1000000)::int8 AS pg_last_xact_replay_timestamp, \
+         pg_last_xlog_receive_location()::text, pg_last_xlog_replay_location()::text"
+    }
+}
+
+fn current_lsn_query(version_num: u32) -> &'static str {
+    if version_num >= 100_000 {
+        "SELECT pg_current_wal_lsn()::text AS pg_last_xlog_replay_location"
+    } else {
+        "SELECT pg_current_xlog_location()::text AS pg_last_xlog_replay_location"
+    }
+}
+
+fn heartbeat_query(version_num: u32) -> &'static str {
+    if version_num >= 100_000 {
+        "SELECT txid_current(), pg_current_wal_lsn()::text AS pg_last_xlog_replay_location"
+    } else {
+        "SELECT txid_current(), pg_current_xlog_location()::text AS pg_last_xlog_replay_location"
+    }
+}
+
+const SLOTS_QUERY: &str = "SELECT slot_name, plugin, slot_type, database, catalog_xmin::text, \
+    restart_lsn::text, confirmed_flush_lsn::text, \
+    pg_catalog.encode(pg_catalog.pg_read_binary_file('pg_replslot/' || slot_name || '/state'), 'base64') AS state_data \
+    FROM pg_catalog.pg_replication_slots WHERE slot_type = 'logical' AND NOT temporary";
+
+/// Standby replay staleness: the standby's `now()` minus its last replayed commit time.
+pub fn replication_time_lag(db_time: Timestamp, replay: Timestamp) -> f64 {
+    let d = db_time - replay;
+    (d.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6).abs()
+}
+
+impl PgProbe {
+    pub fn new(name: &str, conninfo: ConnInfo) -> Self {
+        PgProbe {
+            name: name.to_string(),
+            conninfo,
+            conn: None,
+            slots_denied: false,
+        }
+    }
+
+    pub fn conninfo(&self) -> &ConnInfo {
+        &self.conninfo
+    }
+
+    /// Forgets the connection (after a timeout the protocol state is unknown).
+    pub fn disconnect(&mut self) {
+        self.conn = None;
+    }
+
+    async fn connect(&mut self) -> Result<&Connected, ProbeError> {
+        if self.conn.as_ref().is_some_and(|c| c.client.is_closed()) {
+            self.conn = None;
+        }
+        if self.conn.is_none() {
+            let fail = |message: String, auth: bool| ProbeError {
+                message,
+                auth,
+                site: "_connect_to_db",
+            };
+            let config = self.conninfo.pg_config().map_err(|e| fail(e.to_string(), false))?;
+            let tls = self.conninfo.tls().map_err(|e| fail(e.to_string(), false))?;
+            let (client, connection) = config
+                .connect(tls)
+                .await
+                .map_err(|e| fail(describe(&e), is_auth_error(&e)))?;
+            let name = self.name.clone();
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(target: "ClusterMonitor", "connection to {name} ended: {e}");
+                }
+            });
+            // A heartbeat must never wait for a synchronous standby.
+            client
+                .simple_query("SET synchronous_commit = off")
+                .await
+                .map_err(|e| fail(describe(&e), false))?;
+            let version = rows(
+                client
+                    .simple_query("SHOW server_version_num")
+                    .await
+                    .map_err(|e| fail(describe(&e), false))?,
+            );
+            let version_num = version
+                .first()
+                .and_then(|r| r.get(0))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            tracing::info!(target: "ClusterMonitor", "connected to {} ({})", self.name, self.conninfo.masked());
+            self.conn = Some(Connected { client, version_num });
+        }
+        self.conn.as_ref().ok_or_else(|| ProbeError {
+            message: "no connection".into(),
+            auth: false,
+            site: "_connect_to_db",
+        })
+    }
+
+    /// One probe: connect if needed, run the queries, parse. On error the connection is
+    /// dropped so the next probe reconnects.
+    pub async fn probe(&mut self) -> Result<PgFields, ProbeError> {
+        let result = self.probe_inner().await;
+        if result.is_err() {
+            self.conn = None;
+        }
+        result
+    }
+
+    async fn probe_inner(&mut self) -> Result<PgFields, ProbeError> {
+        let name = self.name.clone();
+        let query_err = |e: tokio_postgres::Error| ProbeError {
+            message: describe(&e),
+            auth: false,
+            site: "_query_cluster_member_state",
+        };
+        let conn = self.connect().await?;
+        let version_num = conn.version_num;
+        let status = rows(
+            conn.client
+                .simple_query(status_query(version_num))
+                .await
+                .map_err(query_err)?,
+        );
+        let row = status.first().ok_or_else(|| ProbeError {
+            message: "status query returned no row".into(),
+            auth: false,
+            site: "_query_cluster_member_state",
+        })?;
+        let db_time = micros_to_ts(row.get(0));
+        let in_recovery = row.get(1) == Some("t");
+        let replay_ts = micros_to_ts(row.get(2));
+        let mut fields = PgFields {
+            db_time,
+            pg_is_in_recovery: in_recovery,
+            pg_last_xact_replay_timestamp: replay_ts,
+            pg_last_xlog_receive_location: lsn(row.get(3)),
+            pg_last_xlog_replay_location: lsn(row.get(4)),
+            replication_time_lag: match (db_time, replay_ts) {
+                (Some(now), Some(replay)) => Some(replication_time_lag(now, replay)),
+                _ => None,
+            },
+            replication_slots: None,
+        };
+        if in_recovery {
+            return Ok(fields);
+        }
+        // A primary: its own position is read apart from the heartbeat, so that a failing
+        // heartbeat does not turn a live primary into a dead one.
+        fields.pg_last_xact_replay_timestamp = None;
+        fields.pg_last_xlog_receive_location = None;
+        fields.replication_time_lag = None;
+        let current = rows(
+            conn.client
+                .simple_query(current_lsn_query(version_num))
+                .await
+                .map_err(query_err)?,
+        );
+        fields.pg_last_xlog_replay_location = lsn(current.first().and_then(|r| r.get(0)));
+
+        if version_num >= 100_000 {
+            match conn.client.simple_query(SLOTS_QUERY).await {
+                Ok(msgs) => {
+                    let slots = rows(msgs)
+                        .iter()
+                        .map(|r| ReplicationSlot {
+                            slot_name: r.get(0).map(str::to_string),
+                            plugin: r.get(1).map(str::to_string),
+                            slot_type: r.get(2).map(str::to_string),
+                            database: r.get(3).map(str::to_string),
+                            catalog_xmin: r.get(4).map(str::to_string),
+                            restart_lsn: r.get(5).map(str::to_string),
+                            confirmed_flush_lsn: r.get(6).map(str::to_string),
+                            state_data: r.get(7).map(str::to_string),
+                        })
+                        .collect();
+                    fields.replication_slots = Some(slots);
+                    if self.slots_denied {
+                        tracing::info!(target: "ClusterMonitor", "{name}: replication slot definitions are readable again");
+                        self.slots_denied = false;
+                    }
+                }
+                Err(e) if conn.client.is_closed() => return Err(query_err(e)),
+                Err(e) => {
+                    if !self.slots_denied {
+                        tracing::warn!(target: "ClusterMonitor",
+                            "{name}: cannot read logical replication slot definitions ({}); the monitoring role needs the pg_read_server_files role and EXECUTE on pg_read_binary_file(text), or superuser. Slots are left out of the state until it can; this is logged once",
+                            describe(&e));
+                        self.slots_denied = true;
+                    }
+                }
+            }
+        }
+        let Some(conn) = self.conn.as_ref() else {
+            return Ok(fields);
+        };
+        match conn.client.simple_query(heartbeat_query(version_num)).await {
+            Ok(msgs) => {
+                if let Some(l) = lsn(rows(msgs).first().and_then(|r| r.get(1))) {
+                    fields.pg_last_xlog_replay_location = Some(l);
+                }
+            }
+            Err(e) if conn.client.is_closed() => return Err(query_err(e)),
+            Err(e) => {
+                tracing::warn!(target: "ClusterMonitor", "{name}: heartbeat txid_current() failed: {}", describe(&e));
+            }
+        }
+        Ok(fields)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::parse_iso;
+
+    #[test]
+    fn test_replication_lag() {
+        let t = parse_iso("2024-01-01T00:00:00Z").expect("t");
+        assert_eq!(replication_time_lag(t, t), 0.0);
+        let later = t + chrono::Duration::microseconds(50_000_042);
+        assert_eq!(replication_time_lag(later, t), 50.000042);
+        assert_eq!(replication_time_lag(t + chrono::Duration::hours(42), t), 151200.0);
+        // a replay time ahead of the standby's clock (skew) is still a positive lag
+        assert_eq!(replication_time_lag(t, later), 50.000042);
+    }
+
+    #[test]
+    fn timestamps_come_as_utc_microseconds() {
+        assert_eq!(
+            micros_to_ts(Some("1704067200000001")).map(|t| crate::state::iso(&t)),
+            Some("2024-01-01T00:00:00.000001Z".to_string())
+        );
+        assert_eq!(micros_to_ts(None), None);
+        assert_eq!(micros_to_ts(Some("garbage")), None);
+    }
+}

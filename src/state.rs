@@ -1,0 +1,296 @@
+//! The JSON contract shared with the Python original: the per-node state (`db_nodes` entries and
+//! `/state.json` answers), the observer states (`observer_nodes`) and the state-file document.
+//! Owns the exact key names, value types and timestamp format, and the lenient reading of
+//! documents other daemons wrote. It does no I/O.
+
+use crate::lsn::Lsn;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+use std::collections::BTreeMap;
+
+/// Wall-clock UTC instant, as carried in the JSON documents.
+pub type Timestamp = DateTime<Utc>;
+
+/// The original's ISO form: naive UTC, microseconds, trailing `Z` (`2024-04-10T12:00:05.123456Z`).
+pub fn iso(t: &Timestamp) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// Reads the ISO forms the original writes (with or without fraction, with `Z`, `+00:00` or
+/// nothing after it) and any RFC 3339 time with an offset.
+pub fn parse_iso(s: &str) -> Option<Timestamp> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    let naive = s.strip_suffix('Z').unwrap_or(s);
+    NaiveDateTime::parse_from_str(naive, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|n| n.and_utc())
+}
+
+/// One logical replication slot as read from a primary (all values as PostgreSQL prints them).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct ReplicationSlot {
+    pub slot_name: Option<String>,
+    pub plugin: Option<String>,
+    pub slot_type: Option<String>,
+    pub database: Option<String>,
+    pub catalog_xmin: Option<String>,
+    pub restart_lsn: Option<String>,
+    pub confirmed_flush_lsn: Option<String>,
+    /// base64 of `pg_replslot/<name>/state`
+    pub state_data: Option<String>,
+}
+
+/// What the last successful poll of a node returned. Kept after later failed polls.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PgFields {
+    /// The node's own `now()`, converted to UTC. `None` only in documents from elsewhere.
+    pub db_time: Option<Timestamp>,
+    pub pg_is_in_recovery: bool,
+    pub pg_last_xact_replay_timestamp: Option<Timestamp>,
+    pub pg_last_xlog_receive_location: Option<Lsn>,
+    /// On a primary: its current WAL position.
+    pub pg_last_xlog_replay_location: Option<Lsn>,
+    /// Seconds between the standby's `now()` and its last replayed commit; `None` on a primary.
+    pub replication_time_lag: Option<f64>,
+    /// Logical slots; only for a PostgreSQL >= 10 primary, and only when they could be read.
+    pub replication_slots: Option<Vec<ReplicationSlot>>,
+}
+
+/// One node as one daemon sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeState {
+    /// When this view was taken (wall clock of the daemon that polled).
+    pub fetch_time: Timestamp,
+    /// Whether the latest poll succeeded.
+    pub connection: bool,
+    /// The fields of the last successful poll, if there ever was one.
+    pub pg: Option<PgFields>,
+    pub min_replication_time_lag: Option<f64>,
+    /// Monotonic seconds (of the polling daemon) when a receive location was first seen.
+    pub replication_start_time: Option<f64>,
+}
+
+impl NodeState {
+    pub fn new(fetch_time: Timestamp, connection: bool) -> Self {
+        NodeState {
+            fetch_time,
+            connection,
+            pg: None,
+            min_replication_time_lag: None,
+            replication_start_time: None,
+        }
+    }
+    /// `Some(true)` for a standby, `Some(false)` for a primary, `None` if never reached.
+    pub fn in_recovery(&self) -> Option<bool> {
+        self.pg.as_ref().map(|p| p.pg_is_in_recovery)
+    }
+}
+
+impl Serialize for NodeState {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("fetch_time", &iso(&self.fetch_time))?;
+        m.serialize_entry("connection", &self.connection)?;
+        if let Some(pg) = &self.pg {
+            m.serialize_entry("db_time", &pg.db_time.as_ref().map(iso))?;
+            m.serialize_entry("pg_is_in_recovery", &pg.pg_is_in_recovery)?;
+            m.serialize_entry(
+                "pg_last_xact_replay_timestamp",
+                &pg.pg_last_xact_replay_timestamp.as_ref().map(iso),
+            )?;
+            m.serialize_entry("pg_last_xlog_receive_location", &pg.pg_last_xlog_receive_location)?;
+            m.serialize_entry("pg_last_xlog_replay_location", &pg.pg_last_xlog_replay_location)?;
+            if let Some(slots) = &pg.replication_slots {
+                m.serialize_entry("replication_slots", slots)?;
+            }
+            m.serialize_entry("replication_time_lag", &pg.replication_time_lag)?;
+        }
+        if let Some(t) = self.replication_start_time {
+            m.serialize_entry("replication_start_time", &t)?;
+        }
+        if let Some(l) = self.min_replication_time_lag {
+            m.serialize_entry("min_replication_time_lag", &l)?;
+        }
+        m.end()
+    }
+}
+
+/// Why a node entry from another daemon was not accepted.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ShapeError {
+    #[error("expected a JSON object, got {0}")]
+    NotAnObject(&'static str),
+    #[error("key {key:?}: {problem}")]
+    Field { key: &'static str, problem: String },
+}
+
+fn kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+type Obj = serde_json::Map<String, serde_json::Value>;
+
+fn field<T>(
+    o: &Obj,
+    key: &'static str,
+    conv: impl Fn(&serde_json::Value) -> Option<T>,
+    expected: &str,
+) -> Result<Option<T>, ShapeError> {
+    match o.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => conv(v).map(Some).ok_or_else(|| ShapeError::Field {
+            key,
+            problem: format!("expected {expected}, got {}", kind(v)),
+        }),
+    }
+}
+
+fn ts(v: &serde_json::Value) -> Option<Timestamp> {
+    v.as_str().and_then(parse_iso)
+}
+fn lsn(v: &serde_json::Value) -> Option<Lsn> {
+    v.as_str().and_then(|s| s.parse().ok())
+}
+
+impl NodeState {
+    /// Reads one node entry written by another daemon (ours or the Python original). Unknown
+    /// keys are ignored; a known key with a wrong type rejects the entry.
+    pub fn from_json(v: &serde_json::Value) -> Result<NodeState, ShapeError> {
+        let o = v.as_object().ok_or(ShapeError::NotAnObject(kind(v)))?;
+        let fetch_time = field(o, "fetch_time", ts, "an ISO timestamp")?.ok_or(ShapeError::Field {
+            key: "fetch_time",
+            problem: "missing".into(),
+        })?;
+        let connection = field(o, "connection", |v| v.as_bool(), "a boolean")?.unwrap_or(false);
+        let in_recovery = field(o, "pg_is_in_recovery", |v| v.as_bool(), "a boolean")?;
+        let pg = match in_recovery {
+            None => None,
+            Some(pg_is_in_recovery) => Some(PgFields {
+                db_time: field(o, "db_time", ts, "an ISO timestamp")?,
+                pg_is_in_recovery,
+                pg_last_xact_replay_timestamp: field(o, "pg_last_xact_replay_timestamp", ts, "an ISO timestamp")?,
+                pg_last_xlog_receive_location: field(o, "pg_last_xlog_receive_location", lsn, "an LSN string")?,
+                pg_last_xlog_replay_location: field(o, "pg_last_xlog_replay_location", lsn, "an LSN string")?,
+                replication_time_lag: field(o, "replication_time_lag", |v| v.as_f64(), "a number")?,
+                replication_slots: field(
+                    o,
+                    "replication_slots",
+                    |v| serde_json::from_value(v.clone()).ok(),
+                    "a list of slot objects",
+                )?,
+            }),
+        };
+        Ok(NodeState {
+            fetch_time,
+            connection,
+            pg,
+            min_replication_time_lag: field(o, "min_replication_time_lag", |v| v.as_f64(), "a number")?,
+            replication_start_time: field(o, "replication_start_time", |v| v.as_f64(), "a number")?,
+        })
+    }
+}
+
+/// Entries of an answer that were not accepted, with the reason.
+pub type RejectedEntries = Vec<(String, ShapeError)>;
+
+/// A `/state.json` answer: node name -> node state. Entries that do not have the right shape
+/// are returned apart, with the reason, so the caller can log them; they are never trusted.
+pub fn parse_node_map(v: &serde_json::Value) -> Result<(BTreeMap<String, NodeState>, RejectedEntries), ShapeError> {
+    let o = v.as_object().ok_or(ShapeError::NotAnObject(kind(v)))?;
+    let mut good = BTreeMap::new();
+    let mut bad = Vec::new();
+    for (name, entry) in o {
+        match NodeState::from_json(entry) {
+            Ok(n) => {
+                good.insert(name.clone(), n);
+            }
+            Err(e) => bad.push((name.clone(), e)),
+        }
+    }
+    Ok((good, bad))
+}
+
+/// One observer as we see it: whether we reached it, when, and the nodes it reported.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObserverState {
+    pub fetch_time: Timestamp,
+    pub connection: bool,
+    pub nodes: BTreeMap<String, NodeState>,
+}
+
+impl Serialize for ObserverState {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("fetch_time", &iso(&self.fetch_time))?;
+        m.serialize_entry("connection", &self.connection)?;
+        for (name, node) in &self.nodes {
+            if name != "fetch_time" && name != "connection" {
+                m.serialize_entry(name, node)?;
+            }
+        }
+        m.end()
+    }
+}
+
+/// The state file document. The first three keys are the original's; the rest are ours and
+/// are only ever added, never replacing one of the original's.
+#[derive(Clone, Debug, Serialize)]
+pub struct StateDocument<'a> {
+    pub db_nodes: &'a BTreeMap<String, NodeState>,
+    pub observer_nodes: &'a BTreeMap<String, ObserverState>,
+    pub current_master: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<&'a serde_json::Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_round_trips_and_reads_the_originals_forms() {
+        let t = parse_iso("2026-11-25T19:45:45.775546Z").expect("parse");
+        assert_eq!(iso(&t), "2026-11-25T19:45:45.775546Z");
+        let whole = parse_iso("2014-01-01T00:00:00Z").expect("parse");
+        assert_eq!(iso(&whole), "2014-01-01T00:00:00.000000Z");
+        assert_eq!(parse_iso("2014-01-01T00:00:00"), Some(whole));
+        assert_eq!(parse_iso("2014-01-01T02:00:00+02:00"), Some(whole));
+        assert_eq!(parse_iso("foobar"), None);
+    }
+
+    #[test]
+    fn a_never_reached_node_has_only_fetch_time_and_connection() {
+        let n = NodeState::new(parse_iso("2024-01-01T00:00:00Z").expect("t"), false);
+        let v = serde_json::to_value(&n).expect("json");
+        assert_eq!(
+            v,
+            serde_json::json!({"fetch_time": "2024-01-01T00:00:00.000000Z", "connection": false})
+        );
+        assert_eq!(NodeState::from_json(&v), Ok(n));
+    }
+
+    #[test]
+    fn wrong_types_are_rejected_with_the_key() {
+        let v = serde_json::json!({"fetch_time": "2024-01-01T00:00:00Z", "connection": true,
+                                   "pg_is_in_recovery": "yes"});
+        assert_eq!(
+            NodeState::from_json(&v),
+            Err(ShapeError::Field {
+                key: "pg_is_in_recovery",
+                problem: "expected a boolean, got a string".into()
+            })
+        );
+        assert!(NodeState::from_json(&serde_json::json!([])).is_err());
+        assert!(NodeState::from_json(&serde_json::json!({"connection": true})).is_err());
+    }
+}

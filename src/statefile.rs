@@ -1,0 +1,79 @@
+//! The state file on disk: written atomically (a temp file in the same directory, fsync,
+//! rename, fsync of the directory) and pretty-printed with the original's 4-space indent.
+
+use crate::state::StateDocument;
+use serde::Serialize;
+use std::io::Write;
+use std::path::Path;
+
+/// JSON with a 4-space indent, as the original's `json.dumps(indent=4)`.
+pub fn to_pretty_json<T: Serialize>(value: &T) -> serde_json::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    value.serialize(&mut ser)?;
+    Ok(out)
+}
+
+/// Replaces `path` with `bytes` so that a reader sees the old or the new file, never a part.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".pglookout_state.")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    // state files are read by other tools (pglookout_current_master, monitoring)
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    tmp.persist(path).map_err(|e| e.error)?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+pub fn write_state(path: &Path, doc: &StateDocument<'_>) -> std::io::Result<()> {
+    let bytes = to_pretty_json(doc).map_err(std::io::Error::other)?;
+    write_atomic(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn test_state_file_write() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("state.json");
+        let nodes = BTreeMap::new();
+        let observers = BTreeMap::new();
+        let doc = StateDocument {
+            db_nodes: &nodes,
+            observer_nodes: &observers,
+            current_master: Some("pg1"),
+            decision: None,
+        };
+        write_state(&path, &doc).expect("write");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.contains("\n    \"current_master\": \"pg1\""), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert!(v.is_object());
+        // no temp files are left behind
+        assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1);
+    }
+
+    #[test]
+    fn a_write_into_a_missing_directory_fails_without_touching_anything() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("missing").join("state.json");
+        assert!(write_atomic(&path, b"{}").is_err());
+    }
+}

@@ -1,0 +1,149 @@
+//! A bad config is refused before anything starts: exit 1, and a message naming the file, the
+//! key and what was expected.
+
+use super::harness::bin;
+use std::process::Command;
+
+fn run_with(config_text: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("bad.json");
+    std::fs::write(&path, config_text).expect("write");
+    let out = Command::new(bin()).arg(&path).output().expect("run");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn bad_configs_are_refused_with_the_key_named() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("not json", "{ remote_conns: ", &["not valid JSON"]),
+        ("not an object", "[1, 2]", &["expected a JSON object"]),
+        (
+            "own_db not a node",
+            r#"{"remote_conns": {"a": "host=x"}, "own_db": "b"}"#,
+            &["\"own_db\"", "not a key of remote_conns"],
+        ),
+        (
+            "own_db wrong type",
+            r#"{"own_db": 5}"#,
+            &["\"own_db\"", "expected a string"],
+        ),
+        (
+            "negative poll interval",
+            r#"{"db_poll_interval": -1}"#,
+            &["\"db_poll_interval\"", "positive"],
+        ),
+        (
+            "zero check interval",
+            r#"{"replication_state_check_interval": 0}"#,
+            &["\"replication_state_check_interval\"", "positive"],
+        ),
+        (
+            "string lag",
+            r#"{"max_failover_replication_time_lag": "120"}"#,
+            &["\"max_failover_replication_time_lag\"", "positive number"],
+        ),
+        (
+            "bad observer url",
+            r#"{"observers": {"o1": "ftp://x"}}"#,
+            &["\"observers.o1\"", "http"],
+        ),
+        (
+            "observer not a string",
+            r#"{"observers": {"o1": 15000}}"#,
+            &["\"observers.o1\"", "URL string"],
+        ),
+        (
+            "bad conninfo",
+            r#"{"remote_conns": {"a": "host='unterminated"}}"#,
+            &["\"remote_conns.a\""],
+        ),
+        (
+            "remote_conns not an object",
+            r#"{"remote_conns": ["host=x"]}"#,
+            &["\"remote_conns\"", "expected an object"],
+        ),
+        (
+            "port out of range",
+            r#"{"http_port": 70000}"#,
+            &["\"http_port\"", "1-65535"],
+        ),
+        (
+            "bad log level",
+            r#"{"log_level": "LOUD"}"#,
+            &["\"log_level\"", "DEBUG, INFO"],
+        ),
+        (
+            "bad facility",
+            r#"{"syslog_facility": "local9"}"#,
+            &["\"syslog_facility\""],
+        ),
+        (
+            "autofollow without template",
+            r#"{"autofollow": true}"#,
+            &["\"primary_conninfo_template\"", "autofollow"],
+        ),
+        (
+            "statsd without port",
+            r#"{"statsd": {"host": "127.0.0.1"}}"#,
+            &["\"statsd.port\""],
+        ),
+        (
+            "never_promote not a list",
+            r#"{"never_promote_these_nodes": "a"}"#,
+            &["\"never_promote_these_nodes\"", "list"],
+        ),
+        (
+            "bool as string",
+            r#"{"autofollow": "yes"}"#,
+            &["\"autofollow\"", "true or false"],
+        ),
+    ];
+    for (what, text, needles) in cases {
+        let (code, stderr) = run_with(text);
+        assert_eq!(code, 1, "{what}: exit code; stderr: {stderr}");
+        assert!(stderr.contains("bad.json"), "{what}: the file is named: {stderr}");
+        for n in *needles {
+            assert!(stderr.contains(n), "{what}: expected {n:?} in: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn a_missing_config_file_is_refused() {
+    let out = Command::new(bin())
+        .arg("/nonexistent/pglookout.json")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("/nonexistent/pglookout.json") && stderr.contains("cannot read"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("c.json");
+    std::fs::write(
+        &path,
+        format!(
+            r#"{{"http_address": "127.0.0.1", "http_port": {port}, "json_state_file_path": "{}"}}"#,
+            dir.path().join("s.json").display()
+        ),
+    )
+    .expect("write");
+    let out = Command::new(bin()).arg(&path).output().expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{port}")) && stderr.contains("cannot listen"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,70 @@
+//! Shared helpers: building daemon configs for a lab cluster and waiting on daemon state.
+
+use pglab::daemon::Daemon;
+use pglab::Cluster;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_pglookout"))
+}
+
+pub fn current_master_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_pglookout_current_master"))
+}
+
+/// `remote_conns` for every node of the cluster (monitoring role, password auth).
+pub fn remote_conns(cluster: &Cluster) -> Value {
+    let mut m = serde_json::Map::new();
+    for n in cluster.nodes() {
+        m.insert(n.name.clone(), json!(cluster.monitor_conninfo(&n.name)));
+    }
+    Value::Object(m)
+}
+
+/// A config for a daemon beside `own_db` ("" for an observer), polling fast.
+pub fn config(cluster: &Cluster, own_db: &str, observers: Value) -> Value {
+    json!({
+        "remote_conns": remote_conns(cluster),
+        "own_db": own_db,
+        "observers": observers,
+        "db_poll_interval": 0.5,
+        "replication_state_check_interval": 0.5,
+        "log_level": "DEBUG",
+        "failover_command": "/bin/false",
+        "maintenance_mode_file": cluster.dir().join("maintenance").display().to_string(),
+    })
+}
+
+pub fn spawn(cluster: &Cluster, name: &str, config: Value) -> Daemon {
+    Daemon::spawn(&bin(), name, cluster.dir(), config).expect("spawn daemon")
+}
+
+/// Waits until the daemon's state file satisfies `pred`; the error shows the last state and log.
+pub async fn wait_state(d: &Daemon, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let result = pglab::wait_for(what, DEADLINE, || async { Ok(d.state().filter(|s| pred(s))) }).await;
+    match result {
+        Ok(v) => v,
+        Err(e) => panic!(
+            "{e:#}\nlast state: {}\nlog tail:\n{}",
+            d.state().map(|s| s.to_string()).unwrap_or_default(),
+            tail(&d.log(), 40)
+        ),
+    }
+}
+
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+pub fn node<'a>(state: &'a Value, name: &str) -> &'a Value {
+    &state["db_nodes"][name]
+}
+
+pub fn connected(state: &Value, name: &str) -> bool {
+    node(state, name)["connection"] == json!(true)
+}

@@ -1,0 +1,7 @@
+//! Integration tests: the `pglookout` binaries against real PostgreSQL clusters started by
+//! `pglab`. One test binary; each module one area.
+
+mod config_errors;
+mod current_master;
+mod harness;
+mod monitoring;

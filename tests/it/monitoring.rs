@@ -1,0 +1,412 @@
+//! The monitoring half on real PostgreSQL: what the daemons see, write and serve.
+
+use super::harness::*;
+use pglab::daemon::http_request;
+use pglab::{Cluster, ClusterSpec, Proxy, ProxyMode};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// `key -> JSON type` of one node entry, for shape comparisons.
+fn shape(entry: &Value) -> Vec<(String, &'static str)> {
+    let kind = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let mut s: Vec<(String, &'static str)> = entry
+        .as_object()
+        .map(|o| o.iter().map(|(k, v)| (k.clone(), kind(v))).collect())
+        .unwrap_or_default();
+    s.sort();
+    s
+}
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/../shared/reference/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let alt = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&alt)
+        .or_else(|_| std::fs::read_to_string(&path))
+        .expect("fixture");
+    serde_json::from_str(&text).expect("fixture json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemons_and_an_observer_see_the_cluster() {
+    let cluster = Cluster::start(ClusterSpec {
+        standbys: 2,
+        wal_level_logical: true,
+        ..Default::default()
+    })
+    .await
+    .expect("cluster");
+    cluster
+        .sql(
+            "pg1",
+            "SELECT pg_create_logical_replication_slot('fixture_slot', 'test_decoding')",
+        )
+        .await
+        .expect("slot");
+    let obs = spawn(&cluster, "obs", config(&cluster, "", json!({})));
+    let observers = json!({ "obs": obs.url() });
+    let _d1 = spawn(&cluster, "pg1", config(&cluster, "pg1", observers.clone()));
+    let d2 = spawn(&cluster, "pg2", config(&cluster, "pg2", observers.clone()));
+
+    let s = wait_state(&d2, "pg2 sees the whole cluster and the observer", |s| {
+        s["current_master"] == json!("pg1")
+            && ["pg1", "pg2", "pg3"].iter().all(|n| connected(s, n))
+            && node(s, "pg2")["min_replication_time_lag"].is_number()
+            && s["observer_nodes"]["obs"]["connection"] == json!(true)
+            && s["observer_nodes"]["obs"]["pg3"]["connection"] == json!(true)
+    })
+    .await;
+
+    // roles, LSNs and lag
+    let primary = node(&s, "pg1");
+    assert_eq!(primary["pg_is_in_recovery"], json!(false));
+    assert!(primary["pg_last_xlog_replay_location"]
+        .as_str()
+        .is_some_and(|l| l.contains('/')));
+    assert_eq!(primary["pg_last_xlog_receive_location"], Value::Null);
+    assert_eq!(primary["replication_time_lag"], Value::Null);
+    for standby in ["pg2", "pg3"] {
+        let n = node(&s, standby);
+        assert_eq!(n["pg_is_in_recovery"], json!(true), "{standby}");
+        assert!(
+            n["pg_last_xlog_receive_location"]
+                .as_str()
+                .is_some_and(|l| l.contains('/')),
+            "{standby}: {n}"
+        );
+        assert!(
+            n["replication_time_lag"].as_f64().is_some_and(|l| l >= 0.0),
+            "{standby}: {n}"
+        );
+        assert!(n["replication_start_time"].is_number(), "{standby}: {n}");
+    }
+
+    // The plain monitoring role cannot read slot state: the primary stays connected, no
+    // reconnect every round, and the problem is logged once.
+    assert!(primary.get("replication_slots").is_none(), "{primary}");
+    let d1_state = wait_state(&_d1, "pg1's own daemon polled a few rounds", |s| connected(s, "pg1")).await;
+    assert!(connected(&d1_state, "pg1"));
+    let log = d2.log();
+    assert_eq!(
+        log.matches("cannot read logical replication slot definitions").count(),
+        1,
+        "{}",
+        tail(&log, 30)
+    );
+    assert_eq!(log.matches("connected to pg1").count(), 1, "{}", tail(&log, 30));
+    // With the rights granted, the slot definitions appear.
+    cluster
+        .sql("pg1", "GRANT pg_read_server_files TO pglookout")
+        .await
+        .expect("grant");
+    cluster
+        .sql(
+            "pg1",
+            "GRANT EXECUTE ON FUNCTION pg_read_binary_file(text) TO pglookout",
+        )
+        .await
+        .expect("grant");
+    let s = wait_state(&d2, "slot definitions readable", |s| {
+        node(s, "pg1")["replication_slots"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    })
+    .await;
+    let slot = &node(&s, "pg1")["replication_slots"][0];
+    assert_eq!(slot["slot_name"], json!("fixture_slot"));
+    assert_eq!(slot["plugin"], json!("test_decoding"));
+    assert_eq!(slot["database"], json!("postgres"));
+    assert!(slot["state_data"].as_str().is_some_and(|d| !d.is_empty()));
+
+    // Our documents have the same keys and types as the original's (pinned by its fixtures).
+    let original = fixture("pg2-http-state.json");
+    let (code, body) = d2.http("GET", "/state.json").await.expect("GET /state.json");
+    assert_eq!(code, 200);
+    let ours: Value = serde_json::from_str(&body).expect("our /state.json is JSON");
+    for n in ["pg1", "pg2", "pg3"] {
+        assert_eq!(shape(&ours[n]), shape(&original[n]), "shape of {n}");
+    }
+    let original_file = fixture("pg2-state-file.json");
+    let top: BTreeSet<&String> = s
+        .as_object()
+        .expect("object")
+        .keys()
+        .filter(|k| *k != "decision")
+        .collect();
+    assert_eq!(
+        top,
+        original_file
+            .as_object()
+            .expect("object")
+            .keys()
+            .collect::<BTreeSet<_>>()
+    );
+    for n in ["pg1", "pg2", "pg3"] {
+        assert_eq!(
+            shape(node(&s, n)),
+            shape(&original_file["db_nodes"][n]),
+            "state file shape of {n}"
+        );
+    }
+
+    // The observer writes the same document, without observers of its own.
+    let o = wait_state(&obs, "observer sees pg1 as master", |s| {
+        s["current_master"] == json!("pg1")
+    })
+    .await;
+    assert_eq!(o["observer_nodes"], json!({}));
+
+    // the helper reads the state file through the config
+    let out = std::process::Command::new(current_master_bin())
+        .arg(&d2.config_path)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "pg1\n");
+
+    // HTTP: 404 for anything else, 204 for /check
+    assert_eq!(d2.http("GET", "/nope").await.expect("GET").0, 404);
+    assert_eq!(d2.http("POST", "/check").await.expect("POST").0, 204);
+
+    // A stopped standby: connection false, its last known fields kept.
+    let before = node(&s, "pg3").clone();
+    cluster.stop("pg3").await.expect("stop pg3");
+    let s = wait_state(&d2, "pg3 seen as down", |s| {
+        node(s, "pg3")["connection"] == json!(false)
+    })
+    .await;
+    let after = node(&s, "pg3");
+    assert_eq!(after["pg_is_in_recovery"], json!(true));
+    assert!(after["db_time"].is_string());
+    assert!(after["pg_last_xlog_receive_location"].as_str().is_some(), "{after}");
+    assert_ne!(after["fetch_time"], before["fetch_time"]);
+    assert!(connected(&s, "pg1") && connected(&s, "pg2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blackholed_node_does_not_delay_the_others() {
+    let cluster = Cluster::start(ClusterSpec {
+        standbys: 2,
+        ..Default::default()
+    })
+    .await
+    .expect("cluster");
+    let proxy = Proxy::start(cluster.port("pg3")).await.expect("proxy");
+    let mut cfg = config(&cluster, "", json!({}));
+    cfg["remote_conns"]["pg3"] = json!(cluster.monitor_conninfo_via("pg3", proxy.port()));
+    // UTC whatever the server's TimeZone: a session far west of UTC
+    cfg["remote_conns"]["pg2"] = json!(format!(
+        "{} options='-c TimeZone=America/Los_Angeles'",
+        cluster.monitor_conninfo("pg2")
+    ));
+    let d = spawn(&cluster, "watcher", cfg);
+    let s = wait_state(&d, "all connected", |s| {
+        ["pg1", "pg2", "pg3"].iter().all(|n| connected(s, n))
+    })
+    .await;
+    let pg2 = node(&s, "pg2");
+    let skew = |a: &Value, b: &Value| {
+        let p = |v: &Value| {
+            chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_default()).map(|t| t.timestamp_micros())
+        };
+        match (p(a), p(b)) {
+            (Ok(a), Ok(b)) => (a - b).abs() as f64 / 1e6,
+            _ => f64::INFINITY,
+        }
+    };
+    assert!(
+        skew(&pg2["db_time"], &pg2["fetch_time"]) < 60.0,
+        "db_time is UTC: {pg2}"
+    );
+
+    proxy.set_mode(ProxyMode::Blackhole);
+    // While pg3's probe hangs (up to its 5 s deadline), pg1 keeps being polled.
+    let mut pg1_times = BTreeSet::new();
+    let s = pglab::wait_for("pg3 marked down after its probe deadline", DEADLINE, || {
+        let state = d.state();
+        if let Some(s) = &state {
+            if let Some(t) = node(s, "pg1")["fetch_time"].as_str() {
+                pg1_times.insert(t.to_string());
+            }
+        }
+        async move { Ok(state.filter(|s| node(s, "pg3")["connection"] == json!(false))) }
+    })
+    .await
+    .expect("pg3 down");
+    let gap = skew(&node(&s, "pg1")["fetch_time"], &node(&s, "pg3")["fetch_time"]);
+    assert!(gap >= 3.0, "pg1 was polled while pg3 hung: gap {gap} s; {s}");
+    assert!(
+        pg1_times.len() >= 3,
+        "pg1 polled repeatedly during the hang: {pg1_times:?}"
+    );
+    assert!(connected(&s, "pg1") && connected(&s, "pg2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_adds_and_removes_nodes_and_a_bad_reload_keeps_running() {
+    let cluster = Cluster::start(ClusterSpec {
+        standbys: 2,
+        ..Default::default()
+    })
+    .await
+    .expect("cluster");
+    let mut cfg = config(&cluster, "", json!({}));
+    cfg["remote_conns"].as_object_mut().expect("obj").remove("pg3");
+    let mut d = spawn(&cluster, "watcher", cfg.clone());
+    wait_state(&d, "two nodes", |s| connected(s, "pg1") && connected(s, "pg2")).await;
+
+    cfg["remote_conns"]["pg3"] = json!(cluster.monitor_conninfo("pg3"));
+    d.reload_with(cfg.clone()).expect("reload");
+    wait_state(&d, "pg3 added by SIGHUP", |s| connected(s, "pg3")).await;
+
+    // an invalid config: logged, the old one keeps running
+    std::fs::write(&d.config_path, "{ this is not json").expect("write");
+    d.signal(nix::sys::signal::Signal::SIGHUP).expect("hup");
+    pglab::wait_for("the failed reload is logged", DEADLINE, || async {
+        Ok(d.log().contains("config reload failed"))
+    })
+    .await
+    .expect("logged");
+    let before = d.state().expect("state");
+    let s = wait_state(&d, "still polling after a bad reload", |s| {
+        node(s, "pg1")["fetch_time"] != node(&before, "pg1")["fetch_time"] && connected(s, "pg3")
+    })
+    .await;
+    assert!(d.try_exit().is_none(), "still running");
+    assert!(connected(&s, "pg3"));
+
+    cfg["remote_conns"].as_object_mut().expect("obj").remove("pg2");
+    d.reload_with(cfg).expect("reload");
+    wait_state(&d, "pg2 removed by SIGHUP", |s| s["db_nodes"].get("pg2").is_none()).await;
+
+    // SIGTERM: a clean exit within 2 s (otherwise stop() kills it and the status is a signal)
+    let (status, _) = d.stop(Duration::from_secs(2)).expect("stop");
+    assert_eq!(status.code(), Some(0), "clean exit on SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_check_requests_makes_one_round() {
+    let cluster = Cluster::start(ClusterSpec {
+        standbys: 1,
+        ..Default::default()
+    })
+    .await
+    .expect("cluster");
+    let mut cfg = config(&cluster, "", json!({}));
+    cfg["db_poll_interval"] = json!(3600.0);
+    let d = spawn(&cluster, "watcher", cfg);
+    let first = wait_state(&d, "first round", |s| connected(s, "pg1") && connected(s, "pg2")).await;
+    let t0 = node(&first, "pg1")["fetch_time"].clone();
+    let burst: Vec<_> = (0..40).map(|_| http_request(d.http_port, "POST", "/check")).collect();
+    for r in futures_join(burst).await {
+        assert_eq!(r.expect("POST /check").0, 204);
+    }
+    let mut seen = BTreeSet::new();
+    pglab::wait_for("the requested round", DEADLINE, || {
+        let t = d.state().map(|s| node(&s, "pg1")["fetch_time"].clone());
+        if let Some(t) = &t {
+            seen.insert(t.to_string());
+        }
+        let done = t.is_some_and(|t| t != t0);
+        async move { Ok(done) }
+    })
+    .await
+    .expect("round");
+    // one more request after the burst: its round must come next, and nothing in between
+    let t1 = d.state().map(|s| node(&s, "pg1")["fetch_time"].clone()).expect("state");
+    assert_eq!(d.http("POST", "/check").await.expect("POST").0, 204);
+    pglab::wait_for("the last requested round", DEADLINE, || {
+        let t = d.state().map(|s| node(&s, "pg1")["fetch_time"].clone());
+        if let Some(t) = &t {
+            seen.insert(t.to_string());
+        }
+        let done = t.is_some_and(|t| t != t1);
+        async move { Ok(done) }
+    })
+    .await
+    .expect("round");
+    // initial, at most two for the burst (one may already be running), and the last one
+    assert!(seen.len() <= 4, "40 requests made {} rounds: {seen:?}", seen.len());
+}
+
+/// Runs all futures at once and collects their results.
+async fn futures_join<T: Send + 'static>(fs: Vec<impl std::future::Future<Output = T> + Send + 'static>) -> Vec<T> {
+    let handles: Vec<_> = fs.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.expect("task"));
+    }
+    out
+}
+
+/// A Python observer's answer (from the reference fixtures) is accepted; garbage is not trusted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_original_format_observer_answer_is_accepted_and_garbage_is_ignored() {
+    let dir = tempfile::tempdir().expect("dir");
+    let python = serve_fixed(fixture("obs1-http-state.json").to_string()).await;
+    let garbage = serve_fixed("<html>not json</html>".to_string()).await;
+    let wrong_shape = serve_fixed(r#"{"pg1": {"fetch_time": 5, "connection": "x"}, "pg2": []}"#.to_string()).await;
+    let cfg = json!({
+        "remote_conns": {},
+        "observers": {
+            "python": format!("http://127.0.0.1:{python}"),
+            "garbage": format!("http://127.0.0.1:{garbage}"),
+            "shape": format!("http://127.0.0.1:{wrong_shape}"),
+        },
+        "db_poll_interval": 0.5,
+    });
+    let d = pglab::daemon::Daemon::spawn(&bin(), "watcher", dir.path(), cfg).expect("spawn");
+    let s = wait_state(&d, "observers polled", |s| {
+        s["observer_nodes"]["python"]["connection"] == json!(true)
+            && s["observer_nodes"]["garbage"]["connection"] == json!(false)
+            && s["observer_nodes"]["shape"]["connection"] == json!(true)
+    })
+    .await;
+    let original = fixture("obs1-http-state.json");
+    for n in ["pg1", "pg2", "pg3"] {
+        assert_eq!(
+            s["observer_nodes"]["python"][n], original[n],
+            "{n} read back as the original wrote it"
+        );
+    }
+    assert!(
+        s["observer_nodes"]["shape"].get("pg1").is_none(),
+        "bad entries are dropped"
+    );
+    let log = d.log();
+    assert!(log.contains("not JSON"), "{}", tail(&log, 20));
+    assert!(d.state().is_some());
+}
+
+/// A one-answer HTTP server: every request gets `body` as JSON with a current Date header.
+async fn serve_fixed(body: String) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let body = body.clone();
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nDate: {date}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
