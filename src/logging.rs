@@ -93,6 +93,11 @@ impl Visit for Line<'_> {
 struct LineLayer(Arc<Shared>);
 
 impl<S: Subscriber> Layer<S> for LineLayer {
+    /// The level changes at runtime, so no callsite's answer may be cached.
+    fn register_callsite(&self, _: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
+
     fn enabled(&self, meta: &tracing::Metadata<'_>, _: Context<'_, S>) -> bool {
         let min = if is_ours(meta.target()) {
             self.0.level.load(Ordering::Relaxed)

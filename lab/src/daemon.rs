@@ -46,13 +46,25 @@ pub struct Daemon {
     pub log_path: PathBuf,
     pub http_port: u16,
     config: Value,
+    env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
 impl Daemon {
     /// Writes `<dir>/<name>.json` from `config` (adding `json_state_file_path`, `alert_file_dir`,
     /// `http_address` and `http_port` unless given) and starts `bin` on it.
-    pub fn spawn(bin: &Path, name: &str, dir: &Path, mut config: Value) -> Result<Daemon> {
+    pub fn spawn(bin: &Path, name: &str, dir: &Path, config: Value) -> Result<Daemon> {
+        Self::spawn_with_env(bin, name, dir, config, &[])
+    }
+
+    /// As [`Daemon::spawn`], with extra environment variables (e.g. `NOTIFY_SOCKET`).
+    pub fn spawn_with_env(
+        bin: &Path,
+        name: &str,
+        dir: &Path,
+        mut config: Value,
+        env: &[(&str, &str)],
+    ) -> Result<Daemon> {
         let obj = config
             .as_object_mut()
             .ok_or_else(|| anyhow!("config must be a JSON object"))?;
@@ -86,6 +98,7 @@ impl Daemon {
             log_path,
             http_port,
             config,
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             child: None,
         };
         d.start(bin)?;
@@ -99,6 +112,7 @@ impl Daemon {
             .open(&self.log_path)?;
         let child = Command::new(bin)
             .arg(&self.config_path)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

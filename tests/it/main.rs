@@ -4,4 +4,5 @@
 mod config_errors;
 mod current_master;
 mod harness;
+mod logs_and_metrics;
 mod monitoring;
