@@ -1,7 +1,10 @@
 //! The HTTP API, as the original: `GET /state.json` (the node-state map), `POST /check` (204;
 //! asks for an immediate poll round; a burst of requests makes one round), and a real 404 for
-//! anything else; plus ours: `GET /decision` (the latest decision and its reasons). It only reads snapshots; it owns no state.
+//! anything else; plus ours: `GET /decision` (the latest decision and its reasons) and the
+//! health checks `/primary`, `/replica[?lag=]`, `/health`, `/liveness` (200 or 503). It only
+//! reads snapshots; it owns no state.
 
+use crate::health;
 use crate::poll::Poller;
 use crate::statefile::to_pretty_json;
 use axum::body::Body;
@@ -16,6 +19,10 @@ use tokio_util::sync::CancellationToken;
 #[derive(Clone)]
 pub struct Api {
     pub poller: Poller,
+    /// The running config (for the health checks).
+    pub config: tokio::sync::watch::Receiver<std::sync::Arc<crate::config::Config>>,
+    /// Monotonic start time (liveness before the first round).
+    pub start: f64,
     /// The latest decision with its reasons (ours; the original has no such path).
     pub decision: crate::daemon::DecisionView,
 }
@@ -75,6 +82,9 @@ async fn dispatch(State(api): State<Api>, req: Request<Body>) -> Response {
                 Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
             }
         }
+        Method::GET | Method::HEAD if matches!(path, "/primary" | "/replica" | "/health" | "/liveness") => {
+            health_response(&api, path, req.uri().query())
+        }
         Method::POST if path.starts_with("/check") => {
             tracing::debug!(target: "WebServer", "POST {path}: immediate poll requested");
             api.poller.poll_now();
@@ -82,6 +92,37 @@ async fn dispatch(State(api): State<Api>, req: Request<Body>) -> Response {
         }
         _ => json_response(StatusCode::NOT_FOUND, br#"{"error": "not found"}"#.to_vec()),
     }
+}
+
+/// A health check: 200 when true, 503 otherwise, with `{"ok": .., "reason": ..}`.
+fn health_response(api: &Api, path: &str, query: Option<&str>) -> Response {
+    let config = api.config.borrow().clone();
+    let snap = api.poller.snapshots.borrow().clone();
+    let lag = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "lag")
+        .map(|(_, v)| health::parse_lag(v));
+    let verdict = match (path, lag) {
+        (_, Some(Err(e))) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"error": e}).to_string().into_bytes(),
+            )
+        }
+        ("/primary", _) => health::primary(&config, &snap),
+        ("/replica", lag) => health::replica(&config, &snap, lag.and_then(Result::ok)),
+        ("/health", _) => health::health(&config, &snap),
+        _ => health::liveness(&config, &snap, api.start, crate::clock::monotonic()),
+    };
+    tracing::debug!(target: "WebServer", "GET {path}: {}", verdict.reason);
+    let status = if verdict.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(status, serde_json::to_vec(&verdict).unwrap_or_default())
 }
 
 pub fn router(api: Api) -> Router {

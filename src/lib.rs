@@ -13,6 +13,8 @@ pub mod conninfo;
 pub mod daemon;
 /// The pure decision core: node map, failover decision, autofollow text (no I/O).
 pub mod decide;
+/// Health checks for load balancers (pure).
+pub mod health;
 /// HTTP API routes.
 pub mod http;
 /// Log lines to stderr and syslog, with a level that reload can change.

@@ -171,6 +171,23 @@ async fn daemons_and_an_observer_see_the_cluster() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "pg1\n");
 
+    // Health checks for load balancers: 200 when true, 503 with a reason otherwise.
+    assert_eq!(_d1.http("GET", "/primary").await.expect("GET").0, 200);
+    assert_eq!(_d1.http("HEAD", "/primary").await.expect("HEAD").0, 200);
+    assert_eq!(_d1.http("GET", "/replica").await.expect("GET").0, 503);
+    let (code, body) = d2.http("GET", "/primary").await.expect("GET");
+    assert_eq!(code, 503);
+    assert!(body.contains("standby"), "{body}");
+    assert_eq!(d2.http("GET", "/replica").await.expect("GET").0, 200);
+    assert_eq!(d2.http("GET", "/replica?lag=1h").await.expect("GET").0, 200);
+    assert_eq!(d2.http("GET", "/replica?lag=1GB").await.expect("GET").0, 200);
+    assert_eq!(d2.http("GET", "/replica?lag=bogus").await.expect("GET").0, 400);
+    assert_eq!(d2.http("GET", "/health").await.expect("GET").0, 200);
+    let (code, body) = obs.http("GET", "/primary").await.expect("GET");
+    assert!(code == 503 && body.contains("observer"), "{code} {body}");
+    assert_eq!(obs.http("GET", "/health").await.expect("GET").0, 503);
+    assert_eq!(obs.http("GET", "/liveness").await.expect("GET").0, 200);
+
     // HTTP: 404 for anything else, 204 for /check
     assert_eq!(d2.http("GET", "/nope").await.expect("GET").0, 404);
     assert_eq!(d2.http("POST", "/check").await.expect("POST").0, 204);
