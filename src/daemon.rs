@@ -282,6 +282,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
             tracing::error!(target: "pglookout", "alert file {name} in {}: {e}", dir.display());
         }
     });
+    let config_rx_http = config_rx.clone();
     let poller = poll::start(config_rx, statsd_rx, alert_fn, cancel.child_token());
     let (decision_tx, decision_rx) = watch::channel(Arc::new(None));
     let http_task = tokio::spawn(http::serve(
@@ -289,6 +290,8 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
         http::Api {
             poller: poller.clone(),
             decision: decision_rx,
+            config: config_rx_http,
+            start: clock::monotonic(),
         },
         cancel.child_token(),
     ));
