@@ -11,6 +11,7 @@ use crate::http;
 use crate::logging::LogHandle;
 use crate::metrics::Statsd;
 use crate::poll::{self, Poller};
+use crate::prometheus::Counters;
 use crate::state::StateDocument;
 use crate::statefile;
 use std::path::PathBuf;
@@ -68,6 +69,7 @@ struct Loop {
     decision_tx: watch::Sender<Arc<Option<serde_json::Value>>>,
     start: f64,
     write_failures: u64,
+    counters: Arc<Counters>,
 }
 
 impl Loop {
@@ -147,8 +149,10 @@ impl Loop {
                         self.memory.current_master.as_deref(),
                     );
                     let timeout = Duration::from_secs_f64(self.config.failover_command_timeout);
+                    let counters = self.counters.clone();
                     tokio::spawn(async move {
-                        command::run("over_warning_limit_command", &cmd, timeout, &env).await;
+                        let outcome = command::run("over_warning_limit_command", &cmd, timeout, &env).await;
+                        counters.command("over_warning_limit_command", outcome.success());
                     });
                 }
             }
@@ -157,6 +161,7 @@ impl Loop {
                     return;
                 }
                 self.failover_running = true;
+                self.counters.failover();
                 let cmd = self.config.failover_command.clone();
                 let env = self.command_env(reason, old_master.as_deref());
                 let timeout = Duration::from_secs_f64(self.config.failover_command_timeout);
@@ -187,6 +192,7 @@ impl Loop {
             Event::FailoverFinished(outcome) => {
                 self.failover_running = false;
                 let ok = outcome.success();
+                self.counters.command("failover_command", ok);
                 if !ok {
                     self.statsd().count(
                         "exception",
@@ -197,6 +203,7 @@ impl Loop {
             }
             Event::FollowFinished { master, ok } => {
                 self.follow_running = false;
+                self.counters.command("autofollow", ok);
                 if !ok {
                     tracing::error!(target: "pglookout", "following the new primary {master} failed; will try again");
                 }
@@ -219,6 +226,7 @@ impl Loop {
             config_version: self.config_version,
         };
         let decision = decide::decide(&view, &self.config, &mut self.memory);
+        self.counters.decision();
         if decision.changed {
             let reasons = decision.reasons.join("; ");
             if decision
@@ -252,6 +260,7 @@ impl Loop {
         };
         if let Err(e) = statefile::write_state(&self.config.json_state_file_path, &doc) {
             self.write_failures += 1;
+            self.counters.state_write_failed();
             tracing::error!(target: "pglookout", "cannot write the state file {} ({} failures so far): {e}",
                 self.config.json_state_file_path.display(), self.write_failures);
             self.statsd().count(
@@ -283,7 +292,8 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
         }
     });
     let config_rx_http = config_rx.clone();
-    let poller = poll::start(config_rx, statsd_rx, alert_fn, cancel.child_token());
+    let counters = Arc::new(Counters::default());
+    let poller = poll::start(config_rx, statsd_rx, alert_fn, counters.clone(), cancel.child_token());
     let (decision_tx, decision_rx) = watch::channel(Arc::new(None));
     let http_task = tokio::spawn(http::serve(
         listener,
@@ -292,6 +302,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
             decision: decision_rx,
             config: config_rx_http,
             start: clock::monotonic(),
+            counters: counters.clone(),
         },
         cancel.child_token(),
     ));
@@ -312,6 +323,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
         decision_tx,
         start,
         write_failures: 0,
+        counters: counters.clone(),
     };
     let mut snapshots = poller.snapshots.clone();
     let mut last_round = 0;

@@ -23,6 +23,8 @@ pub struct Api {
     pub config: tokio::sync::watch::Receiver<std::sync::Arc<crate::config::Config>>,
     /// Monotonic start time (liveness before the first round).
     pub start: f64,
+    /// Counters for `/metrics`.
+    pub counters: std::sync::Arc<crate::prometheus::Counters>,
     /// The latest decision with its reasons (ours; the original has no such path).
     pub decision: crate::daemon::DecisionView,
 }
@@ -85,6 +87,14 @@ async fn dispatch(State(api): State<Api>, req: Request<Body>) -> Response {
         Method::GET | Method::HEAD if matches!(path, "/primary" | "/replica" | "/health" | "/liveness") => {
             health_response(&api, path, req.uri().query())
         }
+        Method::GET | Method::HEAD if path == "/metrics" => {
+            let openmetrics = req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|a| a.to_str().ok())
+                .is_some_and(|a| a.contains("application/openmetrics-text"));
+            metrics_response(&api, openmetrics)
+        }
         Method::POST if path.starts_with("/check") => {
             tracing::debug!(target: "WebServer", "POST {path}: immediate poll requested");
             api.poller.poll_now();
@@ -92,6 +102,34 @@ async fn dispatch(State(api): State<Api>, req: Request<Body>) -> Response {
         }
         _ => json_response(StatusCode::NOT_FOUND, br#"{"error": "not found"}"#.to_vec()),
     }
+}
+
+fn metrics_response(api: &Api, openmetrics: bool) -> Response {
+    let config = api.config.borrow().clone();
+    let snap = api.poller.snapshots.borrow().clone();
+    let decision = api.decision.borrow().clone();
+    let master = decision
+        .as_ref()
+        .as_ref()
+        .and_then(|d| d.get("master"))
+        .and_then(|m| m.as_str());
+    let alerts = crate::decide::Alert::ALL
+        .iter()
+        .map(|a| (a.file_name(), config.alert_file_dir.join(a.file_name()).exists()))
+        .collect();
+    let extra = crate::prometheus::Extra {
+        own_db: config.own_db.as_deref(),
+        current_master: master,
+        alerts,
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    let body = crate::prometheus::render(&snap, &api.counters, &extra, chrono::Utc::now(), openmetrics);
+    let content_type = if openmetrics {
+        crate::prometheus::OPENMETRICS_TYPE
+    } else {
+        crate::prometheus::TEXT_TYPE
+    };
+    (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 /// A health check: 200 when true, 503 otherwise, with `{"ok": .., "reason": ..}`.

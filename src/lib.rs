@@ -25,6 +25,8 @@ pub mod lsn;
 pub mod metrics;
 /// Polling PostgreSQL nodes and observers; owns their states.
 pub mod poll;
+/// Prometheus counters and the /metrics text.
+pub mod prometheus;
 /// The JSON contract: node and observer states and the state-file document.
 pub mod state;
 /// Atomic write of the state file.

@@ -10,6 +10,7 @@ pub mod postgres;
 use crate::clock;
 use crate::config::Config;
 use crate::metrics::Statsd;
+use crate::prometheus::Counters;
 use crate::state::{NodeState, ObserverState, PgFields, Timestamp};
 use postgres::{PgProbe, ProbeError};
 use std::collections::{BTreeMap, BTreeSet};
@@ -106,6 +107,7 @@ pub fn start(
     config: watch::Receiver<Arc<Config>>,
     statsd: watch::Receiver<Statsd>,
     alerts: Arc<dyn Fn(&str) + Send + Sync>,
+    counters: Arc<Counters>,
     cancel: CancellationToken,
 ) -> Poller {
     let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::default()));
@@ -117,6 +119,7 @@ pub fn start(
         observe: Arc::new(observe_tx),
     };
     let agg = Aggregator {
+        counters,
         config,
         statsd,
         alerts,
@@ -135,6 +138,7 @@ pub fn start(
 }
 
 struct Aggregator {
+    counters: Arc<Counters>,
     config: watch::Receiver<Arc<Config>>,
     statsd: watch::Receiver<Statsd>,
     alerts: Arc<dyn Fn(&str) + Send + Sync>,
@@ -332,6 +336,7 @@ impl Aggregator {
             }
             let cancel = self.cancel.child_token();
             let ctx = WorkerCtx {
+                counters: self.counters.clone(),
                 key: key.clone(),
                 config: self.config.clone(),
                 generation: self.generation.subscribe(),
@@ -354,6 +359,7 @@ impl Aggregator {
 }
 
 struct WorkerCtx {
+    counters: Arc<Counters>,
     key: Key,
     config: watch::Receiver<Arc<Config>>,
     generation: watch::Receiver<u64>,
@@ -404,6 +410,8 @@ impl WorkerCtx {
                     site: "_query_cluster_member_state",
                 })
             });
+            self.counters
+                .observe_poll(started.elapsed().as_secs_f64(), result.is_ok());
             if !self
                 .send(started, fetch_time, clock::monotonic(), Outcome::Node(result))
                 .await

@@ -188,6 +188,22 @@ async fn daemons_and_an_observer_see_the_cluster() {
     assert_eq!(obs.http("GET", "/health").await.expect("GET").0, 503);
     assert_eq!(obs.http("GET", "/liveness").await.expect("GET").0, 200);
 
+    // Prometheus metrics from a real scrape
+    let (code, metrics) = d2.http("GET", "/metrics").await.expect("GET /metrics");
+    assert_eq!(code, 200);
+    for needle in [
+        "pglookout_node_up{node=\"pg1\"} 1",
+        "pglookout_node_primary{node=\"pg1\"} 1",
+        "pglookout_node_primary{node=\"pg2\"} 0",
+        "pglookout_node_replication_lag_seconds{node=\"pg2\"}",
+        "pglookout_node_replication_lag_bytes{node=\"pg3\"}",
+        "pglookout_observer_up{observer=\"obs\"} 1",
+        "pglookout_current_master{node=\"pg1\"} 1",
+        "pglookout_poll_duration_seconds_count",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing from:\n{metrics}");
+    }
+
     // HTTP: 404 for anything else, 204 for /check
     assert_eq!(d2.http("GET", "/nope").await.expect("GET").0, 404);
     assert_eq!(d2.http("POST", "/check").await.expect("POST").0, 204);

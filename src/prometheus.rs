@@ -1,0 +1,394 @@
+//! Prometheus `/metrics`: the counters the daemon keeps (a small registry of atomics shared by
+//! the poller, the decision loop and the HTTP server) and the rendering of those counters plus
+//! the latest snapshot in the OpenMetrics text format (or the classic 0.0.4 text format for
+//! scrapers that do not ask for OpenMetrics). Names use the `pglookout_` prefix and base units.
+
+use crate::poll::Snapshot;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Upper bounds (seconds) of the poll-duration histogram buckets.
+pub const POLL_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+pub const OPENMETRICS_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const TEXT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Counters that are not derived from the snapshot.
+#[derive(Default)]
+pub struct Counters {
+    poll_buckets: [AtomicU64; POLL_BUCKETS.len()],
+    poll_count: AtomicU64,
+    poll_sum_micros: AtomicU64,
+    poll_failures: AtomicU64,
+    decisions: AtomicU64,
+    failovers: AtomicU64,
+    state_write_failures: AtomicU64,
+    /// command name -> (runs, failures)
+    commands: Mutex<BTreeMap<String, (u64, u64)>>,
+}
+
+impl Counters {
+    pub fn observe_poll(&self, seconds: f64, ok: bool) {
+        for (i, le) in POLL_BUCKETS.iter().enumerate() {
+            if seconds <= *le {
+                self.poll_buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.poll_count.fetch_add(1, Ordering::Relaxed);
+        self.poll_sum_micros
+            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+        if !ok {
+            self.poll_failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    pub fn decision(&self) {
+        self.decisions.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn failover(&self) {
+        self.failovers.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn state_write_failed(&self) {
+        self.state_write_failures.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn command(&self, name: &str, ok: bool) {
+        if let Ok(mut m) = self.commands.lock() {
+            let e = m.entry(name.to_string()).or_default();
+            e.0 += 1;
+            if !ok {
+                e.1 += 1;
+            }
+        }
+    }
+}
+
+/// Everything a scrape shows besides the snapshot.
+pub struct Extra<'a> {
+    pub own_db: Option<&'a str>,
+    pub current_master: Option<&'a str>,
+    /// alert file name -> present
+    pub alerts: Vec<(&'static str, bool)>,
+    pub version: &'static str,
+}
+
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+struct Out {
+    text: String,
+    openmetrics: bool,
+}
+
+impl Out {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        // OpenMetrics names a counter family without `_total`; the classic format with it.
+        let family = if kind == "counter" && self.openmetrics {
+            name.trim_end_matches("_total")
+        } else {
+            name
+        };
+        let _ = writeln!(self.text, "# HELP {family} {help}");
+        let _ = writeln!(self.text, "# TYPE {family} {kind}");
+    }
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.text.push_str(name);
+        if !labels.is_empty() {
+            self.text.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.text.push(',');
+                }
+                let _ = write!(self.text, "{k}=\"{}\"", esc(v));
+            }
+            self.text.push('}');
+        }
+        if value.is_finite() && value.fract() == 0.0 && value.abs() < 1e15 {
+            let _ = writeln!(self.text, " {}", value as i64);
+        } else {
+            let _ = writeln!(self.text, " {value}");
+        }
+    }
+}
+
+/// Renders one scrape.
+pub fn render(
+    snap: &Snapshot,
+    counters: &Counters,
+    extra: &Extra<'_>,
+    wall_now: crate::state::Timestamp,
+    openmetrics: bool,
+) -> String {
+    let mut o = Out {
+        text: String::new(),
+        openmetrics,
+    };
+    let b = |x: bool| if x { 1.0 } else { 0.0 };
+
+    o.family("pglookout_build_info", "gauge", "Build information.");
+    let own = extra.own_db.unwrap_or("");
+    o.sample(
+        "pglookout_build_info",
+        &[("version", extra.version), ("own_db", own)],
+        1.0,
+    );
+
+    o.family(
+        "pglookout_node_up",
+        "gauge",
+        "Whether the latest poll of the node succeeded.",
+    );
+    for (name, n) in &snap.nodes {
+        o.sample("pglookout_node_up", &[("node", name)], b(n.connection));
+    }
+    o.family(
+        "pglookout_node_primary",
+        "gauge",
+        "1 if the node was last seen as a primary, 0 as a standby.",
+    );
+    for (name, n) in &snap.nodes {
+        if let Some(r) = n.in_recovery() {
+            o.sample("pglookout_node_primary", &[("node", name)], b(!r));
+        }
+    }
+    o.family(
+        "pglookout_node_wal_position_bytes",
+        "gauge",
+        "WAL positions of the node (a primary's current position is its replay position).",
+    );
+    for (name, n) in &snap.nodes {
+        if let Some(pg) = &n.pg {
+            if let Some(l) = pg.pg_last_xlog_receive_location {
+                o.sample(
+                    "pglookout_node_wal_position_bytes",
+                    &[("node", name), ("kind", "receive")],
+                    l.0 as f64,
+                );
+            }
+            if let Some(l) = pg.pg_last_xlog_replay_location {
+                o.sample(
+                    "pglookout_node_wal_position_bytes",
+                    &[("node", name), ("kind", "replay")],
+                    l.0 as f64,
+                );
+            }
+        }
+    }
+    o.family(
+        "pglookout_node_replication_lag_seconds",
+        "gauge",
+        "Standby replay lag: its now() minus its last replayed commit time.",
+    );
+    for (name, n) in &snap.nodes {
+        if let Some(l) = n.pg.as_ref().and_then(|p| p.replication_time_lag) {
+            o.sample("pglookout_node_replication_lag_seconds", &[("node", name)], l);
+        }
+    }
+    let primary_lsn = snap
+        .nodes
+        .values()
+        .filter(|n| n.connection)
+        .filter_map(|n| n.pg.as_ref())
+        .filter(|p| !p.pg_is_in_recovery)
+        .filter_map(|p| p.pg_last_xlog_replay_location)
+        .max();
+    o.family(
+        "pglookout_node_replication_lag_bytes",
+        "gauge",
+        "The primary's current position minus the standby's replay position.",
+    );
+    if let Some(p) = primary_lsn {
+        for (name, n) in &snap.nodes {
+            if let Some(pg) = n.pg.as_ref().filter(|p| p.pg_is_in_recovery) {
+                if let Some(r) = pg.pg_last_xlog_replay_location {
+                    o.sample(
+                        "pglookout_node_replication_lag_bytes",
+                        &[("node", name)],
+                        p.0.saturating_sub(r.0) as f64,
+                    );
+                }
+            }
+        }
+    }
+    o.family(
+        "pglookout_node_last_poll_age_seconds",
+        "gauge",
+        "Seconds since the node was last polled (wall clock).",
+    );
+    for (name, n) in &snap.nodes {
+        let age = (wall_now - n.fetch_time).num_milliseconds() as f64 / 1000.0;
+        o.sample("pglookout_node_last_poll_age_seconds", &[("node", name)], age.max(0.0));
+    }
+    o.family(
+        "pglookout_current_master",
+        "gauge",
+        "1 for the node this daemon takes as the current master.",
+    );
+    if let Some(m) = extra.current_master {
+        o.sample("pglookout_current_master", &[("node", m)], 1.0);
+    }
+    o.family(
+        "pglookout_observer_up",
+        "gauge",
+        "Whether the latest fetch from the observer succeeded.",
+    );
+    for (name, obs) in &snap.observers {
+        o.sample("pglookout_observer_up", &[("observer", name)], b(obs.connection));
+    }
+    o.family(
+        "pglookout_alert_file_present",
+        "gauge",
+        "Whether the alert file exists.",
+    );
+    for (name, present) in &extra.alerts {
+        o.sample("pglookout_alert_file_present", &[("alert", name)], b(*present));
+    }
+
+    o.family(
+        "pglookout_poll_duration_seconds",
+        "histogram",
+        "Duration of one probe of one node.",
+    );
+    let mut cumulative = Vec::new();
+    for (i, le) in POLL_BUCKETS.iter().enumerate() {
+        cumulative.push((le.to_string(), counters.poll_buckets[i].load(Ordering::Relaxed)));
+    }
+    let count = counters.poll_count.load(Ordering::Relaxed);
+    for (le, c) in &cumulative {
+        o.sample("pglookout_poll_duration_seconds_bucket", &[("le", le)], *c as f64);
+    }
+    o.sample(
+        "pglookout_poll_duration_seconds_bucket",
+        &[("le", "+Inf")],
+        count as f64,
+    );
+    o.sample(
+        "pglookout_poll_duration_seconds_sum",
+        &[],
+        counters.poll_sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+    );
+    o.sample("pglookout_poll_duration_seconds_count", &[], count as f64);
+
+    let counter = |o: &mut Out, name: &str, help: &str, v: u64| {
+        o.family(name, "counter", help);
+        o.sample(name, &[], v as f64);
+    };
+    counter(
+        &mut o,
+        "pglookout_poll_failures_total",
+        "Probes of nodes that failed.",
+        counters.poll_failures.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut o,
+        "pglookout_poll_rounds_total",
+        "Completed poll rounds.",
+        snap.round,
+    );
+    counter(
+        &mut o,
+        "pglookout_decisions_total",
+        "Decisions taken by the decision loop.",
+        counters.decisions.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut o,
+        "pglookout_failovers_total",
+        "Failover commands started by this daemon.",
+        counters.failovers.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut o,
+        "pglookout_state_file_write_failures_total",
+        "Failed writes of the state file.",
+        counters.state_write_failures.load(Ordering::Relaxed),
+    );
+    let commands = counters.commands.lock().map(|m| m.clone()).unwrap_or_default();
+    o.family(
+        "pglookout_commands_total",
+        "counter",
+        "External commands run, by config key.",
+    );
+    for (name, (runs, _)) in &commands {
+        o.sample("pglookout_commands_total", &[("command", name)], *runs as f64);
+    }
+    o.family(
+        "pglookout_command_failures_total",
+        "counter",
+        "External commands that failed or timed out, by config key.",
+    );
+    for (name, (_, failures)) in &commands {
+        o.sample(
+            "pglookout_command_failures_total",
+            &[("command", name)],
+            *failures as f64,
+        );
+    }
+    if openmetrics {
+        o.text.push_str("# EOF\n");
+    }
+    o.text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lsn::Lsn;
+    use crate::state::{parse_iso, NodeState, PgFields};
+
+    #[test]
+    fn a_scrape_has_every_family_and_valid_lines() {
+        let t = parse_iso("2024-01-01T00:00:00Z").expect("t");
+        let mut snap = Snapshot::default();
+        let mut primary = NodeState::new(t, true);
+        primary.pg = Some(PgFields {
+            db_time: Some(t),
+            pg_is_in_recovery: false,
+            pg_last_xact_replay_timestamp: None,
+            pg_last_xlog_receive_location: None,
+            pg_last_xlog_replay_location: Some(Lsn(5000)),
+            replication_time_lag: None,
+            replication_slots: None,
+        });
+        let mut standby = primary.clone();
+        if let Some(pg) = standby.pg.as_mut() {
+            pg.pg_is_in_recovery = true;
+            pg.pg_last_xlog_replay_location = Some(Lsn(4000));
+            pg.replication_time_lag = Some(1.5);
+        }
+        snap.nodes.insert("pg1".into(), primary);
+        snap.nodes.insert("pg\"2".into(), standby);
+        let c = Counters::default();
+        c.observe_poll(0.003, true);
+        c.observe_poll(0.3, false);
+        c.command("failover_command", false);
+        let extra = Extra {
+            own_db: Some("pg1"),
+            current_master: Some("pg1"),
+            alerts: vec![("failover_has_happened", false)],
+            version: "0.1.0",
+        };
+        let om = render(&snap, &c, &extra, t, true);
+        assert!(om.ends_with("# EOF\n"));
+        assert!(
+            om.contains("# TYPE pglookout_failovers counter\npglookout_failovers_total 0\n"),
+            "{om}"
+        );
+        assert!(
+            om.contains("pglookout_node_replication_lag_bytes{node=\"pg\\\"2\"} 1000\n"),
+            "{om}"
+        );
+        assert!(om.contains("pglookout_poll_duration_seconds_bucket{le=\"0.005\"} 1\n"));
+        assert!(om.contains("pglookout_poll_duration_seconds_bucket{le=\"+Inf\"} 2\n"));
+        assert!(om.contains("pglookout_command_failures_total{command=\"failover_command\"} 1\n"));
+        let classic = render(&snap, &c, &extra, t, false);
+        assert!(classic.contains("# TYPE pglookout_failovers_total counter\n"));
+        assert!(!classic.contains("# EOF"));
+        for line in om.lines().filter(|l| !l.starts_with('#')) {
+            let (name, value) = line.rsplit_once(' ').expect("name value");
+            assert!(name.starts_with("pglookout_"), "{line}");
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+        }
+    }
+}
