@@ -9,6 +9,8 @@
 //!
 //! Layout of the directory (0755, so the `postgres` user can reach its subdirectories):
 //! `<root>/pgN/{data,sock,postgres.log}`; `pgN/` is owned by the server user, `data` is 0700.
+//! `pgN/{promote,stop,start}.sh` appear when [`Cluster::promote_command`] and friends are asked
+//! for: commands for a pglookout daemon that acts on the node.
 
 use std::fmt::Write as _;
 use std::fs::{self, OpenOptions};
@@ -285,6 +287,100 @@ impl Cluster {
             self.port(name),
             self.superuser_password
         )
+    }
+
+    /// libpq conninfo of the replication role streaming from node `upstream` over TCP, with
+    /// `application_name` (which `pg_stat_replication` on the upstream shows). Usable as a
+    /// standby's `primary_conninfo` or as pglookout's `primary_conninfo_template`.
+    pub fn replication_conninfo(&self, upstream: &str, application_name: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user={REPLICATION_USER} password={} application_name={application_name}",
+            self.port(upstream),
+            self.replication_password
+        )
+    }
+
+    // ---- commands for pglookout ----
+    //
+    // pglookout runs `failover_command`, `pg_stop_command` and `pg_start_command` split on
+    // whitespace, without a shell, as whatever user it runs as (root here). Each helper writes
+    // an executable script `<root>/<node>/<action>.sh` that runs `pg_ctl` from the bin dir as the
+    // server user (through `setpriv` when we are root) with a clean environment, and returns
+    // its path: a command string without whitespace. They wait (`-w`, 30 s) so that the exit
+    // status says whether it worked.
+    //
+    // A server started by `start_command` is not our child: `pg_ctl` detaches it (its own
+    // session, parent gone). [`Node::postmaster_pid`] still finds it through `postmaster.pid`
+    // and its working directory, so `stop`, `kill9`, `start_node` and `Drop` handle it like
+    // one we spawned.
+
+    /// A command that promotes node `name` (`pg_ctl promote -w`): exits 0 once the node is out
+    /// of recovery, non-zero if it is not a standby or the promotion did not finish in 30 s.
+    pub fn promote_command(&self, name: &str) -> Result<String> {
+        let node = self.node(name);
+        self.pg_ctl_script(
+            node,
+            "promote",
+            &format!("promote -D {} -w -t 30", shell_quote(&node.data_dir.to_string_lossy())),
+        )
+    }
+
+    /// A command that stops node `name` (`pg_ctl stop -m fast -w`); non-zero if it was not
+    /// running or did not stop within 30 s.
+    pub fn stop_command(&self, name: &str) -> Result<String> {
+        let node = self.node(name);
+        self.pg_ctl_script(
+            node,
+            "stop",
+            &format!(
+                "stop -D {} -m fast -w -t 30",
+                shell_quote(&node.data_dir.to_string_lossy())
+            ),
+        )
+    }
+
+    /// A command that starts node `name` (`pg_ctl start -w`, server output appended to its
+    /// `postgres.log`); exits 0 once it accepts connections.
+    pub fn start_command(&self, name: &str) -> Result<String> {
+        let node = self.node(name);
+        self.pg_ctl_script(
+            node,
+            "start",
+            &format!(
+                "start -D {} -l {} -w -t 30",
+                shell_quote(&node.data_dir.to_string_lossy()),
+                shell_quote(&node.log_file.to_string_lossy())
+            ),
+        )
+    }
+
+    /// Writes `<root>/<node>/<action>.sh` running `pg_ctl <args>` as the server user.
+    fn pg_ctl_script(&self, node: &Node, action: &str, args: &str) -> Result<String> {
+        let pg_ctl = self.env.bin_dir.join("pg_ctl");
+        if !pg_ctl.is_file() {
+            bail!("{} not found: the {action} command needs pg_ctl", pg_ctl.display());
+        }
+        let node_dir = node.data_dir.parent().context("data dir has no parent")?;
+        let path = node_dir.join(format!("{action}.sh"));
+        let shown = path.to_string_lossy().into_owned();
+        if shown.chars().any(char::is_whitespace) {
+            bail!("{shown}: pglookout splits commands on whitespace; the path must have none");
+        }
+        let run_as = match self.env.run_as {
+            Some((uid, gid)) => format!("setpriv --reuid={uid} --regid={gid} --clear-groups "),
+            None => String::new(),
+        };
+        let script = format!(
+            "#!/bin/sh\n\
+             # pglab: {action} {name}, for pglookout's commands (no arguments, no shell needed).\n\
+             exec env -i PATH={path_var} LC_ALL=C LANG=C {run_as}{pg_ctl} {args}\n",
+            name = node.name,
+            path_var = shell_quote(&format!("{}:/usr/bin:/bin", self.env.bin_dir.display())),
+            pg_ctl = shell_quote(&pg_ctl.to_string_lossy()),
+        );
+        fs::write(&path, script).with_context(|| format!("writing {shown}"))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
+        Ok(shown)
     }
 
     /// Run one statement as the superuser over the node's unix socket (extended protocol, so a
@@ -610,6 +706,8 @@ impl Cluster {
             .append(true)
             .open(&node.log_file)
             .with_context(|| format!("opening {}", node.log_file.display()))?;
+        // The server user appends to it too when `start_command` starts the node.
+        self.env.chown(&node.log_file)?;
         let offset = log.metadata()?.len();
         let mut cmd = self.env.std_command("postgres");
         cmd.arg("-D")
@@ -870,6 +968,11 @@ fn primary_conf(spec: &ClusterSpec, node: &Node) -> String {
     }
     conf.push_str(&node_identity_conf(node));
     conf
+}
+
+/// A single-quoted POSIX shell word.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 /// A single-quoted SQL / postgresql.conf literal.

@@ -3,6 +3,8 @@
 //!
 //! Module map:
 //! - [`daemon`]: `Daemon`: a `pglookout` child process with its config, log, state file and HTTP API.
+//! - [`fleet`]: `Fleet`: a cluster with one daemon per node and an observer; the live view and
+//!   the kill-the-primary timeline shared by `pglab up`, `pglab demo` and `pglab bench-failover`.
 //! - [`cluster`]: `Cluster`, `ClusterSpec`, `Node`: owns the temp dir, the servers it starts and
 //!   their lifecycle (initdb, pg_basebackup, start/stop/kill, promote, replay and WAL-stream faults).
 //! - [`env`]: where the server binaries are and which OS user runs them (`postgres` when root);
@@ -12,10 +14,12 @@
 //! - [`wait`]: `wait_for`, the one polling helper: every wait in this crate has a deadline.
 //! - [`error`]: `LabError`, the typed errors callers may want to match on.
 
+pub mod bench;
 pub mod cluster;
 pub mod daemon;
 pub mod env;
 pub mod error;
+pub mod fleet;
 pub mod process;
 pub mod proxy;
 pub mod wait;

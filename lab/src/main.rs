@@ -18,6 +18,18 @@ struct Cli {
 enum Command {
     /// Start a cluster, print its nodes, and keep it running until Ctrl-C (or SIGTERM).
     Cluster(ClusterArgs),
+    /// Start a cluster with one pglookout daemon per node and an observer; print where
+    /// everything is and the live cluster state until Ctrl-C, then clean up.
+    Up(FleetArgs),
+    /// Start a cluster with daemons, kill -9 the primary, show the failover and the follow as
+    /// they happen, print the timeline, and clean up.
+    Demo(FleetArgs),
+    /// Seconds from kill -9 of the primary to the first write on the new primary, over
+    /// several runs (see docs/performance.md).
+    BenchFailover(BenchFailoverArgs),
+    /// Benchmark the poller: one observer daemon polling N nodes; prints its CPU, memory and
+    /// state freshness (see docs/performance.md). Fails only when the setup fails.
+    BenchPoll(BenchPollArgs),
 }
 
 #[derive(Args)]
@@ -31,6 +43,68 @@ struct ClusterArgs {
     /// Extra postgresql.conf line for every node (repeatable), e.g. --conf "log_connections=on".
     #[arg(long = "conf", value_name = "LINE")]
     extra_conf: Vec<String>,
+}
+
+#[derive(Args, Clone)]
+struct FleetArgs {
+    /// Number of streaming standbys.
+    #[arg(long, default_value_t = 2)]
+    standbys: usize,
+    /// db_poll_interval and replication_state_check_interval of the daemons, seconds.
+    #[arg(long, default_value_t = 1.0)]
+    poll_interval: f64,
+    /// max_failover_replication_time_lag: seconds after the last contact with a vanished
+    /// primary before the standbys fail over.
+    #[arg(long, default_value_t = 10.0)]
+    failover_after: f64,
+    /// Don't make the remaining standbys follow the new primary.
+    #[arg(long)]
+    no_autofollow: bool,
+}
+
+impl FleetArgs {
+    fn spec(&self) -> pglab::fleet::FleetSpec {
+        pglab::fleet::FleetSpec {
+            standbys: self.standbys,
+            poll_interval: self.poll_interval,
+            failover_after: self.failover_after,
+            autofollow: !self.no_autofollow,
+        }
+    }
+}
+
+#[derive(Args)]
+struct BenchFailoverArgs {
+    #[command(flatten)]
+    fleet: FleetArgs,
+    /// Number of failovers to measure (each on a fresh cluster).
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+}
+
+#[derive(Args)]
+struct BenchPollArgs {
+    /// Number of `remote_conns` entries (n0001..), spread round-robin over the servers.
+    #[arg(long)]
+    nodes: usize,
+    /// db_poll_interval and replication_state_check_interval, seconds.
+    #[arg(long, default_value_t = 1.0)]
+    interval: f64,
+    /// Length of the measurement, seconds (after every node is connected).
+    #[arg(long, default_value_t = 60.0)]
+    seconds: f64,
+    /// Number of streaming standbys (servers = 1 + standbys).
+    #[arg(long, default_value_t = 2)]
+    standbys: usize,
+    /// How often the state is sampled, milliseconds.
+    #[arg(long, default_value_t = 200)]
+    sample_ms: u64,
+    /// Also sample GET /state.json (costs the daemon CPU: leave off when measuring CPU).
+    #[arg(long)]
+    http: bool,
+    /// The pglookout binary (default: PGLOOKOUT_BIN, else the one beside pglab).
+    #[arg(long, value_name = "PATH")]
+    pglookout_bin: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -49,6 +123,21 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Cluster(args) => cmd_cluster(args).await,
+            Command::Up(args) => cmd_up(args).await,
+            Command::Demo(args) => cmd_demo(args).await,
+            Command::BenchFailover(args) => cmd_bench_failover(args).await,
+            Command::BenchPoll(a) => {
+                pglab::bench::run(pglab::bench::Options {
+                    nodes: a.nodes,
+                    interval: a.interval,
+                    seconds: a.seconds,
+                    standbys: a.standbys,
+                    sample_ms: a.sample_ms,
+                    http: a.http,
+                    pglookout_bin: a.pglookout_bin,
+                })
+                .await
+            }
         }
     });
     match result {
@@ -91,5 +180,118 @@ async fn wait_for_shutdown_signal() -> Result<()> {
         r = tokio::signal::ctrl_c() => r?,
         _ = term.recv() => {}
     }
+    Ok(())
+}
+
+async fn start_fleet(args: &FleetArgs) -> Result<pglab::fleet::Fleet> {
+    println!(
+        "starting a primary and {} standbys on 127.0.0.1, one pglookout per node and an observer...",
+        args.standbys
+    );
+    let fleet = pglab::fleet::Fleet::start(&args.spec()).await?;
+    println!("cluster dir: {}", fleet.cluster.dir().display());
+    for d in fleet.all_daemons() {
+        let port = fleet.cluster.nodes().iter().find(|n| n.name == d.name).map(|n| n.port);
+        println!(
+            "  {:<9} postgres port {:<6} pglookout {}  config {}  log {}",
+            d.name,
+            port.map_or("-".to_string(), |p| p.to_string()),
+            d.url(),
+            d.config_path.display(),
+            d.log_path.display()
+        );
+    }
+    Ok(fleet)
+}
+
+async fn cmd_up(args: FleetArgs) -> Result<()> {
+    let fleet = start_fleet(&args).await?;
+    println!("running; Ctrl-C to stop and remove everything\n");
+    let mut last = String::new();
+    let shutdown = wait_for_shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let view = fleet.render();
+        if view != last {
+            println!("--- {}\n{view}", chrono_like_now());
+            last = view;
+        }
+        tokio::select! {
+            r = &mut shutdown => { r?; break; }
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
+    }
+    println!("stopping");
+    drop(fleet);
+    Ok(())
+}
+
+/// Wall-clock time of day (UTC) for the live view, without a date library.
+fn chrono_like_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("{:02}:{:02}:{:02} UTC", (secs / 3600) % 24, (secs / 60) % 60, secs % 60)
+}
+
+async fn cmd_demo(args: FleetArgs) -> Result<()> {
+    let fleet = start_fleet(&args).await?;
+    println!("\nthe cluster before the failover:\n{}", fleet.render());
+    println!("kill -9 of the primary pg1 now; watching...\n");
+    let started = std::time::Instant::now();
+    let deadline = std::time::Duration::from_secs_f64(60.0 + 3.0 * args.failover_after);
+    let tl = pglab::fleet::kill_primary_and_watch(&fleet, deadline, |view| {
+        println!("--- +{:.1} s\n{view}", started.elapsed().as_secs_f64());
+    })
+    .await?;
+    println!(
+        "timeline (failover_after = {} s, poll interval = {} s):",
+        args.failover_after, args.poll_interval
+    );
+    for line in tl.lines() {
+        println!("  {line}");
+    }
+    println!("cleaning up");
+    drop(fleet);
+    if tl.first_write.is_none() {
+        anyhow::bail!("no new primary accepted a write within {} s", deadline.as_secs());
+    }
+    Ok(())
+}
+
+async fn cmd_bench_failover(args: BenchFailoverArgs) -> Result<()> {
+    let mut results = Vec::new();
+    for run in 1..=args.runs {
+        let fleet = pglab::fleet::Fleet::start(&args.fleet.spec()).await?;
+        let deadline = std::time::Duration::from_secs_f64(60.0 + 3.0 * args.fleet.failover_after);
+        let tl = pglab::fleet::kill_primary_and_watch(&fleet, deadline, |_| {}).await?;
+        drop(fleet);
+        let f = |v: Option<f64>| v.map_or("never".to_string(), |s| format!("{s:.2}"));
+        println!(
+            "run {run}: detected {} s, decided {} s, promoted {} s ({}), first write {} s, followed {} s",
+            f(tl.detected),
+            f(tl.decided),
+            f(tl.promoted),
+            tl.new_primary.as_deref().unwrap_or("-"),
+            f(tl.first_write),
+            f(tl.followed)
+        );
+        results.push(tl);
+    }
+    let writes: Vec<f64> = results.iter().filter_map(|t| t.first_write).collect();
+    if writes.is_empty() {
+        anyhow::bail!("no run reached a write on a new primary");
+    }
+    let min = writes.iter().cloned().fold(f64::INFINITY, f64::min);
+    let max = writes.iter().cloned().fold(0.0, f64::max);
+    let mean = writes.iter().sum::<f64>() / writes.len() as f64;
+    println!(
+        "kill -9 -> first write on the new primary: {} of {} runs; min {min:.2} s, mean {mean:.2} s, max {max:.2} s (poll interval {} s, failover_after {} s)",
+        writes.len(),
+        results.len(),
+        args.fleet.poll_interval,
+        args.fleet.failover_after
+    );
     Ok(())
 }
