@@ -31,8 +31,9 @@ enum Event {
     FollowFinished { master: String, ok: bool },
 }
 
-/// What the HTTP server may read besides the poller's snapshot.
-pub type DecisionView = watch::Receiver<Arc<Option<serde_json::Value>>>;
+/// What the HTTP server may read besides the poller's snapshot: the latest state document
+/// (what the state file holds), `null` before the first check.
+pub type StatusView = watch::Receiver<Arc<serde_json::Value>>;
 
 /// Tells systemd we are up (`READY=1`), when run under it.
 fn notify_systemd(state: &str) {
@@ -66,7 +67,7 @@ struct Loop {
     failover_running: bool,
     follow_running: bool,
     events: mpsc::Sender<Event>,
-    decision_tx: watch::Sender<Arc<Option<serde_json::Value>>>,
+    status_tx: watch::Sender<Arc<serde_json::Value>>,
     start: f64,
     write_failures: u64,
     counters: Arc<Counters>,
@@ -258,7 +259,8 @@ impl Loop {
             current_master: self.memory.current_master.as_deref(),
             decision: decision_json.as_ref(),
         };
-        if let Err(e) = statefile::write_state(&self.config.json_state_file_path, &doc) {
+        let status = serde_json::to_value(&doc).unwrap_or_default();
+        if let Err(e) = statefile::write_json(&self.config.json_state_file_path, &status) {
             self.write_failures += 1;
             self.counters.state_write_failed();
             tracing::error!(target: "pglookout", "cannot write the state file {} ({} failures so far): {e}",
@@ -268,7 +270,7 @@ impl Loop {
                 &[("exception", "OSError"), ("where", "write_cluster_state_to_json_file")],
             );
         }
-        self.decision_tx.send_replace(Arc::new(decision_json));
+        self.status_tx.send_replace(Arc::new(status));
         Some(decision)
     }
 }
@@ -294,12 +296,12 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
     let config_rx_http = config_rx.clone();
     let counters = Arc::new(Counters::default());
     let poller = poll::start(config_rx, statsd_rx, alert_fn, counters.clone(), cancel.child_token());
-    let (decision_tx, decision_rx) = watch::channel(Arc::new(None));
+    let (status_tx, status_rx) = watch::channel(Arc::new(serde_json::Value::Null));
     let http_task = tokio::spawn(http::serve(
         listener,
         http::Api {
             poller: poller.clone(),
-            decision: decision_rx,
+            status: status_rx,
             config: config_rx_http,
             start: clock::monotonic(),
             counters: counters.clone(),
@@ -320,7 +322,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
         failover_running: false,
         follow_running: false,
         events: events_tx,
-        decision_tx,
+        status_tx,
         start,
         write_failures: 0,
         counters: counters.clone(),

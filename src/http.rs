@@ -1,6 +1,7 @@
 //! The HTTP API, as the original: `GET /state.json` (the node-state map), `POST /check` (204;
 //! asks for an immediate poll round; a burst of requests makes one round), and a real 404 for
-//! anything else; plus ours: `GET /decision` (the latest decision and its reasons) and the
+//! anything else; plus ours: `GET /status` (the whole state document), `GET /decision` (the
+//! latest decision and its reasons), `GET /metrics` (Prometheus) and the
 //! health checks `/primary`, `/replica[?lag=]`, `/health`, `/liveness` (200 or 503). It only
 //! reads snapshots; it owns no state.
 
@@ -25,8 +26,8 @@ pub struct Api {
     pub start: f64,
     /// Counters for `/metrics`.
     pub counters: std::sync::Arc<crate::prometheus::Counters>,
-    /// The latest decision with its reasons (ours; the original has no such path).
-    pub decision: crate::daemon::DecisionView,
+    /// The latest state document, decision included (ours; the original serves only the nodes).
+    pub status: crate::daemon::StatusView,
 }
 
 /// The address the original binds: `""` means every IPv4 interface.
@@ -77,9 +78,14 @@ async fn dispatch(State(api): State<Api>, req: Request<Body>) -> Response {
                 }
             }
         }
-        Method::GET | Method::HEAD if path == "/decision" => {
-            let decision = api.decision.borrow().clone();
-            match to_pretty_json(&*decision) {
+        Method::GET | Method::HEAD if path == "/decision" || path == "/status" => {
+            let status = api.status.borrow().clone();
+            let body = if path == "/status" {
+                &*status
+            } else {
+                &status["decision"]
+            };
+            match to_pretty_json(body) {
                 Ok(bytes) => json_response(StatusCode::OK, bytes),
                 Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
             }
@@ -107,12 +113,8 @@ async fn dispatch(State(api): State<Api>, req: Request<Body>) -> Response {
 fn metrics_response(api: &Api, openmetrics: bool) -> Response {
     let config = api.config.borrow().clone();
     let snap = api.poller.snapshots.borrow().clone();
-    let decision = api.decision.borrow().clone();
-    let master = decision
-        .as_ref()
-        .as_ref()
-        .and_then(|d| d.get("master"))
-        .and_then(|m| m.as_str());
+    let status = api.status.borrow().clone();
+    let master = status["current_master"].as_str();
     let alerts = crate::decide::Alert::ALL
         .iter()
         .map(|a| (a.file_name(), config.alert_file_dir.join(a.file_name()).exists()))

@@ -9,6 +9,8 @@ pub mod clock;
 pub mod config;
 /// libpq connection strings and URIs: parse, render, mask, build client config and TLS.
 pub mod conninfo;
+/// pglookout-ctl: reading and rendering one daemon's view.
+pub mod ctl;
 /// Wiring, the decision loop, reload and shutdown.
 pub mod daemon;
 /// The pure decision core: node map, failover decision, autofollow text (no I/O).

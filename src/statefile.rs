@@ -1,7 +1,6 @@
 //! The state file on disk: written atomically (a temp file in the same directory, fsync,
 //! rename, fsync of the directory) and pretty-printed with the original's 4-space indent.
 
-use crate::state::StateDocument;
 use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
@@ -39,14 +38,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-pub fn write_state(path: &Path, doc: &StateDocument<'_>) -> std::io::Result<()> {
-    let bytes = to_pretty_json(doc).map_err(std::io::Error::other)?;
+/// Writes `value` as pretty JSON, atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    let bytes = to_pretty_json(value).map_err(std::io::Error::other)?;
     write_atomic(path, &bytes)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::StateDocument;
     use std::collections::BTreeMap;
 
     #[test]
@@ -61,7 +62,7 @@ mod tests {
             current_master: Some("pg1"),
             decision: None,
         };
-        write_state(&path, &doc).expect("write");
+        write_json(&path, &doc).expect("write");
         let text = std::fs::read_to_string(&path).expect("read");
         assert!(text.contains("\n    \"current_master\": \"pg1\""), "{text}");
         let v: serde_json::Value = serde_json::from_str(&text).expect("json");

@@ -204,6 +204,43 @@ async fn daemons_and_an_observer_see_the_cluster() {
         assert!(metrics.contains(needle), "{needle} missing from:\n{metrics}");
     }
 
+    // pglookout-ctl: a table from the HTTP API, the config or the state file; exit codes
+    let ctl = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pglookout-ctl"))
+            .args(args)
+            .output()
+            .expect("ctl");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let url = d2.url();
+    let (code, table, _) = ctl(&["status", "--url", &url]);
+    assert_eq!(code, Some(0), "{table}");
+    assert!(
+        table.contains("CURRENT MASTER  pg1") && table.contains("LAST DECISION"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("pg1") && l.contains("primary") && l.contains("yes")),
+        "{table}"
+    );
+    assert!(table.contains("obs") && table.contains("pg1=primary/up"), "{table}");
+    let config_path = d2.config_path.display().to_string();
+    assert_eq!(ctl(&["status", "--config", &config_path]).0, Some(0));
+    let (code, json_out, _) = ctl(&["status", "--state-file", &d2.state_path.display().to_string(), "--json"]);
+    assert_eq!(code, Some(0));
+    assert!(serde_json::from_str::<Value>(&json_out).expect("json")["db_nodes"]["pg3"].is_object());
+    assert_eq!(ctl(&["check", "--url", &url]).0, Some(0));
+    let (code, _, err) = ctl(&["status", "--state-file", "/nonexistent/state.json"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(ctl(&["status", "--url", "http://127.0.0.1:1"]).0, Some(1));
+
     // HTTP: 404 for anything else, 204 for /check
     assert_eq!(d2.http("GET", "/nope").await.expect("GET").0, 404);
     assert_eq!(d2.http("POST", "/check").await.expect("POST").0, 204);

@@ -1,0 +1,245 @@
+//! `pglookout-ctl`: reading one daemon's view (from its HTTP API, its state file, or the state
+//! file named by its config) and rendering it as a table. The rendering is a pure function of
+//! the state document so it is table-tested; the binary only fetches and prints.
+
+use crate::state::{parse_iso, Timestamp};
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+/// Where to read a view from.
+pub enum Source<'a> {
+    Url(&'a str),
+    StateFile(&'a Path),
+    Config(&'a Path),
+}
+
+/// Reads a state document. A daemon that has no `/status` (the Python original) is read
+/// through `/state.json`, which holds only the nodes.
+pub async fn read_view(source: Source<'_>) -> Result<Value, String> {
+    match source {
+        Source::StateFile(p) => read_file(p),
+        Source::Config(c) => {
+            let p = crate::config::state_file_path_of(c).map_err(|e| e.to_string())?;
+            read_file(&p)
+        }
+        Source::Url(url) => {
+            let client = http_client()?;
+            let base = url.trim_end_matches('/');
+            let status = get_json(&client, &format!("{base}/status")).await?;
+            match status {
+                Some(v) if v.is_object() => Ok(v),
+                _ => {
+                    let nodes = get_json(&client, &format!("{base}/state.json"))
+                        .await?
+                        .ok_or_else(|| format!("{base}/state.json: not found"))?;
+                    Ok(serde_json::json!({ "db_nodes": nodes }))
+                }
+            }
+        }
+    }
+}
+
+fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// `Ok(None)` for a 404.
+async fn get_json(client: &reqwest::Client, url: &str) -> Result<Option<Value>, String> {
+    let resp = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {}", e.without_url()))?;
+    if resp.status() == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !resp.status().is_success() {
+        return Err(format!("{url}: HTTP {}", resp.status().as_u16()));
+    }
+    resp.json()
+        .await
+        .map(Some)
+        .map_err(|e| format!("{url}: not JSON: {}", e.without_url()))
+}
+
+fn read_file(path: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON: {e}", path.display()))
+}
+
+/// Asks a daemon for an immediate poll round.
+pub async fn request_check(url: &str) -> Result<(), String> {
+    let client = http_client()?;
+    let target = format!("{}/check", url.trim_end_matches('/'));
+    let resp = client
+        .post(&target)
+        .send()
+        .await
+        .map_err(|e| format!("{target}: {}", e.without_url()))?;
+    if resp.status().as_u16() == 204 {
+        Ok(())
+    } else {
+        Err(format!("{target}: HTTP {}", resp.status().as_u16()))
+    }
+}
+
+/// The daemon's URL from its config: `http_address` (all interfaces means loopback here) and
+/// `http_port`.
+pub fn url_from_config(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON: {e}", path.display()))?;
+    let host = match v["http_address"].as_str() {
+        None | Some("") | Some("0.0.0.0") => "127.0.0.1",
+        Some("::") => "[::1]",
+        Some(h) if h.contains(':') => return Ok(format!("http://[{h}]:{}", v["http_port"].as_u64().unwrap_or(15000))),
+        Some(h) => h,
+    };
+    Ok(format!("http://{host}:{}", v["http_port"].as_u64().unwrap_or(15000)))
+}
+
+fn role(n: &Value) -> &'static str {
+    match n["pg_is_in_recovery"].as_bool() {
+        Some(true) => "standby",
+        Some(false) => "primary",
+        None => "unknown",
+    }
+}
+
+fn age(t: &Value, now: Timestamp) -> String {
+    t.as_str().and_then(parse_iso).map_or("-".into(), |t| {
+        format!("{:.1}s ago", (now - t).num_milliseconds() as f64 / 1000.0)
+    })
+}
+
+/// The view as a table.
+pub fn render(doc: &Value, now: Timestamp) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<16} {:<8} {:<9} {:<14} {:<14} {:>9}  {}",
+        "NODE", "ROLE", "CONNECTED", "RECEIVE LSN", "REPLAY LSN", "LAG (s)", "LAST SEEN"
+    );
+    let empty = serde_json::Map::new();
+    let nodes = doc["db_nodes"].as_object().unwrap_or(&empty);
+    for (name, n) in nodes {
+        let lag = n["replication_time_lag"]
+            .as_f64()
+            .map_or("-".into(), |l| format!("{l:.2}"));
+        let _ = writeln!(
+            out,
+            "{:<16} {:<8} {:<9} {:<14} {:<14} {:>9}  {}",
+            name,
+            role(n),
+            if n["connection"].as_bool() == Some(true) {
+                "yes"
+            } else {
+                "no"
+            },
+            n["pg_last_xlog_receive_location"].as_str().unwrap_or("-"),
+            n["pg_last_xlog_replay_location"].as_str().unwrap_or("-"),
+            lag,
+            age(&n["fetch_time"], now),
+        );
+    }
+    if let Some(observers) = doc["observer_nodes"].as_object().filter(|o| !o.is_empty()) {
+        let _ = writeln!(out, "\nOBSERVER VIEWS");
+        for (obs, view) in observers {
+            let reached = view["connection"].as_bool() == Some(true);
+            let seen: Vec<String> = view
+                .as_object()
+                .map(|o| {
+                    o.iter()
+                        .filter(|(k, v)| *k != "fetch_time" && *k != "connection" && v.is_object())
+                        .map(|(k, v)| {
+                            let up = if v["connection"].as_bool() == Some(true) {
+                                "up"
+                            } else {
+                                "down"
+                            };
+                            format!("{k}={}/{up}", role(v))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {obs:<14} {} fetched {}: {}",
+                if reached { "reached," } else { "NOT reached, last" },
+                age(&view["fetch_time"], now),
+                if seen.is_empty() {
+                    "-".to_string()
+                } else {
+                    seen.join(" ")
+                }
+            );
+        }
+    }
+    let master = doc["current_master"].as_str().unwrap_or("none known");
+    let _ = writeln!(out, "\nCURRENT MASTER  {master}");
+    if let Some(summary) = doc["decision"]["summary"].as_str() {
+        let _ = writeln!(out, "LAST DECISION   {summary}");
+        for r in doc["decision"]["reasons"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            let _ = writeln!(out, "  - {r}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_originals_state_file() {
+        let text = include_str!("../tests/fixtures/pg2-state-file.json");
+        let doc: Value = serde_json::from_str(text).expect("fixture");
+        let now = parse_iso("2026-11-25T19:45:50Z").expect("t");
+        let out = render(&doc, now);
+        assert!(out.contains("pg1              primary  yes"), "{out}");
+        assert!(out.contains("pg2              standby  yes       0/40023C8"), "{out}");
+        assert!(out.contains("CURRENT MASTER  pg1"), "{out}");
+        assert!(out.contains("5.2s ago"), "{out}");
+    }
+
+    #[test]
+    fn renders_observer_views_and_the_decision() {
+        let doc = serde_json::json!({
+            "db_nodes": {"a": {"fetch_time": "2024-01-01T00:00:00Z", "connection": false}},
+            "observer_nodes": {"obs": {"fetch_time": "2024-01-01T00:00:00Z", "connection": true,
+                "a": {"fetch_time": "2024-01-01T00:00:00Z", "connection": true, "pg_is_in_recovery": false}}},
+            "current_master": null,
+            "decision": {"summary": "no failover: master a was reached too recently", "reasons": ["r1"]}
+        });
+        let out = render(&doc, parse_iso("2024-01-01T00:00:01Z").expect("t"));
+        assert!(out.contains("a                unknown  no"), "{out}");
+        assert!(
+            out.contains("obs            reached, fetched 1.0s ago: a=primary/up"),
+            "{out}"
+        );
+        assert!(out.contains("CURRENT MASTER  none known"), "{out}");
+        assert!(
+            out.contains("LAST DECISION   no failover") && out.contains("  - r1"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn urls_from_configs() {
+        let dir = tempfile::tempdir().expect("dir");
+        let p = dir.path().join("c.json");
+        std::fs::write(&p, r#"{"http_port": 15001}"#).expect("w");
+        assert_eq!(url_from_config(&p), Ok("http://127.0.0.1:15001".into()));
+        std::fs::write(&p, r#"{"http_address": "10.0.0.1"}"#).expect("w");
+        assert_eq!(url_from_config(&p), Ok("http://10.0.0.1:15000".into()));
+    }
+}
