@@ -121,8 +121,8 @@ pub fn render(doc: &Value, now: Timestamp) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<16} {:<8} {:<9} {:<14} {:<14} {:>9}  {}",
-        "NODE", "ROLE", "CONNECTED", "RECEIVE LSN", "REPLAY LSN", "LAG (s)", "LAST SEEN"
+        "{:<16} {:<8} {:<9} {:<14} {:<14} {:>9}  LAST SEEN",
+        "NODE", "ROLE", "CONNECTED", "RECEIVE LSN", "REPLAY LSN", "LAG (s)"
     );
     let empty = serde_json::Map::new();
     let nodes = doc["db_nodes"].as_object().unwrap_or(&empty);
