@@ -18,7 +18,11 @@ pub const KNOWN_KEYS: &[&str] = &[
     "failover_on_disconnect",
     "failover_sleep_time",
     "http_address",
+    "http_auth_scope",
+    "http_auth_token",
     "http_port",
+    "http_tls_cert",
+    "http_tls_key",
     "json_state_file_path",
     "known_gone_nodes",
     "log_level",
@@ -99,6 +103,35 @@ pub enum LogLevel {
     Critical,
 }
 
+/// Which HTTP requests need the bearer token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthScope {
+    /// Only requests that change something (`POST /check`).
+    Mutating,
+    /// Every request, reads included.
+    All,
+}
+
+/// How to reach one observer: its base URL and, for a secured one, the bearer token to send
+/// and a CA file to trust for its HTTPS certificate.
+#[derive(Clone, PartialEq)]
+pub struct ObserverTarget {
+    pub url: String,
+    pub token: Option<String>,
+    pub ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ObserverTarget {
+    // never print the token
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObserverTarget")
+            .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "<hidden>"))
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct StatsdConfig {
     pub host: String,
@@ -114,7 +147,13 @@ pub struct Config {
     pub remote_conns: BTreeMap<String, ConnInfo>,
     /// `None` for an observer.
     pub own_db: Option<String>,
-    pub observers: BTreeMap<String, String>,
+    pub observers: BTreeMap<String, ObserverTarget>,
+    /// Bearer token that HTTP clients must send (ours; none by default, as the original).
+    pub http_auth_token: Option<String>,
+    pub http_auth_scope: AuthScope,
+    /// Serve HTTPS with this certificate chain and key (PEM); both or neither.
+    pub http_tls_cert: Option<PathBuf>,
+    pub http_tls_key: Option<PathBuf>,
     pub poll_observers_on_warning_only: bool,
     pub db_poll_interval: f64,
     pub replication_state_check_interval: f64,
@@ -291,11 +330,70 @@ impl Config {
         let mut observers = BTreeMap::new();
         for (name, v) in r.object("observers")?.into_iter().flatten() {
             let key = format!("observers.{name}");
-            let url = v
-                .as_str()
-                .ok_or_else(|| r.err(&key, format!("expected a URL string, got {}", Reader::got(v))))?;
-            check_observer_url(url).map_err(|e| r.err(&key, e))?;
-            observers.insert(name.clone(), url.trim_end_matches('/').to_string());
+            let expected = "expected a URL string, or an object with \"url\" and optional \"token\" and \"ca_file\"";
+            let target = match v {
+                Value::String(url) => ObserverTarget {
+                    url: url.clone(),
+                    token: None,
+                    ca_file: None,
+                },
+                Value::Object(o) => {
+                    let field = |k: &str| match o.get(k) {
+                        None | Some(Value::Null) => Ok(None),
+                        Some(Value::String(s)) => Ok(Some(s.clone())),
+                        Some(other) => Err(r.err(
+                            &format!("{key}.{k}"),
+                            format!("expected a string, got {}", Reader::got(other)),
+                        )),
+                    };
+                    let url =
+                        field("url")?.ok_or_else(|| r.err(&format!("{key}.url"), "expected the observer's URL"))?;
+                    let ca_file = field("ca_file")?.map(PathBuf::from);
+                    if let Some(ca) = &ca_file {
+                        std::fs::metadata(ca).map_err(|e| {
+                            r.err(&format!("{key}.ca_file"), format!("cannot read {}: {e}", ca.display()))
+                        })?;
+                    }
+                    ObserverTarget {
+                        url,
+                        token: field("token")?,
+                        ca_file,
+                    }
+                }
+                other => return Err(r.err(&key, format!("{expected}, got {}", Reader::got(other)))),
+            };
+            check_observer_url(&target.url).map_err(|e| r.err(&key, e))?;
+            observers.insert(
+                name.clone(),
+                ObserverTarget {
+                    url: target.url.trim_end_matches('/').to_string(),
+                    ..target
+                },
+            );
+        }
+
+        let http_auth_token = r.opt_string("http_auth_token")?.filter(|t| !t.is_empty());
+        let http_auth_scope = match r.opt_string("http_auth_scope")?.as_deref() {
+            None | Some("mutating") => AuthScope::Mutating,
+            Some("all") => AuthScope::All,
+            Some(other) => {
+                return Err(r.err(
+                    "http_auth_scope",
+                    format!("expected \"mutating\" or \"all\", got {other:?}"),
+                ))
+            }
+        };
+        let http_tls_cert = r.opt_string("http_tls_cert")?.map(PathBuf::from);
+        let http_tls_key = r.opt_string("http_tls_key")?.map(PathBuf::from);
+        match (&http_tls_cert, &http_tls_key) {
+            (Some(_), None) => return Err(r.err("http_tls_key", "required with http_tls_cert")),
+            (None, Some(_)) => return Err(r.err("http_tls_cert", "required with http_tls_key")),
+            _ => {}
+        }
+        for (key, file) in [("http_tls_cert", &http_tls_cert), ("http_tls_key", &http_tls_key)] {
+            if let Some(f) = file {
+                std::fs::metadata(f).map_err(|e| r.err(key, format!("cannot read {}: {e}", f.display())))?;
+            }
         }
 
         let replication_state_check_interval = r.number("replication_state_check_interval", 5.0, false)?;
@@ -449,6 +547,10 @@ impl Config {
             remote_conns,
             own_db,
             observers,
+            http_auth_token,
+            http_auth_scope,
+            http_tls_cert,
+            http_tls_key,
             poll_observers_on_warning_only: r.bool("poll_observers_on_warning_only", false)?,
             db_poll_interval: r.number("db_poll_interval", 5.0, false)?,
             replication_state_check_interval,
@@ -503,7 +605,7 @@ impl Config {
             "own_db={:?} remote_conns=[{}] observers={:?} db_poll_interval={} replication_state_check_interval={} warning_replication_time_lag={} max_failover_replication_time_lag={}",
             self.own_db,
             conns.join(", "),
-            self.observers,
+            self.observers.iter().map(|(k, o)| (k.as_str(), o.url.as_str())).collect::<BTreeMap<_, _>>(),
             self.db_poll_interval,
             self.replication_state_check_interval,
             self.warning_replication_time_lag,

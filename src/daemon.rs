@@ -85,8 +85,12 @@ impl Loop {
                 for w in warnings {
                     tracing::warn!(target: "pglookout", "{w}");
                 }
-                if new.http_address != self.config.http_address || new.http_port != self.config.http_port {
-                    tracing::warn!(target: "pglookout", "http_address and http_port take effect only after a restart");
+                if new.http_address != self.config.http_address
+                    || new.http_port != self.config.http_port
+                    || new.http_tls_cert != self.config.http_tls_cert
+                    || new.http_tls_key != self.config.http_tls_key
+                {
+                    tracing::warn!(target: "pglookout", "http_address, http_port, http_tls_cert and http_tls_key take effect only after a restart");
                 }
                 if new.remote_conns != self.config.remote_conns {
                     self.memory.nodes_changed(clock::monotonic());
@@ -280,6 +284,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let tls = http::tls_acceptor(&config)?;
     let listener = http::bind(&config.http_address, config.http_port).await?;
     let cancel = CancellationToken::new();
 
@@ -299,6 +304,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
     let (status_tx, status_rx) = watch::channel(Arc::new(serde_json::Value::Null));
     let http_task = tokio::spawn(http::serve(
         listener,
+        tls,
         http::Api {
             poller: poller.clone(),
             status: status_rx,

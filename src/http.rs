@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod};
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -63,10 +64,58 @@ fn json_response(status: StatusCode, bytes: Vec<u8>) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
+/// The bearer-token check: `None` lets the request through, otherwise the refusal (401 without
+/// a token, 403 with a wrong one). Reads need the token only with `http_auth_scope: "all"`.
+fn refuse(api: &Api, req: &Request<Body>) -> Option<Response> {
+    let config = api.config.borrow().clone();
+    let token = config.http_auth_token.as_deref()?;
+    let read = matches!(*req.method(), Method::GET | Method::HEAD);
+    if read && config.http_auth_scope == crate::config::AuthScope::Mutating {
+        return None;
+    }
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let error = |status: StatusCode, text: &str| {
+        let body = serde_json::json!({ "error": text }).to_string();
+        Some(
+            (
+                status,
+                [
+                    (header::CONTENT_TYPE, "application/json"),
+                    (header::WWW_AUTHENTICATE, "Bearer"),
+                ],
+                body,
+            )
+                .into_response(),
+        )
+    };
+    match given {
+        None => error(StatusCode::UNAUTHORIZED, "a bearer token is required"),
+        // equal lengths first: memcmp::eq compares in constant time but needs them
+        Some(g) if g.len() == token.len() && openssl::memcmp::eq(g.as_bytes(), token.as_bytes()) => None,
+        Some(_) => {
+            tracing::warn!(target: "WebServer", "refused {} {}: wrong bearer token", req.method(), req.uri().path());
+            error(StatusCode::FORBIDDEN, "wrong bearer token")
+        }
+    }
+}
+
 async fn dispatch(State(api): State<Api>, req: Request<Body>) -> Response {
+    if let Some(refusal) = refuse(&api, &req) {
+        return refusal;
+    }
     let path = req.uri().path();
     // The original matches by prefix (`/state.json?x` and `/state.jsonfoo` both answer).
     match *req.method() {
+        Method::GET | Method::HEAD if path == "/" => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            include_str!("status_page.html"),
+        )
+            .into_response(),
         Method::GET | Method::HEAD if path.starts_with("/state.json") => {
             tracing::debug!(target: "WebServer", "GET {path}");
             let snapshot = api.poller.snapshots.borrow().clone();
@@ -170,15 +219,120 @@ pub fn router(api: Api) -> Router {
 }
 
 /// Serves until `cancel` fires.
-pub async fn serve(listener: TcpListener, api: Api, cancel: CancellationToken) {
+pub async fn serve(listener: TcpListener, tls: Option<SslAcceptor>, api: Api, cancel: CancellationToken) {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
-    tracing::info!(target: "WebServer", "listening on {}", addr.map_or_else(|| "?".into(), |a| a.to_string()));
+    let shown = addr.map_or_else(|| "?".into(), |a| a.to_string());
     let app = router(api);
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(cancel.cancelled_owned())
-        .await
-    {
+    let result = match tls {
+        None => {
+            tracing::info!(target: "WebServer", "listening on http://{shown}");
+            axum::serve(listener, app)
+                .with_graceful_shutdown(cancel.cancelled_owned())
+                .await
+        }
+        Some(acceptor) => {
+            tracing::info!(target: "WebServer", "listening on https://{shown}");
+            let tls = TlsListener::start(listener, acceptor, cancel.clone());
+            axum::serve(tls, app)
+                .with_graceful_shutdown(cancel.cancelled_owned())
+                .await
+        }
+    };
+    if let Err(e) = result {
         tracing::error!(target: "WebServer", "HTTP server failed: {e}");
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("HTTPS certificate {cert} / key {key}: {source}")]
+pub struct TlsError {
+    cert: String,
+    key: String,
+    #[source]
+    source: openssl::error::ErrorStack,
+}
+
+/// The TLS acceptor for `http_tls_cert`/`http_tls_key`, built before anything starts.
+pub fn tls_acceptor(config: &crate::config::Config) -> Result<Option<SslAcceptor>, TlsError> {
+    let (Some(cert), Some(key)) = (&config.http_tls_cert, &config.http_tls_key) else {
+        return Ok(None);
+    };
+    let err = |source| TlsError {
+        cert: cert.display().to_string(),
+        key: key.display().to_string(),
+        source,
+    };
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(err)?;
+    b.set_certificate_chain_file(cert).map_err(err)?;
+    b.set_private_key_file(key, SslFiletype::PEM).map_err(err)?;
+    b.check_private_key().map_err(err)?;
+    Ok(Some(b.build()))
+}
+
+/// Accepts TCP connections and completes TLS handshakes in their own tasks (with a deadline),
+/// so a slow or silent client never holds up the next connection.
+struct TlsListener {
+    ready: tokio::sync::mpsc::Receiver<(tokio_openssl::SslStream<tokio::net::TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl TlsListener {
+    fn start(listener: TcpListener, acceptor: SslAcceptor, cancel: CancellationToken) -> TlsListener {
+        let local = listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let (tx, ready) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    a = listener.accept() => a,
+                };
+                let (tcp, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(target: "WebServer", "accept failed: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let Ok(ssl) = openssl::ssl::Ssl::new(acceptor.context()) else {
+                        return;
+                    };
+                    let Ok(mut stream) = tokio_openssl::SslStream::new(ssl, tcp) else {
+                        return;
+                    };
+                    let handshake = std::pin::Pin::new(&mut stream).accept();
+                    match tokio::time::timeout(std::time::Duration::from_secs(10), handshake).await {
+                        Ok(Ok(())) => {
+                            let _ = tx.send((stream, peer)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(target: "WebServer", "TLS handshake with {peer} failed: {e}"),
+                        Err(_) => tracing::debug!(target: "WebServer", "TLS handshake with {peer} timed out"),
+                    }
+                });
+            }
+        });
+        TlsListener { ready, local }
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_openssl::SslStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(conn) => conn,
+            // the acceptor task ended (shutdown): never yield another connection
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.local)
     }
 }
 

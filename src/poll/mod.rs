@@ -132,6 +132,8 @@ pub fn start(
         snapshot: Snapshot::default(),
         round_start: Instant::now(),
         reported: BTreeSet::new(),
+        last_request: None,
+        deferred_request: false,
     };
     tokio::spawn(agg.run());
     poller
@@ -152,6 +154,8 @@ struct Aggregator {
     snapshot: Snapshot,
     round_start: Instant,
     reported: BTreeSet<Key>,
+    last_request: Option<Instant>,
+    deferred_request: bool,
 }
 
 impl Aggregator {
@@ -181,12 +185,11 @@ impl Aggregator {
                     if changed.is_err() { break; }
                     self.sync_workers(&tx);
                 }
-                _ = self.poll_now.notified() => {
-                    self.round_start = Instant::now();
-                    self.reported.clear();
-                    self.generation.send_modify(|g| *g += 1);
-                }
+                _ = self.poll_now.notified() => self.request_round(),
                 _ = publish.tick() => {
+                    if self.deferred_request && self.request_spacing_passed() {
+                        self.request_round();
+                    }
                     if self.required().is_empty() {
                         // nothing to poll: a round is just the passing of the interval
                         let interval = Duration::from_secs_f64(self.config.borrow().db_poll_interval);
@@ -205,6 +208,26 @@ impl Aggregator {
         for w in self.workers.values() {
             w.cancel.cancel();
         }
+    }
+
+    /// Requested rounds are at least `min(1 s, db_poll_interval)` apart, so a flood of
+    /// `POST /check` cannot multiply polling; a request inside that window is deferred, not lost.
+    fn request_spacing_passed(&self) -> bool {
+        let spacing = Duration::from_secs_f64(self.config.borrow().db_poll_interval.clamp(0.0, 1.0));
+        self.last_request.is_none_or(|t| t.elapsed() >= spacing)
+    }
+
+    fn request_round(&mut self) {
+        if !self.request_spacing_passed() {
+            self.deferred_request = true;
+            return;
+        }
+        self.deferred_request = false;
+        let now = Instant::now();
+        self.last_request = Some(now);
+        self.round_start = now;
+        self.reported.clear();
+        self.generation.send_modify(|g| *g += 1);
     }
 
     fn required(&self) -> BTreeSet<Key> {
@@ -303,8 +326,9 @@ impl Aggregator {
             .map(|(name, ci)| (Key::Node(name.clone()), ci.render()))
             .collect();
         if observe {
-            for (name, url) in &config.observers {
-                wanted.insert(Key::Observer(name.clone()), url.clone());
+            for (name, target) in &config.observers {
+                let id = format!("{} {:?} {:?}", target.url, target.token, target.ca_file);
+                wanted.insert(Key::Observer(name.clone()), id);
             }
         }
         let stale: Vec<Key> = self
@@ -349,8 +373,10 @@ impl Aggregator {
                         tokio::spawn(ctx.run_node(PgProbe::new(name, ci.clone())));
                     }
                 }
-                Key::Observer(_) => {
-                    tokio::spawn(ctx.run_observer(target.clone()));
+                Key::Observer(name) => {
+                    if let Some(t) = config.observers.get(name) {
+                        tokio::spawn(ctx.run_observer(t.clone()));
+                    }
                 }
             }
             self.workers.insert(key, Worker { cancel, target });
@@ -422,8 +448,15 @@ impl WorkerCtx {
         }
     }
 
-    async fn run_observer(mut self, url: String) {
-        let client = observer::client();
+    async fn run_observer(mut self, target: crate::config::ObserverTarget) {
+        let url = target.url.clone();
+        let client = match observer::client(target.ca_file.as_deref()) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(target: "ClusterMonitor", "observer {url}: {e}; not polled");
+                return;
+            }
+        };
         let mut next = Instant::now();
         while self.wait(next).await {
             self.generation.borrow_and_update();
@@ -431,7 +464,7 @@ impl WorkerCtx {
             let fetch_time = chrono::Utc::now();
             let result = tokio::select! {
                 _ = self.cancel.cancelled() => return,
-                r = observer::fetch(&client, &url) => r,
+                r = observer::fetch(&client, &url, target.token.as_deref()) => r,
             };
             let result = result.map(|(nodes, bad)| {
                 for b in bad {

@@ -33,12 +33,17 @@ impl ObserverError {
     }
 }
 
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+/// An HTTP client for observers, trusting `ca_file` (PEM) in addition to the system roots.
+pub fn client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
         .timeout(FETCH_TIMEOUT)
-        .connect_timeout(FETCH_TIMEOUT)
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+        .connect_timeout(FETCH_TIMEOUT);
+    if let Some(ca) = ca_file {
+        let pem = std::fs::read(ca).map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+        builder = builder.add_root_certificate(cert);
+    }
+    builder.build().map_err(|e| format!("cannot build an HTTP client: {e}"))
 }
 
 /// Checks the `Date` header against our clock taken before the request, in both directions
@@ -71,11 +76,15 @@ pub fn check_skew(
 pub async fn fetch(
     client: &reqwest::Client,
     base_url: &str,
+    token: Option<&str>,
 ) -> Result<(BTreeMap<String, NodeState>, Vec<String>), ObserverError> {
     let url = format!("{}/state.json", base_url.trim_end_matches('/'));
     let before = chrono::Utc::now();
-    let resp = client
-        .get(&url)
+    let mut request = client.get(&url);
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    let resp = request
         .send()
         .await
         .map_err(|e| ObserverError::Request(e.without_url().to_string()))?;

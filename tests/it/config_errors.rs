@@ -100,6 +100,21 @@ fn bad_configs_are_refused_with_the_key_named() {
             r#"{"autofollow": "yes"}"#,
             &["\"autofollow\"", "true or false"],
         ),
+        (
+            "bad auth scope",
+            r#"{"http_auth_scope": "reads"}"#,
+            &["\"http_auth_scope\"", "\"mutating\" or \"all\""],
+        ),
+        (
+            "tls cert without key",
+            r#"{"http_tls_cert": "/etc/hostname"}"#,
+            &["\"http_tls_key\"", "required"],
+        ),
+        (
+            "observer object without url",
+            r#"{"observers": {"o1": {"token": "t"}}}"#,
+            &["\"observers.o1.url\""],
+        ),
     ];
     for (what, text, needles) in cases {
         let (code, stderr) = run_with(text);

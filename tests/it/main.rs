@@ -6,3 +6,5 @@ mod current_master;
 mod harness;
 mod logs_and_metrics;
 mod monitoring;
+mod secure_api;
+mod status_page;

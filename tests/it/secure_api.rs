@@ -1,0 +1,229 @@
+//! The secured API: bearer tokens (401 without, 403 wrong), HTTPS with our own certificate, an
+//! observer fetched over HTTPS with a token and a CA file, and a flood of `POST /check` that
+//! cannot multiply polling.
+
+use super::harness::*;
+use pglab::daemon::Daemon;
+use serde_json::json;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A CA and a server certificate for 127.0.0.1, made with the openssl command.
+fn make_certs(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=pglookout test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+}
+
+fn client(ca: &Path) -> reqwest::Client {
+    let pem = std::fs::read(ca).expect("ca");
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client")
+}
+
+async fn status(req: reqwest::RequestBuilder) -> u16 {
+    req.send().await.expect("request").status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_tls_and_secured_observers() {
+    let dir = tempfile::tempdir().expect("dir");
+    make_certs(dir.path());
+    let ca = dir.path().join("ca.pem");
+    // no database needed: one unreachable node keeps the rounds going
+    let secured = Daemon::spawn(
+        &bin(),
+        "secured",
+        dir.path(),
+        json!({
+            "remote_conns": {"gone": "host=127.0.0.1 port=1 user=x connect_timeout=2"},
+            "db_poll_interval": 0.5,
+            "http_auth_token": "s3cret-token",
+            "http_auth_scope": "all",
+            "http_tls_cert": dir.path().join("server.pem"),
+            "http_tls_key": dir.path().join("server.key"),
+        }),
+    )
+    .expect("spawn");
+    let url = format!("https://127.0.0.1:{}", secured.http_port);
+    let c = client(&ca);
+    pglab::wait_for("the HTTPS server answers", DEADLINE, || {
+        let req = c.get(format!("{url}/liveness"));
+        async move { Ok(req.send().await.is_ok()) }
+    })
+    .await
+    .expect("up");
+    assert_eq!(status(c.get(format!("{url}/state.json"))).await, 401, "no token");
+    assert_eq!(
+        status(c.get(format!("{url}/state.json")).bearer_auth("wrong-token!")).await,
+        403,
+        "wrong token"
+    );
+    assert_eq!(
+        status(c.get(format!("{url}/state.json")).bearer_auth("s3cret-token")).await,
+        200
+    );
+    assert_eq!(
+        status(c.post(format!("{url}/check")).bearer_auth("s3cret-token")).await,
+        204
+    );
+    // plain HTTP on the HTTPS port gets no answer
+    assert!(pglab::daemon::http_request(secured.http_port, "GET", "/state.json")
+        .await
+        .is_err());
+    assert!(!secured.log().contains("s3cret-token"), "the token is never logged");
+
+    // An observer behind HTTPS and a token: fetched with both; without the token it is refused.
+    let watcher = Daemon::spawn(
+        &bin(),
+        "watcher",
+        dir.path(),
+        json!({
+            "remote_conns": {},
+            "db_poll_interval": 0.5,
+            "observers": {
+                "with_token": {"url": url, "token": "s3cret-token", "ca_file": ca},
+                "without_token": {"url": url, "ca_file": ca},
+            },
+        }),
+    )
+    .expect("spawn");
+    let s = wait_state(&watcher, "observers fetched", |s| {
+        s["observer_nodes"]["with_token"]["connection"] == json!(true)
+            && s["observer_nodes"]["without_token"]["connection"] == json!(false)
+    })
+    .await;
+    assert!(s["observer_nodes"]["with_token"]["gone"].is_object(), "{s}");
+    assert!(watcher.log().contains("HTTP 401"), "{}", tail(&watcher.log(), 20));
+    assert!(!watcher.log().contains("s3cret-token"), "the token is never logged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutating_requests_need_the_token_and_a_flood_cannot_multiply_polling() {
+    let dir = tempfile::tempdir().expect("dir");
+    let d = Daemon::spawn(
+        &bin(),
+        "d",
+        dir.path(),
+        json!({
+            "remote_conns": {"gone": "host=127.0.0.1 port=1 user=x"},
+            "db_poll_interval": 3600,
+            "http_auth_token": "tok",
+        }),
+    )
+    .expect("spawn");
+    wait_state(&d, "first round", |s| s["db_nodes"]["gone"].is_object()).await;
+    let base = d.url();
+    let c = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    assert_eq!(
+        status(c.get(format!("{base}/state.json"))).await,
+        200,
+        "reads are open by default"
+    );
+    assert_eq!(status(c.post(format!("{base}/check"))).await, 401);
+    assert_eq!(status(c.post(format!("{base}/check")).bearer_auth("nope")).await, 403);
+
+    let rounds = || async {
+        let text = c
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        text.lines()
+            .find_map(|l| l.strip_prefix("pglookout_poll_rounds_total "))
+            .and_then(|v| v.parse::<u64>().ok())
+            .expect("rounds counter")
+    };
+    let before = rounds().await;
+    let start = Instant::now();
+    let mut sent = 0;
+    while start.elapsed() < Duration::from_secs(3) {
+        let batch: Vec<_> = (0..20)
+            .map(|_| c.post(format!("{base}/check")).bearer_auth("tok").send())
+            .collect();
+        for r in batch {
+            assert_eq!(r.await.expect("post").status().as_u16(), 204);
+            sent += 1;
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    // the last deferred request still gets its round
+    let after = pglab::wait_for("the deferred round", DEADLINE, || async {
+        let r = rounds().await;
+        Ok((r > before).then_some(r))
+    })
+    .await
+    .expect("rounds");
+    let made = after - before;
+    // requested rounds are at least 1 s apart: at most one per second of flood, plus the
+    // deferred one at the end and one that may straddle the measurement
+    assert!(
+        made as f64 <= elapsed + 2.0,
+        "{sent} requests in {elapsed:.1} s made {made} rounds"
+    );
+    assert!(sent > 100, "the flood was a flood: {sent}");
+}
