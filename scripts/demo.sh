@@ -5,6 +5,6 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-scripts/deps.sh
+scripts/deps.sh --demo
 cargo build --bins --workspace
 exec target/debug/pglab demo --poll-interval 0.5 --failover-after 5 "$@"

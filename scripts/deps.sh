@@ -2,7 +2,9 @@
 # Makes a Debian 12 machine that already has Rust ready to build and test this project.
 #
 # Checks, one line each: the PostgreSQL 15 server binaries (or $PGLAB_BIN_DIR), the `postgres`
-# OS user, libssl-dev and pkg-config. Only when something is missing does it run apt-get, and
+# OS user, libssl-dev, pkg-config, and for the tests (not with --demo) headless Chromium
+# (/usr/bin/chromium) with a monospace font (fonts-dejavu-core), haproxy and promtool (package
+# prometheus). Only when something is missing does it run apt-get, and
 # only for the missing packages (as root, or through passwordless sudo). Otherwise it prints
 # what to install and exits 1. Running it again once everything is present changes nothing.
 #
@@ -89,20 +91,56 @@ check_pkg_config() {
     fi
 }
 
-run_checks() {
-    local quiet=${1:-}
-    missing_pkgs=()
-    if [[ -n $quiet ]]; then
-        check_postgres >/dev/null || need postgresql-15
-        check_postgres_user >/dev/null || need postgresql-15
-        check_libssl_dev >/dev/null || need libssl-dev
-        check_pkg_config >/dev/null || need pkg-config
+check_chromium() {
+    if [[ -x /usr/bin/chromium ]]; then
+        say "chromium: present"
     else
-        check_postgres || need postgresql-15
-        check_postgres_user || need postgresql-15
-        check_libssl_dev || need libssl-dev
-        check_pkg_config || need pkg-config
+        say "chromium: MISSING (/usr/bin/chromium) -> chromium"
+        return 1
     fi
+}
+
+check_fonts() {
+    if deb_installed fonts-dejavu-core; then
+        say "fonts-dejavu-core: present"
+    elif ! command -v dpkg-query >/dev/null 2>&1 && [[ -f /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ]]; then
+        say "fonts-dejavu-core: present (DejaVu fonts in /usr/share/fonts/truetype/dejavu)"
+    else
+        say "fonts-dejavu-core: MISSING -> fonts-dejavu-core"
+        return 1
+    fi
+}
+
+# check_command NAME PACKAGE WHAT: a command on PATH, from a Debian package.
+check_command() {
+    if command -v "$1" >/dev/null 2>&1; then
+        say "$1: present"
+    else
+        say "$1: MISSING ($3) -> $2"
+        return 1
+    fi
+}
+check_haproxy() { check_command haproxy haproxy "the load-balancer test"; }
+check_promtool() { check_command promtool prometheus "promtool check metrics"; }
+
+# What is checked: the build and the lab always; the test-only tools unless --demo.
+CHECKS=(check_postgres:postgresql-15 check_postgres_user:postgresql-15 check_libssl_dev:libssl-dev
+    check_pkg_config:pkg-config)
+if [[ ${1:-} != --demo ]]; then
+    CHECKS+=(check_chromium:chromium check_fonts:fonts-dejavu-core check_haproxy:haproxy
+        check_promtool:prometheus)
+fi
+
+run_checks() {
+    local quiet=${1:-} entry
+    missing_pkgs=()
+    for entry in "${CHECKS[@]}"; do
+        if [[ -n $quiet ]]; then
+            "${entry%%:*}" >/dev/null || need "${entry#*:}"
+        else
+            "${entry%%:*}" || need "${entry#*:}"
+        fi
+    done
 }
 
 run_checks
@@ -119,6 +157,10 @@ if ! command -v apt-get >/dev/null 2>&1; then
             "(or set PGLAB_BIN_DIR to a directory holding them) and a 'postgres' OS user" ;;
         libssl-dev) err "  libssl-dev: the OpenSSL development headers and libraries (openssl.pc)" ;;
         pkg-config) err "  pkg-config: the pkg-config command" ;;
+        chromium) err "  chromium: headless Chromium at /usr/bin/chromium (the status-page test)" ;;
+        fonts-dejavu-core) err "  fonts-dejavu-core: DejaVu fonts, for the status-page screenshot" ;;
+        haproxy) err "  haproxy: the load-balancer health-check test" ;;
+        prometheus) err "  prometheus: for promtool (the /metrics check)" ;;
         esac
     done
     exit 1

@@ -1,0 +1,322 @@
+//! The status page at `GET /`, rendered by headless Chromium: against a live lab cluster with
+//! daemons and an observer, and against a stand-in server that serves a Python original's
+//! document (no `observer_nodes`, no `decision`) and then fails.
+//!
+//! `PGLOOKOUT_SCREENSHOT=docs/status-page.png` also copies the lab cluster's screenshot there.
+
+use super::harness::*;
+use pglab::{Cluster, ClusterSpec};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMIUM_DEADLINE: Duration = Duration::from_secs(60);
+const PAGE: &str = include_str!("../../src/status_page.html");
+
+/// Runs headless Chromium on `url` with `extra` flags (a fresh profile each time, killed after
+/// 60 s) and returns its stdout.
+fn chromium(url: &str, extra: &[String]) -> String {
+    assert!(
+        Path::new(CHROMIUM).is_file(),
+        "{CHROMIUM} is missing: run scripts/deps.sh (Debian package `chromium`)"
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out_path = dir.path().join("stdout");
+    let err_path = dir.path().join("stderr");
+    let mut child = Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+        ])
+        .arg(format!("--user-data-dir={}", dir.path().join("profile").display()))
+        .args(extra)
+        .arg(url)
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+        .spawn()
+        .expect("start chromium");
+    let end = Instant::now() + CHROMIUM_DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for chromium") {
+            break status;
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "chromium did not finish within {CHROMIUM_DEADLINE:?}; stderr:\n{}",
+                tail(&std::fs::read_to_string(&err_path).unwrap_or_default(), 30)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+    assert!(
+        status.success(),
+        "chromium failed ({status}); stderr:\n{}",
+        tail(&std::fs::read_to_string(&err_path).unwrap_or_default(), 30)
+    );
+    stdout
+}
+
+/// The page's DOM after its scripts ran, without the script itself (so that only rendered
+/// text can match).
+async fn dump_dom(url: &str) -> String {
+    let url = url.to_string();
+    let flags = ["--dump-dom".to_string(), "--virtual-time-budget=5000".to_string()];
+    let dom = tokio::task::spawn_blocking(move || chromium(&url, &flags))
+        .await
+        .expect("chromium task");
+    match dom.split_once("<script>") {
+        Some((rendered, _)) => rendered.to_string(),
+        None => panic!("no <script> in the dumped page:\n{dom}"),
+    }
+}
+
+const NO_ERROR: &str = r#"<div id="error" class="banner" hidden=""></div>"#;
+
+async fn screenshot(url: &str, path: &Path) {
+    let (url, flags) = (
+        url.to_string(),
+        vec![
+            format!("--screenshot={}", path.display()),
+            "--window-size=1200,800".to_string(),
+            // one fetch and render; a longer budget only ages the "last seen" columns
+            "--virtual-time-budget=1000".to_string(),
+            "--hide-scrollbars".to_string(),
+        ],
+    );
+    tokio::task::spawn_blocking(move || chromium(&url, &flags))
+        .await
+        .expect("chromium task");
+}
+
+/// How a text appears in serialized HTML.
+fn html_escaped(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+fn assert_png(path: &Path) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(bytes.len() > 1000, "{}: only {} bytes", path.display(), bytes.len());
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{}: not a PNG", path.display());
+}
+
+/// A raw HTTP/1.0 request: (status line and headers, body).
+fn raw_http(port: u16, method: &str, path: &str) -> (String, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    write!(s, "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").expect("write");
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).expect("read");
+    let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
+    (head.to_ascii_lowercase(), body.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_renders_the_status_page_of_a_lab_cluster() {
+    let cluster = Cluster::start(ClusterSpec {
+        standbys: 2,
+        ..Default::default()
+    })
+    .await
+    .expect("cluster");
+    let obs = spawn(&cluster, "obs", config(&cluster, "", json!({})));
+    let observers = json!({ "obs": obs.url() });
+    let _d1 = spawn(&cluster, "pg1", config(&cluster, "pg1", observers.clone()));
+    let d2 = spawn(&cluster, "pg2", config(&cluster, "pg2", observers.clone()));
+    let _d3 = spawn(&cluster, "pg3", config(&cluster, "pg3", observers.clone()));
+
+    let settled = |s: &Value| {
+        s["current_master"] == json!("pg1")
+            && ["pg1", "pg2", "pg3"].iter().all(|n| connected(s, n))
+            && ["pg2", "pg3"]
+                .iter()
+                .all(|n| node(s, n)["replication_time_lag"].is_number())
+            && s["observer_nodes"]["obs"]["connection"] == json!(true)
+            && ["pg1", "pg2", "pg3"]
+                .iter()
+                .all(|n| s["observer_nodes"]["obs"][n]["connection"] == json!(true))
+            && s["decision"]["summary"].is_string()
+    };
+    let before = wait_state(&d2, "pg2 sees the cluster, the observer and a decision", settled).await;
+
+    // The route itself: the page, as HTML, for GET and HEAD.
+    let port = d2.http_port;
+    let (head, body) = tokio::task::spawn_blocking(move || raw_http(port, "GET", "/"))
+        .await
+        .expect("GET /");
+    assert!(
+        head.starts_with("http/1.0 200") || head.starts_with("http/1.1 200"),
+        "{head}"
+    );
+    assert!(head.contains("content-type: text/html; charset=utf-8"), "{head}");
+    assert_eq!(body, PAGE);
+    let (head, body) = tokio::task::spawn_blocking(move || raw_http(port, "HEAD", "/"))
+        .await
+        .expect("HEAD /");
+    assert!(head.contains(" 200"), "{head}");
+    assert!(body.is_empty(), "HEAD has no body");
+
+    let url = format!("http://127.0.0.1:{port}/");
+    let dom = dump_dom(&url).await;
+    let after = d2.state().unwrap_or_default();
+    for text in [
+        "pg1",
+        "pg2",
+        "pg3",
+        ">primary<",
+        ">standby<",
+        r#"id="current-master" class="">pg1<"#,
+        ">obs<",
+        "● reached",
+    ] {
+        assert!(dom.contains(text), "{text:?} not in the rendered page:\n{dom}");
+    }
+    // Both standbys and the primary, in the nodes table and in the observer's view.
+    assert_eq!(dom.matches(">standby<").count(), 4, "{dom}");
+    assert_eq!(dom.matches(">primary<").count(), 2, "{dom}");
+    assert!(dom.contains(NO_ERROR), "an error banner:\n{dom}");
+    let summaries: Vec<String> = [&before, &after]
+        .iter()
+        .filter_map(|s| s["decision"]["summary"].as_str())
+        .map(html_escaped)
+        .collect();
+    assert!(
+        summaries.iter().any(|s| dom.contains(s.as_str())),
+        "none of the decision summaries {summaries:?} in the rendered page:\n{dom}"
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let png = dir.path().join("status-page.png");
+    screenshot(&url, &png).await;
+    assert_png(&png);
+    if let Some(target) = std::env::var_os("PGLOOKOUT_SCREENSHOT") {
+        let target = PathBuf::from(target);
+        let target = if target.is_relative() {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(target)
+        } else {
+            target
+        };
+        std::fs::copy(&png, &target).unwrap_or_else(|e| panic!("copy to {}: {e}", target.display()));
+    }
+}
+
+/// A stand-in daemon on a thread: `/` is the page, `/status` is `status` (or HTTP 500 once
+/// `failing` is set).
+struct StandIn {
+    port: u16,
+    failing: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl StandIn {
+    fn start(status: Value) -> StandIn {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let failing = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (f, s) = (failing.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let body = serde_json::to_string(&status).expect("json");
+            while !s.load(Ordering::Relaxed) {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let _ = conn.set_nonblocking(false);
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let req = String::from_utf8_lossy(&req).to_string();
+                let path = req.split_whitespace().nth(1).unwrap_or("");
+                let (code, ctype, text) = match path {
+                    "/" => ("200 OK", "text/html; charset=utf-8", PAGE.to_string()),
+                    "/status" if f.load(Ordering::Relaxed) => {
+                        ("500 Internal Server Error", "text/plain", "boom".to_string())
+                    }
+                    "/status" => ("200 OK", "application/json", body.clone()),
+                    _ => ("404 Not Found", "text/plain", "not found".to_string()),
+                };
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {code}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                    text.len()
+                );
+            }
+        });
+        StandIn { port, failing, stop }
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_renders_an_original_document_and_shows_fetch_errors() {
+    // The Python original's state file: nodes and the master only. Node names with markup
+    // must come out as text.
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    let doc = json!({
+        "db_nodes": {
+            "pg1": {"connection": true, "fetch_time": now, "pg_is_in_recovery": false,
+                    "pg_last_xlog_receive_location": null, "pg_last_xlog_replay_location": "0/3000060",
+                    "replication_time_lag": null},
+            "<b>pg2</b>": {"connection": false, "fetch_time": now, "pg_is_in_recovery": true,
+                    "pg_last_xlog_receive_location": "0/3000060", "pg_last_xlog_replay_location": "0/3000060",
+                    "replication_time_lag": 1.5},
+        },
+        "current_master": "pg1",
+    });
+    let server = StandIn::start(doc);
+    let url = format!("http://127.0.0.1:{}/", server.port);
+    let dom = dump_dom(&url).await;
+    for text in [
+        ">pg1<",
+        "&lt;b&gt;pg2&lt;/b&gt;",
+        ">primary<",
+        ">standby<",
+        ">down<",
+        r#"id="current-master" class="">pg1<"#,
+        "1/2 nodes connected",
+        "no observer views in this document",
+        "no decision in this document",
+    ] {
+        assert!(dom.contains(text), "{text:?} not in the rendered page:\n{dom}");
+    }
+    assert!(!dom.contains("<b>pg2"), "markup from the document was parsed:\n{dom}");
+    assert!(dom.contains(NO_ERROR), "an error banner:\n{dom}");
+
+    server.failing.store(true, Ordering::Relaxed);
+    let dom = dump_dom(&url).await;
+    assert!(
+        dom.contains("cannot fetch the state: GET status: HTTP 500"),
+        "no error banner:\n{dom}"
+    );
+    assert!(!dom.contains(NO_ERROR), "{dom}");
+    assert!(dom.contains(r#"<main id="main" class="stale">"#), "{dom}");
+}
