@@ -203,6 +203,22 @@ async fn daemons_and_an_observer_see_the_cluster() {
     ] {
         assert!(metrics.contains(needle), "{needle} missing from:\n{metrics}");
     }
+    // Debian's promtool lints a real scrape (the classic text format, which it parses)
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (scripts/deps.sh installs it with the prometheus package)");
+    std::io::Write::write_all(&mut promtool.stdin.take().expect("stdin"), metrics.as_bytes()).expect("write");
+    let out = promtool.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // pglookout-ctl: a table from the HTTP API, the config or the state file; exit codes
     let ctl = |args: &[&str]| {
