@@ -66,6 +66,8 @@ struct Loop {
     config_version: u64,
     failover_running: bool,
     follow_running: bool,
+    /// The last follow of this master failed: restart even if the file already matches.
+    follow_failed_for: Option<String>,
     events: mpsc::Sender<Event>,
     status_tx: watch::Sender<Arc<serde_json::Value>>,
     start: f64,
@@ -184,8 +186,9 @@ impl Loop {
                 let config = self.config.clone();
                 let master = master.clone();
                 let events = self.events.clone();
+                let restart_anyway = self.follow_failed_for.as_ref() == Some(&master);
                 tokio::spawn(async move {
-                    let ok = crate::act::follow::follow(&config, &master).await;
+                    let ok = crate::act::follow::follow(&config, &master, restart_anyway).await;
                     let _ = events.send(Event::FollowFinished { master, ok }).await;
                 });
             }
@@ -209,6 +212,7 @@ impl Loop {
             Event::FollowFinished { master, ok } => {
                 self.follow_running = false;
                 self.counters.command("autofollow", ok);
+                self.follow_failed_for = (!ok).then(|| master.clone());
                 if !ok {
                     tracing::error!(target: "pglookout", "following the new primary {master} failed; will try again");
                 }
@@ -327,6 +331,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
         config_version: 0,
         failover_running: false,
         follow_running: false,
+        follow_failed_for: None,
         events: events_tx,
         status_tx,
         start,

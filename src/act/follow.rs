@@ -70,23 +70,107 @@ pub fn rewrite(config: &Config, master: &str, stamp: &str) -> Result<bool, Strin
     }
 }
 
-/// Rewrites and restarts; true when done (or nothing was needed).
-pub async fn follow(config: &Config, master: &str) -> bool {
+/// Rewrites and restarts; true when done (or nothing was needed). `restart_anyway` restarts
+/// even when the file already points at `master`: a previous attempt rewrote it but its restart
+/// failed (the original never retried that restart, because the file then matched).
+pub async fn follow(config: &Config, master: &str, restart_anyway: bool) -> bool {
     let stamp = crate::state::iso(&chrono::Utc::now());
     match rewrite(config, master, &stamp) {
         Err(e) => {
             tracing::error!(target: "pglookout", "cannot follow {master}: {e}");
             false
         }
-        Ok(false) => true,
-        Ok(true) => {
+        Ok(false) if !restart_anyway => true,
+        Ok(_) => {
             let timeout = Duration::from_secs_f64(config.failover_command_timeout);
             let stop = command::run("pg_stop_command", &config.pg_stop_command, timeout, &[]).await;
-            let start = command::run("pg_start_command", &config.pg_start_command, timeout, &[]).await;
             if !stop.success() {
-                tracing::warn!(target: "pglookout", "pg_stop_command {stop}");
+                tracing::warn!(target: "pglookout", "pg_stop_command {stop}; starting anyway");
             }
-            start.success()
+            command::run("pg_start_command", &config.pg_start_command, timeout, &[])
+                .await
+                .success()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    fn script(dir: &Path, name: &str, body: &str) -> String {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path.display().to_string()
+    }
+
+    fn config(dir: &Path, start_ok: bool) -> Config {
+        let log = dir.join("commands.log");
+        let stop = script(dir, "stop.sh", &format!("echo stop >> {}", log.display()));
+        let start = script(
+            dir,
+            "start.sh",
+            &format!("echo start >> {}\nexit {}", log.display(), if start_ok { 0 } else { 1 }),
+        );
+        let v = serde_json::json!({
+            "remote_conns": {"pg1": "host=old port=5432", "pg2": "host=new.example port=6543", "pg3": "host=me"},
+            "own_db": "pg3",
+            "autofollow": true,
+            "primary_conninfo_template": "user=replicator password=secret host=placeholder sslmode=prefer",
+            "pg_data_directory": dir,
+            "pg_stop_command": stop,
+            "pg_start_command": start,
+        });
+        Config::from_value(Path::new("t.json"), &v).expect("config").0
+    }
+
+    fn commands(dir: &Path) -> String {
+        std::fs::read_to_string(dir.join("commands.log")).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn follow_rewrites_restarts_and_retries_a_failed_restart() {
+        let dir = tempfile::tempdir().expect("dir");
+        let d = dir.path();
+        std::fs::write(d.join("PG_VERSION"), "15\n").expect("version");
+        std::fs::write(
+            d.join("postgresql.auto.conf"),
+            "primary_conninfo = 'host=old port=5432 user=replicator'\n",
+        )
+        .expect("conf");
+
+        // a failing start: rewritten, standby.signal made, reported as failed
+        assert!(!follow(&config(d, false), "pg2", false).await);
+        let conf = std::fs::read_to_string(d.join("postgresql.auto.conf")).expect("conf");
+        assert!(
+            conf.starts_with("# pglookout updated primary_conninfo for instance pg2"),
+            "{conf}"
+        );
+        assert!(
+            conf.contains("host=new.example") && conf.contains("port=6543"),
+            "{conf}"
+        );
+        assert!(conf.contains("recovery_target_timeline = 'latest'"), "{conf}");
+        assert!(d.join("standby.signal").exists());
+        assert_eq!(commands(d), "stop\nstart\n");
+
+        // the file now matches: without restart_anyway nothing runs...
+        assert!(follow(&config(d, true), "pg2", false).await);
+        assert_eq!(commands(d), "stop\nstart\n");
+        // ...and the retry after a failed restart restarts anyway
+        assert!(follow(&config(d, true), "pg2", true).await);
+        assert_eq!(commands(d), "stop\nstart\nstop\nstart\n");
+    }
+
+    #[test]
+    fn pg_major_reads_pg_version() {
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(dir.path().join("PG_VERSION"), "9.6\n").expect("w");
+        assert_eq!(pg_major(dir.path()).ok(), Some(9));
+        std::fs::write(dir.path().join("PG_VERSION"), "junk").expect("w");
+        assert!(pg_major(dir.path()).is_err());
     }
 }
