@@ -127,14 +127,7 @@ pub fn replica(config: &Config, snap: &Snapshot, lag: Option<LagLimit>) -> Verdi
             None => no(format!("{own} has replayed nothing yet: its lag is unknown")),
         },
         Some(LagLimit::Bytes(limit)) => {
-            let primary_lsn = snap
-                .nodes
-                .values()
-                .filter(|n| n.connection)
-                .filter_map(|n| n.pg.as_ref())
-                .filter(|p| !p.pg_is_in_recovery)
-                .filter_map(|p| p.pg_last_xlog_replay_location)
-                .max();
+            let primary_lsn = crate::state::connected_primary_lsn(&snap.nodes);
             let own_lsn = pg.pg_last_xlog_replay_location.or(pg.pg_last_xlog_receive_location);
             match (primary_lsn, own_lsn) {
                 (Some(p), Some(o)) => {

@@ -185,14 +185,7 @@ pub fn render(
             o.sample("pglookout_node_replication_lag_seconds", &[("node", name)], l);
         }
     }
-    let primary_lsn = snap
-        .nodes
-        .values()
-        .filter(|n| n.connection)
-        .filter_map(|n| n.pg.as_ref())
-        .filter(|p| !p.pg_is_in_recovery)
-        .filter_map(|p| p.pg_last_xlog_replay_location)
-        .max();
+    let primary_lsn = crate::state::connected_primary_lsn(&snap.nodes);
     o.family(
         "pglookout_node_replication_lag_bytes",
         "gauge",

@@ -200,6 +200,17 @@ impl NodeState {
     }
 }
 
+/// The current WAL position of the connected primary (the highest, should there be several).
+pub fn connected_primary_lsn(nodes: &BTreeMap<String, NodeState>) -> Option<Lsn> {
+    nodes
+        .values()
+        .filter(|n| n.connection)
+        .filter_map(|n| n.pg.as_ref())
+        .filter(|p| !p.pg_is_in_recovery)
+        .filter_map(|p| p.pg_last_xlog_replay_location)
+        .max()
+}
+
 /// Entries of an answer that were not accepted, with the reason.
 pub type RejectedEntries = Vec<(String, ShapeError)>;
 
