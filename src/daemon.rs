@@ -257,7 +257,7 @@ impl Loop {
             snapshot.last_round_at,
             now,
         ) {
-            tracing::warn!(target: "pglookout", "no poll round has completed within {:?} s", self.config.cluster_monitor_health_timeout_seconds);
+            tracing::warn!(target: "pglookout", "no poll round has completed within {} s", self.config.cluster_monitor_health_timeout_seconds.unwrap_or_default());
             self.statsd().count("cluster_monitor_health_timeout", &[]);
         }
         let decision_json = serde_json::to_value(&decision).ok();

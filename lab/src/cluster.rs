@@ -424,7 +424,9 @@ impl Cluster {
             for &p in &all {
                 process::signal(p, Signal::SIGKILL);
             }
-            self.wait_gone(&all, KILL_DEADLINE).await;
+            if self.wait_gone(&all, KILL_DEADLINE).await {
+                remove_stale_lock_files(node, pid);
+            }
         }
         bail!(
             "{name}: fast shutdown did not finish within {FAST_STOP_DEADLINE:?}, the server was \
@@ -451,6 +453,7 @@ impl Cluster {
         if !self.wait_gone_blocking(&all, KILL_DEADLINE) {
             bail!("{name}: processes {all:?} still alive {KILL_DEADLINE:?} after SIGKILL");
         }
+        remove_stale_lock_files(node, pid);
         Ok(())
     }
 
@@ -968,6 +971,29 @@ fn primary_conf(spec: &ClusterSpec, node: &Node) -> String {
     }
     conf.push_str(&node_identity_conf(node));
     conf
+}
+
+/// After a SIGKILL: removes the lock files (`postmaster.pid` and the unix socket's
+/// `.s.PGSQL.<port>.lock`) that still name the dead postmaster `pid`.
+///
+/// A postmaster that `start_command` started is not our child, so we cannot reap it; until
+/// whoever adopted it does (in some containers pid 1 is slow to), it is a zombie that keeps its
+/// pid, and the next postmaster takes the stale lock files for a live server's and refuses to
+/// start. The server is dead (a zombie holds no memory, sockets or files), so the files go.
+fn remove_stale_lock_files(node: &Node, pid: i32) {
+    let files = [
+        node.data_dir.join("postmaster.pid"),
+        node.socket_dir.join(format!(".s.PGSQL.{}.lock", node.port)),
+    ];
+    for file in files {
+        let names_pid = fs::read_to_string(&file)
+            .ok()
+            .and_then(|t| t.lines().next()?.trim().parse::<i32>().ok())
+            == Some(pid);
+        if names_pid && !pid_alive(pid) {
+            let _ = fs::remove_file(&file);
+        }
+    }
 }
 
 /// A single-quoted POSIX shell word.

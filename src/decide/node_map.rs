@@ -19,7 +19,8 @@ pub struct NodeMap {
     pub disconnected_observers: usize,
     /// More than one connected master: the caller creates `multiple_master_warning`.
     pub multiple_masters: bool,
-    /// Observer entries that were ignored, and why (for the caller to log).
+    /// Observer entries that were ignored and why, and masters that only an observer reaches
+    /// (for the caller to log and to give as reasons).
     pub notes: Vec<String>,
 }
 
@@ -33,13 +34,9 @@ impl NodeMap {
     /// cautious choice: it makes the recent-contact check the hardest to pass. Ties go to the
     /// highest name, like the candidate choice.
     pub fn first_disconnected_master(&self) -> Option<(&String, &NodeState)> {
-        self.disconnected_masters.iter().max_by(|(an, a), (bn, b)| {
-            let at = a.pg.as_ref().and_then(|p| p.db_time);
-            let bt = b.pg.as_ref().and_then(|p| p.db_time);
-            // None sorts as newest: map it to the top of the order.
-            let key = |t: Option<crate::state::Timestamp>| (t.is_none(), t);
-            key(at).cmp(&key(bt)).then_with(|| an.cmp(bn))
-        })
+        self.disconnected_masters
+            .iter()
+            .max_by(|(an, a), (bn, b)| last_contact_key(a).cmp(&last_contact_key(b)).then_with(|| an.cmp(bn)))
     }
 
     /// The state of [`NodeMap::master`], from whichever map holds it.
@@ -49,6 +46,13 @@ impl NodeMap {
             .get(name)
             .or_else(|| self.disconnected_masters.get(name))
     }
+}
+
+/// Orders copies of a master by when it was last seen alive (`db_time`); a missing `db_time`
+/// counts as newest, as the recent-contact check treats it as "now".
+fn last_contact_key(state: &NodeState) -> (bool, Option<crate::state::Timestamp>) {
+    let t = state.pg.as_ref().and_then(|p| p.db_time);
+    (t.is_none(), t)
 }
 
 /// Builds the node map from our own node states and the observers' reports.
@@ -101,12 +105,16 @@ pub fn node_map(
                     }
                 }
                 Some(false) => {
-                    // Both fetch times are wall clocks of different machines: the window
+                    // The observer's report counts unless it is older than ours by a poll
+                    // interval or more. Upstream compared the absolute difference, although
+                    // the intent (PR #60) was "when it is newer": that dropped the freshest
+                    // reports just when our own probe of the master hangs (our fetch_time is
+                    // then the start of a probe that takes the whole probe timeout), so
+                    // standbys cut off from a live master failed over while an observer still
+                    // reached it. Both fetch times are wall clocks of different machines: this
                     // assumes synchronized clocks, as upstream does.
-                    let apart = (seen.fetch_time - ours.fetch_time)
-                        .num_microseconds()
-                        .map_or(f64::INFINITY, |us| (us as f64 / 1e6).abs());
-                    if apart < db_poll_interval && !is_own {
+                    let older_by = (ours.fetch_time - seen.fetch_time).num_milliseconds() as f64 / 1e3;
+                    if older_by < db_poll_interval && !is_own {
                         if map.connected_masters.contains_key(instance) {
                             // We (or an earlier observer) reach it: it stays a connected
                             // master with the copy we have. Upstream stored the observer's
@@ -116,9 +124,19 @@ pub fn node_map(
                             // Only the observer reaches it: take its word (upstream PR #60).
                             // Dropping it from the disconnected ones changes no decision
                             // (any connected master wins) but keeps the map unambiguous.
+                            map.notes.push(format!(
+                                "observer {observer} reaches {instance} as a connected master, which we do not: taking its word"
+                            ));
                             map.disconnected_masters.remove(instance);
                             map.connected_masters.insert(instance.clone(), seen.clone());
-                        } else {
+                        } else if map
+                            .disconnected_masters
+                            .get(instance)
+                            .is_none_or(|kept| last_contact_key(kept) < last_contact_key(seen))
+                        {
+                            // Of two disconnected copies keep the one that saw it alive last:
+                            // the recent-contact check reads its db_time, and an observer that
+                            // lost the master before we did must not bring the failover forward.
                             map.disconnected_masters.insert(instance.clone(), seen.clone());
                         }
                     }

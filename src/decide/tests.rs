@@ -1471,3 +1471,79 @@ fn summaries_change_only_when_the_situation_does_and_serialize_to_json() {
         ]
     );
 }
+
+/// Regression (found by the failover integration tests): standbys whose own probe of a live
+/// primary hangs (our fetch_time is then the start of a probe that takes the whole probe
+/// timeout) ignored the observer's fresher report that the primary is connected, because
+/// upstream's window was symmetric, and failed over while the observer still reached it.
+#[test]
+fn an_observer_report_newer_than_ours_by_more_than_a_poll_interval_still_counts() {
+    let mut s = Sim::new();
+    s.conf("db_poll_interval", json!(0.5))
+        .conf("max_failover_replication_time_lag", json!(5.0))
+        .conf("warning_replication_time_lag", json!(2.0))
+        .set("pg1", N::primary().conn(false).db_time(ago(60)).fetched(ago(5)))
+        .set("pg2", N::standby("1/10", 0.1))
+        .set("pg3", N::standby("1/10", 0.1))
+        .own("pg3")
+        .observe("obs", "pg1", N::primary())
+        .observe("obs", "pg2", N::standby("1/10", 0.1))
+        .observe("obs", "pg3", N::standby("1/10", 0.1));
+    s.memory.current_master = Some("pg1".into());
+    s.mono = MONO0 + 60.0;
+    for _ in 0..3 {
+        let d = s.check();
+        assert_eq!(d.master.as_deref(), Some("pg1"));
+    }
+    assert_eq!(s.failovers, 0, "{}", s.all_reasons());
+    assert!(
+        s.all_reasons()
+            .contains("observer obs reaches pg1 as a connected master, which we do not"),
+        "{}",
+        s.all_reasons()
+    );
+
+    // A report older than ours by a poll interval or more still does not count.
+    s.observe("obs", "pg1", N::primary().fetched(ago(6)));
+    s.check();
+    assert_eq!(s.failovers, 1, "{}", s.all_reasons());
+}
+
+/// Two disconnected copies of the master (ours and an observer's): the one that saw it alive
+/// last stands, so an observer that lost the master long before we did cannot make the
+/// recent-contact check pass early (upstream took the observer's copy whatever it said).
+#[test]
+fn of_two_disconnected_copies_of_the_master_the_later_contact_stands() {
+    let pair = |ours: i64, theirs: i64| {
+        let mut own = BTreeMap::new();
+        own.insert("pg1".to_string(), N::primary().conn(false).db_time(ago(ours)).0);
+        let mut seen = BTreeMap::new();
+        seen.insert("pg1".to_string(), N::primary().conn(false).db_time(ago(theirs)).0);
+        let mut observers = BTreeMap::new();
+        observers.insert(
+            "obs".to_string(),
+            ObserverState {
+                fetch_time: now(),
+                connection: true,
+                nodes: seen,
+            },
+        );
+        let map = node_map(&own, &observers, Some("pg2"), 5.0);
+        map.disconnected_masters["pg1"].pg.as_ref().and_then(|p| p.db_time)
+    };
+    assert_eq!(pair(2, 60), Some(ago(2)));
+    assert_eq!(pair(60, 2), Some(ago(2)));
+
+    let mut s = Sim::new();
+    s.conf("max_failover_replication_time_lag", json!(5.0))
+        .set("pg1", N::primary().conn(false).db_time(ago(2)))
+        .set("pg2", N::standby("1/10", 0.1))
+        .own("pg2")
+        .observe("obs", "pg1", N::primary().conn(false).db_time(ago(60)))
+        .observe("obs", "pg2", N::standby("1/10", 0.1));
+    s.memory.current_master = Some("pg1".into());
+    s.mono = MONO0 + 60.0;
+    let d = s.check();
+    assert_eq!(s.failovers, 0, "{}", s.all_reasons());
+    assert_eq!(d.summary, "no failover: master pg1 was reached too recently");
+}

@@ -3,6 +3,7 @@
 
 mod config_errors;
 mod current_master;
+mod failover;
 mod harness;
 mod load_balancer;
 mod logs_and_metrics;

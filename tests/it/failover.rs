@@ -1,0 +1,609 @@
+//! Real failovers on real PostgreSQL: a primary pg1 and standbys pg2 and pg3, one daemon per
+//! node whose `failover_command` promotes its own node (pglab's `promote_command`), and one
+//! observer `obs`. Every wait is bounded and waits for a condition; "nothing happened" is
+//! checked over a number of decisions the daemons made, never over a bare sleep.
+
+use super::harness::*;
+use pglab::daemon::Daemon;
+use pglab::{Cluster, ClusterSpec, Proxy, ProxyMode, Ready};
+use pglookout::lsn::Lsn;
+use serde_json::{json, Value};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::PathBuf;
+
+const STANDBYS: [&str; 2] = ["pg2", "pg3"];
+/// `max_failover_replication_time_lag` of these tests: after the primary disappears, the
+/// daemons fail over once their last contact with it is this old. A healthy cluster stays far
+/// below it (every daemon commits a heartbeat on the primary every poll).
+const FAILOVER_LAG: f64 = 5.0;
+/// `missing_master_from_config_timeout`: the grace after start before a missing master is
+/// acted on. `start` waits it out, so that the failovers take the path they take in a
+/// long-running cluster (master missing, last contact older than FAILOVER_LAG) rather than the
+/// replication-lag path.
+const MISSING_MASTER_GRACE: f64 = 1.0;
+/// How many polls of its own node a daemon must decide on while we check that nothing happens.
+const QUIET_ROUNDS: usize = 8;
+const FAILOVER_HAS_HAPPENED: &str = "failover_has_happened";
+const REPLICATION_DELAY_WARNING: &str = "replication_delay_warning";
+/// The summaries (decision.summary in the state file) the tests wait for.
+const HEALTHY_STANDBY: &str = "no action: replication lag is under the warning limit";
+const MAINTENANCE: &str = "no failover: we are furthest along but maintenance_mode_file exists";
+
+/// The daemons of one cluster. Daemons are declared before the cluster, so they stop first.
+struct Lab {
+    obs: Daemon,
+    daemons: BTreeMap<String, Daemon>,
+    cluster: Cluster,
+}
+
+impl Lab {
+    fn daemon(&self, name: &str) -> &Daemon {
+        if name == "obs" {
+            &self.obs
+        } else {
+            &self.daemons[name]
+        }
+    }
+
+    fn has_alert(&self, daemon: &str, alert: &str) -> bool {
+        self.daemon(daemon).alert_dir.join(alert).exists()
+    }
+
+    fn maintenance_file(&self, name: &str) -> PathBuf {
+        maintenance_file(&self.cluster, name)
+    }
+
+    /// The standbys that are out of recovery now (a node that does not answer counts as not
+    /// promoted: it is restarting, or was never promoted).
+    async fn promoted(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        for s in STANDBYS {
+            if let Ok(false) = self.cluster.in_recovery(s).await {
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    /// Every daemon's last decision and log tail, for failure messages.
+    fn dump(&self) -> String {
+        let mut out = String::new();
+        for d in std::iter::once(&self.obs).chain(self.daemons.values()) {
+            let decision = d.state().map(|s| s["decision"].to_string()).unwrap_or_default();
+            out.push_str(&format!(
+                "\n===== {}: decision {decision}\n{}\n",
+                d.name,
+                tail(&d.log(), 25)
+            ));
+        }
+        out
+    }
+
+    /// [`pglab::wait_for`] with [`DEADLINE`], failing with every daemon's log.
+    async fn wait<F, Fut, R>(&self, what: &str, f: F) -> R::Output
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = anyhow::Result<R>>,
+        R: Ready,
+    {
+        match pglab::wait_for(what, DEADLINE, f).await {
+            Ok(v) => v,
+            Err(e) => panic!("{e:#}{}", self.dump()),
+        }
+    }
+
+    /// Waits until daemon `name`'s state satisfies `pred`.
+    async fn wait_state(&self, name: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let d = self.daemon(name);
+        self.wait(what, || async { Ok(d.state().filter(|s| pred(s))) }).await
+    }
+
+    /// Waits until daemon `name` has decided on `n` polls of its own node (distinct
+    /// `fetch_time`s) with `pred(state)` true. Polls are at least `db_poll_interval` apart, so
+    /// this also bounds the time that passed from below.
+    async fn rounds(&self, name: &str, n: usize, what: &str, pred: impl Fn(&Value) -> bool) {
+        self.count_rounds(name, n, what, false, pred).await
+    }
+
+    /// Like [`Lab::rounds`], failing at once if any standby is promoted or any daemon creates
+    /// `failover_has_happened` meanwhile: "nothing happens" over [`QUIET_ROUNDS`] decisions.
+    async fn stays_quiet(&self, name: &str, what: &str, pred: impl Fn(&Value) -> bool) {
+        self.count_rounds(name, QUIET_ROUNDS, what, true, pred).await
+    }
+
+    async fn count_rounds(&self, name: &str, n: usize, what: &str, quiet: bool, pred: impl Fn(&Value) -> bool) {
+        let d = self.daemon(name);
+        let seen = RefCell::new(BTreeSet::new());
+        let outcome = self
+            .wait(what, || async {
+                if let Some(s) = d.state().filter(|s| pred(s)) {
+                    if let Some(t) = node(&s, name)["fetch_time"].as_str() {
+                        seen.borrow_mut().insert(t.to_string());
+                    }
+                }
+                if quiet {
+                    let promoted = self.promoted().await;
+                    if !promoted.is_empty() {
+                        return Ok(Some(Err(format!("{promoted:?} promoted"))));
+                    }
+                    if let Some(n) = self.daemons.keys().find(|n| self.has_alert(n, FAILOVER_HAS_HAPPENED)) {
+                        return Ok(Some(Err(format!("{n} created {FAILOVER_HAS_HAPPENED}"))));
+                    }
+                }
+                Ok((seen.borrow().len() >= n).then_some(Ok(())))
+            })
+            .await;
+        if let Err(e) = outcome {
+            panic!("while waiting for {what}: {e}{}", self.dump());
+        }
+    }
+
+    /// After pg1 was killed (or cut off): waits until the standbys' WAL receivers are gone and
+    /// returns their receive positions, which no longer move.
+    async fn frozen_positions(&self) -> BTreeMap<&'static str, Lsn> {
+        let cluster = &self.cluster;
+        self.wait("the standbys' WAL receivers to stop", || async {
+            let mut positions = BTreeMap::new();
+            for s in STANDBYS {
+                let rows = cluster
+                    .sql(
+                        s,
+                        "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'",
+                    )
+                    .await?;
+                if rows[0].get::<_, i64>(0) > 0 {
+                    return Ok(None);
+                }
+                let rows = cluster.sql(s, "SELECT pg_last_wal_receive_lsn()::text").await?;
+                let lsn: String = rows[0].get(0);
+                positions.insert(s, lsn.parse::<Lsn>()?);
+            }
+            Ok(Some(positions))
+        })
+        .await
+    }
+
+    /// Waits until a standby is promoted; fails if both are.
+    async fn wait_promoted(&self) -> &'static str {
+        let promoted = self
+            .wait("a standby to be promoted", || async {
+                let p = self.promoted().await;
+                Ok((!p.is_empty()).then_some(p))
+            })
+            .await;
+        assert_eq!(promoted.len(), 1, "both standbys promoted{}", self.dump());
+        promoted[0]
+    }
+
+    /// The rest of a successful failover to `winner`: it takes writes, only its daemon ran
+    /// the failover command (once) and has the alert, and the other standby's daemon follows
+    /// the new master for several decisions without promoting its own node.
+    async fn check_failover_to(&self, winner: &str) {
+        let loser = other(winner);
+        self.cluster
+            .sql(winner, "INSERT INTO pglab_load (payload) VALUES ('after failover')")
+            .await
+            .unwrap_or_else(|e| panic!("{winner} does not take writes: {e:#}"));
+        self.wait_state(loser, &format!("{loser}'s daemon to see {winner} as the master"), |s| {
+            s["current_master"] == json!(winner)
+        })
+        .await;
+        self.rounds(
+            loser,
+            QUIET_ROUNDS,
+            &format!("{loser} to stay a standby for a while"),
+            |s| s["current_master"] == json!(winner),
+        )
+        .await;
+        assert_eq!(self.promoted().await, vec![winner], "{}", self.dump());
+        assert!(self.has_alert(winner, FAILOVER_HAS_HAPPENED), "{}", self.dump());
+        for other in ["pg1", loser] {
+            assert!(!self.has_alert(other, FAILOVER_HAS_HAPPENED), "{other}{}", self.dump());
+        }
+        assert!(!self.obs.alert_dir.join(FAILOVER_HAS_HAPPENED).exists());
+        let log = self.daemon(winner).log();
+        // The path a long-running cluster takes (not the replication-lag one).
+        assert!(
+            log.contains(&format!(
+                "decision: failover: promoting {winner}, the node furthest along (master pg1 is missing;"
+            )),
+            "{}",
+            self.dump()
+        );
+        assert_eq!(
+            log.matches("running failover_command").count(),
+            1,
+            "the failover command ran once{}",
+            self.dump()
+        );
+        for other in ["pg1", loser] {
+            assert!(
+                !self.daemon(other).log().contains("running failover_command"),
+                "{other}"
+            );
+        }
+    }
+}
+
+fn other(standby: &str) -> &'static str {
+    if standby == "pg2" {
+        "pg3"
+    } else {
+        "pg2"
+    }
+}
+
+fn maintenance_file(cluster: &Cluster, name: &str) -> PathBuf {
+    cluster.dir().join(format!("{name}-maintenance"))
+}
+
+/// The standby every daemon should pick: highest receive position, ties to the highest name.
+fn furthest(positions: &BTreeMap<&'static str, Lsn>) -> &'static str {
+    positions
+        .iter()
+        .max_by_key(|(name, lsn)| (**lsn, **name))
+        .map(|(name, _)| *name)
+        .expect("positions")
+}
+
+fn summary(s: &Value) -> &str {
+    s["decision"]["summary"].as_str().unwrap_or_default()
+}
+
+fn reasons(s: &Value) -> String {
+    s["decision"]["reasons"].to_string()
+}
+
+async fn cluster() -> Cluster {
+    Cluster::start(ClusterSpec {
+        standbys: 2,
+        ..Default::default()
+    })
+    .await
+    .expect("cluster")
+}
+
+/// Starts the observer and a daemon per node (each node's `failover_command` promotes it; its
+/// maintenance file is `<dir>/<node>-maintenance`), with `tweak` applied to each node's
+/// config, and waits until every daemon sees a healthy cluster with pg1 as the master.
+async fn start(cluster: Cluster, tweak: impl Fn(&str, &mut Value)) -> Lab {
+    let obs = spawn(&cluster, "obs", config(&cluster, "", json!({})));
+    let observers = json!({ "obs": obs.url() });
+    let mut daemons = BTreeMap::new();
+    for name in ["pg1", "pg2", "pg3"] {
+        let mut c = config(&cluster, name, observers.clone());
+        c["max_failover_replication_time_lag"] = json!(FAILOVER_LAG);
+        c["missing_master_from_config_timeout"] = json!(MISSING_MASTER_GRACE);
+        c["maintenance_mode_file"] = json!(maintenance_file(&cluster, name));
+        c["failover_command"] = json!(cluster.promote_command(name).expect("promote command"));
+        tweak(name, &mut c);
+        daemons.insert(name.to_string(), spawn(&cluster, name, c));
+    }
+    let lab = Lab { obs, daemons, cluster };
+    lab.wait_state("obs", "the observer to see pg1 as the master", |s| {
+        s["current_master"] == json!("pg1") && ["pg1", "pg2", "pg3"].iter().all(|n| connected(s, n))
+    })
+    .await;
+    for name in STANDBYS {
+        // Three polls are a second apart: past MISSING_MASTER_GRACE since the daemon started.
+        lab.rounds(name, 3, &format!("{name}'s daemon to see a healthy cluster"), |s| {
+            s["current_master"] == json!("pg1")
+                && ["pg1", "pg2", "pg3"].iter().all(|n| connected(s, n))
+                && s["observer_nodes"]["obs"]["connection"] == json!(true)
+                && summary(s) == HEALTHY_STANDBY
+        })
+        .await;
+    }
+    lab.wait_state("pg1", "pg1's daemon to know it is the master", |s| {
+        summary(s) == "no action: we are the master"
+    })
+    .await;
+    lab
+}
+
+/// Cuts `name` from the WAL stream and writes on pg1 until the other standby has replayed
+/// writes that `name` will never see.
+async fn leave_behind(lab: &Lab, name: &str) {
+    let cluster = &lab.cluster;
+    cluster.cut_wal_stream(name).await.expect("cut");
+    cluster.write_load(500).await.expect("write");
+    let written = cluster.load_count("pg1").await.expect("count");
+    let ahead = other(name);
+    lab.wait(&format!("{ahead} to replay the writes"), || async {
+        Ok(cluster.load_count(ahead).await? >= written)
+    })
+    .await;
+    assert!(cluster.load_count(name).await.expect("count") < written);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_of_the_primary_promotes_the_standby_furthest_along() {
+    let lab = start(cluster().await, |_, _| {}).await;
+    lab.cluster.kill9("pg1").expect("kill pg1");
+    let positions = lab.frozen_positions().await;
+    let expected = furthest(&positions);
+    let winner = lab.wait_promoted().await;
+    assert_eq!(winner, expected, "positions {positions:?}{}", lab.dump());
+    lab.check_failover_to(winner).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_cut_from_the_wal_stream_is_not_promoted() {
+    let lab = start(cluster().await, |_, _| {}).await;
+    // pg3 would win a tie by name: leave it behind.
+    leave_behind(&lab, "pg3").await;
+    lab.cluster.kill9("pg1").expect("kill pg1");
+    let positions = lab.frozen_positions().await;
+    assert!(positions["pg3"] < positions["pg2"], "{positions:?}");
+    let winner = lab.wait_promoted().await;
+    assert_eq!(winner, "pg2", "positions {positions:?}{}", lab.dump());
+    lab.check_failover_to(winner).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_promote_these_nodes_makes_the_other_standby_win() {
+    let lab = start(cluster().await, |_, c| {
+        c["never_promote_these_nodes"] = json!(["pg3"]);
+    })
+    .await;
+    // pg3 is ahead, so it would win if it were allowed to.
+    leave_behind(&lab, "pg2").await;
+    lab.cluster.kill9("pg1").expect("kill pg1");
+    let positions = lab.frozen_positions().await;
+    assert!(positions["pg2"] < positions["pg3"], "{positions:?}");
+    let winner = lab.wait_promoted().await;
+    assert_eq!(winner, "pg2", "positions {positions:?}{}", lab.dump());
+    lab.check_failover_to(winner).await;
+    let s = lab.daemon("pg3").state().expect("state");
+    assert_eq!(s["current_master"], json!("pg2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maintenance_file_on_the_furthest_node_blocks_the_failover_until_removed() {
+    let lab = start(cluster().await, |_, _| {}).await;
+    // Both in maintenance until we know which one is furthest along.
+    for s in STANDBYS {
+        std::fs::write(lab.maintenance_file(s), "").expect("maintenance file");
+    }
+    lab.cluster.kill9("pg1").expect("kill pg1");
+    let positions = lab.frozen_positions().await;
+    let furthest = furthest(&positions);
+    let behind = other(furthest);
+    std::fs::remove_file(lab.maintenance_file(behind)).expect("rm");
+
+    lab.wait_state(
+        furthest,
+        "the furthest node to be blocked by its maintenance file",
+        |s| summary(s) == MAINTENANCE,
+    )
+    .await;
+    let waits_for_furthest = format!("no action: node {furthest} is furthest along");
+    lab.wait_state(behind, "the other node to leave it to the furthest", |s| {
+        summary(s) == waits_for_furthest
+    })
+    .await;
+    lab.stays_quiet(furthest, "the maintenance file to keep blocking", |s| {
+        summary(s) == MAINTENANCE
+    })
+    .await;
+    lab.stays_quiet(behind, "the other node to keep waiting", |s| {
+        summary(s) == waits_for_furthest
+    })
+    .await;
+
+    std::fs::remove_file(lab.maintenance_file(furthest)).expect("rm");
+    let winner = lab.wait_promoted().await;
+    assert_eq!(winner, furthest, "positions {positions:?}{}", lab.dump());
+    lab.check_failover_to(winner).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standbys_cut_off_from_the_primary_do_not_fail_over_while_the_observer_sees_it() {
+    let cluster = cluster().await;
+    let proxy = Proxy::start(cluster.port("pg1")).await.expect("proxy");
+    let via_proxy = cluster.monitor_conninfo_via("pg1", proxy.port());
+    let lab = start(cluster, |name, c| {
+        if name != "pg1" {
+            c["remote_conns"]["pg1"] = json!(via_proxy);
+        }
+    })
+    .await;
+    proxy.set_mode(ProxyMode::Blackhole);
+    for s in STANDBYS {
+        lab.wait_state(s, &format!("{s}'s daemon to lose pg1 and lean on the observer"), |st| {
+            !connected(st, "pg1")
+                && reasons(st).contains("observer obs reaches pg1 as a connected master")
+                && st["current_master"] == json!("pg1")
+        })
+        .await;
+    }
+    // Long enough that the last contact with pg1 is older than FAILOVER_LAG: without the
+    // observer, the standbys would fail over now.
+    for s in STANDBYS {
+        lab.stays_quiet(s, &format!("{s} not to fail over"), |st| {
+            let last_contact = node(st, "pg1")["db_time"].as_str().and_then(parse_time);
+            let now = node(st, s)["fetch_time"].as_str().and_then(parse_time);
+            let long_ago =
+                matches!((last_contact, now), (Some(a), Some(b)) if (b - a).as_seconds_f64() > 2.0 * FAILOVER_LAG);
+            long_ago && !connected(st, "pg1") && !summary(st).starts_with("failover")
+        })
+        .await;
+    }
+    for s in STANDBYS {
+        assert!(lab.cluster.in_recovery(s).await.expect("in recovery"), "{s}");
+    }
+}
+
+fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_rfc3339(s).ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_replay_raises_the_lag_warning_and_runs_the_warning_command() {
+    let cluster = cluster().await;
+    let script = cluster.dir().join("warning-command.sh");
+    let dir = cluster.dir().to_path_buf();
+    let marker = |node: &str| dir.join(format!("warning-command-ran-{node}"));
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ntouch {}-\"$PGLOOKOUT_OWN_NODE\"\n",
+            cluster.dir().join("warning-command-ran").display()
+        ),
+    )
+    .expect("script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let script_cmd = script.display().to_string();
+    let lab = start(cluster, |_, c| {
+        c["warning_replication_time_lag"] = json!(2.0);
+        c["max_failover_replication_time_lag"] = json!(600.0);
+        c["over_warning_limit_command"] = json!(script_cmd);
+    })
+    .await;
+    let cluster = &lab.cluster;
+    assert!(!lab.has_alert("pg2", REPLICATION_DELAY_WARNING));
+    assert!(!marker("pg2").exists());
+
+    cluster.pause_replay("pg2").await.expect("pause");
+    lab.wait("the lag warning on pg2 under write load", || async {
+        cluster.write_load(10).await?;
+        let lagging = lab
+            .daemon("pg2")
+            .state()
+            .and_then(|s| node(&s, "pg2")["replication_time_lag"].as_f64())
+            .is_some_and(|l| l >= 2.0);
+        Ok(lagging && lab.has_alert("pg2", REPLICATION_DELAY_WARNING) && marker("pg2").exists())
+    })
+    .await;
+    assert!(lab.daemon("pg2").log().contains("running over_warning_limit_command"));
+
+    cluster.resume_replay("pg2").await.expect("resume");
+    lab.wait("the lag warning on pg2 to go away", || async {
+        cluster.write_load(10).await?;
+        Ok(!lab.has_alert("pg2", REPLICATION_DELAY_WARNING))
+    })
+    .await;
+    assert!(lab.promoted().await.is_empty(), "{}", lab.dump());
+    assert!(!lab.has_alert("pg2", FAILOVER_HAS_HAPPENED));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_autofollow_the_other_standby_streams_from_the_new_primary() {
+    let cluster = cluster().await;
+    // The template is what pg_basebackup wrote, so following pg1 at start changes nothing;
+    // after the failover only host and port change.
+    let mut templates = BTreeMap::new();
+    for s in STANDBYS {
+        let rows = cluster.sql(s, "SHOW primary_conninfo").await.expect("show");
+        let conninfo: String = rows[0].get(0);
+        assert!(conninfo.contains(&format!("application_name={s}")), "{conninfo}");
+        templates.insert(s, conninfo);
+    }
+    let mut commands = BTreeMap::new();
+    for s in STANDBYS {
+        commands.insert(
+            s,
+            (
+                cluster.stop_command(s).expect("stop command"),
+                cluster.start_command(s).expect("start command"),
+                cluster.data_dir(s),
+            ),
+        );
+    }
+    let lab = start(cluster, |name, c| {
+        if let Some((stop, start, data)) = commands.get(name) {
+            c["autofollow"] = json!(true);
+            c["primary_conninfo_template"] = json!(templates[name]);
+            c["pg_data_directory"] = json!(data);
+            c["pg_stop_command"] = json!(stop);
+            c["pg_start_command"] = json!(start);
+        }
+    })
+    .await;
+    let cluster = &lab.cluster;
+    for s in STANDBYS {
+        assert!(
+            !lab.daemon(s).log().contains("running pg_stop_command"),
+            "{s} restarted"
+        );
+    }
+
+    cluster.kill9("pg1").expect("kill pg1");
+    let winner = lab.wait_promoted().await;
+    let follower = other(winner);
+    let streaming = format!(
+        "SELECT count(*) FROM pg_stat_replication WHERE application_name = '{follower}' AND state = 'streaming'"
+    );
+    lab.wait(
+        &format!("{winner} to list {follower} in pg_stat_replication"),
+        || async {
+            let rows = cluster.sql(winner, &streaming).await?;
+            Ok(rows[0].get::<_, i64>(0) == 1)
+        },
+    )
+    .await;
+    let auto_conf = std::fs::read_to_string(cluster.data_dir(follower).join("postgresql.auto.conf")).expect("read");
+    assert!(
+        auto_conf.starts_with(&format!(
+            "# pglookout updated primary_conninfo for instance {winner} at "
+        )),
+        "{auto_conf}"
+    );
+    assert!(
+        auto_conf.contains(&format!("port={}", cluster.port(winner))),
+        "{auto_conf}"
+    );
+    assert!(cluster.data_dir(follower).join("standby.signal").exists());
+
+    // New writes on the new primary reach the follower.
+    cluster
+        .sql(winner, "INSERT INTO pglab_load (payload) VALUES ('after failover')")
+        .await
+        .expect("write on the new primary");
+    let written = cluster.load_count(winner).await.expect("count");
+    lab.wait(&format!("{follower} to replay writes made on {winner}"), || async {
+        Ok(cluster.load_count(follower).await? >= written)
+    })
+    .await;
+    lab.check_failover_to(winner).await;
+
+    // The follower runs a server that the start command started (not pglab's child): pglab
+    // still finds it and stops, kills and drops it like one it spawned.
+    let start_command = cluster.start_command(follower).expect("start command");
+    let pid = cluster.node(follower).postmaster_pid().expect("follower runs");
+    cluster.stop(follower).await.expect("stop");
+    assert!(!cluster.node(follower).is_running() && !pglab::process::pid_alive(pid));
+    run_command(cluster, follower, &start_command).await;
+    let pid = cluster.node(follower).postmaster_pid().expect("started again");
+    cluster.kill9(follower).expect("kill9");
+    assert!(!cluster.node(follower).is_running() && !pglab::process::pid_alive(pid));
+    run_command(cluster, follower, &start_command).await;
+    let pid = cluster.node(follower).postmaster_pid().expect("started again");
+    let root = cluster.dir().to_path_buf();
+    drop(lab);
+    assert!(
+        !pglab::process::pid_alive(pid),
+        "the follower's postmaster {pid} survived the cluster"
+    );
+    let left = pglab::process::pids_with_cwd_under(&root);
+    assert!(left.is_empty(), "processes left under {}: {left:?}", root.display());
+}
+
+/// Runs one of pglab's command scripts for `node` as the daemon would (no shell), within
+/// [`DEADLINE`].
+async fn run_command(cluster: &Cluster, node: &str, command: &str) {
+    let out = tokio::time::timeout(DEADLINE, tokio::process::Command::new(command).output())
+        .await
+        .unwrap_or_else(|_| panic!("{command} did not finish within {DEADLINE:?}"))
+        .unwrap_or_else(|e| panic!("{command}: {e}"));
+    assert!(
+        out.status.success(),
+        "{command}: {}\n{}{}\n{node}'s log:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        cluster.node(node).log_tail(20)
+    );
+}
