@@ -68,6 +68,8 @@ struct Loop {
     follow_running: bool,
     /// The last follow of this master failed: restart even if the file already matches.
     follow_failed_for: Option<String>,
+    /// Whether the poller was last seen unhealthy (to log changes only).
+    monitor_unhealthy: bool,
     events: mpsc::Sender<Event>,
     status_tx: watch::Sender<Arc<serde_json::Value>>,
     start: f64,
@@ -251,14 +253,23 @@ impl Loop {
         for action in &decision.actions {
             self.act(action);
         }
-        if decide::monitor_unhealthy(
+        let unhealthy = decide::monitor_unhealthy(
             self.config.cluster_monitor_health_timeout_seconds,
             Some(self.start),
             snapshot.last_round_at,
             now,
-        ) {
-            tracing::warn!(target: "pglookout", "no poll round has completed within {} s", self.config.cluster_monitor_health_timeout_seconds.unwrap_or_default());
+        );
+        if unhealthy {
+            // counted every check, as the original; logged when it starts and when it ends
             self.statsd().count("cluster_monitor_health_timeout", &[]);
+        }
+        if unhealthy != self.monitor_unhealthy {
+            self.monitor_unhealthy = unhealthy;
+            if unhealthy {
+                tracing::warn!(target: "pglookout", "no poll round has completed within {} s", self.config.cluster_monitor_health_timeout_seconds.unwrap_or_default());
+            } else {
+                tracing::info!(target: "pglookout", "poll rounds complete again");
+            }
         }
         let decision_json = serde_json::to_value(&decision).ok();
         let doc = StateDocument {
@@ -332,6 +343,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
         failover_running: false,
         follow_running: false,
         follow_failed_for: None,
+        monitor_unhealthy: false,
         events: events_tx,
         status_tx,
         start,
