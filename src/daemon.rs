@@ -289,6 +289,11 @@ impl Loop {
                 &[("exception", "OSError"), ("where", "write_cluster_state_to_json_file")],
             );
         }
+        let statsd = self.statsd();
+        if statsd.is_enabled() {
+            let extra = crate::prometheus::Extra::new(&self.config, self.memory.current_master.as_deref());
+            statsd.gauges(&crate::prometheus::gauges(&snapshot, &extra, chrono::Utc::now()));
+        }
         self.status_tx.send_replace(Arc::new(status));
         Some(decision)
     }

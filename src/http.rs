@@ -163,17 +163,7 @@ fn metrics_response(api: &Api, openmetrics: bool) -> Response {
     let config = api.config.borrow().clone();
     let snap = api.poller.snapshots.borrow().clone();
     let status = api.status.borrow().clone();
-    let master = status["current_master"].as_str();
-    let alerts = crate::decide::Alert::ALL
-        .iter()
-        .map(|a| (a.file_name(), config.alert_file_dir.join(a.file_name()).exists()))
-        .collect();
-    let extra = crate::prometheus::Extra {
-        own_db: config.own_db.as_deref(),
-        current_master: master,
-        alerts,
-        version: env!("CARGO_PKG_VERSION"),
-    };
+    let extra = crate::prometheus::Extra::new(&config, status["current_master"].as_str());
     let body = crate::prometheus::render(&snap, &api.counters, &extra, chrono::Utc::now(), openmetrics);
     let content_type = if openmetrics {
         crate::prometheus::OPENMETRICS_TYPE

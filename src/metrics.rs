@@ -73,6 +73,25 @@ impl Statsd {
         self.send(name, &value.to_string(), "g", tags);
     }
 
+    /// Sends the same gauges `/metrics` shows (`pglookout_node_up` as `pglookout.node_up`, its
+    /// labels as tags); nothing when StatsD is off.
+    pub fn gauges(&self, gauges: &[crate::prometheus::Gauge]) {
+        if self.0.is_none() {
+            return;
+        }
+        for g in gauges.iter().filter(|g| g.name != "pglookout_build_info") {
+            let name = g.name.replacen("pglookout_", "pglookout.", 1);
+            for (labels, value) in &g.samples {
+                let tags: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                self.gauge(&name, *value, &tags);
+            }
+        }
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.0.is_some()
+    }
+
     pub fn count(&self, name: &str, tags: &[(&str, &str)]) {
         self.send(name, "1", "c", tags);
     }

@@ -72,6 +72,21 @@ pub struct Extra<'a> {
     pub version: &'static str,
 }
 
+impl<'a> Extra<'a> {
+    /// From the running config (alert files are looked up in its `alert_file_dir`).
+    pub fn new(config: &'a crate::config::Config, current_master: Option<&'a str>) -> Extra<'a> {
+        Extra {
+            own_db: config.own_db.as_deref(),
+            current_master,
+            alerts: crate::decide::Alert::ALL
+                .iter()
+                .map(|a| (a.file_name(), config.alert_file_dir.join(a.file_name()).exists()))
+                .collect(),
+            version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+}
+
 fn esc(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
@@ -112,6 +127,100 @@ impl Out {
     }
 }
 
+/// One gauge family and its samples (labels, value).
+pub struct Gauge {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub samples: Vec<(Vec<(&'static str, String)>, f64)>,
+}
+
+impl Gauge {
+    fn new(name: &'static str, help: &'static str) -> Gauge {
+        Gauge {
+            name,
+            help,
+            samples: Vec::new(),
+        }
+    }
+    fn add(&mut self, labels: &[(&'static str, &str)], value: f64) {
+        self.samples
+            .push((labels.iter().map(|(k, v)| (*k, v.to_string())).collect(), value));
+    }
+}
+
+/// The gauges of one moment: what `/metrics` shows and what StatsD is sent.
+pub fn gauges(snap: &Snapshot, extra: &Extra<'_>, wall_now: crate::state::Timestamp) -> Vec<Gauge> {
+    let b = |x: bool| if x { 1.0 } else { 0.0 };
+    let mut build = Gauge::new("pglookout_build_info", "Build information.");
+    build.add(
+        &[("version", extra.version), ("own_db", extra.own_db.unwrap_or(""))],
+        1.0,
+    );
+    let mut up = Gauge::new("pglookout_node_up", "Whether the latest poll of the node succeeded.");
+    let mut primary = Gauge::new(
+        "pglookout_node_primary",
+        "1 if the node was last seen as a primary, 0 as a standby.",
+    );
+    let mut wal = Gauge::new(
+        "pglookout_node_wal_position_bytes",
+        "WAL positions of the node (a primary's current position is its replay position).",
+    );
+    let mut lag_s = Gauge::new(
+        "pglookout_node_replication_lag_seconds",
+        "Standby replay lag: its now() minus its last replayed commit time.",
+    );
+    let mut lag_b = Gauge::new(
+        "pglookout_node_replication_lag_bytes",
+        "The primary's current position minus the standby's replay position.",
+    );
+    let mut age = Gauge::new(
+        "pglookout_node_last_poll_age_seconds",
+        "Seconds since the node was last polled (wall clock).",
+    );
+    let primary_lsn = crate::state::connected_primary_lsn(&snap.nodes);
+    for (name, n) in &snap.nodes {
+        let node = [("node", name.as_str())];
+        up.add(&node, b(n.connection));
+        age.add(
+            &node,
+            ((wall_now - n.fetch_time).num_milliseconds() as f64 / 1000.0).max(0.0),
+        );
+        let Some(pg) = &n.pg else { continue };
+        primary.add(&node, b(!pg.pg_is_in_recovery));
+        if let Some(l) = pg.pg_last_xlog_receive_location {
+            wal.add(&[("node", name), ("kind", "receive")], l.0 as f64);
+        }
+        if let Some(l) = pg.pg_last_xlog_replay_location {
+            wal.add(&[("node", name), ("kind", "replay")], l.0 as f64);
+        }
+        if let Some(l) = pg.replication_time_lag {
+            lag_s.add(&node, l);
+        }
+        if let (Some(p), Some(r), true) = (primary_lsn, pg.pg_last_xlog_replay_location, pg.pg_is_in_recovery) {
+            lag_b.add(&node, p.0.saturating_sub(r.0) as f64);
+        }
+    }
+    let mut master = Gauge::new(
+        "pglookout_current_master",
+        "1 for the node this daemon takes as the current master.",
+    );
+    if let Some(m) = extra.current_master {
+        master.add(&[("node", m)], 1.0);
+    }
+    let mut observer_up = Gauge::new(
+        "pglookout_observer_up",
+        "Whether the latest fetch from the observer succeeded.",
+    );
+    for (name, obs) in &snap.observers {
+        observer_up.add(&[("observer", name)], b(obs.connection));
+    }
+    let mut alerts = Gauge::new("pglookout_alert_file_present", "Whether the alert file exists.");
+    for (name, present) in &extra.alerts {
+        alerts.add(&[("alert", name)], b(*present));
+    }
+    vec![build, up, primary, wal, lag_s, lag_b, age, master, observer_up, alerts]
+}
+
 /// Renders one scrape.
 pub fn render(
     snap: &Snapshot,
@@ -124,118 +233,12 @@ pub fn render(
         text: String::new(),
         openmetrics,
     };
-    let b = |x: bool| if x { 1.0 } else { 0.0 };
-
-    o.family("pglookout_build_info", "gauge", "Build information.");
-    let own = extra.own_db.unwrap_or("");
-    o.sample(
-        "pglookout_build_info",
-        &[("version", extra.version), ("own_db", own)],
-        1.0,
-    );
-
-    o.family(
-        "pglookout_node_up",
-        "gauge",
-        "Whether the latest poll of the node succeeded.",
-    );
-    for (name, n) in &snap.nodes {
-        o.sample("pglookout_node_up", &[("node", name)], b(n.connection));
-    }
-    o.family(
-        "pglookout_node_primary",
-        "gauge",
-        "1 if the node was last seen as a primary, 0 as a standby.",
-    );
-    for (name, n) in &snap.nodes {
-        if let Some(r) = n.in_recovery() {
-            o.sample("pglookout_node_primary", &[("node", name)], b(!r));
+    for g in gauges(snap, extra, wall_now) {
+        o.family(g.name, "gauge", g.help);
+        for (labels, value) in &g.samples {
+            let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            o.sample(g.name, &labels, *value);
         }
-    }
-    o.family(
-        "pglookout_node_wal_position_bytes",
-        "gauge",
-        "WAL positions of the node (a primary's current position is its replay position).",
-    );
-    for (name, n) in &snap.nodes {
-        if let Some(pg) = &n.pg {
-            if let Some(l) = pg.pg_last_xlog_receive_location {
-                o.sample(
-                    "pglookout_node_wal_position_bytes",
-                    &[("node", name), ("kind", "receive")],
-                    l.0 as f64,
-                );
-            }
-            if let Some(l) = pg.pg_last_xlog_replay_location {
-                o.sample(
-                    "pglookout_node_wal_position_bytes",
-                    &[("node", name), ("kind", "replay")],
-                    l.0 as f64,
-                );
-            }
-        }
-    }
-    o.family(
-        "pglookout_node_replication_lag_seconds",
-        "gauge",
-        "Standby replay lag: its now() minus its last replayed commit time.",
-    );
-    for (name, n) in &snap.nodes {
-        if let Some(l) = n.pg.as_ref().and_then(|p| p.replication_time_lag) {
-            o.sample("pglookout_node_replication_lag_seconds", &[("node", name)], l);
-        }
-    }
-    let primary_lsn = crate::state::connected_primary_lsn(&snap.nodes);
-    o.family(
-        "pglookout_node_replication_lag_bytes",
-        "gauge",
-        "The primary's current position minus the standby's replay position.",
-    );
-    if let Some(p) = primary_lsn {
-        for (name, n) in &snap.nodes {
-            if let Some(pg) = n.pg.as_ref().filter(|p| p.pg_is_in_recovery) {
-                if let Some(r) = pg.pg_last_xlog_replay_location {
-                    o.sample(
-                        "pglookout_node_replication_lag_bytes",
-                        &[("node", name)],
-                        p.0.saturating_sub(r.0) as f64,
-                    );
-                }
-            }
-        }
-    }
-    o.family(
-        "pglookout_node_last_poll_age_seconds",
-        "gauge",
-        "Seconds since the node was last polled (wall clock).",
-    );
-    for (name, n) in &snap.nodes {
-        let age = (wall_now - n.fetch_time).num_milliseconds() as f64 / 1000.0;
-        o.sample("pglookout_node_last_poll_age_seconds", &[("node", name)], age.max(0.0));
-    }
-    o.family(
-        "pglookout_current_master",
-        "gauge",
-        "1 for the node this daemon takes as the current master.",
-    );
-    if let Some(m) = extra.current_master {
-        o.sample("pglookout_current_master", &[("node", m)], 1.0);
-    }
-    o.family(
-        "pglookout_observer_up",
-        "gauge",
-        "Whether the latest fetch from the observer succeeded.",
-    );
-    for (name, obs) in &snap.observers {
-        o.sample("pglookout_observer_up", &[("observer", name)], b(obs.connection));
-    }
-    o.family(
-        "pglookout_alert_file_present",
-        "gauge",
-        "Whether the alert file exists.",
-    );
-    for (name, present) in &extra.alerts {
-        o.sample("pglookout_alert_file_present", &[("alert", name)], b(*present));
     }
 
     o.family(

@@ -63,17 +63,37 @@ async fn syslog_statsd_systemd_and_no_secrets() {
     assert_eq!(pri / 8, 19, "{line}");
     assert!(line.contains("pglookout["), "{line}");
 
-    // StatsD: the original's gauge name, Telegraf tags
+    // StatsD: the original's gauge name with Telegraf tags, and the same figures as /metrics
     let mut buf = [0u8; 1024];
-    let gauge = pglab::wait_for("pg.replication_lag gauge", DEADLINE, || {
-        let got = statsd
-            .recv(&mut buf)
-            .ok()
-            .map(|n| String::from_utf8_lossy(&buf[..n]).to_string());
-        async move { Ok(got.filter(|l| l.starts_with("pg.replication_lag,"))) }
+    let mut lines: Vec<String> = Vec::new();
+    pglab::wait_for("pg.replication_lag and pglookout.node_up gauges", DEADLINE, || {
+        if let Ok(n) = statsd.recv(&mut buf) {
+            lines.push(String::from_utf8_lossy(&buf[..n]).to_string());
+        }
+        let done = lines.iter().any(|l| l.starts_with("pg.replication_lag,"))
+            && lines.iter().any(|l| l.starts_with("pglookout.node_up,"))
+            && lines
+                .iter()
+                .any(|l| l.starts_with("pglookout.node_replication_lag_seconds,"));
+        async move { Ok(done) }
     })
     .await
-    .expect("gauge");
+    .expect("gauges");
+    let gauge = lines
+        .iter()
+        .find(|l| l.starts_with("pg.replication_lag,"))
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        lines.contains(&"pglookout.node_up,cluster=lab,node=pg1:1|g".to_string()),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("pglookout.node_replication_lag_seconds,cluster=lab,node=pg2:")),
+        "{lines:?}"
+    );
     assert!(
         gauge.starts_with("pg.replication_lag,cluster=lab:") && gauge.ends_with("|g"),
         "{gauge}"
