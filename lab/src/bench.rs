@@ -4,8 +4,9 @@
 //!
 //! It starts a lab cluster whose `max_connections` fits N connections spread over its servers,
 //! then one `pglookout` observer (`own_db` "") with N `remote_conns` entries pointing round-robin
-//! at the servers, waits (bounded) until every node shows `connection: true` in the state file,
-//! and then for `seconds` samples, every `sample_ms`:
+//! at the servers, waits (bounded) until every node shows `connection: true` in the state file
+//! and then until every node has been polled again (so that the startup connect storm is not
+//! measured), and then for `seconds` samples, every `sample_ms`:
 //! - the state file (and, with `http`, `GET /state.json`): for every node, the sample's wall time
 //!   minus the node's `fetch_time`;
 //! - the daemon's `/proc/<pid>/status` (VmRSS);
@@ -220,10 +221,12 @@ struct Freshness {
     /// Node-samples where the node was missing or showed `connection: false`.
     missing: usize,
     disconnected: usize,
+    /// The oldest node-sample: (age, node, seconds into the measurement).
+    oldest: Option<(f64, String, f64)>,
 }
 
 impl Freshness {
-    fn add(&mut self, nodes: Option<&Map<String, Value>>, names: &[String], sampled_at: f64) {
+    fn add(&mut self, nodes: Option<&Map<String, Value>>, names: &[String], sampled_at: f64, offset: f64) {
         let Some(nodes) = nodes else {
             self.failed_samples += 1;
             return;
@@ -245,6 +248,9 @@ impl Freshness {
             self.ages.push(age);
             let w = self.worst.entry(name.clone()).or_insert(f64::MIN);
             *w = w.max(age);
+            if self.oldest.as_ref().is_none_or(|(a, _, _)| age > *a) {
+                self.oldest = Some((age, name.clone(), offset));
+            }
         }
     }
 
@@ -269,6 +275,12 @@ impl Freshness {
             percentile(&self.ages, 0.99),
             self.ages[self.ages.len() - 1],
         );
+        if let Some((age, node, offset)) = &self.oldest {
+            let _ = writeln!(
+                out,
+                "  oldest: {node} at {age:.3} s, {offset:.1} s into the measurement"
+            );
+        }
         let _ = writeln!(
             out,
             "  nodes ever older than {limit:.3} s (two poll intervals): {over} of {}  [{}]",
@@ -320,17 +332,7 @@ async fn measure(
         if let Some(status) = d.try_exit() {
             bail!("the daemon exited during startup ({status})");
         }
-        let state = d.state();
-        let up = state
-            .as_ref()
-            .and_then(|s| s.get("db_nodes"))
-            .and_then(Value::as_object)
-            .map_or(0, |nodes| {
-                names
-                    .iter()
-                    .filter(|n| nodes.get(*n).and_then(|v| v.get("connection")) == Some(&Value::Bool(true)))
-                    .count()
-            });
+        let up = count_nodes(d, names, |node| node.get("connection") == Some(&Value::Bool(true)));
         if up == names.len() {
             break spawned.elapsed();
         }
@@ -343,6 +345,33 @@ async fn measure(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    // Warm-up: a probe that connected during the startup connect storm carries the fetch_time
+    // of its start, seconds earlier. Measure the steady state: from the first state file in
+    // which every node was fetched after the moment all were connected.
+    let all_up_at = wall_now();
+    let warm_deadline = Duration::from_secs_f64(5.0 * opts.interval) + Duration::from_secs(10);
+    let t = Instant::now();
+    let warm = loop {
+        if let Some(status) = d.try_exit() {
+            bail!("the daemon exited during startup ({status})");
+        }
+        let fresh = count_nodes(d, names, |node| {
+            node.get("fetch_time")
+                .and_then(Value::as_str)
+                .and_then(parse_iso_utc)
+                .is_some_and(|f| f >= all_up_at)
+        });
+        if fresh == names.len() {
+            break t.elapsed();
+        }
+        if t.elapsed() > warm_deadline {
+            bail!(
+                "only {fresh} of {} nodes were polled again within {warm_deadline:?} after all were connected",
+                names.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let pg_pids = pids_with_cwd_under(cluster.dir());
 
     let cpu0 = cpu_ticks(pid).context("reading the daemon's /proc/<pid>/stat")?;
@@ -354,6 +383,8 @@ async fn measure(
     let mut file = Freshness::default();
     let mut http = Freshness::default();
     let mut max_rss = 0u64;
+    // How long the state file went without being rewritten (its mtime's age at a sample).
+    let mut max_file_age = 0.0f64;
     let mut next = start;
     while start.elapsed() < length {
         if let Some(status) = d.try_exit() {
@@ -361,17 +392,26 @@ async fn measure(
         }
         let text = std::fs::read_to_string(&d.state_path).ok();
         let at = wall_now();
+        if let Some(written) = std::fs::metadata(&d.state_path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        {
+            max_file_age = max_file_age.max(at - written.as_secs_f64());
+        }
         let doc: Option<Value> = text.and_then(|t| serde_json::from_str(&t).ok());
+        let offset = start.elapsed().as_secs_f64();
         file.add(
             doc.as_ref().and_then(|s| s.get("db_nodes")).and_then(Value::as_object),
             names,
             at,
+            offset,
         );
         if opts.http {
             let body = d.http("GET", "/state.json").await.ok().filter(|(s, _)| *s == 200);
             let at = wall_now();
             let doc: Option<Value> = body.and_then(|(_, b)| serde_json::from_str(&b).ok());
-            http.add(doc.as_ref().and_then(Value::as_object), names, at);
+            http.add(doc.as_ref().and_then(Value::as_object), names, at, offset);
         }
         if let Some(rss) = status_bytes(pid, "VmRSS:") {
             max_rss = max_rss.max(rss);
@@ -396,35 +436,46 @@ async fn measure(
     );
     let _ = writeln!(
         out,
-        "setup: every node connected {:.1} s after the daemon started",
-        connected.as_secs_f64()
+        "setup: every node connected {:.1} s after the daemon started, all polled again {:.1} s later",
+        connected.as_secs_f64(),
+        warm.as_secs_f64()
     );
-    let at_target = opts.nodes >= TARGET_NODES;
-    let target_note = if at_target {
-        ""
-    } else {
-        " (the target is stated for N = 1000)"
+    // The CPU and memory targets are stated for N = 1000; at other sizes say where we stand.
+    let against = |ok: bool, target: String| {
+        if opts.nodes == TARGET_NODES {
+            format!("{} for {target}", verdict(ok))
+        } else {
+            format!(
+                "{} the N = {TARGET_NODES} target {target}",
+                if ok { "within" } else { "above" }
+            )
+        }
     };
     let _ = writeln!(
         out,
-        "daemon CPU: {:.2} % of one core ({:.2} s CPU over {wall:.1} s)  [{} for < {:.0} %{target_note}]",
+        "daemon CPU: {:.2} % of one core ({:.2} s CPU over {wall:.1} s)  [{}]",
         cpu_share * 100.0,
         (cpu1.saturating_sub(cpu0)) as f64 / USER_HZ,
-        verdict(cpu_share < TARGET_CPU_SHARE),
-        TARGET_CPU_SHARE * 100.0,
+        against(
+            cpu_share < TARGET_CPU_SHARE,
+            format!("< {:.0} %", TARGET_CPU_SHARE * 100.0)
+        ),
     );
     let _ = writeln!(
         out,
         "daemon memory: peak RSS (VmHWM) {:.1} MB, RSS now {:.1} MB, max RSS sampled {:.1} MB, \
-         {threads} threads  [{} for < {} MB{target_note}]",
+         {threads} threads  [{}]",
         mb(hwm),
         mb(rss),
         mb(max_rss),
-        verdict(hwm < TARGET_RSS_BYTES),
-        TARGET_RSS_BYTES / 1_000_000,
+        against(hwm < TARGET_RSS_BYTES, format!("< {} MB", TARGET_RSS_BYTES / 1_000_000)),
     );
     let limit = 2.0 * opts.interval;
     file.report(&mut out, "state file", limit);
+    let _ = writeln!(
+        out,
+        "  longest time the state file went unrewritten (mtime age at a sample): {max_file_age:.3} s"
+    );
     if opts.http {
         http.report(&mut out, "GET /state.json", limit);
     }
@@ -440,11 +491,32 @@ async fn measure(
         let busy = (busy1 - busy0) as f64 / (all1 - all0).max(1) as f64;
         let _ = writeln!(
             out,
-            "context: the machine ({cores} cores) was {:.1} % busy (everything, this bench included)",
+            "context: the machine ({cores} cores, {}) was {:.1} % busy (everything, this bench included)",
+            cpu_model().unwrap_or_else(|| "unknown CPU".into()),
             busy * 100.0
         );
     }
     Ok(out)
+}
+
+/// How many of `names` are in the state file's `db_nodes` and satisfy `pred`.
+fn count_nodes(d: &Daemon, names: &[String], pred: impl Fn(&Value) -> bool) -> usize {
+    let state = d.state();
+    let Some(nodes) = state
+        .as_ref()
+        .and_then(|s| s.get("db_nodes"))
+        .and_then(Value::as_object)
+    else {
+        return 0;
+    };
+    names.iter().filter(|n| nodes.get(*n).is_some_and(&pred)).count()
+}
+
+/// The first `model name` of `/proc/cpuinfo`.
+fn cpu_model() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("model name"))?;
+    Some(line.split_once(':')?.1.trim().to_string())
 }
 
 fn mb(bytes: u64) -> f64 {

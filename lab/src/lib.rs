@@ -3,6 +3,7 @@
 //!
 //! Module map:
 //! - [`daemon`]: `Daemon`: a `pglookout` child process with its config, log, state file and HTTP API.
+//! - [`bench`]: `pglab bench-poll`: one observer polling N nodes; CPU, memory and state freshness.
 //! - [`fleet`]: `Fleet`: a cluster with one daemon per node and an observer; the live view and
 //!   the kill-the-primary timeline shared by `pglab up`, `pglab demo` and `pglab bench-failover`.
 //! - [`cluster`]: `Cluster`, `ClusterSpec`, `Node`: owns the temp dir, the servers it starts and

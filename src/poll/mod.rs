@@ -190,7 +190,7 @@ impl Aggregator {
                     if self.deferred_request && self.request_spacing_passed() {
                         self.request_round();
                     }
-                    if self.required().is_empty() {
+                    if self.workers.is_empty() {
                         // nothing to poll: a round is just the passing of the interval
                         let interval = Duration::from_secs_f64(self.config.borrow().db_poll_interval);
                         if self.round_start.elapsed() >= interval {
@@ -230,13 +230,14 @@ impl Aggregator {
         self.generation.send_modify(|g| *g += 1);
     }
 
-    fn required(&self) -> BTreeSet<Key> {
-        self.workers.keys().cloned().collect()
-    }
-
+    /// Whether every worker has reported in this round. Runs once per report, so it must not
+    /// be O(N): `reported` only ever holds keys of `workers` (`apply` skips unknown keys and
+    /// `sync_workers` drops stopped ones from both), so equal sizes mean equal sets. Building
+    /// the set of required keys here instead cost O(N²) per round, half of the daemon's CPU
+    /// at a thousand nodes (docs/performance.md).
     fn round_complete(&mut self) -> bool {
-        let required = self.required();
-        if !required.is_empty() && required.is_subset(&self.reported) {
+        debug_assert!(self.reported.len() <= self.workers.len());
+        if !self.workers.is_empty() && self.reported.len() == self.workers.len() {
             self.finish_round();
             return true;
         }
@@ -398,6 +399,17 @@ impl WorkerCtx {
         Duration::from_secs_f64(self.config.borrow().db_poll_interval.max(0.01))
     }
 
+    /// When to probe next: the next tick of the poll grid (multiples of `db_poll_interval` on
+    /// the monotonic clock), which every worker shares, so that a round's probes start together
+    /// as the original's rounds did. Scheduled `interval` after each one's own previous probe
+    /// instead, the workers drifted apart by every wake-up delay until their phases covered the
+    /// whole interval; the state file, written once per `replication_state_check_interval`,
+    /// then held fetch times up to both intervals plus a probe old (docs/performance.md).
+    fn next_tick(&self) -> Instant {
+        let wait = until_next_tick(clock::monotonic(), self.interval().as_secs_f64());
+        Instant::now() + Duration::from_secs_f64(wait)
+    }
+
     /// Waits for the next probe time or a poll-now request. False when cancelled.
     async fn wait(&mut self, next: Instant) -> bool {
         tokio::select! {
@@ -444,7 +456,7 @@ impl WorkerCtx {
             {
                 return;
             }
-            next = started + self.interval();
+            next = self.next_tick();
         }
     }
 
@@ -478,9 +490,15 @@ impl WorkerCtx {
             {
                 return;
             }
-            next = started + self.interval();
+            next = self.next_tick();
         }
     }
+}
+
+/// Seconds from `now` to the first multiple of `interval` strictly after it.
+fn until_next_tick(now: f64, interval: f64) -> f64 {
+    let next = ((now / interval).floor() + 1.0) * interval;
+    (next - now).clamp(0.0, interval)
 }
 
 #[cfg(test)]
@@ -524,6 +542,18 @@ mod tests {
         let c = merge(Some(&b), t, 3.0, Some(standby(4.0, true)));
         assert_eq!(c.replication_start_time, Some(2.0));
         assert_eq!(c.min_replication_time_lag, Some(2.0));
+    }
+
+    #[test]
+    fn probes_are_scheduled_on_a_shared_grid() {
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        // wherever a worker finished its probe, it waits for the same next tick
+        assert!(close(until_next_tick(100.0, 1.0), 1.0));
+        assert!(close(until_next_tick(100.25, 1.0), 0.75));
+        assert!(close(until_next_tick(100.999, 1.0), 0.001));
+        assert!(close(until_next_tick(12.5, 5.0), 2.5));
+        // a probe that overran several ticks waits for the next one, not for a burst of them
+        assert!(close(until_next_tick(107.4, 2.0), 0.6));
     }
 
     #[test]

@@ -6,8 +6,47 @@ use crate::conninfo::ConnInfo;
 use crate::lsn::Lsn;
 use crate::state::{PgFields, ReplicationSlot, Timestamp};
 use chrono::DateTime;
+use postgres_openssl::MakeTlsConnector;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, SimpleQueryMessage};
+
+/// How long a TLS context is reused before it is built again, re-reading the certificate, key
+/// and CRL files (libpq reads them on every connection; we do at most once per this period).
+const TLS_REUSE: Duration = Duration::from_secs(60);
+
+/// The TLS connector for `conninfo`, shared by every probe with the same `ssl*` settings.
+///
+/// Building one is expensive: openssl's `SslConnector::builder` parses the whole system CA
+/// bundle (even when nothing is verified), about 10 ms of CPU and 0.7 MB that stays allocated
+/// while the connection attempt lasts. Built per connect, a thousand nodes connecting at once
+/// kept both cores busy for minutes, held 700 MB and timed out every attempt
+/// (docs/performance.md). A failure to build is remembered as well, so a missing certificate
+/// file does not cost a CA-bundle parse per node per poll either.
+fn tls_for(conninfo: &ConnInfo) -> Result<MakeTlsConnector, String> {
+    type Cache = HashMap<String, (Instant, Result<MakeTlsConnector, String>)>;
+    static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
+    // `ConnInfo::tls` reads only `ssl*` keys: building from those alone gives the same
+    // connector, and they are the cache key.
+    let mut ssl = ConnInfo::default();
+    for (k, v) in conninfo.iter().filter(|(k, _)| k.starts_with("ssl")) {
+        ssl.set(k, v);
+    }
+    let key = ssl.render();
+    let now = Instant::now();
+    // Held while building so that a thousand probes starting together build one context.
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    cache.retain(|_, (built, _)| now.duration_since(*built) < TLS_REUSE);
+    let (_, tls) = cache
+        .entry(key)
+        .or_insert_with(|| (now, ssl.tls().map_err(|e| e.to_string())));
+    tls.clone()
+}
 
 /// Why a probe failed.
 #[derive(Debug, Clone)]
@@ -146,7 +185,7 @@ impl PgProbe {
                 site: "_connect_to_db",
             };
             let config = self.conninfo.pg_config().map_err(|e| fail(e.to_string(), false))?;
-            let tls = self.conninfo.tls().map_err(|e| fail(e.to_string(), false))?;
+            let tls = tls_for(&self.conninfo).map_err(|e| fail(e, false))?;
             let (client, connection) = config
                 .connect(tls)
                 .await
@@ -309,6 +348,17 @@ mod tests {
         assert_eq!(replication_time_lag(t + chrono::Duration::hours(42), t), 151200.0);
         // a replay time ahead of the standby's clock (skew) is still a positive lag
         assert_eq!(replication_time_lag(t, later), 50.000042);
+    }
+
+    #[test]
+    fn tls_contexts_are_shared_and_so_are_their_errors() {
+        let ci = |s: &str| s.parse::<ConnInfo>().expect("conninfo");
+        assert!(tls_for(&ci("host=a sslmode=disable")).is_ok());
+        assert!(tls_for(&ci("host=b port=2 sslmode=disable")).is_ok());
+        let e1 = tls_for(&ci("host=a sslmode=sometimes")).err();
+        let e2 = tls_for(&ci("host=b sslmode=sometimes")).err();
+        assert!(e1.is_some());
+        assert_eq!(e1, e2);
     }
 
     #[test]
