@@ -613,9 +613,25 @@ fn consider_failover(
     }
 
     let Some(current) = memory.current_master.clone() else {
-        // Upstream behaviour, kept on purpose (scenario 12): with no master seen since start,
-        // decide at once. Hazard: a daemon (re)started while the primary is unreachable can
-        // promote its standby right away, bounded only by the majority rule.
+        // Upstream decides at once when no master was seen since start (scenario 12: every
+        // node was reached and none is a primary). But a node we have never reached may be
+        // the primary, alive behind a network blip while we (re)started: not knowing is no
+        // reason to promote, so then we wait as long as for a master that vanished.
+        let unreached: Vec<&str> = config
+            .remote_conns
+            .keys()
+            .map(String::as_str)
+            .filter(|n| Some(*n) != Some(own_db) && view.nodes.get(*n).and_then(NodeState::in_recovery).is_none())
+            .collect();
+        let waited = view.mono_now - memory.cluster_nodes_change_time;
+        if !unreached.is_empty() && waited < config.max_failover_replication_time_lag {
+            out.why(format!(
+                "never reached {}, which may be a live primary; deciding only after {} s without a master ({waited:.0} s so far)",
+                unreached.join(", "),
+                config.max_failover_replication_time_lag
+            ));
+            return done("no failover: no master seen since start, and some nodes never reached");
+        }
         out.why("no master has been seen since start");
         return do_failover_decision(
             view,
