@@ -134,6 +134,7 @@ pub fn start(
         reported: BTreeSet::new(),
         last_request: None,
         deferred_request: false,
+        requested_running: false,
     };
     tokio::spawn(agg.run());
     poller
@@ -156,6 +157,8 @@ struct Aggregator {
     reported: BTreeSet<Key>,
     last_request: Option<Instant>,
     deferred_request: bool,
+    /// A requested round has started and not completed yet.
+    requested_running: bool,
 }
 
 impl Aggregator {
@@ -218,11 +221,14 @@ impl Aggregator {
     }
 
     fn request_round(&mut self) {
-        if !self.request_spacing_passed() {
+        // A requested round that is still running is never restarted: with a node that takes
+        // its whole deadline, restarting on every request would keep any round from completing.
+        if self.requested_running || !self.request_spacing_passed() {
             self.deferred_request = true;
             return;
         }
         self.deferred_request = false;
+        self.requested_running = true;
         let now = Instant::now();
         self.last_request = Some(now);
         self.round_start = now;
@@ -249,6 +255,10 @@ impl Aggregator {
         self.snapshot.last_round_at = Some(clock::monotonic());
         self.round_start = Instant::now();
         self.reported.clear();
+        self.requested_running = false;
+        if self.deferred_request && self.request_spacing_passed() {
+            self.request_round();
+        }
     }
 
     fn publish(&mut self) {
