@@ -48,6 +48,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "warning_replication_time_lag",
 ];
 
+/// The largest number of seconds any duration key may hold.
+const MAX_SECONDS: f64 = 10.0 * 365.0 * 86400.0;
+
 /// Syslog facilities by name, with their numeric codes (RFC 5424).
 pub const SYSLOG_FACILITIES: &[(&str, u8)] = &[
     ("kern", 0),
@@ -220,7 +223,8 @@ impl Reader<'_> {
         match self.obj.get(key) {
             None | Some(Value::Null) => Ok(default),
             Some(v) => match v.as_f64() {
-                Some(n) if n.is_finite() && (n > 0.0 || (allow_zero && n == 0.0)) => Ok(n),
+                // at most ten years: larger values overflow durations
+                Some(n) if n.is_finite() && n <= MAX_SECONDS && (n > 0.0 || (allow_zero && n == 0.0)) => Ok(n),
                 _ => Err(self.err(
                     key,
                     format!(
@@ -400,7 +404,7 @@ impl Config {
         let cluster_monitor_health_timeout_seconds = match obj.get("cluster_monitor_health_timeout_seconds") {
             None => Some(2.0 * replication_state_check_interval),
             Some(Value::Null) => None,
-            Some(_) => Some(r.number("cluster_monitor_health_timeout_seconds", 0.0, false)?),
+            Some(_) => Some(r.number("cluster_monitor_health_timeout_seconds", 0.0, true)?),
         };
 
         let max_failover = r.number("max_failover_replication_time_lag", 120.0, false)?;

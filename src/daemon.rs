@@ -68,6 +68,8 @@ struct Loop {
     follow_running: bool,
     /// The last follow of this master failed: restart even if the file already matches.
     follow_failed_for: Option<String>,
+    /// A follow asked for while another was running.
+    follow_next: Option<String>,
     /// Whether the poller was last seen unhealthy (to log changes only).
     monitor_unhealthy: bool,
     events: mpsc::Sender<Event>,
@@ -182,6 +184,8 @@ impl Loop {
             }
             Action::FollowMaster { master } => {
                 if self.follow_running {
+                    // the master changed while following the previous one: follow it next
+                    self.follow_next = Some(master.clone());
                     return;
                 }
                 self.follow_running = true;
@@ -219,6 +223,9 @@ impl Loop {
                     tracing::error!(target: "pglookout", "following the new primary {master} failed; will try again");
                 }
                 self.memory.record_follow_result(&master, ok);
+                if let Some(next) = self.follow_next.take().filter(|n| *n != master || !ok) {
+                    self.act(&Action::FollowMaster { master: next });
+                }
             }
         }
     }
@@ -348,6 +355,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
         failover_running: false,
         follow_running: false,
         follow_failed_for: None,
+        follow_next: None,
         monitor_unhealthy: false,
         events: events_tx,
         status_tx,

@@ -169,6 +169,8 @@ impl LogHandle {
 fn open_syslog(address: &str) -> std::io::Result<SyslogSink> {
     if address.starts_with('/') {
         let s = UnixDatagram::unbound()?;
+        // never block a task on a stalled syslog daemon: a line that does not fit is dropped
+        s.set_nonblocking(true)?;
         Ok(SyslogSink::Unix(s, address.to_string()))
     } else {
         use std::net::ToSocketAddrs;
@@ -177,6 +179,7 @@ fn open_syslog(address: &str) -> std::io::Result<SyslogSink> {
             .next()
             .ok_or_else(|| std::io::Error::other("address does not resolve"))?;
         let s = std::net::UdpSocket::bind(if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })?;
+        s.set_nonblocking(true)?;
         Ok(SyslogSink::Udp(s, addr))
     }
 }

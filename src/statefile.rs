@@ -16,6 +16,14 @@ pub fn to_pretty_json<T: Serialize>(value: &T) -> serde_json::Result<Vec<u8>> {
 
 /// Replaces `path` with `bytes` so that a reader sees the old or the new file, never a part.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_mode(path, bytes, 0o644)
+}
+
+/// As [`write_atomic`], creating the file with `mode`, or, when `path` exists, with its mode
+/// and owner (a PostgreSQL config file holding a replication password must stay as private
+/// and as owned as it was).
+pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -26,10 +34,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
-    // state files are read by other tools (pglookout_current_master, monitoring)
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    match std::fs::metadata(path) {
+        Ok(old) => {
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(old.mode() & 0o7777))?;
+            // only root can give a file away; otherwise it is ours already
+            let _ = std::os::unix::fs::fchown(tmp.as_file(), Some(old.uid()), Some(old.gid()));
+        }
+        Err(_) => tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?,
     }
     tmp.persist(path).map_err(|e| e.error)?;
     if let Ok(d) = std::fs::File::open(dir) {

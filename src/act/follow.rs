@@ -7,7 +7,7 @@
 use crate::act::command;
 use crate::config::Config;
 use crate::decide::follow::{new_primary_conninfo, rewrite_recovery_conf};
-use crate::statefile::write_atomic;
+use crate::statefile::write_atomic_mode;
 use std::path::Path;
 use std::time::Duration;
 
@@ -63,7 +63,7 @@ pub fn rewrite(config: &Config, master: &str, stamp: &str) -> Result<bool, Strin
             Ok(false)
         }
         Some(text) => {
-            write_atomic(&file, text.as_bytes()).map_err(|e| format!("{}: {e}", file.display()))?;
+            write_atomic_mode(&file, text.as_bytes(), 0o600).map_err(|e| format!("{}: {e}", file.display()))?;
             tracing::warn!(target: "pglookout", "pointed {} at {master} ({})", file.display(), conninfo.masked());
             Ok(true)
         }
@@ -142,6 +142,8 @@ mod tests {
         )
         .expect("conf");
 
+        std::fs::set_permissions(d.join("postgresql.auto.conf"), std::fs::Permissions::from_mode(0o600))
+            .expect("chmod");
         // a failing start: rewritten, standby.signal made, reported as failed
         assert!(!follow(&config(d, false), "pg2", false).await);
         let conf = std::fs::read_to_string(d.join("postgresql.auto.conf")).expect("conf");
@@ -155,6 +157,15 @@ mod tests {
         );
         assert!(conf.contains("recovery_target_timeline = 'latest'"), "{conf}");
         assert!(d.join("standby.signal").exists());
+        let mode = std::fs::metadata(d.join("postgresql.auto.conf"))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "the file holding the password keeps its private mode"
+        );
         assert_eq!(commands(d), "stop\nstart\n");
 
         // the file now matches: without restart_anyway nothing runs...

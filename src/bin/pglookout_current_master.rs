@@ -43,10 +43,7 @@ fn main() -> ExitCode {
     };
     let config = PathBuf::from(config);
     if !config.exists() {
-        println!(
-            "pglookout_current_master: {:?} doesn't exist",
-            config.display().to_string()
-        );
+        println!("pglookout_current_master: '{}' doesn't exist", config.display());
         return ExitCode::from(1);
     }
     match current_master(&config) {

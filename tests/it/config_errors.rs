@@ -101,6 +101,11 @@ fn bad_configs_are_refused_with_the_key_named() {
             &["\"autofollow\"", "true or false"],
         ),
         (
+            "absurd interval",
+            r#"{"db_poll_interval": 1e300}"#,
+            &["\"db_poll_interval\""],
+        ),
+        (
             "bad auth scope",
             r#"{"http_auth_scope": "reads"}"#,
             &["\"http_auth_scope\"", "\"mutating\" or \"all\""],
