@@ -161,6 +161,9 @@ pub struct FailoverAttempts {
     pub sleep_after: f64,
     pub consecutive_failures: u32,
     pub last_failure: Option<f64>,
+    /// When the command last succeeded: a promotion may take a moment to show, and the
+    /// command (which may move addresses or fence) must not run again meanwhile.
+    pub last_success: Option<f64>,
 }
 
 /// Bookkeeping of autofollow.
@@ -251,6 +254,7 @@ impl Memory {
         if ok {
             self.failover.consecutive_failures = 0;
             self.failover.last_failure = None;
+            self.failover.last_success = Some(mono_now);
             self.replication_lag_over_warning_limit = false;
             self.observer_state_newer_than = None;
             self.pending_actions
@@ -853,6 +857,15 @@ fn do_failover_decision(
                 at - view.mono_now
             ));
             return done("no failover: waiting before retrying the failed failover command");
+        }
+    }
+    if let Some(t) = memory.failover.last_success {
+        if view.mono_now - t < config.max_failover_replication_time_lag {
+            out.why(format!(
+                "the failover command succeeded {:.0} s ago; waiting for {own_db} to leave recovery",
+                view.mono_now - t
+            ));
+            return done("no failover: the failover command already succeeded");
         }
     }
     if config.failover_command.trim().is_empty() {

@@ -1553,3 +1553,27 @@ fn of_two_disconnected_copies_of_the_master_the_later_contact_stands() {
     assert_eq!(s.failovers, 0, "{}", s.all_reasons());
     assert_eq!(d.summary, "no failover: master pg1 was reached too recently");
 }
+
+#[test]
+fn regression_a_successful_failover_command_is_not_run_again_while_promotion_shows() {
+    // upstream ran it again on the next loop if the node still looked like a standby
+    let mut s = Sim::new();
+    s.set("pg1", N::primary().conn(false).db_time(year_2014()))
+        .set("pg2", N::standby("2/0", 130.0))
+        .own("pg2");
+    s.memory.replication_lag_over_warning_limit = true;
+    s.check();
+    assert_eq!(s.failovers, 1);
+    // the promotion has not shown yet: our node still answers as a standby
+    for _ in 0..3 {
+        s.mono += 5.0;
+        s.round += 1;
+        let d = s.check();
+        assert_eq!(s.failovers, 1, "{d:?}");
+    }
+    // long after, still a standby: the command may run again
+    s.mono += 200.0;
+    s.round += 1;
+    s.check();
+    assert_eq!(s.failovers, 2);
+}
