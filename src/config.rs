@@ -271,11 +271,27 @@ impl Reader<'_> {
 
 /// Checks an observer base URL: http or https with a host.
 pub fn check_observer_url(url: &str) -> Result<(), String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    // the URL itself is not repeated: it may carry a user and password
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(format!("{url:?}: expected an http:// or https:// URL with a host"));
+        return Err(format!(
+            "{}: expected an http:// or https:// URL with a host",
+            display_url(url)
+        ));
     }
     Ok(())
+}
+
+/// A URL for messages: without any user name and password in it.
+pub fn display_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string().trim_end_matches('/').to_string()
+        }
+        Err(_) => "(not a URL)".to_string(),
+    }
 }
 
 impl Config {
@@ -609,7 +625,7 @@ impl Config {
             "own_db={:?} remote_conns=[{}] observers={:?} db_poll_interval={} replication_state_check_interval={} warning_replication_time_lag={} max_failover_replication_time_lag={}",
             self.own_db,
             conns.join(", "),
-            self.observers.iter().map(|(k, o)| (k.as_str(), o.url.as_str())).collect::<BTreeMap<_, _>>(),
+            self.observers.iter().map(|(k, o)| (k.as_str(), display_url(&o.url))).collect::<BTreeMap<_, _>>(),
             self.db_poll_interval,
             self.replication_state_check_interval,
             self.warning_replication_time_lag,

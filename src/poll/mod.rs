@@ -471,7 +471,7 @@ impl WorkerCtx {
     }
 
     async fn run_observer(mut self, target: crate::config::ObserverTarget) {
-        let url = target.url.clone();
+        let url = crate::config::display_url(&target.url);
         let client = match observer::client(target.ca_file.as_deref()) {
             Ok(c) => c,
             Err(e) => {
@@ -486,7 +486,7 @@ impl WorkerCtx {
             let fetch_time = chrono::Utc::now();
             let result = tokio::select! {
                 _ = self.cancel.cancelled() => return,
-                r = observer::fetch(&client, &url, target.token.as_deref()) => r,
+                r = observer::fetch(&client, &target.url, target.token.as_deref()) => r,
             };
             let result = result.map(|(nodes, bad)| {
                 for b in bad {

@@ -167,3 +167,13 @@ fn a_port_in_use_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_password_in_a_bad_observer_url_is_not_echoed() {
+    for url in ["ftp://watcher:hunter2@10.0.0.9/", "http//watcher:hunter2@"] {
+        let (code, stderr) = run_with(&format!(r#"{{"observers": {{"o1": "{url}"}}}}"#));
+        assert_eq!(code, 1);
+        assert!(stderr.contains("\"observers.o1\""), "{stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
+}
