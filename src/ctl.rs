@@ -8,98 +8,118 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-/// Where to read a view from.
-pub enum Source<'a> {
-    Url(&'a str),
-    StateFile(&'a Path),
-    Config(&'a Path),
+/// How to talk to a daemon's API: its base URL, the bearer token to send (if it asks for
+/// one) and a CA file to trust for its HTTPS certificate.
+pub struct Api {
+    pub url: String,
+    pub token: Option<String>,
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
-/// Reads a state document. A daemon that has no `/status` (the Python original) is read
-/// through `/state.json`, which holds only the nodes.
-pub async fn read_view(source: Source<'_>) -> Result<Value, String> {
-    match source {
-        Source::StateFile(p) => read_file(p),
-        Source::Config(c) => {
-            let p = crate::config::state_file_path_of(c).map_err(|e| e.to_string())?;
-            read_file(&p)
+impl Api {
+    /// The daemon's API from its config: `http_address` (all interfaces means loopback here),
+    /// `http_port`, `https` when it serves TLS, and its `http_auth_token`.
+    pub fn from_config(path: &Path) -> Result<Api, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON: {e}", path.display()))?;
+        let port = v["http_port"].as_u64().unwrap_or(15000);
+        let scheme = if v["http_tls_cert"].is_string() {
+            "https"
+        } else {
+            "http"
+        };
+        let host = match v["http_address"].as_str() {
+            None | Some("") | Some("0.0.0.0") => "127.0.0.1".to_string(),
+            Some("::") => "[::1]".to_string(),
+            Some(h) if h.contains(':') => format!("[{h}]"),
+            Some(h) => h.to_string(),
+        };
+        Ok(Api {
+            url: format!("{scheme}://{host}:{port}"),
+            token: v["http_auth_token"]
+                .as_str()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string),
+            ca_file: None,
+        })
+    }
+
+    fn client(&self) -> Result<reqwest::Client, String> {
+        let mut b = reqwest::Client::builder().timeout(Duration::from_secs(5));
+        if let Some(ca) = &self.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| format!("{}: {e}", ca.display()))?;
+            b = b.add_root_certificate(cert);
         }
-        Source::Url(url) => {
-            let client = http_client()?;
-            let base = url.trim_end_matches('/');
-            let status = get_json(&client, &format!("{base}/status")).await?;
-            match status {
-                Some(v) if v.is_object() => Ok(v),
-                _ => {
-                    let nodes = get_json(&client, &format!("{base}/state.json"))
-                        .await?
-                        .ok_or_else(|| format!("{base}/state.json: not found"))?;
-                    Ok(serde_json::json!({ "db_nodes": nodes }))
-                }
+        b.build().map_err(|e| e.to_string())
+    }
+
+    fn request(&self, client: &reqwest::Client, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let r = client.request(method, format!("{}{path}", self.url.trim_end_matches('/')));
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    /// `Ok(None)` for a 404.
+    async fn get_json(&self, client: &reqwest::Client, path: &str) -> Result<Option<Value>, String> {
+        let shown = format!("{}{path}", crate::config::display_url(&self.url));
+        let resp = self
+            .request(client, reqwest::Method::GET, path)
+            .send()
+            .await
+            .map_err(|e| format!("{shown}: {}", e.without_url()))?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(format!("{shown}: HTTP {}", resp.status().as_u16()));
+        }
+        resp.json()
+            .await
+            .map(Some)
+            .map_err(|e| format!("{shown}: not JSON: {}", e.without_url()))
+    }
+
+    /// The state document. A daemon that has no `/status` (the Python original) is read
+    /// through `/state.json`, which holds only the nodes.
+    pub async fn read_view(&self) -> Result<Value, String> {
+        let client = self.client()?;
+        match self.get_json(&client, "/status").await? {
+            Some(v) if v.is_object() => Ok(v),
+            _ => {
+                let nodes = self
+                    .get_json(&client, "/state.json")
+                    .await?
+                    .ok_or_else(|| format!("{}/state.json: not found", crate::config::display_url(&self.url)))?;
+                Ok(serde_json::json!({ "db_nodes": nodes }))
             }
         }
     }
-}
 
-fn http_client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .map_err(|e| e.to_string())
-}
-
-/// `Ok(None)` for a 404.
-async fn get_json(client: &reqwest::Client, url: &str) -> Result<Option<Value>, String> {
-    let resp = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| format!("{url}: {}", e.without_url()))?;
-    if resp.status() == reqwest::StatusCode::NOT_FOUND {
-        return Ok(None);
+    /// Asks the daemon for an immediate poll round.
+    pub async fn request_check(&self) -> Result<(), String> {
+        let client = self.client()?;
+        let shown = format!("{}/check", crate::config::display_url(&self.url));
+        let resp = self
+            .request(&client, reqwest::Method::POST, "/check")
+            .send()
+            .await
+            .map_err(|e| format!("{shown}: {}", e.without_url()))?;
+        match resp.status().as_u16() {
+            204 => Ok(()),
+            401 => Err(format!("{shown}: HTTP 401: the daemon wants a bearer token (--token)")),
+            403 => Err(format!("{shown}: HTTP 403: wrong token")),
+            code => Err(format!("{shown}: HTTP {code}")),
+        }
     }
-    if !resp.status().is_success() {
-        return Err(format!("{url}: HTTP {}", resp.status().as_u16()));
-    }
-    resp.json()
-        .await
-        .map(Some)
-        .map_err(|e| format!("{url}: not JSON: {}", e.without_url()))
 }
 
-fn read_file(path: &Path) -> Result<Value, String> {
+/// Reads a state document from a state file.
+pub fn read_file(path: &Path) -> Result<Value, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON: {e}", path.display()))
-}
-
-/// Asks a daemon for an immediate poll round.
-pub async fn request_check(url: &str) -> Result<(), String> {
-    let client = http_client()?;
-    let target = format!("{}/check", url.trim_end_matches('/'));
-    let resp = client
-        .post(&target)
-        .send()
-        .await
-        .map_err(|e| format!("{target}: {}", e.without_url()))?;
-    if resp.status().as_u16() == 204 {
-        Ok(())
-    } else {
-        Err(format!("{target}: HTTP {}", resp.status().as_u16()))
-    }
-}
-
-/// The daemon's URL from its config: `http_address` (all interfaces means loopback here) and
-/// `http_port`.
-pub fn url_from_config(path: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON: {e}", path.display()))?;
-    let host = match v["http_address"].as_str() {
-        None | Some("") | Some("0.0.0.0") => "127.0.0.1",
-        Some("::") => "[::1]",
-        Some(h) if h.contains(':') => return Ok(format!("http://[{h}]:{}", v["http_port"].as_u64().unwrap_or(15000))),
-        Some(h) => h,
-    };
-    Ok(format!("http://{host}:{}", v["http_port"].as_u64().unwrap_or(15000)))
 }
 
 fn role(n: &Value) -> &'static str {
@@ -234,12 +254,24 @@ mod tests {
     }
 
     #[test]
-    fn urls_from_configs() {
+    fn apis_from_configs() {
         let dir = tempfile::tempdir().expect("dir");
         let p = dir.path().join("c.json");
-        std::fs::write(&p, r#"{"http_port": 15001}"#).expect("w");
-        assert_eq!(url_from_config(&p), Ok("http://127.0.0.1:15001".into()));
-        std::fs::write(&p, r#"{"http_address": "10.0.0.1"}"#).expect("w");
-        assert_eq!(url_from_config(&p), Ok("http://10.0.0.1:15000".into()));
+        let api = |text: &str| {
+            std::fs::write(&p, text).expect("w");
+            Api::from_config(&p).map(|a| (a.url, a.token))
+        };
+        assert_eq!(
+            api(r#"{"http_port": 15001}"#),
+            Ok(("http://127.0.0.1:15001".into(), None))
+        );
+        assert_eq!(
+            api(r#"{"http_address": "10.0.0.1"}"#),
+            Ok(("http://10.0.0.1:15000".into(), None))
+        );
+        assert_eq!(
+            api(r#"{"http_address": "::1", "http_tls_cert": "c.pem", "http_auth_token": "t"}"#),
+            Ok(("https://[::1]:15000".into(), Some("t".into())))
+        );
     }
 }

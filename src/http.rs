@@ -183,17 +183,28 @@ fn health_response(api: &Api, path: &str, query: Option<&str>) -> Response {
         .filter_map(|kv| kv.split_once('='))
         .find(|(k, _)| *k == "lag")
         .map(|(_, v)| health::parse_lag(v));
-    let verdict = match (path, lag) {
+    let verdict = match (path, &lag) {
         (_, Some(Err(e))) => {
+            let e = e.clone();
             return json_response(
                 StatusCode::BAD_REQUEST,
                 serde_json::json!({"error": e}).to_string().into_bytes(),
-            )
+            );
         }
-        ("/primary", _) => health::primary(&config, &snap),
-        ("/replica", lag) => health::replica(&config, &snap, lag.and_then(Result::ok)),
-        ("/health", _) => health::health(&config, &snap),
-        _ => health::liveness(&config, &snap, api.start, crate::clock::monotonic()),
+        _ => {
+            let live = health::liveness(&config, &snap, api.start, crate::clock::monotonic());
+            match path {
+                "/liveness" => live,
+                // a stalled poller's last view says nothing about now: never route to it
+                _ if !live.ok => health::Verdict {
+                    ok: false,
+                    reason: format!("the view is stale: {}", live.reason),
+                },
+                "/primary" => health::primary(&config, &snap),
+                "/replica" => health::replica(&config, &snap, lag.and_then(Result::ok)),
+                _ => health::health(&config, &snap),
+            }
+        }
     };
     tracing::debug!(target: "WebServer", "GET {path}: {}", verdict.reason);
     let status = if verdict.ok {

@@ -3,7 +3,7 @@
 //! was accepted); 1 with a one-line reason otherwise; 2 for a usage error.
 
 use clap::{Args, Parser, Subcommand};
-use pglookout::ctl::{self, Source};
+use pglookout::ctl::{self, Api};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -33,28 +33,68 @@ enum Command {
 
 #[derive(Args)]
 #[group(required = true, multiple = false)]
-struct From {
+struct Source {
     /// A daemon's HTTP address, e.g. http://127.0.0.1:15000
     #[arg(long)]
     url: Option<String>,
     /// A state file (json_state_file_path).
     #[arg(long)]
     state_file: Option<PathBuf>,
-    /// A pglookout config file: its state file (status) or its HTTP port (check).
+    /// A pglookout config file: its HTTP API (address, port, TLS, token) or, for `status`, its
+    /// state file when the API does not answer.
     #[arg(long)]
     config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct From {
+    #[command(flatten)]
+    source: Source,
+    /// Bearer token for a daemon with http_auth_token (default: from --config, or
+    /// $PGLOOKOUT_TOKEN).
+    #[arg(long, env = "PGLOOKOUT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// CA file (PEM) to trust for a daemon's HTTPS certificate.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+}
+
+impl From {
+    /// The API to talk to, when one was named.
+    fn api(&self) -> Result<Option<Api>, String> {
+        let mut api = match (&self.source.url, &self.source.config) {
+            (Some(u), _) => Api {
+                url: u.clone(),
+                token: None,
+                ca_file: None,
+            },
+            (_, Some(c)) => Api::from_config(c)?,
+            _ => return Ok(None),
+        };
+        if self.token.is_some() {
+            api.token = self.token.clone();
+        }
+        api.ca_file = self.ca_file.clone();
+        Ok(Some(api))
+    }
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Status { from, json } => {
-            let source = match (&from.url, &from.state_file, &from.config) {
-                (Some(u), _, _) => Source::Url(u),
-                (_, Some(p), _) => Source::StateFile(p),
-                (_, _, Some(c)) => Source::Config(c),
+            let view = match (&from.source.state_file, &from.source.config, from.api()?) {
+                (Some(p), _, _) => ctl::read_file(p)?,
+                // a config: the daemon's API, else (daemon down) its state file
+                (_, Some(c), Some(api)) => match api.read_view().await {
+                    Ok(v) => v,
+                    Err(api_err) => {
+                        let p = pglookout::config::state_file_path_of(c).map_err(|e| e.to_string())?;
+                        ctl::read_file(&p).map_err(|e| format!("{api_err}; and {e}"))?
+                    }
+                },
+                (_, _, Some(api)) => api.read_view().await?,
                 _ => return Err("give --url, --state-file or --config".into()),
             };
-            let view = ctl::read_view(source).await?;
             if !view.is_object() || view.get("db_nodes").is_none() {
                 return Err("the answer is not a pglookout state document".into());
             }
@@ -66,18 +106,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Check { from } => {
-            let url = match (&from.url, &from.config) {
-                (Some(u), _) => u.clone(),
-                (_, Some(c)) => ctl::url_from_config(c)?,
-                _ => return Err("check needs --url or --config (a state file has no address)".into()),
-            };
-            ctl::request_check(&url).await?;
-            println!("poll round requested at {url}");
+            let api = from
+                .api()?
+                .ok_or("check needs --url or --config (a state file has no address)")?;
+            api.request_check().await?;
+            println!("poll round requested at {}", pglookout::config::display_url(&api.url));
             Ok(())
         }
     }
 }
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {

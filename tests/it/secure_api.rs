@@ -131,6 +131,28 @@ async fn tokens_tls_and_secured_observers() {
         .is_err());
     assert!(!secured.log().contains("s3cret-token"), "the token is never logged");
 
+    // pglookout-ctl speaks HTTPS with a CA file and sends the token (given, or from the config)
+    let ctl = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_pglookout-ctl"))
+            .args(args)
+            .output()
+            .expect("ctl");
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let ca_arg = ca.display().to_string();
+    let (code, err) = ctl(&["status", "--url", &url, "--ca-file", &ca_arg]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("401"), "{err}");
+    assert_eq!(
+        ctl(&["status", "--url", &url, "--ca-file", &ca_arg, "--token", "s3cret-token"]).0,
+        Some(0)
+    );
+    let config_arg = secured.config_path.display().to_string();
+    assert_eq!(
+        ctl(&["check", "--config", &config_arg, "--ca-file", &ca_arg]),
+        (Some(0), String::new())
+    );
+
     // An observer behind HTTPS and a token: fetched with both; without the token it is refused.
     let watcher = Daemon::spawn(
         &bin(),
