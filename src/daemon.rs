@@ -374,7 +374,10 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
             _ = hup.recv() => { lp.reload(); false }
             Some(ev) = events_rx.recv() => { lp.on_event(ev); true }
             changed = snapshots.changed() => {
-                if changed.is_err() { break; }
+                if changed.is_err() {
+                    cancel.cancel();
+                    anyhow::bail!("the poller stopped unexpectedly");
+                }
                 let round = snapshots.borrow_and_update().round;
                 let advanced = round != last_round;
                 last_round = round;
