@@ -381,12 +381,26 @@ impl Aggregator {
             match &key {
                 Key::Node(name) => {
                     if let Some(ci) = config.remote_conns.get(name) {
-                        tokio::spawn(ctx.run_node(PgProbe::new(name, ci.clone())));
+                        tokio::spawn(ctx.run(PgProbe::new(name, ci.clone())));
                     }
                 }
                 Key::Observer(name) => {
                     if let Some(t) = config.observers.get(name) {
-                        tokio::spawn(ctx.run_observer(t.clone()));
+                        let shown = crate::config::display_url(&t.url);
+                        match observer::client(t.ca_file.as_deref()) {
+                            Ok(client) => {
+                                tokio::spawn(ctx.run(ObserverProbe {
+                                    target: t.clone(),
+                                    client,
+                                    shown,
+                                }));
+                            }
+                            Err(e) => {
+                                // not a worker: a round must not wait for it
+                                tracing::error!(target: "ClusterMonitor", "observer {shown}: {e}; not polled");
+                                continue;
+                            }
+                        }
                     }
                 }
             }
@@ -440,68 +454,69 @@ impl WorkerCtx {
         self.tx.send(report).await.is_ok()
     }
 
-    async fn run_node(mut self, mut probe: PgProbe) {
+    /// Probes on the shared grid (or at once on a poll-now request) until cancelled, sending
+    /// every outcome to the aggregator.
+    async fn run<P: Probe>(mut self, mut probe: P) {
         let mut next = Instant::now();
         while self.wait(next).await {
             self.generation.borrow_and_update();
             let started = Instant::now();
             let fetch_time = chrono::Utc::now();
-            let result = tokio::select! {
+            let outcome = tokio::select! {
                 _ = self.cancel.cancelled() => return,
-                r = tokio::time::timeout(PROBE_TIMEOUT, probe.probe()) => r,
+                o = probe.probe() => o,
             };
-            let result = result.unwrap_or_else(|_| {
-                probe.disconnect();
-                Err(ProbeError {
-                    message: format!("no answer within {} s", PROBE_TIMEOUT.as_secs()),
-                    auth: false,
-                    site: "_query_cluster_member_state",
-                })
-            });
-            self.counters
-                .observe_poll(started.elapsed().as_secs_f64(), result.is_ok());
-            if !self
-                .send(started, fetch_time, clock::monotonic(), Outcome::Node(result))
-                .await
-            {
+            if let Outcome::Node(result) = &outcome {
+                self.counters
+                    .observe_poll(started.elapsed().as_secs_f64(), result.is_ok());
+            }
+            if !self.send(started, fetch_time, clock::monotonic(), outcome).await {
                 return;
             }
             next = self.next_tick();
         }
     }
+}
 
-    async fn run_observer(mut self, target: crate::config::ObserverTarget) {
-        let url = crate::config::display_url(&target.url);
-        let client = match observer::client(target.ca_file.as_deref()) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(target: "ClusterMonitor", "observer {url}: {e}; not polled");
-                return;
+/// One kind of thing a worker polls.
+trait Probe: Send {
+    fn probe(&mut self) -> impl std::future::Future<Output = Outcome> + Send;
+}
+
+impl Probe for PgProbe {
+    async fn probe(&mut self) -> Outcome {
+        let result = match tokio::time::timeout(PROBE_TIMEOUT, PgProbe::probe(self)).await {
+            Ok(r) => r,
+            Err(_) => {
+                // the protocol state of a connection cut off mid-query is unknown
+                self.disconnect();
+                Err(ProbeError {
+                    message: format!("no answer within {} s", PROBE_TIMEOUT.as_secs()),
+                    auth: false,
+                    site: "_query_cluster_member_state",
+                })
             }
         };
-        let mut next = Instant::now();
-        while self.wait(next).await {
-            self.generation.borrow_and_update();
-            let started = Instant::now();
-            let fetch_time = chrono::Utc::now();
-            let result = tokio::select! {
-                _ = self.cancel.cancelled() => return,
-                r = observer::fetch(&client, &target.url, target.token.as_deref()) => r,
-            };
-            let result = result.map(|(nodes, bad)| {
-                for b in bad {
-                    tracing::warn!(target: "ClusterMonitor", "observer {url}: ignoring {b}");
-                }
-                nodes
-            });
-            if !self
-                .send(started, fetch_time, clock::monotonic(), Outcome::Observer(result))
-                .await
-            {
-                return;
+        Outcome::Node(result)
+    }
+}
+
+/// An observer's address, its HTTP client and what to show of it in messages.
+struct ObserverProbe {
+    target: crate::config::ObserverTarget,
+    client: reqwest::Client,
+    shown: String,
+}
+
+impl Probe for ObserverProbe {
+    async fn probe(&mut self) -> Outcome {
+        let result = observer::fetch(&self.client, &self.target.url, self.target.token.as_deref()).await;
+        Outcome::Observer(result.map(|(nodes, bad)| {
+            for b in bad {
+                tracing::warn!(target: "ClusterMonitor", "observer {}: ignoring {b}", self.shown);
             }
-            next = self.next_tick();
-        }
+            nodes
+        }))
     }
 }
 
