@@ -316,10 +316,9 @@ impl Aggregator {
                             "exception",
                             &[("exception", "ObserverError"), ("where", "_fetch_observer_state")],
                         );
-                        if !e.keeps_previous_state() {
-                            entry.fetch_time = r.fetch_time;
-                            entry.connection = false;
-                        }
+                        // its last nodes stay (as the original), marked as not reached
+                        entry.fetch_time = r.fetch_time;
+                        entry.connection = false;
                     }
                 }
             }

@@ -25,14 +25,6 @@ pub enum ObserverError {
     Shape(String),
 }
 
-impl ObserverError {
-    /// A skewed observer keeps its previous data (as the original does); other failures mark
-    /// it disconnected.
-    pub fn keeps_previous_state(&self) -> bool {
-        matches!(self, ObserverError::ClockSkew(_))
-    }
-}
-
 /// An HTTP client for observers, trusting `ca_file` (PEM) in addition to the system roots.
 pub fn client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder()
