@@ -436,15 +436,22 @@ async fn futures_join<T: Send + 'static>(fs: Vec<impl std::future::Future<Output
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_original_format_observer_answer_is_accepted_and_garbage_is_ignored() {
     let dir = tempfile::tempdir().expect("dir");
-    let python = serve_fixed(fixture("obs1-http-state.json").to_string()).await;
-    let garbage = serve_fixed("<html>not json</html>".to_string()).await;
-    let wrong_shape = serve_fixed(r#"{"pg1": {"fetch_time": 5, "connection": "x"}, "pg2": []}"#.to_string()).await;
+    let python = serve_fixed(fixture("obs1-http-state.json").to_string(), 0).await;
+    let garbage = serve_fixed("<html>not json</html>".to_string(), 0).await;
+    let wrong_shape = serve_fixed(
+        r#"{"pg1": {"fetch_time": 5, "connection": "x"}, "pg2": []}"#.to_string(),
+        0,
+    )
+    .await;
+    // a valid answer from an observer whose clock is a minute ahead: not trusted
+    let skewed = serve_fixed(fixture("obs1-http-state.json").to_string(), 60).await;
     let cfg = json!({
         "remote_conns": {},
         "observers": {
             "python": format!("http://127.0.0.1:{python}"),
             "garbage": format!("http://127.0.0.1:{garbage}"),
             "shape": format!("http://127.0.0.1:{wrong_shape}"),
+            "skewed": format!("http://127.0.0.1:{skewed}"),
         },
         "db_poll_interval": 0.5,
     });
@@ -453,6 +460,7 @@ async fn an_original_format_observer_answer_is_accepted_and_garbage_is_ignored()
         s["observer_nodes"]["python"]["connection"] == json!(true)
             && s["observer_nodes"]["garbage"]["connection"] == json!(false)
             && s["observer_nodes"]["shape"]["connection"] == json!(true)
+            && s["observer_nodes"]["skewed"]["connection"] == json!(false)
     })
     .await;
     let original = fixture("obs1-http-state.json");
@@ -468,11 +476,17 @@ async fn an_original_format_observer_answer_is_accepted_and_garbage_is_ignored()
     );
     let log = d.log();
     assert!(log.contains("not JSON"), "{}", tail(&log, 20));
+    assert!(log.contains("its clock is"), "{}", tail(&log, 20));
+    assert!(
+        s["observer_nodes"]["skewed"].get("pg1").is_none(),
+        "a skewed answer is never stored"
+    );
     assert!(d.state().is_some());
 }
 
-/// A one-answer HTTP server: every request gets `body` as JSON with a current Date header.
-async fn serve_fixed(body: String) -> u16 {
+/// A one-answer HTTP server: every request gets `body` as JSON with a Date header
+/// `skew_seconds` ahead of the current time.
+async fn serve_fixed(body: String, skew_seconds: u64) -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     tokio::spawn(async move {
@@ -485,7 +499,9 @@ async fn serve_fixed(body: String) -> u16 {
                 use tokio::io::{AsyncReadExt, AsyncWriteExt};
                 let mut buf = [0u8; 4096];
                 let _ = sock.read(&mut buf).await;
-                let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+                let date = httpdate::fmt_http_date(
+                    std::time::SystemTime::now() + std::time::Duration::from_secs(skew_seconds),
+                );
                 let resp = format!(
                     "HTTP/1.1 200 OK\r\nDate: {date}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
