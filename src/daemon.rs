@@ -6,7 +6,7 @@
 use crate::act::{alerts, command};
 use crate::clock;
 use crate::config::Config;
-use crate::decide::{self, Action, Decision, Memory, View};
+use crate::decide::{self, Action, Memory, View};
 use crate::http;
 use crate::logging::LogHandle;
 use crate::metrics::Statsd;
@@ -66,8 +66,6 @@ struct Loop {
     config_version: u64,
     failover_running: bool,
     follow_running: bool,
-    /// The last follow of this master failed: restart even if the file already matches.
-    follow_failed_for: Option<String>,
     /// A follow asked for while another was running.
     follow_next: Option<String>,
     /// Whether the poller was last seen unhealthy (to log changes only).
@@ -192,7 +190,7 @@ impl Loop {
                 let config = self.config.clone();
                 let master = master.clone();
                 let events = self.events.clone();
-                let restart_anyway = self.follow_failed_for.as_ref() == Some(&master);
+                let restart_anyway = self.memory.follow.failed.as_ref() == Some(&master);
                 tokio::spawn(async move {
                     let ok = crate::act::follow::follow(&config, &master, restart_anyway).await;
                     let _ = events.send(Event::FollowFinished { master, ok }).await;
@@ -218,7 +216,6 @@ impl Loop {
             Event::FollowFinished { master, ok } => {
                 self.follow_running = false;
                 self.counters.command("autofollow", ok);
-                self.follow_failed_for = (!ok).then(|| master.clone());
                 if !ok {
                     tracing::error!(target: "pglookout", "following the new primary {master} failed; will try again");
                 }
@@ -230,7 +227,7 @@ impl Loop {
         }
     }
 
-    fn check(&mut self) -> Option<Decision> {
+    fn check(&mut self) {
         let snapshot = self.poller.snapshots.borrow().clone();
         let now = clock::monotonic();
         let view = View {
@@ -302,7 +299,6 @@ impl Loop {
             statsd.gauges(&crate::prometheus::gauges(&snapshot, &extra, chrono::Utc::now()));
         }
         self.status_tx.send_replace(Arc::new(status));
-        Some(decision)
     }
 }
 
@@ -354,7 +350,6 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
         config_version: 0,
         failover_running: false,
         follow_running: false,
-        follow_failed_for: None,
         follow_next: None,
         monitor_unhealthy: false,
         events: events_tx,

@@ -49,7 +49,9 @@ pub async fn run(what: &str, command: &str, timeout: Duration, env: &[(&str, Str
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
-        .kill_on_drop(true);
+        // A command outlives a daemon that stops while it runs: a promotion cut off halfway is
+        // worse than one that finishes. Our own timeout kills its whole group.
+        .kill_on_drop(false);
     for (k, v) in env {
         cmd.env(k, v);
     }
