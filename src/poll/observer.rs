@@ -8,6 +8,8 @@ use std::time::Duration;
 
 /// The longest we wait for an observer's answer.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest answer we read (a thousand nodes take about 0.5 MB).
+pub const MAX_ANSWER_BYTES: usize = 64 << 20;
 /// An observer whose clock differs from ours by more than this is not trusted.
 pub const MAX_CLOCK_SKEW_SECONDS: f64 = 5.0;
 
@@ -90,10 +92,21 @@ pub async fn fetch(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     check_skew(date.as_deref(), before, after)?;
-    let body = resp
-        .bytes()
+    // read at most MAX_ANSWER_BYTES: a misbehaving peer must not make us hold gigabytes
+    let mut resp = resp;
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
         .await
-        .map_err(|e| ObserverError::Request(e.without_url().to_string()))?;
+        .map_err(|e| ObserverError::Request(e.without_url().to_string()))?
+    {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(ObserverError::Shape(format!(
+                "the answer is larger than {MAX_ANSWER_BYTES} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
     let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ObserverError::NotJson(e.to_string()))?;
     let (nodes, bad) = parse_node_map(&value).map_err(|e| ObserverError::Shape(e.to_string()))?;
     Ok((
