@@ -219,6 +219,121 @@ pub fn router(api: Api) -> Router {
     Router::new().fallback(dispatch).with_state(api)
 }
 
+/// A client connection that neither sends nor takes anything for this long is closed, so idle
+/// or stalled clients cannot pile up and use the descriptors the poller needs.
+pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// At most this many client connections at once; further ones wait to be accepted.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// A listener whose connections hold a permit (the connection cap) and close when idle.
+struct Guarded<L> {
+    inner: L,
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl<L> Guarded<L> {
+    fn new(inner: L) -> Self {
+        Guarded {
+            inner,
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
+        }
+    }
+}
+
+impl<L: axum::serve::Listener> axum::serve::Listener for Guarded<L> {
+    type Io = GuardedIo<L::Io>;
+    type Addr = L::Addr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let Ok(permit) = self.permits.clone().acquire_owned().await else {
+            // the semaphore is never closed
+            return std::future::pending().await;
+        };
+        let (io, addr) = self.inner.accept().await;
+        let idle = Box::pin(tokio::time::sleep(IDLE_TIMEOUT));
+        (
+            GuardedIo {
+                io,
+                _permit: permit,
+                idle,
+            },
+            addr,
+        )
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+struct GuardedIo<T> {
+    io: T,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    idle: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<T> GuardedIo<T> {
+    fn progress(&mut self) {
+        self.idle.as_mut().reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
+    }
+    /// While the peer makes no progress: an error once it has been idle too long.
+    fn idle_check(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Error> {
+        std::future::Future::poll(self.idle.as_mut(), cx)
+            .map(|()| std::io::Error::new(std::io::ErrorKind::TimedOut, "idle HTTP client"))
+    }
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for GuardedIo<T> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match std::pin::Pin::new(&mut this.io).poll_read(cx, buf) {
+            std::task::Poll::Ready(r) => {
+                if buf.filled().len() > before {
+                    this.progress();
+                }
+                std::task::Poll::Ready(r)
+            }
+            std::task::Poll::Pending => this.idle_check(cx).map(Err),
+        }
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for GuardedIo<T> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        match std::pin::Pin::new(&mut this.io).poll_write(cx, data) {
+            std::task::Poll::Ready(r) => {
+                this.progress();
+                std::task::Poll::Ready(r)
+            }
+            std::task::Poll::Pending => this.idle_check(cx).map(Err),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
 /// Serves until `cancel` fires.
 pub async fn serve(listener: TcpListener, tls: Option<SslAcceptor>, api: Api, cancel: CancellationToken) {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
@@ -227,14 +342,14 @@ pub async fn serve(listener: TcpListener, tls: Option<SslAcceptor>, api: Api, ca
     let result = match tls {
         None => {
             tracing::info!(target: "WebServer", "listening on http://{shown}");
-            axum::serve(listener, app)
+            axum::serve(Guarded::new(listener), app)
                 .with_graceful_shutdown(cancel.cancelled_owned())
                 .await
         }
         Some(acceptor) => {
             tracing::info!(target: "WebServer", "listening on https://{shown}");
             let tls = TlsListener::start(listener, acceptor, cancel.clone());
-            axum::serve(tls, app)
+            axum::serve(Guarded::new(tls), app)
                 .with_graceful_shutdown(cancel.cancelled_owned())
                 .await
         }

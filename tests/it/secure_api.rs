@@ -257,3 +257,29 @@ async fn mutating_requests_need_the_token_and_a_flood_cannot_multiply_polling() 
     // and the flood did not keep rounds from completing (each takes the hung node's 5 s)
     assert!(made >= 2, "{sent} requests in {elapsed:.1} s made {made} rounds");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_client_connection_is_closed() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let d = Daemon::spawn(&bin(), "d", dir.path(), json!({"remote_conns": {}})).expect("spawn");
+    pglab::wait_for("the API answers", DEADLINE, || async {
+        Ok(pglab::daemon::http_request(d.http_port, "GET", "/liveness")
+            .await
+            .is_ok())
+    })
+    .await
+    .expect("up");
+    // connect and send nothing (a slowloris, or a forgotten keep-alive connection)
+    let mut idle = tokio::net::TcpStream::connect(("127.0.0.1", d.http_port))
+        .await
+        .expect("connect");
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(DEADLINE, idle.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "the server closes an idle connection: {closed:?}"
+    );
+    // and keeps serving others
+    assert_eq!(d.http("GET", "/liveness").await.expect("GET").0, 200);
+}
