@@ -5,7 +5,7 @@
 
 use super::harness::*;
 use pglab::daemon::Daemon;
-use pglab::{Cluster, ClusterSpec, Proxy, ProxyMode, Ready};
+use pglab::{Cluster, Proxy, ProxyMode, Ready};
 use pglookout::lsn::Lsn;
 use serde_json::{json, Value};
 use std::cell::RefCell;
@@ -257,12 +257,7 @@ fn reasons(s: &Value) -> String {
 }
 
 async fn cluster() -> Cluster {
-    Cluster::start(ClusterSpec {
-        standbys: 2,
-        ..Default::default()
-    })
-    .await
-    .expect("cluster")
+    lab_cluster(2).await
 }
 
 /// Starts the observer and a daemon per node (each node's `failover_command` promotes it; its

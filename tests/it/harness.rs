@@ -16,6 +16,16 @@ pub fn current_master_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_pglookout_current_master"))
 }
 
+/// A lab cluster: a primary and `standbys` streaming standbys.
+pub async fn lab_cluster(standbys: usize) -> Cluster {
+    Cluster::start(pglab::ClusterSpec {
+        standbys,
+        ..Default::default()
+    })
+    .await
+    .expect("cluster")
+}
+
 /// `remote_conns` for every node of the cluster (monitoring role, password auth).
 pub fn remote_conns(cluster: &Cluster) -> Value {
     let mut m = serde_json::Map::new();

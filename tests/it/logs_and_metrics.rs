@@ -3,7 +3,6 @@
 
 use super::harness::*;
 use pglab::daemon::Daemon;
-use pglab::{Cluster, ClusterSpec};
 use serde_json::json;
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
@@ -17,12 +16,7 @@ fn recv_text(sock: &UnixDatagram) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syslog_statsd_systemd_and_no_secrets() {
-    let cluster = Cluster::start(ClusterSpec {
-        standbys: 1,
-        ..Default::default()
-    })
-    .await
-    .expect("cluster");
+    let cluster = lab_cluster(1).await;
     let dir = cluster.dir();
     let notify_path = dir.join("notify.sock");
     let notify = UnixDatagram::bind(&notify_path).expect("notify socket");

@@ -278,12 +278,7 @@ async fn daemons_and_an_observer_see_the_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blackholed_node_does_not_delay_the_others() {
-    let cluster = Cluster::start(ClusterSpec {
-        standbys: 2,
-        ..Default::default()
-    })
-    .await
-    .expect("cluster");
+    let cluster = lab_cluster(2).await;
     let proxy = Proxy::start(cluster.port("pg3")).await.expect("proxy");
     let mut cfg = config(&cluster, "", json!({}));
     cfg["remote_conns"]["pg3"] = json!(cluster.monitor_conninfo_via("pg3", proxy.port()));
@@ -337,12 +332,7 @@ async fn a_blackholed_node_does_not_delay_the_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_adds_and_removes_nodes_and_a_bad_reload_keeps_running() {
-    let cluster = Cluster::start(ClusterSpec {
-        standbys: 2,
-        ..Default::default()
-    })
-    .await
-    .expect("cluster");
+    let cluster = lab_cluster(2).await;
     let mut cfg = config(&cluster, "", json!({}));
     cfg["remote_conns"].as_object_mut().expect("obj").remove("pg3");
     let mut d = spawn(&cluster, "watcher", cfg.clone());
@@ -379,12 +369,7 @@ async fn sighup_adds_and_removes_nodes_and_a_bad_reload_keeps_running() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_check_requests_makes_one_round() {
-    let cluster = Cluster::start(ClusterSpec {
-        standbys: 1,
-        ..Default::default()
-    })
-    .await
-    .expect("cluster");
+    let cluster = lab_cluster(1).await;
     let mut cfg = config(&cluster, "", json!({}));
     cfg["db_poll_interval"] = json!(3600.0);
     let d = spawn(&cluster, "watcher", cfg);

@@ -5,7 +5,6 @@
 //! `PGLOOKOUT_SCREENSHOT=docs/status-page.png` also copies the lab cluster's screenshot there.
 
 use super::harness::*;
-use pglab::{Cluster, ClusterSpec};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -129,12 +128,7 @@ fn raw_http(port: u16, method: &str, path: &str) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_renders_the_status_page_of_a_lab_cluster() {
-    let cluster = Cluster::start(ClusterSpec {
-        standbys: 2,
-        ..Default::default()
-    })
-    .await
-    .expect("cluster");
+    let cluster = lab_cluster(2).await;
     let obs = spawn(&cluster, "obs", config(&cluster, "", json!({})));
     let observers = json!({ "obs": obs.url() });
     let _d1 = spawn(&cluster, "pg1", config(&cluster, "pg1", observers.clone()));
