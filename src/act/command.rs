@@ -103,6 +103,16 @@ pub async fn run(what: &str, command: &str, timeout: Duration, env: &[(&str, Str
     outcome
 }
 
+/// Writes an executable `/bin/sh` script `<dir>/<name>` with `body`; returns its path.
+#[cfg(test)]
+pub(crate) fn test_script(dir: &std::path::Path, name: &str, body: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path.display().to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,16 +133,14 @@ mod tests {
     async fn arguments_and_environment_reach_the_command() {
         let dir = tempfile::tempdir().expect("dir");
         let out = dir.path().join("out");
-        let script = dir.path().join("s.sh");
-        std::fs::write(
-            &script,
-            format!("#!/bin/sh\necho \"$1 $PGLOOKOUT_NODE\" > {}\n", out.display()),
-        )
-        .expect("w");
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        let script = test_script(
+            dir.path(),
+            "s.sh",
+            &format!("echo \"$1 $PGLOOKOUT_NODE\" > {}", out.display()),
+        );
         let outcome = run(
             "test",
-            &format!("{} hello", script.display()),
+            &format!("{script} hello"),
             Duration::from_secs(10),
             &[("PGLOOKOUT_NODE", "pg2".into())],
         )
@@ -145,15 +153,13 @@ mod tests {
     async fn a_timeout_kills_the_whole_process_group() {
         let dir = tempfile::tempdir().expect("dir");
         let pidfile = dir.path().join("child.pid");
-        let script = dir.path().join("s.sh");
         // the grandchild would outlive a plain kill of the script
-        std::fs::write(
-            &script,
-            format!("#!/bin/sh\nsleep 30 &\necho $! > {}\nwait\n", pidfile.display()),
-        )
-        .expect("w");
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-        let outcome = run("test", &script.display().to_string(), Duration::from_millis(500), &[]).await;
+        let script = test_script(
+            dir.path(),
+            "s.sh",
+            &format!("sleep 30 &\necho $! > {}\nwait", pidfile.display()),
+        );
+        let outcome = run("test", &script, Duration::from_millis(500), &[]).await;
         assert_eq!(outcome, Outcome::TimedOut);
         let pid: i32 = std::fs::read_to_string(&pidfile)
             .expect("pid")

@@ -100,12 +100,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
 
-    fn script(dir: &Path, name: &str, body: &str) -> String {
-        let path = dir.join(name);
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        path.display().to_string()
-    }
+    use crate::act::command::test_script as script;
 
     fn config(dir: &Path, start_ok: bool) -> Config {
         let log = dir.join("commands.log");

@@ -98,6 +98,23 @@ impl N {
     }
 }
 
+/// An observer map with one observer that saw `nodes`.
+fn one_observer(
+    name: &str,
+    fetch_time: Timestamp,
+    connection: bool,
+    nodes: BTreeMap<String, NodeState>,
+) -> BTreeMap<String, ObserverState> {
+    BTreeMap::from([(
+        name.to_string(),
+        ObserverState {
+            fetch_time,
+            connection,
+            nodes,
+        },
+    )])
+}
+
 /// One daemon, its config document, what its poller sees, and what its actions did.
 struct Sim {
     json: Value,
@@ -723,15 +740,7 @@ fn test_node_map() {
             .fetched(ts("2014-08-28T14:26:47.107115Z"))
             .0,
     );
-    let mut observers = BTreeMap::new();
-    observers.insert(
-        "10.255.255.11".to_string(),
-        ObserverState {
-            fetch_time: ts("2014-08-28T14:26:51.069891Z"),
-            connection: true,
-            nodes: seen,
-        },
-    );
+    let observers = one_observer("10.255.255.11", ts("2014-08-28T14:26:51.069891Z"), true, seen);
     let map = node_map(&own, &observers, Some("1.2.3.4"), 5.0);
     assert_eq!(map.master.as_deref(), Some("10.255.255.10"));
     assert!(map.standbys.is_empty());
@@ -806,15 +815,7 @@ fn test_node_map_when_only_observer_sees_master() {
             .fetched(ts("2014-08-28T14:26:50.104849Z"))
             .0,
     );
-    let mut observers = BTreeMap::new();
-    observers.insert(
-        "10.255.255.11".to_string(),
-        ObserverState {
-            fetch_time: ts("2014-08-28T14:26:51.069891Z"),
-            connection: true,
-            nodes: seen,
-        },
-    );
+    let observers = one_observer("10.255.255.11", ts("2014-08-28T14:26:51.069891Z"), true, seen);
     let map = node_map(&own, &observers, Some("1.2.3.4"), 5.0);
     assert_eq!(map.master.as_deref(), Some("10.255.255.10"));
     assert!(map.connected_masters.contains_key("10.255.255.10"));
@@ -1393,15 +1394,7 @@ fn an_observer_cannot_downgrade_a_master_we_reach() {
     own.insert("pg2".to_string(), N::standby("1/0", 1.0).0);
     let mut seen = BTreeMap::new();
     seen.insert("pg1".to_string(), N::primary().conn(false).0);
-    let mut observers = BTreeMap::new();
-    observers.insert(
-        "obs".to_string(),
-        ObserverState {
-            fetch_time: now(),
-            connection: true,
-            nodes: seen,
-        },
-    );
+    let observers = one_observer("obs", now(), true, seen);
     let map = node_map(&own, &observers, Some("pg2"), 5.0);
     assert_eq!(map.master.as_deref(), Some("pg1"));
     assert!(map.master_state().is_some_and(|m| m.connection));
@@ -1424,15 +1417,7 @@ fn observer_reports_without_a_role_are_noted_and_ignored() {
     own.insert("pg1".to_string(), N::primary().0);
     let mut seen = BTreeMap::new();
     seen.insert("pg1".to_string(), NodeState::new(now(), false));
-    let mut observers = BTreeMap::new();
-    observers.insert(
-        "obs".to_string(),
-        ObserverState {
-            fetch_time: now(),
-            connection: false,
-            nodes: seen,
-        },
-    );
+    let observers = one_observer("obs", now(), false, seen);
     let map = node_map(&own, &observers, None, 5.0);
     assert_eq!(map.disconnected_observers, 1);
     assert_eq!(
@@ -1525,15 +1510,7 @@ fn of_two_disconnected_copies_of_the_master_the_later_contact_stands() {
         own.insert("pg1".to_string(), N::primary().conn(false).db_time(ago(ours)).0);
         let mut seen = BTreeMap::new();
         seen.insert("pg1".to_string(), N::primary().conn(false).db_time(ago(theirs)).0);
-        let mut observers = BTreeMap::new();
-        observers.insert(
-            "obs".to_string(),
-            ObserverState {
-                fetch_time: now(),
-                connection: true,
-                nodes: seen,
-            },
-        );
+        let observers = one_observer("obs", now(), true, seen);
         let map = node_map(&own, &observers, Some("pg2"), 5.0);
         map.disconnected_masters["pg1"].pg.as_ref().and_then(|p| p.db_time)
     };
