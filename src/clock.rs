@@ -9,3 +9,20 @@ pub fn monotonic() -> f64 {
         Err(_) => 0.0,
     }
 }
+
+/// A monotonic instant that one task sets and others read without a lock (for example when
+/// the decision loop last ran, read by the health checks). `None` until first set.
+#[derive(Debug, Default)]
+pub struct Beat(std::sync::atomic::AtomicU64);
+
+impl Beat {
+    pub fn set(&self, mono: f64) {
+        self.0.store(mono.to_bits(), std::sync::atomic::Ordering::Relaxed);
+    }
+    pub fn get(&self) -> Option<f64> {
+        match self.0.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            bits => Some(f64::from_bits(bits)),
+        }
+    }
+}

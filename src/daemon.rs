@@ -75,6 +75,8 @@ struct Loop {
     start: f64,
     write_failures: u64,
     counters: Arc<Counters>,
+    /// When `check` last completed, for `/liveness`.
+    decided: Arc<clock::Beat>,
 }
 
 impl Loop {
@@ -299,6 +301,7 @@ impl Loop {
             statsd.gauges(&crate::prometheus::gauges(&snapshot, &extra, chrono::Utc::now()));
         }
         self.status_tx.send_replace(Arc::new(status));
+        self.decided.set(clock::monotonic());
     }
 }
 
@@ -325,6 +328,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
     let counters = Arc::new(Counters::default());
     let poller = poll::start(config_rx, statsd_rx, alert_fn, counters.clone(), cancel.child_token());
     let (status_tx, status_rx) = watch::channel(Arc::new(serde_json::Value::Null));
+    let decided = Arc::new(clock::Beat::default());
     let http_task = tokio::spawn(http::serve(
         listener,
         tls,
@@ -333,6 +337,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
             status: status_rx,
             config: config_rx_http,
             start: clock::monotonic(),
+            decided: decided.clone(),
             counters: counters.clone(),
         },
         cancel.child_token(),
@@ -357,6 +362,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
         start,
         write_failures: 0,
         counters: counters.clone(),
+        decided,
     };
     let mut snapshots = poller.snapshots.clone();
     let mut last_round = 0;

@@ -4,6 +4,7 @@
 
 use crate::config::Config;
 use crate::poll::Snapshot;
+use crate::state::NodeState;
 use serde::Serialize;
 
 /// The answer to one health question.
@@ -42,8 +43,10 @@ pub fn parse_lag(text: &str) -> Result<LagLimit, String> {
     let n: f64 = num
         .parse()
         .map_err(|_| format!("lag {text:?}: expected a number with a unit such as 10s or 16MB"))?;
-    if !n.is_finite() || n < 0.0 {
-        return Err(format!("lag {text:?}: must not be negative"));
+    // Only digits and dots reach here, so the number is never negative; a long enough run of
+    // digits is infinite.
+    if !n.is_finite() {
+        return Err(format!("lag {text:?}: the number is too large"));
     }
     let bytes = |mult: f64| LagLimit::Bytes((n * mult) as u64);
     Ok(match unit.trim() {
@@ -64,31 +67,88 @@ pub fn parse_lag(text: &str) -> Result<LagLimit, String> {
     })
 }
 
+/// The query string of a health check: only `/replica` takes a parameter (`lag`), once, with a
+/// value. Anything else is an error, so that a typo in a load balancer's check line (`?LAG=`,
+/// `?lag` without a value, `?max_lag=`) is seen at once instead of silently checking less.
+pub fn parse_query(path: &str, query: Option<&str>) -> Result<Option<LagLimit>, String> {
+    let mut lag = None;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if path != "/replica" || key != "lag" {
+            let known = if path == "/replica" {
+                "the only parameter is lag (e.g. ?lag=10s or ?lag=16MB)"
+            } else {
+                "it takes no parameters"
+            };
+            return Err(format!("unknown parameter {key:?} for {path}: {known}"));
+        }
+        if lag.is_some() {
+            return Err("lag is given more than once".to_string());
+        }
+        if value.is_empty() {
+            return Err("lag needs a value, e.g. ?lag=10s or ?lag=16MB".to_string());
+        }
+        lag = Some(parse_lag(value)?);
+    }
+    Ok(lag)
+}
+
 const OBSERVER: &str = "this daemon is an observer: it has no database of its own";
 
-/// `/health`: our own node answers.
-pub fn health(config: &Config, snap: &Snapshot) -> Verdict {
+/// How old (monotonic seconds) a node's latest probe, or the poller's latest progress, may be
+/// before what we know counts as stale: two poll intervals, and never under one probe
+/// deadline, so that a probe that takes its whole deadline is not stale by itself.
+pub fn poll_limit(config: &Config) -> f64 {
+    2.0 * config
+        .db_poll_interval
+        .max(crate::poll::PROBE_TIMEOUT.as_secs_f64() / 2.0)
+}
+
+/// How long the decision loop may go without a check: two check intervals, never under one
+/// probe deadline (a check also follows every completed poll round).
+pub fn decision_limit(config: &Config) -> f64 {
+    2.0 * config
+        .replication_state_check_interval
+        .max(crate::poll::PROBE_TIMEOUT.as_secs_f64() / 2.0)
+}
+
+/// Our own node and its latest state, when that state is fresh: the node checks are judged on
+/// the freshness of our own node only, so a load balancer never drains a healthy node because
+/// another node hangs (a poll round waits for the slowest node).
+fn own_node<'a>(config: &'a Config, snap: &'a Snapshot, now: f64) -> Result<(&'a str, &'a NodeState), Verdict> {
     let Some(own) = config.own_db.as_deref() else {
-        return no(OBSERVER);
+        return Err(no(OBSERVER));
     };
-    match snap.nodes.get(own) {
-        Some(n) if n.connection => yes(format!("{own} answers")),
-        Some(_) => no(format!("{own} does not answer")),
-        None => no(format!("{own} has not been polled yet")),
+    let (Some(node), Some(at)) = (snap.nodes.get(own), snap.polled_at.get(own)) else {
+        return Err(no(format!("{own} has not been polled yet")));
+    };
+    let age = now - at;
+    let limit = poll_limit(config);
+    if age > limit {
+        return Err(no(format!(
+            "the view of {own} is stale: its last poll ended {age:.1} s ago (limit {limit:.1} s)"
+        )));
+    }
+    if !node.connection {
+        return Err(no(format!("{own} does not answer")));
+    }
+    Ok((own, node))
+}
+
+/// `/health`: our own node answers (as of a fresh poll).
+pub fn health(config: &Config, snap: &Snapshot, now: f64) -> Verdict {
+    match own_node(config, snap, now) {
+        Ok((own, _)) => yes(format!("{own} answers")),
+        Err(v) => v,
     }
 }
 
 /// `/primary`: our own node is a connected primary and no other node is seen as one.
-pub fn primary(config: &Config, snap: &Snapshot) -> Verdict {
-    let Some(own) = config.own_db.as_deref() else {
-        return no(OBSERVER);
+pub fn primary(config: &Config, snap: &Snapshot, now: f64) -> Verdict {
+    let (own, node) = match own_node(config, snap, now) {
+        Ok(n) => n,
+        Err(v) => return v,
     };
-    let Some(node) = snap.nodes.get(own) else {
-        return no(format!("{own} has not been polled yet"));
-    };
-    if !node.connection {
-        return no(format!("{own} does not answer"));
-    }
     if node.in_recovery() != Some(false) {
         return no(format!("{own} is a standby"));
     }
@@ -106,14 +166,12 @@ pub fn primary(config: &Config, snap: &Snapshot) -> Verdict {
 
 /// `/replica`: our own node is a connected standby, within `lag` if given. Byte lag is the
 /// primary's current position minus our replay position, both from our own latest polls.
-pub fn replica(config: &Config, snap: &Snapshot, lag: Option<LagLimit>) -> Verdict {
-    let Some(own) = config.own_db.as_deref() else {
-        return no(OBSERVER);
+pub fn replica(config: &Config, snap: &Snapshot, lag: Option<LagLimit>, now: f64) -> Verdict {
+    let (own, node) = match own_node(config, snap, now) {
+        Ok(n) => n,
+        Err(v) => return v,
     };
-    let Some(node) = snap.nodes.get(own) else {
-        return no(format!("{own} has not been polled yet"));
-    };
-    let Some(pg) = node.pg.as_ref().filter(|_| node.connection) else {
+    let Some(pg) = node.pg.as_ref() else {
         return no(format!("{own} does not answer"));
     };
     if !pg.pg_is_in_recovery {
@@ -145,18 +203,25 @@ pub fn replica(config: &Config, snap: &Snapshot, lag: Option<LagLimit>) -> Verdi
     }
 }
 
-/// `/liveness`: a poll round completed within two poll intervals (of `now`, monotonic).
-pub fn liveness(config: &Config, snap: &Snapshot, start: f64, now: f64) -> Verdict {
-    let limit = 2.0
-        * config
-            .db_poll_interval
-            .max(crate::poll::PROBE_TIMEOUT.as_secs_f64() / 2.0);
-    let since = now - snap.last_round_at.unwrap_or(start);
-    if since <= limit {
-        yes(format!("last poll round {since:.1} s ago"))
-    } else {
-        no(format!("no poll round completed for {since:.1} s (limit {limit:.1} s)"))
+/// `/liveness`: the daemon makes progress: some probe ended within [`poll_limit`] (a node
+/// that hangs delays only its own probes) and the decision loop ran within [`decision_limit`]
+/// (`decided_at`; a loop stuck on a hung file system must not look alive). Times are
+/// monotonic; `start` stands in for both before the first probe and the first check.
+pub fn liveness(config: &Config, snap: &Snapshot, decided_at: Option<f64>, start: f64, now: f64) -> Verdict {
+    let limit = poll_limit(config);
+    let polled = snap.last_report_at.or(snap.last_round_at).unwrap_or(start);
+    let since = now - polled;
+    if since > limit {
+        return no(format!("no poll has ended for {since:.1} s (limit {limit:.1} s)"));
     }
+    let decision_limit = decision_limit(config);
+    let decided = now - decided_at.unwrap_or(start);
+    if decided > decision_limit {
+        return no(format!(
+            "the decision loop has not run for {decided:.1} s (limit {decision_limit:.1} s)"
+        ));
+    }
+    yes(format!("last poll {since:.1} s ago, last decision {decided:.1} s ago"))
 }
 
 #[cfg(test)]
@@ -165,6 +230,8 @@ mod tests {
     use crate::lsn::Lsn;
     use crate::state::{parse_iso, NodeState, PgFields};
     use std::path::Path;
+
+    const NOW: f64 = 100.0;
 
     fn cfg(own: Option<&str>) -> Config {
         let v = serde_json::json!({
@@ -192,7 +259,9 @@ mod tests {
     fn snap(nodes: &[(&str, NodeState)]) -> Snapshot {
         Snapshot {
             nodes: nodes.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
-            last_round_at: Some(100.0),
+            polled_at: nodes.iter().map(|(k, _)| (k.to_string(), NOW)).collect(),
+            last_round_at: Some(NOW),
+            last_report_at: Some(NOW),
             ..Default::default()
         }
     }
@@ -207,6 +276,24 @@ mod tests {
         assert_eq!(parse_lag("8kB"), Ok(LagLimit::Bytes(8192)));
         assert!(parse_lag("fast").is_err());
         assert!(parse_lag("10 parsecs").is_err());
+        let huge = format!("{}s", "9".repeat(400));
+        assert_eq!(parse_lag(&huge), Err(format!("lag {huge:?}: the number is too large")));
+    }
+
+    #[test]
+    fn health_check_parameters() {
+        assert_eq!(parse_query("/replica", None), Ok(None));
+        assert_eq!(parse_query("/replica", Some("")), Ok(None));
+        assert_eq!(
+            parse_query("/replica", Some("lag=10s")),
+            Ok(Some(LagLimit::Seconds(10.0)))
+        );
+        for bad in ["lag", "lag=", "LAG=10s", "lag=10s&lag=20s", "max_lag=1s", "lag=1s&x=1"] {
+            assert!(parse_query("/replica", Some(bad)).is_err(), "{bad}");
+        }
+        assert_eq!(parse_query("/primary", Some("")), Ok(None));
+        assert!(parse_query("/primary", Some("lag=1s")).is_err());
+        assert!(parse_query("/health", Some("verbose")).is_err());
     }
 
     #[test]
@@ -215,18 +302,18 @@ mod tests {
             ("pg1", node(true, false, 100, None)),
             ("pg2", node(true, true, 90, Some(1.0))),
         ]);
-        assert!(primary(&cfg(Some("pg1")), &healthy).ok);
-        assert!(!primary(&cfg(Some("pg2")), &healthy).ok, "a standby");
-        assert!(!primary(&cfg(None), &healthy).ok, "an observer");
+        assert!(primary(&cfg(Some("pg1")), &healthy, NOW).ok);
+        assert!(!primary(&cfg(Some("pg2")), &healthy, NOW).ok, "a standby");
+        assert!(!primary(&cfg(None), &healthy, NOW).ok, "an observer");
         let split = snap(&[
             ("pg1", node(true, false, 100, None)),
             ("pg2", node(true, false, 90, None)),
         ]);
-        let v = primary(&cfg(Some("pg1")), &split);
+        let v = primary(&cfg(Some("pg1")), &split, NOW);
         assert!(!v.ok && v.reason.contains("pg2"), "{v:?}");
         let down = snap(&[("pg1", node(false, false, 100, None))]);
-        assert!(!primary(&cfg(Some("pg1")), &down).ok, "a primary we cannot reach");
-        assert!(!primary(&cfg(Some("pg1")), &snap(&[])).ok, "not polled yet");
+        assert!(!primary(&cfg(Some("pg1")), &down, NOW).ok, "a primary we cannot reach");
+        assert!(!primary(&cfg(Some("pg1")), &snap(&[]), NOW).ok, "not polled yet");
     }
 
     #[test]
@@ -236,30 +323,63 @@ mod tests {
             ("pg2", node(true, true, 1000, Some(3.0))),
         ]);
         let c = cfg(Some("pg2"));
-        assert!(replica(&c, &s, None).ok);
-        assert!(replica(&c, &s, Some(LagLimit::Seconds(5.0))).ok);
-        assert!(!replica(&c, &s, Some(LagLimit::Seconds(2.0))).ok);
-        assert!(replica(&c, &s, Some(LagLimit::Bytes(4000))).ok);
-        assert!(!replica(&c, &s, Some(LagLimit::Bytes(3999))).ok);
-        assert!(!replica(&cfg(Some("pg1")), &s, None).ok, "the primary is no replica");
+        assert!(replica(&c, &s, None, NOW).ok);
+        assert!(replica(&c, &s, Some(LagLimit::Seconds(5.0)), NOW).ok);
+        assert!(!replica(&c, &s, Some(LagLimit::Seconds(2.0)), NOW).ok);
+        assert!(replica(&c, &s, Some(LagLimit::Bytes(4000)), NOW).ok);
+        assert!(!replica(&c, &s, Some(LagLimit::Bytes(3999)), NOW).ok);
+        assert!(
+            !replica(&cfg(Some("pg1")), &s, None, NOW).ok,
+            "the primary is no replica"
+        );
         let no_primary = snap(&[("pg2", node(true, true, 1000, Some(3.0)))]);
         assert!(
-            !replica(&c, &no_primary, Some(LagLimit::Bytes(1 << 30))).ok,
+            !replica(&c, &no_primary, Some(LagLimit::Bytes(1 << 30)), NOW).ok,
             "byte lag unknown"
         );
-        assert!(!replica(&cfg(None), &s, None).ok, "an observer");
+        assert!(!replica(&cfg(None), &s, None, NOW).ok, "an observer");
     }
 
     #[test]
     fn health_and_liveness() {
         let s = snap(&[("pg1", node(true, false, 1, None)), ("pg2", node(false, true, 1, None))]);
-        assert!(health(&cfg(Some("pg1")), &s).ok);
-        assert!(!health(&cfg(Some("pg2")), &s).ok);
-        assert!(!health(&cfg(None), &s).ok);
+        assert!(health(&cfg(Some("pg1")), &s, NOW).ok);
+        assert!(!health(&cfg(Some("pg2")), &s, NOW).ok);
+        assert!(!health(&cfg(None), &s, NOW).ok);
         let c = cfg(None);
-        assert!(liveness(&c, &s, 0.0, 105.0).ok, "observers answer liveness");
-        assert!(!liveness(&c, &s, 0.0, 111.0).ok, "no round for 11 s at a 5 s interval");
-        assert!(!liveness(&c, &Snapshot::default(), 0.0, 11.0).ok, "never a round");
-        assert!(liveness(&c, &Snapshot::default(), 0.0, 1.0).ok, "just started");
+        let decided = Some(NOW);
+        assert!(liveness(&c, &s, decided, 0.0, 105.0).ok, "observers answer liveness");
+        assert!(
+            !liveness(&c, &s, decided, 0.0, 111.0).ok,
+            "no poll for 11 s at a 5 s limit"
+        );
+        assert!(!liveness(&c, &Snapshot::default(), None, 0.0, 11.0).ok, "never a round");
+        assert!(liveness(&c, &Snapshot::default(), None, 0.0, 1.0).ok, "just started");
+        // the poller runs but the decision loop is stuck (e.g. on a hung file system)
+        let mut polling = s.clone();
+        polling.last_report_at = Some(120.0);
+        let v = liveness(&c, &polling, Some(105.0), 0.0, 121.0);
+        assert!(!v.ok && v.reason.contains("decision loop"), "{v:?}");
+        assert!(liveness(&c, &polling, Some(119.0), 0.0, 121.0).ok);
+    }
+
+    /// A round waits for the slowest node; the node checks look only at our own node's poll.
+    #[test]
+    fn node_checks_judge_only_our_own_node_freshness() {
+        let c = cfg(Some("pg1"));
+        let mut s = snap(&[
+            ("pg1", node(true, false, 100, None)),
+            ("pg2", node(true, true, 90, Some(1.0))),
+        ]);
+        // pg2 hangs: its last probe ended long ago, and no round has completed since
+        s.polled_at.insert("pg2".into(), NOW - 30.0);
+        s.last_round_at = Some(NOW - 30.0);
+        let later = NOW + 1.0;
+        assert!(primary(&c, &s, later).ok, "{:?}", primary(&c, &s, later));
+        assert!(health(&c, &s, later).ok);
+        assert!(replica(&cfg(Some("pg2")), &s, None, later).reason.contains("stale"));
+        // our own node's view going stale is what fails the checks
+        let v = primary(&c, &s, NOW + 11.0);
+        assert!(!v.ok && v.reason.contains("stale"), "{v:?}");
     }
 }

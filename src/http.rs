@@ -25,6 +25,8 @@ pub struct Api {
     pub config: tokio::sync::watch::Receiver<std::sync::Arc<crate::config::Config>>,
     /// Monotonic start time (liveness before the first round).
     pub start: f64,
+    /// When the decision loop last ran (liveness).
+    pub decided: std::sync::Arc<crate::clock::Beat>,
     /// Counters for `/metrics`.
     pub counters: std::sync::Arc<crate::prometheus::Counters>,
     /// The latest state document, decision included (ours; the original serves only the nodes).
@@ -177,34 +179,27 @@ fn metrics_response(api: &Api, openmetrics: bool) -> Response {
 fn health_response(api: &Api, path: &str, query: Option<&str>) -> Response {
     let config = api.config.borrow().clone();
     let snap = api.poller.snapshots.borrow().clone();
-    let lag = query
-        .into_iter()
-        .flat_map(|q| q.split('&'))
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == "lag")
-        .map(|(_, v)| health::parse_lag(v));
-    let verdict = match (path, &lag) {
-        (_, Some(Err(e))) => {
-            let e = e.clone();
+    let lag = match health::parse_query(path, query) {
+        Ok(lag) => lag,
+        Err(e) => {
             return json_response(
                 StatusCode::BAD_REQUEST,
-                serde_json::json!({"error": e}).to_string().into_bytes(),
+                serde_json::json!({ "error": e }).to_string().into_bytes(),
             );
         }
-        _ => {
-            let live = health::liveness(&config, &snap, api.start, crate::clock::monotonic());
-            match path {
-                "/liveness" => live,
-                // a stalled poller's last view says nothing about now: never route to it
-                _ if !live.ok => health::Verdict {
-                    ok: false,
-                    reason: format!("the view is stale: {}", live.reason),
-                },
-                "/primary" => health::primary(&config, &snap),
-                "/replica" => health::replica(&config, &snap, lag.and_then(Result::ok)),
-                _ => health::health(&config, &snap),
-            }
-        }
+    };
+    let now = crate::clock::monotonic();
+    let live = health::liveness(&config, &snap, api.decided.get(), api.start, now);
+    let verdict = match path {
+        "/liveness" => live,
+        // a stalled daemon's last view says nothing about now: never route to it
+        _ if !live.ok => health::Verdict {
+            ok: false,
+            reason: format!("the view is stale: {}", live.reason),
+        },
+        "/primary" => health::primary(&config, &snap, now),
+        "/replica" => health::replica(&config, &snap, lag, now),
+        _ => health::health(&config, &snap, now),
     };
     tracing::debug!(target: "WebServer", "GET {path}: {}", verdict.reason);
     let status = if verdict.ok {

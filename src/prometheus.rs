@@ -193,6 +193,11 @@ pub fn gauges(snap: &Snapshot, extra: &Extra<'_>, wall_now: crate::state::Timest
         if let Some(l) = pg.pg_last_xlog_replay_location {
             wal.add(&[("node", name), ("kind", "replay")], l.0 as f64);
         }
+        // A lag is a measurement of now: a node we cannot reach has none (its last one stays
+        // in the state file, as upstream, but is not reported as current).
+        if !n.connection {
+            continue;
+        }
         if let Some(l) = pg.replication_time_lag {
             lag_s.add(&node, l);
         }
@@ -386,5 +391,31 @@ mod tests {
             assert!(name.starts_with("pglookout_"), "{line}");
             assert!(value.parse::<f64>().is_ok(), "{line}");
         }
+    }
+
+    #[test]
+    fn a_node_that_does_not_answer_has_no_lag() {
+        let t = parse_iso("2024-01-01T00:00:00Z").expect("t");
+        let mut snap = Snapshot::default();
+        let mut standby = NodeState::new(t, false);
+        standby.pg = Some(PgFields {
+            db_time: Some(t),
+            pg_is_in_recovery: true,
+            pg_last_xact_replay_timestamp: None,
+            pg_last_xlog_receive_location: Some(Lsn(10)),
+            pg_last_xlog_replay_location: Some(Lsn(10)),
+            replication_time_lag: Some(42.0),
+            replication_slots: None,
+        });
+        snap.nodes.insert("pg2".into(), standby);
+        let extra = Extra {
+            own_db: Some("pg2"),
+            current_master: None,
+            alerts: vec![],
+            version: "0.1.0",
+        };
+        let text = render(&snap, &Counters::default(), &extra, t, false);
+        assert!(text.contains("pglookout_node_up{node=\"pg2\"} 0\n"), "{text}");
+        assert!(!text.contains("pglookout_node_replication_lag_seconds{"), "{text}");
     }
 }

@@ -440,7 +440,7 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
     };
 
     if !catching_up(own, config, view.mono_now) {
-        if let Some(lag) = own.pg.as_ref().and_then(|p| p.replication_time_lag) {
+        if let Some(lag) = current_lag(own) {
             out.act(Action::StatsdGauge {
                 name: "pg.replication_lag".into(),
                 value: lag,
@@ -455,6 +455,15 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
         return done("no action: no standby nodes");
     }
     consider_failover(view, config, memory, out, &map, own_db, own)
+}
+
+/// A node's replication lag as of its latest poll: unknown when that poll failed (its last
+/// known lag is kept in the state, as upstream, but it says nothing about now).
+fn current_lag(node: &NodeState) -> Option<f64> {
+    node.pg
+        .as_ref()
+        .filter(|_| node.connection)
+        .and_then(|p| p.replication_time_lag)
 }
 
 fn follow(view: &View, memory: &mut Memory, out: &mut Out, master: &str) {
@@ -710,8 +719,11 @@ fn check_replication_lag(
     if catching_up(own, config, view.mono_now) {
         return done("no action: still catching up with the master");
     }
+    if !own.connection {
+        return done("no action: own replication lag is unknown (our node does not answer)");
+    }
     // 0.0 is a real lag (upstream took it for "unknown"): only a missing value is unknown.
-    let Some(lag) = own.pg.as_ref().and_then(|p| p.replication_time_lag) else {
+    let Some(lag) = current_lag(own) else {
         return done("no action: own replication lag is unknown");
     };
     let warning = config.warning_replication_time_lag;

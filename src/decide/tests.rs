@@ -1554,3 +1554,24 @@ fn regression_a_successful_failover_command_is_not_run_again_while_promotion_sho
     s.check();
     assert_eq!(s.failovers, 2);
 }
+
+/// A standby whose own PostgreSQL stopped answering has no current replication lag: its last
+/// polled lag (kept in the state, as upstream) is neither reported as a gauge nor acted on.
+#[test]
+fn regression_a_dead_own_node_reports_no_lag() {
+    let mut s = Sim::new();
+    s.set("pg1", N::primary())
+        .set("pg2", N::standby("1/10", 45.0))
+        .own("pg2");
+    s.memory.current_master = Some("pg1".into());
+    s.memory.replication_lag_over_warning_limit = true;
+    s.mono = MONO0 + 1000.0; // long past catching up
+    s.check();
+    assert!(s.gauges.iter().any(|(n, v)| n == "pg.replication_lag" && *v == 45.0));
+    s.gauges.clear();
+    s.set("pg2", N::standby("1/10", 45.0).conn(false));
+    let d = s.check();
+    assert!(s.gauges.is_empty(), "{:?}", s.gauges);
+    assert!(d.summary.contains("own replication lag is unknown"), "{}", d.summary);
+    assert!(!d.reasons.iter().any(|r| r.contains("45.0")), "{:?}", d.reasons);
+}

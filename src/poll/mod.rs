@@ -37,6 +37,11 @@ pub struct Snapshot {
     pub round: u64,
     /// Monotonic time of the last completed round.
     pub last_round_at: Option<f64>,
+    /// Monotonic time each node's latest probe ended (success or failure): how fresh what we
+    /// know of that node is, whatever the other nodes do.
+    pub polled_at: BTreeMap<String, f64>,
+    /// Monotonic time any probe last ended: the poller is making progress.
+    pub last_report_at: Option<f64>,
 }
 
 /// Handle to the running poller.
@@ -272,6 +277,10 @@ impl Aggregator {
         if r.started >= self.round_start {
             self.reported.insert(r.key.clone());
         }
+        self.snapshot.last_report_at = Some(r.mono);
+        if let Key::Node(name) = &r.key {
+            self.snapshot.polled_at.insert(name.clone(), r.mono);
+        }
         let statsd = self.statsd.borrow().clone();
         match (r.key, r.outcome) {
             (Key::Node(name), Outcome::Node(result)) => {
@@ -357,6 +366,7 @@ impl Aggregator {
                 Key::Node(n) if !still_wanted => {
                     tracing::info!(target: "ClusterMonitor", "node {n} removed from the config");
                     self.snapshot.nodes.remove(n);
+                    self.snapshot.polled_at.remove(n);
                 }
                 Key::Observer(o) if !config.observers.contains_key(o) => {
                     self.snapshot.observers.remove(o);
