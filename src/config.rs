@@ -634,6 +634,71 @@ impl Config {
     }
 }
 
+/// Warnings about files the daemon trusts that other local users could plant or change: the
+/// config itself, the state file (`pglookout_current_master` believes it), the maintenance
+/// file (it stops promotion), the alert directory and the failover command's program. Each is
+/// flagged when its directory is world-writable (the original's defaults put the state and
+/// maintenance files in `/tmp`, where anyone can create them first), when it is
+/// world-writable itself, or when it is owned by a user other than us or root. The defaults
+/// are kept for compatibility; these are warnings. Reads file metadata: call it off the
+/// decision loop.
+pub fn trust_warnings(config: &Config) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    let mut out = Vec::new();
+    let mut check = |what: &str, path: &Path, is_dir: bool| {
+        let owner = |uid: u32| uid != me && uid != 0;
+        let parent = if is_dir {
+            None
+        } else {
+            path.parent().filter(|p| !p.as_os_str().is_empty())
+        };
+        if let Some(dir) = parent {
+            if let Ok(m) = std::fs::metadata(dir) {
+                if m.mode() & 0o002 != 0 {
+                    out.push(format!(
+                        "{what} {} is in the world-writable directory {}: any local user can create or replace it; move it to a directory only pglookout can write",
+                        path.display(),
+                        dir.display()
+                    ));
+                } else if owner(m.uid()) {
+                    out.push(format!(
+                        "{what} {} is in the directory {} owned by uid {}, neither pglookout's user (uid {me}) nor root",
+                        path.display(),
+                        dir.display(),
+                        m.uid()
+                    ));
+                }
+            }
+        }
+        if let Ok(m) = std::fs::symlink_metadata(path) {
+            if m.mode() & 0o002 != 0 && !m.file_type().is_symlink() {
+                out.push(format!("{what} {} is world-writable", path.display()));
+            }
+            if owner(m.uid()) {
+                out.push(format!(
+                    "{what} {} is owned by uid {}, neither pglookout's user (uid {me}) nor root",
+                    path.display(),
+                    m.uid()
+                ));
+            }
+        }
+    };
+    check("the config file", &config.path, false);
+    check("json_state_file_path", &config.json_state_file_path, false);
+    check("maintenance_mode_file", &config.maintenance_mode_file, false);
+    check("alert_file_dir", &config.alert_file_dir, true);
+    if let Some(program) = config
+        .failover_command
+        .split_whitespace()
+        .next()
+        .filter(|p| p.starts_with('/'))
+    {
+        check("the failover_command program", Path::new(program), false);
+    }
+    out
+}
+
 /// Reads just `json_state_file_path` (for `pglookout_current_master`, which must not fail on
 /// keys it does not use).
 pub fn state_file_path_of(path: &Path) -> Result<PathBuf, ConfigError> {
@@ -654,5 +719,57 @@ pub fn state_file_path_of(path: &Path) -> Result<PathBuf, ConfigError> {
             key: "json_state_file_path".into(),
             expected: "expected a file path string".into(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn files_other_users_could_plant_are_warned_about() {
+        let dir = tempfile::tempdir().expect("dir");
+        let private = dir.path().join("private");
+        let public = dir.path().join("public");
+        std::fs::create_dir(&private).expect("mkdir");
+        std::fs::create_dir(&public).expect("mkdir");
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        // like /tmp: world-writable with the sticky bit
+        std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+        let config_value = |state: &Path, maintenance: &Path| {
+            serde_json::json!({
+                "remote_conns": {"pg1": "host=a"},
+                "json_state_file_path": state,
+                "maintenance_mode_file": maintenance,
+                "alert_file_dir": private,
+            })
+        };
+        let (safe, _) = Config::from_value(
+            &private.join("pglookout.json"),
+            &config_value(&private.join("state.json"), &private.join("maint")),
+        )
+        .expect("config");
+        assert_eq!(trust_warnings(&safe), Vec::<String>::new());
+
+        let (unsafe_config, _) = Config::from_value(
+            &private.join("pglookout.json"),
+            &config_value(&public.join("state.json"), &public.join("maint")),
+        )
+        .expect("config");
+        let w = trust_warnings(&unsafe_config);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].starts_with("json_state_file_path ") && w[0].contains("world-writable directory"));
+        assert!(w[1].starts_with("maintenance_mode_file "));
+
+        // a maintenance file another user planted (we run the tests as root in CI; as another
+        // user, any file of root's is not "another user" and the chown needs root anyway)
+        if nix::unistd::geteuid().is_root() {
+            let planted = private.join("maint");
+            std::fs::write(&planted, "").expect("write");
+            nix::unistd::chown(&planted, Some(nix::unistd::Uid::from_raw(65534)), None).expect("chown");
+            let w = trust_warnings(&safe);
+            assert!(w.len() == 1 && w[0].contains("owned by uid 65534"), "{w:?}");
+        }
     }
 }

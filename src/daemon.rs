@@ -3,7 +3,8 @@
 //! the actions (commands run in their own tasks and report back as events), writes the state
 //! file after every check, reloads on SIGHUP and stops on SIGTERM/SIGINT.
 
-use crate::act::{alerts, command};
+use crate::act::command;
+use crate::act::files::{self, Files};
 use crate::clock;
 use crate::config::Config;
 use crate::decide::{self, Action, Memory, View};
@@ -13,7 +14,7 @@ use crate::metrics::Statsd;
 use crate::poll::{self, Poller};
 use crate::prometheus::Counters;
 use crate::state::StateDocument;
-use crate::statefile;
+use crate::supervise;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,13 +24,27 @@ use tokio_util::sync::CancellationToken;
 
 /// How long shutdown may take before we stop waiting for tasks.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+/// How long reading the config on SIGHUP may take (a FIFO or a hung mount never answers); the
+/// running config stays when it does not answer in time.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// On stop, how much longer than `failover_command_timeout` we wait for a running failover or
+/// follow (whose own timeout then kills it) before exiting anyway.
+const STOP_MARGIN: Duration = Duration::from_secs(5);
 
 /// Something a background task reports to the loop.
 #[derive(Debug)]
 enum Event {
     FailoverFinished(command::Outcome),
-    FollowFinished { master: String, ok: bool },
+    FollowFinished {
+        master: String,
+        ok: bool,
+    },
+    /// The config file read for a SIGHUP (`None`: it did not answer within [`RELOAD_TIMEOUT`]).
+    Reloaded(Box<Reload>),
 }
+
+/// What a SIGHUP's config read gave: `None` when it did not answer in time.
+type Reload = Option<Result<(Config, Vec<String>), crate::config::ConfigError>>;
 
 /// What the HTTP server may read besides the poller's snapshot: the latest state document
 /// (what the state file holds), `null` before the first check.
@@ -55,6 +70,34 @@ fn notify_systemd(state: &str) {
     }
 }
 
+/// The file thread, its failures logged and counted as the loop used to do itself.
+fn start_files(counters: &Arc<Counters>, statsd: &watch::Receiver<Statsd>) -> std::io::Result<Files> {
+    let (counters, statsd) = (counters.clone(), statsd.clone());
+    let state_failures = std::sync::atomic::AtomicU64::new(0);
+    Files::start(move |f: files::Failure| {
+        let shown = f.path.display();
+        let site = match f.site {
+            files::Site::StateFile => {
+                let n = state_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                counters.state_write_failed();
+                tracing::error!(target: "pglookout", "cannot write the state file {shown} ({n} failures so far): {}", f.error);
+                "write_cluster_state_to_json_file"
+            }
+            files::Site::CreateAlert => {
+                tracing::error!(target: "pglookout", "cannot create the alert file {shown}: {}", f.error);
+                "create_alert_file"
+            }
+            files::Site::DeleteAlert => {
+                tracing::error!(target: "pglookout", "cannot delete the alert file {shown}: {}", f.error);
+                "delete_alert_file"
+            }
+        };
+        statsd
+            .borrow()
+            .count("exception", &[("exception", "OSError"), ("where", site)]);
+    })
+}
+
 struct Loop {
     path: PathBuf,
     config: Arc<Config>,
@@ -73,7 +116,11 @@ struct Loop {
     events: mpsc::Sender<Event>,
     status_tx: watch::Sender<Arc<serde_json::Value>>,
     start: f64,
-    write_failures: u64,
+    files: Files,
+    /// A SIGHUP's config read has not answered yet.
+    reload_running: bool,
+    /// Why the maintenance file's state is unknown, while it is (to log changes only).
+    maintenance_unknown: Option<String>,
     counters: Arc<Counters>,
     /// When `check` last completed, for `/liveness`.
     decided: Arc<clock::Beat>,
@@ -84,10 +131,36 @@ impl Loop {
         self.statsd_tx.borrow().clone()
     }
 
+    /// SIGHUP: reads the config off the loop, with a deadline; the result comes back as
+    /// [`Event::Reloaded`].
     fn reload(&mut self) {
+        if self.reload_running {
+            tracing::warn!(target: "pglookout", "SIGHUP: the previous reload is still reading {}; ignored", self.path.display());
+            return;
+        }
         tracing::info!(target: "pglookout", "SIGHUP: reloading {}", self.path.display());
-        match Config::load(&self.path) {
-            Ok((new, warnings)) => {
+        self.reload_running = true;
+        let path = self.path.clone();
+        let events = self.events.clone();
+        supervise::spawn("config reload", self.counters.clone(), async move {
+            let read = tokio::task::spawn_blocking(move || {
+                Config::load(&path).map(|(config, mut warnings)| {
+                    warnings.extend(crate::config::trust_warnings(&config));
+                    (config, warnings)
+                })
+            });
+            let result = tokio::time::timeout(RELOAD_TIMEOUT, read)
+                .await
+                .ok()
+                .and_then(Result::ok);
+            let _ = events.send(Event::Reloaded(Box::new(result))).await;
+        });
+    }
+
+    fn apply_reload(&mut self, result: Reload) {
+        self.reload_running = false;
+        match result {
+            Some(Ok((new, warnings))) => {
                 for w in warnings {
                     tracing::warn!(target: "pglookout", "{w}");
                 }
@@ -110,8 +183,14 @@ impl Loop {
                 self.config_version += 1;
                 self.poller.poll_now();
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 tracing::error!(target: "pglookout", "config reload failed, keeping the running config: {e}");
+                self.statsd()
+                    .count("exception", &[("exception", "ConfigError"), ("where", "load_config")]);
+            }
+            None => {
+                tracing::error!(target: "pglookout", "config reload failed, keeping the running config: reading {} did not finish within {} s",
+                    self.path.display(), RELOAD_TIMEOUT.as_secs());
                 self.statsd()
                     .count("exception", &[("exception", "ConfigError"), ("where", "load_config")]);
             }
@@ -119,22 +198,7 @@ impl Loop {
     }
 
     fn alert(&self, create: bool, name: &str) {
-        let dir = &self.config.alert_file_dir;
-        let result = if create {
-            alerts::create(dir, name)
-        } else {
-            alerts::delete(dir, name)
-        };
-        if let Err(e) = result {
-            let site = if create {
-                "create_alert_file"
-            } else {
-                "delete_alert_file"
-            };
-            tracing::error!(target: "pglookout", "alert file {name} in {}: {e}", dir.display());
-            self.statsd()
-                .count("exception", &[("exception", "OSError"), ("where", site)]);
-        }
+        self.files.alert(&self.config.alert_file_dir, name, create);
     }
 
     fn command_env(&self, reason: &str, old_master: Option<&str>) -> Vec<(&'static str, String)> {
@@ -161,7 +225,7 @@ impl Loop {
                     );
                     let timeout = Duration::from_secs_f64(self.config.failover_command_timeout);
                     let counters = self.counters.clone();
-                    tokio::spawn(async move {
+                    supervise::spawn("over_warning_limit_command", self.counters.clone(), async move {
                         let outcome = command::run("over_warning_limit_command", &cmd, timeout, &env).await;
                         counters.command("over_warning_limit_command", outcome.success());
                     });
@@ -176,9 +240,16 @@ impl Loop {
                 let cmd = self.config.failover_command.clone();
                 let env = self.command_env(reason, old_master.as_deref());
                 let timeout = Duration::from_secs_f64(self.config.failover_command_timeout);
-                let events = self.events.clone();
+                let (events, counters) = (self.events.clone(), self.counters.clone());
                 tokio::spawn(async move {
-                    let outcome = command::run("failover_command", &cmd, timeout, &env).await;
+                    let run = async move {
+                        supervise::fault_point("failover-task");
+                        command::run("failover_command", &cmd, timeout, &env).await
+                    };
+                    // a crashed task is a failed command: "running" is always cleared
+                    let outcome = supervise::run("failover_command", &counters, run)
+                        .await
+                        .unwrap_or(command::Outcome::Crashed);
                     let _ = events.send(Event::FailoverFinished(outcome)).await;
                 });
             }
@@ -193,8 +264,14 @@ impl Loop {
                 let master = master.clone();
                 let events = self.events.clone();
                 let restart_anyway = self.memory.follow.failed.as_ref() == Some(&master);
+                let counters = self.counters.clone();
                 tokio::spawn(async move {
-                    let ok = crate::act::follow::follow(&config, &master, restart_anyway).await;
+                    let target = master.clone();
+                    let run = async move {
+                        supervise::fault_point("follow-task");
+                        crate::act::follow::follow(&config, &target, restart_anyway).await
+                    };
+                    let ok = supervise::run("autofollow", &counters, run).await.unwrap_or(false);
                     let _ = events.send(Event::FollowFinished { master, ok }).await;
                 });
             }
@@ -215,6 +292,7 @@ impl Loop {
                 }
                 self.memory.record_failover_result(ok, clock::monotonic());
             }
+            Event::Reloaded(result) => self.apply_reload(*result),
             Event::FollowFinished { master, ok } => {
                 self.follow_running = false;
                 self.counters.command("autofollow", ok);
@@ -230,15 +308,31 @@ impl Loop {
     }
 
     fn check(&mut self) {
+        supervise::fault_point("decision-loop");
         let snapshot = self.poller.snapshots.borrow().clone();
         let now = clock::monotonic();
+        // The answer to the previous check's question: the file thread never makes us wait.
+        let (maintenance_mode, unknown) = files::maintenance_mode(
+            self.files.maintenance(),
+            now,
+            crate::health::decision_limit(&self.config),
+        );
+        self.files.check_maintenance(&self.config.maintenance_mode_file);
+        match (&unknown, &self.maintenance_unknown) {
+            (Some(why), None) => {
+                tracing::warn!(target: "pglookout", "{why}; it counts as present (no failover) until it answers");
+            }
+            (None, Some(_)) => tracing::info!(target: "pglookout", "the maintenance file check answers again"),
+            _ => {}
+        }
+        self.maintenance_unknown = unknown;
         let view = View {
             nodes: &snapshot.nodes,
             observers: &snapshot.observers,
             poll_round: snapshot.round,
             wall_now: chrono::Utc::now(),
             mono_now: now,
-            maintenance_mode: self.config.maintenance_mode_file.exists(),
+            maintenance_mode,
             failover_running: self.failover_running,
             config_version: self.config_version,
         };
@@ -285,22 +379,15 @@ impl Loop {
             decision: decision_json.as_ref(),
         };
         let status = serde_json::to_value(&doc).unwrap_or_default();
-        if let Err(e) = statefile::write_json(&self.config.json_state_file_path, &status) {
-            self.write_failures += 1;
-            self.counters.state_write_failed();
-            tracing::error!(target: "pglookout", "cannot write the state file {} ({} failures so far): {e}",
-                self.config.json_state_file_path.display(), self.write_failures);
-            self.statsd().count(
-                "exception",
-                &[("exception", "OSError"), ("where", "write_cluster_state_to_json_file")],
-            );
-        }
+        let status = Arc::new(status);
+        self.files
+            .write_state(&self.config.json_state_file_path, status.clone());
         let statsd = self.statsd();
         if statsd.is_enabled() {
             let extra = crate::prometheus::Extra::new(&self.config, self.memory.current_master.as_deref());
             statsd.gauges(&crate::prometheus::gauges(&snapshot, &extra, chrono::Utc::now()));
         }
-        self.status_tx.send_replace(Arc::new(status));
+        self.status_tx.send_replace(status);
         self.decided.set(clock::monotonic());
     }
 }
@@ -317,19 +404,19 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
     let config = Arc::new(config);
     let (config_tx, config_rx) = watch::channel(config.clone());
     let (statsd_tx, statsd_rx) = watch::channel(Statsd::new(config.statsd.as_ref()));
-    let alert_config = config_rx.clone();
+    let counters = Arc::new(Counters::default());
+    let files = start_files(&counters, &statsd_rx)?;
+    // Before the first decision, so that it does not find the maintenance file unknown.
+    files.check_maintenance(&config.maintenance_mode_file);
+    let (alert_config, alert_files) = (config_rx.clone(), files.clone());
     let alert_fn: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |name: &str| {
-        let dir = alert_config.borrow().alert_file_dir.clone();
-        if let Err(e) = alerts::create(&dir, name) {
-            tracing::error!(target: "pglookout", "alert file {name} in {}: {e}", dir.display());
-        }
+        alert_files.alert(&alert_config.borrow().alert_file_dir, name, true);
     });
     let config_rx_http = config_rx.clone();
-    let counters = Arc::new(Counters::default());
     let poller = poll::start(config_rx, statsd_rx, alert_fn, counters.clone(), cancel.child_token());
     let (status_tx, status_rx) = watch::channel(Arc::new(serde_json::Value::Null));
     let decided = Arc::new(clock::Beat::default());
-    let http_task = tokio::spawn(http::serve(
+    let mut http_task = tokio::spawn(http::serve(
         listener,
         tls,
         http::Api {
@@ -360,7 +447,9 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
         events: events_tx,
         status_tx,
         start,
-        write_failures: 0,
+        files,
+        reload_running: false,
+        maintenance_unknown: None,
         counters: counters.clone(),
         decided,
     };
@@ -385,6 +474,16 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
                 advanced
             }
             _ = tokio::time::sleep_until(next_check) => true,
+            ended = &mut http_task => {
+                // half-alive without an API, peers and load balancers would see us as gone
+                cancel.cancel();
+                if let Err(e) = &ended {
+                    if e.is_panic() {
+                        counters.task_crashed("HTTP server");
+                    }
+                }
+                anyhow::bail!("the HTTP server stopped unexpectedly");
+            }
         };
         if check_now {
             lp.check();
@@ -399,7 +498,64 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
     }
     tracing::info!(target: "pglookout", "shutting down");
     notify_systemd("STOPPING=1");
+    lp.finish_running_commands(&mut events_rx, &mut term, &mut int).await;
     cancel.cancel();
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, http_task).await;
     Ok(())
+}
+
+impl Loop {
+    /// On stop, a running failover or follow is let finish (within its own timeout plus a
+    /// margin) before the daemon exits: a promotion or a PostgreSQL restart cut off halfway is
+    /// worse than a stop that takes a little longer. Under systemd this needs `KillMode=mixed`
+    /// (our unit's), which signals only the daemon and kills what is left once it has exited;
+    /// a second SIGTERM or SIGINT stops at once. The poller and the HTTP API keep running
+    /// meanwhile; no new decision is taken.
+    async fn finish_running_commands(
+        &mut self,
+        events: &mut mpsc::Receiver<Event>,
+        term: &mut tokio::signal::unix::Signal,
+        int: &mut tokio::signal::unix::Signal,
+    ) {
+        if !self.failover_running && !self.follow_running {
+            return;
+        }
+        // a follow runs pg_stop_command then pg_start_command, each with the command timeout
+        let commands = if self.follow_running { 2.0 } else { 1.0 };
+        let bound = Duration::from_secs_f64(commands * self.config.failover_command_timeout) + STOP_MARGIN;
+        tracing::warn!(target: "pglookout", "waiting up to {} s for the running {} to finish before stopping (send SIGTERM again to stop now)",
+            bound.as_secs(), self.running_what());
+        let deadline = tokio::time::Instant::now() + bound;
+        while self.failover_running || self.follow_running {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = tokio::time::sleep_until(deadline) => break,
+                ev = events.recv() => match ev {
+                    Some(Event::FailoverFinished(outcome)) => {
+                        self.failover_running = false;
+                        self.counters.command("failover_command", outcome.success());
+                    }
+                    Some(Event::FollowFinished { ok, .. }) => {
+                        self.follow_running = false;
+                        self.counters.command("autofollow", ok);
+                    }
+                    Some(Event::Reloaded(_)) => {}
+                    None => break,
+                },
+            }
+        }
+        if self.failover_running || self.follow_running {
+            tracing::error!(target: "pglookout", "stopping while the {} is still running; it is left to finish on its own (or to be killed with the service)",
+                self.running_what());
+        }
+    }
+
+    fn running_what(&self) -> &'static str {
+        match (self.failover_running, self.follow_running) {
+            (true, true) => "failover_command and autofollow",
+            (true, false) => "failover_command",
+            _ => "autofollow",
+        }
+    }
 }

@@ -33,3 +33,5 @@ pub mod prometheus;
 pub mod state;
 /// Atomic write of the state file.
 pub mod statefile;
+/// Task supervision: crashed tasks are logged, counted, restarted or stop the daemon.
+pub mod supervise;

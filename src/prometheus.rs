@@ -27,6 +27,8 @@ pub struct Counters {
     state_write_failures: AtomicU64,
     /// command name -> (runs, failures)
     commands: Mutex<BTreeMap<String, (u64, u64)>>,
+    /// task -> panics (see `supervise`)
+    task_crashes: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Counters {
@@ -51,6 +53,11 @@ impl Counters {
     }
     pub fn state_write_failed(&self) {
         self.state_write_failures.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn task_crashed(&self, task: &str) {
+        if let Ok(mut m) = self.task_crashes.lock() {
+            *m.entry(task.to_string()).or_default() += 1;
+        }
     }
     pub fn command(&self, name: &str, ok: bool) {
         if let Ok(mut m) = self.commands.lock() {
@@ -325,6 +332,15 @@ pub fn render(
             &[("command", name)],
             *failures as f64,
         );
+    }
+    let crashes = counters.task_crashes.lock().map(|m| m.clone()).unwrap_or_default();
+    o.family(
+        "pglookout_task_crashes_total",
+        "counter",
+        "Background tasks that panicked (restarted, or failed as an outcome), by task.",
+    );
+    for (task, n) in &crashes {
+        o.sample("pglookout_task_crashes_total", &[("task", task)], *n as f64);
     }
     if openmetrics {
         o.text.push_str("# EOF\n");

@@ -18,6 +18,8 @@ pub enum Outcome {
     TimedOut,
     /// Could not be started (missing file, empty command, ...).
     NotStarted(String),
+    /// The task running it crashed (see `supervise`); whether the command ran is unknown.
+    Crashed,
 }
 
 impl Outcome {
@@ -33,6 +35,7 @@ impl std::fmt::Display for Outcome {
             Outcome::Killed => write!(f, "was killed by a signal"),
             Outcome::TimedOut => write!(f, "timed out and its process group was killed"),
             Outcome::NotStarted(e) => write!(f, "could not be started: {e}"),
+            Outcome::Crashed => write!(f, "was lost: the task running it crashed"),
         }
     }
 }

@@ -2,4 +2,5 @@
 
 pub mod alerts;
 pub mod command;
+pub mod files;
 pub mod follow;

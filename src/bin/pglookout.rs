@@ -29,7 +29,8 @@ fn main() -> ExitCode {
     };
     let log = pglookout::logging::init();
     log.apply(&config);
-    for w in warnings {
+    pglookout::supervise::install_panic_hook();
+    for w in warnings.into_iter().chain(pglookout::config::trust_warnings(&config)) {
         tracing::warn!(target: "pglookout", "{w}");
     }
     tracing::debug!(target: "pglookout", "config: {}", config.masked_summary());

@@ -637,7 +637,9 @@ fn test_two_standby_failover_and_autofollow() {
         .own("own")
         .set("other", N::standby("2/aaaaaaaa", 130.0).conn(false));
     s.check();
-    assert!(s.flag());
+    // Upstream raised the lag warning here from the last lag of our own node, which does not
+    // answer; that lag says nothing about now, so we don't (docs/compatibility.md).
+    assert!(!s.flag());
     assert_eq!(s.exec(), 0);
     assert_eq!(s.memory.current_master.as_deref(), Some("old_master"));
 

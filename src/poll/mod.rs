@@ -105,6 +105,8 @@ struct Worker {
     cancel: CancellationToken,
     /// What the worker was started with; a change restarts it.
     target: String,
+    /// Its task: one that ends while the worker is still wanted has crashed.
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// Starts the poller. `config` carries reloads; `on_auth_error` is told about refused logins.
@@ -195,6 +197,7 @@ impl Aggregator {
                 }
                 _ = self.poll_now.notified() => self.request_round(),
                 _ = publish.tick() => {
+                    self.restart_crashed_workers(&tx);
                     if self.deferred_request && self.request_spacing_passed() {
                         self.request_round();
                     }
@@ -271,6 +274,7 @@ impl Aggregator {
     }
 
     fn apply(&mut self, r: Report) {
+        crate::supervise::fault_point("poll-aggregator");
         if !self.workers.contains_key(&r.key) {
             return; // removed by a reload while probing
         }
@@ -335,21 +339,38 @@ impl Aggregator {
         }
     }
 
+    /// A worker task that ended on its own panicked (its own loop only ends when cancelled):
+    /// it is logged and counted, and started again. The new one waits for the next poll tick,
+    /// so a probe that panics every time costs one restart per interval, not a busy loop.
+    fn restart_crashed_workers(&mut self, tx: &mpsc::Sender<Report>) {
+        let crashed: Vec<Key> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.task.is_finished() && !w.cancel.is_cancelled())
+            .map(|(k, _)| k.clone())
+            .collect();
+        if crashed.is_empty() {
+            return;
+        }
+        for key in &crashed {
+            self.workers.remove(key);
+            let what = match key {
+                Key::Node(n) => format!("poll worker for node {n}"),
+                Key::Observer(o) => format!("poll worker for observer {o}"),
+            };
+            crate::supervise::crashed(
+                &what,
+                "it ended unexpectedly (see the panic above); restarting it",
+                &self.counters,
+            );
+        }
+        self.start_workers(tx, false);
+    }
+
     /// Starts, restarts and stops workers to match the config (and the observer switch).
     fn sync_workers(&mut self, tx: &mpsc::Sender<Report>) {
         let config = self.config.borrow().clone();
-        let observe = *self.observe.borrow();
-        let mut wanted: BTreeMap<Key, String> = config
-            .remote_conns
-            .iter()
-            .map(|(name, ci)| (Key::Node(name.clone()), ci.render()))
-            .collect();
-        if observe {
-            for (name, target) in &config.observers {
-                let id = format!("{} {:?} {:?}", target.url, target.token, target.ca_file);
-                wanted.insert(Key::Observer(name.clone()), id);
-            }
-        }
+        let wanted = self.wanted();
         let stale: Vec<Key> = self
             .workers
             .iter()
@@ -374,7 +395,31 @@ impl Aggregator {
                 _ => {}
             }
         }
-        for (key, target) in wanted {
+        self.start_workers(tx, true);
+    }
+
+    /// The config's wanted workers, each with its identity (a change restarts the worker).
+    fn wanted(&self) -> BTreeMap<Key, String> {
+        let config = self.config.borrow().clone();
+        let mut wanted: BTreeMap<Key, String> = config
+            .remote_conns
+            .iter()
+            .map(|(name, ci)| (Key::Node(name.clone()), ci.render()))
+            .collect();
+        if *self.observe.borrow() {
+            for (name, target) in &config.observers {
+                let id = format!("{} {:?} {:?}", target.url, target.token, target.ca_file);
+                wanted.insert(Key::Observer(name.clone()), id);
+            }
+        }
+        wanted
+    }
+
+    /// Starts every wanted worker that is not running; `at_once`: probe at once rather than
+    /// at the next poll tick.
+    fn start_workers(&mut self, tx: &mpsc::Sender<Report>, at_once: bool) {
+        let config = self.config.borrow().clone();
+        for (key, target) in self.wanted() {
             if self.workers.contains_key(&key) {
                 continue;
             }
@@ -387,33 +432,34 @@ impl Aggregator {
                 tx: tx.clone(),
                 cancel: cancel.clone(),
             };
-            match &key {
-                Key::Node(name) => {
-                    if let Some(ci) = config.remote_conns.get(name) {
-                        tokio::spawn(ctx.run(PgProbe::new(name, ci.clone())));
-                    }
-                }
+            let task = match &key {
+                Key::Node(name) => match config.remote_conns.get(name) {
+                    Some(ci) => tokio::spawn(ctx.run(PgProbe::new(name, ci.clone()), at_once)),
+                    None => continue,
+                },
                 Key::Observer(name) => {
-                    if let Some(t) = config.observers.get(name) {
-                        let shown = crate::config::display_url(&t.url);
-                        match observer::client(t.ca_file.as_deref()) {
-                            Ok(client) => {
-                                tokio::spawn(ctx.run(ObserverProbe {
-                                    target: t.clone(),
-                                    client,
-                                    shown,
-                                }));
-                            }
-                            Err(e) => {
-                                // not a worker: a round must not wait for it
-                                tracing::error!(target: "ClusterMonitor", "observer {shown}: {e}; not polled");
-                                continue;
-                            }
+                    let Some(t) = config.observers.get(name) else {
+                        continue;
+                    };
+                    let shown = crate::config::display_url(&t.url);
+                    match observer::client(t.ca_file.as_deref()) {
+                        Ok(client) => tokio::spawn(ctx.run(
+                            ObserverProbe {
+                                target: t.clone(),
+                                client,
+                                shown,
+                            },
+                            at_once,
+                        )),
+                        Err(e) => {
+                            // not a worker: a round must not wait for it
+                            tracing::error!(target: "ClusterMonitor", "observer {shown}: {e}; not polled");
+                            continue;
                         }
                     }
                 }
-            }
-            self.workers.insert(key, Worker { cancel, target });
+            };
+            self.workers.insert(key, Worker { cancel, target, task });
         }
     }
 }
@@ -465,10 +511,13 @@ impl WorkerCtx {
 
     /// Probes on the shared grid (or at once on a poll-now request) until cancelled, sending
     /// every outcome to the aggregator.
-    async fn run<P: Probe>(mut self, mut probe: P) {
-        let mut next = Instant::now();
+    async fn run<P: Probe>(mut self, mut probe: P, at_once: bool) {
+        let mut next = if at_once { Instant::now() } else { self.next_tick() };
         while self.wait(next).await {
             self.generation.borrow_and_update();
+            if let Key::Node(name) = &self.key {
+                crate::supervise::fault_point(&format!("poll-worker:{name}"));
+            }
             let started = Instant::now();
             let fetch_time = chrono::Utc::now();
             let outcome = tokio::select! {

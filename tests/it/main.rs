@@ -4,6 +4,7 @@
 mod config_errors;
 mod current_master;
 mod failover;
+mod faults;
 mod harness;
 mod load_balancer;
 mod logs_and_metrics;

@@ -1,0 +1,218 @@
+//! The daemon's own files, written and looked at on one dedicated thread: the state file, the
+//! alert files and the maintenance-file check. A hung file system (a stuck NFS mount, a full
+//! or frozen disk) then stops only this thread, never the decision loop, the HTTP API or
+//! SIGTERM. Callers hand work over without waiting: the state file is latest-wins (a write that
+//! could not keep up is replaced by the newer document), alert operations keep their order,
+//! and the maintenance answer carries the monotonic time it was taken, so the loop can tell
+//! "no maintenance file" from "no answer" (which must never count as permission to promote).
+
+use crate::clock;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+
+/// Which operation failed, for the caller's log line and counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Site {
+    StateFile,
+    CreateAlert,
+    DeleteAlert,
+}
+
+/// A failed file operation, handed to the `on_error` callback on the file thread.
+#[derive(Debug)]
+pub struct Failure {
+    pub site: Site,
+    pub path: PathBuf,
+    pub error: std::io::Error,
+}
+
+#[derive(Default)]
+struct Pending {
+    /// `(dir, name, create)`, in order; a later operation on the same file replaces an
+    /// earlier one still waiting.
+    alerts: VecDeque<(PathBuf, String, bool)>,
+    maintenance: Option<PathBuf>,
+    state: Option<(PathBuf, Arc<serde_json::Value>)>,
+}
+
+struct Shared {
+    pending: Mutex<Pending>,
+    wake: Condvar,
+    /// When the operation in progress started (monotonic); unset while idle.
+    busy_since: Mutex<Option<f64>>,
+    /// The latest maintenance-file answer and when it was taken (monotonic).
+    maintenance: Mutex<Option<(bool, f64)>>,
+}
+
+/// Handle to the file thread. Cloning shares the thread.
+#[derive(Clone)]
+pub struct Files(Arc<Shared>);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Files {
+    /// Starts the file thread; `on_error` runs on it for every failed operation. The thread
+    /// lives as long as the process (a thread stuck in a system call cannot be stopped, and
+    /// it must not keep the process from exiting: std threads never do).
+    pub fn start(on_error: impl Fn(Failure) + Send + 'static) -> std::io::Result<Files> {
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending::default()),
+            wake: Condvar::new(),
+            busy_since: Mutex::new(None),
+            maintenance: Mutex::new(None),
+        });
+        let worker = shared.clone();
+        std::thread::Builder::new()
+            .name("pglookout-files".into())
+            .spawn(move || run(&worker, &on_error))?;
+        Ok(Files(shared))
+    }
+
+    fn submit(&self, f: impl FnOnce(&mut Pending)) {
+        f(&mut lock(&self.0.pending));
+        self.0.wake.notify_one();
+    }
+
+    /// Writes the state document to `path` (atomically) as soon as the thread is free; a
+    /// document still waiting is replaced.
+    pub fn write_state(&self, path: &Path, doc: Arc<serde_json::Value>) {
+        self.submit(|p| p.state = Some((path.to_path_buf(), doc)));
+    }
+
+    /// Creates (`create`) or deletes an alert file.
+    pub fn alert(&self, dir: &Path, name: &str, create: bool) {
+        self.submit(|p| {
+            p.alerts.retain(|(d, n, _)| !(d == dir && n == name));
+            p.alerts.push_back((dir.to_path_buf(), name.to_string(), create));
+        });
+    }
+
+    /// Asks whether `path` exists; the answer shows in [`Files::maintenance`].
+    pub fn check_maintenance(&self, path: &Path) {
+        self.submit(|p| p.maintenance = Some(path.to_path_buf()));
+    }
+
+    /// The latest maintenance-file answer and the monotonic time it was taken.
+    pub fn maintenance(&self) -> Option<(bool, f64)> {
+        *lock(&self.0.maintenance)
+    }
+
+    /// How long the operation in progress has been running (`None` while idle).
+    pub fn busy_for(&self, now: f64) -> Option<f64> {
+        lock(&self.0.busy_since).map(|since| now - since)
+    }
+}
+
+fn run(shared: &Shared, on_error: &dyn Fn(Failure)) {
+    loop {
+        let work = {
+            let mut pending = lock(&shared.pending);
+            while pending.alerts.is_empty() && pending.maintenance.is_none() && pending.state.is_none() {
+                pending = shared.wake.wait(pending).unwrap_or_else(PoisonError::into_inner);
+            }
+            std::mem::take(&mut *pending)
+        };
+        let busy = |on: bool| *lock(&shared.busy_since) = on.then(clock::monotonic);
+        busy(true);
+        for (dir, name, create) in work.alerts {
+            let result = if create {
+                super::alerts::create(&dir, &name)
+            } else {
+                super::alerts::delete(&dir, &name)
+            };
+            if let Err(error) = result {
+                let site = if create { Site::CreateAlert } else { Site::DeleteAlert };
+                on_error(Failure {
+                    site,
+                    path: dir.join(&name),
+                    error,
+                });
+            }
+        }
+        if let Some(path) = work.maintenance {
+            let exists = path.exists();
+            *lock(&shared.maintenance) = Some((exists, clock::monotonic()));
+        }
+        if let Some((path, doc)) = work.state {
+            if let Err(error) = crate::statefile::write_json(&path, &*doc) {
+                on_error(Failure {
+                    site: Site::StateFile,
+                    path,
+                    error,
+                });
+            }
+        }
+        busy(false);
+    }
+}
+
+/// Whether the maintenance file stops promotion, from the file thread's latest answer: an
+/// answer older than `max_age` seconds (the file system does not answer) counts as "in
+/// maintenance", because not knowing is never a reason to promote. The second value says why
+/// when the answer is unknown.
+pub fn maintenance_mode(answer: Option<(bool, f64)>, now: f64, max_age: f64) -> (bool, Option<String>) {
+    match answer {
+        Some((exists, at)) if now - at <= max_age => (exists, None),
+        Some((_, at)) => (
+            true,
+            Some(format!(
+                "the maintenance file check has not answered for {:.1} s",
+                now - at
+            )),
+        ),
+        None => (true, Some("the maintenance file has not been checked yet".to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn state_alerts_and_maintenance_happen_on_the_file_thread() {
+        let dir = tempfile::tempdir().expect("dir");
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let seen = failures.clone();
+        let files = Files::start(move |f| lock(&seen).push((f.site, f.path))).expect("start");
+        let state = dir.path().join("state.json");
+        files.write_state(&state, Arc::new(serde_json::json!({"current_master": "pg1"})));
+        files.alert(dir.path(), "failover_has_happened", true);
+        files.alert(dir.path(), "replication_delay_warning", true);
+        files.alert(dir.path(), "replication_delay_warning", false);
+        let maint = dir.path().join("maintenance");
+        std::fs::write(&maint, "").expect("maintenance file");
+        files.check_maintenance(&maint);
+        wait_until("the state file", || state.exists());
+        wait_until("the maintenance answer", || files.maintenance().is_some());
+        assert_eq!(files.maintenance().map(|m| m.0), Some(true));
+        assert!(dir.path().join("failover_has_happened").exists());
+        assert!(!dir.path().join("replication_delay_warning").exists());
+        // a failure goes to the callback, and the thread goes on
+        let missing = dir.path().join("no/such/dir/state.json");
+        files.write_state(&missing, Arc::new(serde_json::json!({})));
+        wait_until("the failure", || !lock(&failures).is_empty());
+        assert_eq!(lock(&failures)[0], (Site::StateFile, missing));
+        wait_until("idle", || files.busy_for(clock::monotonic()).is_none());
+    }
+
+    #[test]
+    fn an_unanswered_maintenance_check_never_allows_promotion() {
+        assert_eq!(maintenance_mode(Some((false, 100.0)), 101.0, 10.0), (false, None));
+        assert_eq!(maintenance_mode(Some((true, 100.0)), 101.0, 10.0), (true, None));
+        let (on, why) = maintenance_mode(Some((false, 100.0)), 111.0, 10.0);
+        assert!(on && why.is_some_and(|w| w.contains("11.0 s")));
+        assert!(maintenance_mode(None, 0.0, 10.0).0);
+    }
+}
