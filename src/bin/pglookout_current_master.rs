@@ -1,7 +1,8 @@
 //! `pglookout_current_master CONFIG`: prints the current master from the state file that the
 //! daemon with this config writes. Exit codes as the original: 0 and the name; 1 when the
 //! config path does not exist; 255 when the state file is missing, unreadable, names no
-//! master, or is older than 60 s (the original's staleness check never fires; ours does).
+//! master, or is older than 60 s or dated more than 60 s in the future (the original's
+//! staleness check never fires; ours does).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +16,18 @@ fn current_master(config: &std::path::Path) -> Result<String, String> {
     let meta = std::fs::metadata(&state_path).map_err(|e| format!("state file {shown}: {e}"))?;
     let modified = meta.modified().map_err(|e| format!("state file {shown}: {e}"))?;
     // File times are wall-clock: comparing with the wall clock is the only meaningful check.
-    let age = SystemTime::now().duration_since(modified).unwrap_or_default();
+    // A file dated in the future by more than the same margin proves nothing about now (the
+    // clock was set back, or the time was set by hand): it is not taken as fresh.
+    let age = match SystemTime::now().duration_since(modified) {
+        Ok(age) => age,
+        Err(e) if e.duration() > MAX_AGE => {
+            return Err(format!(
+                "state file {shown} is dated {} s in the future (more than 60 s); was the clock set back? is pglookout running?",
+                e.duration().as_secs()
+            ))
+        }
+        Err(_) => Duration::ZERO,
+    };
     if age > MAX_AGE {
         return Err(format!(
             "state file {shown} is stale: last written {} s ago (more than 60 s); is pglookout running?",

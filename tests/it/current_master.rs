@@ -59,4 +59,20 @@ fn exit_codes() {
     let (code, _, err) = run(&config);
     assert_eq!(code, 255, "stale state file");
     assert!(err.contains("stale"), "{err}");
+
+    let set_mtime = |t: SystemTime| {
+        std::fs::File::options()
+            .write(true)
+            .open(&state)
+            .expect("open")
+            .set_modified(t)
+            .expect("mtime")
+    };
+    set_mtime(SystemTime::now() + Duration::from_secs(3600));
+    let (code, _, err) = run(&config);
+    assert_eq!(code, 255, "a state file dated an hour ahead is not fresh");
+    assert!(err.contains("in the future"), "{err}");
+    // a small step of the clock is tolerated
+    set_mtime(SystemTime::now() + Duration::from_secs(5));
+    assert_eq!(run(&config).0, 0);
 }

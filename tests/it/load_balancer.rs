@@ -139,3 +139,52 @@ async fn haproxy_write_port_follows_the_primary_through_a_failover() {
         "2"
     );
 }
+
+/// A poll round waits for the slowest node, but a node check looks only at its own node: with
+/// a standby that hangs (every probe of it takes the whole 5 s deadline), the healthy
+/// primary's `/primary` answers 200 every time. Before, it answered 503 ("no poll round
+/// completed") whenever a round took longer than two 1 s intervals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_standby_never_drains_the_healthy_primary() {
+    use super::harness::*;
+    use serde_json::json;
+    let cluster = lab_cluster(1).await;
+    let proxy = pglab::Proxy::start(cluster.port("pg2")).await.expect("proxy");
+    let mut cfg = config(&cluster, "pg1", json!({}));
+    cfg["db_poll_interval"] = json!(1.0);
+    cfg["replication_state_check_interval"] = json!(1.0);
+    cfg["remote_conns"]["pg2"] = json!(cluster.monitor_conninfo_via("pg2", proxy.port()));
+    let d = spawn(&cluster, "pg1", cfg);
+    wait_state(&d, "both nodes polled", |s| connected(s, "pg1") && connected(s, "pg2")).await;
+    proxy.set_mode(pglab::ProxyMode::Blackhole);
+    // Sample /primary until pg2 has timed out three times (three new failed fetches).
+    let failed_fetches = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    let samples = std::cell::Cell::new(0);
+    pglab::wait_for("three timed-out probes of pg2", DEADLINE, || async {
+        let state = d.state();
+        let (status, body) = d.http("GET", "/primary").await?;
+        samples.set(samples.get() + 1);
+        assert_eq!(status, 200, "sample {}: {body}", samples.get());
+        if let Some(s) = state.filter(|s| !connected(s, "pg2")) {
+            failed_fetches
+                .borrow_mut()
+                .insert(node(&s, "pg2")["fetch_time"].to_string());
+        }
+        Ok(failed_fetches.borrow().len() >= 3)
+    })
+    .await
+    .expect("pg2 timing out");
+    let samples = samples.get();
+    assert!(samples > 10, "{samples} samples");
+
+    // a typo in a check line is an error, not a silently weaker check
+    for bad in ["/replica?lag", "/replica?LAG=1s", "/replica?lag=", "/primary?lag=1s"] {
+        let (status, body) = d.http("GET", bad).await.expect("answer");
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    let (status, body) = d
+        .http("GET", &format!("/replica?lag={}s", "9".repeat(400)))
+        .await
+        .expect("answer");
+    assert!(status == 400 && body.contains("too large"), "{status} {body}");
+}
