@@ -484,19 +484,7 @@ trait Probe: Send {
 
 impl Probe for PgProbe {
     async fn probe(&mut self) -> Outcome {
-        let result = match tokio::time::timeout(PROBE_TIMEOUT, PgProbe::probe(self)).await {
-            Ok(r) => r,
-            Err(_) => {
-                // the protocol state of a connection cut off mid-query is unknown
-                self.disconnect();
-                Err(ProbeError {
-                    message: format!("no answer within {} s", PROBE_TIMEOUT.as_secs()),
-                    auth: false,
-                    site: "_query_cluster_member_state",
-                })
-            }
-        };
-        Outcome::Node(result)
+        Outcome::Node(self.probe_within(PROBE_TIMEOUT).await)
     }
 }
 
