@@ -7,6 +7,9 @@
 //! - `Refuse`: new connections are accepted and reset at once; existing ones are reset.
 //! - `Blackhole`: new connections are accepted and never answered (not even dialled upstream);
 //!   existing ones stop being forwarded, so both ends hang. Back to `Pass`, forwarding resumes.
+//!
+//! [`Proxy::open_client_sockets`] counts the clients' sockets connected to it that are still
+//! open, which the proxy itself cannot see while blackholed (it does not read then).
 
 use std::time::Duration;
 
@@ -69,6 +72,39 @@ impl Proxy {
     pub fn set_mode(&self, mode: ProxyMode) {
         self.mode.send_replace(mode);
     }
+
+    /// How many sockets connected to the proxy are held open by some process of this network
+    /// namespace, i.e. the clients' ends, whatever the proxy did with them. Read from
+    /// `/proc/net/tcp{,6}`: a socket that its owner closed has no inode there any more (it may
+    /// linger in FIN_WAIT until the peer, which may be blackholed, closes its end).
+    pub fn open_client_sockets(&self) -> Result<usize> {
+        let mut n = 0;
+        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            let text = match std::fs::read_to_string(table) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).with_context(|| format!("reading {table}")),
+            };
+            n += count_open_to_port(&text, self.port);
+        }
+        Ok(n)
+    }
+}
+
+/// Rows of a `/proc/net/tcp` table whose remote port is `port` and that still have an inode.
+fn count_open_to_port(table: &str, port: u16) -> usize {
+    table
+        .lines()
+        .skip(1)
+        .filter(|row| {
+            let f: Vec<&str> = row.split_whitespace().collect();
+            let remote_port = f
+                .get(2)
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            remote_port == Some(port) && f.get(9).is_some_and(|inode| *inode != "0")
+        })
+        .count()
 }
 
 impl Drop for Proxy {
@@ -187,5 +223,37 @@ async fn pump(a: &mut TcpStream, b: &mut TcpStream, mut mode: watch::Receiver<Pr
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_sockets_are_counted_by_remote_port_and_inode() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 1001 1 0 20 4 30 10 -1
+   1: 0100007F:D431 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 1002 1 0 20 4 30 10 -1
+   2: 0100007F:D432 0100007F:1F90 05 00000000:00000000 00:00000000 00000000     0        0 0 1 0 20 4 30 10 -1
+   3: 0100007F:D433 0100007F:1F91 01 00000000:00000000 00:00000000 00000000     0        0 1003 1 0 20 4 30 10 -1
+";
+        assert_eq!(count_open_to_port(table, 0x1F90), 1);
+        assert_eq!(count_open_to_port(table, 0x1F91), 1);
+        assert_eq!(count_open_to_port(table, 0xD431), 1);
+        assert_eq!(count_open_to_port(table, 1), 0);
+    }
+
+    #[tokio::test]
+    async fn closed_clients_are_not_counted_even_while_blackholed() {
+        let target = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
+        let proxy = Proxy::start(target.local_addr().expect("addr").port())
+            .await
+            .expect("proxy");
+        proxy.set_mode(ProxyMode::Blackhole);
+        let client = TcpStream::connect(("127.0.0.1", proxy.port())).await.expect("connect");
+        assert_eq!(proxy.open_client_sockets().expect("count"), 1);
+        drop(client);
+        assert_eq!(proxy.open_client_sockets().expect("count"), 0);
     }
 }

@@ -1,12 +1,18 @@
 //! Running the operator's commands (`failover_command`, `over_warning_limit_command`,
 //! `pg_stop_command`, `pg_start_command`): split on whitespace and run without a shell, as the
 //! original; in their own process group, so a timeout kills the whole group; with environment
-//! variables describing the event; output logged line by line.
+//! variables describing the event; output read to its end and logged line by line, whatever
+//! bytes it holds.
 
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
+
+/// The most of one output line that is logged (and held in memory); the rest is counted.
+const MAX_LINE: usize = 4096;
+/// How much output is read at a time.
+const READ_CHUNK: usize = 8192;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -67,19 +73,14 @@ pub async fn run(what: &str, command: &str, timeout: Duration, env: &[(&str, Str
         }
     };
     let pid = child.id();
-    let log_lines = |stream: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>, label: &'static str| {
-        let what = what.to_string();
-        tokio::spawn(async move {
-            if let Some(s) = stream {
-                let mut lines = BufReader::new(s).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    tracing::info!(target: "pglookout", "{what} {label}: {line}");
-                }
-            }
-        })
-    };
-    let out = log_lines(child.stdout.take().map(|s| Box::new(s) as _), "stdout");
-    let err = log_lines(child.stderr.take().map(|s| Box::new(s) as _), "stderr");
+    let out = child
+        .stdout
+        .take()
+        .map(|s| tokio::spawn(drain(what.to_string(), "stdout", s)));
+    let err = child
+        .stderr
+        .take()
+        .map(|s| tokio::spawn(drain(what.to_string(), "stderr", s)));
     let outcome = match tokio::time::timeout(timeout, child.wait()).await {
         Ok(Ok(status)) => status.code().map_or(Outcome::Killed, Outcome::Exited),
         Ok(Err(e)) => Outcome::NotStarted(e.to_string()),
@@ -92,10 +93,15 @@ pub async fn run(what: &str, command: &str, timeout: Duration, env: &[(&str, Str
         }
     };
     // Output readers end when the group is gone; don't wait forever for a grandchild that
-    // detached and kept the pipe open.
+    // detached and kept the pipe open. Past this wait their tasks are detached, not aborted:
+    // they read on to EOF, so such a grandchild never dies of SIGPIPE on its next write.
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let _ = out.await;
-        let _ = err.await;
+        if let Some(out) = out {
+            let _ = out.await;
+        }
+        if let Some(err) = err {
+            let _ = err.await;
+        }
     })
     .await;
     if outcome.success() {
@@ -104,6 +110,129 @@ pub async fn run(what: &str, command: &str, timeout: Duration, env: &[(&str, Str
         tracing::error!(target: "pglookout", "{what} {outcome}");
     }
     outcome
+}
+
+/// Reads one output stream of a command to EOF and logs it line by line.
+///
+/// Bytes, not text: a command may print anything (a Latin-1 name, binary junk), and a reader
+/// that stopped at the first byte that is not UTF-8 closed the pipe, so the command died of
+/// SIGPIPE on its next write, before it had done its work. It stops only at EOF or a read error.
+async fn drain(what: String, label: &'static str, mut stream: impl AsyncRead + Unpin) {
+    let mut lines = LineSplitter::new(MAX_LINE);
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => {
+                for line in lines.push(&buf[..n]) {
+                    tracing::info!(target: "pglookout", "{what} {label}: {line}");
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                tracing::warn!(target: "pglookout", "{what} {label}: cannot read the output: {e}");
+                break;
+            }
+        }
+    }
+    if let Some(line) = lines.finish() {
+        tracing::info!(target: "pglookout", "{what} {label}: {line}");
+    }
+}
+
+/// One line of output as logged: its first bytes (decoded lossily) and how many were left out.
+#[derive(Debug, PartialEq, Eq)]
+struct Line {
+    text: String,
+    more: usize,
+}
+
+impl std::fmt::Display for Line {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)?;
+        if self.more > 0 {
+            write!(f, " … ({} more bytes)", self.more)?;
+        }
+        Ok(())
+    }
+}
+
+/// Splits a byte stream into lines at `\n` (dropping a `\r` before it), keeping at most `cap`
+/// bytes of each, so that a command printing megabytes without a newline costs `cap` bytes of
+/// memory, not megabytes.
+struct LineSplitter {
+    cap: usize,
+    /// The kept start of the current line.
+    kept: Vec<u8>,
+    /// Bytes of the current line beyond `cap`.
+    more: usize,
+    /// The last byte of the current line so far was `\r`.
+    cr: bool,
+}
+
+impl LineSplitter {
+    fn new(cap: usize) -> Self {
+        LineSplitter {
+            cap,
+            kept: Vec::new(),
+            more: 0,
+            cr: false,
+        }
+    }
+
+    /// Takes the next bytes of the stream; returns the lines they complete.
+    fn push(&mut self, mut bytes: &[u8]) -> Vec<Line> {
+        let mut done = Vec::new();
+        while !bytes.is_empty() {
+            let (part, ends_line) = match bytes.iter().position(|&b| b == b'\n') {
+                Some(i) => (&bytes[..i], true),
+                None => (bytes, false),
+            };
+            let room = self.cap.saturating_sub(self.kept.len()).min(part.len());
+            self.kept.extend_from_slice(&part[..room]);
+            self.more += part.len() - room;
+            if let Some(&last) = part.last() {
+                self.cr = last == b'\r';
+            }
+            if ends_line {
+                done.push(self.take());
+                bytes = &bytes[part.len() + 1..];
+            } else {
+                bytes = &[];
+            }
+        }
+        done
+    }
+
+    /// The last line, when the stream ended without a newline after it.
+    fn finish(&mut self) -> Option<Line> {
+        (!self.kept.is_empty() || self.more > 0).then(|| self.take())
+    }
+
+    fn take(&mut self) -> Line {
+        let mut kept = std::mem::take(&mut self.kept);
+        let mut more = std::mem::take(&mut self.more);
+        if std::mem::take(&mut self.cr) {
+            if more > 0 {
+                more -= 1;
+            } else {
+                kept.pop();
+            }
+        }
+        if more > 0 {
+            // A character cut in two by the cap is counted as left out, not shown as garbage.
+            if let Err(e) = std::str::from_utf8(&kept) {
+                if e.error_len().is_none() {
+                    more += kept.len() - e.valid_up_to();
+                    kept.truncate(e.valid_up_to());
+                }
+            }
+        }
+        Line {
+            text: String::from_utf8_lossy(&kept).into_owned(),
+            more,
+        }
+    }
 }
 
 /// Writes an executable `/bin/sh` script `<dir>/<name>` with `body`; returns its path.
@@ -177,5 +306,116 @@ mod tests {
             !alive
         });
         assert!(gone, "grandchild {pid} survived the timeout");
+    }
+
+    /// Feeds `chunks` to a splitter with a cap of 8; returns what it logs, as strings.
+    fn split(chunks: &[&[u8]]) -> Vec<String> {
+        let mut s = LineSplitter::new(8);
+        let mut out: Vec<String> = chunks.iter().flat_map(|c| s.push(c)).map(|l| l.to_string()).collect();
+        out.extend(s.finish().map(|l| l.to_string()));
+        out
+    }
+
+    #[test]
+    fn output_is_split_into_capped_lines_whatever_its_bytes() {
+        let cases: &[(&[&[u8]], &[&str])] = &[
+            (&[], &[]),
+            (&[b""], &[]),
+            (&[b"a\nb\n"], &["a", "b"]),
+            (&[b"\n\n"], &["", ""]),
+            // the last line without a newline is still logged
+            (&[b"a\nb"], &["a", "b"]),
+            // lines across chunk boundaries
+            (&[b"ab", b"c\nd", b"e\n"], &["abc", "de"]),
+            // CRLF, also with the CR and LF in different chunks; a lone CR stays
+            (&[b"a\r\n"], &["a"]),
+            (&[b"a\r", b"\nb\rc\n"], &["a", "b\rc"]),
+            // not UTF-8: shown lossily, and the lines after it are read too
+            (&[b"caf\xe9\n", b"next\n"], &["caf\u{fffd}", "next"]),
+            (&[b"\xff\xfe\n"], &["\u{fffd}\u{fffd}"]),
+            // at the cap exactly nothing is cut
+            (&[b"12345678\n"], &["12345678"]),
+            // longer lines keep their start and count the rest, across chunks too
+            (&[b"123456789\n"], &["12345678 … (1 more bytes)"]),
+            (&[b"12345", b"67890", b"abc\nz\n"], &["12345678 … (5 more bytes)", "z"]),
+            (&[b"1234567890"], &["12345678 … (2 more bytes)"]),
+            // the CR of a cut line's CRLF is not counted as left out
+            (&[b"1234567890\r\n"], &["12345678 … (2 more bytes)"]),
+            (&[b"12345678\r\n"], &["12345678"]),
+            // a character cut in two by the cap is left out whole
+            (&[b"1234567\xc3\xa9\n"], &["1234567 … (2 more bytes)"]),
+            (&[b"123456\xc3\xa9x\n"], &["123456\u{e9} … (1 more bytes)"]),
+        ];
+        for (chunks, want) in cases {
+            assert_eq!(split(chunks), *want, "chunks {chunks:?}");
+        }
+    }
+
+    #[test]
+    fn a_long_line_is_not_held_in_memory() {
+        let mut s = LineSplitter::new(MAX_LINE);
+        let chunk = vec![b'x'; 1 << 16];
+        for _ in 0..64 {
+            assert!(s.push(&chunk).is_empty());
+            assert!(s.kept.capacity() <= 2 * MAX_LINE, "{} bytes held", s.kept.capacity());
+        }
+        assert_eq!(s.push(b"\n").pop().map(|l| l.more), Some((64 << 16) - MAX_LINE));
+    }
+
+    #[tokio::test]
+    async fn output_that_is_not_text_or_has_long_lines_does_not_stop_the_command() {
+        let dir = tempfile::tempdir().expect("dir");
+        let marker = dir.path().join("promoted");
+        // More than a pipe buffer after the first byte that is not UTF-8, on both streams, some
+        // of it without newlines: a reader that gave up early would make the writes fail.
+        let script = test_script(
+            dir.path(),
+            "s.sh",
+            &format!(
+                "printf 'caf\\351\\n'\n\
+                 printf 'er\\351ur\\n' >&2\n\
+                 head -c 1500000 /dev/zero | tr '\\000' x\n\
+                 printf '\\n'\n\
+                 head -c 1500000 /dev/zero | tr '\\000' '\\351' >&2\n\
+                 i=0; while [ $i -lt 20000 ]; do echo \"line $i\"; echo \"line $i\" >&2; i=$((i+1)); done\n\
+                 touch {}",
+                marker.display()
+            ),
+        );
+        let outcome = run("test", &script, Duration::from_secs(60), &[]).await;
+        assert_eq!(outcome, Outcome::Exited(0));
+        assert!(marker.exists(), "the command did not get to its work");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn output_of_a_detached_grandchild_is_read_after_the_command_ends() {
+        let dir = tempfile::tempdir().expect("dir");
+        let marker = dir.path().join("done");
+        let go = dir.path().join("go");
+        // The grandchild keeps the pipes open past the command's end and writes only once we
+        // open the FIFO, i.e. after `run` has returned.
+        let script = test_script(
+            dir.path(),
+            "s.sh",
+            &format!(
+                "mkfifo {go}\n\
+                 (read x < {go}; printf 'caf\\351\\n'; head -c 1500000 /dev/zero; echo; touch {marker}) &\n\
+                 exit 0",
+                go = go.display(),
+                marker = marker.display()
+            ),
+        );
+        let outcome = run("test", &script, Duration::from_secs(60), &[]).await;
+        assert_eq!(outcome, Outcome::Exited(0));
+        let go2 = go.clone();
+        tokio::task::spawn_blocking(move || std::fs::write(go2, "go\n"))
+            .await
+            .expect("join")
+            .expect("write the FIFO");
+        pglab::wait_for("the grandchild to finish", Duration::from_secs(30), || async {
+            Ok(marker.exists())
+        })
+        .await
+        .expect("the grandchild's writes were not read");
     }
 }

@@ -82,6 +82,45 @@ pub fn merge(prev: Option<&NodeState>, fetch_time: Timestamp, mono_now: f64, res
     node
 }
 
+/// Merges one fetch of observer `name` into `observers`; false when it failed. A failed fetch
+/// keeps the observer's last nodes (as the original), marked as not reached. Reachability changes
+/// are logged as for nodes: the first failure at WARNING with its cause, repeats at DEBUG (the
+/// WARNING every round was 17,000 lines a day per daemon), the recovery at INFO.
+fn merge_observer(
+    observers: &mut BTreeMap<String, ObserverState>,
+    name: &str,
+    fetch_time: Timestamp,
+    result: Result<BTreeMap<String, NodeState>, observer::ObserverError>,
+) -> bool {
+    // Never fetched counts as reached, so that a first failure is a WARNING.
+    let was_reached = observers.get(name).is_none_or(|o| o.connection);
+    let entry = observers.entry(name.to_string()).or_insert_with(|| ObserverState {
+        fetch_time,
+        connection: true,
+        nodes: BTreeMap::new(),
+    });
+    entry.fetch_time = fetch_time;
+    match result {
+        Ok(nodes) => {
+            if !was_reached {
+                tracing::info!(target: "ClusterMonitor", "observer {name}: answers again");
+            }
+            entry.connection = true;
+            entry.nodes = nodes;
+            true
+        }
+        Err(e) => {
+            if was_reached {
+                tracing::warn!(target: "ClusterMonitor", "observer {name}: {e}");
+            } else {
+                tracing::debug!(target: "ClusterMonitor", "observer {name} failed again: {e}");
+            }
+            entry.connection = false;
+            false
+        }
+    }
+}
+
 enum Outcome {
     Node(Result<PgFields, ProbeError>),
     Observer(Result<BTreeMap<String, NodeState>, observer::ObserverError>),
@@ -308,31 +347,12 @@ impl Aggregator {
                 self.snapshot.nodes.insert(name, node);
             }
             (Key::Observer(name), Outcome::Observer(result)) => {
-                let entry = self
-                    .snapshot
-                    .observers
-                    .entry(name.clone())
-                    .or_insert_with(|| ObserverState {
-                        fetch_time: r.fetch_time,
-                        connection: false,
-                        nodes: BTreeMap::new(),
-                    });
-                match result {
-                    Ok(nodes) => {
-                        entry.fetch_time = r.fetch_time;
-                        entry.connection = true;
-                        entry.nodes = nodes;
-                    }
-                    Err(e) => {
-                        tracing::warn!(target: "ClusterMonitor", "observer {name}: {e}");
-                        statsd.count(
-                            "exception",
-                            &[("exception", "ObserverError"), ("where", "_fetch_observer_state")],
-                        );
-                        // its last nodes stay (as the original), marked as not reached
-                        entry.fetch_time = r.fetch_time;
-                        entry.connection = false;
-                    }
+                let reached = merge_observer(&mut self.snapshot.observers, &name, r.fetch_time, result);
+                if !reached {
+                    statsd.count(
+                        "exception",
+                        &[("exception", "ObserverError"), ("where", "_fetch_observer_state")],
+                    );
                 }
             }
             _ => {}
@@ -543,19 +563,7 @@ trait Probe: Send {
 
 impl Probe for PgProbe {
     async fn probe(&mut self) -> Outcome {
-        let result = match tokio::time::timeout(PROBE_TIMEOUT, PgProbe::probe(self)).await {
-            Ok(r) => r,
-            Err(_) => {
-                // the protocol state of a connection cut off mid-query is unknown
-                self.disconnect();
-                Err(ProbeError {
-                    message: format!("no answer within {} s", PROBE_TIMEOUT.as_secs()),
-                    auth: false,
-                    site: "_query_cluster_member_state",
-                })
-            }
-        };
-        Outcome::Node(result)
+        Outcome::Node(self.probe_within(PROBE_TIMEOUT).await)
     }
 }
 
@@ -644,5 +652,70 @@ mod tests {
         let t = parse_iso("2024-01-01T00:00:00Z").expect("t");
         let n = merge(None, t, 1.0, None);
         assert_eq!(n, NodeState::new(t, false));
+    }
+
+    /// Runs `f` with a subscriber that writes every event from DEBUG up into the returned text.
+    fn logged(f: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .without_time()
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let bytes = buf.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn an_unreachable_observer_is_logged_once_until_it_answers_again() {
+        let t = parse_iso("2024-01-01T00:00:00Z").expect("t");
+        let mut observers = BTreeMap::new();
+        let refused = || {
+            Err(observer::ObserverError::Request(
+                "tcp connect error: Connection refused".into(),
+            ))
+        };
+        let log = logged(|| {
+            assert!(merge_observer(&mut observers, "obs", t, Ok(BTreeMap::new())));
+            for _ in 0..5 {
+                assert!(!merge_observer(&mut observers, "obs", t, refused()));
+                assert!(!observers["obs"].connection);
+            }
+            assert!(merge_observer(&mut observers, "obs", t, Ok(BTreeMap::new())));
+            assert!(observers["obs"].connection);
+            assert!(!merge_observer(&mut observers, "obs", t, refused()));
+            // never reached from the start: a WARNING too
+            assert!(!merge_observer(&mut observers, "other", t, refused()));
+            assert!(!merge_observer(&mut observers, "other", t, refused()));
+        });
+        let lines = |level: &str, what: &str| {
+            log.lines()
+                .filter(|l| l.contains(level) && l.contains(what))
+                .collect::<Vec<_>>()
+        };
+        let warnings = lines("WARN", "observer obs:");
+        assert_eq!(warnings.len(), 2, "one per outage:\n{log}");
+        assert!(warnings.iter().all(|l| l.contains("Connection refused")), "{log}");
+        assert_eq!(lines("DEBUG", "observer obs").len(), 4, "{log}");
+        assert_eq!(lines("INFO", "observer obs: answers again").len(), 1, "{log}");
+        assert_eq!(lines("WARN", "observer other").len(), 1, "{log}");
+        assert_eq!(log.lines().count(), 2 + 4 + 1 + 2, "{log}");
     }
 }

@@ -27,6 +27,23 @@ pub enum ObserverError {
     Shape(String),
 }
 
+/// The error with its causes: reqwest's own text ("error sending request") leaves out why
+/// (refused, timed out, a TLS failure). Without the URL, which may carry a token.
+fn request_error(e: reqwest::Error) -> ObserverError {
+    let e = e.without_url();
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(inner) = src {
+        let t = inner.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = inner.source();
+    }
+    ObserverError::Request(s)
+}
+
 /// An HTTP client for observers, trusting `ca_file` (PEM) in addition to the system roots.
 pub fn client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder()
@@ -78,10 +95,7 @@ pub async fn fetch(
     if let Some(t) = token {
         request = request.bearer_auth(t);
     }
-    let resp = request
-        .send()
-        .await
-        .map_err(|e| ObserverError::Request(e.without_url().to_string()))?;
+    let resp = request.send().await.map_err(request_error)?;
     let after = chrono::Utc::now();
     if !resp.status().is_success() {
         return Err(ObserverError::Status(resp.status().as_u16()));
@@ -95,11 +109,7 @@ pub async fn fetch(
     // read at most MAX_ANSWER_BYTES: a misbehaving peer must not make us hold gigabytes
     let mut resp = resp;
     let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| ObserverError::Request(e.without_url().to_string()))?
-    {
+    while let Some(chunk) = resp.chunk().await.map_err(request_error)? {
         if body.len() + chunk.len() > MAX_ANSWER_BYTES {
             return Err(ObserverError::Shape(format!(
                 "the answer is larger than {MAX_ANSWER_BYTES} bytes"
@@ -119,6 +129,19 @@ pub async fn fetch(
 mod tests {
     use super::*;
     use crate::state::parse_iso;
+
+    #[tokio::test]
+    async fn a_failed_request_says_why() {
+        let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let client = client(None).expect("client");
+        match fetch(&client, &format!("http://127.0.0.1:{port}"), None).await {
+            Err(ObserverError::Request(e)) => assert!(e.contains("refused"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn skew_is_rejected_in_both_directions() {

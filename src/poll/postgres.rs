@@ -1,6 +1,7 @@
-//! Probing one PostgreSQL node: the connection (kept between probes, reopened when lost), the
-//! original's queries, and turning their answers into [`PgFields`]. It owns nothing but its
-//! connection; the poller decides what to do with the result.
+//! Probing one PostgreSQL node: the connection (kept between probes, reopened when lost, and
+//! closed with whatever holds it), a probe's deadline, the original's queries, and turning their
+//! answers into [`PgFields`]. It owns nothing but its connection; the poller decides what to do
+//! with the result.
 
 use crate::conninfo::ConnInfo;
 use crate::lsn::Lsn;
@@ -12,6 +13,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_util::task::AbortOnDropHandle;
 
 /// How long a TLS context is reused before it is built again, re-reading the certificate, key
 /// and CRL files (libpq reads them on every connection; we do at most once per this period).
@@ -61,6 +63,11 @@ pub struct ProbeError {
 struct Connected {
     client: Client,
     version_num: u32,
+    /// The task driving the connection's socket. Dropping the client alone does not end it
+    /// while a query is unanswered: a server that stopped answering mid-query kept socket and
+    /// backend alive, one more per probe. Aborted with this struct, on every path that forgets
+    /// the connection (deadline, error, the probe or its worker dropped).
+    _task: AbortOnDropHandle<()>,
 }
 
 /// One node's connection and what we remember about it between probes.
@@ -191,35 +198,58 @@ impl PgProbe {
                 .await
                 .map_err(|e| fail(describe(&e), is_auth_error(&e)))?;
             let name = self.name.clone();
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!(target: "ClusterMonitor", "connection to {name} ended: {e}");
-                }
-            });
+            // Held from here on, so that a probe dropped during the set-up queries closes the
+            // connection too.
+            let mut conn = Connected {
+                client,
+                version_num: 0,
+                _task: AbortOnDropHandle::new(tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(target: "ClusterMonitor", "connection to {name} ended: {e}");
+                    }
+                })),
+            };
             // A heartbeat must never wait for a synchronous standby.
-            client
+            conn.client
                 .simple_query("SET synchronous_commit = off")
                 .await
                 .map_err(|e| fail(describe(&e), false))?;
             let version = rows(
-                client
+                conn.client
                     .simple_query("SHOW server_version_num")
                     .await
                     .map_err(|e| fail(describe(&e), false))?,
             );
-            let version_num = version
+            conn.version_num = version
                 .first()
                 .and_then(|r| r.get(0))
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
             tracing::info!(target: "ClusterMonitor", "connected to {} ({})", self.name, self.conninfo.masked());
-            self.conn = Some(Connected { client, version_num });
+            self.conn = Some(conn);
         }
         self.conn.as_ref().ok_or_else(|| ProbeError {
             message: "no connection".into(),
             auth: false,
             site: "_connect_to_db",
         })
+    }
+
+    /// [`PgProbe::probe`] bounded by `deadline`. Past it the connection is closed: the protocol
+    /// state of a connection cut off mid-query is unknown, and a server that stopped answering
+    /// must cost one connection, not one per probe.
+    pub async fn probe_within(&mut self, deadline: Duration) -> Result<PgFields, ProbeError> {
+        match tokio::time::timeout(deadline, self.probe()).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.disconnect();
+                Err(ProbeError {
+                    message: format!("no answer within {} s", deadline.as_secs_f64()),
+                    auth: false,
+                    site: "_query_cluster_member_state",
+                })
+            }
+        }
     }
 
     /// One probe: connect if needed, run the queries, parse. On error the connection is
@@ -369,5 +399,58 @@ mod tests {
         );
         assert_eq!(micros_to_ts(None), None);
         assert_eq!(micros_to_ts(Some("garbage")), None);
+    }
+
+    /// Against real PostgreSQL behind a fault-injecting proxy: a node that stops answering
+    /// mid-query, then takes connections and never answers them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_probe_past_its_deadline_closes_its_connection() {
+        let cluster = pglab::Cluster::start(pglab::ClusterSpec {
+            standbys: 0,
+            ..Default::default()
+        })
+        .await
+        .expect("cluster");
+        let name = cluster.nodes()[0].name.clone();
+        let proxy = pglab::Proxy::start(cluster.port(&name)).await.expect("proxy");
+        let conninfo: ConnInfo = cluster
+            .monitor_conninfo_via(&name, proxy.port())
+            .parse()
+            .expect("conninfo");
+        let mut probe = PgProbe::new(&name, conninfo);
+        let open = || proxy.open_client_sockets().expect("count sockets");
+        let all_closed = || async { Ok(open() == 0) };
+        let wait = Duration::from_secs(30);
+
+        probe.probe_within(wait).await.expect("a first probe through the proxy");
+        assert_eq!(open(), 1, "one connection, kept between probes");
+        probe.probe_within(wait).await.expect("a second probe");
+        assert_eq!(open(), 1, "one connection, kept between probes");
+
+        proxy.set_mode(pglab::ProxyMode::Blackhole);
+        // The first probe times out mid-query on the connection it had, the next ones while
+        // connecting: each must leave nothing open behind it.
+        for i in 0..3 {
+            let e = probe
+                .probe_within(Duration::from_millis(300))
+                .await
+                .expect_err("a blackholed node answered");
+            assert!(e.message.contains("no answer within 0.3 s"), "{}", e.message);
+            assert!(open() <= 1, "probe {i}: {} connections open", open());
+            pglab::wait_for(&format!("probe {i}'s connection to be closed"), wait, all_closed)
+                .await
+                .expect("a timed-out probe left its connection open");
+        }
+
+        proxy.set_mode(pglab::ProxyMode::Pass);
+        probe
+            .probe_within(wait)
+            .await
+            .expect("a probe after the node came back");
+        assert_eq!(open(), 1);
+        drop(probe);
+        pglab::wait_for("a dropped probe's connection to be closed", wait, all_closed)
+            .await
+            .expect("a dropped probe left its connection open");
     }
 }
