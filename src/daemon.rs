@@ -317,7 +317,8 @@ impl Loop {
             now,
             crate::health::decision_limit(&self.config),
         );
-        self.files.check_maintenance(&self.config.maintenance_mode_file);
+        self.files
+            .look(&self.config.maintenance_mode_file, &self.config.alert_file_dir);
         match (&unknown, &self.maintenance_unknown) {
             (Some(why), None) => {
                 tracing::warn!(target: "pglookout", "{why}; it counts as present (no failover) until it answers");
@@ -384,7 +385,8 @@ impl Loop {
             .write_state(&self.config.json_state_file_path, status.clone());
         let statsd = self.statsd();
         if statsd.is_enabled() {
-            let extra = crate::prometheus::Extra::new(&self.config, self.memory.current_master.as_deref());
+            let alerts = self.files.looked().map(|l| l.alerts).unwrap_or_default();
+            let extra = crate::prometheus::Extra::new(&self.config, self.memory.current_master.as_deref(), alerts);
             statsd.gauges(&crate::prometheus::gauges(&snapshot, &extra, chrono::Utc::now()));
         }
         self.status_tx.send_replace(status);
@@ -407,7 +409,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
     let counters = Arc::new(Counters::default());
     let files = start_files(&counters, &statsd_rx)?;
     // Before the first decision, so that it does not find the maintenance file unknown.
-    files.check_maintenance(&config.maintenance_mode_file);
+    files.look(&config.maintenance_mode_file, &config.alert_file_dir);
     let (alert_config, alert_files) = (config_rx.clone(), files.clone());
     let alert_fn: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |name: &str| {
         alert_files.alert(&alert_config.borrow().alert_file_dir, name, true);
@@ -425,6 +427,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
             config: config_rx_http,
             start: clock::monotonic(),
             decided: decided.clone(),
+            files: files.clone(),
             counters: counters.clone(),
         },
         cancel.child_token(),

@@ -27,6 +27,8 @@ pub struct Api {
     pub start: f64,
     /// When the decision loop last ran (liveness).
     pub decided: std::sync::Arc<crate::clock::Beat>,
+    /// The file thread (what it last saw of the alert files, for `/metrics`).
+    pub files: crate::act::files::Files,
     /// Counters for `/metrics`.
     pub counters: std::sync::Arc<crate::prometheus::Counters>,
     /// The latest state document, decision included (ours; the original serves only the nodes).
@@ -165,7 +167,8 @@ fn metrics_response(api: &Api, openmetrics: bool) -> Response {
     let config = api.config.borrow().clone();
     let snap = api.poller.snapshots.borrow().clone();
     let status = api.status.borrow().clone();
-    let extra = crate::prometheus::Extra::new(&config, status["current_master"].as_str());
+    let alerts = api.files.looked().map(|l| l.alerts).unwrap_or_default();
+    let extra = crate::prometheus::Extra::new(&config, status["current_master"].as_str(), alerts);
     let body = crate::prometheus::render(&snap, &api.counters, &extra, chrono::Utc::now(), openmetrics);
     let content_type = if openmetrics {
         crate::prometheus::OPENMETRICS_TYPE

@@ -80,15 +80,17 @@ pub struct Extra<'a> {
 }
 
 impl<'a> Extra<'a> {
-    /// From the running config (alert files are looked up in its `alert_file_dir`).
-    pub fn new(config: &'a crate::config::Config, current_master: Option<&'a str>) -> Extra<'a> {
+    /// From the running config and the file thread's latest look at the alert files (no file
+    /// I/O here: this runs on the decision loop and in HTTP handlers).
+    pub fn new(
+        config: &'a crate::config::Config,
+        current_master: Option<&'a str>,
+        alerts: Vec<(&'static str, bool)>,
+    ) -> Extra<'a> {
         Extra {
             own_db: config.own_db.as_deref(),
             current_master,
-            alerts: crate::decide::Alert::ALL
-                .iter()
-                .map(|a| (a.file_name(), config.alert_file_dir.join(a.file_name()).exists()))
-                .collect(),
+            alerts,
             version: env!("CARGO_PKG_VERSION"),
         }
     }

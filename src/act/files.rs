@@ -3,8 +3,9 @@
 //! or frozen disk) then stops only this thread, never the decision loop, the HTTP API or
 //! SIGTERM. Callers hand work over without waiting: the state file is latest-wins (a write that
 //! could not keep up is replaced by the newer document), alert operations keep their order,
-//! and the maintenance answer carries the monotonic time it was taken, so the loop can tell
-//! "no maintenance file" from "no answer" (which must never count as permission to promote).
+//! and the look at the maintenance and alert files carries the monotonic time it was taken, so
+//! the loop can tell "no maintenance file" from "no answer" (which must never count as
+//! permission to promote), and `/metrics` shows alert files without a stat of its own.
 
 use crate::clock;
 use std::collections::VecDeque;
@@ -27,12 +28,24 @@ pub struct Failure {
     pub error: std::io::Error,
 }
 
+/// What the file thread last saw of the files the daemon reports on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Looked {
+    /// Whether the maintenance file exists.
+    pub maintenance: bool,
+    /// Every alert file by name, and whether it exists.
+    pub alerts: Vec<(&'static str, bool)>,
+    /// When this was seen (monotonic).
+    pub at: f64,
+}
+
 #[derive(Default)]
 struct Pending {
     /// `(dir, name, create)`, in order; a later operation on the same file replaces an
     /// earlier one still waiting.
     alerts: VecDeque<(PathBuf, String, bool)>,
-    maintenance: Option<PathBuf>,
+    /// The maintenance file and the alert directory to look at.
+    look: Option<(PathBuf, PathBuf)>,
     state: Option<(PathBuf, Arc<serde_json::Value>)>,
 }
 
@@ -41,8 +54,8 @@ struct Shared {
     wake: Condvar,
     /// When the operation in progress started (monotonic); unset while idle.
     busy_since: Mutex<Option<f64>>,
-    /// The latest maintenance-file answer and when it was taken (monotonic).
-    maintenance: Mutex<Option<(bool, f64)>>,
+    /// The latest look at the maintenance and alert files.
+    looked: Mutex<Option<Looked>>,
 }
 
 /// Handle to the file thread. Cloning shares the thread.
@@ -62,7 +75,7 @@ impl Files {
             pending: Mutex::new(Pending::default()),
             wake: Condvar::new(),
             busy_since: Mutex::new(None),
-            maintenance: Mutex::new(None),
+            looked: Mutex::new(None),
         });
         let worker = shared.clone();
         std::thread::Builder::new()
@@ -90,14 +103,21 @@ impl Files {
         });
     }
 
-    /// Asks whether `path` exists; the answer shows in [`Files::maintenance`].
-    pub fn check_maintenance(&self, path: &Path) {
-        self.submit(|p| p.maintenance = Some(path.to_path_buf()));
+    /// Asks whether the maintenance file and each alert file in `alert_dir` exist; the answer
+    /// shows in [`Files::looked`].
+    pub fn look(&self, maintenance: &Path, alert_dir: &Path) {
+        self.submit(|p| p.look = Some((maintenance.to_path_buf(), alert_dir.to_path_buf())));
     }
 
-    /// The latest maintenance-file answer and the monotonic time it was taken.
+    /// The latest answer to [`Files::look`].
+    pub fn looked(&self) -> Option<Looked> {
+        lock(&self.0.looked).clone()
+    }
+
+    /// The maintenance part of [`Files::looked`]: whether the file exists, and when that was
+    /// seen (monotonic).
     pub fn maintenance(&self) -> Option<(bool, f64)> {
-        *lock(&self.0.maintenance)
+        lock(&self.0.looked).as_ref().map(|l| (l.maintenance, l.at))
     }
 
     /// How long the operation in progress has been running (`None` while idle).
@@ -110,7 +130,7 @@ fn run(shared: &Shared, on_error: &dyn Fn(Failure)) {
     loop {
         let work = {
             let mut pending = lock(&shared.pending);
-            while pending.alerts.is_empty() && pending.maintenance.is_none() && pending.state.is_none() {
+            while pending.alerts.is_empty() && pending.look.is_none() && pending.state.is_none() {
                 pending = shared.wake.wait(pending).unwrap_or_else(PoisonError::into_inner);
             }
             std::mem::take(&mut *pending)
@@ -132,9 +152,16 @@ fn run(shared: &Shared, on_error: &dyn Fn(Failure)) {
                 });
             }
         }
-        if let Some(path) = work.maintenance {
-            let exists = path.exists();
-            *lock(&shared.maintenance) = Some((exists, clock::monotonic()));
+        if let Some((maintenance, alert_dir)) = work.look {
+            let looked = Looked {
+                maintenance: maintenance.exists(),
+                alerts: crate::decide::Alert::ALL
+                    .iter()
+                    .map(|a| (a.file_name(), alert_dir.join(a.file_name()).exists()))
+                    .collect(),
+                at: clock::monotonic(),
+            };
+            *lock(&shared.looked) = Some(looked);
         }
         if let Some((path, doc)) = work.state {
             if let Err(error) = crate::statefile::write_json(&path, &*doc) {
@@ -193,10 +220,16 @@ mod tests {
         files.alert(dir.path(), "replication_delay_warning", false);
         let maint = dir.path().join("maintenance");
         std::fs::write(&maint, "").expect("maintenance file");
-        files.check_maintenance(&maint);
+        files.look(&maint, dir.path());
         wait_until("the state file", || state.exists());
-        wait_until("the maintenance answer", || files.maintenance().is_some());
-        assert_eq!(files.maintenance().map(|m| m.0), Some(true));
+        wait_until("the answer", || files.looked().is_some());
+        let looked = files.looked().expect("looked");
+        assert!(looked.maintenance);
+        assert!(looked.alerts.contains(&("failover_has_happened", true)), "{looked:?}");
+        assert!(
+            looked.alerts.contains(&("replication_delay_warning", false)),
+            "{looked:?}"
+        );
         assert!(dir.path().join("failover_has_happened").exists());
         assert!(!dir.path().join("replication_delay_warning").exists());
         // a failure goes to the callback, and the thread goes on
