@@ -496,6 +496,32 @@ mod tests {
     }
 
     #[test]
+    fn a_syslog_host_name_is_resolved_in_the_background() {
+        let listener = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        listener.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        let port = listener.local_addr().expect("addr").port();
+        let Ok(SyslogSink::Udp(dest)) = open_syslog(&format!("localhost:{port}")) else {
+            panic!("a UDP sink");
+        };
+        let end = Instant::now() + DEADLINE;
+        let addr = loop {
+            if let Some(a) = dest.addr() {
+                break a;
+            }
+            assert!(Instant::now() < end, "localhost did not resolve within {DEADLINE:?}");
+            std::thread::yield_now();
+        };
+        assert!(addr.ip().is_loopback() && addr.port() == port, "{addr}");
+        // localhost may resolve to ::1 first, which this IPv4 listener does not hear
+        if addr.is_ipv4() {
+            assert!(dest.send(b"<19>hello").expect("send"));
+            let mut buf = [0u8; 64];
+            let n = listener.recv(&mut buf).expect("the message arrives");
+            assert_eq!(&buf[..n], b"<19>hello");
+        }
+    }
+
+    #[test]
     fn our_targets_and_others() {
         assert!(is_ours("ClusterMonitor"));
         assert!(is_ours("pglookout::daemon"));

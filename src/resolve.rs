@@ -459,6 +459,29 @@ mod tests {
     }
 
     #[test]
+    fn a_changed_record_is_followed() {
+        let (old, old_port) = listener();
+        let (new, new_port) = listener();
+        let calls = Arc::new(AtomicU64::new(0));
+        let counted = calls.clone();
+        let lookup: Lookup = Arc::new(move |_, _| {
+            let port = if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                old_port
+            } else {
+                new_port
+            };
+            Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))])
+        });
+        let timing = Timing {
+            refresh: Duration::from_millis(20),
+            ..fast()
+        };
+        let d = Destination::with_lookup(Owner::Statsd, "moving.example", 0, lookup, timing).expect("dest");
+        assert_eq!(send_until_received(&d, &old, b"one"), b"one");
+        assert_eq!(send_until_received(&d, &new, b"two"), b"two");
+    }
+
+    #[test]
     fn dropping_a_destination_ends_its_lookups() {
         let calls = Arc::new(AtomicU64::new(0));
         let counted = calls.clone();
