@@ -192,8 +192,9 @@ mod dns_tests {
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let release_rx = Mutex::new(release_rx);
         let lookup: Lookup = Arc::new(move |_, port| {
-            // hangs until released; bounded so that a regression fails rather than hangs
-            let _ = release_rx.lock().expect("lock").recv_timeout(DEADLINE);
+            // hangs until released; bounded beyond the deadline below, so a constructor that waits
+            // for it fails the test, and nothing hangs forever
+            let _ = release_rx.lock().expect("lock").recv_timeout(DEADLINE * 3);
             Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))])
         });
         let (made_tx, made_rx) = mpsc::channel();

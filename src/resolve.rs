@@ -418,8 +418,9 @@ mod tests {
         let (entered_tx, entered_rx) = mpsc::channel::<()>();
         let lookup: Lookup = Arc::new(move |host, port| {
             let _ = entered_tx.send(());
-            // hangs until the test releases it (bounded, so a broken test cannot hang forever)
-            let _ = release_rx.lock().expect("lock").recv_timeout(DEADLINE);
+            // hangs until the test releases it; bounded (beyond the test's own deadline, so a
+            // constructor that waits for it still fails the test) so nothing hangs forever
+            let _ = release_rx.lock().expect("lock").recv_timeout(DEADLINE * 3);
             assert_eq!(host, "metrics.example");
             Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))])
         });
