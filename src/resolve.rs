@@ -463,13 +463,14 @@ mod tests {
     fn a_changed_record_is_followed() {
         let (old, old_port) = listener();
         let (new, new_port) = listener();
-        let calls = Arc::new(AtomicU64::new(0));
-        let counted = calls.clone();
+        // the record changes when the test says so
+        let moved = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let record = moved.clone();
         let lookup: Lookup = Arc::new(move |_, _| {
-            let port = if counted.fetch_add(1, Ordering::SeqCst) == 0 {
-                old_port
-            } else {
+            let port = if record.load(Ordering::SeqCst) {
                 new_port
+            } else {
+                old_port
             };
             Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))])
         });
@@ -479,6 +480,7 @@ mod tests {
         };
         let d = Destination::with_lookup(Owner::Statsd, "moving.example", 0, lookup, timing).expect("dest");
         assert_eq!(send_until_received(&d, &old, b"one"), b"one");
+        moved.store(true, Ordering::SeqCst);
         assert_eq!(send_until_received(&d, &new, b"two"), b"two");
     }
 
