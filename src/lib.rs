@@ -29,6 +29,8 @@ pub mod metrics;
 pub mod poll;
 /// Prometheus counters and the /metrics text.
 pub mod prometheus;
+/// Host names of UDP destinations (StatsD, syslog), resolved in the background.
+pub mod resolve;
 /// The JSON contract: node and observer states and the state-file document.
 pub mod state;
 /// Atomic write of the state file.

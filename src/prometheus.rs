@@ -314,6 +314,12 @@ pub fn render(
         "Failed writes of the state file.",
         counters.state_write_failures.load(Ordering::Relaxed),
     );
+    counter(
+        &mut o,
+        "pglookout_log_lines_dropped_total",
+        "Log lines dropped because stderr was not being read.",
+        crate::logging::dropped_lines(),
+    );
     let commands = counters.commands.lock().map(|m| m.clone()).unwrap_or_default();
     o.family(
         "pglookout_commands_total",

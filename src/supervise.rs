@@ -68,6 +68,8 @@ pub fn install_panic_hook() {
             .unwrap_or_default();
         tracing::error!(target: "pglookout", "panic in thread {}{place}: {}",
             thread.name().unwrap_or("?"), panic_message(info.payload()));
+        // the process may be about to exit (a panic of the decision loop): let the line out
+        crate::logging::flush(std::time::Duration::from_millis(500));
     }));
 }
 

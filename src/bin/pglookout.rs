@@ -47,10 +47,14 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(pglookout::daemon::run(args.config, config, log));
     runtime.shutdown_timeout(std::time::Duration::from_millis(300));
+    if let Err(e) = &result {
+        tracing::error!(target: "pglookout", "{e:#}");
+    }
+    // queued log lines reach stderr unless its reader is stuck: then exit anyway
+    pglookout::logging::flush(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(target: "pglookout", "{e:#}");
             eprintln!("pglookout: {e:#}");
             ExitCode::from(1)
         }

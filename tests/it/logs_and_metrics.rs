@@ -1,10 +1,13 @@
-//! Logs, syslog, systemd readiness and StatsD from a real daemon beside a real standby; and no
-//! password anywhere it writes.
+//! Logs, syslog, systemd readiness and StatsD from a real daemon beside a real standby; no
+//! password anywhere it writes; and a daemon whose stderr nobody reads keeps working.
 
 use super::harness::*;
 use pglab::daemon::Daemon;
 use serde_json::json;
+use std::io::Read;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 fn recv_text(sock: &UnixDatagram) -> Option<String> {
@@ -140,4 +143,131 @@ async fn syslog_statsd_systemd_and_no_secrets() {
         !after_reload.contains("\tDEBUG\t") && !after_reload.contains("\tINFO\t"),
         "{after_reload}"
     );
+}
+
+/// Kills the daemon if the test fails before it stopped it.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Requests `GET /state.json` (each logged at DEBUG) `n` times, 8 at a time; every one must be
+/// answered (within the 5 s of `http_request`).
+async fn state_requests(port: u16, n: usize) {
+    let mut left = n;
+    while left > 0 {
+        let batch = left.min(8);
+        let tasks: Vec<_> = (0..batch)
+            .map(|_| tokio::spawn(pglab::daemon::http_request(port, "GET", "/state.json")))
+            .collect();
+        for t in tasks {
+            let (status, _) = t
+                .await
+                .expect("task")
+                .expect("the daemon answers while its stderr is blocked");
+            assert_eq!(status, 200);
+        }
+        left -= batch;
+    }
+}
+
+/// Finding 6: with a stalled stderr reader (a stuck journald, a full pipe) the daemon kept
+/// blocking in write(2), and its HTTP API, state file and SIGTERM handling all stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_stderr_does_not_stop_the_daemon() {
+    let cluster = lab_cluster(0).await;
+    let dir = cluster.dir();
+    let state_path = dir.join("stalled-state.json");
+    let alert_dir = dir.join("stalled-alerts");
+    std::fs::create_dir_all(&alert_dir).expect("alert dir");
+    let port = pglab::daemon::free_port().expect("port");
+    let mut cfg = config(&cluster, "pg1", json!({}));
+    cfg["json_state_file_path"] = json!(state_path);
+    cfg["alert_file_dir"] = json!(alert_dir);
+    cfg["http_address"] = json!("127.0.0.1");
+    cfg["http_port"] = json!(port);
+    let config_path = dir.join("stalled.json");
+    std::fs::write(&config_path, cfg.to_string()).expect("config");
+
+    // stderr is a pipe that this test does not read until it says so
+    let mut child = Command::new(bin())
+        .arg(&config_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stderr = child.stderr.take().expect("stderr pipe");
+    let mut daemon = KillOnDrop(child);
+    let fd = stderr.as_raw_fd();
+    let pipe_bytes = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETPIPE_SZ).expect("pipe size");
+    // enough DEBUG lines (each at least 20 bytes) to fill the pipe and then the daemon's queue
+    let flood = usize::try_from(pipe_bytes).expect("size") / 20 + pglookout::logging::QUEUE_LINES + 500;
+
+    let read_state = || std::fs::read_to_string(&state_path).ok();
+    pglab::wait_for("the first state file", DEADLINE, || async { Ok(read_state()) })
+        .await
+        .expect("state file");
+
+    state_requests(port, flood).await;
+
+    // stderr is stalled now; the daemon still polls, writes its state file and answers
+    for round in 0..2 {
+        let before = read_state();
+        pglab::wait_for(
+            &format!("state file rewrite {round} with stderr blocked"),
+            DEADLINE,
+            || async { Ok(read_state().is_some_and(|s| Some(&s) != before.as_ref())) },
+        )
+        .await
+        .expect("the state file is rewritten while stderr is blocked");
+    }
+    let (status, _) = pglab::daemon::http_request(port, "GET", "/health")
+        .await
+        .expect("/health answers while stderr is blocked");
+    assert!(status == 200 || status == 503, "{status}");
+
+    // reading again: the backlog comes out, with a line saying how many lines were lost
+    let flags = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL).expect("flags");
+    let flags = nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(flags)).expect("nonblocking");
+    let mut text = String::new();
+    let marker = " log lines were dropped while stderr was blocked";
+    pglab::wait_for("the report of dropped lines", DEADLINE, || {
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n @ 1..) = stderr.read(&mut buf) {
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        let found = text.contains(marker);
+        async move { Ok(found) }
+    })
+    .await
+    .expect("a report of the dropped lines");
+    let report = text.lines().find(|l| l.ends_with(marker)).unwrap_or_default();
+    let dropped: u64 = report
+        .trim_end_matches(marker)
+        .rsplit('\t')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_default();
+    assert!(report.contains("\tpglookout\tWARNING\t"), "{report}");
+    assert!(dropped > 0, "{report}");
+
+    // stalled again, SIGTERM still stops the daemon (it gives up on the queued lines)
+    state_requests(port, flood).await;
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(daemon.0.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    let status = pglab::wait_for("exit after SIGTERM with stderr blocked", DEADLINE, || {
+        let exited = daemon.0.try_wait().ok().flatten();
+        async move { Ok(exited) }
+    })
+    .await
+    .expect("the daemon exits on SIGTERM while stderr is blocked");
+    assert!(status.success(), "{status}");
 }
