@@ -27,6 +27,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 /// How long reading the config on SIGHUP may take (a FIFO or a hung mount never answers); the
 /// running config stays when it does not answer in time.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long READY=1 waits for the first round's state file to be written.
+const READY_WRITE_WAIT: Duration = Duration::from_secs(5);
 /// On stop, how much longer than `failover_command_timeout` we wait for a running failover or
 /// follow (whose own timeout then kills it) before exiting anyway.
 const STOP_MARGIN: Duration = Duration::from_secs(5);
@@ -117,6 +119,8 @@ struct Loop {
     status_tx: watch::Sender<Arc<serde_json::Value>>,
     start: f64,
     files: Files,
+    /// The number of the latest state document handed to the file thread.
+    state_seq: u64,
     /// A SIGHUP's config read has not answered yet.
     reload_running: bool,
     /// Why the maintenance file's state is unknown, while it is (to log changes only).
@@ -381,7 +385,8 @@ impl Loop {
         };
         let status = serde_json::to_value(&doc).unwrap_or_default();
         let status = Arc::new(status);
-        self.files
+        self.state_seq = self
+            .files
             .write_state(&self.config.json_state_file_path, status.clone());
         let statsd = self.statsd();
         if statsd.is_enabled() {
@@ -451,6 +456,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
         status_tx,
         start,
         files,
+        state_seq: 0,
         reload_running: false,
         maintenance_unknown: None,
         counters: counters.clone(),
@@ -494,6 +500,11 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
                 tokio::time::Instant::now() + Duration::from_secs_f64(lp.config.replication_state_check_interval);
             if !ready && last_round > 0 {
                 ready = true;
+                // READY=1 means the state file shows the first round (pglookout_current_master
+                // works once `systemctl start` returns); a write that hangs does not hold it up
+                if !lp.files.state_written(lp.state_seq, READY_WRITE_WAIT).await {
+                    tracing::warn!(target: "pglookout", "the state file was not written within {} s of the first poll round", READY_WRITE_WAIT.as_secs());
+                }
                 notify_systemd("READY=1");
                 tracing::info!(target: "pglookout", "first poll round done");
             }

@@ -46,7 +46,10 @@ struct Pending {
     alerts: VecDeque<(PathBuf, String, bool)>,
     /// The maintenance file and the alert directory to look at.
     look: Option<(PathBuf, PathBuf)>,
-    state: Option<(PathBuf, Arc<serde_json::Value>)>,
+    /// The state document, where, and its number (see [`Files::write_state`]).
+    state: Option<(PathBuf, Arc<serde_json::Value>, u64)>,
+    /// The number of the latest state document handed over.
+    state_seq: u64,
 }
 
 struct Shared {
@@ -56,6 +59,8 @@ struct Shared {
     busy_since: Mutex<Option<f64>>,
     /// The latest look at the maintenance and alert files.
     looked: Mutex<Option<Looked>>,
+    /// The number of the latest state document whose write has ended (well or not).
+    written: tokio::sync::watch::Sender<u64>,
 }
 
 /// Handle to the file thread. Cloning shares the thread.
@@ -76,6 +81,7 @@ impl Files {
             wake: Condvar::new(),
             busy_since: Mutex::new(None),
             looked: Mutex::new(None),
+            written: tokio::sync::watch::channel(0).0,
         });
         let worker = shared.clone();
         std::thread::Builder::new()
@@ -90,9 +96,24 @@ impl Files {
     }
 
     /// Writes the state document to `path` (atomically) as soon as the thread is free; a
-    /// document still waiting is replaced.
-    pub fn write_state(&self, path: &Path, doc: Arc<serde_json::Value>) {
-        self.submit(|p| p.state = Some((path.to_path_buf(), doc)));
+    /// document still waiting is replaced. Returns the document's number, for
+    /// [`Files::state_written`].
+    pub fn write_state(&self, path: &Path, doc: Arc<serde_json::Value>) -> u64 {
+        let mut seq = 0;
+        self.submit(|p| {
+            p.state_seq += 1;
+            seq = p.state_seq;
+            p.state = Some((path.to_path_buf(), doc, seq));
+        });
+        seq
+    }
+
+    /// Waits (at most `timeout`) until the write of state document `seq`, or of a later one,
+    /// has ended, successfully or not. False on timeout.
+    pub async fn state_written(&self, seq: u64, timeout: std::time::Duration) -> bool {
+        let mut rx = self.0.written.subscribe();
+        let written = tokio::time::timeout(timeout, rx.wait_for(|w| *w >= seq)).await;
+        matches!(written, Ok(Ok(_)))
     }
 
     /// Creates (`create`) or deletes an alert file.
@@ -133,7 +154,10 @@ fn run(shared: &Shared, on_error: &dyn Fn(Failure)) {
             while pending.alerts.is_empty() && pending.look.is_none() && pending.state.is_none() {
                 pending = shared.wake.wait(pending).unwrap_or_else(PoisonError::into_inner);
             }
-            std::mem::take(&mut *pending)
+            let state_seq = pending.state_seq;
+            let work = std::mem::take(&mut *pending);
+            pending.state_seq = state_seq;
+            work
         };
         let busy = |on: bool| *lock(&shared.busy_since) = on.then(clock::monotonic);
         busy(true);
@@ -163,7 +187,7 @@ fn run(shared: &Shared, on_error: &dyn Fn(Failure)) {
             };
             *lock(&shared.looked) = Some(looked);
         }
-        if let Some((path, doc)) = work.state {
+        if let Some((path, doc, seq)) = work.state {
             if let Err(error) = crate::statefile::write_json(&path, &*doc) {
                 on_error(Failure {
                     site: Site::StateFile,
@@ -171,6 +195,7 @@ fn run(shared: &Shared, on_error: &dyn Fn(Failure)) {
                     error,
                 });
             }
+            shared.written.send_replace(seq);
         }
         busy(false);
     }
