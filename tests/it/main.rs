@@ -5,6 +5,7 @@ mod config_errors;
 mod current_master;
 mod failover;
 mod harness;
+mod http_limits;
 mod load_balancer;
 mod logs_and_metrics;
 mod monitoring;
