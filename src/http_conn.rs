@@ -41,8 +41,9 @@ pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
 pub const MAX_CONNECTIONS: usize = 256;
 /// The most connections at once from one client address (for IPv6, one /64).
 pub const MAX_PER_CLIENT: usize = 32;
-/// The largest request head (a bigger one gets 431): bounds each connection's read buffer.
-const MAX_BUFFER: usize = 64 * 1024;
+/// The largest request head, request line included (a bigger one gets 431): bounds what a
+/// client can make us buffer before its request is routed.
+const MAX_HEAD: usize = 64 * 1024;
 /// The descriptor limit assumed when it cannot be read (Linux's usual soft limit).
 const ASSUMED_DESCRIPTORS: u64 = 1024;
 /// After an accept error: this pause, so the loop does not spin while descriptors are short.
@@ -308,7 +309,7 @@ where
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HEAD_DEADLINE)
-        .max_buf_size(MAX_BUFFER);
+        .max_header_size(MAX_HEAD);
     let conn = builder.serve_connection(TokioIo::new(IdleIo::new(io)), service);
     let mut conn = std::pin::pin!(conn);
     let result = tokio::select! {

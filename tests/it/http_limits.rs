@@ -142,12 +142,35 @@ async fn wait_seen(what: &str, seen: &Seen, d: &Daemon, pred: impl Fn(&Seen) -> 
     }
 }
 
+/// The status the daemon answers to a request whose head is 70 000 bytes.
+async fn huge_head_status(port: u16) -> String {
+    let exchange = async {
+        let mut conn = TcpStream::connect(("127.0.0.1", port)).await?;
+        let head = format!(
+            "GET /state.json HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {}\r\n\r\n",
+            "x".repeat(70_000)
+        );
+        // the server may answer and close before it has read everything
+        let _ = conn.write_all(head.as_bytes()).await;
+        let mut answer = Vec::new();
+        let _ = conn.read_to_end(&mut answer).await;
+        std::io::Result::Ok(answer)
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .expect("an answer within 5 s")
+        .expect("connect");
+    let text = String::from_utf8_lossy(&answer);
+    text.split_whitespace().nth(1).unwrap_or_default().to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_request_heads_cannot_hold_the_api() {
     let cluster = lab_cluster(1).await;
     let d = spawn(&cluster, "pg1", config(&cluster, "pg1", json!({})));
     wait_state(&d, "pg1 connected", |s| connected(s, "pg1")).await;
     let port = d.http_port;
+    assert_eq!(huge_head_status(port).await, "431", "a request head over 64 KiB");
 
     let seen = Arc::new(Seen::default());
     let stop = CancellationToken::new();
