@@ -19,6 +19,8 @@ pub mod decide;
 pub mod health;
 /// HTTP API routes.
 pub mod http;
+/// HTTP connections: accepting, connection caps, TLS handshakes, deadlines.
+pub mod http_conn;
 /// Log lines to stderr and syslog, with a level that reload can change.
 pub mod logging;
 /// WAL positions (`X/Y`).

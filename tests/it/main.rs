@@ -6,6 +6,7 @@ mod current_master;
 mod failover;
 mod faults;
 mod harness;
+mod http_limits;
 mod load_balancer;
 mod logs_and_metrics;
 mod monitoring;

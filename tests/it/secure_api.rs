@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A CA and a server certificate for 127.0.0.1, made with the openssl command.
-fn make_certs(dir: &Path) {
+pub(super) fn make_certs(dir: &Path) {
     let run = |args: &[&str]| {
         let out = Command::new("openssl")
             .args(args)

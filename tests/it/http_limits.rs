@@ -1,0 +1,345 @@
+//! The API under connection abuse: request heads sent a line at a time, and TLS connections that
+//! never finish their handshake. The abusers connect from 127.0.0.2 (any 127/8 address is
+//! loopback on Linux) and the legitimate checks from 127.0.0.1, so the daemon sees two clients:
+//! the abuser gets its per-address share and no more, and the checks keep their answers.
+
+use super::harness::*;
+use super::secure_api::make_certs;
+use pglab::daemon::{http_request, Daemon};
+use serde_json::json;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+const ABUSER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+/// The daemon's per-address cap with at least 1024 descriptors (`http_conn::MAX_PER_CLIENT`).
+const PER_CLIENT: usize = 32;
+/// How long the legitimate checks run under the abuse: longer than the head deadline (10 s) and
+/// the handshake deadline (5 s), so slots are handed over while we check.
+const UNDER_ABUSE: Duration = Duration::from_secs(15);
+/// An abuser reconnects this long after the server closed it (pacing the flood, so it loads the
+/// daemon, not the test's two cores).
+const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
+/// The state file is rewritten every round (0.5 s here): it must change within this, flood or not.
+const STATE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A TCP connection to the daemon on 127.0.0.1 from `source`.
+async fn connect_from(source: Ipv4Addr, port: u16) -> std::io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
+    socket.connect(SocketAddr::from(([127, 0, 0, 1], port))).await
+}
+
+/// What the abusers saw.
+#[derive(Default)]
+struct Seen {
+    /// Connections open now that the server has kept for at least two of our writes.
+    held: AtomicUsize,
+    /// Of those, closed by the server while we were still sending (or stalling).
+    held_then_closed: AtomicUsize,
+    /// Abusers whose first connection the server has closed.
+    first_closed: AtomicUsize,
+}
+
+/// How an abuser behaves on one connection.
+#[derive(Clone, Copy)]
+enum Abuse {
+    /// A request head, one header line a second, never finished.
+    SlowHead,
+    /// Nothing at all (a TLS client that never sends its ClientHello).
+    Silent,
+    /// A TLS record header announcing a 512-byte handshake message that never comes.
+    StalledHello,
+}
+
+/// Keeps one abusive connection to `port` open from `source`, reconnecting when the server
+/// closes it, until `stop`.
+async fn abuser(source: Ipv4Addr, port: u16, abuse: Abuse, seen: Arc<Seen>, stop: CancellationToken) {
+    let mut first = true;
+    while !stop.is_cancelled() {
+        if let Ok(conn) = connect_from(source, port).await {
+            let closed = abuse_one(conn, abuse, &seen, &stop).await;
+            if first && closed {
+                seen.first_closed.fetch_add(1, SeqCst);
+            }
+            first = false;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(RECONNECT_PAUSE) => {}
+        }
+    }
+}
+
+/// Abuses one connection; true when the server closed it (or answered and closed it).
+async fn abuse_one(mut conn: TcpStream, abuse: Abuse, seen: &Seen, stop: &CancellationToken) -> bool {
+    let opening: &[u8] = match abuse {
+        Abuse::SlowHead => b"GET /state.json HTTP/1.1\r\nHost: 127.0.0.1\r\n",
+        Abuse::Silent => b"",
+        Abuse::StalledHello => b"\x16\x03\x01\x02\x00",
+    };
+    if conn.write_all(opening).await.is_err() {
+        return true;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut writes = 0;
+    let mut buf = [0u8; 512];
+    let closed = loop {
+        tokio::select! {
+            _ = stop.cancelled() => break false,
+            // any answer ends our trick: an EOF, a reset, or an error status before the close
+            _ = conn.read(&mut buf) => break true,
+            _ = tick.tick() => {
+                writes += 1;
+                if writes == 2 {
+                    seen.held.fetch_add(1, SeqCst);
+                }
+                if let Abuse::SlowHead = abuse {
+                    if conn.write_all(format!("X-Slow-{writes}: x\r\n").as_bytes()).await.is_err() {
+                        break true;
+                    }
+                }
+            }
+        }
+    };
+    if writes >= 2 {
+        seen.held.fetch_sub(1, SeqCst);
+        if closed {
+            seen.held_then_closed.fetch_add(1, SeqCst);
+        }
+    }
+    closed
+}
+
+/// Starts `count` abusers from `source`.
+fn start_abusers(
+    count: usize,
+    source: Ipv4Addr,
+    port: u16,
+    kinds: &[Abuse],
+    seen: &Arc<Seen>,
+    stop: &CancellationToken,
+) {
+    for i in 0..count {
+        tokio::spawn(abuser(source, port, kinds[i % kinds.len()], seen.clone(), stop.clone()));
+    }
+}
+
+async fn wait_seen(what: &str, seen: &Seen, d: &Daemon, pred: impl Fn(&Seen) -> bool) {
+    if let Err(e) = pglab::wait_for(what, DEADLINE, || async { Ok(pred(seen)) }).await {
+        panic!(
+            "{e:#}\nheld {} held_then_closed {} first_closed {}\nlog tail:\n{}",
+            seen.held.load(SeqCst),
+            seen.held_then_closed.load(SeqCst),
+            seen.first_closed.load(SeqCst),
+            tail(&d.log(), 30)
+        );
+    }
+}
+
+/// The status the daemon answers to a request whose head is 70 000 bytes.
+async fn huge_head_status(port: u16) -> String {
+    let exchange = async {
+        let mut conn = TcpStream::connect(("127.0.0.1", port)).await?;
+        let head = format!(
+            "GET /state.json HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {}\r\n\r\n",
+            "x".repeat(70_000)
+        );
+        // the server may answer and close before it has read everything
+        let _ = conn.write_all(head.as_bytes()).await;
+        let mut answer = Vec::new();
+        let _ = conn.read_to_end(&mut answer).await;
+        std::io::Result::Ok(answer)
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .expect("an answer within 5 s")
+        .expect("connect");
+    let text = String::from_utf8_lossy(&answer);
+    text.split_whitespace().nth(1).unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_request_heads_cannot_hold_the_api() {
+    let cluster = lab_cluster(1).await;
+    let d = spawn(&cluster, "pg1", config(&cluster, "pg1", json!({})));
+    wait_state(&d, "pg1 connected", |s| connected(s, "pg1")).await;
+    let port = d.http_port;
+    assert_eq!(huge_head_status(port).await, "431", "a request head over 64 KiB");
+
+    let seen = Arc::new(Seen::default());
+    let stop = CancellationToken::new();
+    let _stop_on_exit = stop.clone().drop_guard();
+    const SLOW: usize = 300;
+    start_abusers(SLOW, ABUSER, port, &[Abuse::SlowHead], &seen, &stop);
+    wait_seen("the abuser holds its share of connections", &seen, &d, |s| {
+        s.held.load(SeqCst) >= PER_CLIENT
+    })
+    .await;
+
+    // every path load balancers and peers use answers (whatever its status) while the abuse
+    // goes on; http_request gives each request 5 s
+    let started = Instant::now();
+    let mut rounds = 0;
+    while started.elapsed() < UNDER_ABUSE {
+        for path in ["/state.json", "/health", "/primary", "/replica"] {
+            match http_request(port, "GET", path).await {
+                Ok((status, _)) if path == "/state.json" => assert_eq!(status, 200),
+                Ok(_) => {}
+                Err(e) => panic!(
+                    "GET {path} under abuse (round {rounds}, held {}): {e:#}\nlog tail:\n{}",
+                    seen.held.load(SeqCst),
+                    tail(&d.log(), 30)
+                ),
+            }
+        }
+        rounds += 1;
+    }
+
+    // the head deadline closed the connections the server had kept; the others were closed at
+    // once (the abuser already had its share)
+    wait_seen("the server closes the slow connections it kept", &seen, &d, |s| {
+        s.held_then_closed.load(SeqCst) >= PER_CLIENT
+    })
+    .await;
+    wait_seen("the server closes every first slow connection", &seen, &d, |s| {
+        s.first_closed.load(SeqCst) == SLOW
+    })
+    .await;
+    assert!(
+        d.log().contains(&format!(
+            "from clients that already had {PER_CLIENT} open, the latest from {ABUSER}"
+        )),
+        "the refusals are logged:\n{}",
+        tail(&d.log(), 30)
+    );
+}
+
+/// A shell wrapper that starts the daemon with a hard descriptor limit of `hard` and a soft one
+/// of `soft` (the daemon raises the soft one to the hard one).
+fn low_fd_wrapper(dir: &Path, hard: u32, soft: u32) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("pglookout-low-fd.sh");
+    let script = format!(
+        "#!/bin/sh\nulimit -S -n {soft} && ulimit -H -n {hard} && exec '{}' \"$@\"\n",
+        bin().display()
+    );
+    std::fs::write(&path, script).expect("wrapper");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+/// Waits until the state file's content differs from `before`; its new content.
+async fn state_rewritten(d: &Daemon, before: &str, seen: &Seen) -> String {
+    let result = pglab::wait_for("the state file is rewritten", STATE_DEADLINE, || async {
+        let now = std::fs::read_to_string(&d.state_path).unwrap_or_default();
+        Ok((!now.is_empty() && now != before).then_some(now))
+    })
+    .await;
+    match result {
+        Ok(text) => text,
+        Err(e) => panic!(
+            "{e:#}\nheld {}\nlog tail:\n{}",
+            seen.held.load(SeqCst),
+            tail(&d.log(), 30)
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_flood_cannot_take_the_descriptors() {
+    let cluster = lab_cluster(0).await;
+    let dir = cluster.dir();
+    make_certs(dir);
+    let mut cfg = config(&cluster, "pg1", json!({}));
+    cfg["http_tls_cert"] = json!(dir.join("server.pem"));
+    cfg["http_tls_key"] = json!(dir.join("server.key"));
+    // 256 descriptors: HTTP gets 64 of them, 8 per address
+    let (limit, connections, per_client) = (256, 64, 8);
+    let wrapper = low_fd_wrapper(dir, limit, 64);
+    let d = Daemon::spawn(&wrapper, "tls", dir, cfg).expect("spawn");
+    let port = d.http_port;
+    let pem = std::fs::read(dir.join("ca.pem")).expect("ca");
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
+        .timeout(Duration::from_secs(5))
+        // a new connection (and handshake) for every check
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let health = || client.get(format!("https://127.0.0.1:{port}/health")).send();
+    pglab::wait_for("the HTTPS server answers", DEADLINE, || async {
+        Ok(health().await.is_ok())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\nlog tail:\n{}", tail(&d.log(), 30)));
+    wait_state(&d, "pg1 connected", |s| connected(s, "pg1")).await;
+    // One abuser address with far more connections than the daemon has descriptors.
+    let seen = Arc::new(Seen::default());
+    let stop = CancellationToken::new();
+    let _stop_on_exit = stop.clone().drop_guard();
+    const FLOOD: usize = 600;
+    start_abusers(FLOOD, ABUSER, port, &[Abuse::Silent, Abuse::StalledHello], &seen, &stop);
+    wait_seen("the abuser holds its share of connections", &seen, &d, |s| {
+        s.held.load(SeqCst) >= per_client
+    })
+    .await;
+    let mut state = std::fs::read_to_string(&d.state_path).unwrap_or_default();
+    let started = Instant::now();
+    let mut rounds = 0;
+    while started.elapsed() < UNDER_ABUSE {
+        if let Err(e) = health().await {
+            panic!(
+                "GET /health over TLS under the flood (round {rounds}): {e:#}\nlog tail:\n{}",
+                tail(&d.log(), 30)
+            );
+        }
+        state = state_rewritten(&d, &state, &seen).await;
+        rounds += 1;
+    }
+    wait_seen("the server closes the stalled handshakes it kept", &seen, &d, |s| {
+        s.held_then_closed.load(SeqCst) >= per_client
+    })
+    .await;
+    wait_seen("the server closes every first flood connection", &seen, &d, |s| {
+        s.first_closed.load(SeqCst) == FLOOD
+    })
+    .await;
+
+    // Then many addresses, together over the global cap: HTTP still takes no more than its
+    // quarter of the descriptors, so the state file keeps being written.
+    for last in 3..=12 {
+        start_abusers(40, Ipv4Addr::new(127, 0, 0, last), port, &[Abuse::Silent], &seen, &stop);
+    }
+    wait_seen("the abusers keep connections up past the global cap", &seen, &d, |s| {
+        s.held.load(SeqCst) >= connections
+    })
+    .await;
+    let started = Instant::now();
+    while started.elapsed() < UNDER_ABUSE {
+        state = state_rewritten(&d, &state, &seen).await;
+    }
+    stop.cancel();
+    pglab::wait_for("/health over TLS after the flood", DEADLINE, || async {
+        Ok(health().await.is_ok())
+    })
+    .await
+    .expect("answers after the flood");
+    let log = d.log();
+    for failure in ["cannot write the state file", "Too many open files", "accept failed"] {
+        assert!(!log.contains(failure), "{failure}:\n{}", tail(&log, 30));
+    }
+    // checked last, so that the old code fails on the flood, not on a log line
+    assert!(
+        d.log().contains(&format!(
+            "at most {connections} client connections, {per_client} from one address (descriptor limit {limit})"
+        )),
+        "the caps come from the raised limit:\n{}",
+        tail(&d.log(), 30)
+    );
+}
