@@ -75,14 +75,26 @@ pub fn rewrite(config: &Config, master: &str, stamp: &str) -> Result<bool, Strin
 /// failed (the original never retried that restart, because the file then matched).
 pub async fn follow(config: &Config, master: &str, restart_anyway: bool) -> bool {
     let stamp = crate::state::iso(&chrono::Utc::now());
-    match rewrite(config, master, &stamp) {
+    let timeout = Duration::from_secs_f64(config.failover_command_timeout);
+    // File I/O in the data directory: off the async threads, with the commands' deadline (a
+    // hung mount must not take a runtime thread or hold the follow forever).
+    let (owned, target) = (config.clone(), master.to_string());
+    let rewritten = tokio::task::spawn_blocking(move || rewrite(&owned, &target, &stamp));
+    let rewritten = match tokio::time::timeout(timeout, rewritten).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Err(format!("rewriting the recovery settings failed: {e}")),
+        Err(_) => Err(format!(
+            "rewriting the recovery settings did not finish within {} s",
+            timeout.as_secs()
+        )),
+    };
+    match rewritten {
         Err(e) => {
             tracing::error!(target: "pglookout", "cannot follow {master}: {e}");
             false
         }
         Ok(false) if !restart_anyway => true,
         Ok(_) => {
-            let timeout = Duration::from_secs_f64(config.failover_command_timeout);
             let stop = command::run("pg_stop_command", &config.pg_stop_command, timeout, &[]).await;
             if !stop.success() {
                 tracing::warn!(target: "pglookout", "pg_stop_command {stop}; starting anyway");

@@ -63,6 +63,22 @@ impl Poller {
     }
 }
 
+/// An error's text followed by each cause that adds something (client libraries' own text,
+/// such as reqwest's "error sending request", often leaves out why).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        let t = inner.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = inner.source();
+    }
+    s
+}
+
 /// Merges one probe into a node's state: a failure keeps the last known fields with
 /// `connection: false`; a success updates the running minimum of the lag and records when
 /// replication was first seen.

@@ -30,18 +30,7 @@ pub enum ObserverError {
 /// The error with its causes: reqwest's own text ("error sending request") leaves out why
 /// (refused, timed out, a TLS failure). Without the URL, which may carry a token.
 fn request_error(e: reqwest::Error) -> ObserverError {
-    let e = e.without_url();
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(&e);
-    while let Some(inner) = src {
-        let t = inner.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = inner.source();
-    }
-    ObserverError::Request(s)
+    ObserverError::Request(super::error_chain(&e.without_url()))
 }
 
 /// An HTTP client for observers, trusting `ca_file` (PEM) in addition to the system roots.

@@ -88,17 +88,7 @@ fn is_auth_error(e: &tokio_postgres::Error) -> bool {
 
 /// The error text with its causes, never containing connection parameters.
 fn describe(e: &tokio_postgres::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(inner) = src {
-        let t = inner.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = inner.source();
-    }
-    s
+    super::error_chain(e)
 }
 
 fn micros_to_ts(s: Option<&str>) -> Option<Timestamp> {
