@@ -13,10 +13,13 @@ pub const KNOWN_KEYS: &[&str] = &[
     "autofollow",
     "cluster_monitor_health_timeout_seconds",
     "db_poll_interval",
+    "db_poll_timeout",
     "failover_command",
     "failover_command_timeout",
     "failover_on_disconnect",
     "failover_sleep_time",
+    "fence_command",
+    "fence_timeout",
     "http_address",
     "http_auth_scope",
     "http_auth_token",
@@ -45,6 +48,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "syslog",
     "syslog_address",
     "syslog_facility",
+    "unreachable_master_failover_timeout",
     "warning_replication_time_lag",
 ];
 
@@ -173,6 +177,17 @@ pub struct Config {
     pub failover_command: String,
     pub failover_command_timeout: f64,
     pub failover_sleep_time: f64,
+    /// The deadline of one probe of one node and of one fetch from an observer (ours; the
+    /// original waited 5 s per step).
+    pub db_poll_timeout: f64,
+    /// Stops our own node taking writes (ours; see docs/safety.md). `None`: no fencing.
+    pub fence_command: Option<String>,
+    /// Seconds without a majority of the observers vouching for our primary before it is
+    /// fenced; resolved (given or derived) whenever `fence_command` is set.
+    pub fence_timeout: Option<f64>,
+    /// Seconds the master must be unreachable (to us and a majority of the observers) before a
+    /// standby may fail over without waiting for `max_failover_replication_time_lag`.
+    pub unreachable_master_failover_timeout: Option<f64>,
     pub over_warning_limit_command: Option<String>,
     pub alert_file_dir: PathBuf,
     pub json_state_file_path: PathBuf,
@@ -557,6 +572,45 @@ impl Config {
             }
         }
 
+        let db_poll_interval = r.number("db_poll_interval", 5.0, false)?;
+        let db_poll_timeout = r.number("db_poll_timeout", 5.0, false)?;
+        let fence_command = r.opt_string("fence_command")?.filter(|s| !s.trim().is_empty());
+        let unreachable_master_failover_timeout = match obj.get("unreachable_master_failover_timeout") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(r.number("unreachable_master_failover_timeout", 0.0, false)?),
+        };
+        if unreachable_master_failover_timeout.is_some() && observers.is_empty() {
+            return Err(r.err(
+                "unreachable_master_failover_timeout",
+                "needs observers: the master must be unreachable to a majority of them too (docs/safety.md)",
+            ));
+        }
+        let timing = crate::decide::timing::Timing {
+            poll_interval: db_poll_interval,
+            poll_timeout: db_poll_timeout,
+            check_interval: replication_state_check_interval,
+        };
+        let failover_after = unreachable_master_failover_timeout
+            .unwrap_or(max_failover)
+            .min(max_failover);
+        let fence_timeout = match (&fence_command, obj.get("fence_timeout")) {
+            (_, Some(v)) if !v.is_null() => {
+                let t = r.number("fence_timeout", 0.0, false)?;
+                if fence_command.is_some() {
+                    timing
+                        .check_fence_timeout(t, failover_after)
+                        .map_err(|e| r.err("fence_timeout", e))?;
+                }
+                Some(t)
+            }
+            (Some(_), _) => Some(
+                timing
+                    .derive_fence_timeout(failover_after)
+                    .map_err(|e| r.err("fence_timeout", e))?,
+            ),
+            (None, _) => None,
+        };
+
         let alert_file_dir = match r.opt_string("alert_file_dir")? {
             Some(d) if !d.is_empty() => PathBuf::from(d),
             _ => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
@@ -572,7 +626,7 @@ impl Config {
             http_tls_cert,
             http_tls_key,
             poll_observers_on_warning_only: r.bool("poll_observers_on_warning_only", false)?,
-            db_poll_interval: r.number("db_poll_interval", 5.0, false)?,
+            db_poll_interval,
             replication_state_check_interval,
             cluster_monitor_health_timeout_seconds,
             warning_replication_time_lag: warning,
@@ -588,6 +642,10 @@ impl Config {
             failover_command: r.string("failover_command", "")?,
             failover_command_timeout: r.number("failover_command_timeout", 120.0, false)?,
             failover_sleep_time: r.number("failover_sleep_time", 0.0, true)?,
+            db_poll_timeout,
+            fence_command,
+            fence_timeout,
+            unreachable_master_failover_timeout,
             over_warning_limit_command: r
                 .opt_string("over_warning_limit_command")?
                 .filter(|s| !s.trim().is_empty()),
@@ -771,5 +829,56 @@ mod tests {
             let w = trust_warnings(&safe);
             assert!(w.len() == 1 && w[0].contains("owned by uid 65534"), "{w:?}");
         }
+    }
+
+    #[test]
+    fn fencing_timers_that_cannot_hold_are_refused_with_the_keys_and_numbers() {
+        let base = serde_json::json!({
+            "remote_conns": {"pg1": "host=a", "pg2": "host=b"},
+            "observers": {"o1": "http://o1:15000"},
+            "fence_command": "/usr/bin/fence",
+            "db_poll_interval": 0.5,
+            "db_poll_timeout": 1.0,
+            "replication_state_check_interval": 0.5,
+            "unreachable_master_failover_timeout": 8.5,
+        });
+        let load = |extra: serde_json::Value| {
+            let mut v = base.clone();
+            for (k, x) in extra.as_object().expect("object") {
+                v[k] = x.clone();
+            }
+            Config::from_value(Path::new("c.json"), &v).map(|(c, _)| c)
+        };
+        assert_eq!(
+            load(serde_json::json!({"fence_timeout": 4.0}))
+                .expect("fits")
+                .fence_timeout,
+            Some(4.0)
+        );
+        let e = load(serde_json::json!({"fence_timeout": 4.5}))
+            .expect_err("too long")
+            .to_string();
+        assert!(
+            e.contains("fence_timeout") && e.contains("= 9.00 s") && e.contains("8.5 s"),
+            "{e}"
+        );
+        // derived when not given: as long as the argument allows
+        assert_eq!(load(serde_json::json!({})).expect("derived").fence_timeout, Some(4.0));
+        let e = load(serde_json::json!({"unreachable_master_failover_timeout": 3.0}))
+            .expect_err("no room")
+            .to_string();
+        assert!(e.contains("fence_timeout") && e.contains("cannot be derived"), "{e}");
+        let e = load(serde_json::json!({"observers": {}}))
+            .expect_err("no observers")
+            .to_string();
+        assert!(
+            e.contains("unreachable_master_failover_timeout") && e.contains("observers"),
+            "{e}"
+        );
+        // without fence_command, fence_timeout is not checked against anything
+        let mut v = base.clone();
+        v.as_object_mut().expect("object").remove("fence_command");
+        v["fence_timeout"] = serde_json::json!(100.0);
+        assert!(Config::from_value(Path::new("c.json"), &v).is_ok());
     }
 }

@@ -37,6 +37,7 @@ const STOP_MARGIN: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 enum Event {
     FailoverFinished(command::Outcome),
+    FenceFinished(command::Outcome),
     FollowFinished {
         master: String,
         ok: bool,
@@ -110,6 +111,7 @@ struct Loop {
     memory: Memory,
     config_version: u64,
     failover_running: bool,
+    fence_running: bool,
     follow_running: bool,
     /// A follow asked for while another was running.
     follow_next: Option<String>,
@@ -257,6 +259,30 @@ impl Loop {
                     let _ = events.send(Event::FailoverFinished(outcome)).await;
                 });
             }
+            Action::RunFenceCommand { reason, new_master } => {
+                let Some(cmd) = self.config.fence_command.clone() else {
+                    return;
+                };
+                if self.fence_running {
+                    return;
+                }
+                self.fence_running = true;
+                self.counters.fence();
+                let env = vec![
+                    ("PGLOOKOUT_OWN_NODE", self.config.own_db.clone().unwrap_or_default()),
+                    ("PGLOOKOUT_NEW_MASTER", new_master.clone().unwrap_or_default()),
+                    ("PGLOOKOUT_REASON", reason.clone()),
+                ];
+                let timeout = Duration::from_secs_f64(self.config.failover_command_timeout);
+                let (events, counters) = (self.events.clone(), self.counters.clone());
+                tokio::spawn(async move {
+                    let run = async move { command::run("fence_command", &cmd, timeout, &env).await };
+                    let outcome = supervise::run("fence_command", &counters, run)
+                        .await
+                        .unwrap_or(command::Outcome::Crashed);
+                    let _ = events.send(Event::FenceFinished(outcome)).await;
+                });
+            }
             Action::FollowMaster { master } => {
                 if self.follow_running {
                     // the master changed while following the previous one: follow it next
@@ -297,6 +323,11 @@ impl Loop {
                 self.memory.record_failover_result(ok, clock::monotonic());
             }
             Event::Reloaded(result) => self.apply_reload(*result),
+            Event::FenceFinished(outcome) => {
+                self.fence_running = false;
+                self.counters.command("fence_command", outcome.success());
+                self.memory.record_fence_result(outcome.success(), clock::monotonic());
+            }
             Event::FollowFinished { master, ok } => {
                 self.follow_running = false;
                 self.counters.command("autofollow", ok);
@@ -449,6 +480,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
         poller: poller.clone(),
         config_version: 0,
         failover_running: false,
+        fence_running: false,
         follow_running: false,
         follow_next: None,
         monitor_unhealthy: false,
@@ -462,6 +494,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
         counters: counters.clone(),
         decided,
     };
+    let watchdog = std::env::var_os("WATCHDOG_USEC").is_some();
     let mut snapshots = poller.snapshots.clone();
     let mut last_round = 0;
     let mut ready = false;
@@ -496,6 +529,11 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
         };
         if check_now {
             lp.check();
+            // the decision loop made progress: systemd's watchdog (WatchdogSec=) restarts a
+            // daemon that stops sending this
+            if watchdog {
+                notify_systemd("WATCHDOG=1");
+            }
             next_check =
                 tokio::time::Instant::now() + Duration::from_secs_f64(lp.config.replication_state_check_interval);
             if !ready && last_round > 0 {
@@ -531,7 +569,7 @@ impl Loop {
         term: &mut tokio::signal::unix::Signal,
         int: &mut tokio::signal::unix::Signal,
     ) {
-        if !self.failover_running && !self.follow_running {
+        if !self.failover_running && !self.follow_running && !self.fence_running {
             return;
         }
         // a follow runs pg_stop_command then pg_start_command, each with the command timeout
@@ -540,8 +578,11 @@ impl Loop {
         tracing::warn!(target: "pglookout", "waiting up to {} s for the running {} to finish before stopping (send SIGTERM again to stop now)",
             bound.as_secs(), self.running_what());
         let deadline = tokio::time::Instant::now() + bound;
-        while self.failover_running || self.follow_running {
+        let mut watchdog = tokio::time::interval(Duration::from_secs(1));
+        while self.failover_running || self.follow_running || self.fence_running {
             tokio::select! {
+                // the wait is bounded; the watchdog must not cut it short
+                _ = watchdog.tick() => notify_systemd("WATCHDOG=1"),
                 _ = term.recv() => break,
                 _ = int.recv() => break,
                 _ = tokio::time::sleep_until(deadline) => break,
@@ -554,21 +595,26 @@ impl Loop {
                         self.follow_running = false;
                         self.counters.command("autofollow", ok);
                     }
+                    Some(Event::FenceFinished(outcome)) => {
+                        self.fence_running = false;
+                        self.counters.command("fence_command", outcome.success());
+                    }
                     Some(Event::Reloaded(_)) => {}
                     None => break,
                 },
             }
         }
-        if self.failover_running || self.follow_running {
+        if self.failover_running || self.follow_running || self.fence_running {
             tracing::error!(target: "pglookout", "stopping while the {} is still running; it is left to finish on its own (or to be killed with the service)",
                 self.running_what());
         }
     }
 
     fn running_what(&self) -> &'static str {
-        match (self.failover_running, self.follow_running) {
-            (true, true) => "failover_command and autofollow",
-            (true, false) => "failover_command",
+        match (self.fence_running, self.failover_running, self.follow_running) {
+            (true, _, _) => "fence_command",
+            (_, true, true) => "failover_command and autofollow",
+            (_, true, false) => "failover_command",
             _ => "autofollow",
         }
     }

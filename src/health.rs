@@ -99,9 +99,7 @@ const OBSERVER: &str = "this daemon is an observer: it has no database of its ow
 /// before what we know counts as stale: two poll intervals, and never under one probe
 /// deadline, so that a probe that takes its whole deadline is not stale by itself.
 pub fn poll_limit(config: &Config) -> f64 {
-    2.0 * config
-        .db_poll_interval
-        .max(crate::poll::PROBE_TIMEOUT.as_secs_f64() / 2.0)
+    2.0 * config.db_poll_interval.max(config.db_poll_timeout / 2.0)
 }
 
 /// How long the decision loop may go without a check: two check intervals, never under one
@@ -109,7 +107,7 @@ pub fn poll_limit(config: &Config) -> f64 {
 pub fn decision_limit(config: &Config) -> f64 {
     2.0 * config
         .replication_state_check_interval
-        .max(crate::poll::PROBE_TIMEOUT.as_secs_f64() / 2.0)
+        .max(config.db_poll_timeout / 2.0)
 }
 
 /// Our own node and its latest state, when that state is fresh: the node checks are judged on
@@ -252,6 +250,7 @@ mod tests {
             pg_last_xlog_replay_location: Some(Lsn(lsn)),
             replication_time_lag: lag,
             replication_slots: None,
+            timeline: None,
         });
         n
     }

@@ -24,6 +24,7 @@ pub struct Counters {
     poll_failures: AtomicU64,
     decisions: AtomicU64,
     failovers: AtomicU64,
+    fences: AtomicU64,
     state_write_failures: AtomicU64,
     /// command name -> (runs, failures)
     commands: Mutex<BTreeMap<String, (u64, u64)>>,
@@ -50,6 +51,9 @@ impl Counters {
     }
     pub fn failover(&self) {
         self.failovers.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn fence(&self) {
+        self.fences.fetch_add(1, Ordering::Relaxed);
     }
     pub fn state_write_failed(&self) {
         self.state_write_failures.fetch_add(1, Ordering::Relaxed);
@@ -310,6 +314,12 @@ pub fn render(
     );
     counter(
         &mut o,
+        "pglookout_fences_total",
+        "Fence commands started by this daemon (its node had to stop taking writes).",
+        counters.fences.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut o,
         "pglookout_state_file_write_failures_total",
         "Failed writes of the state file.",
         counters.state_write_failures.load(Ordering::Relaxed),
@@ -375,6 +385,7 @@ mod tests {
             pg_last_xlog_replay_location: Some(Lsn(5000)),
             replication_time_lag: None,
             replication_slots: None,
+            timeline: None,
         });
         let mut standby = primary.clone();
         if let Some(pg) = standby.pg.as_mut() {
@@ -430,6 +441,7 @@ mod tests {
             pg_last_xlog_replay_location: Some(Lsn(10)),
             replication_time_lag: Some(42.0),
             replication_slots: None,
+            timeline: None,
         });
         snap.nodes.insert("pg2".into(), standby);
         let extra = Extra {

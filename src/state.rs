@@ -57,6 +57,9 @@ pub struct PgFields {
     pub replication_time_lag: Option<f64>,
     /// Logical slots; only for a PostgreSQL >= 10 primary, and only when they could be read.
     pub replication_slots: Option<Vec<ReplicationSlot>>,
+    /// A primary's timeline (ours: the fencing rules compare them); `None` on standbys and in
+    /// the original's documents.
+    pub timeline: Option<u32>,
 }
 
 /// One node as one daemon sees it.
@@ -107,6 +110,9 @@ impl Serialize for NodeState {
                 m.serialize_entry("replication_slots", slots)?;
             }
             m.serialize_entry("replication_time_lag", &pg.replication_time_lag)?;
+            if let Some(t) = pg.timeline {
+                m.serialize_entry("timeline", &t)?;
+            }
         }
         if let Some(t) = self.replication_start_time {
             m.serialize_entry("replication_start_time", &t)?;
@@ -187,6 +193,12 @@ impl NodeState {
                     "replication_slots",
                     |v| serde_json::from_value(v.clone()).ok(),
                     "a list of slot objects",
+                )?,
+                timeline: field(
+                    o,
+                    "timeline",
+                    |v| v.as_u64().and_then(|t| u32::try_from(t).ok()),
+                    "a timeline number",
                 )?,
             }),
         };

@@ -64,14 +64,17 @@ pub enum Alert {
     MultipleMasterWarning,
     ReplicationDelayWarning,
     FailoverHasHappened,
+    /// Ours: this daemon fenced its node; removed when the node is a standby again.
+    Fenced,
 }
 
 impl Alert {
-    pub const ALL: [Alert; 4] = [
+    pub const ALL: [Alert; 5] = [
         Alert::AuthenticationError,
         Alert::MultipleMasterWarning,
         Alert::ReplicationDelayWarning,
         Alert::FailoverHasHappened,
+        Alert::Fenced,
     ];
 
     /// The file name inside `alert_file_dir`.
@@ -81,6 +84,7 @@ impl Alert {
             Alert::MultipleMasterWarning => "multiple_master_warning",
             Alert::ReplicationDelayWarning => "replication_delay_warning",
             Alert::FailoverHasHappened => "failover_has_happened",
+            Alert::Fenced => "fenced",
         }
     }
 }
@@ -98,6 +102,12 @@ pub enum Action {
     },
     /// Run `over_warning_limit_command`.
     RunWarningCommand,
+    /// Run `fence_command` (our node must stop taking writes), then report with
+    /// [`Memory::record_fence_result`].
+    RunFenceCommand {
+        reason: String,
+        new_master: Option<String>,
+    },
     CreateAlert(Alert),
     DeleteAlert(Alert),
     /// Point our standby at `master` (rewrite `primary_conninfo`, restart if it changed).
@@ -199,6 +209,13 @@ pub struct Memory {
     pub observer_polling: Option<bool>,
     /// The last non-transient summary.
     pub last_summary: Option<String>,
+    /// `mono` when this memory began (the daemon started).
+    pub started_at: f64,
+    /// Fencing of our own node (see `fence`).
+    pub fence: super::fence::FenceMemory,
+    /// The master, and since when (`mono`) it has been unreachable to us and to a strict
+    /// majority of the observers (the `unreachable_master_failover_timeout` trigger).
+    pub master_unreachable_since: Option<(String, f64)>,
     /// Actions that came out of a reported result, emitted with the next decision.
     #[serde(skip)]
     pending_actions: Vec<Action>,
@@ -221,6 +238,9 @@ impl Memory {
             no_decision_before: None,
             observer_polling: None,
             last_summary: None,
+            started_at: mono_now,
+            fence: Default::default(),
+            master_unreachable_since: None,
             pending_actions: Vec::new(),
         }
     }
@@ -276,28 +296,28 @@ impl Memory {
 
 /// Reasons and actions gathered while deciding.
 #[derive(Default)]
-struct Out {
+pub(super) struct Out {
     actions: Vec<Action>,
     reasons: Vec<String>,
 }
 
 impl Out {
-    fn act(&mut self, a: Action) {
+    pub(super) fn act(&mut self, a: Action) {
         self.actions.push(a);
     }
-    fn why(&mut self, r: impl Into<String>) {
+    pub(super) fn why(&mut self, r: impl Into<String>) {
         self.reasons.push(r.into());
     }
 }
 
 /// How one decision ended.
-struct End {
+pub(super) struct End {
     summary: String,
     /// A short wait (for a poll we asked for): not worth a log line of its own.
     transient: bool,
 }
 
-fn done(summary: impl Into<String>) -> End {
+pub(super) fn done(summary: impl Into<String>) -> End {
     End {
         summary: summary.into(),
         transient: false,
@@ -425,6 +445,10 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
         }
     }
     retry_follow(view, config, memory, out);
+    track_unreachable_master(view, config, memory, &nodes, &map);
+    if let Some(end) = super::fence::fence(view, config, memory, &nodes, &map, out) {
+        return end;
+    }
 
     let Some(own_db) = config.own_db.as_deref() else {
         // An observer only keeps track of the master.
@@ -464,6 +488,30 @@ fn current_lag(node: &NodeState) -> Option<f64> {
         .as_ref()
         .filter(|_| node.connection)
         .and_then(|p| p.replication_time_lag)
+}
+
+/// Keeps [`Memory::master_unreachable_since`]: the master we know is unreachable to us and to
+/// a strict majority of the observers (fresh reports), with no connected master anywhere.
+fn track_unreachable_master(
+    view: &View,
+    config: &Config,
+    memory: &mut Memory,
+    nodes: &BTreeMap<String, NodeState>,
+    map: &NodeMap,
+) {
+    let unreachable = match (&config.unreachable_master_failover_timeout, &memory.current_master) {
+        (Some(_), Some(master)) if map.connected_masters.is_empty() => {
+            let ours = nodes.get(master).is_some_and(|n| !n.connection);
+            let (votes, of) = super::fence::observer_votes(view.observers, config, view.wall_now, master, false);
+            ours && super::fence::strict_majority(votes, of)
+        }
+        _ => false,
+    };
+    match (unreachable, &memory.master_unreachable_since, &memory.current_master) {
+        (true, Some((m, _)), Some(cur)) if m == cur => {}
+        (true, _, Some(cur)) => memory.master_unreachable_since = Some((cur.clone(), view.mono_now)),
+        _ => memory.master_unreachable_since = None,
+    }
 }
 
 fn follow(view: &View, memory: &mut Memory, out: &mut Out, master: &str) {
@@ -823,7 +871,18 @@ fn do_failover_decision(
             .and_then(|p| p.db_time)
             .map_or(0.0, |t| secs_between(view.wall_now, t));
         let limit = config.max_failover_replication_time_lag;
-        if since < limit {
+        let fast = match (
+            &memory.master_unreachable_since,
+            config.unreachable_master_failover_timeout,
+        ) {
+            (Some((m, t0)), Some(t)) if m == name && view.mono_now - t0 >= t => Some((view.mono_now - t0, t)),
+            _ => None,
+        };
+        if let Some((unreachable, t)) = fast {
+            out.why(format!(
+                "master {name} has been unreachable to us and to a majority of the observers for {unreachable:.1} s (unreachable_master_failover_timeout {t} s)"
+            ));
+        } else if since < limit {
             out.why(format!(
                 "last contact with master {name} was {since:.1} s ago, under max_failover_replication_time_lag {limit} s"
             ));

@@ -14,8 +14,10 @@
 //! - [`crate::decide::monitor_unhealthy`]: the poller health rule.
 
 pub mod failover;
+pub mod fence;
 pub mod follow;
 pub mod node_map;
+pub mod timing;
 
 pub use failover::{decide, furthest_along, replication_positions, Action, Alert, Decision, Memory, View};
 pub use node_map::{node_map, NodeMap};

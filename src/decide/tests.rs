@@ -64,6 +64,7 @@ impl N {
                 pg_last_xlog_replay_location: None,
                 replication_time_lag: None,
                 replication_slots: None,
+                timeline: None,
             }),
             min_replication_time_lag: Some(0.0),
             replication_start_time: None,
@@ -133,6 +134,8 @@ struct Sim {
     /// The next failover command keeps running (not reported) instead of finishing at once.
     hold_failover: bool,
     failovers: usize,
+    fences: usize,
+    fence_ok: bool,
     warning_commands: usize,
     restarts: usize,
     alerts: BTreeSet<Alert>,
@@ -170,6 +173,8 @@ impl Sim {
             failover_running: false,
             hold_failover: false,
             failovers: 0,
+            fences: 0,
+            fence_ok: true,
             warning_commands: 0,
             restarts: 0,
             alerts: BTreeSet::new(),
@@ -265,6 +270,10 @@ impl Sim {
                     }
                 }
                 Action::RunWarningCommand => self.warning_commands += 1,
+                Action::RunFenceCommand { .. } => {
+                    self.fences += 1;
+                    self.memory.record_fence_result(self.fence_ok, self.mono);
+                }
                 Action::CreateAlert(x) => {
                     self.alerts.insert(*x);
                     self.alerts_created.push(*x);
@@ -1460,7 +1469,8 @@ fn summaries_change_only_when_the_situation_does_and_serialize_to_json() {
             "authentication_error",
             "multiple_master_warning",
             "replication_delay_warning",
-            "failover_has_happened"
+            "failover_has_happened",
+            "fenced"
         ]
     );
 }
@@ -1576,4 +1586,269 @@ fn regression_a_dead_own_node_reports_no_lag() {
     assert!(s.gauges.is_empty(), "{:?}", s.gauges);
     assert!(d.summary.contains("own replication lag is unknown"), "{}", d.summary);
     assert!(!d.reasons.iter().any(|r| r.contains("45.0")), "{:?}", d.reasons);
+}
+
+// ---------------------------------------------------------------------------------------
+// Fencing and the fast unreachable-master trigger (docs/safety.md)
+// ---------------------------------------------------------------------------------------
+
+const OBSERVERS: [&str; 3] = ["o1", "o2", "o3"];
+
+/// pg1 is our node, the primary (timeline 1); pg2 a standby; three observers see both.
+fn fenced_primary() -> Sim {
+    let mut s = Sim::new();
+    s.conf("fence_command", json!("/usr/bin/fence"))
+        .conf("db_poll_interval", json!(1.0))
+        .conf("db_poll_timeout", json!(1.0))
+        .conf("replication_state_check_interval", json!(1.0))
+        .conf("max_failover_replication_time_lag", json!(20.0))
+        .conf("fence_timeout", json!(5.0))
+        .conf(
+            "observers",
+            json!({"o1": "http://o1:15000", "o2": "http://o2:15000", "o3": "http://o3:15000"}),
+        )
+        .set("pg1", timeline(N::primary(), 1))
+        .set("pg2", N::standby("1/10", 0.5))
+        .own("pg1");
+    for o in OBSERVERS {
+        s.observe(o, "pg1", N::primary())
+            .observe(o, "pg2", N::standby("1/10", 0.5));
+    }
+    s
+}
+
+fn timeline(mut n: N, t: u32) -> N {
+    n.pg().timeline = Some(t);
+    n
+}
+
+/// Observer `o` now reports pg1 with `connected` (or is unreachable itself when `None`).
+fn report(s: &mut Sim, o: &str, connected: Option<bool>) {
+    let entry = s.observers.get_mut(o).expect("observer");
+    match connected {
+        None => entry.connection = false,
+        Some(c) => {
+            entry.connection = true;
+            if let Some(n) = entry.nodes.get_mut("pg1") {
+                n.connection = c;
+            }
+        }
+    }
+}
+
+/// Runs checks one second apart for `secs` seconds; returns the fences ordered meanwhile.
+fn run_for(s: &mut Sim, secs: usize) -> usize {
+    let before = s.fences;
+    for _ in 0..secs {
+        s.mono += 1.0;
+        s.round += 1;
+        s.check();
+    }
+    s.fences - before
+}
+
+#[test]
+fn without_fence_command_nothing_is_ever_fenced() {
+    let mut s = fenced_primary();
+    s.json.as_object_mut().expect("obj").remove("fence_command");
+    for o in OBSERVERS {
+        report(&mut s, o, None);
+    }
+    assert_eq!(run_for(&mut s, 60), 0);
+    assert!(!s.alerts.contains(&Alert::Fenced));
+}
+
+#[test]
+fn a_lease_kept_by_a_majority_never_fences_even_with_a_dead_observer() {
+    let mut s = fenced_primary();
+    report(&mut s, "o3", None); // a dead observer
+    assert_eq!(run_for(&mut s, 60), 0, "{}", s.all_reasons());
+    // and one that cannot reach us, on top: still 2 of 3 would be needed, 1 is not enough
+    report(&mut s, "o2", Some(false));
+    assert_eq!(run_for(&mut s, 4), 0, "fence_timeout 5 s has not run out");
+    assert_eq!(run_for(&mut s, 2), 1, "{}", s.all_reasons());
+}
+
+#[test]
+fn a_lost_lease_fences_once_and_the_fence_lasts_until_the_node_is_a_standby() {
+    let mut s = fenced_primary();
+    run_for(&mut s, 3);
+    for o in OBSERVERS {
+        report(&mut s, o, Some(false));
+    }
+    assert_eq!(run_for(&mut s, 4), 0);
+    assert_eq!(run_for(&mut s, 2), 1, "{}", s.all_reasons());
+    assert!(s.alerts.contains(&Alert::Fenced));
+    let d = s
+        .decisions
+        .iter()
+        .rev()
+        .find(|d| d.summary.starts_with("fence:"))
+        .expect("fence decision");
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.contains("no majority of the observers has reported pg1 connected")),
+        "{:?}",
+        d.reasons
+    );
+    // never twice for one event
+    assert_eq!(run_for(&mut s, 30), 0);
+    // our node comes back as a standby (followed the new primary): the fence is lifted
+    s.set("pg1", N::standby("1/10", 0.5));
+    run_for(&mut s, 1);
+    assert!(!s.alerts.contains(&Alert::Fenced));
+}
+
+#[test]
+fn a_blip_shorter_than_fence_timeout_does_not_fence() {
+    let mut s = fenced_primary();
+    for _ in 0..5 {
+        for o in OBSERVERS {
+            report(&mut s, o, Some(false));
+        }
+        assert_eq!(run_for(&mut s, 3), 0, "{}", s.all_reasons());
+        for o in OBSERVERS {
+            report(&mut s, o, Some(true));
+        }
+        assert_eq!(run_for(&mut s, 1), 0);
+    }
+}
+
+#[test]
+fn unreachable_observers_are_no_news_and_no_news_fences() {
+    let mut s = fenced_primary();
+    for o in OBSERVERS {
+        report(&mut s, o, None);
+    }
+    assert_eq!(run_for(&mut s, 6), 1, "{}", s.all_reasons());
+}
+
+#[test]
+fn without_observers_the_lease_rule_is_off() {
+    let mut s = fenced_primary();
+    s.json.as_object_mut().expect("obj").remove("observers");
+    s.observers.clear();
+    assert_eq!(run_for(&mut s, 60), 0, "{}", s.all_reasons());
+}
+
+#[test]
+fn a_connected_primary_on_a_newer_timeline_fences_at_once_and_equal_ones_never() {
+    let mut s = fenced_primary();
+    // equal timelines: two primaries must never fence each other
+    s.set("pg2", timeline(N::primary(), 1));
+    assert_eq!(run_for(&mut s, 3), 0);
+    assert!(s.alerts.contains(&Alert::MultipleMasterWarning));
+    // unknown timeline: no fence either
+    s.set("pg2", N::primary());
+    assert_eq!(run_for(&mut s, 3), 0);
+    // pg2 was promoted: timeline 2
+    s.set("pg2", timeline(N::primary(), 2));
+    assert_eq!(run_for(&mut s, 1), 1, "{}", s.all_reasons());
+    let d = s.decisions.last().expect("decision");
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.contains("pg2 is a connected primary on timeline 2")),
+        "{:?}",
+        d.reasons
+    );
+    // only the stale side fences: pg2's daemon sees pg1 on the older timeline
+    let mut other = fenced_primary();
+    other
+        .set("pg1", timeline(N::primary(), 1))
+        .set("pg2", timeline(N::primary(), 2))
+        .own("pg2");
+    assert_eq!(run_for(&mut other, 3), 0, "{}", other.all_reasons());
+}
+
+#[test]
+fn a_failed_fence_is_retried() {
+    let mut s = fenced_primary();
+    s.fence_ok = false;
+    s.set("pg2", timeline(N::primary(), 2));
+    assert_eq!(run_for(&mut s, 1), 1);
+    s.fence_ok = true;
+    assert_eq!(run_for(&mut s, 3), 1, "{}", s.all_reasons());
+    // the fence stopped pg1: no more fences
+    s.set("pg1", timeline(N::primary(), 1).conn(false));
+    assert_eq!(run_for(&mut s, 10), 0, "{}", s.all_reasons());
+}
+
+#[test]
+fn a_fenced_node_that_stays_up_as_a_primary_is_fenced_again_only_after_fence_timeout() {
+    let mut s = fenced_primary();
+    s.set("pg2", timeline(N::primary(), 2));
+    assert_eq!(run_for(&mut s, 1), 1);
+    // the command "worked" but pg1 still answers as a primary, vouched for
+    assert_eq!(run_for(&mut s, 4), 0, "{}", s.all_reasons());
+    assert_eq!(run_for(&mut s, 2), 1, "{}", s.all_reasons());
+}
+
+/// pg2 is our standby; the master pg1 dies; three observers.
+fn fast_standby(unreachable_to: &[&str]) -> Sim {
+    let mut s = Sim::new();
+    s.conf("unreachable_master_failover_timeout", json!(6.0))
+        .conf("max_failover_replication_time_lag", json!(60.0))
+        .conf("db_poll_interval", json!(1.0))
+        .conf(
+            "observers",
+            json!({"o1": "http://o1:15000", "o2": "http://o2:15000", "o3": "http://o3:15000"}),
+        )
+        .set("pg1", N::primary().conn(false))
+        .set("pg2", N::standby("1/10", 0.5))
+        .own("pg2");
+    // the observers that do not report the master unreachable are down (one that reached the
+    // master would make it connected for everyone: the node map takes its word)
+    for o in OBSERVERS {
+        s.observe(o, "pg1", N::primary().conn(false).db_time(now()))
+            .observe(o, "pg2", N::standby("1/10", 0.5));
+        if !unreachable_to.contains(&o) {
+            s.observers.get_mut(o).expect("observer").connection = false;
+        }
+    }
+    s.memory.current_master = Some("pg1".into());
+    s.mono = MONO0 + 100.0; // long after start
+    s
+}
+
+#[test]
+fn the_fast_trigger_fails_over_once_the_master_is_unreachable_to_a_majority() {
+    let mut s = fast_standby(&["o1", "o2"]);
+    let mut seconds = 0;
+    while s.failovers == 0 && seconds < 30 {
+        s.mono += 1.0;
+        s.round += 1;
+        s.check();
+        seconds += 1;
+    }
+    assert_eq!(s.failovers, 1, "{}", s.all_reasons());
+    assert!((6..=8).contains(&seconds), "failed over after {seconds} s");
+    assert!(s
+        .all_reasons()
+        .contains("unreachable to us and to a majority of the observers"));
+}
+
+#[test]
+fn the_fast_trigger_needs_a_majority_of_the_observers() {
+    // one of three observers cannot reach the master: not enough
+    let mut s = fast_standby(&["o1"]);
+    for _ in 0..30 {
+        s.mono += 1.0;
+        s.round += 1;
+        s.check();
+    }
+    assert_eq!(s.failovers, 0, "{}", s.all_reasons());
+}
+
+#[test]
+fn the_fast_trigger_does_not_count_observers_we_cannot_reach() {
+    let mut s = fast_standby(&["o1", "o2"]);
+    s.observers.get_mut("o2").expect("o2").connection = false;
+    for _ in 0..30 {
+        s.mono += 1.0;
+        s.round += 1;
+        s.check();
+    }
+    assert_eq!(s.failovers, 0, "{}", s.all_reasons());
 }

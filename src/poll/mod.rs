@@ -20,9 +20,6 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// The longest one probe of one node may take (connect and all queries), as the original's
-/// per-step 5 s wait.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a changed state is published at most.
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
@@ -510,6 +507,10 @@ struct WorkerCtx {
 }
 
 impl WorkerCtx {
+    fn probe_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.config.borrow().db_poll_timeout)
+    }
+
     fn interval(&self) -> Duration {
         Duration::from_secs_f64(self.config.borrow().db_poll_interval.max(0.01))
     }
@@ -558,7 +559,7 @@ impl WorkerCtx {
             let fetch_time = chrono::Utc::now();
             let outcome = tokio::select! {
                 _ = self.cancel.cancelled() => return,
-                o = probe.probe() => o,
+                o = probe.probe(self.probe_timeout()) => o,
             };
             if let Outcome::Node(result) = &outcome {
                 self.counters
@@ -574,12 +575,13 @@ impl WorkerCtx {
 
 /// One kind of thing a worker polls.
 trait Probe: Send {
-    fn probe(&mut self) -> impl std::future::Future<Output = Outcome> + Send;
+    /// One probe, given up after `deadline` (`db_poll_timeout`).
+    fn probe(&mut self, deadline: Duration) -> impl std::future::Future<Output = Outcome> + Send;
 }
 
 impl Probe for PgProbe {
-    async fn probe(&mut self) -> Outcome {
-        Outcome::Node(self.probe_within(PROBE_TIMEOUT).await)
+    async fn probe(&mut self, deadline: Duration) -> Outcome {
+        Outcome::Node(self.probe_within(deadline).await)
     }
 }
 
@@ -591,8 +593,15 @@ struct ObserverProbe {
 }
 
 impl Probe for ObserverProbe {
-    async fn probe(&mut self) -> Outcome {
-        let result = observer::fetch(&self.client, &self.target.url, self.target.token.as_deref()).await;
+    async fn probe(&mut self, deadline: Duration) -> Outcome {
+        let fetch = observer::fetch(&self.client, &self.target.url, self.target.token.as_deref());
+        let result = match tokio::time::timeout(deadline, fetch).await {
+            Ok(r) => r,
+            Err(_) => Err(observer::ObserverError::Request(format!(
+                "no answer within {} s",
+                deadline.as_secs_f64()
+            ))),
+        };
         Outcome::Observer(result.map(|(nodes, bad)| {
             for b in bad {
                 tracing::warn!(target: "ClusterMonitor", "observer {}: ignoring {b}", self.shown);
@@ -622,6 +631,7 @@ mod tests {
             pg_last_xlog_replay_location: None,
             replication_time_lag: Some(lag),
             replication_slots: None,
+            timeline: None,
         }
     }
 

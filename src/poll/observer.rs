@@ -6,8 +6,8 @@ use crate::state::{parse_node_map, NodeState, Timestamp};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// The longest we wait for an observer's answer.
-pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// A backstop for the HTTP client; each fetch has the poller's own deadline (`db_poll_timeout`).
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest answer we read (a thousand nodes take about 0.5 MB).
 pub const MAX_ANSWER_BYTES: usize = 64 << 20;
 /// An observer whose clock differs from ours by more than this is not trusted.

@@ -125,12 +125,20 @@ fn status_query(version_num: u32) -> &'static str {
     }
 }
 
+/// A primary's position and its timeline (the first 8 hex digits of the name of the WAL
+/// file it writes, which changes at once on promotion, unlike the checkpoint's).
 fn current_lsn_query(version_num: u32) -> &'static str {
     if version_num >= 100_000 {
-        "SELECT pg_current_wal_lsn()::text AS pg_last_xlog_replay_location"
+        "SELECT pg_current_wal_lsn()::text AS pg_last_xlog_replay_location, \
+         substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) AS timeline"
     } else {
-        "SELECT pg_current_xlog_location()::text AS pg_last_xlog_replay_location"
+        "SELECT pg_current_xlog_location()::text AS pg_last_xlog_replay_location, \
+         substr(pg_xlogfile_name(pg_current_xlog_location()), 1, 8) AS timeline"
     }
+}
+
+fn timeline(hex: Option<&str>) -> Option<u32> {
+    u32::from_str_radix(hex?, 16).ok().filter(|t| *t > 0)
 }
 
 fn heartbeat_query(version_num: u32) -> &'static str {
@@ -286,6 +294,7 @@ impl PgProbe {
                 _ => None,
             },
             replication_slots: None,
+            timeline: None,
         };
         if in_recovery {
             return Ok(fields);
@@ -302,6 +311,7 @@ impl PgProbe {
                 .map_err(query_err)?,
         );
         fields.pg_last_xlog_replay_location = lsn(current.first().and_then(|r| r.get(0)));
+        fields.timeline = timeline(current.first().and_then(|r| r.get(1)));
 
         if version_num >= 100_000 {
             match conn.client.simple_query(SLOTS_QUERY).await {

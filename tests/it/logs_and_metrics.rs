@@ -37,12 +37,28 @@ async fn syslog_statsd_systemd_and_no_secrets() {
     cfg["syslog_facility"] = json!("local3");
     cfg["statsd"] = json!({"host": "127.0.0.1", "port": statsd_port, "tags": {"cluster": "lab"}});
     let notify_env = notify_path.display().to_string();
-    let mut d =
-        Daemon::spawn_with_env(&bin(), "pg2", dir, cfg.clone(), &[("NOTIFY_SOCKET", &notify_env)]).expect("spawn");
+    let mut d = Daemon::spawn_with_env(
+        &bin(),
+        "pg2",
+        dir,
+        cfg.clone(),
+        &[("NOTIFY_SOCKET", &notify_env), ("WATCHDOG_USEC", "30000000")],
+    )
+    .expect("spawn");
 
-    // READY=1 once the first poll round is done: by then every node has been tried.
-    let ready = recv_text(&notify).expect("READY=1 within the deadline");
-    assert_eq!(ready, "READY=1");
+    // READY=1 once the first poll round is done: by then every node has been tried. The
+    // decision loop pings the watchdog after every check, before and after that.
+    let mut messages = Vec::new();
+    while !messages.iter().any(|m| m == "READY=1") {
+        messages.push(recv_text(&notify).expect("READY=1 within the deadline"));
+    }
+    while messages.iter().filter(|m| *m == "WATCHDOG=1").count() < 2 {
+        messages.push(recv_text(&notify).expect("WATCHDOG=1 within the deadline"));
+    }
+    assert!(
+        messages.iter().all(|m| m == "READY=1" || m == "WATCHDOG=1"),
+        "{messages:?}"
+    );
     let s = d.state().expect("state file after the first round");
     assert!(
         s["db_nodes"].get("pg1").is_some() && s["db_nodes"].get("pg2").is_some(),

@@ -1,0 +1,217 @@
+//! Fencing (docs/safety.md): the rules under which the daemon beside a primary stops that
+//! primary taking writes with `fence_command`, and the lease and unreachability counts they
+//! share with the fast failover trigger. Nothing here runs without `fence_command`.
+//!
+//! Owns: the lease (when a strict majority of the observers last reported our node
+//! connected), the two fence rules (another connected primary on a newer timeline; the lease
+//! has run out), "never twice for one event", the retry of a failed fence, and the `fenced`
+//! alert. Must not: do I/O, read a clock, log.
+
+use super::failover::{Action, Alert, Memory, Out};
+use super::node_map::NodeMap;
+use crate::config::Config;
+use crate::state::{NodeState, ObserverState, Timestamp};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// First wait before running a failed fence command again; doubles up to 60 s.
+pub const FENCE_RETRY_INITIAL_SECS: f64 = 1.0;
+const FENCE_RETRY_MAX_SECS: f64 = 60.0;
+
+/// What the fence rules remember.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FenceMemory {
+    /// `mono` of the last lease renewal (a strict majority of the observers reported our
+    /// node connected); `None` until the first, when the daemon's start stands in.
+    pub vouched_at: Option<f64>,
+    /// The fence in force: why, and when it was run. Lifted when our node is seen as a
+    /// standby again, or as a primary vouched for again (brought back on purpose).
+    pub fenced: Option<Fenced>,
+    /// Set when we emitted the command; cleared by [`Memory::record_fence_result`].
+    pub running_since: Option<f64>,
+    pub consecutive_failures: u32,
+    pub last_failure: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Fenced {
+    pub at: f64,
+    pub reason: String,
+}
+
+impl Memory {
+    /// The fence command finished; a failure is retried after a backoff, a success is never
+    /// repeated for the same event.
+    pub fn record_fence_result(&mut self, ok: bool, mono_now: f64) {
+        self.fence.running_since = None;
+        if ok {
+            self.fence.consecutive_failures = 0;
+            self.fence.last_failure = None;
+        } else {
+            self.fence.consecutive_failures = self.fence.consecutive_failures.saturating_add(1);
+            self.fence.last_failure = Some(mono_now);
+            // not fenced after all: the rules run again once the backoff has passed
+            self.fence.fenced = None;
+        }
+    }
+}
+
+/// Whether an observer's report counts now: we reached it at our last fetch, and that fetch
+/// is at most `max_age` seconds old (our own wall clock on both sides).
+fn fresh(o: &ObserverState, wall_now: Timestamp, max_age: f64) -> bool {
+    let age = wall_now.signed_duration_since(o.fetch_time).num_milliseconds() as f64 / 1000.0;
+    o.connection && age <= max_age
+}
+
+/// How old an observer fetch may be and still count: one fetch period (a poll interval and a
+/// fetch deadline) and one check interval.
+pub fn observer_max_age(config: &Config) -> f64 {
+    config.db_poll_interval + config.db_poll_timeout + config.replication_state_check_interval
+}
+
+/// How many observers report `node` with `connection == connected`, among those whose
+/// report is fresh; and how many are configured.
+pub fn observer_votes(
+    observers: &BTreeMap<String, ObserverState>,
+    config: &Config,
+    wall_now: Timestamp,
+    node: &str,
+    connected: bool,
+) -> (usize, usize) {
+    let max_age = observer_max_age(config);
+    let votes = config
+        .observers
+        .keys()
+        .filter_map(|name| observers.get(name))
+        .filter(|o| fresh(o, wall_now, max_age))
+        .filter(|o| o.nodes.get(node).is_some_and(|n| n.connection == connected))
+        .count();
+    (votes, config.observers.len())
+}
+
+/// A strict majority: two of them always share a member.
+pub fn strict_majority(votes: usize, of: usize) -> bool {
+    of > 0 && votes * 2 > of
+}
+
+/// The fence rules for this round. `Some` ends the decision (a fence was ordered).
+pub(super) fn fence(
+    view: &super::View,
+    config: &Config,
+    memory: &mut Memory,
+    nodes: &BTreeMap<String, NodeState>,
+    map: &NodeMap,
+    out: &mut Out,
+) -> Option<super::failover::End> {
+    config.fence_command.as_ref()?;
+    let own = config.own_db.as_deref()?;
+    let own_state = nodes.get(own)?;
+    let now = view.mono_now;
+    match own_state.in_recovery() {
+        Some(true) if own_state.connection => {
+            // a standby again (followed the new primary, or rebuilt): the fence is over
+            if memory.fence.fenced.take().is_some() {
+                out.why(format!("{own} is a standby again; the fence is lifted"));
+                out.act(Action::DeleteAlert(Alert::Fenced));
+            }
+            // if it is promoted, its lease starts from the last time it was seen as a standby
+            memory.fence.vouched_at = Some(now);
+            return None;
+        }
+        // never seen as a primary, or a standby we do not reach: nothing to fence
+        Some(true) | None => return None,
+        Some(false) => {}
+    }
+
+    let (votes, of) = observer_votes(view.observers, config, view.wall_now, own, true);
+    let vouched = strict_majority(votes, of);
+    if vouched {
+        memory.fence.vouched_at = Some(now);
+    }
+    if let Some(f) = &memory.fence.fenced {
+        // Back as a vouched-for primary for a whole fence_timeout after the fence: brought back
+        // on purpose (or the command did not stop it). The rules run afresh: a newer primary
+        // elsewhere fences it again, as a new event.
+        let back = now - f.at >= config.fence_timeout.unwrap_or(0.0);
+        if own_state.connection && vouched && back {
+            out.why(format!(
+                "{own} answers as a primary again and a majority of the observers vouches for it: the earlier fence ({}) no longer holds",
+                f.reason
+            ));
+            memory.fence.fenced = None;
+        } else {
+            out.why(format!("{own} was fenced {:.0} s ago: {}", now - f.at, f.reason));
+            return None;
+        }
+    }
+    if memory.fence.running_since.is_some() {
+        out.why("the fence command is running");
+        return None;
+    }
+    if let Some(last) = memory.fence.last_failure {
+        let doublings = memory.fence.consecutive_failures.saturating_sub(1).min(16);
+        let wait = (FENCE_RETRY_INITIAL_SECS * f64::from(1u32 << doublings)).min(FENCE_RETRY_MAX_SECS);
+        if now < last + wait {
+            out.why(format!(
+                "the fence command failed {} time(s); next try in {:.1} s",
+                memory.fence.consecutive_failures,
+                last + wait - now
+            ));
+            return None;
+        }
+    }
+
+    // Rule 1: another node is a connected primary on a newer timeline: a standby was promoted
+    // and ours is the stale one. Equal or unknown timelines never fence (two primaries must
+    // never fence each other).
+    let own_timeline = own_state.pg.as_ref().and_then(|p| p.timeline);
+    let newer = map
+        .connected_masters
+        .iter()
+        .filter(|(name, _)| name.as_str() != own)
+        .filter_map(|(name, s)| Some((name, s.pg.as_ref()?.timeline?)))
+        .filter(|(_, t)| own_timeline.is_some_and(|own_t| *t > own_t))
+        .max_by_key(|(name, t)| (*t, (*name).clone()));
+    if let (Some((name, t)), Some(own_t)) = (newer, own_timeline) {
+        let reason = format!("{name} is a connected primary on timeline {t}, newer than {own}'s timeline {own_t}");
+        return Some(order_fence(memory, out, own, now, reason, Some(name.clone())));
+    }
+
+    // Rule 2: the lease ran out. Without observers there is nobody to vouch: the lease rule is
+    // off (docs/safety.md).
+    if of == 0 {
+        return None;
+    }
+    let fence_timeout = config.fence_timeout?;
+    let since = now - memory.fence.vouched_at.unwrap_or(memory.started_at);
+    out.why(format!(
+        "{votes} of {of} observers vouch for {own}; last majority {since:.1} s ago (fence_timeout {fence_timeout} s)"
+    ));
+    if since >= fence_timeout {
+        let other = map.connected_masters.keys().find(|n| n.as_str() != own).cloned();
+        let reason = format!(
+            "no majority of the observers has reported {own} connected for {since:.1} s (fence_timeout {fence_timeout} s)"
+        );
+        return Some(order_fence(memory, out, own, now, reason, other));
+    }
+    None
+}
+
+fn order_fence(
+    memory: &mut Memory,
+    out: &mut Out,
+    own: &str,
+    now: f64,
+    reason: String,
+    new_master: Option<String>,
+) -> super::failover::End {
+    out.why(reason.clone());
+    out.act(Action::RunFenceCommand {
+        reason: reason.clone(),
+        new_master,
+    });
+    out.act(Action::CreateAlert(Alert::Fenced));
+    memory.fence.running_since = Some(now);
+    memory.fence.fenced = Some(Fenced { at: now, reason });
+    super::failover::done(format!("fence: stopping {own}, which must not take writes"))
+}
