@@ -339,6 +339,31 @@ impl Cluster {
         )
     }
 
+    /// A fence command for node `name` (pglookout's `fence_command`): SIGKILL of its postmaster
+    /// and every child at once, which works on a frozen (SIGSTOPped) server too, where a
+    /// `pg_ctl stop` signal would wait until it resumes. Exits 0 when nothing runs any more,
+    /// also when the node was already down.
+    pub fn fence_command(&self, name: &str) -> Result<String> {
+        let node = self.node(name);
+        let node_dir = node.data_dir.parent().context("data dir has no parent")?;
+        let path = node_dir.join("fence.sh");
+        let shown = path.to_string_lossy().into_owned();
+        let pidfile = shell_quote(&node.data_dir.join("postmaster.pid").to_string_lossy());
+        let script = format!(
+            "#!/bin/sh
+             # pglab: fence {name}: it must stop taking writes now.
+             pid=$(head -n 1 {pidfile} 2>/dev/null)
+             [ -n \"$pid\" ] || exit 0
+             kill -9 $(pgrep -P \"$pid\") \"$pid\" 2>/dev/null
+             exit 0
+",
+            name = node.name,
+        );
+        fs::write(&path, script).with_context(|| format!("writing {shown}"))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
+        Ok(shown)
+    }
+
     /// A command that starts node `name` (`pg_ctl start -w`, server output appended to its
     /// `postgres.log`); exits 0 once it accepts connections.
     pub fn start_command(&self, name: &str) -> Result<String> {

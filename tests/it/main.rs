@@ -5,6 +5,7 @@ mod config_errors;
 mod current_master;
 mod failover;
 mod faults;
+mod fencing;
 mod harness;
 mod http_limits;
 mod load_balancer;
