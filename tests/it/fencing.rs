@@ -58,7 +58,8 @@ fn stamp_path(dir: &Path, what: &str, node: &str) -> PathBuf {
 }
 
 impl Mesh {
-    async fn start() -> Mesh {
+    /// `fence`: whether the daemons have a `fence_command` (off only to show what it prevents).
+    async fn start(fence: bool) -> Mesh {
         let cluster = lab_cluster(2).await;
         let proxy = Proxy::start(cluster.port("pg1")).await.expect("proxy");
         let ports: BTreeMap<&str, u16> = NAMES.iter().map(|n| (*n, free_port().expect("port"))).collect();
@@ -79,19 +80,21 @@ impl Mesh {
             if own != "obs" {
                 let dir = cluster.dir();
                 let promote = cluster.promote_command(own).expect("promote");
-                let fence = cluster.fence_command(own).expect("fence");
+                let fence_cmd = cluster.fence_command(own).expect("fence");
                 c["failover_command"] = json!(stamped(
                     dir,
                     &format!("failover-{own}.sh"),
                     &stamp_path(dir, "promote", own),
                     &promote
                 ));
-                c["fence_command"] = json!(stamped(
-                    dir,
-                    &format!("fence-{own}.sh"),
-                    &stamp_path(dir, "fence", own),
-                    &fence
-                ));
+                if fence {
+                    c["fence_command"] = json!(stamped(
+                        dir,
+                        &format!("fence-{own}.sh"),
+                        &stamp_path(dir, "fence", own),
+                        &fence_cmd
+                    ));
+                }
             }
             daemons.insert(own, spawn(&cluster, own, c));
         }
@@ -160,7 +163,10 @@ impl Mesh {
                     }
                 }
             }
-            if let Some(t) = d.state().and_then(|s| node(&s, name)["fetch_time"].as_str().map(str::to_string)) {
+            if let Some(t) = d
+                .state()
+                .and_then(|s| node(&s, name)["fetch_time"].as_str().map(str::to_string))
+            {
                 seen.borrow_mut().insert(t);
             }
             Ok((seen.borrow().len() >= n).then_some(Ok(())))
@@ -178,16 +184,27 @@ impl Mesh {
 /// clients still reach it: its own daemon fences it before any standby is promoted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_partitioned_from_every_daemon_is_fenced_before_a_standby_is_promoted() {
-    let mesh = Mesh::start().await;
+    let mesh = Mesh::start(true).await;
     mesh.proxy.set_mode(ProxyMode::Blackhole);
     let winner = mesh.wait_promoted().await;
     let fenced = stamp_of(&mesh.cluster, "fence", "pg1").unwrap_or_else(|| panic!("pg1 was not fenced{}", mesh.dump()));
     let promoted = stamp_of(&mesh.cluster, "promote", winner).expect("promotion time");
-    assert!(fenced < promoted, "fenced at {fenced}, promoted at {promoted}{}", mesh.dump());
-    assert!(mesh.cluster.sql("pg1", "SELECT 1").await.is_err(), "pg1 still answers its clients");
+    assert!(
+        fenced < promoted,
+        "fenced at {fenced}, promoted at {promoted}{}",
+        mesh.dump()
+    );
+    assert!(
+        mesh.cluster.sql("pg1", "SELECT 1").await.is_err(),
+        "pg1 still answers its clients"
+    );
     assert!(mesh.daemons["pg1"].alert_dir.join("fenced").exists());
     let log = mesh.daemons["pg1"].log();
-    assert!(log.contains("no majority of the observers has reported pg1 connected"), "{}", mesh.dump());
+    assert!(
+        log.contains("no majority of the observers has reported pg1 connected"),
+        "{}",
+        mesh.dump()
+    );
     let state = mesh.daemons["pg1"].state().expect("state");
     assert!(state["decision"].to_string().contains("fence"), "{state}");
     let (_, metrics) = mesh.daemons["pg1"].http("GET", "/metrics").await.expect("metrics");
@@ -199,7 +216,7 @@ async fn a_primary_partitioned_from_every_daemon_is_fenced_before_a_standby_is_p
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_primary_is_fenced_and_never_takes_a_write_when_it_resumes() {
     use nix::sys::signal::Signal;
-    let mesh = Mesh::start().await;
+    let mesh = Mesh::start(true).await;
     let pid = mesh.cluster.node("pg1").postmaster_pid().expect("pg1 runs");
     let mut frozen = pglab::process::children_and_group(pid);
     frozen.push(pid);
@@ -213,13 +230,20 @@ async fn a_frozen_primary_is_fenced_and_never_takes_a_write_when_it_resumes() {
     }
     let fenced = fenced.unwrap_or_else(|| panic!("pg1 was not fenced before the promotion{}", mesh.dump()));
     let promoted = stamp_of(&mesh.cluster, "promote", winner).expect("promotion time");
-    assert!(fenced < promoted, "fenced at {fenced}, promoted at {promoted}{}", mesh.dump());
+    assert!(
+        fenced < promoted,
+        "fenced at {fenced}, promoted at {promoted}{}",
+        mesh.dump()
+    );
     mesh.cluster
         .sql(winner, "INSERT INTO pglab_load (payload) VALUES ('new primary')")
         .await
         .expect("the new primary takes writes");
     for _ in 0..10 {
-        let write = mesh.cluster.sql("pg1", "INSERT INTO pglab_load (payload) VALUES ('old primary')").await;
+        let write = mesh
+            .cluster
+            .sql("pg1", "INSERT INTO pglab_load (payload) VALUES ('old primary')")
+            .await;
         assert!(write.is_err(), "the resumed old primary took a write{}", mesh.dump());
     }
 }
@@ -228,7 +252,7 @@ async fn a_frozen_primary_is_fenced_and_never_takes_a_write_when_it_resumes() {
 /// nor fails over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_three_second_blip_neither_fences_nor_fails_over() {
-    let mesh = Mesh::start().await;
+    let mesh = Mesh::start(true).await;
     mesh.proxy.set_mode(ProxyMode::Refuse);
     let blip_started = std::time::Instant::now();
     mesh.wait_state("pg2", "pg2's daemon to see pg1 unreachable", |s| !connected(s, "pg1"))
@@ -246,12 +270,32 @@ async fn a_three_second_blip_neither_fences_nor_fails_over() {
 /// lag window; the dead primary's daemon fences it (a no-op on a dead node) first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_fails_over_on_the_fast_trigger() {
-    let mesh = Mesh::start().await;
+    let mesh = Mesh::start(true).await;
     mesh.cluster.kill9("pg1").expect("kill pg1");
     let winner = mesh.wait_promoted().await;
     let log = mesh.daemons[winner].log();
     assert!(log.contains("unreachable_master_failover_timeout"), "{}", mesh.dump());
     let fenced = stamp_of(&mesh.cluster, "fence", "pg1");
     let promoted = stamp_of(&mesh.cluster, "promote", winner).expect("promotion time");
-    assert!(fenced.is_some_and(|f| f < promoted), "{fenced:?} {promoted}{}", mesh.dump());
+    assert!(
+        fenced.is_some_and(|f| f < promoted),
+        "{fenced:?} {promoted}{}",
+        mesh.dump()
+    );
+}
+
+/// The rule broken on purpose: the same partition without `fence_command` leaves two writable
+/// primaries (the split brain the fence prevents), which is what the test above would catch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_fencing_the_partition_leaves_two_writable_primaries() {
+    let mesh = Mesh::start(false).await;
+    mesh.proxy.set_mode(ProxyMode::Blackhole);
+    let winner = mesh.wait_promoted().await;
+    for node in ["pg1", winner] {
+        mesh.cluster
+            .sql(node, "INSERT INTO pglab_load (payload) VALUES ('split brain')")
+            .await
+            .unwrap_or_else(|e| panic!("{node} does not take writes: {e:#}"));
+    }
+    assert!(stamp_of(&mesh.cluster, "fence", "pg1").is_none());
 }
