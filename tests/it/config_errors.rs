@@ -46,6 +46,18 @@ fn bad_configs_are_refused_with_the_key_named() {
             &["\"max_failover_replication_time_lag\"", "positive number"],
         ),
         (
+            "a fence that cannot come before the promotion",
+            r#"{"observers": {"o1": "http://o1:15000"}, "fence_command": "/bin/true", "fence_timeout": 8,
+                "unreachable_master_failover_timeout": 10, "db_poll_interval": 1, "db_poll_timeout": 1,
+                "replication_state_check_interval": 1}"#,
+            &["\"fence_timeout\"", "= 14.00 s", "10 s"],
+        ),
+        (
+            "fast trigger without observers",
+            r#"{"unreachable_master_failover_timeout": 10}"#,
+            &["\"unreachable_master_failover_timeout\"", "needs observers"],
+        ),
+        (
             "bad observer url",
             r#"{"observers": {"o1": "ftp://x"}}"#,
             &["\"observers.o1\"", "http"],
