@@ -1833,11 +1833,7 @@ fn the_fast_trigger_fails_over_once_the_master_is_unreachable_to_a_majority() {
 fn the_fast_trigger_needs_a_majority_of_the_observers() {
     // one of three observers cannot reach the master: not enough
     let mut s = fast_standby(&["o1"]);
-    for _ in 0..30 {
-        s.mono += 1.0;
-        s.round += 1;
-        s.check();
-    }
+    run_for(&mut s, 30);
     assert_eq!(s.failovers, 0, "{}", s.all_reasons());
 }
 
@@ -1845,10 +1841,6 @@ fn the_fast_trigger_needs_a_majority_of_the_observers() {
 fn the_fast_trigger_does_not_count_observers_we_cannot_reach() {
     let mut s = fast_standby(&["o1", "o2"]);
     s.observers.get_mut("o2").expect("o2").connection = false;
-    for _ in 0..30 {
-        s.mono += 1.0;
-        s.round += 1;
-        s.check();
-    }
+    run_for(&mut s, 30);
     assert_eq!(s.failovers, 0, "{}", s.all_reasons());
 }
