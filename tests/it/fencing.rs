@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-const NAMES: [&str; 4] = ["obs", "pg1", "pg2", "pg3"];
+/// In start order: the primary's daemon last, once the others can vouch for pg1 (its lease
+/// runs from its start: docs/safety.md).
+const NAMES: [&str; 4] = ["obs", "pg2", "pg3", "pg1"];
 
 /// The timings of these tests (docs/safety.md, "Timing"): the overhead is
 /// 2 × 0.5 + 2 × 1 + 0.5 + 1 = 4.5 s, so fence_timeout 4.5 + 4.5 = 9 s <= 9.5 s.
@@ -96,7 +98,17 @@ impl Mesh {
                     ));
                 }
             }
-            daemons.insert(own, spawn(&cluster, own, c));
+            let d = spawn(&cluster, own, c);
+            if own != "pg1" {
+                let seen = pglab::wait_for("the daemon to see pg1", DEADLINE, || async {
+                    Ok(d.state().is_some_and(|s| connected(&s, "pg1")))
+                })
+                .await;
+                if let Err(e) = seen {
+                    panic!("{own}: {e:#}\n{}", tail(&d.log(), 30));
+                }
+            }
+            daemons.insert(own, d);
         }
         let mesh = Mesh {
             daemons,
