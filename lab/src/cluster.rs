@@ -9,7 +9,7 @@
 //!
 //! Layout of the directory (0755, so the `postgres` user can reach its subdirectories):
 //! `<root>/pgN/{data,sock,postgres.log}`; `pgN/` is owned by the server user, `data` is 0700.
-//! `pgN/{promote,stop,start}.sh` appear when [`Cluster::promote_command`] and friends are asked
+//! `pgN/{promote,stop,start,fence}.sh` appear when [`Cluster::promote_command`] and friends are asked
 //! for: commands for a pglookout daemon that acts on the node.
 
 use std::fmt::Write as _;
@@ -334,6 +334,20 @@ impl Cluster {
             "stop",
             &format!(
                 "stop -D {} -m fast -w -t 30",
+                shell_quote(&node.data_dir.to_string_lossy())
+            ),
+        )
+    }
+
+    /// A command that fences node `name`: `pg_ctl stop -m immediate` (no checkpoint, clients cut
+    /// at once), waiting up to 30 s; non-zero if it was not running or did not stop.
+    pub fn fence_command(&self, name: &str) -> Result<String> {
+        let node = self.node(name);
+        self.pg_ctl_script(
+            node,
+            "fence",
+            &format!(
+                "stop -D {} -m immediate -w -t 30",
                 shell_quote(&node.data_dir.to_string_lossy())
             ),
         )
