@@ -55,6 +55,8 @@ const BLIP: f64 = 3.0;
 /// enough that a hanging failover command is given up within a run.
 const FAILOVER_COMMAND_TIMEOUT: f64 = 20.0;
 const LOG_TAIL: usize = 15;
+/// After convergence, how long the master has to acknowledge a write.
+const RESUME_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Built-in `fast` profile, used when `docs/profiles/fast.json` is not in the repository.
 const FAST_FALLBACK: &str = r#"{"db_poll_interval": 0.5, "replication_state_check_interval": 0.5, "db_poll_timeout": 1.0, "unreachable_master_failover_timeout": 6.0, "fence_timeout": 3.5, "max_failover_replication_time_lag": 10}"#;
@@ -167,8 +169,7 @@ pub fn profile_keys(profile: Profile) -> Result<(Map<String, Value>, String)> {
             }
             for path in candidates {
                 if path.is_file() {
-                    let text = std::fs::read_to_string(&path)
-                        .with_context(|| format!("reading {}", path.display()))?;
+                    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
                     let keys = parse_profile(&text).with_context(|| format!("{}", path.display()))?;
                     return Ok((keys, path.display().to_string()));
                 }
@@ -289,7 +290,11 @@ pub fn plan(opts: &Options, index: usize) -> Plan {
     let mut rng = Rng::new(run_seed);
     let (lo, hi) = (opts.hold_min.min(opts.hold_max), opts.hold_max.max(opts.hold_min));
     let drawn = lo + rng.f64() * (hi - lo);
-    let hold = if fault == Fault::Blip { BLIP } else { (drawn * 10.0).round() / 10.0 };
+    let hold = if fault == Fault::Blip {
+        BLIP
+    } else {
+        (drawn * 10.0).round() / 10.0
+    };
     let standby = if rng.below(2) == 0 { "pg2" } else { "pg3" };
     Plan {
         index,
@@ -387,30 +392,34 @@ impl ChaosLab {
     /// from pg1 directly after its daemon's first follow (which rewrites `primary_conninfo`
     /// with our `hostaddr` and restarts the standby).
     pub async fn wait_healthy(&self) -> Result<()> {
-        wait_for("a healthy lab (pg1 master, standbys streaming)", HEALTHY_DEADLINE, || async {
-            let masters_ok = self
-                .all_daemons()
-                .all(|d| d.state().is_some_and(|s| s["current_master"] == json!(PRIMARY)));
-            if !masters_ok {
-                return Ok(false);
-            }
-            for standby in &NODES[1..] {
-                let rows = self.cluster.sql(standby, "SHOW primary_conninfo").await?;
-                let conninfo: String = rows.first().context("no row")?.try_get(0)?;
-                if !conninfo.contains("hostaddr") {
+        wait_for(
+            "a healthy lab (pg1 master, standbys streaming)",
+            HEALTHY_DEADLINE,
+            || async {
+                let masters_ok = self
+                    .all_daemons()
+                    .all(|d| d.state().is_some_and(|s| s["current_master"] == json!(PRIMARY)));
+                if !masters_ok {
                     return Ok(false);
                 }
-            }
-            let rows = self
-                .cluster
-                .sql(
-                    PRIMARY,
-                    "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'",
-                )
-                .await?;
-            let streaming: i64 = rows.first().context("no row")?.try_get(0)?;
-            Ok(streaming == (NODES.len() - 1) as i64)
-        })
+                for standby in &NODES[1..] {
+                    let rows = self.cluster.sql(standby, "SHOW primary_conninfo").await?;
+                    let conninfo: String = rows.first().context("no row")?.try_get(0)?;
+                    if !conninfo.contains("hostaddr") {
+                        return Ok(false);
+                    }
+                }
+                let rows = self
+                    .cluster
+                    .sql(
+                        PRIMARY,
+                        "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'",
+                    )
+                    .await?;
+                let streaming: i64 = rows.first().context("no row")?.try_get(0)?;
+                Ok(streaming == (NODES.len() - 1) as i64)
+            },
+        )
         .await
     }
 
@@ -428,10 +437,18 @@ impl ChaosLab {
         for d in self.all_daemons() {
             let log = d.log();
             let f = log.matches("running failover_command").count();
-            let f = if f == 0 && d.alert_dir.join("failover_has_happened").exists() { 1 } else { f };
+            let f = if f == 0 && d.alert_dir.join("failover_has_happened").exists() {
+                1
+            } else {
+                f
+            };
             failovers.extend(std::iter::repeat_n(d.name.clone(), f));
             let k = log.matches("running fence_command").count();
-            let k = if k == 0 && d.alert_dir.join("fenced").exists() { 1 } else { k };
+            let k = if k == 0 && d.alert_dir.join("fenced").exists() {
+                1
+            } else {
+                k
+            };
             fences.extend(std::iter::repeat_n(d.name.clone(), k));
         }
         (failovers, fences)
@@ -813,6 +830,8 @@ pub struct RunRecord {
     pub converged: bool,
     /// Seconds from the heal to convergence.
     pub converge_secs: Option<f64>,
+    /// The converged master acknowledged a write after convergence.
+    pub writes_resumed: bool,
     pub final_primary: Option<String>,
     pub duration: f64,
     /// The daemons' last decisions and log tails, on a failed run.
@@ -844,6 +863,7 @@ impl RunRecord {
             "new_primary_write_s": self.new_primary_write.map(round3),
             "converged": self.converged,
             "converge_s": self.converge_secs.map(round3),
+            "writes_resumed": self.writes_resumed,
             "final_primary": self.final_primary,
             "duration_s": round3(self.duration),
         })
@@ -1077,16 +1097,19 @@ fn writable_overlap(samples: &[Sample]) -> (usize, f64) {
     (max, split)
 }
 
-/// When each node became writable after having been seen in recovery (a promotion), if ever.
+/// When each node may have been promoted, if ever: the time of its last sample in recovery
+/// before its first writable one. The promotion happened in between; taking the start of that
+/// window (at most a monitor interval early) counts the old primary's acknowledgements that
+/// raced the promotion as split-brain writes rather than as async replication loss.
 fn promotions(samples: &[Sample]) -> [Option<f64>; NODES.len()] {
     let mut sorted: Vec<&Sample> = samples.iter().collect();
     sorted.sort_by(|a, b| a.at.total_cmp(&b.at));
-    let mut seen_standby = [false; NODES.len()];
+    let mut last_standby: [Option<f64>; NODES.len()] = [None; NODES.len()];
     let mut promoted = [None; NODES.len()];
     for s in sorted {
         match s.writable {
-            Some(false) => seen_standby[s.node] = true,
-            Some(true) if seen_standby[s.node] && promoted[s.node].is_none() => promoted[s.node] = Some(s.at),
+            Some(false) if promoted[s.node].is_none() => last_standby[s.node] = Some(s.at),
+            Some(true) if promoted[s.node].is_none() => promoted[s.node] = last_standby[s.node],
             _ => {}
         }
     }
@@ -1143,8 +1166,18 @@ async fn run_inner(
     let healed_at = Instant::now();
     let master = wait_for("convergence", converge_deadline, || converged(&lab)).await;
     rec.converged = master.is_ok();
-    if rec.converged {
+    if let Ok(m) = &master {
         rec.converge_secs = Some(healed_at.elapsed().as_secs_f64());
+        // The converged master must take writes again.
+        let n = node_index(m)?;
+        let since = recorder.now();
+        rec.writes_resumed = wait_for(
+            "a write acknowledged by the converged master",
+            RESUME_DEADLINE,
+            || async { Ok(recorder.acks().iter().any(|a| a.node == n && a.at >= since)) },
+        )
+        .await
+        .is_ok();
     }
     let (acks, samples) = recorder.stop().await;
     judge(&lab, plan, fault_at, master.ok(), &acks, &samples, rec).await;
@@ -1216,7 +1249,9 @@ async fn judge(
         ));
     }
     if let Some(n) = rec.missing_split_brain.filter(|n| *n > 0) {
-        failures.push(format!("{n} writes acknowledged after another node became writable are lost"));
+        failures.push(format!(
+            "{n} writes acknowledged after another node became writable are lost"
+        ));
     }
     if let Some(n) = rec.missing_async.filter(|n| *n > 0) {
         if plan.fault.failover_allowed() {
@@ -1237,6 +1272,8 @@ async fn judge(
     }
     if !rec.converged {
         failures.push("no convergence".into());
+    } else if !rec.writes_resumed {
+        failures.push("the converged master took no write".into());
     }
     if rec.final_primary.is_some() && rec.missing.is_none() {
         failures.push("the final primary's writes could not be read".into());
@@ -1341,7 +1378,7 @@ mod tests {
         assert_eq!(max, 2);
         assert!((split - 1.0).abs() < 1e-9, "{split}");
         let p = promotions(&samples);
-        assert_eq!(p, [None, Some(1.0), None]);
+        assert_eq!(p, [None, Some(0.1), None]);
     }
 
     #[test]

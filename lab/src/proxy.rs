@@ -173,10 +173,11 @@ async fn handle(client: TcpStream, mut target: watch::Receiver<u16>, mut mode: w
         }
     }
     let target_port = *target.borrow_and_update();
-    let server = match tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, TcpStream::connect(("127.0.0.1", target_port))).await {
-        Ok(Ok(s)) => s,
-        _ => return reset(client),
-    };
+    let server =
+        match tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, TcpStream::connect(("127.0.0.1", target_port))).await {
+            Ok(Ok(s)) => s,
+            _ => return reset(client),
+        };
     let _ = server.set_nodelay(true);
     let (mut client, mut server) = (client, server);
     let refused = tokio::select! {
