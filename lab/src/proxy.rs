@@ -281,4 +281,26 @@ mod tests {
         drop(client);
         assert_eq!(proxy.open_client_sockets().expect("count"), 0);
     }
+
+    #[tokio::test]
+    async fn set_target_resets_old_connections_and_redirects_new_ones() {
+        let a = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind a");
+        let b = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind b");
+        let b_port = b.local_addr().expect("addr").port();
+        let proxy = Proxy::start(a.local_addr().expect("addr").port()).await.expect("proxy");
+        let mut old = TcpStream::connect(("127.0.0.1", proxy.port())).await.expect("connect");
+        let (_a_side, _) = a.accept().await.expect("a accepts");
+        proxy.set_target(b_port);
+        assert_eq!(proxy.target_port(), b_port);
+        let mut buf = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(5), old.read(&mut buf))
+            .await
+            .expect("reset in time");
+        assert!(matches!(read, Ok(0) | Err(_)), "the old connection is closed: {read:?}");
+        let _new = TcpStream::connect(("127.0.0.1", proxy.port())).await.expect("connect");
+        tokio::time::timeout(Duration::from_secs(5), b.accept())
+            .await
+            .expect("b accepts in time")
+            .expect("b accepts");
+    }
 }

@@ -15,14 +15,20 @@ async fn short_campaign_partition_sigstop_blip() {
         seed: 1,
         profile: Profile::Fast,
         faults: vec![Fault::Partition, Fault::Sigstop, Fault::Blip],
-        // Long enough for a failover under the lab's `max_failover_replication_time_lag` 10,
-        // short enough to keep the test near a minute and a half.
-        hold_min: 12.0,
-        hold_max: 12.0,
+        // Long enough for a failover under the lab's `max_failover_replication_time_lag` 10
+        // (so partition and sigstop usually exercise the split-brain accounting), short enough
+        // to keep the test around a minute.
+        hold_min: 16.0,
+        hold_max: 16.0,
         converge_deadline: Duration::from_secs(30),
     };
     let mut seen = Vec::new();
-    let records = chaos::campaign(&opts, |r| seen.push(r.line())).await.expect("campaign");
+    let records = chaos::campaign(&opts, |r| {
+        eprintln!("{}", r.line());
+        seen.push(r.line());
+    })
+    .await
+    .expect("campaign");
     assert_eq!(records.len(), 3);
     assert_eq!(seen.len(), 3, "one callback per run");
     let faults: BTreeSet<&str> = records.iter().map(|r| r.fault.as_str()).collect();
