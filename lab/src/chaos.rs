@@ -833,6 +833,8 @@ pub struct RunRecord {
     /// The converged master acknowledged a write after convergence.
     pub writes_resumed: bool,
     pub final_primary: Option<String>,
+    /// The nodes writable when the run ended (more than one: the split brain persists).
+    pub writable_at_end: Vec<String>,
     pub duration: f64,
     /// The daemons' last decisions and log tails, on a failed run.
     pub diagnostics: String,
@@ -865,6 +867,7 @@ impl RunRecord {
             "converge_s": self.converge_secs.map(round3),
             "writes_resumed": self.writes_resumed,
             "final_primary": self.final_primary,
+            "writable_at_end": self.writable_at_end,
             "duration_s": round3(self.duration),
         })
     }
@@ -890,7 +893,7 @@ impl RunRecord {
         }
         let _ = write!(
             line,
-            " | max writable {} ({:.1}s) | acked {} missing {} (split-brain {}, async {}) | failovers {} fences {} | new-primary write {} ({}) | converged {} | final {}",
+            " | max writable {} ({:.1}s) | acked {} missing {} (split-brain {}, async {}) | failovers {} fences {} | new-primary write {} ({}) | converged {} | final {} (writable: {})",
             self.max_writable,
             self.split_brain_secs,
             self.acked,
@@ -903,6 +906,7 @@ impl RunRecord {
             self.new_primary.as_deref().unwrap_or("-"),
             if self.converged { secs(self.converge_secs) } else { "no".into() },
             self.final_primary.as_deref().unwrap_or("-"),
+            if self.writable_at_end.is_empty() { "none".to_string() } else { self.writable_at_end.join(",") },
         );
         if !self.failures.is_empty() {
             let _ = write!(line, " | {}", self.failures.join("; "));
@@ -1053,15 +1057,7 @@ fn node_index(name: &str) -> Result<usize> {
 
 /// The one writable node, once every running daemon names it as `current_master`.
 async fn converged(lab: &ChaosLab) -> Result<Option<String>> {
-    let mut writable = Vec::new();
-    for node in lab.cluster.nodes() {
-        if !node.is_running() {
-            continue;
-        }
-        if let Ok(Ok(false)) = tokio::time::timeout(CLIENT_TIMEOUT, lab.cluster.in_recovery(&node.name)).await {
-            writable.push(node.name.clone());
-        }
-    }
+    let writable = writable_nodes(lab).await;
     let [master] = writable.as_slice() else {
         return Ok(None);
     };
@@ -1081,6 +1077,7 @@ fn writable_overlap(samples: &[Sample]) -> (usize, f64) {
     let mut max = 0;
     let mut split = 0.0;
     let mut since: Option<f64> = None;
+    let end = sorted.last().map_or(0.0, |s| s.at);
     for s in sorted {
         latest[s.node] = s.writable == Some(true);
         let count = latest.iter().filter(|w| **w).count();
@@ -1093,6 +1090,10 @@ fn writable_overlap(samples: &[Sample]) -> (usize, f64) {
             }
             _ => {}
         }
+    }
+    // Still split when the monitor stopped.
+    if let Some(t) = since {
+        split += end - t;
     }
     (max, split)
 }
@@ -1223,9 +1224,11 @@ async fn judge(
     rec.acked_during_split = acks.iter().filter(|a| during_split(a)).count();
 
     // The final primary: the converged master, else the only writable node if there is one.
+    rec.writable_at_end = writable_nodes(lab).await;
     let final_primary = match master {
         Some(m) => Some(m),
-        None => converged_writable(lab).await,
+        None if rec.writable_at_end.len() == 1 => rec.writable_at_end.first().cloned(),
+        None => None,
     };
     if let Some(fp) = &final_primary {
         match final_ids(lab, fp).await {
@@ -1282,15 +1285,15 @@ async fn judge(
     rec.failures = failures;
 }
 
-/// The only writable running node, if exactly one is.
-async fn converged_writable(lab: &ChaosLab) -> Option<String> {
+/// The running nodes that are out of recovery.
+async fn writable_nodes(lab: &ChaosLab) -> Vec<String> {
     let mut writable = Vec::new();
     for node in lab.cluster.nodes().iter().filter(|n| n.is_running()) {
         if let Ok(Ok(false)) = tokio::time::timeout(CLIENT_TIMEOUT, lab.cluster.in_recovery(&node.name)).await {
             writable.push(node.name.clone());
         }
     }
-    (writable.len() == 1).then(|| writable.remove(0))
+    writable
 }
 
 async fn final_ids(lab: &ChaosLab, node: &str) -> Result<BTreeSet<i64>> {
@@ -1377,6 +1380,11 @@ mod tests {
         let (max, split) = writable_overlap(&samples);
         assert_eq!(max, 2);
         assert!((split - 1.0).abs() < 1e-9, "{split}");
+        // A split that lasts until the end counts up to the last sample.
+        let open = [s(0.0, 0, Some(true)), s(1.0, 1, Some(true)), s(3.0, 0, Some(true))];
+        let (max, split) = writable_overlap(&open);
+        assert_eq!(max, 2);
+        assert!((split - 2.0).abs() < 1e-9, "{split}");
         let p = promotions(&samples);
         assert_eq!(p, [None, Some(0.1), None]);
     }

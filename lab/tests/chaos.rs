@@ -20,7 +20,7 @@ async fn short_campaign_partition_sigstop_blip() {
         // to keep the test around a minute.
         hold_min: 16.0,
         hold_max: 16.0,
-        converge_deadline: Duration::from_secs(30),
+        converge_deadline: Duration::from_secs(20),
     };
     let mut seen = Vec::new();
     let records = chaos::campaign(&opts, |r| {
