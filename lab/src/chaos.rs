@@ -55,6 +55,8 @@ const BLIP: f64 = 3.0;
 /// enough that a hanging failover command is given up within a run.
 const FAILOVER_COMMAND_TIMEOUT: f64 = 20.0;
 const LOG_TAIL: usize = 15;
+/// Writes pg1 must have acknowledged before the fault.
+const BASELINE_WRITES: usize = 20;
 /// After convergence, how long the master has to acknowledge a write.
 const RESUME_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -1145,9 +1147,13 @@ async fn run_inner(
     let mut lab = ChaosLab::start(profile, plan.garbage_seed).await?;
     lab.wait_healthy().await?;
     let recorder = Recorder::start(&lab.cluster);
-    wait_for("a first write acknowledged by pg1", Duration::from_secs(15), || async {
-        Ok(recorder.acks().iter().any(|a| a.node == 0))
-    })
+    // A baseline of acknowledged writes (about a second's worth) before the fault, so that
+    // writes in flight at the fault have predecessors to be checked against.
+    wait_for(
+        "a baseline of writes acknowledged by pg1",
+        Duration::from_secs(15),
+        || async { Ok(recorder.acks().iter().filter(|a| a.node == 0).count() >= BASELINE_WRITES) },
+    )
     .await?;
 
     let fault_at = recorder.now();
