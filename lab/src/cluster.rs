@@ -9,7 +9,7 @@
 //!
 //! Layout of the directory (0755, so the `postgres` user can reach its subdirectories):
 //! `<root>/pgN/{data,sock,postgres.log}`; `pgN/` is owned by the server user, `data` is 0700.
-//! `pgN/{promote,stop,start}.sh` appear when [`Cluster::promote_command`] and friends are asked
+//! `pgN/{promote,stop,start,fence}.sh` appear when [`Cluster::promote_command`] and friends are asked
 //! for: commands for a pglookout daemon that acts on the node.
 
 use std::fmt::Write as _;

@@ -122,6 +122,14 @@ impl Daemon {
         Ok(())
     }
 
+    /// Starts a stopped daemon again on the same config, state file, port and (appended) log.
+    pub fn restart(&mut self, bin: &Path) -> Result<()> {
+        if self.child.is_some() {
+            return Err(anyhow!("{} is still running", self.name));
+        }
+        self.start(bin)
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.http_port)
     }

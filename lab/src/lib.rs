@@ -3,6 +3,9 @@
 //!
 //! Module map:
 //! - [`daemon`]: `Daemon`: a `pglookout` child process with its config, log, state file and HTTP API.
+//! - [`chaos`]: `pglab chaos`: a seeded fault campaign (kill -9, partitions, SIGSTOP, a lying
+//!   observer...) on a fleet whose every daemon link goes through its own proxy; judges each run
+//!   for two writable primaries, lost acknowledged writes, needless failovers and convergence.
 //! - [`bench`]: `pglab bench-poll`: one observer polling N nodes; CPU, memory and state freshness.
 //! - [`fleet`]: `Fleet`: a cluster with one daemon per node and an observer; the live view and
 //!   the kill-the-primary timeline shared by `pglab up`, `pglab demo` and `pglab bench-failover`.
@@ -16,6 +19,7 @@
 //! - [`error`]: `LabError`, the typed errors callers may want to match on.
 
 pub mod bench;
+pub mod chaos;
 pub mod cluster;
 pub mod daemon;
 pub mod env;

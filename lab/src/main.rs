@@ -30,6 +30,42 @@ enum Command {
     /// Benchmark the poller: one observer daemon polling N nodes; prints its CPU, memory and
     /// state freshness (see docs/performance.md). Fails only when the setup fails.
     BenchPoll(BenchPollArgs),
+    /// A seeded fault campaign: per run a fresh fleet (every daemon link behind its own proxy),
+    /// one fault held for a seeded time, then heal; judges two writable primaries, lost
+    /// acknowledged writes, needless failovers or fences, and convergence. Exits non-zero when
+    /// a run fails.
+    Chaos(ChaosArgs),
+}
+
+#[derive(Args)]
+struct ChaosArgs {
+    /// Number of runs (each on a fresh fleet).
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
+    /// Campaign seed: run i is a pure function of (seed, i).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Daemon timings: `default` (the fleet's) or `fast` (docs/profiles/fast.json, else a
+    /// built-in fallback).
+    #[arg(long, default_value = "default")]
+    profile: String,
+    /// Comma-separated faults to draw from (default: all): kill9, partition, blip, sigstop,
+    /// cut-standbys, observer-killed, standby-isolated, primary-daemon-killed,
+    /// failover-command-hangs, observer-garbage.
+    #[arg(long)]
+    faults: Option<String>,
+    /// Shortest hold of a fault, seconds (blip: always 3 s).
+    #[arg(long, default_value_t = 5.0)]
+    hold_min: f64,
+    /// Longest hold of a fault, seconds.
+    #[arg(long, default_value_t = 25.0)]
+    hold_max: f64,
+    /// After healing, how long the cluster has to converge, seconds.
+    #[arg(long, default_value_t = 60.0)]
+    converge_secs: f64,
+    /// Print the per-run records as JSON lines on stdout (the human lines go to stderr).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -126,6 +162,7 @@ fn main() -> ExitCode {
             Command::Up(args) => cmd_up(args).await,
             Command::Demo(args) => cmd_demo(args).await,
             Command::BenchFailover(args) => cmd_bench_failover(args).await,
+            Command::Chaos(args) => cmd_chaos(args).await,
             Command::BenchPoll(a) => {
                 pglab::bench::run(pglab::bench::Options {
                     nodes: a.nodes,
@@ -293,5 +330,61 @@ async fn cmd_bench_failover(args: BenchFailoverArgs) -> Result<()> {
         args.fleet.poll_interval,
         args.fleet.failover_after
     );
+    Ok(())
+}
+
+async fn cmd_chaos(args: ChaosArgs) -> Result<()> {
+    use pglab::chaos::{self, Fault, Profile};
+    let profile = Profile::parse(&args.profile)?;
+    let faults = match &args.faults {
+        Some(list) => Fault::parse_list(list)?,
+        None => Fault::ALL.to_vec(),
+    };
+    if !(args.converge_secs.is_finite() && args.converge_secs > 0.0) {
+        anyhow::bail!("--converge-secs must be a positive number of seconds");
+    }
+    if !(args.hold_min.is_finite() && args.hold_max.is_finite() && args.hold_min >= 0.0) {
+        anyhow::bail!("--hold-min and --hold-max must be non-negative numbers of seconds");
+    }
+    let opts = chaos::Options {
+        runs: args.runs,
+        seed: args.seed,
+        profile,
+        faults,
+        hold_min: args.hold_min,
+        hold_max: args.hold_max,
+        converge_deadline: std::time::Duration::from_secs_f64(args.converge_secs),
+    };
+    let (_, source) = chaos::profile_keys(profile)?;
+    let names: Vec<&str> = opts.faults.iter().map(|f| f.name()).collect();
+    eprintln!(
+        "chaos: {} runs, seed {}, profile {} ({source}), faults {}",
+        opts.runs,
+        opts.seed,
+        args.profile,
+        names.join(",")
+    );
+    let json = args.json;
+    let records = chaos::campaign(&opts, |rec| {
+        if json {
+            println!("{}", rec.to_json());
+            eprintln!("{}", rec.line());
+        } else {
+            println!("{}", rec.line());
+        }
+        if !rec.passed && !rec.diagnostics.is_empty() {
+            eprintln!("  daemons at the end of run {}:\n{}", rec.index + 1, rec.diagnostics);
+        }
+    })
+    .await?;
+    let summary = chaos::summary(&records);
+    if json {
+        eprintln!("{summary}");
+    } else {
+        println!("{summary}");
+    }
+    if records.iter().any(|r| !r.passed) {
+        anyhow::bail!("{summary}");
+    }
     Ok(())
 }

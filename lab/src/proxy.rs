@@ -8,9 +8,13 @@
 //! - `Blackhole`: new connections are accepted and never answered (not even dialled upstream);
 //!   existing ones stop being forwarded, so both ends hang. Back to `Pass`, forwarding resumes.
 //!
+//! [`Proxy::set_target`] points new connections elsewhere and resets the existing ones (e.g. to
+//! swap a service for a misbehaving stand-in).
+//!
 //! [`Proxy::open_client_sockets`] counts the clients' sockets connected to it that are still
 //! open, which the proxy itself cannot see while blackholed (it does not read then).
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -32,7 +36,7 @@ pub enum ProxyMode {
 #[derive(Debug)]
 pub struct Proxy {
     port: u16,
-    target_port: u16,
+    target: watch::Sender<u16>,
     mode: watch::Sender<ProxyMode>,
     task: JoinHandle<()>,
 }
@@ -41,15 +45,23 @@ impl Proxy {
     /// Listen on a free 127.0.0.1 port and forward to 127.0.0.1:`target_port` (mode `Pass`).
     /// Must be called within a tokio runtime; the proxy runs as a task of it.
     pub async fn start(target_port: u16) -> Result<Proxy> {
-        let listener = TcpListener::bind(("127.0.0.1", 0))
+        Self::start_at(IpAddr::V4(Ipv4Addr::LOCALHOST), 0, target_port).await
+    }
+
+    /// Like [`Proxy::start`], listening on `addr`:`port` (0: a free port). Any 127.x.y.z address
+    /// works on Linux's loopback, so a proxy can take a node's own port on another address
+    /// (which lets a client's conninfo carry the node's port while its host picks the proxy).
+    pub async fn start_at(addr: IpAddr, port: u16, target_port: u16) -> Result<Proxy> {
+        let listener = TcpListener::bind((addr, port))
             .await
-            .context("binding the proxy listener")?;
+            .with_context(|| format!("binding the proxy listener on {addr}:{port}"))?;
         let port = listener.local_addr()?.port();
         let (mode, rx) = watch::channel(ProxyMode::Pass);
-        let task = tokio::spawn(accept_loop(listener, target_port, rx));
+        let (target, target_rx) = watch::channel(target_port);
+        let task = tokio::spawn(accept_loop(listener, target_rx, rx));
         Ok(Proxy {
             port,
-            target_port,
+            target,
             mode,
             task,
         })
@@ -61,7 +73,17 @@ impl Proxy {
     }
 
     pub fn target_port(&self) -> u16 {
-        self.target_port
+        *self.target.borrow()
+    }
+
+    /// Forward new connections to 127.0.0.1:`port` from now on; connections to the old target
+    /// are reset, so clients reconnect to the new one.
+    pub fn set_target(&self, port: u16) {
+        self.target.send_if_modified(|t| {
+            let changed = *t != port;
+            *t = port;
+            changed
+        });
     }
 
     pub fn mode(&self) -> ProxyMode {
@@ -113,13 +135,13 @@ impl Drop for Proxy {
     }
 }
 
-async fn accept_loop(listener: TcpListener, target: u16, mode: watch::Receiver<ProxyMode>) {
+async fn accept_loop(listener: TcpListener, target: watch::Receiver<u16>, mode: watch::Receiver<ProxyMode>) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((client, _)) => {
-                    connections.spawn(handle(client, target, mode.clone()));
+                    connections.spawn(handle(client, target.clone(), mode.clone()));
                 }
                 // e.g. out of file descriptors: back off instead of spinning.
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
@@ -135,7 +157,7 @@ fn reset(stream: TcpStream) {
     drop(stream);
 }
 
-async fn handle(client: TcpStream, target: u16, mut mode: watch::Receiver<ProxyMode>) {
+async fn handle(client: TcpStream, mut target: watch::Receiver<u16>, mut mode: watch::Receiver<ProxyMode>) {
     let _ = client.set_nodelay(true);
     // Do not dial upstream while blackholed: the client must see no answer at all.
     loop {
@@ -150,15 +172,18 @@ async fn handle(client: TcpStream, target: u16, mut mode: watch::Receiver<ProxyM
             }
         }
     }
-    let server = match tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, TcpStream::connect(("127.0.0.1", target))).await {
-        Ok(Ok(s)) => s,
-        _ => return reset(client),
-    };
+    let target_port = *target.borrow_and_update();
+    let server =
+        match tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, TcpStream::connect(("127.0.0.1", target_port))).await {
+            Ok(Ok(s)) => s,
+            _ => return reset(client),
+        };
     let _ = server.set_nodelay(true);
     let (mut client, mut server) = (client, server);
     let refused = tokio::select! {
         _ = pump(&mut client, &mut server, mode.clone()) => false,
         _ = until_refused(mode) => true,
+        _ = target.changed() => true,
     };
     if refused {
         reset(client);
@@ -255,5 +280,27 @@ mod tests {
         assert_eq!(proxy.open_client_sockets().expect("count"), 1);
         drop(client);
         assert_eq!(proxy.open_client_sockets().expect("count"), 0);
+    }
+
+    #[tokio::test]
+    async fn set_target_resets_old_connections_and_redirects_new_ones() {
+        let a = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind a");
+        let b = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind b");
+        let b_port = b.local_addr().expect("addr").port();
+        let proxy = Proxy::start(a.local_addr().expect("addr").port()).await.expect("proxy");
+        let mut old = TcpStream::connect(("127.0.0.1", proxy.port())).await.expect("connect");
+        let (_a_side, _) = a.accept().await.expect("a accepts");
+        proxy.set_target(b_port);
+        assert_eq!(proxy.target_port(), b_port);
+        let mut buf = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(5), old.read(&mut buf))
+            .await
+            .expect("reset in time");
+        assert!(matches!(read, Ok(0) | Err(_)), "the old connection is closed: {read:?}");
+        let _new = TcpStream::connect(("127.0.0.1", proxy.port())).await.expect("connect");
+        tokio::time::timeout(Duration::from_secs(5), b.accept())
+            .await
+            .expect("b accepts in time")
+            .expect("b accepts");
     }
 }

@@ -1,0 +1,1415 @@
+//! `pglab chaos`: a seeded, randomized fault campaign that checks the daemons never leave two
+//! writable primaries.
+//!
+//! Owns, per run, a [`ChaosLab`] (a fresh cluster pg1 + pg2 + pg3, one `pglookout` per node and
+//! an observer, with every daemon→node and daemon→observer link behind its own [`Proxy`]), the
+//! writer and monitor that record what the cluster acknowledged and who was writable when, the
+//! fault injection and healing, and the judgement of the run. Nothing outlives a run: the lab's
+//! `Cluster`, `Daemon`s and proxies clean up on drop.
+//!
+//! Addressing: the WAL stream must not go through the daemons' proxies, yet autofollow copies
+//! the new master's `host` and `port` from the daemon's `remote_conns` into `primary_conninfo`.
+//! So each proxy listens on the node's own port at its own loopback address (127.0.1x.y), and
+//! `primary_conninfo_template` carries `hostaddr=127.0.0.1`: libpq then dials the node itself
+//! and uses `host` only as a name.
+//!
+//! Everything random comes from one splitmix64 stream per run, keyed by (seed, run index): the
+//! fault (a seeded permutation of the allowed faults per block of runs, so `--runs 3 --faults
+//! a,b,c` covers all three), how long it is held, which standby it picks, and which garbage the
+//! fake observer answers. Timing of the daemons themselves is of course not reproducible.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use nix::sys::signal::Signal;
+use serde_json::{json, Map, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_postgres::NoTls;
+
+use crate::cluster::MONITOR_USER;
+use crate::daemon::{pglookout_bin, Daemon};
+use crate::fleet::{daemon_config, FleetSpec};
+use crate::process;
+use crate::wait::wait_for;
+use crate::{Cluster, ClusterSpec, Proxy, ProxyMode};
+
+/// The node that is primary when every run starts.
+const PRIMARY: &str = "pg1";
+const NODES: [&str; 3] = ["pg1", "pg2", "pg3"];
+const WRITE_EVERY: Duration = Duration::from_millis(50);
+const MONITOR_EVERY: Duration = Duration::from_millis(200);
+/// Client-side bound of one write or probe: a SIGSTOPped server never answers.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(1);
+const HEALTHY_DEADLINE: Duration = Duration::from_secs(90);
+const BLIP: f64 = 3.0;
+/// `failover_command_timeout` of the lab's daemons: long enough for `pg_ctl promote`, short
+/// enough that a hanging failover command is given up within a run.
+const FAILOVER_COMMAND_TIMEOUT: f64 = 20.0;
+const LOG_TAIL: usize = 15;
+/// Writes pg1 must have acknowledged before the fault.
+const BASELINE_WRITES: usize = 20;
+/// After convergence, how long the master has to acknowledge a write.
+const RESUME_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Built-in `fast` profile, used when `docs/profiles/fast.json` is not in the repository.
+const FAST_FALLBACK: &str = r#"{"db_poll_interval": 0.5, "replication_state_check_interval": 0.5, "db_poll_timeout": 1.0, "unreachable_master_failover_timeout": 6.0, "fence_timeout": 3.5, "max_failover_replication_time_lag": 10}"#;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fault {
+    Kill9,
+    Partition,
+    Blip,
+    Sigstop,
+    CutStandbys,
+    ObserverKilled,
+    StandbyIsolated,
+    PrimaryDaemonKilled,
+    FailoverCommandHangs,
+    ObserverGarbage,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 10] = [
+        Fault::Kill9,
+        Fault::Partition,
+        Fault::Blip,
+        Fault::Sigstop,
+        Fault::CutStandbys,
+        Fault::ObserverKilled,
+        Fault::StandbyIsolated,
+        Fault::PrimaryDaemonKilled,
+        Fault::FailoverCommandHangs,
+        Fault::ObserverGarbage,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Kill9 => "kill9",
+            Fault::Partition => "partition",
+            Fault::Blip => "blip",
+            Fault::Sigstop => "sigstop",
+            Fault::CutStandbys => "cut-standbys",
+            Fault::ObserverKilled => "observer-killed",
+            Fault::StandbyIsolated => "standby-isolated",
+            Fault::PrimaryDaemonKilled => "primary-daemon-killed",
+            Fault::FailoverCommandHangs => "failover-command-hangs",
+            Fault::ObserverGarbage => "observer-garbage",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Fault> {
+        let s = s.trim();
+        Fault::ALL.into_iter().find(|f| f.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
+            anyhow!("unknown fault {s:?} (known: {})", names.join(", "))
+        })
+    }
+
+    /// A comma-separated list, e.g. `partition,sigstop,blip`.
+    pub fn parse_list(s: &str) -> Result<Vec<Fault>> {
+        let faults = s
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(Fault::parse)
+            .collect::<Result<Vec<_>>>()?;
+        if faults.is_empty() {
+            bail!("no fault given");
+        }
+        Ok(faults)
+    }
+
+    /// Whether the primary is really gone or cut off from every daemon, so that a failover
+    /// (and the old primary's fence) is a correct reaction. For every other fault the primary
+    /// stays reachable for at least one daemon or the outage is too short: no promotion, no
+    /// fence.
+    pub fn failover_allowed(self) -> bool {
+        matches!(
+            self,
+            Fault::Kill9 | Fault::Partition | Fault::Sigstop | Fault::FailoverCommandHangs
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// The lab timings of `fleet` (poll 1 s, `max_failover_replication_time_lag` 10).
+    Default,
+    /// `docs/profiles/fast.json` merged into every daemon's config (or a built-in fallback).
+    Fast,
+}
+
+impl Profile {
+    pub fn parse(s: &str) -> Result<Profile> {
+        match s {
+            "default" => Ok(Profile::Default),
+            "fast" => Ok(Profile::Fast),
+            other => bail!("unknown profile {other:?} (known: default, fast)"),
+        }
+    }
+}
+
+/// The config keys a profile adds to every daemon's config, and where they came from.
+pub fn profile_keys(profile: Profile) -> Result<(Map<String, Value>, String)> {
+    match profile {
+        Profile::Default => Ok((Map::new(), "built-in default (fleet timings)".into())),
+        Profile::Fast => {
+            let mut candidates: Vec<PathBuf> = Vec::new();
+            if let Ok(cwd) = std::env::current_dir() {
+                candidates.extend(cwd.ancestors().map(|d| d.join("docs/profiles/fast.json")));
+            }
+            if let Some(repo) = Path::new(env!("CARGO_MANIFEST_DIR")).parent() {
+                candidates.push(repo.join("docs/profiles/fast.json"));
+            }
+            for path in candidates {
+                if path.is_file() {
+                    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                    let keys = parse_profile(&text).with_context(|| format!("{}", path.display()))?;
+                    return Ok((keys, path.display().to_string()));
+                }
+            }
+            Ok((parse_profile(FAST_FALLBACK)?, "built-in fast fallback".into()))
+        }
+    }
+}
+
+fn parse_profile(text: &str) -> Result<Map<String, Value>> {
+    match serde_json::from_str::<Value>(text).context("not JSON")? {
+        Value::Object(m) => Ok(m),
+        _ => bail!("a profile must be a JSON object of config keys"),
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub runs: usize,
+    pub seed: u64,
+    pub profile: Profile,
+    /// The faults to draw from (default: all).
+    pub faults: Vec<Fault>,
+    /// How long a fault is held, seconds: uniformly in `[hold_min, hold_max]` (blip: 3 s).
+    pub hold_min: f64,
+    pub hold_max: f64,
+    /// After healing, how long the cluster has to converge.
+    pub converge_deadline: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            runs: 10,
+            seed: 1,
+            profile: Profile::Default,
+            faults: Fault::ALL.to_vec(),
+            hold_min: 5.0,
+            hold_max: 25.0,
+            converge_deadline: Duration::from_secs(60),
+        }
+    }
+}
+
+// ---- seeded randomness ----
+
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// splitmix64 as a stream.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// The stream of `(seed, index)`: independent streams for runs and blocks of runs.
+    pub fn keyed(seed: u64, key: &str, index: u64) -> Rng {
+        let mut x = splitmix64(seed);
+        for b in key.bytes() {
+            x = splitmix64(x ^ u64::from(b));
+        }
+        Rng(splitmix64(x ^ splitmix64(index)))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        splitmix64(self.0)
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+}
+
+/// What run `index` (0-based) of a campaign does; a pure function of the options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub index: usize,
+    /// The run's own seed (printed, so a run can be recognised across campaigns).
+    pub run_seed: u64,
+    pub fault: Fault,
+    pub hold: f64,
+    /// For `standby-isolated`: which standby.
+    pub standby: &'static str,
+    /// For `observer-garbage`: the first garbage answer's variant.
+    pub garbage_seed: u64,
+}
+
+pub fn plan(opts: &Options, index: usize) -> Plan {
+    let faults = if opts.faults.is_empty() {
+        Fault::ALL.to_vec()
+    } else {
+        opts.faults.clone()
+    };
+    // A seeded permutation per block of `faults.len()` runs: every block covers every fault.
+    let block = index / faults.len();
+    let mut order = faults.clone();
+    let mut brng = Rng::keyed(opts.seed, "block", block as u64);
+    for i in (1..order.len()).rev() {
+        order.swap(i, brng.below(i + 1));
+    }
+    let fault = order[index % faults.len()];
+    let run_seed = Rng::keyed(opts.seed, "run", index as u64).next_u64();
+    let mut rng = Rng::new(run_seed);
+    let (lo, hi) = (opts.hold_min.min(opts.hold_max), opts.hold_max.max(opts.hold_min));
+    let drawn = lo + rng.f64() * (hi - lo);
+    let hold = if fault == Fault::Blip {
+        BLIP
+    } else {
+        (drawn * 10.0).round() / 10.0
+    };
+    let standby = if rng.below(2) == 0 { "pg2" } else { "pg3" };
+    Plan {
+        index,
+        run_seed,
+        fault,
+        hold,
+        standby,
+        garbage_seed: rng.next_u64(),
+    }
+}
+
+// ---- the lab ----
+
+/// The loopback address of daemon `d`'s proxy to node `n` (both 0-based; the observer is the
+/// last daemon): 127.0.(10+d).(1+n), on the node's own port.
+fn proxy_addr(d: usize, n: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 10 + d as u8, 1 + n as u8))
+}
+
+/// A fresh cluster with daemons whose every link goes through its own proxy. Fields drop in
+/// order: the daemons stop before the proxies and the cluster go.
+pub struct ChaosLab {
+    /// pg1's, pg2's, pg3's daemons.
+    pub daemons: Vec<Daemon>,
+    pub observer: Daemon,
+    /// `node_proxies[d][n]`: daemon `d`'s link to node `n`; `d == 3` is the observer.
+    node_proxies: Vec<Vec<Proxy>>,
+    /// `observer_proxies[d]`: daemon `d`'s link to the observer.
+    observer_proxies: Vec<Proxy>,
+    garbage: GarbageServer,
+    bin: PathBuf,
+    pub cluster: Cluster,
+}
+
+impl ChaosLab {
+    pub async fn start(profile: &Map<String, Value>, garbage_seed: u64) -> Result<ChaosLab> {
+        let bin = pglookout_bin()?;
+        let cluster = Cluster::start(ClusterSpec::default()).await?;
+        cluster
+            .sql_batch(
+                PRIMARY,
+                "CREATE TABLE chaos_writes (id bigint PRIMARY KEY, node text NOT NULL, \
+                 at timestamptz NOT NULL DEFAULT clock_timestamp())",
+            )
+            .await?;
+        let garbage = GarbageServer::start(garbage_seed).await?;
+        let mut node_proxies = Vec::new();
+        for d in 0..=NODES.len() {
+            let mut row = Vec::new();
+            for (n, name) in NODES.iter().enumerate() {
+                let port = cluster.port(name);
+                row.push(Proxy::start_at(proxy_addr(d, n), port, port).await?);
+            }
+            node_proxies.push(row);
+        }
+        let spec = FleetSpec::default();
+
+        let observer_cfg = chaos_config(&cluster, &spec, "", NODES.len(), &json!({}), profile)?;
+        let observer = Daemon::spawn(&bin, "observer", cluster.dir(), observer_cfg)?;
+        let mut observer_proxies = Vec::new();
+        let mut daemons = Vec::new();
+        for (d, name) in NODES.iter().enumerate() {
+            let proxy = Proxy::start(observer.http_port).await?;
+            let observers = json!({ "observer": format!("http://127.0.0.1:{}", proxy.port()) });
+            observer_proxies.push(proxy);
+            let cfg = chaos_config(&cluster, &spec, name, d, &observers, profile)?;
+            daemons.push(Daemon::spawn(&bin, name, cluster.dir(), cfg)?);
+        }
+        Ok(ChaosLab {
+            daemons,
+            observer,
+            node_proxies,
+            observer_proxies,
+            garbage,
+            bin,
+            cluster,
+        })
+    }
+
+    fn all_daemons(&self) -> impl Iterator<Item = &Daemon> {
+        self.daemons.iter().chain(std::iter::once(&self.observer))
+    }
+
+    fn daemon_mut(&mut self, name: &str) -> Result<&mut Daemon> {
+        if name == "observer" {
+            return Ok(&mut self.observer);
+        }
+        self.daemons
+            .iter_mut()
+            .find(|d| d.name == name)
+            .ok_or_else(|| anyhow!("no daemon {name}"))
+    }
+
+    /// The observer sees pg1 as the master, so does every daemon, and every standby streams
+    /// from pg1 directly after its daemon's first follow (which rewrites `primary_conninfo`
+    /// with our `hostaddr` and restarts the standby).
+    pub async fn wait_healthy(&self) -> Result<()> {
+        wait_for(
+            "a healthy lab (pg1 master, standbys streaming)",
+            HEALTHY_DEADLINE,
+            || async {
+                let masters_ok = self
+                    .all_daemons()
+                    .all(|d| d.state().is_some_and(|s| s["current_master"] == json!(PRIMARY)));
+                if !masters_ok {
+                    return Ok(false);
+                }
+                for standby in &NODES[1..] {
+                    let rows = self.cluster.sql(standby, "SHOW primary_conninfo").await?;
+                    let conninfo: String = rows.first().context("no row")?.try_get(0)?;
+                    if !conninfo.contains("hostaddr") {
+                        return Ok(false);
+                    }
+                }
+                let rows = self
+                    .cluster
+                    .sql(
+                        PRIMARY,
+                        "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'",
+                    )
+                    .await?;
+                let streaming: i64 = rows.first().context("no row")?.try_get(0)?;
+                Ok(streaming == (NODES.len() - 1) as i64)
+            },
+        )
+        .await
+    }
+
+    fn set_links_to(&self, node: usize, mode: ProxyMode) {
+        for row in &self.node_proxies {
+            row[node].set_mode(mode);
+        }
+    }
+
+    /// Daemon events counted from their logs and alert files: (failover commands started,
+    /// fence commands started), per daemon name.
+    fn events(&self) -> (Vec<String>, Vec<String>) {
+        let mut failovers = Vec::new();
+        let mut fences = Vec::new();
+        for d in self.all_daemons() {
+            let log = d.log();
+            let f = log.matches("running failover_command").count();
+            let f = if f == 0 && d.alert_dir.join("failover_has_happened").exists() {
+                1
+            } else {
+                f
+            };
+            failovers.extend(std::iter::repeat_n(d.name.clone(), f));
+            let k = log.matches("running fence_command").count();
+            let k = if k == 0 && d.alert_dir.join("fenced").exists() {
+                1
+            } else {
+                k
+            };
+            fences.extend(std::iter::repeat_n(d.name.clone(), k));
+        }
+        (failovers, fences)
+    }
+
+    /// Each daemon's master, latest decision and log tail.
+    fn diagnostics(&self) -> String {
+        let mut out = String::new();
+        for d in self.all_daemons() {
+            let s = d.state().unwrap_or(Value::Null);
+            let _ = writeln!(
+                out,
+                "  --- {}: master={} decision: {}",
+                d.name,
+                s["current_master"].as_str().unwrap_or("none"),
+                s["decision"]["summary"].as_str().unwrap_or("-")
+            );
+            let log = d.log();
+            let lines: Vec<&str> = log.lines().collect();
+            for line in &lines[lines.len().saturating_sub(LOG_TAIL)..] {
+                let _ = writeln!(out, "      {line}");
+            }
+        }
+        out
+    }
+
+    fn failover_marker(&self, node: &str) -> PathBuf {
+        self.cluster.dir().join(node).join("failover-hangs")
+    }
+}
+
+/// `fleet::daemon_config` for daemon number `d` (`own` "" for the observer), with its links
+/// through its proxies, the fence command, the hang-switchable failover command and the
+/// profile's keys.
+fn chaos_config(
+    cluster: &Cluster,
+    spec: &FleetSpec,
+    own: &str,
+    d: usize,
+    observers: &Value,
+    profile: &Map<String, Value>,
+) -> Result<Value> {
+    let mut cfg = daemon_config(cluster, spec, own, observers)?;
+    let remote: Map<String, Value> = NODES
+        .iter()
+        .enumerate()
+        .map(|(n, name)| {
+            (
+                name.to_string(),
+                json!(format!(
+                    "host={} port={} user={MONITOR_USER} password={} dbname=postgres",
+                    proxy_addr(d, n),
+                    cluster.port(name),
+                    cluster.monitor_password()
+                )),
+            )
+        })
+        .collect();
+    cfg["remote_conns"] = Value::Object(remote);
+    cfg["failover_command_timeout"] = json!(FAILOVER_COMMAND_TIMEOUT);
+    if !own.is_empty() {
+        cfg["primary_conninfo_template"] = json!(format!(
+            "{} hostaddr=127.0.0.1",
+            cluster.replication_conninfo(PRIMARY, own)
+        ));
+        cfg["failover_command"] = json!(failover_wrapper(cluster, own)?);
+        cfg["fence_command"] = json!(cluster.fence_command(own)?);
+    }
+    if let Some(obj) = cfg.as_object_mut() {
+        for (k, v) in profile {
+            obj.insert(k.clone(), v.clone());
+        }
+    }
+    Ok(cfg)
+}
+
+/// `<root>/<node>/failover.sh`: promotes the node, or hangs while `<root>/<node>/failover-hangs`
+/// exists (the `failover-command-hangs` fault switches the behaviour without a config reload).
+fn failover_wrapper(cluster: &Cluster, node: &str) -> Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let promote = cluster.promote_command(node)?;
+    let dir = cluster.dir().join(node);
+    let marker = dir.join("failover-hangs");
+    let path = dir.join("failover.sh");
+    let script = format!(
+        "#!/bin/sh\n\
+         # pglab chaos: promote {node}, unless the marker says to hang.\n\
+         if [ -e '{marker}' ]; then echo 'failover.sh: hanging (marker present)'; exec sleep 3600; fi\n\
+         exec '{promote}'\n",
+        marker = marker.display(),
+    );
+    std::fs::write(&path, script).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(path.display().to_string())
+}
+
+// ---- the fake observer ----
+
+/// A tiny HTTP server on 127.0.0.1 that answers every request with seeded garbage (broken or
+/// wrongly typed JSON, or no JSON at all). Aborted on drop.
+struct GarbageServer {
+    port: u16,
+    task: JoinHandle<()>,
+}
+
+const GARBAGE: [&str; 6] = [
+    r#"{"pg1": {"connection": tru"#,
+    "[1, 2, 3]",
+    r#"{"pg1": "garbage", "pg2": 42, "pg3": null}"#,
+    "\u{0}\u{7f} this is not json }}}",
+    r#"{"pg1": {"connection": "yes", "pg_is_in_recovery": 7, "replication_time_lag": "soon"}}"#,
+    "",
+];
+
+impl GarbageServer {
+    async fn start(seed: u64) -> Result<GarbageServer> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let port = listener.local_addr()?.port();
+        let task = tokio::spawn(async move {
+            let mut rng = Rng::new(seed);
+            let mut conns = JoinSet::new();
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((mut s, _)) = accepted else { continue };
+                        let body = GARBAGE[rng.below(GARBAGE.len())];
+                        conns.spawn(async move {
+                            // Read (some of) the request head first, like a real server.
+                            let mut buf = [0u8; 4096];
+                            let _ = tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await;
+                            let resp = format!(
+                                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                                body.len()
+                            );
+                            let _ = s.write_all(resp.as_bytes()).await;
+                            let _ = s.shutdown().await;
+                        });
+                    }
+                    Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                }
+            }
+        });
+        Ok(GarbageServer { port, task })
+    }
+}
+
+impl Drop for GarbageServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+// ---- writer and monitor ----
+
+#[derive(Debug, Clone)]
+struct Ack {
+    id: i64,
+    node: usize,
+    at: f64,
+}
+
+#[derive(Debug, Clone)]
+struct Sample {
+    at: f64,
+    node: usize,
+    /// `Some(true)`: out of recovery; `None`: no answer within the client timeout.
+    writable: Option<bool>,
+}
+
+/// The writer (one task per node, an insert every 50 ms) and the monitor (one task per node,
+/// `NOT pg_is_in_recovery()` every 200 ms), both straight to the nodes, never through proxies.
+struct Recorder {
+    t0: Instant,
+    acks: Arc<Mutex<Vec<Ack>>>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn connect(conninfo: &str) -> Result<tokio_postgres::Client> {
+    let mut cfg: tokio_postgres::Config = conninfo.parse()?;
+    cfg.connect_timeout(CLIENT_TIMEOUT)
+        .application_name("pglab-chaos")
+        .options("-c statement_timeout=1000");
+    let (client, conn) = tokio::time::timeout(CLIENT_TIMEOUT, cfg.connect(NoTls))
+        .await
+        .map_err(|_| anyhow!("connect timed out"))??;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+impl Recorder {
+    fn start(cluster: &Cluster) -> Recorder {
+        let t0 = Instant::now();
+        let acks = Arc::new(Mutex::new(Vec::new()));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let (stop, _) = watch::channel(false);
+        let next_id = Arc::new(AtomicI64::new(1));
+        let mut tasks = JoinSet::new();
+        for (n, name) in NODES.iter().enumerate() {
+            let conninfo = cluster.superuser_conninfo(name);
+            tasks.spawn(writer(
+                n,
+                conninfo.clone(),
+                next_id.clone(),
+                acks.clone(),
+                t0,
+                stop.subscribe(),
+            ));
+            tasks.spawn(monitor(n, conninfo, samples.clone(), t0, stop.subscribe()));
+        }
+        Recorder {
+            t0,
+            acks,
+            samples,
+            stop,
+            tasks,
+        }
+    }
+
+    fn now(&self) -> f64 {
+        self.t0.elapsed().as_secs_f64()
+    }
+
+    fn acks(&self) -> Vec<Ack> {
+        lock(&self.acks).clone()
+    }
+
+    async fn stop(mut self) -> (Vec<Ack>, Vec<Sample>) {
+        self.stop.send_replace(true);
+        // Every task returns within a client timeout or two; past that, abort.
+        let drained = tokio::time::timeout(Duration::from_secs(5), async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            self.tasks.abort_all();
+        }
+        let acks = lock(&self.acks).clone();
+        let samples = lock(&self.samples).clone();
+        (acks, samples)
+    }
+}
+
+async fn writer(
+    node: usize,
+    conninfo: String,
+    next_id: Arc<AtomicI64>,
+    acks: Arc<Mutex<Vec<Ack>>>,
+    t0: Instant,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut client: Option<tokio_postgres::Client> = None;
+    let mut tick = tokio::time::interval(WRITE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let name = NODES[node];
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let c = match client.take() {
+            Some(c) => c,
+            None => match connect(&conninfo).await {
+                Ok(c) => c,
+                Err(_) => continue,
+            },
+        };
+        let id = next_id.fetch_add(1, Ordering::SeqCst);
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&id, &name];
+        let insert = c.execute("INSERT INTO chaos_writes (id, node) VALUES ($1, $2)", &params);
+        match tokio::time::timeout(CLIENT_TIMEOUT, insert).await {
+            Ok(Ok(_)) => {
+                lock(&acks).push(Ack {
+                    id,
+                    node,
+                    at: t0.elapsed().as_secs_f64(),
+                });
+                client = Some(c);
+            }
+            // A server error (read-only standby): the connection is fine.
+            Ok(Err(e)) if e.as_db_error().is_some() && !c.is_closed() => client = Some(c),
+            // Broken connection or no answer: reconnect next time.
+            _ => {}
+        }
+    }
+}
+
+async fn monitor(
+    node: usize,
+    conninfo: String,
+    samples: Arc<Mutex<Vec<Sample>>>,
+    t0: Instant,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut client: Option<tokio_postgres::Client> = None;
+    let mut tick = tokio::time::interval(MONITOR_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let probe = async {
+            let c = match client.take() {
+                Some(c) => c,
+                None => connect(&conninfo).await?,
+            };
+            let row = tokio::time::timeout(CLIENT_TIMEOUT, c.query_one("SELECT NOT pg_is_in_recovery()", &[]))
+                .await
+                .map_err(|_| anyhow!("probe timed out"))??;
+            let w: bool = row.try_get(0)?;
+            anyhow::Ok((c, w))
+        };
+        let writable = match probe.await {
+            Ok((c, w)) => {
+                client = Some(c);
+                Some(w)
+            }
+            Err(_) => None,
+        };
+        lock(&samples).push(Sample {
+            at: t0.elapsed().as_secs_f64(),
+            node,
+            writable,
+        });
+    }
+}
+
+// ---- one run ----
+
+/// The outcome of one run.
+#[derive(Debug, Clone, Default)]
+pub struct RunRecord {
+    pub index: usize,
+    pub run_seed: u64,
+    pub fault: String,
+    pub hold: f64,
+    /// Which standby (standby-isolated).
+    pub target: Option<String>,
+    pub passed: bool,
+    /// Why the run failed (empty when it passed).
+    pub failures: Vec<String>,
+    /// Notes that are no failure (e.g. writes lost to async replication on a kill -9).
+    pub notes: Vec<String>,
+    /// The run could not be carried out (setup failed...): no judgement possible.
+    pub error: Option<String>,
+    /// The most nodes writable at once, per the monitor's latest samples.
+    pub max_writable: usize,
+    /// How long two or more nodes were writable at once, seconds.
+    pub split_brain_secs: f64,
+    pub acked: usize,
+    /// Acknowledged writes missing on the final primary (None: no final primary).
+    pub missing: Option<usize>,
+    /// ... of which acknowledged by a node after another node had become writable.
+    pub missing_split_brain: Option<usize>,
+    /// ... of which acknowledged while no other node was writable (async replication loss).
+    pub missing_async: Option<usize>,
+    /// Writes acknowledged by a node after another had become writable (lost or not).
+    pub acked_during_split: usize,
+    /// Daemons that started a failover_command / fence_command (one entry per start).
+    pub failovers: Vec<String>,
+    pub fences: Vec<String>,
+    /// Seconds from the fault to the first acknowledged write on another node than pg1.
+    pub new_primary_write: Option<f64>,
+    pub new_primary: Option<String>,
+    pub converged: bool,
+    /// Seconds from the heal to convergence.
+    pub converge_secs: Option<f64>,
+    /// The converged master acknowledged a write after convergence.
+    pub writes_resumed: bool,
+    pub final_primary: Option<String>,
+    /// The nodes writable when the run ended (more than one: the split brain persists).
+    pub writable_at_end: Vec<String>,
+    pub duration: f64,
+    /// The daemons' last decisions and log tails, on a failed run.
+    pub diagnostics: String,
+}
+
+impl RunRecord {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "run": self.index + 1,
+            "run_seed": format!("{:016x}", self.run_seed),
+            "fault": self.fault,
+            "hold_s": self.hold,
+            "target": self.target,
+            "passed": self.passed,
+            "failures": self.failures,
+            "notes": self.notes,
+            "error": self.error,
+            "max_writable": self.max_writable,
+            "split_brain_s": round3(self.split_brain_secs),
+            "acked": self.acked,
+            "missing": self.missing,
+            "missing_split_brain": self.missing_split_brain,
+            "missing_async": self.missing_async,
+            "acked_during_split": self.acked_during_split,
+            "failovers": self.failovers,
+            "fences": self.fences,
+            "new_primary": self.new_primary,
+            "new_primary_write_s": self.new_primary_write.map(round3),
+            "converged": self.converged,
+            "converge_s": self.converge_secs.map(round3),
+            "writes_resumed": self.writes_resumed,
+            "final_primary": self.final_primary,
+            "writable_at_end": self.writable_at_end,
+            "duration_s": round3(self.duration),
+        })
+    }
+
+    /// One line: seed, fault, hold, verdict, numbers.
+    pub fn line(&self) -> String {
+        let opt = |v: Option<usize>| v.map_or("-".to_string(), |n| n.to_string());
+        let secs = |v: Option<f64>| v.map_or("-".to_string(), |s| format!("{s:.1}s"));
+        let verdict = if self.passed { "PASS" } else { "FAIL" };
+        let mut line = format!(
+            "run {:>2} seed {:016x} {:<22} hold {:>4.1}s {verdict}",
+            self.index + 1,
+            self.run_seed,
+            match &self.target {
+                Some(t) => format!("{}({t})", self.fault),
+                None => self.fault.clone(),
+            },
+            self.hold
+        );
+        if let Some(e) = &self.error {
+            let _ = write!(line, " error: {e}");
+            return line;
+        }
+        let _ = write!(
+            line,
+            " | max writable {} ({:.1}s) | acked {} missing {} (split-brain {}, async {}) | failovers {} fences {} | new-primary write {} ({}) | converged {} | final {} (writable: {})",
+            self.max_writable,
+            self.split_brain_secs,
+            self.acked,
+            opt(self.missing),
+            opt(self.missing_split_brain),
+            opt(self.missing_async),
+            self.failovers.len(),
+            self.fences.len(),
+            secs(self.new_primary_write),
+            self.new_primary.as_deref().unwrap_or("-"),
+            if self.converged { secs(self.converge_secs) } else { "no".into() },
+            self.final_primary.as_deref().unwrap_or("-"),
+            if self.writable_at_end.is_empty() { "none".to_string() } else { self.writable_at_end.join(",") },
+        );
+        if !self.failures.is_empty() {
+            let _ = write!(line, " | {}", self.failures.join("; "));
+        }
+        if !self.notes.is_empty() {
+            let _ = write!(line, " | note: {}", self.notes.join("; "));
+        }
+        line
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// What the heal needs to know about the injection.
+#[derive(Default)]
+struct Injected {
+    stopped_pids: Vec<i32>,
+}
+
+async fn inject(lab: &mut ChaosLab, plan: &Plan) -> Result<Injected> {
+    let mut injected = Injected::default();
+    let primary = 0;
+    match plan.fault {
+        Fault::Kill9 => lab.cluster.kill9(PRIMARY)?,
+        Fault::Partition => lab.set_links_to(primary, ProxyMode::Blackhole),
+        Fault::Blip => lab.set_links_to(primary, ProxyMode::Refuse),
+        Fault::Sigstop => {
+            let pid = lab
+                .cluster
+                .node(PRIMARY)
+                .postmaster_pid()
+                .context("pg1 is not running")?;
+            // The postmaster first, so that it cannot start new children meanwhile.
+            process::signal(pid, Signal::SIGSTOP);
+            let children = process::children_and_group(pid);
+            for &c in &children {
+                process::signal(c, Signal::SIGSTOP);
+            }
+            injected.stopped_pids.push(pid);
+            injected.stopped_pids.extend(children);
+        }
+        Fault::CutStandbys => {
+            for s in &NODES[1..] {
+                lab.cluster.cut_wal_stream(s).await?;
+            }
+        }
+        Fault::ObserverKilled => {
+            lab.observer.stop(Duration::from_secs(2))?;
+        }
+        Fault::StandbyIsolated => {
+            let s = node_index(plan.standby)?;
+            for p in &lab.node_proxies[s] {
+                p.set_mode(ProxyMode::Blackhole);
+            }
+            lab.observer_proxies[s].set_mode(ProxyMode::Blackhole);
+            lab.set_links_to(s, ProxyMode::Blackhole);
+            lab.cluster.cut_wal_stream(plan.standby).await?;
+        }
+        Fault::PrimaryDaemonKilled => {
+            lab.daemon_mut(PRIMARY)?.stop(Duration::from_secs(2))?;
+        }
+        Fault::FailoverCommandHangs => {
+            for s in &NODES[1..] {
+                std::fs::write(lab.failover_marker(s), "")?;
+            }
+            lab.cluster.kill9(PRIMARY)?;
+        }
+        Fault::ObserverGarbage => {
+            for p in &lab.observer_proxies {
+                p.set_target(lab.garbage.port);
+            }
+        }
+    }
+    Ok(injected)
+}
+
+async fn heal(lab: &mut ChaosLab, plan: &Plan, injected: &Injected) -> Result<()> {
+    let primary = 0;
+    match plan.fault {
+        Fault::Kill9 | Fault::FailoverCommandHangs => {
+            if plan.fault == Fault::FailoverCommandHangs {
+                for s in &NODES[1..] {
+                    let _ = std::fs::remove_file(lab.failover_marker(s));
+                }
+            }
+            // A crashed primary comes back only if nobody started taking over meanwhile:
+            // restarting it beside a promoted standby would be the operator's split brain, not
+            // the daemons'.
+            let (failovers, _) = lab.events();
+            let mut promoted = false;
+            for s in &NODES[1..] {
+                promoted |= matches!(
+                    tokio::time::timeout(CLIENT_TIMEOUT, lab.cluster.in_recovery(s)).await,
+                    Ok(Ok(false))
+                );
+            }
+            if failovers.is_empty() && !promoted {
+                lab.cluster.start_node(PRIMARY).await?;
+            }
+        }
+        Fault::Partition | Fault::Blip => lab.set_links_to(primary, ProxyMode::Pass),
+        Fault::Sigstop => {
+            for &pid in &injected.stopped_pids {
+                process::signal(pid, Signal::SIGCONT);
+            }
+        }
+        Fault::CutStandbys => {
+            for s in &NODES[1..] {
+                lab.cluster.restore_wal_stream(s).await?;
+            }
+        }
+        Fault::ObserverKilled => {
+            let bin = lab.bin.clone();
+            lab.observer.restart(&bin)?;
+        }
+        Fault::StandbyIsolated => {
+            let s = node_index(plan.standby)?;
+            for row in &lab.node_proxies {
+                for p in row {
+                    p.set_mode(ProxyMode::Pass);
+                }
+            }
+            lab.observer_proxies[s].set_mode(ProxyMode::Pass);
+            lab.cluster.restore_wal_stream(plan.standby).await?;
+        }
+        Fault::PrimaryDaemonKilled => {
+            let bin = lab.bin.clone();
+            lab.daemon_mut(PRIMARY)?.restart(&bin)?;
+        }
+        Fault::ObserverGarbage => {
+            let port = lab.observer.http_port;
+            for p in &lab.observer_proxies {
+                p.set_target(port);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn node_index(name: &str) -> Result<usize> {
+    NODES
+        .iter()
+        .position(|n| *n == name)
+        .ok_or_else(|| anyhow!("no node {name}"))
+}
+
+/// The one writable node, once every running daemon names it as `current_master`.
+async fn converged(lab: &ChaosLab) -> Result<Option<String>> {
+    let writable = writable_nodes(lab).await;
+    let [master] = writable.as_slice() else {
+        return Ok(None);
+    };
+    let agree = lab
+        .all_daemons()
+        .filter(|d| d.pid().is_some())
+        .all(|d| d.state().is_some_and(|s| s["current_master"].as_str() == Some(master)));
+    Ok(agree.then(|| master.clone()))
+}
+
+/// The most nodes writable at once and for how long 2+ were, from the samples in time order:
+/// a node counts as writable from a sample saying so until its next sample.
+fn writable_overlap(samples: &[Sample]) -> (usize, f64) {
+    let mut sorted: Vec<&Sample> = samples.iter().collect();
+    sorted.sort_by(|a, b| a.at.total_cmp(&b.at));
+    let mut latest = [false; NODES.len()];
+    let mut max = 0;
+    let mut split = 0.0;
+    let mut since: Option<f64> = None;
+    let end = sorted.last().map_or(0.0, |s| s.at);
+    for s in sorted {
+        latest[s.node] = s.writable == Some(true);
+        let count = latest.iter().filter(|w| **w).count();
+        max = max.max(count);
+        match (count >= 2, since) {
+            (true, None) => since = Some(s.at),
+            (false, Some(t)) => {
+                split += s.at - t;
+                since = None;
+            }
+            _ => {}
+        }
+    }
+    // Still split when the monitor stopped.
+    if let Some(t) = since {
+        split += end - t;
+    }
+    (max, split)
+}
+
+/// When each node may have been promoted, if ever: the time of its last sample in recovery
+/// before its first writable one. The promotion happened in between; taking the start of that
+/// window (at most a monitor interval early) counts the old primary's acknowledgements that
+/// raced the promotion as split-brain writes rather than as async replication loss.
+fn promotions(samples: &[Sample]) -> [Option<f64>; NODES.len()] {
+    let mut sorted: Vec<&Sample> = samples.iter().collect();
+    sorted.sort_by(|a, b| a.at.total_cmp(&b.at));
+    let mut last_standby: [Option<f64>; NODES.len()] = [None; NODES.len()];
+    let mut promoted = [None; NODES.len()];
+    for s in sorted {
+        match s.writable {
+            Some(false) if promoted[s.node].is_none() => last_standby[s.node] = Some(s.at),
+            Some(true) if promoted[s.node].is_none() => promoted[s.node] = last_standby[s.node],
+            _ => {}
+        }
+    }
+    promoted
+}
+
+/// Runs one planned run on a fresh lab.
+pub async fn run_one(plan: &Plan, profile: &Map<String, Value>, converge_deadline: Duration) -> RunRecord {
+    let started = Instant::now();
+    let mut rec = RunRecord {
+        index: plan.index,
+        run_seed: plan.run_seed,
+        fault: plan.fault.name().to_string(),
+        hold: plan.hold,
+        target: (plan.fault == Fault::StandbyIsolated).then(|| plan.standby.to_string()),
+        ..RunRecord::default()
+    };
+    if let Err(e) = run_inner(plan, profile, converge_deadline, &mut rec).await {
+        rec.error = Some(format!("{e:#}"));
+        rec.passed = false;
+    }
+    rec.duration = started.elapsed().as_secs_f64();
+    rec
+}
+
+async fn run_inner(
+    plan: &Plan,
+    profile: &Map<String, Value>,
+    converge_deadline: Duration,
+    rec: &mut RunRecord,
+) -> Result<()> {
+    let mut lab = ChaosLab::start(profile, plan.garbage_seed).await?;
+    lab.wait_healthy().await?;
+    let recorder = Recorder::start(&lab.cluster);
+    // A baseline of acknowledged writes (about a second's worth) before the fault, so that
+    // writes in flight at the fault have predecessors to be checked against.
+    wait_for(
+        "a baseline of writes acknowledged by pg1",
+        Duration::from_secs(15),
+        || async { Ok(recorder.acks().iter().filter(|a| a.node == 0).count() >= BASELINE_WRITES) },
+    )
+    .await?;
+
+    let fault_at = recorder.now();
+    let injected = match inject(&mut lab, plan).await {
+        Ok(i) => i,
+        Err(e) => {
+            recorder.stop().await;
+            return Err(e.context(format!("injecting {}", plan.fault.name())));
+        }
+    };
+    // Holding the fault for its seeded duration is the point, not a synchronisation.
+    tokio::time::sleep(Duration::from_secs_f64(plan.hold)).await;
+    if let Err(e) = heal(&mut lab, plan, &injected).await {
+        recorder.stop().await;
+        return Err(e.context(format!("healing {}", plan.fault.name())));
+    }
+    let healed_at = Instant::now();
+    let master = wait_for("convergence", converge_deadline, || converged(&lab)).await;
+    rec.converged = master.is_ok();
+    if let Ok(m) = &master {
+        rec.converge_secs = Some(healed_at.elapsed().as_secs_f64());
+        // The converged master must take writes again.
+        let n = node_index(m)?;
+        let since = recorder.now();
+        rec.writes_resumed = wait_for(
+            "a write acknowledged by the converged master",
+            RESUME_DEADLINE,
+            || async { Ok(recorder.acks().iter().any(|a| a.node == n && a.at >= since)) },
+        )
+        .await
+        .is_ok();
+    }
+    let (acks, samples) = recorder.stop().await;
+    judge(&lab, plan, fault_at, master.ok(), &acks, &samples, rec).await;
+    if !rec.passed {
+        rec.diagnostics = lab.diagnostics();
+    }
+    Ok(())
+}
+
+async fn judge(
+    lab: &ChaosLab,
+    plan: &Plan,
+    fault_at: f64,
+    master: Option<String>,
+    acks: &[Ack],
+    samples: &[Sample],
+    rec: &mut RunRecord,
+) {
+    rec.acked = acks.len();
+    let (max, split) = writable_overlap(samples);
+    rec.max_writable = max;
+    rec.split_brain_secs = split;
+    let (failovers, fences) = lab.events();
+    rec.failovers = failovers;
+    rec.fences = fences;
+    if let Some(first) = acks
+        .iter()
+        .filter(|a| a.node != 0 && a.at >= fault_at)
+        .min_by(|a, b| a.at.total_cmp(&b.at))
+    {
+        rec.new_primary_write = Some(first.at - fault_at);
+        rec.new_primary = Some(NODES[first.node].to_string());
+    }
+
+    // Which acknowledged writes a node made after another one had been promoted.
+    let promoted = promotions(samples);
+    let during_split = |a: &Ack| {
+        promoted
+            .iter()
+            .enumerate()
+            .any(|(n, p)| n != a.node && p.is_some_and(|t| t <= a.at))
+    };
+    rec.acked_during_split = acks.iter().filter(|a| during_split(a)).count();
+
+    // The final primary: the converged master, else the only writable node if there is one.
+    rec.writable_at_end = writable_nodes(lab).await;
+    let final_primary = match master {
+        Some(m) => Some(m),
+        None if rec.writable_at_end.len() == 1 => rec.writable_at_end.first().cloned(),
+        None => None,
+    };
+    if let Some(fp) = &final_primary {
+        match final_ids(lab, fp).await {
+            Ok(present) => {
+                let missing: Vec<&Ack> = acks.iter().filter(|a| !present.contains(&a.id)).collect();
+                let split_lost = missing.iter().filter(|a| during_split(a)).count();
+                rec.missing = Some(missing.len());
+                rec.missing_split_brain = Some(split_lost);
+                rec.missing_async = Some(missing.len() - split_lost);
+            }
+            Err(e) => rec.notes.push(format!("reading the writes on {fp}: {e:#}")),
+        }
+    }
+    rec.final_primary = final_primary;
+
+    let mut failures = Vec::new();
+    if rec.max_writable >= 2 {
+        failures.push(format!(
+            "split brain: {} nodes writable at once for {:.1}s",
+            rec.max_writable, rec.split_brain_secs
+        ));
+    }
+    if let Some(n) = rec.missing_split_brain.filter(|n| *n > 0) {
+        failures.push(format!(
+            "{n} writes acknowledged after another node became writable are lost"
+        ));
+    }
+    if let Some(n) = rec.missing_async.filter(|n| *n > 0) {
+        if plan.fault.failover_allowed() {
+            rec.notes.push(format!(
+                "{n} writes acknowledged just before the fault were lost (async replication)"
+            ));
+        } else {
+            failures.push(format!("{n} acknowledged writes lost"));
+        }
+    }
+    if !plan.fault.failover_allowed() {
+        if !rec.failovers.is_empty() {
+            failures.push(format!("failover where none may happen: {}", rec.failovers.join(",")));
+        }
+        if !rec.fences.is_empty() {
+            failures.push(format!("fence where none may happen: {}", rec.fences.join(",")));
+        }
+    }
+    if !rec.converged {
+        failures.push("no convergence".into());
+    } else if !rec.writes_resumed {
+        failures.push("the converged master took no write".into());
+    }
+    if rec.final_primary.is_some() && rec.missing.is_none() {
+        failures.push("the final primary's writes could not be read".into());
+    }
+    rec.passed = failures.is_empty();
+    rec.failures = failures;
+}
+
+/// The running nodes that are out of recovery.
+async fn writable_nodes(lab: &ChaosLab) -> Vec<String> {
+    let mut writable = Vec::new();
+    for node in lab.cluster.nodes().iter().filter(|n| n.is_running()) {
+        if let Ok(Ok(false)) = tokio::time::timeout(CLIENT_TIMEOUT, lab.cluster.in_recovery(&node.name)).await {
+            writable.push(node.name.clone());
+        }
+    }
+    writable
+}
+
+async fn final_ids(lab: &ChaosLab, node: &str) -> Result<BTreeSet<i64>> {
+    let rows = tokio::time::timeout(
+        Duration::from_secs(10),
+        lab.cluster.sql(node, "SELECT id FROM chaos_writes"),
+    )
+    .await
+    .map_err(|_| anyhow!("timed out"))??;
+    rows.iter()
+        .map(|r| r.try_get::<_, i64>(0).map_err(Into::into))
+        .collect()
+}
+
+/// Runs the campaign, calling `on_run` after each run; returns every run's record.
+pub async fn campaign(opts: &Options, mut on_run: impl FnMut(&RunRecord)) -> Result<Vec<RunRecord>> {
+    let (profile, _) = profile_keys(opts.profile)?;
+    let mut records = Vec::new();
+    for index in 0..opts.runs {
+        let p = plan(opts, index);
+        let rec = run_one(&p, &profile, opts.converge_deadline).await;
+        on_run(&rec);
+        records.push(rec);
+    }
+    Ok(records)
+}
+
+/// `N passed, M failed`, with the failed runs' faults.
+pub fn summary(records: &[RunRecord]) -> String {
+    let passed = records.iter().filter(|r| r.passed).count();
+    let mut by_fault: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in records.iter().filter(|r| !r.passed) {
+        *by_fault.entry(r.fault.as_str()).or_default() += 1;
+    }
+    let mut s = format!("{passed} passed, {} failed", records.len() - passed);
+    if !by_fault.is_empty() {
+        let parts: Vec<String> = by_fault.iter().map(|(f, n)| format!("{f} x{n}")).collect();
+        let _ = write!(s, " ({})", parts.join(", "));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_are_deterministic_and_cover_the_faults_per_block() {
+        let opts = Options {
+            runs: 6,
+            seed: 7,
+            faults: vec![Fault::Partition, Fault::Sigstop, Fault::Blip],
+            ..Options::default()
+        };
+        let a: Vec<Plan> = (0..6).map(|i| plan(&opts, i)).collect();
+        let b: Vec<Plan> = (0..6).map(|i| plan(&opts, i)).collect();
+        assert_eq!(a, b);
+        for block in a.chunks(3) {
+            let faults: BTreeSet<Fault> = block.iter().map(|p| p.fault).collect();
+            assert_eq!(faults.len(), 3);
+        }
+        for p in &a {
+            if p.fault == Fault::Blip {
+                assert_eq!(p.hold, 3.0);
+            } else {
+                assert!((5.0..=25.0).contains(&p.hold), "{}", p.hold);
+            }
+        }
+        let other = Options { seed: 8, ..opts };
+        assert_ne!(plan(&other, 0).run_seed, a[0].run_seed);
+    }
+
+    #[test]
+    fn overlap_counts_latest_samples() {
+        let s = |at, node, w| Sample { at, node, writable: w };
+        let samples = vec![
+            s(0.0, 0, Some(true)),
+            s(0.1, 1, Some(false)),
+            s(1.0, 1, Some(true)),
+            s(1.5, 0, None),
+            s(2.0, 0, Some(true)),
+            s(2.5, 0, Some(false)),
+        ];
+        let (max, split) = writable_overlap(&samples);
+        assert_eq!(max, 2);
+        assert!((split - 1.0).abs() < 1e-9, "{split}");
+        // A split that lasts until the end counts up to the last sample.
+        let open = [s(0.0, 0, Some(true)), s(1.0, 1, Some(true)), s(3.0, 0, Some(true))];
+        let (max, split) = writable_overlap(&open);
+        assert_eq!(max, 2);
+        assert!((split - 2.0).abs() < 1e-9, "{split}");
+        let p = promotions(&samples);
+        assert_eq!(p, [None, Some(0.1), None]);
+    }
+
+    #[test]
+    fn fault_names_round_trip() {
+        for f in Fault::ALL {
+            assert_eq!(Fault::parse(f.name()).ok(), Some(f));
+        }
+        assert!(Fault::parse_list("partition,nope").is_err());
+        assert_eq!(
+            Fault::parse_list("partition,sigstop,blip").ok(),
+            Some(vec![Fault::Partition, Fault::Sigstop, Fault::Blip])
+        );
+    }
+
+    #[test]
+    fn fast_profile_fallback_parses() {
+        let keys = parse_profile(FAST_FALLBACK).expect("fallback");
+        assert_eq!(keys["fence_timeout"], json!(3.5));
+    }
+}
