@@ -18,6 +18,7 @@
 //! a,b,c` covers all three), how long it is held, which standby it picks, and which garbage the
 //! fake observer answers. Timing of the daemons themselves is of course not reproducible.
 
+use crate::daemon::free_port;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
@@ -59,6 +60,10 @@ const LOG_TAIL: usize = 15;
 const BASELINE_WRITES: usize = 20;
 /// After convergence, how long the master has to acknowledge a write.
 const RESUME_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The `default` profile's keys on top of `fleet`'s timings.
+const DEFAULT_PROFILE: &str = r#"{"db_poll_timeout": 1.0, "max_failover_replication_time_lag": 20.0,
+    "warning_replication_time_lag": 10.0}"#;
 
 /// Built-in `fast` profile, used when `docs/profiles/fast.json` is not in the repository.
 const FAST_FALLBACK: &str = r#"{"db_poll_interval": 0.5, "replication_state_check_interval": 0.5, "db_poll_timeout": 1.0, "unreachable_master_failover_timeout": 6.0, "fence_timeout": 3.5, "max_failover_replication_time_lag": 10}"#;
@@ -141,7 +146,8 @@ impl Fault {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
-    /// The lab timings of `fleet` (poll 1 s, `max_failover_replication_time_lag` 10).
+    /// The lab timings of `fleet` (poll 1 s) with a 1 s probe deadline and a 20 s lag window,
+    /// so that the derived `fence_timeout` (20 - 6 = 14 s) rides out a 3 s blip.
     Default,
     /// `docs/profiles/fast.json` merged into every daemon's config (or a built-in fallback).
     Fast,
@@ -160,7 +166,10 @@ impl Profile {
 /// The config keys a profile adds to every daemon's config, and where they came from.
 pub fn profile_keys(profile: Profile) -> Result<(Map<String, Value>, String)> {
     match profile {
-        Profile::Default => Ok((Map::new(), "built-in default (fleet timings)".into())),
+        Profile::Default => Ok((
+            parse_profile(DEFAULT_PROFILE)?,
+            "built-in default (fleet timings, db_poll_timeout 1, max_failover_replication_time_lag 20)".into(),
+        )),
         Profile::Fast => {
             let mut candidates: Vec<PathBuf> = Vec::new();
             if let Ok(cwd) = std::env::current_dir() {
@@ -356,15 +365,39 @@ impl ChaosLab {
 
         let observer_cfg = chaos_config(&cluster, &spec, "", NODES.len(), &json!({}), profile)?;
         let observer = Daemon::spawn(&bin, "observer", cluster.dir(), observer_cfg)?;
+        // Each node's daemon lists the observer (through its own proxy) and the other nodes'
+        // daemons as its observers: the lease and the fast trigger need a majority of three
+        // (docs/safety.md), so that losing the one observer does not fence the primary.
+        let ports: Vec<u16> = NODES.iter().map(|_| free_port()).collect::<Result<_>>()?;
         let mut observer_proxies = Vec::new();
-        let mut daemons = Vec::new();
+        let mut configs = Vec::new();
         for (d, name) in NODES.iter().enumerate() {
             let proxy = Proxy::start(observer.http_port).await?;
-            let observers = json!({ "observer": format!("http://127.0.0.1:{}", proxy.port()) });
+            let mut observers = Map::new();
+            observers.insert("observer".into(), json!(format!("http://127.0.0.1:{}", proxy.port())));
+            for (o, other) in NODES.iter().enumerate().filter(|(o, _)| *o != d) {
+                observers.insert(other.to_string(), json!(format!("http://127.0.0.1:{}", ports[o])));
+            }
             observer_proxies.push(proxy);
-            let cfg = chaos_config(&cluster, &spec, name, d, &observers, profile)?;
-            daemons.push(Daemon::spawn(&bin, name, cluster.dir(), cfg)?);
+            let mut cfg = chaos_config(&cluster, &spec, name, d, &Value::Object(observers), profile)?;
+            cfg["http_port"] = json!(ports[d]);
+            configs.push(cfg);
         }
+        // The primary's daemon last, once the others see pg1: its lease runs from its start.
+        let mut daemons: Vec<Option<Daemon>> = NODES.iter().map(|_| None).collect();
+        for d in (1..NODES.len()).chain([0]) {
+            let daemon = Daemon::spawn(&bin, NODES[d], cluster.dir(), configs[d].clone())?;
+            if d != 0 {
+                wait_for("a standby's daemon to see pg1", HEALTHY_DEADLINE, || async {
+                    Ok(daemon
+                        .state()
+                        .is_some_and(|s| s["db_nodes"][PRIMARY]["connection"] == json!(true)))
+                })
+                .await?;
+            }
+            daemons[d] = Some(daemon);
+        }
+        let daemons: Vec<Daemon> = daemons.into_iter().flatten().collect();
         Ok(ChaosLab {
             daemons,
             observer,
