@@ -579,7 +579,8 @@ impl Config {
             None | Some(Value::Null) => None,
             Some(_) => Some(r.number("unreachable_master_failover_timeout", 0.0, false)?),
         };
-        if unreachable_master_failover_timeout.is_some() && observers.is_empty() {
+        // an observer never fails over: the same profile can be merged into its config too
+        if unreachable_master_failover_timeout.is_some() && observers.is_empty() && own_db.is_some() {
             return Err(r.err(
                 "unreachable_master_failover_timeout",
                 "needs observers: the master must be unreachable to a majority of them too (docs/safety.md)",
@@ -868,7 +869,7 @@ mod tests {
             .expect_err("no room")
             .to_string();
         assert!(e.contains("fence_timeout") && e.contains("cannot be derived"), "{e}");
-        let e = load(serde_json::json!({"observers": {}}))
+        let e = load(serde_json::json!({"observers": {}, "own_db": "pg1"}))
             .expect_err("no observers")
             .to_string();
         assert!(

@@ -1178,7 +1178,10 @@ async fn run_inner(
     rec: &mut RunRecord,
 ) -> Result<()> {
     let mut lab = ChaosLab::start(profile, plan.garbage_seed).await?;
-    lab.wait_healthy().await?;
+    if let Err(e) = lab.wait_healthy().await {
+        rec.diagnostics = lab.diagnostics();
+        return Err(e);
+    }
     let recorder = Recorder::start(&lab.cluster);
     // A baseline of acknowledged writes (about a second's worth) before the fault, so that
     // writes in flight at the fault have predecessors to be checked against.

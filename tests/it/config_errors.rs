@@ -54,7 +54,7 @@ fn bad_configs_are_refused_with_the_key_named() {
         ),
         (
             "fast trigger without observers",
-            r#"{"unreachable_master_failover_timeout": 10}"#,
+            r#"{"remote_conns": {"a": "host=x"}, "own_db": "a", "unreachable_master_failover_timeout": 10}"#,
             &["\"unreachable_master_failover_timeout\"", "needs observers"],
         ),
         (
