@@ -1,7 +1,8 @@
 //! A short seeded `pglab chaos` campaign against real PostgreSQL and the `pglookout` binary
 //! (build it first: `cargo build`; or set PGLOOKOUT_BIN). Checks that the judgement machinery
-//! produces its records and numbers; whether the daemons pass is asserted only for `blip`,
-//! which must never cause a failover.
+//! produces its records and numbers, and that the daemons pass: never two writable primaries,
+//! no acknowledged write lost to a split brain, the partitioned and the frozen primary fenced
+//! and failed over, the blip ridden out. A correctness test, not a timed one.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -15,9 +16,8 @@ async fn short_campaign_partition_sigstop_blip() {
         seed: 1,
         profile: Profile::Fast,
         faults: vec![Fault::Partition, Fault::Sigstop, Fault::Blip],
-        // Long enough for a failover under the lab's `max_failover_replication_time_lag` 10
-        // (so partition and sigstop usually exercise the split-brain accounting), short enough
-        // to keep the test around a minute.
+        // Long enough for a failover under the fast profile's 7.25 s trigger (so partition and
+        // sigstop are fenced and failed over), short enough to keep the test around a minute.
         hold_min: 16.0,
         hold_max: 16.0,
         converge_deadline: Duration::from_secs(20),
@@ -73,9 +73,14 @@ async fn short_campaign_partition_sigstop_blip() {
             assert_eq!(r.max_writable, 1, "{line}");
             assert!(r.passed, "{line}\n{}", r.diagnostics);
         }
-        // TODO(fencing): once fence_command / unreachable_master_failover_timeout land in the
-        // daemon, assert `r.passed` for partition and sigstop too (today both can leave the
-        // old primary writable beside the promoted standby).
+        // Fencing keeps the two apart: the old primary is fenced before a standby promotes.
+        assert!(r.passed, "{line}\n{}", r.diagnostics);
+        assert_eq!(r.max_writable, 1, "{line}");
+        assert_eq!(r.missing_split_brain, Some(0), "{line}");
+        if r.fault != "blip" {
+            assert_eq!(r.fences.len(), 1, "the old primary fenced once: {line}");
+            assert_eq!(r.failovers.len(), 1, "one failover: {line}");
+        }
     }
     let summary = chaos::summary(&records);
     assert!(summary.contains("passed") && summary.contains("failed"), "{summary}");
