@@ -573,6 +573,7 @@ impl Config {
         }
 
         let db_poll_interval = r.number("db_poll_interval", 5.0, false)?;
+        let poll_observers_on_warning_only = r.bool("poll_observers_on_warning_only", false)?;
         let db_poll_timeout = r.number("db_poll_timeout", 5.0, false)?;
         let fence_command = r.opt_string("fence_command")?.filter(|s| !s.trim().is_empty());
         let unreachable_master_failover_timeout = match obj.get("unreachable_master_failover_timeout") {
@@ -584,6 +585,14 @@ impl Config {
             return Err(r.err(
                 "unreachable_master_failover_timeout",
                 "needs observers: the master must be unreachable to a majority of them too (docs/safety.md)",
+            ));
+        }
+        // The lease is renewed by the observers' reports, every round: not polling them would
+        // fence a healthy primary (docs/safety.md).
+        if poll_observers_on_warning_only && fence_command.is_some() && !observers.is_empty() {
+            return Err(r.err(
+                "poll_observers_on_warning_only",
+                "must be false with fence_command: the lease needs the observers' reports every round",
             ));
         }
         let timing = crate::decide::timing::Timing {
@@ -626,7 +635,7 @@ impl Config {
             http_auth_scope,
             http_tls_cert,
             http_tls_key,
-            poll_observers_on_warning_only: r.bool("poll_observers_on_warning_only", false)?,
+            poll_observers_on_warning_only,
             db_poll_interval,
             replication_state_check_interval,
             cluster_monitor_health_timeout_seconds,
@@ -876,6 +885,10 @@ mod tests {
             e.contains("unreachable_master_failover_timeout") && e.contains("observers"),
             "{e}"
         );
+        let e = load(serde_json::json!({"poll_observers_on_warning_only": true}))
+            .expect_err("observers not polled")
+            .to_string();
+        assert!(e.contains("poll_observers_on_warning_only"), "{e}");
         // without fence_command, fence_timeout is not checked against anything
         let mut v = base.clone();
         v.as_object_mut().expect("object").remove("fence_command");
