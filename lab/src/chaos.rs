@@ -734,6 +734,31 @@ impl Recorder {
     }
 }
 
+/// A fixed-rate loop that ends when `stop` turns true (or its sender is gone); a late tick is
+/// delayed, never bunched.
+struct Ticks(tokio::time::Interval);
+
+impl Ticks {
+    fn new(every: Duration) -> Ticks {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Ticks(tick)
+    }
+
+    /// Waits for the next tick; false once stopped.
+    async fn next(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
+        tokio::select! {
+            _ = self.0.tick() => {}
+            changed = stop.changed() => {
+                if changed.is_err() {
+                    return false;
+                }
+            }
+        }
+        !*stop.borrow()
+    }
+}
+
 async fn writer(
     node: usize,
     conninfo: String,
@@ -743,17 +768,9 @@ async fn writer(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut client: Option<tokio_postgres::Client> = None;
-    let mut tick = tokio::time::interval(WRITE_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = Ticks::new(WRITE_EVERY);
     let name = NODES[node];
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
-        }
+    while tick.next(&mut stop).await {
         let c = match client.take() {
             Some(c) => c,
             None => match connect(&conninfo).await {
@@ -789,16 +806,8 @@ async fn monitor(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut client: Option<tokio_postgres::Client> = None;
-    let mut tick = tokio::time::interval(MONITOR_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
-        }
+    let mut tick = Ticks::new(MONITOR_EVERY);
+    while tick.next(&mut stop).await {
         let probe = async {
             let c = match client.take() {
                 Some(c) => c,
