@@ -215,6 +215,31 @@ impl Loop {
         ]
     }
 
+    /// Runs a command whose outcome the loop must hear about, supervised: a crashed task is a
+    /// failed command, so the "running" flag is always cleared. `fault_site` is the debug
+    /// builds' fault point (`supervise::fault_point`).
+    fn spawn_reported(
+        &self,
+        what: &'static str,
+        fault_site: &'static str,
+        cmd: String,
+        env: Vec<(&'static str, String)>,
+        done: fn(command::Outcome) -> Event,
+    ) {
+        let timeout = Duration::from_secs_f64(self.config.failover_command_timeout);
+        let (events, counters) = (self.events.clone(), self.counters.clone());
+        tokio::spawn(async move {
+            let run = async move {
+                supervise::fault_point(fault_site);
+                command::run(what, &cmd, timeout, &env).await
+            };
+            let outcome = supervise::run(what, &counters, run)
+                .await
+                .unwrap_or(command::Outcome::Crashed);
+            let _ = events.send(done(outcome)).await;
+        });
+    }
+
     fn act(&mut self, action: &Action) {
         match action {
             Action::RequestPoll => self.poller.poll_now(),
@@ -245,19 +270,7 @@ impl Loop {
                 self.counters.failover();
                 let cmd = self.config.failover_command.clone();
                 let env = self.command_env(reason, old_master.as_deref());
-                let timeout = Duration::from_secs_f64(self.config.failover_command_timeout);
-                let (events, counters) = (self.events.clone(), self.counters.clone());
-                tokio::spawn(async move {
-                    let run = async move {
-                        supervise::fault_point("failover-task");
-                        command::run("failover_command", &cmd, timeout, &env).await
-                    };
-                    // a crashed task is a failed command: "running" is always cleared
-                    let outcome = supervise::run("failover_command", &counters, run)
-                        .await
-                        .unwrap_or(command::Outcome::Crashed);
-                    let _ = events.send(Event::FailoverFinished(outcome)).await;
-                });
+                self.spawn_reported("failover_command", "failover-task", cmd, env, Event::FailoverFinished);
             }
             Action::RunFenceCommand { reason, new_master } => {
                 let Some(cmd) = self.config.fence_command.clone() else {
@@ -273,15 +286,7 @@ impl Loop {
                     ("PGLOOKOUT_NEW_MASTER", new_master.clone().unwrap_or_default()),
                     ("PGLOOKOUT_REASON", reason.clone()),
                 ];
-                let timeout = Duration::from_secs_f64(self.config.failover_command_timeout);
-                let (events, counters) = (self.events.clone(), self.counters.clone());
-                tokio::spawn(async move {
-                    let run = async move { command::run("fence_command", &cmd, timeout, &env).await };
-                    let outcome = supervise::run("fence_command", &counters, run)
-                        .await
-                        .unwrap_or(command::Outcome::Crashed);
-                    let _ = events.send(Event::FenceFinished(outcome)).await;
-                });
+                self.spawn_reported("fence_command", "fence-task", cmd, env, Event::FenceFinished);
             }
             Action::FollowMaster { master } => {
                 if self.follow_running {
