@@ -19,6 +19,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "failover_on_disconnect",
     "failover_sleep_time",
     "fence_command",
+    "fence_command_budget",
     "fence_timeout",
     "http_address",
     "http_auth_scope",
@@ -182,6 +183,9 @@ pub struct Config {
     pub db_poll_timeout: f64,
     /// Stops our own node taking writes (ours; see docs/safety.md). `None`: no fencing.
     pub fence_command: Option<String>,
+    /// Seconds the fence command is assumed to need to stop writes (ours; part of the timing
+    /// argument of docs/safety.md; the daemon warns when a fence takes longer).
+    pub fence_command_budget: f64,
     /// Seconds without a majority of the observers vouching for our primary before it is
     /// fenced; resolved (given or derived) whenever `fence_command` is set.
     pub fence_timeout: Option<f64>,
@@ -576,6 +580,11 @@ impl Config {
         let poll_observers_on_warning_only = r.bool("poll_observers_on_warning_only", false)?;
         let db_poll_timeout = r.number("db_poll_timeout", 5.0, false)?;
         let fence_command = r.opt_string("fence_command")?.filter(|s| !s.trim().is_empty());
+        let fence_command_budget = r.number(
+            "fence_command_budget",
+            crate::decide::timing::DEFAULT_FENCE_BUDGET_SECS,
+            false,
+        )?;
         let unreachable_master_failover_timeout = match obj.get("unreachable_master_failover_timeout") {
             None | Some(Value::Null) => None,
             Some(_) => Some(r.number("unreachable_master_failover_timeout", 0.0, false)?),
@@ -599,6 +608,7 @@ impl Config {
             poll_interval: db_poll_interval,
             poll_timeout: db_poll_timeout,
             check_interval: replication_state_check_interval,
+            fence_budget: fence_command_budget,
         };
         let failover_after = unreachable_master_failover_timeout
             .unwrap_or(max_failover)
@@ -654,6 +664,7 @@ impl Config {
             failover_sleep_time: r.number("failover_sleep_time", 0.0, true)?,
             db_poll_timeout,
             fence_command,
+            fence_command_budget,
             fence_timeout,
             unreachable_master_failover_timeout,
             over_warning_limit_command: r
@@ -841,6 +852,36 @@ mod tests {
         }
     }
 
+    /// docs/profiles/fast.json, merged into a node daemon's config, passes the fence-before-promote
+    /// check, and its lease rides out a 3 s blip (docs/safety.md, "The fast profile").
+    #[test]
+    fn the_fast_profile_loads_and_rides_out_a_three_second_blip() {
+        let profile: serde_json::Value =
+            serde_json::from_str(include_str!("../docs/profiles/fast.json")).expect("fast.json is JSON");
+        let mut v = serde_json::json!({
+            "remote_conns": {"pg1": "host=a", "pg2": "host=b", "pg3": "host=c"},
+            "observers": {"o1": "http://o1:15000", "o2": "http://o2:15000", "o3": "http://o3:15000"},
+            "own_db": "pg1",
+            "fence_command": "/usr/bin/fence",
+        });
+        for (k, x) in profile.as_object().expect("a JSON object") {
+            v[k] = x.clone();
+        }
+        let (c, _) = Config::from_value(Path::new("fast.json"), &v).expect("the fast profile loads");
+        let f = c.fence_timeout.expect("fence_timeout");
+        let (i, ch, p) = (
+            c.db_poll_interval,
+            c.replication_state_check_interval,
+            c.db_poll_timeout,
+        );
+        // refused blip: renewals stop for at most b + 3I + C; blackholed: + P
+        assert!(
+            f > 3.0 + 3.0 * i + ch + p,
+            "fence_timeout {f} does not ride out a 3 s blip"
+        );
+        assert!(c.unreachable_master_failover_timeout.is_some_and(|u| u < 5.0));
+    }
+
     #[test]
     fn fencing_timers_that_cannot_hold_are_refused_with_the_keys_and_numbers() {
         let base = serde_json::json!({
@@ -878,6 +919,17 @@ mod tests {
             .expect_err("no room")
             .to_string();
         assert!(e.contains("fence_timeout") && e.contains("cannot be derived"), "{e}");
+        // a faster fence command leaves room for a longer fence_timeout
+        assert_eq!(
+            load(serde_json::json!({"fence_command_budget": 0.25, "fence_timeout": 4.75}))
+                .expect("fits with a quick fence")
+                .fence_timeout,
+            Some(4.75)
+        );
+        let e = load(serde_json::json!({"fence_command_budget": 0}))
+            .expect_err("zero budget")
+            .to_string();
+        assert!(e.contains("fence_command_budget"), "{e}");
         let e = load(serde_json::json!({"observers": {}, "own_db": "pg1"}))
             .expect_err("no observers")
             .to_string();

@@ -112,6 +112,8 @@ struct Loop {
     config_version: u64,
     failover_running: bool,
     fence_running: bool,
+    /// When the running (or last) fence command started (monotonic seconds).
+    fence_started: f64,
     follow_running: bool,
     /// A follow asked for while another was running.
     follow_next: Option<String>,
@@ -280,6 +282,7 @@ impl Loop {
                     return;
                 }
                 self.fence_running = true;
+                self.fence_started = clock::monotonic();
                 self.counters.fence();
                 let env = vec![
                     ("PGLOOKOUT_OWN_NODE", self.config.own_db.clone().unwrap_or_default()),
@@ -330,6 +333,14 @@ impl Loop {
             Event::Reloaded(result) => self.apply_reload(*result),
             Event::FenceFinished(outcome) => {
                 self.fence_running = false;
+                let took = clock::monotonic() - self.fence_started;
+                if took > self.config.fence_command_budget {
+                    tracing::warn!(
+                        target: "pglookout",
+                        "fence_command took {took:.2} s, more than fence_command_budget ({} s): the timing argument that keeps a standby from promoting before the fence (docs/safety.md) assumed it would not",
+                        self.config.fence_command_budget
+                    );
+                }
                 self.counters.command("fence_command", outcome.success());
                 self.memory.record_fence_result(outcome.success(), clock::monotonic());
             }
@@ -486,6 +497,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
         config_version: 0,
         failover_running: false,
         fence_running: false,
+        fence_started: 0.0,
         follow_running: false,
         follow_next: None,
         monitor_unhealthy: false,

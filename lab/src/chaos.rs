@@ -22,7 +22,7 @@ use crate::daemon::free_port;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -65,8 +65,8 @@ const RESUME_DEADLINE: Duration = Duration::from_secs(10);
 const DEFAULT_PROFILE: &str = r#"{"db_poll_timeout": 1.0, "max_failover_replication_time_lag": 20.0,
     "warning_replication_time_lag": 10.0}"#;
 
-/// Built-in `fast` profile, used when `docs/profiles/fast.json` is not in the repository.
-const FAST_FALLBACK: &str = r#"{"db_poll_interval": 0.5, "replication_state_check_interval": 0.5, "db_poll_timeout": 1.0, "unreachable_master_failover_timeout": 6.0, "fence_timeout": 3.5, "max_failover_replication_time_lag": 10}"#;
+/// The `fast` profile: the file operators merge into their configs, compiled in.
+const FAST_PROFILE: &str = include_str!("../../docs/profiles/fast.json");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Fault {
@@ -149,7 +149,7 @@ pub enum Profile {
     /// The lab timings of `fleet` (poll 1 s) with a 1 s probe deadline and a 20 s lag window,
     /// so that the derived `fence_timeout` (20 - 6 = 14 s) rides out a 3 s blip.
     Default,
-    /// `docs/profiles/fast.json` merged into every daemon's config (or a built-in fallback).
+    /// `docs/profiles/fast.json` merged into every daemon's config.
     Fast,
 }
 
@@ -170,23 +170,7 @@ pub fn profile_keys(profile: Profile) -> Result<(Map<String, Value>, String)> {
             parse_profile(DEFAULT_PROFILE)?,
             "built-in default (fleet timings, db_poll_timeout 1, max_failover_replication_time_lag 20)".into(),
         )),
-        Profile::Fast => {
-            let mut candidates: Vec<PathBuf> = Vec::new();
-            if let Ok(cwd) = std::env::current_dir() {
-                candidates.extend(cwd.ancestors().map(|d| d.join("docs/profiles/fast.json")));
-            }
-            if let Some(repo) = Path::new(env!("CARGO_MANIFEST_DIR")).parent() {
-                candidates.push(repo.join("docs/profiles/fast.json"));
-            }
-            for path in candidates {
-                if path.is_file() {
-                    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-                    let keys = parse_profile(&text).with_context(|| format!("{}", path.display()))?;
-                    return Ok((keys, path.display().to_string()));
-                }
-            }
-            Ok((parse_profile(FAST_FALLBACK)?, "built-in fast fallback".into()))
-        }
+        Profile::Fast => Ok((parse_profile(FAST_PROFILE)?, "docs/profiles/fast.json".into())),
     }
 }
 
@@ -1453,8 +1437,9 @@ mod tests {
     }
 
     #[test]
-    fn fast_profile_fallback_parses() {
-        let keys = parse_profile(FAST_FALLBACK).expect("fallback");
-        assert_eq!(keys["fence_timeout"], json!(3.5));
+    fn the_fast_profile_is_the_shipped_file() {
+        let (keys, source) = profile_keys(Profile::Fast).expect("fast profile");
+        assert_eq!(source, "docs/profiles/fast.json");
+        assert!(keys["fence_timeout"].is_number() && keys["unreachable_master_failover_timeout"].is_number());
     }
 }

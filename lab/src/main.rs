@@ -45,8 +45,7 @@ struct ChaosArgs {
     /// Campaign seed: run i is a pure function of (seed, i).
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Daemon timings: `default` (the fleet's) or `fast` (docs/profiles/fast.json, else a
-    /// built-in fallback).
+    /// Daemon timings: `default` (the fleet's) or `fast` (docs/profiles/fast.json, compiled in).
     #[arg(long, default_value = "default")]
     profile: String,
     /// Comma-separated faults to draw from (default: all): kill9, partition, blip, sigstop,
@@ -116,6 +115,19 @@ struct BenchFailoverArgs {
     /// Number of failovers to measure (each on a fresh cluster).
     #[arg(long, default_value_t = 5)]
     runs: usize,
+    /// Measure on the fenced mesh of `pglab chaos` with this profile (`default` or `fast`)
+    /// instead of the plain fleet: the fleet flags are then ignored.
+    #[arg(long)]
+    profile: Option<String>,
+    /// With --profile: the fault to measure (kill9, partition, blip, ...; see `chaos`).
+    #[arg(long, default_value = "kill9")]
+    fault: String,
+    /// With --profile: how long the fault is held, seconds (blip: always 3 s).
+    #[arg(long, default_value_t = 15.0)]
+    hold: f64,
+    /// With --profile: the campaign seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Args)]
@@ -298,6 +310,9 @@ async fn cmd_demo(args: FleetArgs) -> Result<()> {
 }
 
 async fn cmd_bench_failover(args: BenchFailoverArgs) -> Result<()> {
+    if let Some(profile) = &args.profile {
+        return bench_failover_fenced(&args, profile).await;
+    }
     let mut results = Vec::new();
     for run in 1..=args.runs {
         let fleet = pglab::fleet::Fleet::start(&args.fleet.spec()).await?;
@@ -330,6 +345,61 @@ async fn cmd_bench_failover(args: BenchFailoverArgs) -> Result<()> {
         args.fleet.poll_interval,
         args.fleet.failover_after
     );
+    Ok(())
+}
+
+/// `bench-failover --profile`: runs of one fault on the fenced mesh, reported as the time from
+/// the fault to the first write acknowledged by a new primary, and every failover and fence.
+async fn bench_failover_fenced(args: &BenchFailoverArgs, profile: &str) -> Result<()> {
+    use pglab::chaos::{self, Fault, Profile};
+    let fault = Fault::parse(&args.fault)?;
+    if !(args.hold.is_finite() && args.hold > 0.0) {
+        anyhow::bail!("--hold must be a positive number of seconds");
+    }
+    let opts = chaos::Options {
+        runs: args.runs,
+        seed: args.seed,
+        profile: Profile::parse(profile)?,
+        faults: vec![fault],
+        hold_min: args.hold,
+        hold_max: args.hold,
+        ..chaos::Options::default()
+    };
+    let (_, source) = chaos::profile_keys(opts.profile)?;
+    eprintln!(
+        "bench-failover: {} runs of {} on the fenced mesh, profile {profile} ({source}), seed {}",
+        opts.runs,
+        fault.name(),
+        opts.seed
+    );
+    let records = chaos::campaign(&opts, |rec| println!("{}", rec.line())).await?;
+    let mut writes: Vec<f64> = records.iter().filter_map(|r| r.new_primary_write).collect();
+    writes.sort_by(f64::total_cmp);
+    let failovers: usize = records.iter().map(|r| r.failovers.len()).sum();
+    let fences: usize = records.iter().map(|r| r.fences.len()).sum();
+    let failed = records.iter().filter(|r| !r.passed).count();
+    let times = match (writes.first(), writes.last()) {
+        (Some(min), Some(max)) => {
+            let n = writes.len();
+            let median = if n % 2 == 1 {
+                writes[n / 2]
+            } else {
+                (writes[n / 2 - 1] + writes[n / 2]) / 2.0
+            };
+            format!(
+                "{n} of {} runs wrote on a new primary: median {median:.2} s, min {min:.2} s, max {max:.2} s",
+                records.len()
+            )
+        }
+        _ => format!("no run of {} wrote on a new primary", records.len()),
+    };
+    println!(
+        "{} -> first write on the new primary: {times}; {failovers} failovers, {fences} fences; {failed} runs failed",
+        fault.name()
+    );
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} runs failed", records.len());
+    }
     Ok(())
 }
 
