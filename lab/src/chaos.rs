@@ -422,8 +422,7 @@ impl ChaosLab {
                     return Ok(false);
                 }
                 for standby in &NODES[1..] {
-                    let rows = self.cluster.sql(standby, "SHOW primary_conninfo").await?;
-                    let conninfo: String = rows.first().context("no row")?.try_get(0)?;
+                    let conninfo = self.cluster.primary_conninfo(standby).await?;
                     if !conninfo.contains("hostaddr") {
                         return Ok(false);
                     }
@@ -492,6 +491,25 @@ impl ChaosLab {
             }
         }
         out
+    }
+
+    /// With `PGLAB_CHAOS_LOGS=<dir>`: copies every daemon's whole log and state file there
+    /// (`run<N>-<daemon>.log`, `.json`), for a failed run's post-mortem.
+    fn keep_logs(&self, index: usize) {
+        let Some(dir) = std::env::var_os("PGLAB_CHAOS_LOGS").filter(|d| !d.is_empty()) else {
+            return;
+        };
+        let dir = PathBuf::from(dir);
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            eprintln!("chaos: cannot create {}: {e}", dir.display());
+            return;
+        }
+        for d in self.all_daemons() {
+            let base = dir.join(format!("run{}-{}", index + 1, d.name));
+            let _ = std::fs::write(base.with_extension("log"), d.log());
+            let state = d.state().map(|s| s.to_string()).unwrap_or_default();
+            let _ = std::fs::write(base.with_extension("json"), state);
+        }
     }
 
     fn failover_marker(&self, node: &str) -> PathBuf {
@@ -1219,6 +1237,7 @@ async fn run_inner(
     judge(&lab, plan, fault_at, master.ok(), &acks, &samples, rec).await;
     if !rec.passed {
         rec.diagnostics = lab.diagnostics();
+        lab.keep_logs(plan.index);
     }
     Ok(())
 }
@@ -1299,6 +1318,15 @@ async fn judge(
         } else {
             failures.push(format!("{n} acknowledged writes lost"));
         }
+    }
+    // One fault, one promotion: a second node promoted means the first one's writes since
+    // are thrown away (or two primaries), whatever the monitor happened to sample.
+    let promoted_nodes: BTreeSet<&String> = rec.failovers.iter().collect();
+    if promoted_nodes.len() > 1 {
+        failures.push(format!(
+            "more than one node ran its failover command: {}",
+            rec.failovers.join(",")
+        ));
     }
     if !plan.fault.failover_allowed() {
         if !rec.failovers.is_empty() {

@@ -195,12 +195,22 @@ impl Cluster {
             .init_primary(&spec, ports[0])
             .await
             .context("starting the primary pg1")?;
-        for (i, &port) in ports.iter().enumerate().skip(1) {
-            let name = format!("pg{}", i + 1);
-            cluster
-                .add_standby(&name, port)
-                .await
-                .with_context(|| format!("starting the standby {name}"))?;
+        if spec.standbys > 0 {
+            // Standbys are copies of the cleanly stopped primary: any major, no pg_basebackup.
+            cluster.stop("pg1").await.context("stopping pg1 to copy it")?;
+            for (i, &port) in ports.iter().enumerate().skip(1) {
+                let name = format!("pg{}", i + 1);
+                cluster
+                    .add_standby(&name, port)
+                    .with_context(|| format!("making the standby {name}"))?;
+            }
+            for i in 0..cluster.nodes.len() {
+                let name = cluster.nodes[i].name.clone();
+                cluster
+                    .first_start(i)
+                    .await
+                    .with_context(|| format!("starting {name}"))?;
+            }
         }
         for i in 1..cluster.nodes.len() {
             let name = cluster.nodes[i].name.clone();
@@ -493,13 +503,22 @@ impl Cluster {
 
     /// `pg_promote()` and wait until the node is out of recovery. `write_load` then prefers it.
     pub async fn promote(&self, name: &str) -> Result<()> {
-        let rows = self.sql(name, "SELECT pg_promote(true, 30)").await?;
-        let promoted: bool = rows.first().context("pg_promote returned no row")?.get(0);
-        if !promoted {
-            bail!(
-                "{name}: pg_promote() returned false; log:\n{}",
-                self.node(name).log_tail(LOG_TAIL_LINES)
-            );
+        if self.env.major >= 12 {
+            let rows = self.sql(name, "SELECT pg_promote(true, 30)").await?;
+            let promoted: bool = rows.first().context("pg_promote returned no row")?.get(0);
+            if !promoted {
+                bail!(
+                    "{name}: pg_promote() returned false; log:\n{}",
+                    self.node(name).log_tail(LOG_TAIL_LINES)
+                );
+            }
+        } else {
+            // no pg_promote() before 12
+            let mut cmd = self.env.tokio_command("pg_ctl");
+            cmd.args(["promote", "-w", "-t", "30", "-D"])
+                .arg(self.data_dir(name))
+                .current_dir(&self.root);
+            run_tool(cmd, "pg_ctl promote").await?;
         }
         wait_for(&format!("{name} to leave recovery"), STATE_CHANGE_DEADLINE, || async {
             Ok(!self.in_recovery(name).await?)
@@ -526,8 +545,7 @@ impl Cluster {
     /// Cutting an already cut node is a no-op.
     pub async fn cut_wal_stream(&self, name: &str) -> Result<()> {
         let node = self.node(name);
-        let rows = self.sql(name, "SHOW primary_conninfo").await?;
-        let current: String = rows.first().context("SHOW returned no row")?.get(0);
+        let current = self.primary_conninfo(name).await?;
         if current.is_empty() {
             if lock(&node.saved_conninfo).is_some() {
                 return Ok(());
@@ -535,8 +553,7 @@ impl Cluster {
             bail!("{name} has no primary_conninfo (not a streaming standby?)");
         }
         *lock(&node.saved_conninfo) = Some(current);
-        self.sql(name, "ALTER SYSTEM SET primary_conninfo = ''").await?;
-        self.sql(name, "SELECT pg_reload_conf()").await?;
+        self.set_primary_conninfo(name, "").await?;
         wait_for(
             &format!("the WAL receiver of {name} to stop"),
             STATE_CHANGE_DEADLINE,
@@ -548,20 +565,15 @@ impl Cluster {
         .await
     }
 
-    /// Undo [`Cluster::cut_wal_stream`]: put the saved `primary_conninfo` back and reload. Does
-    /// not wait for streaming to resume (the upstream may be gone); see
-    /// [`Cluster::wait_streaming`].
+    /// Undo [`Cluster::cut_wal_stream`]: put the saved `primary_conninfo` back (a reload from
+    /// 13, a restart before). Does not wait for streaming to resume (the upstream may be gone);
+    /// see [`Cluster::wait_streaming`].
     pub async fn restore_wal_stream(&self, name: &str) -> Result<()> {
         let node = self.node(name);
         let Some(saved) = lock(&node.saved_conninfo).clone() else {
             bail!("{name}: the WAL stream was not cut by pglab");
         };
-        self.sql(
-            name,
-            &format!("ALTER SYSTEM SET primary_conninfo = {}", quote_literal(&saved)),
-        )
-        .await?;
-        self.sql(name, "SELECT pg_reload_conf()").await?;
+        self.set_primary_conninfo(name, &saved).await?;
         *lock(&node.saved_conninfo) = None;
         Ok(())
     }
@@ -660,7 +672,6 @@ impl Cluster {
                 "--auth-local=trust",
                 "--auth-host=scram-sha-256",
                 "--no-sync",
-                "--no-instructions",
                 "--locale=C",
                 "--encoding=UTF8",
             ])
@@ -673,7 +684,7 @@ impl Cluster {
              host all all 127.0.0.1/32 scram-sha-256\n\
              host replication all 127.0.0.1/32 scram-sha-256\n",
         )?;
-        append_conf(&node.data_dir, &primary_conf(spec, &node))?;
+        append_conf(&node.data_dir, &primary_conf(spec, &node, self.env.major))?;
         self.nodes.push(node);
         self.first_start(0).await?;
         self.sql_batch(
@@ -692,23 +703,110 @@ impl Cluster {
         .await
     }
 
-    async fn add_standby(&mut self, name: &str, port: u16) -> Result<()> {
+    /// A standby `name` as a copy of pg1's data directory (pg1 cleanly stopped), with that
+    /// major's standby settings; not started.
+    fn add_standby(&mut self, name: &str, port: u16) -> Result<()> {
         let node = self.new_node(name, port)?;
-        let conninfo = format!(
-            "host=127.0.0.1 port={} user={REPLICATION_USER} password={} application_name={name}",
-            self.nodes[0].port, self.replication_password
-        );
-        let mut cmd = self.env.tokio_command("pg_basebackup");
-        cmd.arg("-D")
+        let source = &self.nodes[0].data_dir;
+        // cp -a keeps the owner (the server user when we are root) and the 0700 modes
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(source)
             .arg(&node.data_dir)
-            .args(["-R", "-X", "stream", "-c", "fast", "--no-sync", "-d"])
-            .arg(conninfo)
-            .current_dir(&self.root);
-        run_tool(cmd, "pg_basebackup").await?;
+            .stdin(Stdio::null())
+            .status()
+            .context("running cp -a")?;
+        if !status.success() {
+            bail!(
+                "cp -a {} {} exited with {status}",
+                source.display(),
+                node.data_dir.display()
+            );
+        }
+        let _ = fs::remove_file(node.data_dir.join("postmaster.opts"));
         // The copied postgresql.conf carries the primary's settings; appended lines win.
         append_conf(&node.data_dir, &node_identity_conf(&node))?;
+        let conninfo = self.replication_conninfo("pg1", name);
         self.nodes.push(node);
-        self.first_start(self.nodes.len() - 1).await
+        self.write_standby_settings(name, &conninfo)
+    }
+
+    /// Makes node `name` a standby of `conninfo` at its next start, the way its major wants:
+    /// `standby.signal` + `primary_conninfo` in `postgresql.auto.conf` from 12 (as
+    /// `pg_basebackup -R`), `recovery.conf` before.
+    fn write_standby_settings(&self, name: &str, conninfo: &str) -> Result<()> {
+        let data = self.data_dir(name);
+        if self.env.major >= 12 {
+            let signal = data.join("standby.signal");
+            fs::write(&signal, "")?;
+            self.env.chown(&signal)?;
+            let auto = data.join("postgresql.auto.conf");
+            let mut f = OpenOptions::new()
+                .append(true)
+                .open(&auto)
+                .with_context(|| format!("opening {}", auto.display()))?;
+            writeln!(f, "primary_conninfo = {}", quote_literal(conninfo))?;
+        } else {
+            let recovery = data.join("recovery.conf");
+            fs::write(
+                &recovery,
+                format!(
+                    "standby_mode = 'on'\nprimary_conninfo = {}\nrecovery_target_timeline = 'latest'\n",
+                    quote_literal(conninfo)
+                ),
+            )?;
+            self.env.chown(&recovery)?;
+        }
+        Ok(())
+    }
+
+    /// The `primary_conninfo` node `name` streams with (`recovery.conf`'s before 12).
+    pub async fn primary_conninfo(&self, name: &str) -> Result<String> {
+        if self.env.major >= 12 {
+            let rows = self.sql(name, "SHOW primary_conninfo").await?;
+            return Ok(rows.first().context("SHOW returned no row")?.get(0));
+        }
+        let path = self.data_dir(name).join("recovery.conf");
+        let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let line = text
+            .lines()
+            .rfind(|l| l.trim_start().starts_with("primary_conninfo"))
+            .with_context(|| format!("{} has no primary_conninfo", path.display()))?;
+        let value = line.split_once('=').map(|(_, v)| v.trim()).unwrap_or("");
+        Ok(value
+            .strip_prefix('\'')
+            .and_then(|v| v.strip_suffix('\''))
+            .unwrap_or(value)
+            .replace("''", "'"))
+    }
+
+    /// Points standby `name` at `conninfo` ('' cuts it): ALTER SYSTEM and a reload from 13, a
+    /// restart before (12: ALTER SYSTEM; 10 and 11: `recovery.conf` rewritten).
+    async fn set_primary_conninfo(&self, name: &str, conninfo: &str) -> Result<()> {
+        if self.env.major >= 12 {
+            self.sql(
+                name,
+                &format!("ALTER SYSTEM SET primary_conninfo = {}", quote_literal(conninfo)),
+            )
+            .await?;
+        }
+        if self.env.major >= 13 {
+            self.sql(name, "SELECT pg_reload_conf()").await?;
+            return Ok(());
+        }
+        if self.env.major < 12 {
+            let path = self.data_dir(name).join("recovery.conf");
+            let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let mut kept: Vec<String> = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("primary_conninfo"))
+                .map(str::to_string)
+                .collect();
+            kept.push(format!("primary_conninfo = {}", quote_literal(conninfo)));
+            fs::write(&path, kept.join("\n") + "\n").with_context(|| format!("writing {}", path.display()))?;
+        }
+        self.stop(name).await?;
+        self.start_node(name).await
     }
 
     /// Start a node for the first time; if another process took its port meanwhile, pick a
@@ -806,7 +904,13 @@ impl Cluster {
             &format!("{name} replay pause state to become {state:?}"),
             STATE_CHANGE_DEADLINE,
             || async {
-                let rows = self.sql(name, "SELECT pg_get_wal_replay_pause_state()").await?;
+                // pg_get_wal_replay_pause_state() is new in 14
+                let query = if self.env.major >= 14 {
+                    "SELECT pg_get_wal_replay_pause_state()"
+                } else {
+                    "SELECT CASE WHEN pg_is_wal_replay_paused() THEN 'paused' ELSE 'not paused' END"
+                };
+                let rows = self.sql(name, query).await?;
                 Ok(rows[0].get::<_, String>(0) == state)
             },
         )
@@ -971,7 +1075,7 @@ fn node_identity_conf(node: &Node) -> String {
     )
 }
 
-fn primary_conf(spec: &ClusterSpec, node: &Node) -> String {
+fn primary_conf(spec: &ClusterSpec, node: &Node, major: u32) -> String {
     let mut conf = String::from(
         "\n# pglab\n\
          listen_addresses = '127.0.0.1'\n\
@@ -979,13 +1083,20 @@ fn primary_conf(spec: &ClusterSpec, node: &Node) -> String {
          max_replication_slots = 10\n\
          hot_standby = on\n\
          fsync = off\n\
-         wal_keep_size = 256MB\n\
+         # the default before 14 is md5, which the scram-sha-256 lines of pg_hba.conf refuse\n\
+         password_encryption = 'scram-sha-256'\n\
          shared_buffers = 16MB\n\
          max_connections = 100\n\
          logging_collector = off\n\
          # reconnect quickly after a cut WAL stream or a restarted upstream\n\
          wal_retrieve_retry_interval = 500ms\n",
     );
+    // wal_keep_size is new in 13 (wal_keep_segments: 16 MB each)
+    if major >= 13 {
+        conf.push_str("wal_keep_size = 256MB\n");
+    } else {
+        conf.push_str("wal_keep_segments = 16\n");
+    }
     let _ = writeln!(
         conf,
         "wal_level = {}",

@@ -1,4 +1,7 @@
-//! Where the PostgreSQL binaries live and as whom they run.
+//! Where the PostgreSQL binaries live, which major they are, and as whom they run.
+//!
+//! The binaries: `PGLAB_BIN_DIR` if set; else the build of `PGLAB_PG_VERSION` (a major, fetched
+//! once by [`crate::pgdist`]); else Debian's PostgreSQL 15.
 //!
 //! `initdb`, `pg_ctl` and `postgres` refuse to run as root, so when we are root every server-side
 //! binary runs with the `postgres` OS user's uid/gid (std drops supplementary groups when it
@@ -15,14 +18,21 @@ use crate::error::LabError;
 /// Default PostgreSQL bin directory (Debian's postgresql-15).
 pub const DEFAULT_BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
 
-/// Binaries the lab needs.
-pub const REQUIRED_BINARIES: &[&str] = &["initdb", "postgres", "pg_basebackup"];
+/// Binaries the lab needs (standbys are copies of the primary: no `pg_basebackup`).
+pub const REQUIRED_BINARIES: &[&str] = &["initdb", "postgres", "pg_ctl"];
 
-/// `PGLAB_BIN_DIR`, or the Debian 15 default.
-pub fn bin_dir_from_env() -> PathBuf {
-    match std::env::var_os("PGLAB_BIN_DIR") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from(DEFAULT_BIN_DIR),
+/// `PGLAB_BIN_DIR`; else the build of `PGLAB_PG_VERSION`, fetched when not cached; else the
+/// Debian 15 default.
+pub fn bin_dir_from_env() -> anyhow::Result<PathBuf> {
+    if let Some(d) = std::env::var_os("PGLAB_BIN_DIR").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(d));
+    }
+    match std::env::var("PGLAB_PG_VERSION") {
+        Ok(v) if !v.trim().is_empty() => {
+            let major = crate::pgdist::parse_major(&v).map_err(|e| e.context("PGLAB_PG_VERSION"))?;
+            crate::pgdist::bin_dir(major)
+        }
+        _ => Ok(PathBuf::from(DEFAULT_BIN_DIR)),
     }
 }
 
@@ -35,29 +45,59 @@ pub fn check_binaries(dir: &Path) -> Result<(), LabError> {
     }
 }
 
+/// `postgres -V` of the build in `dir`: its major and full version.
+pub fn server_version(dir: &Path) -> anyhow::Result<(u32, String)> {
+    use anyhow::Context;
+    let out = std::process::Command::new(dir.join("postgres"))
+        .arg("-V")
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("running {}/postgres -V", dir.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_version(&text).with_context(|| format!("{}/postgres -V printed {:?}", dir.display(), text.trim()))
+}
+
+/// `postgres (PostgreSQL) 11.22` -> (11, "11.22"); `... 10.23` -> (10, "10.23").
+fn parse_version(text: &str) -> Option<(u32, String)> {
+    let version = text.split_whitespace().nth(2)?.to_string();
+    let major = version.split(['.', 'b', 'r']).next()?.parse().ok()?;
+    Some((major, version))
+}
+
 /// The resolved execution environment of one cluster.
 #[derive(Debug, Clone)]
 pub struct Env {
     pub bin_dir: PathBuf,
+    /// The server's major version (10, 11, ... 18), from `postgres -V`.
+    pub major: u32,
+    /// The server's full version, e.g. `11.22`.
+    pub version: String,
     /// `Some` when we are root: the `postgres` user's ids.
     pub run_as: Option<(Uid, Gid)>,
 }
 
 impl Env {
-    /// Resolve from the process environment: bin dir from `PGLAB_BIN_DIR`, and the `postgres`
-    /// user when running as root.
-    pub fn detect() -> Result<Env, LabError> {
-        let bin_dir = bin_dir_from_env();
+    /// Resolve from the process environment: the bin dir (see the module docs), its version,
+    /// and the `postgres` user when running as root.
+    pub fn detect() -> anyhow::Result<Env> {
+        let bin_dir = bin_dir_from_env()?;
         check_binaries(&bin_dir)?;
+        let (major, version) = server_version(&bin_dir)?;
         let run_as = if Uid::effective().is_root() {
             match User::from_name("postgres") {
                 Ok(Some(u)) => Some((u.uid, u.gid)),
-                _ => return Err(LabError::NoPostgresUser),
+                _ => return Err(LabError::NoPostgresUser.into()),
             }
         } else {
             None
         };
-        Ok(Env { bin_dir, run_as })
+        Ok(Env {
+            bin_dir,
+            major,
+            version,
+            run_as,
+        })
     }
 
     /// A `std` command for `program` from the bin dir, running as the server user, with a clean
@@ -93,5 +133,25 @@ impl Env {
 
     fn path_var(&self) -> String {
         format!("{}:/usr/local/bin:/usr/bin:/bin", self.bin_dir.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn versions_parse() {
+        assert_eq!(
+            super::parse_version("postgres (PostgreSQL) 11.22\n"),
+            Some((11, "11.22".into()))
+        );
+        assert_eq!(
+            super::parse_version("postgres (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)"),
+            Some((15, "15.14".into()))
+        );
+        assert_eq!(
+            super::parse_version("postgres (PostgreSQL) 18beta1"),
+            Some((18, "18beta1".into()))
+        );
+        assert_eq!(super::parse_version("garbage"), None);
     }
 }

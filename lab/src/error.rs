@@ -8,7 +8,7 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
     #[error(
-        "PostgreSQL server binaries not found in {} (install postgresql-15 or set PGLAB_BIN_DIR)",
+        "PostgreSQL server binaries (initdb, postgres, pg_ctl) not found in {} (install postgresql-15, set PGLAB_BIN_DIR, or set PGLAB_PG_VERSION to fetch a build)",
         .0.display()
     )]
     BinariesNotFound(PathBuf),

