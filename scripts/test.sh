@@ -39,8 +39,9 @@ if [ $# -eq 0 ] && [ -n "${PGLAB_PG_MATRIX:-}" ]; then
         fi
         echo "$server"
         start=$(date +%s)
-        PGLAB_PG_VERSION=$major cargo test -p pglab --test lab -- --test-threads=2
-        PGLAB_PG_VERSION=$major cargo test --test it -- --test-threads=2 \
+        # --workspace: the same feature set, so the same build, as the suite above
+        PGLAB_PG_VERSION=$major cargo test --workspace --test lab -- --test-threads=2
+        PGLAB_PG_VERSION=$major cargo test --workspace --test it -- --test-threads=2 \
             monitoring:: failover:: fencing:: load_balancer::
         summary+=("PostgreSQL ${server##* PostgreSQL }: passed in $(($(date +%s) - start)) s")
     done

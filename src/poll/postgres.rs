@@ -338,8 +338,13 @@ impl PgProbe {
                 Err(e) if conn.client.is_closed() => return Err(query_err(e)),
                 Err(e) => {
                     if !self.slots_denied {
+                        let needs = if version_num >= 110_000 {
+                            "the pg_read_server_files role and EXECUTE on pg_read_binary_file(text), or superuser"
+                        } else {
+                            "superuser (before PostgreSQL 11 only a superuser can read server files)"
+                        };
                         tracing::warn!(target: "ClusterMonitor",
-                            "{name}: cannot read logical replication slot definitions ({}); the monitoring role needs the pg_read_server_files role and EXECUTE on pg_read_binary_file(text), or superuser. Slots are left out of the state until it can; this is logged once",
+                            "{name}: cannot read logical replication slot definitions ({}); the monitoring role needs {needs}. Slots are left out of the state until it can; this is logged once",
                             describe(&e));
                         self.slots_denied = true;
                     }

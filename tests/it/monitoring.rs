@@ -111,18 +111,15 @@ async fn daemons_and_an_observer_see_the_cluster() {
         tail(&log, 30)
     );
     assert_eq!(log.matches("connected to pg1").count(), 1, "{}", tail(&log, 30));
-    // With the rights granted, the slot definitions appear.
-    cluster
-        .sql("pg1", "GRANT pg_read_server_files TO pglookout")
-        .await
-        .expect("grant");
-    cluster
-        .sql(
-            "pg1",
-            "GRANT EXECUTE ON FUNCTION pg_read_binary_file(text) TO pglookout",
-        )
-        .await
-        .expect("grant");
+    // With the rights granted, the slot definitions appear. PostgreSQL 10 has neither the
+    // pg_read_server_files role nor grantable file functions: only a superuser reads them.
+    let grants = if cluster.env().major >= 11 {
+        "GRANT pg_read_server_files TO pglookout;
+         GRANT EXECUTE ON FUNCTION pg_read_binary_file(text) TO pglookout"
+    } else {
+        "ALTER ROLE pglookout SUPERUSER"
+    };
+    cluster.sql_batch("pg1", grants).await.expect("grant");
     let s = wait_state(&d2, "slot definitions readable", |s| {
         node(s, "pg1")["replication_slots"]
             .as_array()
