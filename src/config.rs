@@ -580,11 +580,7 @@ impl Config {
         let poll_observers_on_warning_only = r.bool("poll_observers_on_warning_only", false)?;
         let db_poll_timeout = r.number("db_poll_timeout", 5.0, false)?;
         let fence_command = r.opt_string("fence_command")?.filter(|s| !s.trim().is_empty());
-        let fence_command_budget = r.number(
-            "fence_command_budget",
-            crate::decide::timing::DEFAULT_FENCE_BUDGET_SECS,
-            false,
-        )?;
+        let fence_command_budget = r.number("fence_command_budget", crate::timing::DEFAULT_FENCE_BUDGET_SECS, false)?;
         let unreachable_master_failover_timeout = match obj.get("unreachable_master_failover_timeout") {
             None | Some(Value::Null) => None,
             Some(_) => Some(r.number("unreachable_master_failover_timeout", 0.0, false)?),
@@ -604,7 +600,7 @@ impl Config {
                 "must be false with fence_command: the lease needs the observers' reports every round",
             ));
         }
-        let timing = crate::decide::timing::Timing {
+        let timing = crate::timing::Timing {
             poll_interval: db_poll_interval,
             poll_timeout: db_poll_timeout,
             check_interval: replication_state_check_interval,

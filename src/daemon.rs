@@ -49,10 +49,6 @@ enum Event {
 /// What a SIGHUP's config read gave: `None` when it did not answer in time.
 type Reload = Option<Result<(Config, Vec<String>), crate::config::ConfigError>>;
 
-/// What the HTTP server may read besides the poller's snapshot: the latest state document
-/// (what the state file holds), `null` before the first check.
-pub type StatusView = watch::Receiver<Arc<serde_json::Value>>;
-
 /// Tells systemd we are up (`READY=1`), when run under it.
 fn notify_systemd(state: &str) {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {

@@ -3,8 +3,8 @@
 //! table test. The HTTP layer turns a [`Verdict`] into 200 or 503 with a small JSON body.
 
 use crate::config::Config;
-use crate::poll::Snapshot;
 use crate::state::NodeState;
+use crate::state::Snapshot;
 use serde::Serialize;
 
 /// The answer to one health question.

@@ -17,6 +17,11 @@ use openssl::ssl::SslAcceptor;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// What the HTTP server may read besides the poller's snapshot: the latest state document
+/// (what the state file holds), `null` before the first check. Defined here, where it is read,
+/// so that the daemon (which writes it) depends on `http` and not the other way round.
+pub type StatusView = tokio::sync::watch::Receiver<std::sync::Arc<serde_json::Value>>;
+
 #[derive(Clone)]
 pub struct Api {
     pub poller: Poller,
@@ -31,7 +36,7 @@ pub struct Api {
     /// Counters for `/metrics`.
     pub counters: std::sync::Arc<crate::prometheus::Counters>,
     /// The latest state document, decision included (ours; the original serves only the nodes).
-    pub status: crate::daemon::StatusView,
+    pub status: StatusView,
 }
 
 /// The address the original binds: `""` means every IPv4 interface.

@@ -39,3 +39,105 @@ pub mod state;
 pub mod statefile;
 /// Task supervision: crashed tasks are logged, counted, restarted or stop the daemon.
 pub mod supervise;
+/// The fencing timing argument as arithmetic (pure), run by the config validation.
+pub mod timing;
+
+/// The modules' imports form no cycle (`crate::x` references, tests excluded), so that each
+/// layer can be read, tested and simulated without the ones above it.
+#[cfg(test)]
+mod module_graph {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::Path;
+
+    /// Every `crate::<module>` a source file names outside its `#[cfg(test)]` part.
+    fn references(text: &str) -> BTreeSet<String> {
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        let mut out = BTreeSet::new();
+        for (i, _) in code.match_indices("crate::") {
+            let rest = &code[i + "crate::".len()..];
+            // grouped imports would hide their modules from this check
+            assert!(
+                !rest.starts_with('{'),
+                "write `use crate::a::X;` one module per line, not `crate::{{...}}`"
+            );
+            let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+            if !name.is_empty() {
+                out.insert(name);
+            }
+        }
+        out
+    }
+
+    fn graph() -> BTreeMap<String, BTreeSet<String>> {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut add = |module: String, path: &Path| {
+            let text = std::fs::read_to_string(path).expect("read source");
+            let refs = references(&text);
+            graph
+                .entry(module.clone())
+                .or_default()
+                .extend(refs.into_iter().filter(|r| *r != module));
+        };
+        for entry in std::fs::read_dir(&src).expect("src") {
+            let path = entry.expect("entry").path();
+            let Some(stem) = path.file_stem().and_then(|s| s.to_str()).map(str::to_string) else {
+                continue;
+            };
+            if path.is_dir() {
+                for f in std::fs::read_dir(&path).expect("dir") {
+                    let f = f.expect("entry").path();
+                    if f.extension().is_some_and(|e| e == "rs") {
+                        add(stem.clone(), &f);
+                    }
+                }
+            } else if path.extension().is_some_and(|e| e == "rs") && stem != "lib" {
+                add(stem, &path);
+            }
+        }
+        graph
+    }
+
+    /// A cycle through `start`, as `a -> b -> a`, if there is one.
+    fn cycle(graph: &BTreeMap<String, BTreeSet<String>>, start: &str) -> Option<Vec<String>> {
+        let mut stack = vec![(start.to_string(), vec![start.to_string()])];
+        let mut seen = BTreeSet::new();
+        while let Some((node, path)) = stack.pop() {
+            for next in graph.get(&node).into_iter().flatten() {
+                if next == start {
+                    let mut p = path.clone();
+                    p.push(start.to_string());
+                    return Some(p);
+                }
+                if graph.contains_key(next) && seen.insert(next.clone()) {
+                    let mut p = path.clone();
+                    p.push(next.clone());
+                    stack.push((next.clone(), p));
+                }
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn the_modules_import_no_cycle() {
+        let g = graph();
+        assert!(g.contains_key("daemon") && g.contains_key("poll"), "{g:?}");
+        let cycles: Vec<String> = g.keys().filter_map(|m| cycle(&g, m)).map(|c| c.join(" -> ")).collect();
+        assert!(cycles.is_empty(), "import cycles: {cycles:#?}");
+    }
+
+    #[test]
+    fn a_cycle_is_found() {
+        let g: BTreeMap<String, BTreeSet<String>> = [
+            ("a".to_string(), BTreeSet::from(["b".to_string()])),
+            ("b".to_string(), BTreeSet::from(["a".to_string()])),
+        ]
+        .into();
+        assert_eq!(cycle(&g, "a"), Some(vec!["a".into(), "b".into(), "a".into()]));
+        assert_eq!(
+            references("use crate::x::Y; crate::z::f(); #[cfg(test)] crate::w"),
+            BTreeSet::from(["x".into(), "z".into()])
+        );
+    }
+}

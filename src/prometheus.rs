@@ -3,7 +3,7 @@
 //! the latest snapshot in the OpenMetrics text format (or the classic 0.0.4 text format for
 //! scrapers that do not ask for OpenMetrics). Names use the `pglookout_` prefix and base units.
 
-use crate::poll::Snapshot;
+use crate::state::Snapshot;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};

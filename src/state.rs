@@ -276,6 +276,25 @@ pub struct StateDocument<'a> {
     pub decision: Option<&'a serde_json::Value>,
 }
 
+/// What the poller publishes: every node's and observer's latest state and how fresh it is.
+/// Here, below `poll`, so that what reads it (health, metrics) need not import the poller.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub nodes: BTreeMap<String, NodeState>,
+    pub observers: BTreeMap<String, ObserverState>,
+    /// Completed rounds: every configured node (and observer, while observers are polled) has
+    /// finished a probe that started after the previous round completed or after a poll-now
+    /// request, whichever came last.
+    pub round: u64,
+    /// Monotonic time of the last completed round.
+    pub last_round_at: Option<f64>,
+    /// Monotonic time each node's latest probe ended (success or failure): how fresh what we
+    /// know of that node is, whatever the other nodes do.
+    pub polled_at: BTreeMap<String, f64>,
+    /// Monotonic time any probe last ended: the poller is making progress.
+    pub last_report_at: Option<f64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

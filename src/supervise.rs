@@ -115,7 +115,7 @@ mod tests {
         .await;
         assert_eq!(crashed, None);
         let text = crate::prometheus::render(
-            &crate::poll::Snapshot::default(),
+            &crate::state::Snapshot::default(),
             &counters,
             &crate::prometheus::Extra {
                 own_db: None,

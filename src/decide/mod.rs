@@ -17,7 +17,6 @@ pub mod failover;
 pub mod fence;
 pub mod follow;
 pub mod node_map;
-pub mod timing;
 
 pub use failover::{decide, furthest_along, replication_positions, Action, Alert, Decision, Memory, View};
 pub use node_map::{node_map, NodeMap};

@@ -11,6 +11,7 @@ use crate::clock;
 use crate::config::Config;
 use crate::metrics::Statsd;
 use crate::prometheus::Counters;
+pub use crate::state::Snapshot;
 use crate::state::{NodeState, ObserverState, PgFields, Timestamp};
 use postgres::{PgProbe, ProbeError};
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,24 +23,6 @@ use tokio_util::sync::CancellationToken;
 
 /// How often a changed state is published at most.
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
-
-/// What the poller publishes.
-#[derive(Clone, Debug, Default)]
-pub struct Snapshot {
-    pub nodes: BTreeMap<String, NodeState>,
-    pub observers: BTreeMap<String, ObserverState>,
-    /// Completed rounds: every configured node (and observer, while observers are polled) has
-    /// finished a probe that started after the previous round completed or after a poll-now
-    /// request, whichever came last.
-    pub round: u64,
-    /// Monotonic time of the last completed round.
-    pub last_round_at: Option<f64>,
-    /// Monotonic time each node's latest probe ended (success or failure): how fresh what we
-    /// know of that node is, whatever the other nodes do.
-    pub polled_at: BTreeMap<String, f64>,
-    /// Monotonic time any probe last ended: the poller is making progress.
-    pub last_report_at: Option<f64>,
-}
 
 /// Handle to the running poller.
 #[derive(Clone)]
