@@ -18,15 +18,20 @@ pub fn iso(t: &Timestamp) -> String {
 }
 
 /// Reads the ISO forms the original writes (with or without fraction, with `Z`, `+00:00` or
-/// nothing after it) and any RFC 3339 time with an offset.
+/// nothing after it) and any RFC 3339 time with an offset. Finer digits than microseconds are
+/// dropped, as Python's datetime does: what we read, we write back the same (found by
+/// `tests/fuzz.rs`).
 pub fn parse_iso(s: &str) -> Option<Timestamp> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc));
-    }
-    let naive = s.strip_suffix('Z').unwrap_or(s);
-    NaiveDateTime::parse_from_str(naive, "%Y-%m-%dT%H:%M:%S%.f")
-        .ok()
-        .map(|n| n.and_utc())
+    let t = match DateTime::parse_from_rfc3339(s) {
+        Ok(t) => t.with_timezone(&Utc),
+        Err(_) => {
+            let naive = s.strip_suffix('Z').unwrap_or(s);
+            NaiveDateTime::parse_from_str(naive, "%Y-%m-%dT%H:%M:%S%.f")
+                .ok()?
+                .and_utc()
+        }
+    };
+    chrono::DurationRound::duration_trunc(t, chrono::Duration::microseconds(1)).ok()
 }
 
 /// One logical replication slot as read from a primary (all values as PostgreSQL prints them).
@@ -297,6 +302,16 @@ pub struct Snapshot {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_timestamp_finer_than_a_microsecond_round_trips() {
+        let t = super::parse_iso("2000-01-01T00:00:00.0000001").expect("parsed");
+        assert_eq!(super::iso(&t), "2000-01-01T00:00:00.000000Z");
+        assert_eq!(super::parse_iso(&super::iso(&t)), Some(t));
+        let t = super::parse_iso("2024-01-01T00:00:00.123456789+00:00").expect("parsed");
+        assert_eq!(super::iso(&t), "2024-01-01T00:00:00.123456Z");
+        assert_eq!(super::parse_iso(&super::iso(&t)), Some(t));
+    }
+
     use super::*;
 
     #[test]
