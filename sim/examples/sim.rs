@@ -1,9 +1,18 @@
 //! `cargo run -p pglookout-sim --example sim -- SEED N` runs a campaign and prints the report;
-//! `... -- SEED replay 'SCHEDULE'` replays one schedule and prints its trace.
+//! `... -- SEED replay 'SCHEDULE'` replays one schedule and prints its trace;
+//! `... -- SCHEDULE_SEED shrink` shrinks the schedule drawn from that seed.
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let seed: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1);
+    if args.get(2).map(String::as_str) == Some("shrink") {
+        let sched = pglookout_sim::schedule::generate(seed);
+        match pglookout_sim::shrink::shrink(seed, &sched) {
+            Some(f) => println!("{}", f.render()),
+            None => println!("schedule {seed} does not fail: {sched}"),
+        }
+        return std::process::ExitCode::SUCCESS;
+    }
     if args.get(2).map(String::as_str) == Some("replay") {
         let text = args.get(3).cloned().unwrap_or_default();
         match pglookout_sim::replay(seed, &text) {

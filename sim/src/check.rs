@@ -106,7 +106,10 @@ pub fn step(w: &World) -> Option<Violation> {
     if writable.len() < 2 {
         return None;
     }
-    let oldest = writable.iter().copied().min_by_key(|n| (w.cluster.nodes[*n].timeline, *n))?;
+    let oldest = writable
+        .iter()
+        .copied()
+        .min_by_key(|n| (w.cluster.nodes[*n].timeline, *n))?;
     if w.fence_pending[oldest].is_some() {
         return None;
     }
@@ -294,7 +297,8 @@ pub fn restart_waiver(w: &World, d: usize, up_at: Us) -> Option<String> {
     let until = up_at + us(overhead);
     let hosts = w.sched.daemons();
     let cut = (0..hosts).any(|x| {
-        !net::clear_during(&w.sched.faults, d, x, w.now, until) || !net::clear_during(&w.sched.faults, x, d, w.now, until)
+        !net::clear_during(&w.sched.faults, d, x, w.now, until)
+            || !net::clear_during(&w.sched.faults, x, d, w.now, until)
     });
     cut.then(|| {
         format!(

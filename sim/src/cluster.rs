@@ -25,7 +25,9 @@ pub enum Proc {
 pub enum Role {
     Primary,
     /// Streams from `upstream` (`None`: from nobody).
-    Standby { upstream: Option<usize> },
+    Standby {
+        upstream: Option<usize>,
+    },
     /// `pg_ctl promote` running: still in recovery, no longer streaming.
     Promoting,
 }

@@ -35,7 +35,10 @@ pub enum LinkFault {
     /// Every connection takes this long to answer (past the probe deadline it times out).
     Delay(Us),
     /// Cut for `period`, open for `period`, and so on, starting cut.
-    Flap { cut: Cut, period: Us },
+    Flap {
+        cut: Cut,
+        period: Us,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -192,7 +195,11 @@ pub fn generate(seed: u64) -> Schedule {
             // each node's daemon has the other nodes' daemons and the observers as observers
             let lag_window = matches!(kind, FaultKind::Isolate { .. }) && nodes - 1 + observers < 3;
             let span = liveness_span(profile, lag_window);
-            let dur = if matches!(kind, FaultKind::KillNode(_)) { 0 } else { span };
+            let dur = if matches!(kind, FaultKind::KillNode(_)) {
+                0
+            } else {
+                span
+            };
             s.faults.push(Fault { at, dur, kind });
             s.end = at + span;
         }
@@ -353,7 +360,11 @@ fn parse_t(s: &str) -> Result<Us, String> {
     let (whole, frac) = s.split_once('.').unwrap_or((s, "0"));
     let whole: u64 = whole.parse().map_err(|_| format!("bad time {s:?}"))?;
     let frac = format!("{frac:0<3}");
-    let ms: u64 = frac.get(..3).unwrap_or("0").parse().map_err(|_| format!("bad time {s:?}"))?;
+    let ms: u64 = frac
+        .get(..3)
+        .unwrap_or("0")
+        .parse()
+        .map_err(|_| format!("bad time {s:?}"))?;
     Ok(whole * SEC + ms * MS)
 }
 
@@ -370,9 +381,15 @@ fn parse_cut(s: &str) -> Result<Cut, String> {
 }
 
 fn parse_fault(s: &str) -> Result<Fault, String> {
-    let (what, when) = s.split_once('@').ok_or_else(|| format!("{s:?}: missing @time+duration"))?;
-    let (at, dur) = when.split_once('+').ok_or_else(|| format!("{s:?}: missing +duration"))?;
-    let (name, args) = what.split_once(':').ok_or_else(|| format!("{s:?}: missing kind:args"))?;
+    let (what, when) = s
+        .split_once('@')
+        .ok_or_else(|| format!("{s:?}: missing @time+duration"))?;
+    let (at, dur) = when
+        .split_once('+')
+        .ok_or_else(|| format!("{s:?}: missing +duration"))?;
+    let (name, args) = what
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?}: missing kind:args"))?;
     let kind = match name {
         "kill" => FaultKind::KillNode(parse_n(args)?),
         "freeze" => FaultKind::FreezeNode(parse_n(args)?),

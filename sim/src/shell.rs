@@ -109,7 +109,12 @@ pub fn config_json(s: &Schedule, d: usize) -> Value {
         }
     }
     let remote: serde_json::Map<String, Value> = (0..s.nodes)
-        .map(|i| (format!("pg{i}"), json!(format!("host=pg{i} port=5432 user=pglookout dbname=postgres"))))
+        .map(|i| {
+            (
+                format!("pg{i}"),
+                json!(format!("host=pg{i} port=5432 user=pglookout dbname=postgres")),
+            )
+        })
         .collect();
     conf.insert("remote_conns".into(), Value::Object(remote));
     let is_node = d < s.nodes;
@@ -139,7 +144,10 @@ pub fn config_json(s: &Schedule, d: usize) -> Value {
     }
     if s.autofollow && is_node {
         conf.insert("autofollow".into(), json!(true));
-        conf.insert("primary_conninfo_template".into(), json!("user=replication sslmode=prefer"));
+        conf.insert(
+            "primary_conninfo_template".into(),
+            json!("user=replication sslmode=prefer"),
+        );
         conf.insert("pg_data_directory".into(), json!("/sim/data"));
         conf.insert("pg_start_command".into(), json!("sim-start"));
         conf.insert("pg_stop_command".into(), json!("sim-stop"));

@@ -28,7 +28,11 @@ pub fn shrink(seed: u64, original: &Schedule) -> Option<Failure> {
         fails(seed, cand).filter(|(r, _)| *r == rule).map(|(_, t)| t)
     };
     // liveness and blip schedules have one fault, their premise: only chaos ones shrink
-    let fixed = if best.intent == Intent::Chaos { 0 } else { best.faults.len() };
+    let fixed = if best.intent == Intent::Chaos {
+        0
+    } else {
+        best.faults.len()
+    };
     let mut i = fixed;
     while i < best.faults.len() {
         let mut cand = best.clone();

@@ -234,8 +234,9 @@ impl<'a> World<'a> {
                     self.cluster.write(n, self.now, bytes);
                 }
                 let (faults, now) = (&self.sched.faults, self.now);
-                self.cluster
-                    .replicate(now, |s, p| !matches!(net::link(faults, s, p, now), Link::Refuse | Link::Blackhole));
+                self.cluster.replicate(now, |s, p| {
+                    !matches!(net::link(faults, s, p, now), Link::Refuse | Link::Blackhole)
+                });
                 self.at(now + REPL_TICK, Ev::Repl);
             }
             Ev::FaultStart(i) => self.fault_edge(i, true),
@@ -353,15 +354,11 @@ impl<'a> World<'a> {
         let now = self.now;
         match (&f.kind, start) {
             (FaultKind::KillNode(n), true) => self.cluster.set_proc(*n, Proc::Dead, now),
-            (FaultKind::FreezeNode(n), true) => {
-                if self.cluster.nodes[*n].proc == Proc::Running {
-                    self.cluster.set_proc(*n, Proc::Frozen, now);
-                }
+            (FaultKind::FreezeNode(n), true) if self.cluster.nodes[*n].proc == Proc::Running => {
+                self.cluster.set_proc(*n, Proc::Frozen, now);
             }
-            (FaultKind::FreezeNode(n), false) => {
-                if self.cluster.nodes[*n].proc == Proc::Frozen {
-                    self.cluster.set_proc(*n, Proc::Running, now);
-                }
+            (FaultKind::FreezeNode(n), false) if self.cluster.nodes[*n].proc == Proc::Frozen => {
+                self.cluster.set_proc(*n, Proc::Running, now);
             }
             (FaultKind::RestartDaemon(d), true) => {
                 let d = *d;
@@ -689,13 +686,29 @@ impl<'a> World<'a> {
         let cmd = Cmd::Follow(m);
         if node.role == (Role::Standby { upstream: Some(m) }) {
             // the conninfo already matches: nothing written, nothing restarted
-            self.at(now + MS, Ev::Done { d, epoch, cmd, ok: true });
+            self.at(
+                now + MS,
+                Ev::Done {
+                    d,
+                    epoch,
+                    cmd,
+                    ok: true,
+                },
+            );
             return;
         }
         if node.proc == Proc::Frozen {
             // pg_stop_command cannot stop a stopped process in time
             let t = now + us(self.daemons[d].config.failover_command_timeout.min(60.0));
-            self.at(t, Ev::Done { d, epoch, cmd, ok: false });
+            self.at(
+                t,
+                Ev::Done {
+                    d,
+                    epoch,
+                    cmd,
+                    ok: false,
+                },
+            );
             return;
         }
         self.note(format!("pg{d} restarting to follow {master}"));
