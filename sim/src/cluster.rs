@@ -1,0 +1,236 @@
+//! The simulated PostgreSQL servers: process state (running, killed, frozen, fenced,
+//! restarting), role (primary, standby, promoting), timeline, WAL position, and streaming
+//! replication that follows the primary with a lag. Owns what a probe of a node answers
+//! ([`Cluster::fields`]) and which nodes take writes ([`Cluster::writable`]). Knows nothing of
+//! the daemons.
+
+use crate::{secs, Us};
+use pglookout::lsn::Lsn;
+use pglookout::state::{PgFields, Timestamp};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proc {
+    Running,
+    /// kill -9: refuses connections.
+    Dead,
+    /// SIGSTOP: accepts connections, answers nothing.
+    Frozen,
+    /// Stopped by the fence command: refuses connections.
+    Fenced,
+    /// Being restarted by autofollow: refuses connections.
+    Restarting,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Primary,
+    /// Streams from `upstream` (`None`: from nobody).
+    Standby {
+        upstream: Option<usize>,
+    },
+    /// `pg_ctl promote` running: still in recovery, no longer streaming.
+    Promoting,
+}
+
+/// One WAL record that committed: (when, position after it).
+#[derive(Clone, Copy, Debug)]
+struct Commit {
+    at: Us,
+    lsn: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub name: String,
+    pub proc: Proc,
+    /// When `proc` last changed.
+    pub proc_since: Us,
+    pub role: Role,
+    /// The timeline it writes (a primary) or replays (a standby).
+    pub timeline: u32,
+    /// Primary: current position. Standby: received (= replayed) position.
+    pub lsn: u64,
+    /// When the last commit at or before `lsn` was made (the replay timestamp).
+    pub commit_at: Us,
+    /// Where its timeline branched off (a promoted node), for following it.
+    pub fork: u64,
+    /// A standby ahead of its new primary's fork point cannot stream from it (needs pg_rewind).
+    pub diverged: bool,
+    /// How far behind its primary a standby replays.
+    pub lag: Us,
+    /// A primary's commits on its timeline, oldest first.
+    history: Vec<Commit>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    /// The last timeline handed out.
+    pub max_timeline: u32,
+    /// Wall clock at simulated time 0.
+    pub epoch: Timestamp,
+}
+
+/// A standby's base replication delay.
+pub const BASE_LAG: Us = 20_000;
+
+impl Cluster {
+    /// Node 0 is the primary on timeline 1, the others stream from it and are caught up.
+    pub fn new(nodes: usize, epoch: Timestamp) -> Self {
+        let nodes = (0..nodes)
+            .map(|i| Node {
+                name: format!("pg{i}"),
+                proc: Proc::Running,
+                proc_since: 0,
+                role: if i == 0 {
+                    Role::Primary
+                } else {
+                    Role::Standby { upstream: Some(0) }
+                },
+                timeline: 1,
+                lsn: 0x100_0000,
+                commit_at: 0,
+                fork: 0,
+                diverged: false,
+                lag: BASE_LAG,
+                history: if i == 0 {
+                    vec![Commit { at: 0, lsn: 0x100_0000 }]
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect();
+        Cluster {
+            nodes,
+            max_timeline: 1,
+            epoch,
+        }
+    }
+
+    pub fn wall(&self, t: Us, offset_us: i64) -> Timestamp {
+        self.epoch + chrono::Duration::microseconds(t as i64 + offset_us)
+    }
+
+    /// Takes writes: a finished primary whose process runs.
+    pub fn writable(&self, n: usize) -> bool {
+        let node = &self.nodes[n];
+        node.role == Role::Primary && node.proc == Proc::Running
+    }
+
+    /// Answers connections and queries.
+    pub fn answers(&self, n: usize) -> bool {
+        self.nodes[n].proc == Proc::Running
+    }
+
+    pub fn set_proc(&mut self, n: usize, proc: Proc, t: Us) {
+        let node = &mut self.nodes[n];
+        if node.proc != proc {
+            node.proc = proc;
+            node.proc_since = t;
+        }
+    }
+
+    /// A commit on a writable node (a client write or a daemon's `txid_current()` heartbeat).
+    pub fn write(&mut self, n: usize, t: Us, bytes: u64) {
+        if !self.writable(n) {
+            return;
+        }
+        let node = &mut self.nodes[n];
+        node.lsn += bytes;
+        node.commit_at = t;
+        node.history.push(Commit { at: t, lsn: node.lsn });
+    }
+
+    /// The WAL a node wrote as a primary in `[from, to]` (0 when it wrote none).
+    pub fn written_between(&self, n: usize, from: Us, to: Us) -> u64 {
+        let h = &self.nodes[n].history;
+        let at = |t: Us| h.iter().rev().find(|c| c.at <= t).map_or(0, |c| c.lsn);
+        let first = h.first().map_or(0, |c| c.lsn);
+        at(to).saturating_sub(at(from).max(first))
+    }
+
+    /// Moves every streaming standby up to what its primary had committed `lag` ago.
+    /// `connected(standby, primary)` says whether the replication connection gets through.
+    pub fn replicate(&mut self, t: Us, connected: impl Fn(usize, usize) -> bool) {
+        for s in 0..self.nodes.len() {
+            let Role::Standby { upstream: Some(p) } = self.nodes[s].role else {
+                continue;
+            };
+            if p == s || !self.answers(s) || !self.writable(p) || !connected(s, p) || self.nodes[s].diverged {
+                continue;
+            }
+            let (p_tl, p_fork) = (self.nodes[p].timeline, self.nodes[p].fork);
+            let standby = &self.nodes[s];
+            if p_tl < standby.timeline {
+                continue;
+            }
+            if p_tl > standby.timeline {
+                // recovery_target_timeline = 'latest': it switches if it has not gone past the fork
+                if standby.lsn > p_fork {
+                    self.nodes[s].diverged = true;
+                    continue;
+                }
+                self.nodes[s].timeline = p_tl;
+            }
+            let horizon = t.saturating_sub(self.nodes[s].lag);
+            let target = self.nodes[p].history.iter().rev().find(|c| c.at <= horizon).copied();
+            if let Some(c) = target {
+                let standby = &mut self.nodes[s];
+                if c.lsn > standby.lsn {
+                    standby.lsn = c.lsn;
+                    standby.commit_at = c.at;
+                }
+            }
+        }
+    }
+
+    /// `pg_ctl promote` finished: a new timeline begins at the node's position.
+    pub fn finish_promotion(&mut self, n: usize, t: Us) -> bool {
+        if self.nodes[n].role != Role::Promoting || !self.answers(n) {
+            if self.nodes[n].role == Role::Promoting {
+                self.nodes[n].role = Role::Standby { upstream: None };
+            }
+            return false;
+        }
+        self.max_timeline += 1;
+        let tl = self.max_timeline;
+        let node = &mut self.nodes[n];
+        node.role = Role::Primary;
+        node.timeline = tl;
+        node.fork = node.lsn;
+        node.diverged = false;
+        node.history = vec![Commit { at: t, lsn: node.lsn }];
+        true
+    }
+
+    /// What a successful probe at `t` reads, as the daemon's poller builds it.
+    pub fn fields(&self, n: usize, t: Us) -> PgFields {
+        let node = &self.nodes[n];
+        let db_time = self.wall(t, 0);
+        let in_recovery = node.role != Role::Primary;
+        if in_recovery {
+            let replay = self.wall(node.commit_at, 0);
+            PgFields {
+                db_time: Some(db_time),
+                pg_is_in_recovery: true,
+                pg_last_xact_replay_timestamp: Some(replay),
+                pg_last_xlog_receive_location: Some(Lsn(node.lsn)),
+                pg_last_xlog_replay_location: Some(Lsn(node.lsn)),
+                replication_time_lag: Some(secs(t.saturating_sub(node.commit_at))),
+                replication_slots: None,
+                timeline: None,
+            }
+        } else {
+            PgFields {
+                db_time: Some(db_time),
+                pg_is_in_recovery: false,
+                pg_last_xact_replay_timestamp: None,
+                pg_last_xlog_receive_location: None,
+                pg_last_xlog_replay_location: Some(Lsn(node.lsn)),
+                replication_time_lag: None,
+                replication_slots: Some(Vec::new()),
+                timeline: Some(node.timeline),
+            }
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! pglookout-sim: a deterministic simulation of whole pglookout clusters. One `u64` seed
+//! drives simulated time, the nodes, the network and every fault; each daemon runs the real
+//! `pglookout::decide::decide()` with a config built by `Config::from_value`; invariants are
+//! checked after every event; a failure is shrunk and printed as a replayable trace.
+//! See sim/README.md for the model, what it covers and what it does not.
+//!
+//! Modules, one line each, saying what they own:
+//!
+//! - [`rng`]: splitmix64, the only source of randomness.
+//! - [`schedule`]: cluster shape, profile and faults; drawing them from a seed; their text form.
+//! - [`cluster`]: the simulated PostgreSQL servers and streaming replication.
+//! - [`net`]: what a connection between two hosts meets at an instant.
+//! - [`shell`]: one daemon's shell around `decide()` (poller rounds, checks, running flags).
+//! - [`world`]: the event loop, the commands' effects, the trace.
+//! - [`check`]: the invariants.
+//! - [`shrink`]: reducing a failing schedule.
+
+pub mod check;
+pub mod cluster;
+pub mod net;
+pub mod rng;
+pub mod schedule;
+pub mod shell;
+pub mod shrink;
+pub mod world;
+
+use check::{Rule, Violation};
+use schedule::Schedule;
+use std::collections::BTreeMap;
+
+/// Simulated time: microseconds since the start of the run.
+pub type Us = u64;
+pub const MS: Us = 1_000;
+pub const SEC: Us = 1_000_000;
+
+pub fn secs(t: Us) -> f64 {
+    t as f64 / 1e6
+}
+
+/// Seconds to [`Us`] (negative and NaN give 0).
+pub fn us(s: f64) -> Us {
+    (s * 1e6).round().max(0.0) as Us
+}
+
+/// What one run did.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub violation: Option<Violation>,
+    /// Why the two-writable rule did not apply, when it did not.
+    pub waived: Option<String>,
+    pub events: u64,
+    pub failovers: usize,
+    pub promotions: usize,
+    pub fences: usize,
+    /// The readable trace: `   12.345 pg1: decision: ...`.
+    pub trace: Vec<String>,
+}
+
+/// Runs one schedule with the noise (latencies, command times, clock offsets) of `seed`.
+pub fn run(seed: u64, sched: &Schedule) -> Result<Outcome, String> {
+    let mut w = world::World::new(seed, sched)?;
+    w.run();
+    Ok(Outcome {
+        violation: w.violation.clone(),
+        waived: w.waived.clone(),
+        events: w.events,
+        failovers: w.failovers.len(),
+        promotions: w.promotions.len(),
+        fences: w.fences.len(),
+        trace: w
+            .trace
+            .iter()
+            .map(|(t, line)| format!("{:>9.3} {line}", secs(*t)))
+            .collect(),
+    })
+}
+
+/// Replays a schedule from its text form (as printed in a report).
+pub fn replay(seed: u64, text: &str) -> Result<Outcome, String> {
+    run(seed, &Schedule::parse(text)?)
+}
+
+/// The seed of schedule `i` of a campaign.
+pub fn schedule_seed(seed: u64, i: u64) -> u64 {
+    rng::mix(seed, i)
+}
+
+/// A failing schedule, shrunk.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    /// Replay with `replay(seed, &schedule)`.
+    pub seed: u64,
+    pub original: String,
+    pub schedule: String,
+    pub violation: Violation,
+    pub trace: Vec<String>,
+}
+
+impl Failure {
+    /// The failure as the lab prints it: what broke, how to replay, and the trace.
+    pub fn render(&self) -> String {
+        let mut s = format!(
+            "violation: {}\nreplay: pglab sim --seed {} --replay '{}'\n(drawn as: {})\ntrace:\n",
+            self.violation, self.seed, self.schedule, self.original
+        );
+        for line in &self.trace {
+            s.push_str(line);
+            s.push('\n');
+        }
+        s
+    }
+}
+
+/// What a campaign found.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub schedules: u64,
+    pub violations: u64,
+    pub by_rule: BTreeMap<String, u64>,
+    /// Runs where the two-writable rule was waived (a documented assumption broken).
+    pub waived: u64,
+    pub events: u64,
+    pub failovers: u64,
+    pub promotions: u64,
+    pub fences: u64,
+    pub seconds: f64,
+    pub schedules_per_sec: f64,
+    /// The failure with the fewest faults (then the shortest trace), shrunk.
+    pub shortest_failing: Option<Failure>,
+    /// Every failing schedule: its seed and the violation, in schedule order.
+    pub failures: Vec<(u64, Violation)>,
+    /// Config errors: a schedule whose daemons could not be configured.
+    pub errors: Vec<String>,
+}
+
+impl Report {
+    /// The last line of `pglab sim`.
+    pub fn summary(&self) -> String {
+        format!("{} schedules, {} violations", self.schedules, self.violations)
+    }
+}
+
+/// Runs schedules `0..n` of campaign `seed` on every core, then shrinks the shortest failure.
+/// The report (apart from the timings) is the same for the same `(seed, n)`.
+pub fn run_many(seed: u64, n: u64) -> Report {
+    let started = std::time::Instant::now();
+    let threads = std::thread::available_parallelism().map_or(1, |p| p.get()).min(8) as u64;
+    let results: Vec<(u64, Result<Outcome, String>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|k| {
+                scope.spawn(move || {
+                    (k..n)
+                        .step_by(threads as usize)
+                        .map(|i| {
+                            let s = schedule_seed(seed, i);
+                            (i, run(s, &schedule::generate(s)))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut all: Vec<_> = handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect();
+        all.sort_by_key(|(i, _)| *i);
+        all
+    });
+    let mut report = Report {
+        schedules: n,
+        ..Report::default()
+    };
+    let mut failing: Vec<(usize, u64, Rule)> = Vec::new();
+    for (i, r) in results {
+        match r {
+            Err(e) => report.errors.push(format!("schedule {i}: {e}")),
+            Ok(o) => {
+                report.events += o.events;
+                report.failovers += o.failovers as u64;
+                report.promotions += o.promotions as u64;
+                report.fences += o.fences as u64;
+                report.waived += u64::from(o.waived.is_some());
+                if let Some(v) = o.violation {
+                    report.violations += 1;
+                    *report.by_rule.entry(v.rule.to_string()).or_default() += 1;
+                    let s = schedule_seed(seed, i);
+                    failing.push((schedule::generate(s).faults.len(), s, v.rule));
+                    report.failures.push((s, v));
+                }
+            }
+        }
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    report.schedules_per_sec = n as f64 / report.seconds.max(1e-9);
+    failing.sort();
+    if let Some(&(_, s, _)) = failing.first() {
+        report.shortest_failing = shrink::shrink(s, &schedule::generate(s));
+    }
+    report
+}

@@ -1,0 +1,334 @@
+//! One simulated daemon: the parts of the real daemon's shell (src/daemon.rs and
+//! src/poll/mod.rs) that surround `decide()`, re-implemented over simulated time because they
+//! live in async code there: the per-target probe workers on the shared poll grid, the
+//! aggregator's round accounting and requested rounds, the 100 ms snapshot publication, the
+//! decision loop's check triggers, the maintenance-file answer from the previous check, and
+//! the running flags of the failover, fence and follow commands. The decision itself, the
+//! memory and the node-state merge are the daemon's own code.
+//!
+//! Owns a daemon's config (built through `Config::from_value`, so validation runs), its
+//! [`Memory`], and its poller state. The event loop ([`crate::world`]) drives it.
+
+use crate::schedule::{Profile, Schedule};
+use crate::Us;
+use pglookout::config::Config;
+use pglookout::decide::Memory;
+use pglookout::state::{NodeState, ObserverState};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The shipped fast profile, merged into every daemon's config as docs/safety.md says.
+const FAST_PROFILE: &str = include_str!("../../docs/profiles/fast.json");
+
+/// How often the aggregator publishes a changed snapshot between rounds (poll::PUBLISH_EVERY).
+pub const PUBLISH_EVERY: Us = 100_000;
+
+/// What one worker polls.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Node(usize),
+    /// Another daemon's `/state.json`, by daemon index and the name in `observers`.
+    Observer(usize, String),
+}
+
+/// A probe worker (one per node and per observer).
+#[derive(Clone, Debug, Default)]
+pub struct Worker {
+    /// A probe is running.
+    pub busy: bool,
+    /// Bumped whenever its scheduled tick is replaced; stale tick events are ignored.
+    pub tick_seq: u64,
+    /// The poll-now generation it last saw.
+    pub generation: u64,
+}
+
+/// The poller's published snapshot (poll::Snapshot, the parts decide() reads).
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub nodes: BTreeMap<String, NodeState>,
+    pub observers: BTreeMap<String, ObserverState>,
+    pub round: u64,
+}
+
+pub struct Daemon {
+    pub name: String,
+    pub config: Config,
+    pub memory: Memory,
+    pub up: bool,
+    /// Bumped at every (re)start: events of an earlier incarnation are ignored.
+    pub epoch: u64,
+    /// This daemon's monotonic clock reads `t + mono_offset` (seconds).
+    pub mono_offset: f64,
+    /// This daemon's wall clock is off by this much (microseconds).
+    pub wall_offset: i64,
+    pub targets: Vec<Target>,
+    pub workers: Vec<Worker>,
+    /// The aggregator's working state, and what it last published.
+    pub work: Snapshot,
+    pub published: Snapshot,
+    pub dirty: bool,
+    pub publish_scheduled: bool,
+    /// When the aggregator started (its publish ticks are every 100 ms from there).
+    pub started: Us,
+    // round accounting (poll::Aggregator)
+    pub round_start: Us,
+    pub reported: Vec<bool>,
+    pub last_request: Option<Us>,
+    pub deferred_request: bool,
+    pub requested_running: bool,
+    pub generation: u64,
+    // the decision loop (daemon::Loop)
+    pub check_seq: u64,
+    pub last_round_seen: u64,
+    pub maintenance_answer: bool,
+    pub failover_running: bool,
+    pub fence_running: bool,
+    pub follow_running: bool,
+    pub follow_next: Option<String>,
+    /// What `/state.json` answers while an `ObserverStale` fault holds it.
+    pub stale_copy: Option<BTreeMap<String, NodeState>>,
+}
+
+/// The name of daemon `d` (node daemons carry their node's name).
+pub fn daemon_name(s: &Schedule, d: usize) -> String {
+    if d < s.nodes {
+        format!("pg{d}")
+    } else {
+        format!("obs{}", d - s.nodes)
+    }
+}
+
+/// The config document of daemon `d`: the mesh of docs/safety.md (every node's daemon lists the
+/// other nodes' daemons and the observers), the profile's timings, our command names.
+pub fn config_json(s: &Schedule, d: usize) -> Value {
+    let mut conf = serde_json::Map::new();
+    if s.profile == Profile::Fast {
+        if let Ok(Value::Object(fast)) = serde_json::from_str::<Value>(FAST_PROFILE) {
+            conf.extend(fast);
+        }
+    }
+    let remote: serde_json::Map<String, Value> = (0..s.nodes)
+        .map(|i| {
+            (
+                format!("pg{i}"),
+                json!(format!("host=pg{i} port=5432 user=pglookout dbname=postgres")),
+            )
+        })
+        .collect();
+    conf.insert("remote_conns".into(), Value::Object(remote));
+    let is_node = d < s.nodes;
+    if is_node {
+        conf.insert("own_db".into(), json!(format!("pg{d}")));
+        let observers: serde_json::Map<String, Value> = (0..s.daemons())
+            .filter(|o| *o != d)
+            .map(|o| {
+                let name = daemon_name(s, o);
+                let url = json!(format!("http://{name}:15000"));
+                (name, url)
+            })
+            .collect();
+        conf.insert("observers".into(), Value::Object(observers));
+        if s.profile == Profile::Fast {
+            conf.insert("fence_command".into(), json!("sim-fence"));
+        }
+    } else {
+        conf.insert("own_db".into(), json!(""));
+    }
+    conf.insert("failover_command".into(), json!("sim-promote"));
+    conf.insert("alert_file_dir".into(), json!("/sim/alerts"));
+    conf.insert("json_state_file_path".into(), json!("/sim/state.json"));
+    conf.insert("maintenance_mode_file".into(), json!("/sim/maintenance"));
+    if let Some(n) = s.never_promote {
+        conf.insert("never_promote_these_nodes".into(), json!([format!("pg{n}")]));
+    }
+    if s.autofollow && is_node {
+        conf.insert("autofollow".into(), json!(true));
+        conf.insert(
+            "primary_conninfo_template".into(),
+            json!("user=replication sslmode=prefer"),
+        );
+        conf.insert("pg_data_directory".into(), json!("/sim/data"));
+        conf.insert("pg_start_command".into(), json!("sim-start"));
+        conf.insert("pg_stop_command".into(), json!("sim-stop"));
+    }
+    Value::Object(conf)
+}
+
+impl Daemon {
+    /// A daemon as configured for schedule `s`; `Err` carries the config validation message.
+    pub fn new(s: &Schedule, d: usize, mono_offset: f64, wall_offset: i64) -> Result<Daemon, String> {
+        let name = daemon_name(s, d);
+        let path = format!("/sim/{name}.json");
+        let (config, _warnings) =
+            Config::from_value(Path::new(&path), &config_json(s, d)).map_err(|e| e.to_string())?;
+        let mut targets: Vec<Target> = (0..s.nodes).map(Target::Node).collect();
+        for o in 0..s.daemons() {
+            let oname = daemon_name(s, o);
+            if config.observers.contains_key(&oname) {
+                targets.push(Target::Observer(o, oname));
+            }
+        }
+        let workers = vec![Worker::default(); targets.len()];
+        let reported = vec![false; targets.len()];
+        Ok(Daemon {
+            name,
+            config,
+            memory: Memory::new(mono_offset),
+            up: true,
+            epoch: 0,
+            mono_offset,
+            wall_offset,
+            targets,
+            workers,
+            work: Snapshot::default(),
+            published: Snapshot::default(),
+            dirty: false,
+            publish_scheduled: false,
+            started: 0,
+            round_start: 0,
+            reported,
+            last_request: None,
+            deferred_request: false,
+            requested_running: false,
+            generation: 0,
+            check_seq: 0,
+            last_round_seen: 0,
+            maintenance_answer: false,
+            failover_running: false,
+            fence_running: false,
+            follow_running: false,
+            follow_next: None,
+            stale_copy: None,
+        })
+    }
+
+    /// Starts (again) at `t` with an empty memory and poller, as a restarted process does.
+    pub fn restart(&mut self, t: Us, maintenance: bool) {
+        self.up = true;
+        self.epoch += 1;
+        self.memory = Memory::new(self.mono(t));
+        self.workers = vec![Worker::default(); self.targets.len()];
+        self.reported = vec![false; self.targets.len()];
+        self.work = Snapshot::default();
+        self.published = Snapshot::default();
+        self.dirty = false;
+        self.publish_scheduled = false;
+        self.started = t;
+        self.round_start = t;
+        self.last_request = None;
+        self.deferred_request = false;
+        self.requested_running = false;
+        self.generation = 0;
+        self.check_seq += 1;
+        self.last_round_seen = 0;
+        // the first decision waits for the first look at the file (daemon::run)
+        self.maintenance_answer = maintenance;
+        self.failover_running = false;
+        self.fence_running = false;
+        self.follow_running = false;
+        self.follow_next = None;
+    }
+
+    pub fn mono(&self, t: Us) -> f64 {
+        crate::secs(t) + self.mono_offset
+    }
+
+    /// The next tick of the shared poll grid strictly after `t` (poll::until_next_tick, on
+    /// this daemon's monotonic clock).
+    pub fn next_grid_tick(&self, t: Us) -> Us {
+        let interval = self.config.db_poll_interval.max(0.01);
+        let now = self.mono(t);
+        let next = ((now / interval).floor() + 1.0) * interval;
+        let wait = (next - now).clamp(0.0, interval);
+        t + crate::us(wait).max(1)
+    }
+
+    /// The next publish tick strictly after `t`.
+    pub fn next_publish_tick(&self, t: Us) -> Us {
+        let since = t.saturating_sub(self.started);
+        self.started + (since / PUBLISH_EVERY + 1) * PUBLISH_EVERY
+    }
+
+    /// Requested rounds are at least min(1 s, db_poll_interval) apart.
+    pub fn request_spacing_passed(&self, t: Us) -> bool {
+        let spacing = crate::us(self.config.db_poll_interval.clamp(0.0, 1.0));
+        self.last_request.is_none_or(|r| t.saturating_sub(r) >= spacing)
+    }
+
+    /// poll::Aggregator::request_round: true when a new round starts now (workers then probe
+    /// at once); otherwise the request is deferred.
+    pub fn request_round(&mut self, t: Us) -> bool {
+        if self.requested_running || !self.request_spacing_passed(t) {
+            self.deferred_request = true;
+            return false;
+        }
+        self.deferred_request = false;
+        self.requested_running = true;
+        self.last_request = Some(t);
+        self.round_start = t;
+        self.reported.iter_mut().for_each(|r| *r = false);
+        self.generation += 1;
+        true
+    }
+
+    /// Counts a report; true when it completed a round (then the snapshot is published at once).
+    pub fn report(&mut self, w: usize, started: Us, now: Us) -> bool {
+        if started >= self.round_start {
+            self.reported[w] = true;
+        }
+        if self.reported.iter().all(|r| *r) {
+            self.work.round += 1;
+            self.round_start = now;
+            self.reported.iter_mut().for_each(|r| *r = false);
+            self.requested_running = false;
+            return true;
+        }
+        false
+    }
+
+    pub fn publish(&mut self) {
+        self.published = self.work.clone();
+        self.dirty = false;
+    }
+}
+
+/// poll::merge_observer without its logging: a failed fetch keeps the last nodes.
+pub fn merge_observer(
+    observers: &mut BTreeMap<String, ObserverState>,
+    name: &str,
+    fetch_time: pglookout::state::Timestamp,
+    result: Option<BTreeMap<String, NodeState>>,
+) {
+    let entry = observers.entry(name.to_string()).or_insert_with(|| ObserverState {
+        fetch_time,
+        connection: true,
+        nodes: BTreeMap::new(),
+    });
+    entry.fetch_time = fetch_time;
+    match result {
+        Some(nodes) => {
+            entry.connection = true;
+            entry.nodes = nodes;
+        }
+        None => entry.connection = false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::generate;
+
+    #[test]
+    fn every_generated_config_passes_validation() {
+        for seed in 0..200 {
+            let s = generate(seed);
+            for d in 0..s.daemons() {
+                if let Err(e) = Daemon::new(&s, d, 1000.0, 0) {
+                    panic!("seed {seed} daemon {d}: {e}");
+                }
+            }
+        }
+    }
+}

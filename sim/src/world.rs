@@ -1,0 +1,756 @@
+//! The event loop: one simulated run of a [`Schedule`]. Owns simulated time, the event queue,
+//! the commands' effects on the nodes (promotion, fence, follow), fault edges, and the trace.
+//! Every daemon runs the real `pglookout::decide::decide()`; the shell around it is
+//! [`crate::shell`]. After every event the step invariants of [`crate::check`] run.
+//!
+//! Determinism: no real clock, no hashing with random state, ties in time broken by the order
+//! events were queued; every random draw comes from the seed ([`crate::rng`]).
+
+use crate::check::{self, Violation};
+use crate::cluster::{Cluster, Proc, Role};
+use crate::net::{self, Link};
+use crate::rng::draw;
+use crate::schedule::{FaultKind, Schedule};
+use crate::shell::{self, Daemon, Target};
+use crate::{secs, us, Us, MS};
+use pglookout::decide::{decide, Action, View};
+use pglookout::poll::observer::MAX_CLOCK_SKEW_SECONDS;
+use pglookout::state::Timestamp;
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+/// How often clients write to every writable node and standbys catch up.
+const REPL_TICK: Us = 50 * MS;
+
+#[derive(Clone, Debug, PartialEq)]
+enum Cmd {
+    Failover,
+    Fence,
+    /// Following this node.
+    Follow(usize),
+}
+
+#[derive(Clone, Debug)]
+enum Ev {
+    Repl,
+    FaultStart(usize),
+    FaultEnd(usize),
+    WorkerTick {
+        d: usize,
+        w: usize,
+        epoch: u64,
+        seq: u64,
+    },
+    ProbeEnd {
+        d: usize,
+        w: usize,
+        epoch: u64,
+        started: Us,
+        fetch_time: Timestamp,
+        ok: bool,
+    },
+    Publish {
+        d: usize,
+        epoch: u64,
+    },
+    Check {
+        d: usize,
+        epoch: u64,
+        seq: u64,
+    },
+    /// A command finished: reported to the daemon incarnation that started it.
+    Done {
+        d: usize,
+        epoch: u64,
+        cmd: Cmd,
+        ok: bool,
+    },
+    PromoteEnd {
+        node: usize,
+        d: usize,
+        epoch: u64,
+    },
+    FenceAct {
+        node: usize,
+        d: usize,
+        epoch: u64,
+    },
+    FollowEnd {
+        node: usize,
+        master: usize,
+        d: usize,
+        epoch: u64,
+    },
+}
+
+struct Queued {
+    t: Us,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, o: &Self) -> bool {
+        (self.t, self.seq) == (o.t, o.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Queued {
+    // BinaryHeap is a max-heap: the earliest event must compare greatest
+    fn cmp(&self, o: &Self) -> Ordering {
+        (o.t, o.seq).cmp(&(self.t, self.seq))
+    }
+}
+
+/// A failover command as it started, for the invariants and the report.
+#[derive(Clone, Debug)]
+pub struct FailoverStart {
+    pub t: Us,
+    pub node: usize,
+}
+
+pub struct World<'a> {
+    pub seed: u64,
+    pub sched: &'a Schedule,
+    pub now: Us,
+    pub cluster: Cluster,
+    pub daemons: Vec<Daemon>,
+    queue: BinaryHeap<Queued>,
+    seq: u64,
+    draws: u64,
+    /// `(t, line)`, in order.
+    pub trace: Vec<(Us, String)>,
+    /// Per node: when its fence command started, until the fence has acted.
+    pub fence_pending: Vec<Option<Us>>,
+    pub failovers: Vec<FailoverStart>,
+    pub fences: Vec<(Us, usize)>,
+    /// Completed promotions: (t, node).
+    pub promotions: Vec<(Us, usize)>,
+    /// Completed follows: (t, node, master).
+    pub follows: Vec<(Us, usize, usize)>,
+    /// Why the two-writable rule does not apply to this run (an assumption of docs/safety.md
+    /// was broken by the schedule), if it does not.
+    pub waived: Option<String>,
+    pub violation: Option<Violation>,
+    pub events: u64,
+}
+
+impl<'a> World<'a> {
+    pub fn new(seed: u64, sched: &'a Schedule) -> Result<World<'a>, String> {
+        let epoch = pglookout::state::parse_iso("2024-01-01T00:00:00Z").ok_or("epoch")?;
+        let mut daemons = Vec::new();
+        for d in 0..sched.daemons() {
+            // monotonic clocks start anywhere; wall clocks are within ±200 ms of each other
+            let mono = 1000.0 + draw(seed, &[1, d as u64], 0, 100_000) as f64 / 1000.0;
+            let wall = draw(seed, &[2, d as u64], 0, 400_001) as i64 - 200_000;
+            daemons.push(Daemon::new(sched, d, mono, wall).map_err(|e| format!("daemon {d}: {e}"))?);
+        }
+        Ok(World {
+            seed,
+            sched,
+            now: 0,
+            cluster: Cluster::new(sched.nodes, epoch),
+            fence_pending: vec![None; sched.nodes],
+            daemons,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            draws: 0,
+            trace: Vec::new(),
+            failovers: Vec::new(),
+            fences: Vec::new(),
+            promotions: Vec::new(),
+            follows: Vec::new(),
+            waived: None,
+            violation: None,
+            events: 0,
+        })
+    }
+
+    fn at(&mut self, t: Us, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Queued { t, seq: self.seq, ev });
+    }
+
+    /// A fresh random number in `lo..hi`.
+    fn rand(&mut self, lo: Us, hi: Us) -> Us {
+        self.draws += 1;
+        draw(self.seed, &[3, self.draws], lo, hi)
+    }
+
+    pub fn note(&mut self, line: String) {
+        self.trace.push((self.now, line));
+    }
+
+    /// Runs to the schedule's end or the first violation.
+    pub fn run(&mut self) {
+        for d in 0..self.daemons.len() {
+            self.start_daemon(d);
+        }
+        self.at(0, Ev::Repl);
+        for (i, f) in self.sched.faults.iter().enumerate() {
+            self.seq += 1;
+            self.queue.push(Queued {
+                t: f.at,
+                seq: self.seq,
+                ev: Ev::FaultStart(i),
+            });
+            if f.dur > 0 {
+                self.seq += 1;
+                self.queue.push(Queued {
+                    t: f.end(),
+                    seq: self.seq,
+                    ev: Ev::FaultEnd(i),
+                });
+            }
+        }
+        while let Some(q) = self.queue.pop() {
+            if q.t > self.sched.end {
+                break;
+            }
+            self.now = q.t;
+            self.events += 1;
+            self.handle(q.ev);
+            if self.violation.is_none() {
+                self.violation = check::step(self);
+            }
+            if self.violation.is_some() {
+                return;
+            }
+        }
+        self.now = self.sched.end;
+        self.violation = check::at_end(self);
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        match ev {
+            Ev::Repl => {
+                for n in 0..self.cluster.nodes.len() {
+                    let bytes = self.rand(100, 2000);
+                    self.cluster.write(n, self.now, bytes);
+                }
+                let (faults, now) = (&self.sched.faults, self.now);
+                self.cluster.replicate(now, |s, p| {
+                    !matches!(net::link(faults, s, p, now), Link::Refuse | Link::Blackhole)
+                });
+                self.at(now + REPL_TICK, Ev::Repl);
+            }
+            Ev::FaultStart(i) => self.fault_edge(i, true),
+            Ev::FaultEnd(i) => self.fault_edge(i, false),
+            Ev::WorkerTick { d, w, epoch, seq } => {
+                let dm = &self.daemons[d];
+                if dm.up && dm.epoch == epoch && dm.workers[w].tick_seq == seq && !dm.workers[w].busy {
+                    self.start_probe(d, w);
+                }
+            }
+            Ev::ProbeEnd {
+                d,
+                w,
+                epoch,
+                started,
+                fetch_time,
+                ok,
+            } => {
+                if self.daemons[d].up && self.daemons[d].epoch == epoch {
+                    self.probe_end(d, w, started, fetch_time, ok);
+                }
+            }
+            Ev::Publish { d, epoch } => {
+                if self.daemons[d].up && self.daemons[d].epoch == epoch {
+                    self.daemons[d].publish_scheduled = false;
+                    if self.daemons[d].deferred_request && self.daemons[d].request_spacing_passed(self.now) {
+                        self.request_round(d);
+                    }
+                    if self.daemons[d].dirty {
+                        self.publish(d);
+                    }
+                    if self.daemons[d].deferred_request || self.daemons[d].dirty {
+                        self.schedule_publish(d);
+                    }
+                }
+            }
+            Ev::Check { d, epoch, seq } => {
+                let dm = &self.daemons[d];
+                if dm.up && dm.epoch == epoch && dm.check_seq == seq {
+                    self.check(d);
+                }
+            }
+            Ev::Done { d, epoch, cmd, ok } => {
+                if self.daemons[d].up && self.daemons[d].epoch == epoch {
+                    self.command_done(d, cmd, ok);
+                }
+            }
+            Ev::PromoteEnd { node, d, epoch } => {
+                let ok = self.cluster.finish_promotion(node, self.now);
+                if ok {
+                    self.promotions.push((self.now, node));
+                    let tl = self.cluster.nodes[node].timeline;
+                    self.note(format!("pg{node} promoted: primary on timeline {tl}"));
+                } else {
+                    self.note(format!("pg{node}: promotion failed (the node is down)"));
+                }
+                let t = self.now + 10 * MS;
+                self.at(
+                    t,
+                    Ev::Done {
+                        d,
+                        epoch,
+                        cmd: Cmd::Failover,
+                        ok,
+                    },
+                );
+            }
+            Ev::FenceAct { node, d, epoch } => {
+                if self.cluster.nodes[node].proc != Proc::Dead {
+                    self.cluster.set_proc(node, Proc::Fenced, self.now);
+                }
+                self.fence_pending[node] = None;
+                self.note(format!("pg{node} fenced (stopped)"));
+                let t = self.now;
+                self.at(
+                    t,
+                    Ev::Done {
+                        d,
+                        epoch,
+                        cmd: Cmd::Fence,
+                        ok: true,
+                    },
+                );
+            }
+            Ev::FollowEnd { node, master, d, epoch } => {
+                let n = &mut self.cluster.nodes[node];
+                n.role = Role::Standby { upstream: Some(master) };
+                n.diverged = false;
+                if n.proc == Proc::Restarting {
+                    self.cluster.set_proc(node, Proc::Running, self.now);
+                }
+                self.follows.push((self.now, node, master));
+                self.note(format!("pg{node} restarted as a standby of pg{master}"));
+                let t = self.now;
+                self.at(
+                    t,
+                    Ev::Done {
+                        d,
+                        epoch,
+                        cmd: Cmd::Follow(master),
+                        ok: true,
+                    },
+                );
+            }
+        }
+    }
+
+    fn fault_active(&self, pred: impl Fn(&FaultKind) -> bool) -> bool {
+        self.sched.faults.iter().any(|f| f.active(self.now) && pred(&f.kind))
+    }
+
+    fn fault_edge(&mut self, i: usize, start: bool) {
+        let f = self.sched.faults[i].clone();
+        self.note(format!("fault {}: {f}", if start { "starts" } else { "ends" }));
+        let now = self.now;
+        match (&f.kind, start) {
+            (FaultKind::KillNode(n), true) => self.cluster.set_proc(*n, Proc::Dead, now),
+            (FaultKind::FreezeNode(n), true) if self.cluster.nodes[*n].proc == Proc::Running => {
+                self.cluster.set_proc(*n, Proc::Frozen, now);
+            }
+            (FaultKind::FreezeNode(n), false) if self.cluster.nodes[*n].proc == Proc::Frozen => {
+                self.cluster.set_proc(*n, Proc::Running, now);
+            }
+            (FaultKind::RestartDaemon(d), true) => {
+                let d = *d;
+                self.daemons[d].up = false;
+                self.daemons[d].epoch += 1;
+                if d < self.sched.nodes && self.cluster.writable(d) && self.waived.is_none() {
+                    self.waived = check::restart_waiver(self, d, f.end());
+                }
+            }
+            (FaultKind::RestartDaemon(d), false) => self.start_daemon(*d),
+            (FaultKind::ObserverStale(d), true) => {
+                let copy = self.daemons[*d].published.nodes.clone();
+                self.daemons[*d].stale_copy = Some(copy);
+            }
+            (FaultKind::ObserverStale(d), false) => self.daemons[*d].stale_copy = None,
+            (FaultKind::SlowStandby { node, lag }, true) => self.cluster.nodes[*node].lag = *lag,
+            (FaultKind::SlowStandby { node, .. }, false) => {
+                self.cluster.nodes[*node].lag = crate::cluster::BASE_LAG;
+            }
+            _ => {}
+        }
+    }
+
+    fn maintenance(&self, d: usize) -> bool {
+        self.fault_active(|k| *k == FaultKind::Maintenance(d))
+    }
+
+    fn start_daemon(&mut self, d: usize) {
+        let maint = self.maintenance(d);
+        let now = self.now;
+        self.daemons[d].restart(now, maint);
+        if now > 0 {
+            let name = self.daemons[d].name.clone();
+            self.note(format!("{name}: daemon starts with an empty memory"));
+        }
+        for w in 0..self.daemons[d].workers.len() {
+            self.start_probe(d, w);
+        }
+        self.check(d);
+    }
+
+    /// poll worker: one probe, given up after db_poll_timeout.
+    fn start_probe(&mut self, d: usize, w: usize) {
+        let now = self.now;
+        let latency = self.rand(300, 3000);
+        let observer_up = match &self.daemons[d].targets[w] {
+            Target::Observer(o, _) => self.daemons[*o].up,
+            Target::Node(_) => false,
+        };
+        let dm = &mut self.daemons[d];
+        let worker = &mut dm.workers[w];
+        worker.busy = true;
+        worker.tick_seq += 1;
+        worker.generation = dm.generation;
+        let fetch_time = self.cluster.wall(now, dm.wall_offset);
+        let deadline = us(dm.config.db_poll_timeout);
+        let epoch = dm.epoch;
+        let (to, answers, hangs) = match &dm.targets[w] {
+            Target::Node(n) => {
+                let p = self.cluster.nodes[*n].proc;
+                (*n, p == Proc::Running, p == Proc::Frozen)
+            }
+            Target::Observer(o, _) => (*o, observer_up, false),
+        };
+        let (after, ok) = match net::link(&self.sched.faults, d, to, now) {
+            Link::Refuse => (latency, false),
+            Link::Blackhole => (deadline, false),
+            Link::Delay(x) if x + latency >= deadline => (deadline, false),
+            _ if hangs => (deadline, false),
+            _ if !answers => (latency, false),
+            Link::Delay(x) => (x + latency, true),
+            Link::Pass => (latency, true),
+        };
+        self.at(
+            now + after,
+            Ev::ProbeEnd {
+                d,
+                w,
+                epoch,
+                started: now,
+                fetch_time,
+                ok,
+            },
+        );
+    }
+
+    fn probe_end(&mut self, d: usize, w: usize, started: Us, fetch_time: Timestamp, ok: bool) {
+        let now = self.now;
+        self.daemons[d].workers[w].busy = false;
+        let target = self.daemons[d].targets[w].clone();
+        match target {
+            Target::Node(n) => {
+                let result = if ok && self.cluster.answers(n) {
+                    let fields = self.cluster.fields(n, now);
+                    // the poller's txid_current() heartbeat on a primary is a commit
+                    if !fields.pg_is_in_recovery {
+                        self.cluster.write(n, now, 100);
+                    }
+                    Some(fields)
+                } else {
+                    None
+                };
+                let name = format!("pg{n}");
+                let dm = &mut self.daemons[d];
+                let mono = dm.mono(now);
+                let prev = dm.work.nodes.get(&name);
+                let was = prev.map(|p| p.connection);
+                let merged = pglookout::poll::merge(prev, fetch_time, mono, result);
+                let flipped = was != Some(merged.connection);
+                let up = merged.connection;
+                dm.work.nodes.insert(name.clone(), merged);
+                if flipped {
+                    let who = dm.name.clone();
+                    self.note(format!("{who} sees {name} {}", if up { "up" } else { "down" }));
+                }
+            }
+            Target::Observer(o, name) => {
+                let garbage = self.fault_active(|k| *k == FaultKind::ObserverGarbage(o));
+                let skew = (self.daemons[o].wall_offset - self.daemons[d].wall_offset).unsigned_abs();
+                let result = if !ok || !self.daemons[o].up || garbage || secs(skew) > MAX_CLOCK_SKEW_SECONDS {
+                    None
+                } else {
+                    let od = &self.daemons[o];
+                    Some(od.stale_copy.clone().unwrap_or_else(|| od.published.nodes.clone()))
+                };
+                let reached = result.is_some();
+                let dm = &mut self.daemons[d];
+                let was = dm.work.observers.get(&name).map(|o| o.connection);
+                shell::merge_observer(&mut dm.work.observers, &name, fetch_time, result);
+                if was.is_some_and(|w| w != reached) || (was.is_none() && !reached) {
+                    let who = dm.name.clone();
+                    let what = if reached { "answers again" } else { "does not answer" };
+                    self.note(format!("{who}: observer {name} {what}"));
+                }
+            }
+        }
+        let completed = self.daemons[d].report(w, started, now);
+        if completed {
+            self.publish(d);
+            if self.daemons[d].deferred_request && self.daemons[d].request_spacing_passed(now) {
+                self.request_round(d);
+            }
+        } else {
+            self.daemons[d].dirty = true;
+            self.schedule_publish(d);
+        }
+        // the worker's next probe: at once when a poll-now came in meanwhile, else on the grid
+        let dm = &mut self.daemons[d];
+        if !dm.up || dm.workers[w].busy {
+            return;
+        }
+        if dm.workers[w].generation != dm.generation {
+            self.start_probe(d, w);
+        } else {
+            let t = dm.next_grid_tick(now);
+            let worker = &mut dm.workers[w];
+            worker.tick_seq += 1;
+            let (seq, epoch) = (worker.tick_seq, dm.epoch);
+            self.at(t, Ev::WorkerTick { d, w, epoch, seq });
+        }
+    }
+
+    fn schedule_publish(&mut self, d: usize) {
+        let dm = &mut self.daemons[d];
+        if !dm.publish_scheduled {
+            dm.publish_scheduled = true;
+            let t = dm.next_publish_tick(self.now);
+            let epoch = dm.epoch;
+            self.at(t, Ev::Publish { d, epoch });
+        }
+    }
+
+    /// Publishes the working snapshot; a new round wakes the decision loop.
+    fn publish(&mut self, d: usize) {
+        let dm = &mut self.daemons[d];
+        dm.publish();
+        if dm.published.round != dm.last_round_seen {
+            dm.last_round_seen = dm.published.round;
+            self.check(d);
+        }
+    }
+
+    fn request_round(&mut self, d: usize) {
+        let now = self.now;
+        if !self.daemons[d].request_round(now) {
+            self.schedule_publish(d);
+            return;
+        }
+        for w in 0..self.daemons[d].workers.len() {
+            if !self.daemons[d].workers[w].busy {
+                self.start_probe(d, w);
+            }
+        }
+    }
+
+    /// daemon::Loop::check: build the view, decide, act; the next check one interval later.
+    fn check(&mut self, d: usize) {
+        let now = self.now;
+        let maintenance_now = self.maintenance(d);
+        let wall_now = {
+            let dm = &self.daemons[d];
+            self.cluster.wall(now, dm.wall_offset)
+        };
+        let dm = &mut self.daemons[d];
+        if !dm.up {
+            return;
+        }
+        let view = View {
+            nodes: &dm.published.nodes,
+            observers: &dm.published.observers,
+            poll_round: dm.published.round,
+            wall_now,
+            mono_now: dm.mono(now),
+            maintenance_mode: dm.maintenance_answer,
+            failover_running: dm.failover_running,
+            config_version: 0,
+        };
+        let decision = decide(&view, &dm.config, &mut dm.memory);
+        // the file thread's look after this check answers the next one
+        dm.maintenance_answer = maintenance_now;
+        dm.check_seq += 1;
+        let (seq, epoch) = (dm.check_seq, dm.epoch);
+        let next = now + us(dm.config.replication_state_check_interval);
+        let who = dm.name.clone();
+        if decision.changed {
+            self.note(format!("{who}: decision: {}", decision.summary));
+        }
+        self.at(next, Ev::Check { d, epoch, seq });
+        for action in &decision.actions {
+            self.act(d, action);
+            if self.violation.is_some() {
+                return;
+            }
+        }
+    }
+
+    fn act(&mut self, d: usize, action: &Action) {
+        let who = self.daemons[d].name.clone();
+        match action {
+            Action::RequestPoll => self.request_round(d),
+            Action::RunFailoverCommand { old_master, .. } => {
+                if self.daemons[d].failover_running {
+                    return;
+                }
+                self.daemons[d].failover_running = true;
+                self.note(format!(
+                    "{who}: runs failover_command (old master {})",
+                    old_master.as_deref().unwrap_or("none")
+                ));
+                self.start_failover(d, old_master.as_deref());
+            }
+            Action::RunFenceCommand { reason, .. } => {
+                let dm = &mut self.daemons[d];
+                if dm.config.fence_command.is_none() || dm.fence_running {
+                    return;
+                }
+                dm.fence_running = true;
+                let budget = us(dm.config.fence_command_budget);
+                let epoch = dm.epoch;
+                self.note(format!("{who}: runs fence_command: {reason}"));
+                self.fence_pending[d] = Some(self.now);
+                self.fences.push((self.now, d));
+                let t = self.now + self.rand(5 * MS, budget.max(5 * MS + 1));
+                self.at(t, Ev::FenceAct { node: d, d, epoch });
+            }
+            Action::FollowMaster { master } => {
+                if self.daemons[d].follow_running {
+                    self.daemons[d].follow_next = Some(master.clone());
+                } else {
+                    self.start_follow(d, master);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn start_failover(&mut self, d: usize, old_master: Option<&str>) {
+        let now = self.now;
+        self.failovers.push(FailoverStart { t: now, node: d });
+        if let Some(v) = check::at_failover(self, d, old_master) {
+            self.violation = Some(v);
+            return;
+        }
+        let epoch = self.daemons[d].epoch;
+        let done = |ok| Ev::Done {
+            d,
+            epoch,
+            cmd: Cmd::Failover,
+            ok,
+        };
+        if self.fault_active(|k| *k == FaultKind::FailoverFails(d)) {
+            let t = now + self.rand(50 * MS, 200 * MS);
+            self.at(t, done(false));
+            return;
+        }
+        if self.fault_active(|k| *k == FaultKind::FailoverHangs(d)) {
+            let t = now + us(self.daemons[d].config.failover_command_timeout);
+            self.at(t, done(false));
+            return;
+        }
+        let node = &self.cluster.nodes[d];
+        if !matches!(node.role, Role::Standby { .. }) || node.proc != Proc::Running {
+            let t = now + 50 * MS;
+            self.at(t, done(false));
+            return;
+        }
+        self.cluster.nodes[d].role = Role::Promoting;
+        self.note(format!("pg{d} promoting"));
+        let t = now + self.rand(100 * MS, 1000 * MS);
+        self.at(t, Ev::PromoteEnd { node: d, d, epoch });
+    }
+
+    fn start_follow(&mut self, d: usize, master: &str) {
+        let dm = &mut self.daemons[d];
+        dm.follow_running = true;
+        let epoch = dm.epoch;
+        let now = self.now;
+        let m = master.strip_prefix("pg").and_then(|s| s.parse::<usize>().ok());
+        let Some(m) = m.filter(|m| *m < self.cluster.nodes.len() && *m != d) else {
+            // not a node of ours: decide() only names nodes of remote_conns, so this never runs
+            dm.follow_running = false;
+            return;
+        };
+        let node = &self.cluster.nodes[d];
+        let cmd = Cmd::Follow(m);
+        if node.role == (Role::Standby { upstream: Some(m) }) {
+            // the conninfo already matches: nothing written, nothing restarted
+            self.at(
+                now + MS,
+                Ev::Done {
+                    d,
+                    epoch,
+                    cmd,
+                    ok: true,
+                },
+            );
+            return;
+        }
+        if node.proc == Proc::Frozen {
+            // pg_stop_command cannot stop a stopped process in time
+            let t = now + us(self.daemons[d].config.failover_command_timeout.min(60.0));
+            self.at(
+                t,
+                Ev::Done {
+                    d,
+                    epoch,
+                    cmd,
+                    ok: false,
+                },
+            );
+            return;
+        }
+        self.note(format!("pg{d} restarting to follow {master}"));
+        self.cluster.set_proc(d, Proc::Restarting, now);
+        let t = now + self.rand(300 * MS, 1500 * MS);
+        self.at(
+            t,
+            Ev::FollowEnd {
+                node: d,
+                master: m,
+                d,
+                epoch,
+            },
+        );
+    }
+
+    fn command_done(&mut self, d: usize, cmd: Cmd, ok: bool) {
+        let mono = self.daemons[d].mono(self.now);
+        let who = self.daemons[d].name.clone();
+        let result = if ok { "succeeded" } else { "failed" };
+        match cmd {
+            Cmd::Failover => {
+                self.note(format!("{who}: failover_command {result}"));
+                let dm = &mut self.daemons[d];
+                dm.failover_running = false;
+                dm.memory.record_failover_result(ok, mono);
+            }
+            Cmd::Fence => {
+                let dm = &mut self.daemons[d];
+                dm.fence_running = false;
+                dm.memory.record_fence_result(ok, mono);
+            }
+            Cmd::Follow(m) => {
+                let master = format!("pg{m}");
+                let dm = &mut self.daemons[d];
+                dm.follow_running = false;
+                dm.memory.record_follow_result(&master, ok);
+                if let Some(next) = dm.follow_next.take().filter(|n| *n != master || !ok) {
+                    self.start_follow(d, &next);
+                }
+            }
+        }
+        self.check(d);
+    }
+}
