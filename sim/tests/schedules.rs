@@ -102,7 +102,6 @@ fn kill_of_the_primary_fails_over_in_about_five_seconds() {
 /// failover_command 100 ms apart: two writable primaries (timelines 2 and 3) until the
 /// newer-timeline rule fences one of them.
 #[test]
-#[ignore = "decision-core bug, reported: two standbys promote when they cannot reach each other"]
 fn two_standbys_promote_when_they_cannot_reach_each_other() {
     for (seed, text) in [
         (
@@ -126,7 +125,6 @@ fn two_standbys_promote_when_they_cannot_reach_each_other() {
 /// pg2's daemon promotes pg2 as well. Nothing in the decision marks a promotion in flight
 /// elsewhere; two writable primaries (timelines 2 and 3) follow.
 #[test]
-#[ignore = "decision-core bug, reported: a second standby promotes while the first one's promotion runs"]
 fn second_promotion_while_the_first_is_running() {
     let o = replay(
         13_443_545_399_380_013_498,
@@ -145,7 +143,6 @@ fn second_promotion_while_the_first_is_running() {
 /// "the primary's daemon restarts while its node is cut off" as not covered but says it then
 /// fences "up to the restart delay later"; in fact the lease never fences it.
 #[test]
-#[ignore = "decision-core bug, reported: a restarted daemon never fences a node it never reached"]
 fn restarted_daemon_never_fences_a_node_it_never_reached() {
     for (seed, text) in [
         (

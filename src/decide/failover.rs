@@ -216,6 +216,11 @@ pub struct Memory {
     /// The master, and since when (`mono`) it has been unreachable to us and to a strict
     /// majority of the observers (the `unreachable_master_failover_timeout` trigger).
     pub master_unreachable_since: Option<(String, f64)>,
+    /// The other standby we found furthest along when every condition for a failover held:
+    /// its daemon saw the same and may be promoting it, so we keep it as the candidate while
+    /// it stays one, even if we later look as far along (two promotions otherwise; found by
+    /// the simulator). Cleared when a master is connected.
+    pub deferred_to: Option<String>,
     /// Actions that came out of a reported result, emitted with the next decision.
     #[serde(skip)]
     pending_actions: Vec<Action>,
@@ -241,6 +246,7 @@ impl Memory {
             started_at: mono_now,
             fence: Default::default(),
             master_unreachable_since: None,
+            deferred_to: None,
             pending_actions: Vec::new(),
         }
     }
@@ -426,6 +432,9 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
         config.db_poll_interval,
     );
     out.reasons.extend(map.notes.iter().cloned());
+    if !map.connected_masters.is_empty() {
+        memory.deferred_to = None;
+    }
     if map.multiple_masters {
         let names: Vec<&str> = map.connected_masters.keys().map(String::as_str).collect();
         out.why(format!("more than one connected master: {}", names.join(", ")));
@@ -839,6 +848,43 @@ pub fn replication_positions(
     positions
 }
 
+/// Standbys we do not reach ourselves (so `replication_positions` left them out) that a fresh
+/// report of a configured observer has connected and in recovery, with the furthest position
+/// any such report gives. Without them, two standbys that cannot reach each other would each be
+/// "furthest along" in its own view and both promote (found by the simulator).
+fn observed_candidates(
+    view: &View,
+    config: &Config,
+    positions: &BTreeMap<u64, BTreeSet<String>>,
+    own_db: &str,
+) -> BTreeMap<String, u64> {
+    let listed: BTreeSet<&String> = positions.values().flatten().collect();
+    let max_age = super::fence::observer_max_age(config);
+    let mut found: BTreeMap<String, u64> = BTreeMap::new();
+    for name in config.remote_conns.keys() {
+        if name == own_db || listed.contains(name) || config.never_promote_these_nodes.contains(name) {
+            continue;
+        }
+        for (oname, o) in view.observers {
+            if !config.observers.contains_key(oname) || !super::fence::fresh_report(o, view.wall_now, max_age) {
+                continue;
+            }
+            let Some(n) = o.nodes.get(name) else { continue };
+            let Some(pg) = n.pg.as_ref().filter(|p| p.pg_is_in_recovery) else { continue };
+            if !n.connection || secs_between(view.wall_now, n.fetch_time) >= CANDIDATE_MAX_AGE_SECS {
+                continue;
+            }
+            let pos = pg
+                .pg_last_xlog_receive_location
+                .or(pg.pg_last_xlog_replay_location)
+                .map_or(0, |l| l.0);
+            let best = found.entry(name.clone()).or_insert(pos);
+            *best = (*best).max(pos);
+        }
+    }
+    found
+}
+
 /// The furthest-along candidate: highest position, ties to the highest name (byte order of
 /// the UTF-8 names, which is the code-point order upstream's Python comparison uses), so every
 /// daemon picks the same node.
@@ -891,10 +937,26 @@ fn do_failover_decision(
     }
 
     let never = &config.never_promote_these_nodes;
-    let positions = replication_positions(&map.standbys, view.wall_now, never);
-    let Some(furthest) = furthest_along(&positions).cloned() else {
+    let mut positions = replication_positions(&map.standbys, view.wall_now, never);
+    for (name, pos) in observed_candidates(view, config, &positions, own_db) {
+        out.why(format!(
+            "we do not reach standby {name}, but a fresh observer report has it connected at {}",
+            crate::lsn::Lsn(pos)
+        ));
+        positions.entry(pos).or_default().insert(name);
+    }
+    let Some(mut furthest) = furthest_along(&positions).cloned() else {
         return done("no failover: no standby has a fresh known replication position");
     };
+    if let Some(earlier) = memory.deferred_to.clone() {
+        let still = positions.values().any(|names| names.contains(&earlier));
+        if still && earlier != furthest {
+            out.why(format!(
+                "{earlier} was furthest along when the failover became due and its daemon may be promoting it: it stays the candidate (not {furthest})"
+            ));
+            furthest = earlier;
+        }
+    }
     let observers = map.connected_observers + map.disconnected_observers;
     // The +1 stands for the master. Same arithmetic as upstream, ties pass.
     let total = map.standbys.len() as f64 + 1.0 - never.len() as f64 + observers as f64;
@@ -906,6 +968,7 @@ fn do_failover_decision(
     ));
 
     if furthest != own_db {
+        memory.deferred_to = Some(furthest.clone());
         return done(format!("no action: node {furthest} is furthest along"));
     }
     if view.maintenance_mode {

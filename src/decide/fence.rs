@@ -58,7 +58,7 @@ impl Memory {
 
 /// Whether an observer's report counts now: we reached it at our last fetch, and that fetch
 /// is at most `max_age` seconds old (our own wall clock on both sides).
-fn fresh(o: &ObserverState, wall_now: Timestamp, max_age: f64) -> bool {
+pub fn fresh_report(o: &ObserverState, wall_now: Timestamp, max_age: f64) -> bool {
     let age = wall_now.signed_duration_since(o.fetch_time).num_milliseconds() as f64 / 1000.0;
     o.connection && age <= max_age
 }
@@ -83,7 +83,7 @@ pub fn observer_votes(
         .observers
         .keys()
         .filter_map(|name| observers.get(name))
-        .filter(|o| fresh(o, wall_now, max_age))
+        .filter(|o| fresh_report(o, wall_now, max_age))
         .filter(|o| o.nodes.get(node).is_some_and(|n| n.connection == connected))
         .count();
     (votes, config.observers.len())
@@ -118,8 +118,12 @@ pub(super) fn fence(
             memory.fence.vouched_at = Some(now);
             return None;
         }
-        // never seen as a primary, or a standby we do not reach: nothing to fence
-        Some(true) | None => return None,
+        // a standby we do not reach: it was one when last seen, nothing to fence
+        Some(true) => return None,
+        // Never reached since this daemon started: it may be a primary (we may have restarted
+        // while it was cut off or frozen), so the lease applies; not knowing is no reason to
+        // let it take writes (found by the simulator, docs/safety.md).
+        None => {}
         Some(false) => {}
     }
 
