@@ -870,7 +870,9 @@ fn observed_candidates(
                 continue;
             }
             let Some(n) = o.nodes.get(name) else { continue };
-            let Some(pg) = n.pg.as_ref().filter(|p| p.pg_is_in_recovery) else { continue };
+            let Some(pg) = n.pg.as_ref().filter(|p| p.pg_is_in_recovery) else {
+                continue;
+            };
             if !n.connection || secs_between(view.wall_now, n.fetch_time) >= CANDIDATE_MAX_AGE_SECS {
                 continue;
             }
