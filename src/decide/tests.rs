@@ -1844,3 +1844,45 @@ fn the_fast_trigger_does_not_count_observers_we_cannot_reach() {
     run_for(&mut s, 30);
     assert_eq!(s.failovers, 0, "{}", s.all_reasons());
 }
+
+/// Found by the simulator (`restarted_daemon_never_fences_a_node_it_never_reached`): a daemon
+/// that has never reached its node since it started cannot know it is a standby; the lease
+/// applies, and fences it when the observers do not vouch for it either.
+#[test]
+fn a_node_never_reached_since_start_is_under_the_lease() {
+    let mut s = fenced_primary();
+    let mut never = N::primary().conn(false);
+    never.0.pg = None;
+    s.set("pg1", never);
+    for o in OBSERVERS {
+        report(&mut s, o, Some(false));
+    }
+    assert_eq!(run_for(&mut s, 4), 0, "fence_timeout 5 s has not run out");
+    assert_eq!(run_for(&mut s, 2), 1, "{}", s.all_reasons());
+}
+
+/// Found by the simulator (`two_standbys_promote_when_they_cannot_reach_each_other`): our own
+/// probe of "zed" failed after the observer's last report of it (so the node map keeps ours),
+/// but the observer has it connected at the same position; "zed" wins the tie (higher name),
+/// so we ("own") do not promote. Before the fix both promoted.
+#[test]
+fn a_standby_we_do_not_reach_but_an_observer_does_is_still_a_candidate() {
+    let mut s = Sim::new();
+    s.conf("observers", json!({"observer": "http://observer:15000"}))
+        .set("old_master", N::primary().conn(false).db_time(year_2014()))
+        .set("own", N::standby("1/aaaaaaaa", 130.0))
+        .own("own")
+        .set("zed", N::standby("1/aaaaaaaa", 130.0).conn(false))
+        .observe("observer", "old_master", N::primary().conn(false).db_time(year_2014()))
+        .observe("observer", "zed", N::standby("1/aaaaaaaa", 130.0).fetched(ago(1)))
+        .observe("observer", "own", N::standby("1/aaaaaaaa", 130.0));
+    s.check();
+    s.check();
+    assert_eq!(s.exec(), 0, "{}", s.all_reasons());
+    let reasons = s.all_reasons();
+    assert!(
+        reasons.contains("a fresh observer report has it connected"),
+        "{reasons}"
+    );
+    assert!(reasons.contains("node zed is furthest along"), "{reasons}");
+}
