@@ -293,26 +293,16 @@ impl Daemon {
     }
 }
 
-/// poll::merge_observer without its logging: a failed fetch keeps the last nodes.
+/// The daemon's own `poll::merge_observer` (its log lines go nowhere here): a failed fetch
+/// keeps the last nodes, marked as not reached.
 pub fn merge_observer(
     observers: &mut BTreeMap<String, ObserverState>,
     name: &str,
     fetch_time: pglookout::state::Timestamp,
     result: Option<BTreeMap<String, NodeState>>,
 ) {
-    let entry = observers.entry(name.to_string()).or_insert_with(|| ObserverState {
-        fetch_time,
-        connection: true,
-        nodes: BTreeMap::new(),
-    });
-    entry.fetch_time = fetch_time;
-    match result {
-        Some(nodes) => {
-            entry.connection = true;
-            entry.nodes = nodes;
-        }
-        None => entry.connection = false,
-    }
+    let result = result.ok_or_else(|| pglookout::poll::observer::ObserverError::Request("no answer".into()));
+    pglookout::poll::merge_observer(observers, name, fetch_time, result);
 }
 
 #[cfg(test)]

@@ -81,8 +81,9 @@ pub fn merge(prev: Option<&NodeState>, fetch_time: Timestamp, mono_now: f64, res
 /// Merges one fetch of observer `name` into `observers`; false when it failed. A failed fetch
 /// keeps the observer's last nodes (as the original), marked as not reached. Reachability changes
 /// are logged as for nodes: the first failure at WARNING with its cause, repeats at DEBUG (the
-/// WARNING every round was 17,000 lines a day per daemon), the recovery at INFO.
-fn merge_observer(
+/// WARNING every round was 17,000 lines a day per daemon), the recovery at INFO. Public for the
+/// simulator, which merges its observer fetches with this same code.
+pub fn merge_observer(
     observers: &mut BTreeMap<String, ObserverState>,
     name: &str,
     fetch_time: Timestamp,
