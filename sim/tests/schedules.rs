@@ -153,8 +153,30 @@ fn restarted_daemon_never_fences_a_node_it_never_reached() {
             3_421_760_175_347_599_902,
             "fast nodes=2 observers=1 never=- follow=1 intent=chaos end=20.158 | restart:0@10.963+0.368 freeze:0@11.332+7.826",
         ),
+        // Found again with the lease fix in: the daemon was down 2.9 s, so its lease ran out
+        // after the standbys promoted; fixed by fencing a never-reached node as soon as another
+        // node is a connected primary.
+        (
+            11_653_304_496_998_418_924,
+            "fast nodes=3 observers=1 never=- follow=0 intent=chaos end=18.682 | freeze:0@9.746+7.936 restart:0@10.979+2.898",
+        ),
     ] {
         let o = replay(seed, text).expect("replays");
         assert_eq!(o.violation, None, "{}", o.trace.join("\n"));
     }
+}
+
+/// Bug found by the simulator after the first three were fixed (schedule seed
+/// 15660241477962829357, shrunk): pg2 defers to pg1, which promotes; pg2 cannot reach pg1
+/// (its probes are refused), and once pg1 is a primary it is no standby candidate any more, so
+/// the deferral lapsed and pg2 promoted too. Fixed: a fresh observer report of another node as
+/// a connected primary stops the failover, and a candidate out of sight is waited for.
+#[test]
+fn a_standby_that_cannot_see_the_new_primary_does_not_promote_too() {
+    let o = replay(
+        15_660_241_477_962_829_357,
+        "fast nodes=3 observers=1 never=- follow=1 intent=chaos end=17.223 | freeze:2@8.021+7.502 kill:0@10.356+0.000 links:2>1,1>2:refuse@12.806+3.559",
+    )
+    .expect("replays");
+    assert_eq!(o.violation, None, "{}", o.trace.join("\n"));
 }

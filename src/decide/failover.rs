@@ -219,8 +219,8 @@ pub struct Memory {
     /// The other standby we found furthest along when every condition for a failover held:
     /// its daemon saw the same and may be promoting it, so we keep it as the candidate while
     /// it stays one, even if we later look as far along (two promotions otherwise; found by
-    /// the simulator). Cleared when a master is connected.
-    pub deferred_to: Option<String>,
+    /// the simulator). Cleared when a master is connected. With the `mono` we first deferred.
+    pub deferred_to: Option<(String, f64)>,
     /// Actions that came out of a reported result, emitted with the next decision.
     #[serde(skip)]
     pending_actions: Vec<Action>,
@@ -848,6 +848,25 @@ pub fn replication_positions(
     positions
 }
 
+/// A node other than ours and the master we are replacing that a fresh report of a configured
+/// observer has as a connected primary, with that observer's name.
+fn observed_new_primary(view: &View, config: &Config, memory: &Memory, own_db: &str) -> Option<(String, String)> {
+    let max_age = super::fence::observer_max_age(config);
+    view.observers
+        .iter()
+        .filter(|(oname, o)| {
+            config.observers.contains_key(*oname) && super::fence::fresh_report(o, view.wall_now, max_age)
+        })
+        .find_map(|(oname, o)| {
+            o.nodes
+                .iter()
+                .filter(|(n, _)| n.as_str() != own_db && Some(*n) != memory.current_master.as_ref())
+                .filter(|(n, _)| config.remote_conns.contains_key(*n))
+                .find(|(_, st)| st.connection && st.in_recovery() == Some(false))
+                .map(|(n, _)| (n.clone(), oname.clone()))
+        })
+}
+
 /// Standbys we do not reach ourselves (so `replication_positions` left them out) that a fresh
 /// report of a configured observer has connected and in recovery, with the furthest position
 /// any such report gives. Without them, two standbys that cannot reach each other would each be
@@ -938,6 +957,14 @@ fn do_failover_decision(
         }
     }
 
+    // A fresh observer report of another node as a connected primary: a failover already
+    // happened (our own probe of that node may have failed after the report, so the node map
+    // kept our "not reached"). Promoting now would make two (found by the simulator).
+    if let Some((name, observer)) = observed_new_primary(view, config, memory, own_db) {
+        return done(format!(
+            "no failover: observer {observer} reports {name} as a connected primary"
+        ));
+    }
     let never = &config.never_promote_these_nodes;
     let mut positions = replication_positions(&map.standbys, view.wall_now, never);
     for (name, pos) in observed_candidates(view, config, &positions, own_db) {
@@ -950,13 +977,22 @@ fn do_failover_decision(
     let Some(mut furthest) = furthest_along(&positions).cloned() else {
         return done("no failover: no standby has a fresh known replication position");
     };
-    if let Some(earlier) = memory.deferred_to.clone() {
+    if let Some((earlier, since)) = memory.deferred_to.clone() {
         let still = positions.values().any(|names| names.contains(&earlier));
+        // Out of sight, it may still be promoting: its command runs at most
+        // failover_command_timeout (its daemon decided about when we deferred).
+        let waited = view.mono_now - since;
+        let unseen_limit = config.failover_command_timeout + config.replication_state_check_interval;
         if still && earlier != furthest {
             out.why(format!(
                 "{earlier} was furthest along when the failover became due and its daemon may be promoting it: it stays the candidate (not {furthest})"
             ));
             furthest = earlier;
+        } else if !still && earlier != own_db && waited < unseen_limit {
+            out.why(format!(
+                "{earlier} was furthest along {waited:.1} s ago and is out of sight: its daemon may be promoting it; we may take over after {unseen_limit} s"
+            ));
+            return done(format!("no failover: {earlier} may be promoting"));
         }
     }
     let observers = map.connected_observers + map.disconnected_observers;
@@ -970,7 +1006,9 @@ fn do_failover_decision(
     ));
 
     if furthest != own_db {
-        memory.deferred_to = Some(furthest.clone());
+        if memory.deferred_to.as_ref().map(|(n, _)| n) != Some(&furthest) {
+            memory.deferred_to = Some((furthest.clone(), view.mono_now));
+        }
         return done(format!("no action: node {furthest} is furthest along"));
     }
     if view.maintenance_mode {

@@ -181,6 +181,19 @@ pub(super) fn fence(
         return Some(order_fence(memory, out, own, now, reason, Some(name.clone())));
     }
 
+    // Rule 1b: our node has not been reached since this daemon started (its role unknown) and
+    // another node is a connected primary: ours can only be a stale primary or a standby, and
+    // stopping it loses nothing (found by the simulator: a daemon restarted while its primary
+    // was frozen otherwise let it take writes on resume, before the lease ran out).
+    if own_state.in_recovery().is_none() && !own_state.connection {
+        if let Some(name) = map.connected_masters.keys().find(|n| n.as_str() != own) {
+            let reason = format!(
+                "{own} has not been reached since this daemon started and {name} is a connected primary: ours may be a stale primary"
+            );
+            return Some(order_fence(memory, out, own, now, reason, Some(name.clone())));
+        }
+    }
+
     // Rule 2: the lease ran out. Without observers there is nobody to vouch: the lease rule is
     // off (docs/safety.md).
     if of == 0 {
