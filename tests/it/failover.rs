@@ -156,7 +156,14 @@ impl Lab {
                 if rows[0].get::<_, i64>(0) > 0 {
                     return Ok(None);
                 }
-                let rows = cluster.sql(s, "SELECT pg_last_wal_receive_lsn()::text").await?;
+                // Before 13 a cut WAL stream is a restart, after which nothing has been
+                // received yet (NULL): the position is then what was replayed.
+                let rows = cluster
+                    .sql(
+                        s,
+                        "SELECT coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::text",
+                    )
+                    .await?;
                 let lsn: String = rows[0].get(0);
                 positions.insert(s, lsn.parse::<Lsn>()?);
             }
