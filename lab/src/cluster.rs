@@ -29,6 +29,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_postgres::{Client, NoTls, Row};
 
+use crate::daemon::free_ports;
 use crate::env::Env;
 use crate::error::LabError;
 use crate::process::{self, children_and_group, cwd_of, pid_alive, read_pid_file};
@@ -1008,15 +1009,6 @@ async fn acquire_permit() -> Result<OwnedSemaphorePermit> {
         }
         .into()),
     }
-}
-
-/// `n` distinct free ports on 127.0.0.1 (free when we looked; the caller retries on a race).
-fn free_ports(n: usize) -> Result<Vec<u16>> {
-    let listeners = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()
-        .context("finding a free port")?;
-    listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }
 
 async fn connect_superuser(node: &Node) -> Result<Client> {

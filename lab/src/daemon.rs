@@ -12,10 +12,34 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A free TCP port on 127.0.0.1 (bound and released; good enough on loopback).
+/// A free TCP port on 127.0.0.1 (bound and released). Never the same port twice in one
+/// process: Linux hands a just-released port out again, so two daemons started one after the
+/// other could otherwise both be given the port the first has not bound yet.
 pub fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
+    Ok(free_ports(1)?[0])
+}
+
+/// `n` distinct free ports on 127.0.0.1, none handed out before by this process (free when we
+/// looked; a caller that binds later retries on a race with another process).
+pub fn free_ports(n: usize) -> Result<Vec<u16>> {
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    while ports.len() < n {
+        if held.len() > 1000 {
+            return Err(anyhow!("no unused TCP port on 127.0.0.1 after 1000 tries"));
+        }
+        let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+        let port = l.local_addr()?.port();
+        if given.insert(port) {
+            ports.push(port);
+        }
+        // Keep every listener open until we are done, so the kernel offers a new port each time.
+        held.push(l);
+    }
+    Ok(ports)
 }
 
 /// Where the `pglookout` binary is: `PGLOOKOUT_BIN`, else beside the running executable (or
