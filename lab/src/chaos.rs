@@ -80,10 +80,12 @@ pub enum Fault {
     PrimaryDaemonKilled,
     FailoverCommandHangs,
     ObserverGarbage,
+    SigstopStandby,
+    SigstopObserver,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 10] = [
+    pub const ALL: [Fault; 12] = [
         Fault::Kill9,
         Fault::Partition,
         Fault::Blip,
@@ -94,6 +96,8 @@ impl Fault {
         Fault::PrimaryDaemonKilled,
         Fault::FailoverCommandHangs,
         Fault::ObserverGarbage,
+        Fault::SigstopStandby,
+        Fault::SigstopObserver,
     ];
 
     pub fn name(self) -> &'static str {
@@ -108,6 +112,8 @@ impl Fault {
             Fault::PrimaryDaemonKilled => "primary-daemon-killed",
             Fault::FailoverCommandHangs => "failover-command-hangs",
             Fault::ObserverGarbage => "observer-garbage",
+            Fault::SigstopStandby => "sigstop-standby",
+            Fault::SigstopObserver => "sigstop-observer",
         }
     }
 
@@ -261,7 +267,7 @@ pub struct Plan {
     pub run_seed: u64,
     pub fault: Fault,
     pub hold: f64,
-    /// For `standby-isolated`: which standby.
+    /// For `standby-isolated` and `sigstop-standby`: which standby.
     pub standby: &'static str,
     /// For `observer-garbage`: the first garbage answer's variant.
     pub garbage_seed: u64,
@@ -981,20 +987,18 @@ async fn inject(lab: &mut ChaosLab, plan: &Plan) -> Result<Injected> {
         Fault::Kill9 => lab.cluster.kill9(PRIMARY)?,
         Fault::Partition => lab.set_links_to(primary, ProxyMode::Blackhole),
         Fault::Blip => lab.set_links_to(primary, ProxyMode::Refuse),
-        Fault::Sigstop => {
-            let pid = lab
-                .cluster
-                .node(PRIMARY)
-                .postmaster_pid()
-                .context("pg1 is not running")?;
-            // The postmaster first, so that it cannot start new children meanwhile.
-            process::signal(pid, Signal::SIGSTOP);
-            let children = process::children_and_group(pid);
-            for &c in &children {
-                process::signal(c, Signal::SIGSTOP);
-            }
-            injected.stopped_pids.push(pid);
-            injected.stopped_pids.extend(children);
+        Fault::Sigstop => injected.stopped_pids = freeze_postgres(&lab.cluster, PRIMARY)?,
+        Fault::SigstopStandby => {
+            // The whole machine paused, as a hypervisor does: the server and its daemon.
+            injected.stopped_pids = freeze_postgres(&lab.cluster, plan.standby)?;
+            let pid = lab.daemons[node_index(plan.standby)?]
+                .pid()
+                .context("the standby's daemon is not running")?;
+            injected.stopped_pids.push(freeze_pid(pid)?);
+        }
+        Fault::SigstopObserver => {
+            let pid = lab.observer.pid().context("the observer is not running")?;
+            injected.stopped_pids.push(freeze_pid(pid)?);
         }
         Fault::CutStandbys => {
             for s in &NODES[1..] {
@@ -1056,7 +1060,7 @@ async fn heal(lab: &mut ChaosLab, plan: &Plan, injected: &Injected) -> Result<()
             }
         }
         Fault::Partition | Fault::Blip => lab.set_links_to(primary, ProxyMode::Pass),
-        Fault::Sigstop => {
+        Fault::Sigstop | Fault::SigstopStandby | Fault::SigstopObserver => {
             for &pid in &injected.stopped_pids {
                 process::signal(pid, Signal::SIGCONT);
             }
@@ -1092,6 +1096,29 @@ async fn heal(lab: &mut ChaosLab, plan: &Plan, injected: &Injected) -> Result<()
         }
     }
     Ok(())
+}
+
+/// SIGSTOP a node's postmaster (first, so that it cannot start new children meanwhile) and
+/// its children; returns every stopped pid.
+fn freeze_postgres(cluster: &Cluster, name: &str) -> Result<Vec<i32>> {
+    let pid = cluster
+        .node(name)
+        .postmaster_pid()
+        .with_context(|| format!("{name} is not running"))?;
+    process::signal(pid, Signal::SIGSTOP);
+    let mut stopped = vec![pid];
+    let children = process::children_and_group(pid);
+    for &c in &children {
+        process::signal(c, Signal::SIGSTOP);
+    }
+    stopped.extend(children);
+    Ok(stopped)
+}
+
+fn freeze_pid(pid: u32) -> Result<i32> {
+    let pid = i32::try_from(pid)?;
+    process::signal(pid, Signal::SIGSTOP);
+    Ok(pid)
 }
 
 fn node_index(name: &str) -> Result<usize> {
@@ -1171,7 +1198,7 @@ pub async fn run_one(plan: &Plan, profile: &Map<String, Value>, converge_deadlin
         run_seed: plan.run_seed,
         fault: plan.fault.name().to_string(),
         hold: plan.hold,
-        target: (plan.fault == Fault::StandbyIsolated).then(|| plan.standby.to_string()),
+        target: matches!(plan.fault, Fault::StandbyIsolated | Fault::SigstopStandby).then(|| plan.standby.to_string()),
         ..RunRecord::default()
     };
     if let Err(e) = run_inner(plan, profile, converge_deadline, &mut rec).await {

@@ -75,7 +75,7 @@ struct ChaosArgs {
     profile: String,
     /// Comma-separated faults to draw from (default: all): kill9, partition, blip, sigstop,
     /// cut-standbys, observer-killed, standby-isolated, primary-daemon-killed,
-    /// failover-command-hangs, observer-garbage.
+    /// failover-command-hangs, observer-garbage, sigstop-standby, sigstop-observer.
     #[arg(long)]
     faults: Option<String>,
     /// Shortest hold of a fault, seconds (blip: always 3 s).

@@ -906,6 +906,23 @@ fn observed_candidates(
     found
 }
 
+/// `Some((seen, of))` when fewer than half of the fresh reports of configured observers that
+/// list our node have it connected. A standby the rest of the cluster cannot see must not
+/// promote itself: the others would take it for gone, and one on their side could promote too
+/// (an asymmetric partition, found by the simulator). Ties pass, as in the majority above;
+/// observers that do not list our node, or answer no fresh report, have no say here.
+fn unseen_by_most_observers(view: &View, config: &Config, own_db: &str) -> Option<(usize, usize)> {
+    let max_age = super::fence::observer_max_age(config);
+    let (seen, of) = config
+        .observers
+        .keys()
+        .filter_map(|name| view.observers.get(name))
+        .filter(|o| super::fence::fresh_report(o, view.wall_now, max_age))
+        .filter_map(|o| o.nodes.get(own_db))
+        .fold((0, 0), |(seen, of), n| (seen + usize::from(n.connection), of + 1));
+    (seen * 2 < of).then_some((seen, of))
+}
+
 /// The furthest-along candidate: highest position, ties to the highest name (byte order of
 /// the UTF-8 names, which is the code-point order upstream's Python comparison uses), so every
 /// daemon picks the same node.
@@ -1019,6 +1036,12 @@ fn do_failover_decision(
     }
     if known < needed {
         return done("no failover: we are furthest along but do not know enough of the other nodes");
+    }
+    if let Some((seen, of)) = unseen_by_most_observers(view, config, own_db) {
+        out.why(format!(
+            "only {seen} of {of} fresh observer reports that list {own_db} have it connected: the others could not learn of this promotion and may pick a node of their own"
+        ));
+        return done("no failover: most observers do not reach our node");
     }
     if view.failover_running || memory.failover.running_since.is_some() {
         return done("no failover: the failover command is already running");

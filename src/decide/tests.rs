@@ -1886,3 +1886,39 @@ fn a_standby_we_do_not_reach_but_an_observer_does_is_still_a_candidate() {
     );
     assert!(reasons.contains("node zed is furthest along"), "{reasons}");
 }
+
+/// Found by the simulator (`asymmetric_partition_hides_a_promoting_standby`): we reach the
+/// observers, but they do not reach our node; they take it for gone, so a standby on their side
+/// may promote too. We promote only once at least half of the fresh reports that list our node
+/// have it connected.
+#[test]
+fn a_standby_most_observers_cannot_see_does_not_promote() {
+    let mut s = Sim::new();
+    s.conf(
+        "observers",
+        json!({"o1": "http://o1:15000", "o2": "http://o2:15000", "o3": "http://o3:15000"}),
+    )
+    .set("old_master", N::primary().conn(false).db_time(year_2014()))
+    .set("own", N::standby("1/aaaaaaaa", 130.0))
+    .own("own");
+    for o in ["o1", "o2", "o3"] {
+        s.observe(o, "old_master", N::primary().conn(false).db_time(year_2014()));
+    }
+    s.observe("o1", "own", N::standby("1/aaaaaaaa", 130.0))
+        .observe("o2", "own", N::standby("1/aaaaaaaa", 130.0).conn(false))
+        .observe("o3", "own", N::standby("1/aaaaaaaa", 130.0).conn(false));
+    s.check();
+    s.check();
+    assert_eq!(s.exec(), 0, "{}", s.all_reasons());
+    assert!(
+        s.all_reasons()
+            .contains("only 1 of 3 fresh observer reports that list own have it connected"),
+        "{}",
+        s.all_reasons()
+    );
+    // one more observer reaches us: two of three, the failover goes ahead
+    s.observe("o2", "own", N::standby("1/aaaaaaaa", 130.0));
+    s.check();
+    s.check();
+    assert_eq!(s.exec(), 1, "{}", s.all_reasons());
+}
