@@ -5,6 +5,7 @@
 
 use crate::act::command;
 use crate::act::files::{self, Files};
+use crate::act::running::Running;
 use crate::clock;
 use crate::config::Config;
 use crate::decide::{self, Action, Memory, View};
@@ -106,13 +107,7 @@ struct Loop {
     poller: Poller,
     memory: Memory,
     config_version: u64,
-    failover_running: bool,
-    fence_running: bool,
-    /// When the running (or last) fence command started (monotonic seconds).
-    fence_started: f64,
-    follow_running: bool,
-    /// A follow asked for while another was running.
-    follow_next: Option<String>,
+    running: Running,
     /// Whether the poller was last seen unhealthy (to log changes only).
     monitor_unhealthy: bool,
     events: mpsc::Sender<Event>,
@@ -261,10 +256,9 @@ impl Loop {
                 }
             }
             Action::RunFailoverCommand { reason, old_master } => {
-                if self.failover_running {
+                if !self.running.start_failover() {
                     return;
                 }
-                self.failover_running = true;
                 self.counters.failover();
                 let cmd = self.config.failover_command.clone();
                 let env = self.command_env(reason, old_master.as_deref());
@@ -274,11 +268,9 @@ impl Loop {
                 let Some(cmd) = self.config.fence_command.clone() else {
                     return;
                 };
-                if self.fence_running {
+                if !self.running.start_fence(clock::monotonic()) {
                     return;
                 }
-                self.fence_running = true;
-                self.fence_started = clock::monotonic();
                 self.counters.fence();
                 let env = vec![
                     ("PGLOOKOUT_OWN_NODE", self.config.own_db.clone().unwrap_or_default()),
@@ -288,12 +280,10 @@ impl Loop {
                 self.spawn_reported("fence_command", "fence-task", cmd, env, Event::FenceFinished);
             }
             Action::FollowMaster { master } => {
-                if self.follow_running {
+                if !self.running.start_follow(master) {
                     // the master changed while following the previous one: follow it next
-                    self.follow_next = Some(master.clone());
                     return;
                 }
-                self.follow_running = true;
                 let config = self.config.clone();
                 let master = master.clone();
                 let events = self.events.clone();
@@ -315,7 +305,7 @@ impl Loop {
     fn on_event(&mut self, event: Event) {
         match event {
             Event::FailoverFinished(outcome) => {
-                self.failover_running = false;
+                self.running.failover_done();
                 let ok = outcome.success();
                 self.counters.command("failover_command", ok);
                 if !ok {
@@ -328,8 +318,7 @@ impl Loop {
             }
             Event::Reloaded(result) => self.apply_reload(*result),
             Event::FenceFinished(outcome) => {
-                self.fence_running = false;
-                let took = clock::monotonic() - self.fence_started;
+                let took = self.running.fence_done(clock::monotonic()).unwrap_or_default();
                 if took > self.config.fence_command_budget {
                     tracing::warn!(
                         target: "pglookout",
@@ -341,13 +330,13 @@ impl Loop {
                 self.memory.record_fence_result(outcome.success(), clock::monotonic());
             }
             Event::FollowFinished { master, ok } => {
-                self.follow_running = false;
+                let next = self.running.follow_done(&master, ok);
                 self.counters.command("autofollow", ok);
                 if !ok {
                     tracing::error!(target: "pglookout", "following the new primary {master} failed; will try again");
                 }
                 self.memory.record_follow_result(&master, ok);
-                if let Some(next) = self.follow_next.take().filter(|n| *n != master || !ok) {
+                if let Some(next) = next {
                     self.act(&Action::FollowMaster { master: next });
                 }
             }
@@ -381,7 +370,7 @@ impl Loop {
             wall_now: chrono::Utc::now(),
             mono_now: now,
             maintenance_mode,
-            failover_running: self.failover_running,
+            failover_running: self.running.failover(),
             config_version: self.config_version,
         };
         let decision = decide::decide(&view, &self.config, &mut self.memory);
@@ -491,11 +480,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
         log,
         poller: poller.clone(),
         config_version: 0,
-        failover_running: false,
-        fence_running: false,
-        fence_started: 0.0,
-        follow_running: false,
-        follow_next: None,
+        running: Running::default(),
         monitor_unhealthy: false,
         events: events_tx,
         status_tx,
@@ -582,17 +567,17 @@ impl Loop {
         term: &mut tokio::signal::unix::Signal,
         int: &mut tokio::signal::unix::Signal,
     ) {
-        if !self.failover_running && !self.follow_running && !self.fence_running {
+        if !self.running.any() {
             return;
         }
         // a follow runs pg_stop_command then pg_start_command, each with the command timeout
-        let commands = if self.follow_running { 2.0 } else { 1.0 };
+        let commands = if self.running.follow() { 2.0 } else { 1.0 };
         let bound = Duration::from_secs_f64(commands * self.config.failover_command_timeout) + STOP_MARGIN;
         tracing::warn!(target: "pglookout", "waiting up to {} s for the running {} to finish before stopping (send SIGTERM again to stop now)",
-            bound.as_secs(), self.running_what());
+            bound.as_secs(), self.running.what());
         let deadline = tokio::time::Instant::now() + bound;
         let mut watchdog = tokio::time::interval(Duration::from_secs(1));
-        while self.failover_running || self.follow_running || self.fence_running {
+        while self.running.any() {
             tokio::select! {
                 // the wait is bounded; the watchdog must not cut it short
                 _ = watchdog.tick() => notify_systemd("WATCHDOG=1"),
@@ -601,15 +586,15 @@ impl Loop {
                 _ = tokio::time::sleep_until(deadline) => break,
                 ev = events.recv() => match ev {
                     Some(Event::FailoverFinished(outcome)) => {
-                        self.failover_running = false;
+                        self.running.failover_done();
                         self.counters.command("failover_command", outcome.success());
                     }
-                    Some(Event::FollowFinished { ok, .. }) => {
-                        self.follow_running = false;
+                    Some(Event::FollowFinished { master, ok }) => {
+                        self.running.follow_done(&master, ok);
                         self.counters.command("autofollow", ok);
                     }
                     Some(Event::FenceFinished(outcome)) => {
-                        self.fence_running = false;
+                        self.running.fence_done(clock::monotonic());
                         self.counters.command("fence_command", outcome.success());
                     }
                     Some(Event::Reloaded(_)) => {}
@@ -617,18 +602,9 @@ impl Loop {
                 },
             }
         }
-        if self.failover_running || self.follow_running || self.fence_running {
+        if self.running.any() {
             tracing::error!(target: "pglookout", "stopping while the {} is still running; it is left to finish on its own (or to be killed with the service)",
-                self.running_what());
-        }
-    }
-
-    fn running_what(&self) -> &'static str {
-        match (self.fence_running, self.failover_running, self.follow_running) {
-            (true, _, _) => "fence_command",
-            (_, true, true) => "failover_command and autofollow",
-            (_, true, false) => "failover_command",
-            _ => "autofollow",
+                self.running.what());
         }
     }
 }

@@ -1,18 +1,21 @@
-//! One simulated daemon: the parts of the real daemon's shell (src/daemon.rs and
-//! src/poll/mod.rs) that surround `decide()`, re-implemented over simulated time because they
-//! live in async code there: the per-target probe workers on the shared poll grid, the
-//! aggregator's round accounting and requested rounds, the 100 ms snapshot publication, the
-//! decision loop's check triggers, the maintenance-file answer from the previous check, and
-//! the running flags of the failover, fence and follow commands. The decision itself, the
-//! memory and the node-state merge are the daemon's own code.
+//! One simulated daemon: the state of the real daemon's shell (src/daemon.rs and
+//! src/poll/mod.rs) that surrounds `decide()`, driven over simulated time. The pure parts are
+//! the daemon's own code: the round accounting and requested rounds (`poll::rounds::Rounds`),
+//! the shared poll grid (`poll::until_next_tick`), the publication period
+//! (`poll::PUBLISH_EVERY`), the running commands and the queued follow
+//! (`act::running::Running`), the decision, its memory, the node and observer merges, and the
+//! observer answer check (`poll::observer::check_answer`). What is left here is the async
+//! wiring: which event wakes what, as the tasks and channels of the daemon do.
 //!
 //! Owns a daemon's config (built through `Config::from_value`, so validation runs), its
 //! [`Memory`], and its poller state. The event loop ([`crate::world`]) drives it.
 
 use crate::schedule::{Profile, Schedule};
 use crate::Us;
+use pglookout::act::running::Running;
 use pglookout::config::Config;
 use pglookout::decide::Memory;
+use pglookout::poll::rounds::Rounds;
 use pglookout::state::{NodeState, ObserverState};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -21,8 +24,8 @@ use std::path::Path;
 /// The shipped fast profile, merged into every daemon's config as docs/safety.md says.
 const FAST_PROFILE: &str = include_str!("../../docs/profiles/fast.json");
 
-/// How often the aggregator publishes a changed snapshot between rounds (poll::PUBLISH_EVERY).
-pub const PUBLISH_EVERY: Us = 100_000;
+/// How often the aggregator publishes a changed snapshot between rounds.
+pub const PUBLISH_EVERY: Us = pglookout::poll::PUBLISH_EVERY.as_micros() as Us;
 
 /// What one worker polls.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,21 +74,13 @@ pub struct Daemon {
     pub publish_scheduled: bool,
     /// When the aggregator started (its publish ticks are every 100 ms from there).
     pub started: Us,
-    // round accounting (poll::Aggregator)
-    pub round_start: Us,
-    pub reported: Vec<bool>,
-    pub last_request: Option<Us>,
-    pub deferred_request: bool,
-    pub requested_running: bool,
-    pub generation: u64,
+    /// The aggregator's round accounting (by worker index).
+    pub rounds: Rounds<usize>,
     // the decision loop (daemon::Loop)
     pub check_seq: u64,
     pub last_round_seen: u64,
     pub maintenance_answer: bool,
-    pub failover_running: bool,
-    pub fence_running: bool,
-    pub follow_running: bool,
-    pub follow_next: Option<String>,
+    pub running: Running,
     /// What `/state.json` answers while an `ObserverStale` fault holds it.
     pub stale_copy: Option<BTreeMap<String, NodeState>>,
 }
@@ -170,7 +165,6 @@ impl Daemon {
             }
         }
         let workers = vec![Worker::default(); targets.len()];
-        let reported = vec![false; targets.len()];
         Ok(Daemon {
             name,
             config,
@@ -186,19 +180,11 @@ impl Daemon {
             dirty: false,
             publish_scheduled: false,
             started: 0,
-            round_start: 0,
-            reported,
-            last_request: None,
-            deferred_request: false,
-            requested_running: false,
-            generation: 0,
+            rounds: Rounds::new(mono_offset),
             check_seq: 0,
             last_round_seen: 0,
             maintenance_answer: false,
-            failover_running: false,
-            fence_running: false,
-            follow_running: false,
-            follow_next: None,
+            running: Running::default(),
             stale_copy: None,
         })
     }
@@ -209,38 +195,27 @@ impl Daemon {
         self.epoch += 1;
         self.memory = Memory::new(self.mono(t));
         self.workers = vec![Worker::default(); self.targets.len()];
-        self.reported = vec![false; self.targets.len()];
         self.work = Snapshot::default();
         self.published = Snapshot::default();
         self.dirty = false;
         self.publish_scheduled = false;
         self.started = t;
-        self.round_start = t;
-        self.last_request = None;
-        self.deferred_request = false;
-        self.requested_running = false;
-        self.generation = 0;
+        self.rounds.reset(self.mono(t));
         self.check_seq += 1;
         self.last_round_seen = 0;
         // the first decision waits for the first look at the file (daemon::run)
         self.maintenance_answer = maintenance;
-        self.failover_running = false;
-        self.fence_running = false;
-        self.follow_running = false;
-        self.follow_next = None;
+        self.running.clear();
     }
 
     pub fn mono(&self, t: Us) -> f64 {
         crate::secs(t) + self.mono_offset
     }
 
-    /// The next tick of the shared poll grid strictly after `t` (poll::until_next_tick, on
-    /// this daemon's monotonic clock).
+    /// The next tick of the shared poll grid strictly after `t` (on this daemon's monotonic
+    /// clock).
     pub fn next_grid_tick(&self, t: Us) -> Us {
-        let interval = self.config.db_poll_interval.max(0.01);
-        let now = self.mono(t);
-        let next = ((now / interval).floor() + 1.0) * interval;
-        let wait = (next - now).clamp(0.0, interval);
+        let wait = pglookout::poll::until_next_tick(self.mono(t), self.config.db_poll_interval.max(0.01));
         t + crate::us(wait).max(1)
     }
 
@@ -250,41 +225,26 @@ impl Daemon {
         self.started + (since / PUBLISH_EVERY + 1) * PUBLISH_EVERY
     }
 
-    /// Requested rounds are at least min(1 s, db_poll_interval) apart.
-    pub fn request_spacing_passed(&self, t: Us) -> bool {
-        let spacing = crate::us(self.config.db_poll_interval.clamp(0.0, 1.0));
-        self.last_request.is_none_or(|r| t.saturating_sub(r) >= spacing)
+    /// A poll-now request: true when a new round starts now (workers then probe at once).
+    pub fn request_round(&mut self, t: Us) -> bool {
+        let (now, interval) = (self.mono(t), self.config.db_poll_interval);
+        self.rounds.request(now, interval)
     }
 
-    /// poll::Aggregator::request_round: true when a new round starts now (workers then probe
-    /// at once); otherwise the request is deferred.
-    pub fn request_round(&mut self, t: Us) -> bool {
-        if self.requested_running || !self.request_spacing_passed(t) {
-            self.deferred_request = true;
-            return false;
-        }
-        self.deferred_request = false;
-        self.requested_running = true;
-        self.last_request = Some(t);
-        self.round_start = t;
-        self.reported.iter_mut().for_each(|r| *r = false);
-        self.generation += 1;
-        true
+    /// The publish tick: starts a deferred request whose spacing has passed.
+    pub fn tick(&mut self, t: Us) -> bool {
+        let (now, interval) = (self.mono(t), self.config.db_poll_interval);
+        self.rounds.tick(now, interval)
     }
 
     /// Counts a report; true when it completed a round (then the snapshot is published at once).
-    pub fn report(&mut self, w: usize, started: Us, now: Us) -> bool {
-        if started >= self.round_start {
-            self.reported[w] = true;
-        }
-        if self.reported.iter().all(|r| *r) {
+    pub fn report(&mut self, w: usize, started: Us, t: Us) -> bool {
+        let (started, now, interval) = (self.mono(started), self.mono(t), self.config.db_poll_interval);
+        let complete = self.rounds.report(&w, started, self.workers.len(), now, interval);
+        if complete {
             self.work.round += 1;
-            self.round_start = now;
-            self.reported.iter_mut().for_each(|r| *r = false);
-            self.requested_running = false;
-            return true;
         }
-        false
+        complete
     }
 
     pub fn publish(&mut self) {

@@ -262,13 +262,13 @@ impl<'a> World<'a> {
             Ev::Publish { d, epoch } => {
                 if self.daemons[d].up && self.daemons[d].epoch == epoch {
                     self.daemons[d].publish_scheduled = false;
-                    if self.daemons[d].deferred_request && self.daemons[d].request_spacing_passed(self.now) {
-                        self.request_round(d);
+                    if self.daemons[d].tick(self.now) {
+                        self.wake(d);
                     }
                     if self.daemons[d].dirty {
                         self.publish(d);
                     }
-                    if self.daemons[d].deferred_request || self.daemons[d].dirty {
+                    if self.daemons[d].rounds.deferred() || self.daemons[d].dirty {
                         self.schedule_publish(d);
                     }
                 }
@@ -412,7 +412,7 @@ impl<'a> World<'a> {
         let worker = &mut dm.workers[w];
         worker.busy = true;
         worker.tick_seq += 1;
-        worker.generation = dm.generation;
+        worker.generation = dm.rounds.generation();
         let fetch_time = self.cluster.wall(now, dm.wall_offset);
         let deadline = us(dm.config.db_poll_timeout);
         let epoch = dm.epoch;
@@ -497,10 +497,9 @@ impl<'a> World<'a> {
         }
         let completed = self.daemons[d].report(w, started, now);
         if completed {
+            // a deferred request may have started with the next round
+            self.wake(d);
             self.publish(d);
-            if self.daemons[d].deferred_request && self.daemons[d].request_spacing_passed(now) {
-                self.request_round(d);
-            }
         } else {
             self.daemons[d].dirty = true;
             self.schedule_publish(d);
@@ -510,7 +509,7 @@ impl<'a> World<'a> {
         if !dm.up || dm.workers[w].busy {
             return;
         }
-        if dm.workers[w].generation != dm.generation {
+        if dm.workers[w].generation != dm.rounds.generation() {
             self.start_probe(d, w);
         } else {
             let t = dm.next_grid_tick(now);
@@ -547,8 +546,15 @@ impl<'a> World<'a> {
             self.schedule_publish(d);
             return;
         }
+        self.wake(d);
+    }
+
+    /// A requested round started: every idle worker probes at once (a busy one does when its
+    /// probe ends, as the daemon's workers watch the generation).
+    fn wake(&mut self, d: usize) {
         for w in 0..self.daemons[d].workers.len() {
-            if !self.daemons[d].workers[w].busy {
+            let dm = &self.daemons[d];
+            if dm.up && !dm.workers[w].busy && dm.workers[w].generation != dm.rounds.generation() {
                 self.start_probe(d, w);
             }
         }
@@ -573,7 +579,7 @@ impl<'a> World<'a> {
             wall_now,
             mono_now: dm.mono(now),
             maintenance_mode: dm.maintenance_answer,
-            failover_running: dm.failover_running,
+            failover_running: dm.running.failover(),
             config_version: 0,
         };
         let decision = decide(&view, &dm.config, &mut dm.memory);
@@ -600,10 +606,9 @@ impl<'a> World<'a> {
         match action {
             Action::RequestPoll => self.request_round(d),
             Action::RunFailoverCommand { old_master, .. } => {
-                if self.daemons[d].failover_running {
+                if !self.daemons[d].running.start_failover() {
                     return;
                 }
-                self.daemons[d].failover_running = true;
                 self.note(format!(
                     "{who}: runs failover_command (old master {})",
                     old_master.as_deref().unwrap_or("none")
@@ -612,10 +617,10 @@ impl<'a> World<'a> {
             }
             Action::RunFenceCommand { reason, .. } => {
                 let dm = &mut self.daemons[d];
-                if dm.config.fence_command.is_none() || dm.fence_running {
+                let mono = dm.mono(self.now);
+                if dm.config.fence_command.is_none() || !dm.running.start_fence(mono) {
                     return;
                 }
-                dm.fence_running = true;
                 let budget = us(dm.config.fence_command_budget);
                 let epoch = dm.epoch;
                 self.note(format!("{who}: runs fence_command: {reason}"));
@@ -625,9 +630,8 @@ impl<'a> World<'a> {
                 self.at(t, Ev::FenceAct { node: d, d, epoch });
             }
             Action::FollowMaster { master } => {
-                if self.daemons[d].follow_running {
-                    self.daemons[d].follow_next = Some(master.clone());
-                } else {
+                let now = self.daemons[d].running.start_follow(master);
+                if now {
                     self.start_follow(d, master);
                 }
             }
@@ -673,13 +677,12 @@ impl<'a> World<'a> {
 
     fn start_follow(&mut self, d: usize, master: &str) {
         let dm = &mut self.daemons[d];
-        dm.follow_running = true;
         let epoch = dm.epoch;
         let now = self.now;
         let m = master.strip_prefix("pg").and_then(|s| s.parse::<usize>().ok());
         let Some(m) = m.filter(|m| *m < self.cluster.nodes.len() && *m != d) else {
             // not a node of ours: decide() only names nodes of remote_conns, so this never runs
-            dm.follow_running = false;
+            dm.running.follow_done(master, false);
             return;
         };
         let node = &self.cluster.nodes[d];
@@ -733,21 +736,23 @@ impl<'a> World<'a> {
             Cmd::Failover => {
                 self.note(format!("{who}: failover_command {result}"));
                 let dm = &mut self.daemons[d];
-                dm.failover_running = false;
+                dm.running.failover_done();
                 dm.memory.record_failover_result(ok, mono);
             }
             Cmd::Fence => {
                 let dm = &mut self.daemons[d];
-                dm.fence_running = false;
+                dm.running.fence_done(mono);
                 dm.memory.record_fence_result(ok, mono);
             }
             Cmd::Follow(m) => {
                 let master = format!("pg{m}");
                 let dm = &mut self.daemons[d];
-                dm.follow_running = false;
+                let next = dm.running.follow_done(&master, ok);
                 dm.memory.record_follow_result(&master, ok);
-                if let Some(next) = dm.follow_next.take().filter(|n| *n != master || !ok) {
-                    self.start_follow(d, &next);
+                if let Some(next) = next {
+                    if self.daemons[d].running.start_follow(&next) {
+                        self.start_follow(d, &next);
+                    }
                 }
             }
         }

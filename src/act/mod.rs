@@ -4,3 +4,4 @@ pub mod alerts;
 pub mod command;
 pub mod files;
 pub mod follow;
+pub mod running;

@@ -6,6 +6,7 @@
 
 pub mod observer;
 pub mod postgres;
+pub mod rounds;
 
 use crate::clock;
 use crate::config::Config;
@@ -14,7 +15,9 @@ use crate::prometheus::Counters;
 pub use crate::state::Snapshot;
 use crate::state::{NodeState, ObserverState, PgFields, Timestamp};
 use postgres::{PgProbe, ProbeError};
-use std::collections::{BTreeMap, BTreeSet};
+pub use rounds::until_next_tick;
+use rounds::Rounds;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify};
@@ -22,7 +25,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// How often a changed state is published at most.
-const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+pub const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
 /// Handle to the running poller.
 #[derive(Clone)]
@@ -125,7 +128,8 @@ enum Outcome {
 
 struct Report {
     key: Key,
-    started: Instant,
+    /// When the probe started (monotonic seconds).
+    started: f64,
     fetch_time: Timestamp,
     mono: f64,
     outcome: Outcome,
@@ -173,11 +177,7 @@ pub fn start(
         generation: watch::channel(0u64).0,
         workers: BTreeMap::new(),
         snapshot: Snapshot::default(),
-        round_start: Instant::now(),
-        reported: BTreeSet::new(),
-        last_request: None,
-        deferred_request: false,
-        requested_running: false,
+        rounds: Rounds::new(clock::monotonic()),
     };
     tokio::spawn(agg.run());
     poller
@@ -196,12 +196,7 @@ struct Aggregator {
     generation: watch::Sender<u64>,
     workers: BTreeMap<Key, Worker>,
     snapshot: Snapshot,
-    round_start: Instant,
-    reported: BTreeSet<Key>,
-    last_request: Option<Instant>,
-    deferred_request: bool,
-    /// A requested round has started and not completed yet.
-    requested_running: bool,
+    rounds: Rounds<Key>,
 }
 
 impl Aggregator {
@@ -215,11 +210,12 @@ impl Aggregator {
             tokio::select! {
                 _ = self.cancel.cancelled() => break,
                 Some(report) = rx.recv() => {
-                    self.apply(report);
-                    dirty = true;
-                    if self.round_complete() {
+                    if self.apply(report) {
+                        self.finish_round();
                         self.publish();
                         dirty = false;
+                    } else {
+                        dirty = true;
                     }
                 }
                 changed = self.config.changed() => {
@@ -231,19 +227,21 @@ impl Aggregator {
                     if changed.is_err() { break; }
                     self.sync_workers(&tx);
                 }
-                _ = self.poll_now.notified() => self.request_round(),
+                _ = self.poll_now.notified() => {
+                    let interval = self.poll_interval();
+                    self.rounds.request(clock::monotonic(), interval);
+                    self.sync_generation();
+                }
                 _ = publish.tick() => {
                     self.restart_crashed_workers(&tx);
-                    if self.deferred_request && self.request_spacing_passed() {
-                        self.request_round();
-                    }
-                    if self.workers.is_empty() {
+                    let (now, interval) = (clock::monotonic(), self.poll_interval());
+                    self.rounds.tick(now, interval);
+                    self.sync_generation();
+                    if self.workers.is_empty() && self.rounds.idle_round_due(now, interval) {
                         // nothing to poll: a round is just the passing of the interval
-                        let interval = Duration::from_secs_f64(self.config.borrow().db_poll_interval);
-                        if self.round_start.elapsed() >= interval {
-                            self.finish_round();
-                            dirty = true;
-                        }
+                        self.rounds.finish(now, interval);
+                        self.finish_round();
+                        dirty = true;
                     }
                     if dirty {
                         self.publish();
@@ -257,66 +255,39 @@ impl Aggregator {
         }
     }
 
-    /// Requested rounds are at least `min(1 s, db_poll_interval)` apart, so a flood of
-    /// `POST /check` cannot multiply polling; a request inside that window is deferred, not lost.
-    fn request_spacing_passed(&self) -> bool {
-        let spacing = Duration::from_secs_f64(self.config.borrow().db_poll_interval.clamp(0.0, 1.0));
-        self.last_request.is_none_or(|t| t.elapsed() >= spacing)
+    fn poll_interval(&self) -> f64 {
+        self.config.borrow().db_poll_interval
     }
 
-    fn request_round(&mut self) {
-        // A requested round that is still running is never restarted: with a node that takes
-        // its whole deadline, restarting on every request would keep any round from completing.
-        if self.requested_running || !self.request_spacing_passed() {
-            self.deferred_request = true;
-            return;
-        }
-        self.deferred_request = false;
-        self.requested_running = true;
-        let now = Instant::now();
-        self.last_request = Some(now);
-        self.round_start = now;
-        self.reported.clear();
-        self.generation.send_modify(|g| *g += 1);
+    /// Tells the workers when a requested round started (they probe at once).
+    fn sync_generation(&mut self) {
+        let g = self.rounds.generation();
+        self.generation.send_if_modified(|v| std::mem::replace(v, g) != g);
     }
 
-    /// Whether every worker has reported in this round. Runs once per report, so it must not
-    /// be O(N): `reported` only ever holds keys of `workers` (`apply` skips unknown keys and
-    /// `sync_workers` drops stopped ones from both), so equal sizes mean equal sets. Building
-    /// the set of required keys here instead cost O(N²) per round, half of the daemon's CPU
-    /// at a thousand nodes (docs/performance.md).
-    fn round_complete(&mut self) -> bool {
-        debug_assert!(self.reported.len() <= self.workers.len());
-        if !self.workers.is_empty() && self.reported.len() == self.workers.len() {
-            self.finish_round();
-            return true;
-        }
-        false
-    }
-
+    /// A round completed (the accounting already moved on): counted in the snapshot.
     fn finish_round(&mut self) {
         self.snapshot.round += 1;
         self.snapshot.last_round_at = Some(clock::monotonic());
-        self.round_start = Instant::now();
-        self.reported.clear();
-        self.requested_running = false;
-        if self.deferred_request && self.request_spacing_passed() {
-            self.request_round();
-        }
+        self.sync_generation();
     }
 
     fn publish(&mut self) {
         self.snap_tx.send_replace(Arc::new(self.snapshot.clone()));
     }
 
-    fn apply(&mut self, r: Report) {
+    /// Merges one report; true when it completed a round. Counting it runs once per report, so
+    /// it must not be O(N) (building the set of required keys instead cost O(N²) per round,
+    /// half of the daemon's CPU at a thousand nodes; docs/performance.md).
+    fn apply(&mut self, r: Report) -> bool {
         crate::supervise::fault_point("poll-aggregator");
         if !self.workers.contains_key(&r.key) {
-            return; // removed by a reload while probing
+            return false; // removed by a reload while probing
         }
-        if r.started >= self.round_start {
-            self.reported.insert(r.key.clone());
-        }
+        let now = clock::monotonic();
+        let complete = self
+            .rounds
+            .report(&r.key, r.started, self.workers.len(), now, self.poll_interval());
         self.snapshot.last_report_at = Some(r.mono);
         if let Key::Node(name) = &r.key {
             self.snapshot.polled_at.insert(name.clone(), r.mono);
@@ -354,6 +325,7 @@ impl Aggregator {
             }
             _ => {}
         }
+        complete
     }
 
     /// A worker task that ended on its own panicked (its own loop only ends when cancelled):
@@ -398,7 +370,7 @@ impl Aggregator {
             if let Some(w) = self.workers.remove(&key) {
                 w.cancel.cancel();
             }
-            self.reported.remove(&key);
+            self.rounds.forget(&key);
             let still_wanted = wanted.contains_key(&key);
             match &key {
                 Key::Node(n) if !still_wanted => {
@@ -519,7 +491,7 @@ impl WorkerCtx {
         }
     }
 
-    async fn send(&self, started: Instant, fetch_time: Timestamp, mono: f64, outcome: Outcome) -> bool {
+    async fn send(&self, started: f64, fetch_time: Timestamp, mono: f64, outcome: Outcome) -> bool {
         let report = Report {
             key: self.key.clone(),
             started,
@@ -540,6 +512,7 @@ impl WorkerCtx {
                 crate::supervise::fault_point(&format!("poll-worker:{name}"));
             }
             let started = Instant::now();
+            let started_mono = clock::monotonic();
             let fetch_time = chrono::Utc::now();
             let outcome = tokio::select! {
                 _ = self.cancel.cancelled() => return,
@@ -549,7 +522,7 @@ impl WorkerCtx {
                 self.counters
                     .observe_poll(started.elapsed().as_secs_f64(), result.is_ok());
             }
-            if !self.send(started, fetch_time, clock::monotonic(), outcome).await {
+            if !self.send(started_mono, fetch_time, clock::monotonic(), outcome).await {
                 return;
             }
             next = self.next_tick();
@@ -595,12 +568,6 @@ impl Probe for ObserverProbe {
     }
 }
 
-/// Seconds from `now` to the first multiple of `interval` strictly after it.
-fn until_next_tick(now: f64, interval: f64) -> f64 {
-    let next = ((now / interval).floor() + 1.0) * interval;
-    (next - now).clamp(0.0, interval)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -643,18 +610,6 @@ mod tests {
         let c = merge(Some(&b), t, 3.0, Some(standby(4.0, true)));
         assert_eq!(c.replication_start_time, Some(2.0));
         assert_eq!(c.min_replication_time_lag, Some(2.0));
-    }
-
-    #[test]
-    fn probes_are_scheduled_on_a_shared_grid() {
-        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
-        // wherever a worker finished its probe, it waits for the same next tick
-        assert!(close(until_next_tick(100.0, 1.0), 1.0));
-        assert!(close(until_next_tick(100.25, 1.0), 0.75));
-        assert!(close(until_next_tick(100.999, 1.0), 0.001));
-        assert!(close(until_next_tick(12.5, 5.0), 2.5));
-        // a probe that overran several ticks waits for the next one, not for a burst of them
-        assert!(close(until_next_tick(107.4, 2.0), 0.6));
     }
 
     #[test]
