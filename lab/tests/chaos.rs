@@ -85,3 +85,33 @@ async fn short_campaign_partition_sigstop_blip() {
     let summary = chaos::summary(&records);
     assert!(summary.contains("passed") && summary.contains("failed"), "{summary}");
 }
+
+/// Issue 8, item 4: a frozen standby (its server and its daemon, as a paused VM) and a frozen
+/// observer never cause a failover or a fence, held for longer than the fast profile's fence
+/// timeout and fast trigger together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_standby_or_observer_never_fails_over() {
+    let opts = Options {
+        runs: 2,
+        seed: 1,
+        profile: Profile::Fast,
+        faults: vec![Fault::SigstopStandby, Fault::SigstopObserver],
+        hold_min: 10.0,
+        hold_max: 10.0,
+        converge_deadline: Duration::from_secs(20),
+    };
+    let records = chaos::campaign(&opts, |r| eprintln!("{}", r.line()))
+        .await
+        .expect("campaign");
+    let faults: BTreeSet<&str> = records.iter().map(|r| r.fault.as_str()).collect();
+    assert_eq!(faults, BTreeSet::from(["sigstop-observer", "sigstop-standby"]));
+    for r in &records {
+        let line = r.line();
+        assert!(r.error.is_none(), "the run itself failed: {line}");
+        assert!(r.failovers.is_empty(), "a freeze caused a failover: {line}");
+        assert!(r.fences.is_empty(), "a freeze caused a fence: {line}");
+        assert_eq!(r.max_writable, 1, "{line}");
+        assert_eq!(r.final_primary.as_deref(), Some("pg1"), "{line}");
+        assert!(r.passed, "{line}\n{}", r.diagnostics);
+    }
+}

@@ -54,11 +54,22 @@ pub fn check_skew(
     local_before: Timestamp,
     local_after: Timestamp,
 ) -> Result<(), ObserverError> {
-    let Some(date) = date_header.and_then(|d| httpdate::parse_http_date(d).ok()) else {
-        // no or unreadable Date header: nothing to compare; accept as the original does
+    // no or unreadable Date header: nothing to compare; accept as the original does
+    let remote = date_header
+        .and_then(|d| httpdate::parse_http_date(d).ok())
+        .map(Timestamp::from);
+    check_clock(remote, local_before, local_after)
+}
+
+/// [`check_skew`] on the observer's time as its `Date` header gave it (whole seconds).
+pub fn check_clock(
+    remote: Option<Timestamp>,
+    local_before: Timestamp,
+    local_after: Timestamp,
+) -> Result<(), ObserverError> {
+    let Some(remote) = remote else {
         return Ok(());
     };
-    let remote: Timestamp = date.into();
     // The header has one-second resolution: allow that much on top of the request's duration.
     let behind = (local_before - remote).num_milliseconds() as f64 / 1000.0;
     let ahead = (remote - local_after).num_milliseconds() as f64 / 1000.0 - 1.0;
@@ -106,7 +117,13 @@ pub async fn fetch(
         }
         body.extend_from_slice(&chunk);
     }
-    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ObserverError::NotJson(e.to_string()))?;
+    parse_answer(&body)
+}
+
+/// An observer's answer: a `/state.json` body. Entries with a bad shape are dropped and
+/// described in the second value. The simulator reads its observers' answers with this too.
+pub fn parse_answer(body: &[u8]) -> Result<(BTreeMap<String, NodeState>, Vec<String>), ObserverError> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| ObserverError::NotJson(e.to_string()))?;
     let (nodes, bad) = parse_node_map(&value).map_err(|e| ObserverError::Shape(e.to_string()))?;
     Ok((
         nodes,
