@@ -170,9 +170,7 @@ impl Loop {
                 {
                     tracing::warn!(target: "pglookout", "http_address, http_port, http_tls_cert and http_tls_key take effect only after a restart");
                 }
-                if new.remote_conns != self.config.remote_conns {
-                    self.memory.nodes_changed(clock::monotonic());
-                }
+                self.memory.config_reloaded(&self.config, &new, clock::monotonic());
                 self.log.apply(&new);
                 self.statsd_tx.send_replace(Statsd::new(new.statsd.as_ref()));
                 tracing::debug!(target: "pglookout", "new config: {}", new.masked_summary());

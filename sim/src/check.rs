@@ -16,7 +16,8 @@
 //!   `never_promote_these_nodes`, or whose maintenance file has existed since before the
 //!   previous check (C + 1 ms).
 //! - **majority-sees-primary** (at every failover command start): a strict majority of all
-//!   daemons (node daemons and observers) do not currently see the old master connected.
+//!   daemons (node daemons and observers) do not currently see the old master connected as a
+//!   primary.
 //! - **liveness** (liveness schedules): the primary lost and nothing else wrong, a standby is
 //!   writable within [`liveness_deadline`] of the loss, and with autofollow every other running
 //!   standby follows it within [`follow_deadline`] of the promotion.
@@ -179,7 +180,13 @@ pub fn at_failover(w: &World, d: usize, old_master: Option<&str>) -> Option<Viol
     let seeing: Vec<&str> = w
         .daemons
         .iter()
-        .filter(|e| e.up && e.published.nodes.get(old).is_some_and(|n| n.connection))
+        .filter(|e| {
+            e.up && e
+                .published
+                .nodes
+                .get(old)
+                .is_some_and(|n| n.connection && n.in_recovery() == Some(false))
+        })
         .map(|e| e.name.as_str())
         .collect();
     if seeing.len() * 2 > w.daemons.len() {

@@ -66,6 +66,15 @@ pub enum FaultKind {
     ObserverGarbage(usize),
     /// This standby replays this long behind its primary.
     SlowStandby { node: usize, lag: Us },
+    /// This daemon's wall clock is stepped by `by` microseconds (either way) for the fault's
+    /// duration, then stepped back: beyond 5 s, the others refuse its answers and it theirs.
+    ClockSkew { daemon: usize, by: i64 },
+    /// This daemon's `/state.json` answers another cluster's state under the same node names:
+    /// `primary` is a connected primary there on a far newer timeline, the others standbys.
+    ForeignObserver { daemon: usize, primary: usize },
+    /// A config reload on this daemon removes `node` from `remote_conns`; a second reload at
+    /// the fault's end adds it back.
+    Reload { daemon: usize, node: usize },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -236,7 +245,7 @@ fn chaos_fault(r: &mut Rng, s: &Schedule, k: Us) -> FaultKind {
     let node = r.index(s.nodes);
     let daemon = r.index(hosts);
     let cut = if r.chance(50) { Cut::Refuse } else { Cut::Blackhole };
-    match r.below(12) {
+    match r.below(15) {
         0 => FaultKind::KillNode(node),
         1 => FaultKind::FreezeNode(node),
         2 | 3 => {
@@ -282,6 +291,15 @@ fn chaos_fault(r: &mut Rng, s: &Schedule, k: Us) -> FaultKind {
             node,
             lag: r.range(5, 60) * SEC * k.min(2),
         },
+        12 => {
+            let by = r.range(1, 60) as i64 * SEC as i64;
+            FaultKind::ClockSkew {
+                daemon,
+                by: if r.chance(50) { by } else { -by },
+            }
+        }
+        13 => FaultKind::ForeignObserver { daemon, primary: node },
+        14 if daemon != node => FaultKind::Reload { daemon, node },
         _ => FaultKind::Links {
             pairs: vec![(daemon, node), (node, daemon)],
             how: LinkFault::Cut(cut),
@@ -324,6 +342,12 @@ impl fmt::Display for Fault {
             FaultKind::ObserverStale(d) => write!(f, "stale:{d}")?,
             FaultKind::ObserverGarbage(d) => write!(f, "garbage:{d}")?,
             FaultKind::SlowStandby { node, lag } => write!(f, "slow:{node}={}", t(*lag))?,
+            FaultKind::ClockSkew { daemon, by } => {
+                let sign = if *by < 0 { '-' } else { '+' };
+                write!(f, "skew:{daemon}={sign}{}", t(by.unsigned_abs()))?
+            }
+            FaultKind::ForeignObserver { daemon, primary } => write!(f, "foreign:{daemon}={primary}")?,
+            FaultKind::Reload { daemon, node } => write!(f, "reload:{daemon}-{node}")?,
         }
         write!(f, "@{}+{}", t(self.at), t(self.dur))
     }
@@ -404,6 +428,32 @@ fn parse_fault(s: &str) -> Result<Fault, String> {
             FaultKind::SlowStandby {
                 node: parse_n(n)?,
                 lag: parse_t(lag)?,
+            }
+        }
+        "skew" => {
+            let (d, by) = args.split_once('=').ok_or("skew:DAEMON=+SECS or -SECS")?;
+            let (sign, by) = match by.split_at_checked(1) {
+                Some(("+", rest)) => (1, rest),
+                Some(("-", rest)) => (-1, rest),
+                _ => return Err(format!("skew {by:?}: +SECS or -SECS")),
+            };
+            FaultKind::ClockSkew {
+                daemon: parse_n(d)?,
+                by: sign * i64::try_from(parse_t(by)?).map_err(|_| "skew too large")?,
+            }
+        }
+        "foreign" => {
+            let (d, p) = args.split_once('=').ok_or("foreign:DAEMON=PRIMARY")?;
+            FaultKind::ForeignObserver {
+                daemon: parse_n(d)?,
+                primary: parse_n(p)?,
+            }
+        }
+        "reload" => {
+            let (d, n) = args.split_once('-').ok_or("reload:DAEMON-NODE")?;
+            FaultKind::Reload {
+                daemon: parse_n(d)?,
+                node: parse_n(n)?,
             }
         }
         "isolate" => {
@@ -507,6 +557,10 @@ impl Schedule {
                 | FaultKind::ObserverGarbage(d)
                 | FaultKind::Isolate { host: d, .. } => host_ok(*d),
                 FaultKind::Links { pairs, .. } => pairs.iter().all(|(a, b)| host_ok(*a) && host_ok(*b)),
+                FaultKind::ClockSkew { daemon, .. } => host_ok(*daemon),
+                FaultKind::ForeignObserver { daemon, primary } => host_ok(*daemon) && node_ok(*primary),
+                // a daemon's own node stays in its config (the config check requires it)
+                FaultKind::Reload { daemon, node } => host_ok(*daemon) && node_ok(*node) && daemon != node,
             };
             if !ok {
                 return Err(format!("fault {f} names a node or host the cluster does not have"));

@@ -44,6 +44,11 @@ pub struct Worker {
     pub tick_seq: u64,
     /// The poll-now generation it last saw.
     pub generation: u64,
+    /// Its target is in the running config (a reload can remove it).
+    pub enabled: bool,
+    /// Bumped when a reload stops it: the end of a probe it had started is then dropped, as the
+    /// aggregator drops reports of workers it no longer has.
+    pub incarnation: u64,
 }
 
 /// The poller's published snapshot (poll::Snapshot, the parts decide() reads).
@@ -57,6 +62,10 @@ pub struct Snapshot {
 pub struct Daemon {
     pub name: String,
     pub config: Config,
+    /// Bumped at every reload that took (the decision waits for a fresh poll after one).
+    pub config_version: u64,
+    /// The node a reload has taken out of `remote_conns`, while one has.
+    pub removed: Option<usize>,
     pub memory: Memory,
     pub up: bool,
     /// Bumped at every (re)start: events of an earlier incarnation are ignored.
@@ -81,6 +90,10 @@ pub struct Daemon {
     pub last_round_seen: u64,
     pub maintenance_answer: bool,
     pub running: Running,
+    /// Bumped at every publication.
+    pub publish_seq: u64,
+    /// The reading of the `/state.json` bytes of publication `.0` (see `World::observer_answer`).
+    pub answer_cache: Option<(u64, BTreeMap<String, NodeState>)>,
     /// What `/state.json` answers while an `ObserverStale` fault holds it.
     pub stale_copy: Option<BTreeMap<String, NodeState>>,
 }
@@ -95,8 +108,9 @@ pub fn daemon_name(s: &Schedule, d: usize) -> String {
 }
 
 /// The config document of daemon `d`: the mesh of docs/safety.md (every node's daemon lists the
-/// other nodes' daemons and the observers), the profile's timings, our command names.
-pub fn config_json(s: &Schedule, d: usize) -> Value {
+/// other nodes' daemons and the observers), the profile's timings, our command names; without
+/// node `removed` in `remote_conns` when a reload took it out.
+pub fn config_json(s: &Schedule, d: usize, removed: Option<usize>) -> Value {
     let mut conf = serde_json::Map::new();
     if s.profile == Profile::Fast {
         if let Ok(Value::Object(fast)) = serde_json::from_str::<Value>(FAST_PROFILE) {
@@ -104,6 +118,7 @@ pub fn config_json(s: &Schedule, d: usize) -> Value {
         }
     }
     let remote: serde_json::Map<String, Value> = (0..s.nodes)
+        .filter(|i| Some(*i) != removed)
         .map(|i| {
             (
                 format!("pg{i}"),
@@ -156,7 +171,7 @@ impl Daemon {
         let name = daemon_name(s, d);
         let path = format!("/sim/{name}.json");
         let (config, _warnings) =
-            Config::from_value(Path::new(&path), &config_json(s, d)).map_err(|e| e.to_string())?;
+            Config::from_value(Path::new(&path), &config_json(s, d, None)).map_err(|e| e.to_string())?;
         let mut targets: Vec<Target> = (0..s.nodes).map(Target::Node).collect();
         for o in 0..s.daemons() {
             let oname = daemon_name(s, o);
@@ -164,10 +179,18 @@ impl Daemon {
                 targets.push(Target::Observer(o, oname));
             }
         }
-        let workers = vec![Worker::default(); targets.len()];
+        let workers = vec![
+            Worker {
+                enabled: true,
+                ..Worker::default()
+            };
+            targets.len()
+        ];
         Ok(Daemon {
             name,
             config,
+            config_version: 0,
+            removed: None,
             memory: Memory::new(mono_offset),
             up: true,
             epoch: 0,
@@ -185,6 +208,8 @@ impl Daemon {
             last_round_seen: 0,
             maintenance_answer: false,
             running: Running::default(),
+            publish_seq: 0,
+            answer_cache: None,
             stale_copy: None,
         })
     }
@@ -194,7 +219,14 @@ impl Daemon {
         self.up = true;
         self.epoch += 1;
         self.memory = Memory::new(self.mono(t));
-        self.workers = vec![Worker::default(); self.targets.len()];
+        let enabled: Vec<bool> = self.workers.iter().map(|w| w.enabled).collect();
+        self.workers = enabled
+            .into_iter()
+            .map(|enabled| Worker {
+                enabled,
+                ..Worker::default()
+            })
+            .collect();
         self.work = Snapshot::default();
         self.published = Snapshot::default();
         self.dirty = false;
@@ -206,6 +238,48 @@ impl Daemon {
         // the first decision waits for the first look at the file (daemon::run)
         self.maintenance_answer = maintenance;
         self.running.clear();
+    }
+
+    /// A SIGHUP: the config of schedule `s` without node `removed`, checked as the daemon
+    /// checks it (a config that does not load keeps the running one). Workers of targets the new
+    /// config lacks stop, their nodes leave the snapshot; returns the workers to start at once.
+    pub fn reload(&mut self, s: &Schedule, d: usize, t: Us, removed: Option<usize>) -> Result<Vec<usize>, String> {
+        let path = format!("/sim/{}.json", self.name);
+        let (new, _warnings) =
+            Config::from_value(Path::new(&path), &config_json(s, d, removed)).map_err(|e| e.to_string())?;
+        let now = self.mono(t);
+        self.memory.config_reloaded(&self.config, &new, now);
+        self.config = new;
+        self.config_version += 1;
+        self.removed = removed;
+        let mut start = Vec::new();
+        for (w, target) in self.targets.iter().enumerate() {
+            let wanted = match target {
+                Target::Node(n) => self.config.remote_conns.contains_key(&format!("pg{n}")),
+                Target::Observer(_, name) => self.config.observers.contains_key(name),
+            };
+            let worker = &mut self.workers[w];
+            if worker.enabled && !wanted {
+                worker.enabled = false;
+                worker.busy = false;
+                worker.incarnation += 1;
+                worker.tick_seq += 1;
+                self.rounds.forget(&w);
+                if let Target::Node(n) = target {
+                    self.work.nodes.remove(&format!("pg{n}"));
+                }
+                self.dirty = true;
+            } else if !worker.enabled && wanted {
+                worker.enabled = true;
+                start.push(w);
+            }
+        }
+        Ok(start)
+    }
+
+    /// How many workers the running config has.
+    pub fn live_workers(&self) -> usize {
+        self.workers.iter().filter(|w| w.enabled).count()
     }
 
     pub fn mono(&self, t: Us) -> f64 {
@@ -240,7 +314,7 @@ impl Daemon {
     /// Counts a report; true when it completed a round (then the snapshot is published at once).
     pub fn report(&mut self, w: usize, started: Us, t: Us) -> bool {
         let (started, now, interval) = (self.mono(started), self.mono(t), self.config.db_poll_interval);
-        let complete = self.rounds.report(&w, started, self.workers.len(), now, interval);
+        let complete = self.rounds.report(&w, started, self.live_workers(), now, interval);
         if complete {
             self.work.round += 1;
         }
@@ -248,21 +322,10 @@ impl Daemon {
     }
 
     pub fn publish(&mut self) {
+        self.publish_seq += 1;
         self.published = self.work.clone();
         self.dirty = false;
     }
-}
-
-/// The daemon's own `poll::merge_observer` (its log lines go nowhere here): a failed fetch
-/// keeps the last nodes, marked as not reached.
-pub fn merge_observer(
-    observers: &mut BTreeMap<String, ObserverState>,
-    name: &str,
-    fetch_time: pglookout::state::Timestamp,
-    result: Option<BTreeMap<String, NodeState>>,
-) {
-    let result = result.ok_or_else(|| pglookout::poll::observer::ObserverError::Request("no answer".into()));
-    pglookout::poll::merge_observer(observers, name, fetch_time, result);
 }
 
 #[cfg(test)]
@@ -275,8 +338,15 @@ mod tests {
         for seed in 0..200 {
             let s = generate(seed);
             for d in 0..s.daemons() {
-                if let Err(e) = Daemon::new(&s, d, 1000.0, 0) {
-                    panic!("seed {seed} daemon {d}: {e}");
+                let mut dm = match Daemon::new(&s, d, 1000.0, 0) {
+                    Ok(dm) => dm,
+                    Err(e) => panic!("seed {seed} daemon {d}: {e}"),
+                };
+                // every reload the schedules can draw loads too
+                for n in (0..s.nodes).filter(|n| *n != d) {
+                    if let Err(e) = dm.reload(&s, d, 0, Some(n)) {
+                        panic!("seed {seed} daemon {d} without pg{n}: {e}");
+                    }
                 }
             }
         }

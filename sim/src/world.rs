@@ -11,11 +11,12 @@ use crate::cluster::{Cluster, Proc, Role};
 use crate::net::{self, Link};
 use crate::rng::draw;
 use crate::schedule::{FaultKind, Schedule};
-use crate::shell::{self, Daemon, Target};
-use crate::{secs, us, Us, MS};
+use crate::shell::{Daemon, Target};
+use crate::{us, Us, MS};
+use chrono::SubsecRound;
 use pglookout::decide::{decide, Action, View};
-use pglookout::poll::observer::MAX_CLOCK_SKEW_SECONDS;
-use pglookout::state::Timestamp;
+use pglookout::poll::observer::{self, ObserverError};
+use pglookout::state::{NodeState, Timestamp};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -45,6 +46,8 @@ enum Ev {
         d: usize,
         w: usize,
         epoch: u64,
+        /// The worker's incarnation when the probe started.
+        inc: u64,
         started: Us,
         fetch_time: Timestamp,
         ok: bool,
@@ -243,7 +246,8 @@ impl<'a> World<'a> {
             Ev::FaultEnd(i) => self.fault_edge(i, false),
             Ev::WorkerTick { d, w, epoch, seq } => {
                 let dm = &self.daemons[d];
-                if dm.up && dm.epoch == epoch && dm.workers[w].tick_seq == seq && !dm.workers[w].busy {
+                let worker = &dm.workers[w];
+                if dm.up && dm.epoch == epoch && worker.enabled && worker.tick_seq == seq && !worker.busy {
                     self.start_probe(d, w);
                 }
             }
@@ -251,11 +255,13 @@ impl<'a> World<'a> {
                 d,
                 w,
                 epoch,
+                inc,
                 started,
                 fetch_time,
                 ok,
             } => {
-                if self.daemons[d].up && self.daemons[d].epoch == epoch {
+                let dm = &self.daemons[d];
+                if dm.up && dm.epoch == epoch && dm.workers[w].enabled && dm.workers[w].incarnation == inc {
                     self.probe_end(d, w, started, fetch_time, ok);
                 }
             }
@@ -374,11 +380,42 @@ impl<'a> World<'a> {
                 self.daemons[*d].stale_copy = Some(copy);
             }
             (FaultKind::ObserverStale(d), false) => self.daemons[*d].stale_copy = None,
+            (FaultKind::ClockSkew { daemon, by }, start) => {
+                self.daemons[*daemon].wall_offset += if start { *by } else { -by };
+            }
+            (FaultKind::Reload { daemon, node }, start) => self.reload(*daemon, start.then_some(*node)),
             (FaultKind::SlowStandby { node, lag }, true) => self.cluster.nodes[*node].lag = *lag,
             (FaultKind::SlowStandby { node, .. }, false) => {
                 self.cluster.nodes[*node].lag = crate::cluster::BASE_LAG;
             }
             _ => {}
+        }
+    }
+
+    /// daemon::Loop::apply_reload: the new config, a poll at once (stopped workers gone, new
+    /// ones probing), and a decision. A daemon that is down finds the file changed at its start.
+    fn reload(&mut self, d: usize, removed: Option<usize>) {
+        let now = self.now;
+        let sched = self.sched;
+        match self.daemons[d].reload(sched, d, now, removed) {
+            Ok(start) => {
+                let who = self.daemons[d].name.clone();
+                let what = removed.map_or("back to every node".to_string(), |n| format!("without pg{n}"));
+                self.note(format!("{who}: config reloaded, {what}"));
+                if !self.daemons[d].up {
+                    return;
+                }
+                for w in start {
+                    self.start_probe(d, w);
+                }
+                self.request_round(d);
+                self.schedule_publish(d);
+                self.check(d);
+            }
+            Err(e) => {
+                let who = self.daemons[d].name.clone();
+                self.note(format!("{who}: config reload failed, keeping the running config: {e}"));
+            }
         }
     }
 
@@ -395,7 +432,9 @@ impl<'a> World<'a> {
             self.note(format!("{name}: daemon starts with an empty memory"));
         }
         for w in 0..self.daemons[d].workers.len() {
-            self.start_probe(d, w);
+            if self.daemons[d].workers[w].enabled {
+                self.start_probe(d, w);
+            }
         }
         self.check(d);
     }
@@ -413,6 +452,7 @@ impl<'a> World<'a> {
         worker.busy = true;
         worker.tick_seq += 1;
         worker.generation = dm.rounds.generation();
+        let inc = worker.incarnation;
         let fetch_time = self.cluster.wall(now, dm.wall_offset);
         let deadline = us(dm.config.db_poll_timeout);
         let epoch = dm.epoch;
@@ -438,6 +478,7 @@ impl<'a> World<'a> {
                 d,
                 w,
                 epoch,
+                inc,
                 started: now,
                 fetch_time,
                 ok,
@@ -476,18 +517,15 @@ impl<'a> World<'a> {
                 }
             }
             Target::Observer(o, name) => {
-                let garbage = self.fault_active(|k| *k == FaultKind::ObserverGarbage(o));
-                let skew = (self.daemons[o].wall_offset - self.daemons[d].wall_offset).unsigned_abs();
-                let result = if !ok || !self.daemons[o].up || garbage || secs(skew) > MAX_CLOCK_SKEW_SECONDS {
-                    None
+                let result = if ok && self.daemons[o].up {
+                    self.observer_answer(d, o, fetch_time)
                 } else {
-                    let od = &self.daemons[o];
-                    Some(od.stale_copy.clone().unwrap_or_else(|| od.published.nodes.clone()))
+                    Err(ObserverError::Request("no answer".into()))
                 };
-                let reached = result.is_some();
+                let reached = result.is_ok();
                 let dm = &mut self.daemons[d];
                 let was = dm.work.observers.get(&name).map(|o| o.connection);
-                shell::merge_observer(&mut dm.work.observers, &name, fetch_time, result);
+                pglookout::poll::merge_observer(&mut dm.work.observers, &name, fetch_time, result);
                 if was.is_some_and(|w| w != reached) || (was.is_none() && !reached) {
                     let who = dm.name.clone();
                     let what = if reached { "answers again" } else { "does not answer" };
@@ -517,6 +555,66 @@ impl<'a> World<'a> {
             worker.tick_seq += 1;
             let (seq, epoch) = (worker.tick_seq, dm.epoch);
             self.at(t, Ev::WorkerTick { d, w, epoch, seq });
+        }
+    }
+
+    /// Daemon `d`'s fetch of daemon `o`'s `/state.json`, started at `before` (d's wall clock):
+    /// the bytes `o` serves (its published nodes, what a stale or foreign fault makes it
+    /// serve, or garbage), read by the daemon's own answer check: the clock-skew check against
+    /// the `Date` header (whole seconds of o's clock), the JSON and the shape checks.
+    fn observer_answer(
+        &mut self,
+        d: usize,
+        o: usize,
+        before: Timestamp,
+    ) -> Result<std::collections::BTreeMap<String, NodeState>, ObserverError> {
+        let now = self.now;
+        let date = self.cluster.wall(now, self.daemons[o].wall_offset).trunc_subsecs(0);
+        let after = self.cluster.wall(now, self.daemons[d].wall_offset);
+        observer::check_clock(Some(date), before, after)?;
+        if self.fault_active(|k| *k == FaultKind::ObserverGarbage(o)) {
+            let body = self.garbage(o);
+            return observer::parse_answer(&body).map(|(nodes, _bad)| nodes);
+        }
+        let foreign = self.sched.faults.iter().find_map(|f| match f.kind {
+            FaultKind::ForeignObserver { daemon, primary } if daemon == o && f.active(now) => Some(primary),
+            _ => None,
+        });
+        let od = &mut self.daemons[o];
+        let plain = foreign.is_none() && od.stale_copy.is_none();
+        // The same published snapshot gives the same bytes and the same reading: served and
+        // read once per publication (it was a third of the run time per fetch).
+        if plain {
+            if let Some((seq, nodes)) = &od.answer_cache {
+                if *seq == od.publish_seq {
+                    return Ok(nodes.clone());
+                }
+            }
+        }
+        let served = od.stale_copy.as_ref().unwrap_or(&od.published.nodes);
+        let nodes = match foreign {
+            Some(p) => foreign_cluster(served, p, self.cluster.wall(now, od.wall_offset)),
+            None => served.clone(),
+        };
+        let body = pglookout::statefile::to_pretty_json(&nodes).unwrap_or_default();
+        let read = observer::parse_answer(&body).map(|(nodes, _bad)| nodes)?;
+        if plain {
+            od.answer_cache = Some((od.publish_seq, read.clone()));
+        }
+        Ok(read)
+    }
+
+    /// What an observer answering garbage serves: one of a proxy's error page, JSON of the wrong
+    /// shape, entries of the wrong shape, or its real answer cut in half.
+    fn garbage(&mut self, o: usize) -> Vec<u8> {
+        match self.rand(0, 4) {
+            0 => b"<html><body>502 Bad Gateway</body></html>".to_vec(),
+            1 => b"[1, 2, 3]".to_vec(),
+            2 => br#"{"pg0": 5, "pg1": {"connection": "yes"}, "pg2": null}"#.to_vec(),
+            _ => {
+                let full = pglookout::statefile::to_pretty_json(&self.daemons[o].published.nodes).unwrap_or_default();
+                full[..full.len() / 2].to_vec()
+            }
         }
     }
 
@@ -554,7 +652,8 @@ impl<'a> World<'a> {
     fn wake(&mut self, d: usize) {
         for w in 0..self.daemons[d].workers.len() {
             let dm = &self.daemons[d];
-            if dm.up && !dm.workers[w].busy && dm.workers[w].generation != dm.rounds.generation() {
+            let worker = &dm.workers[w];
+            if dm.up && worker.enabled && !worker.busy && worker.generation != dm.rounds.generation() {
                 self.start_probe(d, w);
             }
         }
@@ -580,7 +679,7 @@ impl<'a> World<'a> {
             mono_now: dm.mono(now),
             maintenance_mode: dm.maintenance_answer,
             failover_running: dm.running.failover(),
-            config_version: 0,
+            config_version: dm.config_version,
         };
         let decision = decide(&view, &dm.config, &mut dm.memory);
         // the file thread's look after this check answers the next one
@@ -758,4 +857,41 @@ impl<'a> World<'a> {
         }
         self.check(d);
     }
+}
+
+/// Another cluster's view under our node names, as a misconfigured observer URL would serve:
+/// every node fresh and connected, `primary` a primary on a far newer timeline, the others its
+/// standbys further along than anything of ours.
+fn foreign_cluster(
+    ours: &std::collections::BTreeMap<String, NodeState>,
+    primary: usize,
+    wall: Timestamp,
+) -> std::collections::BTreeMap<String, NodeState> {
+    let far = pglookout::lsn::Lsn(0x7_0000_0000);
+    ours.iter()
+        .map(|(name, n)| {
+            let mut n = n.clone();
+            n.fetch_time = wall;
+            n.connection = true;
+            let is_primary = *name == format!("pg{primary}");
+            let mut pg = n.pg.unwrap_or(pglookout::state::PgFields {
+                db_time: None,
+                pg_is_in_recovery: true,
+                pg_last_xact_replay_timestamp: None,
+                pg_last_xlog_receive_location: None,
+                pg_last_xlog_replay_location: None,
+                replication_time_lag: None,
+                replication_slots: None,
+                timeline: None,
+            });
+            pg.db_time = Some(wall);
+            pg.pg_is_in_recovery = !is_primary;
+            pg.timeline = is_primary.then_some(42);
+            pg.pg_last_xlog_receive_location = (!is_primary).then_some(far);
+            pg.pg_last_xlog_replay_location = Some(far);
+            pg.replication_time_lag = (!is_primary).then_some(0.1);
+            n.pg = Some(pg);
+            (name.clone(), n)
+        })
+        .collect()
 }

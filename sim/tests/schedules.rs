@@ -202,3 +202,50 @@ fn asymmetric_partition_hides_a_promoting_standby() {
         assert_eq!(o.violation, None, "{}", o.trace.join("\n"));
     }
 }
+
+/// An observer answering for another cluster under our node names (a wrong URL) reported pg1
+/// as a connected primary on a far newer timeline: pg0's daemon fenced its healthy primary at
+/// once and had it follow pg1, a standby, and then promoted it while every daemon saw pg1.
+/// Fix: the newer-timeline fence needs our own poll or a majority of the observers to report
+/// the other primary, and our own poll of a node as a connected standby wins over an observer
+/// calling it a primary.
+#[test]
+fn a_foreign_observer_does_not_fence_a_healthy_primary() {
+    let o = replay(
+        840_363_890_475_450_635,
+        "fast nodes=3 observers=1 never=- follow=1 intent=chaos end=16.002 | foreign:2=1@3.655+0.888",
+    )
+    .expect("replays");
+    assert_eq!(o.violation, None, "{}", o.trace.join("\n"));
+    assert_eq!((o.fences, o.failovers), (0, 0), "{}", o.trace.join("\n"));
+}
+
+/// A reload took the primary pg0 out of the standby's `remote_conns`; after the 15 s grace
+/// the standby found no master and promoted itself while the observer and pg0's daemon still
+/// saw pg0 as a connected primary. Fix: a fresh observer report of the master we would
+/// replace as a connected primary stops a failover, whether or not it is in our config.
+#[test]
+fn a_reload_that_drops_the_master_does_not_promote_a_standby() {
+    let o = replay(
+        3_759_285_829_536_005_911,
+        "defaults nodes=2 observers=1 never=- follow=1 intent=chaos end=135.703 | reload:1-0@117.130+27.950",
+    )
+    .expect("replays");
+    assert_eq!(o.violation, None, "{}", o.trace.join("\n"));
+    assert_eq!(o.failovers, 0, "{}", o.trace.join("\n"));
+}
+
+/// A reload took the primary pg0 out of pg2's config; pg2's daemon then restarted, found every
+/// node of its config a standby, and promoted pg2 at once ("no master seen since start") before
+/// any observer had answered. Fix: in that case every observer's first answer is waited for,
+/// and a connected primary in a fresh report, in our config or not, stops the failover.
+#[test]
+fn a_restart_without_the_primary_in_the_config_does_not_promote() {
+    let o = replay(
+        16_545_117_888_249_584_859,
+        "fast nodes=3 observers=1 never=- follow=0 intent=chaos end=12.101 | reload:2-0@7.297+6.512 restart:2@10.631+0.115",
+    )
+    .expect("replays");
+    assert_eq!(o.violation, None, "{}", o.trace.join("\n"));
+    assert_eq!(o.failovers, 0, "{}", o.trace.join("\n"));
+}

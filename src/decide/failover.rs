@@ -251,7 +251,16 @@ impl Memory {
         }
     }
 
-    /// A reload changed `remote_conns`: restarts the missing-master grace period.
+    /// A config was reloaded: a change of `remote_conns` restarts the missing-master grace
+    /// period. (The new config's version, in the next [`View`], makes the decision wait for a
+    /// fresh poll.)
+    pub fn config_reloaded(&mut self, old: &Config, new: &Config, mono_now: f64) {
+        if new.remote_conns != old.remote_conns {
+            self.nodes_changed(mono_now);
+        }
+    }
+
+    /// `remote_conns` changed (or, in tests, changed `mono_now` ago): the grace period restarts.
     pub fn nodes_changed(&mut self, mono_now: f64) {
         self.cluster_nodes_change_time = mono_now;
     }
@@ -702,6 +711,28 @@ fn consider_failover(
             ));
             return done("no failover: no master seen since start, and some nodes never reached");
         }
+        // The observers may know a primary we do not: a daemon restarted after a reload took
+        // the primary out of its config found every configured node a standby and promoted at
+        // once (found by the simulator). Wait for every observer's first answer, and take a
+        // connected primary in a fresh report as one, in our config or not.
+        let observers_polled = !config.poll_observers_on_warning_only || memory.replication_lag_over_warning_limit;
+        if observers_polled {
+            let unheard: Vec<&str> = config
+                .observers
+                .keys()
+                .filter(|o| !view.observers.contains_key(*o))
+                .map(String::as_str)
+                .collect();
+            if !unheard.is_empty() {
+                out.why(format!("not heard from yet: observers {}", unheard.join(", ")));
+                return done("no failover: no master seen since start, and some observers not heard from yet");
+            }
+        }
+        if let Some((node, observer)) = any_observed_primary(view, config) {
+            return done(format!(
+                "no failover: no master seen since start, but observer {observer} reaches {node} as a connected primary"
+            ));
+        }
         out.why("no master has been seen since start");
         return do_failover_decision(
             view,
@@ -867,6 +898,39 @@ fn observed_new_primary(view: &View, config: &Config, memory: &Memory, own_db: &
         })
 }
 
+/// A connected primary in a fresh report of a configured observer, in our config or not, with
+/// that observer's name.
+fn any_observed_primary(view: &View, config: &Config) -> Option<(String, String)> {
+    let max_age = super::fence::observer_max_age(config);
+    view.observers
+        .iter()
+        .filter(|(name, o)| {
+            config.observers.contains_key(*name) && super::fence::fresh_report(o, view.wall_now, max_age)
+        })
+        .find_map(|(name, o)| {
+            o.nodes
+                .iter()
+                .find(|(_, n)| n.connection && n.in_recovery() == Some(false))
+                .map(|(node, _)| (node.clone(), name.clone()))
+        })
+}
+
+/// A configured observer whose fresh report has `node` as a connected primary.
+fn observer_reaching_primary(view: &View, config: &Config, node: &str) -> Option<String> {
+    let max_age = super::fence::observer_max_age(config);
+    view.observers
+        .iter()
+        .filter(|(name, o)| {
+            config.observers.contains_key(*name) && super::fence::fresh_report(o, view.wall_now, max_age)
+        })
+        .find(|(_, o)| {
+            o.nodes
+                .get(node)
+                .is_some_and(|n| n.connection && n.in_recovery() == Some(false))
+        })
+        .map(|(name, _)| name.clone())
+}
+
 /// Standbys we do not reach ourselves (so `replication_positions` left them out) that a fresh
 /// report of a configured observer has connected and in recovery, with the furthest position
 /// any such report gives. Without them, two standbys that cannot reach each other would each be
@@ -974,6 +1038,17 @@ fn do_failover_decision(
         }
     }
 
+    // The master we would replace is a connected primary in a fresh observer report. The node
+    // map already counts that for nodes of our config; this also holds when a reload took the
+    // master out of `remote_conns`: leaving our config does not stop a primary (found by the
+    // simulator).
+    if let Some(current) = memory.current_master.as_deref() {
+        if let Some(observer) = observer_reaching_primary(view, config, current) {
+            return done(format!(
+                "no failover: observer {observer} reaches {current} as a connected primary"
+            ));
+        }
+    }
     // A fresh observer report of another node as a connected primary: a failover already
     // happened (our own probe of that node may have failed after the report, so the node map
     // kept our "not reached"). Promoting now would make two (found by the simulator).

@@ -167,12 +167,15 @@ pub(super) fn fence(
 
     // Rule 1: another node is a connected primary on a newer timeline: a standby was promoted
     // and ours is the stale one. Equal or unknown timelines never fence (two primaries must
-    // never fence each other).
+    // never fence each other). Only on the word of our own poll or of a majority of the
+    // observers: one observer answering for another cluster (a wrong URL) must not stop a
+    // healthy primary (found by the simulator).
+    let corroborated = |name: &str| corroborated_primary(view, config, nodes, name);
     let own_timeline = own_state.pg.as_ref().and_then(|p| p.timeline);
     let newer = map
         .connected_masters
         .iter()
-        .filter(|(name, _)| name.as_str() != own)
+        .filter(|(name, _)| name.as_str() != own && corroborated(name))
         .filter_map(|(name, s)| Some((name, s.pg.as_ref()?.timeline?)))
         .filter(|(_, t)| own_timeline.is_some_and(|own_t| *t > own_t))
         .max_by_key(|(name, t)| (*t, (*name).clone()));
@@ -186,7 +189,11 @@ pub(super) fn fence(
     // stopping it loses nothing (found by the simulator: a daemon restarted while its primary
     // was frozen otherwise let it take writes on resume, before the lease ran out).
     if own_state.in_recovery().is_none() && !own_state.connection {
-        if let Some(name) = map.connected_masters.keys().find(|n| n.as_str() != own) {
+        if let Some(name) = map
+            .connected_masters
+            .keys()
+            .find(|n| n.as_str() != own && corroborated(n))
+        {
             let reason = format!(
                 "{own} has not been reached since this daemon started and {name} is a connected primary: ours may be a stale primary"
             );
@@ -212,6 +219,24 @@ pub(super) fn fence(
         return Some(order_fence(memory, out, own, now, reason, other));
     }
     None
+}
+
+/// Whether `name` is a connected primary in our own poll, or in the fresh reports of a strict
+/// majority of the configured observers.
+fn corroborated_primary(view: &super::View, config: &Config, nodes: &BTreeMap<String, NodeState>, name: &str) -> bool {
+    let primary = |n: &NodeState| n.connection && n.in_recovery() == Some(false);
+    if nodes.get(name).is_some_and(primary) {
+        return true;
+    }
+    let max_age = observer_max_age(config);
+    let votes = config
+        .observers
+        .keys()
+        .filter_map(|o| view.observers.get(o))
+        .filter(|o| fresh_report(o, view.wall_now, max_age))
+        .filter(|o| o.nodes.get(name).is_some_and(primary))
+        .count();
+    strict_majority(votes, config.observers.len())
 }
 
 fn order_fence(

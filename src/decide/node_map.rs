@@ -114,7 +114,12 @@ pub fn node_map(
                     // reached it. Both fetch times are wall clocks of different machines: this
                     // assumes synchronized clocks, as upstream does.
                     let older_by = (ours.fetch_time - seen.fetch_time).num_milliseconds() as f64 / 1e3;
-                    if older_by < db_poll_interval && !is_own {
+                    // We reach it ourselves as a standby: our own poll wins. After a real
+                    // promotion our next poll sees the primary one interval later; an observer
+                    // answering for another cluster (a wrong URL) would otherwise have us
+                    // follow a standby (found by the simulator).
+                    let we_reach_a_standby = ours.connection && ours.in_recovery() == Some(true);
+                    if older_by < db_poll_interval && !is_own && !we_reach_a_standby {
                         if map.connected_masters.contains_key(instance) {
                             // We (or an earlier observer) reach it: it stays a connected
                             // master with the copy we have. Upstream stored the observer's

@@ -1922,3 +1922,48 @@ fn a_standby_most_observers_cannot_see_does_not_promote() {
     s.check();
     assert_eq!(s.exec(), 1, "{}", s.all_reasons());
 }
+
+/// Found by the simulator (`a_foreign_observer_does_not_fence_a_healthy_primary`): one observer
+/// (a wrong URL, another cluster's daemon) calls pg2, which we reach as a standby, a connected
+/// primary on a newer timeline. Neither the newer-timeline fence nor the node map takes one
+/// observer's word over our own poll; a majority of the observers is believed (our probe of the
+/// new primary may be the one failing).
+#[test]
+fn one_observer_calling_a_standby_a_newer_primary_fences_nothing() {
+    let mut s = fenced_primary();
+    s.observe("o1", "pg2", timeline(N::primary(), 42));
+    assert_eq!(run_for(&mut s, 3), 0, "{}", s.all_reasons());
+    assert!(!s.alerts.contains(&Alert::MultipleMasterWarning), "{}", s.all_reasons());
+    // we do not reach pg2 any more, and a majority of the observers has it as a primary
+    s.set("pg2", N::standby("1/10", 0.5).conn(false));
+    s.observe("o2", "pg2", timeline(N::primary(), 42));
+    assert_eq!(run_for(&mut s, 1), 1, "{}", s.all_reasons());
+}
+
+/// Found by the simulator (`a_restart_without_the_primary_in_the_config_does_not_promote`):
+/// with no master seen since start, a standby waits for every observer's first answer, and a
+/// connected primary in a fresh report stops it, even one our config does not list.
+#[test]
+fn with_no_master_since_start_the_observers_are_heard_first() {
+    let mut s = Sim::new();
+    s.conf("observers", json!({"o1": "http://o1:15000"}))
+        .set("pg1", N::standby("1/0", 0.5))
+        .set("pg2", N::standby("1/0", 0.5))
+        .own("pg2");
+    let d = s.check();
+    assert_eq!(s.failovers, 0, "{d:?}");
+    assert!(d.summary.contains("some observers not heard from yet"), "{d:?}");
+    // the observer reaches a primary our config lacks (a reload took it out)
+    s.observe("o1", "pg0", N::primary());
+    let d = s.check();
+    assert_eq!(s.failovers, 0, "{d:?}");
+    assert!(
+        d.summary.contains("observer o1 reaches pg0 as a connected primary"),
+        "{d:?}"
+    );
+    // it is gone there too: scenario 12 as upstream, pg2 (highest name) promotes
+    s.observe("o1", "pg0", N::primary().conn(false));
+    s.check();
+    s.check();
+    assert_eq!(s.failovers, 1, "{}", s.all_reasons());
+}
