@@ -58,6 +58,8 @@ pub enum FaultKind {
     FailoverFails(usize),
     /// This daemon's failover command hangs until `failover_command_timeout` kills it.
     FailoverHangs(usize),
+    /// This daemon's fence command exits 1 without stopping anything while the fault lasts.
+    FenceFails(usize),
     /// The maintenance file exists on this node's host.
     Maintenance(usize),
     /// This daemon's `/state.json` answers what it held when the fault began.
@@ -272,13 +274,11 @@ fn chaos_fault(r: &mut Rng, s: &Schedule, k: Us) -> FaultKind {
         }
         4 | 5 => FaultKind::Isolate { host: daemon, cut },
         6 => FaultKind::RestartDaemon(daemon),
-        7 => {
-            if r.chance(50) {
-                FaultKind::FailoverFails(node)
-            } else {
-                FaultKind::FailoverHangs(node)
-            }
-        }
+        7 => match r.below(3) {
+            0 => FaultKind::FailoverFails(node),
+            1 => FaultKind::FailoverHangs(node),
+            _ => FaultKind::FenceFails(node),
+        },
         8 => FaultKind::Maintenance(node),
         9 => {
             if r.chance(50) {
@@ -338,6 +338,7 @@ impl fmt::Display for Fault {
             FaultKind::RestartDaemon(d) => write!(f, "restart:{d}")?,
             FaultKind::FailoverFails(d) => write!(f, "ffail:{d}")?,
             FaultKind::FailoverHangs(d) => write!(f, "fhang:{d}")?,
+            FaultKind::FenceFails(d) => write!(f, "xfail:{d}")?,
             FaultKind::Maintenance(n) => write!(f, "maint:{n}")?,
             FaultKind::ObserverStale(d) => write!(f, "stale:{d}")?,
             FaultKind::ObserverGarbage(d) => write!(f, "garbage:{d}")?,
@@ -420,6 +421,7 @@ fn parse_fault(s: &str) -> Result<Fault, String> {
         "restart" => FaultKind::RestartDaemon(parse_n(args)?),
         "ffail" => FaultKind::FailoverFails(parse_n(args)?),
         "fhang" => FaultKind::FailoverHangs(parse_n(args)?),
+        "xfail" => FaultKind::FenceFails(parse_n(args)?),
         "maint" => FaultKind::Maintenance(parse_n(args)?),
         "stale" => FaultKind::ObserverStale(parse_n(args)?),
         "garbage" => FaultKind::ObserverGarbage(parse_n(args)?),
@@ -551,7 +553,7 @@ impl Schedule {
                 | FaultKind::FreezeNode(n)
                 | FaultKind::Maintenance(n)
                 | FaultKind::SlowStandby { node: n, .. } => node_ok(*n),
-                FaultKind::FailoverFails(d) | FaultKind::FailoverHangs(d) => node_ok(*d),
+                FaultKind::FailoverFails(d) | FaultKind::FailoverHangs(d) | FaultKind::FenceFails(d) => node_ok(*d),
                 FaultKind::RestartDaemon(d)
                 | FaultKind::ObserverStale(d)
                 | FaultKind::ObserverGarbage(d)

@@ -723,8 +723,28 @@ impl<'a> World<'a> {
                 let budget = us(dm.config.fence_command_budget);
                 let epoch = dm.epoch;
                 self.note(format!("{who}: runs fence_command: {reason}"));
-                self.fence_pending[d] = Some(self.now);
                 self.fences.push((self.now, d));
+                if self.fault_active(|k| *k == FaultKind::FenceFails(d)) {
+                    // exits 1 and stops nothing: docs/safety.md assumes a working fence
+                    if self.cluster.writable(d) && self.waived.is_none() {
+                        self.waived = Some(format!(
+                            "pg{d}'s fence command failed at {:.3} s while pg{d} took writes (docs/safety.md assumes the fence works)",
+                            crate::secs(self.now)
+                        ));
+                    }
+                    let t = self.now + self.rand(5 * MS, 50 * MS);
+                    self.at(
+                        t,
+                        Ev::Done {
+                            d,
+                            epoch,
+                            cmd: Cmd::Fence,
+                            ok: false,
+                        },
+                    );
+                    return;
+                }
+                self.fence_pending[d] = Some(self.now);
                 let t = self.now + self.rand(5 * MS, budget.max(5 * MS + 1));
                 self.at(t, Ev::FenceAct { node: d, d, epoch });
             }
