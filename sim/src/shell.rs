@@ -70,8 +70,10 @@ pub struct Daemon {
     pub up: bool,
     /// Bumped at every (re)start: events of an earlier incarnation are ignored.
     pub epoch: u64,
-    /// This daemon's monotonic clock reads `t + mono_offset` (seconds).
+    /// This daemon's monotonic clock reads `t * mono_rate + mono_offset` (seconds).
     pub mono_offset: f64,
+    /// How fast its monotonic clock runs (1 ± 200 ppm: a quartz crystal's tolerance).
+    pub mono_rate: f64,
     /// This daemon's wall clock is off by this much (microseconds).
     pub wall_offset: i64,
     pub targets: Vec<Target>,
@@ -195,6 +197,7 @@ impl Daemon {
             up: true,
             epoch: 0,
             mono_offset,
+            mono_rate: 1.0,
             wall_offset,
             targets,
             workers,
@@ -283,14 +286,19 @@ impl Daemon {
     }
 
     pub fn mono(&self, t: Us) -> f64 {
-        crate::secs(t) + self.mono_offset
+        crate::secs(t) * self.mono_rate + self.mono_offset
+    }
+
+    /// Simulated time after `secs` seconds of this daemon's monotonic clock.
+    pub fn after(&self, t: Us, secs: f64) -> Us {
+        t + crate::us(secs / self.mono_rate)
     }
 
     /// The next tick of the shared poll grid strictly after `t` (on this daemon's monotonic
     /// clock).
     pub fn next_grid_tick(&self, t: Us) -> Us {
         let wait = pglookout::poll::until_next_tick(self.mono(t), self.config.db_poll_interval.max(0.01));
-        t + crate::us(wait).max(1)
+        self.after(t, wait).max(t + 1)
     }
 
     /// The next publish tick strictly after `t`.

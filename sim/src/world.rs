@@ -151,7 +151,9 @@ impl<'a> World<'a> {
             // monotonic clocks start anywhere; wall clocks are within ±200 ms of each other
             let mono = 1000.0 + draw(seed, &[1, d as u64], 0, 100_000) as f64 / 1000.0;
             let wall = draw(seed, &[2, d as u64], 0, 400_001) as i64 - 200_000;
-            daemons.push(Daemon::new(sched, d, mono, wall).map_err(|e| format!("daemon {d}: {e}"))?);
+            let mut daemon = Daemon::new(sched, d, mono, wall).map_err(|e| format!("daemon {d}: {e}"))?;
+            daemon.mono_rate = 1.0 + (draw(seed, &[4, d as u64], 0, 401) as f64 - 200.0) * 1e-6;
+            daemons.push(daemon);
         }
         Ok(World {
             seed,
@@ -686,7 +688,7 @@ impl<'a> World<'a> {
         dm.maintenance_answer = maintenance_now;
         dm.check_seq += 1;
         let (seq, epoch) = (dm.check_seq, dm.epoch);
-        let next = now + us(dm.config.replication_state_check_interval);
+        let next = dm.after(now, dm.config.replication_state_check_interval);
         let who = dm.name.clone();
         if decision.changed {
             self.note(format!("{who}: decision: {}", decision.summary));
