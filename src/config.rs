@@ -17,6 +17,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "failover_command",
     "failover_command_timeout",
     "failover_on_disconnect",
+    "failover_priorities",
+    "failover_requires_strict_majority",
     "failover_sleep_time",
     "fence_command",
     "fence_command_budget",
@@ -31,6 +33,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "known_gone_nodes",
     "log_level",
     "maintenance_mode_file",
+    "max_failover_lag_bytes",
     "max_failover_replication_time_lag",
     "missing_master_from_config_timeout",
     "never_promote_these_nodes",
@@ -52,6 +55,11 @@ pub const KNOWN_KEYS: &[&str] = &[
     "unreachable_master_failover_timeout",
     "warning_replication_time_lag",
 ];
+
+/// The priority of a node `failover_priorities` does not list.
+pub const DEFAULT_PRIORITY: u32 = 100;
+/// The highest priority `failover_priorities` accepts.
+pub const MAX_PRIORITY: u32 = 1_000_000;
 
 /// The largest number of seconds any duration key may hold.
 const MAX_SECONDS: f64 = 10.0 * 365.0 * 86400.0;
@@ -174,6 +182,14 @@ pub struct Config {
     pub failover_on_disconnect: bool,
     pub known_gone_nodes: Vec<String>,
     pub never_promote_these_nodes: Vec<String>,
+    /// A standby more than this many bytes of WAL behind the old primary's last known position
+    /// is never promoted (ours; `None`: no cap, as the original).
+    pub max_failover_lag_bytes: Option<u64>,
+    /// Node name -> priority (ours): the highest eligible one is promoted; 0 = never. Nodes not
+    /// listed have priority [`DEFAULT_PRIORITY`]; empty: the original's choice.
+    pub failover_priorities: BTreeMap<String, u32>,
+    /// A failover needs more than half of the cluster known, not half (ours; off: the original).
+    pub failover_requires_strict_majority: bool,
     pub maintenance_mode_file: PathBuf,
     pub failover_command: String,
     pub failover_command_timeout: f64,
@@ -277,6 +293,13 @@ impl Reader<'_> {
                 })
                 .collect(),
             Some(v) => Err(self.err(key, format!("expected a list of node names, got {}", Self::got(v)))),
+        }
+    }
+    /// A non-negative whole number (bytes, priorities), at most `max`.
+    fn whole(&self, key: &str, v: &Value, max: u64, what: &str) -> Result<u64, ConfigError> {
+        match v.as_u64() {
+            Some(n) if n <= max => Ok(n),
+            _ => Err(self.err(key, format!("expected {what}, got {}", Self::got(v)))),
         }
     }
     fn object(&self, key: &str) -> Result<Option<&Map<String, Value>>, ConfigError> {
@@ -580,6 +603,25 @@ impl Config {
         let poll_observers_on_warning_only = r.bool("poll_observers_on_warning_only", false)?;
         let db_poll_timeout = r.number("db_poll_timeout", 5.0, false)?;
         let fence_command = r.opt_string("fence_command")?.filter(|s| !s.trim().is_empty());
+        let max_failover_lag_bytes = match obj.get("max_failover_lag_bytes") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(r.whole("max_failover_lag_bytes", v, i64::MAX as u64, "a whole number of bytes")?),
+        };
+        let mut failover_priorities = BTreeMap::new();
+        for (name, v) in r.object("failover_priorities")?.into_iter().flatten() {
+            let p = r.whole(
+                "failover_priorities",
+                v,
+                u64::from(MAX_PRIORITY),
+                &format!("a whole number from 0 to {MAX_PRIORITY} for {name:?}"),
+            )?;
+            if !remote_conns.contains_key(name) {
+                warnings.push(format!(
+                    "{shown}: failover_priorities names {name:?}, which is not in remote_conns; ignored"
+                ));
+            }
+            failover_priorities.insert(name.clone(), u32::try_from(p).unwrap_or(MAX_PRIORITY));
+        }
         let fence_command_budget = r.number("fence_command_budget", crate::timing::DEFAULT_FENCE_BUDGET_SECS, false)?;
         let unreachable_master_failover_timeout = match obj.get("unreachable_master_failover_timeout") {
             None | Some(Value::Null) => None,
@@ -652,6 +694,9 @@ impl Config {
             failover_on_disconnect: r.bool("failover_on_disconnect", true)?,
             known_gone_nodes: r.string_list("known_gone_nodes")?,
             never_promote_these_nodes: r.string_list("never_promote_these_nodes")?,
+            max_failover_lag_bytes,
+            failover_priorities,
+            failover_requires_strict_majority: r.bool("failover_requires_strict_majority", false)?,
             maintenance_mode_file: PathBuf::from(
                 r.string("maintenance_mode_file", "/tmp/pglookout_maintenance_mode_file")?,
             ),

@@ -66,15 +66,19 @@ pub enum Alert {
     FailoverHasHappened,
     /// Ours: this daemon fenced its node; removed when the node is a standby again.
     Fenced,
+    /// Ours: a failover is due but every candidate is beyond `max_failover_lag_bytes`;
+    /// removed when a master is connected again.
+    FailoverBlocked,
 }
 
 impl Alert {
-    pub const ALL: [Alert; 5] = [
+    pub const ALL: [Alert; 6] = [
         Alert::AuthenticationError,
         Alert::MultipleMasterWarning,
         Alert::ReplicationDelayWarning,
         Alert::FailoverHasHappened,
         Alert::Fenced,
+        Alert::FailoverBlocked,
     ];
 
     /// The file name inside `alert_file_dir`.
@@ -85,6 +89,7 @@ impl Alert {
             Alert::ReplicationDelayWarning => "replication_delay_warning",
             Alert::FailoverHasHappened => "failover_has_happened",
             Alert::Fenced => "fenced",
+            Alert::FailoverBlocked => "failover_blocked",
         }
     }
 }
@@ -221,6 +226,8 @@ pub struct Memory {
     /// it stays one, even if we later look as far along (two promotions otherwise; found by
     /// the simulator). Cleared when a master is connected. With the `mono` we first deferred.
     pub deferred_to: Option<(String, f64)>,
+    /// The `failover_blocked` alert file is up (every candidate beyond the data-loss cap).
+    pub failover_blocked: bool,
     /// Actions that came out of a reported result, emitted with the next decision.
     #[serde(skip)]
     pending_actions: Vec<Action>,
@@ -247,6 +254,7 @@ impl Memory {
             fence: Default::default(),
             master_unreachable_since: None,
             deferred_to: None,
+            failover_blocked: false,
             pending_actions: Vec::new(),
         }
     }
@@ -673,6 +681,9 @@ fn consider_failover(
     let master_missing = master.is_none_or(|m| !m.connection);
     if !master_missing {
         memory.missing_master_poll = None;
+        if std::mem::take(&mut memory.failover_blocked) {
+            out.act(Action::DeleteAlert(Alert::FailoverBlocked));
+        }
         return check_replication_lag(view, config, memory, out, map, own_db, own);
     }
     if !map.connected_masters.is_empty() {
@@ -987,6 +998,118 @@ fn unseen_by_most_observers(view: &View, config: &Config, own_db: &str) -> Optio
     (seen * 2 < of).then_some((seen, of))
 }
 
+/// How far behind the furthest candidate, in bytes, a higher-priority standby may be and
+/// still be chosen when `max_failover_lag_bytes` is unset (1 MiB: what a standby streaming
+/// normally trails by; more would throw away acknowledged writes the operator did not agree
+/// to lose).
+pub const PRIORITY_TOLERANCE_BYTES: u64 = 1 << 20;
+
+/// The candidate to promote. Without `failover_priorities` the furthest along (ties to the
+/// highest name), as the original. With them, the highest priority among the eligible
+/// standbys, then the furthest along, then the highest name; eligible are those the
+/// data-loss cap left (`max_failover_lag_bytes`, already applied to `positions`) or, without
+/// a cap, those within [`PRIORITY_TOLERANCE_BYTES`] of the furthest.
+pub fn choose_candidate<'a>(config: &Config, positions: &'a BTreeMap<u64, BTreeSet<String>>) -> Option<&'a String> {
+    let furthest = *positions.keys().next_back()?;
+    let floor = match config.max_failover_lag_bytes {
+        Some(_) => 0,
+        None => furthest.saturating_sub(PRIORITY_TOLERANCE_BYTES),
+    };
+    let priority = |n: &str| {
+        config
+            .failover_priorities
+            .get(n)
+            .copied()
+            .unwrap_or(crate::config::DEFAULT_PRIORITY)
+    };
+    positions
+        .range(floor..)
+        .flat_map(|(pos, names)| names.iter().map(move |n| (pos, n)))
+        .max_by(|(ap, an), (bp, bn)| {
+            priority(an)
+                .cmp(&priority(bn))
+                .then(ap.cmp(bp))
+                .then(an.as_str().cmp(bn.as_str()))
+        })
+        .map(|(_, n)| n)
+}
+
+/// The old primary's last known position: the furthest any view we trust (ours, the fresh
+/// reports of configured observers) saw it at as a primary.
+fn master_last_position(view: &View, config: &Config, map: &NodeMap, master: &str) -> Option<u64> {
+    let position = |n: &NodeState| {
+        n.pg.as_ref()
+            .filter(|p| !p.pg_is_in_recovery)
+            .and_then(|p| p.pg_last_xlog_replay_location)
+            .map(|l| l.0)
+    };
+    let ours = map
+        .connected_masters
+        .get(master)
+        .or_else(|| map.disconnected_masters.get(master))
+        .and_then(position);
+    let max_age = super::fence::observer_max_age(config);
+    let theirs = view
+        .observers
+        .iter()
+        .filter(|(name, o)| {
+            config.observers.contains_key(*name) && super::fence::fresh_report(o, view.wall_now, max_age)
+        })
+        .filter_map(|(_, o)| o.nodes.get(master).and_then(position))
+        .max();
+    ours.max(theirs)
+}
+
+/// `max_failover_lag_bytes`: drops candidates more than `cap` bytes behind the old primary's
+/// last known position. `Some` ends the decision: no candidate qualifies (the
+/// `failover_blocked` alert), or the position to measure against is unknown.
+fn apply_lag_cap(
+    view: &View,
+    config: &Config,
+    memory: &mut Memory,
+    out: &mut Out,
+    map: &NodeMap,
+    positions: &mut BTreeMap<u64, BTreeSet<String>>,
+    cap: u64,
+) -> Option<End> {
+    // With no master seen since start there is nothing to lose against: no cap to apply.
+    let master = memory.current_master.clone()?;
+    let Some(last) = master_last_position(view, config, map, &master) else {
+        out.why(format!(
+            "max_failover_lag_bytes {cap}: the last position of master {master} is unknown, so no candidate can be shown to be within it"
+        ));
+        return Some(block(memory, out));
+    };
+    let mut behind: Vec<String> = Vec::new();
+    positions.retain(|pos, names| {
+        let lag = last.saturating_sub(*pos);
+        if lag > cap {
+            for n in names.iter() {
+                behind.push(format!("{n} is {lag} bytes behind"));
+            }
+            false
+        } else {
+            true
+        }
+    });
+    if behind.is_empty() {
+        return None;
+    }
+    out.why(format!(
+        "max_failover_lag_bytes {cap} (master {master} last seen at {}): {}",
+        crate::lsn::Lsn(last),
+        behind.join(", ")
+    ));
+    positions.is_empty().then(|| block(memory, out))
+}
+
+fn block(memory: &mut Memory, out: &mut Out) -> End {
+    if !std::mem::replace(&mut memory.failover_blocked, true) {
+        out.act(Action::CreateAlert(Alert::FailoverBlocked));
+    }
+    done("no failover: every candidate is beyond max_failover_lag_bytes")
+}
+
 /// The furthest-along candidate: highest position, ties to the highest name (byte order of
 /// the UTF-8 names, which is the code-point order upstream's Python comparison uses), so every
 /// daemon picks the same node.
@@ -1057,7 +1180,14 @@ fn do_failover_decision(
             "no failover: observer {observer} reports {name} as a connected primary"
         ));
     }
-    let never = &config.never_promote_these_nodes;
+    // priority 0 means never, as never_promote_these_nodes
+    let mut excluded = config.never_promote_these_nodes.clone();
+    for (n, _) in config.failover_priorities.iter().filter(|(_, p)| **p == 0) {
+        if !excluded.contains(n) {
+            excluded.push(n.clone());
+        }
+    }
+    let never = &excluded;
     let mut positions = replication_positions(&map.standbys, view.wall_now, never);
     for (name, pos) in observed_candidates(view, config, &positions, own_db) {
         out.why(format!(
@@ -1066,9 +1196,31 @@ fn do_failover_decision(
         ));
         positions.entry(pos).or_default().insert(name);
     }
-    let Some(mut furthest) = furthest_along(&positions).cloned() else {
+    if positions.is_empty() {
+        return done("no failover: no standby has a fresh known replication position");
+    }
+    if let Some(cap) = config.max_failover_lag_bytes {
+        if let Some(end) = apply_lag_cap(view, config, memory, out, map, &mut positions, cap) {
+            return end;
+        }
+    }
+    let Some(mut furthest) = choose_candidate(config, &positions).cloned() else {
         return done("no failover: no standby has a fresh known replication position");
     };
+    if let Some(ahead) = furthest_along(&positions).filter(|f| **f != furthest) {
+        let priority = |n: &str| {
+            config
+                .failover_priorities
+                .get(n)
+                .copied()
+                .unwrap_or(crate::config::DEFAULT_PRIORITY)
+        };
+        out.why(format!(
+            "failover_priorities: {furthest} (priority {}) is preferred over {ahead} (priority {}), which is further along",
+            priority(&furthest),
+            priority(ahead)
+        ));
+    }
     if let Some((earlier, since)) = memory.deferred_to.clone() {
         let still = positions.values().any(|names| names.contains(&earlier));
         // Out of sight, it may still be promoting: its command runs at most
@@ -1111,6 +1263,10 @@ fn do_failover_decision(
     }
     if known < needed {
         return done("no failover: we are furthest along but do not know enough of the other nodes");
+    }
+    if config.failover_requires_strict_majority && known * 2.0 <= total {
+        out.why("failover_requires_strict_majority: more than half must be known");
+        return done("no failover: we are furthest along but do not know more than half of the cluster");
     }
     if let Some((seen, of)) = unseen_by_most_observers(view, config, own_db) {
         out.why(format!(

@@ -1470,7 +1470,8 @@ fn summaries_change_only_when_the_situation_does_and_serialize_to_json() {
             "multiple_master_warning",
             "replication_delay_warning",
             "failover_has_happened",
-            "fenced"
+            "fenced",
+            "failover_blocked"
         ]
     );
 }
@@ -1966,4 +1967,119 @@ fn with_no_master_since_start_the_observers_are_heard_first() {
     s.check();
     s.check();
     assert_eq!(s.failovers, 1, "{}", s.all_reasons());
+}
+
+// ---------------------------------------------------------------------------------------
+// Failover policy: data-loss cap, priorities, strict majority
+// ---------------------------------------------------------------------------------------
+
+/// A master gone since 2014, last seen at `at` (its current WAL position).
+fn gone_master(at: &str) -> N {
+    N::primary().replay(at).conn(false).db_time(year_2014())
+}
+
+#[test]
+fn the_lag_cap_skips_a_preferred_standby_too_far_behind_and_blocks_when_none_qualifies() {
+    let mut s = Sim::new();
+    s.conf("max_failover_lag_bytes", json!(1_048_576))
+        .conf("failover_priorities", json!({"own": 500}))
+        .set("old_master", gone_master("1/3000000"))
+        // 32 MiB behind: beyond the cap, whatever its priority
+        .set("own", N::standby("1/1000000", 130.0))
+        // exactly 1 MiB behind: within it
+        .set("other", N::standby("1/2F00000", 130.0))
+        .own("own");
+    s.check();
+    s.check();
+    assert_eq!(s.exec(), 0, "{}", s.all_reasons());
+    let reasons = s.all_reasons();
+    assert!(reasons.contains("own is 33554432 bytes behind"), "{reasons}");
+    assert!(reasons.contains("node other is furthest along"), "{reasons}");
+    assert!(!s.alerts.contains(&Alert::FailoverBlocked));
+
+    // the only standby within the cap is gone: nobody qualifies
+    s.set("other", N::standby("1/2F00000", 130.0).conn(false));
+    s.check();
+    s.check();
+    assert_eq!(s.exec(), 0, "{}", s.all_reasons());
+    assert!(s.alerts.contains(&Alert::FailoverBlocked), "{}", s.all_reasons());
+    let last = s.decisions.last().expect("decision");
+    assert_eq!(
+        last.summary,
+        "no failover: every candidate is beyond max_failover_lag_bytes"
+    );
+
+    // the master is back: the alert goes
+    s.set("old_master", N::primary().replay("1/3000000"));
+    s.check();
+    assert!(!s.alerts.contains(&Alert::FailoverBlocked), "{}", s.all_reasons());
+}
+
+#[test]
+fn the_lag_cap_counts_the_furthest_position_an_observer_saw_the_master_at() {
+    let mut s = Sim::new();
+    s.conf("max_failover_lag_bytes", json!(1_048_576))
+        .conf("observers", json!({"obs": "http://obs:15000"}))
+        .set("old_master", gone_master("1/1000000"))
+        .set("own", N::standby("1/1000000", 130.0))
+        .own("own")
+        // the observer reached the master later than we did, 16 MiB further
+        .observe("obs", "old_master", gone_master("1/2000000"))
+        .observe("obs", "own", N::standby("1/1000000", 130.0));
+    s.check();
+    s.check();
+    assert_eq!(s.exec(), 0, "{}", s.all_reasons());
+    assert!(s.alerts.contains(&Alert::FailoverBlocked));
+    assert!(
+        s.all_reasons().contains("own is 16777216 bytes behind"),
+        "{}",
+        s.all_reasons()
+    );
+}
+
+#[test]
+fn priorities_choose_among_standbys_close_to_the_furthest() {
+    let promoted = |own_pos: &str, zed_pos: &str, priorities: Value| {
+        let mut s = Sim::new();
+        s.conf("failover_priorities", priorities)
+            .set("old_master", gone_master("1/ab000000"))
+            .set("own", N::standby(own_pos, 130.0))
+            .set("zed", N::standby(zed_pos, 130.0))
+            .own("own");
+        s.check();
+        s.check();
+        (s.exec(), s.all_reasons())
+    };
+    // zed is 512 KiB further: within the 1 MiB tolerance, own's higher priority wins
+    let (n, reasons) = promoted("1/aa000000", "1/aa080000", json!({"own": 200}));
+    assert_eq!(n, 1, "{reasons}");
+    assert!(
+        reasons.contains("failover_priorities: own (priority 200) is preferred over zed (priority 100)"),
+        "{reasons}"
+    );
+    // 2 MiB further: beyond the tolerance, the furthest (zed) wins
+    let (n, reasons) = promoted("1/aa000000", "1/aa200000", json!({"own": 200}));
+    assert_eq!(n, 0, "{reasons}");
+    assert!(reasons.contains("node zed is furthest along"), "{reasons}");
+    // no priorities: the original's choice, a tie goes to the higher name
+    let (n, reasons) = promoted("1/aa000000", "1/aa000000", json!({}));
+    assert_eq!(n, 0, "{reasons}");
+    // priority 0 is never: zed is left out and we promote although it is further
+    let (n, reasons) = promoted("1/aa000000", "1/aa200000", json!({"zed": 0}));
+    assert_eq!(n, 1, "{reasons}");
+}
+
+#[test]
+fn a_strict_majority_needs_more_than_half() {
+    for (strict, expected) in [(false, 1), (true, 0)] {
+        let mut s = Sim::new();
+        s.conf("failover_requires_strict_majority", json!(strict))
+            .set("old_master", N::primary().conn(false).db_time(year_2014()))
+            .set("own_db", N::standby("1/aaaaaaaa", 130.0))
+            .own("own_db");
+        s.check();
+        s.check();
+        // known state 1 of 2: half, which the original counts as a majority
+        assert_eq!(s.exec(), expected, "strict {strict}: {}", s.all_reasons());
+    }
 }
