@@ -362,6 +362,80 @@ async fn never_promote_these_nodes_makes_the_other_standby_win() {
     assert_eq!(s["current_master"], json!("pg2"));
 }
 
+/// Waits until every standby's daemon has seen pg1 at or past its current WAL position.
+async fn daemons_see_primary_position(lab: &Lab) -> Lsn {
+    let rows = lab
+        .cluster
+        .sql("pg1", "SELECT pg_current_wal_lsn()::text")
+        .await
+        .expect("position");
+    let at: Lsn = rows[0].get::<_, String>(0).parse().expect("lsn");
+    for s in STANDBYS {
+        lab.wait_state(s, &format!("{s}'s daemon to see pg1 at {at}"), |st| {
+            node(st, "pg1")["pg_last_xlog_replay_location"]
+                .as_str()
+                .and_then(|l| l.parse::<Lsn>().ok())
+                .is_some_and(|l| l >= at)
+        })
+        .await;
+    }
+    at
+}
+
+const BLOCKED: &str = "no failover: every candidate is beyond max_failover_lag_bytes";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_failover_lag_bytes_blocks_a_failover_that_would_lose_more() {
+    let lab = start(cluster().await, |_, c| {
+        c["max_failover_lag_bytes"] = json!(4096);
+    })
+    .await;
+    // Both standbys cut off while pg1 writes on: each falls more than 4 kB behind.
+    for s in STANDBYS {
+        lab.cluster.cut_wal_stream(s).await.expect("cut");
+    }
+    lab.cluster.write_load(500).await.expect("write");
+    let at = daemons_see_primary_position(&lab).await;
+    lab.cluster.kill9("pg1").expect("kill pg1");
+    let positions = lab.frozen_positions().await;
+    for (s, p) in &positions {
+        assert!(at.0 - p.0 > 4096, "{s} at {p}, pg1 at {at}");
+    }
+    for s in STANDBYS {
+        let st = lab
+            .wait_state(s, &format!("{s}'s daemon to block the failover"), |st| summary(st) == BLOCKED)
+            .await;
+        assert!(reasons(&st).contains("bytes behind"), "{}", reasons(&st));
+        assert!(lab.has_alert(s, "failover_blocked"), "{}", lab.dump());
+    }
+    lab.stays_quiet(furthest(&positions), "the cap to keep blocking", |st| summary(st) == BLOCKED)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_priorities_pick_a_standby_behind_within_the_cap() {
+    let lab = start(cluster().await, |_, c| {
+        c["max_failover_lag_bytes"] = json!(64 << 20);
+        c["failover_priorities"] = json!({"pg2": 200});
+    })
+    .await;
+    // pg3 is ahead (and would win a tie by name), but pg2 has the higher priority and is
+    // within the cap.
+    leave_behind(&lab, "pg2").await;
+    daemons_see_primary_position(&lab).await;
+    lab.cluster.kill9("pg1").expect("kill pg1");
+    let positions = lab.frozen_positions().await;
+    assert!(positions["pg2"] < positions["pg3"], "{positions:?}");
+    let winner = lab.wait_promoted().await;
+    assert_eq!(winner, "pg2", "positions {positions:?}{}", lab.dump());
+    lab.check_failover_to(winner).await;
+    assert!(
+        lab.daemon("pg2").log().contains("failover_priorities: pg2 (priority 200) is preferred over pg3"),
+        "{}",
+        lab.dump()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_maintenance_file_on_the_furthest_node_blocks_the_failover_until_removed() {
     let lab = start(cluster().await, |_, _| {}).await;
