@@ -14,6 +14,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "cluster_monitor_health_timeout_seconds",
     "db_poll_interval",
     "db_poll_timeout",
+    "event_log_path",
     "failover_command",
     "failover_command_timeout",
     "failover_on_disconnect",
@@ -211,6 +212,8 @@ pub struct Config {
     pub over_warning_limit_command: Option<String>,
     pub alert_file_dir: PathBuf,
     pub json_state_file_path: PathBuf,
+    /// Where the event history goes (ours; default beside the state file, see `events`).
+    pub event_log_path: PathBuf,
     pub autofollow: bool,
     pub primary_conninfo_template: Option<ConnInfo>,
     pub pg_data_directory: Option<PathBuf>,
@@ -603,6 +606,7 @@ impl Config {
         let poll_observers_on_warning_only = r.bool("poll_observers_on_warning_only", false)?;
         let db_poll_timeout = r.number("db_poll_timeout", 5.0, false)?;
         let fence_command = r.opt_string("fence_command")?.filter(|s| !s.trim().is_empty());
+        let json_state_file_path = PathBuf::from(r.string("json_state_file_path", "/tmp/pglookout_state.json")?);
         let max_failover_lag_bytes = match obj.get("max_failover_lag_bytes") {
             None | Some(Value::Null) => None,
             Some(v) => Some(r.whole("max_failover_lag_bytes", v, i64::MAX as u64, "a whole number of bytes")?),
@@ -712,7 +716,11 @@ impl Config {
                 .opt_string("over_warning_limit_command")?
                 .filter(|s| !s.trim().is_empty()),
             alert_file_dir,
-            json_state_file_path: PathBuf::from(r.string("json_state_file_path", "/tmp/pglookout_state.json")?),
+            event_log_path: match r.opt_string("event_log_path")?.filter(|s| !s.is_empty()) {
+                Some(p) => PathBuf::from(p),
+                None => crate::events::default_path(&json_state_file_path),
+            },
+            json_state_file_path,
             autofollow,
             primary_conninfo_template,
             pg_data_directory,
@@ -837,6 +845,29 @@ pub fn state_file_path_of(path: &Path) -> Result<PathBuf, ConfigError> {
         Some(_) => Err(ConfigError::Key {
             path: shown,
             key: "json_state_file_path".into(),
+            expected: "expected a file path string".into(),
+        }),
+    }
+}
+
+/// The event history file a config names (`event_log_path`, else beside its state file),
+/// read without the rest of the validation, as [`state_file_path_of`].
+pub fn event_log_path_of(path: &Path) -> Result<PathBuf, ConfigError> {
+    let state = state_file_path_of(path)?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let value: Value = serde_json::from_str(&text).map_err(|source| ConfigError::Json {
+        path: path.display().to_string(),
+        source,
+    })?;
+    match value.get("event_log_path") {
+        Some(Value::String(s)) if !s.is_empty() => Ok(PathBuf::from(s)),
+        None | Some(Value::Null) | Some(Value::String(_)) => Ok(crate::events::default_path(&state)),
+        Some(_) => Err(ConfigError::Key {
+            path: path.display().to_string(),
+            key: "event_log_path".into(),
             expected: "expected a file path string".into(),
         }),
     }

@@ -1,5 +1,5 @@
 //! `pglookout-ctl`: reading one daemon's view (from its HTTP API, its state file, or the state
-//! file named by its config) and rendering it as a table. The rendering is a pure function of
+//! file named by its config) and its event history, and rendering them as tables. The rendering is a pure function of
 //! the state document so it is table-tested; the binary only fetches and prints.
 
 use crate::state::{parse_iso, Timestamp};
@@ -98,6 +98,23 @@ impl Api {
         }
     }
 
+    /// The event history (`GET /history`), newest first.
+    pub async fn read_history(&self, limit: usize, since: Option<&str>) -> Result<Vec<crate::events::Event>, String> {
+        let client = self.client()?;
+        let mut path = format!("/history?limit={limit}");
+        if let Some(s) = since {
+            path.push_str(&format!("&since={}", s.replace(':', "%3A").replace('+', "%2B")));
+        }
+        let v = self.get_json(&client, &path).await?.ok_or_else(|| {
+            format!(
+                "{}/history: not found (a daemon without a history)",
+                crate::config::display_url(&self.url)
+            )
+        })?;
+        serde_json::from_value(v)
+            .map_err(|e| format!("{}/history: not a history: {e}", crate::config::display_url(&self.url)))
+    }
+
     /// Asks the daemon for an immediate poll round.
     pub async fn request_check(&self) -> Result<(), String> {
         let client = self.client()?;
@@ -114,6 +131,33 @@ impl Api {
             code => Err(format!("{shown}: HTTP {code}")),
         }
     }
+}
+
+/// The event history as a table, newest first.
+pub fn render_history(events: &[crate::events::Event]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<24} {:<10} {:<20} {:<20} REASON",
+        "TIME (UTC)", "NODE", "EVENT", "MASTER"
+    );
+    for e in events {
+        let masters = match (&e.old_master, &e.new_master) {
+            (None, None) => "-".to_string(),
+            (o, n) => format!("{} -> {}", o.as_deref().unwrap_or("-"), n.as_deref().unwrap_or("-")),
+        };
+        let node = if e.node.is_empty() { "(observer)" } else { &e.node };
+        let _ = writeln!(
+            out,
+            "{:<24} {:<10} {:<20} {:<20} {}",
+            crate::state::iso(&e.time),
+            node,
+            e.kind,
+            masters,
+            e.reason
+        );
+    }
+    out
 }
 
 /// Reads a state document from a state file.

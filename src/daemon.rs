@@ -91,11 +91,23 @@ fn start_files(counters: &Arc<Counters>, statsd: &watch::Receiver<Statsd>) -> st
                 tracing::error!(target: "pglookout", "cannot delete the alert file {shown}: {}", f.error);
                 "delete_alert_file"
             }
+            files::Site::EventLog => {
+                tracing::error!(target: "pglookout", "cannot append to the event history {shown}: {}", f.error);
+                "write_event_log"
+            }
         };
         statsd
             .borrow()
             .count("exception", &[("exception", "OSError"), ("where", site)]);
     })
+}
+
+/// What the loop has written to the event history, so that only changes are written.
+#[derive(Default)]
+struct Told {
+    alerts: std::collections::BTreeSet<&'static str>,
+    observers: std::collections::BTreeMap<String, bool>,
+    timelines: std::collections::BTreeMap<String, u32>,
 }
 
 struct Loop {
@@ -108,6 +120,8 @@ struct Loop {
     memory: Memory,
     config_version: u64,
     running: Running,
+    /// What the event history was last told: raised alerts, observers reached, timelines.
+    told: Told,
     /// Whether the poller was last seen unhealthy (to log changes only).
     monitor_unhealthy: bool,
     events: mpsc::Sender<Event>,
@@ -179,9 +193,11 @@ impl Loop {
                 self.config_tx.send_replace(new);
                 self.config_version += 1;
                 self.poller.poll_now();
+                self.event("config_reloaded", &self.path.display().to_string(), None, None);
             }
             Some(Err(e)) => {
                 tracing::error!(target: "pglookout", "config reload failed, keeping the running config: {e}");
+                self.event("config_reload_failed", &e.to_string(), None, None);
                 self.statsd()
                     .count("exception", &[("exception", "ConfigError"), ("where", "load_config")]);
             }
@@ -194,8 +210,24 @@ impl Loop {
         }
     }
 
-    fn alert(&self, create: bool, name: &str) {
+    fn alert(&mut self, create: bool, name: &'static str) {
         self.files.alert(&self.config.alert_file_dir, name, create);
+        let changed = if create {
+            self.told.alerts.insert(name)
+        } else {
+            self.told.alerts.remove(name)
+        };
+        if changed {
+            let kind = if create { "alert_raised" } else { "alert_cleared" };
+            self.event(kind, name, None, None);
+        }
+    }
+
+    /// Appends to the event history (on the file thread).
+    fn event(&self, kind: &str, reason: &str, old_master: Option<&str>, new_master: Option<&str>) {
+        let own = self.config.own_db.as_deref().unwrap_or_default();
+        let e = crate::events::Event::new(chrono::Utc::now(), own, kind, reason).masters(old_master, new_master);
+        self.files.event(&self.config.event_log_path, e.to_line());
     }
 
     fn command_env(&self, reason: &str, old_master: Option<&str>) -> Vec<(&'static str, String)> {
@@ -258,6 +290,12 @@ impl Loop {
                     return;
                 }
                 self.counters.failover();
+                self.event(
+                    "failover_started",
+                    reason,
+                    old_master.as_deref(),
+                    self.config.own_db.as_deref(),
+                );
                 let cmd = self.config.failover_command.clone();
                 let env = self.command_env(reason, old_master.as_deref());
                 self.spawn_reported("failover_command", "failover-task", cmd, env, Event::FailoverFinished);
@@ -270,6 +308,7 @@ impl Loop {
                     return;
                 }
                 self.counters.fence();
+                self.event("fence_started", reason, None, new_master.as_deref());
                 let env = vec![
                     ("PGLOOKOUT_OWN_NODE", self.config.own_db.clone().unwrap_or_default()),
                     ("PGLOOKOUT_NEW_MASTER", new_master.clone().unwrap_or_default()),
@@ -282,6 +321,7 @@ impl Loop {
                     // the master changed while following the previous one: follow it next
                     return;
                 }
+                self.event("follow_started", "following the new primary", None, Some(master));
                 let config = self.config.clone();
                 let master = master.clone();
                 let events = self.events.clone();
@@ -305,6 +345,7 @@ impl Loop {
             Event::FailoverFinished(outcome) => {
                 self.running.failover_done();
                 let ok = outcome.success();
+                self.event("failover_finished", if ok { "succeeded" } else { "failed" }, None, None);
                 self.counters.command("failover_command", ok);
                 if !ok {
                     self.statsd().count(
@@ -325,11 +366,23 @@ impl Loop {
                     );
                 }
                 self.counters.command("fence_command", outcome.success());
+                self.event(
+                    "fence_finished",
+                    if outcome.success() { "succeeded" } else { "failed" },
+                    None,
+                    None,
+                );
                 self.memory.record_fence_result(outcome.success(), clock::monotonic());
             }
             Event::FollowFinished { master, ok } => {
                 let next = self.running.follow_done(&master, ok);
                 self.counters.command("autofollow", ok);
+                self.event(
+                    "follow_finished",
+                    if ok { "succeeded" } else { "failed" },
+                    None,
+                    Some(&master),
+                );
                 if !ok {
                     tracing::error!(target: "pglookout", "following the new primary {master} failed; will try again");
                 }
@@ -337,6 +390,31 @@ impl Loop {
                 if let Some(next) = next {
                     self.act(&Action::FollowMaster { master: next });
                 }
+            }
+        }
+    }
+
+    /// Observers lost and regained, and timeline switches read from the servers, into the event
+    /// history (changes only).
+    fn tell_changes(&mut self, snapshot: &poll::Snapshot) {
+        for (name, o) in &snapshot.observers {
+            let before = self.told.observers.insert(name.clone(), o.connection);
+            if before.is_some_and(|b| b != o.connection) || (before.is_none() && !o.connection) {
+                let kind = if o.connection {
+                    "observer_regained"
+                } else {
+                    "observer_lost"
+                };
+                self.event(kind, name, None, None);
+            }
+        }
+        for (name, n) in &snapshot.nodes {
+            let Some(t) = n.pg.as_ref().filter(|_| n.connection).and_then(|p| p.timeline) else {
+                continue;
+            };
+            if let Some(before) = self.told.timelines.insert(name.clone(), t).filter(|b| *b != t) {
+                let reason = format!("{name} is a primary on timeline {t} (was {before})");
+                self.event("timeline_switch", &reason, None, Some(name));
             }
         }
     }
@@ -371,7 +449,18 @@ impl Loop {
             failover_running: self.running.failover(),
             config_version: self.config_version,
         };
+        let master_before = self.memory.current_master.clone();
         let decision = decide::decide(&view, &self.config, &mut self.memory);
+        if self.memory.current_master != master_before {
+            let reason = format!("decision: {}", decision.summary);
+            self.event(
+                "master_changed",
+                &reason,
+                master_before.as_deref(),
+                self.memory.current_master.as_deref(),
+            );
+        }
+        self.tell_changes(&snapshot);
         self.counters.decision();
         if decision.changed {
             let reasons = decision.reasons.join("; ");
@@ -479,6 +568,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
         poller: poller.clone(),
         config_version: 0,
         running: Running::default(),
+        told: Told::default(),
         monitor_unhealthy: false,
         events: events_tx,
         status_tx,
@@ -490,6 +580,16 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
         counters: counters.clone(),
         decided,
     };
+    lp.event(
+        "daemon_start",
+        &format!(
+            "pglookout {} started with {}",
+            env!("CARGO_PKG_VERSION"),
+            lp.path.display()
+        ),
+        None,
+        None,
+    );
     let watchdog = std::env::var_os("WATCHDOG_USEC").is_some();
     let mut snapshots = poller.snapshots.clone();
     let mut last_round = 0;
@@ -545,8 +645,11 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
         }
     }
     tracing::info!(target: "pglookout", "shutting down");
+    lp.event("daemon_stop", "SIGTERM or SIGINT", None, None);
     notify_systemd("STOPPING=1");
     lp.finish_running_commands(&mut events_rx, &mut term, &mut int).await;
+    // the last state file and events on disk before we go (a hung file system cannot hold us)
+    lp.files.drained(Duration::from_secs(1)).await;
     cancel.cancel();
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, http_task).await;
     Ok(())

@@ -2,8 +2,9 @@
 //! asks for an immediate poll round; a burst of requests makes one round), and a real 404 for
 //! anything else; plus ours: `GET /status` (the whole state document), `GET /decision` (the
 //! latest decision and its reasons), `GET /metrics` (Prometheus) and the
-//! health checks `/primary`, `/replica[?lag=]`, `/health`, `/liveness` (200 or 503). It only
-//! reads snapshots; it owns no state.
+//! health checks `/primary`, `/replica[?lag=]`, `/health`, `/liveness` (200 or 503), and
+//! `GET /history` (the event history, newest first). It only reads snapshots and the history
+//! file; it owns no state.
 
 use crate::health;
 use crate::poll::Poller;
@@ -150,6 +151,7 @@ async fn dispatch(State(api): State<Api>, req: Request<Body>) -> Response {
         Method::GET | Method::HEAD if matches!(path, "/primary" | "/replica" | "/health" | "/liveness") => {
             health_response(&api, path, req.uri().query())
         }
+        Method::GET | Method::HEAD if path == "/history" => history_response(&api, req.uri().query()).await,
         Method::GET | Method::HEAD if path == "/metrics" => {
             let openmetrics = req
                 .headers()
@@ -164,6 +166,40 @@ async fn dispatch(State(api): State<Api>, req: Request<Body>) -> Response {
             StatusCode::NO_CONTENT.into_response()
         }
         _ => json_response(StatusCode::NOT_FOUND, br#"{"error": "not found"}"#.to_vec()),
+    }
+}
+
+/// `GET /history[?limit=N&since=TIME]`: the event history, newest first, read off the
+/// runtime with a deadline (a hung file system answers 503, never a hung request).
+async fn history_response(api: &Api, query: Option<&str>) -> Response {
+    let (limit, since) = match crate::events::parse_query(query) {
+        Ok(q) => q,
+        Err(e) => {
+            let body = serde_json::json!({ "error": e }).to_string().into_bytes();
+            return json_response(StatusCode::BAD_REQUEST, body);
+        }
+    };
+    let path = api.config.borrow().event_log_path.clone();
+    let read = tokio::task::spawn_blocking(move || crate::events::read(&path, limit, since));
+    match tokio::time::timeout(std::time::Duration::from_secs(5), read).await {
+        Ok(Ok(Ok(history))) => {
+            for w in &history.warnings {
+                tracing::warn!(target: "WebServer", "event history: {w}");
+            }
+            match to_pretty_json(&history.events) {
+                Ok(bytes) => json_response(StatusCode::OK, bytes),
+                Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            }
+        }
+        Ok(Ok(Err(e))) => {
+            tracing::error!(target: "WebServer", "cannot read the event history: {e}");
+            let body = serde_json::json!({ "error": format!("cannot read the event history: {e}") });
+            json_response(StatusCode::SERVICE_UNAVAILABLE, body.to_string().into_bytes())
+        }
+        _ => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            br#"{"error": "reading the event history did not finish within 5 s"}"#.to_vec(),
+        ),
     }
 }
 

@@ -15,6 +15,8 @@ pub mod ctl;
 pub mod daemon;
 /// The pure decision core: node map, failover decision, autofollow text (no I/O).
 pub mod decide;
+/// The event history file: its event shape, appends with rotation, reading newest first.
+pub mod events;
 /// Health checks for load balancers (pure).
 pub mod health;
 /// HTTP API routes.

@@ -18,6 +18,7 @@ pub enum Site {
     StateFile,
     CreateAlert,
     DeleteAlert,
+    EventLog,
 }
 
 /// A failed file operation, handed to the `on_error` callback on the file thread.
@@ -50,6 +51,8 @@ struct Pending {
     state: Option<(PathBuf, Arc<serde_json::Value>, u64)>,
     /// The number of the latest state document handed over.
     state_seq: u64,
+    /// Event lines to append, in order, by file.
+    events: Vec<(PathBuf, String)>,
 }
 
 struct Shared {
@@ -124,6 +127,12 @@ impl Files {
         });
     }
 
+    /// Appends one event line to the history at `path` (in order; never dropped while the
+    /// file system answers).
+    pub fn event(&self, path: &Path, line: String) {
+        self.submit(|p| p.events.push((path.to_path_buf(), line)));
+    }
+
     /// Asks whether the maintenance file and each alert file in `alert_dir` exist; the answer
     /// shows in [`Files::looked`].
     pub fn look(&self, maintenance: &Path, alert_dir: &Path) {
@@ -141,6 +150,25 @@ impl Files {
         lock(&self.0.looked).as_ref().map(|l| (l.maintenance, l.at))
     }
 
+    /// Waits (at most `timeout`) until nothing is waiting and nothing is being written, so that
+    /// the last events reach the disk before the process exits. False on timeout.
+    pub async fn drained(&self, timeout: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let idle = {
+                let p = lock(&self.0.pending);
+                p.events.is_empty() && p.alerts.is_empty() && p.state.is_none()
+            } && lock(&self.0.busy_since).is_none();
+            if idle {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// How long the operation in progress has been running (`None` while idle).
     pub fn busy_for(&self, now: f64) -> Option<f64> {
         lock(&self.0.busy_since).map(|since| now - since)
@@ -151,7 +179,11 @@ fn run(shared: &Shared, on_error: &dyn Fn(Failure)) {
     loop {
         let work = {
             let mut pending = lock(&shared.pending);
-            while pending.alerts.is_empty() && pending.look.is_none() && pending.state.is_none() {
+            while pending.alerts.is_empty()
+                && pending.look.is_none()
+                && pending.state.is_none()
+                && pending.events.is_empty()
+            {
                 pending = shared.wake.wait(pending).unwrap_or_else(PoisonError::into_inner);
             }
             let state_seq = pending.state_seq;
@@ -172,6 +204,20 @@ fn run(shared: &Shared, on_error: &dyn Fn(Failure)) {
                 on_error(Failure {
                     site,
                     path: dir.join(&name),
+                    error,
+                });
+            }
+        }
+        let mut events = work.events.into_iter().peekable();
+        while let Some((path, line)) = events.next() {
+            let mut lines = vec![line];
+            while let Some((_, l)) = events.next_if(|(p, _)| *p == path) {
+                lines.push(l);
+            }
+            if let Err(error) = crate::events::append(&path, &lines) {
+                on_error(Failure {
+                    site: Site::EventLog,
+                    path,
                     error,
                 });
             }

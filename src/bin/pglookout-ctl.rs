@@ -1,5 +1,5 @@
-//! `pglookout-ctl`: look at a running cluster the way one daemon sees it (`status`), or ask a
-//! daemon for an immediate poll round (`check`). Exit 0 when it could read a view (or the check
+//! `pglookout-ctl`: look at a running cluster the way one daemon sees it (`status`), what it saw
+//! and did (`history`), or ask a daemon for an immediate poll round (`check`). Exit 0 when it could read a view (or the check
 //! was accepted); 1 with a one-line reason otherwise; 2 for a usage error.
 
 use clap::{Args, Parser, Subcommand};
@@ -24,6 +24,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print what one daemon saw and did, newest first (GET /history, or its event file).
+    History {
+        #[command(flatten)]
+        from: From,
+        /// At most this many events.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Only events at or after this ISO 8601 time, e.g. 2026-11-29T12:00:00Z.
+        #[arg(long)]
+        since: Option<String>,
+        /// Print the events as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Ask a daemon for an immediate poll round (POST /check).
     Check {
         #[command(flatten)]
@@ -40,6 +54,9 @@ struct Source {
     /// A state file (json_state_file_path).
     #[arg(long)]
     state_file: Option<PathBuf>,
+    /// An event history file (event_log_path), for `history`.
+    #[arg(long)]
+    events_file: Option<PathBuf>,
     /// A pglookout config file: its HTTP API (address, port, TLS, token) or, for `status`, its
     /// state file when the API does not answer.
     #[arg(long)]
@@ -93,7 +110,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     }
                 },
                 (_, _, Some(api)) => api.read_view().await?,
-                _ => return Err("give --url, --state-file or --config".into()),
+                _ => return Err("status needs --url, --state-file or --config".into()),
             };
             if !view.is_object() || view.get("db_nodes").is_none() {
                 return Err("the answer is not a pglookout state document".into());
@@ -102,6 +119,45 @@ async fn run(cli: Cli) -> Result<(), String> {
                 println!("{}", serde_json::to_string_pretty(&view).map_err(|e| e.to_string())?);
             } else {
                 print!("{}", ctl::render(&view, chrono::Utc::now()));
+            }
+            Ok(())
+        }
+        Command::History {
+            from,
+            limit,
+            since,
+            json,
+        } => {
+            if !(1..=pglookout::events::MAX_LIMIT).contains(&limit) {
+                return Err(format!("--limit: from 1 to {}", pglookout::events::MAX_LIMIT));
+            }
+            let since_t = match &since {
+                Some(s) => Some(pglookout::state::parse_iso(s).ok_or(format!("--since: not an ISO 8601 time: {s:?}"))?),
+                None => None,
+            };
+            let from_file = |p: &std::path::Path| {
+                let h = pglookout::events::read(p, limit, since_t).map_err(|e| format!("{}: {e}", p.display()))?;
+                for w in &h.warnings {
+                    eprintln!("pglookout-ctl: {w}");
+                }
+                Ok::<_, String>(h.events)
+            };
+            let events = match (&from.source.events_file, &from.source.config, from.api()?) {
+                (Some(p), _, _) => from_file(p)?,
+                (_, Some(c), Some(api)) => match api.read_history(limit, since.as_deref()).await {
+                    Ok(v) => v,
+                    Err(api_err) => {
+                        let p = pglookout::config::event_log_path_of(c).map_err(|e| e.to_string())?;
+                        from_file(&p).map_err(|e| format!("{api_err}; and {e}"))?
+                    }
+                },
+                (_, _, Some(api)) => api.read_history(limit, since.as_deref()).await?,
+                _ => return Err("history needs --url, --config or --events-file".into()),
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&events).map_err(|e| e.to_string())?);
+            } else {
+                print!("{}", ctl::render_history(&events));
             }
             Ok(())
         }

@@ -231,6 +231,72 @@ impl Lab {
                 "{other}"
             );
         }
+        self.check_history(winner).await;
+    }
+
+    /// The event history of a failover to `winner`: on its daemon, the decision's command
+    /// started, then finished well, then the new master, in that order; on the other
+    /// standby's, the master changed from pg1 to `winner`. Served at `GET /history` and by
+    /// `pglookout-ctl history`.
+    async fn check_history(&self, winner: &str) {
+        let loser = other(winner);
+        let kinds = |name: &str| -> Vec<pglookout::events::Event> {
+            let path = pglookout::events::default_path(&self.daemon(name).state_path);
+            let mut h = pglookout::events::read(&path, 1000, None).expect("history").events;
+            h.reverse();
+            h
+        };
+        let won = self
+            .wait("the winner's history to show the failover", || async {
+                let h = kinds(winner);
+                let at = |kind: &str| h.iter().position(|e| e.kind == kind);
+                let order = (at("failover_started"), at("failover_finished"));
+                let changed = h
+                    .iter()
+                    .rposition(|e| e.kind == "master_changed" && e.new_master.as_deref() == Some(winner));
+                Ok(match (order, changed) {
+                    ((Some(a), Some(b)), Some(c)) if a < b && b < c => Some(h),
+                    _ => None,
+                })
+            })
+            .await;
+        let started = won.iter().find(|e| e.kind == "failover_started").expect("started");
+        assert_eq!(started.old_master.as_deref(), Some("pg1"), "{started:?}");
+        assert_eq!(started.new_master.as_deref(), Some(winner), "{started:?}");
+        assert!(started.reason.contains("master pg1 is missing"), "{started:?}");
+        assert!(
+            won.iter()
+                .any(|e| e.kind == "failover_finished" && e.reason == "succeeded"),
+            "{won:?}"
+        );
+        assert_eq!(won.first().map(|e| e.kind.as_str()), Some("daemon_start"), "{won:?}");
+        self.wait("the other standby's history to show the new master", || async {
+            Ok(kinds(loser).iter().any(|e| {
+                e.kind == "master_changed"
+                    && e.old_master.as_deref() == Some("pg1")
+                    && e.new_master.as_deref() == Some(winner)
+            }))
+        })
+        .await;
+
+        let d = self.daemon(winner);
+        let (code, body) = d.http("GET", "/history?limit=2").await.expect("GET /history");
+        assert_eq!(code, 200, "{body}");
+        let served: Vec<pglookout::events::Event> = serde_json::from_str(&body).expect("events");
+        assert_eq!(served.len(), 2, "{body}");
+        assert!(served[0].time >= served[1].time, "newest first: {body}");
+        let (code, _) = d.http("GET", "/history?limit=nope").await.expect("GET /history");
+        assert_eq!(code, 400);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pglookout-ctl"))
+            .args(["history", "--url", &d.url(), "--limit", "1000"])
+            .output()
+            .expect("pglookout-ctl");
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{table}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            table.contains("failover_started") && table.contains(&format!("pg1 -> {winner}")),
+            "{table}"
+        );
     }
 }
 
@@ -403,13 +469,17 @@ async fn max_failover_lag_bytes_blocks_a_failover_that_would_lose_more() {
     }
     for s in STANDBYS {
         let st = lab
-            .wait_state(s, &format!("{s}'s daemon to block the failover"), |st| summary(st) == BLOCKED)
+            .wait_state(s, &format!("{s}'s daemon to block the failover"), |st| {
+                summary(st) == BLOCKED
+            })
             .await;
         assert!(reasons(&st).contains("bytes behind"), "{}", reasons(&st));
         assert!(lab.has_alert(s, "failover_blocked"), "{}", lab.dump());
     }
-    lab.stays_quiet(furthest(&positions), "the cap to keep blocking", |st| summary(st) == BLOCKED)
-        .await;
+    lab.stays_quiet(furthest(&positions), "the cap to keep blocking", |st| {
+        summary(st) == BLOCKED
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -430,7 +500,9 @@ async fn failover_priorities_pick_a_standby_behind_within_the_cap() {
     assert_eq!(winner, "pg2", "positions {positions:?}{}", lab.dump());
     lab.check_failover_to(winner).await;
     assert!(
-        lab.daemon("pg2").log().contains("failover_priorities: pg2 (priority 200) is preferred over pg3"),
+        lab.daemon("pg2")
+            .log()
+            .contains("failover_priorities: pg2 (priority 200) is preferred over pg3"),
         "{}",
         lab.dump()
     );
