@@ -12,6 +12,7 @@
 //! documents (`db_time`, `fetch_time`); every duration between two of our own instants uses
 //! [`View::mono_now`].
 
+use super::fence::{connected_primary, fresh_reports};
 use super::node_map::{node_map, NodeMap};
 use crate::config::Config;
 use crate::state::{NodeState, ObserverState, Timestamp};
@@ -416,12 +417,7 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
     if config.remote_conns.is_empty() {
         return done("no action: remote_conns is empty");
     }
-    let missing: Vec<&str> = config
-        .remote_conns
-        .keys()
-        .filter(|name| !view.nodes.contains_key(*name))
-        .map(String::as_str)
-        .collect();
+    let missing = absent(config.remote_conns.keys(), view.nodes);
     if !missing.is_empty() {
         out.why(format!("not polled yet: {}", missing.join(", ")));
         return done("waiting: not every configured node has been polled yet");
@@ -668,6 +664,11 @@ fn catching_up(state: &NodeState, config: &Config, mono_now: f64) -> bool {
     state.min_replication_time_lag.unwrap_or(warning) >= warning
 }
 
+/// The names in `wanted` that `have` has no entry for (never polled or fetched).
+fn absent<'a, V>(wanted: impl Iterator<Item = &'a String>, have: &BTreeMap<String, V>) -> Vec<&'a str> {
+    wanted.filter(|n| !have.contains_key(*n)).map(String::as_str).collect()
+}
+
 fn consider_failover(
     view: &View,
     config: &Config,
@@ -728,18 +729,13 @@ fn consider_failover(
         // connected primary in a fresh report as one, in our config or not.
         let observers_polled = !config.poll_observers_on_warning_only || memory.replication_lag_over_warning_limit;
         if observers_polled {
-            let unheard: Vec<&str> = config
-                .observers
-                .keys()
-                .filter(|o| !view.observers.contains_key(*o))
-                .map(String::as_str)
-                .collect();
+            let unheard = absent(config.observers.keys(), view.observers);
             if !unheard.is_empty() {
                 out.why(format!("not heard from yet: observers {}", unheard.join(", ")));
                 return done("no failover: no master seen since start, and some observers not heard from yet");
             }
         }
-        if let Some((node, observer)) = any_observed_primary(view, config) {
+        if let Some((node, observer)) = observed_primaries(view, config).next() {
             return done(format!(
                 "no failover: no master seen since start, but observer {observer} reaches {node} as a connected primary"
             ));
@@ -890,56 +886,25 @@ pub fn replication_positions(
     positions
 }
 
-/// A node other than ours and the master we are replacing that a fresh report of a configured
-/// observer has as a connected primary, with that observer's name.
+/// Connected primaries in the fresh reports of configured observers, as (node, observer),
+/// in our config or not.
+fn observed_primaries<'a>(view: &'a View, config: &'a Config) -> impl Iterator<Item = (&'a String, &'a String)> + 'a {
+    fresh_reports(view.observers, config, view.wall_now).flat_map(|(observer, o)| {
+        o.nodes
+            .iter()
+            .filter(|(_, n)| connected_primary(n))
+            .map(move |(node, _)| (node, observer))
+    })
+}
+
+/// A node of our config, other than ours and the master we are replacing, that a fresh
+/// observer report has as a connected primary, with that observer's name.
 fn observed_new_primary(view: &View, config: &Config, memory: &Memory, own_db: &str) -> Option<(String, String)> {
-    let max_age = super::fence::observer_max_age(config);
-    view.observers
-        .iter()
-        .filter(|(oname, o)| {
-            config.observers.contains_key(*oname) && super::fence::fresh_report(o, view.wall_now, max_age)
+    observed_primaries(view, config)
+        .find(|(n, _)| {
+            n.as_str() != own_db && Some(*n) != memory.current_master.as_ref() && config.remote_conns.contains_key(*n)
         })
-        .find_map(|(oname, o)| {
-            o.nodes
-                .iter()
-                .filter(|(n, _)| n.as_str() != own_db && Some(*n) != memory.current_master.as_ref())
-                .filter(|(n, _)| config.remote_conns.contains_key(*n))
-                .find(|(_, st)| st.connection && st.in_recovery() == Some(false))
-                .map(|(n, _)| (n.clone(), oname.clone()))
-        })
-}
-
-/// A connected primary in a fresh report of a configured observer, in our config or not, with
-/// that observer's name.
-fn any_observed_primary(view: &View, config: &Config) -> Option<(String, String)> {
-    let max_age = super::fence::observer_max_age(config);
-    view.observers
-        .iter()
-        .filter(|(name, o)| {
-            config.observers.contains_key(*name) && super::fence::fresh_report(o, view.wall_now, max_age)
-        })
-        .find_map(|(name, o)| {
-            o.nodes
-                .iter()
-                .find(|(_, n)| n.connection && n.in_recovery() == Some(false))
-                .map(|(node, _)| (node.clone(), name.clone()))
-        })
-}
-
-/// A configured observer whose fresh report has `node` as a connected primary.
-fn observer_reaching_primary(view: &View, config: &Config, node: &str) -> Option<String> {
-    let max_age = super::fence::observer_max_age(config);
-    view.observers
-        .iter()
-        .filter(|(name, o)| {
-            config.observers.contains_key(*name) && super::fence::fresh_report(o, view.wall_now, max_age)
-        })
-        .find(|(_, o)| {
-            o.nodes
-                .get(node)
-                .is_some_and(|n| n.connection && n.in_recovery() == Some(false))
-        })
-        .map(|(name, _)| name.clone())
+        .map(|(n, o)| (n.clone(), o.clone()))
 }
 
 /// Standbys we do not reach ourselves (so `replication_positions` left them out) that a fresh
@@ -953,16 +918,12 @@ fn observed_candidates(
     own_db: &str,
 ) -> BTreeMap<String, u64> {
     let listed: BTreeSet<&String> = positions.values().flatten().collect();
-    let max_age = super::fence::observer_max_age(config);
     let mut found: BTreeMap<String, u64> = BTreeMap::new();
     for name in config.remote_conns.keys() {
         if name == own_db || listed.contains(name) || config.never_promote_these_nodes.contains(name) {
             continue;
         }
-        for (oname, o) in view.observers {
-            if !config.observers.contains_key(oname) || !super::fence::fresh_report(o, view.wall_now, max_age) {
-                continue;
-            }
+        for (_, o) in fresh_reports(view.observers, config, view.wall_now) {
             let Some(n) = o.nodes.get(name) else { continue };
             let Some(pg) = n.pg.as_ref().filter(|p| p.pg_is_in_recovery) else {
                 continue;
@@ -987,13 +948,8 @@ fn observed_candidates(
 /// (an asymmetric partition, found by the simulator). Ties pass, as in the majority above;
 /// observers that do not list our node, or answer no fresh report, have no say here.
 fn unseen_by_most_observers(view: &View, config: &Config, own_db: &str) -> Option<(usize, usize)> {
-    let max_age = super::fence::observer_max_age(config);
-    let (seen, of) = config
-        .observers
-        .keys()
-        .filter_map(|name| view.observers.get(name))
-        .filter(|o| super::fence::fresh_report(o, view.wall_now, max_age))
-        .filter_map(|o| o.nodes.get(own_db))
+    let (seen, of) = fresh_reports(view.observers, config, view.wall_now)
+        .filter_map(|(_, o)| o.nodes.get(own_db))
         .fold((0, 0), |(seen, of), n| (seen + usize::from(n.connection), of + 1));
     (seen * 2 < of).then_some((seen, of))
 }
@@ -1048,13 +1004,7 @@ fn master_last_position(view: &View, config: &Config, map: &NodeMap, master: &st
         .get(master)
         .or_else(|| map.disconnected_masters.get(master))
         .and_then(position);
-    let max_age = super::fence::observer_max_age(config);
-    let theirs = view
-        .observers
-        .iter()
-        .filter(|(name, o)| {
-            config.observers.contains_key(*name) && super::fence::fresh_report(o, view.wall_now, max_age)
-        })
+    let theirs = fresh_reports(view.observers, config, view.wall_now)
         .filter_map(|(_, o)| o.nodes.get(master).and_then(position))
         .max();
     ours.max(theirs)
@@ -1166,7 +1116,7 @@ fn do_failover_decision(
     // master out of `remote_conns`: leaving our config does not stop a primary (found by the
     // simulator).
     if let Some(current) = memory.current_master.as_deref() {
-        if let Some(observer) = observer_reaching_primary(view, config, current) {
+        if let Some((_, observer)) = observed_primaries(view, config).find(|(n, _)| n.as_str() == current) {
             return done(format!(
                 "no failover: observer {observer} reaches {current} as a connected primary"
             ));

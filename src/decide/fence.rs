@@ -69,6 +69,24 @@ pub fn observer_max_age(config: &Config) -> f64 {
     config.db_poll_interval + config.db_poll_timeout + config.replication_state_check_interval
 }
 
+/// The fresh reports of the configured observers, by name: the only observer views any rule
+/// counts.
+pub fn fresh_reports<'a>(
+    observers: &'a BTreeMap<String, ObserverState>,
+    config: &'a Config,
+    wall_now: Timestamp,
+) -> impl Iterator<Item = (&'a String, &'a ObserverState)> + 'a {
+    let max_age = observer_max_age(config);
+    observers
+        .iter()
+        .filter(move |(name, o)| config.observers.contains_key(*name) && fresh_report(o, wall_now, max_age))
+}
+
+/// Whether a node state shows a connected primary.
+pub fn connected_primary(n: &NodeState) -> bool {
+    n.connection && n.in_recovery() == Some(false)
+}
+
 /// How many observers report `node` with `connection == connected`, among those whose
 /// report is fresh; and how many are configured.
 pub fn observer_votes(
@@ -78,13 +96,8 @@ pub fn observer_votes(
     node: &str,
     connected: bool,
 ) -> (usize, usize) {
-    let max_age = observer_max_age(config);
-    let votes = config
-        .observers
-        .keys()
-        .filter_map(|name| observers.get(name))
-        .filter(|o| fresh_report(o, wall_now, max_age))
-        .filter(|o| o.nodes.get(node).is_some_and(|n| n.connection == connected))
+    let votes = fresh_reports(observers, config, wall_now)
+        .filter(|(_, o)| o.nodes.get(node).is_some_and(|n| n.connection == connected))
         .count();
     (votes, config.observers.len())
 }
@@ -224,17 +237,11 @@ pub(super) fn fence(
 /// Whether `name` is a connected primary in our own poll, or in the fresh reports of a strict
 /// majority of the configured observers.
 fn corroborated_primary(view: &super::View, config: &Config, nodes: &BTreeMap<String, NodeState>, name: &str) -> bool {
-    let primary = |n: &NodeState| n.connection && n.in_recovery() == Some(false);
-    if nodes.get(name).is_some_and(primary) {
+    if nodes.get(name).is_some_and(connected_primary) {
         return true;
     }
-    let max_age = observer_max_age(config);
-    let votes = config
-        .observers
-        .keys()
-        .filter_map(|o| view.observers.get(o))
-        .filter(|o| fresh_report(o, view.wall_now, max_age))
-        .filter(|o| o.nodes.get(name).is_some_and(primary))
+    let votes = fresh_reports(view.observers, config, view.wall_now)
+        .filter(|(_, o)| o.nodes.get(name).is_some_and(connected_primary))
         .count();
     strict_majority(votes, config.observers.len())
 }
