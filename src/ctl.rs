@@ -149,7 +149,7 @@ pub fn render_history(events: &[crate::events::Event]) -> String {
         let node = if e.node.is_empty() { "(observer)" } else { &e.node };
         let _ = writeln!(
             out,
-            "{:<24} {:<10} {:<20} {:<20} {}",
+            "{:<27} {:<10} {:<20} {:<20} {}",
             crate::state::iso(&e.time),
             node,
             e.kind,

@@ -321,7 +321,12 @@ impl Loop {
                     // the master changed while following the previous one: follow it next
                     return;
                 }
-                self.event("follow_started", "following the new primary", None, Some(master));
+                self.event(
+                    "follow_started",
+                    &format!("autofollow: making our node a standby of {master}"),
+                    None,
+                    Some(master),
+                );
                 let config = self.config.clone();
                 let master = master.clone();
                 let events = self.events.clone();

@@ -368,6 +368,22 @@ async fn cmd_demo(args: FleetArgs) -> Result<()> {
     for line in tl.lines() {
         println!("  {line}");
     }
+    if let Some(d) = tl.new_primary.as_deref().and_then(|n| fleet.daemon(n)) {
+        // what the new primary's daemon saw and did, as an operator would ask for it
+        let ctl = pglab::daemon::pglookout_bin()?.with_file_name("pglookout-ctl");
+        println!("\npglookout-ctl history --url {} (the new primary's daemon):", d.url());
+        match std::process::Command::new(&ctl)
+            .args(["history", "--url", &d.url(), "--limit", "20"])
+            .output()
+        {
+            Ok(out) => print!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => println!("cannot run {}: {e}", ctl.display()),
+        }
+    }
     println!("cleaning up");
     drop(fleet);
     if tl.first_write.is_none() {
