@@ -307,9 +307,15 @@ pub fn restart_waiver(w: &World, d: usize, up_at: Us) -> Option<String> {
         !net::clear_during(&w.sched.faults, d, x, w.now, until)
             || !net::clear_during(&w.sched.faults, x, d, w.now, until)
     });
-    cut.then(|| {
+    // a frozen node is cut off from its own daemon just the same
+    let frozen = w.cluster.nodes[d].proc == Proc::Frozen
+        || w.sched
+            .faults
+            .iter()
+            .any(|f| f.kind == FaultKind::FreezeNode(d) && f.at < until && f.end() > w.now);
+    (cut || frozen).then(|| {
         format!(
-            "the primary pg{d}'s daemon restarted at {:.3} s while its host's links were cut (docs/safety.md: not covered)",
+            "the primary pg{d}'s daemon restarted at {:.3} s while its host's links were cut or its node frozen (docs/safety.md: not covered)",
             secs(w.now)
         )
     })

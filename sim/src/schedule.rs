@@ -60,6 +60,9 @@ pub enum FaultKind {
     FailoverHangs(usize),
     /// This daemon's fence command exits 1 without stopping anything while the fault lasts.
     FenceFails(usize),
+    /// This daemon's fence command hangs, stopping nothing, until `failover_command_timeout`
+    /// kills it.
+    FenceHangs(usize),
     /// The maintenance file exists on this node's host.
     Maintenance(usize),
     /// This daemon's `/state.json` answers what it held when the fault began.
@@ -274,10 +277,11 @@ fn chaos_fault(r: &mut Rng, s: &Schedule, k: Us) -> FaultKind {
         }
         4 | 5 => FaultKind::Isolate { host: daemon, cut },
         6 => FaultKind::RestartDaemon(daemon),
-        7 => match r.below(3) {
+        7 => match r.below(4) {
             0 => FaultKind::FailoverFails(node),
             1 => FaultKind::FailoverHangs(node),
-            _ => FaultKind::FenceFails(node),
+            2 => FaultKind::FenceFails(node),
+            _ => FaultKind::FenceHangs(node),
         },
         8 => FaultKind::Maintenance(node),
         9 => {
@@ -339,6 +343,7 @@ impl fmt::Display for Fault {
             FaultKind::FailoverFails(d) => write!(f, "ffail:{d}")?,
             FaultKind::FailoverHangs(d) => write!(f, "fhang:{d}")?,
             FaultKind::FenceFails(d) => write!(f, "xfail:{d}")?,
+            FaultKind::FenceHangs(d) => write!(f, "xhang:{d}")?,
             FaultKind::Maintenance(n) => write!(f, "maint:{n}")?,
             FaultKind::ObserverStale(d) => write!(f, "stale:{d}")?,
             FaultKind::ObserverGarbage(d) => write!(f, "garbage:{d}")?,
@@ -422,6 +427,7 @@ fn parse_fault(s: &str) -> Result<Fault, String> {
         "ffail" => FaultKind::FailoverFails(parse_n(args)?),
         "fhang" => FaultKind::FailoverHangs(parse_n(args)?),
         "xfail" => FaultKind::FenceFails(parse_n(args)?),
+        "xhang" => FaultKind::FenceHangs(parse_n(args)?),
         "maint" => FaultKind::Maintenance(parse_n(args)?),
         "stale" => FaultKind::ObserverStale(parse_n(args)?),
         "garbage" => FaultKind::ObserverGarbage(parse_n(args)?),
@@ -553,7 +559,10 @@ impl Schedule {
                 | FaultKind::FreezeNode(n)
                 | FaultKind::Maintenance(n)
                 | FaultKind::SlowStandby { node: n, .. } => node_ok(*n),
-                FaultKind::FailoverFails(d) | FaultKind::FailoverHangs(d) | FaultKind::FenceFails(d) => node_ok(*d),
+                FaultKind::FailoverFails(d)
+                | FaultKind::FailoverHangs(d)
+                | FaultKind::FenceFails(d)
+                | FaultKind::FenceHangs(d) => node_ok(*d),
                 FaultKind::RestartDaemon(d)
                 | FaultKind::ObserverStale(d)
                 | FaultKind::ObserverGarbage(d)

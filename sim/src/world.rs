@@ -372,7 +372,11 @@ impl<'a> World<'a> {
                 let d = *d;
                 self.daemons[d].up = false;
                 self.daemons[d].epoch += 1;
-                if d < self.sched.nodes && self.cluster.writable(d) && self.waived.is_none() {
+                // a frozen primary counts: it takes writes again when it resumes
+                let primary = d < self.sched.nodes
+                    && self.cluster.nodes[d].role == Role::Primary
+                    && matches!(self.cluster.nodes[d].proc, Proc::Running | Proc::Frozen);
+                if primary && self.waived.is_none() {
                     self.waived = check::restart_waiver(self, d, f.end());
                 }
             }
@@ -726,15 +730,25 @@ impl<'a> World<'a> {
                 let epoch = dm.epoch;
                 self.note(format!("{who}: runs fence_command: {reason}"));
                 self.fences.push((self.now, d));
-                if self.fault_active(|k| *k == FaultKind::FenceFails(d)) {
-                    // exits 1 and stops nothing: docs/safety.md assumes a working fence
-                    if self.cluster.writable(d) && self.waived.is_none() {
+                let fails = self.fault_active(|k| *k == FaultKind::FenceFails(d));
+                let hangs = self.fault_active(|k| *k == FaultKind::FenceHangs(d));
+                if fails || hangs {
+                    // stops nothing (exits 1, or hangs until killed): docs/safety.md assumes a
+                    // working fence
+                    // (a frozen primary counts: it takes writes again when it resumes)
+                    let node = &self.cluster.nodes[d];
+                    let may_write = node.role == Role::Primary && !matches!(node.proc, Proc::Dead | Proc::Fenced);
+                    if may_write && self.waived.is_none() {
                         self.waived = Some(format!(
-                            "pg{d}'s fence command failed at {:.3} s while pg{d} took writes (docs/safety.md assumes the fence works)",
+                            "pg{d}'s fence command failed at {:.3} s while pg{d} was a primary (docs/safety.md assumes the fence works)",
                             crate::secs(self.now)
                         ));
                     }
-                    let t = self.now + self.rand(5 * MS, 50 * MS);
+                    let t = if hangs {
+                        self.now + us(self.daemons[d].config.failover_command_timeout)
+                    } else {
+                        self.now + self.rand(5 * MS, 50 * MS)
+                    };
                     self.at(
                         t,
                         Ev::Done {
