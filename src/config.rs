@@ -737,6 +737,11 @@ impl Config {
         Ok((config, warnings))
     }
 
+    /// A node's `failover_priorities` entry, [`DEFAULT_PRIORITY`] when it has none.
+    pub fn priority(&self, node: &str) -> u32 {
+        self.failover_priorities.get(node).copied().unwrap_or(DEFAULT_PRIORITY)
+    }
+
     /// Whether this daemon only watches (no database of its own).
     pub fn is_observer(&self) -> bool {
         self.own_db.is_none()

@@ -971,19 +971,13 @@ pub fn choose_candidate<'a>(config: &Config, positions: &'a BTreeMap<u64, BTreeS
         Some(_) => 0,
         None => furthest.saturating_sub(PRIORITY_TOLERANCE_BYTES),
     };
-    let priority = |n: &str| {
-        config
-            .failover_priorities
-            .get(n)
-            .copied()
-            .unwrap_or(crate::config::DEFAULT_PRIORITY)
-    };
     positions
         .range(floor..)
         .flat_map(|(pos, names)| names.iter().map(move |n| (pos, n)))
         .max_by(|(ap, an), (bp, bn)| {
-            priority(an)
-                .cmp(&priority(bn))
+            config
+                .priority(an)
+                .cmp(&config.priority(bn))
                 .then(ap.cmp(bp))
                 .then(an.as_str().cmp(bn.as_str()))
         })
@@ -1158,17 +1152,10 @@ fn do_failover_decision(
         return done("no failover: no standby has a fresh known replication position");
     };
     if let Some(ahead) = furthest_along(&positions).filter(|f| **f != furthest) {
-        let priority = |n: &str| {
-            config
-                .failover_priorities
-                .get(n)
-                .copied()
-                .unwrap_or(crate::config::DEFAULT_PRIORITY)
-        };
         out.why(format!(
             "failover_priorities: {furthest} (priority {}) is preferred over {ahead} (priority {}), which is further along",
-            priority(&furthest),
-            priority(ahead)
+            config.priority(&furthest),
+            config.priority(ahead)
         ));
     }
     if let Some((earlier, since)) = memory.deferred_to.clone() {
