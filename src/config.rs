@@ -17,6 +17,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "event_log_path",
     "failover_command",
     "failover_command_timeout",
+    "failover_fallback_timeout",
     "failover_on_disconnect",
     "failover_priorities",
     "failover_requires_strict_majority",
@@ -59,6 +60,9 @@ pub const KNOWN_KEYS: &[&str] = &[
 
 /// The priority of a node `failover_priorities` does not list.
 pub const DEFAULT_PRIORITY: u32 = 100;
+/// `failover_fallback_timeout` when the file does not set it: six default check intervals, half
+/// of `max_failover_replication_time_lag`'s default.
+pub const DEFAULT_FALLBACK_TIMEOUT: f64 = 60.0;
 /// The highest priority `failover_priorities` accepts.
 pub const MAX_PRIORITY: u32 = 1_000_000;
 
@@ -191,6 +195,10 @@ pub struct Config {
     pub failover_priorities: BTreeMap<String, u32>,
     /// A failover needs more than half of the cluster known, not half (ours; off: the original).
     pub failover_requires_strict_majority: bool,
+    /// Seconds the chosen candidate may stay unable to promote (maintenance file, failed
+    /// failover command, unseen by most observers) before its daemon yields to the next
+    /// candidate (ours; `None`: never, as the original). See docs/safety.md.
+    pub failover_fallback_timeout: Option<f64>,
     pub maintenance_mode_file: PathBuf,
     pub failover_command: String,
     pub failover_command_timeout: f64,
@@ -626,6 +634,10 @@ impl Config {
             }
             failover_priorities.insert(name.clone(), u32::try_from(p).unwrap_or(MAX_PRIORITY));
         }
+        let failover_fallback_timeout = match obj.get("failover_fallback_timeout") {
+            Some(Value::Null) => None,
+            _ => Some(r.number("failover_fallback_timeout", DEFAULT_FALLBACK_TIMEOUT, false)?),
+        };
         let fence_command_budget = r.number("fence_command_budget", crate::timing::DEFAULT_FENCE_BUDGET_SECS, false)?;
         let unreachable_master_failover_timeout = match obj.get("unreachable_master_failover_timeout") {
             None | Some(Value::Null) => None,
@@ -701,6 +713,7 @@ impl Config {
             max_failover_lag_bytes,
             failover_priorities,
             failover_requires_strict_majority: r.bool("failover_requires_strict_majority", false)?,
+            failover_fallback_timeout,
             maintenance_mode_file: PathBuf::from(
                 r.string("maintenance_mode_file", "/tmp/pglookout_maintenance_mode_file")?,
             ),

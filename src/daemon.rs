@@ -126,6 +126,8 @@ struct Loop {
     monitor_unhealthy: bool,
     events: mpsc::Sender<Event>,
     status_tx: watch::Sender<Arc<serde_json::Value>>,
+    /// Our own node's failover status, served in its entry of `/state.json`.
+    failover_tx: watch::Sender<Option<crate::state::FailoverStatus>>,
     start: f64,
     files: Files,
     /// The number of the latest state document handed to the file thread.
@@ -456,6 +458,15 @@ impl Loop {
         };
         let master_before = self.memory.current_master.clone();
         let decision = decide::decide(&view, &self.config, &mut self.memory);
+        // Served before any action is carried out: the others see "promoting" before our
+        // failover command starts.
+        self.failover_tx.send_if_modified(|f| {
+            let changed = *f != self.memory.published_failover;
+            if changed {
+                f.clone_from(&self.memory.published_failover);
+            }
+            changed
+        });
         if self.memory.current_master != master_before {
             let reason = format!("decision: {}", decision.summary);
             self.event(
@@ -546,6 +557,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
     let config_rx_http = config_rx.clone();
     let poller = poll::start(config_rx, statsd_rx, alert_fn, counters.clone(), cancel.child_token());
     let (status_tx, status_rx) = watch::channel(Arc::new(serde_json::Value::Null));
+    let (failover_tx, failover_rx) = watch::channel(None);
     let decided = Arc::new(clock::Beat::default());
     let mut http_task = tokio::spawn(http::serve(
         listener,
@@ -553,6 +565,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
         http::Api {
             poller: poller.clone(),
             status: status_rx,
+            failover: failover_rx,
             config: config_rx_http,
             start: clock::monotonic(),
             decided: decided.clone(),
@@ -577,6 +590,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
         monitor_unhealthy: false,
         events: events_tx,
         status_tx,
+        failover_tx,
         start,
         files,
         state_seq: 0,

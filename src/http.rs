@@ -38,6 +38,8 @@ pub struct Api {
     pub counters: std::sync::Arc<crate::prometheus::Counters>,
     /// The latest state document, decision included (ours; the original serves only the nodes).
     pub status: StatusView,
+    /// Our own node's failover status (the decision loop's), served in its `/state.json` entry.
+    pub failover: tokio::sync::watch::Receiver<Option<crate::state::FailoverStatus>>,
 }
 
 /// The address the original binds: `""` means every IPv4 interface.
@@ -128,7 +130,10 @@ async fn dispatch(State(api): State<Api>, req: Request<Body>) -> Response {
         Method::GET | Method::HEAD if path.starts_with("/state.json") => {
             tracing::debug!(target: "WebServer", "GET {path}");
             let snapshot = api.poller.snapshots.borrow().clone();
-            match to_pretty_json(&snapshot.nodes) {
+            let own_db = api.config.borrow().own_db.clone();
+            let failover = api.failover.borrow().clone();
+            let nodes = crate::state::served_nodes(&snapshot.nodes, own_db.as_deref(), failover.as_ref());
+            match to_pretty_json(&*nodes) {
                 Ok(bytes) => json_response(StatusCode::OK, bytes),
                 Err(e) => {
                     tracing::error!(target: "WebServer", "cannot serialize the state: {e}");

@@ -67,6 +67,57 @@ pub struct PgFields {
     pub timeline: Option<u32>,
 }
 
+/// Where a daemon stands in the failover of its own node (ours, `failover` in its own node's
+/// entry of `/state.json`; the original neither writes nor reads it). The fallback rules
+/// (docs/safety.md, "Fallback candidates") act on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailoverPhase {
+    /// Its failover command is running: the node may become a primary any moment.
+    Promoting,
+    /// It will not promote its node until another master is seen: the next candidate may.
+    Yielded,
+}
+
+/// A daemon's word on its own node's failover (see [`FailoverPhase`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FailoverStatus {
+    pub phase: FailoverPhase,
+    /// The master being replaced (`None`: no master seen since the daemon started).
+    pub master: Option<String>,
+    pub reason: String,
+    /// The daemon's wall clock when it took this phase.
+    pub since: Timestamp,
+}
+
+impl Serialize for FailoverStatus {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(4))?;
+        m.serialize_entry("phase", &self.phase)?;
+        m.serialize_entry("master", &self.master)?;
+        m.serialize_entry("reason", &self.reason)?;
+        m.serialize_entry("since", &iso(&self.since))?;
+        m.end()
+    }
+}
+
+impl FailoverStatus {
+    fn from_json(v: &serde_json::Value) -> Option<FailoverStatus> {
+        let o = v.as_object()?;
+        let master = match o.get("master")? {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(m) => Some(m.clone()),
+            _ => return None,
+        };
+        Some(FailoverStatus {
+            phase: serde_json::from_value(o.get("phase")?.clone()).ok()?,
+            master,
+            reason: o.get("reason")?.as_str()?.to_string(),
+            since: o.get("since").and_then(ts)?,
+        })
+    }
+}
+
 /// One node as one daemon sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeState {
@@ -79,6 +130,8 @@ pub struct NodeState {
     pub min_replication_time_lag: Option<f64>,
     /// Monotonic seconds (of the polling daemon) when a receive location was first seen.
     pub replication_start_time: Option<f64>,
+    /// Only in the entry of a daemon's own node, in what it serves: its [`FailoverStatus`].
+    pub failover: Option<FailoverStatus>,
 }
 
 impl NodeState {
@@ -89,6 +142,7 @@ impl NodeState {
             pg: None,
             min_replication_time_lag: None,
             replication_start_time: None,
+            failover: None,
         }
     }
     /// `Some(true)` for a standby, `Some(false)` for a primary, `None` if never reached.
@@ -124,6 +178,9 @@ impl Serialize for NodeState {
         }
         if let Some(l) = self.min_replication_time_lag {
             m.serialize_entry("min_replication_time_lag", &l)?;
+        }
+        if let Some(f) = &self.failover {
+            m.serialize_entry("failover", f)?;
         }
         m.end()
     }
@@ -213,6 +270,12 @@ impl NodeState {
             pg,
             min_replication_time_lag: field(o, "min_replication_time_lag", |v| v.as_f64(), "a number")?,
             replication_start_time: field(o, "replication_start_time", |v| v.as_f64(), "a number")?,
+            failover: field(
+                o,
+                "failover",
+                FailoverStatus::from_json,
+                "an object with phase, master, reason and since",
+            )?,
         })
     }
 }
@@ -267,6 +330,26 @@ impl Serialize for ObserverState {
             }
         }
         m.end()
+    }
+}
+
+/// What a daemon serves at `/state.json`: its polls of every node, with its own
+/// [`FailoverStatus`] in its own node's entry. The daemon's HTTP answer and the simulator's
+/// both come from here.
+pub fn served_nodes<'a>(
+    nodes: &'a BTreeMap<String, NodeState>,
+    own_db: Option<&str>,
+    failover: Option<&FailoverStatus>,
+) -> std::borrow::Cow<'a, BTreeMap<String, NodeState>> {
+    match (own_db, failover) {
+        (Some(own), Some(f)) if nodes.contains_key(own) => {
+            let mut nodes = nodes.clone();
+            if let Some(n) = nodes.get_mut(own) {
+                n.failover = Some(f.clone());
+            }
+            std::borrow::Cow::Owned(nodes)
+        }
+        _ => std::borrow::Cow::Borrowed(nodes),
     }
 }
 

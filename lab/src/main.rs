@@ -254,8 +254,8 @@ fn cmd_sim(args: SimArgs) -> Result<()> {
         println!("{}", f.render());
     }
     println!(
-        "{:.0} schedules/s, {} failovers, {} promotions, {} fences",
-        report.schedules_per_sec, report.failovers, report.promotions, report.fences
+        "{:.0} schedules/s, {} failovers, {} promotions, {} fences, {} yields",
+        report.schedules_per_sec, report.failovers, report.promotions, report.fences, report.yields
     );
     println!("{}", report.summary());
     if report.violations > 0 || !report.errors.is_empty() {

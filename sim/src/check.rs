@@ -251,6 +251,19 @@ fn liveness(w: &World) -> Option<Violation> {
             ..c.clone()
         })
     };
+    // The first candidate cannot promote: the next one yields after failover_fallback_timeout
+    // and its yield is seen (an observer fetch and a check), then detection as above.
+    let blocked = w
+        .sched
+        .faults
+        .get(1)
+        .is_some_and(|f| matches!(f.kind, FaultKind::Maintenance(_) | FaultKind::FailoverFails(_)));
+    let bound = match (blocked, c.failover_fallback_timeout) {
+        (true, Some(t)) => {
+            bound + t + 2.0 * c.db_poll_interval + 2.0 * c.db_poll_timeout + 2.0 * c.replication_state_check_interval + 1.5
+        }
+        _ => bound,
+    };
     let deadline = lost.at + us(bound);
     let Some(&(tp, p)) = w.promotions.iter().find(|(_, n)| *n != 0) else {
         return Some(Violation {

@@ -52,6 +52,7 @@ pub struct Outcome {
     pub failovers: usize,
     pub promotions: usize,
     pub fences: usize,
+    pub yields: usize,
     /// The readable trace: `   12.345 pg1: decision: ...`.
     pub trace: Vec<String>,
 }
@@ -67,6 +68,7 @@ pub fn run(seed: u64, sched: &Schedule) -> Result<Outcome, String> {
         failovers: w.failovers.len(),
         promotions: w.promotions.len(),
         fences: w.fences.len(),
+        yields: w.yields.len(),
         trace: w
             .trace
             .iter()
@@ -123,6 +125,8 @@ pub struct Report {
     pub failovers: u64,
     pub promotions: u64,
     pub fences: u64,
+    /// Daemons that yielded their turn to the next candidate.
+    pub yields: u64,
     pub seconds: f64,
     pub schedules_per_sec: f64,
     /// The failure with the fewest faults (then the shortest trace), shrunk.
@@ -176,6 +180,7 @@ pub fn run_many(seed: u64, n: u64) -> Report {
                 report.failovers += o.failovers as u64;
                 report.promotions += o.promotions as u64;
                 report.fences += o.fences as u64;
+                report.yields += o.yields as u64;
                 report.waived += u64::from(o.waived.is_some());
                 if let Some(v) = o.violation {
                     report.violations += 1;

@@ -103,8 +103,10 @@ impl Fault {
 pub enum Intent {
     /// Anything goes; safety invariants only.
     Chaos,
-    /// One loss of the primary and nothing else: a standby must be promoted in time, and the
-    /// others must follow it.
+    /// One loss of the primary, sometimes with the standby that would be chosen unable to
+    /// promote (its maintenance file, or its failover command failing) from before it: a
+    /// standby must be promoted in time (the next candidate after
+    /// `failover_fallback_timeout`), and the others must follow it.
     Liveness,
     /// One short cut of the primary's host (docs/safety.md, "Blips"): no fence, no failover.
     Blip,
@@ -166,6 +168,16 @@ fn liveness_span(p: Profile, lag_window: bool) -> Us {
     }
 }
 
+/// How much longer a liveness schedule runs when its first candidate cannot promote:
+/// `failover_fallback_timeout` (5 s fast, 60 s by default) and its noticing; mirrored by
+/// `check::liveness`.
+fn fallback_span(p: Profile) -> Us {
+    match p {
+        Profile::Fast => 9 * SEC,
+        Profile::Defaults => 80 * SEC,
+    }
+}
+
 /// Draws a schedule from a seed.
 pub fn generate(seed: u64) -> Schedule {
     let mut r = Rng::new(seed);
@@ -216,6 +228,27 @@ pub fn generate(seed: u64) -> Schedule {
             };
             s.faults.push(Fault { at, dur, kind });
             s.end = at + span;
+            // The standby that would be chosen (the highest name, when they are level) cannot
+            // promote: the next one must, after failover_fallback_timeout.
+            let eligible: Vec<usize> = (1..nodes).filter(|n| never_promote != Some(*n)).collect();
+            if eligible.len() >= 2 && r.chance(40) {
+                let cand = eligible[eligible.len() - 1];
+                let kind = if r.chance(50) {
+                    FaultKind::Maintenance(cand)
+                } else {
+                    FaultKind::FailoverFails(cand)
+                };
+                s.faults.push(Fault {
+                    at: w,
+                    dur: s.end - w,
+                    kind,
+                });
+                s.end += fallback_span(profile);
+                s.faults[1].dur = s.end - w;
+                if s.faults[0].dur > 0 {
+                    s.faults[0].dur = s.end - s.faults[0].at;
+                }
+            }
         }
         Intent::Blip => {
             let at = settled(profile) + ms(r.range(0, 1000));

@@ -16,7 +16,7 @@ use pglookout::act::running::Running;
 use pglookout::config::Config;
 use pglookout::decide::Memory;
 use pglookout::poll::rounds::Rounds;
-use pglookout::state::{NodeState, ObserverState};
+use pglookout::state::{FailoverStatus, NodeState, ObserverState};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -95,7 +95,7 @@ pub struct Daemon {
     /// Bumped at every publication.
     pub publish_seq: u64,
     /// The reading of the `/state.json` bytes of publication `.0` (see `World::observer_answer`).
-    pub answer_cache: Option<(u64, BTreeMap<String, NodeState>)>,
+    pub answer_cache: Option<(u64, Option<FailoverStatus>, BTreeMap<String, NodeState>)>,
     /// What `/state.json` answers while an `ObserverStale` fault holds it.
     pub stale_copy: Option<BTreeMap<String, NodeState>>,
 }
@@ -327,6 +327,16 @@ impl Daemon {
             self.work.round += 1;
         }
         complete
+    }
+
+    /// What this daemon's `/state.json` serves now: its published polls, with its own node's
+    /// failover status (the daemon's HTTP answer does the same).
+    pub fn served(&self) -> std::borrow::Cow<'_, BTreeMap<String, NodeState>> {
+        pglookout::state::served_nodes(
+            &self.published.nodes,
+            self.config.own_db.as_deref(),
+            self.memory.published_failover.as_ref(),
+        )
     }
 
     pub fn publish(&mut self) {

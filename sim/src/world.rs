@@ -131,6 +131,8 @@ pub struct World<'a> {
     /// Per node: when its fence command started, until the fence has acted.
     pub fence_pending: Vec<Option<Us>>,
     pub failovers: Vec<FailoverStart>,
+    /// Daemons that yielded their turn to promote (failover_fallback_timeout): (t, daemon).
+    pub yields: Vec<(Us, usize)>,
     pub fences: Vec<(Us, usize)>,
     /// Completed promotions: (t, node).
     pub promotions: Vec<(Us, usize)>,
@@ -168,6 +170,7 @@ impl<'a> World<'a> {
             trace: Vec::new(),
             failovers: Vec::new(),
             fences: Vec::new(),
+            yields: Vec::new(),
             promotions: Vec::new(),
             follows: Vec::new(),
             waived: None,
@@ -382,7 +385,7 @@ impl<'a> World<'a> {
             }
             (FaultKind::RestartDaemon(d), false) => self.start_daemon(*d),
             (FaultKind::ObserverStale(d), true) => {
-                let copy = self.daemons[*d].published.nodes.clone();
+                let copy = self.daemons[*d].served().into_owned();
                 self.daemons[*d].stale_copy = Some(copy);
             }
             (FaultKind::ObserverStale(d), false) => self.daemons[*d].stale_copy = None,
@@ -590,22 +593,24 @@ impl<'a> World<'a> {
         let plain = foreign.is_none() && od.stale_copy.is_none();
         // The same published snapshot gives the same bytes and the same reading: served and
         // read once per publication (it was a third of the run time per fetch).
+        let failover = od.memory.published_failover.clone();
         if plain {
-            if let Some((seq, nodes)) = &od.answer_cache {
-                if *seq == od.publish_seq {
+            if let Some((seq, f, nodes)) = &od.answer_cache {
+                if *seq == od.publish_seq && *f == failover {
                     return Ok(nodes.clone());
                 }
             }
         }
-        let served = od.stale_copy.as_ref().unwrap_or(&od.published.nodes);
-        let nodes = match foreign {
-            Some(p) => foreign_cluster(served, p, self.cluster.wall(now, od.wall_offset)),
-            None => served.clone(),
+        let nodes = match (&od.stale_copy, foreign) {
+            (Some(stale), None) => stale.clone(),
+            (Some(stale), Some(p)) => foreign_cluster(stale, p, self.cluster.wall(now, od.wall_offset)),
+            (None, Some(p)) => foreign_cluster(&od.served(), p, self.cluster.wall(now, od.wall_offset)),
+            (None, None) => od.served().into_owned(),
         };
         let body = pglookout::statefile::to_pretty_json(&nodes).unwrap_or_default();
         let read = observer::parse_answer(&body).map(|(nodes, _bad)| nodes)?;
         if plain {
-            od.answer_cache = Some((od.publish_seq, read.clone()));
+            od.answer_cache = Some((od.publish_seq, failover, read.clone()));
         }
         Ok(read)
     }
@@ -687,7 +692,12 @@ impl<'a> World<'a> {
             failover_running: dm.running.failover(),
             config_version: dm.config_version,
         };
+        let yielded = dm.memory.yielded();
         let decision = decide(&view, &dm.config, &mut dm.memory);
+        if dm.memory.yielded() && !yielded {
+            self.yields.push((now, d));
+        }
+        let dm = &mut self.daemons[d];
         // the file thread's look after this check answers the next one
         dm.maintenance_answer = maintenance_now;
         dm.check_seq += 1;

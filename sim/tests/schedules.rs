@@ -12,13 +12,14 @@ use pglookout_sim::{replay, run, run_many, schedule_seed};
 fn ten_thousand_schedules_keep_every_invariant() {
     let report = run_many(20_240_601, 10_000);
     eprintln!(
-        "{:.0} schedules/s ({:.1} s), {} events, {} failovers, {} promotions, {} fences, {} runs with the two-writable rule waived",
+        "{:.0} schedules/s ({:.1} s), {} events, {} failovers, {} promotions, {} fences, {} yields, {} runs with the two-writable rule waived",
         report.schedules_per_sec,
         report.seconds,
         report.events,
         report.failovers,
         report.promotions,
         report.fences,
+        report.yields,
         report.waived
     );
     assert!(report.errors.is_empty(), "{:?}", report.errors);

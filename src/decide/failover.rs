@@ -15,7 +15,7 @@
 use super::fence::{connected_primary, fresh_reports};
 use super::node_map::{node_map, NodeMap};
 use crate::config::Config;
-use crate::state::{NodeState, ObserverState, Timestamp};
+use crate::state::{FailoverPhase, FailoverStatus, NodeState, ObserverState, Timestamp};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -191,6 +191,15 @@ pub struct FollowAttempts {
     pub last_attempt: Option<f64>,
 }
 
+/// We are the candidate, and something keeps us from promoting (see [`Memory::blocked`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Blocked {
+    pub since_mono: f64,
+    /// Our wall clock then: our own node must be polled after it before we yield.
+    pub since_wall: Timestamp,
+    pub reason: String,
+}
+
 /// What the decision loop remembers between rounds. Owned by the daemon loop.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Memory {
@@ -229,6 +238,15 @@ pub struct Memory {
     pub deferred_to: Option<(String, f64)>,
     /// The `failover_blocked` alert file is up (every candidate beyond the data-loss cap).
     pub failover_blocked: bool,
+    /// What we tell the others about our own node's failover, in its entry of `/state.json`:
+    /// promoting while our failover command runs; yielded once we gave up our turn to the
+    /// next candidate (a promise: no failover command until another master is seen).
+    pub published_failover: Option<FailoverStatus>,
+    /// `mono` when we yielded.
+    pub yielded_at: Option<f64>,
+    /// We are the chosen candidate and cannot promote (maintenance file, failed command, out
+    /// of most observers' sight): since when and why (`failover_fallback_timeout`).
+    pub blocked: Option<Blocked>,
     /// Actions that came out of a reported result, emitted with the next decision.
     #[serde(skip)]
     pending_actions: Vec<Action>,
@@ -256,6 +274,9 @@ impl Memory {
             master_unreachable_since: None,
             deferred_to: None,
             failover_blocked: false,
+            published_failover: None,
+            yielded_at: None,
+            blocked: None,
             pending_actions: Vec::new(),
         }
     }
@@ -292,6 +313,13 @@ impl Memory {
     /// `failover_sleep_time` starts now.
     pub fn record_failover_result(&mut self, ok: bool, mono_now: f64) {
         self.failover.running_since = None;
+        if self
+            .published_failover
+            .as_ref()
+            .is_some_and(|f| f.phase == FailoverPhase::Promoting)
+        {
+            self.published_failover = None;
+        }
         if self.failover.sleep_after > 0.0 {
             self.no_decision_before = Some(mono_now + self.failover.sleep_after);
         }
@@ -307,6 +335,13 @@ impl Memory {
             self.failover.consecutive_failures = self.failover.consecutive_failures.saturating_add(1);
             self.failover.last_failure = Some(mono_now);
         }
+    }
+
+    /// Whether we gave up our turn to promote (see [`Memory::published_failover`]).
+    pub fn yielded(&self) -> bool {
+        self.published_failover
+            .as_ref()
+            .is_some_and(|f| f.phase == FailoverPhase::Yielded)
     }
 
     /// When a failed failover command may run again (`None`: no failure to wait out).
@@ -447,6 +482,8 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
     out.reasons.extend(map.notes.iter().cloned());
     if !map.connected_masters.is_empty() {
         memory.deferred_to = None;
+        memory.blocked = None;
+        end_yield(view, config, memory, out, &map);
     }
     if map.multiple_masters {
         let names: Vec<&str> = map.connected_masters.keys().map(String::as_str).collect();
@@ -501,6 +538,27 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
         return done("no action: no standby nodes");
     }
     consider_failover(view, config, memory, out, &map, own_db, own)
+}
+
+/// Takes back our yield once a master is connected again: another one (the failover it made
+/// way for happened), or the one we yielded against, once any promotion started on our yield
+/// has had its `failover_command_timeout` and we our `failover_fallback_timeout` on top.
+fn end_yield(view: &View, config: &Config, memory: &mut Memory, out: &mut Out, map: &NodeMap) {
+    let (Some(f), Some(at)) = (&memory.published_failover, memory.yielded_at) else {
+        return;
+    };
+    let other = map.connected_masters.keys().any(|m| Some(m) != f.master.as_ref());
+    let hold = config.failover_command_timeout + config.failover_fallback_timeout.unwrap_or(0.0);
+    if other || view.mono_now - at >= hold {
+        let names: Vec<&str> = map.connected_masters.keys().map(String::as_str).collect();
+        out.why(format!(
+            "master {} is connected: our yield of {:.0} s ago ends",
+            names.join(", "),
+            view.mono_now - at
+        ));
+        memory.published_failover = None;
+        memory.yielded_at = None;
+    }
 }
 
 /// A node's replication lag as of its latest poll: unknown when that poll failed (its last
@@ -1148,6 +1206,9 @@ fn do_failover_decision(
             return end;
         }
     }
+    if let Some(end) = skip_yielded(view, config, memory, out, &mut positions, own_db) {
+        return end;
+    }
     let Some(mut furthest) = choose_candidate(config, &positions).cloned() else {
         return done("no failover: no standby has a fresh known replication position");
     };
@@ -1187,13 +1248,24 @@ fn do_failover_decision(
     ));
 
     if furthest != own_db {
+        memory.blocked = None;
         if memory.deferred_to.as_ref().map(|(n, _)| n) != Some(&furthest) {
             memory.deferred_to = Some((furthest.clone(), view.mono_now));
         }
         return done(format!("no action: node {furthest} is furthest along"));
     }
+    let others = positions.values().flatten().any(|n| n != own_db);
     if view.maintenance_mode {
-        return done("no failover: we are furthest along but maintenance_mode_file exists");
+        return blocked(
+            view,
+            config,
+            memory,
+            out,
+            map,
+            own_db,
+            others,
+            "maintenance_mode_file exists",
+        );
     }
     if never.iter().any(|n| n == own_db) {
         return done("no failover: we are furthest along but in never_promote_these_nodes");
@@ -1209,12 +1281,41 @@ fn do_failover_decision(
         out.why(format!(
             "only {seen} of {of} fresh observer reports that list {own_db} have it connected: the others could not learn of this promotion and may pick a node of their own"
         ));
-        return done("no failover: most observers do not reach our node");
+        return blocked(
+            view,
+            config,
+            memory,
+            out,
+            map,
+            own_db,
+            others,
+            "most observers do not reach our node",
+        );
     }
     if view.failover_running || memory.failover.running_since.is_some() {
         return done("no failover: the failover command is already running");
     }
+    if let Some((name, observer)) = promoting_elsewhere(view, config, own_db) {
+        return done(format!(
+            "no failover: observer {observer} reports the failover command of {name} running"
+        ));
+    }
     if let Some(at) = memory.failover_retry_at() {
+        // With a fallback candidate in sight, a failed command is not run again: the next
+        // candidate takes over after failover_fallback_timeout (the command may have half
+        // promoted our node; its polls meanwhile show whether it did).
+        if others && config.failover_fallback_timeout.is_some() {
+            return blocked(
+                view,
+                config,
+                memory,
+                out,
+                map,
+                own_db,
+                others,
+                "the failover command failed",
+            );
+        }
         if view.mono_now < at {
             out.why(format!(
                 "the failover command failed {} time(s); next try in {:.1} s",
@@ -1240,10 +1341,164 @@ fn do_failover_decision(
         reason: why.to_string(),
         old_master: memory.current_master.clone(),
     });
+    memory.blocked = None;
+    memory.published_failover = Some(FailoverStatus {
+        phase: FailoverPhase::Promoting,
+        master: memory.current_master.clone(),
+        reason: why.to_string(),
+        since: view.wall_now,
+    });
     // Created when the command is launched, whatever its outcome (as upstream, which wrote it
     // after the command whatever its exit status).
     out.act(Action::CreateAlert(Alert::FailoverHasHappened));
     memory.failover.running_since = Some(view.mono_now);
     memory.failover.sleep_after = config.failover_sleep_time;
     done(format!("failover: promoting {own_db}, the node furthest along"))
+}
+
+/// The daemons that have yielded their turn (a fresh report of a configured observer carries
+/// that node's `failover` entry, yielded against the master we replace), and us if we did:
+/// they come out of `positions`, and so do the standbys that are too far behind the furthest
+/// of them to take over without losing data the original would have kept (beyond
+/// [`PRIORITY_TOLERANCE_BYTES`] when `max_failover_lag_bytes` is unset; the cap was applied
+/// already otherwise). `Some` ends the decision: no candidate is left.
+fn skip_yielded(
+    view: &View,
+    config: &Config,
+    memory: &mut Memory,
+    out: &mut Out,
+    positions: &mut BTreeMap<u64, BTreeSet<String>>,
+    own_db: &str,
+) -> Option<End> {
+    let mut yielded: BTreeMap<String, String> = BTreeMap::new();
+    if memory.yielded() {
+        yielded.insert(own_db.to_string(), "we yielded".to_string());
+    }
+    if config.failover_fallback_timeout.is_some() {
+        for name in positions.values().flatten().filter(|n| n.as_str() != own_db) {
+            let word = fresh_reports(view.observers, config, view.wall_now).find_map(|(observer, o)| {
+                o.nodes
+                    .get(name)
+                    .and_then(|n| n.failover.as_ref())
+                    .filter(|f| f.phase == FailoverPhase::Yielded && f.master == memory.current_master)
+                    .map(|f| format!("{name} yielded ({}, observer {observer})", f.reason))
+            });
+            if let Some(word) = word {
+                yielded.insert(name.clone(), word);
+            }
+        }
+    }
+    if yielded.is_empty() {
+        return None;
+    }
+    let furthest = *positions.keys().next_back()?;
+    let floor = match config.max_failover_lag_bytes {
+        Some(_) => 0,
+        None => furthest.saturating_sub(PRIORITY_TOLERANCE_BYTES),
+    };
+    let mut too_far: Vec<String> = Vec::new();
+    positions.retain(|pos, names| {
+        names.retain(|n| !yielded.contains_key(n));
+        if *pos < floor {
+            too_far.extend(names.iter().cloned());
+            names.clear();
+        }
+        !names.is_empty()
+    });
+    out.why(format!(
+        "skipping candidates that yielded their turn: {}",
+        yielded.values().cloned().collect::<Vec<_>>().join("; ")
+    ));
+    if !too_far.is_empty() {
+        out.why(format!(
+            "more than {PRIORITY_TOLERANCE_BYTES} bytes behind the furthest, not a fallback without max_failover_lag_bytes: {}",
+            too_far.join(", ")
+        ));
+    }
+    if memory
+        .deferred_to
+        .as_ref()
+        .is_some_and(|(n, _)| yielded.contains_key(n))
+    {
+        memory.deferred_to = None;
+    }
+    positions
+        .is_empty()
+        .then(|| done("no failover: every candidate yielded or is too far behind one that did"))
+}
+
+/// A node other than ours whose daemon reports (in a fresh report of a configured observer) its
+/// failover command running, with that observer. Never two failover commands at once, even
+/// after our daemon restarted and forgot what it deferred to.
+fn promoting_elsewhere(view: &View, config: &Config, own_db: &str) -> Option<(String, String)> {
+    fresh_reports(view.observers, config, view.wall_now).find_map(|(observer, o)| {
+        o.nodes
+            .iter()
+            .find(|(n, s)| {
+                n.as_str() != own_db
+                    && s.failover
+                        .as_ref()
+                        .is_some_and(|f| f.phase == FailoverPhase::Promoting)
+            })
+            .map(|(n, _)| (n.clone(), observer.clone()))
+    })
+}
+
+/// We are the chosen candidate and `reason` keeps us from promoting. With
+/// `failover_fallback_timeout` and another candidate in sight, after that long (and a poll of
+/// our own node since, still a connected standby) we yield: we publish it and never run the
+/// failover command until another master is seen, so the next candidate may.
+#[allow(clippy::too_many_arguments)]
+fn blocked(
+    view: &View,
+    config: &Config,
+    memory: &mut Memory,
+    out: &mut Out,
+    map: &NodeMap,
+    own_db: &str,
+    others: bool,
+    reason: &str,
+) -> End {
+    let summary = format!("no failover: we are furthest along but {reason}");
+    let since = match &memory.blocked {
+        Some(b) if b.reason == reason => b.clone(),
+        _ => {
+            let b = Blocked {
+                since_mono: view.mono_now,
+                since_wall: view.wall_now,
+                reason: reason.to_string(),
+            };
+            memory.blocked = Some(b.clone());
+            b
+        }
+    };
+    let Some(timeout) = config.failover_fallback_timeout else {
+        return done(summary);
+    };
+    if !others {
+        out.why("no other candidate to yield to");
+        return done(summary);
+    }
+    let waited = view.mono_now - since.since_mono;
+    let polled_since = map
+        .standbys
+        .get(own_db)
+        .is_some_and(|n| n.connection && n.fetch_time > since.since_wall);
+    if waited < timeout || !polled_since {
+        out.why(format!(
+            "{reason}: yielding to the next candidate after failover_fallback_timeout {timeout} s ({waited:.0} s so far)"
+        ));
+        return done(summary);
+    }
+    out.why(format!(
+        "{reason} for {waited:.0} s (failover_fallback_timeout {timeout} s): yielding to the next candidate"
+    ));
+    memory.published_failover = Some(FailoverStatus {
+        phase: FailoverPhase::Yielded,
+        master: memory.current_master.clone(),
+        reason: reason.to_string(),
+        since: view.wall_now,
+    });
+    memory.yielded_at = Some(view.mono_now);
+    done(format!("no failover: yielded to the next candidate ({reason})"))
 }

@@ -68,6 +68,7 @@ impl N {
             }),
             min_replication_time_lag: Some(0.0),
             replication_start_time: None,
+            failover: None,
         })
     }
     fn pg(&mut self) -> &mut PgFields {
