@@ -409,6 +409,40 @@ mod tests {
     }
 
     #[test]
+    fn the_failover_status_is_served_in_our_own_entry_only_and_read_back() {
+        let t = parse_iso("2024-01-01T00:00:00Z").expect("t");
+        let nodes = BTreeMap::from([
+            ("pg1".to_string(), NodeState::new(t, true)),
+            ("pg2".to_string(), NodeState::new(t, true)),
+        ]);
+        let f = FailoverStatus {
+            phase: FailoverPhase::Yielded,
+            master: Some("pg0".into()),
+            reason: "maintenance_mode_file exists".into(),
+            since: t,
+        };
+        assert!(matches!(
+            served_nodes(&nodes, Some("pg2"), None),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        let served = served_nodes(&nodes, Some("pg2"), Some(&f));
+        let v = serde_json::to_value(&*served).expect("json");
+        assert_eq!(
+            v["pg2"]["failover"],
+            serde_json::json!({"phase": "yielded", "master": "pg0", "reason": "maintenance_mode_file exists", "since": "2024-01-01T00:00:00.000000Z"})
+        );
+        assert!(v["pg1"].get("failover").is_none());
+        let (read, bad) = parse_node_map(&v).expect("map");
+        assert!(bad.is_empty());
+        assert_eq!(read["pg2"].failover.as_ref(), Some(&f));
+        // a wrong shape rejects the entry, as any known key of the wrong type
+        let mut broken = v.clone();
+        broken["pg2"]["failover"] = serde_json::json!({"phase": "elected"});
+        let (read, bad) = parse_node_map(&broken).expect("map");
+        assert!(!read.contains_key("pg2") && bad.len() == 1, "{bad:?}");
+    }
+
+    #[test]
     fn a_never_reached_node_has_only_fetch_time_and_connection() {
         let n = NodeState::new(parse_iso("2024-01-01T00:00:00Z").expect("t"), false);
         let v = serde_json::to_value(&n).expect("json");

@@ -260,7 +260,12 @@ fn liveness(w: &World) -> Option<Violation> {
         .is_some_and(|f| matches!(f.kind, FaultKind::Maintenance(_) | FaultKind::FailoverFails(_)));
     let bound = match (blocked, c.failover_fallback_timeout) {
         (true, Some(t)) => {
-            bound + t + 2.0 * c.db_poll_interval + 2.0 * c.db_poll_timeout + 2.0 * c.replication_state_check_interval + 1.5
+            bound
+                + t
+                + 2.0 * c.db_poll_interval
+                + 2.0 * c.db_poll_timeout
+                + 2.0 * c.replication_state_check_interval
+                + 1.5
         }
         _ => bound,
     };

@@ -1435,10 +1435,7 @@ fn promoting_elsewhere(view: &View, config: &Config, own_db: &str) -> Option<(St
         o.nodes
             .iter()
             .find(|(n, s)| {
-                n.as_str() != own_db
-                    && s.failover
-                        .as_ref()
-                        .is_some_and(|f| f.phase == FailoverPhase::Promoting)
+                n.as_str() != own_db && s.failover.as_ref().is_some_and(|f| f.phase == FailoverPhase::Promoting)
             })
             .map(|(n, _)| (n.clone(), observer.clone()))
     })

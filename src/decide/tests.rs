@@ -11,7 +11,7 @@ use super::follow::{new_primary_conninfo, rewrite_recovery_conf};
 use super::*;
 use crate::config::Config;
 use crate::lsn::Lsn;
-use crate::state::{parse_iso, NodeState, ObserverState, PgFields, Timestamp};
+use crate::state::{parse_iso, FailoverPhase, FailoverStatus, NodeState, ObserverState, PgFields, Timestamp};
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -2083,4 +2083,224 @@ fn a_strict_majority_needs_more_than_half() {
         // known state 1 of 2: half, which the original counts as a majority
         assert_eq!(s.exec(), expected, "strict {strict}: {}", s.all_reasons());
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Fallback candidates (failover_fallback_timeout)
+// ---------------------------------------------------------------------------------------
+
+/// `secs` pass: every node and observer report is polled again, unchanged.
+fn later(s: &mut Sim, secs: i64) {
+    s.now += Duration::seconds(secs);
+    s.mono += secs as f64;
+    s.round += 1;
+    let t = s.now;
+    for n in s.nodes.values_mut() {
+        n.fetch_time = t;
+    }
+    for o in s.observers.values_mut() {
+        o.fetch_time = t;
+        for n in o.nodes.values_mut() {
+            n.fetch_time = t;
+        }
+    }
+}
+
+fn with_failover(mut n: N, phase: FailoverPhase, master: &str) -> N {
+    n.0.failover = Some(FailoverStatus {
+        phase,
+        master: Some(master.to_string()),
+        reason: "maintenance_mode_file exists".into(),
+        since: now(),
+    });
+    n
+}
+
+/// The master gone since 2014, pg1 and pg2 level (pg2, the higher name, is chosen), and `own`.
+fn level_standbys(own: &str) -> Sim {
+    let mut s = Sim::new();
+    s.set("old_master", gone_master("1/100"))
+        .set("pg1", N::standby("1/100", 130.0))
+        .set("pg2", N::standby("1/100", 130.0))
+        .own(own);
+    s.memory.current_master = Some("old_master".into());
+    // the grace period after start is over
+    s.memory.nodes_changed(s.mono - 100.0);
+    s
+}
+
+#[test]
+fn a_candidate_in_maintenance_yields_after_the_fallback_timeout_and_keeps_its_word() {
+    let mut s = level_standbys("pg2");
+    s.maintenance = true;
+    let d = s.check();
+    assert_eq!(s.failovers, 0);
+    assert_eq!(
+        d.summary,
+        "no failover: we are furthest along but maintenance_mode_file exists"
+    );
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.contains("yielding to the next candidate after failover_fallback_timeout 60 s")),
+        "{d:?}"
+    );
+    later(&mut s, 30);
+    s.check();
+    assert!(!s.memory.yielded());
+    later(&mut s, 31);
+    let d = s.check();
+    assert_eq!(
+        d.summary,
+        "no failover: yielded to the next candidate (maintenance_mode_file exists)"
+    );
+    let f = s.memory.published_failover.clone().expect("published");
+    assert_eq!(
+        (f.phase, f.master.as_deref()),
+        (FailoverPhase::Yielded, Some("old_master"))
+    );
+    // the maintenance file goes: a yield is a promise, pg1 is the candidate now
+    s.maintenance = false;
+    later(&mut s, 10);
+    let d = s.check();
+    assert_eq!(s.failovers, 0, "{}", s.all_reasons());
+    assert_eq!(d.summary, "no action: node pg1 is furthest along");
+    // pg1 became the master: the yield ends
+    s.set("pg1", N::primary());
+    later(&mut s, 1);
+    s.check();
+    assert_eq!(s.memory.published_failover, None, "{}", s.all_reasons());
+}
+
+#[test]
+fn the_next_candidate_takes_over_once_the_first_yields_and_only_then() {
+    let mut s = level_standbys("pg1");
+    s.conf("observers", json!({"pg2": "http://pg2:15000"}))
+        .observe("pg2", "pg2", N::standby("1/100", 130.0));
+    s.check();
+    let d = s.check();
+    assert_eq!(s.failovers, 0);
+    assert_eq!(d.summary, "no action: node pg2 is furthest along");
+    // a yield against another master says nothing about this failover
+    s.observe(
+        "pg2",
+        "pg2",
+        with_failover(N::standby("1/100", 130.0), FailoverPhase::Yielded, "pg0"),
+    );
+    later(&mut s, 1);
+    s.check();
+    assert_eq!(s.failovers, 0, "{}", s.all_reasons());
+    // pg2's daemon yielded: pg1 is next
+    s.observe(
+        "pg2",
+        "pg2",
+        with_failover(N::standby("1/100", 130.0), FailoverPhase::Yielded, "old_master"),
+    );
+    later(&mut s, 1);
+    let d = s.check();
+    assert_eq!(s.failovers, 1, "{}", s.all_reasons());
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.contains("pg2 yielded (maintenance_mode_file exists, observer pg2)")),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn a_yield_is_ignored_without_fallback_and_never_hands_over_data_the_original_kept() {
+    let yielded = |own_pos: &str, conf: &[(&str, Value)]| {
+        let mut s = level_standbys("pg1");
+        s.set("pg1", N::standby(own_pos, 130.0));
+        s.conf("observers", json!({"pg2": "http://pg2:15000"})).observe(
+            "pg2",
+            "pg2",
+            with_failover(N::standby("1/100", 130.0), FailoverPhase::Yielded, "old_master"),
+        );
+        for (k, v) in conf {
+            s.conf(k, v.clone());
+        }
+        s.check();
+        let d = s.check();
+        (s.failovers, d.summary)
+    };
+    assert_eq!(yielded("1/100", &[]).0, 1);
+    let (n, summary) = yielded("1/100", &[("failover_fallback_timeout", Value::Null)]);
+    assert_eq!((n, summary.as_str()), (0, "no action: node pg2 is furthest along"));
+    // 2 MiB behind the one that yielded: the original would have kept those writes
+    let (n, summary) = yielded("0/FFE00100", &[]);
+    assert_eq!(
+        (n, summary.as_str()),
+        (
+            0,
+            "no failover: every candidate yielded or is too far behind one that did"
+        )
+    );
+    // unless the operator set a data-loss cap (the old master was last seen at 1/100)
+    assert_eq!(
+        yielded("0/FFE00100", &[("max_failover_lag_bytes", json!(4 << 20))]).0,
+        1
+    );
+}
+
+#[test]
+fn a_failed_failover_command_yields_to_another_candidate_instead_of_retrying() {
+    let mut s = level_standbys("pg2");
+    s.failover_ok = false;
+    s.check();
+    s.check();
+    assert_eq!(s.failovers, 1, "{}", s.all_reasons());
+    // the original's backoff would run it again after 5 s
+    later(&mut s, 6);
+    let d = s.check();
+    assert_eq!(s.failovers, 1, "{}", s.all_reasons());
+    assert_eq!(
+        d.summary,
+        "no failover: we are furthest along but the failover command failed"
+    );
+    later(&mut s, 60);
+    let d = s.check();
+    assert_eq!(
+        d.summary,
+        "no failover: yielded to the next candidate (the failover command failed)"
+    );
+    assert_eq!(s.failovers, 1);
+
+    // alone (pg1 may never be promoted), it retries as before
+    let mut s = level_standbys("pg2");
+    s.conf("never_promote_these_nodes", json!(["pg1"]));
+    s.failover_ok = false;
+    s.check();
+    s.check();
+    later(&mut s, 6);
+    s.check();
+    assert_eq!(s.failovers, 2, "{}", s.all_reasons());
+}
+
+#[test]
+fn another_daemon_promoting_stops_ours() {
+    let mut s = level_standbys("pg2");
+    s.conf("observers", json!({"pg1": "http://pg1:15000"})).observe(
+        "pg1",
+        "pg1",
+        with_failover(N::standby("1/100", 130.0), FailoverPhase::Promoting, "old_master"),
+    );
+    s.check();
+    let d = s.check();
+    assert_eq!(s.failovers, 0, "{}", s.all_reasons());
+    assert_eq!(
+        d.summary,
+        "no failover: observer pg1 reports the failover command of pg1 running"
+    );
+    // our own command, while it runs, is announced
+    s.observe("pg1", "pg1", N::standby("1/100", 130.0));
+    s.hold_failover = true;
+    later(&mut s, 1);
+    s.check();
+    assert_eq!(s.failovers, 1, "{}", s.all_reasons());
+    let f = s.memory.published_failover.clone().expect("announced");
+    assert_eq!(f.phase, FailoverPhase::Promoting);
+    s.failover_running = false;
+    s.memory.record_failover_result(true, s.mono);
+    assert_eq!(s.memory.published_failover, None);
 }
