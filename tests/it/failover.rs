@@ -766,3 +766,94 @@ async fn run_command(cluster: &Cluster, node: &str, command: &str) {
         cluster.node(node).log_tail(20)
     );
 }
+
+/// `start`, with every node's daemon also listing the other nodes' daemons as observers (the
+/// mesh docs/safety.md recommends): the daemons read each other's failover status.
+async fn start_meshed(cluster: Cluster, tweak: impl Fn(&str, &mut Value)) -> Lab {
+    let ports = pglab::daemon::free_ports(3).expect("ports");
+    let port = |n: &str| ports[["pg1", "pg2", "pg3"].iter().position(|x| *x == n).unwrap_or(0)];
+    start(cluster, |name, c| {
+        c["http_port"] = json!(port(name));
+        for peer in ["pg1", "pg2", "pg3"].into_iter().filter(|p| *p != name) {
+            c["observers"][peer] = json!(format!("http://127.0.0.1:{}", port(peer)));
+        }
+        tweak(name, c);
+    })
+    .await
+}
+
+const FALLBACK_TIMEOUT: f64 = 3.0;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_candidate_promotes_when_the_chosen_one_stays_in_maintenance() {
+    let lab = start_meshed(cluster().await, |_, c| {
+        c["failover_fallback_timeout"] = json!(FALLBACK_TIMEOUT);
+        // pg3 is the candidate (the standbys of an idle primary are level)
+        c["failover_priorities"] = json!({"pg3": 200});
+    })
+    .await;
+    std::fs::write(lab.maintenance_file("pg3"), "").expect("maintenance file");
+    lab.cluster.kill9("pg1").expect("kill pg1");
+    lab.wait_state("pg3", "pg3 to be blocked by its maintenance file", |s| {
+        summary(s) == MAINTENANCE
+    })
+    .await;
+    lab.wait_state("pg3", "pg3 to yield its turn", |s| {
+        summary(s) == "no failover: yielded to the next candidate (maintenance_mode_file exists)"
+    })
+    .await;
+    let winner = lab.wait_promoted().await;
+    assert_eq!(winner, "pg2", "{}", lab.dump());
+    lab.check_failover_to(winner).await;
+    assert!(
+        lab.daemon("pg2")
+            .log()
+            .contains("pg3 yielded (maintenance_mode_file exists, observer pg3)"),
+        "{}",
+        lab.dump()
+    );
+    // pg3's word holds after its file goes: it follows pg2, it does not promote
+    std::fs::remove_file(lab.maintenance_file("pg3")).expect("rm");
+    lab.rounds("pg3", QUIET_ROUNDS, "pg3 to stay a standby of pg2", |s| {
+        s["current_master"] == json!("pg2")
+    })
+    .await;
+    assert_eq!(lab.promoted().await, vec!["pg2"], "{}", lab.dump());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_candidate_promotes_when_the_chosen_ones_failover_command_fails() {
+    let lab = start_meshed(cluster().await, |name, c| {
+        c["failover_fallback_timeout"] = json!(FALLBACK_TIMEOUT);
+        c["failover_priorities"] = json!({"pg3": 200});
+        if name == "pg3" {
+            c["failover_command"] = json!("exit 3");
+        }
+    })
+    .await;
+    lab.cluster.kill9("pg1").expect("kill pg1");
+    lab.wait_state("pg3", "pg3 to yield after its failed failover command", |s| {
+        summary(s) == "no failover: yielded to the next candidate (the failover command failed)"
+    })
+    .await;
+    let winner = lab.wait_promoted().await;
+    assert_eq!(winner, "pg2", "{}", lab.dump());
+    lab.wait_state("pg3", "pg3's daemon to see pg2 as the master", |s| {
+        s["current_master"] == json!("pg2")
+    })
+    .await;
+    lab.cluster
+        .sql("pg2", "INSERT INTO pglab_load (payload) VALUES ('after failover')")
+        .await
+        .expect("pg2 takes writes");
+    let log = lab.daemon("pg3").log();
+    // it ran once, failed, and was not run again while pg2 could take over
+    assert_eq!(log.matches("running failover_command").count(), 1, "{}", lab.dump());
+    assert_eq!(
+        lab.daemon("pg2").log().matches("running failover_command").count(),
+        1,
+        "{}",
+        lab.dump()
+    );
+    assert_eq!(lab.promoted().await, vec!["pg2"], "{}", lab.dump());
+}
