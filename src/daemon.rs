@@ -457,7 +457,18 @@ impl Loop {
             config_version: self.config_version,
         };
         let master_before = self.memory.current_master.clone();
+        let yielded_before = self.memory.yielded();
         let decision = decide::decide(&view, &self.config, &mut self.memory);
+        match (yielded_before, self.memory.yielded()) {
+            (false, true) => self.event("failover_yielded", &decision.summary, master_before.as_deref(), None),
+            (true, false) => self.event(
+                "failover_yield_ended",
+                "a master is connected again",
+                None,
+                self.memory.current_master.as_deref(),
+            ),
+            _ => {}
+        }
         // Served before any action is carried out: the others see "promoting" before our
         // failover command starts.
         self.failover_tx.send_if_modified(|f| {

@@ -819,6 +819,17 @@ async fn the_next_candidate_promotes_when_the_chosen_one_stays_in_maintenance() 
     })
     .await;
     assert_eq!(lab.promoted().await, vec!["pg2"], "{}", lab.dump());
+    // its history has the yield, then its end once pg2 was the master
+    let path = pglookout::events::default_path(&lab.daemon("pg3").state_path);
+    let kinds: Vec<String> = pglookout::events::read(&path, 1000, None)
+        .expect("history")
+        .events
+        .into_iter()
+        .rev()
+        .map(|e| e.kind)
+        .filter(|k| k.starts_with("failover_yield"))
+        .collect();
+    assert_eq!(kinds, ["failover_yielded", "failover_yield_ended"], "{}", lab.dump());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
