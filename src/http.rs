@@ -213,7 +213,8 @@ fn metrics_response(api: &Api, openmetrics: bool) -> Response {
     let snap = api.poller.snapshots.borrow().clone();
     let status = api.status.borrow().clone();
     let alerts = api.files.looked().map(|l| l.alerts).unwrap_or_default();
-    let extra = crate::prometheus::Extra::new(&config, status["current_master"].as_str(), alerts);
+    let mut extra = crate::prometheus::Extra::new(&config, status["current_master"].as_str(), alerts);
+    extra.state_written_at = api.files.state_written_at();
     let body = crate::prometheus::render(&snap, &api.counters, &extra, chrono::Utc::now(), openmetrics);
     let content_type = if openmetrics {
         crate::prometheus::OPENMETRICS_TYPE

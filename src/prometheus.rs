@@ -81,6 +81,8 @@ pub struct Extra<'a> {
     /// alert file name -> present
     pub alerts: Vec<(&'static str, bool)>,
     pub version: &'static str,
+    /// When the state file was last written successfully (`/metrics` only, not StatsD).
+    pub state_written_at: Option<crate::state::Timestamp>,
 }
 
 impl<'a> Extra<'a> {
@@ -96,6 +98,7 @@ impl<'a> Extra<'a> {
             current_master,
             alerts,
             version: env!("CARGO_PKG_VERSION"),
+            state_written_at: None,
         }
     }
 }
@@ -259,6 +262,21 @@ pub fn render(
         }
     }
 
+    // A timestamp, not an age: it stops moving when the file thread hangs, and a rule compares
+    // it with Prometheus' own time().
+    o.family(
+        "pglookout_state_file_last_write_timestamp_seconds",
+        "gauge",
+        "Unix time of the last successful write of the state file (0: none yet).",
+    );
+    o.sample(
+        "pglookout_state_file_last_write_timestamp_seconds",
+        &[],
+        extra
+            .state_written_at
+            .map_or(0.0, |t| t.timestamp_millis() as f64 / 1000.0),
+    );
+
     o.family(
         "pglookout_poll_duration_seconds",
         "histogram",
@@ -404,6 +422,7 @@ mod tests {
             current_master: Some("pg1"),
             alerts: vec![("failover_has_happened", false)],
             version: "0.1.0",
+            state_written_at: Some(parse_iso("2024-01-01T00:00:01.5Z").expect("t")),
         };
         let om = render(&snap, &c, &extra, t, true);
         assert!(om.ends_with("# EOF\n"));
@@ -418,6 +437,10 @@ mod tests {
         assert!(om.contains("pglookout_poll_duration_seconds_bucket{le=\"0.005\"} 1\n"));
         assert!(om.contains("pglookout_poll_duration_seconds_bucket{le=\"+Inf\"} 2\n"));
         assert!(om.contains("pglookout_command_failures_total{command=\"failover_command\"} 1\n"));
+        assert!(
+            om.contains("pglookout_state_file_last_write_timestamp_seconds 1704067201.5\n"),
+            "{om}"
+        );
         let classic = render(&snap, &c, &extra, t, false);
         assert!(classic.contains("# TYPE pglookout_failovers_total counter\n"));
         assert!(!classic.contains("# EOF"));
@@ -449,9 +472,15 @@ mod tests {
             current_master: None,
             alerts: vec![],
             version: "0.1.0",
+            state_written_at: None,
         };
         let text = render(&snap, &Counters::default(), &extra, t, false);
         assert!(text.contains("pglookout_node_up{node=\"pg2\"} 0\n"), "{text}");
+        // never written: 0, so that "time() - x > 60" holds
+        assert!(
+            text.contains("pglookout_state_file_last_write_timestamp_seconds 0\n"),
+            "{text}"
+        );
         assert!(!text.contains("pglookout_node_replication_lag_seconds{"), "{text}");
     }
 }

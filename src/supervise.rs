@@ -122,6 +122,7 @@ mod tests {
                 current_master: None,
                 alerts: vec![],
                 version: "0",
+                state_written_at: None,
             },
             chrono::Utc::now(),
             false,

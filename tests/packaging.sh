@@ -3,7 +3,8 @@
 # Builds the Debian package with cargo-deb (a release build) and checks it: the files in it, its
 # control data and maintainer scripts, then the binaries and the example config from a throwaway
 # root made with `dpkg -x`, and the systemd unit with `systemd-analyze verify` when that exists.
-# Not part of scripts/test.sh: it needs a release build and cargo-deb (installed here if missing).
+# scripts/test.sh runs it when given no test filter; it needs a release build and cargo-deb
+# (installed here if missing).
 #
 #   tests/packaging.sh            build the .deb, then check it
 #   tests/packaging.sh FILE.deb   check an existing .deb
@@ -82,6 +83,9 @@ check "no real config in the package" \
 check "example failover script" has -rw-r--r-- usr/share/doc/pglookout/examples/failover.sh
 for doc in README.md docs/configuration.md docs/compatibility.md docs/operations.md copyright; do
     check "doc /usr/share/doc/pglookout/$doc" has -rw-r--r-- "usr/share/doc/pglookout/$doc"
+done
+for rules in pglookout-alerts.yml pglookout-alerts.test.yml; do
+    check "alerting rules /usr/share/pglookout/prometheus/$rules" has -rw-r--r-- "usr/share/pglookout/prometheus/$rules"
 done
 
 # ---- control data and maintainer scripts -------------------------------------------------
@@ -165,6 +169,14 @@ check "the daemon exits 0 on SIGTERM" test "$rc" = 0
 if [ "$up" != yes ] || [ "$rc" != 0 ]; then
     echo "--- daemon log"
     tail -n 30 "$work/daemon.log"
+fi
+
+# The installed rules are the ones tested, and their tests run where they are installed.
+if command -v promtool >/dev/null; then
+    check "the installed alerting rules pass promtool test rules" \
+        bash -c "cd '$root/usr/share/pglookout/prometheus' && promtool test rules pglookout-alerts.test.yml >/dev/null"
+else
+    echo "skipped: promtool test rules on the installed rules (promtool is not installed)"
 fi
 
 # ---- the systemd unit --------------------------------------------------------------------

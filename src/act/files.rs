@@ -64,6 +64,8 @@ struct Shared {
     looked: Mutex<Option<Looked>>,
     /// The number of the latest state document whose write has ended (well or not).
     written: tokio::sync::watch::Sender<u64>,
+    /// When the state file was last written successfully (wall clock), for `/metrics`.
+    state_written_at: Mutex<Option<crate::state::Timestamp>>,
 }
 
 /// Handle to the file thread. Cloning shares the thread.
@@ -85,6 +87,7 @@ impl Files {
             busy_since: Mutex::new(None),
             looked: Mutex::new(None),
             written: tokio::sync::watch::channel(0).0,
+            state_written_at: Mutex::new(None),
         });
         let worker = shared.clone();
         std::thread::Builder::new()
@@ -117,6 +120,11 @@ impl Files {
         let mut rx = self.0.written.subscribe();
         let written = tokio::time::timeout(timeout, rx.wait_for(|w| *w >= seq)).await;
         matches!(written, Ok(Ok(_)))
+    }
+
+    /// When the state file was last written successfully (`None`: not yet).
+    pub fn state_written_at(&self) -> Option<crate::state::Timestamp> {
+        *lock(&self.0.state_written_at)
     }
 
     /// Creates (`create`) or deletes an alert file.
@@ -234,12 +242,13 @@ fn run(shared: &Shared, on_error: &dyn Fn(Failure)) {
             *lock(&shared.looked) = Some(looked);
         }
         if let Some((path, doc, seq)) = work.state {
-            if let Err(error) = crate::statefile::write_json(&path, &*doc) {
-                on_error(Failure {
+            match crate::statefile::write_json(&path, &*doc) {
+                Ok(()) => *lock(&shared.state_written_at) = Some(chrono::Utc::now()),
+                Err(error) => on_error(Failure {
                     site: Site::StateFile,
                     path,
                     error,
-                });
+                }),
             }
             shared.written.send_replace(seq);
         }
@@ -293,6 +302,9 @@ mod tests {
         std::fs::write(&maint, "").expect("maintenance file");
         files.look(&maint, dir.path());
         wait_until("the state file", || state.exists());
+        wait_until("the write time", || files.state_written_at().is_some());
+        let written = files.state_written_at().expect("written");
+        assert!((chrono::Utc::now() - written).num_seconds().abs() < 10, "{written}");
         wait_until("the answer", || files.looked().is_some());
         let looked = files.looked().expect("looked");
         assert!(looked.maintenance);
@@ -309,6 +321,8 @@ mod tests {
         wait_until("the failure", || !lock(&failures).is_empty());
         assert_eq!(lock(&failures)[0], (Site::StateFile, missing));
         wait_until("idle", || files.busy_for(clock::monotonic()).is_none());
+        // a failed write leaves the time of the last good one
+        assert_eq!(files.state_written_at(), Some(written));
     }
 
     #[test]

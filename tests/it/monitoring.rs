@@ -211,6 +211,20 @@ async fn daemons_and_an_observer_see_the_cluster() {
     ] {
         assert!(metrics.contains(needle), "{needle} missing from:\n{metrics}");
     }
+    // the state file was written (the alerting rules compare this with the scrape's time)
+    let written: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("pglookout_state_file_last_write_timestamp_seconds "))
+        .and_then(|v| v.parse().ok())
+        .expect("pglookout_state_file_last_write_timestamp_seconds");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    assert!(
+        (0.0..60.0).contains(&(now - written)),
+        "state file written at {written}, now {now}"
+    );
     // Debian's promtool lints a real scrape (the classic text format, which it parses)
     let mut promtool = std::process::Command::new("promtool")
         .args(["check", "metrics"])
