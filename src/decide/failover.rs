@@ -1375,13 +1375,25 @@ fn skip_yielded(
         yielded.insert(own_db.to_string(), "we yielded".to_string());
     }
     if config.failover_fallback_timeout.is_some() {
+        // A yield from before the master's last known contact belongs to an earlier loss of
+        // it (an answer served late, a stale copy): only a later one counts, by more than the
+        // clock skew the observer check lets through.
+        let last_contact = memory.current_master.as_ref().and_then(|m| {
+            let db_time = |n: &NodeState| n.pg.as_ref().and_then(|p| p.db_time);
+            let theirs = fresh_reports(view.observers, config, view.wall_now)
+                .filter_map(|(_, o)| o.nodes.get(m).and_then(db_time));
+            view.nodes.get(m).and_then(db_time).into_iter().chain(theirs).max()
+        });
+        let skew = chrono::Duration::milliseconds((crate::poll::observer::MAX_CLOCK_SKEW_SECONDS * 1000.0) as i64);
         for name in positions.values().flatten().filter(|n| n.as_str() != own_db) {
             let word = fresh_reports(view.observers, config, view.wall_now).find_map(|(observer, o)| {
-                o.nodes
-                    .get(name)
-                    .and_then(|n| n.failover.as_ref())
-                    .filter(|f| f.phase == FailoverPhase::Yielded && f.master == memory.current_master)
-                    .map(|f| format!("{name} yielded ({}, observer {observer})", f.reason))
+                let entry = o.nodes.get(name)?;
+                let f = entry.failover.as_ref()?;
+                let current = f.phase == FailoverPhase::Yielded
+                    && f.master == memory.current_master
+                    && secs_between(view.wall_now, entry.fetch_time) < CANDIDATE_MAX_AGE_SECS
+                    && last_contact.is_none_or(|t| f.since > t + skew);
+                current.then(|| format!("{name} yielded ({}, observer {observer})", f.reason))
             });
             if let Some(word) = word {
                 yielded.insert(name.clone(), word);
