@@ -361,6 +361,21 @@ async fn count(cluster: &Cluster, node: &str, query: &str) -> i64 {
     }
 }
 
+/// Whether the lab's PostgreSQL has `pg_rewind` and `pg_controldata` (the builds pglab fetches
+/// for other majors carry only the server, `initdb` and `pg_ctl`): the rejoin tests say they
+/// are skipped when not.
+fn rejoin_tools_present() -> bool {
+    let bin = pglab::env::bin_dir_from_env().expect("bin dir");
+    let missing: Vec<&str> = ["pg_rewind", "pg_controldata"]
+        .into_iter()
+        .filter(|t| !bin.join(t).is_file())
+        .collect();
+    if !missing.is_empty() {
+        eprintln!("SKIPPED: {} has no {}", bin.display(), missing.join(", "));
+    }
+    missing.is_empty()
+}
+
 impl Mesh {
     /// pg1's daemon with `rejoin_old_master`; `wal_log_hints` on every node when `hints`.
     async fn start_rejoin(hints: bool) -> Mesh {
@@ -420,6 +435,9 @@ impl Mesh {
 /// every write the new primary acknowledged is there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fenced_old_primary_rejoins_with_pg_rewind_and_streams_from_the_new_primary() {
+    if !rejoin_tools_present() {
+        return;
+    }
     let mesh = Mesh::start_rejoin(true).await;
     let cluster = &mesh.cluster;
     cluster.write_load(20).await.expect("load");
@@ -511,6 +529,9 @@ async fn a_fenced_old_primary_rejoins_with_pg_rewind_and_streams_from_the_new_pr
 /// `rejoin_failed` alert file and leaves the old primary stopped; it never starts it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejoin_that_cannot_rewind_leaves_the_old_primary_stopped_with_the_alert() {
+    if !rejoin_tools_present() {
+        return;
+    }
     let mesh = Mesh::start_rejoin(false).await;
     let cluster = &mesh.cluster;
     mesh.diverge_and_fail_over(3).await;
@@ -530,4 +551,95 @@ async fn a_rejoin_that_cannot_rewind_leaves_the_old_primary_stopped_with_the_ale
     .await;
     assert!(!cluster.node("pg1").is_running(), "pg1 was started{}", mesh.dump());
     assert!(cluster.sql("pg1", "SELECT 1").await.is_err());
+}
+
+/// `pglookout-ctl rejoin`: refused while pg1 answers as a primary; once pg1 is stopped (cleanly,
+/// after taking writes pg2 never got) and pg2 promoted, it rewinds pg1 from pg2 and starts it
+/// as a standby that streams from pg2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pglookout_ctl_rejoin_refuses_a_running_primary_and_rewinds_a_stopped_one() {
+    if !rejoin_tools_present() {
+        return;
+    }
+    let cluster = Cluster::start(pglab::ClusterSpec {
+        standbys: 1,
+        extra_conf: vec!["wal_log_hints = on".to_string()],
+        ..Default::default()
+    })
+    .await
+    .expect("cluster");
+    let mut c = config(&cluster, "pg1", json!({}));
+    rejoin_config(&cluster, &mut c);
+    c["alert_file_dir"] = json!(cluster.dir());
+    let path = cluster.dir().join("ctl-rejoin.json");
+    std::fs::write(&path, c.to_string()).expect("config");
+    let ctl = |master: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pglookout-ctl"))
+            .args(["rejoin", "--config"])
+            .arg(&path)
+            .args(["--master", master])
+            .output()
+            .expect("pglookout-ctl");
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    // pg2 is no primary, and pg1 still is one
+    let (code, text) = tokio::task::block_in_place(|| ctl("pg2"));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("pg2 is in recovery"), "{text}");
+    cluster.write_load(10).await.expect("load");
+    cluster.wait_streaming("pg2").await.expect("streaming");
+    cluster.cut_wal_stream("pg2").await.expect("cut");
+    cluster
+        .sql(
+            "pg1",
+            "INSERT INTO pglab_load (payload) SELECT 'diverged' FROM generate_series(1, 4)",
+        )
+        .await
+        .expect("diverged writes");
+    cluster.promote("pg2").await.expect("promote pg2");
+    let (code, text) = tokio::task::block_in_place(|| ctl("pg2"));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("pg1 answers as a primary"), "{text}");
+    cluster.stop("pg1").await.expect("stop pg1");
+    cluster
+        .sql(
+            "pg2",
+            "INSERT INTO pglab_load (payload) SELECT 'acknowledged' FROM generate_series(1, 5)",
+        )
+        .await
+        .expect("pg2 takes writes");
+    let (code, text) = tokio::task::block_in_place(|| ctl("pg2"));
+    assert_eq!(
+        code,
+        Some(0),
+        "{text}\npg1's log:\n{}",
+        cluster.node("pg1").log_tail(30)
+    );
+    assert!(text.contains("pg1 is started as a standby of pg2"), "{text}");
+    assert!(!text.contains(cluster.superuser_password()), "{text}");
+    assert!(cluster.in_recovery("pg1").await.expect("pg1 answers"));
+    cluster.wait_streaming("pg1").await.expect("pg1 streams from pg2");
+    let want = count(&cluster, "pg2", "SELECT count(*) FROM pglab_load").await;
+    wait_for("pg1 to replay pg2's writes", DEADLINE, || async {
+        Ok(count(&cluster, "pg1", "SELECT count(*) FROM pglab_load").await == want)
+    })
+    .await
+    .expect("caught up");
+    assert_eq!(
+        count(
+            &cluster,
+            "pg1",
+            "SELECT count(*) FROM pglab_load WHERE payload = 'diverged'"
+        )
+        .await,
+        0
+    );
+    assert!(!cluster.dir().join("rejoin_failed").exists());
 }
