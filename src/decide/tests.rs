@@ -1483,7 +1483,8 @@ fn summaries_change_only_when_the_situation_does_and_serialize_to_json() {
             "replication_delay_warning",
             "failover_has_happened",
             "fenced",
-            "failover_blocked"
+            "failover_blocked",
+            "rejoin_failed"
         ]
     );
 }
