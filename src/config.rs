@@ -42,11 +42,16 @@ pub const KNOWN_KEYS: &[&str] = &[
     "observers",
     "over_warning_limit_command",
     "own_db",
+    "pg_controldata_command",
     "pg_data_directory",
+    "pg_rewind_command",
+    "pg_rewind_timeout",
     "pg_start_command",
     "pg_stop_command",
     "poll_observers_on_warning_only",
     "primary_conninfo_template",
+    "rejoin_old_master",
+    "rejoin_source_conninfo_template",
     "remote_conns",
     "replication_catchup_timeout",
     "replication_state_check_interval",
@@ -227,6 +232,18 @@ pub struct Config {
     pub pg_data_directory: Option<PathBuf>,
     pub pg_start_command: String,
     pub pg_stop_command: String,
+    /// Make our node a standby of the new primary once it was replaced (ours; see
+    /// `decide::rejoin` and `act::rejoin`). Off: the original's behaviour.
+    pub rejoin_old_master: bool,
+    /// Whom `pg_rewind` connects to (host and port from the new master's `remote_conns`
+    /// entry); `None`: `primary_conninfo_template`.
+    pub rejoin_source_conninfo_template: Option<ConnInfo>,
+    /// The program (and leading arguments) run as `pg_rewind`.
+    pub pg_rewind_command: String,
+    /// Seconds `pg_rewind` may take before it is killed.
+    pub pg_rewind_timeout: f64,
+    /// The program (and leading arguments) run as `pg_controldata`.
+    pub pg_controldata_command: String,
     pub http_address: String,
     pub http_port: u16,
     pub log_level: LogLevel,
@@ -610,6 +627,35 @@ impl Config {
             }
         }
 
+        let rejoin_old_master = r.bool("rejoin_old_master", false)?;
+        let rejoin_source_conninfo_template = match obj.get("rejoin_source_conninfo_template") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(ConnInfo::from_json(v).map_err(|e| {
+                r.err(
+                    "rejoin_source_conninfo_template",
+                    format!("expected a libpq connection string, a postgres:// URI or an object: {e}"),
+                )
+            })?),
+        };
+        let pg_rewind_command = r.string("pg_rewind_command", "pg_rewind")?;
+        let pg_controldata_command = r.string("pg_controldata_command", "pg_controldata")?;
+        let pg_rewind_timeout = r.number("pg_rewind_timeout", 600.0, false)?;
+        if rejoin_old_master {
+            let need = |key: &str, missing: bool| {
+                if missing {
+                    Err(r.err(key, "required when rejoin_old_master is true"))
+                } else {
+                    Ok(())
+                }
+            };
+            need("primary_conninfo_template", primary_conninfo_template.is_none())?;
+            need("pg_data_directory", pg_data_directory.is_none())?;
+            need("pg_start_command", pg_start_command.trim().is_empty())?;
+            need("pg_stop_command", pg_stop_command.trim().is_empty())?;
+            need("pg_rewind_command", pg_rewind_command.trim().is_empty())?;
+            need("pg_controldata_command", pg_controldata_command.trim().is_empty())?;
+        }
+
         let db_poll_interval = r.number("db_poll_interval", 5.0, false)?;
         let poll_observers_on_warning_only = r.bool("poll_observers_on_warning_only", false)?;
         let db_poll_timeout = r.number("db_poll_timeout", 5.0, false)?;
@@ -739,6 +785,11 @@ impl Config {
             pg_data_directory,
             pg_start_command,
             pg_stop_command,
+            rejoin_old_master,
+            rejoin_source_conninfo_template,
+            pg_rewind_command,
+            pg_rewind_timeout,
+            pg_controldata_command,
             http_address: r.string("http_address", "")?,
             http_port,
             log_level,
@@ -1036,5 +1087,54 @@ mod tests {
         v.as_object_mut().expect("object").remove("fence_command");
         v["fence_timeout"] = serde_json::json!(100.0);
         assert!(Config::from_value(Path::new("c.json"), &v).is_ok());
+    }
+
+    #[test]
+    fn rejoin_old_master_is_off_by_default_and_needs_what_it_runs() {
+        let base = serde_json::json!({"remote_conns": {"pg1": "host=a", "pg2": "host=b"}, "own_db": "pg1"});
+        let (c, _) = Config::from_value(Path::new("t.json"), &base).expect("config");
+        assert!(!c.rejoin_old_master);
+        assert_eq!(c.pg_rewind_command, "pg_rewind");
+        assert_eq!(c.pg_controldata_command, "pg_controldata");
+        assert_eq!(c.pg_rewind_timeout, 600.0);
+        assert!(c.rejoin_source_conninfo_template.is_none());
+
+        let mut v = base.clone();
+        v["rejoin_old_master"] = serde_json::json!(true);
+        let e = Config::from_value(Path::new("t.json"), &v)
+            .expect_err("incomplete")
+            .to_string();
+        assert!(
+            e.contains("primary_conninfo_template") && e.contains("rejoin_old_master"),
+            "{e}"
+        );
+        v["primary_conninfo_template"] = serde_json::json!("user=rep");
+        v["pg_data_directory"] = serde_json::json!("/d");
+        v["pg_start_command"] = serde_json::json!("start");
+        let e = Config::from_value(Path::new("t.json"), &v)
+            .expect_err("no stop")
+            .to_string();
+        assert!(e.contains("pg_stop_command"), "{e}");
+        v["pg_stop_command"] = serde_json::json!("stop");
+        v["rejoin_source_conninfo_template"] = serde_json::json!("user=postgres password=s dbname=postgres");
+        v["pg_rewind_command"] = serde_json::json!("/usr/lib/postgresql/15/bin/pg_rewind");
+        let (c, warnings) = Config::from_value(Path::new("t.json"), &v).expect("complete");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(c.rejoin_old_master);
+        assert_eq!(
+            c.rejoin_source_conninfo_template.as_ref().and_then(|t| t.get("user")),
+            Some("postgres")
+        );
+        v["pg_rewind_command"] = serde_json::json!(" ");
+        let e = Config::from_value(Path::new("t.json"), &v)
+            .expect_err("empty")
+            .to_string();
+        assert!(e.contains("pg_rewind_command"), "{e}");
+        v["pg_rewind_command"] = serde_json::json!("pg_rewind");
+        v["rejoin_source_conninfo_template"] = serde_json::json!(12);
+        let e = Config::from_value(Path::new("t.json"), &v)
+            .expect_err("not a conninfo")
+            .to_string();
+        assert!(e.contains("rejoin_source_conninfo_template"), "{e}");
     }
 }

@@ -1,5 +1,6 @@
 //! `pglookout-ctl`: reading one daemon's view (from its HTTP API, its state file, or the state
-//! file named by its config) and its event history, and rendering them as tables. The rendering is a pure function of
+//! file named by its config) and its event history, and rendering them as tables; and `rejoin`,
+//! which brings the old primary beside that config back as a standby on request. The rendering is a pure function of
 //! the state document so it is table-tested; the binary only fetches and prints.
 
 use crate::state::{parse_iso, Timestamp};
@@ -131,6 +132,82 @@ impl Api {
             code => Err(format!("{shown}: HTTP {code}")),
         }
     }
+}
+
+/// Whether the node behind `conninfo` answers, and then whether it is in recovery (5 s).
+async fn in_recovery(conninfo: &crate::conninfo::ConnInfo) -> Result<bool, String> {
+    let ask = async {
+        let config = conninfo.pg_config().map_err(|e| e.to_string())?;
+        let tls = conninfo.tls().map_err(|e| e.to_string())?;
+        let (client, connection) = config.connect(tls).await.map_err(|e| e.to_string())?;
+        let task = tokio::spawn(connection);
+        let row = client
+            .query_one("SELECT pg_is_in_recovery()", &[])
+            .await
+            .map_err(|e| e.to_string());
+        task.abort();
+        row?.try_get::<_, bool>(0).map_err(|e| e.to_string())
+    };
+    tokio::time::timeout(Duration::from_secs(5), ask)
+        .await
+        .unwrap_or_else(|_| Err("no answer within 5 s".into()))
+}
+
+/// `pglookout-ctl rejoin`: makes the node beside `config_path` (its `own_db`) a standby of
+/// `master` (default: the `current_master` of its daemon's state file), as the daemon does with
+/// `rejoin_old_master`. Refuses while our node answers as a primary (stop or fence it first:
+/// demoting a primary that takes writes loses them) and unless `master` answers as one.
+pub async fn rejoin(config_path: &Path, master: Option<String>) -> Result<String, String> {
+    let (config, _) = crate::config::Config::load(config_path).map_err(|e| e.to_string())?;
+    let own = config
+        .own_db
+        .clone()
+        .ok_or_else(|| format!("{}: own_db is not set (an observer has no node)", config_path.display()))?;
+    for (key, missing) in [
+        ("primary_conninfo_template", config.primary_conninfo_template.is_none()),
+        ("pg_data_directory", config.pg_data_directory.is_none()),
+        ("pg_start_command", config.pg_start_command.trim().is_empty()),
+        ("pg_stop_command", config.pg_stop_command.trim().is_empty()),
+    ] {
+        if missing {
+            return Err(format!("{}: {key} is required for a rejoin", config_path.display()));
+        }
+    }
+    let master = match master {
+        Some(m) => m,
+        None => {
+            let doc = read_file(&config.json_state_file_path)?;
+            doc["current_master"].as_str().map(str::to_string).ok_or_else(|| {
+                format!(
+                    "{}: no current_master; name one with --master",
+                    config.json_state_file_path.display()
+                )
+            })?
+        }
+    };
+    if master == own {
+        return Err(format!(
+            "{master} is our own node ({own}): name the new primary with --master"
+        ));
+    }
+    let master_conn = config
+        .remote_conns
+        .get(&master)
+        .ok_or_else(|| format!("{master} is not in remote_conns"))?;
+    match in_recovery(master_conn).await {
+        Ok(false) => {}
+        Ok(true) => return Err(format!("{master} is in recovery, not a primary")),
+        Err(e) => return Err(format!("{master} does not answer ({}): {e}", master_conn.masked())),
+    }
+    if let Some(own_conn) = config.remote_conns.get(&own) {
+        if let Ok(false) = in_recovery(own_conn).await {
+            return Err(format!(
+                "{own} answers as a primary: stop or fence it first (a rejoin throws away what it wrote after the failover)"
+            ));
+        }
+    }
+    crate::act::rejoin::rejoin(&config, &master).await?;
+    Ok(format!("{own} is started as a standby of {master}"))
 }
 
 /// The event history as a table, newest first.

@@ -43,6 +43,10 @@ enum Event {
         master: String,
         ok: bool,
     },
+    RejoinFinished {
+        master: String,
+        result: Result<(), String>,
+    },
     /// The config file read for a SIGHUP (`None`: it did not answer within [`RELOAD_TIMEOUT`]).
     Reloaded(Box<Reload>),
 }
@@ -318,6 +322,30 @@ impl Loop {
                 ];
                 self.spawn_reported("fence_command", "fence-task", cmd, env, Event::FenceFinished);
             }
+            Action::RejoinNewPrimary { master } => {
+                if !self.running.start_rejoin() {
+                    return;
+                }
+                self.event(
+                    "rejoin_started",
+                    &format!("rejoin_old_master: making our old primary a standby of {master}"),
+                    self.config.own_db.as_deref(),
+                    Some(master),
+                );
+                let (config, master) = (self.config.clone(), master.clone());
+                let (events, counters) = (self.events.clone(), self.counters.clone());
+                tokio::spawn(async move {
+                    let target = master.clone();
+                    let run = async move {
+                        supervise::fault_point("rejoin-task");
+                        crate::act::rejoin::rejoin(&config, &target).await
+                    };
+                    let result = supervise::run("rejoin", &counters, run)
+                        .await
+                        .unwrap_or_else(|| Err("the rejoin task crashed".into()));
+                    let _ = events.send(Event::RejoinFinished { master, result }).await;
+                });
+            }
             Action::FollowMaster { master } => {
                 if !self.running.start_follow(master) {
                     // the master changed while following the previous one: follow it next
@@ -349,6 +377,16 @@ impl Loop {
 
     fn on_event(&mut self, event: Event) {
         match event {
+            Event::RejoinFinished { master, result } => {
+                self.running.rejoin_done();
+                self.counters.command("rejoin", result.is_ok());
+                let reason = match &result {
+                    Ok(()) => "succeeded".to_string(),
+                    Err(e) => format!("failed: {e}"),
+                };
+                self.event("rejoin_finished", &reason, None, Some(&master));
+                self.memory.record_rejoin_result(&master, result, clock::monotonic());
+            }
             Event::FailoverFinished(outcome) => {
                 self.running.failover_done();
                 let ok = outcome.success();
@@ -703,7 +741,11 @@ impl Loop {
         }
         // a follow runs pg_stop_command then pg_start_command, each with the command timeout
         let commands = if self.running.follow() { 2.0 } else { 1.0 };
-        let bound = Duration::from_secs_f64(commands * self.config.failover_command_timeout) + STOP_MARGIN;
+        let mut bound = Duration::from_secs_f64(commands * self.config.failover_command_timeout) + STOP_MARGIN;
+        if self.running.rejoin() {
+            bound =
+                bound.max(Duration::from_secs_f64(crate::decide::rejoin::rejoin_deadline(&self.config)) + STOP_MARGIN);
+        }
         tracing::warn!(target: "pglookout", "waiting up to {} s for the running {} to finish before stopping (send SIGTERM again to stop now)",
             bound.as_secs(), self.running.what());
         let deadline = tokio::time::Instant::now() + bound;
@@ -727,6 +769,10 @@ impl Loop {
                     Some(Event::FenceFinished(outcome)) => {
                         self.running.fence_done(clock::monotonic());
                         self.counters.command("fence_command", outcome.success());
+                    }
+                    Some(Event::RejoinFinished { result, .. }) => {
+                        self.running.rejoin_done();
+                        self.counters.command("rejoin", result.is_ok());
                     }
                     Some(Event::Reloaded(_)) => {}
                     None => break,

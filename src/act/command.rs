@@ -1,8 +1,8 @@
 //! Running the operator's commands (`failover_command`, `over_warning_limit_command`,
-//! `pg_stop_command`, `pg_start_command`): split on whitespace and run without a shell, as the
+//! `pg_stop_command`, `pg_start_command`, `pg_rewind_command`): split on whitespace and run without a shell, as the
 //! original; in their own process group, so a timeout kills the whole group; with environment
 //! variables describing the event; output read to its end and logged line by line, whatever
-//! bytes it holds.
+//! bytes it holds. Also reading a tool's answer ([`output`], for `pg_controldata`).
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -48,12 +48,31 @@ impl std::fmt::Display for Outcome {
 
 /// Runs `command` (whitespace-split) and waits at most `timeout`.
 pub async fn run(what: &str, command: &str, timeout: Duration, env: &[(&str, String)]) -> Outcome {
+    run_with_args(what, command, &[], timeout, env).await
+}
+
+/// [`run`] with `extra` arguments appended as they are (not split: a conninfo holds spaces).
+/// They are logged with the command: they must hold no secret.
+pub async fn run_with_args(
+    what: &str,
+    command: &str,
+    extra: &[String],
+    timeout: Duration,
+    env: &[(&str, String)],
+) -> Outcome {
     let argv: Vec<&str> = command.split_whitespace().collect();
     let Some((program, args)) = argv.split_first() else {
         return Outcome::NotStarted("the command is empty".into());
     };
+    let shown = if extra.is_empty() {
+        command.to_string()
+    } else {
+        format!("{command} {}", extra.join(" "))
+    };
+    let command = shown.as_str();
     let mut cmd = Command::new(program);
     cmd.args(args)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -110,6 +129,47 @@ pub async fn run(what: &str, command: &str, timeout: Duration, env: &[(&str, Str
         tracing::error!(target: "pglookout", "{what} {outcome}");
     }
     outcome
+}
+
+/// Runs `command` (whitespace-split) with `extra` arguments, in its own process group, and
+/// returns its standard output (lossily decoded) when it exits 0 within `timeout` (its group is
+/// killed past it); otherwise why not, with the start of its standard error. For tools whose
+/// answer we read (`pg_controldata`); nothing is logged here.
+pub async fn output(command: &str, extra: &[&str], timeout: Duration, env: &[(&str, &str)]) -> Result<String, String> {
+    let argv: Vec<&str> = command.split_whitespace().collect();
+    let Some((program, args)) = argv.split_first() else {
+        return Err("the command is empty".into());
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("{program} could not be started: {e}"))?;
+    let pid = child.id();
+    match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(Ok(out)) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+        Ok(Ok(out)) => {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let err: String = err.trim().chars().take(MAX_LINE).collect();
+            Err(format!("{program} {}: {err}", out.status))
+        }
+        Ok(Err(e)) => Err(format!("{program}: {e}")),
+        Err(_) => {
+            if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+                let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+            Err(format!("{program} did not finish within {} s", timeout.as_secs_f64()))
+        }
+    }
 }
 
 /// Reads one output stream of a command to EOF and logs it line by line.
@@ -255,6 +315,14 @@ mod tests {
         assert_eq!(run("test", "true", t, &[]).await, Outcome::Exited(0));
         assert_eq!(run("test", "false", t, &[]).await, Outcome::Exited(1));
         assert!(matches!(run("test", "", t, &[]).await, Outcome::NotStarted(_)));
+        let with_spaces = ["a b".to_string()];
+        assert_eq!(
+            run_with_args("test", "test -n", &with_spaces, t, &[]).await,
+            Outcome::Exited(0)
+        );
+        assert_eq!(output("echo", &["x y"], t, &[]).await, Ok("x y\n".into()));
+        assert!(output("false", &[], t, &[]).await.is_err());
+        assert!(output("sleep 5", &[], Duration::from_millis(100), &[]).await.is_err());
         assert!(matches!(
             run("test", "/nonexistent/cmd", t, &[]).await,
             Outcome::NotStarted(_)

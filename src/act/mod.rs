@@ -4,4 +4,5 @@ pub mod alerts;
 pub mod command;
 pub mod files;
 pub mod follow;
+pub mod rejoin;
 pub mod running;

@@ -1,5 +1,5 @@
-//! Which of the decision's commands are running, pure: at most one failover, one fence and
-//! one follow at a time; a follow asked for while another runs is queued (the latest master
+//! Which of the decision's commands are running, pure: at most one failover, one fence, one
+//! follow and one rejoin at a time; a follow asked for while another runs is queued (the latest master
 //! wins) and started when the running one ends. The daemon's decision loop and the simulator
 //! both keep their commands' state in this.
 
@@ -12,6 +12,8 @@ pub struct Running {
     follow: bool,
     /// A follow asked for while another was running.
     follow_next: Option<String>,
+    /// A rejoin (stop, pg_rewind, start of our old primary) is running.
+    rejoin: bool,
 }
 
 impl Running {
@@ -27,7 +29,21 @@ impl Running {
 
     /// Whether any command is running.
     pub fn any(&self) -> bool {
-        self.failover || self.fence.is_some() || self.follow
+        self.failover || self.fence.is_some() || self.follow || self.rejoin
+    }
+
+    /// Whether a rejoin is running.
+    pub fn rejoin(&self) -> bool {
+        self.rejoin
+    }
+
+    /// A rejoin was decided: true when it is to start now (none is running).
+    pub fn start_rejoin(&mut self) -> bool {
+        !std::mem::replace(&mut self.rejoin, true)
+    }
+
+    pub fn rejoin_done(&mut self) {
+        self.rejoin = false;
     }
 
     /// What is running, for a log line.
@@ -37,6 +53,7 @@ impl Running {
             (_, true, true) => "failover_command and autofollow",
             (_, true, false) => "failover_command",
             (_, false, true) => "autofollow",
+            _ if self.rejoin => "rejoin",
             _ => "nothing",
         }
     }

@@ -1,5 +1,6 @@
 //! `pglookout-ctl`: look at a running cluster the way one daemon sees it (`status`), what it saw
-//! and did (`history`), or ask a daemon for an immediate poll round (`check`). Exit 0 when it could read a view (or the check
+//! and did (`history`), ask a daemon for an immediate poll round (`check`), or bring the old
+//! primary beside a config back as a standby of the new one (`rejoin`). Exit 0 when it could read a view (or the check
 //! was accepted); 1 with a one-line reason otherwise; 2 for a usage error.
 
 use clap::{Args, Parser, Subcommand};
@@ -42,6 +43,16 @@ enum Command {
     Check {
         #[command(flatten)]
         from: From,
+    },
+    /// Make the old primary beside this config (its own_db) a standby of the new primary:
+    /// stop, pg_rewind, standby settings, start. Never while it answers as a primary.
+    Rejoin {
+        /// The pglookout config of the daemon beside the old primary.
+        #[arg(long)]
+        config: PathBuf,
+        /// The new primary (default: current_master in the daemon's state file).
+        #[arg(long)]
+        master: Option<String>,
     },
 }
 
@@ -159,6 +170,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             } else {
                 print!("{}", ctl::render_history(&events));
             }
+            Ok(())
+        }
+        Command::Rejoin { config, master } => {
+            let _ = tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .with_target(false)
+                .try_init();
+            println!("{}", ctl::rejoin(&config, master).await?);
             Ok(())
         }
         Command::Check { from } => {

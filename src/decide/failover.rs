@@ -70,16 +70,20 @@ pub enum Alert {
     /// Ours: a failover is due but every candidate is beyond `max_failover_lag_bytes`;
     /// removed when a master is connected again.
     FailoverBlocked,
+    /// Ours: bringing our old primary back as a standby failed (the file holds the reason);
+    /// removed when our node is a standby receiving WAL from the new master.
+    RejoinFailed,
 }
 
 impl Alert {
-    pub const ALL: [Alert; 6] = [
+    pub const ALL: [Alert; 7] = [
         Alert::AuthenticationError,
         Alert::MultipleMasterWarning,
         Alert::ReplicationDelayWarning,
         Alert::FailoverHasHappened,
         Alert::Fenced,
         Alert::FailoverBlocked,
+        Alert::RejoinFailed,
     ];
 
     /// The file name inside `alert_file_dir`.
@@ -91,6 +95,7 @@ impl Alert {
             Alert::FailoverHasHappened => "failover_has_happened",
             Alert::Fenced => "fenced",
             Alert::FailoverBlocked => "failover_blocked",
+            Alert::RejoinFailed => "rejoin_failed",
         }
     }
 }
@@ -118,6 +123,12 @@ pub enum Action {
     DeleteAlert(Alert),
     /// Point our standby at `master` (rewrite `primary_conninfo`, restart if it changed).
     FollowMaster {
+        master: String,
+    },
+    /// Make our node, the old primary, a standby of `master` (`rejoin_old_master`: stop it,
+    /// `pg_rewind`, standby settings, start), then report with
+    /// [`Memory::record_rejoin_result`].
+    RejoinNewPrimary {
         master: String,
     },
     /// A StatsD gauge (`pg.replication_lag`); the shell adds the configured tags.
@@ -247,6 +258,8 @@ pub struct Memory {
     /// We are the chosen candidate and cannot promote (maintenance file, failed command, out
     /// of most observers' sight): since when and why (`failover_fallback_timeout`).
     pub blocked: Option<Blocked>,
+    /// Bringing our old primary back (see `rejoin`).
+    pub rejoin: super::rejoin::RejoinMemory,
     /// Actions that came out of a reported result, emitted with the next decision.
     #[serde(skip)]
     pending_actions: Vec<Action>,
@@ -277,8 +290,14 @@ impl Memory {
             published_failover: None,
             yielded_at: None,
             blocked: None,
+            rejoin: super::rejoin::RejoinMemory::new(),
             pending_actions: Vec::new(),
         }
+    }
+
+    /// An action to emit with the next decision (it came out of a reported result).
+    pub(super) fn push_pending(&mut self, a: Action) {
+        self.pending_actions.push(a);
     }
 
     /// A config was reloaded: a change of `remote_conns` restarts the missing-master grace
@@ -498,14 +517,22 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
                 memory.current_master.as_deref().unwrap_or("none")
             ));
             memory.current_master = Some(master.clone());
-            if config.autofollow && config.own_db.as_ref().is_some_and(|own| own != master) {
+            if config.autofollow
+                && config.own_db.as_ref().is_some_and(|own| own != master)
+                && !super::rejoin::leaves_follow_to_rejoin(config, memory, &nodes)
+            {
                 follow(view, memory, out, master);
             }
         }
     }
-    retry_follow(view, config, memory, out);
+    if !super::rejoin::leaves_follow_to_rejoin(config, memory, &nodes) {
+        retry_follow(view, config, memory, out);
+    }
     track_unreachable_master(view, config, memory, &nodes, &map);
     if let Some(end) = super::fence::fence(view, config, memory, &nodes, &map, out) {
+        return end;
+    }
+    if let Some(end) = super::rejoin::rejoin(view, config, memory, &nodes, &map, out) {
         return end;
     }
 
@@ -633,7 +660,12 @@ fn apply_config_version(view: &View, config: &Config, memory: &mut Memory, out: 
         // on every loop without a template; we only do it when autofollow is on.
         if let (Some(own), Some(master)) = (config.own_db.as_ref(), memory.current_master.as_ref()) {
             if own != master {
-                if config.autofollow {
+                if config.autofollow && super::rejoin::leaves_follow_to_rejoin(config, memory, view.nodes) {
+                    out.why(format!(
+                        "config version {}: {own} was the primary; rejoin_old_master brings it back, not autofollow",
+                        view.config_version
+                    ));
+                } else if config.autofollow {
                     out.why(format!(
                         "config version {}: following {master} again",
                         view.config_version

@@ -236,7 +236,12 @@ pub(super) fn fence(
 
 /// Whether `name` is a connected primary in our own poll, or in the fresh reports of a strict
 /// majority of the configured observers.
-fn corroborated_primary(view: &super::View, config: &Config, nodes: &BTreeMap<String, NodeState>, name: &str) -> bool {
+pub(super) fn corroborated_primary(
+    view: &super::View,
+    config: &Config,
+    nodes: &BTreeMap<String, NodeState>,
+    name: &str,
+) -> bool {
     if nodes.get(name).is_some_and(connected_primary) {
         return true;
     }

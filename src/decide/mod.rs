@@ -11,12 +11,15 @@
 //!   (upstream §5), and its [`crate::decide::Memory`].
 //! - [`crate::decide::follow`]: the text transformation of autofollow (which conninfo,
 //!   which file contents).
+//! - [`crate::decide::rejoin`]: when the daemon beside a replaced primary makes it a standby
+//!   of the new one (`rejoin_old_master`).
 //! - [`crate::decide::monitor_unhealthy`]: the poller health rule.
 
 pub mod failover;
 pub mod fence;
 pub mod follow;
 pub mod node_map;
+pub mod rejoin;
 
 pub use failover::{decide, furthest_along, replication_positions, Action, Alert, Decision, Memory, View};
 pub use node_map::{node_map, NodeMap};

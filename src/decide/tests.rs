@@ -149,6 +149,10 @@ struct Sim {
     /// The standby's recovery settings file and PostgreSQL major, for autofollow.
     recovery: Option<(String, u32)>,
     decisions: Vec<Decision>,
+    /// The masters a rejoin was ordered for.
+    rejoins: Vec<String>,
+    /// How the shell reports a rejoin right away (`None`: it keeps running).
+    rejoin_result: Option<Result<(), String>>,
 }
 
 impl Sim {
@@ -187,6 +191,8 @@ impl Sim {
             observer_polling: None,
             recovery: None,
             decisions: Vec::new(),
+            rejoins: Vec::new(),
+            rejoin_result: Some(Ok(())),
         }
     }
 
@@ -289,6 +295,12 @@ impl Sim {
                 Action::StatsdGauge { name, value } => self.gauges.push((name.clone(), *value)),
                 Action::StatsdCount { name } => self.counts.push(name.clone()),
                 Action::SetObserverPolling(on) => self.observer_polling = Some(*on),
+                Action::RejoinNewPrimary { master } => {
+                    self.rejoins.push(master.clone());
+                    if let Some(r) = self.rejoin_result.clone() {
+                        self.memory.record_rejoin_result(master, r, self.mono);
+                    }
+                }
             }
         }
         self.decisions.push(d.clone());
@@ -1472,7 +1484,8 @@ fn summaries_change_only_when_the_situation_does_and_serialize_to_json() {
             "replication_delay_warning",
             "failover_has_happened",
             "fenced",
-            "failover_blocked"
+            "failover_blocked",
+            "rejoin_failed"
         ]
     );
 }
@@ -2082,6 +2095,193 @@ fn a_strict_majority_needs_more_than_half() {
         s.check();
         // known state 1 of 2: half, which the original counts as a majority
         assert_eq!(s.exec(), expected, "strict {strict}: {}", s.all_reasons());
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// rejoin_old_master: bringing the old primary back as a standby
+// ---------------------------------------------------------------------------------------
+
+/// `fenced_primary` with `rejoin_old_master` on (and what it needs), pg1 the master we know.
+fn rejoining_primary() -> Sim {
+    let mut s = fenced_primary();
+    s.conf("rejoin_old_master", json!(true))
+        .conf("primary_conninfo_template", json!("user=replicator"))
+        .conf("pg_data_directory", json!("/data"))
+        .conf("pg_start_command", json!("start"))
+        .conf("pg_stop_command", json!("stop"));
+    run_for(&mut s, 2);
+    assert_eq!(s.memory.current_master.as_deref(), Some("pg1"));
+    s
+}
+
+/// pg2 was promoted (timeline 2), in our own poll and in every observer's report.
+fn promote_pg2(s: &mut Sim) {
+    s.set("pg2", timeline(N::primary(), 2));
+    for o in OBSERVERS {
+        s.observe(o, "pg2", timeline(N::primary(), 2));
+    }
+}
+
+/// pg1 is down (stopped, fenced): in our own poll and for every observer.
+fn pg1_down(s: &mut Sim) {
+    s.set("pg1", timeline(N::primary(), 1).conn(false));
+    for o in OBSERVERS {
+        report(s, o, Some(false));
+    }
+}
+
+#[test]
+fn rejoin_is_off_by_default() {
+    let mut s = fenced_primary();
+    run_for(&mut s, 2);
+    promote_pg2(&mut s);
+    assert_eq!(run_for(&mut s, 1), 1, "fenced: {}", s.all_reasons());
+    pg1_down(&mut s);
+    run_for(&mut s, 120);
+    assert!(s.rejoins.is_empty(), "{}", s.all_reasons());
+}
+
+#[test]
+fn the_fenced_old_primary_rejoins_the_new_primary_once() {
+    let mut s = rejoining_primary();
+    promote_pg2(&mut s);
+    assert_eq!(run_for(&mut s, 1), 1, "the fence comes first: {}", s.all_reasons());
+    assert!(s.rejoins.is_empty(), "not in the fence's round");
+    // the fence killed pg1
+    pg1_down(&mut s);
+    run_for(&mut s, 1);
+    assert_eq!(s.rejoins, ["pg2"], "{}", s.all_reasons());
+    let d = s.decisions.last().expect("decision");
+    assert_eq!(d.summary, "rejoin: making pg1 a standby of pg2");
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.contains("pg1 was the primary and is fenced")),
+        "{:?}",
+        d.reasons
+    );
+    // succeeded: not again for the same master while pg1 is not seen yet
+    run_for(&mut s, 120);
+    assert_eq!(s.rejoins.len(), 1, "{}", s.all_reasons());
+    // pg1 streams from pg2: the fence is lifted, an old rejoin_failed alert removed
+    s.alerts.insert(Alert::RejoinFailed);
+    s.set("pg1", N::standby("1/20", 0.1));
+    run_for(&mut s, 1);
+    assert!(!s.alerts.contains(&Alert::RejoinFailed), "{}", s.all_reasons());
+    assert!(!s.alerts.contains(&Alert::Fenced));
+    assert!(!s.memory.rejoin.was_master);
+    run_for(&mut s, 30);
+    assert_eq!(s.rejoins.len(), 1);
+}
+
+#[test]
+fn a_stopped_old_primary_rejoins_without_fencing() {
+    let mut s = rejoining_primary();
+    s.json.as_object_mut().expect("obj").remove("fence_command");
+    pg1_down(&mut s);
+    run_for(&mut s, 3);
+    assert!(s.rejoins.is_empty(), "no other primary yet: {}", s.all_reasons());
+    promote_pg2(&mut s);
+    run_for(&mut s, 1);
+    assert_eq!(s.rejoins, ["pg2"], "{}", s.all_reasons());
+    assert!(s.all_reasons().contains("pg1 was the primary and is not reachable"));
+}
+
+#[test]
+fn never_while_our_node_is_a_connected_unfenced_primary() {
+    let mut s = rejoining_primary();
+    s.json.as_object_mut().expect("obj").remove("fence_command");
+    promote_pg2(&mut s);
+    run_for(&mut s, 60);
+    assert!(s.rejoins.is_empty(), "{}", s.all_reasons());
+    assert!(s.alerts.contains(&Alert::MultipleMasterWarning));
+}
+
+#[test]
+fn a_standby_that_was_never_the_master_is_not_rejoined() {
+    let mut s = rejoining_primary();
+    // pg2's daemon: its node was a standby all along
+    s.own("pg2");
+    s.memory = Memory::new(s.mono);
+    run_for(&mut s, 2);
+    s.set("pg2", N::standby("1/10", 0.5).conn(false));
+    s.set("pg3", timeline(N::primary(), 2));
+    pg1_down(&mut s);
+    run_for(&mut s, 30);
+    assert!(s.rejoins.is_empty(), "{}", s.all_reasons());
+}
+
+#[test]
+fn a_new_primary_only_a_minority_of_observers_reports_is_not_rejoined() {
+    let mut s = rejoining_primary();
+    s.json.as_object_mut().expect("obj").remove("fence_command");
+    pg1_down(&mut s);
+    // we do not reach pg2; one observer of three says it is a primary
+    s.set("pg2", N::standby("1/10", 0.5).conn(false));
+    s.observe("o1", "pg2", timeline(N::primary(), 2));
+    run_for(&mut s, 30);
+    assert!(s.rejoins.is_empty(), "{}", s.all_reasons());
+}
+
+#[test]
+fn a_failed_rejoin_raises_the_alert_and_is_retried_only_after_a_backoff() {
+    let mut s = rejoining_primary();
+    s.json.as_object_mut().expect("obj").remove("fence_command");
+    pg1_down(&mut s);
+    s.rejoin_result = Some(Err("pg_rewind_command exited with status 1".into()));
+    promote_pg2(&mut s);
+    run_for(&mut s, 1);
+    assert_eq!(s.rejoins.len(), 1);
+    run_for(&mut s, 1);
+    assert!(s.alerts.contains(&Alert::RejoinFailed), "{}", s.all_reasons());
+    let d = s.decisions.last().expect("decision");
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.contains("pg_rewind_command exited with status 1")),
+        "{:?}",
+        d.reasons
+    );
+    run_for(&mut s, 27);
+    assert_eq!(s.rejoins.len(), 1, "30 s backoff: {}", s.all_reasons());
+    run_for(&mut s, 2);
+    assert_eq!(s.rejoins.len(), 2, "retried after 30 s");
+    run_for(&mut s, 58);
+    assert_eq!(s.rejoins.len(), 2, "then 60 s");
+    run_for(&mut s, 2);
+    assert_eq!(s.rejoins.len(), 3);
+    // a rejoin that never reports counts as failed after its deadline
+    s.rejoin_result = None;
+    run_for(&mut s, 130);
+    assert_eq!(s.rejoins.len(), 4);
+    let deadline = super::rejoin::rejoin_deadline(&s.config()) + super::rejoin::REJOIN_RESULT_GRACE_SECS;
+    run_for(&mut s, deadline as usize);
+    assert!(
+        s.all_reasons().contains("no result for the rejoin"),
+        "{}",
+        s.all_reasons()
+    );
+}
+
+#[test]
+fn autofollow_leaves_the_old_primary_to_the_rejoin() {
+    for rejoin in [false, true] {
+        let mut s = rejoining_primary();
+        s.json.as_object_mut().expect("obj").remove("fence_command");
+        s.conf("rejoin_old_master", json!(rejoin))
+            .conf("autofollow", json!(true));
+        pg1_down(&mut s);
+        promote_pg2(&mut s);
+        run_for(&mut s, 40);
+        if rejoin {
+            assert!(s.follows.is_empty(), "{}", s.all_reasons());
+            assert_eq!(s.rejoins, ["pg2"]);
+        } else {
+            // the original's behaviour: a plain rewrite and restart
+            assert_eq!(s.follows, ["pg2"], "{}", s.all_reasons());
+            assert!(s.rejoins.is_empty());
+        }
     }
 }
 

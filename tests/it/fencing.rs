@@ -7,6 +7,7 @@
 
 use super::harness::*;
 use pglab::daemon::{free_port, Daemon};
+use pglab::wait_for;
 use pglab::{Cluster, Proxy, ProxyMode};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -62,7 +63,19 @@ fn stamp_path(dir: &Path, what: &str, node: &str) -> PathBuf {
 impl Mesh {
     /// `fence`: whether the daemons have a `fence_command` (off only to show what it prevents).
     async fn start(fence: bool) -> Mesh {
-        let cluster = lab_cluster(2).await;
+        Mesh::start_with(fence, Vec::new(), |_, _, _| {}).await
+    }
+
+    /// [`Mesh::start`] with `extra_conf` in every node's postgresql.conf and `tweak` applied to
+    /// each daemon's config (with the cluster and the daemon's name).
+    async fn start_with(fence: bool, extra_conf: Vec<String>, tweak: impl Fn(&Cluster, &str, &mut Value)) -> Mesh {
+        let cluster = Cluster::start(pglab::ClusterSpec {
+            standbys: 2,
+            extra_conf,
+            ..Default::default()
+        })
+        .await
+        .expect("cluster");
         let proxy = Proxy::start(cluster.port("pg1")).await.expect("proxy");
         let ports: BTreeMap<&str, u16> = NAMES.iter().map(|n| (*n, free_port().expect("port"))).collect();
         let mut daemons = BTreeMap::new();
@@ -98,6 +111,7 @@ impl Mesh {
                     ));
                 }
             }
+            tweak(&cluster, own, &mut c);
             let d = spawn(&cluster, own, c);
             if own != "pg1" {
                 let seen = pglab::wait_for("the daemon to see pg1", DEADLINE, || async {
@@ -310,4 +324,322 @@ async fn without_fencing_the_partition_leaves_two_writable_primaries() {
             .unwrap_or_else(|e| panic!("{node} does not take writes: {e:#}"));
     }
     assert!(stamp_of(&mesh.cluster, "fence", "pg1").is_none());
+}
+
+/// pg1's daemon config for `rejoin_old_master`: the lab's start and stop commands, `pg_rewind`
+/// run as the server user (it refuses root) and the superuser as its source.
+fn rejoin_config(cluster: &Cluster, c: &mut Value) {
+    let bin = cluster.bin_dir();
+    let wrapper = cluster.dir().join("pg_rewind.sh");
+    let run_as = match cluster.env().run_as {
+        Some((uid, gid)) => format!("setpriv --reuid={uid} --regid={gid} --clear-groups "),
+        None => String::new(),
+    };
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\ncd /\nexec {run_as}{} \"$@\"\n",
+            bin.join("pg_rewind").display()
+        ),
+    )
+    .expect("pg_rewind wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    c["rejoin_old_master"] = json!(true);
+    c["primary_conninfo_template"] = json!(cluster.replication_conninfo("pg1", "pg1"));
+    c["rejoin_source_conninfo_template"] = json!(cluster.superuser_conninfo("pg1"));
+    c["pg_data_directory"] = json!(cluster.data_dir("pg1"));
+    c["pg_start_command"] = json!(cluster.start_command("pg1").expect("start"));
+    c["pg_stop_command"] = json!(cluster.stop_command("pg1").expect("stop"));
+    c["pg_rewind_command"] = json!(wrapper);
+    c["pg_controldata_command"] = json!(bin.join("pg_controldata"));
+}
+
+async fn count(cluster: &Cluster, node: &str, query: &str) -> i64 {
+    match cluster.sql(node, query).await {
+        Ok(rows) => rows[0].get(0),
+        Err(e) => panic!("{node}: {e:#}"),
+    }
+}
+
+/// Whether the lab's PostgreSQL has `pg_rewind` and `pg_controldata` (the builds pglab fetches
+/// for other majors carry only the server, `initdb` and `pg_ctl`): the rejoin tests say they
+/// are skipped when not.
+fn rejoin_tools_present() -> bool {
+    let bin = pglab::env::bin_dir_from_env().expect("bin dir");
+    let missing: Vec<&str> = ["pg_rewind", "pg_controldata"]
+        .into_iter()
+        .filter(|t| !bin.join(t).is_file())
+        .collect();
+    if !missing.is_empty() {
+        eprintln!("SKIPPED: {} has no {}", bin.display(), missing.join(", "));
+    }
+    missing.is_empty()
+}
+
+impl Mesh {
+    /// pg1's daemon with `rejoin_old_master`; `wal_log_hints` on every node when `hints`.
+    async fn start_rejoin(hints: bool) -> Mesh {
+        let extra = if hints {
+            vec!["wal_log_hints = on".to_string()]
+        } else {
+            Vec::new()
+        };
+        Mesh::start_with(true, extra, |cluster, own, c| {
+            if own == "pg1" {
+                rejoin_config(cluster, c);
+            }
+        })
+        .await
+    }
+
+    /// pg1 takes `rows` writes that no standby receives, then is cut from every daemon: it is
+    /// fenced (SIGKILL) and a standby promoted. Returns the new primary. The dead pg1 is reaped
+    /// meanwhile (it is the lab's child: a zombie would keep its lock file looking alive).
+    async fn diverge_and_fail_over(&self, rows: usize) -> &'static str {
+        let cluster = &self.cluster;
+        for s in ["pg2", "pg3"] {
+            cluster.cut_wal_stream(s).await.expect("cut the WAL stream");
+        }
+        cluster
+            .sql(
+                "pg1",
+                &format!("INSERT INTO pglab_load (payload) SELECT 'diverged' FROM generate_series(1, {rows})"),
+            )
+            .await
+            .expect("pg1 takes the writes");
+        self.proxy.set_mode(ProxyMode::Blackhole);
+        let result = wait_for("a standby to be promoted", DEADLINE, || async {
+            let _ = cluster.node("pg1").is_running();
+            for s in ["pg2", "pg3"] {
+                if let Ok(false) = cluster.in_recovery(s).await {
+                    return Ok(Some(s));
+                }
+            }
+            Ok(None)
+        })
+        .await;
+        let winner = result.unwrap_or_else(|e| panic!("{e:#}{}", self.dump()));
+        assert!(
+            stamp_of(cluster, "fence", "pg1").is_some(),
+            "pg1 was not fenced{}",
+            self.dump()
+        );
+        // the daemons reach pg1 again (it is dead): its daemon sees its own node as it is
+        self.proxy.set_mode(ProxyMode::Pass);
+        winner
+    }
+}
+
+/// `rejoin_old_master`: the fenced old primary, which took writes the standbys never got, is
+/// rewound from the new primary and streams from it; its writes after the fork are gone and
+/// every write the new primary acknowledged is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_old_primary_rejoins_with_pg_rewind_and_streams_from_the_new_primary() {
+    if !rejoin_tools_present() {
+        return;
+    }
+    let mesh = Mesh::start_rejoin(true).await;
+    let cluster = &mesh.cluster;
+    cluster.write_load(20).await.expect("load");
+    let winner = mesh.diverge_and_fail_over(5).await;
+    cluster
+        .sql(
+            winner,
+            "INSERT INTO pglab_load (payload) SELECT 'acknowledged' FROM generate_series(1, 7)",
+        )
+        .await
+        .expect("the new primary takes writes");
+    let rejoined = wait_for("pg1 to stream from the new primary", DEADLINE, || async {
+        let _ = cluster.node("pg1").is_running();
+        let streaming = cluster
+            .sql(
+                winner,
+                "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pg1' AND state = 'streaming'",
+            )
+            .await
+            .map(|r| r[0].get::<_, i64>(0) > 0)
+            .unwrap_or(false);
+        Ok(streaming)
+    })
+    .await;
+    if let Err(e) = rejoined {
+        panic!("{e:#}\npg1's log:\n{}{}", cluster.node("pg1").log_tail(30), mesh.dump());
+    }
+    assert!(
+        cluster.in_recovery("pg1").await.expect("pg1 answers"),
+        "pg1 is a standby"
+    );
+    cluster
+        .sql(
+            winner,
+            "INSERT INTO pglab_load (payload) SELECT 'acknowledged' FROM generate_series(1, 3)",
+        )
+        .await
+        .expect("more writes");
+    let want = count(cluster, winner, "SELECT count(*) FROM pglab_load").await;
+    let caught_up = wait_for("pg1 to replay every acknowledged write", DEADLINE, || async {
+        Ok(count(cluster, "pg1", "SELECT count(*) FROM pglab_load").await == want)
+    })
+    .await;
+    if let Err(e) = caught_up {
+        panic!("{e:#}{}", mesh.dump());
+    }
+    assert_eq!(
+        count(
+            cluster,
+            "pg1",
+            "SELECT count(*) FROM pglab_load WHERE payload = 'diverged'"
+        )
+        .await,
+        0,
+        "pg1's writes after the fork are gone"
+    );
+    assert_eq!(
+        count(
+            cluster,
+            "pg1",
+            "SELECT count(*) FROM pglab_load WHERE payload = 'acknowledged'"
+        )
+        .await,
+        10
+    );
+    let d = &mesh.daemons["pg1"];
+    assert!(!d.alert_dir.join("rejoin_failed").exists(), "{}", mesh.dump());
+    let log = d.log();
+    assert!(
+        log.contains("rejoin: our node is started as a standby of"),
+        "{}",
+        mesh.dump()
+    );
+    assert!(log.contains("pg_rewind_command"), "{}", mesh.dump());
+    assert!(!log.contains(cluster.superuser_password()), "a password in the log");
+    // its daemon sees it as a standby again: the fence is lifted
+    mesh.wait_state("pg1", "pg1 seen as a standby by its daemon", |s| {
+        connected(s, "pg1") && node(s, "pg1")["pg_is_in_recovery"] == json!(true)
+    })
+    .await;
+    wait_for("the fenced alert to be removed", DEADLINE, || async {
+        Ok(!d.alert_dir.join("fenced").exists())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}{}", mesh.dump()));
+}
+
+/// Without `wal_log_hints` (or checksums) `pg_rewind` cannot run: the rejoin says so in the
+/// `rejoin_failed` alert file and leaves the old primary stopped; it never starts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejoin_that_cannot_rewind_leaves_the_old_primary_stopped_with_the_alert() {
+    if !rejoin_tools_present() {
+        return;
+    }
+    let mesh = Mesh::start_rejoin(false).await;
+    let cluster = &mesh.cluster;
+    mesh.diverge_and_fail_over(3).await;
+    let d = &mesh.daemons["pg1"];
+    let alert = d.alert_dir.join("rejoin_failed");
+    let failed = wait_for("the rejoin_failed alert", DEADLINE, || async {
+        let _ = cluster.node("pg1").is_running();
+        Ok(std::fs::read_to_string(&alert).ok())
+    })
+    .await;
+    let text = failed.unwrap_or_else(|e| panic!("{e:#}{}", mesh.dump()));
+    assert!(text.contains("wal_log_hints"), "{text}");
+    // a few more rounds of its daemon: still stopped, waiting to retry
+    mesh.wait_state("pg1", "the retry backoff", |s| {
+        s["decision"]["summary"] == json!("rejoin: waiting before retrying the failed rejoin")
+    })
+    .await;
+    assert!(!cluster.node("pg1").is_running(), "pg1 was started{}", mesh.dump());
+    assert!(cluster.sql("pg1", "SELECT 1").await.is_err());
+}
+
+/// `pglookout-ctl rejoin`: refused while pg1 answers as a primary; once pg1 is stopped (cleanly,
+/// after taking writes pg2 never got) and pg2 promoted, it rewinds pg1 from pg2 and starts it
+/// as a standby that streams from pg2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pglookout_ctl_rejoin_refuses_a_running_primary_and_rewinds_a_stopped_one() {
+    if !rejoin_tools_present() {
+        return;
+    }
+    let cluster = Cluster::start(pglab::ClusterSpec {
+        standbys: 1,
+        extra_conf: vec!["wal_log_hints = on".to_string()],
+        ..Default::default()
+    })
+    .await
+    .expect("cluster");
+    let mut c = config(&cluster, "pg1", json!({}));
+    rejoin_config(&cluster, &mut c);
+    c["alert_file_dir"] = json!(cluster.dir());
+    let path = cluster.dir().join("ctl-rejoin.json");
+    std::fs::write(&path, c.to_string()).expect("config");
+    let ctl = |master: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pglookout-ctl"))
+            .args(["rejoin", "--config"])
+            .arg(&path)
+            .args(["--master", master])
+            .output()
+            .expect("pglookout-ctl");
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    // pg2 is no primary, and pg1 still is one
+    let (code, text) = tokio::task::block_in_place(|| ctl("pg2"));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("pg2 is in recovery"), "{text}");
+    cluster.write_load(10).await.expect("load");
+    cluster.wait_streaming("pg2").await.expect("streaming");
+    cluster.cut_wal_stream("pg2").await.expect("cut");
+    cluster
+        .sql(
+            "pg1",
+            "INSERT INTO pglab_load (payload) SELECT 'diverged' FROM generate_series(1, 4)",
+        )
+        .await
+        .expect("diverged writes");
+    cluster.promote("pg2").await.expect("promote pg2");
+    let (code, text) = tokio::task::block_in_place(|| ctl("pg2"));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("pg1 answers as a primary"), "{text}");
+    cluster.stop("pg1").await.expect("stop pg1");
+    cluster
+        .sql(
+            "pg2",
+            "INSERT INTO pglab_load (payload) SELECT 'acknowledged' FROM generate_series(1, 5)",
+        )
+        .await
+        .expect("pg2 takes writes");
+    let (code, text) = tokio::task::block_in_place(|| ctl("pg2"));
+    assert_eq!(
+        code,
+        Some(0),
+        "{text}\npg1's log:\n{}",
+        cluster.node("pg1").log_tail(30)
+    );
+    assert!(text.contains("pg1 is started as a standby of pg2"), "{text}");
+    assert!(!text.contains(cluster.superuser_password()), "{text}");
+    assert!(cluster.in_recovery("pg1").await.expect("pg1 answers"));
+    cluster.wait_streaming("pg1").await.expect("pg1 streams from pg2");
+    let want = count(&cluster, "pg2", "SELECT count(*) FROM pglab_load").await;
+    wait_for("pg1 to replay pg2's writes", DEADLINE, || async {
+        Ok(count(&cluster, "pg1", "SELECT count(*) FROM pglab_load").await == want)
+    })
+    .await
+    .expect("caught up");
+    assert_eq!(
+        count(
+            &cluster,
+            "pg1",
+            "SELECT count(*) FROM pglab_load WHERE payload = 'diverged'"
+        )
+        .await,
+        0
+    );
+    assert!(!cluster.dir().join("rejoin_failed").exists());
 }

@@ -1,0 +1,209 @@
+//! Bringing the old primary back (`rejoin_old_master`, docs/safety.md): the rule under which the
+//! daemon beside a primary that was replaced makes its node a standby of the new primary
+//! (`act::rejoin` stops it, runs `pg_rewind`, writes the standby settings, starts it).
+//!
+//! Owns: whether our node was the master ("was master"), when a rejoin is due (our node was the
+//! master or is fenced by us, it is not a connected unfenced primary, another node is a connected
+//! primary that our own poll or a strict majority of the observers corroborates), one rejoin
+//! per new master, the retry of a failed rejoin after a backoff, the `rejoin_failed` alert's
+//! removal, and keeping autofollow's plain restart away from a node that needs a rejoin.
+//! Must not: do I/O, read a clock, log.
+
+use super::failover::{done, Action, Alert, End, Memory, Out};
+use super::fence::corroborated_primary;
+use super::node_map::NodeMap;
+use crate::config::Config;
+use crate::state::NodeState;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// First wait before trying a failed rejoin again; doubles on each failure.
+pub const REJOIN_RETRY_INITIAL_SECS: f64 = 30.0;
+/// Longest wait between two attempts of a failing rejoin.
+pub const REJOIN_RETRY_MAX_SECS: f64 = 600.0;
+/// Extra time past the steps' own deadlines after which a rejoin we never heard back about
+/// counts as failed (the shell always reports; this only keeps a lost report from blocking
+/// rejoins forever).
+pub const REJOIN_RESULT_GRACE_SECS: f64 = 60.0;
+
+/// What the rejoin rule remembers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RejoinMemory {
+    /// Our node was the master we knew (a connected primary while it was the current master);
+    /// cleared when it is seen as a standby.
+    pub was_master: bool,
+    /// Set when we emitted [`Action::RejoinNewPrimary`]; cleared by
+    /// [`Memory::record_rejoin_result`].
+    pub running_since: Option<f64>,
+    pub consecutive_failures: u32,
+    pub last_failure: Option<f64>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// The master a rejoin succeeded for: not run again for it.
+    pub rejoined: Option<String>,
+    /// The `rejoin_failed` alert may be up (a failure since it was last removed, or a daemon
+    /// start: a file left by an earlier run is removed too).
+    pub alert: bool,
+}
+
+impl RejoinMemory {
+    /// The memory of a daemon that starts now: an alert file left by an earlier run counts as
+    /// possibly up.
+    pub fn new() -> Self {
+        RejoinMemory {
+            alert: true,
+            ..Default::default()
+        }
+    }
+}
+
+impl Memory {
+    /// The rejoin of our node to `master` finished. A failure raises `rejoin_failed` (the
+    /// shell has written the reason into it) and is retried after a backoff.
+    pub fn record_rejoin_result(&mut self, master: &str, result: Result<(), String>, mono_now: f64) {
+        self.rejoin.running_since = None;
+        match result {
+            Ok(()) => {
+                self.rejoin.consecutive_failures = 0;
+                self.rejoin.last_failure = None;
+                self.rejoin.last_error = None;
+                self.rejoin.rejoined = Some(master.to_string());
+            }
+            Err(e) => {
+                self.rejoin.consecutive_failures = self.rejoin.consecutive_failures.saturating_add(1);
+                self.rejoin.last_failure = Some(mono_now);
+                self.rejoin.last_error = Some(e);
+                self.rejoin.alert = true;
+                self.push_pending(Action::CreateAlert(Alert::RejoinFailed));
+            }
+        }
+    }
+
+    /// When a failed rejoin may run again (`None`: no failure to wait out).
+    pub fn rejoin_retry_at(&self) -> Option<f64> {
+        let last = self.rejoin.last_failure?;
+        let doublings = self.rejoin.consecutive_failures.saturating_sub(1).min(16);
+        let wait = (REJOIN_RETRY_INITIAL_SECS * f64::from(1u32 << doublings)).min(REJOIN_RETRY_MAX_SECS);
+        Some(last + wait)
+    }
+}
+
+/// The longest a rejoin can take in the shell: stop, start and stop (the crash-recovery start
+/// before PostgreSQL 13), `pg_controldata` twice and the final start, each bounded by
+/// `failover_command_timeout`, plus `pg_rewind_timeout`.
+pub fn rejoin_deadline(config: &Config) -> f64 {
+    6.0 * config.failover_command_timeout + config.pg_rewind_timeout
+}
+
+/// Whether our node needs a rejoin rather than autofollow's plain rewrite and restart: with
+/// `rejoin_old_master` on, a node that was the master (or that we fenced) and is not seen as a
+/// standby. A restart as a standby without `pg_rewind` would leave a diverged old primary
+/// unable to stream.
+pub(super) fn leaves_follow_to_rejoin(config: &Config, memory: &Memory, nodes: &BTreeMap<String, NodeState>) -> bool {
+    let Some(own) = config.own_db.as_deref() else {
+        return false;
+    };
+    config.rejoin_old_master
+        && nodes.get(own).is_none_or(|n| n.in_recovery() != Some(true))
+        && (memory.rejoin.was_master || memory.fence.fenced.is_some())
+}
+
+/// The rejoin rule for this round. `Some` ends the decision (a rejoin is running, waiting for
+/// its retry, or was ordered).
+pub(super) fn rejoin(
+    view: &super::View,
+    config: &Config,
+    memory: &mut Memory,
+    nodes: &BTreeMap<String, NodeState>,
+    map: &NodeMap,
+    out: &mut Out,
+) -> Option<End> {
+    if !config.rejoin_old_master {
+        return None;
+    }
+    let own = config.own_db.as_deref()?;
+    let own_state = nodes.get(own)?;
+    let now = view.mono_now;
+
+    if let Some(since) = memory.rejoin.running_since {
+        let limit = rejoin_deadline(config) + REJOIN_RESULT_GRACE_SECS;
+        if now - since > limit {
+            out.why(format!(
+                "no result for the rejoin started {:.0} s ago; counting it as failed",
+                now - since
+            ));
+            let master = memory.current_master.clone().unwrap_or_default();
+            memory.record_rejoin_result(&master, Err("no result within the rejoin's deadline".into()), now);
+        } else {
+            out.why(format!("the rejoin of {own} has been running for {:.0} s", now - since));
+            return Some(done(format!("rejoin: making {own} a standby")));
+        }
+    }
+
+    let connected_primary = own_state.connection && own_state.in_recovery() == Some(false);
+    if connected_primary && memory.current_master.as_deref() == Some(own) {
+        memory.rejoin.was_master = true;
+        memory.rejoin.rejoined = None;
+    }
+    if own_state.connection && own_state.in_recovery() == Some(true) {
+        // A standby (rejoined, followed or rebuilt): nothing to bring back.
+        memory.rejoin.was_master = false;
+        let receiving = own_state
+            .pg
+            .as_ref()
+            .is_some_and(|p| p.pg_last_xlog_receive_location.is_some());
+        let of_new_master = memory.current_master.as_deref().is_some_and(|m| m != own);
+        if memory.rejoin.alert && receiving && of_new_master {
+            memory.rejoin.alert = false;
+            memory.rejoin.consecutive_failures = 0;
+            memory.rejoin.last_failure = None;
+            memory.rejoin.last_error = None;
+            out.act(Action::DeleteAlert(Alert::RejoinFailed));
+        }
+        return None;
+    }
+    if !(memory.rejoin.was_master || memory.fence.fenced.is_some()) {
+        return None;
+    }
+    if connected_primary && memory.fence.fenced.is_none() {
+        // Never stop a primary that takes writes: the fence rules decide about it.
+        return None;
+    }
+    let master = memory.current_master.clone().filter(|m| m != own)?;
+    if !map.connected_masters.contains_key(&master) || !corroborated_primary(view, config, nodes, &master) {
+        out.why(format!(
+            "{own} was the primary; {master} is not a connected primary in our own poll or for a majority of the observers: no rejoin yet"
+        ));
+        return None;
+    }
+    if memory.rejoin.rejoined.as_deref() == Some(master.as_str()) {
+        out.why(format!(
+            "{own} was made a standby of {master}; waiting to see it as one"
+        ));
+        return None;
+    }
+    if let Some(at) = memory.rejoin_retry_at() {
+        if now < at {
+            out.why(format!(
+                "the rejoin failed {} time(s) ({}); next try in {:.1} s",
+                memory.rejoin.consecutive_failures,
+                memory.rejoin.last_error.as_deref().unwrap_or("no reason"),
+                at - now
+            ));
+            return Some(done("rejoin: waiting before retrying the failed rejoin"));
+        }
+    }
+    let how = if memory.fence.fenced.is_some() {
+        "fenced"
+    } else if own_state.connection {
+        "not a primary"
+    } else {
+        "not reachable"
+    };
+    out.why(format!(
+        "{own} was the primary and is {how}; {master} is the connected primary: making {own} its standby (rejoin_old_master)"
+    ));
+    out.act(Action::RejoinNewPrimary { master: master.clone() });
+    memory.rejoin.running_since = Some(now);
+    Some(done(format!("rejoin: making {own} a standby of {master}")))
+}
