@@ -46,6 +46,26 @@ impl std::fmt::Display for Outcome {
     }
 }
 
+/// `program args extra` in a process group of its own, stdin closed, stdout and stderr piped.
+fn piped<'a, E: AsRef<std::ffi::OsStr>>(
+    program: &str,
+    args: &[&str],
+    extra: &[E],
+    env: impl Iterator<Item = (&'a str, &'a str)>,
+    kill_on_drop: bool,
+) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .args(extra)
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(kill_on_drop);
+    cmd
+}
+
 /// Runs `command` (whitespace-split) and waits at most `timeout`.
 pub async fn run(what: &str, command: &str, timeout: Duration, env: &[(&str, String)]) -> Outcome {
     run_with_args(what, command, &[], timeout, env).await
@@ -70,19 +90,9 @@ pub async fn run_with_args(
         format!("{command} {}", extra.join(" "))
     };
     let command = shown.as_str();
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        // A command outlives a daemon that stops while it runs: a promotion cut off halfway is
-        // worse than one that finishes. Our own timeout kills its whole group.
-        .kill_on_drop(false);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
+    // A command outlives a daemon that stops while it runs: a promotion cut off halfway is
+    // worse than one that finishes. Our own timeout kills its whole group.
+    let mut cmd = piped(program, args, extra, env.iter().map(|(k, v)| (*k, v.as_str())), false);
     tracing::warn!(target: "pglookout", "running {what}: {command}");
     let mut child = match cmd.spawn() {
         Ok(c) => c,
@@ -140,17 +150,7 @@ pub async fn output(command: &str, extra: &[&str], timeout: Duration, env: &[(&s
     let Some((program, args)) = argv.split_first() else {
         return Err("the command is empty".into());
     };
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
+    let mut cmd = piped(program, args, extra, env.iter().copied(), true);
     let child = cmd
         .spawn()
         .map_err(|e| format!("{program} could not be started: {e}"))?;
