@@ -240,7 +240,7 @@ impl Series {
         rings + marks
     }
 
-    /// The answer of `GET /series`: the limits, each node's columns (`t`, `lag_seconds`,
+    /// The answer of `GET /series`: the limits, the series' [`Series::bytes`], each node's columns (`t`, `lag_seconds`,
     /// `lag_bytes`, `position`; oldest first, `null` where unknown) at or after `since`, and
     /// the marks at or after `since`.
     pub fn answer<'a>(&'a self, query: &'a Query, limits: Limits) -> impl Serialize + 'a {
@@ -348,8 +348,9 @@ struct Answer<'a> {
 impl Serialize for Answer<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let since = self.query.since.unwrap_or(f64::NEG_INFINITY);
-        let mut m = s.serialize_map(Some(5))?;
+        let mut m = s.serialize_map(Some(6))?;
         m.serialize_entry("now", &ms(self.limits.now))?;
+        m.serialize_entry("memory_bytes", &self.series.bytes())?;
         m.serialize_entry("warning_limit", &self.limits.warning)?;
         m.serialize_entry("failover_limit", &self.limits.failover)?;
         let nodes: BTreeMap<&str, Columns> = self
@@ -514,6 +515,12 @@ mod tests {
             assert!(ring.recent.capacity() < 2 * cap && ring.old.capacity() < 2 * OLD_BUCKETS);
         }
         assert_eq!(Some(series.bytes()), bytes, "no growth once full");
+        let per_node = (cap + OLD_BUCKETS) * 32;
+        assert!(
+            (2 * per_node..2 * per_node + 512).contains(&series.bytes()),
+            "{}",
+            series.bytes()
+        );
         let v = answer(&series, &Query::default());
         let ts: Vec<f64> = v["nodes"]["pg2"]["t"]
             .as_array()
