@@ -14,8 +14,9 @@ use std::collections::{BTreeMap, VecDeque};
 /// How far back the full-resolution ring reaches (at most [`RECENT_MAX`] samples).
 pub const RECENT_SECONDS: f64 = 600.0;
 /// The full-resolution ring's largest capacity: at a poll interval under
-/// `RECENT_SECONDS / RECENT_MAX` (2.5 s) it covers less than [`RECENT_SECONDS`].
-pub const RECENT_MAX: usize = 240;
+/// `RECENT_SECONDS / RECENT_MAX` (5 s, the default) it covers less than [`RECENT_SECONDS`]
+/// (2 minutes at 1 s). Memory at a thousand nodes is what bounds it (docs/performance.md).
+pub const RECENT_MAX: usize = 120;
 /// One downsampled point per this many seconds (aligned to the wall clock).
 pub const BUCKET_SECONDS: f64 = 60.0;
 /// Downsampled points kept: with [`BUCKET_SECONDS`], the last hour.
