@@ -14,6 +14,7 @@ use crate::logging::LogHandle;
 use crate::metrics::Statsd;
 use crate::poll::{self, Poller};
 use crate::prometheus::Counters;
+use crate::series::Series;
 use crate::state::StateDocument;
 use crate::supervise;
 use std::path::PathBuf;
@@ -143,6 +144,8 @@ struct Loop {
     counters: Arc<Counters>,
     /// When `check` last completed, for `/liveness`.
     decided: Arc<clock::Beat>,
+    /// Lag over time and the marks, fed here, served by `/series`.
+    series: Arc<std::sync::Mutex<Series>>,
 }
 
 impl Loop {
@@ -229,10 +232,21 @@ impl Loop {
         }
     }
 
-    /// Appends to the event history (on the file thread).
+    /// Appends to the event history (on the file thread); failovers, new masters and fences
+    /// are also marks on the lag chart.
     fn event(&self, kind: &str, reason: &str, old_master: Option<&str>, new_master: Option<&str>) {
         let own = self.config.own_db.as_deref().unwrap_or_default();
-        let e = crate::events::Event::new(chrono::Utc::now(), own, kind, reason).masters(old_master, new_master);
+        let now = chrono::Utc::now();
+        let mark = match (kind, new_master) {
+            ("failover_started", _) => Some(("failover", own)),
+            ("fence_started", _) => Some(("fence", own)),
+            ("master_changed", Some(new)) if old_master.is_some() => Some(("master_changed", new)),
+            _ => None,
+        };
+        if let Some((mark, node)) = mark {
+            lock(&self.series).mark(unix_seconds(now), mark, node);
+        }
+        let e = crate::events::Event::new(now, own, kind, reason).masters(old_master, new_master);
         self.files.event(&self.config.event_log_path, e.to_line());
     }
 
@@ -526,6 +540,7 @@ impl Loop {
             );
         }
         self.tell_changes(&snapshot);
+        lock(&self.series).record(&snapshot, unix_seconds(view.wall_now), self.config.db_poll_interval);
         self.counters.decision();
         if decision.changed {
             let reasons = decision.reasons.join("; ");
@@ -583,6 +598,16 @@ impl Loop {
     }
 }
 
+fn unix_seconds(t: chrono::DateTime<chrono::Utc>) -> f64 {
+    t.timestamp_micros() as f64 / 1e6
+}
+
+/// The series lock: never held across an await; a panic while holding it leaves the series
+/// usable (they are only numbers).
+fn lock(series: &std::sync::Mutex<Series>) -> std::sync::MutexGuard<'_, Series> {
+    series.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Runs the daemon until SIGTERM/SIGINT. Errors here happen before anything was started.
 pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Result<()> {
     let mut hup = signal(SignalKind::hangup())?;
@@ -608,6 +633,9 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
     let (status_tx, status_rx) = watch::channel(Arc::new(serde_json::Value::Null));
     let (failover_tx, failover_rx) = watch::channel(None);
     let decided = Arc::new(clock::Beat::default());
+    // a benchmark's knob (`pglab bench-poll`): every series full from its first sample
+    let prefill = std::env::var_os("PGLOOKOUT_SERIES_PREFILL").is_some_and(|v| v == "1");
+    let series = Arc::new(std::sync::Mutex::new(Series::new(prefill)));
     let mut http_task = tokio::spawn(http::serve(
         listener,
         tls,
@@ -620,6 +648,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
             decided: decided.clone(),
             files: files.clone(),
             counters: counters.clone(),
+            series: series.clone(),
         },
         cancel.child_token(),
     ));
@@ -647,6 +676,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
         maintenance_unknown: None,
         counters: counters.clone(),
         decided,
+        series,
     };
     lp.event(
         "daemon_start",

@@ -3,8 +3,8 @@
 //! anything else; plus ours: `GET /status` (the whole state document), `GET /decision` (the
 //! latest decision and its reasons), `GET /metrics` (Prometheus) and the
 //! health checks `/primary`, `/replica[?lag=]`, `/health`, `/liveness` (200 or 503), and
-//! `GET /history` (the event history, newest first). It only reads snapshots and the history
-//! file; it owns no state.
+//! `GET /history` (the event history, newest first), `GET /series` (lag over time). It only reads
+//! snapshots, the series and the history file; it owns no state.
 
 use crate::health;
 use crate::poll::Poller;
@@ -40,6 +40,8 @@ pub struct Api {
     pub status: StatusView,
     /// Our own node's failover status (the decision loop's), served in its `/state.json` entry.
     pub failover: tokio::sync::watch::Receiver<Option<crate::state::FailoverStatus>>,
+    /// Lag over time, fed by the decision loop.
+    pub series: std::sync::Arc<std::sync::Mutex<crate::series::Series>>,
 }
 
 /// The address the original binds: `""` means every IPv4 interface.
@@ -157,6 +159,7 @@ async fn dispatch(State(api): State<Api>, req: Request<Body>) -> Response {
             health_response(&api, path, req.uri().query())
         }
         Method::GET | Method::HEAD if path == "/history" => history_response(&api, req.uri().query()).await,
+        Method::GET | Method::HEAD if path == "/series" => series_response(&api, req.uri().query()).await,
         Method::GET | Method::HEAD if path == "/metrics" => {
             let openmetrics = req
                 .headers()
@@ -205,6 +208,38 @@ async fn history_response(api: &Api, query: Option<&str>) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             br#"{"error": "reading the event history did not finish within 5 s"}"#.to_vec(),
         ),
+    }
+}
+
+/// `GET /series[?since=UNIX_SECONDS&node=NAME]`: lag over time, serialized off the runtime
+/// (at a thousand nodes the whole answer is megabytes).
+async fn series_response(api: &Api, query: Option<&str>) -> Response {
+    let bad = |status: StatusCode, e: String| {
+        json_response(status, serde_json::json!({ "error": e }).to_string().into_bytes())
+    };
+    let query = match crate::series::parse_query(query) {
+        Ok(q) => q,
+        Err(e) => return bad(StatusCode::BAD_REQUEST, e),
+    };
+    let config = api.config.borrow().clone();
+    let limits = crate::series::Limits {
+        warning: config.warning_replication_time_lag,
+        failover: config.max_failover_replication_time_lag,
+        now: chrono::Utc::now().timestamp_micros() as f64 / 1e6,
+    };
+    let series = api.series.clone();
+    let body = tokio::task::spawn_blocking(move || {
+        let series = series.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &query.node {
+            Some(n) if !series.has(n) => Err(format!("node: no series for {n:?}")),
+            _ => serde_json::to_vec(&series.answer(&query, limits)).map_err(|e| e.to_string()),
+        }
+    })
+    .await;
+    match body {
+        Ok(Ok(bytes)) => json_response(StatusCode::OK, bytes),
+        Ok(Err(e)) if e.starts_with("node:") => bad(StatusCode::NOT_FOUND, e),
+        _ => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
 

@@ -35,6 +35,8 @@ pub mod poll;
 pub mod prometheus;
 /// Host names of UDP destinations (StatsD, syslog), resolved in the background.
 pub mod resolve;
+/// Lag and position over time, per node, in bounded rings; the `GET /series` answer (pure).
+pub mod series;
 /// The JSON contract: node and observer states and the state-file document.
 pub mod state;
 /// Atomic write of the state file.

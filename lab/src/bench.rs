@@ -116,7 +116,9 @@ pub async fn run(opts: Options) -> Result<()> {
     let config = observer_config(&cluster, &opts);
     let names: Vec<String> = node_names(opts.nodes);
     let t = Instant::now();
-    let mut d = Daemon::spawn(&bin, "bench", cluster.dir(), config).context("starting the daemon")?;
+    // every node's lag series full from its first sample: memory is measured as after an hour
+    let env = [("PGLOOKOUT_SERIES_PREFILL", "1")];
+    let mut d = Daemon::spawn_with_env(&bin, "bench", cluster.dir(), config, &env).context("starting the daemon")?;
     let pid = d.pid().ok_or_else(|| anyhow!("the daemon has no pid"))?;
 
     let outcome = tokio::select! {
@@ -470,6 +472,7 @@ async fn measure(
         mb(max_rss),
         against(hwm < TARGET_RSS_BYTES, format!("< {} MB", TARGET_RSS_BYTES / 1_000_000)),
     );
+    series_report(&mut out, d, pid, names).await;
     let limit = 2.0 * opts.interval;
     file.report(&mut out, "state file", limit);
     let _ = writeln!(
@@ -497,6 +500,47 @@ async fn measure(
         );
     }
     Ok(out)
+}
+
+/// The lag series (`GET /series`, every node's rings pre-filled): their size as the daemon
+/// computes it, and what one whole answer costs (its size, time, and the RSS after it; measured
+/// after the peak RSS above was read, so that it does not count there).
+async fn series_report(out: &mut String, d: &Daemon, pid: u32, names: &[String]) {
+    let first = names.first().map(String::as_str).unwrap_or_default();
+    let one = d.http("GET", &format!("/series?node={first}")).await.ok();
+    let parsed: Option<Value> = one.and_then(|(_, b)| serde_json::from_str(&b).ok());
+    let (Some(bytes), Some(points)) = (
+        parsed.as_ref().and_then(|v| v["memory_bytes"].as_u64()),
+        parsed
+            .as_ref()
+            .and_then(|v| v["nodes"][first]["t"].as_array().map(Vec::len)),
+    ) else {
+        let _ = writeln!(out, "lag series: GET /series?node={first} gave no memory_bytes");
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "lag series (pre-filled): {:.1} MB computed from the ring capacities, {:.0} bytes per node, {points} points per node",
+        mb(bytes),
+        bytes as f64 / names.len() as f64
+    );
+    let t = Instant::now();
+    let whole = d.http("GET", "/series").await;
+    let took = t.elapsed().as_secs_f64();
+    match whole {
+        Ok((200, body)) => {
+            let _ = writeln!(
+                out,
+                "  one whole GET /series: {:.1} MB of JSON in {took:.2} s; then RSS {:.1} MB, peak RSS {:.1} MB",
+                mb(body.len() as u64),
+                mb(status_bytes(pid, "VmRSS:").unwrap_or_default()),
+                mb(status_bytes(pid, "VmHWM:").unwrap_or_default())
+            );
+        }
+        other => {
+            let _ = writeln!(out, "  one whole GET /series failed: {other:?}");
+        }
+    }
 }
 
 /// How many of `names` are in the state file's `db_nodes` and satisfy `pred`.

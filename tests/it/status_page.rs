@@ -2,7 +2,11 @@
 //! daemons and an observer, and against a stand-in server that serves a Python original's
 //! document (no `observer_nodes`, no `decision`) and then fails.
 //!
-//! `PGLOOKOUT_SCREENSHOT=docs/status-page.png` also copies the lab cluster's screenshot there.
+//! The lag chart: a line per standby that rises while its replay is paused, and a failover
+//! mark after a real failover.
+//!
+//! `PGLOOKOUT_SCREENSHOT=docs/status-page.png` also copies the screenshot of the page after
+//! that failover there (the README's picture).
 
 use super::harness::*;
 use serde_json::{json, Value};
@@ -93,7 +97,7 @@ async fn screenshot(url: &str, path: &Path) {
         url.to_string(),
         vec![
             format!("--screenshot={}", path.display()),
-            "--window-size=1200,800".to_string(),
+            "--window-size=1200,900".to_string(),
             // one fetch and render; a longer budget only ages the "last seen" columns
             "--virtual-time-budget=1000".to_string(),
             "--hide-scrollbars".to_string(),
@@ -199,6 +203,124 @@ async fn chromium_renders_the_status_page_of_a_lab_cluster() {
     let png = dir.path().join("status-page.png");
     screenshot(&url, &png).await;
     assert_png(&png);
+}
+
+/// The page's last plotted value of `node`'s line in the chart `chart` (`lag-seconds`,
+/// `lag-bytes`), from its `data-last` attribute.
+fn plotted(dom: &str, chart: &str, node: &str) -> Option<f64> {
+    let svg = &dom[dom.find(&format!(r#"id="{chart}""#))?..];
+    let svg = &svg[..svg.find("</svg>")?];
+    let line = &svg[svg.find(&format!(r#"class="line" data-node="{node}" data-last=""#))?..];
+    line.split("data-last=\"").nth(1)?.split('"').next()?.parse().ok()
+}
+
+/// Renders the page until `pred` holds for its DOM (each render is a fresh Chromium run), or
+/// fails after [`DEADLINE`] with the last DOM.
+async fn wait_dom(url: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let dom = dump_dom(url).await;
+        if pred(&dom) {
+            return dom;
+        }
+        assert!(
+            Instant::now() < end,
+            "{what}: not within {DEADLINE:?}; last page:\n{dom}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lag_chart_rises_for_a_standby_whose_replay_is_paused_and_marks_a_failover() {
+    let cluster = lab_cluster(2).await;
+    let mut daemons = std::collections::BTreeMap::new();
+    for name in ["pg1", "pg2", "pg3"] {
+        let mut c = config(&cluster, name, json!({}));
+        c["warning_replication_time_lag"] = json!(3.0);
+        c["max_failover_replication_time_lag"] = json!(10.0);
+        c["missing_master_from_config_timeout"] = json!(1.0);
+        c["failover_command"] = json!(cluster.promote_command(name).expect("promote command"));
+        daemons.insert(name, spawn(&cluster, name, c));
+    }
+    let d1 = &daemons["pg1"];
+    wait_state(d1, "pg1's daemon to see both standbys' lag", |s| {
+        s["current_master"] == json!("pg1")
+            && ["pg2", "pg3"]
+                .iter()
+                .all(|n| node(s, n)["replication_time_lag"].is_number())
+    })
+    .await;
+
+    // The route: every node, columns of equal length; a bad query is a 400, an unknown node a 404.
+    let (code, body) = d1.http("GET", "/series").await.expect("GET /series");
+    assert_eq!(code, 200, "{body}");
+    let series: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(
+        (series["warning_limit"].clone(), series["failover_limit"].clone()),
+        (json!(3.0), json!(10.0))
+    );
+    for n in ["pg1", "pg2", "pg3"] {
+        let columns = &series["nodes"][n];
+        let len = columns["t"].as_array().map(Vec::len).unwrap_or_default();
+        assert!(len > 0, "{n}: {series}");
+        for c in ["lag_seconds", "lag_bytes", "position"] {
+            assert_eq!(columns[c].as_array().map(Vec::len), Some(len), "{n} {c}: {series}");
+        }
+    }
+    assert!(series["nodes"]["pg2"]["lag_bytes"]
+        .as_array()
+        .is_some_and(|v| v.iter().any(Value::is_u64)));
+    let (code, body) = d1.http("GET", "/series?since=yesterday").await.expect("GET");
+    assert!(code == 400 && body.contains("since"), "{code} {body}");
+    let (code, body) = d1.http("GET", "/series?node=pg9").await.expect("GET");
+    assert!(code == 404 && body.contains("pg9"), "{code} {body}");
+
+    // The page: a line per standby, none for the primary.
+    let url = format!("http://127.0.0.1:{}/", d1.http_port);
+    let dom = wait_dom(&url, "a lag line for pg2 and pg3", |dom| {
+        ["pg2", "pg3"]
+            .iter()
+            .all(|n| plotted(dom, "lag-seconds", n).is_some() && plotted(dom, "lag-bytes", n).is_some())
+    })
+    .await;
+    assert!(dom.contains(r#"<section id="series">"#), "{dom}");
+    assert!(
+        plotted(&dom, "lag-seconds", "pg1").is_none(),
+        "the primary has no lag line:\n{dom}"
+    );
+
+    // Replay paused on pg3 while pg1 takes writes: pg3's line rises, pg2's stays low.
+    cluster.pause_replay("pg3").await.expect("pause");
+    cluster.write_load(2000).await.expect("write");
+    let dom = wait_dom(&url, "pg3's plotted lag to rise while pg2's stays low", |dom| {
+        let lag = |n| plotted(dom, "lag-seconds", n).unwrap_or(f64::NAN);
+        let bytes = |n| plotted(dom, "lag-bytes", n).unwrap_or(f64::NAN);
+        lag("pg3") >= 4.0 && lag("pg2") < 2.0 && bytes("pg3") > bytes("pg2")
+    })
+    .await;
+    // the warning limit (3 s) is now within the chart, a line
+    assert!(dom.contains(r#"class="limit" data-limit="warning""#), "{dom}");
+    cluster.resume_replay("pg3").await.expect("resume");
+
+    // A real failover: the new master's page shows the failover as a mark.
+    cluster.kill9("pg1").expect("kill pg1");
+    let after = wait_state(&daemons["pg2"], "a standby promoted", |s| {
+        s["current_master"] == json!("pg2") || s["current_master"] == json!("pg3")
+    })
+    .await;
+    let winner = after["current_master"].as_str().unwrap_or_default().to_string();
+    let d = &daemons[winner.as_str()];
+    let url = format!("http://127.0.0.1:{}/", d.http_port);
+    let mark = format!(r#"class="mark" data-kind="failover" data-node="{winner}""#);
+    wait_dom(&url, "the failover mark on the new master's page", |dom| {
+        dom.contains(&mark)
+    })
+    .await;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let png = dir.path().join("status-page.png");
+    screenshot(&url, &png).await;
+    assert_png(&png);
     if let Some(target) = std::env::var_os("PGLOOKOUT_SCREENSHOT") {
         let target = PathBuf::from(target);
         let target = if target.is_relative() {
@@ -299,6 +421,8 @@ async fn the_page_renders_an_original_document_and_shows_fetch_errors() {
         "1/2 nodes connected",
         "no observer views in this document",
         "no decision in this document",
+        // no GET /series there: the charts stay hidden
+        r#"<section id="series" hidden="">"#,
     ] {
         assert!(dom.contains(text), "{text:?} not in the rendered page:\n{dom}");
     }
