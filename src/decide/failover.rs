@@ -1287,17 +1287,11 @@ fn do_failover_decision(
         return done(format!("no action: node {furthest} is furthest along"));
     }
     let others = positions.values().flatten().any(|n| n != own_db);
+    let block = |memory: &mut Memory, out: &mut Out, reason: &str| {
+        blocked(view, config, memory, out, map, own_db, others, reason)
+    };
     if view.maintenance_mode {
-        return blocked(
-            view,
-            config,
-            memory,
-            out,
-            map,
-            own_db,
-            others,
-            "maintenance_mode_file exists",
-        );
+        return block(memory, out, "maintenance_mode_file exists");
     }
     if never.iter().any(|n| n == own_db) {
         return done("no failover: we are furthest along but in never_promote_these_nodes");
@@ -1313,16 +1307,7 @@ fn do_failover_decision(
         out.why(format!(
             "only {seen} of {of} fresh observer reports that list {own_db} have it connected: the others could not learn of this promotion and may pick a node of their own"
         ));
-        return blocked(
-            view,
-            config,
-            memory,
-            out,
-            map,
-            own_db,
-            others,
-            "most observers do not reach our node",
-        );
+        return block(memory, out, "most observers do not reach our node");
     }
     if view.failover_running || memory.failover.running_since.is_some() {
         return done("no failover: the failover command is already running");
@@ -1337,16 +1322,7 @@ fn do_failover_decision(
         // candidate takes over after failover_fallback_timeout (the command may have half
         // promoted our node; its polls meanwhile show whether it did).
         if others && config.failover_fallback_timeout.is_some() {
-            return blocked(
-                view,
-                config,
-                memory,
-                out,
-                map,
-                own_db,
-                others,
-                "the failover command failed",
-            );
+            return block(memory, out, "the failover command failed");
         }
         if view.mono_now < at {
             out.why(format!(
