@@ -876,6 +876,9 @@ pub struct RunRecord {
     /// Daemons that started a failover_command / fence_command (one entry per start).
     pub failovers: Vec<String>,
     pub fences: Vec<String>,
+    /// Daemons that yielded their turn to promote (`failover_fallback_timeout`): a promise to
+    /// run no failover command until another master is seen.
+    pub yielded: BTreeSet<String>,
     /// Seconds from the fault to the first acknowledged write on another node than pg1.
     pub new_primary_write: Option<f64>,
     pub new_primary: Option<String>,
@@ -1285,6 +1288,11 @@ async fn judge(
     let (failovers, fences) = lab.events();
     rec.failovers = failovers;
     rec.fences = fences;
+    rec.yielded = lab
+        .all_daemons()
+        .filter(|d| d.log().contains("yielded to the next candidate"))
+        .map(|d| d.name.clone())
+        .collect();
     if let Some(first) = acks
         .iter()
         .filter(|a| a.node != 0 && a.at >= fault_at)
@@ -1347,8 +1355,11 @@ async fn judge(
         }
     }
     // One fault, one promotion: a second node promoted means the first one's writes since
-    // are thrown away (or two primaries), whatever the monitor happened to sample.
-    let promoted_nodes: BTreeSet<&String> = rec.failovers.iter().collect();
+    // are thrown away (or two primaries), whatever the monitor happened to sample. A node whose
+    // command failed and whose daemon then yielded to the next candidate (docs/safety.md,
+    // "Fallback candidates") did not promote: the monitor's samples and the final state check
+    // that.
+    let promoted_nodes: BTreeSet<&String> = rec.failovers.iter().filter(|n| !rec.yielded.contains(*n)).collect();
     if promoted_nodes.len() > 1 {
         failures.push(format!(
             "more than one node ran its failover command: {}",
