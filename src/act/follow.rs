@@ -31,13 +31,7 @@ pub fn rewrite(config: &Config, master: &str, stamp: &str) -> Result<bool, Strin
         .primary_conninfo_template
         .as_ref()
         .ok_or("primary_conninfo_template is not set")?;
-    let master_conn = config
-        .remote_conns
-        .get(master)
-        .ok_or_else(|| format!("{master} is not in remote_conns"))?;
-    if master_conn.get("host").is_none() {
-        return Err(format!("remote_conns.{master} has no host to follow"));
-    }
+    let master_conn = master_conn(config, master, "follow")?;
     let major = pg_major(data_dir).map_err(|e| format!("{}/PG_VERSION: {e}", data_dir.display()))?;
     let file = data_dir.join(if major >= 12 {
         "postgresql.auto.conf"
@@ -104,6 +98,22 @@ pub async fn follow(config: &Config, master: &str, restart_anyway: bool) -> bool
                 .success()
         }
     }
+}
+
+/// `master`'s entry in `remote_conns`, which must name a host to `purpose` (follow, rewind from).
+pub fn master_conn<'a>(
+    config: &'a Config,
+    master: &str,
+    purpose: &str,
+) -> Result<&'a crate::conninfo::ConnInfo, String> {
+    let conn = config
+        .remote_conns
+        .get(master)
+        .ok_or_else(|| format!("{master} is not in remote_conns"))?;
+    if conn.get("host").is_none() {
+        return Err(format!("remote_conns.{master} has no host to {purpose}"));
+    }
+    Ok(conn)
 }
 
 #[cfg(test)]

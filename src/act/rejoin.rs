@@ -81,13 +81,7 @@ pub fn source_conninfo(config: &Config, master: &str) -> Result<(ConnInfo, Optio
         .as_ref()
         .or(config.primary_conninfo_template.as_ref())
         .ok_or("neither rejoin_source_conninfo_template nor primary_conninfo_template is set")?;
-    let master_conn = config
-        .remote_conns
-        .get(master)
-        .ok_or_else(|| format!("{master} is not in remote_conns"))?;
-    if master_conn.get("host").is_none() {
-        return Err(format!("remote_conns.{master} has no host to rewind from"));
-    }
+    let master_conn = super::follow::master_conn(config, master, "rewind from")?;
     let mut conninfo = new_primary_conninfo(template, master_conn);
     if conninfo.get("sslpassword").is_some() {
         return Err(
