@@ -206,8 +206,10 @@ pub struct FollowAttempts {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Blocked {
     pub since_mono: f64,
-    /// Our wall clock then: our own node must be polled after it before we yield.
-    pub since_wall: Timestamp,
+    /// Our wall clock then, or at the first decision after the latest retry of the failover
+    /// command ended (`None` while it runs): our own node must be polled after it before we
+    /// yield.
+    pub since_wall: Option<Timestamp>,
     pub reason: String,
 }
 
@@ -1318,10 +1320,9 @@ fn do_failover_decision(
         ));
     }
     if let Some(at) = memory.failover_retry_at() {
-        // With a fallback candidate in sight, a failed command is not run again: the next
-        // candidate takes over after failover_fallback_timeout (the command may have half
-        // promoted our node; its polls meanwhile show whether it did).
-        if others && config.failover_fallback_timeout.is_some() {
+        // Retried after the backoff, as without fallback; while waiting for it, with another
+        // candidate in sight, the time since the first failure counts towards the yield.
+        if view.mono_now < at && others && config.failover_fallback_timeout.is_some() {
             return block(memory, out, "the failover command failed");
         }
         if view.mono_now < at {
@@ -1349,7 +1350,11 @@ fn do_failover_decision(
         reason: why.to_string(),
         old_master: memory.current_master.clone(),
     });
-    memory.blocked = None;
+    // A retry keeps the failure's block and its start; our node must be polled after this
+    // attempt ends before we yield.
+    if let Some(b) = memory.blocked.as_mut() {
+        b.since_wall = None;
+    }
     memory.published_failover = Some(FailoverStatus {
         phase: FailoverPhase::Promoting,
         master: memory.current_master.clone(),
@@ -1477,12 +1482,15 @@ fn blocked(
     reason: &str,
 ) -> End {
     let summary = format!("no failover: we are furthest along but {reason}");
-    let since = match &memory.blocked {
-        Some(b) if b.reason == reason => b.clone(),
+    let since = match memory.blocked.as_mut() {
+        Some(b) if b.reason == reason => {
+            b.since_wall.get_or_insert(view.wall_now);
+            b.clone()
+        }
         _ => {
             let b = Blocked {
                 since_mono: view.mono_now,
-                since_wall: view.wall_now,
+                since_wall: Some(view.wall_now),
                 reason: reason.to_string(),
             };
             memory.blocked = Some(b.clone());
@@ -1500,7 +1508,7 @@ fn blocked(
     let polled_since = map
         .standbys
         .get(own_db)
-        .is_some_and(|n| n.connection && n.fetch_time > since.since_wall);
+        .is_some_and(|n| n.connection && since.since_wall.is_some_and(|t| n.fetch_time > t));
     if waited < timeout || !polled_since {
         out.why(format!(
             "{reason}: yielding to the next candidate after failover_fallback_timeout {timeout} s ({waited:.0} s so far)"

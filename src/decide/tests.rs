@@ -2444,27 +2444,40 @@ fn a_yield_is_ignored_without_fallback_and_never_hands_over_data_the_original_ke
 }
 
 #[test]
-fn a_failed_failover_command_yields_to_another_candidate_instead_of_retrying() {
+fn a_failed_failover_command_is_retried_then_yields_to_another_candidate() {
     let mut s = level_standbys("pg2");
     s.failover_ok = false;
     s.check();
     s.check();
     assert_eq!(s.failovers, 1, "{}", s.all_reasons());
-    // the original's backoff would run it again after 5 s
-    later(&mut s, 6);
+    // waiting for the backoff counts towards the yield
+    later(&mut s, 1);
     let d = s.check();
     assert_eq!(s.failovers, 1, "{}", s.all_reasons());
     assert_eq!(
         d.summary,
         "no failover: we are furthest along but the failover command failed"
     );
+    // retried after the backoff, as without fallback (a transient failure needs no fallback)
+    later(&mut s, 5);
+    s.check();
+    assert_eq!(s.failovers, 2, "{}", s.all_reasons());
+    // past failover_fallback_timeout since the first failure: the retry that is due runs...
     later(&mut s, 60);
+    s.check();
+    assert_eq!(s.failovers, 3, "{}", s.all_reasons());
+    // ...and once it failed, we yield only after a poll of our node since it ended
+    let d = s.check();
+    assert!(!s.memory.yielded(), "{d:?}");
+    later(&mut s, 1);
     let d = s.check();
     assert_eq!(
         d.summary,
         "no failover: yielded to the next candidate (the failover command failed)"
     );
-    assert_eq!(s.failovers, 1);
+    later(&mut s, 60);
+    s.check();
+    assert_eq!(s.failovers, 3, "a yield is a promise: {}", s.all_reasons());
 
     // alone (pg1 may never be promoted), it retries as before
     let mut s = level_standbys("pg2");
