@@ -94,6 +94,28 @@ impl Lab {
         }
     }
 
+    /// Daemon `name`'s history, oldest first (empty before its first event).
+    fn history(&self, name: &str) -> Vec<pglookout::events::Event> {
+        let path = pglookout::events::default_path(&self.daemon(name).state_path);
+        match pglookout::events::read(&path, 1000, None) {
+            Ok(h) => h.events.into_iter().rev().collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Waits until daemon `name`'s history has a `failover_yielded` event
+    /// for `reason`: the summary says so only until the next master is seen.
+    async fn wait_yield(&self, name: &str, reason: &str) {
+        let what = format!("{name} to yield its turn ({reason})");
+        self.wait(&what, || async {
+            Ok(self
+                .history(name)
+                .iter()
+                .any(|e| e.kind == "failover_yielded" && e.reason == reason))
+        })
+        .await
+    }
+
     /// Waits until daemon `name`'s state satisfies `pred`.
     async fn wait_state(&self, name: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         let d = self.daemon(name);
@@ -798,9 +820,12 @@ async fn the_next_candidate_promotes_when_the_chosen_one_stays_in_maintenance() 
         summary(s) == MAINTENANCE
     })
     .await;
-    lab.wait_state("pg3", "pg3 to yield its turn", |s| {
-        summary(s) == "no failover: yielded to the next candidate (maintenance_mode_file exists)"
-    })
+    // the yield shows in the summary only until pg2 is seen as the master,
+    // so wait on pg3's history, which keeps it
+    lab.wait_yield(
+        "pg3",
+        "no failover: yielded to the next candidate (maintenance_mode_file exists)",
+    )
     .await;
     let winner = lab.wait_promoted().await;
     assert_eq!(winner, "pg2", "{}", lab.dump());
@@ -820,12 +845,9 @@ async fn the_next_candidate_promotes_when_the_chosen_one_stays_in_maintenance() 
     .await;
     assert_eq!(lab.promoted().await, vec!["pg2"], "{}", lab.dump());
     // its history has the yield, then its end once pg2 was the master
-    let path = pglookout::events::default_path(&lab.daemon("pg3").state_path);
-    let kinds: Vec<String> = pglookout::events::read(&path, 1000, None)
-        .expect("history")
-        .events
+    let kinds: Vec<String> = lab
+        .history("pg3")
         .into_iter()
-        .rev()
         .map(|e| e.kind)
         .filter(|k| k.starts_with("failover_yield"))
         .collect();
@@ -843,9 +865,10 @@ async fn the_next_candidate_promotes_when_the_chosen_ones_failover_command_fails
     })
     .await;
     lab.cluster.kill9("pg1").expect("kill pg1");
-    lab.wait_state("pg3", "pg3 to yield after its failed failover command", |s| {
-        summary(s) == "no failover: yielded to the next candidate (the failover command failed)"
-    })
+    lab.wait_yield(
+        "pg3",
+        "no failover: yielded to the next candidate (the failover command failed)",
+    )
     .await;
     let winner = lab.wait_promoted().await;
     assert_eq!(winner, "pg2", "{}", lab.dump());
