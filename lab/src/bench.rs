@@ -536,6 +536,26 @@ async fn series_report(out: &mut String, d: &Daemon, pid: u32, names: &[String])
                 mb(status_bytes(pid, "VmRSS:").unwrap_or_default()),
                 mb(status_bytes(pid, "VmHWM:").unwrap_or_default())
             );
+            // what the status page asks every 2 s once it has the window: the points after its
+            // last answer's `now`
+            let now = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v["now"].as_f64());
+            let Some(now) = now else { return };
+            let t = Instant::now();
+            match d.http("GET", &format!("/series?since={:.3}", now - 2.0)).await {
+                Ok((200, body)) => {
+                    let _ = writeln!(
+                        out,
+                        "  one GET /series?since=(2 s ago), the status page's tick: {:.1} kB of JSON in {:.3} s",
+                        body.len() as f64 / 1000.0,
+                        t.elapsed().as_secs_f64()
+                    );
+                }
+                other => {
+                    let _ = writeln!(out, "  one GET /series?since= failed: {other:?}");
+                }
+            }
         }
         other => {
             let _ = writeln!(out, "  one whole GET /series failed: {other:?}");
