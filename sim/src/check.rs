@@ -30,6 +30,7 @@ use crate::schedule::{FaultKind, Intent, Profile};
 use crate::world::World;
 use crate::{secs, us, Us, MS};
 use pglookout::config::Config;
+use pglookout::decide::failover::{FAILOVER_RETRY_INITIAL_SECS, PROMOTE_SETTLE_SECS};
 use std::fmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -252,16 +253,19 @@ fn liveness(w: &World) -> Option<Violation> {
         })
     };
     // The first candidate cannot promote: the next one yields after failover_fallback_timeout
-    // and its yield is seen (an observer fetch and a check), then detection as above.
-    let blocked = w
-        .sched
-        .faults
-        .get(1)
-        .is_some_and(|f| matches!(f.kind, FaultKind::Maintenance(_) | FaultKind::FailoverFails(_)));
+    // and its yield is seen (an observer fetch and a check), then detection as above. After a
+    // failed command the yield also waits for our node to stay caught up for
+    // PROMOTE_SETTLE_SECS between two attempts, which the first backoff is too short for.
+    let blocked = w.sched.faults.get(1).and_then(|f| match f.kind {
+        FaultKind::Maintenance(_) => Some(0.0),
+        FaultKind::FailoverFails(_) => Some(PROMOTE_SETTLE_SECS + FAILOVER_RETRY_INITIAL_SECS),
+        _ => None,
+    });
     let bound = match (blocked, c.failover_fallback_timeout) {
-        (true, Some(t)) => {
+        (Some(settle), Some(t)) => {
             bound
                 + t
+                + settle
                 + 2.0 * c.db_poll_interval
                 + 2.0 * c.db_poll_timeout
                 + 2.0 * c.replication_state_check_interval

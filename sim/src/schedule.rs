@@ -169,12 +169,13 @@ fn liveness_span(p: Profile, lag_window: bool) -> Us {
 }
 
 /// How much longer a liveness schedule runs when its first candidate cannot promote:
-/// `failover_fallback_timeout` (5 s fast, 60 s by default) and its noticing; mirrored by
+/// `failover_fallback_timeout` (5 s fast, 60 s by default) and its noticing, and after a failed
+/// command the settling of its node between two attempts (10 s more); mirrored by
 /// `check::liveness`.
 fn fallback_span(p: Profile) -> Us {
     match p {
-        Profile::Fast => 9 * SEC,
-        Profile::Defaults => 80 * SEC,
+        Profile::Fast => 19 * SEC,
+        Profile::Defaults => 90 * SEC,
     }
 }
 

@@ -211,6 +211,10 @@ pub struct Blocked {
     /// yield.
     pub since_wall: Option<Timestamp>,
     pub reason: String,
+    /// After a failed failover command: when our node was first polled (after the latest
+    /// attempt ended) in recovery with replay caught up with what it received; `None` until
+    /// then, and again after each attempt.
+    pub settled_since: Option<f64>,
 }
 
 /// What the decision loop remembers between rounds. Owned by the daemon loop.
@@ -1354,6 +1358,7 @@ fn do_failover_decision(
     // attempt ends before we yield.
     if let Some(b) = memory.blocked.as_mut() {
         b.since_wall = None;
+        b.settled_since = None;
     }
     memory.published_failover = Some(FailoverStatus {
         phase: FailoverPhase::Promoting,
@@ -1466,6 +1471,35 @@ fn promoting_elsewhere(view: &View, config: &Config, own_db: &str) -> Option<(St
     })
 }
 
+/// After a failed failover command, how long our node must stay in recovery with replay caught
+/// up with the WAL it received before we yield. A command that failed may have left a
+/// promotion pending (`pg_ctl promote` gives up after its wait and leaves `promote.signal`):
+/// PostgreSQL acts on it once replay has caught up, when it looks for more WAL, at the latest
+/// after `wal_retrieve_retry_interval` (5 s by default).
+pub const PROMOTE_SETTLE_SECS: f64 = 5.0;
+
+/// Whether our node (`own`, polled after the latest attempt ended) has been in recovery with
+/// replay caught up for [`PROMOTE_SETTLE_SECS`]; notes when it was first seen so.
+fn settled(view: &View, memory: &mut Memory, own: Option<&NodeState>) -> bool {
+    let caught_up = own.and_then(|n| n.pg.as_ref()).is_some_and(|pg| {
+        pg.pg_is_in_recovery
+            && match (pg.pg_last_xlog_replay_location, pg.pg_last_xlog_receive_location) {
+                (Some(replay), Some(received)) => replay >= received,
+                (Some(_), None) => true,
+                _ => false,
+            }
+    });
+    let Some(b) = memory.blocked.as_mut() else {
+        return false;
+    };
+    if !caught_up {
+        b.settled_since = None;
+        return false;
+    }
+    let since = *b.settled_since.get_or_insert(view.mono_now);
+    view.mono_now - since >= PROMOTE_SETTLE_SECS
+}
+
 /// We are the chosen candidate and `reason` keeps us from promoting. With
 /// `failover_fallback_timeout` and another candidate in sight, after that long (and a poll of
 /// our own node since, still a connected standby) we yield: we publish it and never run the
@@ -1482,6 +1516,18 @@ fn blocked(
     reason: &str,
 ) -> End {
     let summary = format!("no failover: we are furthest along but {reason}");
+    if view.failover_running || memory.failover.running_since.is_some() {
+        // Our command may still promote our node: no yield, and none until it has ended and
+        // our node was polled since.
+        if let Some(b) = memory.blocked.as_mut() {
+            b.since_wall = None;
+            b.settled_since = None;
+        }
+        out.why(format!(
+            "{reason}, but our failover command is running: no yield while it may promote"
+        ));
+        return done("no failover: the failover command is already running");
+    }
     let since = match memory.blocked.as_mut() {
         Some(b) if b.reason == reason => {
             b.since_wall.get_or_insert(view.wall_now);
@@ -1492,6 +1538,7 @@ fn blocked(
                 since_mono: view.mono_now,
                 since_wall: Some(view.wall_now),
                 reason: reason.to_string(),
+                settled_since: None,
             };
             memory.blocked = Some(b.clone());
             b
@@ -1505,13 +1552,19 @@ fn blocked(
         return done(summary);
     }
     let waited = view.mono_now - since.since_mono;
-    let polled_since = map
+    let own = map
         .standbys
         .get(own_db)
-        .is_some_and(|n| n.connection && since.since_wall.is_some_and(|t| n.fetch_time > t));
-    if waited < timeout || !polled_since {
+        .filter(|n| n.connection && since.since_wall.is_some_and(|t| n.fetch_time > t));
+    if waited < timeout || own.is_none() {
         out.why(format!(
             "{reason}: yielding to the next candidate after failover_fallback_timeout {timeout} s ({waited:.0} s so far)"
+        ));
+        return done(summary);
+    }
+    if memory.failover.last_failure.is_some() && !settled(view, memory, own) {
+        out.why(format!(
+            "our failover command failed: yielding once {own_db} is seen in recovery with replay caught up for {PROMOTE_SETTLE_SECS} s (a promotion it left pending would have happened)"
         ));
         return done(summary);
     }

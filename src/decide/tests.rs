@@ -2446,6 +2446,8 @@ fn a_yield_is_ignored_without_fallback_and_never_hands_over_data_the_original_ke
 #[test]
 fn a_failed_failover_command_is_retried_then_yields_to_another_candidate() {
     let mut s = level_standbys("pg2");
+    // our node has replayed all it received
+    s.set("pg2", N::standby("1/100", 130.0).replay("1/100"));
     s.failover_ok = false;
     s.check();
     s.check();
@@ -2466,10 +2468,19 @@ fn a_failed_failover_command_is_retried_then_yields_to_another_candidate() {
     later(&mut s, 60);
     s.check();
     assert_eq!(s.failovers, 3, "{}", s.all_reasons());
-    // ...and once it failed, we yield only after a poll of our node since it ended
+    // ...and once it failed, we yield only after a poll of our node since it ended, and once
+    // it has stayed in recovery, caught up, for PROMOTE_SETTLE_SECS (a promotion the command
+    // left pending would have happened by then)
     let d = s.check();
     assert!(!s.memory.yielded(), "{d:?}");
     later(&mut s, 1);
+    let d = s.check();
+    assert!(!s.memory.yielded(), "{d:?}");
+    assert!(
+        d.reasons.iter().any(|r| r.contains("replay caught up for 5 s")),
+        "{d:?}"
+    );
+    later(&mut s, 5);
     let d = s.check();
     assert_eq!(
         d.summary,
@@ -2488,6 +2499,54 @@ fn a_failed_failover_command_is_retried_then_yields_to_another_candidate() {
     later(&mut s, 6);
     s.check();
     assert_eq!(s.failovers, 2, "{}", s.all_reasons());
+}
+
+#[test]
+fn regression_no_yield_while_a_failed_command_may_still_promote_our_node() {
+    // Replay behind what our node received: a `pg_ctl promote` that gave up may still promote it
+    // once replay catches up, so we never yield, however long it fails (we retry instead).
+    let mut s = level_standbys("pg2");
+    s.set("pg2", N::standby("1/200", 130.0).replay("1/100"));
+    s.set("pg1", N::standby("1/200", 130.0).replay("1/200"));
+    s.failover_ok = false;
+    s.check();
+    for _ in 0..40 {
+        later(&mut s, 5);
+        let d = s.check();
+        assert!(!s.memory.yielded(), "{d:?}");
+    }
+    assert!(s.failovers > 3, "still retried: {}", s.all_reasons());
+    // caught up, and still in recovery PROMOTE_SETTLE_SECS later: then we yield
+    s.set("pg2", N::standby("1/200", 130.0).replay("1/200"));
+    let mut yielded = false;
+    for _ in 0..60 {
+        later(&mut s, 1);
+        s.check();
+        yielded |= s.memory.yielded();
+    }
+    assert!(yielded, "{}", s.all_reasons());
+}
+
+#[test]
+fn regression_no_yield_while_our_failover_command_runs() {
+    // The maintenance file appears while our failover command runs (and hangs): we keep
+    // announcing that we promote and never yield until it has ended.
+    let mut s = level_standbys("pg2");
+    s.hold_failover = true;
+    s.check();
+    s.check();
+    assert_eq!(s.failovers, 1, "{}", s.all_reasons());
+    s.maintenance = true;
+    for _ in 0..20 {
+        later(&mut s, 5);
+        let d = s.check();
+        assert!(!s.memory.yielded(), "{d:?}");
+        assert_eq!(d.summary, "no failover: the failover command is already running");
+        assert_eq!(
+            s.memory.published_failover.as_ref().map(|f| f.phase),
+            Some(FailoverPhase::Promoting)
+        );
+    }
 }
 
 #[test]
