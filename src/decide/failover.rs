@@ -259,8 +259,15 @@ pub struct Memory {
     /// promoting while our failover command runs; yielded once we gave up our turn to the
     /// next candidate (a promise: no failover command until another master is seen).
     pub published_failover: Option<FailoverStatus>,
-    /// `mono` when we yielded.
+    /// `mono` when we yielded; kept (we still do not promote) until the yield has fully ended.
     pub yielded_at: Option<f64>,
+    /// `mono` when we stopped serving a yield nobody acted on; our turn comes back after
+    /// [`yield_quiet_secs`] more.
+    pub yield_withdrawn_at: Option<f64>,
+    /// Another daemon announced its failover command running while we had yielded: it may have
+    /// acted on our yield (and a failed attempt may still promote its node), so our yield holds
+    /// until a master is connected, never withdrawn.
+    pub yield_taken_up: bool,
     /// We are the chosen candidate and cannot promote (maintenance file, failed command, out
     /// of most observers' sight): since when and why (`failover_fallback_timeout`).
     pub blocked: Option<Blocked>,
@@ -295,6 +302,8 @@ impl Memory {
             failover_blocked: false,
             published_failover: None,
             yielded_at: None,
+            yield_withdrawn_at: None,
+            yield_taken_up: false,
             blocked: None,
             rejoin: super::rejoin::RejoinMemory::new(),
             pending_actions: Vec::new(),
@@ -509,6 +518,8 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
         memory.deferred_to = None;
         memory.blocked = None;
         end_yield(view, config, memory, out, &map);
+    } else {
+        expire_yield(view, config, memory, out);
     }
     if map.multiple_masters {
         let names: Vec<&str> = map.connected_masters.keys().map(String::as_str).collect();
@@ -577,12 +588,19 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
 /// way for happened), or the one we yielded against, once any promotion started on our yield
 /// has had its `failover_command_timeout` and we our `failover_fallback_timeout` on top.
 fn end_yield(view: &View, config: &Config, memory: &mut Memory, out: &mut Out, map: &NodeMap) {
-    let (Some(f), Some(at)) = (&memory.published_failover, memory.yielded_at) else {
+    let Some(at) = memory.yielded_at else {
         return;
     };
-    let other = map.connected_masters.keys().any(|m| Some(m) != f.master.as_ref());
-    let hold = config.failover_command_timeout + config.failover_fallback_timeout.unwrap_or(0.0);
-    if other || view.mono_now - at >= hold {
+    // the master we yielded against is still the one we knew (a round without one keeps it)
+    let other = map
+        .connected_masters
+        .keys()
+        .any(|m| Some(m) != memory.current_master.as_ref());
+    let waited = match memory.yield_withdrawn_at {
+        None => view.mono_now - at >= config.failover_command_timeout + config.failover_fallback_timeout.unwrap_or(0.0),
+        Some(w) => view.mono_now - w >= yield_quiet_secs(config),
+    };
+    if other || waited {
         let names: Vec<&str> = map.connected_masters.keys().map(String::as_str).collect();
         out.why(format!(
             "master {} is connected: our yield of {:.0} s ago ends",
@@ -591,6 +609,68 @@ fn end_yield(view: &View, config: &Config, memory: &mut Memory, out: &mut Out, m
         ));
         memory.published_failover = None;
         memory.yielded_at = None;
+        memory.yield_withdrawn_at = None;
+        memory.yield_taken_up = false;
+    }
+}
+
+/// How long after we stop serving a yield we still do not promote: a daemon that read it in
+/// its last fresh report of us (an observer fetch and a check old) may have started its
+/// failover command, which runs at most `failover_command_timeout`, and its node must then be
+/// polled as a primary.
+pub fn yield_quiet_secs(config: &Config) -> f64 {
+    config.failover_command_timeout
+        + 2.0 * super::fence::observer_max_age(config)
+        + config.db_poll_interval
+        + config.db_poll_timeout
+}
+
+/// With no master connected, a yield nobody acted on ends in two steps, so that a cluster
+/// whose other daemons cannot hear us (not in the mesh, the Python original) is not left
+/// without a failover for good once our node could promote again: after
+/// `failover_fallback_timeout` with no promotion reported anywhere we stop serving it, and
+/// after [`yield_quiet_secs`] more (any promotion started on it has then ended and shows as a
+/// primary) our turn comes back.
+fn expire_yield(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) {
+    let Some(at) = memory.yielded_at else {
+        return;
+    };
+    let quiet = yield_quiet_secs(config);
+    match memory.yield_withdrawn_at {
+        None => {
+            // the others had as long to act on it as we waited before giving it
+            let hold = config.failover_fallback_timeout.unwrap_or(0.0);
+            let own = config.own_db.as_deref().unwrap_or_default();
+            if promoting_elsewhere(view, config, own).is_some() {
+                memory.yield_taken_up = true;
+            }
+            if memory.yield_taken_up {
+                out.why("another daemon announced a promotion after our yield: it holds until a master is connected");
+                return;
+            }
+            if view.mono_now - at < hold {
+                return;
+            }
+            out.why(format!(
+                "no promotion followed our yield of {:.0} s ago: we stop serving it, and take our turn back after {quiet:.0} s",
+                view.mono_now - at
+            ));
+            memory.published_failover = None;
+            memory.yield_withdrawn_at = Some(view.mono_now);
+        }
+        Some(w) if view.mono_now - w >= quiet => {
+            out.why("no promotion followed our yield: our turn is back");
+            memory.yielded_at = None;
+            memory.yield_withdrawn_at = None;
+            memory.blocked = None;
+            // we deferred to the next candidate only because we had yielded; a promotion of
+            // it started on our yield would have shown by now
+            memory.deferred_to = None;
+        }
+        Some(w) => out.why(format!(
+            "our yield was withdrawn {:.0} s ago: our turn comes back after {quiet:.0} s",
+            view.mono_now - w
+        )),
     }
 }
 
@@ -1056,19 +1136,23 @@ fn unseen_by_most_observers(view: &View, config: &Config, own_db: &str) -> Optio
 /// to lose).
 pub const PRIORITY_TOLERANCE_BYTES: u64 = 1 << 20;
 
+/// The lowest position a candidate may have: any with a data-loss cap (`max_failover_lag_bytes`,
+/// already applied to `positions`), else within [`PRIORITY_TOLERANCE_BYTES`] of the furthest.
+fn eligible_floor(config: &Config, positions: &BTreeMap<u64, BTreeSet<String>>) -> u64 {
+    match (config.max_failover_lag_bytes, positions.keys().next_back()) {
+        (None, Some(furthest)) => furthest.saturating_sub(PRIORITY_TOLERANCE_BYTES),
+        _ => 0,
+    }
+}
+
 /// The candidate to promote. Without `failover_priorities` the furthest along (ties to the
 /// highest name), as the original. With them, the highest priority among the eligible
 /// standbys, then the furthest along, then the highest name; eligible are those the
 /// data-loss cap left (`max_failover_lag_bytes`, already applied to `positions`) or, without
 /// a cap, those within [`PRIORITY_TOLERANCE_BYTES`] of the furthest.
 pub fn choose_candidate<'a>(config: &Config, positions: &'a BTreeMap<u64, BTreeSet<String>>) -> Option<&'a String> {
-    let furthest = *positions.keys().next_back()?;
-    let floor = match config.max_failover_lag_bytes {
-        Some(_) => 0,
-        None => furthest.saturating_sub(PRIORITY_TOLERANCE_BYTES),
-    };
     positions
-        .range(floor..)
+        .range(eligible_floor(config, positions)..)
         .flat_map(|(pos, names)| names.iter().map(move |n| (pos, n)))
         .max_by(|(ap, an), (bp, bn)| {
             config
@@ -1292,7 +1376,11 @@ fn do_failover_decision(
         }
         return done(format!("no action: node {furthest} is furthest along"));
     }
-    let others = positions.values().flatten().any(|n| n != own_db);
+    // another candidate that could take over from us (skip_yielded drops the others)
+    let others = positions
+        .range(eligible_floor(config, &positions)..)
+        .flat_map(|(_, names)| names)
+        .any(|n| n != own_db);
     let block = |memory: &mut Memory, out: &mut Out, reason: &str| {
         blocked(view, config, memory, out, map, own_db, others, reason)
     };
@@ -1389,7 +1477,7 @@ fn skip_yielded(
     own_db: &str,
 ) -> Option<End> {
     let mut yielded: BTreeMap<String, String> = BTreeMap::new();
-    if memory.yielded() {
+    if memory.yielded_at.is_some() {
         yielded.insert(own_db.to_string(), "we yielded".to_string());
     }
     if config.failover_fallback_timeout.is_some() {
@@ -1421,11 +1509,7 @@ fn skip_yielded(
     if yielded.is_empty() {
         return None;
     }
-    let furthest = *positions.keys().next_back()?;
-    let floor = match config.max_failover_lag_bytes {
-        Some(_) => 0,
-        None => furthest.saturating_sub(PRIORITY_TOLERANCE_BYTES),
-    };
+    let floor = eligible_floor(config, positions);
     let mut too_far: Vec<String> = Vec::new();
     positions.retain(|pos, names| {
         names.retain(|n| !yielded.contains_key(n));

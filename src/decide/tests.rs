@@ -2528,6 +2528,97 @@ fn regression_no_yield_while_a_failed_command_may_still_promote_our_node() {
 }
 
 #[test]
+fn regression_a_yield_nobody_acts_on_ends_and_our_turn_comes_back() {
+    // The other daemons do not hear us (no observers: not a mesh, or the Python original): our
+    // yield would otherwise stop the failover for good once the maintenance file is gone.
+    let mut s = level_standbys("pg2");
+    s.maintenance = true;
+    s.check();
+    later(&mut s, 61);
+    s.check();
+    later(&mut s, 1);
+    let d = s.check();
+    assert!(s.memory.yielded(), "{d:?}");
+    s.maintenance = false;
+    let config = s.config();
+    let hold = config.failover_fallback_timeout.unwrap_or_default();
+    let quiet = super::failover::yield_quiet_secs(&config);
+    let yielded_at = s.memory.yielded_at.unwrap_or_default();
+    let mut withdrawn = None;
+    for _ in 0..1000 {
+        later(&mut s, 1);
+        s.check();
+        if withdrawn.is_none() && s.memory.yield_withdrawn_at.is_some() {
+            // no longer served, still no failover of ours
+            assert!(!s.memory.yielded(), "{}", s.all_reasons());
+            withdrawn = Some(s.mono);
+        }
+        if s.failovers > 0 {
+            break;
+        }
+    }
+    let withdrawn = withdrawn.unwrap_or_else(|| panic!("never withdrawn: {}", s.all_reasons()));
+    assert!(withdrawn - yielded_at >= hold, "{}", s.all_reasons());
+    assert_eq!(s.failovers, 1, "{}", s.all_reasons());
+    assert!(s.mono - withdrawn >= quiet, "{}", s.all_reasons());
+}
+
+#[test]
+fn regression_another_daemon_promoting_keeps_our_yield_served() {
+    let mut s = level_standbys("pg2");
+    s.maintenance = true;
+    s.check();
+    later(&mut s, 61);
+    s.check();
+    later(&mut s, 1);
+    s.check();
+    assert!(s.memory.yielded());
+    s.conf("observers", json!({"pg1": "http://pg1:15000"})).observe(
+        "pg1",
+        "pg1",
+        with_failover(N::standby("1/100", 130.0), FailoverPhase::Promoting, "old_master"),
+    );
+    for _ in 0..10 {
+        later(&mut s, 5);
+        s.check();
+        assert!(s.memory.yielded(), "{}", s.all_reasons());
+    }
+    // its command ended without a master showing (it failed, and may still promote its node
+    // later): our yield holds
+    s.observe("pg1", "pg1", N::standby("1/100", 130.0));
+    for _ in 0..200 {
+        later(&mut s, 5);
+        s.check();
+        assert!(s.memory.yielded(), "{}", s.all_reasons());
+    }
+    assert_eq!(s.failovers, 0);
+}
+
+#[test]
+fn regression_no_yield_to_a_standby_too_far_behind_to_take_over() {
+    // pg1 is 2 MiB behind and no max_failover_lag_bytes is set: it could never take over, so
+    // pg2 does not yield to it, and promotes once its maintenance file is gone.
+    let mut s = level_standbys("pg2");
+    s.set("pg2", N::standby("1/300000", 130.0));
+    s.set("pg1", N::standby("1/100000", 130.0));
+    s.maintenance = true;
+    for _ in 0..30 {
+        later(&mut s, 5);
+        let d = s.check();
+        assert!(!s.memory.yielded(), "{d:?}");
+    }
+    assert!(
+        s.all_reasons().contains("no other candidate to yield to"),
+        "{}",
+        s.all_reasons()
+    );
+    s.maintenance = false;
+    later(&mut s, 1);
+    s.check();
+    assert_eq!(s.failovers, 1, "{}", s.all_reasons());
+}
+
+#[test]
 fn regression_no_yield_while_our_failover_command_runs() {
     // The maintenance file appears while our failover command runs (and hangs): we keep
     // announcing that we promote and never yield until it has ended.
