@@ -2527,18 +2527,24 @@ fn regression_no_yield_while_a_failed_command_may_still_promote_our_node() {
     assert!(yielded, "{}", s.all_reasons());
 }
 
-#[test]
-fn regression_a_yield_nobody_acts_on_ends_and_our_turn_comes_back() {
-    // The other daemons do not hear us (no observers: not a mesh, or the Python original): our
-    // yield would otherwise stop the failover for good once the maintenance file is gone.
+/// pg2, the candidate, yielded after its maintenance file blocked it past the fallback timeout.
+fn yielded_in_maintenance() -> Sim {
     let mut s = level_standbys("pg2");
     s.maintenance = true;
     s.check();
     later(&mut s, 61);
     s.check();
     later(&mut s, 1);
-    let d = s.check();
-    assert!(s.memory.yielded(), "{d:?}");
+    s.check();
+    assert!(s.memory.yielded(), "{}", s.all_reasons());
+    s
+}
+
+#[test]
+fn regression_a_yield_nobody_acts_on_ends_and_our_turn_comes_back() {
+    // The other daemons do not hear us (no observers: not a mesh, or the Python original): our
+    // yield would otherwise stop the failover for good once the maintenance file is gone.
+    let mut s = yielded_in_maintenance();
     s.maintenance = false;
     let config = s.config();
     let hold = config.failover_fallback_timeout.unwrap_or_default();
@@ -2565,14 +2571,7 @@ fn regression_a_yield_nobody_acts_on_ends_and_our_turn_comes_back() {
 
 #[test]
 fn regression_another_daemon_promoting_keeps_our_yield_served() {
-    let mut s = level_standbys("pg2");
-    s.maintenance = true;
-    s.check();
-    later(&mut s, 61);
-    s.check();
-    later(&mut s, 1);
-    s.check();
-    assert!(s.memory.yielded());
+    let mut s = yielded_in_maintenance();
     s.conf("observers", json!({"pg1": "http://pg1:15000"})).observe(
         "pg1",
         "pg1",
