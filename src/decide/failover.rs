@@ -378,6 +378,14 @@ impl Memory {
             .is_some_and(|f| f.phase == FailoverPhase::Yielded)
     }
 
+    /// Our yield is over, served or withdrawn: our turn to promote is back.
+    fn end_yield(&mut self) {
+        self.published_failover = None;
+        self.yielded_at = None;
+        self.yield_withdrawn_at = None;
+        self.yield_taken_up = false;
+    }
+
     /// When a failed failover command may run again (`None`: no failure to wait out).
     pub fn failover_retry_at(&self) -> Option<f64> {
         let last = self.failover.last_failure?;
@@ -607,10 +615,7 @@ fn end_yield(view: &View, config: &Config, memory: &mut Memory, out: &mut Out, m
             names.join(", "),
             view.mono_now - at
         ));
-        memory.published_failover = None;
-        memory.yielded_at = None;
-        memory.yield_withdrawn_at = None;
-        memory.yield_taken_up = false;
+        memory.end_yield();
     }
 }
 
@@ -660,8 +665,7 @@ fn expire_yield(view: &View, config: &Config, memory: &mut Memory, out: &mut Out
         }
         Some(w) if view.mono_now - w >= quiet => {
             out.why("no promotion followed our yield: our turn is back");
-            memory.yielded_at = None;
-            memory.yield_withdrawn_at = None;
+            memory.end_yield();
             memory.blocked = None;
             // we deferred to the next candidate only because we had yielded; a promotion of
             // it started on our yield would have shown by now
@@ -1384,6 +1388,11 @@ fn do_failover_decision(
     let block = |memory: &mut Memory, out: &mut Out, reason: &str| {
         blocked(view, config, memory, out, map, own_db, others, reason)
     };
+    // Before any block: our command may still promote our node, so no yield while it runs (an
+    // attempt clears the block's poll mark, so a yield also needs a poll after it ended).
+    if view.failover_running || memory.failover.running_since.is_some() {
+        return done("no failover: the failover command is already running");
+    }
     if view.maintenance_mode {
         return block(memory, out, "maintenance_mode_file exists");
     }
@@ -1402,9 +1411,6 @@ fn do_failover_decision(
             "only {seen} of {of} fresh observer reports that list {own_db} have it connected: the others could not learn of this promotion and may pick a node of their own"
         ));
         return block(memory, out, "most observers do not reach our node");
-    }
-    if view.failover_running || memory.failover.running_since.is_some() {
-        return done("no failover: the failover command is already running");
     }
     if let Some((name, observer)) = promoting_elsewhere(view, config, own_db) {
         return done(format!(
@@ -1600,18 +1606,6 @@ fn blocked(
     reason: &str,
 ) -> End {
     let summary = format!("no failover: we are furthest along but {reason}");
-    if view.failover_running || memory.failover.running_since.is_some() {
-        // Our command may still promote our node: no yield, and none until it has ended and
-        // our node was polled since.
-        if let Some(b) = memory.blocked.as_mut() {
-            b.since_wall = None;
-            b.settled_since = None;
-        }
-        out.why(format!(
-            "{reason}, but our failover command is running: no yield while it may promote"
-        ));
-        return done("no failover: the failover command is already running");
-    }
     let since = match memory.blocked.as_mut() {
         Some(b) if b.reason == reason => {
             b.since_wall.get_or_insert(view.wall_now);
