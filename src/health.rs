@@ -251,6 +251,7 @@ mod tests {
             replication_time_lag: lag,
             replication_slots: None,
             timeline: None,
+            startup_waiting_for_wal: None,
         });
         n
     }

@@ -404,6 +404,7 @@ mod tests {
             replication_time_lag: None,
             replication_slots: None,
             timeline: None,
+            startup_waiting_for_wal: None,
         });
         let mut standby = primary.clone();
         if let Some(pg) = standby.pg.as_mut() {
@@ -465,6 +466,7 @@ mod tests {
             replication_time_lag: Some(42.0),
             replication_slots: None,
             timeline: None,
+            startup_waiting_for_wal: None,
         });
         snap.nodes.insert("pg2".into(), standby);
         let extra = Extra {

@@ -65,6 +65,10 @@ pub struct PgFields {
     /// A primary's timeline (ours: the fencing rules compare them); `None` on standbys and in
     /// the original's documents.
     pub timeline: Option<u32>,
+    /// Ours, standbys only: whether the startup process was waiting for more WAL (its wait
+    /// event), where it acts on a pending promotion. `None`: not known (PostgreSQL 9.x, or a
+    /// role that may not read `pg_stat_activity` of other processes).
+    pub startup_waiting_for_wal: Option<bool>,
 }
 
 /// Where a daemon stands in the failover of its own node (ours, `failover` in its own node's
@@ -172,6 +176,9 @@ impl Serialize for NodeState {
             if let Some(t) = pg.timeline {
                 m.serialize_entry("timeline", &t)?;
             }
+            if let Some(w) = pg.startup_waiting_for_wal {
+                m.serialize_entry("startup_waiting_for_wal", &w)?;
+            }
         }
         if let Some(t) = self.replication_start_time {
             m.serialize_entry("replication_start_time", &t)?;
@@ -262,6 +269,7 @@ impl NodeState {
                     |v| v.as_u64().and_then(|t| u32::try_from(t).ok()),
                     "a timeline number",
                 )?,
+                startup_waiting_for_wal: field(o, "startup_waiting_for_wal", |v| v.as_bool(), "a boolean")?,
             }),
         };
         Ok(NodeState {
@@ -451,6 +459,23 @@ mod tests {
             serde_json::json!({"fetch_time": "2024-01-01T00:00:00.000000Z", "connection": false})
         );
         assert_eq!(NodeState::from_json(&v), Ok(n));
+    }
+
+    #[test]
+    fn a_standbys_wait_for_wal_is_written_only_when_known_and_read_back() {
+        let v = serde_json::json!({"fetch_time": "2024-01-01T00:00:00.000000Z", "connection": true,
+                                   "pg_is_in_recovery": true, "startup_waiting_for_wal": true});
+        let n = NodeState::from_json(&v).expect("read");
+        assert_eq!(n.pg.as_ref().and_then(|p| p.startup_waiting_for_wal), Some(true));
+        let again = serde_json::to_value(&n).expect("json");
+        assert_eq!(again["startup_waiting_for_wal"], serde_json::json!(true));
+        assert_eq!(NodeState::from_json(&again), Ok(n.clone()));
+        let mut unknown = n;
+        if let Some(p) = unknown.pg.as_mut() {
+            p.startup_waiting_for_wal = None;
+        }
+        let v = serde_json::to_value(&unknown).expect("json");
+        assert!(v.get("startup_waiting_for_wal").is_none(), "{v}");
     }
 
     #[test]

@@ -37,7 +37,9 @@ use crate::wait::{wait_for, POLL_INTERVAL};
 
 /// Superuser created by initdb (trusted over the unix socket, scram over TCP).
 pub const SUPERUSER: &str = "postgres";
-/// The monitoring role: a plain `CREATE USER`, no extra grants.
+/// The monitoring role: a plain `CREATE USER` with `pg_read_all_stats`, as docs/operations.md
+/// recommends (it shows the startup process's wait event that the fallback after a failed
+/// failover command reads).
 pub const MONITOR_USER: &str = "pglookout";
 /// The role standbys replicate with.
 pub const REPLICATION_USER: &str = "replicator";
@@ -693,6 +695,7 @@ impl Cluster {
             &format!(
                 "ALTER ROLE {SUPERUSER} PASSWORD {};
                  CREATE USER {MONITOR_USER} PASSWORD {};
+                 GRANT pg_read_all_stats TO {MONITOR_USER};
                  CREATE ROLE {REPLICATION_USER} REPLICATION LOGIN PASSWORD {};
                  CREATE TABLE {LOAD_TABLE} (id bigserial PRIMARY KEY, payload text,
                      written_at timestamptz NOT NULL DEFAULT now());",

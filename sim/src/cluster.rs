@@ -219,6 +219,7 @@ impl Cluster {
                 replication_time_lag: Some(secs(t.saturating_sub(node.commit_at))),
                 replication_slots: None,
                 timeline: None,
+                startup_waiting_for_wal: None,
             }
         } else {
             PgFields {
@@ -230,6 +231,7 @@ impl Cluster {
                 replication_time_lag: None,
                 replication_slots: Some(Vec::new()),
                 timeline: Some(node.timeline),
+                startup_waiting_for_wal: None,
             }
         }
     }

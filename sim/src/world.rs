@@ -929,6 +929,7 @@ fn foreign_cluster(
                 replication_time_lag: None,
                 replication_slots: None,
                 timeline: None,
+                startup_waiting_for_wal: None,
             });
             pg.db_time = Some(wall);
             pg.pg_is_in_recovery = !is_primary;

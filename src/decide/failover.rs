@@ -212,8 +212,8 @@ pub struct Blocked {
     pub since_wall: Option<Timestamp>,
     pub reason: String,
     /// After a failed failover command: when our node was first polled (after the latest
-    /// attempt ended) in recovery with replay caught up with what it received; `None` until
-    /// then, and again after each attempt.
+    /// attempt ended) in recovery with replay caught up with what it received, or waiting for
+    /// more WAL; `None` until then, and again after each attempt.
     pub settled_since: Option<f64>,
 }
 
@@ -1561,28 +1561,33 @@ fn promoting_elsewhere(view: &View, config: &Config, own_db: &str) -> Option<(St
     })
 }
 
-/// After a failed failover command, how long our node must stay in recovery with replay caught
-/// up with the WAL it received before we yield. A command that failed may have left a
-/// promotion pending (`pg_ctl promote` gives up after its wait and leaves `promote.signal`):
-/// PostgreSQL acts on it once replay has caught up, when it looks for more WAL, at the latest
-/// after `wal_retrieve_retry_interval` (5 s by default).
+/// After a failed failover command, how long our node must stay in recovery, with nothing
+/// left that could hold a pending promotion back, before we yield. A command that failed may
+/// have left a promotion pending (`pg_ctl promote` gives up after its wait and leaves
+/// `promote.signal`): PostgreSQL acts on it when its startup process looks for more WAL, at
+/// the latest after `wal_retrieve_retry_interval` (5 s by default).
 pub const PROMOTE_SETTLE_SECS: f64 = 5.0;
 
-/// Whether our node (`own`, polled after the latest attempt ended) has been in recovery with
-/// replay caught up for [`PROMOTE_SETTLE_SECS`]; notes when it was first seen so.
+/// Whether our node (`own`, polled after the latest attempt ended) has been in recovery for
+/// [`PROMOTE_SETTLE_SECS`], seen at every poll either with replay caught up with what it
+/// received or with its startup process waiting for more WAL (after a primary killed
+/// mid-write, what a standby received can end in a partial record that replay never reaches:
+/// the wait event shows that it stopped there, where a pending promotion is acted on). Notes
+/// when it was first seen so.
 fn settled(view: &View, memory: &mut Memory, own: Option<&NodeState>) -> bool {
-    let caught_up = own.and_then(|n| n.pg.as_ref()).is_some_and(|pg| {
+    let quiet = own.and_then(|n| n.pg.as_ref()).is_some_and(|pg| {
         pg.pg_is_in_recovery
-            && match (pg.pg_last_xlog_replay_location, pg.pg_last_xlog_receive_location) {
-                (Some(replay), Some(received)) => replay >= received,
-                (Some(_), None) => true,
-                _ => false,
-            }
+            && (pg.startup_waiting_for_wal == Some(true)
+                || match (pg.pg_last_xlog_replay_location, pg.pg_last_xlog_receive_location) {
+                    (Some(replay), Some(received)) => replay >= received,
+                    (Some(_), None) => true,
+                    _ => false,
+                })
     });
     let Some(b) = memory.blocked.as_mut() else {
         return false;
     };
-    if !caught_up {
+    if !quiet {
         b.settled_since = None;
         return false;
     }
@@ -1642,7 +1647,7 @@ fn blocked(
     }
     if memory.failover.last_failure.is_some() && !settled(view, memory, own) {
         out.why(format!(
-            "our failover command failed: yielding once {own_db} is seen in recovery with replay caught up for {PROMOTE_SETTLE_SECS} s (a promotion it left pending would have happened)"
+            "our failover command failed: yielding once {own_db} is seen in recovery with replay caught up, or waiting for WAL, for {PROMOTE_SETTLE_SECS} s (a promotion it left pending would have happened)"
         ));
         return done(summary);
     }

@@ -65,6 +65,7 @@ impl N {
                 replication_time_lag: None,
                 replication_slots: None,
                 timeline: None,
+                startup_waiting_for_wal: None,
             }),
             min_replication_time_lag: Some(0.0),
             replication_start_time: None,
@@ -2477,7 +2478,7 @@ fn a_failed_failover_command_is_retried_then_yields_to_another_candidate() {
     let d = s.check();
     assert!(!s.memory.yielded(), "{d:?}");
     assert!(
-        d.reasons.iter().any(|r| r.contains("replay caught up for 5 s")),
+        d.reasons.iter().any(|r| r.contains("waiting for WAL, for 5 s")),
         "{d:?}"
     );
     later(&mut s, 5);
@@ -2525,6 +2526,41 @@ fn regression_no_yield_while_a_failed_command_may_still_promote_our_node() {
         yielded |= s.memory.yielded();
     }
     assert!(yielded, "{}", s.all_reasons());
+}
+
+#[test]
+fn regression_a_partial_record_left_by_a_killed_primary_does_not_hold_the_yield_forever() {
+    // CI, PostgreSQL 10-18, pg1 killed with SIGKILL mid-write: pg3 had received the first part
+    // of a record that replay can never reach, so replay stayed behind what it received, and
+    // the yield after its failed command never came. Its startup process waits for more WAL
+    // there, where PostgreSQL acts on a pending promotion: that wait counts as settled.
+    let stuck = |waiting: Option<bool>| {
+        let mut s = level_standbys("pg2");
+        let mut n = N::standby("1/200", 130.0).replay("1/1F0");
+        n.pg().startup_waiting_for_wal = waiting;
+        s.set("pg2", n);
+        s.set("pg1", N::standby("1/200", 130.0).replay("1/200"));
+        s.failover_ok = false;
+        s.check();
+        let mut yielded_after = None;
+        for i in 0..60 {
+            later(&mut s, 5);
+            s.check();
+            if s.memory.yielded() {
+                yielded_after = Some(i * 5);
+                break;
+            }
+        }
+        (yielded_after, s)
+    };
+    let (yielded, s) = stuck(Some(true));
+    assert!(yielded.is_some(), "{}", s.all_reasons());
+    // replay held back by something else (a recovery conflict, a pause), or not known: retry
+    for waiting in [Some(false), None] {
+        let (yielded, s) = stuck(waiting);
+        assert_eq!(yielded, None, "{waiting:?}: {}", s.all_reasons());
+        assert!(s.failovers > 3, "still retried: {}", s.all_reasons());
+    }
 }
 
 /// pg2, the candidate, yielded after its maintenance file blocked it past the fallback timeout.

@@ -583,6 +583,7 @@ mod tests {
             replication_time_lag: Some(lag),
             replication_slots: None,
             timeline: None,
+            startup_waiting_for_wal: None,
         }
     }
 

@@ -110,6 +110,9 @@ fn rows(msgs: Vec<SimpleQueryMessage>) -> Vec<tokio_postgres::SimpleQueryRow> {
 }
 
 /// `(receive, replay)` function names by server version (the state keys keep the 9.x names).
+/// From 10 on, also whether the startup process waits for more WAL: the wait events of that
+/// loop are `RecoveryWalAll` and `RecoveryWalStream` up to 12, `RecoveryWalStream` and
+/// `RecoveryRetrieveRetryInterval` from 13 (NULL for a role without `pg_read_all_stats`).
 fn status_query(version_num: u32) -> &'static str {
     // Times are read as microseconds since the epoch so that they are UTC whatever the
     // session's TimeZone is (the original mis-converts offsets west of UTC by a day).
@@ -117,7 +120,9 @@ fn status_query(version_num: u32) -> &'static str {
         "SELECT (extract(epoch FROM now()) * 1000000)::int8 AS db_time, pg_is_in_recovery(), \
          (extract(epoch FROM pg_last_xact_replay_timestamp()) * 1000000)::int8 AS pg_last_xact_replay_timestamp, \
          pg_last_wal_receive_lsn()::text AS pg_last_xlog_receive_location, \
-         pg_last_wal_replay_lsn()::text AS pg_last_xlog_replay_location"
+         pg_last_wal_replay_lsn()::text AS pg_last_xlog_replay_location, \
+         (SELECT wait_event IN ('RecoveryWalAll', 'RecoveryWalStream', 'RecoveryRetrieveRetryInterval') \
+          FROM pg_stat_activity WHERE backend_type = 'startup' LIMIT 1) AS startup_waiting_for_wal"
     } else {
         "SELECT (extract(epoch FROM now()) * 1000000)::int8 AS db_time, pg_is_in_recovery(), \
          (extract(epoch FROM pg_last_xact_replay_timestamp()) * 1000000)::int8 AS pg_last_xact_replay_timestamp, \
@@ -295,6 +300,11 @@ impl PgProbe {
             },
             replication_slots: None,
             timeline: None,
+            startup_waiting_for_wal: match row.try_get(5).ok().flatten() {
+                Some("t") => Some(true),
+                Some("f") => Some(false),
+                _ => None,
+            },
         };
         if in_recovery {
             return Ok(fields);
@@ -304,6 +314,7 @@ impl PgProbe {
         fields.pg_last_xact_replay_timestamp = None;
         fields.pg_last_xlog_receive_location = None;
         fields.replication_time_lag = None;
+        fields.startup_waiting_for_wal = None;
         let current = rows(
             conn.client
                 .simple_query(current_lsn_query(version_num))

@@ -865,6 +865,11 @@ async fn the_next_candidate_promotes_when_the_chosen_ones_failover_command_fails
     })
     .await;
     lab.cluster.kill9("pg1").expect("kill pg1");
+    // what lets the yield come when a record was cut off mid-way (the settle rule)
+    lab.wait_state("pg3", "pg3's startup process to wait for WAL", |s| {
+        node(s, "pg3")["startup_waiting_for_wal"] == json!(true)
+    })
+    .await;
     lab.wait_yield(
         "pg3",
         "no failover: yielded to the next candidate (the failover command failed)",
