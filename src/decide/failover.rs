@@ -345,12 +345,17 @@ impl Memory {
     /// started (`ok` false for all three). Success clears the lag warning (its alert is deleted
     /// with the next decision); failure starts or extends the retry backoff. Either way
     /// `failover_sleep_time` starts now.
+    ///
+    /// After a success our "promoting" stays announced until our own poll shows our node as a
+    /// connected primary (see [`end_promoting`]); a failure ends it at once (the fallback's
+    /// settle rule covers a promotion the command left pending).
     pub fn record_failover_result(&mut self, ok: bool, mono_now: f64) {
         self.failover.running_since = None;
-        if self
-            .published_failover
-            .as_ref()
-            .is_some_and(|f| f.phase == FailoverPhase::Promoting)
+        if !ok
+            && self
+                .published_failover
+                .as_ref()
+                .is_some_and(|f| f.phase == FailoverPhase::Promoting)
         {
             self.published_failover = None;
         }
@@ -476,6 +481,8 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
         }
     }
 
+    end_promoting(view, config, memory, out);
+
     if let Some(until) = memory.no_decision_before {
         if view.mono_now < until {
             out.why(format!(
@@ -590,6 +597,38 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
         return done("no action: no standby nodes");
     }
     consider_failover(view, config, memory, out, &map, own_db, own)
+}
+
+/// Ends our "promoting" announcement after a successful failover command once our own poll
+/// shows our node as a connected primary, which what we serve then carries instead: a daemon
+/// that fetches our state sees one or the other, never neither, so it never takes our node's
+/// promotion for a failed one. A command that reported success but did not promote keeps it
+/// for `failover_command_timeout` at most.
+fn end_promoting(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) {
+    let announced = memory
+        .published_failover
+        .as_ref()
+        .is_some_and(|f| f.phase == FailoverPhase::Promoting);
+    let (Some(done_at), None) = (memory.failover.last_success, memory.failover.running_since) else {
+        return;
+    };
+    if !announced {
+        return;
+    }
+    let own_primary = config
+        .own_db
+        .as_ref()
+        .and_then(|own| view.nodes.get(own))
+        .is_some_and(|n| n.connection && n.in_recovery() == Some(false));
+    if own_primary {
+        memory.published_failover = None;
+    } else if view.mono_now - done_at > config.failover_command_timeout {
+        out.why(format!(
+            "the failover command succeeded {:.0} s ago but our node is not seen as a primary: no longer announcing the promotion",
+            view.mono_now - done_at
+        ));
+        memory.published_failover = None;
+    }
 }
 
 /// Takes back our yield once a master is connected again: another one (the failover it made

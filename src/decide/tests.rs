@@ -2700,5 +2700,47 @@ fn another_daemon_promoting_stops_ours() {
     assert_eq!(f.phase, FailoverPhase::Promoting);
     s.failover_running = false;
     s.memory.record_failover_result(true, s.mono);
-    assert_eq!(s.memory.published_failover, None);
+    // it succeeded: still announced until our own poll shows our node a primary, so that a
+    // daemon reading our state always sees the promotion or its result
+    later(&mut s, 1);
+    s.check();
+    assert_eq!(
+        s.memory.published_failover.as_ref().map(|f| f.phase),
+        Some(FailoverPhase::Promoting),
+        "{}",
+        s.all_reasons()
+    );
+    s.set("pg2", N::primary());
+    later(&mut s, 1);
+    s.check();
+    assert_eq!(s.memory.published_failover, None, "{}", s.all_reasons());
+}
+
+#[test]
+fn a_command_that_succeeded_without_a_promotion_stops_being_announced() {
+    let mut s = level_standbys("pg2");
+    // no second attempt within the window (it would announce anew)
+    s.conf("max_failover_replication_time_lag", json!(1000));
+    s.hold_failover = true;
+    s.check();
+    s.check();
+    assert_eq!(s.failovers, 1, "{}", s.all_reasons());
+    s.failover_running = false;
+    s.memory.record_failover_result(true, s.mono);
+    let timeout = s.config().failover_command_timeout;
+    let mut ended = None;
+    for i in 0..200 {
+        later(&mut s, 1);
+        s.check();
+        if s.memory.published_failover.is_none() {
+            ended = Some(f64::from(i + 1));
+            break;
+        }
+    }
+    let ended = ended.unwrap_or_else(|| panic!("still announced: {}", s.all_reasons()));
+    assert!(
+        ended > timeout && ended <= timeout + 2.0,
+        "{ended}: {}",
+        s.all_reasons()
+    );
 }
