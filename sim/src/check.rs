@@ -30,7 +30,7 @@ use crate::schedule::{FaultKind, Intent, Profile};
 use crate::world::World;
 use crate::{secs, us, Us, MS};
 use pglookout::config::Config;
-use pglookout::decide::failover::{FAILOVER_RETRY_INITIAL_SECS, PROMOTE_SETTLE_SECS};
+use pglookout::decide::failover::{FAILOVER_RETRY_INITIAL_SECS, FAILOVER_RETRY_MAX_SECS, PROMOTE_SETTLE_SECS};
 use std::fmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -230,6 +230,22 @@ pub fn at_end(w: &World) -> Option<Violation> {
     }
 }
 
+/// Seconds from a candidate's first failed failover command to its yield, at the earliest
+/// time past `fallback` at which a settle `window` fits between two retries (their backoff
+/// doubles from [`FAILOVER_RETRY_INITIAL_SECS`] up to [`FAILOVER_RETRY_MAX_SECS`]).
+fn yield_after_failures(fallback: f64, window: f64) -> f64 {
+    let mut attempt = 0.0;
+    let mut gap = FAILOVER_RETRY_INITIAL_SECS;
+    loop {
+        let at = fallback.max(attempt + window);
+        if at < attempt + gap || gap >= FAILOVER_RETRY_MAX_SECS {
+            return at;
+        }
+        attempt += gap;
+        gap = (gap * 2.0).min(FAILOVER_RETRY_MAX_SECS);
+    }
+}
+
 fn liveness(w: &World) -> Option<Violation> {
     let lost = w.sched.faults.first()?;
     let c = node_config(w);
@@ -254,24 +270,21 @@ fn liveness(w: &World) -> Option<Violation> {
     };
     // The first candidate cannot promote: the next one yields after failover_fallback_timeout
     // and its yield is seen (an observer fetch and a check), then detection as above. After a
-    // failed command the yield also waits for our node to stay caught up for
-    // PROMOTE_SETTLE_SECS between two attempts, which the first backoff is too short for.
-    let blocked = w.sched.faults.get(1).and_then(|f| match f.kind {
-        FaultKind::Maintenance(_) => Some(0.0),
-        FaultKind::FailoverFails(_) => Some(PROMOTE_SETTLE_SECS + FAILOVER_RETRY_INITIAL_SECS),
+    // failed command the yield also waits for polls of our node spanning PROMOTE_SETTLE_SECS
+    // between two attempts, which the first backoffs are too short for.
+    let slack = 2.0 * c.db_poll_interval + 2.0 * c.db_poll_timeout + 2.0 * c.replication_state_check_interval + 1.5;
+    let blocked_for = |t: f64| match w.sched.faults.get(1).map(|f| &f.kind) {
+        Some(FaultKind::Maintenance(_)) => Some(t),
+        // a poll after the attempt ended, polls spanning the settle time, a decision
+        Some(FaultKind::FailoverFails(_)) => Some(yield_after_failures(
+            t,
+            PROMOTE_SETTLE_SECS + c.db_poll_interval + c.db_poll_timeout + c.replication_state_check_interval + 1.0,
+        )),
         _ => None,
-    });
-    let bound = match (blocked, c.failover_fallback_timeout) {
-        (Some(settle), Some(t)) => {
-            bound
-                + t
-                + settle
-                + 2.0 * c.db_poll_interval
-                + 2.0 * c.db_poll_timeout
-                + 2.0 * c.replication_state_check_interval
-                + 1.5
-        }
-        _ => bound,
+    };
+    let bound = match c.failover_fallback_timeout.and_then(blocked_for) {
+        Some(yield_at) => bound + yield_at + slack,
+        None => bound,
     };
     let deadline = lost.at + us(bound);
     let Some(&(tp, p)) = w.promotions.iter().find(|(_, n)| *n != 0) else {

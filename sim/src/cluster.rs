@@ -219,7 +219,8 @@ impl Cluster {
                 replication_time_lag: Some(secs(t.saturating_sub(node.commit_at))),
                 replication_slots: None,
                 timeline: None,
-                startup_waiting_for_wal: None,
+                // a standby waits for WAL between records; a promotion under way does not
+                startup_waiting_for_wal: Some(matches!(node.role, Role::Standby { .. })),
             }
         } else {
             PgFields {

@@ -170,11 +170,12 @@ fn liveness_span(p: Profile, lag_window: bool) -> Us {
 
 /// How much longer a liveness schedule runs when its first candidate cannot promote:
 /// `failover_fallback_timeout` (5 s fast, 60 s by default) and its noticing, and after a failed
-/// command the settling of its node between two attempts (10 s more); mirrored by
-/// `check::liveness`.
+/// command the settling of its node between two attempts (which fits only in the third
+/// backoff, 15 s to 35 s after the first failure, with the fast profile; in the fourth, 35 s to
+/// 75 s, by default); mirrored by `check::liveness`.
 fn fallback_span(p: Profile) -> Us {
     match p {
-        Profile::Fast => 19 * SEC,
+        Profile::Fast => 34 * SEC,
         Profile::Defaults => 90 * SEC,
     }
 }

@@ -191,6 +191,9 @@ pub struct FailoverAttempts {
     /// When the command last succeeded: a promotion may take a moment to show, and the
     /// command (which may move addresses or fence) must not run again meanwhile.
     pub last_success: Option<f64>,
+    /// When a poll first showed our node as a connected primary after the last success (see
+    /// `end_promoting`).
+    pub primary_seen_at: Option<f64>,
 }
 
 /// Bookkeeping of autofollow.
@@ -211,10 +214,10 @@ pub struct Blocked {
     /// yield.
     pub since_wall: Option<Timestamp>,
     pub reason: String,
-    /// After a failed failover command: when our node was first polled (after the latest
-    /// attempt ended) in recovery with replay caught up with what it received, or waiting for
-    /// more WAL; `None` until then, and again after each attempt.
-    pub settled_since: Option<f64>,
+    /// After a failed failover command: the fetch time of the first poll of our node (after
+    /// the latest attempt ended) that showed it in recovery and quiet (see `settled`), and our
+    /// `mono` then; `None` until then, and again after each attempt.
+    pub settled_since: Option<(Timestamp, f64)>,
 }
 
 /// What the decision loop remembers between rounds. Owned by the daemon loop.
@@ -366,6 +369,9 @@ impl Memory {
             self.failover.consecutive_failures = 0;
             self.failover.last_failure = None;
             self.failover.last_success = Some(mono_now);
+            self.failover.primary_seen_at = None;
+            // whatever blocked us before is over: a block after this starts afresh
+            self.blocked = None;
             self.replication_lag_over_warning_limit = false;
             self.observer_state_newer_than = None;
             self.pending_actions
@@ -515,6 +521,8 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
         .map(|(name, state)| (name.clone(), state.clone()))
         .collect();
 
+    track_settle(view, config, memory, &nodes);
+
     if config.poll_observers_on_warning_only {
         if let Err(why) = master_observer_new_enough(view, config, memory, out) {
             out.why(why);
@@ -599,11 +607,11 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
     consider_failover(view, config, memory, out, &map, own_db, own)
 }
 
-/// Ends our "promoting" announcement after a successful failover command once our own poll
-/// shows our node as a connected primary, which what we serve then carries instead: a daemon
-/// that fetches our state sees one or the other, never neither, so it never takes our node's
-/// promotion for a failed one. A command that reported success but did not promote keeps it
-/// for `failover_command_timeout` at most.
+/// Ends our "promoting" announcement after a successful failover command: once our own poll
+/// has shown our node as a connected primary for a poll period and a probe timeout, by when
+/// every other daemon's own poll shows it too (their poll of a standby wins over our report),
+/// so that a daemon sees the promotion or its result, never neither. A command that reported
+/// success but did not promote keeps it for `failover_command_timeout` at most.
 fn end_promoting(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) {
     let announced = memory
         .published_failover
@@ -621,13 +629,23 @@ fn end_promoting(view: &View, config: &Config, memory: &mut Memory, out: &mut Ou
         .and_then(|own| view.nodes.get(own))
         .is_some_and(|n| n.connection && n.in_recovery() == Some(false));
     if own_primary {
-        memory.published_failover = None;
-    } else if view.mono_now - done_at > config.failover_command_timeout {
-        out.why(format!(
-            "the failover command succeeded {:.0} s ago but our node is not seen as a primary: no longer announcing the promotion",
-            view.mono_now - done_at
-        ));
-        memory.published_failover = None;
+        memory.failover.primary_seen_at.get_or_insert(view.mono_now);
+    }
+    match memory.failover.primary_seen_at {
+        Some(seen) => {
+            if view.mono_now - seen >= config.db_poll_interval + config.db_poll_timeout {
+                memory.published_failover = None;
+            }
+        }
+        None => {
+            if view.mono_now - done_at > config.failover_command_timeout {
+                out.why(format!(
+                    "the failover command succeeded {:.0} s ago but our node is not seen as a primary: no longer announcing the promotion",
+                    view.mono_now - done_at
+                ));
+                memory.published_failover = None;
+            }
+        }
     }
 }
 
@@ -1603,35 +1621,56 @@ fn promoting_elsewhere(view: &View, config: &Config, own_db: &str) -> Option<(St
 /// After a failed failover command, how long our node must stay in recovery, with nothing
 /// left that could hold a pending promotion back, before we yield. A command that failed may
 /// have left a promotion pending (`pg_ctl promote` gives up after its wait and leaves
-/// `promote.signal`): PostgreSQL acts on it when its startup process looks for more WAL, at
-/// the latest after `wal_retrieve_retry_interval` (5 s by default).
-pub const PROMOTE_SETTLE_SECS: f64 = 5.0;
+/// `promote.signal`): PostgreSQL acts on it when its startup process looks for more WAL. A
+/// trigger file (up to 15) is looked for every 5 s, and once the request is picked up the
+/// startup process may still sleep out `wal_retrieve_retry_interval` (5 s by default) before
+/// it leaves recovery; 2 s more of margin. Assumes `wal_retrieve_retry_interval` at most 5 s.
+pub const PROMOTE_SETTLE_SECS: f64 = 12.0;
 
-/// Whether our node (`own`, polled after the latest attempt ended) has been in recovery for
-/// [`PROMOTE_SETTLE_SECS`], seen at every poll either with replay caught up with what it
-/// received or with its startup process waiting for more WAL (after a primary killed
-/// mid-write, what a standby received can end in a partial record that replay never reaches:
-/// the wait event shows that it stopped there, where a pending promotion is acted on). Notes
-/// when it was first seen so.
+/// Whether our node (`own`, polled after the latest attempt ended) has been seen in recovery,
+/// quiet, by polls spanning [`PROMOTE_SETTLE_SECS`] (by their fetch times, and as long on our
+/// monotonic clock). Quiet: its startup process waiting for more WAL, where a pending
+/// promotion is acted on; when the wait event cannot be read, replay caught up with what it
+/// received. (After a primary killed mid-write, what a standby received can end in a partial
+/// record that replay never reaches: only the wait event shows it stopped there.) Notes when
+/// it was first seen so.
 fn settled(view: &View, memory: &mut Memory, own: Option<&NodeState>) -> bool {
     let quiet = own.and_then(|n| n.pg.as_ref()).is_some_and(|pg| {
         pg.pg_is_in_recovery
-            && (pg.startup_waiting_for_wal == Some(true)
-                || match (pg.pg_last_xlog_replay_location, pg.pg_last_xlog_receive_location) {
+            && match pg.startup_waiting_for_wal {
+                Some(waiting) => waiting,
+                None => match (pg.pg_last_xlog_replay_location, pg.pg_last_xlog_receive_location) {
                     (Some(replay), Some(received)) => replay >= received,
                     (Some(_), None) => true,
                     _ => false,
-                })
+                },
+            }
     });
-    let Some(b) = memory.blocked.as_mut() else {
+    let (Some(b), Some(own)) = (memory.blocked.as_mut(), own) else {
         return false;
     };
     if !quiet {
         b.settled_since = None;
         return false;
     }
-    let since = *b.settled_since.get_or_insert(view.mono_now);
-    view.mono_now - since >= PROMOTE_SETTLE_SECS
+    let (first_poll, first_mono) = *b.settled_since.get_or_insert((own.fetch_time, view.mono_now));
+    secs_between(own.fetch_time, first_poll) >= PROMOTE_SETTLE_SECS && view.mono_now - first_mono >= PROMOTE_SETTLE_SECS
+}
+
+/// Follows [`settled`] at every decision, not only those that reach the block (with the fresh
+/// poll handshake, one in three): every poll of our node counts.
+fn track_settle(view: &View, config: &Config, memory: &mut Memory, nodes: &BTreeMap<String, NodeState>) {
+    let (Some(own_db), Some(since_wall)) = (
+        config.own_db.as_deref(),
+        memory.blocked.as_ref().and_then(|b| b.since_wall),
+    ) else {
+        return;
+    };
+    if memory.failover.last_failure.is_none() || memory.failover.running_since.is_some() {
+        return;
+    }
+    let own = nodes.get(own_db).filter(|n| n.connection && n.fetch_time > since_wall);
+    settled(view, memory, own);
 }
 
 /// We are the chosen candidate and `reason` keeps us from promoting. With
@@ -1684,9 +1723,17 @@ fn blocked(
         ));
         return done(summary);
     }
+    if memory
+        .published_failover
+        .as_ref()
+        .is_some_and(|f| f.phase == FailoverPhase::Promoting)
+    {
+        out.why("our failover command succeeded and its promotion is still announced: no yield");
+        return done(summary);
+    }
     if memory.failover.last_failure.is_some() && !settled(view, memory, own) {
         out.why(format!(
-            "our failover command failed: yielding once {own_db} is seen in recovery with replay caught up, or waiting for WAL, for {PROMOTE_SETTLE_SECS} s (a promotion it left pending would have happened)"
+            "our failover command failed: yielding once {own_db} is seen in recovery waiting for WAL (or with replay caught up) for {PROMOTE_SETTLE_SECS} s (a promotion it left pending would have happened)"
         ));
         return done(summary);
     }

@@ -886,8 +886,9 @@ async fn the_next_candidate_promotes_when_the_chosen_ones_failover_command_fails
         .await
         .expect("pg2 takes writes");
     let log = lab.daemon("pg3").log();
-    // it ran, failed (and was retried after its backoff until its node had stayed caught up
-    // for PROMOTE_SETTLE_SECS between two attempts), and never ran after its yield
+    // it ran, failed (and was retried after its backoff until polls spanning
+    // PROMOTE_SETTLE_SECS between two attempts showed its node quiet), and never ran after
+    // its yield
     let yielded_at = log
         .find("decision: no failover: yielded to the next candidate")
         .unwrap_or_else(|| panic!("no yield in pg3's log{}", lab.dump()));

@@ -108,6 +108,16 @@ async fn haproxy_write_port_follows_the_primary_through_a_failover() {
         "CREATE TABLE lb_test (x int); INSERT INTO lb_test VALUES (1)",
     )
     .expect("write before");
+    // replication is asynchronous: a write not yet on the standbys is lost by the failover
+    // (CI, PostgreSQL 11: "relation lb_test does not exist" on the new primary)
+    for standby in ["pg2", "pg3"] {
+        pglab::wait_for(&format!("{standby} to replay the write"), DEADLINE, || async {
+            let rows = fleet.cluster.sql(standby, "SELECT count(*) FROM lb_test").await;
+            Ok(rows.is_ok_and(|r| r.first().map(|r| r.get::<_, i64>(0)) == Some(1)))
+        })
+        .await
+        .expect("the write on every standby");
+    }
 
     fleet.cluster.kill9("pg1").expect("kill -9 pg1");
     let after = pglab::wait_for("psql through HAProxy reaches the new primary", DEADLINE, || {
