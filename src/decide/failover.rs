@@ -354,12 +354,7 @@ impl Memory {
     /// settle rule covers a promotion the command left pending).
     pub fn record_failover_result(&mut self, ok: bool, mono_now: f64) {
         self.failover.running_since = None;
-        if !ok
-            && self
-                .published_failover
-                .as_ref()
-                .is_some_and(|f| f.phase == FailoverPhase::Promoting)
-        {
+        if !ok && self.announces_promotion() {
             self.published_failover = None;
         }
         if self.failover.sleep_after > 0.0 {
@@ -380,6 +375,14 @@ impl Memory {
             self.failover.consecutive_failures = self.failover.consecutive_failures.saturating_add(1);
             self.failover.last_failure = Some(mono_now);
         }
+    }
+
+    /// Whether we announce our failover command running, or its promotion not yet seen
+    /// everywhere (see [`Memory::published_failover`]).
+    pub fn announces_promotion(&self) -> bool {
+        self.published_failover
+            .as_ref()
+            .is_some_and(|f| f.phase == FailoverPhase::Promoting)
     }
 
     /// Whether we gave up our turn to promote (see [`Memory::published_failover`]).
@@ -613,16 +616,13 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
 /// so that a daemon sees the promotion or its result, never neither. A command that reported
 /// success but did not promote keeps it for `failover_command_timeout` at most.
 fn end_promoting(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) {
-    let announced = memory
-        .published_failover
-        .as_ref()
-        .is_some_and(|f| f.phase == FailoverPhase::Promoting);
-    let (Some(done_at), None) = (memory.failover.last_success, memory.failover.running_since) else {
+    let (Some(done_at), None, true) = (
+        memory.failover.last_success,
+        memory.failover.running_since,
+        memory.announces_promotion(),
+    ) else {
         return;
     };
-    if !announced {
-        return;
-    }
     let own_primary = config
         .own_db
         .as_ref()
@@ -1723,11 +1723,7 @@ fn blocked(
         ));
         return done(summary);
     }
-    if memory
-        .published_failover
-        .as_ref()
-        .is_some_and(|f| f.phase == FailoverPhase::Promoting)
-    {
+    if memory.announces_promotion() {
         out.why("our failover command succeeded and its promotion is still announced: no yield");
         return done(summary);
     }
