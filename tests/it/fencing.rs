@@ -504,13 +504,14 @@ async fn a_fenced_old_primary_rejoins_with_pg_rewind_and_streams_from_the_new_pr
         10
     );
     let d = &mesh.daemons["pg1"];
+    // pg1 may stream before the start command returns: wait for the daemon to log the end
+    wait_for("the rejoin's success in pg1's log", DEADLINE, || async {
+        Ok(d.log().contains("rejoin: our node is started as a standby of"))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}{}", mesh.dump()));
     assert!(!d.alert_dir.join("rejoin_failed").exists(), "{}", mesh.dump());
     let log = d.log();
-    assert!(
-        log.contains("rejoin: our node is started as a standby of"),
-        "{}",
-        mesh.dump()
-    );
     assert!(log.contains("pg_rewind_command"), "{}", mesh.dump());
     assert!(!log.contains(cluster.superuser_password()), "a password in the log");
     // its daemon sees it as a standby again: the fence is lifted
