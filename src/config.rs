@@ -63,13 +63,12 @@ pub const KNOWN_KEYS: &[&str] = &[
     "warning_replication_time_lag",
 ];
 
-/// The priority of a node `failover_priorities` does not list.
-pub const DEFAULT_PRIORITY: u32 = 100;
+/// The priority of a node `failover_priorities` does not list (as in the Python versions
+/// that have the key).
+pub const DEFAULT_PRIORITY: f64 = 0.0;
 /// `failover_fallback_timeout` when the file does not set it: six default check intervals, half
 /// of `max_failover_replication_time_lag`'s default.
 pub const DEFAULT_FALLBACK_TIMEOUT: f64 = 60.0;
-/// The highest priority `failover_priorities` accepts.
-pub const MAX_PRIORITY: u32 = 1_000_000;
 
 /// The largest number of seconds any duration key may hold.
 const MAX_SECONDS: f64 = 10.0 * 365.0 * 86400.0;
@@ -195,9 +194,10 @@ pub struct Config {
     /// A standby more than this many bytes of WAL behind the old primary's last known position
     /// is never promoted (ours; `None`: no cap, as the original).
     pub max_failover_lag_bytes: Option<u64>,
-    /// Node name -> priority (ours): the highest eligible one is promoted; 0 = never. Nodes not
-    /// listed have priority [`DEFAULT_PRIORITY`]; empty: the original's choice.
-    pub failover_priorities: BTreeMap<String, u32>,
+    /// Node name -> priority, as in the Python versions that have the key: among standbys at
+    /// the same position the highest wins; with `max_failover_lag_bytes` set (ours), among
+    /// all within the cap. Nodes not listed have [`DEFAULT_PRIORITY`]; empty: name order.
+    pub failover_priorities: BTreeMap<String, f64>,
     /// A failover needs more than half of the cluster known, not half (ours; off: the original).
     pub failover_requires_strict_majority: bool,
     /// Seconds the chosen candidate may stay unable to promote (maintenance file, failed
@@ -323,7 +323,7 @@ impl Reader<'_> {
             Some(v) => Err(self.err(key, format!("expected a list of node names, got {}", Self::got(v)))),
         }
     }
-    /// A non-negative whole number (bytes, priorities), at most `max`.
+    /// A non-negative whole number (bytes), at most `max`.
     fn whole(&self, key: &str, v: &Value, max: u64, what: &str) -> Result<u64, ConfigError> {
         match v.as_u64() {
             Some(n) if n <= max => Ok(n),
@@ -667,18 +667,18 @@ impl Config {
         };
         let mut failover_priorities = BTreeMap::new();
         for (name, v) in r.object("failover_priorities")?.into_iter().flatten() {
-            let p = r.whole(
-                "failover_priorities",
-                v,
-                u64::from(MAX_PRIORITY),
-                &format!("a whole number from 0 to {MAX_PRIORITY} for {name:?}"),
-            )?;
+            let p = v.as_f64().filter(|p| p.is_finite()).ok_or_else(|| {
+                r.err(
+                    "failover_priorities",
+                    format!("expected a number for {name:?}, got {}", Reader::got(v)),
+                )
+            })?;
             if !remote_conns.contains_key(name) {
                 warnings.push(format!(
                     "{shown}: failover_priorities names {name:?}, which is not in remote_conns; ignored"
                 ));
             }
-            failover_priorities.insert(name.clone(), u32::try_from(p).unwrap_or(MAX_PRIORITY));
+            failover_priorities.insert(name.clone(), p);
         }
         let failover_fallback_timeout = match obj.get("failover_fallback_timeout") {
             Some(Value::Null) => None,
@@ -802,7 +802,7 @@ impl Config {
     }
 
     /// A node's `failover_priorities` entry, [`DEFAULT_PRIORITY`] when it has none.
-    pub fn priority(&self, node: &str) -> u32 {
+    pub fn priority(&self, node: &str) -> f64 {
         self.failover_priorities.get(node).copied().unwrap_or(DEFAULT_PRIORITY)
     }
 
@@ -1021,6 +1021,27 @@ mod tests {
             "fence_timeout {f} does not ride out a 3 s blip"
         );
         assert!(c.unreachable_master_failover_timeout.is_some_and(|u| u < 5.0));
+    }
+
+    /// `failover_priorities` as the Python versions that have it read it: any number (a
+    /// fraction, a negative), a node it does not list at 0; anything else names the key.
+    #[test]
+    fn failover_priorities_take_any_number_and_default_to_zero() {
+        let load = |p: serde_json::Value| {
+            let v = serde_json::json!({"remote_conns": {"pg1": "host=a", "pg2": "host=b"}, "failover_priorities": p});
+            Config::from_value(Path::new("c.json"), &v).map(|(c, _)| c)
+        };
+        let c = load(serde_json::json!({"pg1": -2, "pg2": 1.5})).expect("numbers");
+        assert_eq!(
+            (c.priority("pg1"), c.priority("pg2"), c.priority("pg3")),
+            (-2.0, 1.5, 0.0)
+        );
+        let e = load(serde_json::json!({"pg1": "high"}))
+            .expect_err("a string")
+            .to_string();
+        assert!(e.contains("failover_priorities") && e.contains("\"pg1\""), "{e}");
+        let e = load(serde_json::json!([1])).expect_err("a list").to_string();
+        assert!(e.contains("failover_priorities"), "{e}");
     }
 
     #[test]

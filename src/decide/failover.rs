@@ -1191,36 +1191,42 @@ fn unseen_by_most_observers(view: &View, config: &Config, own_db: &str) -> Optio
     (seen * 2 < of).then_some((seen, of))
 }
 
-/// How far behind the furthest candidate, in bytes, a higher-priority standby may be and
-/// still be chosen when `max_failover_lag_bytes` is unset (1 MiB: what a standby streaming
-/// normally trails by; more would throw away acknowledged writes the operator did not agree
-/// to lose).
-pub const PRIORITY_TOLERANCE_BYTES: u64 = 1 << 20;
+/// How far behind the furthest of the standbys that yielded their turn, in bytes, another
+/// standby may be and still take over when `max_failover_lag_bytes` is unset (1 MiB: what a
+/// standby streaming normally trails by; more would throw away acknowledged writes the
+/// operator did not agree to lose).
+pub const FALLBACK_TOLERANCE_BYTES: u64 = 1 << 20;
 
-/// The lowest position a candidate may have: any with a data-loss cap (`max_failover_lag_bytes`,
-/// already applied to `positions`), else within [`PRIORITY_TOLERANCE_BYTES`] of the furthest.
-fn eligible_floor(config: &Config, positions: &BTreeMap<u64, BTreeSet<String>>) -> u64 {
+/// The lowest position a fallback candidate may have: any with a data-loss cap
+/// (`max_failover_lag_bytes`, already applied to `positions`), else within
+/// [`FALLBACK_TOLERANCE_BYTES`] of the furthest.
+fn fallback_floor(config: &Config, positions: &BTreeMap<u64, BTreeSet<String>>) -> u64 {
     match (config.max_failover_lag_bytes, positions.keys().next_back()) {
-        (None, Some(furthest)) => furthest.saturating_sub(PRIORITY_TOLERANCE_BYTES),
+        (None, Some(furthest)) => furthest.saturating_sub(FALLBACK_TOLERANCE_BYTES),
         _ => 0,
     }
 }
 
-/// The candidate to promote. Without `failover_priorities` the furthest along (ties to the
-/// highest name), as the original. With them, the highest priority among the eligible
-/// standbys, then the furthest along, then the highest name; eligible are those the
-/// data-loss cap left (`max_failover_lag_bytes`, already applied to `positions`) or, without
-/// a cap, those within [`PRIORITY_TOLERANCE_BYTES`] of the furthest.
+/// The candidate to promote. Without `max_failover_lag_bytes`, the furthest along, ties to
+/// the highest `failover_priorities` entry, then to the highest name: the original's choice,
+/// and that of the Python versions that have priorities. With the cap (ours), the highest
+/// priority among the standbys it left in `positions`, then the furthest along, then the
+/// highest name: the operator who set a cap agreed to lose up to that much for a preferred
+/// standby.
 pub fn choose_candidate<'a>(config: &Config, positions: &'a BTreeMap<u64, BTreeSet<String>>) -> Option<&'a String> {
+    let priority_first = config.max_failover_lag_bytes.is_some();
     positions
-        .range(eligible_floor(config, positions)..)
+        .iter()
         .flat_map(|(pos, names)| names.iter().map(move |n| (pos, n)))
         .max_by(|(ap, an), (bp, bn)| {
-            config
-                .priority(an)
-                .cmp(&config.priority(bn))
-                .then(ap.cmp(bp))
-                .then(an.as_str().cmp(bn.as_str()))
+            let by_priority = config.priority(an).total_cmp(&config.priority(bn));
+            let by_position = ap.cmp(bp);
+            let first = if priority_first {
+                by_priority.then(by_position)
+            } else {
+                by_position.then(by_priority)
+            };
+            first.then(an.as_str().cmp(bn.as_str()))
         })
         .map(|(_, n)| n)
 }
@@ -1365,14 +1371,7 @@ fn do_failover_decision(
             "no failover: observer {observer} reports {name} as a connected primary"
         ));
     }
-    // priority 0 means never, as never_promote_these_nodes
-    let mut excluded = config.never_promote_these_nodes.clone();
-    for (n, _) in config.failover_priorities.iter().filter(|(_, p)| **p == 0) {
-        if !excluded.contains(n) {
-            excluded.push(n.clone());
-        }
-    }
-    let never = &excluded;
+    let never = &config.never_promote_these_nodes;
     let mut positions = replication_positions(&map.standbys, view.wall_now, never);
     for (name, pos) in observed_candidates(view, config, &positions, own_db) {
         out.why(format!(
@@ -1396,10 +1395,19 @@ fn do_failover_decision(
         return done("no failover: no standby has a fresh known replication position");
     };
     if let Some(ahead) = furthest_along(&positions).filter(|f| **f != furthest) {
+        let level = positions
+            .values()
+            .next_back()
+            .is_some_and(|names| names.contains(&furthest));
         out.why(format!(
-            "failover_priorities: {furthest} (priority {}) is preferred over {ahead} (priority {}), which is further along",
+            "failover_priorities: {furthest} (priority {}) is preferred over {ahead} (priority {}), {}",
             config.priority(&furthest),
-            config.priority(ahead)
+            config.priority(ahead),
+            if level {
+                "at the same position"
+            } else {
+                "which is further along, within max_failover_lag_bytes"
+            }
         ));
     }
     if let Some((earlier, since)) = memory.deferred_to.clone() {
@@ -1439,7 +1447,7 @@ fn do_failover_decision(
     }
     // another candidate that could take over from us (skip_yielded drops the others)
     let others = positions
-        .range(eligible_floor(config, &positions)..)
+        .range(fallback_floor(config, &positions)..)
         .flat_map(|(_, names)| names)
         .any(|n| n != own_db);
     let block = |memory: &mut Memory, out: &mut Out, reason: &str| {
@@ -1529,7 +1537,7 @@ fn do_failover_decision(
 /// that node's `failover` entry, yielded against the master we replace), and us if we did:
 /// they come out of `positions`, and so do the standbys that are too far behind the furthest
 /// of them to take over without losing data the original would have kept (beyond
-/// [`PRIORITY_TOLERANCE_BYTES`] when `max_failover_lag_bytes` is unset; the cap was applied
+/// [`FALLBACK_TOLERANCE_BYTES`] when `max_failover_lag_bytes` is unset; the cap was applied
 /// already otherwise). `Some` ends the decision: no candidate is left.
 fn skip_yielded(
     view: &View,
@@ -1572,7 +1580,7 @@ fn skip_yielded(
     if yielded.is_empty() {
         return None;
     }
-    let floor = eligible_floor(config, positions);
+    let floor = fallback_floor(config, positions);
     let mut too_far: Vec<String> = Vec::new();
     positions.retain(|pos, names| {
         names.retain(|n| !yielded.contains_key(n));
@@ -1588,7 +1596,7 @@ fn skip_yielded(
     ));
     if !too_far.is_empty() {
         out.why(format!(
-            "more than {PRIORITY_TOLERANCE_BYTES} bytes behind the furthest, not a fallback without max_failover_lag_bytes: {}",
+            "more than {FALLBACK_TOLERANCE_BYTES} bytes behind the furthest, not a fallback without max_failover_lag_bytes: {}",
             too_far.join(", ")
         ));
     }

@@ -2052,35 +2052,54 @@ fn the_lag_cap_counts_the_furthest_position_an_observer_saw_the_master_at() {
     );
 }
 
+/// `failover_priorities` as the Python versions that have it: the furthest along wins, and a
+/// priority only breaks a tie of positions (before the name). With `max_failover_lag_bytes`
+/// (ours) the priority comes first among the standbys within the cap.
 #[test]
-fn priorities_choose_among_standbys_close_to_the_furthest() {
-    let promoted = |own_pos: &str, zed_pos: &str, priorities: Value| {
+fn priorities_break_ties_of_position_and_come_first_within_the_cap() {
+    let promoted = |own_pos: &str, zed_pos: &str, priorities: Value, cap: Option<u64>| {
         let mut s = Sim::new();
         s.conf("failover_priorities", priorities)
             .set("old_master", gone_master("1/ab000000"))
             .set("own", N::standby(own_pos, 130.0))
             .set("zed", N::standby(zed_pos, 130.0))
             .own("own");
+        if let Some(cap) = cap {
+            s.conf("max_failover_lag_bytes", json!(cap));
+        }
         s.check();
         s.check();
         (s.exec(), s.all_reasons())
     };
-    // zed is 512 KiB further: within the 1 MiB tolerance, own's higher priority wins
-    let (n, reasons) = promoted("1/aa000000", "1/aa080000", json!({"own": 200}));
+    // a tie of positions: own's higher priority wins over zed's higher name
+    let (n, reasons) = promoted("1/aa000000", "1/aa000000", json!({"own": 200}), None);
     assert_eq!(n, 1, "{reasons}");
     assert!(
-        reasons.contains("failover_priorities: own (priority 200) is preferred over zed (priority 100)"),
+        reasons.contains(
+            "failover_priorities: own (priority 200) is preferred over zed (priority 0), at the same position"
+        ),
         "{reasons}"
     );
-    // 2 MiB further: beyond the tolerance, the furthest (zed) wins
-    let (n, reasons) = promoted("1/aa000000", "1/aa200000", json!({"own": 200}));
+    // zed is 1 byte further: without a cap the furthest wins, whatever the priorities
+    let (n, reasons) = promoted("1/aa000000", "1/aa000001", json!({"own": 200}), None);
     assert_eq!(n, 0, "{reasons}");
     assert!(reasons.contains("node zed is furthest along"), "{reasons}");
+    // with a cap both are within (16 MiB and 14 MiB behind the old master): own's priority
+    let (n, reasons) = promoted("1/aa000000", "1/aa200000", json!({"own": 200}), Some(32 << 20));
+    assert_eq!(n, 1, "{reasons}");
+    assert!(
+        reasons.contains("own (priority 200) is preferred over zed (priority 0), which is further along, within max_failover_lag_bytes"),
+        "{reasons}"
+    );
     // no priorities: the original's choice, a tie goes to the higher name
-    let (n, reasons) = promoted("1/aa000000", "1/aa000000", json!({}));
+    let (n, reasons) = promoted("1/aa000000", "1/aa000000", json!({}), None);
     assert_eq!(n, 0, "{reasons}");
-    // priority 0 is never: zed is left out and we promote although it is further
-    let (n, reasons) = promoted("1/aa000000", "1/aa200000", json!({"zed": 0}));
+    // 0 is only the lowest priority, as in the Python versions (never_promote_these_nodes
+    // is the key for never): the further zed wins
+    let (n, reasons) = promoted("1/aa000000", "1/aa200000", json!({"zed": 0}), None);
+    assert_eq!(n, 0, "{reasons}");
+    // a negative priority is below an unlisted node's 0
+    let (n, reasons) = promoted("1/aa000000", "1/aa000000", json!({"zed": -1}), None);
     assert_eq!(n, 1, "{reasons}");
 }
 

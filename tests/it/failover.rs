@@ -810,8 +810,10 @@ const FALLBACK_TIMEOUT: f64 = 3.0;
 async fn the_next_candidate_promotes_when_the_chosen_one_stays_in_maintenance() {
     let lab = start_meshed(cluster().await, |_, c| {
         c["failover_fallback_timeout"] = json!(FALLBACK_TIMEOUT);
-        // pg3 is the candidate (the standbys of an idle primary are level)
+        // pg3 is the candidate, even if pg2 received a little more before the kill: within
+        // the cap, the priority comes first
         c["failover_priorities"] = json!({"pg3": 200});
+        c["max_failover_lag_bytes"] = json!(64 << 20);
     })
     .await;
     std::fs::write(lab.maintenance_file("pg3"), "").expect("maintenance file");
@@ -859,6 +861,7 @@ async fn the_next_candidate_promotes_when_the_chosen_ones_failover_command_fails
     let lab = start_meshed(cluster().await, |name, c| {
         c["failover_fallback_timeout"] = json!(FALLBACK_TIMEOUT);
         c["failover_priorities"] = json!({"pg3": 200});
+        c["max_failover_lag_bytes"] = json!(64 << 20);
         if name == "pg3" {
             c["failover_command"] = json!("exit 3");
         }
