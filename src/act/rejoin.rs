@@ -371,7 +371,8 @@ pub async fn rejoin(config: &Config, master: &str) -> Result<(), String> {
         Ok(()) => tracing::warn!(target: "pglookout", "rejoin: our node is started as a standby of {master}"),
         Err(e) => {
             tracing::error!(target: "pglookout", "rejoin: making our node a standby of {master} failed, it is left stopped: {e}");
-            if let Err(w) = std::fs::write(&alert, format!("{e}\n")) {
+            // whole or not at all: a monitor reading it never sees an empty reason
+            if let Err(w) = crate::statefile::write_atomic(&alert, format!("{e}\n").as_bytes()) {
                 tracing::error!(target: "pglookout", "cannot write the alert file {}: {w}", alert.display());
             }
         }

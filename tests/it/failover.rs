@@ -647,7 +647,10 @@ async fn paused_replay_raises_the_lag_warning_and_runs_the_warning_command() {
         Ok(lagging && lab.has_alert("pg2", REPLICATION_DELAY_WARNING) && marker("pg2").exists())
     })
     .await;
-    assert!(lab.daemon("pg2").log().contains("running over_warning_limit_command"));
+    wait_log(lab.daemon("pg2"), "the warning command logged", |log| {
+        log.contains("running over_warning_limit_command")
+    })
+    .await;
 
     cluster.resume_replay("pg2").await.expect("resume");
     lab.wait("the lag warning on pg2 to go away", || async {

@@ -20,13 +20,6 @@ fn spawn_env(cluster: &Cluster, name: &str, config: Value, panic_at: &str) -> Da
     .expect("spawn daemon")
 }
 
-/// Waits until `d`'s log satisfies `pred`; the error shows the log.
-async fn wait_log(d: &Daemon, what: &str, pred: impl Fn(&str) -> bool) {
-    if let Err(e) = pglab::wait_for(what, DEADLINE, || async { Ok(pred(&d.log())) }).await {
-        panic!("{e:#}\nlog tail:\n{}", tail(&d.log(), 40));
-    }
-}
-
 async fn wait_exit(d: &mut Daemon, what: &str) -> std::process::ExitStatus {
     let cell = std::cell::RefCell::new(d);
     let result = pglab::wait_for(what, DEADLINE, || async { Ok(cell.borrow_mut().try_exit()) }).await;

@@ -299,8 +299,12 @@ async fn kill9_fails_over_on_the_fast_trigger() {
     let mesh = Mesh::start(true).await;
     mesh.cluster.kill9("pg1").expect("kill pg1");
     let winner = mesh.wait_promoted().await;
-    let log = mesh.daemons[winner].log();
-    assert!(log.contains("unreachable_master_failover_timeout"), "{}", mesh.dump());
+    wait_log(
+        &mesh.daemons[winner],
+        "the fast trigger in the winner's decision",
+        |log| log.contains("unreachable_master_failover_timeout"),
+    )
+    .await;
     let fenced = stamp_of(&mesh.cluster, "fence", "pg1");
     let promoted = stamp_of(&mesh.cluster, "promote", winner).expect("promotion time");
     assert!(

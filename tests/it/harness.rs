@@ -66,6 +66,15 @@ pub async fn wait_state(d: &Daemon, what: &str, pred: impl Fn(&Value) -> bool) -
     }
 }
 
+/// Waits until `d`'s log satisfies `pred`; the error shows the log. Log lines are written by
+/// the daemon's own writer thread, after the state, answers and commands they describe may
+/// already be visible: a test that checks a line waits for it.
+pub async fn wait_log(d: &Daemon, what: &str, pred: impl Fn(&str) -> bool) {
+    if let Err(e) = pglab::wait_for(what, DEADLINE, || async { Ok(pred(&d.log())) }).await {
+        panic!("{e:#}\nlog tail:\n{}", tail(&d.log(), 40));
+    }
+}
+
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
