@@ -196,7 +196,8 @@ pub struct Config {
     pub max_failover_lag_bytes: Option<u64>,
     /// Node name -> priority, as in the Python versions that have the key: among standbys at
     /// the same position the highest wins; with `max_failover_lag_bytes` set (ours), among
-    /// all within the cap. Nodes not listed have [`DEFAULT_PRIORITY`]; empty: name order.
+    /// all within the cap. Nodes not listed have [`DEFAULT_PRIORITY`]; empty: the original's
+    /// choice.
     pub failover_priorities: BTreeMap<String, f64>,
     /// A failover needs more than half of the cluster known, not half (ours; off: the original).
     pub failover_requires_strict_majority: bool,
@@ -678,7 +679,8 @@ impl Config {
                     "{shown}: failover_priorities names {name:?}, which is not in remote_conns; ignored"
                 ));
             }
-            failover_priorities.insert(name.clone(), p);
+            // + 0.0 makes -0 a 0, equal to an unlisted node's, as Python compares them
+            failover_priorities.insert(name.clone(), p + 0.0);
         }
         let failover_fallback_timeout = match obj.get("failover_fallback_timeout") {
             Some(Value::Null) => None,
@@ -1032,6 +1034,8 @@ mod tests {
             Config::from_value(Path::new("c.json"), &v).map(|(c, _)| c)
         };
         let c = load(serde_json::json!({"pg1": -2, "pg2": 1.5})).expect("numbers");
+        let zero = load(serde_json::json!({"pg1": -0.0})).expect("-0");
+        assert!(zero.priority("pg1").is_sign_positive(), "-0 ranks with an unlisted 0");
         assert_eq!(
             (c.priority("pg1"), c.priority("pg2"), c.priority("pg3")),
             (-2.0, 1.5, 0.0)

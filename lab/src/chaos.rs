@@ -478,7 +478,7 @@ impl ChaosLab {
         (failovers, fences)
     }
 
-    /// Each daemon's master, latest decision and log tail.
+    /// Each daemon's master, latest decision and log tail, and each server's log tail.
     fn diagnostics(&self) -> String {
         let mut out = String::new();
         for d in self.all_daemons() {
@@ -493,6 +493,12 @@ impl ChaosLab {
             let log = d.log();
             let lines: Vec<&str> = log.lines().collect();
             for line in &lines[lines.len().saturating_sub(LOG_TAIL)..] {
+                let _ = writeln!(out, "      {line}");
+            }
+        }
+        for name in NODES {
+            let _ = writeln!(out, "  --- server {name}:");
+            for line in self.cluster.node(name).log_tail(LOG_TAIL).lines() {
                 let _ = writeln!(out, "      {line}");
             }
         }

@@ -36,7 +36,7 @@ async fn short_campaign_partition_sigstop_blip() {
 
     for r in &records {
         let line = r.line();
-        assert!(r.error.is_none(), "the run itself failed: {line}");
+        assert!(r.error.is_none(), "the run itself failed: {line}\n{}", r.diagnostics);
         assert!(r.acked > 0, "the writer acknowledged nothing: {line}");
         assert!(r.max_writable >= 1, "the monitor never saw a primary: {line}");
         assert!(r.duration > r.hold, "{line}");
@@ -107,7 +107,7 @@ async fn a_frozen_standby_or_observer_never_fails_over() {
     assert_eq!(faults, BTreeSet::from(["sigstop-observer", "sigstop-standby"]));
     for r in &records {
         let line = r.line();
-        assert!(r.error.is_none(), "the run itself failed: {line}");
+        assert!(r.error.is_none(), "the run itself failed: {line}\n{}", r.diagnostics);
         assert!(r.failovers.is_empty(), "a freeze caused a failover: {line}");
         assert!(r.fences.is_empty(), "a freeze caused a fence: {line}");
         assert_eq!(r.max_writable, 1, "{line}");

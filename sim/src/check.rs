@@ -11,7 +11,8 @@
 //! - **candidate** (at every failover command start): the promoted node is not behind another
 //!   standby that ran, was not in `never_promote_these_nodes`, and that the promoting daemon
 //!   reached without any link fault for the last 2I + 2P, by more than the WAL written in the
-//!   last 2I + 2P + C (what its polls cannot have seen yet).
+//!   last 2I + 2P + C (what its polls cannot have seen yet), plus `max_failover_lag_bytes`
+//!   when the schedule prefers a standby (within the cap, priority comes first).
 //! - **never-promote**, **maintenance**: no failover command on a node listed in
 //!   `never_promote_these_nodes`, or whose maintenance file has existed since before the
 //!   previous check (C + 1 ms).
@@ -157,6 +158,7 @@ pub fn at_failover(w: &World, d: usize, old_master: Option<&str>) -> Option<Viol
         .map(|p| w.cluster.written_between(p, slack_from, t))
         .sum();
     let own = w.cluster.nodes[d].lsn;
+    let allowance = slack + w.sched.policy.map_or(0, |p| p.cap);
     for (i, other) in w.cluster.nodes.iter().enumerate() {
         let eligible = i != d
             && matches!(other.role, Role::Standby { .. })
@@ -164,7 +166,7 @@ pub fn at_failover(w: &World, d: usize, old_master: Option<&str>) -> Option<Viol
             && other.proc_since <= from
             && w.sched.never_promote != Some(i)
             && net::clear_during(&w.sched.faults, d, i, from, t);
-        if eligible && other.lsn > own + slack {
+        if eligible && other.lsn > own + allowance {
             return v(
                 w,
                 Rule::Candidate,

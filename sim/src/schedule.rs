@@ -112,6 +112,15 @@ pub enum Intent {
     Blip,
 }
 
+/// The failover policy keys of docs/configuration.md: one preferred standby
+/// (`failover_priorities`) and a data-loss cap (`max_failover_lag_bytes`), the same in every
+/// daemon's config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    pub preferred: usize,
+    pub cap: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Schedule {
     pub profile: Profile,
@@ -119,6 +128,7 @@ pub struct Schedule {
     pub observers: usize,
     pub never_promote: Option<usize>,
     pub autofollow: bool,
+    pub policy: Option<Policy>,
     pub intent: Intent,
     pub end: Us,
     pub faults: Vec<Fault>,
@@ -205,6 +215,7 @@ pub fn generate(seed: u64) -> Schedule {
         observers,
         never_promote,
         autofollow,
+        policy: None,
         intent,
         end: 0,
         faults: Vec::new(),
@@ -276,6 +287,20 @@ pub fn generate(seed: u64) -> Schedule {
             s.faults.sort_by_key(|f| f.at);
             s.end = w + 18 * SEC * k;
         }
+    }
+    // Drawn last, so that the draws above (and the schedules of earlier campaigns' seeds)
+    // stay as they were. A standby streams a few KiB behind its primary here: caps of 64 KiB
+    // and up never block the loss of a primary alone (liveness), 4 KiB ones may in chaos.
+    if r.chance(30) {
+        let caps: &[u64] = if intent == Intent::Chaos {
+            &[4 << 10, 64 << 10, 1 << 20]
+        } else {
+            &[64 << 10, 1 << 20]
+        };
+        s.policy = Some(Policy {
+            preferred: 1 + r.index(nodes - 1),
+            cap: caps[r.index(caps.len())],
+        });
     }
     s
 }
@@ -408,12 +433,16 @@ impl fmt::Display for Schedule {
         let never = self.never_promote.map_or("-".to_string(), |n| n.to_string());
         write!(
             f,
-            "{profile} nodes={} observers={} never={never} follow={} intent={intent} end={} |",
+            "{profile} nodes={} observers={} never={never} follow={} intent={intent} end={}",
             self.nodes,
             self.observers,
             u8::from(self.autofollow),
             t(self.end)
         )?;
+        if let Some(p) = self.policy {
+            write!(f, " policy={}:{}", p.preferred, p.cap)?;
+        }
+        write!(f, " |")?;
         for fault in &self.faults {
             write!(f, " {fault}")?;
         }
@@ -551,6 +580,7 @@ impl Schedule {
             observers: 1,
             never_promote: None,
             autofollow: true,
+            policy: None,
             intent: Intent::Chaos,
             end: 0,
             faults: Vec::new(),
@@ -562,6 +592,16 @@ impl Schedule {
                 "observers" => sched.observers = parse_n(v)?,
                 "never" => sched.never_promote = if v == "-" { None } else { Some(parse_n(v)?) },
                 "follow" => sched.autofollow = v == "1",
+                "policy" => {
+                    let (p, cap) = v
+                        .split_once(':')
+                        .ok_or_else(|| format!("bad policy {v:?} (node:cap)"))?;
+                    let cap = cap.parse().map_err(|_| format!("bad cap {cap:?}"))?;
+                    sched.policy = Some(Policy {
+                        preferred: parse_n(p)?,
+                        cap,
+                    });
+                }
                 "intent" => {
                     sched.intent = match v {
                         "chaos" => Intent::Chaos,
@@ -614,6 +654,9 @@ impl Schedule {
         }
         if self.never_promote.is_some_and(|n| !node_ok(n)) {
             return Err("never= names a node the cluster does not have".into());
+        }
+        if self.policy.is_some_and(|p| !node_ok(p.preferred)) {
+            return Err("policy= names a node the cluster does not have".into());
         }
         Ok(())
     }

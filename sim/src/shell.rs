@@ -154,6 +154,13 @@ pub fn config_json(s: &Schedule, d: usize, removed: Option<usize>) -> Value {
     if let Some(n) = s.never_promote {
         conf.insert("never_promote_these_nodes".into(), json!([format!("pg{n}")]));
     }
+    if let Some(p) = s.policy {
+        conf.insert("max_failover_lag_bytes".into(), json!(p.cap));
+        conf.insert(
+            "failover_priorities".into(),
+            json!({ format!("pg{}", p.preferred): 100 }),
+        );
+    }
     if s.autofollow && is_node {
         conf.insert("autofollow".into(), json!(true));
         conf.insert(

@@ -1207,16 +1207,22 @@ fn fallback_floor(config: &Config, positions: &BTreeMap<u64, BTreeSet<String>>) 
     }
 }
 
-/// The candidate to promote. Without `max_failover_lag_bytes`, the furthest along, ties to
+/// The candidate to promote, from the standbys' positions alone (so that daemons that see the
+/// same standbys agree on it). Without `max_failover_lag_bytes`, the furthest along, ties to
 /// the highest `failover_priorities` entry, then to the highest name: the original's choice,
 /// and that of the Python versions that have priorities. With the cap (ours), the highest
-/// priority among the standbys it left in `positions`, then the furthest along, then the
-/// highest name: the operator who set a cap agreed to lose up to that much for a preferred
-/// standby.
+/// priority among the standbys within the cap of the furthest one, then the furthest along,
+/// then the highest name: an operator who set a cap agreed to lose up to that much for a
+/// preferred standby. Whether the old master got further than that is checked on the chosen
+/// one afterwards ([`lag_cap`]).
 pub fn choose_candidate<'a>(config: &Config, positions: &'a BTreeMap<u64, BTreeSet<String>>) -> Option<&'a String> {
+    let window = match (config.max_failover_lag_bytes, positions.keys().next_back()) {
+        (Some(cap), Some(furthest)) => furthest.saturating_sub(cap),
+        _ => 0,
+    };
     let priority_first = config.max_failover_lag_bytes.is_some();
     positions
-        .iter()
+        .range(window..)
         .flat_map(|(pos, names)| names.iter().map(move |n| (pos, n)))
         .max_by(|(ap, an), (bp, bn)| {
             let by_priority = config.priority(an).total_cmp(&config.priority(bn));
@@ -1251,54 +1257,80 @@ fn master_last_position(view: &View, config: &Config, map: &NodeMap, master: &st
     ours.max(theirs)
 }
 
-/// `max_failover_lag_bytes`: drops candidates more than `cap` bytes behind the old primary's
-/// last known position. `Some` ends the decision: no candidate qualifies (the
-/// `failover_blocked` alert), or the position to measure against is unknown.
-fn apply_lag_cap(
+/// What `max_failover_lag_bytes` says of the chosen candidate.
+enum Cap {
+    /// No cap, no master seen since start (nothing to lose against), or within it.
+    Within,
+    /// The candidate may not be promoted; `every`: no standby is within it either (or the old
+    /// master's position is unknown).
+    Beyond { every: bool },
+}
+
+/// `max_failover_lag_bytes`, checked on the chosen candidate only, never used to pick another:
+/// how far each daemon believes the old master got differs with what it and its observers
+/// saw, while the candidate is chosen from the standbys' positions alone, so that daemons that
+/// see the same standbys agree on it. A daemon that finds it beyond the cap blocks, which never
+/// makes a second primary (found by a review: dropping it and promoting the next one could).
+fn lag_cap(
     view: &View,
     config: &Config,
-    memory: &mut Memory,
+    memory: &Memory,
     out: &mut Out,
     map: &NodeMap,
-    positions: &mut BTreeMap<u64, BTreeSet<String>>,
-    cap: u64,
-) -> Option<End> {
+    positions: &BTreeMap<u64, BTreeSet<String>>,
+    candidate: &str,
+) -> Cap {
+    let Some(cap) = config.max_failover_lag_bytes else {
+        return Cap::Within;
+    };
     // With no master seen since start there is nothing to lose against: no cap to apply.
-    let master = memory.current_master.clone()?;
-    let Some(last) = master_last_position(view, config, map, &master) else {
+    let Some(master) = memory.current_master.as_deref() else {
+        return Cap::Within;
+    };
+    let Some(last) = master_last_position(view, config, map, master) else {
         out.why(format!(
             "max_failover_lag_bytes {cap}: the last position of master {master} is unknown, so no candidate can be shown to be within it"
         ));
-        return Some(block(memory, out));
+        return Cap::Beyond { every: true };
     };
-    let mut behind: Vec<String> = Vec::new();
-    positions.retain(|pos, names| {
-        let lag = last.saturating_sub(*pos);
-        if lag > cap {
-            for n in names.iter() {
-                behind.push(format!("{n} is {lag} bytes behind"));
-            }
-            false
-        } else {
-            true
-        }
-    });
-    if behind.is_empty() {
-        return None;
+    let behind: Vec<(&String, u64)> = positions
+        .iter()
+        .map(|(pos, names)| (names, last.saturating_sub(*pos)))
+        .filter(|(_, lag)| *lag > cap)
+        .flat_map(|(names, lag)| names.iter().map(move |n| (n, lag)))
+        .collect();
+    if !behind.iter().any(|(n, _)| n.as_str() == candidate) {
+        return Cap::Within;
     }
+    let every = behind.len() == positions.values().map(BTreeSet::len).sum::<usize>();
+    let list: Vec<String> = behind
+        .iter()
+        .map(|(n, lag)| format!("{n} is {lag} bytes behind"))
+        .collect();
     out.why(format!(
         "max_failover_lag_bytes {cap} (master {master} last seen at {}): {}",
         crate::lsn::Lsn(last),
-        behind.join(", ")
+        list.join(", ")
     ));
-    positions.is_empty().then(|| block(memory, out))
+    Cap::Beyond { every }
 }
 
-fn block(memory: &mut Memory, out: &mut Out) -> End {
+/// Raises the `failover_blocked` alert (once) and ends the decision.
+fn cap_blocked(memory: &mut Memory, out: &mut Out, every: bool, candidate: &str) -> End {
+    raise_failover_blocked(memory, out);
+    if every {
+        done("no failover: every candidate is beyond max_failover_lag_bytes")
+    } else {
+        done(format!(
+            "no failover: the candidate {candidate} is beyond max_failover_lag_bytes"
+        ))
+    }
+}
+
+fn raise_failover_blocked(memory: &mut Memory, out: &mut Out) {
     if !std::mem::replace(&mut memory.failover_blocked, true) {
         out.act(Action::CreateAlert(Alert::FailoverBlocked));
     }
-    done("no failover: every candidate is beyond max_failover_lag_bytes")
 }
 
 /// The furthest-along candidate: highest position, ties to the highest name (byte order of
@@ -1383,11 +1415,6 @@ fn do_failover_decision(
     if positions.is_empty() {
         return done("no failover: no standby has a fresh known replication position");
     }
-    if let Some(cap) = config.max_failover_lag_bytes {
-        if let Some(end) = apply_lag_cap(view, config, memory, out, map, &mut positions, cap) {
-            return end;
-        }
-    }
     if let Some(end) = skip_yielded(view, config, memory, out, &mut positions, own_db) {
         return end;
     }
@@ -1428,6 +1455,7 @@ fn do_failover_decision(
             return done(format!("no failover: {earlier} may be promoting"));
         }
     }
+    let cap = lag_cap(view, config, memory, out, map, &positions, &furthest);
     let observers = map.connected_observers + map.disconnected_observers;
     // The +1 stands for the master. Same arithmetic as upstream, ties pass.
     let total = map.standbys.len() as f64 + 1.0 - never.len() as f64 + observers as f64;
@@ -1443,6 +1471,9 @@ fn do_failover_decision(
         if memory.deferred_to.as_ref().map(|(n, _)| n) != Some(&furthest) {
             memory.deferred_to = Some((furthest.clone(), view.mono_now));
         }
+        if let Cap::Beyond { every } = cap {
+            return cap_blocked(memory, out, every, &furthest);
+        }
         return done(format!("no action: node {furthest} is furthest along"));
     }
     // another candidate that could take over from us (skip_yielded drops the others)
@@ -1457,6 +1488,15 @@ fn do_failover_decision(
     // attempt clears the block's poll mark, so a yield also needs a poll after it ended).
     if view.failover_running || memory.failover.running_since.is_some() {
         return done("no failover: the failover command is already running");
+    }
+    match cap {
+        Cap::Beyond { every: true } => return cap_blocked(memory, out, true, own_db),
+        // another standby is within the cap: ours may yield its turn to it
+        Cap::Beyond { every: false } => {
+            raise_failover_blocked(memory, out);
+            return block(memory, out, "our node is beyond max_failover_lag_bytes");
+        }
+        Cap::Within => {}
     }
     if view.maintenance_mode {
         return block(memory, out, "maintenance_mode_file exists");
@@ -1533,8 +1573,9 @@ fn do_failover_decision(
     done(format!("failover: promoting {own_db}, the node furthest along"))
 }
 
-/// The daemons that have yielded their turn (a fresh report of a configured observer carries
-/// that node's `failover` entry, yielded against the master we replace), and us if we did:
+/// The daemons that have yielded their turn (a fresh report of the observer configured under
+/// that node's name, its own daemon, carries its `failover` entry, yielded against the master
+/// we replace), and us if we did:
 /// they come out of `positions`, and so do the standbys that are too far behind the furthest
 /// of them to take over without losing data the original would have kept (beyond
 /// [`FALLBACK_TOLERANCE_BYTES`] when `max_failover_lag_bytes` is unset; the cap was applied
@@ -1563,7 +1604,13 @@ fn skip_yielded(
         });
         let skew = chrono::Duration::milliseconds((crate::poll::observer::MAX_CLOCK_SKEW_SECONDS * 1000.0) as i64);
         for name in positions.values().flatten().filter(|n| n.as_str() != own_db) {
-            let word = fresh_reports(view.observers, config, view.wall_now).find_map(|(observer, o)| {
+            // Only the node's own daemon may give up its turn: the observer configured under
+            // the node's name (the mesh of docs/safety.md). Another observer's copy of a yield
+            // (one answering for another cluster with the same node names, say) counts for
+            // nothing: skipping a candidate whose daemon did not yield could make two.
+            let mut own_daemon =
+                fresh_reports(view.observers, config, view.wall_now).filter(|(observer, _)| *observer == name);
+            let word = own_daemon.find_map(|(observer, o)| {
                 let entry = o.nodes.get(name)?;
                 let f = entry.failover.as_ref()?;
                 let current = f.phase == FailoverPhase::Yielded

@@ -2008,13 +2008,16 @@ fn the_lag_cap_skips_a_preferred_standby_too_far_behind_and_blocks_when_none_qua
     s.check();
     assert_eq!(s.exec(), 0, "{}", s.all_reasons());
     let reasons = s.all_reasons();
-    assert!(reasons.contains("own is 33554432 bytes behind"), "{reasons}");
     assert!(reasons.contains("node other is furthest along"), "{reasons}");
     assert!(!s.alerts.contains(&Alert::FailoverBlocked));
 
-    // the only standby within the cap is gone: nobody qualifies
+    // the only standby within the cap is gone: it may be promoting for a while, then nobody
+    // qualifies
     s.set("other", N::standby("1/2F00000", 130.0).conn(false));
     s.check();
+    let d = s.check();
+    assert_eq!(d.summary, "no failover: other may be promoting");
+    later(&mut s, 130);
     s.check();
     assert_eq!(s.exec(), 0, "{}", s.all_reasons());
     assert!(s.alerts.contains(&Alert::FailoverBlocked), "{}", s.all_reasons());
@@ -2050,6 +2053,79 @@ fn the_lag_cap_counts_the_furthest_position_an_observer_saw_the_master_at() {
         "{}",
         s.all_reasons()
     );
+}
+
+/// With the cap, the candidate is chosen from the standbys' positions alone and the cap is
+/// checked on it: two daemons that measure the old master differently never pick two
+/// candidates (found by a review: dropping the preferred one and promoting the next could).
+#[test]
+fn daemons_that_saw_the_master_at_different_positions_agree_on_the_candidate() {
+    // pg1 is preferred and 60 MiB behind pg2, within the 64 MiB cap of pg2
+    let decide = |own: &str, master_at: &str| {
+        let mut s = Sim::new();
+        s.conf("max_failover_lag_bytes", json!(64 << 20))
+            .conf("failover_priorities", json!({"pg1": 200}))
+            .set("old_master", gone_master(master_at))
+            .set("pg1", N::standby("1/0", 130.0))
+            .set("pg2", N::standby("1/3C00000", 130.0))
+            .own(own);
+        s.check();
+        let d = s.check();
+        (s.exec(), d.summary, s.alerts.contains(&Alert::FailoverBlocked))
+    };
+    // pg1's daemon saw the master at pg2's position: pg1 is within, it promotes
+    let (n, summary, _) = decide("pg1", "1/3C00000");
+    assert_eq!(n, 1, "{summary}");
+    // pg2's daemon saw it 5 MiB further: pg1 is beyond for it, and it blocks instead of
+    // promoting pg2, the next standby
+    let (n, summary, blocked) = decide("pg2", "1/4100000");
+    assert_eq!(
+        (n, summary.as_str(), blocked),
+        (
+            0,
+            "no failover: the candidate pg1 is beyond max_failover_lag_bytes",
+            true
+        )
+    );
+    // at pg2's position, pg2's daemon defers to pg1 as pg1's does
+    let (n, summary, blocked) = decide("pg2", "1/3C00000");
+    assert_eq!(
+        (n, summary.as_str(), blocked),
+        (0, "no action: node pg1 is furthest along", false)
+    );
+}
+
+/// Our node is the candidate but beyond the cap while another standby is within it: we block
+/// (the alert) and, with fallback, yield our turn to it once the timeout has passed.
+#[test]
+fn a_candidate_beyond_the_cap_yields_to_one_within_it() {
+    let mut s = level_standbys("pg2");
+    s.conf("max_failover_lag_bytes", json!(64 << 20))
+        .conf("failover_priorities", json!({"pg2": 200}))
+        .set("old_master", gone_master("1/4100000"))
+        .set("pg1", N::standby("1/3C00000", 130.0))
+        .set("pg2", N::standby("1/0", 130.0));
+    let d = s.check();
+    assert_eq!(s.failovers, 0, "{}", s.all_reasons());
+    assert_eq!(
+        d.summary,
+        "no failover: we are furthest along but our node is beyond max_failover_lag_bytes"
+    );
+    assert!(s.alerts.contains(&Alert::FailoverBlocked));
+    assert!(
+        s.all_reasons().contains("pg2 is 68157440 bytes behind"),
+        "{}",
+        s.all_reasons()
+    );
+    later(&mut s, 61);
+    let d = s.check();
+    assert_eq!(
+        d.summary,
+        "no failover: yielded to the next candidate (our node is beyond max_failover_lag_bytes)",
+        "{}",
+        s.all_reasons()
+    );
+    assert_eq!(s.failovers, 0);
 }
 
 /// `failover_priorities` as the Python versions that have it: the furthest along wins, and a
@@ -2425,6 +2501,38 @@ fn the_next_candidate_takes_over_once_the_first_yields_and_only_then() {
             .any(|r| r.contains("pg2 yielded (maintenance_mode_file exists, observer pg2)")),
         "{d:?}"
     );
+}
+
+/// A yield counts only from the node's own daemon (the observer configured under its name):
+/// the same word in another observer's answer (one that answers for another cluster with the
+/// same node names, say) never makes us skip a candidate whose daemon may still promote.
+#[test]
+fn a_yield_counts_only_from_the_nodes_own_daemon() {
+    let mut s = level_standbys("pg1");
+    s.conf(
+        "observers",
+        json!({"pg2": "http://pg2:15000", "other": "http://other:15000"}),
+    )
+    .observe("pg2", "pg2", N::standby("1/100", 130.0))
+    .observe(
+        "other",
+        "pg2",
+        with_failover(N::standby("1/100", 130.0), FailoverPhase::Yielded, "old_master"),
+    );
+    s.check();
+    later(&mut s, 1);
+    let d = s.check();
+    assert_eq!(s.failovers, 0, "{}", s.all_reasons());
+    assert_eq!(d.summary, "no action: node pg2 is furthest along");
+    // the same word from pg2's own daemon
+    s.observe(
+        "pg2",
+        "pg2",
+        with_failover(N::standby("1/100", 130.0), FailoverPhase::Yielded, "old_master"),
+    );
+    later(&mut s, 1);
+    s.check();
+    assert_eq!(s.failovers, 1, "{}", s.all_reasons());
 }
 
 #[test]

@@ -524,7 +524,7 @@ async fn failover_priorities_pick_a_standby_behind_within_the_cap() {
     assert!(
         lab.daemon("pg2")
             .log()
-            .contains("failover_priorities: pg2 (priority 200) is preferred over pg3"),
+            .contains("failover_priorities: pg2 (priority 200) is preferred over pg3 (priority 0), which is further along, within max_failover_lag_bytes"),
         "{}",
         lab.dump()
     );
