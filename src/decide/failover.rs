@@ -256,7 +256,8 @@ pub struct Memory {
     /// it stays one, even if we later look as far along (two promotions otherwise; found by
     /// the simulator). Cleared when a master is connected. With the `mono` we first deferred.
     pub deferred_to: Option<(String, f64)>,
-    /// The `failover_blocked` alert file is up (every candidate beyond the data-loss cap).
+    /// The `failover_blocked` alert file is up: the candidate (by our reckoning of the old
+    /// master's position) is beyond the data-loss cap, so we do not fail over.
     pub failover_blocked: bool,
     /// What we tell the others about our own node's failover, in its entry of `/state.json`:
     /// promoting while our failover command runs; yielded once we gave up our turn to the
@@ -1198,7 +1199,7 @@ fn unseen_by_most_observers(view: &View, config: &Config, own_db: &str) -> Optio
 pub const FALLBACK_TOLERANCE_BYTES: u64 = 1 << 20;
 
 /// The lowest position a fallback candidate may have: any with a data-loss cap
-/// (`max_failover_lag_bytes`, already applied to `positions`), else within
+/// (`max_failover_lag_bytes`, which [`lag_cap`] checks on whichever is chosen), else within
 /// [`FALLBACK_TOLERANCE_BYTES`] of the furthest.
 fn fallback_floor(config: &Config, positions: &BTreeMap<u64, BTreeSet<String>>) -> u64 {
     match (config.max_failover_lag_bytes, positions.keys().next_back()) {
@@ -1258,12 +1259,18 @@ fn master_last_position(view: &View, config: &Config, map: &NodeMap, master: &st
 }
 
 /// What `max_failover_lag_bytes` says of the chosen candidate.
-enum Cap {
-    /// No cap, no master seen since start (nothing to lose against), or within it.
-    Within,
-    /// The candidate may not be promoted; `every`: no standby is within it either (or the old
-    /// master's position is unknown).
-    Beyond { every: bool },
+struct Cap {
+    /// `Some(every)`: the candidate may not be promoted; `every`: no standby is within the
+    /// cap either (or the old master's position is unknown). `None`: no cap, no master seen
+    /// since start (nothing to lose against), or within it.
+    beyond: Option<bool>,
+    /// The lowest position within the cap (0 where it does not apply): only a standby at or
+    /// past it could take over from the candidate.
+    floor: u64,
+}
+
+impl Cap {
+    const NONE: Cap = Cap { beyond: None, floor: 0 };
 }
 
 /// `max_failover_lag_bytes`, checked on the chosen candidate only, never used to pick another:
@@ -1281,18 +1288,22 @@ fn lag_cap(
     candidate: &str,
 ) -> Cap {
     let Some(cap) = config.max_failover_lag_bytes else {
-        return Cap::Within;
+        return Cap::NONE;
     };
     // With no master seen since start there is nothing to lose against: no cap to apply.
     let Some(master) = memory.current_master.as_deref() else {
-        return Cap::Within;
+        return Cap::NONE;
     };
     let Some(last) = master_last_position(view, config, map, master) else {
         out.why(format!(
             "max_failover_lag_bytes {cap}: the last position of master {master} is unknown, so no candidate can be shown to be within it"
         ));
-        return Cap::Beyond { every: true };
+        return Cap {
+            beyond: Some(true),
+            floor: u64::MAX,
+        };
     };
+    let floor = last.saturating_sub(cap);
     let behind: Vec<(&String, u64)> = positions
         .iter()
         .map(|(pos, names)| (names, last.saturating_sub(*pos)))
@@ -1300,7 +1311,7 @@ fn lag_cap(
         .flat_map(|(names, lag)| names.iter().map(move |n| (n, lag)))
         .collect();
     if !behind.iter().any(|(n, _)| n.as_str() == candidate) {
-        return Cap::Within;
+        return Cap { beyond: None, floor };
     }
     let every = behind.len() == positions.values().map(BTreeSet::len).sum::<usize>();
     let list: Vec<String> = behind
@@ -1312,7 +1323,10 @@ fn lag_cap(
         crate::lsn::Lsn(last),
         list.join(", ")
     ));
-    Cap::Beyond { every }
+    Cap {
+        beyond: Some(every),
+        floor,
+    }
 }
 
 /// Raises the `failover_blocked` alert (once) and ends the decision.
@@ -1471,14 +1485,15 @@ fn do_failover_decision(
         if memory.deferred_to.as_ref().map(|(n, _)| n) != Some(&furthest) {
             memory.deferred_to = Some((furthest.clone(), view.mono_now));
         }
-        if let Cap::Beyond { every } = cap {
+        if let Some(every) = cap.beyond {
             return cap_blocked(memory, out, every, &furthest);
         }
         return done(format!("no action: node {furthest} is furthest along"));
     }
-    // another candidate that could take over from us (skip_yielded drops the others)
+    // another candidate that could take over from us: not too far behind the furthest
+    // (skip_yielded drops those) and within the cap (lag_cap would block it)
     let others = positions
-        .range(fallback_floor(config, &positions)..)
+        .range(fallback_floor(config, &positions).max(cap.floor)..)
         .flat_map(|(_, names)| names)
         .any(|n| n != own_db);
     let block = |memory: &mut Memory, out: &mut Out, reason: &str| {
@@ -1489,14 +1504,14 @@ fn do_failover_decision(
     if view.failover_running || memory.failover.running_since.is_some() {
         return done("no failover: the failover command is already running");
     }
-    match cap {
-        Cap::Beyond { every: true } => return cap_blocked(memory, out, true, own_db),
+    match cap.beyond {
+        Some(true) => return cap_blocked(memory, out, true, own_db),
         // another standby is within the cap: ours may yield its turn to it
-        Cap::Beyond { every: false } => {
+        Some(false) => {
             raise_failover_blocked(memory, out);
             return block(memory, out, "our node is beyond max_failover_lag_bytes");
         }
-        Cap::Within => {}
+        None => {}
     }
     if view.maintenance_mode {
         return block(memory, out, "maintenance_mode_file exists");
@@ -1578,8 +1593,8 @@ fn do_failover_decision(
 /// we replace), and us if we did:
 /// they come out of `positions`, and so do the standbys that are too far behind the furthest
 /// of them to take over without losing data the original would have kept (beyond
-/// [`FALLBACK_TOLERANCE_BYTES`] when `max_failover_lag_bytes` is unset; the cap was applied
-/// already otherwise). `Some` ends the decision: no candidate is left.
+/// [`FALLBACK_TOLERANCE_BYTES`] when `max_failover_lag_bytes` is unset; otherwise [`lag_cap`]
+/// checks whichever is chosen). `Some` ends the decision: no candidate is left.
 fn skip_yielded(
     view: &View,
     config: &Config,

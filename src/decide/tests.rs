@@ -1999,7 +1999,8 @@ fn the_lag_cap_skips_a_preferred_standby_too_far_behind_and_blocks_when_none_qua
     s.conf("max_failover_lag_bytes", json!(1_048_576))
         .conf("failover_priorities", json!({"own": 500}))
         .set("old_master", gone_master("1/3000000"))
-        // 32 MiB behind: beyond the cap, whatever its priority
+        // 32 MiB behind the master and 31 MiB behind other: outside the cap's window of the
+        // furthest standby, whatever its priority
         .set("own", N::standby("1/1000000", 130.0))
         // exactly 1 MiB behind: within it
         .set("other", N::standby("1/2F00000", 130.0))
@@ -2126,6 +2127,61 @@ fn a_candidate_beyond_the_cap_yields_to_one_within_it() {
         s.all_reasons()
     );
     assert_eq!(s.failovers, 0);
+
+    // pg1's daemon, with the same view: pg2 is the candidate and beyond the cap, so it
+    // blocks; once pg2's own daemon has yielded, pg1 (within the cap) promotes
+    let mut s = level_standbys("pg1");
+    s.conf("max_failover_lag_bytes", json!(64 << 20))
+        .conf("failover_priorities", json!({"pg2": 200}))
+        .conf("observers", json!({"pg2": "http://pg2:15000"}))
+        .set("old_master", gone_master("1/4100000"))
+        .set("pg1", N::standby("1/3C00000", 130.0))
+        .set("pg2", N::standby("1/0", 130.0))
+        .observe("pg2", "pg2", N::standby("1/0", 130.0));
+    let d = s.check();
+    assert_eq!(s.failovers, 0, "{}", s.all_reasons());
+    assert_eq!(
+        d.summary,
+        "no failover: the candidate pg2 is beyond max_failover_lag_bytes"
+    );
+    s.observe(
+        "pg2",
+        "pg2",
+        with_failover(N::standby("1/0", 130.0), FailoverPhase::Yielded, "old_master"),
+    );
+    later(&mut s, 1);
+    s.check();
+    assert_eq!(s.failovers, 1, "{}", s.all_reasons());
+}
+
+/// With a cap, a candidate never yields to a standby beyond it: that one could not take over
+/// (its daemon would block), and the yield would only hold our node back.
+#[test]
+fn a_candidate_never_yields_to_a_standby_beyond_the_cap() {
+    let mut s = level_standbys("pg2");
+    s.conf("max_failover_lag_bytes", json!(64 << 10))
+        .set("old_master", gone_master("1/200000"))
+        .set("pg2", N::standby("1/200000", 130.0))
+        // 1 MiB behind: beyond the 64 KiB cap
+        .set("pg1", N::standby("1/100000", 130.0));
+    s.maintenance = true;
+    let d = s.check();
+    assert_eq!(
+        d.summary,
+        "no failover: we are furthest along but maintenance_mode_file exists"
+    );
+    assert!(d.reasons.iter().any(|r| r == "no other candidate to yield to"), "{d:?}");
+    later(&mut s, 61);
+    s.check();
+    assert!(!s.memory.yielded(), "{}", s.all_reasons());
+    // within a larger cap, the same standby is one to yield to (the 61 s have passed)
+    s.conf("max_failover_lag_bytes", json!(2 << 20));
+    later(&mut s, 1);
+    let d = s.check();
+    assert_eq!(
+        d.summary,
+        "no failover: yielded to the next candidate (maintenance_mode_file exists)"
+    );
 }
 
 /// `failover_priorities` as the Python versions that have it: the furthest along wins, and a
