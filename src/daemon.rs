@@ -55,23 +55,37 @@ enum Event {
 /// What a SIGHUP's config read gave: `None` when it did not answer in time.
 type Reload = Option<Result<(Config, Vec<String>), crate::config::ConfigError>>;
 
-/// Tells systemd we are up (`READY=1`), when run under it.
+/// Tells systemd we are up (`READY=1`), alive (`WATCHDOG=1`) or stopping, when run under it.
 fn notify_systemd(state: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
+    if let Some(path) = std::env::var_os("NOTIFY_SOCKET") {
+        notify_socket(&path, state);
+    }
+}
+
+/// Sends `state` to the notify socket at `path` without ever blocking: the decision loop
+/// calls it after every check, and a notify socket nobody reads (its queue full) hung the
+/// loop in a blocking send (found by the integration test that plays systemd). A message
+/// that does not fit is dropped; the watchdog then sees no news, which is the truth.
+fn notify_socket(path: &std::ffi::OsStr, state: &str) {
     let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
         return;
     };
+    if sock.set_nonblocking(true).is_err() {
+        return;
+    }
     let bytes = path.as_encoded_bytes();
     let result = if let Some(name) = bytes.strip_prefix(b"@") {
         use std::os::linux::net::SocketAddrExt;
         std::os::unix::net::SocketAddr::from_abstract_name(name).and_then(|a| sock.send_to_addr(state.as_bytes(), &a))
     } else {
-        sock.send_to(state.as_bytes(), &path)
+        sock.send_to(state.as_bytes(), path)
     };
-    if let Err(e) = result {
-        tracing::warn!(target: "pglookout", "cannot notify systemd: {e}");
+    match result {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            tracing::debug!(target: "pglookout", "systemd's notify socket is full: {state} dropped");
+        }
+        Err(e) => tracing::warn!(target: "pglookout", "cannot notify systemd: {e}"),
+        Ok(_) => {}
     }
 }
 
@@ -813,5 +827,30 @@ impl Loop {
             tracing::error!(target: "pglookout", "stopping while the {} is still running; it is left to finish on its own (or to be killed with the service)",
                 self.running.what());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A notify socket nobody reads fills up; sending to it must never block the loop.
+    #[test]
+    fn a_full_notify_socket_never_blocks() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("notify.sock");
+        let _unread = std::os::unix::net::UnixDatagram::bind(&path).expect("bind");
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let target = path.clone().into_os_string();
+        std::thread::spawn(move || {
+            // far more than a datagram socket queues (net.unix.max_dgram_qlen, 10 by default)
+            for _ in 0..1000 {
+                notify_socket(&target, "WATCHDOG=1");
+            }
+            let _ = done_tx.send(());
+        });
+        done_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("1000 notifications to a full socket returned");
     }
 }
