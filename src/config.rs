@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 /// Every key we know. Anything else in the file is reported as a warning and ignored.
 pub const KNOWN_KEYS: &[&str] = &[
     "alert_file_dir",
+    "allow_fragile_lease",
     "autofollow",
     "cluster_monitor_health_timeout_seconds",
     "db_poll_interval",
@@ -24,6 +25,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "failover_sleep_time",
     "fence_command",
     "fence_command_budget",
+    "fence_command_timeout",
     "fence_timeout",
     "http_address",
     "http_auth_scope",
@@ -217,9 +219,16 @@ pub struct Config {
     /// Seconds the fence command is assumed to need to stop writes (ours; part of the timing
     /// argument of docs/safety.md; the daemon warns when a fence takes longer).
     pub fence_command_budget: f64,
-    /// Seconds without a majority of the observers vouching for our primary before it is
+    /// Seconds the fence command may run before it is killed (ours; by default five times
+    /// `fence_command_budget`).
+    pub fence_command_timeout: f64,
+    /// Seconds without at least half of the voters vouching for our primary before it is
     /// fenced; resolved (given or derived) whenever `fence_command` is set.
     pub fence_timeout: Option<f64>,
+    /// Accept, with `fence_command`, a layout in which the lease is fragile: a node daemon
+    /// whose observers lack the daemon of another node, or fewer than three voters (ours;
+    /// default false: such a config is refused).
+    pub allow_fragile_lease: bool,
     /// Seconds the master must be unreachable (to us and a majority of the observers) before a
     /// standby may fail over without waiting for `max_failover_replication_time_lag`.
     pub unreachable_master_failover_timeout: Option<f64>,
@@ -252,6 +261,47 @@ pub struct Config {
     pub syslog_address: String,
     pub syslog_facility: u8,
     pub statsd: Option<StatsdConfig>,
+}
+
+/// Why a node daemon's voters (docs/safety.md, "One authority") cannot hold the argument of
+/// the lease: another node's daemon is not among its observers (the daemons would count
+/// different sets), or fewer than three voters (one failure would fence the primary).
+fn fragile_lease(
+    own: &str,
+    remote_conns: &BTreeMap<String, ConnInfo>,
+    observers: &BTreeMap<String, ObserverTarget>,
+) -> Option<String> {
+    let missing: Vec<&str> = remote_conns
+        .keys()
+        .map(String::as_str)
+        .filter(|n| *n != own && !observers.contains_key(*n))
+        .collect();
+    let dedicated: Vec<&str> = observers
+        .keys()
+        .map(String::as_str)
+        .filter(|n| !remote_conns.contains_key(*n))
+        .collect();
+    if !missing.is_empty() {
+        let mesh: Vec<String> = remote_conns
+            .keys()
+            .filter(|n| n.as_str() != own)
+            .map(|n| format!("\"{n}\": <{n}'s daemon URL>"))
+            .chain(dedicated.iter().map(|n| format!("\"{n}\": <URL>")))
+            .collect();
+        return Some(format!(
+            "with fence_command, every node daemon counts the same voters, so each lists the daemon of every other node under that node's name: {} missing (the mesh: \"observers\": {{{}}} on {own}'s daemon, and the same shape on every other node's)",
+            missing.join(", "),
+            mesh.join(", ")
+        ));
+    }
+    let voters = observers.len() + 1;
+    if voters < 3 {
+        return Some(format!(
+            "with fence_command, {voters} voters (this node's daemon and {}) are too few: losing one fences the primary; add a dedicated observer so there are at least three",
+            if observers.is_empty() { "no observer".to_string() } else { observers.keys().cloned().collect::<Vec<_>>().join(", ") }
+        ));
+    }
+    None
 }
 
 /// Reads typed values out of the top-level object, naming the key in every error.
@@ -732,6 +782,25 @@ impl Config {
             ),
             (None, _) => None,
         };
+        let fence_command_timeout = r.number("fence_command_timeout", 5.0 * fence_command_budget, false)?;
+        let allow_fragile_lease = r.bool("allow_fragile_lease", false)?;
+        if let (Some(_), Some(own), Some(f)) = (&fence_command, &own_db, fence_timeout) {
+            if let Some(why) = fragile_lease(own, &remote_conns, &observers) {
+                if !allow_fragile_lease {
+                    return Err(r.err(
+                        "observers",
+                        format!("{why}; or set allow_fragile_lease: true to accept it"),
+                    ));
+                }
+                warnings.push(format!("{shown}: allow_fragile_lease: {why}"));
+            }
+            let contact = 2.0 * db_poll_interval + 2.0 * db_poll_timeout;
+            if f < contact {
+                warnings.push(format!(
+                    "{shown}: fence_timeout {f:.2} s is shorter than 2 × db_poll_interval + 2 × db_poll_timeout ({contact:.2} s): a loss of contact longer than {f:.2} s fences the primary"
+                ));
+            }
+        }
 
         let alert_file_dir = match r.opt_string("alert_file_dir")? {
             Some(d) if !d.is_empty() => PathBuf::from(d),
@@ -771,7 +840,9 @@ impl Config {
             db_poll_timeout,
             fence_command,
             fence_command_budget,
+            fence_command_timeout,
             fence_timeout,
+            allow_fragile_lease,
             unreachable_master_failover_timeout,
             over_warning_limit_command: r
                 .opt_string("over_warning_limit_command")?
@@ -1003,7 +1074,7 @@ mod tests {
             serde_json::from_str(include_str!("../docs/profiles/fast.json")).expect("fast.json is JSON");
         let mut v = serde_json::json!({
             "remote_conns": {"pg1": "host=a", "pg2": "host=b", "pg3": "host=c"},
-            "observers": {"o1": "http://o1:15000", "o2": "http://o2:15000", "o3": "http://o3:15000"},
+            "observers": {"pg2": "http://b:15000", "pg3": "http://c:15000", "o1": "http://o1:15000"},
             "own_db": "pg1",
             "fence_command": "/usr/bin/fence",
         });

@@ -145,8 +145,9 @@ struct Loop {
     monitor_unhealthy: bool,
     events: mpsc::Sender<Event>,
     status_tx: watch::Sender<Arc<serde_json::Value>>,
-    /// Our own node's failover status, served in its entry of `/state.json`.
-    failover_tx: watch::Sender<Option<crate::state::FailoverStatus>>,
+    /// What we say of our own node (served in its entry of `/state.json`) and whether it
+    /// holds no lease (the `/primary` and `/health` answers).
+    own_tx: watch::Sender<http::OwnStatus>,
     start: f64,
     files: Files,
     /// The number of the latest state document handed to the file thread.
@@ -283,7 +284,12 @@ impl Loop {
         env: Vec<(&'static str, String)>,
         done: fn(command::Outcome) -> Event,
     ) {
-        let timeout = Duration::from_secs_f64(self.config.failover_command_timeout);
+        let secs = if what == "fence_command" {
+            self.config.fence_command_timeout
+        } else {
+            self.config.failover_command_timeout
+        };
+        let timeout = Duration::from_secs_f64(secs);
         let (events, counters) = (self.events.clone(), self.counters.clone());
         tokio::spawn(async move {
             let run = async move {
@@ -537,10 +543,19 @@ impl Loop {
         }
         // Served before any action is carried out: the others see "promoting" before our
         // failover command starts.
-        self.failover_tx.send_if_modified(|f| {
-            let changed = *f != self.memory.published_failover;
+        let own_state = self.config.own_db.as_ref().and_then(|o| snapshot.nodes.get(o));
+        let status = http::OwnStatus {
+            word: crate::state::OwnWord {
+                failover: self.memory.published_failover.clone(),
+                voters: (self.config.fence_command.is_some() && self.config.own_db.is_some())
+                    .then(|| decide::voters::digest(&self.config)),
+            },
+            no_lease: decide::fence::lease(&self.config, &self.memory, own_state, now).err(),
+        };
+        self.own_tx.send_if_modified(|s| {
+            let changed = *s != status;
             if changed {
-                f.clone_from(&self.memory.published_failover);
+                *s = status;
             }
             changed
         });
@@ -645,7 +660,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
     let config_rx_http = config_rx.clone();
     let poller = poll::start(config_rx, statsd_rx, alert_fn, counters.clone(), cancel.child_token());
     let (status_tx, status_rx) = watch::channel(Arc::new(serde_json::Value::Null));
-    let (failover_tx, failover_rx) = watch::channel(None);
+    let (own_tx, own_rx) = watch::channel(http::OwnStatus::default());
     let decided = Arc::new(clock::Beat::default());
     // a benchmark's knob (`pglab bench-poll`): every series full from its first sample
     let prefill = std::env::var_os("PGLOOKOUT_SERIES_PREFILL").is_some_and(|v| v == "1");
@@ -656,7 +671,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
         http::Api {
             poller: poller.clone(),
             status: status_rx,
-            failover: failover_rx,
+            own: own_rx,
             config: config_rx_http,
             start: clock::monotonic(),
             decided: decided.clone(),
@@ -682,7 +697,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
         monitor_unhealthy: false,
         events: events_tx,
         status_tx,
-        failover_tx,
+        own_tx,
         start,
         files,
         state_seq: 0,

@@ -23,6 +23,15 @@ use tokio_util::sync::CancellationToken;
 /// so that the daemon (which writes it) depends on `http` and not the other way round.
 pub type StatusView = tokio::sync::watch::Receiver<std::sync::Arc<serde_json::Value>>;
 
+/// What the decision loop says of our own node (see [`Api::own`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OwnStatus {
+    pub word: crate::state::OwnWord,
+    /// Why our node must not take writes now (fenced, or its lease ran out); `None` when it
+    /// holds its lease or none applies.
+    pub no_lease: Option<String>,
+}
+
 #[derive(Clone)]
 pub struct Api {
     pub poller: Poller,
@@ -38,8 +47,9 @@ pub struct Api {
     pub counters: std::sync::Arc<crate::prometheus::Counters>,
     /// The latest state document, decision included (ours; the original serves only the nodes).
     pub status: StatusView,
-    /// Our own node's failover status (the decision loop's), served in its `/state.json` entry.
-    pub failover: tokio::sync::watch::Receiver<Option<crate::state::FailoverStatus>>,
+    /// What the decision loop says of our own node: served in its `/state.json` entry, and
+    /// whether it holds no lease (then `/primary` and `/health` answer 503).
+    pub own: tokio::sync::watch::Receiver<OwnStatus>,
     /// Lag over time, fed by the decision loop.
     pub series: std::sync::Arc<std::sync::Mutex<crate::series::Series>>,
 }
@@ -133,8 +143,8 @@ async fn dispatch(State(api): State<Api>, req: Request<Body>) -> Response {
             tracing::debug!(target: "WebServer", "GET {path}");
             let snapshot = api.poller.snapshots.borrow().clone();
             let own_db = api.config.borrow().own_db.clone();
-            let failover = api.failover.borrow().clone();
-            let nodes = crate::state::served_nodes(&snapshot.nodes, own_db.as_deref(), failover.as_ref());
+            let word = api.own.borrow().word.clone();
+            let nodes = crate::state::served_nodes(&snapshot.nodes, own_db.as_deref(), &word);
             match to_pretty_json(&*nodes) {
                 Ok(bytes) => json_response(StatusCode::OK, bytes),
                 Err(e) => {
@@ -280,6 +290,10 @@ fn health_response(api: &Api, path: &str, query: Option<&str>) -> Response {
         _ if !live.ok => health::Verdict {
             ok: false,
             reason: format!("the view is stale: {}", live.reason),
+        },
+        "/primary" | "/health" if api.own.borrow().no_lease.is_some() => health::Verdict {
+            ok: false,
+            reason: api.own.borrow().no_lease.clone().unwrap_or_default(),
         },
         "/primary" => health::primary(&config, &snap, now),
         "/replica" => health::replica(&config, &snap, lag, now),

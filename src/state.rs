@@ -136,6 +136,9 @@ pub struct NodeState {
     pub replication_start_time: Option<f64>,
     /// Only in the entry of a daemon's own node, in what it serves: its [`FailoverStatus`].
     pub failover: Option<FailoverStatus>,
+    /// Only in the entry of a daemon's own node, in what it serves, with `fence_command`: the
+    /// digest of the voter set it counts (`decide::voters`).
+    pub voters: Option<String>,
 }
 
 impl NodeState {
@@ -147,6 +150,7 @@ impl NodeState {
             min_replication_time_lag: None,
             replication_start_time: None,
             failover: None,
+            voters: None,
         }
     }
     /// `Some(true)` for a standby, `Some(false)` for a primary, `None` if never reached.
@@ -188,6 +192,9 @@ impl Serialize for NodeState {
         }
         if let Some(f) = &self.failover {
             m.serialize_entry("failover", f)?;
+        }
+        if let Some(v) = &self.voters {
+            m.serialize_entry("voters", v)?;
         }
         m.end()
     }
@@ -284,6 +291,7 @@ impl NodeState {
                 FailoverStatus::from_json,
                 "an object with phase, master, reason and since",
             )?,
+            voters: field(o, "voters", |v| v.as_str().map(str::to_string), "a string")?,
         })
     }
 }
@@ -341,19 +349,27 @@ impl Serialize for ObserverState {
     }
 }
 
-/// What a daemon serves at `/state.json`: its polls of every node, with its own
-/// [`FailoverStatus`] in its own node's entry. The daemon's HTTP answer and the simulator's
-/// both come from here.
+/// What a daemon says of its own node, in that node's entry of what it serves.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OwnWord {
+    pub failover: Option<FailoverStatus>,
+    /// The digest of the voter set it counts (with `fence_command`).
+    pub voters: Option<String>,
+}
+
+/// What a daemon serves at `/state.json`: its polls of every node, with its [`OwnWord`] in
+/// its own node's entry. The daemon's HTTP answer and the simulator's both come from here.
 pub fn served_nodes<'a>(
     nodes: &'a BTreeMap<String, NodeState>,
     own_db: Option<&str>,
-    failover: Option<&FailoverStatus>,
+    word: &OwnWord,
 ) -> std::borrow::Cow<'a, BTreeMap<String, NodeState>> {
-    match (own_db, failover) {
-        (Some(own), Some(f)) if nodes.contains_key(own) => {
+    match own_db {
+        Some(own) if nodes.contains_key(own) && *word != OwnWord::default() => {
             let mut nodes = nodes.clone();
             if let Some(n) = nodes.get_mut(own) {
-                n.failover = Some(f.clone());
+                n.failover.clone_from(&word.failover);
+                n.voters.clone_from(&word.voters);
             }
             std::borrow::Cow::Owned(nodes)
         }
@@ -430,19 +446,25 @@ mod tests {
             since: t,
         };
         assert!(matches!(
-            served_nodes(&nodes, Some("pg2"), None),
+            served_nodes(&nodes, Some("pg2"), &OwnWord::default()),
             std::borrow::Cow::Borrowed(_)
         ));
-        let served = served_nodes(&nodes, Some("pg2"), Some(&f));
+        let word = OwnWord {
+            failover: Some(f.clone()),
+            voters: Some("0123456789ab".into()),
+        };
+        let served = served_nodes(&nodes, Some("pg2"), &word);
         let v = serde_json::to_value(&*served).expect("json");
         assert_eq!(
             v["pg2"]["failover"],
             serde_json::json!({"phase": "yielded", "master": "pg0", "reason": "maintenance_mode_file exists", "since": "2024-01-01T00:00:00.000000Z"})
         );
-        assert!(v["pg1"].get("failover").is_none());
+        assert_eq!(v["pg2"]["voters"], "0123456789ab");
+        assert!(v["pg1"].get("failover").is_none() && v["pg1"].get("voters").is_none());
         let (read, bad) = parse_node_map(&v).expect("map");
         assert!(bad.is_empty());
         assert_eq!(read["pg2"].failover.as_ref(), Some(&f));
+        assert_eq!(read["pg2"].voters.as_deref(), Some("0123456789ab"));
         // a wrong shape rejects the entry, as any known key of the wrong type
         let mut broken = v.clone();
         broken["pg2"]["failover"] = serde_json::json!({"phase": "elected"});

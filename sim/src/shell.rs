@@ -337,13 +337,14 @@ impl Daemon {
     }
 
     /// What this daemon's `/state.json` serves now: its published polls, with its own node's
-    /// failover status (the daemon's HTTP answer does the same).
+    /// failover status and voter-set digest (the daemon's HTTP answer does the same).
     pub fn served(&self) -> std::borrow::Cow<'_, BTreeMap<String, NodeState>> {
-        pglookout::state::served_nodes(
-            &self.published.nodes,
-            self.config.own_db.as_deref(),
-            self.memory.published_failover.as_ref(),
-        )
+        let word = pglookout::state::OwnWord {
+            failover: self.memory.published_failover.clone(),
+            voters: (self.config.fence_command.is_some() && self.config.own_db.is_some())
+                .then(|| pglookout::decide::voters::digest(&self.config)),
+        };
+        pglookout::state::served_nodes(&self.published.nodes, self.config.own_db.as_deref(), &word)
     }
 
     pub fn publish(&mut self) {

@@ -67,6 +67,14 @@ pub enum Alert {
     FailoverHasHappened,
     /// Ours: this daemon fenced its node; removed when the node is a standby again.
     Fenced,
+    /// Ours: a fence command exited 0 but a later poll showed our node a connected primary
+    /// without a lease (a supervisor restarted it, the command missed it); the daemon fences
+    /// again. Removed when the node is a standby again or its fence is lifted.
+    FenceFailed,
+    /// Ours: a voter publishes a voter-set digest other than ours (the daemons count different
+    /// sets, so the lease and the promotion rules are not complements); this daemon does not
+    /// promote while it is up.
+    VotersMismatch,
     /// Ours: a failover is due but every candidate is beyond `max_failover_lag_bytes`;
     /// removed when a master is connected again.
     FailoverBlocked,
@@ -76,14 +84,16 @@ pub enum Alert {
 }
 
 impl Alert {
-    pub const ALL: [Alert; 7] = [
+    pub const ALL: [Alert; 9] = [
         Alert::AuthenticationError,
         Alert::MultipleMasterWarning,
         Alert::ReplicationDelayWarning,
         Alert::FailoverHasHappened,
         Alert::Fenced,
+        Alert::FenceFailed,
         Alert::FailoverBlocked,
         Alert::RejoinFailed,
+        Alert::VotersMismatch,
     ];
 
     /// The file name inside `alert_file_dir`.
@@ -94,6 +104,8 @@ impl Alert {
             Alert::ReplicationDelayWarning => "replication_delay_warning",
             Alert::FailoverHasHappened => "failover_has_happened",
             Alert::Fenced => "fenced",
+            Alert::FenceFailed => "fence_failed",
+            Alert::VotersMismatch => "voters_mismatch",
             Alert::FailoverBlocked => "failover_blocked",
             Alert::RejoinFailed => "rejoin_failed",
         }
@@ -194,6 +206,9 @@ pub struct FailoverAttempts {
     /// When a poll first showed our node as a connected primary after the last success (see
     /// `end_promoting`).
     pub primary_seen_at: Option<f64>,
+    /// Our failover command has run since our node was last seen as a connected standby: a
+    /// node we cannot see may have been promoted by it, so the lease applies to it.
+    pub since_standby: bool,
 }
 
 /// Bookkeeping of autofollow.
@@ -248,9 +263,14 @@ pub struct Memory {
     pub started_at: f64,
     /// Fencing of our own node (see `fence`).
     pub fence: super::fence::FenceMemory,
-    /// The master, and since when (`mono`) it has been unreachable to us and to a strict
-    /// majority of the observers (the `unreachable_master_failover_timeout` trigger).
-    pub master_unreachable_since: Option<(String, f64)>,
+    /// The master we would replace (`None`: none seen since start), and since when (`mono`,
+    /// the first decision that saw it) a strict majority of the voters has reported it gone
+    /// with no connected master anywhere (`decide::voters`): the failover timeout of every
+    /// promotion path with `fence_command`, and of `unreachable_master_failover_timeout`.
+    pub master_gone_since: Option<(Option<String>, f64)>,
+    /// The voters whose published digest differs from ours (`voters_mismatch` is up while
+    /// this is not empty).
+    pub voters_mismatch: Vec<String>,
     /// The other standby we found furthest along when every condition for a failover held:
     /// its daemon saw the same and may be promoting it, so we keep it as the candidate while
     /// it stays one, even if we later look as far along (two promotions otherwise; found by
@@ -301,7 +321,8 @@ impl Memory {
             last_summary: None,
             started_at: mono_now,
             fence: Default::default(),
-            master_unreachable_since: None,
+            master_gone_since: None,
+            voters_mismatch: Vec::new(),
             deferred_to: None,
             failover_blocked: false,
             published_failover: None,
@@ -325,6 +346,14 @@ impl Memory {
     pub fn config_reloaded(&mut self, old: &Config, new: &Config, mono_now: f64) {
         if new.remote_conns != old.remote_conns {
             self.nodes_changed(mono_now);
+        }
+        // The lease and the failover timeout count over one voter set: a reload that turns
+        // fencing on or changes the voters starts both clocks afresh (a lease counted from a
+        // start days ago would fence a healthy primary at once; issue 18, finding 6).
+        let fencing_on = new.fence_command.is_some() && old.fence_command.is_none();
+        if fencing_on || super::voters::names(new) != super::voters::names(old) {
+            self.fence.lease_from = Some(mono_now);
+            self.master_gone_since = None;
         }
     }
 
@@ -572,7 +601,16 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
     if !super::rejoin::leaves_follow_to_rejoin(config, memory, &nodes) {
         retry_follow(view, config, memory, out);
     }
-    track_unreachable_master(view, config, memory, &nodes, &map);
+    track_master_gone(view, config, memory, &nodes, &map);
+    let own_standby = config
+        .own_db
+        .as_ref()
+        .and_then(|own| nodes.get(own))
+        .is_some_and(|n| n.connection && n.in_recovery() == Some(true));
+    if own_standby && memory.failover.running_since.is_none() && !view.failover_running {
+        memory.failover.since_standby = false;
+    }
+    check_voters(view, config, memory, out);
     if let Some(end) = super::fence::fence(view, config, memory, &nodes, &map, out) {
         return end;
     }
@@ -745,28 +783,87 @@ fn current_lag(node: &NodeState) -> Option<f64> {
         .and_then(|p| p.replication_time_lag)
 }
 
-/// Keeps [`Memory::master_unreachable_since`]: the master we know is unreachable to us and to
-/// a strict majority of the observers (fresh reports), with no connected master anywhere.
-fn track_unreachable_master(
+/// Keeps [`Memory::master_gone_since`]: a strict majority of the voters (`decide::voters`)
+/// freshly reports the master we would replace gone (or, with none seen since start, no
+/// connected primary), and no view we trust has a connected master; since the first decision
+/// that saw it, on our monotonic clock.
+fn track_master_gone(
     view: &View,
     config: &Config,
     memory: &mut Memory,
     nodes: &BTreeMap<String, NodeState>,
     map: &NodeMap,
 ) {
-    let unreachable = match (&config.unreachable_master_failover_timeout, &memory.current_master) {
-        (Some(_), Some(master)) if map.connected_masters.is_empty() => {
-            let ours = nodes.get(master).is_some_and(|n| !n.connection);
-            let (votes, of) = super::fence::observer_votes(view.observers, config, view.wall_now, master, false);
-            ours && super::fence::strict_majority(votes, of)
-        }
-        _ => false,
+    let master = memory.current_master.clone();
+    let gone = map.connected_masters.is_empty() && {
+        let (votes, of) = super::voters::count(view, config, nodes, |v| {
+            super::voters::reports_master_gone(v, master.as_deref())
+        });
+        super::voters::strict_majority(votes, of)
     };
-    match (unreachable, &memory.master_unreachable_since, &memory.current_master) {
-        (true, Some((m, _)), Some(cur)) if m == cur => {}
-        (true, _, Some(cur)) => memory.master_unreachable_since = Some((cur.clone(), view.mono_now)),
-        _ => memory.master_unreachable_since = None,
+    match &memory.master_gone_since {
+        Some((m, _)) if gone && *m == master => {}
+        _ if gone => memory.master_gone_since = Some((master, view.mono_now)),
+        _ => memory.master_gone_since = None,
     }
+}
+
+/// How long a strict majority of the voters must have reported the master gone before a
+/// standby may promote: the smaller of `unreachable_master_failover_timeout` and
+/// `max_failover_replication_time_lag` (docs/safety.md, U).
+pub fn failover_timeout(config: &Config) -> f64 {
+    config
+        .unreachable_master_failover_timeout
+        .unwrap_or(config.max_failover_replication_time_lag)
+        .min(config.max_failover_replication_time_lag)
+}
+
+/// How long the voters' majority has reported `master` gone, by our monotonic clock.
+fn gone_for(view: &View, memory: &Memory, master: Option<&str>) -> Option<f64> {
+    match &memory.master_gone_since {
+        Some((m, t0)) if m.as_deref() == master => Some(view.mono_now - t0),
+        _ => None,
+    }
+}
+
+/// Compares the voter-set digests that the voters publish in their own node's entry with
+/// ours: daemons that count different sets can hold a lease and promote at once, so while
+/// one differs we raise `voters_mismatch` (and do not promote, see `do_failover_decision`).
+/// Voters that publish none (dedicated observers, the Python original) are not compared.
+fn check_voters(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) {
+    if config.fence_command.is_none() || config.own_db.is_none() {
+        if !std::mem::take(&mut memory.voters_mismatch).is_empty() {
+            out.act(Action::DeleteAlert(Alert::VotersMismatch));
+        }
+        return;
+    }
+    let ours = super::voters::digest(config);
+    let differ: Vec<String> = fresh_reports(view.observers, config, view.wall_now)
+        .filter(|(name, o)| {
+            o.nodes
+                .get(name.as_str())
+                .and_then(|n| n.voters.as_deref())
+                .is_some_and(|d| d != ours)
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    if differ.is_empty() {
+        if !std::mem::take(&mut memory.voters_mismatch).is_empty() {
+            out.why("every voter that publishes its voter set counts the same set as we do again");
+            out.act(Action::DeleteAlert(Alert::VotersMismatch));
+        }
+        return;
+    }
+    let names: Vec<String> = super::voters::names(config).into_iter().collect();
+    out.why(format!(
+        "voters {} count a different voter set than ours ({}, digest {ours}): no promotion until they agree",
+        differ.join(", "),
+        names.join(", ")
+    ));
+    if memory.voters_mismatch.is_empty() {
+        out.act(Action::CreateAlert(Alert::VotersMismatch));
+    }
+    memory.voters_mismatch = differ;
 }
 
 fn follow(view: &View, memory: &mut Memory, out: &mut Out, master: &str) {
@@ -1370,7 +1467,38 @@ fn do_failover_decision(
         let names: Vec<&str> = map.connected_masters.keys().map(String::as_str).collect();
         return done(format!("no failover: master {} is still connected", names.join(", ")));
     }
-    if let Some((name, state)) = map.first_disconnected_master() {
+    if config.fence_command.is_some() {
+        // One authority (docs/safety.md): with fencing, every path that promotes (the fast
+        // trigger, the lag window with a missing master, no master seen since start, the
+        // fallback) waits until a strict majority of the voters has reported the master gone
+        // for the failover timeout, on our monotonic clock from the first decision that saw
+        // it: the complement of the lease, which the primary keeps while at least half of the
+        // same voters vouch for it. Neither another host's clock (db_time) nor the time of our
+        // last contact counts (issue 18, findings 2 and 4).
+        let master = memory.current_master.as_deref();
+        let shown = master.unwrap_or("(none seen since start)");
+        let limit = failover_timeout(config);
+        match gone_for(view, memory, master) {
+            Some(t) if t >= limit => out.why(format!(
+                "a strict majority of the voters has reported master {shown} gone for {t:.1} s (failover timeout {limit} s)"
+            )),
+            Some(t) => {
+                out.why(format!(
+                    "a strict majority of the voters has reported master {shown} gone for {t:.1} s, under the failover timeout {limit} s"
+                ));
+                return done(format!("no failover: master {shown} has not been gone long enough"));
+            }
+            None => {
+                let (votes, of) = super::voters::count(view, config, view.nodes, |v| {
+                    super::voters::reports_master_gone(v, master)
+                });
+                out.why(format!(
+                    "{votes} of {of} voters report master {shown} gone: a failover needs a strict majority"
+                ));
+                return done(format!("no failover: no strict majority of the voters reports master {shown} gone"));
+            }
+        }
+    } else if let Some((name, state)) = map.first_disconnected_master() {
         // db_time is the master's own clock at our (or an observer's) last successful poll;
         // missing counts as now, as upstream.
         let since = state
@@ -1380,15 +1508,15 @@ fn do_failover_decision(
             .map_or(0.0, |t| secs_between(view.wall_now, t));
         let limit = config.max_failover_replication_time_lag;
         let fast = match (
-            &memory.master_unreachable_since,
+            gone_for(view, memory, Some(name)),
             config.unreachable_master_failover_timeout,
         ) {
-            (Some((m, t0)), Some(t)) if m == name && view.mono_now - t0 >= t => Some((view.mono_now - t0, t)),
+            (Some(gone), Some(t)) if gone >= t => Some((gone, t)),
             _ => None,
         };
         if let Some((unreachable, t)) = fast {
             out.why(format!(
-                "master {name} has been unreachable to us and to a majority of the observers for {unreachable:.1} s (unreachable_master_failover_timeout {t} s)"
+                "master {name} has been reported gone by a strict majority of the voters for {unreachable:.1} s (unreachable_master_failover_timeout {t} s)"
             ));
         } else if since < limit {
             out.why(format!(
@@ -1513,6 +1641,12 @@ fn do_failover_decision(
         }
         None => {}
     }
+    if !memory.voters_mismatch.is_empty() {
+        return done(format!(
+            "no failover: voters {} count a different voter set (voters_mismatch)",
+            memory.voters_mismatch.join(", ")
+        ));
+    }
     if view.maintenance_mode {
         return block(memory, out, "maintenance_mode_file exists");
     }
@@ -1584,6 +1718,7 @@ fn do_failover_decision(
     // after the command whatever its exit status).
     out.act(Action::CreateAlert(Alert::FailoverHasHappened));
     memory.failover.running_since = Some(view.mono_now);
+    memory.failover.since_standby = true;
     memory.failover.sleep_after = config.failover_sleep_time;
     done(format!("failover: promoting {own_db}, the node furthest along"))
 }

@@ -2,13 +2,15 @@
 //! primary taking writes with `fence_command`, and the lease and unreachability counts they
 //! share with the fast failover trigger. Nothing here runs without `fence_command`.
 //!
-//! Owns: the lease (when a strict majority of the observers last reported our node
-//! connected), the two fence rules (another connected primary on a newer timeline; the lease
-//! has run out), "never twice for one event", the retry of a failed fence, and the `fenced`
-//! alert. Must not: do I/O, read a clock, log.
+//! Owns: the lease (when at least half of the voters, `decide::voters`, last reported our node
+//! connected), the fence rules (another connected primary on a newer timeline; the lease has
+//! run out), "never twice for one event", the check that a fence held (a later poll that
+//! still shows our node a connected primary without a lease fences again, `fence_failed`),
+//! the retry of a failed fence, and the `fenced` alert. Must not: do I/O, read a clock, log.
 
 use super::failover::{Action, Alert, Memory, Out};
 use super::node_map::NodeMap;
+use super::voters;
 use crate::config::Config;
 use crate::state::{NodeState, ObserverState, Timestamp};
 use serde::Serialize;
@@ -21,9 +23,14 @@ const FENCE_RETRY_MAX_SECS: f64 = 60.0;
 /// What the fence rules remember.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct FenceMemory {
-    /// `mono` of the last lease renewal (a strict majority of the observers reported our
-    /// node connected); `None` until the first, when the daemon's start stands in.
+    /// `mono` of the last lease renewal (at least half of the voters reported our node
+    /// connected); `None` until the first, when the daemon's start (or the reload that turned
+    /// fencing on or changed the voters) stands in.
     pub vouched_at: Option<f64>,
+    /// When the lease clock last started afresh: the daemon's start, or a reload that turned
+    /// fencing on or changed the voters (the lease counts from the later of this and
+    /// `vouched_at`).
+    pub lease_from: Option<f64>,
     /// The fence in force: why, and when it was run. Lifted when our node is seen as a
     /// standby again, or as a primary vouched for again (brought back on purpose).
     pub fenced: Option<Fenced>,
@@ -31,12 +38,19 @@ pub struct FenceMemory {
     pub running_since: Option<f64>,
     pub consecutive_failures: u32,
     pub last_failure: Option<f64>,
+    /// Fences that exited 0 and did not hold (our node answered as a primary without a lease
+    /// afterwards), in a row; `fence_failed` is up while it is not 0.
+    pub not_held: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Fenced {
     pub at: f64,
     pub reason: String,
+    /// The poll round of the first decision after the command succeeded: a poll round that
+    /// completes two rounds later began after the fence, so what it shows of our node is
+    /// after the fence.
+    pub verify_from_round: Option<u64>,
 }
 
 impl Memory {
@@ -87,24 +101,49 @@ pub fn connected_primary(n: &NodeState) -> bool {
     n.connection && n.in_recovery() == Some(false)
 }
 
-/// How many observers report `node` with `connection == connected`, among those whose
-/// report is fresh; and how many are configured.
-pub fn observer_votes(
-    observers: &BTreeMap<String, ObserverState>,
-    config: &Config,
-    wall_now: Timestamp,
-    node: &str,
-    connected: bool,
-) -> (usize, usize) {
-    let votes = fresh_reports(observers, config, wall_now)
-        .filter(|(_, o)| o.nodes.get(node).is_some_and(|n| n.connection == connected))
-        .count();
-    (votes, config.observers.len())
+/// Whether our lease holds now: fencing is on, our node is not a connected standby, and at
+/// least half of the voters vouched for it within `fence_timeout`. `Err` says why not (for
+/// the `/primary` and `/health` answers); `Ok(None)`: no lease applies (no fencing, a
+/// standby, an observer).
+pub fn lease(config: &Config, memory: &Memory, own: Option<&NodeState>, mono_now: f64) -> Result<Option<f64>, String> {
+    let (Some(_), Some(fence_timeout), Some(own)) = (&config.fence_command, config.fence_timeout, own) else {
+        return Ok(None);
+    };
+    if let Some(f) = &memory.fence.fenced {
+        return Err(format!(
+            "our node was fenced {:.0} s ago: {}",
+            mono_now - f.at,
+            f.reason
+        ));
+    }
+    if own.connection && own.in_recovery() == Some(true) {
+        return Ok(None);
+    }
+    if config.observers.is_empty() {
+        return Ok(None);
+    }
+    let since = mono_now - lease_start(memory);
+    if since >= fence_timeout {
+        return Err(format!(
+            "no lease: at least half of the voters last vouched for our node {since:.1} s ago (fence_timeout {fence_timeout} s)"
+        ));
+    }
+    Ok(Some(fence_timeout - since))
 }
 
-/// A strict majority: two of them always share a member.
-pub fn strict_majority(votes: usize, of: usize) -> bool {
-    of > 0 && votes * 2 > of
+/// Where the lease counts from: the last renewal, or the start of its clock if later.
+fn lease_start(memory: &Memory) -> f64 {
+    let from = memory.fence.lease_from.unwrap_or(memory.started_at);
+    memory.fence.vouched_at.map_or(from, |v| v.max(from))
+}
+
+/// Wait before fencing again after the `n`-th fence in a row that did not hold: at once the
+/// first time, then 1 s doubling up to 60 s.
+fn not_held_wait(n: u32) -> f64 {
+    match n {
+        0 | 1 => 0.0,
+        n => (FENCE_RETRY_INITIAL_SECS * f64::from(1u32 << (n - 2).min(16))).min(FENCE_RETRY_MAX_SECS),
+    }
 }
 
 /// The fence rules for this round. `Some` ends the decision (a fence was ordered).
@@ -127,38 +166,91 @@ pub(super) fn fence(
                 out.why(format!("{own} is a standby again; the fence is lifted"));
                 out.act(Action::DeleteAlert(Alert::Fenced));
             }
+            if std::mem::take(&mut memory.fence.not_held) > 0 {
+                out.act(Action::DeleteAlert(Alert::FenceFailed));
+            }
             // if it is promoted, its lease starts from the last time it was seen as a standby
             memory.fence.vouched_at = Some(now);
             return None;
         }
-        // a standby we do not reach: it was one when last seen, nothing to fence
-        Some(true) => return None,
+        // A standby we do not reach, that nothing asked to promote: it was one when last
+        // seen, nothing to fence. Once our failover command has run since it was last seen
+        // as a standby, the promotion it asked for may land while we cannot see it (an I/O
+        // stall, a timed-out command): the lease applies (issue 18, finding 5).
+        Some(true) if !memory.failover.since_standby => return None,
         // Never reached since this daemon started: it may be a primary (we may have restarted
         // while it was cut off or frozen), so the lease applies; not knowing is no reason to
         // let it take writes (found by the simulator, docs/safety.md).
-        None => {}
-        Some(false) => {}
+        _ => {}
     }
 
-    let (votes, of) = observer_votes(view.observers, config, view.wall_now, own, true);
-    let vouched = strict_majority(votes, of);
+    let (votes, of) = voters::count(view, config, nodes, |v| voters::vouches(v, own));
+    let vouched = voters::at_least_half(votes, of);
     if vouched {
         memory.fence.vouched_at = Some(now);
     }
-    if let Some(f) = &memory.fence.fenced {
-        // Back as a vouched-for primary for a whole fence_timeout after the fence: brought back
-        // on purpose (or the command did not stop it). The rules run afresh: a newer primary
-        // elsewhere fences it again, as a new event.
-        let back = now - f.at >= config.fence_timeout.unwrap_or(0.0);
-        if own_state.connection && vouched && back {
-            out.why(format!(
-                "{own} answers as a primary again and a majority of the observers vouches for it: the earlier fence ({}) no longer holds",
-                f.reason
-            ));
-            memory.fence.fenced = None;
-        } else {
-            out.why(format!("{own} was fenced {:.0} s ago: {}", now - f.at, f.reason));
+    let corroborated = |name: &str| corroborated_primary(view, config, nodes, name);
+    let own_primary = own_state.connection && own_state.in_recovery() == Some(false);
+    if let Some(f) = memory.fence.fenced.as_mut() {
+        if memory.fence.running_since.is_some() {
+            out.why("the fence command is running");
             return None;
+        }
+        let verify_from = *f.verify_from_round.get_or_insert(view.poll_round);
+        let verified = view.poll_round >= verify_from + 2;
+        let other = map
+            .connected_masters
+            .keys()
+            .find(|n| n.as_str() != own && corroborated(n))
+            .cloned();
+        let back = now - f.at >= config.fence_timeout.unwrap_or(0.0);
+        match (own_primary && verified, vouched && other.is_none()) {
+            // Back as a primary that at least half of the voters vouch for, with no other
+            // primary, for a whole fence_timeout after the fence: brought back on purpose.
+            // The rules run afresh.
+            (true, true) if back => {
+                out.why(format!(
+                    "{own} answers as a primary again and at least half of the voters vouch for it: the earlier fence ({}) no longer holds",
+                    f.reason
+                ));
+                memory.fence.fenced = None;
+                if std::mem::take(&mut memory.fence.not_held) > 0 {
+                    out.act(Action::DeleteAlert(Alert::FenceFailed));
+                }
+            }
+            // Answers as a primary with its lease: nobody may promote meanwhile; wait.
+            (true, true) => {
+                out.why(format!(
+                    "{own} answers as a primary again, vouched for by {votes} of {of} voters; the fence of {:.0} s ago is lifted after fence_timeout if that lasts",
+                    now - f.at
+                ));
+                return None;
+            }
+            // The fence did not hold: a supervisor restarted the node, or the command missed
+            // it. Fence again, at once the first time, then with a backoff.
+            (true, false) => {
+                let reason = format!(
+                    "the fence of {:.0} s ago did not hold: {own} answers as a primary again{} ({})",
+                    now - f.at,
+                    match &other {
+                        Some(o) => format!(" while {o} is a connected primary"),
+                        None => format!(" without a lease ({votes} of {of} voters vouch)"),
+                    },
+                    f.reason
+                );
+                let wait = not_held_wait(memory.fence.not_held + 1);
+                if memory.fence.not_held > 0 && now - f.at < wait {
+                    out.why(format!("{reason}; fencing again in {:.1} s", f.at + wait - now));
+                    return None;
+                }
+                memory.fence.not_held = memory.fence.not_held.saturating_add(1);
+                out.act(Action::CreateAlert(Alert::FenceFailed));
+                return Some(order_fence(memory, out, own, now, reason, other));
+            }
+            (false, _) => {
+                out.why(format!("{own} was fenced {:.0} s ago: {}", now - f.at, f.reason));
+                return None;
+            }
         }
     }
     if memory.fence.running_since.is_some() {
@@ -180,10 +272,9 @@ pub(super) fn fence(
 
     // Rule 1: another node is a connected primary on a newer timeline: a standby was promoted
     // and ours is the stale one. Equal or unknown timelines never fence (two primaries must
-    // never fence each other). Only on the word of our own poll or of a majority of the
-    // observers: one observer answering for another cluster (a wrong URL) must not stop a
+    // never fence each other). Only on the word of our own poll or of a strict majority of
+    // the voters: one observer answering for another cluster (a wrong URL) must not stop a
     // healthy primary (found by the simulator).
-    let corroborated = |name: &str| corroborated_primary(view, config, nodes, name);
     let own_timeline = own_state.pg.as_ref().and_then(|p| p.timeline);
     let newer = map
         .connected_masters
@@ -216,26 +307,26 @@ pub(super) fn fence(
 
     // Rule 2: the lease ran out. Without observers there is nobody to vouch: the lease rule is
     // off (docs/safety.md).
-    if of == 0 {
+    if config.observers.is_empty() {
         return None;
     }
     let fence_timeout = config.fence_timeout?;
-    let since = now - memory.fence.vouched_at.unwrap_or(memory.started_at);
+    let since = now - lease_start(memory);
     out.why(format!(
-        "{votes} of {of} observers vouch for {own}; last majority {since:.1} s ago (fence_timeout {fence_timeout} s)"
+        "{votes} of {of} voters vouch for {own}; last time at least half did {since:.1} s ago (fence_timeout {fence_timeout} s)"
     ));
     if since >= fence_timeout {
         let other = map.connected_masters.keys().find(|n| n.as_str() != own).cloned();
         let reason = format!(
-            "no majority of the observers has reported {own} connected for {since:.1} s (fence_timeout {fence_timeout} s)"
+            "fewer than half of the voters have reported {own} connected for {since:.1} s (fence_timeout {fence_timeout} s)"
         );
         return Some(order_fence(memory, out, own, now, reason, other));
     }
     None
 }
 
-/// Whether `name` is a connected primary in our own poll, or in the fresh reports of a strict
-/// majority of the configured observers.
+/// Whether `name` is a connected primary in our own poll, or in the fresh views of a strict
+/// majority of the voters.
 pub(super) fn corroborated_primary(
     view: &super::View,
     config: &Config,
@@ -245,10 +336,8 @@ pub(super) fn corroborated_primary(
     if nodes.get(name).is_some_and(connected_primary) {
         return true;
     }
-    let votes = fresh_reports(view.observers, config, view.wall_now)
-        .filter(|(_, o)| o.nodes.get(name).is_some_and(connected_primary))
-        .count();
-    strict_majority(votes, config.observers.len())
+    let (votes, of) = voters::count(view, config, nodes, |v| v.get(name).is_some_and(connected_primary));
+    voters::strict_majority(votes, of)
 }
 
 fn order_fence(
@@ -266,6 +355,10 @@ fn order_fence(
     });
     out.act(Action::CreateAlert(Alert::Fenced));
     memory.fence.running_since = Some(now);
-    memory.fence.fenced = Some(Fenced { at: now, reason });
+    memory.fence.fenced = Some(Fenced {
+        at: now,
+        reason,
+        verify_from_round: None,
+    });
     super::failover::done(format!("fence: stopping {own}, which must not take writes"))
 }

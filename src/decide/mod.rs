@@ -13,6 +13,8 @@
 //!   which file contents).
 //! - [`crate::decide::rejoin`]: when the daemon beside a replaced primary makes it a standby
 //!   of the new one (`rejoin_old_master`).
+//! - [`crate::decide::fence`]: the lease and the fence rules.
+//! - [`crate::decide::voters`]: the one voter set the lease and every promotion path count.
 //! - [`crate::decide::monitor_unhealthy`]: the poller health rule.
 
 pub mod failover;
@@ -20,6 +22,7 @@ pub mod fence;
 pub mod follow;
 pub mod node_map;
 pub mod rejoin;
+pub mod voters;
 
 pub use failover::{decide, furthest_along, replication_positions, Action, Alert, Decision, Memory, View};
 pub use node_map::{node_map, NodeMap};

@@ -1,0 +1,171 @@
+//! The voters (docs/safety.md, "One authority"): the one set of daemons whose views the lease
+//! and every promotion path count, and the two complementary rules over it.
+//!
+//! A node daemon's voters are its configured observers, plus its own view (its own poll,
+//! counted once) when those observers include a daemon named after every other node of
+//! `remote_conns` (the mesh: then every node daemon counts the same set, the node daemons and
+//! the dedicated observers). Otherwise its own view is not a vote, so that node daemons that
+//! list the same dedicated observers count the same set too.
+//!
+//! With N voters, a standby may promote only while a strict majority (2u > N) freshly reports
+//! the master unreachable and no connected primary; the primary keeps its lease while at least
+//! half (2v >= N) freshly vouch for it. A voter's single view cannot do both, so u + v <= N,
+//! and the two never hold together; and the lease is lost (2v < N) whenever a promotion could
+//! happen. Owns: the set, its digest, the counts. Must not: do I/O, read a clock, log.
+
+use super::failover::View;
+use super::fence::fresh_reports;
+use crate::config::Config;
+use crate::state::NodeState;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Whether our own view is one of our voters: we run beside a node, and every other node of
+/// `remote_conns` has its daemon among our observers (the mesh).
+pub fn own_votes(config: &Config) -> bool {
+    let Some(own) = config.own_db.as_deref().filter(|o| !o.is_empty()) else {
+        return false;
+    };
+    config
+        .remote_conns
+        .keys()
+        .filter(|n| n.as_str() != own)
+        .all(|n| config.observers.contains_key(n))
+}
+
+/// The names of our voters, sorted.
+pub fn names(config: &Config) -> BTreeSet<String> {
+    let mut set: BTreeSet<String> = config.observers.keys().cloned().collect();
+    if own_votes(config) {
+        set.extend(config.own_db.clone());
+    }
+    set
+}
+
+/// A short, stable digest of a voter set (FNV-1a over the sorted names), published in our own
+/// node's `/state.json` entry so that daemons can tell when they count different sets.
+pub fn digest_of(names: &BTreeSet<String>) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for name in names {
+        for b in name.bytes().chain(std::iter::once(0u8)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{:012x}", h & 0xffff_ffff_ffff)
+}
+
+/// Our voter set's digest.
+pub fn digest(config: &Config) -> String {
+    digest_of(&names(config))
+}
+
+/// Every voter's view that counts now: our own poll (when our view is a vote), and the fresh
+/// reports of the configured observers. A voter with no fresh view has no say either way.
+pub fn views<'a>(
+    view: &'a View,
+    config: &'a Config,
+    own_nodes: &'a BTreeMap<String, NodeState>,
+) -> impl Iterator<Item = (&'a str, &'a BTreeMap<String, NodeState>)> + 'a {
+    let own = own_votes(config)
+        .then_some(config.own_db.as_deref())
+        .flatten()
+        .map(|o| (o, own_nodes));
+    own.into_iter()
+        .chain(fresh_reports(view.observers, config, view.wall_now).map(|(name, o)| (name.as_str(), &o.nodes)))
+}
+
+/// How many voters' views satisfy `pred`, and how many voters there are.
+pub fn count(
+    view: &View,
+    config: &Config,
+    own_nodes: &BTreeMap<String, NodeState>,
+    pred: impl Fn(&BTreeMap<String, NodeState>) -> bool,
+) -> (usize, usize) {
+    let votes = views(view, config, own_nodes).filter(|(_, v)| pred(v)).count();
+    (votes, names(config).len())
+}
+
+/// A strict majority: two of them always share a member.
+pub fn strict_majority(votes: usize, of: usize) -> bool {
+    of > 0 && votes * 2 > of
+}
+
+/// At least half: the lease's rule, the complement of a strict majority against.
+pub fn at_least_half(votes: usize, of: usize) -> bool {
+    of > 0 && votes * 2 >= of
+}
+
+/// A voter's view vouches for `node`: it reaches it.
+pub fn vouches(v: &BTreeMap<String, NodeState>, node: &str) -> bool {
+    v.get(node).is_some_and(|n| n.connection)
+}
+
+/// A voter's view reports the master gone: no connected primary anywhere in it, and, when we
+/// know which master we would replace, that master listed and not reached. A view that does
+/// not list the master (a reload took it out there) says nothing about it.
+pub fn reports_master_gone(v: &BTreeMap<String, NodeState>, master: Option<&str>) -> bool {
+    let none_primary = !v.values().any(super::fence::connected_primary);
+    none_primary && master.is_none_or(|m| v.get(m).is_some_and(|n| !n.connection))
+}
+
+/// The highest value of `of(view)` that a strict majority of the voters reported at least:
+/// what no single wrong observer can push up (positions and times reported about another
+/// node). `None` when fewer than a strict majority reported one.
+pub fn majority_floor<T: Ord + Copy>(
+    view: &View,
+    config: &Config,
+    own_nodes: &BTreeMap<String, NodeState>,
+    of: impl Fn(&BTreeMap<String, NodeState>) -> Option<T>,
+) -> Option<T> {
+    let mut values: Vec<T> = views(view, config, own_nodes).filter_map(|(_, v)| of(v)).collect();
+    let n = names(config).len();
+    let need = n / 2 + 1;
+    if n == 0 || values.len() < need {
+        return None;
+    }
+    values.sort_unstable_by(|a, b| b.cmp(a));
+    values.get(need - 1).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_digest_depends_on_the_set_only() {
+        assert_eq!(
+            digest_of(&set(&["pg1", "pg2", "obs1"])),
+            digest_of(&set(&["obs1", "pg2", "pg1"]))
+        );
+        assert_ne!(
+            digest_of(&set(&["pg1", "pg2", "obs1"])),
+            digest_of(&set(&["pg1", "pg2"]))
+        );
+        // names are separated: ["ab", "c"] is not ["a", "bc"]
+        assert_ne!(digest_of(&set(&["ab", "c"])), digest_of(&set(&["a", "bc"])));
+        assert_eq!(digest_of(&set(&["pg1"])).len(), 12);
+    }
+
+    #[test]
+    fn the_two_rules_are_complements() {
+        // every split of N voters into vouching, reporting gone and silent
+        for n in 1..=9usize {
+            for v in 0..=n {
+                for u in 0..=(n - v) {
+                    assert!(
+                        !(strict_majority(u, n) && at_least_half(v, n)),
+                        "n {n}: {u} gone and {v} vouching both hold"
+                    );
+                    if u + v == n {
+                        // nobody silent: exactly one of the two holds
+                        assert!(strict_majority(u, n) != at_least_half(v, n), "n {n} u {u} v {v}");
+                    }
+                }
+            }
+        }
+    }
+}
