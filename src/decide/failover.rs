@@ -1064,7 +1064,19 @@ fn consider_failover(
         // connected primary in a fresh report as one, in our config or not.
         let observers_polled = !config.poll_observers_on_warning_only || memory.replication_lag_over_warning_limit;
         if observers_polled {
-            let unheard = absent(config.observers.keys(), view.observers);
+            // heard: one parsed answer at least (an entry made by a failed first fetch is no
+            // answer; issue 18, finding 9)
+            let unheard: Vec<&str> = config
+                .observers
+                .keys()
+                .filter(|n| {
+                    !view
+                        .observers
+                        .get(*n)
+                        .is_some_and(|o| o.connection || !o.nodes.is_empty())
+                })
+                .map(String::as_str)
+                .collect();
             if !unheard.is_empty() {
                 out.why(format!("not heard from yet: observers {}", unheard.join(", ")));
                 return done("no failover: no master seen since start, and some observers not heard from yet");
@@ -1349,17 +1361,17 @@ fn master_last_position(view: &View, config: &Config, map: &NodeMap, master: &st
         .get(master)
         .or_else(|| map.disconnected_masters.get(master))
         .and_then(position);
-    let theirs = fresh_reports(view.observers, config, view.wall_now)
-        .filter_map(|(_, o)| o.nodes.get(master).and_then(position))
-        .max();
+    // what a strict majority of the voters saw it at, at least: one wrong observer must not
+    // block every capped failover (issue 18, finding 7)
+    let theirs = super::voters::majority_floor(view, config, view.nodes, |v| v.get(master).and_then(position));
     ours.max(theirs)
 }
 
 /// What `max_failover_lag_bytes` says of the chosen candidate.
 struct Cap {
     /// `Some(every)`: the candidate may not be promoted; `every`: no standby is within the
-    /// cap either (or the old master's position is unknown). `None`: no cap, no master seen
-    /// since start (nothing to lose against), or within it.
+    /// cap either (or the old master's position is unknown, or no master was seen since
+    /// start). `None`: no cap, or within it.
     beyond: Option<bool>,
     /// The lowest position within the cap (0 where it does not apply): only a standby at or
     /// past it could take over from the candidate.
@@ -1387,9 +1399,17 @@ fn lag_cap(
     let Some(cap) = config.max_failover_lag_bytes else {
         return Cap::NONE;
     };
-    // With no master seen since start there is nothing to lose against: no cap to apply.
+    // With no master seen since start we cannot tell how much the candidate would lose: the
+    // cap is a promise the operator asked for, so block (issue 18, item 5; it used to say "no
+    // cap" and let a blocked failover go ahead after a restart).
     let Some(master) = memory.current_master.as_deref() else {
-        return Cap::NONE;
+        out.why(format!(
+            "max_failover_lag_bytes {cap}: no master has been seen since start, so no candidate can be shown to be within it"
+        ));
+        return Cap {
+            beyond: Some(true),
+            floor: u64::MAX,
+        };
     };
     let Some(last) = master_last_position(view, config, map, master) else {
         out.why(format!(
@@ -1746,11 +1766,12 @@ fn skip_yielded(
         // A yield from before the master's last known contact belongs to an earlier loss of
         // it (an answer served late, a stale copy): only a later one counts, by more than the
         // clock skew the observer check lets through.
+        // Ours, or what a strict majority of the voters saw at least: one wrong observer
+        // (a far future db_time) must not void every yield (issue 18, finding 7).
         let last_contact = memory.current_master.as_ref().and_then(|m| {
-            let db_time = |n: &NodeState| n.pg.as_ref().and_then(|p| p.db_time);
-            let theirs = fresh_reports(view.observers, config, view.wall_now)
-                .filter_map(|(_, o)| o.nodes.get(m).and_then(db_time));
-            view.nodes.get(m).and_then(db_time).into_iter().chain(theirs).max()
+            let db_time = |v: &BTreeMap<String, NodeState>| v.get(m).and_then(|n| n.pg.as_ref()?.db_time);
+            let theirs = super::voters::majority_floor(view, config, view.nodes, db_time);
+            db_time(view.nodes).max(theirs)
         });
         let skew = chrono::Duration::milliseconds((crate::poll::observer::MAX_CLOCK_SKEW_SECONDS * 1000.0) as i64);
         for name in positions.values().flatten().filter(|n| n.as_str() != own_db) {
@@ -1766,7 +1787,7 @@ fn skip_yielded(
                 let current = f.phase == FailoverPhase::Yielded
                     && f.master == memory.current_master
                     && secs_between(view.wall_now, entry.fetch_time) < CANDIDATE_MAX_AGE_SECS
-                    && last_contact.is_none_or(|t| f.since > t + skew);
+                    && last_contact.is_none_or(|t| t.checked_add_signed(skew).is_some_and(|limit| f.since > limit));
                 current.then(|| format!("{name} yielded ({}, observer {observer})", f.reason))
             });
             if let Some(word) = word {

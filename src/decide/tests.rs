@@ -3022,3 +3022,375 @@ fn a_command_that_succeeded_without_a_promotion_stops_being_announced() {
         s.all_reasons()
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// One authority (issue 18): one voter set, complementary rules
+// ---------------------------------------------------------------------------------------
+
+const MESH_NODES: [&str; 3] = ["pg1", "pg2", "pg3"];
+
+/// The mesh of docs/safety.md from `own`'s daemon: pg1 the primary (timeline 1), pg2 and pg3
+/// standbys, `dedicated` observers; each node's daemon lists the two other nodes' daemons and
+/// the dedicated observers, so every node daemon counts the voters pg1, pg2, pg3 and the
+/// dedicated ones. Every voter freshly reports every node as it is. F = 5 s, U = 12 s.
+fn mesh(own: &str, dedicated: &[&str]) -> Sim {
+    let mut s = Sim::new();
+    let mut observers = serde_json::Map::new();
+    for o in MESH_NODES.iter().chain(dedicated).filter(|o| **o != own) {
+        observers.insert(o.to_string(), json!(format!("http://{o}:15000")));
+    }
+    s.conf("fence_command", json!("/usr/bin/fence"))
+        .conf("db_poll_interval", json!(1.0))
+        .conf("db_poll_timeout", json!(1.0))
+        .conf("replication_state_check_interval", json!(1.0))
+        .conf("max_failover_replication_time_lag", json!(20.0))
+        .conf("unreachable_master_failover_timeout", json!(12.0))
+        .conf("fence_timeout", json!(5.0))
+        .conf("observers", Value::Object(observers.clone()))
+        .set("pg1", timeline(N::primary(), 1))
+        .set("pg2", N::standby("1/10", 0.5))
+        .set("pg3", N::standby("1/8", 0.5))
+        .own(own);
+    for o in observers.keys() {
+        s.observe(o, "pg1", timeline(N::primary(), 1))
+            .observe(o, "pg2", N::standby("1/10", 0.5))
+            .observe(o, "pg3", N::standby("1/8", 0.5));
+    }
+    s.memory.current_master = Some("pg1".into());
+    s.mono = MONO0 + 100.0;
+    s
+}
+
+/// Voter `o` (an observer of this daemon) now reports pg1 `connected` or not.
+fn sees_pg1(s: &mut Sim, o: &str, connected: bool) {
+    let entry = s.observers.get_mut(o).expect("observer");
+    entry.connection = true;
+    if let Some(n) = entry.nodes.get_mut("pg1") {
+        n.connection = connected;
+    }
+}
+
+/// Voter `o` answers nothing any more (cut off from this daemon): what we last had of it is
+/// a minute old.
+fn silent(s: &mut Sim, o: &str) {
+    let old = s.now - chrono::Duration::seconds(60);
+    let entry = s.observers.get_mut(o).expect("observer");
+    entry.connection = false;
+    entry.fetch_time = old;
+    for n in entry.nodes.values_mut() {
+        n.fetch_time = old;
+    }
+}
+
+/// Checks one second apart for `secs` seconds, as `run_for`, counting failovers.
+fn failovers_in(s: &mut Sim, secs: usize) -> usize {
+    let before = s.failovers;
+    run_for(s, secs);
+    s.failovers - before
+}
+
+#[test]
+fn the_voters_are_the_same_set_on_every_node_daemon_of_the_mesh() {
+    let digests: BTreeSet<String> = MESH_NODES
+        .iter()
+        .map(|own| crate::decide::voters::digest(&mesh(own, &["obs1"]).config()))
+        .collect();
+    assert_eq!(digests.len(), 1, "{digests:?}");
+    let c = mesh("pg2", &["obs1"]).config();
+    assert_eq!(
+        crate::decide::voters::names(&c).into_iter().collect::<Vec<_>>(),
+        ["obs1", "pg1", "pg2", "pg3"]
+    );
+    // dedicated observers only: our own view is no vote, so every node daemon counts the same
+    let f = fenced_primary().config();
+    assert_eq!(
+        crate::decide::voters::names(&f).into_iter().collect::<Vec<_>>(),
+        ["o1", "o2", "o3"]
+    );
+}
+
+/// Finding 1: the standbys' daemons lose the primary (a firewall rule on the monitoring path),
+/// the observer and the primary's own daemon still reach it. 2 of 4 voters vouch: the lease
+/// holds; 2 of 4 report it gone: no promotion. The old rules fenced it (1 of 3 observers).
+#[test]
+fn regression_a_primary_only_the_standby_daemons_lose_is_neither_fenced_nor_replaced() {
+    let mut primary = mesh("pg1", &["obs1"]);
+    sees_pg1(&mut primary, "pg2", false);
+    sees_pg1(&mut primary, "pg3", false);
+    assert_eq!(run_for(&mut primary, 60), 0, "{}", primary.all_reasons());
+    assert!(primary.all_reasons().contains("2 of 4 voters vouch for pg1"));
+    for own in ["pg2", "pg3"] {
+        let mut standby = mesh(own, &["obs1"]);
+        standby.set("pg1", timeline(N::primary(), 1).conn(false));
+        let other = if own == "pg2" { "pg3" } else { "pg2" };
+        sees_pg1(&mut standby, other, false);
+        assert_eq!(failovers_in(&mut standby, 60), 0, "{own}: {}", standby.all_reasons());
+    }
+}
+
+/// Finding 2: a zone split with half of the six voters on each side ({pg1, obs1, obs2} |
+/// {pg2, pg3, obs3}): neither side has a strict majority, so nothing happens. The old rules
+/// fenced pg1 (2 of its 5 observers) and promoted pg3.
+#[test]
+fn regression_a_zone_split_in_half_neither_fences_nor_promotes() {
+    let dedicated = ["obs1", "obs2", "obs3"];
+    let mut primary = mesh("pg1", &dedicated);
+    for o in ["pg2", "pg3", "obs3"] {
+        silent(&mut primary, o);
+    }
+    assert_eq!(run_for(&mut primary, 60), 0, "{}", primary.all_reasons());
+    for own in ["pg2", "pg3"] {
+        let mut standby = mesh(own, &dedicated);
+        standby.set("pg1", timeline(N::primary(), 1).conn(false));
+        for o in ["pg1", "obs1", "obs2"] {
+            silent(&mut standby, o);
+        }
+        let other = if own == "pg2" { "pg3" } else { "pg2" };
+        sees_pg1(&mut standby, other, false);
+        sees_pg1(&mut standby, "obs3", false);
+        assert_eq!(failovers_in(&mut standby, 60), 0, "{own}: {}", standby.all_reasons());
+        assert!(standby.all_reasons().contains("3 of 6 voters report master pg1 gone"));
+    }
+}
+
+/// Finding 2, without the mesh (dedicated observers only, accepted with
+/// `allow_fragile_lease`): the primary keeps its lease with 2 of 3 observers, so the lag
+/// window must not promote a standby on 1 of 3 either (it counted members the original's way
+/// and never asked for the majority).
+#[test]
+fn regression_the_lag_window_needs_the_majority_the_lease_assumes() {
+    let mut primary = fenced_primary();
+    report(&mut primary, "o3", None);
+    assert_eq!(run_for(&mut primary, 60), 0, "{}", primary.all_reasons());
+    let mut standby = fenced_primary();
+    standby.own("pg2").set("pg1", timeline(N::primary(), 1).conn(false));
+    standby.memory.current_master = Some("pg1".into());
+    silent(&mut standby, "o1");
+    silent(&mut standby, "o2");
+    report(&mut standby, "o3", Some(false));
+    // far past max_failover_replication_time_lag (20 s) since the last contact
+    assert_eq!(failovers_in(&mut standby, 60), 0, "{}", standby.all_reasons());
+    // a real loss: a strict majority of the same voters reports the master gone
+    standby.observe("o2", "pg1", timeline(N::primary(), 1).conn(false));
+    standby.observe("o2", "pg2", N::standby("1/10", 0.5));
+    assert_eq!(failovers_in(&mut standby, 30), 1, "{}", standby.all_reasons());
+}
+
+/// A real isolation of the primary's host in the mesh: the primary's daemon loses every other
+/// voter (1 of 4 vouch: fenced after F), and the standbys see 3 of 4 report it gone and promote
+/// only after U > F + the fence overhead.
+#[test]
+fn an_isolated_primary_is_fenced_before_the_failover_timeout_ends() {
+    let mut primary = mesh("pg1", &["obs1"]);
+    for o in ["pg2", "pg3", "obs1"] {
+        silent(&mut primary, o);
+    }
+    let mut fenced_after = 0;
+    while primary.fences == 0 && fenced_after < 30 {
+        run_for(&mut primary, 1);
+        fenced_after += 1;
+    }
+    let mut standby = mesh("pg3", &["obs1"]);
+    standby.set("pg3", N::standby("1/10", 0.5));
+    standby.set("pg1", timeline(N::primary(), 1).conn(false));
+    silent(&mut standby, "pg1");
+    sees_pg1(&mut standby, "pg2", false);
+    sees_pg1(&mut standby, "obs1", false);
+    let mut promoted_after = 0;
+    while standby.failovers == 0 && promoted_after < 60 {
+        run_for(&mut standby, 1);
+        promoted_after += 1;
+    }
+    assert_eq!((primary.fences, standby.failovers), (1, 1), "{}", standby.all_reasons());
+    assert!(
+        fenced_after + 2 + 2 + 1 + 1 <= promoted_after,
+        "fenced after {fenced_after} s, promoted after {promoted_after} s"
+    );
+}
+
+/// Finding 4: with fencing the failover timeout runs on our monotonic clock from the first
+/// decision that saw the master gone; a master's clock (db_time) far behind ours does not
+/// shorten it.
+#[test]
+fn regression_a_skewed_master_clock_does_not_shorten_the_failover_timeout() {
+    let mut s = mesh("pg2", &["obs1"]);
+    let stale = ts("2000-01-01T00:00:00Z");
+    s.set("pg1", timeline(N::primary(), 1).conn(false).db_time(stale));
+    for o in ["pg1", "pg3", "obs1"] {
+        let n = s.observers.get_mut(o).expect("o").nodes.get_mut("pg1").expect("pg1");
+        n.connection = false;
+        if let Some(pg) = n.pg.as_mut() {
+            pg.db_time = Some(stale);
+        }
+    }
+    assert_eq!(failovers_in(&mut s, 10), 0, "{}", s.all_reasons());
+    assert_eq!(failovers_in(&mut s, 5), 1, "{}", s.all_reasons());
+}
+
+/// Finding 5: our failover command ran while our own probes of our node time out; the
+/// promotion it asked for may land unseen, so the lease applies to our node as to a primary.
+#[test]
+fn regression_a_node_our_failover_command_may_have_promoted_is_under_the_lease() {
+    let mut s = fenced_primary();
+    s.own("pg2");
+    s.memory.current_master = Some("pg1".into());
+    run_for(&mut s, 1); // pg2 seen as a connected standby
+    s.set("pg2", N::standby("1/10", 0.5).conn(false));
+    for o in OBSERVERS {
+        s.observers
+            .get_mut(o)
+            .expect("o")
+            .nodes
+            .get_mut("pg2")
+            .expect("pg2")
+            .connection = false;
+    }
+    // nothing asked it to promote: a standby we cannot reach is not fenced
+    assert_eq!(run_for(&mut s, 30), 0, "{}", s.all_reasons());
+    s.memory.failover.since_standby = true;
+    assert_eq!(run_for(&mut s, 1), 1, "{}", s.all_reasons());
+}
+
+/// Finding 6: a reload that turns fencing on starts the lease clock afresh; the daemon's
+/// start, long ago, does not count (it fenced a healthy primary at once when the observers
+/// had not answered yet).
+#[test]
+fn regression_a_reload_that_turns_fencing_on_starts_the_lease_afresh() {
+    let mut s = fenced_primary();
+    s.json.as_object_mut().expect("obj").remove("fence_command");
+    for o in OBSERVERS {
+        report(&mut s, o, None);
+    }
+    let old = s.config();
+    assert_eq!(run_for(&mut s, 100), 0);
+    s.conf("fence_command", json!("/usr/bin/fence"));
+    let new = s.config();
+    s.memory.config_reloaded(&old, &new, s.mono);
+    s.config_version += 1;
+    assert_eq!(run_for(&mut s, 4), 0, "{}", s.all_reasons());
+    // and the lease still runs out if nobody vouches within fence_timeout
+    assert_eq!(run_for(&mut s, 3), 1, "{}", s.all_reasons());
+}
+
+/// A voter that counts another set (a node daemon whose config lists other observers) is
+/// seen from its digest: `voters_mismatch`, and no promotion while it lasts.
+#[test]
+fn a_voter_counting_another_set_raises_voters_mismatch_and_blocks_the_failover() {
+    let mut s = mesh("pg2", &["obs1"]);
+    s.set("pg1", timeline(N::primary(), 1).conn(false));
+    for o in ["pg1", "pg3", "obs1"] {
+        sees_pg1(&mut s, o, false);
+    }
+    let theirs = crate::decide::voters::digest_of(&["pg1", "pg2", "pg3"].iter().map(|n| n.to_string()).collect());
+    s.observers
+        .get_mut("pg3")
+        .expect("pg3")
+        .nodes
+        .get_mut("pg3")
+        .expect("pg3")
+        .voters = Some(theirs);
+    assert_eq!(failovers_in(&mut s, 30), 0, "{}", s.all_reasons());
+    assert!(s.alerts.contains(&Alert::VotersMismatch));
+    // pg3's daemon is fixed: same digest, the alert goes and the failover proceeds
+    let ours = crate::decide::voters::digest(&s.config());
+    s.observers
+        .get_mut("pg3")
+        .expect("pg3")
+        .nodes
+        .get_mut("pg3")
+        .expect("pg3")
+        .voters = Some(ours);
+    assert_eq!(failovers_in(&mut s, 5), 1, "{}", s.all_reasons());
+    assert!(!s.alerts.contains(&Alert::VotersMismatch));
+}
+
+/// Finding 7: the old master's last position counts ours, or what a strict majority of the
+/// voters saw at least; one observer reporting it far further (wrong, or another cluster's)
+/// no longer blocks every capped failover.
+#[test]
+fn regression_one_wrong_observer_does_not_block_capped_failovers() {
+    let run = |wrong: &[&str]| {
+        let mut s = Sim::new();
+        s.conf("max_failover_lag_bytes", json!(1_048_576))
+            .conf(
+                "observers",
+                json!({"o1": "http://o1:15000", "o2": "http://o2:15000", "o3": "http://o3:15000"}),
+            )
+            .set("old_master", gone_master("1/1000000"))
+            .set("own", N::standby("1/1000000", 130.0))
+            .own("own");
+        for o in OBSERVERS {
+            let at = if wrong.contains(&o) { "9/0" } else { "1/1000000" };
+            s.observe(o, "old_master", gone_master(at))
+                .observe(o, "own", N::standby("1/1000000", 130.0));
+        }
+        s.memory.current_master = Some("old_master".into());
+        s.check();
+        s.check();
+        s
+    };
+    let s = run(&["o1"]);
+    assert_eq!(s.failovers, 1, "{}", s.all_reasons());
+    // two of three saw it further: believed, and the cap blocks
+    let s = run(&["o1", "o2"]);
+    assert_eq!(s.failovers, 0, "{}", s.all_reasons());
+    assert!(s.alerts.contains(&Alert::FailoverBlocked));
+}
+
+/// Item 5: with a cap and no master seen since start, nothing shows the candidate within it:
+/// block (it used to mean "no cap", so a blocked failover went ahead after a restart).
+#[test]
+fn with_a_cap_and_no_master_seen_since_start_the_failover_is_blocked() {
+    let mut s = Sim::new();
+    s.conf("max_failover_lag_bytes", json!(1_048_576))
+        .set("pg1", N::standby("1/0", 0.5))
+        .set("pg2", N::standby("1/0", 0.5))
+        .own("pg2");
+    s.check();
+    s.check();
+    assert_eq!(s.failovers, 0, "{}", s.all_reasons());
+    assert!(s.alerts.contains(&Alert::FailoverBlocked));
+    assert!(s.all_reasons().contains("no master has been seen since start"));
+}
+
+/// Finding 9: an observer whose first fetch failed has not been heard: the poller keeps an
+/// entry for it (not reached, no nodes), which used to count as heard.
+#[test]
+fn regression_a_failed_first_fetch_is_not_heard() {
+    let mut s = Sim::new();
+    s.conf("observers", json!({"o1": "http://o1:15000"}))
+        .set("pg1", N::standby("1/0", 0.5))
+        .set("pg2", N::standby("1/0", 0.5))
+        .own("pg2");
+    s.observers.insert(
+        "o1".into(),
+        ObserverState {
+            fetch_time: s.now,
+            connection: false,
+            nodes: BTreeMap::new(),
+        },
+    );
+    let d = s.check();
+    assert_eq!(s.failovers, 0, "{d:?}");
+    assert!(d.summary.contains("some observers not heard from yet"), "{d:?}");
+}
+
+/// Finding 10: a remote time at the end of chrono's range (`+262143-12-31T23:59:59Z` in an
+/// observer's report of the master) made `t + skew` overflow and panic the decision loop.
+#[test]
+fn regression_a_remote_time_at_the_end_of_the_range_does_not_panic() {
+    let mut s = level_standbys("pg1");
+    let far = chrono::DateTime::<chrono::Utc>::MAX_UTC;
+    s.conf("observers", json!({"pg2": "http://pg2:15000"}))
+        .observe(
+            "pg2",
+            "pg2",
+            with_failover(N::standby("1/100", 130.0), FailoverPhase::Yielded, "old_master"),
+        )
+        .observe("pg2", "old_master", N::primary().conn(false).db_time(far));
+    s.check();
+    later(&mut s, 1);
+    s.check();
+    // no panic; the yield cannot be shown to be later than that contact, so it does not count
+    assert_eq!(s.failovers, 0, "{}", s.all_reasons());
+}
