@@ -1,5 +1,6 @@
 //! `pglookout CONFIG`: the daemon. Loads and checks the config before anything starts, then
-//! runs until SIGTERM/SIGINT. Exit codes: 0 after a clean stop, 1 on a bad config or a failure
+//! runs until SIGTERM/SIGINT. `pglookout --check-config CONFIG` only checks it and prints the
+//! effective settings. Exit codes: 0 after a clean stop, 1 on a bad config or a failure
 //! to start (such as the HTTP port being in use).
 
 use clap::Parser;
@@ -16,6 +17,10 @@ use std::process::ExitCode;
 struct Args {
     /// The JSON configuration file
     config: PathBuf,
+    /// Check the config, print the effective timings, the voters and the derived
+    /// fence_timeout, and exit 0 (valid) or 1 (refused) without starting anything
+    #[arg(long)]
+    check_config: bool,
 }
 
 fn main() -> ExitCode {
@@ -27,6 +32,16 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if args.check_config {
+        println!("{}: valid", args.config.display());
+        for line in pglookout::decide::voters::effective_settings(&config) {
+            println!("{line}");
+        }
+        for w in warnings.iter().chain(&pglookout::config::trust_warnings(&config)) {
+            println!("warning: {w}");
+        }
+        return ExitCode::SUCCESS;
+    }
     let log = pglookout::logging::init();
     log.apply(&config);
     pglookout::supervise::install_panic_hook();

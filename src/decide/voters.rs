@@ -127,6 +127,82 @@ pub fn majority_floor<T: Ord + Copy>(
     values.get(need - 1).copied()
 }
 
+/// What `pglookout --check-config` prints of a valid config: the voters, the effective
+/// timings and the derived `fence_timeout`, and what they mean for an operator.
+pub fn effective_settings(config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    match config.own_db.as_deref() {
+        Some(own) => out.push(format!("own_db: {own} (this daemon runs beside a node)")),
+        None => out.push("own_db: none (an observer: it never fences or promotes)".to_string()),
+    }
+    let nodes: Vec<&str> = config.remote_conns.keys().map(String::as_str).collect();
+    out.push(format!("remote_conns: {}", nodes.join(", ")));
+    let set = names(config);
+    let n = set.len();
+    let shown: Vec<String> = set
+        .iter()
+        .map(|v| match config.own_db.as_deref() {
+            Some(own) if own == v => format!("{v} (our own poll)"),
+            _ => v.clone(),
+        })
+        .collect();
+    out.push(format!(
+        "voters ({n}): {}; digest {}",
+        if shown.is_empty() {
+            "none".to_string()
+        } else {
+            shown.join(", ")
+        },
+        digest(config)
+    ));
+    if config.own_db.is_some() && n > 0 {
+        out.push(format!(
+            "  the primary keeps its lease while at least {} of {n} vouch for it; a standby may promote only while at least {} of {n} report the master gone",
+            n.div_ceil(2),
+            n / 2 + 1
+        ));
+    }
+    let (i, p, c, b) = (
+        config.db_poll_interval,
+        config.db_poll_timeout,
+        config.replication_state_check_interval,
+        config.fence_command_budget,
+    );
+    out.push(format!(
+        "db_poll_interval {i} s, db_poll_timeout {p} s, replication_state_check_interval {c} s"
+    ));
+    let u = super::failover::failover_timeout(config);
+    out.push(format!(
+        "failover timeout {u} s (the smaller of max_failover_replication_time_lag {} s and unreachable_master_failover_timeout {})",
+        config.max_failover_replication_time_lag,
+        config
+            .unreachable_master_failover_timeout
+            .map_or("(unset)".to_string(), |t| format!("{t} s"))
+    ));
+    match (&config.fence_command, config.fence_timeout) {
+        (Some(_), Some(f)) => {
+            let overhead = 2.0 * i + 2.0 * p + c + b;
+            out.push(format!(
+                "fencing on: fence_timeout {f:.2} s, fence_command_budget {b} s, fence_command_timeout {} s",
+                config.fence_command_timeout
+            ));
+            out.push(format!(
+                "  fence_timeout + 2 × db_poll_interval + 2 × db_poll_timeout + replication_state_check_interval + fence_command_budget = {:.2} s <= failover timeout {u} s",
+                f + overhead
+            ));
+            out.push(format!(
+                "  a loss of contact with at least half of the voters longer than {f:.2} s fences the primary; a refused blip shorter than {:.2} s never does",
+                (f - 3.0 * i - c).max(0.0)
+            ));
+            if config.allow_fragile_lease {
+                out.push("  allow_fragile_lease: a fragile layout is accepted".to_string());
+            }
+        }
+        _ => out.push("fencing off (no fence_command): the original's failover rules".to_string()),
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -53,6 +53,23 @@ fn bad_configs_are_refused_with_the_key_named() {
             &["\"fence_timeout\"", "= 14.00 s", "10 s"],
         ),
         (
+            "a fenced node daemon that does not list another node's daemon",
+            r#"{"remote_conns": {"pg1": "host=a", "pg2": "host=b"}, "own_db": "pg1", "fence_command": "/bin/true",
+                "observers": {"o1": "http://o1:15000", "o2": "http://o2:15000", "o3": "http://o3:15000"}}"#,
+            &[
+                "\"observers\"",
+                "pg2 missing",
+                "\"pg2\": <pg2's daemon URL>",
+                "allow_fragile_lease",
+            ],
+        ),
+        (
+            "a fenced node daemon with two voters",
+            r#"{"remote_conns": {"pg1": "host=a", "pg2": "host=b"}, "own_db": "pg1", "fence_command": "/bin/true",
+                "observers": {"pg2": "http://b:15000"}}"#,
+            &["\"observers\"", "2 voters", "too few", "allow_fragile_lease"],
+        ),
+        (
             "fast trigger without observers",
             r#"{"remote_conns": {"a": "host=x"}, "own_db": "a", "unreachable_master_failover_timeout": 10}"#,
             &["\"unreachable_master_failover_timeout\"", "needs observers"],
@@ -188,4 +205,79 @@ fn a_password_in_a_bad_observer_url_is_not_echoed() {
         assert!(stderr.contains("\"observers.o1\""), "{stderr}");
         assert!(!stderr.contains("hunter2"), "{stderr}");
     }
+}
+
+fn check_config(config: &serde_json::Value) -> (i32, String, String) {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("pglookout.json");
+    std::fs::write(&path, config.to_string()).expect("write");
+    let out = Command::new(bin())
+        .arg("--check-config")
+        .arg(&path)
+        .output()
+        .expect("run");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// `pglookout --check-config` prints the voters, the timings and the derived fence_timeout of
+/// a valid config and exits 0; a refused one exits 1 with the usual message. Nothing starts
+/// (no port is bound: the same config runs twice at once).
+#[test]
+fn check_config_prints_the_voters_and_the_derived_fence_timeout() {
+    let mesh = serde_json::json!({
+        "remote_conns": {"pg1": "host=a", "pg2": "host=b", "pg3": "host=c"},
+        "own_db": "pg1",
+        "observers": {"pg2": "http://b:15000", "pg3": "http://c:15000", "obs1": "http://o:15000"},
+        "fence_command": "/bin/true",
+        "db_poll_interval": 1, "db_poll_timeout": 1, "replication_state_check_interval": 1,
+        "unreachable_master_failover_timeout": 12,
+        "http_port": 1
+    });
+    let (code, out, err) = check_config(&mesh);
+    assert_eq!(code, 0, "{out}{err}");
+    for needle in [
+        "valid",
+        "voters (4): obs1, pg1 (our own poll), pg2, pg3",
+        "at least 2 of 4 vouch",
+        "at least 3 of 4 report the master gone",
+        "failover timeout 12 s",
+        "fence_timeout 6.00 s",
+        "= 12.00 s <= failover timeout 12 s",
+    ] {
+        assert!(out.contains(needle), "{needle:?} in: {out}");
+    }
+    // a fragile layout, accepted on purpose: valid, with the warning
+    let mut fragile = mesh.clone();
+    fragile["observers"] =
+        serde_json::json!({"obs1": "http://o:15000", "obs2": "http://p:15000", "obs3": "http://q:15000"});
+    fragile["allow_fragile_lease"] = serde_json::json!(true);
+    let (code, out, _) = check_config(&fragile);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("voters (3): obs1, obs2, obs3"), "{out}");
+    assert!(
+        out.contains("warning:") && out.contains("allow_fragile_lease: with fence_command"),
+        "{out}"
+    );
+    // a short derived fence_timeout is warned about
+    let mut short = mesh.clone();
+    short["db_poll_timeout"] = serde_json::json!(2);
+    short["unreachable_master_failover_timeout"] = serde_json::json!(10);
+    let (code, out, _) = check_config(&short);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("a loss of contact longer than 2.00 s fences the primary"),
+        "{out}"
+    );
+    // refused: exit 1, the key named
+    fragile["allow_fragile_lease"] = serde_json::json!(false);
+    let (code, out, err) = check_config(&fragile);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("\"observers\"") && err.contains("pg2, pg3 missing"),
+        "{err}"
+    );
 }
