@@ -239,7 +239,9 @@ async fn series_response(api: &Api, query: Option<&str>) -> Response {
     };
     let series = api.series.clone();
     let body = tokio::task::spawn_blocking(move || {
-        let series = series.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // a copy (a few milliseconds at most): the decision loop records into the series after
+        // every check and must not wait for megabytes of JSON (issue 18, finding 11)
+        let series = series.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         match &query.node {
             Some(n) if !series.has(n) => Err(format!("node: no series for {n:?}")),
             _ => serde_json::to_vec(&series.answer(&query, limits)).map_err(|e| e.to_string()),

@@ -70,7 +70,7 @@ fn bucket(t: f64) -> f64 {
 }
 
 /// One node's samples.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Ring {
     recent: VecDeque<Sample>,
     old: VecDeque<Sample>,
@@ -129,7 +129,7 @@ pub struct Mark {
 }
 
 /// Every node's series and the marks. Fed once per completed poll round ([`Series::record`]).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Series {
     nodes: BTreeMap<String, Ring>,
     marks: VecDeque<Mark>,
