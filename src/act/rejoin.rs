@@ -5,7 +5,7 @@
 //! 2. `pg_controldata`: the cluster state, the timeline, `wal_log_hints` and checksums.
 //! 3. A `CHECKPOINT` on the new primary (so that its control file shows its new timeline to
 //!    `pg_rewind`) and its timeline.
-//! 4. When the timelines differ: `pg_rewind --target-pgdata --source-server` (the password goes
+//! 4. Always (equal timeline numbers do not show equal histories): `pg_rewind --target-pgdata --source-server` (the password goes
 //!    in `PGPASSWORD`, never on the command line). It needs `wal_log_hints` or data checksums;
 //!    a node that did not shut down cleanly is crash-recovered first: by `pg_rewind` itself
 //!    from PostgreSQL 13, by a start and stop as a standby before. `pg_rewind` copies the new
@@ -313,29 +313,30 @@ impl Rejoin<'_> {
         let mut data = self.controldata().await?;
         let (source, password) = source_conninfo(self.config, self.master)?;
         let source_timeline = self.source_timeline(&source, password.as_deref()).await;
-        let diverged = match (data.timeline, source_timeline) {
-            (Some(ours), Some(theirs)) => ours != theirs,
-            _ => true,
-        };
-        if diverged {
-            if !data.wal_log_hints && !data.checksums {
-                return Err(format!(
-                    "pg_rewind needs wal_log_hints = on or data checksums, and {} has neither (wal_log_hints setting: off, data page checksum version: 0); rebuild this node from {} instead",
-                    self.data_dir.display(),
-                    self.master
-                ));
-            }
-            let major = crate::act::follow::pg_major(&self.data_dir)
-                .map_err(|e| format!("{}/PG_VERSION: {e}", self.data_dir.display()))?;
-            if !data.clean() && major < 13 {
-                data = self.crash_recovery_as_standby().await?;
-            }
-            tracing::warn!(target: "pglookout", "rejoin: rewinding {} (timeline {:?}, {}) from {} (timeline {source_timeline:?}, {})",
-                self.data_dir.display(), data.timeline, data.state, self.master, source.masked());
-            self.rewind(&source, password).await?;
-        } else {
-            tracing::info!(target: "pglookout", "rejoin: {} is on the timeline of {} already: no pg_rewind", self.data_dir.display(), self.master);
+        // Only a node already behind on an older timeline of the same history could skip the
+        // rewind, and the timeline numbers cannot show that: two promotions from timeline n
+        // both end on n + 1 with different histories (issue 18, finding 8). So pg_rewind always
+        // runs; it reads the timeline histories, finds the fork point, and changes nothing
+        // when there is nothing to rewind.
+        if data.timeline.is_some() && data.timeline == source_timeline {
+            tracing::warn!(target: "pglookout", "rejoin: {} and {} are both on timeline {:?}: their histories may still differ (two promotions from one timeline); pg_rewind decides from the fork point",
+                self.data_dir.display(), self.master, data.timeline);
         }
+        if !data.wal_log_hints && !data.checksums {
+            return Err(format!(
+                "pg_rewind needs wal_log_hints = on or data checksums, and {} has neither (wal_log_hints setting: off, data page checksum version: 0); rebuild this node from {} instead",
+                self.data_dir.display(),
+                self.master
+            ));
+        }
+        let major = crate::act::follow::pg_major(&self.data_dir)
+            .map_err(|e| format!("{}/PG_VERSION: {e}", self.data_dir.display()))?;
+        if !data.clean() && major < 13 {
+            data = self.crash_recovery_as_standby().await?;
+        }
+        tracing::warn!(target: "pglookout", "rejoin: rewinding {} (timeline {:?}, {}) from {} (timeline {source_timeline:?}, {})",
+            self.data_dir.display(), data.timeline, data.state, self.master, source.masked());
+        self.rewind(&source, password).await?;
         self.write_standby_settings().await?;
         self.start("as a standby").await
     }
