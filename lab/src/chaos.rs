@@ -1681,7 +1681,7 @@ async fn judge(
     if let Some(n) = rec.missing_async.filter(|n| *n > 0) {
         if plan.fault.failover_allowed() {
             rec.notes.push(format!(
-                "{n} writes acknowledged just before the fault were lost (async replication)"
+                "{n} writes acknowledged by the old primary before a new primary was writable were lost (asynchronous replication)"
             ));
         } else {
             failures.push(format!("{n} acknowledged writes lost"));
