@@ -24,7 +24,7 @@
 //! refused or blackholed, and which garbage the fake observer answers. Timing of the daemons
 //! themselves is of course not reproducible.
 
-use crate::daemon::free_port;
+use crate::daemon::free_ports;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
@@ -445,6 +445,35 @@ pub struct ChaosLab {
     pub cluster: Cluster,
 }
 
+/// Starts node `d`'s daemon. Its HTTP port was free when picked, but another process may have
+/// taken it since (the primary's daemon starts seconds later): then it is started again on a
+/// new port, and the other daemons' proxies to it are pointed there.
+async fn spawn_node_daemon(
+    bin: &std::path::Path,
+    cluster: &Cluster,
+    d: usize,
+    config: &mut Value,
+    peer_proxies: &[Vec<Option<Proxy>>],
+) -> Result<Daemon> {
+    let mut attempt = 0;
+    loop {
+        let mut daemon = Daemon::spawn(bin, NODES[d], cluster.dir(), config.clone())?;
+        attempt += 1;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let lost_port = daemon.try_exit().is_some() && daemon.log().contains("Address already in use");
+        if !lost_port || attempt == 3 {
+            return Ok(daemon);
+        }
+        let port = free_ports(1)?[0];
+        config["http_port"] = json!(port);
+        for row in peer_proxies {
+            if let Some(p) = &row[d] {
+                p.set_target(port);
+            }
+        }
+    }
+}
+
 /// Daemon number of the first dedicated observer (the one `observer-*` faults hit).
 const FIRST_OBSERVER: usize = NODES.len();
 
@@ -481,6 +510,16 @@ impl ChaosLab {
         }
         let spec = FleetSpec::default();
 
+        // The proxies first, the daemons' ports after: a proxy's listener takes a free port
+        // too, and must not take one just handed out to a daemon that has not bound it yet.
+        let mut peer_proxies = Vec::new();
+        for d in 0..NODES.len() {
+            let mut row = Vec::new();
+            for e in 0..total {
+                row.push(if e == d { None } else { Some(Proxy::start(0).await?) });
+            }
+            peer_proxies.push(row);
+        }
         let mut observers = Vec::new();
         for (o, name) in layout.observers().iter().enumerate() {
             let cfg = chaos_config(&cluster, &spec, "", NODES.len() + o, &json!({}), profile)?;
@@ -489,7 +528,7 @@ impl ChaosLab {
         // Each node's daemon lists every dedicated observer and the other nodes' daemons as its
         // observers, each through its own proxy: the lease and the fast trigger need a majority
         // of the voters (docs/safety.md), so that losing one observer does not fence the primary.
-        let ports: Vec<u16> = NODES.iter().map(|_| free_port()).collect::<Result<_>>()?;
+        let ports = free_ports(NODES.len())?;
         let daemon_name = |e: usize| {
             if e < NODES.len() {
                 NODES[e]
@@ -504,24 +543,18 @@ impl ChaosLab {
                 observers[e - NODES.len()].http_port
             }
         };
-        let mut peer_proxies = Vec::new();
         let mut configs = Vec::new();
         for (d, name) in NODES.iter().enumerate() {
-            let mut row = Vec::new();
             let mut listed = Map::new();
-            for e in 0..total {
-                if e == d {
-                    row.push(None);
-                    continue;
+            for (e, proxy) in peer_proxies[d].iter().enumerate() {
+                if let Some(proxy) = proxy {
+                    proxy.set_target(daemon_port(e));
+                    listed.insert(
+                        daemon_name(e).to_string(),
+                        json!(format!("http://127.0.0.1:{}", proxy.port())),
+                    );
                 }
-                let proxy = Proxy::start(daemon_port(e)).await?;
-                listed.insert(
-                    daemon_name(e).to_string(),
-                    json!(format!("http://127.0.0.1:{}", proxy.port())),
-                );
-                row.push(Some(proxy));
             }
-            peer_proxies.push(row);
             let mut cfg = chaos_config(&cluster, &spec, name, d, &Value::Object(listed), profile)?;
             cfg["http_port"] = json!(ports[d]);
             configs.push(cfg);
@@ -529,7 +562,7 @@ impl ChaosLab {
         // The primary's daemon last, once the others see pg1: its lease runs from its start.
         let mut daemons: Vec<Option<Daemon>> = NODES.iter().map(|_| None).collect();
         for d in (1..NODES.len()).chain([0]) {
-            let daemon = Daemon::spawn(&bin, NODES[d], cluster.dir(), configs[d].clone())?;
+            let daemon = spawn_node_daemon(&bin, &cluster, d, &mut configs[d], &peer_proxies).await?;
             if d != 0 {
                 wait_for("a standby's daemon to see pg1", HEALTHY_DEADLINE, || async {
                     Ok(daemon
