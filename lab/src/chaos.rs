@@ -2,23 +2,29 @@
 //! writable primaries.
 //!
 //! Owns, per run, a [`ChaosLab`] (a fresh cluster pg1 + pg2 + pg3, one `pglookout` per node and
-//! an observer, with every daemon→node and daemon→observer link behind its own [`Proxy`]), the
-//! writer and monitor that record what the cluster acknowledged and who was writable when, the
-//! fault injection and healing, and the judgement of the run. Nothing outlives a run: the lab's
-//! `Cluster`, `Daemon`s and proxies clean up on drop.
+//! the dedicated observers of its [`Layout`]: one `observer` for `mesh`, `obs1`..`obs3` for
+//! `dedicated3`), with every daemon→node link, every node daemon→daemon link and every
+//! standby's WAL stream behind its own [`Proxy`]), the writer and monitor that record what the
+//! cluster acknowledged and who was writable when, the fault injection and healing, and the
+//! judgement of the run. Nothing outlives a run: the lab's `Cluster`, `Daemon`s and proxies
+//! clean up on drop.
 //!
-//! Addressing: the WAL stream must not go through the daemons' proxies, yet autofollow copies
-//! the new master's `host` and `port` from the daemon's `remote_conns` into `primary_conninfo`.
-//! So each proxy listens on the node's own port at its own loopback address (127.0.1x.y), and
-//! `primary_conninfo_template` carries `hostaddr=127.0.0.1`: libpq then dials the node itself
-//! and uses `host` only as a name.
+//! Addressing: autofollow copies the new master's `host` and `port` from the daemon's
+//! `remote_conns` into `primary_conninfo`, and the daemon's links and the WAL stream must be
+//! cut separately. So each daemon→node proxy listens on the node's own port at its own loopback
+//! address (127.0.1x.y), and each node's `primary_conninfo_template` carries `hostaddr` =
+//! 127.0.(30+s).1, its own WAL address: libpq then dials that address on the upstream's port
+//! (taken from `remote_conns`) and uses `host` only as a name, and a WAL proxy per (standby,
+//! upstream) listens there and forwards to the upstream. The writer and the monitor connect to
+//! the nodes directly: they are the clients that still reach an isolated primary.
 //!
 //! Everything random comes from one splitmix64 stream per run, keyed by (seed, run index): the
 //! fault (a seeded permutation of the allowed faults per block of runs, so `--runs 3 --faults
-//! a,b,c` covers all three), how long it is held, which standby it picks, and which garbage the
-//! fake observer answers. Timing of the daemons themselves is of course not reproducible.
+//! a,b,c` covers all three), how long it is held, which standby it picks, whether links are
+//! refused or blackholed, and which garbage the fake observer answers. Timing of the daemons
+//! themselves is of course not reproducible.
 
-use crate::daemon::free_port;
+use crate::daemon::free_ports;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
@@ -60,6 +66,11 @@ const LOG_TAIL: usize = 15;
 const BASELINE_WRITES: usize = 20;
 /// After convergence, how long the master has to acknowledge a write.
 const RESUME_DEADLINE: Duration = Duration::from_secs(10);
+/// `primary-host-isolated-supervisor`: how long after pg1 went down (its fence) the
+/// supervisor starts it again, how many times at most, and how often it looks.
+const SUPERVISOR_DELAY: Duration = Duration::from_secs(1);
+const SUPERVISOR_RESTARTS: usize = 1;
+const SUPERVISOR_POLL: Duration = Duration::from_millis(100);
 
 /// The `default` profile's keys on top of `fleet`'s timings.
 const DEFAULT_PROFILE: &str = r#"{"db_poll_timeout": 1.0, "max_failover_replication_time_lag": 20.0,
@@ -82,10 +93,14 @@ pub enum Fault {
     ObserverGarbage,
     SigstopStandby,
     SigstopObserver,
+    StandbyDaemonsCut,
+    PrimaryHostIsolated,
+    PrimaryHostIsolatedSupervisor,
+    ZoneSplit,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 12] = [
+    pub const ALL: [Fault; 16] = [
         Fault::Kill9,
         Fault::Partition,
         Fault::Blip,
@@ -98,6 +113,10 @@ impl Fault {
         Fault::ObserverGarbage,
         Fault::SigstopStandby,
         Fault::SigstopObserver,
+        Fault::StandbyDaemonsCut,
+        Fault::PrimaryHostIsolated,
+        Fault::PrimaryHostIsolatedSupervisor,
+        Fault::ZoneSplit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -114,6 +133,32 @@ impl Fault {
             Fault::ObserverGarbage => "observer-garbage",
             Fault::SigstopStandby => "sigstop-standby",
             Fault::SigstopObserver => "sigstop-observer",
+            Fault::StandbyDaemonsCut => "standby-daemons-cut",
+            Fault::PrimaryHostIsolated => "primary-host-isolated",
+            Fault::PrimaryHostIsolatedSupervisor => "primary-host-isolated-supervisor",
+            Fault::ZoneSplit => "zone-split",
+        }
+    }
+
+    /// Whether the fault can be injected on `layout` (`zone-split` needs the three dedicated
+    /// observers of `dedicated3`).
+    pub fn fits(self, layout: Layout) -> bool {
+        self != Fault::ZoneSplit || layout == Layout::Dedicated3
+    }
+
+    /// The faults a campaign draws from when `--faults` is not given: every fault that fits.
+    pub fn defaults(layout: Layout) -> Vec<Fault> {
+        Fault::ALL.into_iter().filter(|f| f.fits(layout)).collect()
+    }
+
+    /// The faults held for a range of their own rather than the campaign's `--hold-min` /
+    /// `--hold-max` (issue 18, item 7: the holds that broke the product), seconds.
+    fn own_hold(self) -> Option<(f64, f64)> {
+        match self {
+            Fault::StandbyDaemonsCut => Some((12.0, 22.0)),
+            Fault::PrimaryHostIsolated | Fault::PrimaryHostIsolatedSupervisor => Some((15.0, 25.0)),
+            Fault::ZoneSplit => Some((14.0, 19.0)),
+            _ => None,
         }
     }
 
@@ -145,8 +190,49 @@ impl Fault {
     pub fn failover_allowed(self) -> bool {
         matches!(
             self,
-            Fault::Kill9 | Fault::Partition | Fault::Sigstop | Fault::FailoverCommandHangs
+            Fault::Kill9
+                | Fault::Partition
+                | Fault::Sigstop
+                | Fault::FailoverCommandHangs
+                | Fault::PrimaryHostIsolated
+                | Fault::PrimaryHostIsolatedSupervisor
         )
+    }
+}
+
+/// Which daemons watch the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// One daemon per node and one observer; each node's daemon lists the other nodes' daemons
+    /// and the observer as its observers (four daemons).
+    Mesh,
+    /// The mesh with three dedicated observers `obs1`..`obs3` instead of one (six daemons, six
+    /// voters: a side needs four for a strict majority).
+    Dedicated3,
+}
+
+impl Layout {
+    pub fn parse(s: &str) -> Result<Layout> {
+        match s {
+            "mesh" => Ok(Layout::Mesh),
+            "dedicated3" => Ok(Layout::Dedicated3),
+            other => bail!("unknown layout {other:?} (known: mesh, dedicated3)"),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Mesh => "mesh",
+            Layout::Dedicated3 => "dedicated3",
+        }
+    }
+
+    /// The dedicated observers' names; the faults that hit "the observer" hit the first.
+    pub fn observers(self) -> &'static [&'static str] {
+        match self {
+            Layout::Mesh => &["observer"],
+            Layout::Dedicated3 => &["obs1", "obs2", "obs3"],
+        }
     }
 }
 
@@ -195,7 +281,9 @@ pub struct Options {
     pub profile: Profile,
     /// The faults to draw from (default: all).
     pub faults: Vec<Fault>,
-    /// How long a fault is held, seconds: uniformly in `[hold_min, hold_max]` (blip: 3 s).
+    pub layout: Layout,
+    /// How long a fault is held, seconds: uniformly in `[hold_min, hold_max]` (blip: 3 s; the
+    /// faults with a range of their own, see `Fault::own_hold`, in theirs).
     pub hold_min: f64,
     pub hold_max: f64,
     /// After healing, how long the cluster has to converge.
@@ -208,7 +296,8 @@ impl Default for Options {
             runs: 10,
             seed: 1,
             profile: Profile::Default,
-            faults: Fault::ALL.to_vec(),
+            faults: Fault::defaults(Layout::Mesh),
+            layout: Layout::Mesh,
             hold_min: 5.0,
             hold_max: 25.0,
             converge_deadline: Duration::from_secs(60),
@@ -271,11 +360,13 @@ pub struct Plan {
     pub standby: &'static str,
     /// For `observer-garbage`: the first garbage answer's variant.
     pub garbage_seed: u64,
+    /// For `standby-daemons-cut`: refused or blackholed links.
+    pub cut_mode: ProxyMode,
 }
 
 pub fn plan(opts: &Options, index: usize) -> Plan {
     let faults = if opts.faults.is_empty() {
-        Fault::ALL.to_vec()
+        Fault::defaults(opts.layout)
     } else {
         opts.faults.clone()
     };
@@ -289,7 +380,9 @@ pub fn plan(opts: &Options, index: usize) -> Plan {
     let fault = order[index % faults.len()];
     let run_seed = Rng::keyed(opts.seed, "run", index as u64).next_u64();
     let mut rng = Rng::new(run_seed);
-    let (lo, hi) = (opts.hold_min.min(opts.hold_max), opts.hold_max.max(opts.hold_min));
+    let (lo, hi) = fault
+        .own_hold()
+        .unwrap_or((opts.hold_min.min(opts.hold_max), opts.hold_max.max(opts.hold_min)));
     let drawn = lo + rng.f64() * (hi - lo);
     let hold = if fault == Fault::Blip {
         BLIP
@@ -297,22 +390,38 @@ pub fn plan(opts: &Options, index: usize) -> Plan {
         (drawn * 10.0).round() / 10.0
     };
     let standby = if rng.below(2) == 0 { "pg2" } else { "pg3" };
+    let garbage_seed = rng.next_u64();
+    // Drawn last, so that the plans of the older faults stay what they were.
+    let cut_mode = if rng.below(2) == 0 {
+        ProxyMode::Refuse
+    } else {
+        ProxyMode::Blackhole
+    };
     Plan {
         index,
         run_seed,
         fault,
         hold,
         standby,
-        garbage_seed: rng.next_u64(),
+        garbage_seed,
+        cut_mode,
     }
 }
 
 // ---- the lab ----
 
-/// The loopback address of daemon `d`'s proxy to node `n` (both 0-based; the observer is the
-/// last daemon): 127.0.(10+d).(1+n), on the node's own port.
+/// The loopback address of daemon `d`'s proxy to node `n` (both 0-based; the node daemons
+/// first, then the dedicated observers): 127.0.(10+d).(1+n), on the node's own port.
 fn proxy_addr(d: usize, n: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 10 + d as u8, 1 + n as u8))
+}
+
+/// The loopback address that node `s`'s WAL receiver dials (its daemon's
+/// `primary_conninfo_template` carries it as `hostaddr`): 127.0.(30+s).1. A proxy per upstream
+/// node listens there on that node's own port, so the port autofollow copies from
+/// `remote_conns` picks the upstream and the address picks the standby's own WAL link.
+fn wal_addr(s: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 30 + s as u8, 1))
 }
 
 /// A fresh cluster with daemons whose every link goes through its own proxy. Fields drop in
@@ -320,18 +429,56 @@ fn proxy_addr(d: usize, n: usize) -> IpAddr {
 pub struct ChaosLab {
     /// pg1's, pg2's, pg3's daemons.
     pub daemons: Vec<Daemon>,
-    pub observer: Daemon,
-    /// `node_proxies[d][n]`: daemon `d`'s link to node `n`; `d == 3` is the observer.
+    /// The dedicated observers (`Layout::observers`), daemon numbers `NODES.len()..`.
+    pub observers: Vec<Daemon>,
+    /// `node_proxies[d][n]`: daemon `d`'s link to node `n` (node daemons first, then the
+    /// observers).
     node_proxies: Vec<Vec<Proxy>>,
-    /// `observer_proxies[d]`: daemon `d`'s link to the observer.
-    observer_proxies: Vec<Proxy>,
+    /// `peer_proxies[d][e]`: node daemon `d`'s link to daemon `e`'s HTTP API (`None` for
+    /// itself). The dedicated observers list no observers of their own.
+    peer_proxies: Vec<Vec<Option<Proxy>>>,
+    /// `wal_proxies[s][n]`: node `s`'s WAL receiver's link to node `n`.
+    wal_proxies: Vec<Vec<Proxy>>,
+    layout: Layout,
     garbage: GarbageServer,
     bin: PathBuf,
     pub cluster: Cluster,
 }
 
+/// Starts node `d`'s daemon. Its HTTP port was free when picked, but another process may have
+/// taken it since (the primary's daemon starts seconds later): then it is started again on a
+/// new port, and the other daemons' proxies to it are pointed there.
+async fn spawn_node_daemon(
+    bin: &std::path::Path,
+    cluster: &Cluster,
+    d: usize,
+    config: &mut Value,
+    peer_proxies: &[Vec<Option<Proxy>>],
+) -> Result<Daemon> {
+    let mut attempt = 0;
+    loop {
+        let mut daemon = Daemon::spawn(bin, NODES[d], cluster.dir(), config.clone())?;
+        attempt += 1;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let lost_port = daemon.try_exit().is_some() && daemon.log().contains("Address already in use");
+        if !lost_port || attempt == 3 {
+            return Ok(daemon);
+        }
+        let port = free_ports(1)?[0];
+        config["http_port"] = json!(port);
+        for row in peer_proxies {
+            if let Some(p) = &row[d] {
+                p.set_target(port);
+            }
+        }
+    }
+}
+
+/// Daemon number of the first dedicated observer (the one `observer-*` faults hit).
+const FIRST_OBSERVER: usize = NODES.len();
+
 impl ChaosLab {
-    pub async fn start(profile: &Map<String, Value>, garbage_seed: u64) -> Result<ChaosLab> {
+    pub async fn start(profile: &Map<String, Value>, garbage_seed: u64, layout: Layout) -> Result<ChaosLab> {
         let bin = pglookout_bin()?;
         let cluster = Cluster::start(ClusterSpec::default()).await?;
         cluster
@@ -342,8 +489,9 @@ impl ChaosLab {
             )
             .await?;
         let garbage = GarbageServer::start(garbage_seed).await?;
+        let total = NODES.len() + layout.observers().len();
         let mut node_proxies = Vec::new();
-        for d in 0..=NODES.len() {
+        for d in 0..total {
             let mut row = Vec::new();
             for (n, name) in NODES.iter().enumerate() {
                 let port = cluster.port(name);
@@ -351,32 +499,70 @@ impl ChaosLab {
             }
             node_proxies.push(row);
         }
+        let mut wal_proxies = Vec::new();
+        for s in 0..NODES.len() {
+            let mut row = Vec::new();
+            for name in NODES {
+                let port = cluster.port(name);
+                row.push(Proxy::start_at(wal_addr(s), port, port).await?);
+            }
+            wal_proxies.push(row);
+        }
         let spec = FleetSpec::default();
 
-        let observer_cfg = chaos_config(&cluster, &spec, "", NODES.len(), &json!({}), profile)?;
-        let observer = Daemon::spawn(&bin, "observer", cluster.dir(), observer_cfg)?;
-        // Each node's daemon lists the observer (through its own proxy) and the other nodes'
-        // daemons as its observers: the lease and the fast trigger need a majority of three
-        // (docs/safety.md), so that losing the one observer does not fence the primary.
-        let ports: Vec<u16> = NODES.iter().map(|_| free_port()).collect::<Result<_>>()?;
-        let mut observer_proxies = Vec::new();
+        // The proxies first, the daemons' ports after: a proxy's listener takes a free port
+        // too, and must not take one just handed out to a daemon that has not bound it yet.
+        let mut peer_proxies = Vec::new();
+        for d in 0..NODES.len() {
+            let mut row = Vec::new();
+            for e in 0..total {
+                row.push(if e == d { None } else { Some(Proxy::start(0).await?) });
+            }
+            peer_proxies.push(row);
+        }
+        let mut observers = Vec::new();
+        for (o, name) in layout.observers().iter().enumerate() {
+            let cfg = chaos_config(&cluster, &spec, "", NODES.len() + o, &json!({}), profile)?;
+            observers.push(Daemon::spawn(&bin, name, cluster.dir(), cfg)?);
+        }
+        // Each node's daemon lists every dedicated observer and the other nodes' daemons as its
+        // observers, each through its own proxy: the lease and the fast trigger need a majority
+        // of the voters (docs/safety.md), so that losing one observer does not fence the primary.
+        let ports = free_ports(NODES.len())?;
+        let daemon_name = |e: usize| {
+            if e < NODES.len() {
+                NODES[e]
+            } else {
+                layout.observers()[e - NODES.len()]
+            }
+        };
+        let daemon_port = |e: usize| {
+            if e < NODES.len() {
+                ports[e]
+            } else {
+                observers[e - NODES.len()].http_port
+            }
+        };
         let mut configs = Vec::new();
         for (d, name) in NODES.iter().enumerate() {
-            let proxy = Proxy::start(observer.http_port).await?;
-            let mut observers = Map::new();
-            observers.insert("observer".into(), json!(format!("http://127.0.0.1:{}", proxy.port())));
-            for (o, other) in NODES.iter().enumerate().filter(|(o, _)| *o != d) {
-                observers.insert(other.to_string(), json!(format!("http://127.0.0.1:{}", ports[o])));
+            let mut listed = Map::new();
+            for (e, proxy) in peer_proxies[d].iter().enumerate() {
+                if let Some(proxy) = proxy {
+                    proxy.set_target(daemon_port(e));
+                    listed.insert(
+                        daemon_name(e).to_string(),
+                        json!(format!("http://127.0.0.1:{}", proxy.port())),
+                    );
+                }
             }
-            observer_proxies.push(proxy);
-            let mut cfg = chaos_config(&cluster, &spec, name, d, &Value::Object(observers), profile)?;
+            let mut cfg = chaos_config(&cluster, &spec, name, d, &Value::Object(listed), profile)?;
             cfg["http_port"] = json!(ports[d]);
             configs.push(cfg);
         }
         // The primary's daemon last, once the others see pg1: its lease runs from its start.
         let mut daemons: Vec<Option<Daemon>> = NODES.iter().map(|_| None).collect();
         for d in (1..NODES.len()).chain([0]) {
-            let daemon = Daemon::spawn(&bin, NODES[d], cluster.dir(), configs[d].clone())?;
+            let daemon = spawn_node_daemon(&bin, &cluster, d, &mut configs[d], &peer_proxies).await?;
             if d != 0 {
                 wait_for("a standby's daemon to see pg1", HEALTHY_DEADLINE, || async {
                     Ok(daemon
@@ -390,9 +576,11 @@ impl ChaosLab {
         let daemons: Vec<Daemon> = daemons.into_iter().flatten().collect();
         Ok(ChaosLab {
             daemons,
-            observer,
+            observers,
             node_proxies,
-            observer_proxies,
+            peer_proxies,
+            wal_proxies,
+            layout,
             garbage,
             bin,
             cluster,
@@ -400,22 +588,25 @@ impl ChaosLab {
     }
 
     fn all_daemons(&self) -> impl Iterator<Item = &Daemon> {
-        self.daemons.iter().chain(std::iter::once(&self.observer))
+        self.daemons.iter().chain(self.observers.iter())
     }
 
     fn daemon_mut(&mut self, name: &str) -> Result<&mut Daemon> {
-        if name == "observer" {
-            return Ok(&mut self.observer);
-        }
         self.daemons
             .iter_mut()
+            .chain(self.observers.iter_mut())
             .find(|d| d.name == name)
             .ok_or_else(|| anyhow!("no daemon {name}"))
     }
 
+    /// The daemon the `observer-*` faults hit: the first dedicated observer.
+    fn observer(&mut self) -> &mut Daemon {
+        &mut self.observers[0]
+    }
+
     /// The observer sees pg1 as the master, so does every daemon, and every standby streams
-    /// from pg1 directly after its daemon's first follow (which rewrites `primary_conninfo`
-    /// with our `hostaddr` and restarts the standby).
+    /// from pg1 through its WAL proxy after its daemon's first follow (which rewrites
+    /// `primary_conninfo` with our `hostaddr` and restarts the standby).
     pub async fn wait_healthy(&self) -> Result<()> {
         wait_for(
             "a healthy lab (pg1 master, standbys streaming)",
@@ -427,9 +618,9 @@ impl ChaosLab {
                 if !masters_ok {
                     return Ok(false);
                 }
-                for standby in &NODES[1..] {
+                for (s, standby) in NODES.iter().enumerate().skip(1) {
                     let conninfo = self.cluster.primary_conninfo(standby).await?;
-                    if !conninfo.contains("hostaddr") {
+                    if !conninfo.contains(&format!("hostaddr={}", wal_addr(s))) {
                         return Ok(false);
                     }
                 }
@@ -447,10 +638,61 @@ impl ChaosLab {
         .await
     }
 
+    /// Every daemon's link to node `node` (not the WAL stream).
     fn set_links_to(&self, node: usize, mode: ProxyMode) {
         for row in &self.node_proxies {
             row[node].set_mode(mode);
         }
+    }
+
+    /// Cuts every link between the hosts in `side` and the others: a daemon and its node share
+    /// a host (number `n` < `NODES.len()`), each dedicated observer has its own (its daemon
+    /// number). Cut: daemon→node links, node daemon→daemon links and WAL links that cross.
+    /// The writer and the monitor are clients that still reach every node.
+    fn split(&self, side: &[usize], mode: ProxyMode) {
+        let crosses = |a: usize, b: usize| side.contains(&a) != side.contains(&b);
+        for (d, row) in self.node_proxies.iter().enumerate() {
+            for (n, p) in row.iter().enumerate() {
+                if crosses(d, n) {
+                    p.set_mode(mode);
+                }
+            }
+        }
+        for (d, row) in self.peer_proxies.iter().enumerate() {
+            for (e, p) in row.iter().enumerate() {
+                if let Some(p) = p.as_ref().filter(|_| crosses(d, e)) {
+                    p.set_mode(mode);
+                }
+            }
+        }
+        for (s, row) in self.wal_proxies.iter().enumerate() {
+            for (n, p) in row.iter().enumerate() {
+                if crosses(s, n) {
+                    p.set_mode(mode);
+                }
+            }
+        }
+    }
+
+    /// Every proxy back to `Pass`.
+    fn heal_links(&self) {
+        let all = self
+            .node_proxies
+            .iter()
+            .chain(self.wal_proxies.iter())
+            .flatten()
+            .chain(self.peer_proxies.iter().flatten().flatten());
+        for p in all {
+            p.set_mode(ProxyMode::Pass);
+        }
+    }
+
+    /// The daemons that raised the `fence_failed` alert (a fence that did not hold).
+    fn fence_failed(&self) -> Vec<String> {
+        self.all_daemons()
+            .filter(|d| d.alert_dir.join("fence_failed").exists() || d.log().contains("fence_failed"))
+            .map(|d| d.name.clone())
+            .collect()
     }
 
     /// Daemon events counted from their logs and alert files: (failover commands started,
@@ -529,9 +771,9 @@ impl ChaosLab {
     }
 }
 
-/// `fleet::daemon_config` for daemon number `d` (`own` "" for the observer), with its links
-/// through its proxies, the fence command, the hang-switchable failover command and the
-/// profile's keys.
+/// `fleet::daemon_config` for daemon number `d` (`own` "" for an observer), with its links
+/// through its proxies (its WAL stream through its WAL proxies), the fence command, the
+/// hang-switchable failover command and the profile's keys.
 fn chaos_config(
     cluster: &Cluster,
     spec: &FleetSpec,
@@ -559,9 +801,11 @@ fn chaos_config(
     cfg["remote_conns"] = Value::Object(remote);
     cfg["failover_command_timeout"] = json!(FAILOVER_COMMAND_TIMEOUT);
     if !own.is_empty() {
+        // `d` is the node's number too: its WAL receiver dials its own WAL proxies.
         cfg["primary_conninfo_template"] = json!(format!(
-            "{} hostaddr=127.0.0.1",
-            cluster.replication_conninfo(PRIMARY, own)
+            "{} hostaddr={}",
+            cluster.replication_conninfo(PRIMARY, own),
+            wal_addr(d)
         ));
         cfg["failover_command"] = json!(failover_wrapper(cluster, own)?);
         cfg["fence_command"] = json!(cluster.fence_command(own)?);
@@ -856,8 +1100,10 @@ pub struct RunRecord {
     pub index: usize,
     pub run_seed: u64,
     pub fault: String,
+    pub layout: String,
     pub hold: f64,
-    /// Which standby (standby-isolated).
+    /// Which standby (standby-isolated, sigstop-standby), or how the links were cut
+    /// (standby-daemons-cut: refuse or blackhole).
     pub target: Option<String>,
     pub passed: bool,
     /// Why the run failed (empty when it passed).
@@ -882,6 +1128,13 @@ pub struct RunRecord {
     /// Daemons that started a failover_command / fence_command (one entry per start).
     pub failovers: Vec<String>,
     pub fences: Vec<String>,
+    /// A fence in a run whose fault must not lead to a failover (a failure).
+    pub needless_fence: bool,
+    /// Daemons that raised `fence_failed` (a fence that did not hold and was repeated).
+    pub fence_failed: Vec<String>,
+    /// `primary-host-isolated-supervisor`: when the supervisor started pg1 again, seconds
+    /// after the fault.
+    pub supervisor_restarts: Vec<f64>,
     /// Daemons that yielded their turn to promote (`failover_fallback_timeout`): a promise to
     /// run no failover command until another master is seen.
     pub yielded: BTreeSet<String>,
@@ -907,6 +1160,7 @@ impl RunRecord {
             "run": self.index + 1,
             "run_seed": format!("{:016x}", self.run_seed),
             "fault": self.fault,
+            "layout": self.layout,
             "hold_s": self.hold,
             "target": self.target,
             "passed": self.passed,
@@ -922,6 +1176,9 @@ impl RunRecord {
             "acked_during_split": self.acked_during_split,
             "failovers": self.failovers,
             "fences": self.fences,
+            "needless_fence": self.needless_fence,
+            "fence_failed": self.fence_failed,
+            "supervisor_restarts_s": self.supervisor_restarts.iter().map(|t| round3(*t)).collect::<Vec<_>>(),
             "new_primary": self.new_primary,
             "new_primary_write_s": self.new_primary_write.map(round3),
             "converged": self.converged,
@@ -969,6 +1226,13 @@ impl RunRecord {
             self.final_primary.as_deref().unwrap_or("-"),
             if self.writable_at_end.is_empty() { "none".to_string() } else { self.writable_at_end.join(",") },
         );
+        if !self.supervisor_restarts.is_empty() {
+            let at: Vec<String> = self.supervisor_restarts.iter().map(|t| format!("+{t:.1}s")).collect();
+            let _ = write!(line, " | supervisor restarted pg1 at {}", at.join(","));
+        }
+        if !self.fence_failed.is_empty() {
+            let _ = write!(line, " | fence_failed: {}", self.fence_failed.join(","));
+        }
         if !self.failures.is_empty() {
             let _ = write!(line, " | {}", self.failures.join("; "));
         }
@@ -1006,7 +1270,7 @@ async fn inject(lab: &mut ChaosLab, plan: &Plan) -> Result<Injected> {
             injected.stopped_pids.push(freeze_pid(pid)?);
         }
         Fault::SigstopObserver => {
-            let pid = lab.observer.pid().context("the observer is not running")?;
+            let pid = lab.observer().pid().context("the observer is not running")?;
             injected.stopped_pids.push(freeze_pid(pid)?);
         }
         Fault::CutStandbys => {
@@ -1015,14 +1279,16 @@ async fn inject(lab: &mut ChaosLab, plan: &Plan) -> Result<Injected> {
             }
         }
         Fault::ObserverKilled => {
-            lab.observer.stop(Duration::from_secs(2))?;
+            lab.observer().stop(Duration::from_secs(2))?;
         }
         Fault::StandbyIsolated => {
             let s = node_index(plan.standby)?;
             for p in &lab.node_proxies[s] {
                 p.set_mode(ProxyMode::Blackhole);
             }
-            lab.observer_proxies[s].set_mode(ProxyMode::Blackhole);
+            for p in lab.peer_proxies[s][FIRST_OBSERVER..].iter().flatten() {
+                p.set_mode(ProxyMode::Blackhole);
+            }
             lab.set_links_to(s, ProxyMode::Blackhole);
             lab.cluster.cut_wal_stream(plan.standby).await?;
         }
@@ -1036,9 +1302,28 @@ async fn inject(lab: &mut ChaosLab, plan: &Plan) -> Result<Injected> {
             lab.cluster.kill9(PRIMARY)?;
         }
         Fault::ObserverGarbage => {
-            for p in &lab.observer_proxies {
-                p.set_target(lab.garbage.port);
+            for row in &lab.peer_proxies {
+                if let Some(p) = &row[FIRST_OBSERVER] {
+                    p.set_target(lab.garbage.port);
+                }
             }
+        }
+        Fault::StandbyDaemonsCut => {
+            // Only the standby daemons' links to pg1's PostgreSQL: the WAL stream, pg1's own
+            // daemon, the observers and every daemon-to-daemon link keep working.
+            for s in 1..NODES.len() {
+                lab.node_proxies[s][primary].set_mode(plan.cut_mode);
+            }
+        }
+        Fault::PrimaryHostIsolated | Fault::PrimaryHostIsolatedSupervisor => {
+            lab.split(&[primary], ProxyMode::Blackhole);
+        }
+        Fault::ZoneSplit => {
+            if lab.layout != Layout::Dedicated3 {
+                bail!("zone-split needs --layout dedicated3");
+            }
+            // {pg1, obs1, obs2} | {pg2, pg3, obs3}: three voters a side, no strict majority.
+            lab.split(&[primary, FIRST_OBSERVER, FIRST_OBSERVER + 1], ProxyMode::Blackhole);
         }
     }
     Ok(injected)
@@ -1081,16 +1366,10 @@ async fn heal(lab: &mut ChaosLab, plan: &Plan, injected: &Injected) -> Result<()
         }
         Fault::ObserverKilled => {
             let bin = lab.bin.clone();
-            lab.observer.restart(&bin)?;
+            lab.observer().restart(&bin)?;
         }
         Fault::StandbyIsolated => {
-            let s = node_index(plan.standby)?;
-            for row in &lab.node_proxies {
-                for p in row {
-                    p.set_mode(ProxyMode::Pass);
-                }
-            }
-            lab.observer_proxies[s].set_mode(ProxyMode::Pass);
+            lab.heal_links();
             lab.cluster.restore_wal_stream(plan.standby).await?;
         }
         Fault::PrimaryDaemonKilled => {
@@ -1098,13 +1377,57 @@ async fn heal(lab: &mut ChaosLab, plan: &Plan, injected: &Injected) -> Result<()
             lab.daemon_mut(PRIMARY)?.restart(&bin)?;
         }
         Fault::ObserverGarbage => {
-            let port = lab.observer.http_port;
-            for p in &lab.observer_proxies {
-                p.set_target(port);
+            let port = lab.observers[0].http_port;
+            for row in &lab.peer_proxies {
+                if let Some(p) = &row[FIRST_OBSERVER] {
+                    p.set_target(port);
+                }
             }
         }
+        // A fenced pg1 stays down (no supervisor after the hold): the daemons bring it back
+        // as a standby or the operator does.
+        Fault::StandbyDaemonsCut
+        | Fault::PrimaryHostIsolated
+        | Fault::PrimaryHostIsolatedSupervisor
+        | Fault::ZoneSplit => lab.heal_links(),
     }
     Ok(())
+}
+
+/// While the fault is held: for `primary-host-isolated-supervisor`, the supervisor of pg1's
+/// host (systemd's `Restart=`, a container runtime) starts pg1 again, as a primary,
+/// `SUPERVISOR_DELAY` after it went down (its fence), at most `SUPERVISOR_RESTARTS` times.
+/// Returns the restarts' times on the recorder's clock.
+async fn hold(lab: &ChaosLab, plan: &Plan, recorder: &Recorder) -> Result<Vec<f64>> {
+    let until = Instant::now() + Duration::from_secs_f64(plan.hold);
+    let mut restarts = Vec::new();
+    if plan.fault != Fault::PrimaryHostIsolatedSupervisor {
+        // Holding the fault for its seeded duration is the point, not a synchronisation.
+        tokio::time::sleep_until(until.into()).await;
+        return Ok(restarts);
+    }
+    let mut down_since: Option<Instant> = None;
+    while Instant::now() < until {
+        if restarts.len() < SUPERVISOR_RESTARTS {
+            if lab.cluster.node(PRIMARY).is_running() {
+                down_since = None;
+            } else {
+                let since = *down_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= SUPERVISOR_DELAY {
+                    // The earliest pg1 can take writes again: the judge counts from here.
+                    let at = recorder.now();
+                    lab.cluster
+                        .start_node(PRIMARY)
+                        .await
+                        .context("the supervisor starting pg1 again")?;
+                    restarts.push(at);
+                    down_since = None;
+                }
+            }
+        }
+        tokio::time::sleep(SUPERVISOR_POLL.min(until.saturating_duration_since(Instant::now()))).await;
+    }
+    Ok(restarts)
 }
 
 /// SIGSTOP a node's postmaster (first, so that it cannot start new children meanwhile) and
@@ -1199,18 +1522,42 @@ fn promotions(samples: &[Sample]) -> [Option<f64>; NODES.len()] {
     promoted
 }
 
+/// When each node became writable after having been a standby (see [`promotions`]), or
+/// earlier if it acknowledged a write before the monitor saw it writable; the primary the run
+/// started with counts only from a restart (`restarts`, recorder clock), not from the start.
+fn became_writable(samples: &[Sample], acks: &[Ack], restarts: &[f64]) -> [Option<f64>; NODES.len()] {
+    let mut at = promotions(samples);
+    for a in acks.iter().filter(|a| a.node != 0) {
+        at[a.node] = Some(at[a.node].map_or(a.at, |t| t.min(a.at)));
+    }
+    if let Some(r) = restarts.iter().copied().reduce(f64::min) {
+        at[0] = Some(at[0].map_or(r, |t| t.min(r)));
+    }
+    at
+}
+
 /// Runs one planned run on a fresh lab.
-pub async fn run_one(plan: &Plan, profile: &Map<String, Value>, converge_deadline: Duration) -> RunRecord {
+pub async fn run_one(
+    plan: &Plan,
+    layout: Layout,
+    profile: &Map<String, Value>,
+    converge_deadline: Duration,
+) -> RunRecord {
     let started = Instant::now();
     let mut rec = RunRecord {
         index: plan.index,
         run_seed: plan.run_seed,
         fault: plan.fault.name().to_string(),
         hold: plan.hold,
-        target: matches!(plan.fault, Fault::StandbyIsolated | Fault::SigstopStandby).then(|| plan.standby.to_string()),
+        target: match plan.fault {
+            Fault::StandbyIsolated | Fault::SigstopStandby => Some(plan.standby.to_string()),
+            Fault::StandbyDaemonsCut => Some(format!("{:?}", plan.cut_mode).to_lowercase()),
+            _ => None,
+        },
+        layout: layout.name().to_string(),
         ..RunRecord::default()
     };
-    if let Err(e) = run_inner(plan, profile, converge_deadline, &mut rec).await {
+    if let Err(e) = run_inner(plan, layout, profile, converge_deadline, &mut rec).await {
         rec.error = Some(format!("{e:#}"));
         rec.passed = false;
     }
@@ -1220,11 +1567,12 @@ pub async fn run_one(plan: &Plan, profile: &Map<String, Value>, converge_deadlin
 
 async fn run_inner(
     plan: &Plan,
+    layout: Layout,
     profile: &Map<String, Value>,
     converge_deadline: Duration,
     rec: &mut RunRecord,
 ) -> Result<()> {
-    let mut lab = ChaosLab::start(profile, plan.garbage_seed).await?;
+    let mut lab = ChaosLab::start(profile, plan.garbage_seed, layout).await?;
     if let Err(e) = lab.wait_healthy().await {
         rec.diagnostics = lab.diagnostics();
         return Err(e);
@@ -1247,8 +1595,13 @@ async fn run_inner(
             return Err(e.context(format!("injecting {}", plan.fault.name())));
         }
     };
-    // Holding the fault for its seeded duration is the point, not a synchronisation.
-    tokio::time::sleep(Duration::from_secs_f64(plan.hold)).await;
+    match hold(&lab, plan, &recorder).await {
+        Ok(restarts) => rec.supervisor_restarts = restarts.iter().map(|t| t - fault_at).collect(),
+        Err(e) => {
+            recorder.stop().await;
+            return Err(e.context(format!("holding {}", plan.fault.name())));
+        }
+    }
     if let Err(e) = heal(&mut lab, plan, &injected).await {
         recorder.stop().await;
         return Err(e.context(format!("healing {}", plan.fault.name())));
@@ -1294,6 +1647,7 @@ async fn judge(
     let (failovers, fences) = lab.events();
     rec.failovers = failovers;
     rec.fences = fences;
+    rec.fence_failed = lab.fence_failed();
     rec.yielded = lab
         .all_daemons()
         .filter(|d| d.log().contains("yielded to the next candidate"))
@@ -1308,8 +1662,14 @@ async fn judge(
         rec.new_primary = Some(NODES[first.node].to_string());
     }
 
-    // Which acknowledged writes a node made after another one had been promoted.
-    let promoted = promotions(samples);
+    // Which acknowledged writes a node made after another one had become writable: a standby
+    // from its promotion (its last sample in recovery before its first writable one) or its
+    // first acknowledged write, whichever is earlier; pg1 again from a supervisor's restart.
+    let promoted = became_writable(
+        samples,
+        acks,
+        &rec.supervisor_restarts.iter().map(|t| t + fault_at).collect::<Vec<_>>(),
+    );
     let during_split = |a: &Ack| {
         promoted
             .iter()
@@ -1354,7 +1714,7 @@ async fn judge(
     if let Some(n) = rec.missing_async.filter(|n| *n > 0) {
         if plan.fault.failover_allowed() {
             rec.notes.push(format!(
-                "{n} writes acknowledged just before the fault were lost (async replication)"
+                "{n} writes acknowledged by the old primary before a new primary was writable were lost (asynchronous replication)"
             ));
         } else {
             failures.push(format!("{n} acknowledged writes lost"));
@@ -1377,8 +1737,24 @@ async fn judge(
             failures.push(format!("failover where none may happen: {}", rec.failovers.join(",")));
         }
         if !rec.fences.is_empty() {
-            failures.push(format!("fence where none may happen: {}", rec.fences.join(",")));
+            rec.needless_fence = true;
+            failures.push(format!(
+                "needless fence ({} must not lead to a failover): {}",
+                plan.fault.name(),
+                rec.fences.join(",")
+            ));
         }
+    }
+    if matches!(
+        plan.fault,
+        Fault::PrimaryHostIsolated | Fault::PrimaryHostIsolatedSupervisor
+    ) && rec.new_primary.is_some()
+        && !rec.fences.iter().any(|f| f == PRIMARY)
+    {
+        failures.push(format!(
+            "{} took writes but pg1's daemon never fenced pg1",
+            rec.new_primary.as_deref().unwrap_or("a standby")
+        ));
     }
     if !rec.converged {
         failures.push("no convergence".into());
@@ -1418,10 +1794,13 @@ async fn final_ids(lab: &ChaosLab, node: &str) -> Result<BTreeSet<i64>> {
 /// Runs the campaign, calling `on_run` after each run; returns every run's record.
 pub async fn campaign(opts: &Options, mut on_run: impl FnMut(&RunRecord)) -> Result<Vec<RunRecord>> {
     let (profile, _) = profile_keys(opts.profile)?;
+    if let Some(f) = opts.faults.iter().find(|f| !f.fits(opts.layout)) {
+        bail!("{} needs --layout dedicated3", f.name());
+    }
     let mut records = Vec::new();
     for index in 0..opts.runs {
         let p = plan(opts, index);
-        let rec = run_one(&p, &profile, opts.converge_deadline).await;
+        let rec = run_one(&p, opts.layout, &profile, opts.converge_deadline).await;
         on_run(&rec);
         records.push(rec);
     }
@@ -1506,6 +1885,62 @@ mod tests {
             Fault::parse_list("partition,sigstop,blip").ok(),
             Some(vec![Fault::Partition, Fault::Sigstop, Fault::Blip])
         );
+    }
+
+    #[test]
+    fn new_faults_hold_for_their_own_ranges_and_fit_their_layout() {
+        let opts = Options {
+            runs: 8,
+            seed: 3,
+            faults: vec![
+                Fault::StandbyDaemonsCut,
+                Fault::PrimaryHostIsolated,
+                Fault::PrimaryHostIsolatedSupervisor,
+                Fault::ZoneSplit,
+            ],
+            layout: Layout::Dedicated3,
+            ..Options::default()
+        };
+        let plans: Vec<Plan> = (0..8).map(|i| plan(&opts, i)).collect();
+        let mut modes = BTreeSet::new();
+        for p in &plans {
+            let (lo, hi) = p.fault.own_hold().expect("a range of its own");
+            assert!((lo..=hi).contains(&p.hold), "{:?} held {}", p.fault, p.hold);
+            if p.fault == Fault::StandbyDaemonsCut {
+                modes.insert(format!("{:?}", p.cut_mode));
+            }
+        }
+        assert_eq!(plans, (0..8).map(|i| plan(&opts, i)).collect::<Vec<_>>());
+        assert!(!modes.is_empty());
+        assert!(!Fault::ZoneSplit.fits(Layout::Mesh));
+        assert!(Fault::ZoneSplit.fits(Layout::Dedicated3));
+        assert!(!Fault::defaults(Layout::Mesh).contains(&Fault::ZoneSplit));
+        assert_eq!(Fault::defaults(Layout::Dedicated3).len(), Fault::ALL.len());
+        assert_eq!(Layout::parse("dedicated3").ok(), Some(Layout::Dedicated3));
+        assert!(Layout::parse("ring").is_err());
+        assert!(Fault::PrimaryHostIsolatedSupervisor.failover_allowed());
+        assert!(!Fault::StandbyDaemonsCut.failover_allowed() && !Fault::ZoneSplit.failover_allowed());
+    }
+
+    #[test]
+    fn a_restarted_primary_and_a_first_write_count_as_writable() {
+        let s = |at, node, w| Sample { at, node, writable: w };
+        let samples = vec![s(0.0, 0, Some(true)), s(0.0, 1, Some(false)), s(5.0, 1, Some(false))];
+        let acks = vec![
+            Ack {
+                id: 1,
+                node: 0,
+                at: 1.0,
+            },
+            Ack {
+                id: 2,
+                node: 1,
+                at: 5.5,
+            },
+        ];
+        // pg2's monitor never saw it writable, its write did; pg1 counts from its restart.
+        assert_eq!(became_writable(&samples, &acks, &[]), [None, Some(5.5), None]);
+        assert_eq!(became_writable(&samples, &acks, &[7.0]), [Some(7.0), Some(5.5), None]);
     }
 
     #[test]

@@ -73,11 +73,17 @@ struct ChaosArgs {
     /// Daemon timings: `default` (the fleet's) or `fast` (docs/profiles/fast.json, compiled in).
     #[arg(long, default_value = "default")]
     profile: String,
-    /// Comma-separated faults to draw from (default: all): kill9, partition, blip, sigstop,
-    /// cut-standbys, observer-killed, standby-isolated, primary-daemon-killed,
-    /// failover-command-hangs, observer-garbage, sigstop-standby, sigstop-observer.
+    /// Comma-separated faults to draw from (default: all that fit the layout): kill9,
+    /// partition, blip, sigstop, cut-standbys, observer-killed, standby-isolated,
+    /// primary-daemon-killed, failover-command-hangs, observer-garbage, sigstop-standby,
+    /// sigstop-observer, standby-daemons-cut, primary-host-isolated,
+    /// primary-host-isolated-supervisor, zone-split (dedicated3 only).
     #[arg(long)]
     faults: Option<String>,
+    /// Who watches: `mesh` (a daemon per node and one observer) or `dedicated3` (a daemon per
+    /// node and three dedicated observers obs1..obs3).
+    #[arg(long, default_value = "mesh")]
+    layout: String,
     /// Shortest hold of a fault, seconds (blip: always 3 s).
     #[arg(long, default_value_t = 5.0)]
     hold_min: f64,
@@ -499,12 +505,16 @@ async fn bench_failover_fenced(args: &BenchFailoverArgs, profile: &str) -> Resul
 }
 
 async fn cmd_chaos(args: ChaosArgs) -> Result<()> {
-    use pglab::chaos::{self, Fault, Profile};
+    use pglab::chaos::{self, Fault, Layout, Profile};
     let profile = Profile::parse(&args.profile)?;
+    let layout = Layout::parse(&args.layout)?;
     let faults = match &args.faults {
         Some(list) => Fault::parse_list(list)?,
-        None => Fault::ALL.to_vec(),
+        None => Fault::defaults(layout),
     };
+    if let Some(f) = faults.iter().find(|f| !f.fits(layout)) {
+        anyhow::bail!("{} needs --layout dedicated3", f.name());
+    }
     if !(args.converge_secs.is_finite() && args.converge_secs > 0.0) {
         anyhow::bail!("--converge-secs must be a positive number of seconds");
     }
@@ -516,6 +526,7 @@ async fn cmd_chaos(args: ChaosArgs) -> Result<()> {
         seed: args.seed,
         profile,
         faults,
+        layout,
         hold_min: args.hold_min,
         hold_max: args.hold_max,
         converge_deadline: std::time::Duration::from_secs_f64(args.converge_secs),
@@ -523,10 +534,11 @@ async fn cmd_chaos(args: ChaosArgs) -> Result<()> {
     let (_, source) = chaos::profile_keys(profile)?;
     let names: Vec<&str> = opts.faults.iter().map(|f| f.name()).collect();
     eprintln!(
-        "chaos: {} runs, seed {}, profile {} ({source}), faults {}",
+        "chaos: {} runs, seed {}, profile {} ({source}), layout {}, faults {}",
         opts.runs,
         opts.seed,
         args.profile,
+        layout.name(),
         names.join(",")
     );
     let json = args.json;

@@ -5,8 +5,9 @@
 //! `Proxy` aborts that task, which closes everything. Modes:
 //! - `Pass`: forward both ways (half-closes are forwarded).
 //! - `Refuse`: new connections are accepted and reset at once; existing ones are reset.
-//! - `Blackhole`: new connections are accepted and never answered (not even dialled upstream);
-//!   existing ones stop being forwarded, so both ends hang. Back to `Pass`, forwarding resumes.
+//! - `Blackhole`: new connections are accepted and never answered (not even dialled upstream;
+//!   one whose client closes meanwhile is dropped); existing ones stop being forwarded, so both
+//!   ends hang. Back to `Pass`, forwarding resumes.
 //!
 //! [`Proxy::set_target`] points new connections elsewhere and resets the existing ones (e.g. to
 //! swap a service for a misbehaving stand-in).
@@ -157,17 +158,30 @@ fn reset(stream: TcpStream) {
     drop(stream);
 }
 
-async fn handle(client: TcpStream, mut target: watch::Receiver<u16>, mut mode: watch::Receiver<ProxyMode>) {
+async fn handle(mut client: TcpStream, mut target: watch::Receiver<u16>, mut mode: watch::Receiver<ProxyMode>) {
     let _ = client.set_nodelay(true);
-    // Do not dial upstream while blackholed: the client must see no answer at all.
+    // Do not dial upstream while blackholed: the client must see no answer at all. What it
+    // sends meanwhile is kept for the upstream; a client that gives up (closes) is dropped, as
+    // a connection attempt into a real blackhole never completes: the heal must not dial a
+    // burst of dead connections (which a daemon's per-address connection limit would count).
+    let mut pending = Vec::new();
     loop {
         let current = *mode.borrow_and_update();
         match current {
             ProxyMode::Pass => break,
             ProxyMode::Refuse => return reset(client),
             ProxyMode::Blackhole => {
-                if mode.changed().await.is_err() {
-                    return;
+                let mut buf = [0u8; 4096];
+                tokio::select! {
+                    changed = mode.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                    }
+                    read = client.read(&mut buf), if pending.len() < BUFFER => match read {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => pending.extend_from_slice(&buf[..n]),
+                    },
                 }
             }
         }
@@ -179,7 +193,11 @@ async fn handle(client: TcpStream, mut target: watch::Receiver<u16>, mut mode: w
             _ => return reset(client),
         };
     let _ = server.set_nodelay(true);
-    let (mut client, mut server) = (client, server);
+    let mut server = server;
+    if !pending.is_empty() && server.write_all(&pending).await.is_err() {
+        reset(client);
+        return reset(server);
+    }
     let refused = tokio::select! {
         _ = pump(&mut client, &mut server, mode.clone()) => false,
         _ = until_refused(mode) => true,
@@ -299,6 +317,38 @@ mod tests {
             "the closed client is not counted ({} for base {base})",
             count()
         );
+    }
+
+    #[tokio::test]
+    async fn what_a_client_sent_into_the_blackhole_reaches_the_target_after_the_heal() {
+        let target = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
+        let proxy = Proxy::start(target.local_addr().expect("addr").port())
+            .await
+            .expect("proxy");
+        proxy.set_mode(ProxyMode::Blackhole);
+        let mut client = TcpStream::connect(("127.0.0.1", proxy.port())).await.expect("connect");
+        client.write_all(b"hello").await.expect("write");
+        // Not dialled while blackholed.
+        let early = tokio::time::timeout(Duration::from_millis(300), target.accept()).await;
+        assert!(early.is_err(), "dialled upstream while blackholed");
+        proxy.set_mode(ProxyMode::Pass);
+        let (mut server, _) = tokio::time::timeout(Duration::from_secs(5), target.accept())
+            .await
+            .expect("dialled after the heal")
+            .expect("accept");
+        let mut buf = [0u8; 5];
+        tokio::time::timeout(Duration::from_secs(5), server.read_exact(&mut buf))
+            .await
+            .expect("in time")
+            .expect("read");
+        assert_eq!(&buf, b"hello");
+        // A client that gave up inside the blackhole is never dialled for.
+        proxy.set_mode(ProxyMode::Blackhole);
+        drop(TcpStream::connect(("127.0.0.1", proxy.port())).await.expect("connect"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        proxy.set_mode(ProxyMode::Pass);
+        let late = tokio::time::timeout(Duration::from_millis(500), target.accept()).await;
+        assert!(late.is_err(), "a dead connection was dialled at the heal");
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use pglab::chaos::{self, Fault, Options, Profile};
+use pglab::chaos::{self, Fault, Layout, Options, Profile};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_campaign_partition_sigstop_blip() {
@@ -18,6 +18,7 @@ async fn short_campaign_partition_sigstop_blip() {
         faults: vec![Fault::Partition, Fault::Sigstop, Fault::Blip],
         // Long enough for a failover under the fast profile's 4.8 s trigger (so partition and
         // sigstop are fenced and failed over), short enough to keep the test around a minute.
+        layout: Layout::Mesh,
         hold_min: 16.0,
         hold_max: 16.0,
         converge_deadline: Duration::from_secs(20),
@@ -96,6 +97,7 @@ async fn a_frozen_standby_or_observer_never_fails_over() {
         seed: 1,
         profile: Profile::Fast,
         faults: vec![Fault::SigstopStandby, Fault::SigstopObserver],
+        layout: Layout::Mesh,
         hold_min: 10.0,
         hold_max: 10.0,
         converge_deadline: Duration::from_secs(20),
