@@ -47,8 +47,8 @@ pub struct FenceMemory {
 pub struct Fenced {
     pub at: f64,
     pub reason: String,
-    /// The poll round of the first decision after the command succeeded: a poll round that
-    /// completes two rounds later began after the fence, so what it shows of our node is
+    /// The poll round of the first decision after the command succeeded, which asked for a
+    /// fresh poll: every later round began after the fence, so what it shows of our node is
     /// after the fence.
     pub verify_from_round: Option<u64>,
 }
@@ -196,8 +196,17 @@ pub(super) fn fence(
             out.why("the fence command is running");
             return None;
         }
-        let verify_from = *f.verify_from_round.get_or_insert(view.poll_round);
-        let verified = view.poll_round >= verify_from + 2;
+        // The first decision after the command succeeded asks for a poll: the round after this
+        // one is made of probes that started after the request, so after the fence.
+        let verify_from = match f.verify_from_round {
+            Some(r) => r,
+            None => {
+                f.verify_from_round = Some(view.poll_round);
+                out.act(Action::RequestPoll);
+                view.poll_round
+            }
+        };
+        let verified = view.poll_round > verify_from;
         let other = map
             .connected_masters
             .keys()

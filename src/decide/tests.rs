@@ -139,6 +139,9 @@ struct Sim {
     failovers: usize,
     fences: usize,
     fence_ok: bool,
+    /// A fence command that exits 0 stops our node (its next poll fails); false: it leaves
+    /// it running (a supervisor restarted it, the command missed it).
+    fence_holds: bool,
     warning_commands: usize,
     restarts: usize,
     alerts: BTreeSet<Alert>,
@@ -182,6 +185,7 @@ impl Sim {
             failovers: 0,
             fences: 0,
             fence_ok: true,
+            fence_holds: true,
             warning_commands: 0,
             restarts: 0,
             alerts: BTreeSet::new(),
@@ -282,6 +286,12 @@ impl Sim {
                 Action::RunFenceCommand { .. } => {
                     self.fences += 1;
                     self.memory.record_fence_result(self.fence_ok, self.mono);
+                    if self.fence_ok && self.fence_holds {
+                        let own = config.own_db.clone().unwrap_or_default();
+                        if let Some(n) = self.nodes.get_mut(&own) {
+                            n.connection = false;
+                        }
+                    }
                 }
                 Action::CreateAlert(x) => {
                     self.alerts.insert(*x);
@@ -1806,12 +1816,14 @@ fn a_failed_fence_is_retried() {
 #[test]
 fn a_fence_that_did_not_hold_is_run_again_and_raises_fence_failed() {
     let mut s = fenced_primary();
+    s.fence_holds = false;
     s.set("pg2", timeline(N::primary(), 2));
     assert_eq!(run_for(&mut s, 1), 1);
-    // the command "worked" but pg1 still answers as a primary: two rounds later (a poll that
-    // began after the fence) it is fenced again, at once
-    assert_eq!(run_for(&mut s, 2), 0, "{}", s.all_reasons());
+    // the command "worked" but pg1 still answers as a primary: the next decision asks for a
+    // poll, and the round after it (probes that began after the fence) fences it again at once
+    let polls = s.polls_requested;
     assert_eq!(run_for(&mut s, 1), 1, "{}", s.all_reasons());
+    assert_eq!(s.polls_requested, polls + 1);
     assert!(s.alerts.contains(&Alert::FenceFailed));
     assert!(s.all_reasons().contains("did not hold"), "{}", s.all_reasons());
     // still up: again, with a growing wait between the attempts
@@ -1837,17 +1849,25 @@ fn a_fence_that_did_not_hold_is_run_again_and_raises_fence_failed() {
 #[test]
 fn a_fenced_node_back_with_its_lease_is_not_fenced_again() {
     let mut s = fenced_primary();
+    s.fence_holds = false;
     for o in OBSERVERS {
         report(&mut s, o, Some(false));
     }
-    assert_eq!(run_for(&mut s, 6), 1, "{}", s.all_reasons());
+    let mut waited = 0;
+    while s.fences == 0 && waited < 10 {
+        run_for(&mut s, 1);
+        waited += 1;
+    }
+    assert_eq!(s.fences, 1, "{}", s.all_reasons());
+    // the blip ends as the fence runs: the voters vouch for pg1 again
     for o in OBSERVERS {
         report(&mut s, o, Some(true));
     }
     assert_eq!(run_for(&mut s, 30), 0, "{}", s.all_reasons());
     assert!(s.all_reasons().contains("no longer holds"), "{}", s.all_reasons());
     assert!(!s.alerts.contains(&Alert::FenceFailed));
-    // lifted: a lost lease is a new event
+    // lifted: a lost lease is a new event (this fence holds)
+    s.fence_holds = true;
     for o in OBSERVERS {
         report(&mut s, o, Some(false));
     }
@@ -2357,7 +2377,12 @@ fn the_fenced_old_primary_rejoins_the_new_primary_once() {
     pg1_down(&mut s);
     run_for(&mut s, 1);
     assert_eq!(s.rejoins, ["pg2"], "{}", s.all_reasons());
-    let d = s.decisions.last().expect("decision");
+    let d = s
+        .decisions
+        .iter()
+        .rev()
+        .find(|d| d.summary.starts_with("rejoin:"))
+        .expect("a rejoin decision");
     assert_eq!(d.summary, "rejoin: making pg1 a standby of pg2");
     assert!(
         d.reasons
