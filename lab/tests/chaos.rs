@@ -117,3 +117,38 @@ async fn a_frozen_standby_or_observer_never_fails_over() {
         assert!(r.passed, "{line}\n{}", r.diagnostics);
     }
 }
+
+/// Issue 18, findings 1 and 2: the standby daemons' links to a healthy primary cut (its WAL
+/// stream, its own daemon and the observer still reach it), and a zone split with half of the
+/// six voters on each side ({pg1, obs1, obs2} | {pg2, pg3, obs3}). Neither may fence the
+/// primary or fail over: no strict majority of the voters reports it gone, at least half vouch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_authority_neither_fences_nor_fails_over_without_a_majority() {
+    for (fault, layout) in [
+        (Fault::StandbyDaemonsCut, Layout::Mesh),
+        (Fault::ZoneSplit, Layout::Dedicated3),
+    ] {
+        let opts = Options {
+            runs: 1,
+            seed: 3,
+            profile: Profile::Fast,
+            faults: vec![fault],
+            layout,
+            hold_min: 12.0,
+            hold_max: 12.0,
+            converge_deadline: Duration::from_secs(20),
+        };
+        let records = chaos::campaign(&opts, |r| eprintln!("{}", r.line()))
+            .await
+            .expect("campaign");
+        for r in &records {
+            let line = r.line();
+            assert!(r.error.is_none(), "the run itself failed: {line}\n{}", r.diagnostics);
+            assert!(r.fences.is_empty(), "a needless fence: {line}\n{}", r.diagnostics);
+            assert!(r.failovers.is_empty(), "a needless failover: {line}\n{}", r.diagnostics);
+            assert_eq!(r.max_writable, 1, "{line}");
+            assert_eq!(r.final_primary.as_deref(), Some("pg1"), "{line}");
+            assert!(r.passed, "{line}\n{}", r.diagnostics);
+        }
+    }
+}
