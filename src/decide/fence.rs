@@ -297,6 +297,24 @@ pub(super) fn fence(
         return Some(order_fence(memory, out, own, now, reason, Some(name.clone())));
     }
 
+    // Rule 1c: another node is a corroborated connected primary on the same timeline (or an
+    // unknown one) and its own daemon announces that it promoted it: two promotions from one
+    // timeline both end on the next number (issue 18, finding 8), so the numbers cannot tell
+    // the stale one; the announcement can. Never while we announce a promotion of our own
+    // (then two promotions happened, and two primaries must not fence each other).
+    if own_primary && !memory.announces_promotion() {
+        if let Some(name) = map
+            .connected_masters
+            .keys()
+            .find(|n| n.as_str() != own && corroborated(n) && announces_promotion(view, config, n))
+        {
+            let reason = format!(
+                "{name} is a connected primary that its daemon announces it promoted: {own} is the primary it replaces"
+            );
+            return Some(order_fence(memory, out, own, now, reason, Some(name.clone())));
+        }
+    }
+
     // Rule 1b: our node has not been reached since this daemon started (its role unknown) and
     // another node is a connected primary: ours can only be a stale primary or a standby, and
     // stopping it loses nothing (found by the simulator: a daemon restarted while its primary
@@ -347,6 +365,19 @@ pub(super) fn corroborated_primary(
     }
     let (votes, of) = voters::count(view, config, nodes, |v| v.get(name).is_some_and(connected_primary));
     voters::strict_majority(votes, of)
+}
+
+/// Whether `name`'s own daemon (the observer configured under its name) announces, in a fresh
+/// report, that it is promoting `name`.
+fn announces_promotion(view: &super::View, config: &Config, name: &str) -> bool {
+    fresh_reports(view.observers, config, view.wall_now)
+        .filter(|(observer, _)| observer.as_str() == name)
+        .any(|(_, o)| {
+            o.nodes
+                .get(name)
+                .and_then(|n| n.failover.as_ref())
+                .is_some_and(|f| f.phase == crate::state::FailoverPhase::Promoting)
+        })
 }
 
 fn order_fence(

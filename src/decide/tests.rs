@@ -3421,3 +3421,38 @@ fn regression_a_remote_time_at_the_end_of_the_range_does_not_panic() {
     // no panic; the yield cannot be shown to be later than that contact, so it does not count
     assert_eq!(s.failovers, 0, "{}", s.all_reasons());
 }
+
+/// Finding 8: two promotions from one timeline end on equal numbers, so the newer-timeline
+/// rule cannot tell the stale primary. A corroborated primary whose own daemon announces that
+/// it promoted it does: ours is fenced. Without the announcement (two primaries nobody
+/// promoted) equal timelines still never fence each other.
+#[test]
+fn regression_a_primary_replaced_on_an_equal_timeline_is_fenced_on_the_promoters_word() {
+    let mut s = mesh("pg1", &["obs1"]);
+    s.set("pg2", timeline(N::primary(), 2));
+    s.set("pg1", timeline(N::primary(), 2));
+    for o in ["pg2", "pg3", "obs1"] {
+        s.observe(o, "pg2", timeline(N::primary(), 2));
+    }
+    assert_eq!(run_for(&mut s, 3), 0, "{}", s.all_reasons());
+    s.observe(
+        "pg2",
+        "pg2",
+        timeline(with_failover(N::primary(), FailoverPhase::Promoting, "pg1"), 2),
+    );
+    assert_eq!(run_for(&mut s, 1), 1, "{}", s.all_reasons());
+    assert!(s
+        .all_reasons()
+        .contains("announces it promoted: pg1 is the primary it replaces"));
+    // pg2's daemon never fences on pg1's word: it announces the promotion itself
+    let mut other = mesh("pg2", &["obs1"]);
+    other.set("pg2", timeline(N::primary(), 2));
+    other.memory.published_failover = Some(FailoverStatus {
+        phase: FailoverPhase::Promoting,
+        master: Some("pg1".into()),
+        reason: "test".into(),
+        since: other.now,
+    });
+    other.set("pg1", timeline(N::primary(), 2));
+    assert_eq!(run_for(&mut other, 3), 0, "{}", other.all_reasons());
+}
