@@ -24,10 +24,28 @@
 //!   standby follows it within [`follow_deadline`] of the promotion.
 //! - **blip** (blip schedules, fenced profile): a cut of the primary's host shorter than the
 //!   blip bound of docs/safety.md runs neither the fence nor the failover command.
+//!
+//! With `rules=authority` (issue 18's draws), also:
+//!
+//! - **needless-fence** (at every fence command start): the fenced node is a healthy primary
+//!   (running, no other primary in term or promoting), and at least half of its daemon's voters
+//!   (its observers, plus its own poll in the mesh) could have vouched for it throughout the
+//!   lease window (`fence_timeout` + 2I + 2P + C + 0.5 s): no fault touched the voter's
+//!   database link to it or the primary daemon's fetch of the voter, the voter's daemon did
+//!   not restart, freeze, serve stale, garbage or foreign answers, and neither clock was
+//!   skewed. With 2·vouch >= N no standby can gather the strict majority (2·u > N) that a
+//!   promotion needs, so the fence gains nothing.
+//! - **lost-writes** (at the end, fencing on): a client writes to every node every 50 ms; no
+//!   write acknowledged by a node while another node was a primary in term (writable, or
+//!   frozen and about to resume) is missing from the final primary (split-brain loss is 0).
+//!   Writes lost to asynchronous replication (acknowledged before the new primary took
+//!   writes) are allowed and counted. A node a supervisor started again after its fence is
+//!   given the time to be noticed and fenced again (2I + P + 2C + `fence_command_budget`),
+//!   for this rule and for two-writable.
 
 use crate::cluster::{Proc, Role};
 use crate::net;
-use crate::schedule::{FaultKind, Intent, Profile};
+use crate::schedule::{Fault, FaultKind, Intent, Layout, Profile, Rules};
 use crate::world::World;
 use crate::{secs, us, Us, MS};
 use pglookout::config::Config;
@@ -44,6 +62,8 @@ pub enum Rule {
     NoPromotion,
     NoFollow,
     Blip,
+    NeedlessFence,
+    LostWrites,
 }
 
 impl fmt::Display for Rule {
@@ -57,6 +77,8 @@ impl fmt::Display for Rule {
             Rule::NoPromotion => "liveness",
             Rule::NoFollow => "follow",
             Rule::Blip => "blip",
+            Rule::NeedlessFence => "needless-fence",
+            Rule::LostWrites => "lost-writes",
         })
     }
 }
@@ -102,11 +124,14 @@ pub fn follow_deadline(c: &Config) -> f64 {
 
 /// After every event.
 pub fn step(w: &World) -> Option<Violation> {
-    if w.sched.profile != Profile::Fast || w.waived.is_some() {
+    if !w.sched.fencing() || w.waived.is_some() {
         return None;
     }
     let writable: Vec<usize> = (0..w.cluster.nodes.len()).filter(|n| w.cluster.writable(*n)).collect();
     if writable.len() < 2 {
+        return None;
+    }
+    if writable.iter().any(|n| in_revive_grace(w, *n, w.now)) {
         return None;
     }
     let oldest = writable
@@ -207,8 +232,163 @@ pub fn at_failover(w: &World, d: usize, old_master: Option<&str>) -> Option<Viol
     None
 }
 
+/// Whether node `n` was started again by a supervisor after its fence so recently, at `t`,
+/// that its daemon cannot have fenced it again yet.
+fn in_revive_grace(w: &World, n: usize, t: Us) -> bool {
+    let c = &w.daemons[n].config;
+    let grace = us(2.0 * c.db_poll_interval
+        + c.db_poll_timeout
+        + 2.0 * c.replication_state_check_interval
+        + c.fence_command_budget);
+    w.revived[n].is_some_and(|r| r <= t && t < r + grace)
+}
+
+/// The daemon index of an observer name of schedule `w.sched`.
+fn daemon_index(w: &World, name: &str) -> Option<usize> {
+    if let Some(n) = name.strip_prefix("pg") {
+        n.parse().ok().filter(|n| *n < w.sched.nodes)
+    } else {
+        name.strip_prefix("obs")
+            .and_then(|j| j.parse::<usize>().ok())
+            .filter(|j| *j < w.sched.observers)
+            .map(|j| w.sched.nodes + j)
+    }
+}
+
+/// Node daemon `d`'s voters in its running config (issue 18): its observers, plus itself
+/// when they include a daemon for every other node of its `remote_conns`.
+pub fn voters_of(w: &World, d: usize) -> Vec<usize> {
+    let c = &w.daemons[d].config;
+    let mut v: Vec<usize> = c.observers.keys().filter_map(|n| daemon_index(w, n)).collect();
+    let mesh = c
+        .remote_conns
+        .keys()
+        .all(|n| Some(n.as_str()) == c.own_db.as_deref() || c.observers.contains_key(n));
+    if mesh {
+        v.push(d);
+    }
+    v
+}
+
+/// When daemon `d` starts its fence command (rules=authority): needless-fence.
+pub fn at_fence(w: &World, d: usize) -> Option<Violation> {
+    if w.sched.rules != Rules::Authority || w.waived.is_some() {
+        return None;
+    }
+    let node = &w.cluster.nodes[d];
+    if node.role != Role::Primary || node.proc != Proc::Running {
+        return None;
+    }
+    let other = w.cluster.nodes.iter().enumerate().any(|(i, n)| {
+        i != d
+            && (n.role == Role::Promoting
+                || n.role == Role::Primary && matches!(n.proc, Proc::Running | Proc::Frozen | Proc::Restarting))
+    });
+    if other {
+        return None;
+    }
+    let c = &w.daemons[d].config;
+    let lease = c.fence_timeout.unwrap_or(0.0)
+        + 2.0 * c.db_poll_interval
+        + 2.0 * c.db_poll_timeout
+        + c.replication_state_check_interval
+        + 0.5;
+    let (t1, t0) = (w.now, w.now.saturating_sub(us(lease)));
+    let during = |f: &Fault| f.at <= t1 && (f.end() > t0 || f.dur == 0 && f.at >= t0);
+    let faults = &w.sched.faults;
+    // the primary itself stopped, or its own polls failed: its daemon may well fence
+    let node_hit = faults.iter().any(|f| {
+        during(f)
+            && matches!(f.kind, FaultKind::KillNode(n) | FaultKind::FreezeNode(n) | FaultKind::HostFreeze(n)
+                | FaultKind::FailoverLate(n) if n == d)
+    });
+    if node_hit {
+        return None;
+    }
+    let voters = voters_of(w, d);
+    let vouch = |v: usize| -> bool {
+        if v == d {
+            return true;
+        }
+        let hit = faults.iter().any(|f| {
+            during(f)
+                && match &f.kind {
+                    FaultKind::RestartDaemon(x)
+                    | FaultKind::HostFreeze(x)
+                    | FaultKind::ObserverStale(x)
+                    | FaultKind::ObserverGarbage(x) => *x == v,
+                    FaultKind::ForeignObserver { daemon, .. } => *daemon == v,
+                    FaultKind::ClockSkew { daemon, .. } => *daemon == v || *daemon == d,
+                    FaultKind::Reload { daemon, node } => *daemon == v && *node == d,
+                    _ => false,
+                }
+        });
+        !hit && w.daemons[v].up
+            && !w.frozen_hosts[v]
+            && net::clear_during(faults, d, v, t0, t1)
+            && net::db_clear_during(faults, v, d, t0, t1)
+    };
+    let able: Vec<usize> = voters.iter().copied().filter(|v| vouch(*v)).collect();
+    if 2 * able.len() < voters.len() {
+        return None;
+    }
+    let names: Vec<&str> = able.iter().map(|v| w.daemons[*v].name.as_str()).collect();
+    v(
+        w,
+        Rule::NeedlessFence,
+        format!(
+            "pg{d}, a healthy primary, fenced while {} of its {} voters ({}) could vouch for it throughout the last {lease:.2} s: no standby could gather a strict majority",
+            able.len(),
+            voters.len(),
+            names.join(", ")
+        ),
+    )
+}
+
+/// Acknowledged writes missing from the final primary: (split brain, asynchronous), or `None`
+/// when no node ends as a primary.
+pub fn lost_writes(w: &World) -> Option<(u64, u64, usize)> {
+    let cl = &w.cluster;
+    let fin = (0..cl.nodes.len())
+        .filter(|n| cl.nodes[*n].role == Role::Primary && cl.nodes[*n].proc != Proc::Dead)
+        .max_by_key(|n| (cl.writable(*n), cl.nodes[*n].timeline, cl.nodes[*n].lsn))?;
+    let mut split = 0;
+    let mut lost_async = 0;
+    for x in (0..cl.nodes.len()).filter(|x| *x != fin) {
+        let over: Vec<&(Us, u64)> = cl.overlapped[x]
+            .iter()
+            .filter(|(t, _)| !in_revive_grace(w, x, *t))
+            .collect();
+        split += over.len() as u64;
+        let fork = cl.nodes[fin].fork;
+        if fork > 0 && cl.nodes[x].role == Role::Primary {
+            let after = cl.commits_after(x, fork);
+            lost_async += after.saturating_sub(cl.overlapped[x].len() as u64);
+        }
+    }
+    Some((split, lost_async, fin))
+}
+
 /// At the end of the run.
 pub fn at_end(w: &World) -> Option<Violation> {
+    if w.sched.rules == Rules::Authority && w.sched.fencing() && w.waived.is_none() {
+        if let Some((split, lost_async, fin)) = lost_writes(w) {
+            if split > 0 {
+                let who: Vec<String> = (0..w.cluster.nodes.len())
+                    .filter(|x| *x != fin && !w.cluster.overlapped[*x].is_empty())
+                    .map(|x| format!("pg{x} from {:.3} s", secs(w.cluster.overlapped[x][0].0)))
+                    .collect();
+                return v(
+                    w,
+                    Rule::LostWrites,
+                    format!(
+                        "{split} writes acknowledged while another node was a primary are not on the final primary pg{fin} ({}); {lost_async} more lost asynchronously",
+                        who.join(", ")
+                    ),
+                );
+            }
+        }
+    }
     match w.sched.intent {
         Intent::Chaos => None,
         Intent::Blip => {
@@ -260,8 +440,9 @@ fn liveness(w: &World) -> Option<Violation> {
     // report: with two observers the rest is no majority, and only the lag window is left
     // (docs/safety.md: list at least three).
     let observers = c.observers.len();
-    let host_cut = matches!(lost.kind, FaultKind::Isolate { .. });
-    let fast_possible = !host_cut || 2 * (observers.saturating_sub(1)) > observers;
+    let host_cut = matches!(lost.kind, FaultKind::Isolate { .. } | FaultKind::HostFreeze(_));
+    let lost_vote = usize::from(host_cut && w.sched.layout == Layout::Mesh);
+    let fast_possible = 2 * (observers.saturating_sub(lost_vote)) > observers;
     let bound = if fast_possible {
         liveness_deadline(c)
     } else {
@@ -288,6 +469,8 @@ fn liveness(w: &World) -> Option<Violation> {
         Some(yield_at) => bound + yield_at + slack,
         None => bound,
     };
+    // a trigger-file promotion takes up to 5.5 s, not 1 s
+    let bound = if w.sched.slow_promote { bound + 4.5 } else { bound };
     let deadline = lost.at + us(bound);
     let Some(&(tp, p)) = w.promotions.iter().find(|(_, n)| *n != 0) else {
         return Some(Violation {
