@@ -2,12 +2,32 @@
 //! runs N schedules of issue 18's draws (`schedule::generate_authority`; `classic`: the CI
 //! draws) and prints the violations by rule, every failing schedule seed, and for every rule
 //! its failure with the fewest faults, shrunk, with its replay command (`pglab sim --seed S
-//! --replay '...'`, or `pglookout_sim::replay`).
+//! --replay '...'`, or `authority replay SEED '...'` for the whole trace).
 
 use pglookout_sim::schedule::Draws;
 
 fn main() -> std::process::ExitCode {
     let mut args = std::env::args().skip(1);
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    if all.len() == 3 && all[0] == "replay" {
+        // `authority replay SEED 'SCHEDULE'`: the whole trace, as `pglab sim --replay` prints it
+        let o = match all[1].parse().map_err(|e| format!("{e}")).and_then(|s| pglookout_sim::replay(s, &all[2])) {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("{e}");
+                return std::process::ExitCode::from(2);
+            }
+        };
+        for line in &o.trace {
+            println!("{line}");
+        }
+        match &o.violation {
+            Some(v) => println!("violation: {v}"),
+            None => println!("no violation"),
+        }
+        println!("waived: {:?}\nlost writes (split brain, async): {:?}", o.waived, o.lost);
+        return std::process::ExitCode::SUCCESS;
+    }
     let (Some(seed), Some(n)) = (
         args.next().and_then(|s| s.parse::<u64>().ok()),
         args.next().and_then(|s| s.parse::<u64>().ok()),

@@ -2,8 +2,8 @@
 //! Owns what counts as a violation; reads the world, never changes it.
 //!
 //! - **two-writable** (after every event, fenced profile): at most one node takes writes. Two
-//!   writable nodes are tolerated only while the one on the older timeline has a fence command
-//!   in flight (started, not yet acted: at most `fence_command_budget`). docs/safety.md's bound
+//!   writable nodes are tolerated only while all but one of them have a fence command in
+//!   flight (started, not yet acted: at most `fence_command_budget`). docs/safety.md's bound
 //!   F + 2I + 2P + C + B <= U says the fence acts before any standby may promote, so in the
 //!   simulator any overlap outside a fence in flight is a violation. Waived for the rest of a
 //!   run when the schedule breaks the documented assumption "the primary's daemon is alive":
@@ -39,7 +39,9 @@
 //!   write acknowledged by a node while another node was a primary in term (writable, or
 //!   frozen and about to resume) is missing from the final primary (split-brain loss is 0).
 //!   Writes lost to asynchronous replication (acknowledged before the new primary took
-//!   writes) are allowed and counted. A node a supervisor started again after its fence is
+//!   writes) are allowed and counted, and so are those a node acknowledged while its own fence
+//!   was in flight (the overlap two-writable tolerates: a whole-host freeze ends with the
+//!   node and its daemon resuming together, and the fence takes up to its budget). A node a supervisor started again after its fence is
 //!   given the time to be noticed and fenced again (2I + P + 2C + `fence_command_budget`),
 //!   for this rule and for two-writable.
 
@@ -134,13 +136,20 @@ pub fn step(w: &World) -> Option<Violation> {
     if writable.iter().any(|n| in_revive_grace(w, *n, w.now)) {
         return None;
     }
-    let oldest = writable
+    // at most one writable node without its fence in flight (with equal timelines the one
+    // being fenced need not be the one on the older timeline)
+    let unfenced: Vec<usize> = writable
+        .iter()
+        .copied()
+        .filter(|n| w.fence_pending[*n].is_none())
+        .collect();
+    if unfenced.len() < 2 {
+        return None;
+    }
+    let oldest = unfenced
         .iter()
         .copied()
         .min_by_key(|n| (w.cluster.nodes[*n].timeline, *n))?;
-    if w.fence_pending[oldest].is_some() {
-        return None;
-    }
     let names: Vec<String> = writable
         .iter()
         .map(|n| format!("pg{n} (timeline {})", w.cluster.nodes[*n].timeline))
@@ -351,7 +360,10 @@ pub fn lost_writes(w: &World) -> Option<(u64, u64, usize)> {
     let cl = &w.cluster;
     let fin = (0..cl.nodes.len())
         .filter(|n| cl.nodes[*n].role == Role::Primary && cl.nodes[*n].proc != Proc::Dead)
-        .max_by_key(|n| (cl.writable(*n), cl.nodes[*n].timeline, cl.nodes[*n].lsn))?;
+        .max_by_key(|n| {
+            let taking = cl.writable(*n) && w.fence_pending[*n].is_none();
+            (taking, cl.nodes[*n].timeline, cl.nodes[*n].lsn)
+        })?;
     let mut split = 0;
     let mut lost_async = 0;
     for x in (0..cl.nodes.len()).filter(|x| *x != fin) {

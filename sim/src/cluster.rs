@@ -74,8 +74,12 @@ pub struct Cluster {
     pub equal_timelines: bool,
     /// Per node: how far its clock (`now()`) is off from the daemons' (microseconds).
     pub skew: Vec<i64>,
-    /// Per node: its commits made while another node was writable too (when, position).
+    /// Per node: its commits made while another node was a primary in term too (when,
+    /// position).
     pub overlapped: Vec<Vec<(Us, u64)>>,
+    /// Per node: such commits made while its own fence was already in flight (the fence
+    /// command runs: the loss docs/safety.md accepts, as two-writable does).
+    pub overlapped_fencing: Vec<u64>,
 }
 
 /// A standby's base replication delay.
@@ -115,6 +119,7 @@ impl Cluster {
             equal_timelines: false,
             skew: vec![0; n],
             overlapped: vec![Vec::new(); n],
+            overlapped_fencing: vec![0; n],
         }
     }
 
@@ -142,7 +147,8 @@ impl Cluster {
     }
 
     /// A commit on a writable node (a client write or a daemon's `txid_current()` heartbeat).
-    pub fn write(&mut self, n: usize, t: Us, bytes: u64) {
+    /// `fencing`: the node's fence command is in flight.
+    pub fn write(&mut self, n: usize, t: Us, bytes: u64, fencing: bool) {
         if !self.writable(n) {
             return;
         }
@@ -152,7 +158,11 @@ impl Cluster {
         };
         if (0..self.nodes.len()).any(|o| o != n && in_term(o)) {
             let at = self.nodes[n].lsn + bytes;
-            self.overlapped[n].push((t, at));
+            if fencing {
+                self.overlapped_fencing[n] += 1;
+            } else {
+                self.overlapped[n].push((t, at));
+            }
         }
         let node = &mut self.nodes[n];
         node.lsn += bytes;

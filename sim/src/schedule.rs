@@ -100,9 +100,10 @@ pub enum FaultKind {
     /// This node daemon starts without `fence_command`; a reload at the fault's start turns it
     /// on (and it stays on).
     FenceOn(usize),
-    /// While the fault lasts, this daemon's probes of its own node time out, and a failover
-    /// command it starts times out (`failover_command_timeout`, reported failed) while the
-    /// promotion it began lands 0.2-3 s after that.
+    /// A failover command this daemon starts while the fault lasts times out
+    /// (`failover_command_timeout`, reported failed) while the promotion it began lands
+    /// 0.2-10 s after that; until it lands, the daemon's probes of its own node time out too
+    /// (an overloaded host).
     FailoverLate(usize),
 }
 
@@ -482,10 +483,11 @@ pub fn generate_authority(seed: u64) -> Schedule {
             let host_cut = matches!(kind, FaultKind::Isolate { .. } | FaultKind::HostFreeze(_));
             let lag_window = host_cut && layout == Layout::Mesh && nodes - 1 + observers < 3;
             let span = liveness_span(profile, lag_window) + if s.slow_promote { 5 * SEC } else { 0 };
+            // past the end: the lost primary does not come back within the run
             let dur = if matches!(kind, FaultKind::KillNode(_)) {
                 0
             } else {
-                span
+                span + SEC
             };
             s.faults.push(Fault { at, dur, kind });
             s.end = at + span;

@@ -159,6 +159,8 @@ pub struct World<'a> {
     /// Per node: when a supervisor last started it again after a fence.
     pub revived: Vec<Option<Us>>,
     revive_used: Vec<bool>,
+    /// Per daemon: until when its probes of its own node time out (a late promotion runs).
+    late_until: Vec<Us>,
     /// Acknowledged writes lost at the end: (split brain, asynchronous), when checked.
     pub lost: Option<(u64, u64)>,
 }
@@ -201,6 +203,7 @@ impl<'a> World<'a> {
             held: vec![Vec::new(); sched.daemons()],
             revived: vec![None; sched.nodes],
             revive_used: vec![false; sched.nodes],
+            late_until: vec![0; sched.daemons()],
             lost: None,
         })
     }
@@ -300,7 +303,8 @@ impl<'a> World<'a> {
             Ev::Repl => {
                 for n in 0..self.cluster.nodes.len() {
                     let bytes = self.rand(100, 2000);
-                    self.cluster.write(n, self.now, bytes);
+                    let fencing = self.fence_pending[n].is_some();
+                    self.cluster.write(n, self.now, bytes, fencing);
                 }
                 let (faults, now) = (&self.sched.faults, self.now);
                 self.cluster.replicate(now, |s, p| {
@@ -498,11 +502,12 @@ impl<'a> World<'a> {
     fn reload(&mut self, d: usize, removed: Option<usize>) {
         let now = self.now;
         let sched = self.sched;
+        let fenced_before = self.daemons[d].config.fence_command.is_some();
         match self.daemons[d].reload(sched, d, now, removed) {
             Ok(start) => {
                 let who = self.daemons[d].name.clone();
                 let mut what = removed.map_or("back to every node".to_string(), |n| format!("without pg{n}"));
-                if self.daemons[d].fence_on && self.daemons[d].config.fence_command.is_some() {
+                if !fenced_before && self.daemons[d].config.fence_command.is_some() {
                     what.push_str(", fencing on");
                 }
                 self.note(format!("{who}: config reloaded, {what}"));
@@ -551,7 +556,7 @@ impl<'a> World<'a> {
             Target::Observer(o, _) => (self.daemons[*o].up, self.frozen_hosts[*o]),
             Target::Node(_) => (false, false),
         };
-        let late = self.fault_active(|k| *k == FaultKind::FailoverLate(d));
+        let late = self.late_until[d] > now;
         let dm = &mut self.daemons[d];
         let worker = &mut dm.workers[w];
         worker.busy = true;
@@ -607,7 +612,8 @@ impl<'a> World<'a> {
                     let fields = self.cluster.fields(n, now);
                     // the poller's txid_current() heartbeat on a primary is a commit
                     if !fields.pg_is_in_recovery {
-                        self.cluster.write(n, now, 100);
+                        let fencing = self.fence_pending[n].is_some();
+                        self.cluster.write(n, now, 100, fencing);
                     }
                     Some(fields)
                 } else {
@@ -934,7 +940,8 @@ impl<'a> World<'a> {
             // lands later
             let timeout = us(self.daemons[d].config.failover_command_timeout);
             self.at(now + timeout, done(false));
-            let t = now + timeout.max(took) + self.rand(200 * MS, 3000 * MS);
+            let t = now + timeout.max(took) + self.rand(200 * MS, 10_000 * MS);
+            self.late_until[d] = t;
             self.at(
                 t,
                 Ev::PromoteEnd {
