@@ -11,7 +11,11 @@ fn main() -> std::process::ExitCode {
     let all: Vec<String> = std::env::args().skip(1).collect();
     if all.len() == 3 && all[0] == "replay" {
         // `authority replay SEED 'SCHEDULE'`: the whole trace, as `pglab sim --replay` prints it
-        let o = match all[1].parse().map_err(|e| format!("{e}")).and_then(|s| pglookout_sim::replay(s, &all[2])) {
+        let o = match all[1]
+            .parse()
+            .map_err(|e| format!("{e}"))
+            .and_then(|s| pglookout_sim::replay(s, &all[2]))
+        {
             Ok(o) => o,
             Err(e) => {
                 eprintln!("{e}");
