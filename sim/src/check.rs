@@ -28,13 +28,15 @@
 //! With `rules=authority` (issue 18's draws), also:
 //!
 //! - **needless-fence** (at every fence command start): the fenced node is a healthy primary
-//!   (running, no other primary in term or promoting), and at least half of its daemon's voters
-//!   (its observers, plus its own poll in the mesh) could have vouched for it throughout the
-//!   lease window (`fence_timeout` + 2I + 2P + C + 0.5 s): no fault touched the voter's
-//!   database link to it or the primary daemon's fetch of the voter, the voter's daemon did
-//!   not restart, freeze, serve stale, garbage or foreign answers, and neither clock was
-//!   skewed. With 2·vouch >= N no standby can gather the strict majority (2·u > N) that a
-//!   promotion needs, so the fence gains nothing.
+//!   (running, no other primary in term or promoting, its daemon not restarted lately), and
+//!   half of its daemon's voters (its observers, plus its own poll in the mesh) could vouch
+//!   for it until less than `fence_timeout` - 2I - 2P ago. A voter cannot vouch from the start
+//!   of a fault that blocks it and lasted until at least 2I + 2P + C ago: one touching its
+//!   database link to the primary or the primary daemon's fetch of its answers, a restart,
+//!   freeze, stale, garbage or foreign answers of its daemon, a skew of either clock. With
+//!   2·vouch >= N no standby can gather the strict majority (2·u > N) that a promotion needs,
+//!   and the lease must hold for `fence_timeout` after it lost them: such a fence (or an
+//!   early one, as when a reload turns fencing on) gains nothing.
 //! - **lost-writes** (at the end, fencing on): a client writes to every node every 50 ms; no
 //!   write acknowledged by a node while another node was a primary in term (writable, or
 //!   frozen and about to resume) is missing from the final primary (split-brain loss is 0).
@@ -297,59 +299,83 @@ pub fn at_fence(w: &World, d: usize) -> Option<Violation> {
         return None;
     }
     let c = &w.daemons[d].config;
-    let lease = c.fence_timeout.unwrap_or(0.0)
-        + 2.0 * c.db_poll_interval
-        + 2.0 * c.db_poll_timeout
-        + c.replication_state_check_interval
-        + 0.5;
-    let (t1, t0) = (w.now, w.now.saturating_sub(us(lease)));
-    let during = |f: &Fault| f.at <= t1 && (f.end() > t0 || f.dur == 0 && f.at >= t0);
+    let f_timeout = c.fence_timeout.unwrap_or(0.0);
+    // how stale the last vouch the daemon counted may be when its cause ended: a probe and an
+    // observer fetch (each an interval and a deadline)
+    let lag = 2.0 * c.db_poll_interval + 2.0 * c.db_poll_timeout;
+    let t1 = w.now;
+    let t0 = t1.saturating_sub(us(f_timeout + lag + c.replication_state_check_interval + 1.0));
+    let recent = t1.saturating_sub(us(lag + c.replication_state_check_interval));
     let faults = &w.sched.faults;
-    // the primary itself stopped, or its own polls failed: its daemon may well fence
+    let during = |f: &Fault, from: Us| f.at <= t1 && (f.end() > from || f.dur == 0 && f.at >= from);
+    // the primary itself stopped, its own polls failed, or its daemon restarted (its lease
+    // starts afresh): its daemon may well fence
     let node_hit = faults.iter().any(|f| {
-        during(f)
+        during(f, t0)
             && matches!(f.kind, FaultKind::KillNode(n) | FaultKind::FreezeNode(n) | FaultKind::HostFreeze(n)
-                | FaultKind::FailoverLate(n) if n == d)
+                | FaultKind::FailoverLate(n) | FaultKind::RestartDaemon(n) if n == d)
     });
     if node_hit {
         return None;
     }
-    let voters = voters_of(w, d);
-    let vouch = |v: usize| -> bool {
-        if v == d {
-            return true;
-        }
-        let hit = faults.iter().any(|f| {
-            during(f)
-                && match &f.kind {
-                    FaultKind::RestartDaemon(x)
-                    | FaultKind::HostFreeze(x)
-                    | FaultKind::ObserverStale(x)
-                    | FaultKind::ObserverGarbage(x) => *x == v,
-                    FaultKind::ForeignObserver { daemon, .. } => *daemon == v,
-                    FaultKind::ClockSkew { daemon, .. } => *daemon == v || *daemon == d,
-                    FaultKind::Reload { daemon, node } => *daemon == v && *node == d,
-                    _ => false,
-                }
-        });
-        !hit && w.daemons[v].up
-            && !w.frozen_hosts[v]
-            && net::clear_during(faults, d, v, t0, t1)
-            && net::db_clear_during(faults, v, d, t0, t1)
+    // Whether fault `f` keeps voter `v` from vouching for `d`: its database link to d, d's
+    // fetch of its answers, its daemon, its answers, either clock.
+    let blocks = |f: &Fault, v: usize| match &f.kind {
+        FaultKind::RestartDaemon(x)
+        | FaultKind::HostFreeze(x)
+        | FaultKind::ObserverStale(x)
+        | FaultKind::ObserverGarbage(x) => *x == v,
+        FaultKind::ForeignObserver { daemon, .. } => *daemon == v,
+        FaultKind::ClockSkew { daemon, .. } => *daemon == v || *daemon == d,
+        FaultKind::Reload { daemon, node } => *daemon == v && *node == d,
+        _ => net::touches(f, d, v) || net::touches_db(f, v, d),
     };
-    let able: Vec<usize> = voters.iter().copied().filter(|v| vouch(*v)).collect();
-    if 2 * able.len() < voters.len() {
+    // Per voter: since when it could not vouch (the earliest start of the faults blocking it
+    // that still lasted a moment ago), or now.
+    let voters = voters_of(w, d);
+    let mut since: Vec<(Us, usize)> = voters
+        .iter()
+        .map(|&v| {
+            let from = if v == d {
+                None
+            } else {
+                faults
+                    .iter()
+                    .filter(|f| during(f, recent) && blocks(f, v))
+                    .map(|f| f.at)
+                    .min()
+            };
+            let down = v != d && (!w.daemons[v].up || w.frozen_hosts[v]);
+            (if down { t0 } else { from.unwrap_or(t1) }, v)
+        })
+        .collect();
+    since.sort_unstable_by(|a, b| b.cmp(a));
+    // the lease holds while half of the voters vouch: from when fewer than half could
+    let half = voters.len().div_ceil(2);
+    let Some(&(lost_at, _)) = since.get(half.saturating_sub(1)) else {
+        return None;
+    };
+    let silent = secs(t1.saturating_sub(lost_at));
+    if silent + lag >= f_timeout {
         return None;
     }
-    let names: Vec<&str> = able.iter().map(|v| w.daemons[*v].name.as_str()).collect();
+    let able: Vec<&str> = since
+        .iter()
+        .filter(|(at, _)| *at == t1)
+        .map(|(_, v)| w.daemons[*v].name.as_str())
+        .collect();
     v(
         w,
         Rule::NeedlessFence,
         format!(
-            "pg{d}, a healthy primary, fenced while {} of its {} voters ({}) could vouch for it throughout the last {lease:.2} s: no standby could gather a strict majority",
-            able.len(),
+            "pg{d}, a healthy primary, fenced while half of its {} voters could vouch for it {} (fence_timeout {f_timeout} s; vouching now: {})",
             voters.len(),
-            names.join(", ")
+            if silent > 0.0 {
+                format!("until {silent:.2} s ago")
+            } else {
+                "right up to the fence".to_string()
+            },
+            able.join(", ")
         ),
     )
 }

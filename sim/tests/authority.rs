@@ -21,8 +21,9 @@ fn passes(seed: u64, text: &str) -> pglookout_sim::Outcome {
 /// voters: the lease holds), the standbys gather 2 of 4 (no strict majority): nothing may
 /// happen.
 /// `pglab sim --seed 11 --replay 'fast nodes=3 observers=1 never=- follow=1 intent=chaos end=30.000 rules=authority | dblinks:1>0,2>0:refuse@5.000+15.000'`
-/// Current core: needless-fence at 8.913 s (pg0 fenced, 2 of its 4 voters could vouch).
-/// Blackholed instead of refused: needless-fence at 9.113 s.
+/// Current core: needless-fence at 8.913 s (pg0 fenced while obs0 and its own poll, half of
+/// its 4 voters, could vouch for it right up to the fence). Blackholed instead of refused:
+/// needless-fence at 9.113 s.
 #[test]
 #[ignore = "fails until the one-authority core lands (issue 18)"]
 fn regression_standby_daemons_lose_the_primary_while_wal_flows() {
@@ -40,7 +41,8 @@ fn regression_standby_daemons_lose_the_primary_while_wal_flows() {
 /// its 6 voters (its own poll, obs0, obs1), the other side has 3 of 6: no promotion, and the
 /// lease holds.
 /// `pglab sim --seed 11 --replay 'fast nodes=3 observers=3 never=- follow=1 intent=chaos end=30.000 rules=authority | zone:0,3,4:refuse@5.000+15.000'`
-/// Current core: needless-fence at 8.812 s (3 of 6 voters could vouch): no primary at all.
+/// Current core: needless-fence at 8.812 s (obs0, obs1 and its own poll, half of its 6
+/// voters, could vouch right up to the fence): no primary at all.
 #[test]
 #[ignore = "fails until the one-authority core lands (issue 18)"]
 fn regression_zone_split_half_the_daemons_each_side_mesh() {
@@ -56,7 +58,8 @@ fn regression_zone_split_half_the_daemons_each_side_mesh() {
 /// unreachable. (With three dedicated observers, {pg0, obs0, obs1} | {pg1, pg2, obs2} keeps
 /// 2 of 3 on pg0's side, and the current core passes it.)
 /// `pglab sim --seed 11 --replay 'fast nodes=3 observers=4 never=- follow=1 intent=chaos end=30.000 layout=dedicated rules=authority | zone:0,3,4:refuse@5.000+15.000'`
-/// Current core: needless-fence at 8.813 s (2 of 4 voters could vouch).
+/// Current core: needless-fence at 8.813 s (obs0 and obs1, half of its 4 voters, could vouch
+/// right up to the fence).
 #[test]
 #[ignore = "fails until the one-authority core lands (issue 18)"]
 fn regression_zone_split_half_the_daemons_each_side_dedicated() {
@@ -103,6 +106,24 @@ fn regression_clock_skewed_by_4_5_s() {
     ] {
         passes(11, text);
     }
+}
+
+/// Finding 6: a reload turns fencing on while the observers have not answered. pg0's daemon
+/// runs without `fence_command`; its fetches of every observer are blackholed from 5 s to 8 s,
+/// and at 7.5 s a reload turns fencing on. The lease must run `fence_timeout` (3.75 s) from
+/// when the vouches stopped, and they are back at 8 s: no fence.
+/// `pglab sim --seed 11 --replay 'fast nodes=3 observers=1 never=- follow=1 intent=chaos end=30.000 rules=authority | links:0>1,0>2,0>3:blackhole@5.000+3.000 fenceon:0@7.500+0.000'`
+/// Current core: needless-fence at 7.700 s, 0.2 s after the reload ("no majority of the
+/// observers has reported pg0 connected for 7.7 s": the lease counts from the daemon's start,
+/// as nothing renewed it while fencing was off), after only 2.7 s without the observers.
+#[test]
+#[ignore = "fails until the one-authority core lands (issue 18)"]
+fn regression_reload_turns_fencing_on_before_the_observers_answer() {
+    let o = passes(
+        11,
+        "fast nodes=3 observers=1 never=- follow=1 intent=chaos end=30.000 rules=authority | links:0>1,0>2,0>3:blackhole@5.000+3.000 fenceon:0@7.500+0.000",
+    );
+    assert_eq!((o.fences, o.failovers), (0, 0), "{}", o.trace.join("\n"));
 }
 
 /// Finding 8: two promotions from the same timeline give equal timelines (`tl=equal`, as
