@@ -9,6 +9,23 @@ use pglookout_sim::schedule::Draws;
 fn main() -> std::process::ExitCode {
     let mut args = std::env::args().skip(1);
     let all: Vec<String> = std::env::args().skip(1).collect();
+    if all.len() == 2 && all[0] == "shrink" {
+        // `authority shrink SCHEDULE_SEED`: the authority schedule of that seed, shrunk
+        let Ok(seed) = all[1].parse::<u64>() else {
+            eprintln!("usage: authority shrink SCHEDULE_SEED");
+            return std::process::ExitCode::from(2);
+        };
+        let sched = pglookout_sim::schedule::generate_authority(seed);
+        match pglookout_sim::shrink::shrink(seed, &sched) {
+            Some(f) => {
+                let mut text = f.render();
+                text.truncate(text.find("trace:").unwrap_or(text.len()));
+                print!("{text}");
+            }
+            None => println!("schedule {seed} does not fail: {sched}"),
+        }
+        return std::process::ExitCode::SUCCESS;
+    }
     if all.len() == 3 && all[0] == "replay" {
         // `authority replay SEED 'SCHEDULE'`: the whole trace, as `pglab sim --replay` prints it
         let o = match all[1]
@@ -49,7 +66,7 @@ fn main() -> std::process::ExitCode {
         println!("config error: {e}");
     }
     for (s, v) in &report.failures {
-        println!("failing: seed {s}: {v}");
+        println!("failing: seed {s}: {v}\n  drawn as: {}", draws.generate(*s));
     }
     pglookout_sim::shrink_each_rule(&mut report);
     for (rule, f) in &report.shortest_by_rule {

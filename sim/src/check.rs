@@ -480,7 +480,18 @@ fn liveness(w: &World) -> Option<Violation> {
     let observers = c.observers.len();
     let host_cut = matches!(lost.kind, FaultKind::Isolate { .. } | FaultKind::HostFreeze(_));
     let lost_vote = usize::from(host_cut && w.sched.layout == Layout::Mesh);
-    let fast_possible = 2 * (observers.saturating_sub(lost_vote)) > observers;
+    let fast_possible = if w.sched.rules == Rules::Authority {
+        // one authority: every promotion path needs a strict majority of the voters (the
+        // standby's own poll counts in the mesh); the lost host's daemon is one of them in the
+        // mesh. Without such a majority no standby may ever promote.
+        let n = (1..w.sched.nodes).map(|s| voters_of(w, s).len()).max().unwrap_or(0);
+        if 2 * n.saturating_sub(lost_vote) <= n {
+            return None;
+        }
+        true
+    } else {
+        2 * (observers.saturating_sub(lost_vote)) > observers
+    };
     let bound = if fast_possible {
         liveness_deadline(c)
     } else {
