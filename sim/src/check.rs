@@ -36,7 +36,8 @@
 //!   freeze, stale, garbage or foreign answers of its daemon, a skew of either clock. With
 //!   2·vouch >= N no standby can gather the strict majority (2·u > N) that a promotion needs,
 //!   and the lease must hold for `fence_timeout` after it lost them: such a fence (or an
-//!   early one, as when a reload turns fencing on) gains nothing.
+//!   early one, as when a reload turns fencing on) gains nothing. Not a violation when some
+//!   standby's own voters (different lists: `layout=uneven`) could give it a strict majority.
 //! - **lost-writes** (at the end, fencing on): a client writes to every node every 50 ms; no
 //!   write acknowledged by a node while another node was a primary in term (writable, or
 //!   frozen and about to resume) is missing from the final primary (split-brain loss is 0).
@@ -336,15 +337,20 @@ pub fn at_fence(w: &World, d: usize) -> Option<Violation> {
     let mut since: Vec<(Us, usize)> = voters
         .iter()
         .map(|&v| {
-            let from = if v == d {
-                None
-            } else {
-                faults
+            // back through a chain of blocking faults, each lasting (nearly) until the next
+            let mut from = t1;
+            if v != d {
+                let margin = t1 - recent;
+                while let Some(at) = faults
                     .iter()
-                    .filter(|f| during(f, recent) && blocks(f, v))
+                    .filter(|f| f.at < from && f.at <= t1 && f.end() + margin >= from && blocks(f, v))
                     .map(|f| f.at)
                     .min()
-            };
+                {
+                    from = at;
+                }
+            }
+            let from = (from < t1).then_some(from);
             let down = v != d && (!w.daemons[v].up || w.frozen_hosts[v]);
             (if down { t0 } else { from.unwrap_or(t1) }, v)
         })
@@ -357,6 +363,27 @@ pub fn at_fence(w: &World, d: usize) -> Option<Violation> {
     };
     let silent = secs(t1.saturating_sub(lost_at));
     if silent + lag >= f_timeout {
+        return None;
+    }
+    // With different voter lists (layout=uneven) a standby may gather a strict majority of its
+    // own voters while half of the primary's vouch: then the fence is all that stands between
+    // the two, not needless. A voter could report d unreachable when a fault touched its
+    // database link to d in the window (a standby's own poll counts in the mesh).
+    let promotable = (0..w.sched.nodes).filter(|s| *s != d).any(|s| {
+        let vs = voters_of(w, s);
+        let u = vs
+            .iter()
+            .filter(|&&x| {
+                x != d
+                    && faults.iter().any(|f| {
+                        during(f, t0)
+                            && (net::touches_db(f, x, d) || matches!(f.kind, FaultKind::HostFreeze(h) if h == x))
+                    })
+            })
+            .count();
+        2 * u > vs.len()
+    });
+    if promotable {
         return None;
     }
     let able: Vec<&str> = since
