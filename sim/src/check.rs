@@ -358,9 +358,7 @@ pub fn at_fence(w: &World, d: usize) -> Option<Violation> {
     since.sort_unstable_by(|a, b| b.cmp(a));
     // the lease holds while half of the voters vouch: from when fewer than half could
     let half = voters.len().div_ceil(2);
-    let Some(&(lost_at, _)) = since.get(half.saturating_sub(1)) else {
-        return None;
-    };
+    let &(lost_at, _) = since.get(half.saturating_sub(1))?;
     let silent = secs(t1.saturating_sub(lost_at));
     if silent + lag >= f_timeout {
         return None;
