@@ -599,7 +599,7 @@ pub fn restart_waiver(w: &World, d: usize, up_at: Us) -> Option<String> {
     let hosts = w.sched.daemons();
     let cut = (0..hosts).any(|x| {
         !net::clear_during(&w.sched.faults, d, x, w.now, until)
-            || !net::clear_during(&w.sched.faults, x, d, w.now, until)
+            || !net::db_clear_during(&w.sched.faults, x, d, w.now, until)
     });
     // a frozen node is cut off from its own daemon just the same
     let frozen = w.cluster.nodes[d].proc == Proc::Frozen
