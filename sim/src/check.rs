@@ -2,8 +2,8 @@
 //! Owns what counts as a violation; reads the world, never changes it.
 //!
 //! - **two-writable** (after every event, fenced profile): at most one node takes writes. Two
-//!   writable nodes are tolerated only while the one on the older timeline has a fence command
-//!   in flight (started, not yet acted: at most `fence_command_budget`). docs/safety.md's bound
+//!   writable nodes are tolerated only while all but one of them have a fence command in
+//!   flight (started, not yet acted: at most `fence_command_budget`). docs/safety.md's bound
 //!   F + 2I + 2P + C + B <= U says the fence acts before any standby may promote, so in the
 //!   simulator any overlap outside a fence in flight is a violation. Waived for the rest of a
 //!   run when the schedule breaks the documented assumption "the primary's daemon is alive":
@@ -24,10 +24,33 @@
 //!   standby follows it within [`follow_deadline`] of the promotion.
 //! - **blip** (blip schedules, fenced profile): a cut of the primary's host shorter than the
 //!   blip bound of docs/safety.md runs neither the fence nor the failover command.
+//!
+//! With `rules=authority` (issue 18's draws), also:
+//!
+//! - **needless-fence** (at every fence command start): the fenced node is a healthy primary
+//!   (running, no other primary in term or promoting, its daemon not restarted lately), and
+//!   half of its daemon's voters (its observers, plus its own poll in the mesh) could vouch
+//!   for it until less than `fence_timeout` - 2I - 2P ago. A voter cannot vouch from the start
+//!   of a fault that blocks it and lasted until at least 2I + 2P + C ago: one touching its
+//!   database link to the primary or the primary daemon's fetch of its answers, a restart,
+//!   freeze, stale, garbage or foreign answers of its daemon, a skew of either clock. With
+//!   2·vouch >= N no standby can gather the strict majority (2·u > N) that a promotion needs,
+//!   and the lease must hold for `fence_timeout` after it lost them: such a fence (or an
+//!   early one, as when a reload turns fencing on) gains nothing. Not a violation when some
+//!   standby's own voters (different lists: `layout=uneven`) could give it a strict majority.
+//! - **lost-writes** (at the end, fencing on): a client writes to every node every 50 ms; no
+//!   write acknowledged by a node while another node was a primary in term (writable, or
+//!   frozen and about to resume) is missing from the final primary (split-brain loss is 0).
+//!   Writes lost to asynchronous replication (acknowledged before the new primary took
+//!   writes) are allowed and counted, and so are those a node acknowledged while its own fence
+//!   was in flight (the overlap two-writable tolerates: a whole-host freeze ends with the
+//!   node and its daemon resuming together, and the fence takes up to its budget). A node a supervisor started again after its fence is
+//!   given the time to be noticed and fenced again (2I + P + 2C + `fence_command_budget`),
+//!   for this rule and for two-writable.
 
 use crate::cluster::{Proc, Role};
 use crate::net;
-use crate::schedule::{FaultKind, Intent, Profile};
+use crate::schedule::{Fault, FaultKind, Intent, Layout, Profile, Rules};
 use crate::world::World;
 use crate::{secs, us, Us, MS};
 use pglookout::config::Config;
@@ -44,6 +67,8 @@ pub enum Rule {
     NoPromotion,
     NoFollow,
     Blip,
+    NeedlessFence,
+    LostWrites,
 }
 
 impl fmt::Display for Rule {
@@ -57,6 +82,8 @@ impl fmt::Display for Rule {
             Rule::NoPromotion => "liveness",
             Rule::NoFollow => "follow",
             Rule::Blip => "blip",
+            Rule::NeedlessFence => "needless-fence",
+            Rule::LostWrites => "lost-writes",
         })
     }
 }
@@ -102,20 +129,30 @@ pub fn follow_deadline(c: &Config) -> f64 {
 
 /// After every event.
 pub fn step(w: &World) -> Option<Violation> {
-    if w.sched.profile != Profile::Fast || w.waived.is_some() {
+    if !w.sched.fencing() || w.waived.is_some() {
         return None;
     }
     let writable: Vec<usize> = (0..w.cluster.nodes.len()).filter(|n| w.cluster.writable(*n)).collect();
     if writable.len() < 2 {
         return None;
     }
-    let oldest = writable
+    if writable.iter().any(|n| in_revive_grace(w, *n, w.now)) {
+        return None;
+    }
+    // at most one writable node without its fence in flight (with equal timelines the one
+    // being fenced need not be the one on the older timeline)
+    let unfenced: Vec<usize> = writable
+        .iter()
+        .copied()
+        .filter(|n| w.fence_pending[*n].is_none())
+        .collect();
+    if unfenced.len() < 2 {
+        return None;
+    }
+    let oldest = unfenced
         .iter()
         .copied()
         .min_by_key(|n| (w.cluster.nodes[*n].timeline, *n))?;
-    if w.fence_pending[oldest].is_some() {
-        return None;
-    }
     let names: Vec<String> = writable
         .iter()
         .map(|n| format!("pg{n} (timeline {})", w.cluster.nodes[*n].timeline))
@@ -207,8 +244,214 @@ pub fn at_failover(w: &World, d: usize, old_master: Option<&str>) -> Option<Viol
     None
 }
 
+/// Whether node `n` was started again by a supervisor after its fence so recently, at `t`,
+/// that its daemon cannot have fenced it again yet.
+fn in_revive_grace(w: &World, n: usize, t: Us) -> bool {
+    let c = &w.daemons[n].config;
+    let grace = us(2.0 * c.db_poll_interval
+        + c.db_poll_timeout
+        + 2.0 * c.replication_state_check_interval
+        + c.fence_command_budget);
+    w.revived[n].is_some_and(|r| r <= t && t < r + grace)
+}
+
+/// The daemon index of an observer name of schedule `w.sched`.
+fn daemon_index(w: &World, name: &str) -> Option<usize> {
+    if let Some(n) = name.strip_prefix("pg") {
+        n.parse().ok().filter(|n| *n < w.sched.nodes)
+    } else {
+        name.strip_prefix("obs")
+            .and_then(|j| j.parse::<usize>().ok())
+            .filter(|j| *j < w.sched.observers)
+            .map(|j| w.sched.nodes + j)
+    }
+}
+
+/// Node daemon `d`'s voters in its running config (issue 18): its observers, plus itself
+/// when they include a daemon for every other node of its `remote_conns`.
+pub fn voters_of(w: &World, d: usize) -> Vec<usize> {
+    let c = &w.daemons[d].config;
+    let mut v: Vec<usize> = c.observers.keys().filter_map(|n| daemon_index(w, n)).collect();
+    let mesh = c
+        .remote_conns
+        .keys()
+        .all(|n| Some(n.as_str()) == c.own_db.as_deref() || c.observers.contains_key(n));
+    if mesh {
+        v.push(d);
+    }
+    v
+}
+
+/// When daemon `d` starts its fence command (rules=authority): needless-fence.
+pub fn at_fence(w: &World, d: usize) -> Option<Violation> {
+    if w.sched.rules != Rules::Authority || w.waived.is_some() {
+        return None;
+    }
+    let node = &w.cluster.nodes[d];
+    if node.role != Role::Primary || node.proc != Proc::Running {
+        return None;
+    }
+    let other = w.cluster.nodes.iter().enumerate().any(|(i, n)| {
+        i != d
+            && (n.role == Role::Promoting
+                || n.role == Role::Primary && matches!(n.proc, Proc::Running | Proc::Frozen | Proc::Restarting))
+    });
+    if other {
+        return None;
+    }
+    let c = &w.daemons[d].config;
+    let f_timeout = c.fence_timeout.unwrap_or(0.0);
+    // how stale the last vouch the daemon counted may be when its cause ended: a probe and an
+    // observer fetch (each an interval and a deadline)
+    let lag = 2.0 * c.db_poll_interval + 2.0 * c.db_poll_timeout;
+    let t1 = w.now;
+    let t0 = t1.saturating_sub(us(f_timeout + lag + c.replication_state_check_interval + 1.0));
+    let recent = t1.saturating_sub(us(lag + c.replication_state_check_interval));
+    let faults = &w.sched.faults;
+    let during = |f: &Fault, from: Us| f.at <= t1 && (f.end() > from || f.dur == 0 && f.at >= from);
+    // the primary itself stopped, its own polls failed, or its daemon restarted (its lease
+    // starts afresh): its daemon may well fence
+    let node_hit = faults.iter().any(|f| {
+        during(f, t0)
+            && matches!(f.kind, FaultKind::KillNode(n) | FaultKind::FreezeNode(n) | FaultKind::HostFreeze(n)
+                | FaultKind::FailoverLate(n) | FaultKind::RestartDaemon(n) if n == d)
+    });
+    if node_hit {
+        return None;
+    }
+    // Whether fault `f` keeps voter `v` from vouching for `d`: its database link to d, d's
+    // fetch of its answers, its daemon, its answers, either clock.
+    let blocks = |f: &Fault, v: usize| match &f.kind {
+        FaultKind::RestartDaemon(x)
+        | FaultKind::HostFreeze(x)
+        | FaultKind::ObserverStale(x)
+        | FaultKind::ObserverGarbage(x) => *x == v,
+        FaultKind::ForeignObserver { daemon, .. } => *daemon == v,
+        FaultKind::ClockSkew { daemon, .. } => *daemon == v || *daemon == d,
+        FaultKind::Reload { daemon, node } => *daemon == v && *node == d,
+        _ => net::touches(f, d, v) || net::touches_db(f, v, d),
+    };
+    // Per voter: since when it could not vouch (the earliest start of the faults blocking it
+    // that still lasted a moment ago), or now.
+    let voters = voters_of(w, d);
+    let mut since: Vec<(Us, usize)> = voters
+        .iter()
+        .map(|&v| {
+            // back through a chain of blocking faults, each lasting (nearly) until the next
+            let mut from = t1;
+            if v != d {
+                let margin = t1 - recent;
+                while let Some(at) = faults
+                    .iter()
+                    .filter(|f| f.at < from && f.at <= t1 && f.end() + margin >= from && blocks(f, v))
+                    .map(|f| f.at)
+                    .min()
+                {
+                    from = at;
+                }
+            }
+            let from = (from < t1).then_some(from);
+            let down = v != d && (!w.daemons[v].up || w.frozen_hosts[v]);
+            (if down { t0 } else { from.unwrap_or(t1) }, v)
+        })
+        .collect();
+    since.sort_unstable_by(|a, b| b.cmp(a));
+    // the lease holds while half of the voters vouch: from when fewer than half could
+    let half = voters.len().div_ceil(2);
+    let &(lost_at, _) = since.get(half.saturating_sub(1))?;
+    let silent = secs(t1.saturating_sub(lost_at));
+    if silent + lag >= f_timeout {
+        return None;
+    }
+    // With different voter lists (layout=uneven) a standby may gather a strict majority of its
+    // own voters while half of the primary's vouch: then the fence is all that stands between
+    // the two, not needless. A voter could report d unreachable when a fault touched its
+    // database link to d in the window (a standby's own poll counts in the mesh).
+    let promotable = (0..w.sched.nodes).filter(|s| *s != d).any(|s| {
+        let vs = voters_of(w, s);
+        let u = vs
+            .iter()
+            .filter(|&&x| {
+                x != d
+                    && faults.iter().any(|f| {
+                        during(f, t0)
+                            && (net::touches_db(f, x, d) || matches!(f.kind, FaultKind::HostFreeze(h) if h == x))
+                    })
+            })
+            .count();
+        2 * u > vs.len()
+    });
+    if promotable {
+        return None;
+    }
+    let able: Vec<&str> = since
+        .iter()
+        .filter(|(at, _)| *at == t1)
+        .map(|(_, v)| w.daemons[*v].name.as_str())
+        .collect();
+    v(
+        w,
+        Rule::NeedlessFence,
+        format!(
+            "pg{d}, a healthy primary, fenced while half of its {} voters could vouch for it {} (fence_timeout {f_timeout} s; vouching now: {})",
+            voters.len(),
+            if silent > 0.0 {
+                format!("until {silent:.2} s ago")
+            } else {
+                "right up to the fence".to_string()
+            },
+            able.join(", ")
+        ),
+    )
+}
+
+/// Acknowledged writes missing from the final primary: (split brain, asynchronous), or `None`
+/// when no node ends as a primary.
+pub fn lost_writes(w: &World) -> Option<(u64, u64, usize)> {
+    let cl = &w.cluster;
+    let fin = (0..cl.nodes.len())
+        .filter(|n| cl.nodes[*n].role == Role::Primary && cl.nodes[*n].proc != Proc::Dead)
+        .max_by_key(|n| {
+            let taking = cl.writable(*n) && w.fence_pending[*n].is_none();
+            (taking, cl.nodes[*n].timeline, cl.nodes[*n].lsn)
+        })?;
+    let mut split = 0;
+    let mut lost_async = 0;
+    for x in (0..cl.nodes.len()).filter(|x| *x != fin) {
+        let over: Vec<&(Us, u64)> = cl.overlapped[x]
+            .iter()
+            .filter(|(t, _)| !in_revive_grace(w, x, *t))
+            .collect();
+        split += over.len() as u64;
+        let fork = cl.nodes[fin].fork;
+        if fork > 0 && cl.nodes[x].role == Role::Primary {
+            let after = cl.commits_after(x, fork);
+            lost_async += after.saturating_sub(cl.overlapped[x].len() as u64);
+        }
+    }
+    Some((split, lost_async, fin))
+}
+
 /// At the end of the run.
 pub fn at_end(w: &World) -> Option<Violation> {
+    if w.sched.rules == Rules::Authority && w.sched.fencing() && w.waived.is_none() {
+        if let Some((split, lost_async, fin)) = lost_writes(w) {
+            if split > 0 {
+                let who: Vec<String> = (0..w.cluster.nodes.len())
+                    .filter(|x| *x != fin && !w.cluster.overlapped[*x].is_empty())
+                    .map(|x| format!("pg{x} from {:.3} s", secs(w.cluster.overlapped[x][0].0)))
+                    .collect();
+                return v(
+                    w,
+                    Rule::LostWrites,
+                    format!(
+                        "{split} writes acknowledged while another node was a primary are not on the final primary pg{fin} ({}); {lost_async} more lost asynchronously",
+                        who.join(", ")
+                    ),
+                );
+            }
+        }
+    }
     match w.sched.intent {
         Intent::Chaos => None,
         Intent::Blip => {
@@ -260,8 +503,20 @@ fn liveness(w: &World) -> Option<Violation> {
     // report: with two observers the rest is no majority, and only the lag window is left
     // (docs/safety.md: list at least three).
     let observers = c.observers.len();
-    let host_cut = matches!(lost.kind, FaultKind::Isolate { .. });
-    let fast_possible = !host_cut || 2 * (observers.saturating_sub(1)) > observers;
+    let host_cut = matches!(lost.kind, FaultKind::Isolate { .. } | FaultKind::HostFreeze(_));
+    let lost_vote = usize::from(host_cut && w.sched.layout == Layout::Mesh);
+    let fast_possible = if w.sched.rules == Rules::Authority {
+        // one authority: every promotion path needs a strict majority of the voters (the
+        // standby's own poll counts in the mesh); the lost host's daemon is one of them in the
+        // mesh. Without such a majority no standby may ever promote.
+        let n = (1..w.sched.nodes).map(|s| voters_of(w, s).len()).max().unwrap_or(0);
+        if 2 * n.saturating_sub(lost_vote) <= n {
+            return None;
+        }
+        true
+    } else {
+        2 * (observers.saturating_sub(lost_vote)) > observers
+    };
     let bound = if fast_possible {
         liveness_deadline(c)
     } else {
@@ -288,6 +543,8 @@ fn liveness(w: &World) -> Option<Violation> {
         Some(yield_at) => bound + yield_at + slack,
         None => bound,
     };
+    // a trigger-file promotion takes up to 5.5 s, not 1 s
+    let bound = if w.sched.slow_promote { bound + 4.5 } else { bound };
     let deadline = lost.at + us(bound);
     let Some(&(tp, p)) = w.promotions.iter().find(|(_, n)| *n != 0) else {
         return Some(Violation {
@@ -342,7 +599,7 @@ pub fn restart_waiver(w: &World, d: usize, up_at: Us) -> Option<String> {
     let hosts = w.sched.daemons();
     let cut = (0..hosts).any(|x| {
         !net::clear_during(&w.sched.faults, d, x, w.now, until)
-            || !net::clear_during(&w.sched.faults, x, d, w.now, until)
+            || !net::db_clear_during(&w.sched.faults, x, d, w.now, until)
     });
     // a frozen node is cut off from its own daemon just the same
     let frozen = w.cluster.nodes[d].proc == Proc::Frozen

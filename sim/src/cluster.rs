@@ -69,6 +69,17 @@ pub struct Cluster {
     pub max_timeline: u32,
     /// Wall clock at simulated time 0.
     pub epoch: Timestamp,
+    /// A promotion goes from the node's timeline n to n + 1 (PostgreSQL's rule), instead of
+    /// past every timeline handed out so far.
+    pub equal_timelines: bool,
+    /// Per node: how far its clock (`now()`) is off from the daemons' (microseconds).
+    pub skew: Vec<i64>,
+    /// Per node: its commits made while another node was a primary in term too (when,
+    /// position).
+    pub overlapped: Vec<Vec<(Us, u64)>>,
+    /// Per node: such commits made while its own fence was already in flight (the fence
+    /// command runs: the loss docs/safety.md accepts, as two-writable does).
+    pub overlapped_fencing: Vec<u64>,
 }
 
 /// A standby's base replication delay.
@@ -77,7 +88,7 @@ pub const BASE_LAG: Us = 20_000;
 impl Cluster {
     /// Node 0 is the primary on timeline 1, the others stream from it and are caught up.
     pub fn new(nodes: usize, epoch: Timestamp) -> Self {
-        let nodes = (0..nodes)
+        let nodes: Vec<Node> = (0..nodes)
             .map(|i| Node {
                 name: format!("pg{i}"),
                 proc: Proc::Running,
@@ -100,10 +111,15 @@ impl Cluster {
                 },
             })
             .collect();
+        let n = nodes.len();
         Cluster {
             nodes,
             max_timeline: 1,
             epoch,
+            equal_timelines: false,
+            skew: vec![0; n],
+            overlapped: vec![Vec::new(); n],
+            overlapped_fencing: vec![0; n],
         }
     }
 
@@ -131,9 +147,22 @@ impl Cluster {
     }
 
     /// A commit on a writable node (a client write or a daemon's `txid_current()` heartbeat).
-    pub fn write(&mut self, n: usize, t: Us, bytes: u64) {
+    /// `fencing`: the node's fence command is in flight.
+    pub fn write(&mut self, n: usize, t: Us, bytes: u64, fencing: bool) {
         if !self.writable(n) {
             return;
+        }
+        // another primary in term: writable, or frozen (it takes writes again when it resumes)
+        let in_term = |o: usize| {
+            self.nodes[o].role == Role::Primary && matches!(self.nodes[o].proc, Proc::Running | Proc::Frozen)
+        };
+        if (0..self.nodes.len()).any(|o| o != n && in_term(o)) {
+            let at = self.nodes[n].lsn + bytes;
+            if fencing {
+                self.overlapped_fencing[n] += 1;
+            } else {
+                self.overlapped[n].push((t, at));
+            }
         }
         let node = &mut self.nodes[n];
         node.lsn += bytes;
@@ -147,6 +176,11 @@ impl Cluster {
         let at = |t: Us| h.iter().rev().find(|c| c.at <= t).map_or(0, |c| c.lsn);
         let first = h.first().map_or(0, |c| c.lsn);
         at(to).saturating_sub(at(from).max(first))
+    }
+
+    /// How many commits of node `n`'s current term went past position `lsn`.
+    pub fn commits_after(&self, n: usize, lsn: u64) -> u64 {
+        self.nodes[n].history.iter().filter(|c| c.lsn > lsn).count() as u64
     }
 
     /// Moves every streaming standby up to what its primary had committed `lag` ago.
@@ -193,7 +227,11 @@ impl Cluster {
             return false;
         }
         self.max_timeline += 1;
-        let tl = self.max_timeline;
+        let tl = if self.equal_timelines {
+            self.nodes[n].timeline + 1
+        } else {
+            self.max_timeline
+        };
         let node = &mut self.nodes[n];
         node.role = Role::Primary;
         node.timeline = tl;
@@ -206,10 +244,15 @@ impl Cluster {
     /// What a successful probe at `t` reads, as the daemon's poller builds it.
     pub fn fields(&self, n: usize, t: Us) -> PgFields {
         let node = &self.nodes[n];
-        let db_time = self.wall(t, 0);
+        let db_time = self.wall(t, self.skew[n]);
         let in_recovery = node.role != Role::Primary;
         if in_recovery {
-            let replay = self.wall(node.commit_at, 0);
+            // the commit timestamp is the writing primary's clock
+            let writer = match node.role {
+                Role::Standby { upstream: Some(p) } => p,
+                _ => n,
+            };
+            let replay = self.wall(node.commit_at, self.skew[writer]);
             PgFields {
                 db_time: Some(db_time),
                 pg_is_in_recovery: true,

@@ -53,6 +53,9 @@ pub struct Outcome {
     pub promotions: usize,
     pub fences: usize,
     pub yields: usize,
+    /// Acknowledged writes lost at the end (split brain, asynchronous), when the run ended with
+    /// a primary (counted for every run; judged with `rules=authority`).
+    pub lost: Option<(u64, u64)>,
     /// The readable trace: `   12.345 pg1: decision: ...`.
     pub trace: Vec<String>,
 }
@@ -61,7 +64,9 @@ pub struct Outcome {
 pub fn run(seed: u64, sched: &Schedule) -> Result<Outcome, String> {
     let mut w = world::World::new(seed, sched)?;
     w.run();
+    let lost = check::lost_writes(&w).map(|(split, lost_async, _)| (split, lost_async));
     Ok(Outcome {
+        lost,
         violation: w.violation.clone(),
         waived: w.waived.clone(),
         events: w.events,
@@ -135,6 +140,11 @@ pub struct Report {
     pub failures: Vec<(u64, Violation)>,
     /// Config errors: a schedule whose daemons could not be configured.
     pub errors: Vec<String>,
+    /// Writes lost to asynchronous replication, over every run (allowed, counted).
+    pub lost_async: u64,
+    /// Per rule, the failure with the fewest faults, shrunk (filled by [`shrink_each_rule`]).
+    pub shortest_by_rule: BTreeMap<String, Failure>,
+    draws: Option<schedule::Draws>,
 }
 
 impl Report {
@@ -147,6 +157,29 @@ impl Report {
 /// Runs schedules `0..n` of campaign `seed` on every core, then shrinks the shortest failure.
 /// The report (apart from the timings) is the same for the same `(seed, n)`.
 pub fn run_many(seed: u64, n: u64) -> Report {
+    run_many_draws(seed, n, schedule::Draws::Classic)
+}
+
+/// Shrinks, for every rule broken in `report`, its failure with the fewest faults.
+pub fn shrink_each_rule(report: &mut Report) {
+    let draws = report.draws.unwrap_or(schedule::Draws::Classic);
+    let mut best: BTreeMap<String, (usize, u64)> = BTreeMap::new();
+    for (s, v) in &report.failures {
+        let len = draws.generate(*s).faults.len();
+        let e = best.entry(v.rule.to_string()).or_insert((len, *s));
+        if len < e.0 {
+            *e = (len, *s);
+        }
+    }
+    for (rule, (_, s)) in best {
+        if let Some(f) = shrink::shrink(s, &draws.generate(s)) {
+            report.shortest_by_rule.insert(rule, f);
+        }
+    }
+}
+
+/// [`run_many`] with the schedules of generator `draws`.
+pub fn run_many_draws(seed: u64, n: u64, draws: schedule::Draws) -> Report {
     let started = std::time::Instant::now();
     let threads = std::thread::available_parallelism().map_or(1, |p| p.get()).min(8) as u64;
     let results: Vec<(u64, Result<Outcome, String>)> = std::thread::scope(|scope| {
@@ -157,7 +190,7 @@ pub fn run_many(seed: u64, n: u64) -> Report {
                         .step_by(threads as usize)
                         .map(|i| {
                             let s = schedule_seed(seed, i);
-                            (i, run(s, &schedule::generate(s)))
+                            (i, run(s, &draws.generate(s)))
                         })
                         .collect::<Vec<_>>()
                 })
@@ -169,6 +202,7 @@ pub fn run_many(seed: u64, n: u64) -> Report {
     });
     let mut report = Report {
         schedules: n,
+        draws: Some(draws),
         ..Report::default()
     };
     let mut failing: Vec<(usize, u64, Rule)> = Vec::new();
@@ -182,11 +216,12 @@ pub fn run_many(seed: u64, n: u64) -> Report {
                 report.fences += o.fences as u64;
                 report.yields += o.yields as u64;
                 report.waived += u64::from(o.waived.is_some());
+                report.lost_async += o.lost.map_or(0, |l| l.1);
                 if let Some(v) = o.violation {
                     report.violations += 1;
                     *report.by_rule.entry(v.rule.to_string()).or_default() += 1;
                     let s = schedule_seed(seed, i);
-                    failing.push((schedule::generate(s).faults.len(), s, v.rule));
+                    failing.push((draws.generate(s).faults.len(), s, v.rule));
                     report.failures.push((s, v));
                 }
             }
@@ -196,7 +231,7 @@ pub fn run_many(seed: u64, n: u64) -> Report {
     report.schedules_per_sec = n as f64 / report.seconds.max(1e-9);
     failing.sort();
     if let Some(&(_, s, _)) = failing.first() {
-        report.shortest_failing = shrink::shrink(s, &schedule::generate(s));
+        report.shortest_failing = shrink::shrink(s, &draws.generate(s));
     }
     report
 }

@@ -80,6 +80,31 @@ pub enum FaultKind {
     /// A config reload on this daemon removes `node` from `remote_conns`; a second reload at
     /// the fault's end adds it back.
     Reload { daemon: usize, node: usize },
+    /// A zone split: every link between a host in `side` and a host outside it fails both ways
+    /// (probes, observer fetches and the WAL stream).
+    Zone { side: Vec<usize>, cut: Cut },
+    /// Directed (daemon host, node) pairs: the daemon's connections to that node's PostgreSQL
+    /// fail, while the WAL stream and the observer fetches between the hosts still flow.
+    DbLinks { pairs: Vec<(usize, usize)>, cut: Cut },
+    /// This daemon's fence command exits 0 and stops nothing while the fault lasts.
+    FenceNoop(usize),
+    /// A supervisor restarts this node, as what it was (a primary stays one), about 1 s after
+    /// the first fence that stops it while the fault lasts.
+    Revive(usize),
+    /// The whole host stops (SIGSTOP of its daemon and of its PostgreSQL, a paused VM) for the
+    /// fault's duration, then resumes.
+    HostFreeze(usize),
+    /// This node's clock (its `now()`, so `db_time` and its commit timestamps) is off by `by`
+    /// microseconds from the daemons' clocks while the fault lasts.
+    DbSkew { node: usize, by: i64 },
+    /// This node daemon starts without `fence_command`; a reload at the fault's start turns it
+    /// on (and it stays on).
+    FenceOn(usize),
+    /// A failover command this daemon starts while the fault lasts times out
+    /// (`failover_command_timeout`, reported failed) while the promotion it began lands
+    /// 0.2-10 s after that; until it lands, the daemon's probes of its own node time out too
+    /// (an overloaded host).
+    FailoverLate(usize),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,6 +146,29 @@ pub struct Policy {
     pub cap: u64,
 }
 
+/// Whom the node daemons list as their observers (`layout=` in the text form).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Layout {
+    /// docs/safety.md's mesh: every node's daemon lists the other nodes' daemons and every
+    /// dedicated observer (`observers=` of them; 0 is the bare mesh).
+    Mesh,
+    /// Node daemons list the dedicated observers only (`allow_fragile_lease` set).
+    Dedicated,
+    /// Dedicated observers only, and each node daemon `i` leaves out observer `i % observers`
+    /// (with 3 or more observers): different voter lists on purpose (`allow_fragile_lease`).
+    Uneven,
+}
+
+/// Which invariants apply (`rules=` in the text form).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Rules {
+    /// The rules of the classic draws.
+    Classic,
+    /// Also the one-authority invariants of issue 18: no needless fence, and no acknowledged
+    /// write lost to a split brain.
+    Authority,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Schedule {
     pub profile: Profile,
@@ -132,11 +180,51 @@ pub struct Schedule {
     pub intent: Intent,
     pub end: Us,
     pub faults: Vec<Fault>,
+    pub layout: Layout,
+    pub rules: Rules,
+    /// Every promotion goes from the node's timeline n to n + 1 (`tl=equal`), as PostgreSQL
+    /// does, instead of a globally unique timeline: two promotions from the same timeline give
+    /// equal timelines.
+    pub equal_timelines: bool,
+    /// Promotions take 4.5-5.5 s (`promote=slow`: a trigger file polled every 5 s), not
+    /// 0.1-1 s.
+    pub slow_promote: bool,
+    /// The default profile with `fence_command` on every node daemon and `fence_timeout`
+    /// derived (`fence=1`); the fast profile always fences.
+    pub fence_defaults: bool,
+    /// `failover_command_timeout` in seconds, when set (`fct=`); else the default (120 s).
+    pub failover_timeout: Option<Us>,
 }
 
 impl Schedule {
     pub fn daemons(&self) -> usize {
         self.nodes + self.observers
+    }
+
+    /// The node daemons run a fence command (from the start, or after a `fenceon` reload).
+    pub fn fencing(&self) -> bool {
+        self.profile == Profile::Fast || self.fence_defaults
+    }
+
+    /// A schedule with the classic defaults of the new header keys.
+    pub fn classic(profile: Profile, nodes: usize, observers: usize) -> Schedule {
+        Schedule {
+            profile,
+            nodes,
+            observers,
+            never_promote: None,
+            autofollow: true,
+            policy: None,
+            intent: Intent::Chaos,
+            end: 0,
+            faults: Vec::new(),
+            layout: Layout::Mesh,
+            rules: Rules::Classic,
+            equal_timelines: false,
+            slow_promote: false,
+            fence_defaults: false,
+            failover_timeout: None,
+        }
     }
 
     /// How much longer everything takes in this profile than in the fast one.
@@ -210,15 +298,10 @@ pub fn generate(seed: u64) -> Schedule {
     let w = warmup(profile);
     let ms = |v: u64| v * MS * k;
     let mut s = Schedule {
-        profile,
-        nodes,
-        observers,
         never_promote,
         autofollow,
-        policy: None,
         intent,
-        end: 0,
-        faults: Vec::new(),
+        ..Schedule::classic(profile, nodes, observers)
     };
     match intent {
         Intent::Liveness => {
@@ -303,6 +386,213 @@ pub fn generate(seed: u64) -> Schedule {
         });
     }
     s
+}
+
+/// Which generator a campaign draws its schedules from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Draws {
+    /// [`generate`]: the draws CI's campaign has always run (their seeds keep their schedules).
+    Classic,
+    /// [`generate_authority`]: issue 18's draws, checked with [`Rules::Authority`].
+    Authority,
+}
+
+impl Draws {
+    pub fn generate(self, seed: u64) -> Schedule {
+        match self {
+            Draws::Classic => generate(seed),
+            Draws::Authority => generate_authority(seed),
+        }
+    }
+}
+
+/// The node daemons' voters for the fence and the promotion (issue 18, one authority): every
+/// observer of its config, plus itself when it lists a daemon for every other node.
+pub fn voters(s: &Schedule, d: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..s.daemons()).filter(|o| *o != d && lists(s, d, *o)).collect();
+    if (0..s.nodes).all(|o| o == d || v.contains(&o)) {
+        v.push(d);
+        v.sort_unstable();
+    }
+    v
+}
+
+/// Whether node daemon `d`'s config lists daemon `o` as an observer.
+pub fn lists(s: &Schedule, d: usize, o: usize) -> bool {
+    if o == d || d >= s.nodes {
+        return false;
+    }
+    match s.layout {
+        Layout::Mesh => true,
+        Layout::Dedicated => o >= s.nodes,
+        Layout::Uneven => o >= s.nodes && (s.observers < 3 || o - s.nodes != d % s.observers),
+    }
+}
+
+/// Issue 18's draws: dedicated-observer layouts (up to 5 nodes and 5 observers, uneven voter
+/// lists), the mesh with 0-5 extra observers, zone splits, cuts of the daemons' links to a
+/// PostgreSQL while the WAL stream flows, fences that exit 0 and do nothing, a supervisor that
+/// restarts a fenced node, equal timelines, whole-host freezes, 5 s promotions, db_time skew,
+/// reloads that turn fencing on, the default profile with a fence command, and
+/// `failover_command_timeout` short enough to matter.
+pub fn generate_authority(seed: u64) -> Schedule {
+    let mut r = Rng::new(seed);
+    let profile = if r.chance(75) { Profile::Fast } else { Profile::Defaults };
+    let k = scale(profile);
+    let layout = match r.below(3) {
+        0 => Layout::Mesh,
+        1 => Layout::Dedicated,
+        _ => Layout::Uneven,
+    };
+    let nodes = 2 + r.index(4);
+    let observers = match layout {
+        Layout::Mesh => r.index(6),
+        _ => 1 + r.index(5),
+    };
+    let mut s = Schedule {
+        layout,
+        rules: Rules::Authority,
+        never_promote: r.chance(10).then(|| 1 + r.index(nodes - 1)),
+        autofollow: r.chance(70),
+        equal_timelines: r.chance(40),
+        slow_promote: r.chance(30),
+        fence_defaults: profile == Profile::Defaults && r.chance(70),
+        failover_timeout: r.chance(30).then(|| r.range(2, 10) * SEC * k),
+        ..Schedule::classic(profile, nodes, observers)
+    };
+    let w = warmup(profile);
+    let ms = |v: u64| v * MS * k;
+    let roll = r.below(100);
+    s.intent = if roll < 20 {
+        Intent::Liveness
+    } else if roll < 30 && profile == Profile::Fast {
+        Intent::Blip
+    } else {
+        Intent::Chaos
+    };
+    match s.intent {
+        Intent::Liveness => {
+            let at = settled(profile) + ms(r.range(0, 1000));
+            let cut = if r.chance(50) { Cut::Refuse } else { Cut::Blackhole };
+            let kind = match r.below(4) {
+                0 => FaultKind::KillNode(0),
+                1 => FaultKind::FreezeNode(0),
+                2 => FaultKind::HostFreeze(0),
+                _ => FaultKind::Isolate { host: 0, cut },
+            };
+            let host_cut = matches!(kind, FaultKind::Isolate { .. } | FaultKind::HostFreeze(_));
+            let lag_window = host_cut && layout == Layout::Mesh && nodes - 1 + observers < 3;
+            let span = liveness_span(profile, lag_window) + if s.slow_promote { 5 * SEC } else { 0 };
+            // past the end: the lost primary does not come back within the run
+            let dur = if matches!(kind, FaultKind::KillNode(_)) {
+                0
+            } else {
+                span + SEC
+            };
+            s.faults.push(Fault { at, dur, kind });
+            s.end = at + span;
+        }
+        Intent::Blip => {
+            let at = settled(profile) + ms(r.range(0, 1000));
+            let cut = if r.chance(50) { Cut::Refuse } else { Cut::Blackhole };
+            let dur = ms(r.range(100, 3000));
+            s.faults.push(Fault {
+                at,
+                dur,
+                kind: FaultKind::Isolate { host: 0, cut },
+            });
+            s.end = at + dur + 8 * SEC;
+        }
+        Intent::Chaos => {
+            let n = 1 + r.index(4);
+            let mut last = w + 18 * SEC * k;
+            for _ in 0..n {
+                let at = w + ms(r.range(0, 10_000));
+                let mut dur = ms(r.range(200, 8000));
+                let kind = if r.chance(70) {
+                    authority_fault(&mut r, &s, k, &mut dur)
+                } else {
+                    chaos_fault(&mut r, &s, k)
+                };
+                let dur = if matches!(kind, FaultKind::KillNode(_) | FaultKind::FenceOn(_)) {
+                    0
+                } else {
+                    dur
+                };
+                last = last.max(at + dur + 6 * SEC * k);
+                s.faults.push(Fault { at, dur, kind });
+            }
+            s.faults.sort_by_key(|f| f.at);
+            s.end = last;
+        }
+    }
+    if r.chance(30) {
+        let caps: &[u64] = if s.intent == Intent::Chaos {
+            &[4 << 10, 64 << 10, 1 << 20]
+        } else {
+            &[64 << 10, 1 << 20]
+        };
+        s.policy = Some(Policy {
+            preferred: 1 + r.index(nodes - 1),
+            cap: caps[r.index(caps.len())],
+        });
+    }
+    s
+}
+
+/// One fault of issue 18's kinds; may lengthen `dur` (a cut of 12-22 s).
+fn authority_fault(r: &mut Rng, s: &Schedule, k: Us, dur: &mut Us) -> FaultKind {
+    let hosts = s.daemons();
+    // the primary is the usual target: pg0 until something promoted
+    let node = if r.chance(60) { 0 } else { r.index(s.nodes) };
+    let daemon = r.index(hosts);
+    let cut = if r.chance(50) { Cut::Refuse } else { Cut::Blackhole };
+    let signed = |r: &mut Rng, lo: u64, hi: u64| {
+        let by = (r.range(lo, hi) * MS) as i64;
+        if r.chance(50) {
+            by
+        } else {
+            -by
+        }
+    };
+    match r.below(12) {
+        0 | 1 => {
+            let mut side: Vec<usize> = (0..hosts).filter(|_| r.chance(50)).collect();
+            if side.is_empty() || side.len() == hosts {
+                side = vec![daemon];
+            }
+            FaultKind::Zone { side, cut }
+        }
+        2 | 3 => {
+            // the other daemons' links to this node's PostgreSQL (all of them, or some), while
+            // its WAL stream flows
+            let mut pairs: Vec<(usize, usize)> = (0..hosts).filter(|h| *h != node).map(|h| (h, node)).collect();
+            if r.chance(50) {
+                let keep: Vec<(usize, usize)> = pairs.iter().copied().filter(|_| r.chance(50)).collect();
+                if !keep.is_empty() {
+                    pairs = keep;
+                }
+            }
+            if r.chance(40) {
+                *dur = r.range(12_000, 22_000) * MS * k;
+            }
+            FaultKind::DbLinks { pairs, cut }
+        }
+        4 => FaultKind::FenceNoop(node),
+        5 => FaultKind::Revive(node),
+        6 => FaultKind::HostFreeze(daemon),
+        7 => FaultKind::DbSkew {
+            node,
+            by: signed(r, 1000, 10_000),
+        },
+        8 if s.fencing() => FaultKind::FenceOn(r.index(s.nodes)),
+        9 => FaultKind::FailoverLate(r.index(s.nodes)),
+        10 => FaultKind::ClockSkew {
+            daemon,
+            by: signed(r, 4000, 6000),
+        },
+        _ => FaultKind::RestartDaemon(daemon),
+    }
 }
 
 fn chaos_fault(r: &mut Rng, s: &Schedule, k: Us) -> FaultKind {
@@ -414,6 +704,23 @@ impl fmt::Display for Fault {
             }
             FaultKind::ForeignObserver { daemon, primary } => write!(f, "foreign:{daemon}={primary}")?,
             FaultKind::Reload { daemon, node } => write!(f, "reload:{daemon}-{node}")?,
+            FaultKind::Zone { side, cut } => {
+                let side: Vec<String> = side.iter().map(|h| h.to_string()).collect();
+                write!(f, "zone:{}:{}", side.join(","), cut_name(*cut))?
+            }
+            FaultKind::DbLinks { pairs, cut } => {
+                let p: Vec<String> = pairs.iter().map(|(a, b)| format!("{a}>{b}")).collect();
+                write!(f, "dblinks:{}:{}", p.join(","), cut_name(*cut))?
+            }
+            FaultKind::FenceNoop(d) => write!(f, "xnoop:{d}")?,
+            FaultKind::Revive(n) => write!(f, "revive:{n}")?,
+            FaultKind::HostFreeze(h) => write!(f, "hfreeze:{h}")?,
+            FaultKind::DbSkew { node, by } => {
+                let sign = if *by < 0 { '-' } else { '+' };
+                write!(f, "dbskew:{node}={sign}{}", t(by.unsigned_abs()))?
+            }
+            FaultKind::FenceOn(d) => write!(f, "fenceon:{d}")?,
+            FaultKind::FailoverLate(d) => write!(f, "flate:{d}")?,
         }
         write!(f, "@{}+{}", t(self.at), t(self.dur))
     }
@@ -441,6 +748,28 @@ impl fmt::Display for Schedule {
         )?;
         if let Some(p) = self.policy {
             write!(f, " policy={}:{}", p.preferred, p.cap)?;
+        }
+        // the keys of issue 18's draws, written only when they differ from the classic defaults
+        // (so classic schedules keep their text)
+        match self.layout {
+            Layout::Mesh => {}
+            Layout::Dedicated => write!(f, " layout=dedicated")?,
+            Layout::Uneven => write!(f, " layout=uneven")?,
+        }
+        if self.rules == Rules::Authority {
+            write!(f, " rules=authority")?;
+        }
+        if self.equal_timelines {
+            write!(f, " tl=equal")?;
+        }
+        if self.slow_promote {
+            write!(f, " promote=slow")?;
+        }
+        if self.fence_defaults {
+            write!(f, " fence=1")?;
+        }
+        if let Some(x) = self.failover_timeout {
+            write!(f, " fct={}", t(x))?;
         }
         write!(f, " |")?;
         for fault in &self.faults {
@@ -474,6 +803,24 @@ fn parse_cut(s: &str) -> Result<Cut, String> {
     }
 }
 
+fn parse_signed(by: &str) -> Result<i64, String> {
+    let (sign, rest) = match by.split_at_checked(1) {
+        Some(("+", rest)) => (1, rest),
+        Some(("-", rest)) => (-1, rest),
+        _ => return Err(format!("skew {by:?}: +SECS or -SECS")),
+    };
+    Ok(sign * i64::try_from(parse_t(rest)?).map_err(|_| "skew too large")?)
+}
+
+fn parse_pairs(p: &str) -> Result<Vec<(usize, usize)>, String> {
+    let mut pairs = Vec::new();
+    for pair in p.split(',') {
+        let (a, b) = pair.split_once('>').ok_or_else(|| format!("bad pair {pair:?}"))?;
+        pairs.push((parse_n(a)?, parse_n(b)?));
+    }
+    Ok(pairs)
+}
+
 fn parse_fault(s: &str) -> Result<Fault, String> {
     let (what, when) = s
         .split_once('@')
@@ -504,14 +851,9 @@ fn parse_fault(s: &str) -> Result<Fault, String> {
         }
         "skew" => {
             let (d, by) = args.split_once('=').ok_or("skew:DAEMON=+SECS or -SECS")?;
-            let (sign, by) = match by.split_at_checked(1) {
-                Some(("+", rest)) => (1, rest),
-                Some(("-", rest)) => (-1, rest),
-                _ => return Err(format!("skew {by:?}: +SECS or -SECS")),
-            };
             FaultKind::ClockSkew {
                 daemon: parse_n(d)?,
-                by: sign * i64::try_from(parse_t(by)?).map_err(|_| "skew too large")?,
+                by: parse_signed(by)?,
             }
         }
         "foreign" => {
@@ -528,6 +870,32 @@ fn parse_fault(s: &str) -> Result<Fault, String> {
                 node: parse_n(n)?,
             }
         }
+        "xnoop" => FaultKind::FenceNoop(parse_n(args)?),
+        "revive" => FaultKind::Revive(parse_n(args)?),
+        "hfreeze" => FaultKind::HostFreeze(parse_n(args)?),
+        "fenceon" => FaultKind::FenceOn(parse_n(args)?),
+        "flate" => FaultKind::FailoverLate(parse_n(args)?),
+        "dbskew" => {
+            let (n, by) = args.split_once('=').ok_or("dbskew:NODE=+SECS or -SECS")?;
+            FaultKind::DbSkew {
+                node: parse_n(n)?,
+                by: parse_signed(by)?,
+            }
+        }
+        "zone" => {
+            let (side, c) = args.split_once(':').ok_or("zone:H,H,...:CUT")?;
+            FaultKind::Zone {
+                side: side.split(',').map(parse_n).collect::<Result<_, _>>()?,
+                cut: parse_cut(c)?,
+            }
+        }
+        "dblinks" => {
+            let (p, c) = args.split_once(':').ok_or("dblinks:A>B,...:CUT")?;
+            FaultKind::DbLinks {
+                pairs: parse_pairs(p)?,
+                cut: parse_cut(c)?,
+            }
+        }
         "isolate" => {
             let (h, c) = args.split_once(':').ok_or("isolate:HOST:CUT")?;
             FaultKind::Isolate {
@@ -537,11 +905,7 @@ fn parse_fault(s: &str) -> Result<Fault, String> {
         }
         "links" => {
             let (p, how) = args.split_once(':').ok_or("links:A>B,...:HOW")?;
-            let mut pairs = Vec::new();
-            for pair in p.split(',') {
-                let (a, b) = pair.split_once('>').ok_or_else(|| format!("bad pair {pair:?}"))?;
-                pairs.push((parse_n(a)?, parse_n(b)?));
-            }
+            let pairs = parse_pairs(p)?;
             let how = if let Some(d) = how.strip_prefix("delay=") {
                 LinkFault::Delay(parse_t(d)?)
             } else if let Some(rest) = how.strip_prefix("flap-") {
@@ -574,17 +938,7 @@ impl Schedule {
             Some("defaults") => Profile::Defaults,
             other => return Err(format!("bad profile {other:?} (fast or defaults)")),
         };
-        let mut sched = Schedule {
-            profile,
-            nodes: 3,
-            observers: 1,
-            never_promote: None,
-            autofollow: true,
-            policy: None,
-            intent: Intent::Chaos,
-            end: 0,
-            faults: Vec::new(),
-        };
+        let mut sched = Schedule::classic(profile, 3, 1);
         for w in words {
             let (k, v) = w.split_once('=').ok_or_else(|| format!("bad header word {w:?}"))?;
             match k {
@@ -611,6 +965,37 @@ impl Schedule {
                     }
                 }
                 "end" => sched.end = parse_t(v)?,
+                "layout" => {
+                    sched.layout = match v {
+                        "mesh" => Layout::Mesh,
+                        "dedicated" => Layout::Dedicated,
+                        "uneven" => Layout::Uneven,
+                        _ => return Err(format!("bad layout {v:?} (mesh, dedicated or uneven)")),
+                    }
+                }
+                "rules" => {
+                    sched.rules = match v {
+                        "classic" => Rules::Classic,
+                        "authority" => Rules::Authority,
+                        _ => return Err(format!("bad rules {v:?} (classic or authority)")),
+                    }
+                }
+                "tl" => {
+                    sched.equal_timelines = match v {
+                        "equal" => true,
+                        "unique" => false,
+                        _ => return Err(format!("bad tl {v:?} (equal or unique)")),
+                    }
+                }
+                "promote" => {
+                    sched.slow_promote = match v {
+                        "slow" => true,
+                        "fast" => false,
+                        _ => return Err(format!("bad promote {v:?} (slow or fast)")),
+                    }
+                }
+                "fence" => sched.fence_defaults = v == "1",
+                "fct" => sched.failover_timeout = Some(parse_t(v)?),
                 _ => return Err(format!("unknown header key {k:?}")),
             }
         }
@@ -647,6 +1032,14 @@ impl Schedule {
                 FaultKind::ForeignObserver { daemon, primary } => host_ok(*daemon) && node_ok(*primary),
                 // a daemon's own node stays in its config (the config check requires it)
                 FaultKind::Reload { daemon, node } => host_ok(*daemon) && node_ok(*node) && daemon != node,
+                FaultKind::Zone { side, .. } => !side.is_empty() && side.iter().all(|h| host_ok(*h)),
+                FaultKind::DbLinks { pairs, .. } => pairs.iter().all(|(a, b)| host_ok(*a) && node_ok(*b)),
+                FaultKind::FenceNoop(d)
+                | FaultKind::Revive(d)
+                | FaultKind::FenceOn(d)
+                | FaultKind::FailoverLate(d)
+                | FaultKind::DbSkew { node: d, .. } => node_ok(*d),
+                FaultKind::HostFreeze(h) => host_ok(*h),
             };
             if !ok {
                 return Err(format!("fault {f} names a node or host the cluster does not have"));
@@ -673,6 +1066,33 @@ mod tests {
             let text = s.to_string();
             assert_eq!(Schedule::parse(&text), Ok(s), "{text}");
         }
+    }
+
+    #[test]
+    fn authority_text_form_round_trips_and_old_strings_still_parse() {
+        for seed in 0..500 {
+            let s = generate_authority(seed);
+            let text = s.to_string();
+            assert_eq!(Schedule::parse(&text), Ok(s), "{text}");
+        }
+        let old = "fast nodes=3 observers=1 never=- follow=1 intent=chaos end=14.686 | restart:2@5.430+7.497 isolate:0:refuse@10.411+4.205 reload:2-0@12.681+1.629";
+        let s = Schedule::parse(old).expect("parses");
+        assert_eq!(
+            (s.layout, s.rules, s.equal_timelines),
+            (Layout::Mesh, Rules::Classic, false)
+        );
+        assert_eq!(s.to_string(), old);
+    }
+
+    #[test]
+    fn voters_follow_the_layout() {
+        let mut s = Schedule::classic(Profile::Fast, 3, 1);
+        assert_eq!(voters(&s, 0), vec![0, 1, 2, 3]);
+        s.layout = Layout::Dedicated;
+        s.observers = 3;
+        assert_eq!(voters(&s, 1), vec![3, 4, 5]);
+        s.layout = Layout::Uneven;
+        assert_eq!(voters(&s, 1), vec![3, 5]);
     }
 
     #[test]

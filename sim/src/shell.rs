@@ -10,7 +10,7 @@
 //! Owns a daemon's config (built through `Config::from_value`, so validation runs), its
 //! [`Memory`], and its poller state. The event loop ([`crate::world`]) drives it.
 
-use crate::schedule::{Profile, Schedule};
+use crate::schedule::{lists, voters, FaultKind, Layout, Profile, Schedule};
 use crate::Us;
 use pglookout::act::running::Running;
 use pglookout::config::Config;
@@ -66,6 +66,8 @@ pub struct Daemon {
     pub config_version: u64,
     /// The node a reload has taken out of `remote_conns`, while one has.
     pub removed: Option<usize>,
+    /// Its config has `fence_command`.
+    pub fence_on: bool,
     pub memory: Memory,
     pub up: bool,
     /// Bumped at every (re)start: events of an earlier incarnation are ignored.
@@ -109,10 +111,16 @@ pub fn daemon_name(s: &Schedule, d: usize) -> String {
     }
 }
 
-/// The config document of daemon `d`: the mesh of docs/safety.md (every node's daemon lists the
-/// other nodes' daemons and the observers), the profile's timings, our command names; without
-/// node `removed` in `remote_conns` when a reload took it out.
-pub fn config_json(s: &Schedule, d: usize, removed: Option<usize>) -> Value {
+/// Whether node daemon `d` starts with `fence_command` (a `fenceon` fault turns it on later).
+pub fn fences_from_start(s: &Schedule, d: usize) -> bool {
+    d < s.nodes && s.fencing() && !s.faults.iter().any(|f| f.kind == FaultKind::FenceOn(d))
+}
+
+/// The config document of daemon `d`: its observers as the layout says (the mesh of
+/// docs/safety.md: every node's daemon lists the other nodes' daemons and the observers), the
+/// profile's timings, our command names; without node `removed` in `remote_conns` when a reload
+/// took it out; `fence_command` when `fence` (node daemons only).
+pub fn config_json(s: &Schedule, d: usize, removed: Option<usize>, fence: bool) -> Value {
     let mut conf = serde_json::Map::new();
     if s.profile == Profile::Fast {
         if let Ok(Value::Object(fast)) = serde_json::from_str::<Value>(FAST_PROFILE) {
@@ -133,7 +141,7 @@ pub fn config_json(s: &Schedule, d: usize, removed: Option<usize>) -> Value {
     if is_node {
         conf.insert("own_db".into(), json!(format!("pg{d}")));
         let observers: serde_json::Map<String, Value> = (0..s.daemons())
-            .filter(|o| *o != d)
+            .filter(|o| lists(s, d, *o))
             .map(|o| {
                 let name = daemon_name(s, o);
                 let url = json!(format!("http://{name}:15000"));
@@ -141,13 +149,21 @@ pub fn config_json(s: &Schedule, d: usize, removed: Option<usize>) -> Value {
             })
             .collect();
         conf.insert("observers".into(), Value::Object(observers));
-        if s.profile == Profile::Fast {
+        if fence {
             conf.insert("fence_command".into(), json!("sim-fence"));
+            // issue 18: a fragile lease (no daemon for some other node, or fewer than 3
+            // voters) is refused at load unless allowed
+            if s.layout != Layout::Mesh || voters(s, d).len() < 3 {
+                conf.insert("allow_fragile_lease".into(), json!(true));
+            }
         }
     } else {
         conf.insert("own_db".into(), json!(""));
     }
     conf.insert("failover_command".into(), json!("sim-promote"));
+    if let Some(t) = s.failover_timeout {
+        conf.insert("failover_command_timeout".into(), json!(crate::secs(t)));
+    }
     conf.insert("alert_file_dir".into(), json!("/sim/alerts"));
     conf.insert("json_state_file_path".into(), json!("/sim/state.json"));
     conf.insert("maintenance_mode_file".into(), json!("/sim/maintenance"));
@@ -179,8 +195,9 @@ impl Daemon {
     pub fn new(s: &Schedule, d: usize, mono_offset: f64, wall_offset: i64) -> Result<Daemon, String> {
         let name = daemon_name(s, d);
         let path = format!("/sim/{name}.json");
+        let fence_on = fences_from_start(s, d);
         let (config, _warnings) =
-            Config::from_value(Path::new(&path), &config_json(s, d, None)).map_err(|e| e.to_string())?;
+            Config::from_value(Path::new(&path), &config_json(s, d, None, fence_on)).map_err(|e| e.to_string())?;
         let mut targets: Vec<Target> = (0..s.nodes).map(Target::Node).collect();
         for o in 0..s.daemons() {
             let oname = daemon_name(s, o);
@@ -200,6 +217,7 @@ impl Daemon {
             config,
             config_version: 0,
             removed: None,
+            fence_on,
             memory: Memory::new(mono_offset),
             up: true,
             epoch: 0,
@@ -255,8 +273,8 @@ impl Daemon {
     /// config lacks stop, their nodes leave the snapshot; returns the workers to start at once.
     pub fn reload(&mut self, s: &Schedule, d: usize, t: Us, removed: Option<usize>) -> Result<Vec<usize>, String> {
         let path = format!("/sim/{}.json", self.name);
-        let (new, _warnings) =
-            Config::from_value(Path::new(&path), &config_json(s, d, removed)).map_err(|e| e.to_string())?;
+        let (new, _warnings) = Config::from_value(Path::new(&path), &config_json(s, d, removed, self.fence_on))
+            .map_err(|e| e.to_string())?;
         let now = self.mono(t);
         self.memory.config_reloaded(&self.config, &new, now);
         self.config = new;
@@ -361,8 +379,9 @@ mod tests {
 
     #[test]
     fn every_generated_config_passes_validation() {
-        for seed in 0..200 {
-            let s = generate(seed);
+        let classic = (0..200).map(generate);
+        let authority = (0..400).map(crate::schedule::generate_authority);
+        for (seed, s) in classic.chain(authority).enumerate() {
             for d in 0..s.daemons() {
                 let mut dm = match Daemon::new(&s, d, 1000.0, 0) {
                     Ok(dm) => dm,
@@ -372,6 +391,13 @@ mod tests {
                 for n in (0..s.nodes).filter(|n| *n != d) {
                     if let Err(e) = dm.reload(&s, d, 0, Some(n)) {
                         panic!("seed {seed} daemon {d} without pg{n}: {e}");
+                    }
+                }
+                // and every reload that turns fencing on
+                if d < s.nodes && !dm.fence_on {
+                    dm.fence_on = true;
+                    if let Err(e) = dm.reload(&s, d, 0, None) {
+                        panic!("seed {seed} daemon {d} with fencing turned on: {e}");
                     }
                 }
             }

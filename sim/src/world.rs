@@ -72,6 +72,16 @@ enum Ev {
         node: usize,
         d: usize,
         epoch: u64,
+        /// The command still runs and reports the result (not so when it timed out before).
+        report: bool,
+    },
+    /// A supervisor starts a fenced node again.
+    Revive {
+        node: usize,
+    },
+    /// A frozen host's PostgreSQL resumes (after its daemon's held events).
+    Resume {
+        host: usize,
     },
     FenceAct {
         node: usize,
@@ -143,6 +153,16 @@ pub struct World<'a> {
     pub waived: Option<String>,
     pub violation: Option<Violation>,
     pub events: u64,
+    /// Per host: frozen whole (daemon and PostgreSQL), and the daemon's events held meanwhile.
+    pub frozen_hosts: Vec<bool>,
+    held: Vec<Vec<Ev>>,
+    /// Per node: when a supervisor last started it again after a fence.
+    pub revived: Vec<Option<Us>>,
+    revive_used: Vec<bool>,
+    /// Per daemon: until when its probes of its own node time out (a late promotion runs).
+    late_until: Vec<Us>,
+    /// Acknowledged writes lost at the end: (split brain, asynchronous), when checked.
+    pub lost: Option<(u64, u64)>,
 }
 
 impl<'a> World<'a> {
@@ -161,7 +181,10 @@ impl<'a> World<'a> {
             seed,
             sched,
             now: 0,
-            cluster: Cluster::new(sched.nodes, epoch),
+            cluster: Cluster {
+                equal_timelines: sched.equal_timelines,
+                ..Cluster::new(sched.nodes, epoch)
+            },
             fence_pending: vec![None; sched.nodes],
             daemons,
             queue: BinaryHeap::new(),
@@ -176,6 +199,12 @@ impl<'a> World<'a> {
             waived: None,
             violation: None,
             events: 0,
+            frozen_hosts: vec![false; sched.daemons()],
+            held: vec![Vec::new(); sched.daemons()],
+            revived: vec![None; sched.nodes],
+            revive_used: vec![false; sched.nodes],
+            late_until: vec![0; sched.daemons()],
+            lost: None,
         })
     }
 
@@ -234,12 +263,48 @@ impl<'a> World<'a> {
         self.violation = check::at_end(self);
     }
 
-    fn handle(&mut self, ev: Ev) {
+    /// The host whose (frozen) processes an event belongs to.
+    fn host_of(ev: &Ev) -> Option<usize> {
         match ev {
+            Ev::WorkerTick { d, .. }
+            | Ev::ProbeEnd { d, .. }
+            | Ev::Publish { d, .. }
+            | Ev::Check { d, .. }
+            | Ev::Done { d, .. } => Some(*d),
+            Ev::PromoteEnd { node, .. } | Ev::FenceAct { node, .. } | Ev::FollowEnd { node, .. } => Some(*node),
+            _ => None,
+        }
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        if let Some(h) = Self::host_of(&ev).filter(|h| self.frozen_hosts[*h]) {
+            self.held[h].push(ev);
+            return;
+        }
+        match ev {
+            Ev::Revive { node } => {
+                if self.cluster.nodes[node].proc == Proc::Fenced {
+                    self.cluster.set_proc(node, Proc::Running, self.now);
+                    self.revived[node] = Some(self.now);
+                    let role = if self.cluster.nodes[node].role == Role::Primary {
+                        "a primary"
+                    } else {
+                        "a standby"
+                    };
+                    self.note(format!("pg{node} started again by its supervisor, as {role}"));
+                }
+            }
+            Ev::Resume { host } => {
+                if host < self.cluster.nodes.len() && self.cluster.nodes[host].proc == Proc::Frozen {
+                    let now = self.now;
+                    self.cluster.set_proc(host, Proc::Running, now);
+                }
+            }
             Ev::Repl => {
                 for n in 0..self.cluster.nodes.len() {
                     let bytes = self.rand(100, 2000);
-                    self.cluster.write(n, self.now, bytes);
+                    let fencing = self.fence_pending[n].is_some();
+                    self.cluster.write(n, self.now, bytes, fencing);
                 }
                 let (faults, now) = (&self.sched.faults, self.now);
                 self.cluster.replicate(now, |s, p| {
@@ -295,7 +360,7 @@ impl<'a> World<'a> {
                     self.command_done(d, cmd, ok);
                 }
             }
-            Ev::PromoteEnd { node, d, epoch } => {
+            Ev::PromoteEnd { node, d, epoch, report } => {
                 let ok = self.cluster.finish_promotion(node, self.now);
                 if ok {
                     self.promotions.push((self.now, node));
@@ -303,6 +368,9 @@ impl<'a> World<'a> {
                     self.note(format!("pg{node} promoted: primary on timeline {tl}"));
                 } else {
                     self.note(format!("pg{node}: promotion failed (the node is down)"));
+                }
+                if !report {
+                    return;
                 }
                 let t = self.now + 10 * MS;
                 self.at(
@@ -321,6 +389,11 @@ impl<'a> World<'a> {
                 }
                 self.fence_pending[node] = None;
                 self.note(format!("pg{node} fenced (stopped)"));
+                if !self.revive_used[node] && self.fault_active(|k| *k == FaultKind::Revive(node)) {
+                    self.revive_used[node] = true;
+                    let t = self.now + self.rand(800 * MS, 1200 * MS);
+                    self.at(t, Ev::Revive { node });
+                }
                 let t = self.now;
                 self.at(
                     t,
@@ -393,6 +466,29 @@ impl<'a> World<'a> {
                 self.daemons[*daemon].wall_offset += if start { *by } else { -by };
             }
             (FaultKind::Reload { daemon, node }, start) => self.reload(*daemon, start.then_some(*node)),
+            (FaultKind::FenceOn(d), true) => {
+                self.daemons[*d].fence_on = true;
+                let removed = self.daemons[*d].removed;
+                self.reload(*d, removed);
+            }
+            (FaultKind::DbSkew { node, by }, start) => {
+                self.cluster.skew[*node] += if start { *by } else { -by };
+            }
+            (FaultKind::HostFreeze(h), true) => {
+                self.frozen_hosts[*h] = true;
+                if *h < self.sched.nodes && self.cluster.nodes[*h].proc == Proc::Running {
+                    self.cluster.set_proc(*h, Proc::Frozen, now);
+                }
+            }
+            (FaultKind::HostFreeze(h), false) => {
+                // the daemon's held events first (at the same instant), then its PostgreSQL
+                let h = *h;
+                self.frozen_hosts[h] = false;
+                for ev in std::mem::take(&mut self.held[h]) {
+                    self.at(now, ev);
+                }
+                self.at(now, Ev::Resume { host: h });
+            }
             (FaultKind::SlowStandby { node, lag }, true) => self.cluster.nodes[*node].lag = *lag,
             (FaultKind::SlowStandby { node, .. }, false) => {
                 self.cluster.nodes[*node].lag = crate::cluster::BASE_LAG;
@@ -406,10 +502,14 @@ impl<'a> World<'a> {
     fn reload(&mut self, d: usize, removed: Option<usize>) {
         let now = self.now;
         let sched = self.sched;
+        let fenced_before = self.daemons[d].config.fence_command.is_some();
         match self.daemons[d].reload(sched, d, now, removed) {
             Ok(start) => {
                 let who = self.daemons[d].name.clone();
-                let what = removed.map_or("back to every node".to_string(), |n| format!("without pg{n}"));
+                let mut what = removed.map_or("back to every node".to_string(), |n| format!("without pg{n}"));
+                if !fenced_before && self.daemons[d].config.fence_command.is_some() {
+                    what.push_str(", fencing on");
+                }
                 self.note(format!("{who}: config reloaded, {what}"));
                 if !self.daemons[d].up {
                     return;
@@ -452,10 +552,11 @@ impl<'a> World<'a> {
     fn start_probe(&mut self, d: usize, w: usize) {
         let now = self.now;
         let latency = self.rand(300, 3000);
-        let observer_up = match &self.daemons[d].targets[w] {
-            Target::Observer(o, _) => self.daemons[*o].up,
-            Target::Node(_) => false,
+        let (observer_up, observer_frozen) = match &self.daemons[d].targets[w] {
+            Target::Observer(o, _) => (self.daemons[*o].up, self.frozen_hosts[*o]),
+            Target::Node(_) => (false, false),
         };
+        let late = self.late_until[d] > now;
         let dm = &mut self.daemons[d];
         let worker = &mut dm.workers[w];
         worker.busy = true;
@@ -465,14 +566,20 @@ impl<'a> World<'a> {
         let fetch_time = self.cluster.wall(now, dm.wall_offset);
         let deadline = us(dm.config.db_poll_timeout);
         let epoch = dm.epoch;
-        let (to, answers, hangs) = match &dm.targets[w] {
+        let (to, answers, hangs, db) = match &dm.targets[w] {
             Target::Node(n) => {
                 let p = self.cluster.nodes[*n].proc;
-                (*n, p == Proc::Running, p == Proc::Frozen)
+                // an overloaded host (flate): our probes of our own node time out too
+                (*n, p == Proc::Running, p == Proc::Frozen || (late && *n == d), true)
             }
-            Target::Observer(o, _) => (*o, observer_up, false),
+            Target::Observer(o, _) => (*o, observer_up, observer_frozen, false),
         };
-        let (after, ok) = match net::link(&self.sched.faults, d, to, now) {
+        let link = if db {
+            net::db_link(&self.sched.faults, d, to, now)
+        } else {
+            net::link(&self.sched.faults, d, to, now)
+        };
+        let (after, ok) = match link {
             Link::Refuse => (latency, false),
             Link::Blackhole => (deadline, false),
             Link::Delay(x) if x + latency >= deadline => (deadline, false),
@@ -505,7 +612,8 @@ impl<'a> World<'a> {
                     let fields = self.cluster.fields(n, now);
                     // the poller's txid_current() heartbeat on a primary is a commit
                     if !fields.pg_is_in_recovery {
-                        self.cluster.write(n, now, 100);
+                        let fencing = self.fence_pending[n].is_some();
+                        self.cluster.write(n, now, 100, fencing);
                     }
                     Some(fields)
                 } else {
@@ -526,7 +634,7 @@ impl<'a> World<'a> {
                 }
             }
             Target::Observer(o, name) => {
-                let result = if ok && self.daemons[o].up {
+                let result = if ok && self.daemons[o].up && !self.frozen_hosts[o] {
                     self.observer_answer(d, o, fetch_time)
                 } else {
                     Err(ObserverError::Request("no answer".into()))
@@ -740,17 +848,23 @@ impl<'a> World<'a> {
                 let epoch = dm.epoch;
                 self.note(format!("{who}: runs fence_command: {reason}"));
                 self.fences.push((self.now, d));
+                if let Some(v) = check::at_fence(self, d) {
+                    self.violation = Some(v);
+                    return;
+                }
                 let fails = self.fault_active(|k| *k == FaultKind::FenceFails(d));
                 let hangs = self.fault_active(|k| *k == FaultKind::FenceHangs(d));
-                if fails || hangs {
+                let noop = self.fault_active(|k| *k == FaultKind::FenceNoop(d));
+                if fails || hangs || noop {
                     // stops nothing (exits 1, or hangs until killed): docs/safety.md assumes a
                     // working fence
                     // (a frozen primary counts: it takes writes again when it resumes)
                     let node = &self.cluster.nodes[d];
                     let may_write = node.role == Role::Primary && !matches!(node.proc, Proc::Dead | Proc::Fenced);
                     if may_write && self.waived.is_none() {
+                        let how = if noop { "exited 0 and stopped nothing" } else { "failed" };
                         self.waived = Some(format!(
-                            "pg{d}'s fence command failed at {:.3} s while pg{d} was a primary (docs/safety.md assumes the fence works)",
+                            "pg{d}'s fence command {how} at {:.3} s while pg{d} was a primary (docs/safety.md assumes the fence works)",
                             crate::secs(self.now)
                         ));
                     }
@@ -765,7 +879,7 @@ impl<'a> World<'a> {
                             d,
                             epoch,
                             cmd: Cmd::Fence,
-                            ok: false,
+                            ok: noop,
                         },
                     );
                     return;
@@ -816,8 +930,38 @@ impl<'a> World<'a> {
         }
         self.cluster.nodes[d].role = Role::Promoting;
         self.note(format!("pg{d} promoting"));
-        let t = now + self.rand(100 * MS, 1000 * MS);
-        self.at(t, Ev::PromoteEnd { node: d, d, epoch });
+        let took = if self.sched.slow_promote {
+            self.rand(4500 * MS, 5500 * MS)
+        } else {
+            self.rand(100 * MS, 1000 * MS)
+        };
+        if self.fault_active(|k| *k == FaultKind::FailoverLate(d)) {
+            // the command is killed at its timeout and reported failed; the promotion it began
+            // lands later
+            let timeout = us(self.daemons[d].config.failover_command_timeout);
+            self.at(now + timeout, done(false));
+            let t = now + timeout.max(took) + self.rand(200 * MS, 10_000 * MS);
+            self.late_until[d] = t;
+            self.at(
+                t,
+                Ev::PromoteEnd {
+                    node: d,
+                    d,
+                    epoch,
+                    report: false,
+                },
+            );
+            return;
+        }
+        self.at(
+            now + took,
+            Ev::PromoteEnd {
+                node: d,
+                d,
+                epoch,
+                report: true,
+            },
+        );
     }
 
     fn start_follow(&mut self, d: usize, master: &str) {
