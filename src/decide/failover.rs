@@ -347,13 +347,18 @@ impl Memory {
         if new.remote_conns != old.remote_conns {
             self.nodes_changed(mono_now);
         }
-        // The lease and the failover timeout count over one voter set: a reload that turns
-        // fencing on or changes the voters starts both clocks afresh (a lease counted from a
-        // start days ago would fence a healthy primary at once; issue 18, finding 6).
+        // A standby's failover timeout counts over one voter set: a reload that turns fencing
+        // on or changes the voters starts it afresh (only later, never earlier, so safe). The
+        // lease is not restarted: it counts from the last time the voters vouched, which is
+        // kept while fencing is off (issue 18, finding 6; restarting it let a primary whose
+        // daemon turned fencing on late outlive the lease its standbys counted on, found by
+        // the simulator), or from the reload if they never did since the start.
         let fencing_on = new.fence_command.is_some() && old.fence_command.is_none();
         if fencing_on || super::voters::names(new) != super::voters::names(old) {
-            self.fence.lease_from = Some(mono_now);
             self.master_gone_since = None;
+            // never vouched for since the start (no voters before, say): the new voters get a
+            // fence_timeout to answer
+            self.fence.vouched_at.get_or_insert(mono_now);
         }
     }
 

@@ -24,13 +24,12 @@ const FENCE_RETRY_MAX_SECS: f64 = 60.0;
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct FenceMemory {
     /// `mono` of the last lease renewal (at least half of the voters reported our node
-    /// connected); `None` until the first, when the daemon's start (or the reload that turned
-    /// fencing on or changed the voters) stands in.
+    /// connected); `None` until the first, when the daemon's start stands in. Kept while
+    /// fencing is off too, so that a reload that turns it on counts from the last time the
+    /// voters vouched, not from a start days ago (issue 18, finding 6), and not from the
+    /// reload either (a standby whose daemon had fencing on all along counts from when it saw
+    /// the primary gone).
     pub vouched_at: Option<f64>,
-    /// When the lease clock last started afresh: the daemon's start, or a reload that turned
-    /// fencing on or changed the voters (the lease counts from the later of this and
-    /// `vouched_at`).
-    pub lease_from: Option<f64>,
     /// The fence in force: why, and when it was run. Lifted when our node is seen as a
     /// standby again, or as a primary vouched for again (brought back on purpose).
     pub fenced: Option<Fenced>,
@@ -131,10 +130,25 @@ pub fn lease(config: &Config, memory: &Memory, own: Option<&NodeState>, mono_now
     Ok(Some(fence_timeout - since))
 }
 
-/// Where the lease counts from: the last renewal, or the start of its clock if later.
+/// Where the lease counts from: the last renewal, else the daemon's start.
 fn lease_start(memory: &Memory) -> f64 {
-    let from = memory.fence.lease_from.unwrap_or(memory.started_at);
-    memory.fence.vouched_at.map_or(from, |v| v.max(from))
+    memory.fence.vouched_at.unwrap_or(memory.started_at)
+}
+
+/// Renews the lease when at least half of the voters vouch for our node now; with fencing on
+/// or off (see [`FenceMemory::vouched_at`]). Returns the count and the number of voters.
+fn renew_lease(
+    view: &super::View,
+    config: &Config,
+    memory: &mut Memory,
+    nodes: &BTreeMap<String, NodeState>,
+    own: &str,
+) -> (usize, usize) {
+    let (votes, of) = voters::count(view, config, nodes, |v| voters::vouches(v, own));
+    if voters::at_least_half(votes, of) {
+        memory.fence.vouched_at = Some(view.mono_now);
+    }
+    (votes, of)
 }
 
 /// Wait before fencing again after the `n`-th fence in a row that did not hold: at once the
@@ -155,10 +169,11 @@ pub(super) fn fence(
     map: &NodeMap,
     out: &mut Out,
 ) -> Option<super::failover::End> {
-    config.fence_command.as_ref()?;
     let own = config.own_db.as_deref()?;
     let own_state = nodes.get(own)?;
     let now = view.mono_now;
+    let (votes, of) = renew_lease(view, config, memory, nodes, own);
+    config.fence_command.as_ref()?;
     match own_state.in_recovery() {
         Some(true) if own_state.connection => {
             // a standby again (followed the new primary, or rebuilt): the fence is over
@@ -184,11 +199,7 @@ pub(super) fn fence(
         _ => {}
     }
 
-    let (votes, of) = voters::count(view, config, nodes, |v| voters::vouches(v, own));
     let vouched = voters::at_least_half(votes, of);
-    if vouched {
-        memory.fence.vouched_at = Some(now);
-    }
     let corroborated = |name: &str| corroborated_primary(view, config, nodes, name);
     let own_primary = own_state.connection && own_state.in_recovery() == Some(false);
     if let Some(f) = memory.fence.fenced.as_mut() {

@@ -3278,11 +3278,12 @@ fn regression_a_node_our_failover_command_may_have_promoted_is_under_the_lease()
     assert_eq!(run_for(&mut s, 1), 1, "{}", s.all_reasons());
 }
 
-/// Finding 6: a reload that turns fencing on starts the lease clock afresh; the daemon's
-/// start, long ago, does not count (it fenced a healthy primary at once when the observers
-/// had not answered yet).
+/// Finding 6: a reload that turns fencing on counts the lease from the last time the voters
+/// vouched (kept while fencing is off), or from the reload when they never did since the
+/// start; the daemon's start, long ago, does not count (it fenced a healthy primary at once
+/// when the observers had not answered yet).
 #[test]
-fn regression_a_reload_that_turns_fencing_on_starts_the_lease_afresh() {
+fn regression_a_reload_that_turns_fencing_on_counts_the_lease_from_the_last_vouch() {
     let mut s = fenced_primary();
     s.json.as_object_mut().expect("obj").remove("fence_command");
     for o in OBSERVERS {
@@ -3297,6 +3298,25 @@ fn regression_a_reload_that_turns_fencing_on_starts_the_lease_afresh() {
     assert_eq!(run_for(&mut s, 4), 0, "{}", s.all_reasons());
     // and the lease still runs out if nobody vouches within fence_timeout
     assert_eq!(run_for(&mut s, 3), 1, "{}", s.all_reasons());
+
+    // Vouched for while fencing was off, then cut off: the lease counts from the last vouch,
+    // not from the reload, or a standby whose daemon had fencing on all along (and counts
+    // from when it saw the master gone) could promote before the fence (the simulator).
+    let mut s = fenced_primary();
+    s.json.as_object_mut().expect("obj").remove("fence_command");
+    let old = s.config();
+    assert_eq!(run_for(&mut s, 10), 0);
+    for o in OBSERVERS {
+        report(&mut s, o, Some(false));
+    }
+    assert_eq!(run_for(&mut s, 3), 0);
+    s.conf("fence_command", json!("/usr/bin/fence"));
+    let new = s.config();
+    s.memory.config_reloaded(&old, &new, s.mono);
+    s.config_version += 1;
+    // fence_timeout (5 s) from the last vouch, 3 s before the reload
+    assert_eq!(run_for(&mut s, 1), 0, "{}", s.all_reasons());
+    assert_eq!(run_for(&mut s, 2), 1, "{}", s.all_reasons());
 }
 
 /// A voter that counts another set (a node daemon whose config lists other observers) is
