@@ -25,7 +25,6 @@ fn passes(seed: u64, text: &str) -> pglookout_sim::Outcome {
 /// its 4 voters, could vouch for it right up to the fence). Blackholed instead of refused:
 /// needless-fence at 9.113 s.
 #[test]
-#[ignore = "fails until the one-authority core lands (issue 18)"]
 fn regression_standby_daemons_lose_the_primary_while_wal_flows() {
     for text in [
         "fast nodes=3 observers=1 never=- follow=1 intent=chaos end=30.000 rules=authority | dblinks:1>0,2>0:refuse@5.000+15.000",
@@ -44,7 +43,6 @@ fn regression_standby_daemons_lose_the_primary_while_wal_flows() {
 /// Current core: needless-fence at 8.812 s (obs0, obs1 and its own poll, half of its 6
 /// voters, could vouch right up to the fence): no primary at all.
 #[test]
-#[ignore = "fails until the one-authority core lands (issue 18)"]
 fn regression_zone_split_half_the_daemons_each_side_mesh() {
     let o = passes(
         11,
@@ -61,7 +59,6 @@ fn regression_zone_split_half_the_daemons_each_side_mesh() {
 /// Current core: needless-fence at 8.813 s (obs0 and obs1, half of its 4 voters, could vouch
 /// right up to the fence).
 #[test]
-#[ignore = "fails until the one-authority core lands (issue 18)"]
 fn regression_zone_split_half_the_daemons_each_side_dedicated() {
     let o = passes(
         11,
@@ -79,7 +76,6 @@ fn regression_zone_split_half_the_daemons_each_side_dedicated() {
 /// Current core: two-writable at 15.983 s (pg0 on timeline 1 and pg2 on timeline 2; pg0 is
 /// never fenced again).
 #[test]
-#[ignore = "fails until the one-authority core lands (issue 18)"]
 fn regression_fence_exits_0_and_a_supervisor_restarts_the_primary() {
     let o = passes(
         11,
@@ -97,8 +93,14 @@ fn regression_fence_exits_0_and_a_supervisor_restarts_the_primary() {
 /// `pglab sim --seed 11 --replay 'fast nodes=3 observers=1 never=- follow=1 intent=liveness end=29.000 rules=authority | isolate:0:refuse@16.500+13.000 skew:0=+4.500@3.000+40.000'`
 /// Current core: liveness at 26.598 s (pg2 promoted 10.098 s after the loss, bound 7.30 s).
 /// (A node's db_time off by ±5 s, `dbskew:0=±5.000`, with the same losses passes today.)
+/// With the one-authority core the window is monotonic, so no skew shortens it (table test
+/// `regression_a_skewed_master_clock_does_not_shorten_the_failover_timeout`), but these two
+/// still fail on liveness: a daemon 4.5 s off has every other answer of its observers refused
+/// by the 5 s clock-skew check (`poll::observer`), so the strict majority it needs never holds
+/// continuously for the failover timeout and no standby is promoted. Safe (not knowing is no
+/// reason to promote), not live: left open.
 #[test]
-#[ignore = "fails until the one-authority core lands (issue 18)"]
+#[ignore = "liveness under a 4.5 s daemon clock skew: the observer skew check refuses every other answer (left open, see above)"]
 fn regression_clock_skewed_by_4_5_s() {
     for text in [
         "fast nodes=3 observers=1 never=- follow=1 intent=liveness end=29.000 rules=authority | kill:0@16.500+0.000 skew:2=+4.500@3.000+40.000",
@@ -117,7 +119,6 @@ fn regression_clock_skewed_by_4_5_s() {
 /// observers has reported pg0 connected for 7.7 s": the lease counts from the daemon's start,
 /// as nothing renewed it while fencing was off), after only 2.7 s without the observers.
 #[test]
-#[ignore = "fails until the one-authority core lands (issue 18)"]
 fn regression_reload_turns_fencing_on_before_the_observers_answer() {
     let o = passes(
         11,
@@ -137,7 +138,6 @@ fn regression_reload_turns_fencing_on_before_the_observers_answer() {
 /// number, is what the current core misses); no equal-timeline failure without a supervisor
 /// restart was found.
 #[test]
-#[ignore = "fails until the one-authority core lands (issue 18)"]
 fn regression_equal_timelines_after_two_promotions() {
     passes(
         11,
@@ -153,7 +153,6 @@ fn regression_equal_timelines_after_two_promotions() {
 /// master seen since start", old master none), 2.5 s into pg0's cut, before pg0's lease ran
 /// out and without a majority of voters reporting pg0 unreachable.
 #[test]
-#[ignore = "fails until the one-authority core lands (issue 18)"]
 fn regression_restart_isolate_and_reload_promote_before_the_lease_ends() {
     passes(
         11_177_387_889_725_892_509,
@@ -165,7 +164,6 @@ fn regression_restart_isolate_and_reload_promote_before_the_lease_ends() {
 /// and lost-writes. Ignored until the one-authority core lands; then it joins CI (2,000
 /// schedules: about a tenth of the classic campaign's time).
 #[test]
-#[ignore = "fails until the one-authority core lands (issue 18)"]
 fn authority_draws_keep_every_invariant() {
     let report = pglookout_sim::run_many_draws(18, 2_000, pglookout_sim::schedule::Draws::Authority);
     assert!(report.errors.is_empty(), "{:?}", report.errors);
