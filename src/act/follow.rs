@@ -1,7 +1,10 @@
 //! Following a new primary (autofollow): rewrite `primary_conninfo` in `postgresql.auto.conf`
 //! (PostgreSQL >= 12, making sure `standby.signal` exists so this node can never come up as a
 //! primary) or `recovery.conf` (< 12), atomically, then restart PostgreSQL with the configured
-//! stop and start commands. Nothing is written or restarted when the conninfo already matches.
+//! stop and start commands. Nothing is written or restarted when the conninfo already matches,
+//! and nothing at all when the data directory was last a primary's (no `standby.signal`, or no
+//! `recovery.conf` before 12): that node may have diverged, and only `pg_rewind` (the rejoin) or
+//! a rebuild may bring it back.
 //! The text transformation itself is pure and lives in `decide::follow`.
 
 use crate::act::command;
@@ -64,6 +67,25 @@ pub fn rewrite(config: &Config, master: &str, stamp: &str) -> Result<bool, Strin
     }
 }
 
+/// Why the data directory must not be made a standby by a plain rewrite and restart, if it
+/// must not: it was last a primary's (a promotion removes `standby.signal`, and renames
+/// `recovery.conf` to `recovery.done` before 12; a node initialised as a primary never had
+/// them). Such a node may hold writes the new primary never received; started as a standby it
+/// would serve them as reads, or stop streaming at the fork. The rejoin (`pg_rewind` first)
+/// writes the standby settings itself and does not come through here.
+pub fn last_a_primary(data_dir: &Path) -> Result<Option<String>, String> {
+    let major = pg_major(data_dir).map_err(|e| format!("{}/PG_VERSION: {e}", data_dir.display()))?;
+    let marker = data_dir.join(if major >= 12 { "standby.signal" } else { "recovery.conf" });
+    Ok((!marker.exists()).then(|| {
+        format!(
+            "{} does not exist: this data directory was last a primary's and may have diverged; \
+             autofollow leaves it stopped (bring it back with pg_rewind: rejoin_old_master or \
+             pglookout-ctl rejoin, or rebuild it)",
+            marker.display()
+        )
+    }))
+}
+
 /// Rewrites and restarts; true when done (or nothing was needed). `restart_anyway` restarts
 /// even when the file already points at `master`: a previous attempt rewrote it but its restart
 /// failed (the original never retried that restart, because the file then matched).
@@ -73,7 +95,16 @@ pub async fn follow(config: &Config, master: &str, restart_anyway: bool) -> bool
     // File I/O in the data directory: off the async threads, with the commands' deadline (a
     // hung mount must not take a runtime thread or hold the follow forever).
     let (owned, target) = (config.clone(), master.to_string());
-    let rewritten = tokio::task::spawn_blocking(move || rewrite(&owned, &target, &stamp));
+    let rewritten = tokio::task::spawn_blocking(move || {
+        let data_dir = owned
+            .pg_data_directory
+            .as_deref()
+            .ok_or("pg_data_directory is not set")?;
+        if let Some(why) = last_a_primary(data_dir)? {
+            return Err(why);
+        }
+        rewrite(&owned, &target, &stamp)
+    });
     let rewritten = match tokio::time::timeout(timeout, rewritten).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => Err(format!("rewriting the recovery settings failed: {e}")),
@@ -161,7 +192,8 @@ mod tests {
 
         std::fs::set_permissions(d.join("postgresql.auto.conf"), std::fs::Permissions::from_mode(0o600))
             .expect("chmod");
-        // a failing start: rewritten, standby.signal made, reported as failed
+        std::fs::write(d.join("standby.signal"), "").expect("signal");
+        // a failing start: rewritten, reported as failed
         assert!(!follow(&config(d, false), "pg2", false).await);
         let conf = std::fs::read_to_string(d.join("postgresql.auto.conf")).expect("conf");
         assert!(
@@ -191,6 +223,35 @@ mod tests {
         // ...and the retry after a failed restart restarts anyway
         assert!(follow(&config(d, true), "pg2", true).await);
         assert_eq!(commands(d), "stop\nstart\nstop\nstart\n");
+    }
+
+    /// Issue 19, item 5: a data directory last a primary's (killed, fenced, or promoted) is
+    /// never made a standby by autofollow: nothing written, nothing started.
+    #[tokio::test]
+    async fn follow_leaves_a_former_primary_alone() {
+        for (major, marker) in [("15", "standby.signal"), ("11", "recovery.conf")] {
+            let dir = tempfile::tempdir().expect("dir");
+            let d = dir.path();
+            std::fs::write(d.join("PG_VERSION"), format!("{major}\n")).expect("version");
+            let conf = if major == "15" {
+                "postgresql.auto.conf"
+            } else {
+                "recovery.done"
+            };
+            std::fs::write(d.join(conf), "primary_conninfo = 'host=old port=5432'\n").expect("conf");
+            assert!(!follow(&config(d, true), "pg2", false).await, "PG {major}");
+            assert!(!follow(&config(d, true), "pg2", true).await, "PG {major}");
+            assert!(!d.join(marker).exists(), "PG {major}: {marker} made");
+            assert!(!d.join("standby.signal").exists(), "PG {major}");
+            assert_eq!(
+                std::fs::read_to_string(d.join(conf)).expect("conf"),
+                "primary_conninfo = 'host=old port=5432'\n"
+            );
+            assert_eq!(commands(d), "", "PG {major}: stop or start ran");
+            assert!(last_a_primary(d).expect("read").is_some_and(|w| w.contains(marker)));
+            std::fs::write(d.join(marker), "").expect("marker");
+            assert_eq!(last_a_primary(d).expect("read"), None);
+        }
     }
 
     #[test]

@@ -587,6 +587,7 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
         out.why(format!("more than one connected master: {}", names.join(", ")));
         out.act(Action::CreateAlert(Alert::MultipleMasterWarning));
     }
+    let left_alone = |memory: &Memory| super::rejoin::follow_leaves_alone(memory, config, &nodes);
     if let Some(master) = &map.master {
         if memory.current_master.as_ref() != Some(master) {
             out.why(format!(
@@ -595,15 +596,20 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
                 memory.current_master.as_deref().unwrap_or("none")
             ));
             memory.current_master = Some(master.clone());
-            if config.autofollow
-                && config.own_db.as_ref().is_some_and(|own| own != master)
-                && !super::rejoin::leaves_follow_to_rejoin(config, memory, &nodes)
-            {
-                follow(view, memory, out, master);
+            match config.own_db.as_deref() {
+                Some(own) if config.autofollow && own != master => {
+                    if left_alone(memory) {
+                        out.why(super::rejoin::follow_left_alone_why(config, own));
+                    } else {
+                        follow(view, memory, out, master);
+                    }
+                }
+                _ => {}
             }
         }
     }
-    if !super::rejoin::leaves_follow_to_rejoin(config, memory, &nodes) {
+    super::rejoin::track_was_master(config, memory, &nodes);
+    if !left_alone(memory) {
         retry_follow(view, config, memory, out);
     }
     track_master_gone(view, config, memory, &nodes, &map);
@@ -910,10 +916,11 @@ fn apply_config_version(view: &View, config: &Config, memory: &mut Memory, out: 
         // on every loop without a template; we only do it when autofollow is on.
         if let (Some(own), Some(master)) = (config.own_db.as_ref(), memory.current_master.as_ref()) {
             if own != master {
-                if config.autofollow && super::rejoin::leaves_follow_to_rejoin(config, memory, view.nodes) {
+                if config.autofollow && super::rejoin::follow_leaves_alone(memory, config, view.nodes) {
                     out.why(format!(
-                        "config version {}: {own} was the primary; rejoin_old_master brings it back, not autofollow",
-                        view.config_version
+                        "config version {}: {}",
+                        view.config_version,
+                        super::rejoin::follow_left_alone_why(config, own)
                     ));
                 } else if config.autofollow {
                     out.why(format!(

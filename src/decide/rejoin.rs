@@ -95,17 +95,50 @@ pub fn rejoin_deadline(config: &Config) -> f64 {
     6.0 * config.failover_command_timeout + config.pg_rewind_timeout
 }
 
-/// Whether our node needs a rejoin rather than autofollow's plain rewrite and restart: with
-/// `rejoin_old_master` on, a node that was the master (or that we fenced) and is not seen as a
-/// standby. A restart as a standby without `pg_rewind` would leave a diverged old primary
-/// unable to stream.
-pub(super) fn leaves_follow_to_rejoin(config: &Config, memory: &Memory, nodes: &BTreeMap<String, NodeState>) -> bool {
+/// Keeps [`RejoinMemory::was_master`] (whatever `rejoin_old_master` says: autofollow needs it
+/// too): set while our node is a connected primary and the master we know, cleared once it is
+/// seen as a standby.
+pub(super) fn track_was_master(config: &Config, memory: &mut Memory, nodes: &BTreeMap<String, NodeState>) {
+    let Some(own) = config.own_db.as_deref() else {
+        return;
+    };
+    let Some(n) = nodes.get(own).filter(|n| n.connection) else {
+        return;
+    };
+    match n.in_recovery() {
+        Some(false) if memory.current_master.as_deref() == Some(own) => {
+            memory.rejoin.was_master = true;
+            memory.rejoin.rejoined = None;
+        }
+        Some(true) => memory.rejoin.was_master = false,
+        _ => {}
+    }
+}
+
+/// Whether autofollow's plain rewrite and restart must leave our node alone: a node that was
+/// the master (or that we fenced) and is not seen as a standby may have diverged, and a
+/// restart as a standby without `pg_rewind` would serve its lost writes as reads or stop
+/// streaming at the fork. With `rejoin_old_master` the rejoin brings it back; without, it stays
+/// stopped until an operator runs `pglookout-ctl rejoin` or rebuilds it. (`act::follow` checks
+/// the data directory too, for the daemon that restarted and forgot.)
+pub(super) fn follow_leaves_alone(memory: &Memory, config: &Config, nodes: &BTreeMap<String, NodeState>) -> bool {
     let Some(own) = config.own_db.as_deref() else {
         return false;
     };
-    config.rejoin_old_master
-        && nodes.get(own).is_none_or(|n| n.in_recovery() != Some(true))
+    nodes.get(own).is_none_or(|n| n.in_recovery() != Some(true))
         && (memory.rejoin.was_master || memory.fence.fenced.is_some())
+}
+
+/// Why autofollow leaves our node alone (see [`follow_leaves_alone`]).
+pub(super) fn follow_left_alone_why(config: &Config, own: &str) -> String {
+    if config.rejoin_old_master {
+        format!("{own} was the primary; rejoin_old_master brings it back (pg_rewind first), not autofollow")
+    } else {
+        format!(
+            "{own} was the primary and may have diverged: autofollow leaves it stopped \
+             (pglookout-ctl rejoin runs pg_rewind, or rebuild it)"
+        )
+    }
 }
 
 /// The rejoin rule for this round. `Some` ends the decision (a rejoin is running, waiting for
@@ -141,13 +174,9 @@ pub(super) fn rejoin(
     }
 
     let connected_primary = own_state.connection && own_state.in_recovery() == Some(false);
-    if connected_primary && memory.current_master.as_deref() == Some(own) {
-        memory.rejoin.was_master = true;
-        memory.rejoin.rejoined = None;
-    }
     if own_state.connection && own_state.in_recovery() == Some(true) {
-        // A standby (rejoined, followed or rebuilt): nothing to bring back.
-        memory.rejoin.was_master = false;
+        // A standby (rejoined, followed or rebuilt): nothing to bring back (`track_was_master`
+        // cleared `was_master`).
         let receiving = own_state
             .pg
             .as_ref()

@@ -2494,6 +2494,9 @@ fn a_failed_rejoin_raises_the_alert_and_is_retried_only_after_a_backoff() {
     );
 }
 
+/// Issue 19, item 5: with `rejoin_old_master` off the replaced primary is left stopped (the
+/// original, and this core until then, rewrote and restarted it as a standby without
+/// `pg_rewind`); with it on, the rejoin brings it back.
 #[test]
 fn autofollow_leaves_the_old_primary_to_the_rejoin() {
     for rejoin in [false, true] {
@@ -2508,10 +2511,20 @@ fn autofollow_leaves_the_old_primary_to_the_rejoin() {
             assert!(s.follows.is_empty(), "{}", s.all_reasons());
             assert_eq!(s.rejoins, ["pg2"]);
         } else {
-            // the original's behaviour: a plain rewrite and restart
-            assert_eq!(s.follows, ["pg2"], "{}", s.all_reasons());
+            assert!(s.follows.is_empty(), "{}", s.all_reasons());
             assert!(s.rejoins.is_empty());
+            assert!(
+                s.all_reasons().contains("autofollow leaves it stopped"),
+                "{}",
+                s.all_reasons()
+            );
         }
+        // a reload does not restart it either
+        s.conf("primary_conninfo_template", json!("host=x user=y"));
+        s.config_version += 1;
+        run_for(&mut s, 10);
+        assert!(s.follows.is_empty(), "{}", s.all_reasons());
+        assert!(s.all_reasons().contains("config version 2"), "{}", s.all_reasons());
     }
 }
 

@@ -673,8 +673,14 @@ async fn with_autofollow_the_other_standby_streams_from_the_new_primary() {
         assert!(conninfo.contains(&format!("application_name={s}")), "{conninfo}");
         templates.insert(s, conninfo);
     }
+    // pg1 (the primary, to be killed) has autofollow too: it must stay stopped (issue 19,
+    // item 5: a replaced primary may have diverged; no restart as a standby without pg_rewind).
+    templates.insert(
+        "pg1",
+        templates["pg2"].replace("application_name=pg2", "application_name=pg1"),
+    );
     let mut commands = BTreeMap::new();
-    for s in STANDBYS {
+    for s in ["pg1", "pg2", "pg3"] {
         commands.insert(
             s,
             (
@@ -752,6 +758,24 @@ async fn with_autofollow_the_other_standby_streams_from_the_new_primary() {
     })
     .await;
     lab.check_failover_to(winner).await;
+
+    // The old primary's daemon leaves it stopped: no standby.signal, no restart.
+    lab.wait("pg1's daemon to leave pg1 stopped", || async {
+        Ok(lab.daemon("pg1").log().contains("autofollow leaves it stopped"))
+    })
+    .await;
+    assert!(!cluster.node("pg1").is_running(), "pg1 was started again");
+    let pg1_data = cluster.data_dir("pg1");
+    let marker = if major >= 12 { "standby.signal" } else { "recovery.conf" };
+    assert!(
+        !pg1_data.join(marker).exists(),
+        "{marker} written in pg1's data directory"
+    );
+    assert!(
+        !lab.daemon("pg1").log().contains("running pg_start_command"),
+        "{}",
+        lab.daemon("pg1").log()
+    );
 
     // The follower runs a server that the start command started (not pglab's child): pglab
     // still finds it and stops, kills and drops it like one it spawned.
