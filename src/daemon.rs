@@ -156,6 +156,9 @@ struct Loop {
     reload_running: bool,
     /// Why the maintenance file's state is unknown, while it is (to log changes only).
     maintenance_unknown: Option<String>,
+    /// The config the HTTP listener was started with (its keys need a restart), and the keys
+    /// that last differed from it (to log changes only).
+    listener: (Arc<Config>, Vec<String>),
     counters: Arc<Counters>,
     /// When `check` last completed, for `/liveness`.
     decided: Arc<clock::Beat>,
@@ -201,12 +204,14 @@ impl Loop {
                 for w in warnings {
                     tracing::warn!(target: "pglookout", "{w}");
                 }
-                if new.http_address != self.config.http_address
-                    || new.http_port != self.config.http_port
-                    || new.http_tls_cert != self.config.http_tls_cert
-                    || new.http_tls_key != self.config.http_tls_key
-                {
-                    tracing::warn!(target: "pglookout", "http_address, http_port, http_tls_cert and http_tls_key take effect only after a restart");
+                let pending = listener_changes(&self.listener.0, &new);
+                if pending != self.listener.1 {
+                    if pending.is_empty() {
+                        tracing::info!(target: "pglookout", "the HTTP listener's keys are back to the values it runs with");
+                    } else {
+                        tracing::warn!(target: "pglookout", "{} take effect only after a restart; the HTTP API keeps listening as started", pending.join(", "));
+                    }
+                    self.listener.1 = pending;
                 }
                 self.memory.config_reloaded(&self.config, &new, clock::monotonic());
                 self.log.apply(&new);
@@ -507,6 +512,7 @@ impl Loop {
             self.files.maintenance(),
             now,
             crate::health::decision_limit(&self.config),
+            self.start,
         );
         self.files
             .look(&self.config.maintenance_mode_file, &self.config.alert_file_dir);
@@ -637,6 +643,31 @@ fn lock(series: &std::sync::Mutex<Series>) -> std::sync::MutexGuard<'_, Series> 
     series.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// The keys of the HTTP listener (read only at start) whose value in `new` differs from the
+/// config it was started with, each as `key (running → new)`.
+fn listener_changes(running: &Config, new: &Config) -> Vec<String> {
+    let show = |p: &Option<PathBuf>| p.as_ref().map_or("none".to_string(), |p| p.display().to_string());
+    let mut out = Vec::new();
+    if new.http_address != running.http_address {
+        out.push(format!(
+            "http_address ({} → {})",
+            running.http_address, new.http_address
+        ));
+    }
+    if new.http_port != running.http_port {
+        out.push(format!("http_port ({} → {})", running.http_port, new.http_port));
+    }
+    for (key, a, b) in [
+        ("http_tls_cert", &running.http_tls_cert, &new.http_tls_cert),
+        ("http_tls_key", &running.http_tls_key, &new.http_tls_key),
+    ] {
+        if a != b {
+            out.push(format!("{key} ({} → {})", show(a), show(b)));
+        }
+    }
+    out
+}
+
 /// Runs the daemon until SIGTERM/SIGINT. Errors here happen before anything was started.
 pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Result<()> {
     let mut hup = signal(SignalKind::hangup())?;
@@ -703,6 +734,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
         state_seq: 0,
         reload_running: false,
         maintenance_unknown: None,
+        listener: (config.clone(), Vec::new()),
         counters: counters.clone(),
         decided,
         series,
@@ -867,5 +899,22 @@ mod tests {
         done_rx
             .recv_timeout(Duration::from_secs(30))
             .expect("1000 notifications to a full socket returned");
+    }
+
+    /// Issue 19, item 12: a reload compares the listener's keys with what it runs with, not
+    /// with the previous reload, and names each key; restoring a value clears the warning.
+    #[test]
+    fn listener_changes_name_the_keys_against_the_running_listener() {
+        let conf = |port: u16| {
+            let v = serde_json::json!({"remote_conns": {"pg1": "host=a"}, "http_port": port});
+            Config::from_value(std::path::Path::new("t.json"), &v)
+                .expect("config")
+                .0
+        };
+        let running = conf(15000);
+        assert!(listener_changes(&running, &conf(15000)).is_empty());
+        assert_eq!(listener_changes(&running, &conf(15001)), ["http_port (15000 → 15001)"]);
+        // the restored value: nothing pending (comparing with the previous reload warned again)
+        assert!(listener_changes(&running, &conf(15000)).is_empty());
     }
 }

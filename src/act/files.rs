@@ -259,8 +259,9 @@ fn run(shared: &Shared, on_error: &dyn Fn(Failure)) {
 /// Whether the maintenance file stops promotion, from the file thread's latest answer: an
 /// answer older than `max_age` seconds (the file system does not answer) counts as "in
 /// maintenance", because not knowing is never a reason to promote. The second value says why
-/// when the answer is unknown.
-pub fn maintenance_mode(answer: Option<(bool, f64)>, now: f64, max_age: f64) -> (bool, Option<String>) {
+/// when the answer is unknown; none while the first answer, asked for at `asked_at`, is not yet
+/// due (every start would warn otherwise; the file still counts as present meanwhile).
+pub fn maintenance_mode(answer: Option<(bool, f64)>, now: f64, max_age: f64, asked_at: f64) -> (bool, Option<String>) {
     match answer {
         Some((exists, at)) if now - at <= max_age => (exists, None),
         Some((_, at)) => (
@@ -270,7 +271,14 @@ pub fn maintenance_mode(answer: Option<(bool, f64)>, now: f64, max_age: f64) -> 
                 now - at
             )),
         ),
-        None => (true, Some("the maintenance file has not been checked yet".to_string())),
+        None if now - asked_at <= max_age => (true, None),
+        None => (
+            true,
+            Some(format!(
+                "the maintenance file check has not answered since the start, {:.1} s ago",
+                now - asked_at
+            )),
+        ),
     }
 }
 
@@ -327,10 +335,13 @@ mod tests {
 
     #[test]
     fn an_unanswered_maintenance_check_never_allows_promotion() {
-        assert_eq!(maintenance_mode(Some((false, 100.0)), 101.0, 10.0), (false, None));
-        assert_eq!(maintenance_mode(Some((true, 100.0)), 101.0, 10.0), (true, None));
-        let (on, why) = maintenance_mode(Some((false, 100.0)), 111.0, 10.0);
+        assert_eq!(maintenance_mode(Some((false, 100.0)), 101.0, 10.0, 0.0), (false, None));
+        assert_eq!(maintenance_mode(Some((true, 100.0)), 101.0, 10.0, 0.0), (true, None));
+        let (on, why) = maintenance_mode(Some((false, 100.0)), 111.0, 10.0, 0.0);
         assert!(on && why.is_some_and(|w| w.contains("11.0 s")));
-        assert!(maintenance_mode(None, 0.0, 10.0).0);
+        // issue 19, item 12: the first answer not yet due counts as present, without a warning
+        assert_eq!(maintenance_mode(None, 0.5, 10.0, 0.0), (true, None));
+        let (on, why) = maintenance_mode(None, 12.0, 10.0, 0.0);
+        assert!(on && why.is_some_and(|w| w.contains("since the start, 12.0 s")));
     }
 }

@@ -243,6 +243,8 @@ pub struct Memory {
     pub replication_lag_over_warning_limit: bool,
     /// `mono` of start, or of the last reload that changed `remote_conns`.
     pub cluster_nodes_change_time: f64,
+    /// A reload changed `remote_conns` since the start (what the grace period's reason says).
+    pub cluster_nodes_reloaded: bool,
     /// The master is missing and we asked for a fresh poll before acting.
     pub missing_master_poll: Option<PendingPoll>,
     /// The config was reloaded and we asked for a fresh poll before deciding again.
@@ -310,6 +312,7 @@ impl Memory {
             current_master: None,
             replication_lag_over_warning_limit: false,
             cluster_nodes_change_time: mono_now,
+            cluster_nodes_reloaded: false,
             missing_master_poll: None,
             reload_poll: None,
             observer_state_newer_than: None,
@@ -346,6 +349,7 @@ impl Memory {
     pub fn config_reloaded(&mut self, old: &Config, new: &Config, mono_now: f64) {
         if new.remote_conns != old.remote_conns {
             self.nodes_changed(mono_now);
+            self.cluster_nodes_reloaded = true;
         }
         // A standby's failover timeout counts over one voter set: a reload that turns fencing
         // on or changes the voters starts it afresh (only later, never earlier, so safe). The
@@ -1154,8 +1158,13 @@ fn consider_failover(
         out.why(why.clone());
         return do_failover_decision(view, config, memory, out, map, own_db, &why);
     }
+    let what = if memory.cluster_nodes_reloaded {
+        "remote_conns changed"
+    } else {
+        "the daemon started"
+    };
     out.why(format!(
-        "master {current} is missing, but remote_conns changed {since_change:.1} s ago (grace {} s)",
+        "master {current} is missing, but {what} {since_change:.1} s ago (grace {} s)",
         config.missing_master_from_config_timeout
     ));
     check_replication_lag(view, config, memory, out, map, own_db, own)

@@ -416,6 +416,19 @@ fn test_check_cluster_master_gone_one_standby_one_observer() {
     s.check();
     assert_eq!(s.exec(), 0);
     assert!(!s.flag());
+    // issue 19, item 12: a fresh daemon's grace is its start, not a change of remote_conns
+    assert!(
+        s.all_reasons().contains("but the daemon started 0.0 s ago"),
+        "{}",
+        s.all_reasons()
+    );
+    s.memory.cluster_nodes_reloaded = true;
+    s.check();
+    assert!(
+        s.all_reasons().contains("but remote_conns changed 0.0 s ago"),
+        "{}",
+        s.all_reasons()
+    );
     // Known to be gone: no grace period.
     s.conf("known_gone_nodes", json!(["old_master"]));
     s.check();
