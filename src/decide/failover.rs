@@ -656,6 +656,10 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
     }
 
     if memory.current_master.as_deref() == Some(own_db) {
+        if !own.connection {
+            // Issue 19, item 12: not "we are the master" while our node does not answer.
+            return done("no action: our node was the master and does not answer; the standbys decide");
+        }
         return done("no action: we are the master");
     }
     if map.standbys.is_empty() {

@@ -674,6 +674,14 @@ fn test_find_current_master() {
     let d = s.check();
     assert_eq!(s.memory.current_master.as_deref(), Some("master"));
     assert_eq!(d.summary, "no action: we are the master");
+    // issue 19, item 12: once our node stops answering, the decision does not say so any more
+    s.set("master", N::primary().conn(false));
+    let d = s.check();
+    assert_eq!(s.memory.current_master.as_deref(), Some("master"));
+    assert_eq!(
+        d.summary,
+        "no action: our node was the master and does not answer; the standbys decide"
+    );
 }
 
 #[test]
