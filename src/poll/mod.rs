@@ -437,6 +437,7 @@ impl Aggregator {
                                 target: t.clone(),
                                 client,
                                 shown,
+                                told: Told::default(),
                             },
                             at_once,
                         )),
@@ -547,6 +548,43 @@ struct ObserverProbe {
     target: crate::config::ObserverTarget,
     client: reqwest::Client,
     shown: String,
+    told: Told,
+}
+
+/// What the log was last told about one observer's answers: each is said when it changes,
+/// not on every poll (a schema-mismatched observer logged four warnings a second).
+#[derive(Default)]
+struct Told {
+    /// The entries last ignored.
+    bad: Vec<String>,
+    /// Whether the last answer lacked a `Date` header.
+    undated: bool,
+}
+
+impl Told {
+    /// Logs what changed since the last answer; returns the lines, for the tests.
+    fn answer(&mut self, shown: &str, bad: Vec<String>, dated: bool) -> Vec<String> {
+        let mut lines = Vec::new();
+        if bad != self.bad {
+            if bad.is_empty() {
+                lines.push(format!("observer {shown}: every entry of its answer is read again"));
+            }
+            for b in bad.iter().filter(|b| !self.bad.contains(b)) {
+                lines.push(format!("observer {shown}: ignoring {b} (said once while it lasts)"));
+            }
+            self.bad = bad;
+        }
+        if !dated && !self.undated {
+            lines.push(format!(
+                "observer {shown}: its answers have no Date header, so its clock cannot be checked against ours (accepted, as the original does)"
+            ));
+        }
+        self.undated = !dated;
+        for l in &lines {
+            tracing::warn!(target: "ClusterMonitor", "{l}");
+        }
+        lines
+    }
 }
 
 impl Probe for ObserverProbe {
@@ -559,11 +597,9 @@ impl Probe for ObserverProbe {
                 deadline.as_secs_f64()
             ))),
         };
-        Outcome::Observer(result.map(|(nodes, bad)| {
-            for b in bad {
-                tracing::warn!(target: "ClusterMonitor", "observer {}: ignoring {b}", self.shown);
-            }
-            nodes
+        Outcome::Observer(result.map(|a| {
+            self.told.answer(&self.shown, a.bad, a.dated);
+            a.nodes
         }))
     }
 }
@@ -585,6 +621,23 @@ mod tests {
             timeline: None,
             startup_waiting_for_wal: None,
         }
+    }
+
+    /// Issue 19, item 12: a bad entry, or a missing `Date` header, is said once while it
+    /// lasts, not at every poll.
+    #[test]
+    fn an_observers_bad_entries_are_said_once_while_they_last() {
+        let mut told = Told::default();
+        let bad = || vec!["node \"pg9\": missing field".to_string()];
+        assert_eq!(told.answer("o", bad(), true).len(), 1);
+        for _ in 0..10 {
+            assert!(told.answer("o", bad(), true).is_empty());
+        }
+        let clean = told.answer("o", Vec::new(), true);
+        assert!(clean[0].contains("read again"), "{clean:?}");
+        let undated = told.answer("o", Vec::new(), false);
+        assert!(undated[0].contains("no Date header"), "{undated:?}");
+        assert!(told.answer("o", Vec::new(), false).is_empty());
     }
 
     #[test]

@@ -82,13 +82,19 @@ pub fn check_clock(
     Ok(())
 }
 
-/// Fetches and checks one observer. Entries of the answer with a bad shape are dropped and
-/// described in the second value.
-pub async fn fetch(
-    client: &reqwest::Client,
-    base_url: &str,
-    token: Option<&str>,
-) -> Result<(BTreeMap<String, NodeState>, Vec<String>), ObserverError> {
+/// One observer's checked answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub nodes: BTreeMap<String, NodeState>,
+    /// The entries with a bad shape, dropped, each described.
+    pub bad: Vec<String>,
+    /// Whether the answer had a readable `Date` header (without one the observer's clock
+    /// cannot be checked; accepted, as the original does).
+    pub dated: bool,
+}
+
+/// Fetches and checks one observer.
+pub async fn fetch(client: &reqwest::Client, base_url: &str, token: Option<&str>) -> Result<Answer, ObserverError> {
     let url = format!("{}/state.json", base_url.trim_end_matches('/'));
     let before = chrono::Utc::now();
     let mut request = client.get(&url);
@@ -106,6 +112,10 @@ pub async fn fetch(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     check_skew(date.as_deref(), before, after)?;
+    let dated = date
+        .as_deref()
+        .and_then(|d| httpdate::parse_http_date(d).ok())
+        .is_some();
     // read at most MAX_ANSWER_BYTES: a misbehaving peer must not make us hold gigabytes
     let mut resp = resp;
     let mut body = Vec::new();
@@ -117,7 +127,8 @@ pub async fn fetch(
         }
         body.extend_from_slice(&chunk);
     }
-    parse_answer(&body)
+    let (nodes, bad) = parse_answer(&body)?;
+    Ok(Answer { nodes, bad, dated })
 }
 
 /// An observer's answer: a `/state.json` body. Entries with a bad shape are dropped and
