@@ -393,7 +393,10 @@ impl Aggregator {
         let mut wanted: BTreeMap<Key, String> = config
             .remote_conns
             .iter()
-            .map(|(name, ci)| (Key::Node(name.clone()), ci.render()))
+            .map(|(name, ci)| {
+                let own = config.own_db.as_ref() == Some(name);
+                (Key::Node(name.clone()), format!("{} own={own}", ci.render()))
+            })
             .collect();
         if *self.observe.borrow() {
             for (name, target) in &config.observers {
@@ -423,7 +426,10 @@ impl Aggregator {
             };
             let task = match &key {
                 Key::Node(name) => match config.remote_conns.get(name) {
-                    Some(ci) => tokio::spawn(ctx.run(PgProbe::new(name, ci.clone()), at_once)),
+                    Some(ci) => {
+                        let own = config.own_db.as_ref() == Some(name);
+                        tokio::spawn(ctx.run(PgProbe::new(name, ci.clone(), own), at_once))
+                    }
                     None => continue,
                 },
                 Key::Observer(name) => {

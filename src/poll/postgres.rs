@@ -74,6 +74,11 @@ struct Connected {
 pub struct PgProbe {
     name: String,
     conninfo: ConnInfo,
+    /// Our own node (`own_db`): the only one whose startup process's wait event is read (the
+    /// settle rule after a failed failover command looks at our node only; reading
+    /// `pg_stat_activity` on every node took a snapshot of every backend of every server on
+    /// every poll).
+    own: bool,
     conn: Option<Connected>,
     /// The slot query was refused; logged once until it works again.
     slots_denied: bool,
@@ -110,13 +115,19 @@ fn rows(msgs: Vec<SimpleQueryMessage>) -> Vec<tokio_postgres::SimpleQueryRow> {
 }
 
 /// `(receive, replay)` function names by server version (the state keys keep the 9.x names).
-/// From 10 on, also whether the startup process waits for more WAL: the wait events of that
-/// loop are `RecoveryWalAll` and `RecoveryWalStream` up to 12, `RecoveryWalStream` and
-/// `RecoveryRetrieveRetryInterval` from 13 (NULL for a role without `pg_read_all_stats`).
-fn status_query(version_num: u32) -> &'static str {
+/// From 10 on, and on our own node only (`waits`), also whether the startup process waits for
+/// more WAL: the wait events of that loop are `RecoveryWalAll` and `RecoveryWalStream` up to
+/// 12, `RecoveryWalStream` and `RecoveryRetrieveRetryInterval` from 13 (NULL for a role without
+/// `pg_read_all_stats`).
+fn status_query(version_num: u32, waits: bool) -> &'static str {
     // Times are read as microseconds since the epoch so that they are UTC whatever the
     // session's TimeZone is (the original mis-converts offsets west of UTC by a day).
-    if version_num >= 100_000 {
+    if version_num >= 100_000 && !waits {
+        "SELECT (extract(epoch FROM now()) * 1000000)::int8 AS db_time, pg_is_in_recovery(), \
+         (extract(epoch FROM pg_last_xact_replay_timestamp()) * 1000000)::int8 AS pg_last_xact_replay_timestamp, \
+         pg_last_wal_receive_lsn()::text AS pg_last_xlog_receive_location, \
+         pg_last_wal_replay_lsn()::text AS pg_last_xlog_replay_location"
+    } else if version_num >= 100_000 {
         "SELECT (extract(epoch FROM now()) * 1000000)::int8 AS db_time, pg_is_in_recovery(), \
          (extract(epoch FROM pg_last_xact_replay_timestamp()) * 1000000)::int8 AS pg_last_xact_replay_timestamp, \
          pg_last_wal_receive_lsn()::text AS pg_last_xlog_receive_location, \
@@ -166,10 +177,11 @@ pub fn replication_time_lag(db_time: Timestamp, replay: Timestamp) -> f64 {
 }
 
 impl PgProbe {
-    pub fn new(name: &str, conninfo: ConnInfo) -> Self {
+    pub fn new(name: &str, conninfo: ConnInfo, own: bool) -> Self {
         PgProbe {
             name: name.to_string(),
             conninfo,
+            own,
             conn: None,
             slots_denied: false,
         }
@@ -272,11 +284,12 @@ impl PgProbe {
             auth: false,
             site: "_query_cluster_member_state",
         };
+        let own = self.own;
         let conn = self.connect().await?;
         let version_num = conn.version_num;
         let status = rows(
             conn.client
-                .simple_query(status_query(version_num))
+                .simple_query(status_query(version_num, own))
                 .await
                 .map_err(query_err)?,
         );
@@ -433,7 +446,7 @@ mod tests {
             .monitor_conninfo_via(&name, proxy.port())
             .parse()
             .expect("conninfo");
-        let mut probe = PgProbe::new(&name, conninfo);
+        let mut probe = PgProbe::new(&name, conninfo, false);
         // Counted by the proxy's port number, relative to the sockets that carried that number
         // before we connected (an unrelated socket can, rarely).
         let base = proxy.open_client_sockets().expect("count sockets");
