@@ -1,7 +1,8 @@
 //! The poller: one task per PostgreSQL node and per observer, each on its own schedule and with
 //! its own deadline, so a node that hangs never delays another node's state. An aggregating
 //! task owns every node's and observer's state, merges each probe into it (keeping the last
-//! known fields after a failure, as the original does), counts completed rounds, and publishes
+//! known fields after a failure, as the original does; of an observer's report, only the nodes
+//! of our `remote_conns`, see [`ForeignNames`]), counts completed rounds, and publishes
 //! snapshots on a `watch` channel. Nothing else mutates these states.
 
 pub mod observer;
