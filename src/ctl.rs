@@ -1,7 +1,11 @@
 //! `pglookout-ctl`: reading one daemon's view (from its HTTP API, its state file, or the state
 //! file named by its config) and its event history, and rendering them as tables; and `rejoin`,
-//! which brings the old primary beside that config back as a standby on request. The rendering is a pure function of
-//! the state document so it is table-tested; the binary only fetches and prints.
+//! which brings the old primary beside that config back as a standby on request. Owns saying
+//! where a view came from and whether it is stale ([`ViewSource`], [`STATE_MAX_AGE`], shared
+//! with `pglookout_current_master`), and what a failed request failed on
+//! ([`describe_request_error`]). The rendering is a pure function of the state document (every
+//! peer's text shown through [`crate::text::printable`]) so it is table-tested; the binary only
+//! fetches and prints.
 
 use crate::state::{parse_iso, Timestamp};
 use serde_json::Value;
@@ -9,15 +13,29 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
+/// How long one request to a daemon's API may take by default.
+pub const API_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How to talk to a daemon's API: its base URL, the bearer token to send (if it asks for
-/// one) and a CA file to trust for its HTTPS certificate.
+/// one), a CA file to trust for its HTTPS certificate and how long a request may take.
 pub struct Api {
     pub url: String,
     pub token: Option<String>,
     pub ca_file: Option<std::path::PathBuf>,
+    pub timeout: Duration,
 }
 
 impl Api {
+    /// The API at `url`, without a token or a CA file.
+    pub fn new(url: &str) -> Api {
+        Api {
+            url: url.to_string(),
+            token: None,
+            ca_file: None,
+            timeout: API_TIMEOUT,
+        }
+    }
+
     /// The daemon's API from its config: `http_address` (all interfaces means loopback here),
     /// `http_port`, `https` when it serves TLS, and its `http_auth_token`.
     pub fn from_config(path: &Path) -> Result<Api, String> {
@@ -35,24 +53,33 @@ impl Api {
             Some(h) if h.contains(':') => format!("[{h}]"),
             Some(h) => h.to_string(),
         };
-        Ok(Api {
-            url: format!("{scheme}://{host}:{port}"),
-            token: v["http_auth_token"]
-                .as_str()
-                .filter(|t| !t.is_empty())
-                .map(str::to_string),
-            ca_file: None,
-        })
+        let mut api = Api::new(&format!("{scheme}://{host}:{port}"));
+        api.token = v["http_auth_token"]
+            .as_str()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
+        Ok(api)
+    }
+
+    /// The URL as shown in messages (without credentials).
+    pub fn shown(&self) -> String {
+        crate::config::display_url(&self.url)
     }
 
     fn client(&self) -> Result<reqwest::Client, String> {
-        let mut b = reqwest::Client::builder().timeout(Duration::from_secs(5));
+        check_url(&self.url)?;
+        let mut b = reqwest::Client::builder().timeout(self.timeout);
         if let Some(ca) = &self.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| format!("{}: {e}", ca.display()))?;
+            let pem = std::fs::read(ca).map_err(|e| format!("--ca-file {}: {e}", ca.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| format!("--ca-file {}: {e}", ca.display()))?;
             b = b.add_root_certificate(cert);
         }
-        b.build().map_err(|e| e.to_string())
+        b.build().map_err(|e| {
+            format!(
+                "cannot set up an HTTP client: {}",
+                describe_request_error(e, self.timeout)
+            )
+        })
     }
 
     fn request(&self, client: &reqwest::Client, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -65,22 +92,26 @@ impl Api {
 
     /// `Ok(None)` for a 404.
     async fn get_json(&self, client: &reqwest::Client, path: &str) -> Result<Option<Value>, String> {
-        let shown = format!("{}{path}", crate::config::display_url(&self.url));
+        let shown = format!("{}{path}", self.shown());
         let resp = self
             .request(client, reqwest::Method::GET, path)
             .send()
             .await
-            .map_err(|e| format!("{shown}: {}", e.without_url()))?;
-        if resp.status() == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
+            .map_err(|e| format!("{shown}: {}", describe_request_error(e, self.timeout)))?;
+        match resp.status().as_u16() {
+            404 => return Ok(None),
+            401 => return Err(format!("{shown}: HTTP 401: the daemon wants a bearer token (--token)")),
+            403 => return Err(format!("{shown}: HTTP 403: wrong token")),
+            code if !resp.status().is_success() => return Err(format!("{shown}: HTTP {code}")),
+            _ => {}
         }
-        if !resp.status().is_success() {
-            return Err(format!("{shown}: HTTP {}", resp.status().as_u16()));
-        }
-        resp.json()
+        let body = resp
+            .bytes()
             .await
+            .map_err(|e| format!("{shown}: {}", describe_request_error(e, self.timeout)))?;
+        serde_json::from_slice(&body)
             .map(Some)
-            .map_err(|e| format!("{shown}: not JSON: {}", e.without_url()))
+            .map_err(|e| format!("{shown}: the answer is not JSON: {e}"))
     }
 
     /// The state document. A daemon that has no `/status` (the Python original) is read
@@ -93,7 +124,7 @@ impl Api {
                 let nodes = self
                     .get_json(&client, "/state.json")
                     .await?
-                    .ok_or_else(|| format!("{}/state.json: not found", crate::config::display_url(&self.url)))?;
+                    .ok_or_else(|| format!("{}/state.json: not found", self.shown()))?;
                 Ok(serde_json::json!({ "db_nodes": nodes }))
             }
         }
@@ -106,31 +137,112 @@ impl Api {
         if let Some(s) = since {
             path.push_str(&format!("&since={}", s.replace(':', "%3A").replace('+', "%2B")));
         }
-        let v = self.get_json(&client, &path).await?.ok_or_else(|| {
-            format!(
-                "{}/history: not found (a daemon without a history)",
-                crate::config::display_url(&self.url)
-            )
-        })?;
-        serde_json::from_value(v)
-            .map_err(|e| format!("{}/history: not a history: {e}", crate::config::display_url(&self.url)))
+        let v = self
+            .get_json(&client, &path)
+            .await?
+            .ok_or_else(|| format!("{}/history: not found (a daemon without a history)", self.shown()))?;
+        serde_json::from_value(v).map_err(|e| format!("{}/history: not a history: {e}", self.shown()))
     }
 
     /// Asks the daemon for an immediate poll round.
     pub async fn request_check(&self) -> Result<(), String> {
         let client = self.client()?;
-        let shown = format!("{}/check", crate::config::display_url(&self.url));
+        let shown = format!("{}/check", self.shown());
         let resp = self
             .request(&client, reqwest::Method::POST, "/check")
             .send()
             .await
-            .map_err(|e| format!("{shown}: {}", e.without_url()))?;
+            .map_err(|e| format!("{shown}: {}", describe_request_error(e, self.timeout)))?;
         match resp.status().as_u16() {
             204 => Ok(()),
             401 => Err(format!("{shown}: HTTP 401: the daemon wants a bearer token (--token)")),
             403 => Err(format!("{shown}: HTTP 403: wrong token")),
             code => Err(format!("{shown}: HTTP {code}")),
         }
+    }
+}
+
+/// A daemon's base URL must be an absolute `http` or `https` URL with a host: said before any
+/// request, so that a mistyped one is not reported as reqwest's "builder error".
+pub fn check_url(url: &str) -> Result<(), String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "bad URL {:?}: {why} (e.g. http://127.0.0.1:15000)",
+            crate::text::printable(url)
+        ))
+    };
+    match reqwest::Url::parse(url) {
+        Err(e) => bad(&e.to_string()),
+        Ok(u) if u.scheme() != "http" && u.scheme() != "https" => bad(&format!(
+            "the scheme is {:?}, not http or https",
+            crate::text::printable(u.scheme())
+        )),
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => bad("no host"),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// What failed in a request to a daemon's API, in words: "timed out", "connection refused",
+/// "TLS", "cannot resolve the host name", "bad URL", ... followed by the causes (the error
+/// source chain), and never reqwest's own "error sending request" or "builder error", which
+/// say nothing about why. Without the URL, which the caller shows without its credentials.
+pub fn describe_request_error(e: reqwest::Error, timeout: Duration) -> String {
+    use std::error::Error as _;
+    let e = e.without_url();
+    let mut causes: Vec<String> = Vec::new();
+    let (mut refused, mut reset, mut tls) = (false, false, false);
+    let mut src = e.source();
+    while let Some(cause) = src {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => refused = true,
+                std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::BrokenPipe => reset = true,
+                _ => {}
+            }
+        }
+        if cause.downcast_ref::<openssl::ssl::Error>().is_some()
+            || cause.downcast_ref::<openssl::error::ErrorStack>().is_some()
+        {
+            tls = true;
+        }
+        let text = cause.to_string();
+        if !causes.iter().any(|c| c.contains(&text)) {
+            causes.push(text);
+        }
+        src = cause.source();
+    }
+    let all = causes.join(": ");
+    let lower = all.to_lowercase();
+    tls = tls
+        || ["certificate", "ssl", "tls", "handshake"]
+            .iter()
+            .any(|w| lower.contains(w));
+    let what = if e.is_builder() {
+        "bad URL".to_string()
+    } else if e.is_timeout() {
+        format!("timed out (no answer within {} s)", timeout.as_secs_f64())
+    } else if refused {
+        "connection refused (is pglookout running there?)".to_string()
+    } else if lower.contains("dns error") || lower.contains("failed to lookup address") {
+        "cannot resolve the host name".to_string()
+    } else if tls {
+        "TLS failure (wrong CA file or certificate, or not an HTTPS server)".to_string()
+    } else if reset {
+        "the connection was closed (is it an HTTPS server, or HTTP on an HTTPS port?)".to_string()
+    } else if e.is_connect() {
+        "cannot connect".to_string()
+    } else if e.is_body() || e.is_decode() {
+        "the answer could not be read".to_string()
+    } else {
+        "the request failed".to_string()
+    };
+    if all.is_empty() {
+        what
+    } else {
+        format!("{what}: {all}")
     }
 }
 
@@ -210,30 +322,84 @@ pub async fn rejoin(config_path: &Path, master: Option<String>) -> Result<String
     Ok(format!("{own} is started as a standby of {master}"))
 }
 
+/// Rows as aligned columns: each column as wide as its widest cell (in characters), at least
+/// its `min` width, then `sep`; `right` columns are aligned to the right. The last column is not
+/// padded. Cells are shown through [`crate::text::printable`]: they come from peers' documents.
+struct Table {
+    /// (header, min width, right-aligned, separator after it)
+    columns: Vec<(&'static str, usize, bool, &'static str)>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(columns: &[(&'static str, usize, bool, &'static str)]) -> Table {
+        Table {
+            columns: columns.to_vec(),
+            rows: Vec::new(),
+        }
+    }
+
+    fn row(&mut self, cells: Vec<String>) {
+        self.rows
+            .push(cells.iter().map(|c| crate::text::printable(c).into_owned()).collect());
+    }
+
+    fn render(&self, out: &mut String) {
+        let width = |i: usize| {
+            self.rows
+                .iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .chain([self.columns[i].0.chars().count(), self.columns[i].1])
+                .max()
+                .unwrap_or(0)
+        };
+        let widths: Vec<usize> = (0..self.columns.len()).map(width).collect();
+        let headers: Vec<String> = self.columns.iter().map(|c| c.0.to_string()).collect();
+        for cells in std::iter::once(&headers).chain(&self.rows) {
+            let mut line = String::new();
+            for (i, (_, _, right, sep)) in self.columns.iter().enumerate() {
+                let cell = cells.get(i).map_or("", String::as_str);
+                let last = i + 1 == self.columns.len();
+                let pad = " ".repeat(widths[i].saturating_sub(cell.chars().count()));
+                if last {
+                    line.push_str(cell);
+                } else if *right {
+                    let _ = write!(line, "{pad}{cell}{sep}");
+                } else {
+                    let _ = write!(line, "{cell}{pad}{sep}");
+                }
+            }
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+    }
+}
+
 /// The event history as a table, newest first.
 pub fn render_history(events: &[crate::events::Event]) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<24} {:<10} {:<20} {:<20} REASON",
-        "TIME (UTC)", "NODE", "EVENT", "MASTER"
-    );
+    let mut table = Table::new(&[
+        ("TIME (UTC)", 0, false, " "),
+        ("NODE", 10, false, " "),
+        ("EVENT", 20, false, " "),
+        ("MASTER", 20, false, " "),
+        ("REASON", 0, false, ""),
+    ]);
     for e in events {
         let masters = match (&e.old_master, &e.new_master) {
             (None, None) => "-".to_string(),
             (o, n) => format!("{} -> {}", o.as_deref().unwrap_or("-"), n.as_deref().unwrap_or("-")),
         };
         let node = if e.node.is_empty() { "(observer)" } else { &e.node };
-        let _ = writeln!(
-            out,
-            "{:<27} {:<10} {:<20} {:<20} {}",
+        table.row(vec![
             crate::state::iso(&e.time),
-            node,
-            e.kind,
+            node.to_string(),
+            e.kind.clone(),
             masters,
-            e.reason
-        );
+            e.reason.clone(),
+        ]);
     }
+    let mut out = String::new();
+    table.render(&mut out);
     out
 }
 
@@ -241,6 +407,108 @@ pub fn render_history(events: &[crate::events::Event]) -> String {
 pub fn read_file(path: &Path) -> Result<Value, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON: {e}", path.display()))
+}
+
+/// A state file last written longer ago than this is stale: its daemon is probably not running
+/// (`pglookout_current_master` exits 255 then, and `pglookout-ctl status` exits 1).
+pub const STATE_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// How old a state file is, by its modification time against the wall clock (file times are
+/// wall-clock times: this is the only meaningful comparison).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FileAge {
+    /// Written this long ago (or up to [`STATE_MAX_AGE`] in the future: a small clock step).
+    Fresh(Duration),
+    /// Written longer than [`STATE_MAX_AGE`] ago.
+    Stale(Duration),
+    /// Dated this far in the future, more than [`STATE_MAX_AGE`]: the clock was set back, or the
+    /// time was set by hand; it proves nothing about now.
+    Future(Duration),
+}
+
+impl FileAge {
+    pub fn is_fresh(&self) -> bool {
+        matches!(self, FileAge::Fresh(_))
+    }
+
+    /// "written 4 s ago", "dated 3600 s in the future".
+    pub fn when(&self) -> String {
+        match self {
+            FileAge::Fresh(age) | FileAge::Stale(age) => format!("written {} s ago", age.as_secs()),
+            FileAge::Future(ahead) => format!("dated {} s in the future", ahead.as_secs()),
+        }
+    }
+
+    /// Why it is not taken as the present, when it is not.
+    pub fn stale_reason(&self) -> Option<String> {
+        let limit = STATE_MAX_AGE.as_secs();
+        match self {
+            FileAge::Fresh(_) => None,
+            FileAge::Stale(_) => Some(format!("more than {limit} s ago: is pglookout running?")),
+            FileAge::Future(_) => Some(format!(
+                "more than {limit} s ahead: was the clock set back? is pglookout running?"
+            )),
+        }
+    }
+}
+
+/// The age of the state file at `path` (see [`FileAge`]).
+pub fn state_file_age(path: &Path) -> std::io::Result<FileAge> {
+    let modified = std::fs::metadata(path)?.modified()?;
+    Ok(match std::time::SystemTime::now().duration_since(modified) {
+        Ok(age) if age > STATE_MAX_AGE => FileAge::Stale(age),
+        Ok(age) => FileAge::Fresh(age),
+        Err(e) if e.duration() > STATE_MAX_AGE => FileAge::Future(e.duration()),
+        Err(_) => FileAge::Fresh(Duration::ZERO),
+    })
+}
+
+/// Where a state document shown by `pglookout-ctl status` came from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ViewSource {
+    /// A daemon's API answered.
+    Api { url: String },
+    /// A state file: named on the command line (`api` is `None`), or the one of a config whose
+    /// daemon's API (its URL) did not answer, for the reason given (the whole error).
+    StateFile {
+        path: std::path::PathBuf,
+        age: FileAge,
+        api: Option<(String, String)>,
+    },
+}
+
+impl ViewSource {
+    /// Whether the document is too old to be taken as the present.
+    pub fn is_stale(&self) -> bool {
+        matches!(self, ViewSource::StateFile { age, .. } if !age.is_fresh())
+    }
+
+    /// One line for stderr when the document is not the daemon's live answer although one was
+    /// asked for, else `None`.
+    pub fn notice(&self) -> Option<String> {
+        match self {
+            ViewSource::StateFile {
+                path,
+                age,
+                api: Some((_, why)),
+            } => Some(format!(
+                "the API did not answer: {why}; showing the state file {}, {}",
+                path.display(),
+                age.when()
+            )),
+            _ => None,
+        }
+    }
+
+    /// The error for a stale document (shown all the same), else `None`.
+    pub fn stale_error(&self) -> Option<String> {
+        match self {
+            ViewSource::StateFile { path, age, .. } => age
+                .stale_reason()
+                .map(|why| format!("the state file {} is STALE: {}, {why}", path.display(), age.when())),
+            ViewSource::Api { .. } => None,
+        }
+    }
 }
 
 fn role(n: &Value) -> &'static str {
@@ -257,36 +525,76 @@ fn age(t: &Value, now: Timestamp) -> String {
     })
 }
 
-/// The view as a table.
-pub fn render(doc: &Value, now: Timestamp) -> String {
+/// `pglookout-ctl status`: the view as a table, headed by where it came from; a view from a
+/// stale state file says so before and after the table.
+pub fn render_from(doc: &Value, now: Timestamp, source: &ViewSource) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<16} {:<8} {:<9} {:<14} {:<14} {:>9}  LAST SEEN",
-        "NODE", "ROLE", "CONNECTED", "RECEIVE LSN", "REPLAY LSN", "LAG (s)"
-    );
+    let mut stale = None;
+    match source {
+        ViewSource::Api { url } => {
+            let _ = writeln!(out, "SOURCE          {}", crate::text::printable(url));
+        }
+        ViewSource::StateFile { path, age, api } => {
+            let why = api
+                .as_ref()
+                .map(|(url, _)| format!(" (the API at {} did not answer)", crate::text::printable(url)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "SOURCE          state file {}, {}{why}",
+                crate::text::printable(&path.display().to_string()),
+                age.when()
+            );
+            stale = age.stale_reason();
+        }
+    }
+    if let Some(s) = &stale {
+        let _ = writeln!(out, "STALE           {s} What follows is what it saw then, not now.");
+    }
+    out.push('\n');
+    out.push_str(&render(doc, now));
+    if stale.is_some() {
+        let _ = writeln!(out, "STALE           the state above is old: see SOURCE");
+    }
+    out
+}
+
+/// The view as a table. Every name and text from the document is shown with its control
+/// characters escaped ([`crate::text::printable`]): they come from peers.
+pub fn render(doc: &Value, now: Timestamp) -> String {
+    use crate::text::printable;
+    let mut out = String::new();
+    let mut table = Table::new(&[
+        ("NODE", 16, false, " "),
+        ("ROLE", 8, false, " "),
+        ("CONNECTED", 9, false, " "),
+        ("RECEIVE LSN", 14, false, " "),
+        ("REPLAY LSN", 14, false, " "),
+        ("LAG (s)", 9, true, "  "),
+        ("LAST SEEN", 0, false, ""),
+    ]);
     let empty = serde_json::Map::new();
     let nodes = doc["db_nodes"].as_object().unwrap_or(&empty);
     for (name, n) in nodes {
         let lag = n["replication_time_lag"]
             .as_f64()
             .map_or("-".into(), |l| format!("{l:.2}"));
-        let _ = writeln!(
-            out,
-            "{:<16} {:<8} {:<9} {:<14} {:<14} {:>9}  {}",
-            name,
-            role(n),
-            if n["connection"].as_bool() == Some(true) {
-                "yes"
-            } else {
-                "no"
-            },
-            n["pg_last_xlog_receive_location"].as_str().unwrap_or("-"),
-            n["pg_last_xlog_replay_location"].as_str().unwrap_or("-"),
+        let connected = if n["connection"].as_bool() == Some(true) {
+            "yes"
+        } else {
+            "no"
+        };
+        table.row(vec![
+            name.clone(),
+            role(n).to_string(),
+            connected.to_string(),
+            n["pg_last_xlog_receive_location"].as_str().unwrap_or("-").to_string(),
+            n["pg_last_xlog_replay_location"].as_str().unwrap_or("-").to_string(),
             lag,
             age(&n["fetch_time"], now),
-        );
+        ]);
     }
+    table.render(&mut out);
     if let Some(observers) = doc["observer_nodes"].as_object().filter(|o| !o.is_empty()) {
         let _ = writeln!(out, "\nOBSERVER VIEWS");
         for (obs, view) in observers {
@@ -302,14 +610,15 @@ pub fn render(doc: &Value, now: Timestamp) -> String {
                             } else {
                                 "down"
                             };
-                            format!("{k}={}/{up}", role(v))
+                            format!("{}={}/{up}", printable(k), role(v))
                         })
                         .collect()
                 })
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  {obs:<14} {} fetched {}: {}",
+                "  {:<14} {} fetched {}: {}",
+                printable(obs),
                 if reached { "reached," } else { "NOT reached, last" },
                 age(&view["fetch_time"], now),
                 if seen.is_empty() {
@@ -321,16 +630,16 @@ pub fn render(doc: &Value, now: Timestamp) -> String {
         }
     }
     let master = doc["current_master"].as_str().unwrap_or("none known");
-    let _ = writeln!(out, "\nCURRENT MASTER  {master}");
+    let _ = writeln!(out, "\nCURRENT MASTER  {}", printable(master));
     if let Some(summary) = doc["decision"]["summary"].as_str() {
-        let _ = writeln!(out, "LAST DECISION   {summary}");
+        let _ = writeln!(out, "LAST DECISION   {}", printable(summary));
         for r in doc["decision"]["reasons"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(Value::as_str)
         {
-            let _ = writeln!(out, "  - {r}");
+            let _ = writeln!(out, "  - {}", printable(r));
         }
     }
     out
@@ -394,5 +703,206 @@ mod tests {
             api(r#"{"http_address": "::1", "http_tls_cert": "c.pem", "http_auth_token": "t"}"#),
             Ok(("https://[::1]:15000".into(), Some("t".into())))
         );
+    }
+
+    #[test]
+    fn names_and_texts_from_peers_are_shown_with_their_control_characters_escaped() {
+        let forged = "pg9\n2026-01-01T00:00:00.000Z\tpglookout\tERROR\tforged \x1b[31mred\x1b]0;title\x07";
+        let doc = serde_json::json!({
+            "db_nodes": {forged: {"fetch_time": "2024-01-01T00:00:00Z", "connection": true,
+                "pg_is_in_recovery": true, "pg_last_xlog_receive_location": "0/1\x1b[2J"}},
+            "observer_nodes": {forged: {"fetch_time": "2024-01-01T00:00:00Z", "connection": true,
+                forged: {"fetch_time": "2024-01-01T00:00:00Z", "connection": true, "pg_is_in_recovery": false}}},
+            "current_master": forged,
+            "decision": {"summary": forged, "reasons": [forged]}
+        });
+        let out = render(&doc, parse_iso("2024-01-01T00:00:01Z").expect("t"));
+        assert!(
+            !out.contains('\x1b') && !out.contains('\x07') && !out.contains('\t'),
+            "{out:?}"
+        );
+        assert!(
+            out.lines().all(|l| !l.starts_with("2026-01-01")),
+            "no line of the peer's making: {out}"
+        );
+        assert!(out.contains("pg9\\n2026-01-01T00:00:00.000Z\\tpglookout"), "{out}");
+        assert!(out.contains("0/1\\u{1b}[2J"), "{out}");
+
+        let mut event = crate::events::Event::new(
+            parse_iso("2024-01-01T00:00:00Z").expect("t"),
+            forged,
+            "master_changed\x1b[0m",
+            forged,
+        );
+        event.old_master = Some(forged.into());
+        let out = render_history(&[event]);
+        assert!(!out.contains('\x1b') && !out.contains('\t'), "{out:?}");
+        assert_eq!(out.lines().count(), 2, "{out}");
+    }
+
+    #[test]
+    fn history_columns_line_up_whatever_the_widths() {
+        let event = |time: &str, node: &str, kind: &str, new: &str| -> crate::events::Event {
+            serde_json::from_value(serde_json::json!({
+                "time": time, "node": node, "kind": kind, "reason": "why", "new_master": new
+            }))
+            .expect("event")
+        };
+        let out = render_history(&[
+            event("2024-01-01T00:00:00.123456Z", "pg1", "master_changed", "pg2"),
+            event(
+                "2024-01-01T00:00:01Z",
+                "a-much-longer-node-name",
+                "failover_started_long_kind_name",
+                "pg3",
+            ),
+        ]);
+        let lines: Vec<&str> = out.lines().collect();
+        let starts = |l: &str| -> Vec<usize> {
+            // a column starts after a space that follows a non-space (one space separates them)
+            let b = l.as_bytes();
+            (1..b.len()).filter(|&i| b[i] != b' ' && b[i - 1] == b' ').collect()
+        };
+        let header = starts(lines[0]);
+        let header: Vec<usize> = header.into_iter().filter(|&i| lines[0].as_bytes()[i] != b'(').collect();
+        for l in &lines[1..] {
+            let s = starts(l);
+            for col in &header {
+                assert!(s.contains(col), "column at {col} of the header:\n{out}");
+            }
+        }
+        assert!(lines[0].starts_with("TIME (UTC)                  NODE"), "{out}");
+    }
+
+    #[test]
+    fn a_state_file_older_than_the_limit_is_marked_stale() {
+        let dir = tempfile::tempdir().expect("dir");
+        let p = dir.path().join("state.json");
+        std::fs::write(&p, "{}").expect("w");
+        assert!(matches!(state_file_age(&p), Ok(FileAge::Fresh(_))));
+        let set = |t: std::time::SystemTime| {
+            std::fs::File::options()
+                .write(true)
+                .open(&p)
+                .expect("open")
+                .set_modified(t)
+                .expect("mtime")
+        };
+        set(std::time::SystemTime::now() - Duration::from_secs(480));
+        let age = state_file_age(&p).expect("age");
+        assert!(matches!(age, FileAge::Stale(a) if a.as_secs() >= 480), "{age:?}");
+        set(std::time::SystemTime::now() + Duration::from_secs(3600));
+        assert!(matches!(state_file_age(&p), Ok(FileAge::Future(_))));
+        set(std::time::SystemTime::now() + Duration::from_secs(5));
+        assert!(matches!(state_file_age(&p), Ok(FileAge::Fresh(_))));
+
+        let doc = serde_json::json!({
+            "db_nodes": {"pg1": {"fetch_time": "2024-01-01T00:00:00Z", "connection": true, "pg_is_in_recovery": false}},
+            "current_master": "pg1"
+        });
+        let now = parse_iso("2024-01-01T00:08:00Z").expect("t");
+        let source = ViewSource::StateFile {
+            path: p.clone(),
+            age: FileAge::Stale(Duration::from_secs(482)),
+            api: Some((
+                "http://127.0.0.1:15000".into(),
+                "http://127.0.0.1:15000/status: connection refused".into(),
+            )),
+        };
+        assert!(source.is_stale());
+        let out = render_from(&doc, now, &source);
+        assert!(
+            out.starts_with(&format!(
+                "SOURCE          state file {}, written 482 s ago (the API at http://127.0.0.1:15000 did not answer)\nSTALE           more than 60 s ago",
+                p.display()
+            )),
+            "{out}"
+        );
+        assert!(out.lines().nth(1).is_some_and(|l| l.starts_with("STALE")), "{out}");
+        assert!(
+            out.trim_end().lines().last().is_some_and(|l| l.starts_with("STALE")),
+            "{out}"
+        );
+        let notice = source.notice().expect("a notice");
+        assert_eq!(
+            notice,
+            format!(
+                "the API did not answer: http://127.0.0.1:15000/status: connection refused; showing the state file {}, written 482 s ago",
+                p.display()
+            )
+        );
+        let error = source.stale_error().expect("stale");
+        assert!(
+            error.contains("is STALE: written 482 s ago, more than 60 s ago"),
+            "{error}"
+        );
+        // fresh, from the command line: no notice, not stale
+        let fresh = ViewSource::StateFile {
+            path: p.clone(),
+            age: FileAge::Fresh(Duration::from_secs(1)),
+            api: None,
+        };
+        assert!(!fresh.is_stale() && fresh.notice().is_none() && fresh.stale_error().is_none());
+        let live = ViewSource::Api {
+            url: "http://127.0.0.1:15000".into(),
+        };
+        assert!(render_from(&doc, now, &live).starts_with("SOURCE          http://127.0.0.1:15000\n\nNODE"));
+    }
+
+    #[test]
+    fn bad_urls_are_named_before_any_request() {
+        for (url, why) in [
+            ("127.0.0.1:15000", "relative URL without a base"),
+            ("localhost:15000", "the scheme is \"localhost\""),
+            ("ftp://127.0.0.1:15000", "not http or https"),
+            ("http://", "empty host"),
+        ] {
+            let e = check_url(url).expect_err(url);
+            assert!(e.starts_with("bad URL") && e.contains(why), "{url}: {e}");
+        }
+        assert!(check_url("https://[::1]:15000").is_ok());
+    }
+
+    #[tokio::test]
+    async fn request_errors_say_what_failed() {
+        // refused: a port nobody listens on
+        let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let e = Api::new(&format!("http://127.0.0.1:{port}"))
+            .read_view()
+            .await
+            .expect_err("refused");
+        assert!(e.contains("/status: connection refused"), "{e}");
+        assert!(!e.contains("error sending request"), "{e}");
+
+        // timed out: a listener that takes the connection (the kernel's backlog) and never answers
+        let silent = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind");
+        let mut api = Api::new(&format!("http://{}", silent.local_addr().expect("addr")));
+        api.timeout = Duration::from_millis(200);
+        let e = api.request_check().await.expect_err("timeout");
+        assert!(e.contains("/check: timed out (no answer within 0.2 s)"), "{e}");
+        assert!(!e.contains("error sending request"), "{e}");
+
+        // TLS: HTTPS to a server that answers in plain HTTP
+        let plain = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
+        let addr = plain.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
+            while let Ok((mut conn, _)) = plain.accept().await {
+                use tokio::io::AsyncWriteExt;
+                let _ = conn
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            }
+        });
+        let e = Api::new(&format!("https://{addr}")).read_view().await.expect_err("TLS");
+        server.abort();
+        assert!(e.contains("/status: TLS failure"), "{e}");
+
+        // a bad URL: said as such, not as reqwest's "builder error"
+        let e = Api::new("localhost:15000").read_view().await.expect_err("bad URL");
+        assert!(e.starts_with("bad URL \"localhost:15000\""), "{e}");
+        assert!(!e.contains("builder error"), "{e}");
     }
 }

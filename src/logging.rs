@@ -1,7 +1,9 @@
 //! Log lines: to stderr as `time<TAB>component<TAB>LEVEL<TAB>message` (without the time under
 //! systemd, which stamps lines itself), and optionally to syslog. The level and the syslog
 //! target can be changed at runtime (SIGHUP). Other crates' events are shown from WARN up.
-//! Nothing here formats secrets: callers only ever log masked connection strings.
+//! Nothing here formats secrets: callers only ever log masked connection strings. Control
+//! characters in a message (a peer's node name with a newline or an escape sequence) are
+//! written as escapes ([`crate::text::printable`]): one event is one line.
 //!
 //! Owns the global subscriber, the stderr writer thread and the syslog socket. Logging never
 //! blocks the thread that logs: a line is queued for the writer thread (at most
@@ -297,6 +299,8 @@ impl<S: Subscriber> Layer<S> for LineLayer {
         let meta = event.metadata();
         let mut msg = String::new();
         event.record(&mut Line(&mut msg));
+        // one event, one line: names and answers from peers may hold newlines or escapes
+        let msg = crate::text::printable(&msg);
         let component = meta.target().rsplit("::").next().unwrap_or("pglookout");
         let level = level_name(meta.level());
         let mut line = String::new();
@@ -526,5 +530,30 @@ mod tests {
         assert!(is_ours("ClusterMonitor"));
         assert!(is_ours("pglookout::daemon"));
         assert!(!is_ours("tokio_postgres::query"));
+    }
+
+    #[test]
+    fn a_name_with_a_newline_or_an_escape_cannot_forge_a_line() {
+        let (tx, rx) = mpsc::channel::<String>();
+        let sink: Sink = Box::new(move |line: &[u8]| {
+            let _ = tx.send(String::from_utf8_lossy(line).to_string());
+            Ok(())
+        });
+        let shared = Arc::new(Shared {
+            level: AtomicU8::new(1),
+            syslog: Mutex::new(None),
+            timestamps: false,
+            stderr: Queue::start(16, false, sink),
+        });
+        let subscriber = tracing_subscriber::registry().with(LineLayer(shared));
+        let name = "pg9\npglookout\tERROR\tforged\x1b[31m";
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(target: "ClusterMonitor", "observer obs: ignoring node {name}");
+        });
+        let line = rx.recv_timeout(DEADLINE).expect("the line is written");
+        assert_eq!(
+            line,
+            "ClusterMonitor\tWARNING\tobserver obs: ignoring node pg9\\npglookout\\tERROR\\tforged\\u{1b}[31m\n"
+        );
     }
 }

@@ -1,10 +1,12 @@
 //! `pglookout-ctl`: look at a running cluster the way one daemon sees it (`status`), what it saw
 //! and did (`history`), ask a daemon for an immediate poll round (`check`), or bring the old
 //! primary beside a config back as a standby of the new one (`rejoin`). Exit 0 when it could read a view (or the check
-//! was accepted); 1 with a one-line reason otherwise; 2 for a usage error.
+//! was accepted); 1 with a one-line reason otherwise, and for a view from a state file written
+//! more than 60 s ago (printed, marked STALE); 2 for a usage error.
 
 use clap::{Args, Parser, Subcommand};
-use pglookout::ctl::{self, Api};
+use pglookout::ctl::{self, Api, ViewSource};
+use pglookout::text::printable;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -91,11 +93,7 @@ impl From {
     /// The API to talk to, when one was named.
     fn api(&self) -> Result<Option<Api>, String> {
         let mut api = match (&self.source.url, &self.source.config) {
-            (Some(u), _) => Api {
-                url: u.clone(),
-                token: None,
-                ca_file: None,
-            },
+            (Some(u), _) => Api::new(u),
             (_, Some(c)) => Api::from_config(c)?,
             _ => return Ok(None),
         };
@@ -107,29 +105,74 @@ impl From {
     }
 }
 
+/// The state file at `path` with its age.
+fn state_file(
+    path: &std::path::Path,
+    api: Option<(String, String)>,
+) -> Result<(serde_json::Value, ViewSource), String> {
+    let view = ctl::read_file(path)?;
+    let age = ctl::state_file_age(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((
+        view,
+        ViewSource::StateFile {
+            path: path.to_path_buf(),
+            age,
+            api,
+        },
+    ))
+}
+
+/// An event file named on the command line or by a config must exist (it, or a rotated one):
+/// a mistyped path is an error, not an empty history.
+fn events_from_file(
+    p: &std::path::Path,
+    limit: usize,
+    since: Option<pglookout::state::Timestamp>,
+) -> Result<Vec<pglookout::events::Event>, String> {
+    let mut first_rotated = p.as_os_str().to_owned();
+    first_rotated.push(".1");
+    if let Err(e) = std::fs::metadata(p) {
+        if std::fs::metadata(&first_rotated).is_err() {
+            return Err(format!("{}: {e}", p.display()));
+        }
+    }
+    let h = pglookout::events::read(p, limit, since).map_err(|e| format!("{}: {e}", p.display()))?;
+    for w in &h.warnings {
+        eprintln!("pglookout-ctl: {}", printable(w));
+    }
+    Ok(h.events)
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Status { from, json } => {
-            let view = match (&from.source.state_file, &from.source.config, from.api()?) {
-                (Some(p), _, _) => ctl::read_file(p)?,
-                // a config: the daemon's API, else (daemon down) its state file
+            let (view, source) = match (&from.source.state_file, &from.source.config, from.api()?) {
+                (Some(p), _, _) => state_file(p, None)?,
+                // a config: the daemon's API, else (daemon down) its state file, saying so
                 (_, Some(c), Some(api)) => match api.read_view().await {
-                    Ok(v) => v,
+                    Ok(v) => (v, ViewSource::Api { url: api.shown() }),
                     Err(api_err) => {
                         let p = pglookout::config::state_file_path_of(c).map_err(|e| e.to_string())?;
-                        ctl::read_file(&p).map_err(|e| format!("{api_err}; and {e}"))?
+                        state_file(&p, Some((api.shown(), api_err.clone())))
+                            .map_err(|e| format!("{api_err}; and {e}"))?
                     }
                 },
-                (_, _, Some(api)) => api.read_view().await?,
+                (_, _, Some(api)) => (api.read_view().await?, ViewSource::Api { url: api.shown() }),
                 _ => return Err("status needs --url, --state-file or --config".into()),
             };
             if !view.is_object() || view.get("db_nodes").is_none() {
                 return Err("the answer is not a pglookout state document".into());
             }
+            if let Some(notice) = source.notice() {
+                eprintln!("pglookout-ctl: {}", printable(&notice));
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&view).map_err(|e| e.to_string())?);
             } else {
-                print!("{}", ctl::render(&view, chrono::Utc::now()));
+                print!("{}", ctl::render_from(&view, chrono::Utc::now(), &source));
+            }
+            if let Some(e) = source.stale_error() {
+                return Err(e);
             }
             Ok(())
         }
@@ -146,20 +189,19 @@ async fn run(cli: Cli) -> Result<(), String> {
                 Some(s) => Some(pglookout::state::parse_iso(s).ok_or(format!("--since: not an ISO 8601 time: {s:?}"))?),
                 None => None,
             };
-            let from_file = |p: &std::path::Path| {
-                let h = pglookout::events::read(p, limit, since_t).map_err(|e| format!("{}: {e}", p.display()))?;
-                for w in &h.warnings {
-                    eprintln!("pglookout-ctl: {w}");
-                }
-                Ok::<_, String>(h.events)
-            };
             let events = match (&from.source.events_file, &from.source.config, from.api()?) {
-                (Some(p), _, _) => from_file(p)?,
+                (Some(p), _, _) => events_from_file(p, limit, since_t)?,
                 (_, Some(c), Some(api)) => match api.read_history(limit, since.as_deref()).await {
                     Ok(v) => v,
                     Err(api_err) => {
                         let p = pglookout::config::event_log_path_of(c).map_err(|e| e.to_string())?;
-                        from_file(&p).map_err(|e| format!("{api_err}; and {e}"))?
+                        let events = events_from_file(&p, limit, since_t).map_err(|e| format!("{api_err}; and {e}"))?;
+                        eprintln!(
+                            "pglookout-ctl: {}; showing the event file {}",
+                            printable(&api_err),
+                            printable(&p.display().to_string())
+                        );
+                        events
                     }
                 },
                 (_, _, Some(api)) => api.read_history(limit, since.as_deref()).await?,
@@ -186,7 +228,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .api()?
                 .ok_or("check needs --url or --config (a state file has no address)")?;
             api.request_check().await?;
-            println!("poll round requested at {}", pglookout::config::display_url(&api.url));
+            println!("poll round requested at {}", printable(&api.shown()));
             Ok(())
         }
     }
@@ -203,7 +245,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pglookout-ctl: {e}");
+            eprintln!("pglookout-ctl: {}", printable(&e));
             ExitCode::from(1)
         }
     }

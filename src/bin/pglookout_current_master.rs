@@ -2,37 +2,50 @@
 //! daemon with this config writes. Exit codes as the original: 0 and the name; 1 when the
 //! config path does not exist; 255 when the state file is missing, unreadable, names no
 //! master, or is older than 60 s or dated more than 60 s in the future (the original's
-//! staleness check never fires; ours does).
+//! staleness check never fires; ours does); 2 for a usage error, and `--help` and `--version`
+//! print and exit 0, as the original's argparse does.
 
+use clap::Parser;
+use pglookout::ctl::{FileAge, STATE_MAX_AGE};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
 
-const MAX_AGE: Duration = Duration::from_secs(60);
+#[derive(Parser)]
+#[command(
+    name = "pglookout_current_master",
+    version,
+    about = "Print the current master from the state file of the pglookout daemon with this config",
+    after_help = "Exit status: 0 with the master's name; 1 when CONFIG does not exist; 255 when the state \
+                  file is missing, unreadable, names no master, or is older than 60 s (or dated more than \
+                  60 s in the future); 2 for a usage error."
+)]
+struct Cli {
+    /// The pglookout config file; its json_state_file_path names the state file.
+    #[arg(value_name = "CONFIG")]
+    config: PathBuf,
+}
 
 fn current_master(config: &std::path::Path) -> Result<String, String> {
     let state_path = pglookout::config::state_file_path_of(config).map_err(|e| e.to_string())?;
     let shown = state_path.display();
-    let meta = std::fs::metadata(&state_path).map_err(|e| format!("state file {shown}: {e}"))?;
-    let modified = meta.modified().map_err(|e| format!("state file {shown}: {e}"))?;
-    // File times are wall-clock: comparing with the wall clock is the only meaningful check.
     // A file dated in the future by more than the same margin proves nothing about now (the
     // clock was set back, or the time was set by hand): it is not taken as fresh.
-    let age = match SystemTime::now().duration_since(modified) {
-        Ok(age) => age,
-        Err(e) if e.duration() > MAX_AGE => {
+    match pglookout::ctl::state_file_age(&state_path).map_err(|e| format!("state file {shown}: {e}"))? {
+        FileAge::Fresh(_) => {}
+        FileAge::Future(ahead) => {
             return Err(format!(
-                "state file {shown} is dated {} s in the future (more than 60 s); was the clock set back? is pglookout running?",
-                e.duration().as_secs()
+                "state file {shown} is dated {} s in the future (more than {} s); was the clock set back? is pglookout running?",
+                ahead.as_secs(),
+                STATE_MAX_AGE.as_secs()
             ))
         }
-        Err(_) => Duration::ZERO,
-    };
-    if age > MAX_AGE {
-        return Err(format!(
-            "state file {shown} is stale: last written {} s ago (more than 60 s); is pglookout running?",
-            age.as_secs()
-        ));
+        FileAge::Stale(age) => {
+            return Err(format!(
+                "state file {shown} is stale: last written {} s ago (more than {} s); is pglookout running?",
+                age.as_secs(),
+                STATE_MAX_AGE.as_secs()
+            ))
+        }
     }
     let text = std::fs::read_to_string(&state_path).map_err(|e| format!("state file {shown}: {e}"))?;
     let doc: serde_json::Value =
@@ -48,12 +61,8 @@ fn current_master(config: &std::path::Path) -> Result<String, String> {
 }
 
 fn main() -> ExitCode {
-    let mut args = std::env::args_os().skip(1);
-    let (Some(config), None) = (args.next(), args.next()) else {
-        eprintln!("usage: pglookout_current_master CONFIG");
-        return ExitCode::from(1);
-    };
-    let config = PathBuf::from(config);
+    // --help and --version: printed, exit 0; a usage error: exit 2 (clap's, as argparse's)
+    let config = Cli::parse().config;
     if !config.exists() {
         println!("pglookout_current_master: '{}' doesn't exist", config.display());
         return ExitCode::from(1);

@@ -1,7 +1,8 @@
 //! The poller: one task per PostgreSQL node and per observer, each on its own schedule and with
 //! its own deadline, so a node that hangs never delays another node's state. An aggregating
 //! task owns every node's and observer's state, merges each probe into it (keeping the last
-//! known fields after a failure, as the original does), counts completed rounds, and publishes
+//! known fields after a failure, as the original does; of an observer's report, only the nodes
+//! of our `remote_conns`, see [`ForeignNames`]), counts completed rounds, and publishes
 //! snapshots on a `watch` channel. Nothing else mutates these states.
 
 pub mod observer;
@@ -121,6 +122,76 @@ pub fn merge_observer(
     }
 }
 
+/// How often the nodes an observer reports outside our config are logged at most, per observer.
+pub const FOREIGN_NAMES_LOG_EVERY: f64 = 600.0;
+
+/// Keeps, of what each observer reports, only the nodes of our `remote_conns`. The others are
+/// not ours to serve: re-serving them in `observer_nodes` (the state file, `/status`, metrics)
+/// passed whatever names a peer sent on to every reader, forged log lines and terminal escapes
+/// included. The decisions never looked at them (one observer may watch several clusters).
+/// Logged at INFO when an observer first reports such names, and again only when the set
+/// changes, at most once per [`FOREIGN_NAMES_LOG_EVERY`] per observer: a shared observer
+/// costs one line, a hostile one that invents names each poll one line per ten minutes.
+#[derive(Debug, Default)]
+pub struct ForeignNames {
+    /// Per observer: a digest of the names last logged and when (monotonic seconds).
+    logged: BTreeMap<String, (u64, f64)>,
+}
+
+impl ForeignNames {
+    /// `nodes` without the names for which `ours` is false; logs what it dropped (see above).
+    pub fn keep_ours(
+        &mut self,
+        observer: &str,
+        mut nodes: BTreeMap<String, NodeState>,
+        ours: impl Fn(&str) -> bool,
+        mono_now: f64,
+    ) -> BTreeMap<String, NodeState> {
+        let mut dropped: Vec<String> = Vec::new();
+        nodes.retain(|name, _| {
+            let keep = ours(name);
+            if !keep {
+                dropped.push(name.clone());
+            }
+            keep
+        });
+        if dropped.is_empty() {
+            return nodes;
+        }
+        let digest = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            dropped.hash(&mut h);
+            h.finish()
+        };
+        let due = match self.logged.get(observer) {
+            None => true,
+            Some(&(last, at)) => last != digest && mono_now - at >= FOREIGN_NAMES_LOG_EVERY,
+        };
+        if due {
+            self.logged.insert(observer.to_string(), (digest, mono_now));
+            const SHOWN: usize = 5;
+            let mut names: Vec<String> = dropped.iter().take(SHOWN).map(|n| format!("{n:?}")).collect();
+            if dropped.len() > SHOWN {
+                names.push(format!("and {} more", dropped.len() - SHOWN));
+            }
+            tracing::info!(
+                target: "ClusterMonitor",
+                "observer {observer}: ignoring {} node(s) not in our remote_conns: {} (not used, not served; said again only when they change, at most every {} s)",
+                dropped.len(),
+                names.join(", "),
+                FOREIGN_NAMES_LOG_EVERY
+            );
+        }
+        nodes
+    }
+
+    /// Forgets observers that are no longer configured.
+    fn retain(&mut self, configured: impl Fn(&str) -> bool) {
+        self.logged.retain(|name, _| configured(name));
+    }
+}
+
 enum Outcome {
     Node(Result<PgFields, ProbeError>),
     Observer(Result<BTreeMap<String, NodeState>, observer::ObserverError>),
@@ -178,6 +249,7 @@ pub fn start(
         workers: BTreeMap::new(),
         snapshot: Snapshot::default(),
         rounds: Rounds::new(clock::monotonic()),
+        foreign: ForeignNames::default(),
     };
     tokio::spawn(agg.run());
     poller
@@ -197,6 +269,7 @@ struct Aggregator {
     workers: BTreeMap<Key, Worker>,
     snapshot: Snapshot,
     rounds: Rounds<Key>,
+    foreign: ForeignNames,
 }
 
 impl Aggregator {
@@ -315,6 +388,11 @@ impl Aggregator {
                 self.snapshot.nodes.insert(name, node);
             }
             (Key::Observer(name), Outcome::Observer(result)) => {
+                let result = result.map(|nodes| {
+                    let config = self.config.borrow();
+                    self.foreign
+                        .keep_ours(&name, nodes, |n| config.remote_conns.contains_key(n), now)
+                });
                 let reached = merge_observer(&mut self.snapshot.observers, &name, r.fetch_time, result);
                 if !reached {
                     statsd.count(
@@ -384,6 +462,11 @@ impl Aggregator {
                 _ => {}
             }
         }
+        // observers' reports of nodes that left our config are not served either
+        for o in self.snapshot.observers.values_mut() {
+            o.nodes.retain(|n, _| config.remote_conns.contains_key(n));
+        }
+        self.foreign.retain(|o| config.observers.contains_key(o));
         self.start_workers(tx, true);
     }
 
@@ -742,5 +825,42 @@ mod tests {
         assert_eq!(lines("INFO", "observer obs: answers again").len(), 1, "{log}");
         assert_eq!(lines("WARN", "observer other").len(), 1, "{log}");
         assert_eq!(log.lines().count(), 2 + 4 + 1 + 2, "{log}");
+    }
+
+    #[test]
+    fn names_outside_our_config_are_dropped_and_logged_once_per_change_at_most_every_ten_minutes() {
+        let t = parse_iso("2024-01-01T00:00:00Z").expect("t");
+        let report = |names: &[&str]| -> BTreeMap<String, NodeState> {
+            names.iter().map(|n| (n.to_string(), NodeState::new(t, true))).collect()
+        };
+        let ours = |n: &str| n == "pg1" || n == "pg2";
+        let forged = "pg9\n2026-01-01T00:00:00Z\tpglookout\tERROR\tforged \x1b[31m";
+        let mut foreign = ForeignNames::default();
+        let mut kept = Vec::new();
+        let log = logged(|| {
+            for round in 0..100 {
+                let k = foreign.keep_ours("obs", report(&["pg1", "pg2", forged]), ours, f64::from(round));
+                kept.push(k.keys().cloned().collect::<Vec<_>>());
+            }
+            // another set, within ten minutes of the first line: not logged
+            foreign.keep_ours("obs", report(&["pg1", "evil"]), ours, 200.0);
+            // ten minutes later: logged again, once
+            foreign.keep_ours("obs", report(&["pg1", "evil"]), ours, 700.0);
+            foreign.keep_ours("obs", report(&["pg1", "evil"]), ours, 2000.0);
+            // nothing foreign: nothing logged
+            foreign.keep_ours("other", report(&["pg1"]), ours, 0.0);
+        });
+        assert!(kept.iter().all(|k| k == &["pg1", "pg2"]), "{kept:?}");
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(lines.len(), 2, "{log}");
+        assert!(
+            lines[0].contains("observer obs: ignoring 1 node(s) not in our remote_conns"),
+            "{log}"
+        );
+        assert!(
+            lines[0].contains("\\n") && !lines[0].contains('\x1b'),
+            "the name is shown escaped: {log}"
+        );
+        assert!(lines[1].contains("\"evil\""), "{log}");
     }
 }

@@ -76,3 +76,34 @@ fn exit_codes() {
     set_mtime(SystemTime::now() + Duration::from_secs(5));
     assert_eq!(run(&config).0, 0);
 }
+
+/// `--help` printed an error (issue 19, item 12); the original's argparse prints the usage and
+/// exits 0, prints its version for `--version`, and exits 2 for a usage error.
+#[test]
+fn help_version_and_usage_errors_as_the_originals_argparse() {
+    let run_args = |args: &[&str]| {
+        let out = Command::new(current_master_bin()).args(args).output().expect("run");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    for flag in ["--help", "-h"] {
+        let (code, out, err) = run_args(&[flag]);
+        assert_eq!(code, 0, "{flag}: {out}{err}");
+        assert!(
+            out.contains("Usage: pglookout_current_master") && out.contains("CONFIG"),
+            "{out}"
+        );
+        assert!(out.contains("255"), "the exit codes are explained: {out}");
+    }
+    let (code, out, _) = run_args(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("pglookout_current_master "), "{out}");
+    for args in [&[][..], &["a.json", "b.json"], &["--bogus", "a.json"]] {
+        let (code, _, err) = run_args(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains("Usage: pglookout_current_master"), "{args:?}: {err}");
+    }
+}

@@ -2,6 +2,7 @@
 //! `pglab`. One test binary; each module one area.
 
 mod config_errors;
+mod ctl;
 mod current_master;
 mod failover;
 mod faults;

@@ -463,8 +463,11 @@ async fn an_original_format_observer_answer_is_accepted_and_garbage_is_ignored()
     .await;
     // a valid answer from an observer whose clock is a minute ahead: not trusted
     let skewed = serve_fixed(fixture("obs1-http-state.json").to_string(), 60).await;
+    // the fixture's nodes, unreachable from here: an observer's report of nodes outside our
+    // config is not kept
+    let gone = "host=127.0.0.1 port=1 user=x connect_timeout=2";
     let cfg = json!({
-        "remote_conns": {},
+        "remote_conns": {"pg1": gone, "pg2": gone, "pg3": gone},
         "observers": {
             "python": format!("http://127.0.0.1:{python}"),
             "garbage": format!("http://127.0.0.1:{garbage}"),

@@ -159,7 +159,9 @@ async fn tokens_tls_and_secured_observers() {
         "watcher",
         dir.path(),
         json!({
-            "remote_conns": {},
+            // the observed daemon's node: an observer's report of nodes outside our config is
+            // not kept
+            "remote_conns": {"gone": "host=127.0.0.1 port=1 user=x connect_timeout=2"},
             "db_poll_interval": 0.5,
             "observers": {
                 "with_token": {"url": url, "token": "s3cret-token", "ca_file": ca},
