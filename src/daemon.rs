@@ -618,8 +618,10 @@ impl Loop {
             .write_state(&self.config.json_state_file_path, status.clone());
         let statsd = self.statsd();
         if statsd.is_enabled() {
-            let alerts = self.files.looked().map(|l| l.alerts).unwrap_or_default();
-            let extra = crate::prometheus::Extra::new(&self.config, self.memory.current_master.as_deref(), alerts);
+            let looked = self.files.looked();
+            let alerts = looked.as_ref().map(|l| l.alerts.clone()).unwrap_or_default();
+            let mut extra = crate::prometheus::Extra::new(&self.config, self.memory.current_master.as_deref(), alerts);
+            extra.alert_dir_writable = looked.map(|l| l.alert_dir_writable);
             statsd.gauges(&crate::prometheus::gauges(&snapshot, &extra, chrono::Utc::now()));
         }
         self.status_tx.send_replace(status);
