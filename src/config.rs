@@ -75,6 +75,25 @@ pub const DEFAULT_FALLBACK_TIMEOUT: f64 = 60.0;
 /// The largest number of seconds any duration key may hold.
 const MAX_SECONDS: f64 = 10.0 * 365.0 * 86400.0;
 
+/// The sane range of a duration key: `(least, most, how the most reads)` seconds. The loop's
+/// own periods (`db_poll_interval`, `replication_state_check_interval`) and the probe deadline
+/// (`db_poll_timeout`) drive the CPU and the network: below 50 ms they would spin, above a day
+/// (an hour for a probe) nothing is watched any more. Every other duration is a threshold or a
+/// timeout, from 10 ms to ten years (larger values overflow durations). A key that allows 0
+/// allows 0 or this range.
+pub fn seconds_range(key: &str) -> (f64, f64, &'static str) {
+    match key {
+        "db_poll_interval" | "replication_state_check_interval" => (0.05, 86400.0, "1 day"),
+        "db_poll_timeout" => (0.05, 3600.0, "1 hour"),
+        _ => (0.01, MAX_SECONDS, "10 years"),
+    }
+}
+
+/// The largest config file read, in bytes (16 MiB; a real one is a few kilobytes). A bigger
+/// file, or anything that is not a regular file (`/dev/zero`, a FIFO), is refused before it is
+/// read: either would otherwise exhaust memory or block the read for ever.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
 /// Syslog facilities by name, with their numeric codes (RFC 5424).
 pub const SYSLOG_FACILITIES: &[(&str, u8)] = &[
     ("kern", 0),
@@ -107,6 +126,10 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{path}: not a regular file but {kind}: refusing to read it as the config")]
+    NotRegular { path: String, kind: &'static str },
+    #[error("{path}: larger than {limit} bytes (16 MiB): refusing to read it as the config")]
+    TooLarge { path: String, limit: u64 },
     #[error("{path}: not valid JSON: {source}")]
     Json {
         path: String,
@@ -333,17 +356,19 @@ impl Reader<'_> {
             Some(v) => Err(self.err(key, format!("expected true or false, got {}", Self::got(v)))),
         }
     }
+    /// A duration in seconds, within [`seconds_range`] (or 0 when `allow_zero`).
     fn number(&self, key: &str, default: f64, allow_zero: bool) -> Result<f64, ConfigError> {
+        let (least, most, most_reads) = seconds_range(key);
         match self.obj.get(key) {
             None | Some(Value::Null) => Ok(default),
             Some(v) => match v.as_f64() {
-                // at most ten years: larger values overflow durations
-                Some(n) if n.is_finite() && n <= MAX_SECONDS && (n > 0.0 || (allow_zero && n == 0.0)) => Ok(n),
+                Some(n) if (least..=most).contains(&n) || (allow_zero && n == 0.0) => Ok(n),
                 _ => Err(self.err(
                     key,
                     format!(
-                        "expected a {} number of seconds, got {}",
+                        "expected a {} number of seconds, {}from {least} to {most} ({most_reads}), got {}",
                         if allow_zero { "non-negative" } else { "positive" },
+                        if allow_zero { "0 or " } else { "" },
                         Self::got(v)
                     ),
                 )),
@@ -380,6 +405,19 @@ impl Reader<'_> {
             Some(n) if n <= max => Ok(n),
             _ => Err(self.err(key, format!("expected {what}, got {}", Self::got(v)))),
         }
+    }
+    /// A connection info in any of its forms, checked as libpq would before connecting
+    /// (unknown keywords, unusable values); errors name the keyword, never a value that could
+    /// be a secret.
+    fn conninfo(&self, key: &str, v: &Value) -> Result<ConnInfo, ConfigError> {
+        let ci = ConnInfo::from_json(v).map_err(|e| {
+            self.err(
+                key,
+                format!("expected a libpq connection string, a postgres:// URI or an object: {e}"),
+            )
+        })?;
+        ci.validate().map_err(|e| self.err(key, e.to_string()))?;
+        Ok(ci)
     }
     fn object(&self, key: &str) -> Result<Option<&Map<String, Value>>, ConfigError> {
         match self.obj.get(key) {
@@ -418,15 +456,7 @@ pub fn display_url(url: &str) -> String {
 impl Config {
     /// Reads and validates a config file. Returns the config and warnings for the caller to log.
     pub fn load(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: shown.clone(),
-            source,
-        })?;
-        let value: Value = serde_json::from_str(&text).map_err(|source| ConfigError::Json {
-            path: shown.clone(),
-            source,
-        })?;
+        let value = read_json(path)?;
         Self::from_value(path, &value)
     }
 
@@ -449,12 +479,7 @@ impl Config {
         let mut remote_conns = BTreeMap::new();
         for (name, v) in r.object("remote_conns")?.into_iter().flatten() {
             let key = format!("remote_conns.{name}");
-            let ci = ConnInfo::from_json(v).map_err(|e| {
-                r.err(
-                    &key,
-                    format!("expected a libpq connection string, a postgres:// URI or an object: {e}"),
-                )
-            })?;
+            let ci = r.conninfo(&key, v)?;
             remote_conns.insert(name.clone(), ci);
         }
 
@@ -653,12 +678,7 @@ impl Config {
         let autofollow = r.bool("autofollow", false)?;
         let primary_conninfo_template = match obj.get("primary_conninfo_template") {
             None | Some(Value::Null) => None,
-            Some(v) => Some(ConnInfo::from_json(v).map_err(|e| {
-                r.err(
-                    "primary_conninfo_template",
-                    format!("expected a libpq connection string, a postgres:// URI or an object: {e}"),
-                )
-            })?),
+            Some(v) => Some(r.conninfo("primary_conninfo_template", v)?),
         };
         let pg_data_directory = r.opt_string("pg_data_directory")?.map(PathBuf::from);
         let pg_start_command = r.string("pg_start_command", "")?;
@@ -681,12 +701,7 @@ impl Config {
         let rejoin_old_master = r.bool("rejoin_old_master", false)?;
         let rejoin_source_conninfo_template = match obj.get("rejoin_source_conninfo_template") {
             None | Some(Value::Null) => None,
-            Some(v) => Some(ConnInfo::from_json(v).map_err(|e| {
-                r.err(
-                    "rejoin_source_conninfo_template",
-                    format!("expected a libpq connection string, a postgres:// URI or an object: {e}"),
-                )
-            })?),
+            Some(v) => Some(r.conninfo("rejoin_source_conninfo_template", v)?),
         };
         let pg_rewind_command = r.string("pg_rewind_command", "pg_rewind")?;
         let pg_controldata_command = r.string("pg_controldata_command", "pg_controldata")?;
@@ -969,18 +984,174 @@ pub fn trust_warnings(config: &Config) -> Vec<String> {
     out
 }
 
+/// What stops the config from working on this machine, although the file is valid: checked at
+/// start and on every reload, and logged as errors (the daemon still runs: monitoring, votes
+/// and the HTTP API matter even when a file cannot be written, and a directory or program may
+/// appear later, as a write that fails later is logged, counted and never fatal):
+///
+/// - the directory of `json_state_file_path` or `event_log_path` does not exist, or
+///   `alert_file_dir` is not a directory we can create files in;
+/// - on a node daemon, the program of a command the config will run (`failover_command`,
+///   `fence_command`, `over_warning_limit_command`, `pg_start_command` and `pg_stop_command`
+///   with `autofollow` or `rejoin_old_master`, `pg_rewind_command` and `pg_controldata_command`
+///   with `rejoin_old_master`) does not exist or is not executable: better known at start
+///   than when the failover is due.
+///
+/// Reads file metadata: call it off the decision loop.
+pub fn environment_problems(config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for (key, file) in [
+        ("json_state_file_path", &config.json_state_file_path),
+        ("event_log_path", &config.event_log_path),
+    ] {
+        let dir = match file.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if !dir.is_dir() {
+            out.push(format!(
+                "{key} {}: the directory {} does not exist: nothing can be written there until it is created",
+                file.display(),
+                dir.display()
+            ));
+        }
+    }
+    if !dir_writable(&config.alert_file_dir) {
+        let why = if config.alert_file_dir.is_dir() {
+            "is not writable by pglookout's user"
+        } else {
+            "is not an existing directory"
+        };
+        out.push(format!(
+            "alert_file_dir {} {why}: no alert file can be created (the alert metrics say so)",
+            config.alert_file_dir.display()
+        ));
+    }
+    if config.own_db.is_some() {
+        let follows = config.autofollow || config.rejoin_old_master;
+        let commands = [
+            ("failover_command", Some(config.failover_command.as_str())),
+            ("fence_command", config.fence_command.as_deref()),
+            (
+                "over_warning_limit_command",
+                config.over_warning_limit_command.as_deref(),
+            ),
+            ("pg_start_command", follows.then_some(config.pg_start_command.as_str())),
+            ("pg_stop_command", follows.then_some(config.pg_stop_command.as_str())),
+            (
+                "pg_rewind_command",
+                config.rejoin_old_master.then_some(config.pg_rewind_command.as_str()),
+            ),
+            (
+                "pg_controldata_command",
+                config
+                    .rejoin_old_master
+                    .then_some(config.pg_controldata_command.as_str()),
+            ),
+        ];
+        for (key, command) in commands {
+            let Some(program) = command.and_then(|c| c.split_whitespace().next()) else {
+                continue;
+            };
+            if let Err(why) = check_program(program, std::env::var_os("PATH").as_deref()) {
+                out.push(format!("{key}: {why}: it cannot run when it is needed"));
+            }
+        }
+    }
+    out
+}
+
+/// Whether `program` can be run as a command is (`execvp`: a name without `/` is looked up in
+/// `path`): an existing regular file with an execute permission we hold.
+fn check_program(program: &str, path: Option<&std::ffi::OsStr>) -> Result<(), String> {
+    use nix::unistd::AccessFlags;
+    let runnable = |p: &Path| p.is_file() && nix::unistd::access(p, AccessFlags::X_OK).is_ok();
+    if program.contains('/') {
+        let p = Path::new(program);
+        return match std::fs::metadata(p) {
+            Err(e) => Err(format!("the program {program} cannot be found: {e}")),
+            Ok(m) if !m.is_file() => Err(format!("the program {program} is not a regular file")),
+            Ok(_) if !runnable(p) => Err(format!("the program {program} is not executable")),
+            Ok(_) => Ok(()),
+        };
+    }
+    let dirs: Vec<PathBuf> = path.map(|p| std::env::split_paths(p).collect()).unwrap_or_default();
+    if dirs.iter().any(|d| runnable(&d.join(program))) {
+        Ok(())
+    } else {
+        Err(format!("the program {program:?} is not an executable file in PATH"))
+    }
+}
+
+/// Reads a config file's text, bounded: it must be a regular file (after following symlinks)
+/// of at most [`MAX_CONFIG_BYTES`]. The file is opened without blocking (a FIFO would block the
+/// open itself until a writer comes) and checked on the open descriptor, so a file swapped
+/// between a check and the read cannot slip through.
+pub fn read_text(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let shown = || path.display().to_string();
+    let read_err = |source| ConfigError::Read { path: shown(), source };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .map_err(read_err)?;
+    let meta = file.metadata().map_err(read_err)?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let kind = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() {
+            "a character device"
+        } else if kind.is_block_device() {
+            "a block device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "a special file"
+        };
+        return Err(ConfigError::NotRegular { path: shown(), kind });
+    }
+    let too_large = || ConfigError::TooLarge {
+        path: shown(),
+        limit: MAX_CONFIG_BYTES,
+    };
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(too_large());
+    }
+    // the file may grow between the fstat and the read: read one byte past the limit at most
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(too_large());
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        read_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        ))
+    })
+}
+
+/// [`read_text`], parsed as JSON.
+fn read_json(path: &Path) -> Result<Value, ConfigError> {
+    let text = read_text(path)?;
+    serde_json::from_str(&text).map_err(|source| ConfigError::Json {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
 /// Reads just `json_state_file_path` (for `pglookout_current_master`, which must not fail on
 /// keys it does not use).
 pub fn state_file_path_of(path: &Path) -> Result<PathBuf, ConfigError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: shown.clone(),
-        source,
-    })?;
-    let value: Value = serde_json::from_str(&text).map_err(|source| ConfigError::Json {
-        path: shown.clone(),
-        source,
-    })?;
+    let value = read_json(path)?;
     match value.get("json_state_file_path") {
         None | Some(Value::Null) => Ok(PathBuf::from("/tmp/pglookout_state.json")),
         Some(Value::String(s)) => Ok(PathBuf::from(s)),
@@ -996,14 +1167,7 @@ pub fn state_file_path_of(path: &Path) -> Result<PathBuf, ConfigError> {
 /// read without the rest of the validation, as [`state_file_path_of`].
 pub fn event_log_path_of(path: &Path) -> Result<PathBuf, ConfigError> {
     let state = state_file_path_of(path)?;
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
-    let value: Value = serde_json::from_str(&text).map_err(|source| ConfigError::Json {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let value = read_json(path)?;
     match value.get("event_log_path") {
         Some(Value::String(s)) if !s.is_empty() => Ok(PathBuf::from(s)),
         None | Some(Value::Null) | Some(Value::String(_)) => Ok(crate::events::default_path(&state)),
@@ -1015,10 +1179,179 @@ pub fn event_log_path_of(path: &Path) -> Result<PathBuf, ConfigError> {
     }
 }
 
+/// Whether `dir` is a directory this process may create files in (`access(2)`, so a read-only
+/// mount counts as not writable). The start checks and the file thread both ask it.
+pub fn dir_writable(dir: &Path) -> bool {
+    use nix::unistd::AccessFlags;
+    dir.is_dir() && nix::unistd::access(dir, AccessFlags::W_OK | AccessFlags::X_OK).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    /// Issue 19, item 3: a connection info libpq would refuse is refused, naming the entry and
+    /// the keyword but not the value; the DEBUG `config:` line hides every value that could be
+    /// a secret.
+    #[test]
+    fn conninfos_are_checked_and_their_secrets_never_summarised() {
+        let load = |conns: serde_json::Value| {
+            Config::from_value(Path::new("c.json"), &serde_json::json!({"remote_conns": conns})).map(|(c, _)| c)
+        };
+        let e = load(serde_json::json!({"pg1": "host=a", "pg2": "host=b Password=hunter2"}))
+            .expect_err("an unknown keyword")
+            .to_string();
+        assert!(
+            e.contains("\"remote_conns.pg2\"") && e.contains("unknown keyword \"Password\"") && !e.contains("hunter2"),
+            "{e}"
+        );
+        let e = load(serde_json::json!({"pg1": "host=a port=99999"}))
+            .expect_err("a port out of range")
+            .to_string();
+        assert!(e.contains("\"remote_conns.pg1\"") && e.contains("port"), "{e}");
+        let c = load(serde_json::json!({
+            "pg1": "host=a user=u password=hunter2 options='-c x.key=hunter2'",
+            "pg2": {"host": "b", "sslpassword": "hunter2", "dbname": "host=x password=hunter2"},
+        }))
+        .expect("valid");
+        let summary = c.masked_summary();
+        assert!(!summary.contains("hunter2"), "{summary}");
+        assert!(
+            summary.contains("pg1: host=a user=u options=<hidden>; hidden password"),
+            "{summary}"
+        );
+    }
+
+    /// Issue 19, item 6: absurd timings are refused with the sane range in the message; the
+    /// ends of each range load.
+    #[test]
+    fn timings_outside_their_sane_range_are_refused_with_the_range() {
+        let load = |key: &str, v: serde_json::Value| {
+            Config::from_value(Path::new("c.json"), &serde_json::json!({ key: v })).map(|(c, _)| c)
+        };
+        for (key, bad, needle) in [
+            (
+                "db_poll_interval",
+                serde_json::json!(1e-300),
+                "from 0.05 to 86400 (1 day), got 1e-300",
+            ),
+            ("db_poll_interval", serde_json::json!(0.01), "from 0.05 to 86400"),
+            ("db_poll_interval", serde_json::json!(86401), "from 0.05 to 86400"),
+            (
+                "replication_state_check_interval",
+                serde_json::json!(1e-9),
+                "from 0.05 to 86400",
+            ),
+            ("db_poll_timeout", serde_json::json!(7200), "from 0.05 to 3600 (1 hour)"),
+            (
+                "max_failover_replication_time_lag",
+                serde_json::json!(1e-300),
+                "from 0.01 to 315360000 (10 years)",
+            ),
+            (
+                "failover_command_timeout",
+                serde_json::json!(1e300),
+                "from 0.01 to 315360000",
+            ),
+            (
+                "failover_sleep_time",
+                serde_json::json!(1e-300),
+                "0 or from 0.01 to 315360000",
+            ),
+            (
+                "cluster_monitor_health_timeout_seconds",
+                serde_json::json!(-1),
+                "0 or from 0.01",
+            ),
+        ] {
+            let e = load(key, bad.clone()).expect_err("refused").to_string();
+            assert!(
+                e.contains(&format!("\"{key}\"")) && e.contains(needle),
+                "{key}={bad}: {e}"
+            );
+        }
+        for (key, ok) in [
+            ("db_poll_interval", 0.05),
+            ("db_poll_interval", 86400.0),
+            ("db_poll_timeout", 3600.0),
+            ("failover_sleep_time", 0.0),
+            ("replication_catchup_timeout", 0.01),
+        ] {
+            assert!(load(key, serde_json::json!(ok)).is_ok(), "{key}={ok}");
+        }
+    }
+
+    /// Issue 19, item 6: missing directories and commands that cannot run are reported, on a
+    /// node daemon (an observer runs no command).
+    #[test]
+    fn missing_directories_and_programs_are_reported() {
+        let dir = tempfile::tempdir().expect("dir");
+        let d = dir.path();
+        let script = d.join("promote");
+        std::fs::write(&script, "#!/bin/sh\n").expect("write");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let load = |extra: serde_json::Value| {
+            let mut v = serde_json::json!({
+                "remote_conns": {"pg1": "host=a"},
+                "own_db": "pg1",
+                "json_state_file_path": d.join("state.json"),
+                "alert_file_dir": d,
+                "failover_command": "/bin/true --flag",
+            });
+            for (k, x) in extra.as_object().expect("object") {
+                v[k] = x.clone();
+            }
+            Config::from_value(&d.join("c.json"), &v).expect("valid").0
+        };
+        assert_eq!(environment_problems(&load(serde_json::json!({}))), Vec::<String>::new());
+        // a bare name is looked up in PATH, as the command is run
+        assert_eq!(
+            environment_problems(&load(serde_json::json!({"failover_command": "true"}))),
+            Vec::<String>::new()
+        );
+        let p = environment_problems(&load(serde_json::json!({
+            "json_state_file_path": d.join("missing/state.json"),
+            "alert_file_dir": d.join("no-alerts"),
+            "failover_command": format!("{} now", script.display()),
+            "over_warning_limit_command": "/nonexistent/warn",
+            "autofollow": true,
+            "primary_conninfo_template": "user=rep",
+            "pg_data_directory": "/d",
+            "pg_start_command": "no-such-program-pglookout start",
+            "pg_stop_command": "/bin/true",
+        })));
+        assert_eq!(p.len(), 6, "{p:#?}");
+        assert!(
+            p[0].starts_with("json_state_file_path ") && p[0].contains("does not exist"),
+            "{p:#?}"
+        );
+        assert!(
+            p[1].starts_with("event_log_path ") && p[1].contains("does not exist"),
+            "{p:#?}"
+        );
+        assert!(
+            p[2].starts_with("alert_file_dir ") && p[2].contains("not an existing directory"),
+            "{p:#?}"
+        );
+        assert!(
+            p[3].starts_with("failover_command: ") && p[3].contains("is not executable"),
+            "{p:#?}"
+        );
+        assert!(
+            p[4].starts_with("over_warning_limit_command: ") && p[4].contains("cannot be found"),
+            "{p:#?}"
+        );
+        assert!(
+            p[5].starts_with("pg_start_command: ")
+                && p[5].contains("\"no-such-program-pglookout\" is not an executable file in PATH"),
+            "{p:#?}"
+        );
+        // an observer runs none of them
+        let mut observer = load(serde_json::json!({"failover_command": "/nonexistent/promote"}));
+        observer.own_db = None;
+        assert_eq!(environment_problems(&observer), Vec::<String>::new());
+    }
 
     #[test]
     fn files_other_users_could_plant_are_warned_about() {

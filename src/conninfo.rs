@@ -29,6 +29,113 @@ use openssl::x509::X509;
 use postgres_openssl::MakeTlsConnector;
 use tokio_postgres::config as pg;
 
+/// Every keyword libpq accepts in a connection string (the union of PostgreSQL 10 to 18). libpq
+/// refuses any other keyword, and matches them case-sensitively: `Password=` is not `password=`.
+pub const LIBPQ_KEYWORDS: &[&str] = &[
+    "application_name",
+    "channel_binding",
+    "client_encoding",
+    "connect_timeout",
+    "dbname",
+    "fallback_application_name",
+    "gssdelegation",
+    "gssencmode",
+    "gsslib",
+    "host",
+    "hostaddr",
+    "keepalives",
+    "keepalives_count",
+    "keepalives_idle",
+    "keepalives_interval",
+    "krbsrvname",
+    "load_balance_hosts",
+    "max_protocol_version",
+    "min_protocol_version",
+    "oauth_client_id",
+    "oauth_client_secret",
+    "oauth_issuer",
+    "oauth_scope",
+    "options",
+    "passfile",
+    "password",
+    "port",
+    "replication",
+    "require_auth",
+    "requirepeer",
+    "scram_client_key",
+    "scram_server_key",
+    "service",
+    "ssl_max_protocol_version",
+    "ssl_min_protocol_version",
+    "sslcert",
+    "sslcertmode",
+    "sslcompression",
+    "sslcrl",
+    "sslcrldir",
+    "sslkey",
+    "sslkeylogfile",
+    "sslmode",
+    "sslnegotiation",
+    "sslpassword",
+    "sslrootcert",
+    "sslsni",
+    "target_session_attrs",
+    "tcp_user_timeout",
+    "user",
+];
+
+/// The keywords whose values [`ConnInfo::masked`] shows: names, addresses, numbers, modes and
+/// file paths, none of which can hold a secret. Every other value (`password`, `sslpassword`,
+/// `options`, the OAuth and SCRAM keys, and any keyword not in this list) is hidden; `dbname`
+/// is shown unless it is itself a connection string (libpq expands such a `dbname`, password
+/// and all).
+pub const SHOWN_KEYWORDS: &[&str] = &[
+    "application_name",
+    "channel_binding",
+    "client_encoding",
+    "connect_timeout",
+    "dbname",
+    "fallback_application_name",
+    "gssdelegation",
+    "gssencmode",
+    "gsslib",
+    "host",
+    "hostaddr",
+    "keepalives",
+    "keepalives_count",
+    "keepalives_idle",
+    "keepalives_interval",
+    "krbsrvname",
+    "load_balance_hosts",
+    "max_protocol_version",
+    "min_protocol_version",
+    "oauth_issuer",
+    "passfile",
+    "port",
+    "replication",
+    "require_auth",
+    "requirepeer",
+    "service",
+    "ssl_max_protocol_version",
+    "ssl_min_protocol_version",
+    "sslcert",
+    "sslcertmode",
+    "sslcompression",
+    "sslcrl",
+    "sslcrldir",
+    "sslkey",
+    "sslmode",
+    "sslnegotiation",
+    "sslrootcert",
+    "sslsni",
+    "target_session_attrs",
+    "tcp_user_timeout",
+    "user",
+];
+
+/// What [`ConnInfo::masked`] shows instead of a value it hides.
+pub const HIDDEN: &str = "<hidden>";
+
 /// libpq's compiled-in socket directory differs by build: Debian and Ubuntu use
 /// `/var/run/postgresql`, upstream uses `/tmp`. When a conninfo names neither `host` nor
 /// `hostaddr`, [`ConnInfo::pg_config`] tries both in that order rather than guess one.
@@ -109,6 +216,10 @@ pub enum ConnInfoError {
     UnterminatedQuote { key: String },
     #[error("connection info: invalid key {key:?}: {reason}")]
     InvalidKey { key: String, reason: &'static str },
+    /// A keyword libpq does not know (it would refuse the whole string); `hint` names the
+    /// keyword probably meant, if any. The value is never shown.
+    #[error("connection info: unknown keyword {key:?}{hint} (libpq refuses it)")]
+    UnknownKeyword { key: String, hint: String },
     #[error("connection URI: {reason}")]
     Uri { reason: String },
     #[error("connection URI: {problem} in {part}")]
@@ -289,18 +400,63 @@ impl ConnInfo {
         out
     }
 
-    /// What may be logged: [`ConnInfo::render`] without `password` (and without `sslpassword`,
-    /// the key file's passphrase), followed by `"; hidden password"` or `"; no password"` as in
-    /// the Python original.
+    /// What may be logged or shown: [`ConnInfo::render`] without `password`, every value not
+    /// known to be harmless (see [`SHOWN_KEYWORDS`]) replaced by [`HIDDEN`], followed by
+    /// `"; hidden password"` or `"; no password"` as in the Python original.
     pub fn masked(&self) -> String {
         let mut shown = self.clone();
-        shown.remove("sslpassword");
         let state = if shown.remove("password").is_some() {
             "hidden"
         } else {
             "no"
         };
+        for (key, value) in &mut shown.entries {
+            if !shows_value(key, value) {
+                *value = HIDDEN.to_owned();
+            }
+        }
         format!("{}; {state} password", shown.render())
+    }
+
+    /// What libpq would refuse before connecting, checked without connecting: a keyword it
+    /// does not know (named, with the one probably meant; the value is never shown), and a
+    /// value the client cannot use (`port=99999`, `sslmode=bogus`, `connect_timeout=abc`,
+    /// an unknown `ssl_min_protocol_version`...). Files (`sslrootcert`, ...) are not read.
+    pub fn validate(&self) -> Result<(), ConnInfoError> {
+        for (key, _) in &self.entries {
+            if !LIBPQ_KEYWORDS.contains(&key.as_str()) {
+                return Err(ConnInfoError::UnknownKeyword {
+                    key: key.clone(),
+                    hint: keyword_hint(key),
+                });
+            }
+        }
+        self.pg_config()?;
+        for key in ["ssl_min_protocol_version", "ssl_max_protocol_version"] {
+            if let Some(value) = self.get(key) {
+                tls_version(key, value)?;
+            }
+        }
+        for (key, allowed, expected) in [
+            (
+                "gssencmode",
+                &["disable", "prefer", "require"][..],
+                "disable, prefer or require",
+            ),
+            (
+                "sslcertmode",
+                &["disable", "allow", "require"][..],
+                "disable, allow or require",
+            ),
+        ] {
+            if let Some(value) = self.get(key).filter(|v| !allowed.contains(v)) {
+                return Err(invalid(key, value, expected));
+            }
+        }
+        for (key, expected) in [("sslsni", "0 or 1"), ("sslcompression", "0 or 1")] {
+            self.int(key, expected)?;
+        }
+        Ok(())
     }
 
     /// The effective `sslmode`: `Prefer` when absent (libpq's default), `VerifyFull` when absent
@@ -703,6 +859,52 @@ impl fmt::Debug for ConnInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ConnInfo({:?})", self.masked())
     }
+}
+
+/// Whether [`ConnInfo::masked`] may show this value.
+fn shows_value(key: &str, value: &str) -> bool {
+    if !SHOWN_KEYWORDS.contains(&key) {
+        return false;
+    }
+    // libpq expands a dbname that looks like a connection string or URI
+    !(key == "dbname"
+        && (value.contains('=') || value.starts_with("postgres://") || value.starts_with("postgresql://")))
+}
+
+/// For an unknown keyword: the keyword meant, when it differs only in case or by at most two
+/// edits (`Password`, `pasword`, `passwd`), as `: did you mean "password"?`; else nothing.
+fn keyword_hint(key: &str) -> String {
+    let lower = key.to_ascii_lowercase();
+    let best = LIBPQ_KEYWORDS
+        .iter()
+        .map(|k| (edit_distance(&lower, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min();
+    match best {
+        Some((0, k)) => format!(": libpq keywords are lowercase, did you mean {k:?}?"),
+        Some((_, k)) => format!(": did you mean {k:?}?"),
+        None => String::new(),
+    }
+}
+
+/// Levenshtein distance, for [`keyword_hint`] (keys are short).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                diagonal
+            } else {
+                1 + diagonal.min(above).min(row[j])
+            };
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 fn json_type(v: &serde_json::Value) -> &'static str {
@@ -1145,10 +1347,110 @@ mod tests {
         let ci = ConnInfo::parse("password=''").unwrap();
         assert_eq!(ci.masked(), "; hidden password");
         let ci = ConnInfo::parse("sslkey=/k sslpassword=keypass password=p").unwrap();
-        assert_eq!(ci.masked(), "sslkey=/k; hidden password");
-        assert_eq!(format!("{ci:?}"), "ConnInfo(\"sslkey=/k; hidden password\")");
+        assert_eq!(ci.masked(), "sslkey=/k sslpassword=<hidden>; hidden password");
+        assert_eq!(
+            format!("{ci:?}"),
+            "ConnInfo(\"sslkey=/k sslpassword=<hidden>; hidden password\")"
+        );
         let url = ConnInfo::parse("postgresql://u:p%40ss@h/d").unwrap();
         assert_eq!(url.masked(), "user=u host=h dbname=d; hidden password");
+    }
+
+    /// Issue 19, item 3: every value not known to be harmless is hidden, not only `password`:
+    /// a mistyped password keyword, `options`, a `dbname` that is a connection string, the
+    /// OAuth secret and any keyword we do not know.
+    #[test]
+    fn masked_hides_every_value_not_known_to_be_harmless() {
+        for input in [
+            "host=h Password=hunter2",
+            "host=h PASSWORD=hunter2",
+            "postgres://u@h/d?PASSWORD=hunter2",
+            "postgres://u@h/d?pasword=hunter2",
+            "host=h passwd=hunter2",
+            "host=h options='-c app.key=hunter2'",
+            "host=h dbname='host=x password=hunter2'",
+            "host=h dbname=postgres://u:hunter2@x/d",
+            "host=h oauth_client_secret=hunter2 scram_client_key=hunter2 sslpassword=hunter2",
+            "host=h something_new=hunter2",
+        ] {
+            let ci = ConnInfo::parse(input).unwrap();
+            let masked = ci.masked();
+            assert!(!masked.contains("hunter2"), "{input:?} gave {masked:?}");
+            assert!(
+                masked.starts_with("host=h ") || masked.starts_with("user=u "),
+                "{masked}"
+            );
+            assert!(masked.contains(HIDDEN), "{input:?} gave {masked:?}");
+            assert!(!format!("{ci:?}").contains("hunter2"));
+        }
+        let ci = ConnInfo::from_json(&serde_json::json!({"host": "h", "passwd": "hunter2"})).unwrap();
+        assert_eq!(ci.masked(), "host=h passwd=<hidden>; no password");
+        // the harmless keys stay readable
+        let ci = ConnInfo::parse(
+            "host=h hostaddr=10.0.0.1 port=5433 dbname=db user=u application_name=a sslmode=verify-full \
+             sslrootcert=/ca.pem connect_timeout=5 target_session_attrs=read-write",
+        )
+        .unwrap();
+        assert_eq!(ci.masked(), format!("{}; no password", ci.render()));
+    }
+
+    /// Issue 19, item 3: what libpq would refuse is refused by `validate`, naming the keyword
+    /// (and the one meant) but never the value.
+    #[test]
+    fn validate_refuses_unknown_keywords_and_bad_values_without_the_value() {
+        for (input, needles) in [
+            (
+                "host=h Password=hunter2",
+                &["\"Password\"", "lowercase", "\"password\""][..],
+            ),
+            ("host=h PASSWORD=hunter2", &["\"PASSWORD\"", "\"password\""][..]),
+            ("postgres://u@h/d?PASSWORD=hunter2", &["\"PASSWORD\""][..]),
+            (
+                "postgres://u@h/d?pasword=hunter2",
+                &["\"pasword\"", "did you mean \"password\""][..],
+            ),
+            (
+                "host=h passwd=hunter2",
+                &["\"passwd\"", "did you mean \"password\""][..],
+            ),
+            (
+                "host=h xyzzy_plugh=hunter2",
+                &["unknown keyword \"xyzzy_plugh\" (libpq refuses it)"][..],
+            ),
+            ("host=h port=99999 password=hunter2", &["port", "99999"][..]),
+            ("host=h sslmode=bogus password=hunter2", &["sslmode", "bogus"][..]),
+            (
+                "host=h connect_timeout=abc password=hunter2",
+                &["connect_timeout", "abc"][..],
+            ),
+            (
+                "host=h ssl_min_protocol_version=SSLv3",
+                &["ssl_min_protocol_version"][..],
+            ),
+            ("host=h gssencmode=sometimes", &["gssencmode"][..]),
+            ("host=h sslsni=yes", &["sslsni"][..]),
+        ] {
+            let ci = ConnInfo::parse(input).unwrap();
+            let message = ci.validate().err().map(|e| e.to_string()).unwrap_or_default();
+            for n in needles {
+                assert!(message.contains(n), "{input:?} gave {message:?}, expected {n:?}");
+            }
+            assert!(!message.contains("hunter2"), "{input:?} gave {message:?}");
+        }
+        let ci = ConnInfo::from_json(&serde_json::json!({"host": "h", "passwd": "hunter2"})).unwrap();
+        let message = ci.validate().unwrap_err().to_string();
+        assert!(
+            message.contains("\"passwd\"") && !message.contains("hunter2"),
+            "{message}"
+        );
+        for ok in [
+            "",
+            "host=h port=5432 user=u password=p dbname=d sslmode=verify-full sslrootcert=/nonexistent",
+            "postgres://u:p@h:5433/d?sslmode=require&application_name=x&connect_timeout=3",
+            "host=h passfile=/p gssencmode=disable replication=true keepalives=1 sslsni=1",
+        ] {
+            assert!(ConnInfo::parse(ok).unwrap().validate().is_ok(), "{ok:?}");
+        }
     }
 
     #[test]

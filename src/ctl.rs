@@ -39,7 +39,7 @@ impl Api {
     /// The daemon's API from its config: `http_address` (all interfaces means loopback here),
     /// `http_port`, `https` when it serves TLS, and its `http_auth_token`.
     pub fn from_config(path: &Path) -> Result<Api, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = crate::config::read_text(path).map_err(|e| e.to_string())?;
         let v: Value = serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON: {e}", path.display()))?;
         let port = v["http_port"].as_u64().unwrap_or(15000);
         let scheme = if v["http_tls_cert"].is_string() {

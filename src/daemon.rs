@@ -52,8 +52,26 @@ enum Event {
     Reloaded(Box<Reload>),
 }
 
+/// A config read for a SIGHUP: the config, its warnings and its
+/// [`crate::config::environment_problems`] (logged as errors; the config still applies).
+type Loaded = (Config, Vec<String>, Vec<String>);
+
 /// What a SIGHUP's config read gave: `None` when it did not answer in time.
-type Reload = Option<Result<(Config, Vec<String>), crate::config::ConfigError>>;
+type Reload = Option<Result<Loaded, crate::config::ConfigError>>;
+
+/// The new config and its warnings, or why the reload failed (a read that did not answer in
+/// time is a failure like any other, recorded as one).
+fn reload_outcome(result: Reload, path: &std::path::Path) -> Result<Loaded, String> {
+    match result {
+        Some(Ok(loaded)) => Ok(loaded),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err(format!(
+            "reading {} did not finish within {} s",
+            path.display(),
+            RELOAD_TIMEOUT.as_secs()
+        )),
+    }
+}
 
 /// Tells systemd we are up (`READY=1`), alive (`WATCHDOG=1`) or stopping, when run under it.
 fn notify_systemd(state: &str) {
@@ -152,8 +170,10 @@ struct Loop {
     files: Files,
     /// The number of the latest state document handed to the file thread.
     state_seq: u64,
-    /// A SIGHUP's config read has not answered yet.
-    reload_running: bool,
+    /// A SIGHUP's config read has not returned yet: set when it starts, cleared by the reading
+    /// thread itself when the read returns, even after [`RELOAD_TIMEOUT`] (a read stuck on a
+    /// hung mount then keeps later SIGHUPs from starting a thread each).
+    reload_reading: Arc<std::sync::atomic::AtomicBool>,
     /// Why the maintenance file's state is unknown, while it is (to log changes only).
     maintenance_unknown: Option<String>,
     /// The config the HTTP listener was started with (its keys need a restart), and the keys
@@ -174,19 +194,32 @@ impl Loop {
     /// SIGHUP: reads the config off the loop, with a deadline; the result comes back as
     /// [`Event::Reloaded`].
     fn reload(&mut self) {
-        if self.reload_running {
-            tracing::warn!(target: "pglookout", "SIGHUP: the previous reload is still reading {}; ignored", self.path.display());
+        use std::sync::atomic::Ordering;
+        if self.reload_reading.swap(true, Ordering::AcqRel) {
+            self.reload_failed(format!(
+                "SIGHUP ignored: the read of {} started by an earlier SIGHUP has not returned yet",
+                self.path.display()
+            ));
             return;
         }
         tracing::info!(target: "pglookout", "SIGHUP: reloading {}", self.path.display());
-        self.reload_running = true;
         let path = self.path.clone();
         let events = self.events.clone();
+        let reading = self.reload_reading.clone();
         supervise::spawn("config reload", self.counters.clone(), async move {
             let read = tokio::task::spawn_blocking(move || {
+                /// Clears the flag when the read returns, or panics.
+                struct Done(Arc<std::sync::atomic::AtomicBool>);
+                impl Drop for Done {
+                    fn drop(&mut self) {
+                        self.0.store(false, std::sync::atomic::Ordering::Release);
+                    }
+                }
+                let _done = Done(reading);
                 Config::load(&path).map(|(config, mut warnings)| {
                     warnings.extend(crate::config::trust_warnings(&config));
-                    (config, warnings)
+                    let problems = crate::config::environment_problems(&config);
+                    (config, warnings, problems)
                 })
             });
             let result = tokio::time::timeout(RELOAD_TIMEOUT, read)
@@ -198,11 +231,13 @@ impl Loop {
     }
 
     fn apply_reload(&mut self, result: Reload) {
-        self.reload_running = false;
-        match result {
-            Some(Ok((new, warnings))) => {
+        match reload_outcome(result, &self.path) {
+            Ok((new, warnings, problems)) => {
                 for w in warnings {
                     tracing::warn!(target: "pglookout", "{w}");
+                }
+                for p in problems {
+                    tracing::error!(target: "pglookout", "{p}");
                 }
                 let pending = listener_changes(&self.listener.0, &new);
                 if pending != self.listener.1 {
@@ -224,19 +259,17 @@ impl Loop {
                 self.poller.poll_now();
                 self.event("config_reloaded", &self.path.display().to_string(), None, None);
             }
-            Some(Err(e)) => {
-                tracing::error!(target: "pglookout", "config reload failed, keeping the running config: {e}");
-                self.event("config_reload_failed", &e.to_string(), None, None);
-                self.statsd()
-                    .count("exception", &[("exception", "ConfigError"), ("where", "load_config")]);
-            }
-            None => {
-                tracing::error!(target: "pglookout", "config reload failed, keeping the running config: reading {} did not finish within {} s",
-                    self.path.display(), RELOAD_TIMEOUT.as_secs());
-                self.statsd()
-                    .count("exception", &[("exception", "ConfigError"), ("where", "load_config")]);
-            }
+            Err(why) => self.reload_failed(why),
         }
+    }
+
+    /// Every reload that does not apply ends here: logged, recorded in the event history and
+    /// counted, the running config kept.
+    fn reload_failed(&mut self, why: String) {
+        tracing::error!(target: "pglookout", "config reload failed, keeping the running config: {why}");
+        self.event("config_reload_failed", &why, None, None);
+        self.statsd()
+            .count("exception", &[("exception", "ConfigError"), ("where", "load_config")]);
     }
 
     fn alert(&mut self, create: bool, name: &'static str) {
@@ -624,8 +657,10 @@ impl Loop {
             .write_state(&self.config.json_state_file_path, status.clone());
         let statsd = self.statsd();
         if statsd.is_enabled() {
-            let alerts = self.files.looked().map(|l| l.alerts).unwrap_or_default();
-            let extra = crate::prometheus::Extra::new(&self.config, self.memory.current_master.as_deref(), alerts);
+            let looked = self.files.looked();
+            let alerts = looked.as_ref().map(|l| l.alerts.clone()).unwrap_or_default();
+            let mut extra = crate::prometheus::Extra::new(&self.config, self.memory.current_master.as_deref(), alerts);
+            extra.alert_dir_writable = looked.map(|l| l.alert_dir_writable);
             statsd.gauges(&crate::prometheus::gauges(&snapshot, &extra, chrono::Utc::now()));
         }
         self.status_tx.send_replace(status);
@@ -732,7 +767,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
         start,
         files,
         state_seq: 0,
-        reload_running: false,
+        reload_reading: Arc::default(),
         maintenance_unknown: None,
         listener: (config.clone(), Vec::new()),
         counters: counters.clone(),
@@ -880,6 +915,21 @@ impl Loop {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 19, item 7: a reload whose read did not answer in time is a failure with its
+    /// reason, like a refused file (and so recorded in the history by `reload_failed`).
+    #[test]
+    fn a_reload_that_times_out_is_a_failure_with_a_reason() {
+        let path = std::path::Path::new("/etc/pglookout.json");
+        let why = reload_outcome(None, path).expect_err("a failure");
+        assert_eq!(why, "reading /etc/pglookout.json did not finish within 10 s");
+        let refused = Some(Err(crate::config::ConfigError::NotRegular {
+            path: path.display().to_string(),
+            kind: "a FIFO",
+        }));
+        let why = reload_outcome(refused, path).expect_err("a failure");
+        assert!(why.contains("not a regular file but a FIFO"), "{why}");
+    }
 
     /// A notify socket nobody reads fills up; sending to it must never block the loop.
     #[test]

@@ -259,8 +259,10 @@ fn metrics_response(api: &Api, openmetrics: bool) -> Response {
     let config = api.config.borrow().clone();
     let snap = api.poller.snapshots.borrow().clone();
     let status = api.status.borrow().clone();
-    let alerts = api.files.looked().map(|l| l.alerts).unwrap_or_default();
+    let looked = api.files.looked();
+    let alerts = looked.as_ref().map(|l| l.alerts.clone()).unwrap_or_default();
     let mut extra = crate::prometheus::Extra::new(&config, status["current_master"].as_str(), alerts);
+    extra.alert_dir_writable = looked.map(|l| l.alert_dir_writable);
     extra.state_written_at = api.files.state_written_at();
     let body = crate::prometheus::render(&snap, &api.counters, &extra, chrono::Utc::now(), openmetrics);
     let content_type = if openmetrics {

@@ -10,7 +10,10 @@
 //! [`QUEUE_LINES`]), and when stderr's reader stalls (a stuck journald, a full pipe) and the
 //! queue is full, lines are dropped and counted; once writing resumes, one line says how many
 //! were lost. Syslog datagrams are sent without blocking (a message that does not fit is
-//! dropped), and a syslog host name is resolved in the background ([`crate::resolve`]).
+//! dropped), and a syslog host name is resolved in the background ([`crate::resolve`]). When
+//! syslog cannot be reached (a socket that does not exist, a full queue), stderr says so once,
+//! then at most once per [`SYSLOG_REPORT_EVERY`] with the count of lines not sent, and once
+//! more when sending works again.
 
 use crate::config::{Config, LogLevel};
 use crate::resolve::{Destination, Owner};
@@ -30,14 +33,67 @@ use tracing_subscriber::Layer;
 /// thousand-node round) while the reader is briefly slow, and at most about a megabyte.
 pub const QUEUE_LINES: usize = 4096;
 
+/// How often, at most, stderr repeats that syslog cannot be reached.
+pub const SYSLOG_REPORT_EVERY: Duration = Duration::from_secs(60);
+
 enum SyslogSink {
     Unix(UnixDatagram, String),
     Udp(Destination),
 }
 
+/// The syslog target of the running config.
+struct Syslog {
+    sink: SyslogSink,
+    facility: u8,
+    /// `syslog_address`, for messages.
+    address: String,
+    trouble: SyslogTrouble,
+}
+
+/// Failed syslog sends, reported on stderr without flooding it: the first failure at once,
+/// then one line per [`SYSLOG_REPORT_EVERY`] at most, with the count, and one line when a send
+/// works again.
+#[derive(Default)]
+struct SyslogTrouble {
+    /// Failed sends since the last report line.
+    unreported: u64,
+    /// When the last report line was written; `None` while sending works.
+    reported_at: Option<Instant>,
+}
+
+impl SyslogTrouble {
+    /// A send failed at `now`: the line to write on stderr, if one is due.
+    fn failed(&mut self, now: Instant, address: &str, error: &std::io::Error) -> Option<String> {
+        self.unreported += 1;
+        match self.reported_at {
+            Some(at) if now.saturating_duration_since(at) < SYSLOG_REPORT_EVERY => None,
+            previous => {
+                let n = std::mem::take(&mut self.unreported);
+                self.reported_at = Some(now);
+                Some(match previous {
+                    None => format!(
+                        "cannot log to syslog at {address:?}: {error}; lines go to stderr only (repeated at most every {} s)",
+                        SYSLOG_REPORT_EVERY.as_secs()
+                    ),
+                    Some(_) => format!("cannot log to syslog at {address:?}: {error}; {n} lines not sent since the last report"),
+                })
+            }
+        }
+    }
+
+    /// A send worked: the line that says so, if sends had failed.
+    fn sent(&mut self, address: &str) -> Option<String> {
+        self.reported_at.take()?;
+        let n = std::mem::take(&mut self.unreported);
+        Some(format!(
+            "syslog at {address:?} works again ({n} more lines were not sent)"
+        ))
+    }
+}
+
 struct Shared {
     level: AtomicU8,
-    syslog: Mutex<Option<(SyslogSink, u8)>>,
+    syslog: Mutex<Option<Syslog>>,
     timestamps: bool,
     stderr: Queue,
 }
@@ -309,16 +365,53 @@ impl<S: Subscriber> Layer<S> for LineLayer {
         }
         let _ = writeln!(line, "{component}\t{level}\t{msg}");
         self.0.stderr.push(line);
-        if let Ok(guard) = self.0.syslog.lock() {
-            if let Some((sink, facility)) = guard.as_ref() {
-                let pri = u16::from(*facility) * 8 + u16::from(syslog_severity(meta.level()));
-                let text = format!("<{pri}>pglookout[{}]: {component} {level}: {msg}", std::process::id());
-                let _ = match sink {
-                    SyslogSink::Unix(s, path) => s.send_to(text.as_bytes(), path).map(drop),
-                    SyslogSink::Udp(dest) => dest.send(text.as_bytes()).map(drop),
-                };
-            }
-        }
+        send_syslog(&self.0, Instant::now(), meta.level(), component, &msg);
+    }
+}
+
+/// One line of ours on stderr, in the format of the others.
+fn stderr_line(timestamps: bool, level: &Level, msg: &str) -> String {
+    let mut line = String::new();
+    if timestamps {
+        let _ = write!(line, "{}\t", chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ"));
+    }
+    let _ = writeln!(line, "pglookout\t{}\t{msg}", level_name(level));
+    line
+}
+
+/// Sends one line to syslog, if configured; a failure (or the recovery after failures) is
+/// written to stderr directly, rate-limited by [`SyslogTrouble`] (never through `tracing`: this
+/// runs inside the subscriber).
+fn send_syslog(shared: &Shared, now: Instant, severity: &Level, component: &str, msg: &str) {
+    let Ok(mut guard) = shared.syslog.lock() else {
+        return;
+    };
+    let Some(syslog) = guard.as_mut() else {
+        return;
+    };
+    let pri = u16::from(syslog.facility) * 8 + u16::from(syslog_severity(severity));
+    let text = format!(
+        "<{pri}>pglookout[{}]: {component} {}: {msg}",
+        std::process::id(),
+        level_name(severity)
+    );
+    let result = match &syslog.sink {
+        SyslogSink::Unix(s, path) => s.send_to(text.as_bytes(), path).map(drop),
+        SyslogSink::Udp(dest) => dest.send(text.as_bytes()).map(drop),
+    };
+    let report = match result {
+        Ok(()) => syslog
+            .trouble
+            .sent(&syslog.address)
+            .map(|m| stderr_line(shared.timestamps, &Level::INFO, &m)),
+        Err(e) => syslog
+            .trouble
+            .failed(now, &syslog.address, &e)
+            .map(|m| stderr_line(shared.timestamps, &Level::ERROR, &m)),
+    };
+    drop(guard);
+    if let Some(line) = report {
+        shared.stderr.push(line);
     }
 }
 
@@ -358,7 +451,12 @@ impl LogHandle {
         self.0.level.store(level_rank(config.log_level), Ordering::Relaxed);
         let sink = if config.syslog {
             match open_syslog(&config.syslog_address) {
-                Ok(s) => Some((s, config.syslog_facility)),
+                Ok(sink) => Some(Syslog {
+                    sink,
+                    facility: config.syslog_facility,
+                    address: config.syslog_address.clone(),
+                    trouble: SyslogTrouble::default(),
+                }),
                 Err(e) => {
                     tracing::error!(target: "pglookout", "cannot log to syslog at {:?}: {e}", config.syslog_address);
                     None
@@ -367,9 +465,30 @@ impl LogHandle {
         } else {
             None
         };
+        let mut sink = sink;
+        // a socket that is not there is reported now, once; later failed sends are rate-limited
+        let report = sink.as_mut().and_then(|s| match &s.sink {
+            SyslogSink::Unix(_, path) => {
+                unix_socket_problem(path).and_then(|e| s.trouble.failed(Instant::now(), &s.address, &e))
+            }
+            SyslogSink::Udp(_) => None,
+        });
         if let Ok(mut guard) = self.0.syslog.lock() {
             *guard = sink;
         }
+        if let Some(m) = report {
+            self.0.stderr.push(stderr_line(self.0.timestamps, &Level::ERROR, &m));
+        }
+    }
+}
+
+/// Why `path` cannot be a syslog socket, if it cannot.
+fn unix_socket_problem(path: &str) -> Option<std::io::Error> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::metadata(path) {
+        Err(e) => Some(e),
+        Ok(m) if !m.file_type().is_socket() => Some(std::io::Error::other("not a socket")),
+        Ok(_) => None,
     }
 }
 
@@ -484,6 +603,81 @@ mod tests {
         );
         drop(stall.gate);
         assert!(q.flush(DEADLINE));
+    }
+
+    /// A logger writing stderr lines to a recording sink, with `syslog` as its syslog target.
+    fn recording(syslog: Option<Syslog>) -> (Arc<Shared>, Arc<Mutex<Vec<String>>>) {
+        let written: Arc<Mutex<Vec<String>>> = Arc::default();
+        let record = written.clone();
+        let sink: Sink = Box::new(move |line: &[u8]| {
+            record
+                .lock()
+                .expect("lock")
+                .push(String::from_utf8_lossy(line).to_string());
+            Ok(())
+        });
+        let shared = Arc::new(Shared {
+            level: AtomicU8::new(1),
+            syslog: Mutex::new(syslog),
+            timestamps: false,
+            stderr: Queue::start(QUEUE_LINES, false, sink),
+        });
+        (shared, written)
+    }
+
+    /// Issue 19, item 6: a syslog socket that does not exist is an error on stderr once, then
+    /// at most once per SYSLOG_REPORT_EVERY with the count; a recovery is said once.
+    #[test]
+    fn a_missing_syslog_socket_is_reported_once_then_rate_limited() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("log.sock").display().to_string();
+        let Ok(sink) = open_syslog(&path) else {
+            panic!("an unbound socket");
+        };
+        let syslog = Syslog {
+            sink,
+            facility: 18,
+            address: path.clone(),
+            trouble: SyslogTrouble::default(),
+        };
+        let (shared, written) = recording(Some(syslog));
+        let t0 = Instant::now();
+        for _ in 0..1000 {
+            send_syslog(&shared, t0, &Level::INFO, "pglookout", "hello");
+        }
+        // within the period: nothing more; after it: one line with the count
+        send_syslog(
+            &shared,
+            t0 + SYSLOG_REPORT_EVERY / 2,
+            &Level::INFO,
+            "pglookout",
+            "hello",
+        );
+        send_syslog(&shared, t0 + SYSLOG_REPORT_EVERY, &Level::INFO, "pglookout", "hello");
+        // the socket appears: one line says so
+        let server = UnixDatagram::bind(&path).expect("bind");
+        send_syslog(&shared, t0 + SYSLOG_REPORT_EVERY, &Level::INFO, "pglookout", "back");
+        send_syslog(&shared, t0 + SYSLOG_REPORT_EVERY, &Level::INFO, "pglookout", "again");
+        assert!(shared.stderr.flush(DEADLINE));
+        let lines = written.lock().expect("lock").clone();
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+        assert!(
+            lines[0].starts_with("pglookout\tERROR\tcannot log to syslog at ")
+                && lines[0].contains("No such file or directory")
+                && lines[0].contains("repeated at most every 60 s"),
+            "{lines:#?}"
+        );
+        assert!(
+            lines[1].contains("1001 lines not sent since the last report"),
+            "{lines:#?}"
+        );
+        assert!(
+            lines[2].contains("works again (0 more lines were not sent)"),
+            "{lines:#?}"
+        );
+        let mut buf = [0u8; 256];
+        let n = server.recv(&mut buf).expect("the line after the recovery");
+        assert!(String::from_utf8_lossy(&buf[..n]).ends_with("pglookout INFO: back"));
     }
 
     #[test]

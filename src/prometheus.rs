@@ -80,6 +80,10 @@ pub struct Extra<'a> {
     pub current_master: Option<&'a str>,
     /// alert file name -> present
     pub alerts: Vec<(&'static str, bool)>,
+    /// Whether alert files can be created in `alert_file_dir` (`None`: not looked at yet).
+    /// When they cannot, `pglookout_alert_file_present` is left out: its 0 would claim "no
+    /// alert" where the truth is "cannot write one".
+    pub alert_dir_writable: Option<bool>,
     pub version: &'static str,
     /// When the state file was last written successfully (`/metrics` only, not StatsD).
     pub state_written_at: Option<crate::state::Timestamp>,
@@ -97,6 +101,7 @@ impl<'a> Extra<'a> {
             own_db: config.own_db.as_deref(),
             current_master,
             alerts,
+            alert_dir_writable: None,
             version: env!("CARGO_PKG_VERSION"),
             state_written_at: None,
         }
@@ -236,10 +241,31 @@ pub fn gauges(snap: &Snapshot, extra: &Extra<'_>, wall_now: crate::state::Timest
         observer_up.add(&[("observer", name)], b(obs.connection));
     }
     let mut alerts = Gauge::new("pglookout_alert_file_present", "Whether the alert file exists.");
-    for (name, present) in &extra.alerts {
-        alerts.add(&[("alert", name)], b(*present));
+    let mut alert_dir = Gauge::new(
+        "pglookout_alert_file_dir_writable",
+        "Whether alert files can be created in alert_file_dir (0: no alert can be raised).",
+    );
+    if let Some(writable) = extra.alert_dir_writable {
+        alert_dir.add(&[], b(writable));
     }
-    vec![build, up, primary, wal, lag_s, lag_b, age, master, observer_up, alerts]
+    if extra.alert_dir_writable != Some(false) {
+        for (name, present) in &extra.alerts {
+            alerts.add(&[("alert", name)], b(*present));
+        }
+    }
+    vec![
+        build,
+        up,
+        primary,
+        wal,
+        lag_s,
+        lag_b,
+        age,
+        master,
+        observer_up,
+        alerts,
+        alert_dir,
+    ]
 }
 
 /// Renders one scrape.
@@ -422,6 +448,7 @@ mod tests {
             own_db: Some("pg1"),
             current_master: Some("pg1"),
             alerts: vec![("failover_has_happened", false)],
+            alert_dir_writable: Some(true),
             version: "0.1.0",
             state_written_at: Some(parse_iso("2024-01-01T00:00:01.5Z").expect("t")),
         };
@@ -473,6 +500,7 @@ mod tests {
             own_db: Some("pg2"),
             current_master: None,
             alerts: vec![],
+            alert_dir_writable: None,
             version: "0.1.0",
             state_written_at: None,
         };
@@ -484,5 +512,30 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("pglookout_node_replication_lag_seconds{"), "{text}");
+    }
+
+    /// Issue 19, item 6: an alert directory we cannot write is reported as such, and the alert
+    /// files are not reported absent (0) when none could be created.
+    #[test]
+    fn an_unwritable_alert_directory_says_so_instead_of_no_alert() {
+        let t = parse_iso("2024-01-01T00:00:00Z").expect("t");
+        let mut extra = Extra {
+            own_db: Some("pg1"),
+            current_master: None,
+            alerts: vec![("failover_has_happened", false)],
+            alert_dir_writable: Some(false),
+            version: "0.1.0",
+            state_written_at: None,
+        };
+        let text = render(&Snapshot::default(), &Counters::default(), &extra, t, false);
+        assert!(text.contains("pglookout_alert_file_dir_writable 0\n"), "{text}");
+        assert!(!text.contains("pglookout_alert_file_present{"), "{text}");
+        extra.alert_dir_writable = Some(true);
+        let text = render(&Snapshot::default(), &Counters::default(), &extra, t, false);
+        assert!(text.contains("pglookout_alert_file_dir_writable 1\n"), "{text}");
+        assert!(
+            text.contains("pglookout_alert_file_present{alert=\"failover_has_happened\"} 0\n"),
+            "{text}"
+        );
     }
 }

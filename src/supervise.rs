@@ -121,6 +121,7 @@ mod tests {
                 own_db: None,
                 current_master: None,
                 alerts: vec![],
+                alert_dir_writable: None,
                 version: "0",
                 state_written_at: None,
             },

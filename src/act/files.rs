@@ -36,6 +36,9 @@ pub struct Looked {
     pub maintenance: bool,
     /// Every alert file by name, and whether it exists.
     pub alerts: Vec<(&'static str, bool)>,
+    /// Whether the alert directory is a directory we may create files in: when it is not, no
+    /// alert file can be raised, and "absent" above says nothing.
+    pub alert_dir_writable: bool,
     /// When this was seen (monotonic).
     pub at: f64,
 }
@@ -237,6 +240,7 @@ fn run(shared: &Shared, on_error: &dyn Fn(Failure)) {
                     .iter()
                     .map(|a| (a.file_name(), alert_dir.join(a.file_name()).exists()))
                     .collect(),
+                alert_dir_writable: crate::config::dir_writable(&alert_dir),
                 at: clock::monotonic(),
             };
             *lock(&shared.looked) = Some(looked);

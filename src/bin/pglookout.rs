@@ -40,6 +40,9 @@ fn main() -> ExitCode {
         for w in warnings.iter().chain(&pglookout::config::trust_warnings(&config)) {
             println!("warning: {w}");
         }
+        for p in pglookout::config::environment_problems(&config) {
+            println!("warning: {p}");
+        }
         return ExitCode::SUCCESS;
     }
     let log = pglookout::logging::init();
@@ -47,6 +50,9 @@ fn main() -> ExitCode {
     pglookout::supervise::install_panic_hook();
     for w in warnings.into_iter().chain(pglookout::config::trust_warnings(&config)) {
         tracing::warn!(target: "pglookout", "{w}");
+    }
+    for p in pglookout::config::environment_problems(&config) {
+        tracing::error!(target: "pglookout", "{p}");
     }
     tracing::debug!(target: "pglookout", "config: {}", config.masked_summary());
     let runtime = match tokio::runtime::Builder::new_multi_thread()

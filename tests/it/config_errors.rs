@@ -281,3 +281,189 @@ fn check_config_prints_the_voters_and_the_derived_fence_timeout() {
         "{err}"
     );
 }
+
+/// Runs `pglookout --check-config path` under a 1 GiB address-space limit (so that a read
+/// without a bound fails fast instead of exhausting the machine) and waits at most 60 s for
+/// it (a read that blocks for ever is killed, and the test fails).
+fn check_config_bounded(path: &std::path::Path) -> (Option<i32>, String) {
+    let child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg("ulimit -v 1048576 && exec \"$0\" --check-config \"$1\"")
+        .arg(bin())
+        .arg(path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(super::harness::DEADLINE) {
+        Ok(out) => out.expect("wait"),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            panic!("pglookout --check-config {} did not finish", path.display());
+        }
+    };
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+/// Issue 19, item 7: a config that is not a regular file is refused at once with exit 1 and a
+/// message naming it: a symlink to /dev/zero (it exhausted memory), a FIFO (it blocked the
+/// start for ever), a directory.
+#[test]
+fn a_config_that_is_not_a_regular_file_is_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let zero = dir.path().join("zero.json");
+    std::os::unix::fs::symlink("/dev/zero", &zero).expect("symlink");
+    let fifo = dir.path().join("fifo.json");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let sub = dir.path().join("a-directory");
+    std::fs::create_dir(&sub).expect("mkdir");
+    for (path, kind) in [(&zero, "a character device"), (&fifo, "a FIFO"), (&sub, "a directory")] {
+        let (code, stderr) = check_config_bounded(path);
+        assert_eq!(code, Some(1), "{}: {stderr}", path.display());
+        assert!(
+            stderr.contains(&path.display().to_string()) && stderr.contains(&format!("not a regular file but {kind}")),
+            "{stderr}"
+        );
+    }
+}
+
+/// Issue 19, item 7: a config larger than 16 MiB is refused, even when it is valid JSON.
+#[test]
+fn an_oversized_config_is_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("huge.json");
+    let filler = "x".repeat(16 << 20);
+    std::fs::write(&path, format!(r#"{{"padding": "{filler}"}}"#)).expect("write");
+    let (code, stderr) = check_config_bounded(&path);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("huge.json") && stderr.contains("larger than 16777216 bytes (16 MiB)"),
+        "{stderr}"
+    );
+    // the same file just under the limit loads (with a warning about the unknown key)
+    let fits = "x".repeat((16 << 20) - 20);
+    std::fs::write(&path, format!(r#"{{"padding": "{fits}"}}"#)).expect("write");
+    let (code, stderr) = check_config_bounded(&path);
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+/// The events of kind `kind` in a daemon's history.
+fn history_of(d: &pglab::daemon::Daemon, kind: &str) -> Vec<pglookout::events::Event> {
+    let path = pglookout::events::default_path(&d.state_path);
+    pglookout::events::read(&path, 1000, None)
+        .map(|h| h.events.into_iter().filter(|e| e.kind == kind).collect())
+        .unwrap_or_default()
+}
+
+/// Issue 19, item 7: a config replaced by a FIFO is refused on SIGHUP at once (it blocked the
+/// reload until its 10 s timeout, leaving the reading thread behind), the running config is
+/// kept, and the failure is in the history with its reason; a config that reads again reloads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_of_a_fifo_is_refused_and_recorded() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut d =
+        pglab::daemon::Daemon::spawn(&bin(), "d", dir.path(), serde_json::json!({"log_level": "INFO"})).expect("spawn");
+    pglab::wait_for("the daemon started", super::harness::DEADLINE, || async {
+        Ok(!history_of(&d, "daemon_start").is_empty())
+    })
+    .await
+    .expect("daemon_start in the history");
+    std::fs::remove_file(&d.config_path).expect("rm");
+    nix::unistd::mkfifo(&d.config_path, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    d.signal(nix::sys::signal::Signal::SIGHUP).expect("SIGHUP");
+    let failed = pglab::wait_for(
+        "the refused reload in the history",
+        super::harness::DEADLINE,
+        || async { Ok(history_of(&d, "config_reload_failed").pop()) },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", super::harness::tail(&d.log(), 20)));
+    assert!(
+        failed.reason.contains(&d.config_path.display().to_string())
+            && failed.reason.contains("not a regular file but a FIFO"),
+        "{failed:?}"
+    );
+    assert!(d.try_exit().is_none(), "the daemon keeps running");
+    // a regular file again: the next SIGHUP reloads it
+    std::fs::remove_file(&d.config_path).expect("rm");
+    d.reload_with(serde_json::json!({"log_level": "INFO"})).expect("reload");
+    pglab::wait_for("the reload in the history", super::harness::DEADLINE, || async {
+        Ok(!history_of(&d, "config_reloaded").is_empty())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", super::harness::tail(&d.log(), 20)));
+    d.stop(std::time::Duration::from_secs(10)).expect("stop");
+}
+
+/// Issue 19, item 3: connection strings are checked at start as libpq would: a keyword it
+/// does not know (a mistyped `password`) and a value it cannot use are refused with exit 1,
+/// naming the node and the keyword, never the value.
+#[test]
+fn connection_strings_libpq_would_refuse_are_refused_without_the_value() {
+    let cases: &[(&str, serde_json::Value, &[&str])] = &[
+        (
+            "Password",
+            serde_json::json!("host=a Password=hunter2"),
+            &["\"Password\"", "\"password\""],
+        ),
+        (
+            "PASSWORD",
+            serde_json::json!("host=a PASSWORD=hunter2"),
+            &["\"PASSWORD\""],
+        ),
+        (
+            "URI PASSWORD",
+            serde_json::json!("postgres://u@a/db?PASSWORD=hunter2"),
+            &["\"PASSWORD\""],
+        ),
+        (
+            "URI pasword",
+            serde_json::json!("postgres://u@a/db?pasword=hunter2"),
+            &["\"pasword\""],
+        ),
+        (
+            "object passwd",
+            serde_json::json!({"host": "a", "passwd": "hunter2"}),
+            &["\"passwd\""],
+        ),
+        (
+            "port",
+            serde_json::json!("host=a port=99999 password=hunter2"),
+            &["port", "99999"],
+        ),
+        (
+            "sslmode",
+            serde_json::json!("host=a sslmode=bogus password=hunter2"),
+            &["sslmode", "bogus"],
+        ),
+        (
+            "connect_timeout",
+            serde_json::json!("host=a connect_timeout=abc password=hunter2"),
+            &["connect_timeout"],
+        ),
+    ];
+    for (what, conninfo, needles) in cases {
+        let config = serde_json::json!({"remote_conns": {"pg1": "host=b", "pg2": conninfo}});
+        let (code, stderr) = run_with(&config.to_string());
+        assert_eq!(code, 1, "{what}: {stderr}");
+        assert!(stderr.contains("\"remote_conns.pg2\""), "{what}: {stderr}");
+        for n in *needles {
+            assert!(stderr.contains(n), "{what}: expected {n:?} in {stderr}");
+        }
+        assert!(!stderr.contains("hunter2"), "{what}: the value is shown: {stderr}");
+    }
+    for key in ["primary_conninfo_template", "rejoin_source_conninfo_template"] {
+        let config = serde_json::json!({key: "user=rep Password=hunter2"});
+        let (code, stderr) = run_with(&config.to_string());
+        assert_eq!(code, 1, "{key}: {stderr}");
+        assert!(
+            stderr.contains(&format!("\"{key}\"")) && stderr.contains("\"Password\"") && !stderr.contains("hunter2"),
+            "{stderr}"
+        );
+    }
+}
