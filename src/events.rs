@@ -1,7 +1,8 @@
 //! The event history: what a daemon saw and did, one JSON object per line in a file beside the
 //! state file (`event_log_path`). Owns the event shape, appending (one write per line, then
-//! fsync, rotated by size into a bounded number of older files) and reading (newest first,
-//! across the rotated files, a damaged line skipped with a warning). Appends happen on the
+//! fsync, rotated by size into a bounded number of older files; a file whose last write was torn
+//! gets a newline first, so the fragment costs only itself) and reading (newest first, across
+//! the rotated files, a damaged line skipped with a warning and counted). Appends happen on the
 //! file thread (`act::files`), never on the decision loop.
 
 use crate::state::Timestamp;
@@ -87,7 +88,9 @@ fn rotated(path: &Path, n: usize) -> PathBuf {
 }
 
 /// Appends `lines` (each one event) to `path`: rotates first when the file has reached
-/// [`ROTATE_BYTES`], then one `write` per line and one fsync for the batch.
+/// [`ROTATE_BYTES`], then one `write` per line and one fsync for the batch. When the file does
+/// not end with a newline (a write torn by a full disk or a crash), a newline comes first, so
+/// that the fragment stays a damaged line of its own and the new events are read back.
 pub fn append(path: &Path, lines: &[String]) -> std::io::Result<()> {
     if std::fs::metadata(path).is_ok_and(|m| m.len() >= ROTATE_BYTES) {
         for n in (1..KEEP_ROTATED).rev() {
@@ -98,7 +101,14 @@ pub fn append(path: &Path, lines: &[String]) -> std::io::Result<()> {
         }
         std::fs::rename(path, rotated(path, 1))?;
     }
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(path)?;
+    if !ends_a_line(&f)? {
+        f.write_all(b"\n")?;
+    }
     for line in lines {
         let mut bytes = line.clone().into_bytes();
         bytes.push(b'\n');
@@ -107,11 +117,25 @@ pub fn append(path: &Path, lines: &[String]) -> std::io::Result<()> {
     f.sync_data()
 }
 
+/// Whether `f` is empty or ends with a newline.
+fn ends_a_line(f: &std::fs::File) -> std::io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(true);
+    }
+    let mut last = [0u8];
+    f.read_exact_at(&mut last, len - 1)?;
+    Ok(last[0] == b'\n')
+}
+
 /// What [`read`] returns: the events, newest first, and a warning per damaged line.
 #[derive(Debug, Default)]
 pub struct History {
     pub events: Vec<Event>,
     pub warnings: Vec<String>,
+    /// How many damaged lines (not an event) were skipped.
+    pub damaged: usize,
 }
 
 /// Reads the history at `path` and its rotated files, newest first: at most `limit` events,
@@ -138,9 +162,11 @@ pub fn read(path: &Path, limit: usize, since: Option<Timestamp>) -> std::io::Res
                         return Ok(out);
                     }
                 }
-                Err(e) => out
-                    .warnings
-                    .push(format!("{} line {}: not an event ({e}); skipped", p.display(), i + 1)),
+                Err(e) => {
+                    out.damaged += 1;
+                    out.warnings
+                        .push(format!("{} line {}: not an event ({e}); skipped", p.display(), i + 1))
+                }
             }
         }
     }
@@ -243,6 +269,31 @@ mod tests {
         assert_eq!(h.events, vec![good.clone(), good]);
         assert_eq!(h.warnings.len(), 2, "{:?}", h.warnings);
         assert!(h.warnings[0].contains("line 3"), "{:?}", h.warnings);
+    }
+
+    /// A write torn by a full disk or a crash leaves a fragment without its newline: the next
+    /// append starts on a fresh line, so only the fragment is lost (issue 19, item 1).
+    #[test]
+    fn a_torn_write_costs_only_itself() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("h.jsonl");
+        let first = Event::new(at("2026-01-01T00:00:00Z"), "pg1", "daemon_start", "");
+        let torn = Event::new(at("2026-01-01T00:00:01Z"), "pg1", "master_changed", "torn");
+        let next = Event::new(at("2026-01-01T00:00:02Z"), "pg1", "daemon_stop", "after");
+        let line = torn.to_line();
+        std::fs::write(&path, format!("{}\n{}", first.to_line(), &line[..line.len() / 2])).expect("write");
+        append(&path, &[next.to_line()]).expect("append");
+        let h = read(&path, 10, None).expect("read");
+        assert_eq!(h.events, vec![next, first]);
+        assert_eq!(h.damaged, 1, "{:?}", h.warnings);
+        assert_eq!(h.warnings.len(), 1, "{:?}", h.warnings);
+        // an intact file gets no blank line
+        let clean = dir.path().join("clean.jsonl");
+        append(&clean, &[h.events[1].to_line()]).expect("append");
+        append(&clean, &[h.events[0].to_line()]).expect("append");
+        let text = std::fs::read_to_string(&clean).expect("read");
+        assert_eq!(text.lines().count(), 2, "{text:?}");
+        assert!(!text.contains("\n\n"), "{text:?}");
     }
 
     #[test]
