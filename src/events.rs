@@ -177,19 +177,14 @@ pub fn read(path: &Path, limit: usize, since: Option<Timestamp>) -> std::io::Res
 pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 10_000;
 
-/// The query of `GET /history`: `limit` (1 to [`MAX_LIMIT`]) and `since` (an ISO 8601 time);
-/// an unknown parameter or a bad value is an error that says which.
+/// The query of `GET /history` (decoded by `query::parse`: a repeated parameter is an error):
+/// `limit` (1 to [`MAX_LIMIT`]) and `since` (an ISO 8601 time); an unknown parameter or a bad
+/// value is an error that says which.
 pub fn parse_query(query: Option<&str>) -> Result<(usize, Option<Timestamp>), String> {
     let mut limit = DEFAULT_LIMIT;
     let mut since = None;
-    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = v
-            .replace("%3A", ":")
-            .replace("%3a", ":")
-            .replace("%2B", "+")
-            .replace("%2b", "+");
-        match k {
+    for (k, v) in crate::query::parse(query)? {
+        match k.as_str() {
             "limit" => {
                 limit = v
                     .parse::<usize>()
@@ -198,10 +193,16 @@ pub fn parse_query(query: Option<&str>) -> Result<(usize, Option<Timestamp>), St
                     .ok_or_else(|| format!("limit: expected a whole number from 1 to {MAX_LIMIT}, got {v:?}"))?;
             }
             "since" => {
-                since = Some(
-                    crate::state::parse_iso(&v)
-                        .ok_or_else(|| format!("since: expected an ISO 8601 time, got {v:?}"))?,
-                );
+                let t = crate::state::parse_iso(&v).ok_or_else(|| {
+                    // a raw `+` in a query string is a space: `+01:00` arrives as ` 01:00`
+                    let hint = if v.contains(' ') {
+                        " (a + in a query string means a space: write it %2B)"
+                    } else {
+                        ""
+                    };
+                    format!("since: expected an ISO 8601 time, got {v:?}{hint}")
+                })?;
+                since = Some(t);
             }
             _ => return Err(format!("unknown parameter {k:?} (limit, since)")),
         }
@@ -341,5 +342,23 @@ mod tests {
         for bad in ["limit=0", "limit=x", "limit=10001", "since=yesterday", "lag=3"] {
             assert!(parse_query(Some(bad)).is_err(), "{bad}");
         }
+    }
+
+    /// Names and values are decoded alike and a repeated parameter is refused (issue 19,
+    /// item 9: `limit=%31` was a 400 and a second `limit` silently won).
+    #[test]
+    fn the_history_query_is_decoded_and_refuses_repeats() {
+        assert_eq!(parse_query(Some("limit=%31")), Ok((1, None)));
+        assert_eq!(parse_query(Some("%6Cimit=7")), Ok((7, None)));
+        assert_eq!(
+            parse_query(Some("since=2026-01-01T01%3A00%3A00%2B01%3A00")),
+            Ok((DEFAULT_LIMIT, Some(at("2026-01-01T00:00:00Z"))))
+        );
+        assert_eq!(
+            parse_query(Some("limit=1&limit=2")),
+            Err("limit: given more than once".to_string())
+        );
+        let raw_plus = parse_query(Some("since=2026-01-01T01:00:00+01:00")).expect_err("a space");
+        assert!(raw_plus.contains("%2B"), "{raw_plus}");
     }
 }
