@@ -72,8 +72,7 @@ pub fn parse_lag(text: &str) -> Result<LagLimit, String> {
 /// `?lag` without a value, `?max_lag=`) is seen at once instead of silently checking less.
 pub fn parse_query(path: &str, query: Option<&str>) -> Result<Option<LagLimit>, String> {
     let mut lag = None;
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+    for (key, value) in crate::query::parse(query)? {
         if path != "/replica" || key != "lag" {
             let known = if path == "/replica" {
                 "the only parameter is lag (e.g. ?lag=10s or ?lag=16MB)"
@@ -82,13 +81,10 @@ pub fn parse_query(path: &str, query: Option<&str>) -> Result<Option<LagLimit>, 
             };
             return Err(format!("unknown parameter {key:?} for {path}: {known}"));
         }
-        if lag.is_some() {
-            return Err("lag is given more than once".to_string());
-        }
         if value.is_empty() {
             return Err("lag needs a value, e.g. ?lag=10s or ?lag=16MB".to_string());
         }
-        lag = Some(parse_lag(value)?);
+        lag = Some(parse_lag(&value)?);
     }
     Ok(lag)
 }
@@ -291,6 +287,15 @@ mod tests {
         for bad in ["lag", "lag=", "LAG=10s", "lag=10s&lag=20s", "max_lag=1s", "lag=1s&x=1"] {
             assert!(parse_query("/replica", Some(bad)).is_err(), "{bad}");
         }
+        // decoded as every other query (issue 19, item 9)
+        assert_eq!(
+            parse_query("/replica", Some("%6Cag=%31%30s")),
+            Ok(Some(LagLimit::Seconds(10.0)))
+        );
+        assert_eq!(
+            parse_query("/replica", Some("lag=1s&lag=2s")),
+            Err("lag: given more than once".to_string())
+        );
         assert_eq!(parse_query("/primary", Some("")), Ok(None));
         assert!(parse_query("/primary", Some("lag=1s")).is_err());
         assert!(parse_query("/health", Some("verbose")).is_err());

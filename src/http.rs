@@ -83,6 +83,9 @@ pub async fn bind(http_address: &str, http_port: u16) -> Result<TcpListener, Bin
         .map_err(|source| BindError { address, source })
 }
 
+/// The header of a `/history` answer cut short by its size cap.
+pub const TRUNCATED: header::HeaderName = header::HeaderName::from_static("x-pglookout-truncated");
+
 fn json_response(status: StatusCode, bytes: Vec<u8>) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
@@ -188,7 +191,9 @@ async fn dispatch(State(api): State<Api>, req: Request<Body>) -> Response {
 }
 
 /// `GET /history[?limit=N&since=TIME]`: the event history, newest first, read off the
-/// runtime with a deadline (a hung file system answers 503, never a hung request).
+/// runtime with a deadline (a hung file system answers 503, never a hung request). The answer
+/// is at most `events::MAX_ANSWER_BYTES`: when that cuts it short of `limit` events, the
+/// [`TRUNCATED`] header says so.
 async fn history_response(api: &Api, query: Option<&str>) -> Response {
     let (limit, since) = match crate::events::parse_query(query) {
         Ok(q) => q,
@@ -205,6 +210,18 @@ async fn history_response(api: &Api, query: Option<&str>) -> Response {
                 tracing::warn!(target: "WebServer", "event history: {w}");
             }
             match to_pretty_json(&history.events) {
+                Ok(bytes) if history.truncated => {
+                    let why = format!(
+                        "{} events, the most that fit in {} bytes",
+                        history.events.len(),
+                        crate::events::MAX_ANSWER_BYTES
+                    );
+                    let mut response = json_response(StatusCode::OK, bytes);
+                    if let Ok(value) = header::HeaderValue::from_str(&why) {
+                        response.headers_mut().insert(TRUNCATED, value);
+                    }
+                    response
+                }
                 Ok(bytes) => json_response(StatusCode::OK, bytes),
                 Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
             }

@@ -33,6 +33,8 @@ pub mod metrics;
 pub mod poll;
 /// Prometheus counters and the /metrics text.
 pub mod prometheus;
+/// Query strings of the HTTP API: one decoder, one rule for repeated parameters.
+pub mod query;
 /// Host names of UDP destinations (StatsD, syslog), resolved in the background.
 pub mod resolve;
 /// Lag and position over time, per node, in bounded rings; the `GET /series` answer (pure).

@@ -287,14 +287,12 @@ pub struct Query {
     pub node: Option<String>,
 }
 
-/// `since` (unix seconds) and `node` (a node name, percent-encoded); an unknown parameter or a
-/// bad value is an error that says which.
+/// `since` (unix seconds) and `node` (a node name), decoded by `query::parse` (a repeated
+/// parameter is an error); an unknown parameter or a bad value is an error that says which.
 pub fn parse_query(query: Option<&str>) -> Result<Query, String> {
     let mut q = Query::default();
-    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = percent_decode(v).ok_or_else(|| format!("{k}: bad percent-encoding in {v:?}"))?;
-        match k {
+    for (k, v) in crate::query::parse(query)? {
+        match k.as_str() {
             "since" => {
                 let t = v
                     .parse::<f64>()
@@ -309,30 +307,6 @@ pub fn parse_query(query: Option<&str>) -> Result<Query, String> {
         }
     }
     Ok(q)
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Milliseconds are enough on the wire.
@@ -593,6 +567,17 @@ mod tests {
                 since: Some(1_700_000_000.5),
                 node: Some("pg 2".into())
             })
+        );
+        assert_eq!(
+            parse_query(Some("%73ince=1&node=pg+2")),
+            Ok(Query {
+                since: Some(1.0),
+                node: Some("pg 2".into())
+            })
+        );
+        assert_eq!(
+            parse_query(Some("node=pg1&node=pg2")),
+            Err("node: given more than once".to_string())
         );
         for bad in ["since=yesterday", "since=-1", "since=inf", "node=", "node=%zz", "lag=3"] {
             assert!(parse_query(Some(bad)).is_err(), "{bad}");

@@ -140,6 +140,13 @@ fn events_from_file(
     for w in &h.warnings {
         eprintln!("pglookout-ctl: {}", printable(w));
     }
+    if h.truncated {
+        eprintln!(
+            "pglookout-ctl: {} events, the most that fit in {} bytes (as GET /history answers)",
+            h.events.len(),
+            pglookout::events::MAX_ANSWER_BYTES
+        );
+    }
     Ok(h.events)
 }
 

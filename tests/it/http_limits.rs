@@ -1,7 +1,9 @@
 //! The API under connection abuse: request heads sent a line at a time, and TLS connections that
 //! never finish their handshake. The abusers connect from 127.0.0.2 (any 127/8 address is
 //! loopback on Linux) and the legitimate checks from 127.0.0.1, so the daemon sees two clients:
-//! the abuser gets its per-address share and no more, and the checks keep their answers.
+//! the abuser gets its per-address share and no more, and the checks keep their answers. And
+//! the answers' own bounds: `/history` stays within its cap whatever the event file holds, and
+//! every query string is decoded by the same rules.
 
 use super::harness::*;
 use super::secure_api::make_certs;
@@ -342,4 +344,98 @@ async fn a_tls_flood_cannot_take_the_descriptors() {
         "the caps come from the raised limit:\n{}",
         tail(&d.log(), 30)
     );
+}
+
+/// The event history over HTTP (issue 19, items 1 and 9): a fragment torn off the file's last
+/// line costs only itself, a line over the event cap is skipped, no answer passes the answer cap
+/// whatever `limit` asks, and every query string is decoded alike, a repeated parameter refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_answers_are_bounded_and_queries_decoded_alike() {
+    use pglookout::events::{Event, MAX_ANSWER_BYTES, MAX_EVENT_BYTES};
+    let dir = tempfile::tempdir().expect("dir");
+    let events_path = dir.path().join("hist.events.jsonl");
+    let at = pglookout::state::parse_iso("2026-01-01T00:00:00Z").expect("time");
+    let medium = "m".repeat(60 << 10);
+    let mut text = String::new();
+    for i in 0..90 {
+        text += &Event::new(at, "pg1", "test", format!("{i} {medium}")).to_line();
+        text.push('\n');
+    }
+    // a valid event far over the cap (to_line would have shortened it)
+    let huge = serde_json::to_string(&Event::new(at, "pg1", "huge", "h".repeat(2 << 20))).expect("json");
+    text += &huge;
+    text.push('\n');
+    // and a write torn by a full disk: half a line, no newline
+    let torn = Event::new(at, "pg1", "torn", "t").to_line();
+    text += &torn[..torn.len() / 2];
+    std::fs::write(&events_path, text).expect("write");
+
+    let d = Daemon::spawn(&bin(), "hist", dir.path(), json!({ "event_log_path": events_path })).expect("spawn");
+    pglab::wait_for("the daemon appends daemon_start", DEADLINE, || async {
+        Ok(std::fs::read(&events_path).is_ok_and(|b| {
+            b.ends_with(b"\n") && String::from_utf8_lossy(&b[b.len().saturating_sub(4096)..]).contains("daemon_start")
+        }))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\nlog tail:\n{}", tail(&d.log(), 30)));
+
+    let events = |body: &str| -> Vec<Event> {
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("not a history ({e}): {:.200}", body))
+    };
+    // the torn fragment did not take the next event with it; `%31` is `1`
+    for query in ["limit=1", "limit=%31", "%6Cimit=1"] {
+        let (code, body) = d.http("GET", &format!("/history?{query}")).await.expect("GET /history");
+        assert_eq!(code, 200, "{query}: {body:.300}");
+        let got = events(&body);
+        assert_eq!(got.len(), 1, "{query}");
+        assert_eq!(got[0].kind, "daemon_start", "{query}");
+    }
+    // the huge event is skipped as damaged, not served
+    let (code, body) = d.http("GET", "/history?limit=5").await.expect("GET /history");
+    assert_eq!(code, 200);
+    assert!(body.len() < 5 * (MAX_EVENT_BYTES + 1024), "{} bytes", body.len());
+    let got = events(&body);
+    assert_eq!(got.len(), 5);
+    assert!(
+        got.iter().all(|e| e.kind != "huge"),
+        "{:?}",
+        got.iter().map(|e| &e.kind).collect::<Vec<_>>()
+    );
+    // however many events are asked for, the answer stays within its cap, and says it was cut
+    let resp = reqwest::get(format!("http://127.0.0.1:{}/history?limit=10000", d.http_port))
+        .await
+        .expect("GET /history?limit=10000");
+    assert_eq!(resp.status(), 200);
+    let truncated = resp.headers().get("x-pglookout-truncated").cloned();
+    let body = resp.text().await.expect("body");
+    assert!(body.len() <= MAX_ANSWER_BYTES, "{} bytes", body.len());
+    let got = events(&body);
+    assert!(got.len() < 90, "{}", got.len());
+    assert!(truncated.is_some(), "no truncation header with {} events", got.len());
+
+    // one rule for repeated parameters, everywhere; names decoded as values
+    for (path, name) in [
+        ("/history?limit=1&limit=2", "limit"),
+        (
+            "/history?since=2026-01-01T00:00:00Z&%73ince=2026-01-01T00:00:00Z",
+            "since",
+        ),
+        ("/series?node=pg1&node=pg2", "node"),
+        ("/replica?lag=1s&lag=2s", "lag"),
+    ] {
+        let (code, body) = d.http("GET", path).await.expect("GET");
+        assert_eq!(code, 400, "{path}: {body}");
+        assert!(
+            body.contains(&format!("{name}: given more than once")),
+            "{path}: {body}"
+        );
+    }
+    for path in [
+        "/replica?%6Cag=%31s",
+        "/series?%73ince=0",
+        "/history?since=2026-01-01T01%3A00%3A00%2B01%3A00",
+    ] {
+        let (code, body) = d.http("GET", path).await.expect("GET");
+        assert_ne!(code, 400, "{path}: {body:.300}");
+    }
 }
