@@ -24,7 +24,9 @@ pub const OLD_BUCKETS: usize = 60;
 /// Marks kept (the oldest dropped first).
 pub const MAX_MARKS: usize = 64;
 
-/// One node at one poll round. `None`s are kept as sentinels so that a sample is 32 bytes.
+/// One node at one poll round, as taken and folded. `None`s are kept as sentinels. Stored as a
+/// [`Packed`] of 20 bytes (this one is 32): at a thousand nodes the rings are most of what the
+/// series cost (docs/performance.md).
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Sample {
     /// Wall clock, unix seconds.
@@ -65,6 +67,45 @@ impl Sample {
     }
 }
 
+/// A [`Sample`] as a ring holds it: the time in milliseconds from the ring's base, the lag in
+/// bytes as an `f32` (exact up to 16 MiB, to seven significant digits above: a chart's
+/// precision), the position (exact) as two halves so that the whole is 4-aligned.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Packed {
+    t_ms: i32,
+    lag_seconds: f32,
+    /// NaN: unknown.
+    lag_bytes: f32,
+    position: [u32; 2],
+}
+
+/// A ring's base moves when a time would be this far from it (about 12 days).
+const REBASE_MS: f64 = (1u64 << 30) as f64;
+
+impl Packed {
+    fn new(s: &Sample, base: f64) -> Packed {
+        Packed {
+            t_ms: ((s.t - base) * 1000.0).round() as i32,
+            lag_seconds: s.lag_seconds,
+            lag_bytes: opt(s.lag_bytes).map_or(f32::NAN, |b| b as f32),
+            position: [(s.position >> 32) as u32, s.position as u32],
+        }
+    }
+
+    fn sample(&self, base: f64) -> Sample {
+        Sample {
+            t: base + f64::from(self.t_ms) / 1000.0,
+            lag_seconds: self.lag_seconds,
+            lag_bytes: if self.lag_bytes.is_nan() {
+                NONE
+            } else {
+                (f64::from(self.lag_bytes).round() as u64).min(NONE - 1)
+            },
+            position: (u64::from(self.position[0]) << 32) | u64::from(self.position[1]),
+        }
+    }
+}
+
 fn bucket(t: f64) -> f64 {
     (t / BUCKET_SECONDS).floor()
 }
@@ -72,13 +113,15 @@ fn bucket(t: f64) -> f64 {
 /// One node's samples.
 #[derive(Clone, Debug)]
 struct Ring {
-    recent: VecDeque<Sample>,
-    old: VecDeque<Sample>,
+    /// What the packed times count from (unix seconds).
+    base: f64,
+    recent: VecDeque<Packed>,
+    old: VecDeque<Packed>,
     /// The minute being downsampled, not yet in `old`.
     current: Option<Sample>,
 }
 
-fn push_bounded(ring: &mut VecDeque<Sample>, cap: usize, s: Sample) {
+fn push_bounded(ring: &mut VecDeque<Packed>, cap: usize, s: Packed) {
     while ring.len() >= cap.max(1) {
         ring.pop_front();
     }
@@ -86,33 +129,49 @@ fn push_bounded(ring: &mut VecDeque<Sample>, cap: usize, s: Sample) {
 }
 
 impl Ring {
-    fn new(cap: usize) -> Ring {
+    fn new(cap: usize, base: f64) -> Ring {
         Ring {
+            base,
             recent: VecDeque::with_capacity(cap),
             old: VecDeque::with_capacity(OLD_BUCKETS),
             current: None,
         }
     }
 
+    /// Moves the base to `base`, re-packing every sample (a time too far from the old one).
+    fn rebase(&mut self, base: f64) {
+        let old_base = self.base;
+        for p in self.recent.iter_mut().chain(self.old.iter_mut()) {
+            *p = Packed::new(&p.sample(old_base), base);
+        }
+        self.base = base;
+    }
+
     fn push(&mut self, s: Sample, cap: usize) {
-        push_bounded(&mut self.recent, cap, s);
+        if ((s.t - self.base) * 1000.0).abs() >= REBASE_MS {
+            // the oldest sample kept is at most about an hour older: both fit
+            self.rebase(s.t);
+        }
+        push_bounded(&mut self.recent, cap, Packed::new(&s, self.base));
         match &mut self.current {
             Some(c) if bucket(c.t) == bucket(s.t) => c.fold(&s),
             Some(c) => {
                 let done = std::mem::replace(c, s);
-                push_bounded(&mut self.old, OLD_BUCKETS, done);
+                push_bounded(&mut self.old, OLD_BUCKETS, Packed::new(&done, self.base));
             }
             None => self.current = Some(s),
         }
     }
 
     /// Oldest first: the downsampled points older than the recent ring, then the recent ring.
-    fn points(&self, since: f64) -> impl Iterator<Item = &Sample> + Clone {
-        let first_recent = self.recent.front().map_or(f64::INFINITY, |s| s.t);
+    fn points(&self, since: f64) -> impl Iterator<Item = Sample> + Clone + '_ {
+        let base = self.base;
+        let first_recent = self.recent.front().map_or(f64::INFINITY, |p| p.sample(base).t);
         self.old
             .iter()
+            .map(move |p| p.sample(base))
             .filter(move |s| s.t < first_recent)
-            .chain(self.recent.iter())
+            .chain(self.recent.iter().map(move |p| p.sample(base)))
             .filter(move |s| s.t >= since)
     }
 }
@@ -198,7 +257,7 @@ impl Series {
             match self.nodes.get_mut(name) {
                 Some(ring) => ring.push(s, cap),
                 None => {
-                    let mut ring = Ring::new(cap);
+                    let mut ring = Ring::new(cap, t);
                     if self.prefill {
                         prefill(&mut ring, s, cap, poll_interval);
                     }
@@ -225,7 +284,7 @@ impl Series {
     /// What the series hold, computed from the capacities: the rings' buffers, the per-node
     /// entries and names, and the marks (the map's own tree nodes not counted).
     pub fn bytes(&self) -> usize {
-        let sample = std::mem::size_of::<Sample>();
+        let sample = std::mem::size_of::<Packed>();
         let rings: usize = self
             .nodes
             .iter()
@@ -262,11 +321,11 @@ fn prefill(ring: &mut Ring, s: Sample, cap: usize, poll_interval: f64) {
     let start = s.t - cap as f64 * poll_interval;
     for k in 0..OLD_BUCKETS {
         let t = start - (OLD_BUCKETS - k) as f64 * BUCKET_SECONDS;
-        push_bounded(&mut ring.old, OLD_BUCKETS, Sample { t, ..s });
+        push_bounded(&mut ring.old, OLD_BUCKETS, Packed::new(&Sample { t, ..s }, ring.base));
     }
     for k in 0..cap {
         let t = start + k as f64 * poll_interval;
-        push_bounded(&mut ring.recent, cap, Sample { t, ..s });
+        push_bounded(&mut ring.recent, cap, Packed::new(&Sample { t, ..s }, ring.base));
     }
 }
 
@@ -472,7 +531,7 @@ mod tests {
 
     #[test]
     fn memory_stays_bounded_and_old_samples_are_downsampled_per_minute() {
-        assert_eq!(std::mem::size_of::<Sample>(), 32);
+        assert_eq!(std::mem::size_of::<Packed>(), 20);
         let mut series = Series::default();
         let interval = 1.0;
         let cap = recent_capacity(interval);
@@ -491,7 +550,7 @@ mod tests {
             assert!(ring.recent.capacity() < 2 * cap && ring.old.capacity() < 2 * OLD_BUCKETS);
         }
         assert_eq!(Some(series.bytes()), bytes, "no growth once full");
-        let per_node = (cap + OLD_BUCKETS) * 32;
+        let per_node = (cap + OLD_BUCKETS) * 20;
         assert!(
             (2 * per_node..2 * per_node + 512).contains(&series.bytes()),
             "{}",
@@ -520,6 +579,49 @@ mod tests {
         series.record(&round(1_000_000, 1, 1, 0.0), 2e6, 10.0);
         assert_eq!(series.nodes["pg2"].recent.len(), recent_capacity(10.0));
         assert!(series.nodes["pg2"].recent.capacity() < 2 * recent_capacity(10.0));
+    }
+
+    /// Item 13 of issue 19: a sample is stored in 20 bytes; positions stay exact, times exact
+    /// to the millisecond (across a move of the base), lags in bytes exact to 16 MiB.
+    #[test]
+    fn packed_samples_keep_what_the_chart_shows() {
+        let s = Sample {
+            t: 1_700_000_000.123,
+            lag_seconds: 1.5,
+            lag_bytes: 600,
+            position: 0x0000_0123_89AB_CDEF,
+        };
+        let base = 1_700_000_000.0;
+        let back = Packed::new(&s, base).sample(base);
+        assert_eq!((ms(back.t), back.lag_bytes, back.position), (ms(s.t), 600, s.position));
+        let unknown = Sample {
+            lag_seconds: f32::NAN,
+            lag_bytes: NONE,
+            position: NONE,
+            ..s
+        };
+        let back = Packed::new(&unknown, base).sample(base);
+        assert_eq!((back.lag_seconds(), back.lag_bytes, back.position), (None, NONE, NONE));
+        for b in [(1u64 << 24) - 1, 5_000_000_000] {
+            let back = Packed::new(&Sample { lag_bytes: b, ..s }, base).sample(base);
+            assert!(back.lag_bytes.abs_diff(b) <= b / 8_000_000, "{b}: {}", back.lag_bytes);
+        }
+        // thirteen days of rounds a minute apart: the base moves, the times stay right
+        let mut ring = Ring::new(RECENT_MAX, base);
+        for i in 0..13 * 24 * 60 {
+            ring.push(
+                Sample {
+                    t: base + 60.0 * f64::from(i),
+                    ..s
+                },
+                RECENT_MAX,
+            );
+        }
+        assert!(ring.base > base);
+        let last = ring.points(0.0).last().expect("points");
+        assert_eq!(ms(last.t), ms(base + 60.0 * f64::from(13 * 24 * 60 - 1)));
+        let ts: Vec<f64> = ring.points(0.0).map(|p| p.t).collect();
+        assert!(ts.windows(2).all(|w| ms(w[1] - w[0]) == 60.0), "{ts:?}");
     }
 
     #[test]
