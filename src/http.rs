@@ -90,6 +90,15 @@ fn json_response(status: StatusCode, bytes: Vec<u8>) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
+/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive
+/// (RFC 7235, section 2.1: `bearer` and `BEARER` are `Bearer`); one or more spaces follow it.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("Bearer")
+        .then(|| token.trim_start_matches(' '))
+}
+
 /// The bearer-token check: `None` lets the request through, otherwise the refusal (401 without
 /// a token, 403 with a wrong one). Reads need the token only with `http_auth_scope: "all"`.
 fn refuse(api: &Api, req: &Request<Body>) -> Option<Response> {
@@ -103,7 +112,7 @@ fn refuse(api: &Api, req: &Request<Body>) -> Option<Response> {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(bearer_token);
     let error = |status: StatusCode, text: &str| {
         let body = serde_json::json!({ "error": text }).to_string();
         Some(
@@ -350,5 +359,15 @@ mod tests {
         assert_eq!(bind_address("", 15000), "0.0.0.0:15000");
         assert_eq!(bind_address("127.0.0.1", 1), "127.0.0.1:1");
         assert_eq!(bind_address("::1", 2), "[::1]:2");
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer tok", "bearer tok", "BEARER tok", "bEaReR  tok"] {
+            assert_eq!(bearer_token(value), Some("tok"), "{value}");
+        }
+        for value in ["Basic tok", "Bearertok", "tok", "Bearer", "", "Bear tok"] {
+            assert_eq!(bearer_token(value), None, "{value}");
+        }
     }
 }

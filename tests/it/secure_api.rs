@@ -284,3 +284,51 @@ async fn an_idle_client_connection_is_closed() {
     // and keeps serving others
     assert_eq!(d.http("GET", "/liveness").await.expect("GET").0, 200);
 }
+
+/// A daemon with `http_auth_token: "tok"` and scope `all` that polls nothing reachable.
+fn token_daemon(dir: &Path) -> Daemon {
+    Daemon::spawn(
+        &bin(),
+        "d",
+        dir,
+        json!({
+            "remote_conns": {"gone": "host=127.0.0.1 port=1 user=x connect_timeout=2"},
+            "db_poll_interval": 0.5,
+            "http_auth_token": "tok",
+            "http_auth_scope": "all",
+        }),
+    )
+    .expect("spawn")
+}
+
+async fn wait_answers(c: &reqwest::Client, d: &Daemon) {
+    let url = format!("{}/liveness", d.url());
+    pglab::wait_for("the API answers", DEADLINE, || {
+        let req = c.get(&url);
+        async move { Ok(req.send().await.is_ok()) }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\nlog tail:\n{}", tail(&d.log(), 30)));
+}
+
+/// RFC 7235: the auth scheme is case-insensitive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let dir = tempfile::tempdir().expect("dir");
+    let d = token_daemon(dir.path());
+    let c = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    wait_answers(&c, &d).await;
+    let url = format!("{}/state.json", d.url());
+    for value in ["Bearer tok", "bearer tok", "BEARER tok"] {
+        assert_eq!(
+            status(c.get(&url).header("Authorization", value)).await,
+            200,
+            "{value}"
+        );
+    }
+    assert_eq!(status(c.get(&url).header("Authorization", "bearer nope")).await, 403);
+    assert_eq!(status(c.get(&url).header("Authorization", "Basic tok")).await, 401);
+}
