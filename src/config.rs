@@ -541,12 +541,10 @@ impl Config {
         // An empty token used to mean "no token": with scope "all" it silently turned
         // authentication off. No token is written as null or by leaving the key out.
         let http_auth_token = match r.opt_string("http_auth_token")? {
-            Some(t) if t.trim().is_empty() => {
-                return Err(r.err(
-                    "http_auth_token",
-                    "an empty token would turn authentication off: set a token, or remove the key (or write null) for none",
-                ))
-            }
+            Some(t) if t.trim().is_empty() => return Err(r.err(
+                "http_auth_token",
+                "an empty token would turn authentication off: set a token, or remove the key (or write null) for none",
+            )),
             t => t,
         };
         let http_auth_scope = match r.opt_string("http_auth_scope")?.as_deref() {

@@ -101,6 +101,8 @@ fn bearer_token(value: &str) -> Option<&str> {
 
 /// The bearer-token check: `None` lets the request through, otherwise the refusal (401 without
 /// a token, 403 with a wrong one). Reads need the token only with `http_auth_scope: "all"`.
+/// Refusals are counted for `/metrics` and logged throttled, with the client's address (a
+/// client can send thousands a second on one connection).
 fn refuse(api: &Api, req: &Request<Body>) -> Option<Response> {
     let config = api.config.borrow().clone();
     let token = config.http_auth_token.as_deref()?;
@@ -127,12 +129,21 @@ fn refuse(api: &Api, req: &Request<Body>) -> Option<Response> {
                 .into_response(),
         )
     };
+    let refused = |wrong: bool, why: &str| {
+        api.counters.http_auth_failed(wrong);
+        if let Some(client) = req.extensions().get::<crate::http_conn::Client>() {
+            client.auth_refused(req.method(), req.uri().path(), why);
+        }
+    };
     match given {
-        None => error(StatusCode::UNAUTHORIZED, "a bearer token is required"),
+        None => {
+            refused(false, "no bearer token");
+            error(StatusCode::UNAUTHORIZED, "a bearer token is required")
+        }
         // equal lengths first: memcmp::eq compares in constant time but needs them
         Some(g) if g.len() == token.len() && openssl::memcmp::eq(g.as_bytes(), token.as_bytes()) => None,
         Some(_) => {
-            tracing::warn!(target: "WebServer", "refused {} {}: wrong bearer token", req.method(), req.uri().path());
+            refused(true, "wrong bearer token");
             error(StatusCode::FORBIDDEN, "wrong bearer token")
         }
     }
@@ -345,7 +356,8 @@ pub fn router(api: Api) -> Router {
 /// Serves the routes until `cancel` fires; the connections (caps, deadlines, TLS) are
 /// `http_conn`'s.
 pub async fn serve(listener: TcpListener, tls: Option<SslAcceptor>, api: Api, cancel: CancellationToken) {
-    crate::http_conn::serve(listener, tls, router(api), cancel).await;
+    let counters = api.counters.clone();
+    crate::http_conn::serve(listener, tls, router(api), counters, cancel).await;
 }
 
 pub use crate::http_conn::{tls_acceptor, TlsError};
