@@ -353,11 +353,11 @@ pub fn router(api: Api) -> Router {
     Router::new().fallback(dispatch).with_state(api)
 }
 
-/// Serves the routes until `cancel` fires; the connections (caps, deadlines, TLS) are
-/// `http_conn`'s.
+/// Serves the routes until `cancel` fires; the connections (caps, reserved slots, deadlines,
+/// TLS) are `http_conn`'s.
 pub async fn serve(listener: TcpListener, tls: Option<SslAcceptor>, api: Api, cancel: CancellationToken) {
-    let counters = api.counters.clone();
-    crate::http_conn::serve(listener, tls, router(api), counters, cancel).await;
+    let (counters, config) = (api.counters.clone(), api.config.clone());
+    crate::http_conn::serve(listener, tls, router(api), counters, config, cancel).await;
 }
 
 pub use crate::http_conn::{tls_acceptor, TlsError};

@@ -1,6 +1,7 @@
 //! The HTTP server's connections (the routes are in `http`): the accept loop, the caps on
 //! connections (global, sized from the descriptor limit, and per client address), both taken
-//! before any TLS handshake; the handshake's deadline; each request head's absolute deadline;
+//! before any TLS handshake, with a share of the global cap kept for reserved clients
+//! (loopback, `http_reserved_clients`, the observers); the handshake's deadline; each request head's absolute deadline;
 //! the idle timeout for stalled bodies and answers; and graceful shutdown. It also owns the
 //! logging of what the server refuses (connections over a cap, failed accepts, and the requests
 //! the routes refuse for want of a token, reported through the [`Client`] each request carries):
@@ -8,9 +9,11 @@
 //!
 //! Why it exists: a client that trickles header bytes, or opens TLS connections and never
 //! finishes the handshake, must not be able to hold the API (load balancers and peers would see
-//! the node as down) or take the descriptors the state file and the pollers need; and a flood
-//! of refused requests must not flood the log.
+//! the node as down) or take the descriptors the state file and the pollers need; slow clients
+//! from many addresses must not keep the local health checks and the peers out; and a flood of
+//! refused requests must not flood the log.
 
+use crate::config::Config;
 use crate::prometheus::Counters;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -24,7 +27,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tokio_openssl::SslStream;
 use tokio_util::sync::CancellationToken;
@@ -68,19 +71,29 @@ pub struct Limits {
     pub connections: usize,
     /// Of those, from one client address.
     pub per_client: usize,
+    /// Of those, kept for reserved clients (loopback and `http_reserved_clients`): the others
+    /// cannot have them, so a flood from many addresses cannot keep health checks out.
+    pub reserved: usize,
 }
 
 impl Limits {
     /// HTTP clients get at most a quarter of the descriptors, so the state file, the pollers and
     /// the logs always have the rest; one client address at most an eighth of those, so one
-    /// abuser cannot shut out the load balancer or the peers.
+    /// abuser cannot shut out the load balancer or the peers; an eighth of them (at least one,
+    /// when there are two) kept for reserved clients, so many abusers cannot either.
     pub fn for_descriptors(descriptors: u64) -> Limits {
         let quarter = usize::try_from(descriptors / 4).unwrap_or(usize::MAX);
         let connections = quarter.clamp(1, MAX_CONNECTIONS);
         Limits {
             connections,
             per_client: (connections / 8).clamp(1, MAX_PER_CLIENT),
+            reserved: if connections < 2 { 0 } else { (connections / 8).max(1) },
         }
+    }
+
+    /// The connections any client may have.
+    pub fn general(&self) -> usize {
+        self.connections - self.reserved
     }
 }
 
@@ -264,13 +277,20 @@ impl Throttled {
 enum Refusal {
     /// A connection from a client that already had its share open.
     ClientCap,
+    /// A connection from an unreserved client while only the reserved slots were free.
+    ServerFull,
     /// An accept that failed.
     AcceptError,
     /// A request without a valid bearer token.
     Auth,
 }
 
-const REFUSALS: [Refusal; 3] = [Refusal::ClientCap, Refusal::AcceptError, Refusal::Auth];
+const REFUSALS: [Refusal; 4] = [
+    Refusal::ClientCap,
+    Refusal::ServerFull,
+    Refusal::AcceptError,
+    Refusal::Auth,
+];
 
 /// The server's refusals and accept errors: a WARNING at most every [`WARN_EVERY`] per kind,
 /// with how many it stands for, from how many addresses, and the latest one; what is pending is
@@ -325,6 +345,11 @@ impl Refusals {
                 "refused {n} connection(s) from clients that already had {} open, the latest from {latest}{sources}",
                 self.limits.per_client
             ),
+            Refusal::ServerFull => format!(
+                "refused {n} connection(s) while the {} general connection slots were all taken (the other {} are kept for loopback and http_reserved_clients), the latest from {latest}{sources}",
+                self.limits.general(),
+                self.limits.reserved
+            ),
             Refusal::AcceptError => format!("accept failed ({n} times since the last warning): {latest}"),
             Refusal::Auth => {
                 format!("refused {n} request(s) without a valid bearer token, the latest {latest}{sources}")
@@ -378,12 +403,14 @@ where
 type Service = TowerToHyperService<Router>;
 
 /// Serves `app` on `listener` (over TLS with `tls`) until `cancel` fires, then lets the answers
-/// in progress finish. Refused connections are counted in `counters`.
+/// in progress finish. `config` says which clients are reserved (read at each connection, so a
+/// reload applies to the next one); refused connections are counted in `counters`.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<SslAcceptor>,
     app: Router,
     counters: Arc<Counters>,
+    config: watch::Receiver<Arc<Config>>,
     cancel: CancellationToken,
 ) {
     let descriptors = raise_descriptor_limit().unwrap_or(ASSUMED_DESCRIPTORS);
@@ -394,23 +421,33 @@ pub async fn serve(
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         target: "WebServer",
-        "listening on {scheme}://{shown}: at most {} client connections, {} from one address (descriptor limit {descriptors})",
+        "listening on {scheme}://{shown}: at most {} client connections, {} from one address (descriptor limit {descriptors}); {} of them kept for loopback and http_reserved_clients",
         limits.connections,
-        limits.per_client
+        limits.per_client,
+        limits.reserved
     );
-    let permits = Arc::new(Semaphore::new(limits.connections));
+    let general = Arc::new(Semaphore::new(limits.general()));
+    let reserve = Arc::new(Semaphore::new(limits.reserved));
     let clients = ClientSlots::new(limits.per_client);
     let service = TowerToHyperService::new(app);
     let connections = TaskTracker::new();
     let refusals = Arc::new(Refusals::new(limits, WARN_EVERY));
     connections.spawn(flush_refusals(refusals.clone(), cancel.clone()));
     loop {
-        // The permit comes before the accept: at the cap, new connections wait in the kernel's
-        // backlog, where they take no descriptor of ours.
-        let permit = tokio::select! {
+        // A slot comes before the accept: with every slot taken, new connections wait in the
+        // kernel's backlog, where they take no descriptor of ours. A reserved slot is taken
+        // only when no general one is free; then connections are accepted to see who they are
+        // from, and those from unreserved clients closed at once (waiting in the backlog, a
+        // health check would queue behind the flood).
+        let (permit, reserved_slot) = tokio::select! {
+            biased;
             _ = cancel.cancelled() => break,
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(p) => p,
+            permit = general.clone().acquire_owned() => match permit {
+                Ok(p) => (p, false),
+                Err(_) => break, // never closed
+            },
+            permit = reserve.clone().acquire_owned() => match permit {
+                Ok(p) => (p, true),
                 Err(_) => break, // never closed
             },
         };
@@ -429,6 +466,19 @@ pub async fn serve(
             }
         };
         let ip = peer.ip().to_canonical();
+        let permit = if !reserved_slot {
+            permit
+        } else if let Ok(freed) = general.clone().try_acquire_owned() {
+            // a general slot was freed meanwhile: the reserved one goes back
+            freed
+        } else if config.borrow().http_client_reserved(ip) {
+            permit
+        } else {
+            drop(tcp);
+            counters.http_refused_server_full();
+            refusals.note(Refusal::ServerFull, Some(ip), ip.to_string());
+            continue;
+        };
         let Some(slot) = clients.take(ip) else {
             // closed at once, before any TLS work: the client already has its share
             drop(tcp);
@@ -677,18 +727,21 @@ mod tests {
 
     #[test]
     fn limits_leave_most_descriptors_to_the_rest_of_the_daemon() {
-        let limits = |connections, per_client| Limits {
+        let limits = |connections, per_client, reserved| Limits {
             connections,
             per_client,
+            reserved,
         };
-        assert_eq!(Limits::for_descriptors(1024), limits(256, 32));
-        assert_eq!(Limits::for_descriptors(u64::MAX), limits(256, 32));
-        assert_eq!(Limits::for_descriptors(256), limits(64, 8));
-        assert_eq!(Limits::for_descriptors(3), limits(1, 1));
+        assert_eq!(Limits::for_descriptors(1024), limits(256, 32, 32));
+        assert_eq!(Limits::for_descriptors(u64::MAX), limits(256, 32, 32));
+        assert_eq!(Limits::for_descriptors(256), limits(64, 8, 8));
+        assert_eq!(Limits::for_descriptors(8), limits(2, 1, 1));
+        assert_eq!(Limits::for_descriptors(3), limits(1, 1, 0));
         for n in [8, 100, 256, 1000, 1024, 4096] {
             let l = Limits::for_descriptors(n);
             assert!(l.connections as u64 <= n / 4, "{n}: {l:?}");
             assert!(l.per_client <= (l.connections / 8).max(1), "{n}: {l:?}");
+            assert!(l.general() >= 1 && l.reserved <= l.connections / 8 + 1, "{n}: {l:?}");
         }
     }
 
@@ -736,7 +789,7 @@ mod tests {
         let t0 = Instant::now();
         for i in 0..1000u32 {
             let ip = IpAddr::from([127, 0, 0, (2 + i % 100) as u8]);
-            let burst = r.throttle(Refusal::ClientCap).note(t0, Some(ip), ip.to_string());
+            let burst = r.throttle(Refusal::ServerFull).note(t0, Some(ip), ip.to_string());
             assert_eq!(burst.is_some(), i == 0, "{i}");
         }
         let wrong = "GET /state.json from 127.0.0.1: wrong bearer token";
@@ -750,7 +803,7 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "refused 999 connection(s) from clients that already had 32 open, the latest from 127.0.0.101; 100 client addresses",
+                "refused 999 connection(s) while the 224 general connection slots were all taken (the other 32 are kept for loopback and http_reserved_clients), the latest from 127.0.0.101; 100 client addresses",
                 "refused 499 request(s) without a valid bearer token, the latest GET /state.json from 127.0.0.1: wrong bearer token",
             ]
         );

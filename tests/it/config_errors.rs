@@ -175,6 +175,21 @@ fn bad_configs_are_refused_with_the_key_named() {
             &["\"http_auth_token\"", "empty token"],
         ),
         (
+            "a host name among the reserved clients",
+            r#"{"http_reserved_clients": ["10.0.0.0/24", "lb.example"]}"#,
+            &["\"http_reserved_clients\"", "\"lb.example\"", "not resolved"],
+        ),
+        (
+            "a reserved network with bits past its prefix",
+            r#"{"http_reserved_clients": ["10.0.0.7/24"]}"#,
+            &["\"http_reserved_clients\"", "10.0.0.0/24"],
+        ),
+        (
+            "reserved clients not a list",
+            r#"{"http_reserved_clients": "10.0.0.7"}"#,
+            &["\"http_reserved_clients\"", "expected a list"],
+        ),
+        (
             "tls cert without key",
             r#"{"http_tls_cert": "/etc/hostname"}"#,
             &["\"http_tls_key\"", "required"],
