@@ -226,8 +226,14 @@ async fn history_response(api: &Api, query: Option<&str>) -> Response {
     let read = tokio::task::spawn_blocking(move || crate::events::read(&path, limit, since));
     match tokio::time::timeout(std::time::Duration::from_secs(5), read).await {
         Ok(Ok(Ok(history))) => {
-            for w in &history.warnings {
-                tracing::warn!(target: "WebServer", "event history: {w}");
+            // one line per request, however many lines are damaged: each GET /history, open
+            // to anyone with the default auth scope, logged one per damaged line (issue 19)
+            if let Some(newest) = history.warnings.first() {
+                tracing::warn!(
+                    target: "WebServer",
+                    "event history: {} damaged line(s) skipped, the newest: {newest}",
+                    history.damaged
+                );
             }
             match to_pretty_json(&history.events) {
                 Ok(bytes) if history.truncated => {
