@@ -5,6 +5,7 @@
 use crate::conninfo::ConnInfo;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 /// Every key we know. Anything else in the file is reported as a warning and ignored.
@@ -31,6 +32,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "http_auth_scope",
     "http_auth_token",
     "http_port",
+    "http_reserved_clients",
     "http_tls_cert",
     "http_tls_key",
     "json_state_file_path",
@@ -182,6 +184,77 @@ impl std::fmt::Debug for ObserverTarget {
     }
 }
 
+/// An IP network of `http_reserved_clients`: `10.0.0.7` (one address) or `10.0.1.0/24`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    /// One address.
+    pub fn host(addr: IpAddr) -> IpNet {
+        let addr = addr.to_canonical();
+        let prefix = if addr.is_ipv4() { 32 } else { 128 };
+        IpNet { addr, prefix }
+    }
+
+    /// `ADDRESS` or `ADDRESS/PREFIX`; the address bits past the prefix must be zero (a
+    /// `10.0.0.7/24` is a typo of either `10.0.0.7` or `10.0.0.0/24`).
+    pub fn parse(text: &str) -> Result<IpNet, String> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr.trim().parse().map_err(|_| {
+            format!("{text:?} is not an IP address or network such as \"10.0.0.7\" or \"10.0.1.0/24\" (host names are not resolved)")
+        })?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{text:?}: the prefix length must be a number from 0 to {max}"))?,
+        };
+        let net = IpNet { addr, prefix };
+        if net.masked(addr) != addr {
+            return Err(format!(
+                "{text:?} has bits set past its /{prefix}: write {}/{prefix} for the network, or the address alone",
+                net.masked(addr)
+            ));
+        }
+        Ok(net)
+    }
+
+    /// `ip` with the bits past this network's prefix cleared.
+    fn masked(&self, ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V4(v4) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                IpAddr::from(std::net::Ipv4Addr::from(u32::from(v4) & mask))
+            }
+            IpAddr::V6(v6) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                IpAddr::from(std::net::Ipv6Addr::from(u128::from(v6) & mask))
+            }
+        }
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        ip.is_ipv4() == self.addr.is_ipv4() && self.masked(ip) == self.addr
+    }
+}
+
+impl std::fmt::Display for IpNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct StatsdConfig {
     pub host: String,
@@ -201,6 +274,10 @@ pub struct Config {
     /// Bearer token that HTTP clients must send (ours; none by default, as the original).
     pub http_auth_token: Option<String>,
     pub http_auth_scope: AuthScope,
+    /// The clients that may use the HTTP connection slots kept in reserve (ours): the
+    /// `http_reserved_clients` networks, then the observers whose URL has an IP address for
+    /// host. Loopback (127.0.0.1, ::1) always may; see [`Config::http_client_reserved`].
+    pub http_reserved_clients: Vec<IpNet>,
     /// Serve HTTPS with this certificate chain and key (PEM); both or neither.
     pub http_tls_cert: Option<PathBuf>,
     pub http_tls_key: Option<PathBuf>,
@@ -538,7 +615,15 @@ impl Config {
             );
         }
 
-        let http_auth_token = r.opt_string("http_auth_token")?.filter(|t| !t.is_empty());
+        // An empty token used to mean "no token": with scope "all" it silently turned
+        // authentication off. No token is written as null or by leaving the key out.
+        let http_auth_token = match r.opt_string("http_auth_token")? {
+            Some(t) if t.trim().is_empty() => return Err(r.err(
+                "http_auth_token",
+                "an empty token would turn authentication off: set a token, or remove the key (or write null) for none",
+            )),
+            t => t,
+        };
         let http_auth_scope = match r.opt_string("http_auth_scope")?.as_deref() {
             None | Some("mutating") => AuthScope::Mutating,
             Some("all") => AuthScope::All,
@@ -549,6 +634,42 @@ impl Config {
                 ))
             }
         };
+        let mut http_reserved_clients = Vec::new();
+        match obj.get("http_reserved_clients") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) => {
+                for item in items {
+                    let net = item
+                        .as_str()
+                        .ok_or_else(|| format!("expected a string, got {}", Reader::got(item)))
+                        .and_then(IpNet::parse)
+                        .map_err(|e| r.err("http_reserved_clients", e))?;
+                    http_reserved_clients.push(net);
+                }
+            }
+            Some(v) => {
+                return Err(r.err(
+                    "http_reserved_clients",
+                    format!(
+                        "expected a list of IP addresses or networks such as [\"10.0.0.7\", \"10.0.1.0/24\"], got {}",
+                        Reader::got(v)
+                    ),
+                ))
+            }
+        }
+        // the observers are our peers: their daemons read ours too (an IP address only; a host
+        // name is not resolved here, its addresses go into http_reserved_clients)
+        http_reserved_clients.extend(
+            observers
+                .values()
+                .filter_map(|o| reqwest::Url::parse(&o.url).ok())
+                .filter_map(|u| {
+                    u.host_str()
+                        .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string())
+                })
+                .filter_map(|h| h.parse::<IpAddr>().ok())
+                .map(IpNet::host),
+        );
         let http_tls_cert = r.opt_string("http_tls_cert")?.map(PathBuf::from);
         let http_tls_key = r.opt_string("http_tls_key")?.map(PathBuf::from);
         match (&http_tls_cert, &http_tls_key) {
@@ -829,6 +950,7 @@ impl Config {
             observers,
             http_auth_token,
             http_auth_scope,
+            http_reserved_clients,
             http_tls_cert,
             http_tls_key,
             poll_observers_on_warning_only,
@@ -892,6 +1014,16 @@ impl Config {
     /// A node's `failover_priorities` entry, [`DEFAULT_PRIORITY`] when it has none.
     pub fn priority(&self, node: &str) -> f64 {
         self.failover_priorities.get(node).copied().unwrap_or(DEFAULT_PRIORITY)
+    }
+
+    /// Whether connections from `ip` may use the HTTP connection slots kept in reserve:
+    /// loopback (127.0.0.1 and ::1, so local health checks and `pglookout-ctl` keep answering),
+    /// the `http_reserved_clients` networks and the observers given by IP address.
+    pub fn http_client_reserved(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        ip == IpAddr::from([127, 0, 0, 1])
+            || ip == IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+            || self.http_reserved_clients.iter().any(|n| n.contains(ip))
     }
 
     /// Whether this daemon only watches (no database of its own).
@@ -1565,5 +1697,68 @@ mod tests {
             .expect_err("not a conninfo")
             .to_string();
         assert!(e.contains("rejoin_source_conninfo_template"), "{e}");
+    }
+
+    #[test]
+    fn reserved_http_clients_are_loopback_the_listed_networks_and_the_observers_by_address() {
+        let load = |extra: serde_json::Value| {
+            let mut v = serde_json::json!({
+                "observers": {"o1": "http://10.9.0.1:15000", "o2": "http://[2001:db8::9]:15000", "o3": "http://obs.example:15000"},
+            });
+            for (k, x) in extra.as_object().expect("object") {
+                v[k] = x.clone();
+            }
+            Config::from_value(Path::new("c.json"), &v).map(|(c, _)| c)
+        };
+        let c = load(serde_json::json!({"http_reserved_clients": ["10.0.1.0/24", "192.0.2.7", "2001:db8:1::/48"]}))
+            .expect("config");
+        let reserved = |ip: &str| c.http_client_reserved(ip.parse().expect("ip"));
+        for ip in [
+            "127.0.0.1",
+            "::1",
+            "::ffff:127.0.0.1",
+            "10.0.1.0",
+            "10.0.1.255",
+            "192.0.2.7",
+            "::ffff:192.0.2.7",
+            "2001:db8:1:ffff::1",
+            "10.9.0.1",
+            "2001:db8::9",
+        ] {
+            assert!(reserved(ip), "{ip}");
+        }
+        for ip in [
+            "127.0.0.2",
+            "10.0.2.1",
+            "192.0.2.8",
+            "2001:db8:2::1",
+            "10.9.0.2",
+            "0.0.0.0",
+        ] {
+            assert!(!reserved(ip), "{ip}");
+        }
+        let none = load(serde_json::json!({})).expect("default");
+        assert!(none.http_client_reserved("127.0.0.1".parse().expect("ip")));
+        assert!(!none.http_client_reserved("10.0.1.1".parse().expect("ip")));
+        assert!(IpNet::parse("0.0.0.0/0")
+            .expect("all")
+            .contains("198.51.100.1".parse().expect("ip")));
+
+        for (bad, needle) in [
+            (serde_json::json!("10.0.0.1"), "expected a list"),
+            (serde_json::json!(["lb.example"]), "host names are not resolved"),
+            (serde_json::json!(["10.0.0.7/24"]), "10.0.0.0/24"),
+            (serde_json::json!(["10.0.0.0/33"]), "from 0 to 32"),
+            (serde_json::json!(["::/129"]), "from 0 to 128"),
+            (serde_json::json!([7]), "expected a string"),
+        ] {
+            let e = load(serde_json::json!({"http_reserved_clients": bad.clone()}))
+                .expect_err("refused")
+                .to_string();
+            assert!(
+                e.contains("\"http_reserved_clients\"") && e.contains(needle),
+                "{bad}: {e}"
+            );
+        }
     }
 }

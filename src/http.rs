@@ -90,8 +90,19 @@ fn json_response(status: StatusCode, bytes: Vec<u8>) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
+/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive
+/// (RFC 7235, section 2.1: `bearer` and `BEARER` are `Bearer`); one or more spaces follow it.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("Bearer")
+        .then(|| token.trim_start_matches(' '))
+}
+
 /// The bearer-token check: `None` lets the request through, otherwise the refusal (401 without
 /// a token, 403 with a wrong one). Reads need the token only with `http_auth_scope: "all"`.
+/// Refusals are counted for `/metrics` and logged throttled, with the client's address (a
+/// client can send thousands a second on one connection).
 fn refuse(api: &Api, req: &Request<Body>) -> Option<Response> {
     let config = api.config.borrow().clone();
     let token = config.http_auth_token.as_deref()?;
@@ -103,7 +114,7 @@ fn refuse(api: &Api, req: &Request<Body>) -> Option<Response> {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(bearer_token);
     let error = |status: StatusCode, text: &str| {
         let body = serde_json::json!({ "error": text }).to_string();
         Some(
@@ -118,12 +129,21 @@ fn refuse(api: &Api, req: &Request<Body>) -> Option<Response> {
                 .into_response(),
         )
     };
+    let refused = |wrong: bool, why: &str| {
+        api.counters.http_auth_failed(wrong);
+        if let Some(client) = req.extensions().get::<crate::http_conn::Client>() {
+            client.auth_refused(req.method(), req.uri().path(), why);
+        }
+    };
     match given {
-        None => error(StatusCode::UNAUTHORIZED, "a bearer token is required"),
+        None => {
+            refused(false, "no bearer token");
+            error(StatusCode::UNAUTHORIZED, "a bearer token is required")
+        }
         // equal lengths first: memcmp::eq compares in constant time but needs them
         Some(g) if g.len() == token.len() && openssl::memcmp::eq(g.as_bytes(), token.as_bytes()) => None,
         Some(_) => {
-            tracing::warn!(target: "WebServer", "refused {} {}: wrong bearer token", req.method(), req.uri().path());
+            refused(true, "wrong bearer token");
             error(StatusCode::FORBIDDEN, "wrong bearer token")
         }
     }
@@ -206,8 +226,14 @@ async fn history_response(api: &Api, query: Option<&str>) -> Response {
     let read = tokio::task::spawn_blocking(move || crate::events::read(&path, limit, since));
     match tokio::time::timeout(std::time::Duration::from_secs(5), read).await {
         Ok(Ok(Ok(history))) => {
-            for w in &history.warnings {
-                tracing::warn!(target: "WebServer", "event history: {w}");
+            // one line per request, however many lines are damaged: each GET /history, open
+            // to anyone with the default auth scope, logged one per damaged line (issue 19)
+            if let Some(newest) = history.warnings.first() {
+                tracing::warn!(
+                    target: "WebServer",
+                    "event history: {} damaged line(s) skipped, the newest: {newest}",
+                    history.damaged
+                );
             }
             match to_pretty_json(&history.events) {
                 Ok(bytes) if history.truncated => {
@@ -333,10 +359,11 @@ pub fn router(api: Api) -> Router {
     Router::new().fallback(dispatch).with_state(api)
 }
 
-/// Serves the routes until `cancel` fires; the connections (caps, deadlines, TLS) are
-/// `http_conn`'s.
+/// Serves the routes until `cancel` fires; the connections (caps, reserved slots, deadlines,
+/// TLS) are `http_conn`'s.
 pub async fn serve(listener: TcpListener, tls: Option<SslAcceptor>, api: Api, cancel: CancellationToken) {
-    crate::http_conn::serve(listener, tls, router(api), cancel).await;
+    let (counters, config) = (api.counters.clone(), api.config.clone());
+    crate::http_conn::serve(listener, tls, router(api), counters, config, cancel).await;
 }
 
 pub use crate::http_conn::{tls_acceptor, TlsError};
@@ -350,5 +377,15 @@ mod tests {
         assert_eq!(bind_address("", 15000), "0.0.0.0:15000");
         assert_eq!(bind_address("127.0.0.1", 1), "127.0.0.1:1");
         assert_eq!(bind_address("::1", 2), "[::1]:2");
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer tok", "bearer tok", "BEARER tok", "bEaReR  tok"] {
+            assert_eq!(bearer_token(value), Some("tok"), "{value}");
+        }
+        for value in ["Basic tok", "Bearertok", "tok", "Bearer", "", "Bear tok"] {
+            assert_eq!(bearer_token(value), None, "{value}");
+        }
     }
 }

@@ -1,17 +1,25 @@
 //! The HTTP server's connections (the routes are in `http`): the accept loop, the caps on
 //! connections (global, sized from the descriptor limit, and per client address), both taken
-//! before any TLS handshake; the handshake's deadline; each request head's absolute deadline;
-//! the idle timeout for stalled bodies and answers; and graceful shutdown.
+//! before any TLS handshake, with a share of the global cap kept for reserved clients
+//! (loopback, `http_reserved_clients`, the observers); the handshake's deadline; each request head's absolute deadline;
+//! the idle timeout for stalled bodies and answers; and graceful shutdown. It also owns the
+//! logging of what the server refuses (connections over a cap, failed accepts, and the requests
+//! the routes refuse for want of a token, reported through the [`Client`] each request carries):
+//! throttled, with counts and client addresses.
 //!
 //! Why it exists: a client that trickles header bytes, or opens TLS connections and never
 //! finishes the handshake, must not be able to hold the API (load balancers and peers would see
-//! the node as down) or take the descriptors the state file and the pollers need.
+//! the node as down) or take the descriptors the state file and the pollers need; slow clients
+//! from many addresses must not keep the local health checks and the peers out; and a flood of
+//! refused requests must not flood the log.
 
+use crate::config::Config;
+use crate::prometheus::Counters;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use openssl::ssl::{Ssl, SslAcceptor, SslFiletype, SslMethod};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,7 +27,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tokio_openssl::SslStream;
 use tokio_util::sync::CancellationToken;
@@ -48,8 +56,13 @@ const MAX_HEAD: usize = 64 * 1024;
 const ASSUMED_DESCRIPTORS: u64 = 1024;
 /// After an accept error: this pause, so the loop does not spin while descriptors are short.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-/// Refused connections and accept errors are logged at most this often.
+/// Refused connections, refused requests and accept errors are logged at most this often (per
+/// kind), with counts.
 const WARN_EVERY: Duration = Duration::from_secs(60);
+/// How often the refusals counted since their last warning are checked for a summary that is due.
+const FLUSH_TICK: Duration = Duration::from_secs(1);
+/// Distinct client addresses counted for one warning; more are reported as "at least".
+const MAX_COUNTED_ADDRESSES: usize = 1024;
 
 /// The connection caps for a process that may have `descriptors` open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,19 +71,29 @@ pub struct Limits {
     pub connections: usize,
     /// Of those, from one client address.
     pub per_client: usize,
+    /// Of those, kept for reserved clients (loopback and `http_reserved_clients`): the others
+    /// cannot have them, so a flood from many addresses cannot keep health checks out.
+    pub reserved: usize,
 }
 
 impl Limits {
     /// HTTP clients get at most a quarter of the descriptors, so the state file, the pollers and
     /// the logs always have the rest; one client address at most an eighth of those, so one
-    /// abuser cannot shut out the load balancer or the peers.
+    /// abuser cannot shut out the load balancer or the peers; an eighth of them (at least one,
+    /// when there are two) kept for reserved clients, so many abusers cannot either.
     pub fn for_descriptors(descriptors: u64) -> Limits {
         let quarter = usize::try_from(descriptors / 4).unwrap_or(usize::MAX);
         let connections = quarter.clamp(1, MAX_CONNECTIONS);
         Limits {
             connections,
             per_client: (connections / 8).clamp(1, MAX_PER_CLIENT),
+            reserved: if connections < 2 { 0 } else { (connections / 8).max(1) },
         }
+    }
+
+    /// The connections any client may have.
+    pub fn general(&self) -> usize {
+        self.connections - self.reserved
     }
 }
 
@@ -159,35 +182,237 @@ impl Drop for ClientSlot {
     }
 }
 
-/// A warning that is logged at most every [`WARN_EVERY`], with a count of what it stood for
-/// (a flood must not flood the log too).
+/// A warning that is logged at most every `every`, with a count of what it stood for and from
+/// how many client addresses (a flood must not flood the log too). The first event after a quiet
+/// spell is logged at once; the ones after it are summed up once the window has passed, by
+/// [`Throttled::due`] on a timer, so their count is reported when the flood stops too, not only
+/// when (if ever) a next event comes.
 struct Throttled {
+    every: Duration,
     last: Option<Instant>,
     count: u64,
+    /// Distinct client addresses since the last warning (at most [`MAX_COUNTED_ADDRESSES`]).
+    addresses: HashSet<IpAddr>,
+    /// The latest event, as the warning shows it.
+    latest: String,
+}
+
+/// What one throttled warning stands for.
+#[derive(Debug, PartialEq)]
+struct Burst {
+    count: u64,
+    /// Distinct client addresses (0 when the events have none).
+    addresses: usize,
+    latest: String,
+}
+
+impl Burst {
+    /// How many addresses, when more than one: `"; 12 client addresses"`.
+    fn sources(&self) -> String {
+        match self.addresses {
+            0 | 1 => String::new(),
+            n if n >= MAX_COUNTED_ADDRESSES => format!("; at least {n} client addresses"),
+            n => format!("; {n} client addresses"),
+        }
+    }
 }
 
 impl Throttled {
-    fn new() -> Throttled {
-        Throttled { last: None, count: 0 }
+    fn new(every: Duration) -> Throttled {
+        Throttled {
+            every,
+            last: None,
+            count: 0,
+            addresses: HashSet::new(),
+            latest: String::new(),
+        }
     }
 
-    /// Counts one event; `Some(events since the last warning)` when it is time to warn.
-    fn note(&mut self) -> Option<u64> {
+    fn within_window(&self, now: Instant) -> bool {
+        self.last.is_some_and(|last| now < last + self.every)
+    }
+
+    /// Counts one event; `Some` when it is time to warn.
+    fn note(&mut self, now: Instant, ip: Option<IpAddr>, latest: String) -> Option<Burst> {
         self.count += 1;
-        let now = Instant::now();
-        if self.last.is_some_and(|last| now < last + WARN_EVERY) {
+        if let Some(ip) = ip {
+            if self.addresses.len() < MAX_COUNTED_ADDRESSES {
+                self.addresses.insert(ip.to_canonical());
+            }
+        }
+        self.latest = latest;
+        if self.within_window(now) {
             return None;
         }
+        Some(self.take(now))
+    }
+
+    /// The summary of the events since the last warning, once its window has passed.
+    fn due(&mut self, now: Instant) -> Option<Burst> {
+        if self.count == 0 || self.within_window(now) {
+            return None;
+        }
+        Some(self.take(now))
+    }
+
+    /// The summary of the events since the last warning, whatever the time (at shutdown).
+    fn pending(&mut self, now: Instant) -> Option<Burst> {
+        (self.count > 0).then(|| self.take(now))
+    }
+
+    fn take(&mut self, now: Instant) -> Burst {
         self.last = Some(now);
-        Some(std::mem::take(&mut self.count))
+        let addresses = self.addresses.len();
+        self.addresses.clear();
+        Burst {
+            count: std::mem::take(&mut self.count),
+            addresses,
+            latest: std::mem::take(&mut self.latest),
+        }
+    }
+}
+
+/// What the server refuses and logs, throttled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// A connection from a client that already had its share open.
+    ClientCap,
+    /// A connection from an unreserved client while only the reserved slots were free.
+    ServerFull,
+    /// An accept that failed.
+    AcceptError,
+    /// A request without a valid bearer token.
+    Auth,
+}
+
+const REFUSALS: [Refusal; 4] = [
+    Refusal::ClientCap,
+    Refusal::ServerFull,
+    Refusal::AcceptError,
+    Refusal::Auth,
+];
+
+/// The server's refusals and accept errors: a WARNING at most every [`WARN_EVERY`] per kind,
+/// with how many it stands for, from how many addresses, and the latest one; what is pending is
+/// logged by a timer once the window has passed, and at shutdown.
+pub struct Refusals {
+    limits: Limits,
+    throttles: [Mutex<Throttled>; REFUSALS.len()],
+}
+
+impl Refusals {
+    fn new(limits: Limits, every: Duration) -> Refusals {
+        Refusals {
+            limits,
+            throttles: std::array::from_fn(|_| Mutex::new(Throttled::new(every))),
+        }
+    }
+
+    fn throttle(&self, kind: Refusal) -> std::sync::MutexGuard<'_, Throttled> {
+        self.throttles[kind as usize]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Notes one refusal (`latest` describes it); logs a warning when one is due.
+    fn note(&self, kind: Refusal, ip: Option<IpAddr>, latest: String) {
+        let burst = self.throttle(kind).note(Instant::now(), ip, latest);
+        if let Some(b) = burst {
+            tracing::warn!(target: "WebServer", "{}", self.line(kind, &b));
+        }
+    }
+
+    /// Logs (and returns) the summaries due at `now`; every pending one with `all`.
+    fn flush(&self, now: Instant, all: bool) -> Vec<String> {
+        let mut lines = Vec::new();
+        for kind in REFUSALS {
+            let mut t = self.throttle(kind);
+            let burst = if all { t.pending(now) } else { t.due(now) };
+            drop(t);
+            if let Some(b) = burst {
+                let line = self.line(kind, &b);
+                tracing::warn!(target: "WebServer", "{line}");
+                lines.push(line);
+            }
+        }
+        lines
+    }
+
+    fn line(&self, kind: Refusal, b: &Burst) -> String {
+        let (n, latest, sources) = (b.count, &b.latest, b.sources());
+        match kind {
+            Refusal::ClientCap => format!(
+                "refused {n} connection(s) from clients that already had {} open, the latest from {latest}{sources}",
+                self.limits.per_client
+            ),
+            Refusal::ServerFull => format!(
+                "refused {n} connection(s) while the {} general connection slots were all taken (the other {} are kept for loopback and http_reserved_clients), the latest from {latest}{sources}",
+                self.limits.general(),
+                self.limits.reserved
+            ),
+            Refusal::AcceptError => format!("accept failed ({n} times since the last warning): {latest}"),
+            Refusal::Auth => {
+                format!("refused {n} request(s) without a valid bearer token, the latest {latest}{sources}")
+            }
+        }
+    }
+}
+
+/// Who sent a request: the connection puts it into every request's extensions, so that the
+/// routes can name the client and report refusals (see `http::refuse`).
+#[derive(Clone)]
+pub struct Client {
+    pub addr: SocketAddr,
+    refusals: Arc<Refusals>,
+}
+
+impl Client {
+    /// Logs (throttled, with the address) a request refused for want of a valid bearer token;
+    /// `why` says what was wrong with it. Never the token itself.
+    pub fn auth_refused(&self, method: &axum::http::Method, path: &str, why: &str) {
+        let ip = self.addr.ip().to_canonical();
+        self.refusals.note(
+            Refusal::Auth,
+            Some(ip),
+            format!("{method} {path:.200} from {ip}: {why}"),
+        );
+    }
+}
+
+/// The routes, with the [`Client`] put into each request.
+#[derive(Clone)]
+struct WithClient {
+    service: Service,
+    client: Client,
+}
+
+impl<B> hyper::service::Service<axum::http::Request<B>> for WithClient
+where
+    Service: hyper::service::Service<axum::http::Request<B>>,
+{
+    type Response = <Service as hyper::service::Service<axum::http::Request<B>>>::Response;
+    type Error = <Service as hyper::service::Service<axum::http::Request<B>>>::Error;
+    type Future = <Service as hyper::service::Service<axum::http::Request<B>>>::Future;
+
+    fn call(&self, mut req: axum::http::Request<B>) -> Self::Future {
+        req.extensions_mut().insert(self.client.clone());
+        self.service.call(req)
     }
 }
 
 type Service = TowerToHyperService<Router>;
 
 /// Serves `app` on `listener` (over TLS with `tls`) until `cancel` fires, then lets the answers
-/// in progress finish.
-pub async fn serve(listener: TcpListener, tls: Option<SslAcceptor>, app: Router, cancel: CancellationToken) {
+/// in progress finish. `config` says which clients are reserved (read at each connection, so a
+/// reload applies to the next one); refused connections are counted in `counters`.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<SslAcceptor>,
+    app: Router,
+    counters: Arc<Counters>,
+    config: watch::Receiver<Arc<Config>>,
+    cancel: CancellationToken,
+) {
     let descriptors = raise_descriptor_limit().unwrap_or(ASSUMED_DESCRIPTORS);
     let limits = Limits::for_descriptors(descriptors);
     let shown = listener
@@ -196,23 +421,33 @@ pub async fn serve(listener: TcpListener, tls: Option<SslAcceptor>, app: Router,
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         target: "WebServer",
-        "listening on {scheme}://{shown}: at most {} client connections, {} from one address (descriptor limit {descriptors})",
+        "listening on {scheme}://{shown}: at most {} client connections, {} from one address (descriptor limit {descriptors}); {} of them kept for loopback and http_reserved_clients",
         limits.connections,
-        limits.per_client
+        limits.per_client,
+        limits.reserved
     );
-    let permits = Arc::new(Semaphore::new(limits.connections));
+    let general = Arc::new(Semaphore::new(limits.general()));
+    let reserve = Arc::new(Semaphore::new(limits.reserved));
     let clients = ClientSlots::new(limits.per_client);
     let service = TowerToHyperService::new(app);
     let connections = TaskTracker::new();
-    let mut refused = Throttled::new();
-    let mut accept_errors = Throttled::new();
+    let refusals = Arc::new(Refusals::new(limits, WARN_EVERY));
+    connections.spawn(flush_refusals(refusals.clone(), cancel.clone()));
     loop {
-        // The permit comes before the accept: at the cap, new connections wait in the kernel's
-        // backlog, where they take no descriptor of ours.
-        let permit = tokio::select! {
+        // A slot comes before the accept: with every slot taken, new connections wait in the
+        // kernel's backlog, where they take no descriptor of ours. A reserved slot is taken
+        // only when no general one is free; then connections are accepted to see who they are
+        // from, and those from unreserved clients closed at once (waiting in the backlog, a
+        // health check would queue behind the flood).
+        let (permit, reserved_slot) = tokio::select! {
+            biased;
             _ = cancel.cancelled() => break,
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(p) => p,
+            permit = general.clone().acquire_owned() => match permit {
+                Ok(p) => (p, false),
+                Err(_) => break, // never closed
+            },
+            permit = reserve.clone().acquire_owned() => match permit {
+                Ok(p) => (p, true),
                 Err(_) => break, // never closed
             },
         };
@@ -223,33 +458,46 @@ pub async fn serve(listener: TcpListener, tls: Option<SslAcceptor>, app: Router,
         let (tcp, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
-                if let Some(n) = accept_errors.note() {
-                    tracing::warn!(target: "WebServer", "accept failed ({n} times since the last warning): {e}");
-                }
+                refusals.note(Refusal::AcceptError, None, e.to_string());
                 if is_resource_shortage(&e) {
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                 }
                 continue;
             }
         };
-        let Some(slot) = clients.take(peer.ip()) else {
+        let ip = peer.ip().to_canonical();
+        let permit = if !reserved_slot {
+            permit
+        } else if let Ok(freed) = general.clone().try_acquire_owned() {
+            // a general slot was freed meanwhile: the reserved one goes back
+            freed
+        } else if config.borrow().http_client_reserved(ip) {
+            permit
+        } else {
+            drop(tcp);
+            counters.http_refused_server_full();
+            refusals.note(Refusal::ServerFull, Some(ip), ip.to_string());
+            continue;
+        };
+        let Some(slot) = clients.take(ip) else {
             // closed at once, before any TLS work: the client already has its share
             drop(tcp);
-            if let Some(n) = refused.note() {
-                tracing::warn!(
-                    target: "WebServer",
-                    "refused {n} connection(s) from clients that already had {} open, the latest from {}",
-                    limits.per_client,
-                    peer.ip()
-                );
-            }
+            counters.http_refused_client_cap();
+            refusals.note(Refusal::ClientCap, Some(ip), ip.to_string());
             continue;
+        };
+        let service = WithClient {
+            service: service.clone(),
+            client: Client {
+                addr: peer,
+                refusals: refusals.clone(),
+            },
         };
         connections.spawn(connection(
             tcp,
             peer,
             tls.clone(),
-            service.clone(),
+            service,
             cancel.clone(),
             permit,
             slot,
@@ -257,6 +505,22 @@ pub async fn serve(listener: TcpListener, tls: Option<SslAcceptor>, app: Router,
     }
     connections.close();
     connections.wait().await;
+    // what the last window counted, so that a flood that ended is reported in full
+    refusals.flush(Instant::now(), true);
+}
+
+/// Logs the refusal summaries that are due, every [`FLUSH_TICK`], until `cancel`.
+async fn flush_refusals(refusals: Arc<Refusals>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(FLUSH_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {
+                refusals.flush(Instant::now(), false);
+            }
+        }
+    }
 }
 
 /// Whether an accept error means descriptors or memory are short (worth a pause), rather than
@@ -273,7 +537,7 @@ async fn connection(
     tcp: TcpStream,
     peer: SocketAddr,
     tls: Option<SslAcceptor>,
-    service: Service,
+    service: WithClient,
     cancel: CancellationToken,
     _permit: OwnedSemaphorePermit,
     _slot: ClientSlot,
@@ -301,7 +565,7 @@ async fn tls_handshake(acceptor: &SslAcceptor, tcp: TcpStream) -> Result<SslStre
 
 /// HTTP/1.1 on one connection, with the head deadline; on `cancel`, the answer in progress is
 /// finished and the connection closed.
-async fn serve_connection<T>(io: T, peer: SocketAddr, service: Service, cancel: &CancellationToken)
+async fn serve_connection<T>(io: T, peer: SocketAddr, service: WithClient, cancel: &CancellationToken)
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -463,48 +727,86 @@ mod tests {
 
     #[test]
     fn limits_leave_most_descriptors_to_the_rest_of_the_daemon() {
-        assert_eq!(
-            Limits::for_descriptors(1024),
-            Limits {
-                connections: 256,
-                per_client: 32
-            }
-        );
-        assert_eq!(
-            Limits::for_descriptors(u64::MAX),
-            Limits {
-                connections: 256,
-                per_client: 32
-            }
-        );
-        assert_eq!(
-            Limits::for_descriptors(256),
-            Limits {
-                connections: 64,
-                per_client: 8
-            }
-        );
-        assert_eq!(
-            Limits::for_descriptors(3),
-            Limits {
-                connections: 1,
-                per_client: 1
-            }
-        );
+        let limits = |connections, per_client, reserved| Limits {
+            connections,
+            per_client,
+            reserved,
+        };
+        assert_eq!(Limits::for_descriptors(1024), limits(256, 32, 32));
+        assert_eq!(Limits::for_descriptors(u64::MAX), limits(256, 32, 32));
+        assert_eq!(Limits::for_descriptors(256), limits(64, 8, 8));
+        assert_eq!(Limits::for_descriptors(8), limits(2, 1, 1));
+        assert_eq!(Limits::for_descriptors(3), limits(1, 1, 0));
         for n in [8, 100, 256, 1000, 1024, 4096] {
             let l = Limits::for_descriptors(n);
             assert!(l.connections as u64 <= n / 4, "{n}: {l:?}");
             assert!(l.per_client <= (l.connections / 8).max(1), "{n}: {l:?}");
+            assert!(l.general() >= 1 && l.reserved <= l.connections / 8 + 1, "{n}: {l:?}");
         }
     }
 
     #[test]
     fn warnings_are_throttled_and_count_what_they_stand_for() {
-        let mut t = Throttled::new();
-        assert_eq!(t.note(), Some(1), "the first event is logged");
-        assert_eq!(t.note(), None);
-        assert_eq!(t.note(), None);
-        t.last = t.last.and_then(|l| l.checked_sub(WARN_EVERY));
-        assert_eq!(t.note(), Some(3), "the next warning counts the events in between");
+        let every = Duration::from_secs(60);
+        let mut t = Throttled::new(every);
+        let t0 = Instant::now();
+        let ip = |i: u8| Some(IpAddr::from([127, 0, 0, i]));
+        let burst = |count, addresses, latest: &str| {
+            Some(Burst {
+                count,
+                addresses,
+                latest: latest.to_string(),
+            })
+        };
+        assert_eq!(
+            t.note(t0, ip(2), "a".into()),
+            burst(1, 1, "a"),
+            "the first event is logged"
+        );
+        assert_eq!(t.note(t0, ip(2), "b".into()), None);
+        assert_eq!(t.note(t0 + every / 2, ip(3), "c".into()), None);
+        assert_eq!(t.due(t0 + every / 2), None, "not before the window has passed");
+        assert_eq!(
+            t.note(t0 + every, ip(4), "d".into()),
+            burst(3, 3, "d"),
+            "the next warning counts the events in between"
+        );
+        assert_eq!(t.due(t0 + every * 3), None, "nothing pending: nothing to say");
+        assert_eq!(t.note(t0 + every * 3, None, "e".into()), burst(1, 0, "e"));
+        assert_eq!(t.note(t0 + every * 3, None, "f".into()), None);
+        assert_eq!(
+            t.pending(t0 + every * 3),
+            burst(1, 0, "f"),
+            "at shutdown, whatever the time"
+        );
+    }
+
+    /// The flood stops: its count is reported when the window has passed, without a next event.
+    #[test]
+    fn a_flood_that_stops_is_reported_in_full_by_the_timer() {
+        let every = Duration::from_secs(60);
+        let r = Refusals::new(Limits::for_descriptors(1024), every);
+        let t0 = Instant::now();
+        for i in 0..1000u32 {
+            let ip = IpAddr::from([127, 0, 0, (2 + i % 100) as u8]);
+            let burst = r.throttle(Refusal::ServerFull).note(t0, Some(ip), ip.to_string());
+            assert_eq!(burst.is_some(), i == 0, "{i}");
+        }
+        let wrong = "GET /state.json from 127.0.0.1: wrong bearer token";
+        for _ in 0..500 {
+            let _ = r
+                .throttle(Refusal::Auth)
+                .note(t0, Some(IpAddr::from([127, 0, 0, 1])), wrong.into());
+        }
+        assert!(r.flush(t0 + every / 2, false).is_empty(), "not within the window");
+        let lines = r.flush(t0 + every, false);
+        assert_eq!(
+            lines,
+            [
+                "refused 999 connection(s) while the 224 general connection slots were all taken (the other 32 are kept for loopback and http_reserved_clients), the latest from 127.0.0.101; 100 client addresses",
+                "refused 499 request(s) without a valid bearer token, the latest GET /state.json from 127.0.0.1: wrong bearer token",
+            ]
+        );
+        assert!(r.flush(t0 + every * 5, false).is_empty(), "reported once");
     }
 }

@@ -26,6 +26,10 @@ pub struct Counters {
     failovers: AtomicU64,
     fences: AtomicU64,
     state_write_failures: AtomicU64,
+    /// HTTP requests refused for want of a valid bearer token: [none, wrong].
+    http_auth_failures: [AtomicU64; 2],
+    /// HTTP connections closed at once: [the client had its share, only reserved slots were free].
+    http_refused: [AtomicU64; 2],
     /// command name -> (runs, failures)
     commands: Mutex<BTreeMap<String, (u64, u64)>>,
     /// task -> panics (see `supervise`)
@@ -57,6 +61,18 @@ impl Counters {
     }
     pub fn state_write_failed(&self) {
         self.state_write_failures.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A request refused for want of a valid bearer token (`wrong`: it had one, not ours).
+    pub fn http_auth_failed(&self, wrong: bool) {
+        self.http_auth_failures[usize::from(wrong)].fetch_add(1, Ordering::Relaxed);
+    }
+    /// A connection closed at once because its client already had its share of connections.
+    pub fn http_refused_client_cap(&self) {
+        self.http_refused[0].fetch_add(1, Ordering::Relaxed);
+    }
+    /// A connection closed at once because only the slots kept for reserved clients were free.
+    pub fn http_refused_server_full(&self) {
+        self.http_refused[1].fetch_add(1, Ordering::Relaxed);
     }
     pub fn task_crashed(&self, task: &str) {
         if let Ok(mut m) = self.task_crashes.lock() {
@@ -374,6 +390,30 @@ pub fn render(
         "Log lines dropped because stderr was not being read.",
         crate::logging::dropped_lines(),
     );
+    o.family(
+        "pglookout_http_auth_failures_total",
+        "counter",
+        "HTTP requests refused for want of a valid bearer token (401 none, 403 wrong), by reason.",
+    );
+    for (i, reason) in ["missing_token", "wrong_token"].iter().enumerate() {
+        o.sample(
+            "pglookout_http_auth_failures_total",
+            &[("reason", reason)],
+            counters.http_auth_failures[i].load(Ordering::Relaxed) as f64,
+        );
+    }
+    o.family(
+        "pglookout_http_connections_refused_total",
+        "counter",
+        "HTTP connections closed at once, by reason: the client address had its share open (client_cap), or only the slots kept for reserved clients were free (server_full).",
+    );
+    for (i, reason) in ["client_cap", "server_full"].iter().enumerate() {
+        o.sample(
+            "pglookout_http_connections_refused_total",
+            &[("reason", reason)],
+            counters.http_refused[i].load(Ordering::Relaxed) as f64,
+        );
+    }
     let commands = counters.commands.lock().map(|m| m.clone()).unwrap_or_default();
     o.family(
         "pglookout_commands_total",
@@ -444,6 +484,9 @@ mod tests {
         c.observe_poll(0.003, true);
         c.observe_poll(0.3, false);
         c.command("failover_command", false);
+        c.http_auth_failed(true);
+        c.http_auth_failed(true);
+        c.http_refused_server_full();
         let extra = Extra {
             own_db: Some("pg1"),
             current_master: Some("pg1"),
@@ -465,6 +508,14 @@ mod tests {
         assert!(om.contains("pglookout_poll_duration_seconds_bucket{le=\"0.005\"} 1\n"));
         assert!(om.contains("pglookout_poll_duration_seconds_bucket{le=\"+Inf\"} 2\n"));
         assert!(om.contains("pglookout_command_failures_total{command=\"failover_command\"} 1\n"));
+        for line in [
+            "pglookout_http_auth_failures_total{reason=\"missing_token\"} 0\n",
+            "pglookout_http_auth_failures_total{reason=\"wrong_token\"} 2\n",
+            "pglookout_http_connections_refused_total{reason=\"client_cap\"} 0\n",
+            "pglookout_http_connections_refused_total{reason=\"server_full\"} 1\n",
+        ] {
+            assert!(om.contains(line), "{line}{om}");
+        }
         assert!(
             om.contains("pglookout_state_file_last_write_timestamp_seconds 1704067201.5\n"),
             "{om}"

@@ -4,16 +4,41 @@
 use super::harness::bin;
 use std::process::Command;
 
+/// Runs the daemon on `config_text`; its exit code and stderr. A config that is wrongly
+/// accepted starts a daemon: it is killed after [`STARTED`] and reported as exit code -1.
 fn run_with(config_text: &str) -> (i32, String) {
+    use std::io::Read;
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("bad.json");
     std::fs::write(&path, config_text).expect("write");
-    let out = Command::new(bin()).arg(&path).output().expect("run");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
+    let mut child = Command::new(bin())
+        .arg(&path)
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    let deadline = std::time::Instant::now() + STARTED;
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status.code().unwrap_or(-1);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break -1;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    (code, stderr)
 }
+
+/// A refused config exits long before this; a daemon still running now has accepted it.
+const STARTED: std::time::Duration = std::time::Duration::from_secs(20);
 
 #[test]
 fn bad_configs_are_refused_with_the_key_named() {
@@ -138,6 +163,31 @@ fn bad_configs_are_refused_with_the_key_named() {
             "bad auth scope",
             r#"{"http_auth_scope": "reads"}"#,
             &["\"http_auth_scope\"", "\"mutating\" or \"all\""],
+        ),
+        (
+            "an empty token with scope all (it turned authentication off)",
+            r#"{"http_auth_token": "", "http_auth_scope": "all"}"#,
+            &["\"http_auth_token\"", "empty token", "null"],
+        ),
+        (
+            "a blank token",
+            r#"{"http_auth_token": "  "}"#,
+            &["\"http_auth_token\"", "empty token"],
+        ),
+        (
+            "a host name among the reserved clients",
+            r#"{"http_reserved_clients": ["10.0.0.0/24", "lb.example"]}"#,
+            &["\"http_reserved_clients\"", "\"lb.example\"", "not resolved"],
+        ),
+        (
+            "a reserved network with bits past its prefix",
+            r#"{"http_reserved_clients": ["10.0.0.7/24"]}"#,
+            &["\"http_reserved_clients\"", "10.0.0.0/24"],
+        ),
+        (
+            "reserved clients not a list",
+            r#"{"http_reserved_clients": "10.0.0.7"}"#,
+            &["\"http_reserved_clients\"", "expected a list"],
         ),
         (
             "tls cert without key",

@@ -301,3 +301,42 @@ async fn a_stalled_stderr_does_not_stop_the_daemon() {
     .expect("the daemon exits on SIGTERM while stderr is blocked");
     assert!(status.success(), "{status}");
 }
+
+/// Issue 19: each `GET /history` (open to anyone with the default auth scope) logged one WARNING
+/// per damaged line of the event file. Now one per request, with the count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_history_is_one_warning_per_request() {
+    let dir = tempfile::tempdir().expect("dir");
+    let events_path = dir.path().join("d.events.jsonl");
+    std::fs::write(&events_path, "not an event\n".repeat(500)).expect("write");
+    let d = Daemon::spawn(
+        &bin(),
+        "d",
+        dir.path(),
+        json!({
+            "remote_conns": {"gone": "host=127.0.0.1 port=1 user=x connect_timeout=2"},
+            "event_log_path": events_path,
+        }),
+    )
+    .expect("spawn");
+    pglab::wait_for("the API answers", DEADLINE, || async {
+        Ok(pglab::daemon::http_request(d.http_port, "GET", "/liveness")
+            .await
+            .is_ok())
+    })
+    .await
+    .expect("up");
+    for _ in 0..3 {
+        let (status, _) = d.http("GET", "/history?limit=10000").await.expect("GET /history");
+        assert_eq!(status, 200);
+    }
+    let warnings = |log: &str| log.lines().filter(|l| l.contains("event history:")).count();
+    wait_log(&d, "the damaged lines reported", |log| warnings(log) >= 3).await;
+    let log = d.log();
+    assert_eq!(warnings(&log), 3, "one per request:\n{}", tail(&log, 20));
+    assert!(
+        log.contains("event history: 500 damaged line(s) skipped, the newest: "),
+        "{}",
+        tail(&log, 20)
+    );
+}

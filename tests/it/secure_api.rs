@@ -284,3 +284,131 @@ async fn an_idle_client_connection_is_closed() {
     // and keeps serving others
     assert_eq!(d.http("GET", "/liveness").await.expect("GET").0, 200);
 }
+
+/// A daemon with `http_auth_token: "tok"` and scope `all` that polls nothing reachable.
+fn token_daemon(dir: &Path) -> Daemon {
+    Daemon::spawn(
+        &bin(),
+        "d",
+        dir,
+        json!({
+            "remote_conns": {"gone": "host=127.0.0.1 port=1 user=x connect_timeout=2"},
+            "db_poll_interval": 0.5,
+            "http_auth_token": "tok",
+            "http_auth_scope": "all",
+        }),
+    )
+    .expect("spawn")
+}
+
+async fn wait_answers(c: &reqwest::Client, d: &Daemon) {
+    let url = format!("{}/liveness", d.url());
+    pglab::wait_for("the API answers", DEADLINE, || {
+        let req = c.get(&url);
+        async move { Ok(req.send().await.is_ok()) }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\nlog tail:\n{}", tail(&d.log(), 30)));
+}
+
+/// RFC 7235: the auth scheme is case-insensitive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let dir = tempfile::tempdir().expect("dir");
+    let d = token_daemon(dir.path());
+    let c = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    wait_answers(&c, &d).await;
+    let url = format!("{}/state.json", d.url());
+    for value in ["Bearer tok", "bearer tok", "BEARER tok"] {
+        assert_eq!(status(c.get(&url).header("Authorization", value)).await, 200, "{value}");
+    }
+    assert_eq!(status(c.get(&url).header("Authorization", "bearer nope")).await, 403);
+    assert_eq!(status(c.get(&url).header("Authorization", "Basic tok")).await, 401);
+}
+
+/// A flood of refused requests on one keep-alive connection (issue 19: 27,918 WARNINGs in 5 s,
+/// without the client's address): one WARNING at once, with the address; the rest counted in
+/// `/metrics` at once, and summed up in the log when the window has passed (here: at the stop).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_tokens_are_counted_and_logged_throttled_with_the_address() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut d = token_daemon(dir.path());
+    let c = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    wait_answers(&c, &d).await;
+    let url = format!("{}/state.json", d.url());
+    const WRONG: usize = 400;
+    const MISSING: usize = 50;
+    for _ in 0..WRONG {
+        assert_eq!(status(c.get(&url).bearer_auth("n0pe-x1")).await, 403);
+    }
+    for _ in 0..MISSING {
+        assert_eq!(status(c.get(&url)).await, 401);
+    }
+    let metrics = c
+        .get(format!("{}/metrics", d.url()))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    // the liveness probes before the first answer count too (without a token)
+    let counted = |reason: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("pglookout_http_auth_failures_total{{reason=\"{reason}\"}} ")))
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or_else(|| panic!("{reason} counted:\n{metrics}"))
+    };
+    assert_eq!(counted("wrong_token"), WRONG, "{metrics}");
+    let missing = counted("missing_token");
+    assert!(missing >= MISSING, "{missing}\n{metrics}");
+
+    let refusal_lines = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("without a valid bearer token"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    wait_log(&d, "the first refusal logged at once", |log| {
+        !refusal_lines(log).is_empty()
+    })
+    .await;
+    let lines = refusal_lines(&d.log());
+    // one at once; a second only if this test outlived the one-minute window
+    assert!(
+        lines.len() <= 2,
+        "throttled: {} lines:\n{}",
+        lines.len(),
+        lines.join("\n")
+    );
+    assert!(
+        lines[0].contains("from 127.0.0.1"),
+        "the client's address: {}",
+        lines[0]
+    );
+    assert!(lines[0].contains("WARN"), "{}", lines[0]);
+
+    // what the window counted is reported when the flood stops, here at the stop
+    d.stop(Duration::from_secs(10)).expect("stop");
+    let lines = refusal_lines(&d.log());
+    let summed: usize = lines
+        .iter()
+        .filter_map(|l| l.split("refused ").nth(1)?.split(' ').next()?.parse::<usize>().ok())
+        .sum();
+    assert_eq!(
+        summed,
+        WRONG + missing,
+        "every refusal is in a count:\n{}",
+        lines.join("\n")
+    );
+    let log = d.log();
+    assert!(!log.contains("n0pe-x1"), "the token sent is never logged");
+}
