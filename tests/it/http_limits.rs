@@ -310,8 +310,12 @@ async fn a_tls_flood_cannot_take_the_descriptors() {
         s.held_then_closed.load(SeqCst) >= per_client
     })
     .await;
-    wait_seen("the server closes every first flood connection", &seen, &d, |s| {
-        s.first_closed.load(SeqCst) == FLOOD
+    // Every first connection is closed, but for a few: on a loaded machine the kernel's accept
+    // queue can overflow during the burst, and a silent client whose handshake the kernel then
+    // dropped still thinks it is connected and never hears a close (seen: 594 of 600, also
+    // before the reserve existed). Fewer than one address's share may be missing.
+    wait_seen("the server closes the first flood connections", &seen, &d, |s| {
+        s.first_closed.load(SeqCst) > FLOOD - per_client
     })
     .await;
 
