@@ -29,109 +29,77 @@ use openssl::x509::X509;
 use postgres_openssl::MakeTlsConnector;
 use tokio_postgres::config as pg;
 
-/// Every keyword libpq accepts in a connection string (the union of PostgreSQL 10 to 18). libpq
-/// refuses any other keyword, and matches them case-sensitively: `Password=` is not `password=`.
-pub const LIBPQ_KEYWORDS: &[&str] = &[
-    "application_name",
-    "channel_binding",
-    "client_encoding",
-    "connect_timeout",
-    "dbname",
-    "fallback_application_name",
-    "gssdelegation",
-    "gssencmode",
-    "gsslib",
-    "host",
-    "hostaddr",
-    "keepalives",
-    "keepalives_count",
-    "keepalives_idle",
-    "keepalives_interval",
-    "krbsrvname",
-    "load_balance_hosts",
-    "max_protocol_version",
-    "min_protocol_version",
-    "oauth_client_id",
-    "oauth_client_secret",
-    "oauth_issuer",
-    "oauth_scope",
-    "options",
-    "passfile",
-    "password",
-    "port",
-    "replication",
-    "require_auth",
-    "requirepeer",
-    "scram_client_key",
-    "scram_server_key",
-    "service",
-    "ssl_max_protocol_version",
-    "ssl_min_protocol_version",
-    "sslcert",
-    "sslcertmode",
-    "sslcompression",
-    "sslcrl",
-    "sslcrldir",
-    "sslkey",
-    "sslkeylogfile",
-    "sslmode",
-    "sslnegotiation",
-    "sslpassword",
-    "sslrootcert",
-    "sslsni",
-    "target_session_attrs",
-    "tcp_user_timeout",
-    "user",
+/// Every keyword libpq accepts in a connection string (the union of PostgreSQL 10 to 18), and
+/// whether [`ConnInfo::masked`] shows its value. libpq refuses any other keyword, and matches
+/// them case-sensitively: `Password=` is not `password=`. Shown: names, addresses, numbers,
+/// modes and file paths, none of which can hold a secret. Hidden: `password`, `sslpassword`,
+/// `options`, the OAuth and SCRAM keys (and any keyword not in this table); `dbname` is shown
+/// unless it is itself a connection string (libpq expands such a `dbname`, password and all).
+pub const LIBPQ_KEYWORDS: &[(&str, Masking)] = &[
+    ("application_name", Show),
+    ("channel_binding", Show),
+    ("client_encoding", Show),
+    ("connect_timeout", Show),
+    ("dbname", Show),
+    ("fallback_application_name", Show),
+    ("gssdelegation", Show),
+    ("gssencmode", Show),
+    ("gsslib", Show),
+    ("host", Show),
+    ("hostaddr", Show),
+    ("keepalives", Show),
+    ("keepalives_count", Show),
+    ("keepalives_idle", Show),
+    ("keepalives_interval", Show),
+    ("krbsrvname", Show),
+    ("load_balance_hosts", Show),
+    ("max_protocol_version", Show),
+    ("min_protocol_version", Show),
+    ("oauth_client_id", Hide),
+    ("oauth_client_secret", Hide),
+    ("oauth_issuer", Show),
+    ("oauth_scope", Hide),
+    ("options", Hide),
+    ("passfile", Show),
+    ("password", Hide),
+    ("port", Show),
+    ("replication", Show),
+    ("require_auth", Show),
+    ("requirepeer", Show),
+    ("scram_client_key", Hide),
+    ("scram_server_key", Hide),
+    ("service", Show),
+    ("ssl_max_protocol_version", Show),
+    ("ssl_min_protocol_version", Show),
+    ("sslcert", Show),
+    ("sslcertmode", Show),
+    ("sslcompression", Show),
+    ("sslcrl", Show),
+    ("sslcrldir", Show),
+    ("sslkey", Show),
+    ("sslkeylogfile", Hide),
+    ("sslmode", Show),
+    ("sslnegotiation", Show),
+    ("sslpassword", Hide),
+    ("sslrootcert", Show),
+    ("sslsni", Show),
+    ("target_session_attrs", Show),
+    ("tcp_user_timeout", Show),
+    ("user", Show),
 ];
 
-/// The keywords whose values [`ConnInfo::masked`] shows: names, addresses, numbers, modes and
-/// file paths, none of which can hold a secret. Every other value (`password`, `sslpassword`,
-/// `options`, the OAuth and SCRAM keys, and any keyword not in this list) is hidden; `dbname`
-/// is shown unless it is itself a connection string (libpq expands such a `dbname`, password
-/// and all).
-pub const SHOWN_KEYWORDS: &[&str] = &[
-    "application_name",
-    "channel_binding",
-    "client_encoding",
-    "connect_timeout",
-    "dbname",
-    "fallback_application_name",
-    "gssdelegation",
-    "gssencmode",
-    "gsslib",
-    "host",
-    "hostaddr",
-    "keepalives",
-    "keepalives_count",
-    "keepalives_idle",
-    "keepalives_interval",
-    "krbsrvname",
-    "load_balance_hosts",
-    "max_protocol_version",
-    "min_protocol_version",
-    "oauth_issuer",
-    "passfile",
-    "port",
-    "replication",
-    "require_auth",
-    "requirepeer",
-    "service",
-    "ssl_max_protocol_version",
-    "ssl_min_protocol_version",
-    "sslcert",
-    "sslcertmode",
-    "sslcompression",
-    "sslcrl",
-    "sslcrldir",
-    "sslkey",
-    "sslmode",
-    "sslnegotiation",
-    "sslrootcert",
-    "sslsni",
-    "target_session_attrs",
-    "tcp_user_timeout",
-    "user",
-];
+/// Whether [`ConnInfo::masked`] shows a keyword's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Masking {
+    Show,
+    Hide,
+}
+use Masking::{Hide, Show};
+
+/// Whether libpq knows `key`.
+pub fn libpq_keyword(key: &str) -> bool {
+    LIBPQ_KEYWORDS.iter().any(|(k, _)| *k == key)
+}
 
 /// What [`ConnInfo::masked`] shows instead of a value it hides.
 pub const HIDDEN: &str = "<hidden>";
@@ -401,7 +369,7 @@ impl ConnInfo {
     }
 
     /// What may be logged or shown: [`ConnInfo::render`] without `password`, every value not
-    /// known to be harmless (see [`SHOWN_KEYWORDS`]) replaced by [`HIDDEN`], followed by
+    /// known to be harmless (see [`LIBPQ_KEYWORDS`]) replaced by [`HIDDEN`], followed by
     /// `"; hidden password"` or `"; no password"` as in the Python original.
     pub fn masked(&self) -> String {
         let mut shown = self.clone();
@@ -424,7 +392,7 @@ impl ConnInfo {
     /// an unknown `ssl_min_protocol_version`...). Files (`sslrootcert`, ...) are not read.
     pub fn validate(&self) -> Result<(), ConnInfoError> {
         for (key, _) in &self.entries {
-            if !LIBPQ_KEYWORDS.contains(&key.as_str()) {
+            if !libpq_keyword(key) {
                 return Err(ConnInfoError::UnknownKeyword {
                     key: key.clone(),
                     hint: keyword_hint(key),
@@ -863,7 +831,7 @@ impl fmt::Debug for ConnInfo {
 
 /// Whether [`ConnInfo::masked`] may show this value.
 fn shows_value(key: &str, value: &str) -> bool {
-    if !SHOWN_KEYWORDS.contains(&key) {
+    if !LIBPQ_KEYWORDS.contains(&(key, Show)) {
         return false;
     }
     // libpq expands a dbname that looks like a connection string or URI
@@ -877,7 +845,7 @@ fn keyword_hint(key: &str) -> String {
     let lower = key.to_ascii_lowercase();
     let best = LIBPQ_KEYWORDS
         .iter()
-        .map(|k| (edit_distance(&lower, k), *k))
+        .map(|(k, _)| (edit_distance(&lower, k), *k))
         .filter(|(d, _)| *d <= 2)
         .min();
     match best {
