@@ -210,6 +210,12 @@ async fn dispatch(State(api): State<Api>, req: Request<Body>) -> Response {
     }
 }
 
+/// The history's damaged lines, logged at most once a minute with how many reads met them.
+static DAMAGE_TOLD: std::sync::LazyLock<std::sync::Mutex<crate::http_conn::Throttled>> =
+    std::sync::LazyLock::new(|| {
+        std::sync::Mutex::new(crate::http_conn::Throttled::new(std::time::Duration::from_secs(60)))
+    });
+
 /// `GET /history[?limit=N&since=TIME]`: the event history, newest first, read off the
 /// runtime with a deadline (a hung file system answers 503, never a hung request). The answer
 /// is at most `events::MAX_ANSWER_BYTES`: when that cuts it short of `limit` events, the
@@ -226,14 +232,23 @@ async fn history_response(api: &Api, query: Option<&str>) -> Response {
     let read = tokio::task::spawn_blocking(move || crate::events::read(&path, limit, since));
     match tokio::time::timeout(std::time::Duration::from_secs(5), read).await {
         Ok(Ok(Ok(history))) => {
-            // one line per request, however many lines are damaged: each GET /history, open
-            // to anyone with the default auth scope, logged one per damaged line (issue 19)
+            // at most one line a minute, however many requests and damaged lines: each GET
+            // /history, open to anyone with the default auth scope, logged one per damaged
+            // line (issue 19)
             if let Some(newest) = history.warnings.first() {
-                tracing::warn!(
-                    target: "WebServer",
-                    "event history: {} damaged line(s) skipped, the newest: {newest}",
-                    history.damaged
-                );
+                let what = format!("{} damaged line(s) skipped, the newest: {newest}", history.damaged);
+                let told = DAMAGE_TOLD
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .note(tokio::time::Instant::now(), None, what);
+                if let Some(burst) = told {
+                    tracing::warn!(
+                        target: "WebServer",
+                        "event history: {} ({} request(s) met damaged lines since the last such line; said at most once a minute)",
+                        burst.latest,
+                        burst.count
+                    );
+                }
             }
             match to_pretty_json(&history.events) {
                 Ok(bytes) if history.truncated => {

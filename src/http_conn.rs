@@ -187,7 +187,7 @@ impl Drop for ClientSlot {
 /// spell is logged at once; the ones after it are summed up once the window has passed, by
 /// [`Throttled::due`] on a timer, so their count is reported when the flood stops too, not only
 /// when (if ever) a next event comes.
-struct Throttled {
+pub(crate) struct Throttled {
     every: Duration,
     last: Option<Instant>,
     count: u64,
@@ -199,11 +199,11 @@ struct Throttled {
 
 /// What one throttled warning stands for.
 #[derive(Debug, PartialEq)]
-struct Burst {
-    count: u64,
+pub(crate) struct Burst {
+    pub(crate) count: u64,
     /// Distinct client addresses (0 when the events have none).
     addresses: usize,
-    latest: String,
+    pub(crate) latest: String,
 }
 
 impl Burst {
@@ -218,7 +218,7 @@ impl Burst {
 }
 
 impl Throttled {
-    fn new(every: Duration) -> Throttled {
+    pub(crate) fn new(every: Duration) -> Throttled {
         Throttled {
             every,
             last: None,
@@ -233,7 +233,7 @@ impl Throttled {
     }
 
     /// Counts one event; `Some` when it is time to warn.
-    fn note(&mut self, now: Instant, ip: Option<IpAddr>, latest: String) -> Option<Burst> {
+    pub(crate) fn note(&mut self, now: Instant, ip: Option<IpAddr>, latest: String) -> Option<Burst> {
         self.count += 1;
         if let Some(ip) = ip {
             if self.addresses.len() < MAX_COUNTED_ADDRESSES {
