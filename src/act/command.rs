@@ -94,11 +94,21 @@ pub async fn run_with_args(
     // worse than one that finishes. Our own timeout kills its whole group.
     let mut cmd = piped(program, args, extra, env.iter().map(|(k, v)| (*k, v.as_str())), false);
     tracing::warn!(target: "pglookout", "running {what}: {command}");
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(target: "pglookout", "{what} {command:?} could not be started: {e}");
-            return Outcome::NotStarted(e.to_string());
+    let mut busy_retries = 0;
+    let mut child = loop {
+        match cmd.spawn() {
+            Ok(c) => break c,
+            // "Text file busy": another thread's fork inherited a descriptor that had the
+            // program open for writing (a script just written, by us or by the operator's
+            // tooling) until that child execs; it passes within milliseconds.
+            Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) && busy_retries < 10 => {
+                busy_retries += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => {
+                tracing::error!(target: "pglookout", "{what} {command:?} could not be started: {e}");
+                return Outcome::NotStarted(e.to_string());
+            }
         }
     };
     let pid = child.id();
