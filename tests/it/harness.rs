@@ -87,3 +87,14 @@ pub fn node<'a>(state: &'a Value, name: &str) -> &'a Value {
 pub fn connected(state: &Value, name: &str) -> bool {
     node(state, name)["connection"] == json!(true)
 }
+
+/// Waits until `d`'s API answers `GET /liveness` (any status), or fails with its log tail.
+pub async fn wait_api(d: &Daemon) {
+    pglab::wait_for("the API answers", DEADLINE, || async {
+        Ok(pglab::daemon::http_request(d.http_port, "GET", "/liveness")
+            .await
+            .is_ok())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\nlog tail:\n{}", tail(&d.log(), 30)));
+}

@@ -319,13 +319,7 @@ async fn a_damaged_history_is_one_warning_a_minute() {
         }),
     )
     .expect("spawn");
-    pglab::wait_for("the API answers", DEADLINE, || async {
-        Ok(pglab::daemon::http_request(d.http_port, "GET", "/liveness")
-            .await
-            .is_ok())
-    })
-    .await
-    .expect("up");
+    wait_api(&d).await;
     for _ in 0..3 {
         let (status, _) = d.http("GET", "/history?limit=10000").await.expect("GET /history");
         assert_eq!(status, 200);

@@ -264,13 +264,7 @@ async fn an_idle_client_connection_is_closed() {
     use tokio::io::AsyncReadExt;
     let dir = tempfile::tempdir().expect("dir");
     let d = Daemon::spawn(&bin(), "d", dir.path(), json!({"remote_conns": {}})).expect("spawn");
-    pglab::wait_for("the API answers", DEADLINE, || async {
-        Ok(pglab::daemon::http_request(d.http_port, "GET", "/liveness")
-            .await
-            .is_ok())
-    })
-    .await
-    .expect("up");
+    wait_api(&d).await;
     // connect and send nothing (a slowloris, or a forgotten keep-alive connection)
     let mut idle = tokio::net::TcpStream::connect(("127.0.0.1", d.http_port))
         .await
