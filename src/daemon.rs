@@ -391,6 +391,15 @@ impl Loop {
                     ("PGLOOKOUT_OWN_NODE", self.config.own_db.clone().unwrap_or_default()),
                     ("PGLOOKOUT_NEW_MASTER", new_master.clone().unwrap_or_default()),
                     ("PGLOOKOUT_REASON", reason.clone()),
+                    // for a fence that survives a restart (packaging/fence.sh)
+                    (
+                        "PGLOOKOUT_DATA_DIRECTORY",
+                        self.config
+                            .pg_data_directory
+                            .as_ref()
+                            .map(|d| d.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                    ),
                 ];
                 self.spawn_reported("fence_command", "fence-task", cmd, env, Event::FenceFinished);
             }

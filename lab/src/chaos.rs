@@ -808,7 +808,9 @@ fn chaos_config(
             wal_addr(d)
         ));
         cfg["failover_command"] = json!(failover_wrapper(cluster, own)?);
-        cfg["fence_command"] = json!(cluster.fence_command(own)?);
+        // The shipped example: a restart by a supervisor (`primary-host-isolated-supervisor`)
+        // brings the fenced node back read-only.
+        cfg["fence_command"] = json!(cluster.sample_fence_command(own)?);
     }
     if let Some(obj) = cfg.as_object_mut() {
         for (k, v) in profile {

@@ -377,6 +377,28 @@ impl Cluster {
         Ok(shown)
     }
 
+    /// The shipped example fence (`packaging/fence.sh`) for node `name`: it leaves
+    /// `standby.signal` (`recovery.conf` before 12) in the data directory before it kills the
+    /// server, so that a supervisor's restart brings the node back read-only.
+    pub fn sample_fence_command(&self, name: &str) -> Result<String> {
+        let node = self.node(name);
+        let node_dir = node.data_dir.parent().context("data dir has no parent")?;
+        let sample = node_dir.join("fence-sample.sh");
+        fs::write(&sample, include_str!("../../packaging/fence.sh"))
+            .with_context(|| format!("writing {}", sample.display()))?;
+        fs::set_permissions(&sample, fs::Permissions::from_mode(0o755))?;
+        let path = node_dir.join("sticky-fence.sh");
+        let script = format!(
+            "#!/bin/sh\n# pglab: fence {name} with packaging/fence.sh\nexec {} {}\n",
+            shell_quote(&sample.to_string_lossy()),
+            shell_quote(&node.data_dir.to_string_lossy()),
+            name = node.name,
+        );
+        fs::write(&path, script).with_context(|| format!("writing {}", path.display()))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
+        Ok(path.to_string_lossy().into_owned())
+    }
+
     /// A command that starts node `name` (`pg_ctl start -w`, server output appended to its
     /// `postgres.log`); exits 0 once it accepts connections.
     pub fn start_command(&self, name: &str) -> Result<String> {

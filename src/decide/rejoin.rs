@@ -95,9 +95,21 @@ pub fn rejoin_deadline(config: &Config) -> f64 {
     6.0 * config.failover_command_timeout + config.pg_rewind_timeout
 }
 
+/// Whether a node answers as a standby that has received WAL from an upstream since it
+/// started. A replaced primary that comes back in recovery (a fence that leaves
+/// `standby.signal` behind, `packaging/fence.sh`, restarted by its supervisor) answers as a
+/// standby too, but receives nothing: it may hold writes the new primary never had, so it is
+/// still the old primary to rejoin, not a standby to follow or to forget.
+fn receiving_standby(n: &NodeState) -> bool {
+    n.connection
+        && n.pg
+            .as_ref()
+            .is_some_and(|p| p.pg_is_in_recovery && p.pg_last_xlog_receive_location.is_some())
+}
+
 /// Keeps [`RejoinMemory::was_master`] (whatever `rejoin_old_master` says: autofollow needs it
 /// too): set while our node is a connected primary and the master we know, cleared once it is
-/// seen as a standby.
+/// seen as a standby that receives WAL ([`receiving_standby`]).
 pub(super) fn track_was_master(config: &Config, memory: &mut Memory, nodes: &BTreeMap<String, NodeState>) {
     let Some(own) = config.own_db.as_deref() else {
         return;
@@ -105,18 +117,16 @@ pub(super) fn track_was_master(config: &Config, memory: &mut Memory, nodes: &BTr
     let Some(n) = nodes.get(own).filter(|n| n.connection) else {
         return;
     };
-    match n.in_recovery() {
-        Some(false) if memory.current_master.as_deref() == Some(own) => {
-            memory.rejoin.was_master = true;
-            memory.rejoin.rejoined = None;
-        }
-        Some(true) => memory.rejoin.was_master = false,
-        _ => {}
+    if n.in_recovery() == Some(false) && memory.current_master.as_deref() == Some(own) {
+        memory.rejoin.was_master = true;
+        memory.rejoin.rejoined = None;
+    } else if receiving_standby(n) {
+        memory.rejoin.was_master = false;
     }
 }
 
 /// Whether autofollow's plain rewrite and restart must leave our node alone: a node that was
-/// the master (or that we fenced) and is not seen as a standby may have diverged, and a
+/// the master (or that we fenced) and is not seen as a standby receiving WAL may have diverged, and a
 /// restart as a standby without `pg_rewind` would serve its lost writes as reads or stop
 /// streaming at the fork. With `rejoin_old_master` the rejoin brings it back; without, it stays
 /// stopped until an operator runs `pglookout-ctl rejoin` or rebuilds it. (`act::follow` checks
@@ -125,8 +135,7 @@ pub(super) fn follow_leaves_alone(memory: &Memory, config: &Config, nodes: &BTre
     let Some(own) = config.own_db.as_deref() else {
         return false;
     };
-    nodes.get(own).is_none_or(|n| n.in_recovery() != Some(true))
-        && (memory.rejoin.was_master || memory.fence.fenced.is_some())
+    nodes.get(own).is_none_or(|n| !receiving_standby(n)) && (memory.rejoin.was_master || memory.fence.fenced.is_some())
 }
 
 /// Why autofollow leaves our node alone (see [`follow_leaves_alone`]).
@@ -174,13 +183,11 @@ pub(super) fn rejoin(
     }
 
     let connected_primary = own_state.connection && own_state.in_recovery() == Some(false);
-    if own_state.connection && own_state.in_recovery() == Some(true) {
+    let receiving = receiving_standby(own_state);
+    if receiving || (own_state.connection && own_state.in_recovery() == Some(true) && !memory.rejoin.was_master) {
         // A standby (rejoined, followed or rebuilt): nothing to bring back (`track_was_master`
-        // cleared `was_master`).
-        let receiving = own_state
-            .pg
-            .as_ref()
-            .is_some_and(|p| p.pg_last_xlog_receive_location.is_some());
+        // cleared `was_master`). A replaced primary back in recovery that receives nothing
+        // (a sticky fence undone by its supervisor) goes on to the rejoin below.
         let of_new_master = memory.current_master.as_deref().is_some_and(|m| m != own);
         if memory.rejoin.alert && receiving && of_new_master {
             memory.rejoin.alert = false;
@@ -224,6 +231,8 @@ pub(super) fn rejoin(
     }
     let how = if memory.fence.fenced.is_some() {
         "fenced"
+    } else if own_state.connection && own_state.in_recovery() == Some(true) {
+        "back in recovery but receives nothing"
     } else if own_state.connection {
         "not a primary"
     } else {

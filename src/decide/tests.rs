@@ -2549,6 +2549,47 @@ fn autofollow_leaves_the_old_primary_to_the_rejoin() {
     }
 }
 
+/// A fence that leaves `standby.signal` behind (`packaging/fence.sh`) and a supervisor that
+/// restarts the node: the replaced primary comes back in recovery, read-only, receiving
+/// nothing. It may hold writes the new primary never had: with `rejoin_old_master` it is
+/// rejoined (`pg_rewind`), and autofollow never takes it for a standby to restart; once it
+/// receives WAL it is a standby like any other.
+#[test]
+fn a_fenced_primary_restarted_in_recovery_is_still_the_old_primary() {
+    for rejoin in [false, true] {
+        let mut s = rejoining_primary();
+        s.conf("rejoin_old_master", json!(rejoin))
+            .conf("autofollow", json!(true));
+        promote_pg2(&mut s);
+        assert_eq!(run_for(&mut s, 1), 1, "the fence comes first: {}", s.all_reasons());
+        // the supervisor started pg1 again: in recovery (standby.signal), nothing received
+        s.set("pg1", timeline(N::new(true), 1));
+        run_for(&mut s, 40);
+        assert!(s.follows.is_empty(), "rejoin {rejoin}: {}", s.all_reasons());
+        assert!(s.memory.rejoin.was_master, "rejoin {rejoin}");
+        if rejoin {
+            assert_eq!(s.rejoins, ["pg2"], "{}", s.all_reasons());
+            assert!(
+                s.all_reasons()
+                    .contains("pg1 was the primary and is back in recovery but receives nothing"),
+                "{}",
+                s.all_reasons()
+            );
+        } else {
+            assert!(s.rejoins.is_empty());
+            assert!(
+                s.all_reasons().contains("autofollow leaves it stopped"),
+                "{}",
+                s.all_reasons()
+            );
+        }
+        // streaming from pg2 (rejoined, or rebuilt by the operator): a standby like any other
+        s.set("pg1", N::standby("1/20", 0.1));
+        run_for(&mut s, 1);
+        assert!(!s.memory.rejoin.was_master, "rejoin {rejoin}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Fallback candidates (failover_fallback_timeout)
 // ---------------------------------------------------------------------------------------

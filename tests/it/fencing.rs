@@ -584,6 +584,104 @@ async fn a_fenced_old_primary_rejoins_with_pg_rewind_and_streams_from_the_new_pr
     .unwrap_or_else(|e| panic!("{e:#}{}", mesh.dump()));
 }
 
+/// The shipped fence (`packaging/fence.sh`) and a supervisor that restarts the fenced primary
+/// at once: pg1 comes back in recovery, read-only, while a standby is promoted, so there is
+/// never a second writable node, and its daemon neither counts the fence as failed nor takes
+/// it for a standby. With `pg_rewind` at hand, `rejoin_old_master` then rewinds it from the new
+/// primary (its post-fork rows gone) and it streams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_fence_brings_a_restarted_old_primary_back_read_only() {
+    let tools = rejoin_tools_present();
+    let extra = vec!["wal_log_hints = on".to_string()];
+    let mesh = Mesh::start_with(true, extra, |cluster, own, c| {
+        if own == "pg1" {
+            if tools {
+                rejoin_config(cluster, c);
+            }
+            let sample = cluster.sample_fence_command("pg1").expect("sample fence");
+            let dir = cluster.dir();
+            c["fence_command"] = json!(stamped(dir, "fence-pg1.sh", &stamp_path(dir, "fence", "pg1"), &sample));
+        }
+    })
+    .await;
+    let cluster = &mesh.cluster;
+    cluster.write_load(20).await.expect("load");
+    for s in ["pg2", "pg3"] {
+        cluster.cut_wal_stream(s).await.expect("cut the WAL stream");
+    }
+    cluster
+        .sql(
+            "pg1",
+            "INSERT INTO pglab_load (payload) SELECT 'diverged' FROM generate_series(1, 4)",
+        )
+        .await
+        .expect("pg1 takes the writes");
+    mesh.proxy.set_mode(ProxyMode::Blackhole);
+    let stopped = wait_for("pg1 fenced and stopped", DEADLINE, || async {
+        Ok((stamp_of(cluster, "fence", "pg1").is_some() && !cluster.node("pg1").is_running()).then_some(()))
+    })
+    .await;
+    if let Err(e) = stopped {
+        panic!("{e:#}{}", mesh.dump());
+    }
+    // the supervisor
+    cluster.start_node("pg1").await.expect("pg1 starts again");
+    assert!(
+        cluster.in_recovery("pg1").await.expect("pg1 answers"),
+        "pg1 came back as a primary{}",
+        mesh.dump()
+    );
+    let refused = cluster
+        .sql("pg1", "INSERT INTO pglab_load (payload) VALUES ('after the fence')")
+        .await;
+    assert!(refused.is_err(), "pg1 took a write after its fence");
+    let winner = mesh.wait_promoted().await;
+    assert!(
+        cluster.in_recovery("pg1").await.unwrap_or(true),
+        "pg1 is writable beside {winner}{}",
+        mesh.dump()
+    );
+    mesh.proxy.set_mode(ProxyMode::Pass);
+    let d = &mesh.daemons["pg1"];
+    if tools {
+        let streaming = wait_for("pg1 to stream from the new primary", DEADLINE, || async {
+            let _ = cluster.node("pg1").is_running();
+            Ok(cluster
+                .sql(
+                    winner,
+                    "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pg1' AND state = 'streaming'",
+                )
+                .await
+                .map(|r| r[0].get::<_, i64>(0) > 0)
+                .unwrap_or(false))
+        })
+        .await;
+        if let Err(e) = streaming {
+            panic!("{e:#}\npg1's log:\n{}{}", cluster.node("pg1").log_tail(30), mesh.dump());
+        }
+        assert!(
+            d.log().contains("is back in recovery but receives nothing"),
+            "{}",
+            mesh.dump()
+        );
+        let diverged = count(
+            cluster,
+            "pg1",
+            "SELECT count(*) FROM pglab_load WHERE payload = 'diverged'",
+        )
+        .await;
+        assert_eq!(diverged, 0, "pg1's writes after the fork are gone");
+    } else {
+        // its daemon sees it back in recovery and leaves it so
+        mesh.wait_state("pg1", "pg1 seen back in recovery by its daemon", |s| {
+            connected(s, "pg1") && node(s, "pg1")["pg_is_in_recovery"] == json!(true)
+        })
+        .await;
+        assert!(cluster.in_recovery("pg1").await.expect("pg1 answers"));
+    }
+    assert!(!d.alert_dir.join("fence_failed").exists(), "{}", mesh.dump());
+}
+
 /// Without `wal_log_hints` (or checksums) `pg_rewind` cannot run: the rejoin says so in the
 /// `rejoin_failed` alert file and leaves the old primary stopped; it never starts it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
