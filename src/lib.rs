@@ -135,6 +135,63 @@ mod module_graph {
         assert!(cycles.is_empty(), "import cycles: {cycles:#?}");
     }
 
+    /// Every `super::<module>` and `crate::decide::<module>` a file of `decide/` names outside
+    /// its `#[cfg(test)]` part.
+    fn decide_references(text: &str) -> BTreeSet<String> {
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        let mut out = BTreeSet::new();
+        for prefix in ["super::", "crate::decide::"] {
+            for (i, _) in code.match_indices(prefix) {
+                let rest = &code[i + prefix.len()..];
+                assert!(
+                    !rest.starts_with('{'),
+                    "write one `use super::a::X;` per module in decide/"
+                );
+                let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                if !name.is_empty() {
+                    out.insert(name);
+                }
+            }
+        }
+        out
+    }
+
+    /// The decision core's own modules import only downwards: the shared types are a leaf,
+    /// the memory and the voter counting sit above them, the rules above those, and nothing
+    /// imports the round (`failover`).
+    #[test]
+    fn the_decision_modules_import_no_cycle() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/decide");
+        let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for entry in std::fs::read_dir(&dir).expect("src/decide") {
+            let path = entry.expect("entry").path();
+            let Some(stem) = path.file_stem().and_then(|s| s.to_str()).map(str::to_string) else {
+                continue;
+            };
+            if stem == "mod" || stem == "tests" || path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("read source");
+            let refs = decide_references(&text).into_iter().filter(|r| *r != stem).collect();
+            g.insert(stem, refs);
+        }
+        assert!(g.contains_key("failover") && g.contains_key("types"), "{g:?}");
+        let cycles: Vec<String> = g.keys().filter_map(|m| cycle(&g, m)).map(|c| c.join(" -> ")).collect();
+        assert!(cycles.is_empty(), "import cycles in decide/: {cycles:#?}");
+        let known: BTreeSet<&String> = g.keys().collect();
+        assert!(
+            g["types"].iter().all(|r| !known.contains(r)),
+            "types must be a leaf: {:?}",
+            g["types"]
+        );
+        let importers: Vec<&String> = g
+            .iter()
+            .filter(|(_, r)| r.contains("failover"))
+            .map(|(m, _)| m)
+            .collect();
+        assert!(importers.is_empty(), "nothing imports the round: {importers:?}");
+    }
+
     #[test]
     fn a_cycle_is_found() {
         let g: BTreeMap<String, BTreeSet<String>> = [

@@ -12,484 +12,27 @@
 //! documents (`db_time`, `fetch_time`); every duration between two of our own instants uses
 //! [`View::mono_now`].
 
-use super::fence::{connected_primary, fresh_reports};
+pub use super::memory::{
+    Blocked, FailoverAttempts, FollowAttempts, Memory, ObserverWait, PendingPoll, FAILOVER_RETRY_INITIAL_SECS,
+    FAILOVER_RETRY_MAX_SECS, FOLLOW_RETRY_SECS,
+};
 use super::node_map::{node_map, NodeMap};
+use super::types::{done, secs_between, waiting, End, Out};
+pub use super::types::{Action, Alert, Decision, View};
+use super::voters::{connected_primary, failover_timeout, fresh_reports};
 use crate::config::Config;
-use crate::state::{FailoverPhase, FailoverStatus, NodeState, ObserverState, Timestamp};
-use serde::Serialize;
+use crate::state::{FailoverPhase, FailoverStatus, NodeState, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A standby whose data is older than this (by `wall_now - fetch_time`) is not a candidate.
 pub const CANDIDATE_MAX_AGE_SECS: f64 = 20.0;
-/// First wait before running a failed failover command again; doubles on each failure.
-pub const FAILOVER_RETRY_INITIAL_SECS: f64 = 5.0;
-/// Longest wait between two attempts of a failing failover command.
-pub const FAILOVER_RETRY_MAX_SECS: f64 = 300.0;
 /// How many poll intervals we wait for fresh observer data after crossing the warning limit
 /// (poll_observers_on_warning_only), as upstream.
 pub const OBSERVER_WAIT_POLL_INTERVALS: f64 = 5.0;
-/// Wait between two attempts to follow a master after a failed one (upstream retried a
-/// failed reload-triggered follow on every loop, and never retried one after a master change).
-pub const FOLLOW_RETRY_SECS: f64 = 30.0;
 /// Extra time past `failover_command_timeout` after which a command we started but never heard
 /// back about counts as failed (the shell should always report; this only keeps a lost report
 /// from blocking failovers forever).
 pub const FAILOVER_RESULT_GRACE_SECS: f64 = 30.0;
-
-/// What the poller saw, as of one decision.
-#[derive(Clone, Copy, Debug)]
-pub struct View<'a> {
-    /// Our own polls of every node (kept across failed polls, as upstream).
-    pub nodes: &'a BTreeMap<String, NodeState>,
-    /// The observers' reports.
-    pub observers: &'a BTreeMap<String, ObserverState>,
-    /// Completed poll rounds so far. Grows by one per round.
-    pub poll_round: u64,
-    /// Wall clock, only to compare with `db_time`/`fetch_time` from the documents, as upstream.
-    pub wall_now: Timestamp,
-    /// `clock::monotonic()` seconds; `replication_start_time` uses the same base.
-    pub mono_now: f64,
-    /// Whether `maintenance_mode_file` exists (the shell looked).
-    pub maintenance_mode: bool,
-    /// Whether a failover command is running right now.
-    pub failover_running: bool,
-    /// Starts at 1 with the first config and grows by one per successful reload.
-    pub config_version: u64,
-}
-
-/// The alert files, by the original's names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Alert {
-    AuthenticationError,
-    MultipleMasterWarning,
-    ReplicationDelayWarning,
-    FailoverHasHappened,
-    /// Ours: this daemon fenced its node; removed when the node is a standby again.
-    Fenced,
-    /// Ours: a fence command exited 0 but a later poll showed our node a connected primary
-    /// without a lease (a supervisor restarted it, the command missed it); the daemon fences
-    /// again. Removed when the node is a standby again or its fence is lifted.
-    FenceFailed,
-    /// Ours: a voter publishes a voter-set digest other than ours (the daemons count different
-    /// sets, so the lease and the promotion rules are not complements); this daemon does not
-    /// promote while it is up.
-    VotersMismatch,
-    /// Ours: a failover is due but every candidate is beyond `max_failover_lag_bytes`;
-    /// removed when a master is connected again.
-    FailoverBlocked,
-    /// Ours: bringing our old primary back as a standby failed (the file holds the reason);
-    /// removed when our node is a standby receiving WAL from the new master.
-    RejoinFailed,
-}
-
-impl Alert {
-    pub const ALL: [Alert; 9] = [
-        Alert::AuthenticationError,
-        Alert::MultipleMasterWarning,
-        Alert::ReplicationDelayWarning,
-        Alert::FailoverHasHappened,
-        Alert::Fenced,
-        Alert::FenceFailed,
-        Alert::FailoverBlocked,
-        Alert::RejoinFailed,
-        Alert::VotersMismatch,
-    ];
-
-    /// The file name inside `alert_file_dir`.
-    pub fn file_name(self) -> &'static str {
-        match self {
-            Alert::AuthenticationError => "authentication_error",
-            Alert::MultipleMasterWarning => "multiple_master_warning",
-            Alert::ReplicationDelayWarning => "replication_delay_warning",
-            Alert::FailoverHasHappened => "failover_has_happened",
-            Alert::Fenced => "fenced",
-            Alert::FenceFailed => "fence_failed",
-            Alert::VotersMismatch => "voters_mismatch",
-            Alert::FailoverBlocked => "failover_blocked",
-            Alert::RejoinFailed => "rejoin_failed",
-        }
-    }
-}
-
-/// Something the shell should do. The shell carries them out in order.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// Poll every node (and observer, if observers are being polled) now.
-    RequestPoll,
-    /// Run `failover_command`, then report with [`Memory::record_failover_result`].
-    RunFailoverCommand {
-        reason: String,
-        old_master: Option<String>,
-    },
-    /// Run `over_warning_limit_command`.
-    RunWarningCommand,
-    /// Run `fence_command` (our node must stop taking writes), then report with
-    /// [`Memory::record_fence_result`].
-    RunFenceCommand {
-        reason: String,
-        new_master: Option<String>,
-    },
-    CreateAlert(Alert),
-    DeleteAlert(Alert),
-    /// Point our standby at `master` (rewrite `primary_conninfo`, restart if it changed).
-    FollowMaster {
-        master: String,
-    },
-    /// Make our node, the old primary, a standby of `master` (`rejoin_old_master`: stop it,
-    /// `pg_rewind`, standby settings, start), then report with
-    /// [`Memory::record_rejoin_result`].
-    RejoinNewPrimary {
-        master: String,
-    },
-    /// A StatsD gauge (`pg.replication_lag`); the shell adds the configured tags.
-    StatsdGauge {
-        name: String,
-        value: f64,
-    },
-    /// A StatsD counter increment (`failover_decision_on_disconnect_not_taken`); the shell
-    /// adds the configured tags.
-    StatsdCount {
-        name: String,
-    },
-    /// Whether the poller should poll the observers (poll_observers_on_warning_only). Sent
-    /// when the wanted state changes, and once at the start.
-    SetObserverPolling(bool),
-}
-
-/// The outcome of one [`decide`] call.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Decision {
-    pub actions: Vec<Action>,
-    /// Why, step by step, for the log.
-    pub reasons: Vec<String>,
-    /// One stable line, e.g. `no action: node pg3 is furthest along`. Holds no numbers that
-    /// change every round, so that it only changes when the situation does.
-    pub summary: String,
-    /// `summary` differs from the last one that was not a transient wait (log on change).
-    pub changed: bool,
-    /// The current master after this decision.
-    pub master: Option<String>,
-}
-
-/// A poll we asked for and are waiting on.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct PendingPoll {
-    /// `poll_round` when we asked: any greater round answers it.
-    pub round: u64,
-    /// `mono_now` when we asked.
-    pub at: f64,
-}
-
-/// When we crossed the warning limit, for the poll_observers_on_warning_only wait.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct ObserverWait {
-    /// Compared with the observers' fetch times, which are our own wall clock.
-    pub wall: Timestamp,
-    /// For the elapsed time.
-    pub mono: f64,
-}
-
-/// Bookkeeping of the failover command.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct FailoverAttempts {
-    /// Set when we emitted the command; cleared by [`Memory::record_failover_result`].
-    pub running_since: Option<f64>,
-    /// `failover_sleep_time` as it was when the command was emitted.
-    pub sleep_after: f64,
-    pub consecutive_failures: u32,
-    pub last_failure: Option<f64>,
-    /// When the command last succeeded: a promotion may take a moment to show, and the
-    /// command (which may move addresses or fence) must not run again meanwhile.
-    pub last_success: Option<f64>,
-    /// When a poll first showed our node as a connected primary after the last success (see
-    /// `end_promoting`).
-    pub primary_seen_at: Option<f64>,
-    /// Our failover command has run since our node was last seen as a connected standby: a
-    /// node we cannot see may have been promoted by it, so the lease applies to it.
-    pub since_standby: bool,
-}
-
-/// Bookkeeping of autofollow.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct FollowAttempts {
-    /// The master whose last follow attempt failed.
-    pub failed: Option<String>,
-    /// `mono` of the last [`Action::FollowMaster`] we emitted.
-    pub last_attempt: Option<f64>,
-}
-
-/// We are the candidate, and something keeps us from promoting (see [`Memory::blocked`]).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Blocked {
-    pub since_mono: f64,
-    /// Our wall clock then, or at the first decision after the latest retry of the failover
-    /// command ended (`None` while it runs): our own node must be polled after it before we
-    /// yield.
-    pub since_wall: Option<Timestamp>,
-    pub reason: String,
-    /// After a failed failover command: the fetch time of the first poll of our node (after
-    /// the latest attempt ended) that showed it in recovery and quiet (see `settled`), and our
-    /// `mono` then; `None` until then, and again after each attempt.
-    pub settled_since: Option<(Timestamp, f64)>,
-}
-
-/// What the decision loop remembers between rounds. Owned by the daemon loop.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Memory {
-    /// The master we last knew; a round with no master does not clear it.
-    pub current_master: Option<String>,
-    pub replication_lag_over_warning_limit: bool,
-    /// `mono` of start, or of the last reload that changed `remote_conns`.
-    pub cluster_nodes_change_time: f64,
-    /// A reload changed `remote_conns` since the start (what the grace period's reason says).
-    pub cluster_nodes_reloaded: bool,
-    /// The master is missing and we asked for a fresh poll before acting.
-    pub missing_master_poll: Option<PendingPoll>,
-    /// The config was reloaded and we asked for a fresh poll before deciding again.
-    pub reload_poll: Option<PendingPoll>,
-    /// Set on crossing the warning limit when poll_observers_on_warning_only is on.
-    pub observer_state_newer_than: Option<ObserverWait>,
-    /// The config version we have acted on (`None`: no decision yet).
-    pub applied_config_version: Option<u64>,
-    pub follow: FollowAttempts,
-    pub failover: FailoverAttempts,
-    /// failover_sleep_time: no new decision before this `mono`.
-    pub no_decision_before: Option<f64>,
-    /// The last observer-polling state we asked for.
-    pub observer_polling: Option<bool>,
-    /// The last non-transient summary.
-    pub last_summary: Option<String>,
-    /// `mono` when this memory began (the daemon started).
-    pub started_at: f64,
-    /// Fencing of our own node (see `fence`).
-    pub fence: super::fence::FenceMemory,
-    /// The master we would replace (`None`: none seen since start), and since when (`mono`,
-    /// the first decision that saw it) a strict majority of the voters has reported it gone
-    /// with no connected master anywhere (`decide::voters`): the failover timeout of every
-    /// promotion path with `fence_command`, and of `unreachable_master_failover_timeout`.
-    pub master_gone_since: Option<(Option<String>, f64)>,
-    /// The voters whose published digest differs from ours (`voters_mismatch` is up while
-    /// this is not empty).
-    pub voters_mismatch: Vec<String>,
-    /// The other standby we found furthest along when every condition for a failover held:
-    /// its daemon saw the same and may be promoting it, so we keep it as the candidate while
-    /// it stays one, even if we later look as far along (two promotions otherwise; found by
-    /// the simulator). Cleared when a master is connected. With the `mono` we first deferred.
-    pub deferred_to: Option<(String, f64)>,
-    /// The `failover_blocked` alert file is up: the candidate (by our reckoning of the old
-    /// master's position) is beyond the data-loss cap, so we do not fail over.
-    pub failover_blocked: bool,
-    /// What we tell the others about our own node's failover, in its entry of `/state.json`:
-    /// promoting while our failover command runs; yielded once we gave up our turn to the
-    /// next candidate (a promise: no failover command until another master is seen).
-    pub published_failover: Option<FailoverStatus>,
-    /// `mono` when we yielded; kept (we still do not promote) until the yield has fully ended.
-    pub yielded_at: Option<f64>,
-    /// `mono` when we stopped serving a yield nobody acted on; our turn comes back after
-    /// [`yield_quiet_secs`] more.
-    pub yield_withdrawn_at: Option<f64>,
-    /// Another daemon announced its failover command running while we had yielded: it may have
-    /// acted on our yield (and a failed attempt may still promote its node), so our yield holds
-    /// until a master is connected, never withdrawn.
-    pub yield_taken_up: bool,
-    /// We are the chosen candidate and cannot promote (maintenance file, failed command, out
-    /// of most observers' sight): since when and why (`failover_fallback_timeout`).
-    pub blocked: Option<Blocked>,
-    /// Bringing our old primary back (see `rejoin`).
-    pub rejoin: super::rejoin::RejoinMemory,
-    /// Actions that came out of a reported result, emitted with the next decision.
-    #[serde(skip)]
-    pending_actions: Vec<Action>,
-}
-
-impl Memory {
-    /// The memory of a daemon that starts now: no master known, the grace period after a
-    /// change of `remote_conns` starting now.
-    pub fn new(mono_now: f64) -> Self {
-        Memory {
-            current_master: None,
-            replication_lag_over_warning_limit: false,
-            cluster_nodes_change_time: mono_now,
-            cluster_nodes_reloaded: false,
-            missing_master_poll: None,
-            reload_poll: None,
-            observer_state_newer_than: None,
-            applied_config_version: None,
-            follow: FollowAttempts::default(),
-            failover: FailoverAttempts::default(),
-            no_decision_before: None,
-            observer_polling: None,
-            last_summary: None,
-            started_at: mono_now,
-            fence: Default::default(),
-            master_gone_since: None,
-            voters_mismatch: Vec::new(),
-            deferred_to: None,
-            failover_blocked: false,
-            published_failover: None,
-            yielded_at: None,
-            yield_withdrawn_at: None,
-            yield_taken_up: false,
-            blocked: None,
-            rejoin: super::rejoin::RejoinMemory::new(),
-            pending_actions: Vec::new(),
-        }
-    }
-
-    /// An action to emit with the next decision (it came out of a reported result).
-    pub(super) fn push_pending(&mut self, a: Action) {
-        self.pending_actions.push(a);
-    }
-
-    /// A config was reloaded: a change of `remote_conns` restarts the missing-master grace
-    /// period. (The new config's version, in the next [`View`], makes the decision wait for a
-    /// fresh poll.)
-    pub fn config_reloaded(&mut self, old: &Config, new: &Config, mono_now: f64) {
-        if new.remote_conns != old.remote_conns {
-            self.nodes_changed(mono_now);
-            self.cluster_nodes_reloaded = true;
-        }
-        // A standby's failover timeout counts over one voter set: a reload that turns fencing
-        // on or changes the voters starts it afresh (only later, never earlier, so safe). The
-        // lease is not restarted: it counts from the last time the voters vouched, which is
-        // kept while fencing is off (issue 18, finding 6; restarting it let a primary whose
-        // daemon turned fencing on late outlive the lease its standbys counted on, found by
-        // the simulator), or from the reload if they never did since the start.
-        let fencing_on = new.fence_command.is_some() && old.fence_command.is_none();
-        if fencing_on || super::voters::names(new) != super::voters::names(old) {
-            self.master_gone_since = None;
-            // never vouched for since the start (no voters before, say): the new voters get a
-            // fence_timeout to answer
-            self.fence.vouched_at.get_or_insert(mono_now);
-        }
-    }
-
-    /// `remote_conns` changed (or, in tests, changed `mono_now` ago): the grace period restarts.
-    pub fn nodes_changed(&mut self, mono_now: f64) {
-        self.cluster_nodes_change_time = mono_now;
-    }
-
-    /// Following `master` (a [`Action::FollowMaster`]) finished; a failure is retried every
-    /// [`FOLLOW_RETRY_SECS`] while `master` stays the master and autofollow stays on.
-    pub fn record_follow_result(&mut self, master: &str, ok: bool) {
-        if ok {
-            if self.follow.failed.as_deref() == Some(master) {
-                self.follow.failed = None;
-            }
-        } else {
-            self.follow.failed = Some(master.to_string());
-        }
-    }
-
-    /// The failover command finished (`ok`: exit status 0), failed, timed out or could not be
-    /// started (`ok` false for all three). Success clears the lag warning (its alert is deleted
-    /// with the next decision); failure starts or extends the retry backoff. Either way
-    /// `failover_sleep_time` starts now.
-    ///
-    /// After a success our "promoting" stays announced until our own poll shows our node as a
-    /// connected primary (see [`end_promoting`]); a failure ends it at once (the fallback's
-    /// settle rule covers a promotion the command left pending).
-    pub fn record_failover_result(&mut self, ok: bool, mono_now: f64) {
-        self.failover.running_since = None;
-        if !ok && self.announces_promotion() {
-            self.published_failover = None;
-        }
-        if self.failover.sleep_after > 0.0 {
-            self.no_decision_before = Some(mono_now + self.failover.sleep_after);
-        }
-        if ok {
-            self.failover.consecutive_failures = 0;
-            self.failover.last_failure = None;
-            self.failover.last_success = Some(mono_now);
-            self.failover.primary_seen_at = None;
-            // whatever blocked us before is over: a block after this starts afresh
-            self.blocked = None;
-            self.replication_lag_over_warning_limit = false;
-            self.observer_state_newer_than = None;
-            self.pending_actions
-                .push(Action::DeleteAlert(Alert::ReplicationDelayWarning));
-        } else {
-            self.failover.consecutive_failures = self.failover.consecutive_failures.saturating_add(1);
-            self.failover.last_failure = Some(mono_now);
-        }
-    }
-
-    /// Whether we announce our failover command running, or its promotion not yet seen
-    /// everywhere (see [`Memory::published_failover`]).
-    pub fn announces_promotion(&self) -> bool {
-        self.published_failover
-            .as_ref()
-            .is_some_and(|f| f.phase == FailoverPhase::Promoting)
-    }
-
-    /// Whether we gave up our turn to promote (see [`Memory::published_failover`]).
-    pub fn yielded(&self) -> bool {
-        self.published_failover
-            .as_ref()
-            .is_some_and(|f| f.phase == FailoverPhase::Yielded)
-    }
-
-    /// Our yield is over, served or withdrawn: our turn to promote is back.
-    fn end_yield(&mut self) {
-        self.published_failover = None;
-        self.yielded_at = None;
-        self.yield_withdrawn_at = None;
-        self.yield_taken_up = false;
-    }
-
-    /// When a failed failover command may run again (`None`: no failure to wait out).
-    pub fn failover_retry_at(&self) -> Option<f64> {
-        let last = self.failover.last_failure?;
-        let doublings = self.failover.consecutive_failures.saturating_sub(1).min(16);
-        let wait = (FAILOVER_RETRY_INITIAL_SECS * f64::from(1u32 << doublings)).min(FAILOVER_RETRY_MAX_SECS);
-        Some(last + wait)
-    }
-}
-
-/// Reasons and actions gathered while deciding.
-#[derive(Default)]
-pub(super) struct Out {
-    actions: Vec<Action>,
-    reasons: Vec<String>,
-}
-
-impl Out {
-    pub(super) fn act(&mut self, a: Action) {
-        self.actions.push(a);
-    }
-    pub(super) fn why(&mut self, r: impl Into<String>) {
-        self.reasons.push(r.into());
-    }
-}
-
-/// How one decision ended.
-pub(super) struct End {
-    summary: String,
-    /// A short wait (for a poll we asked for): not worth a log line of its own.
-    transient: bool,
-}
-
-pub(super) fn done(summary: impl Into<String>) -> End {
-    End {
-        summary: summary.into(),
-        transient: false,
-    }
-}
-
-fn waiting(summary: impl Into<String>) -> End {
-    End {
-        summary: summary.into(),
-        transient: true,
-    }
-}
-
-/// Seconds from `earlier` to `later` (negative if `later` is before).
-fn secs_between(later: Timestamp, earlier: Timestamp) -> f64 {
-    let d = later.signed_duration_since(earlier);
-    d.num_seconds() as f64 + f64::from(d.subsec_nanos()) / 1e9
-}
 
 /// Makes one decision. See the module doc.
 pub fn decide(view: &View, config: &Config, memory: &mut Memory) -> Decision {
@@ -740,7 +283,7 @@ fn end_yield(view: &View, config: &Config, memory: &mut Memory, out: &mut Out, m
 /// polled as a primary.
 pub fn yield_quiet_secs(config: &Config) -> f64 {
     config.failover_command_timeout
-        + 2.0 * super::fence::observer_max_age(config)
+        + 2.0 * super::voters::observer_max_age(config)
         + config.db_poll_interval
         + config.db_poll_timeout
 }
@@ -825,16 +368,6 @@ fn track_master_gone(
         _ if gone => memory.master_gone_since = Some((master, view.mono_now)),
         _ => memory.master_gone_since = None,
     }
-}
-
-/// How long a strict majority of the voters must have reported the master gone before a
-/// standby may promote: the smaller of `unreachable_master_failover_timeout` and
-/// `max_failover_replication_time_lag` (docs/safety.md, U).
-pub fn failover_timeout(config: &Config) -> f64 {
-    config
-        .unreachable_master_failover_timeout
-        .unwrap_or(config.max_failover_replication_time_lag)
-        .min(config.max_failover_replication_time_lag)
 }
 
 /// How long the voters' majority has reported `master` gone, by our monotonic clock.
@@ -1725,7 +1258,7 @@ fn do_failover_decision(
         if view.mono_now < at {
             out.why(format!(
                 "the failover command failed {} time(s); next try in {:.1} s",
-                memory.failover.consecutive_failures,
+                memory.failover.failures.consecutive,
                 at - view.mono_now
             ));
             return done("no failover: waiting before retrying the failed failover command");
@@ -1917,7 +1450,7 @@ fn track_settle(view: &View, config: &Config, memory: &mut Memory, nodes: &BTree
     ) else {
         return;
     };
-    if memory.failover.last_failure.is_none() || memory.failover.running_since.is_some() {
+    if memory.failover.failures.last.is_none() || memory.failover.running_since.is_some() {
         return;
     }
     let own = nodes.get(own_db).filter(|n| n.connection && n.fetch_time > since_wall);
@@ -1978,7 +1511,7 @@ fn blocked(
         out.why("our failover command succeeded and its promotion is still announced: no yield");
         return done(summary);
     }
-    if memory.failover.last_failure.is_some() && !settled(view, memory, own) {
+    if memory.failover.failures.last.is_some() && !settled(view, memory, own) {
         out.why(format!(
             "our failover command failed: yielding once {own_db} is seen in recovery waiting for WAL (or with replay caught up) for {PROMOTE_SETTLE_SECS} s (a promotion it left pending would have happened)"
         ));

@@ -8,97 +8,14 @@
 //! still shows our node a connected primary without a lease fences again, `fence_failed`),
 //! the retry of a failed fence, and the `fenced` alert. Must not: do I/O, read a clock, log.
 
-use super::failover::{Action, Alert, Memory, Out};
+use super::memory::{Fenced, Memory, FENCE_BACKOFF};
 use super::node_map::NodeMap;
+use super::types::{Action, Alert, Out, View};
 use super::voters;
+use super::voters::{corroborated_primary, fresh_reports};
 use crate::config::Config;
-use crate::state::{NodeState, ObserverState, Timestamp};
-use serde::Serialize;
+use crate::state::NodeState;
 use std::collections::BTreeMap;
-
-/// First wait before running a failed fence command again; doubles up to 60 s.
-pub const FENCE_RETRY_INITIAL_SECS: f64 = 1.0;
-const FENCE_RETRY_MAX_SECS: f64 = 60.0;
-
-/// What the fence rules remember.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct FenceMemory {
-    /// `mono` of the last lease renewal (at least half of the voters reported our node
-    /// connected); `None` until the first, when the daemon's start stands in. Kept while
-    /// fencing is off too, so that a reload that turns it on counts from the last time the
-    /// voters vouched, not from a start days ago (issue 18, finding 6), and not from the
-    /// reload either (a standby whose daemon had fencing on all along counts from when it saw
-    /// the primary gone).
-    pub vouched_at: Option<f64>,
-    /// The fence in force: why, and when it was run. Lifted when our node is seen as a
-    /// standby again, or as a primary vouched for again (brought back on purpose).
-    pub fenced: Option<Fenced>,
-    /// Set when we emitted the command; cleared by [`Memory::record_fence_result`].
-    pub running_since: Option<f64>,
-    pub consecutive_failures: u32,
-    pub last_failure: Option<f64>,
-    /// Fences that exited 0 and did not hold (our node answered as a primary without a lease
-    /// afterwards), in a row; `fence_failed` is up while it is not 0.
-    pub not_held: u32,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Fenced {
-    pub at: f64,
-    pub reason: String,
-    /// The poll round of the first decision after the command succeeded, which asked for a
-    /// fresh poll: every later round began after the fence, so what it shows of our node is
-    /// after the fence.
-    pub verify_from_round: Option<u64>,
-}
-
-impl Memory {
-    /// The fence command finished; a failure is retried after a backoff, a success is never
-    /// repeated for the same event.
-    pub fn record_fence_result(&mut self, ok: bool, mono_now: f64) {
-        self.fence.running_since = None;
-        if ok {
-            self.fence.consecutive_failures = 0;
-            self.fence.last_failure = None;
-        } else {
-            self.fence.consecutive_failures = self.fence.consecutive_failures.saturating_add(1);
-            self.fence.last_failure = Some(mono_now);
-            // not fenced after all: the rules run again once the backoff has passed
-            self.fence.fenced = None;
-        }
-    }
-}
-
-/// Whether an observer's report counts now: we reached it at our last fetch, and that fetch
-/// is at most `max_age` seconds old (our own wall clock on both sides).
-pub fn fresh_report(o: &ObserverState, wall_now: Timestamp, max_age: f64) -> bool {
-    let age = wall_now.signed_duration_since(o.fetch_time).num_milliseconds() as f64 / 1000.0;
-    o.connection && age <= max_age
-}
-
-/// How old an observer fetch may be and still count: one fetch period (a poll interval and a
-/// fetch deadline) and one check interval.
-pub fn observer_max_age(config: &Config) -> f64 {
-    config.db_poll_interval + config.db_poll_timeout + config.replication_state_check_interval
-}
-
-/// The fresh reports of the configured observers, by name: the only observer views any rule
-/// counts.
-pub fn fresh_reports<'a>(
-    observers: &'a BTreeMap<String, ObserverState>,
-    config: &'a Config,
-    wall_now: Timestamp,
-) -> impl Iterator<Item = (&'a String, &'a ObserverState)> + 'a {
-    let max_age = observer_max_age(config);
-    observers
-        .iter()
-        .filter(move |(name, o)| config.observers.contains_key(*name) && fresh_report(o, wall_now, max_age))
-}
-
-/// Whether a node state shows a connected primary.
-pub fn connected_primary(n: &NodeState) -> bool {
-    n.connection && n.in_recovery() == Some(false)
-}
 
 /// Whether our lease holds now: fencing is on, our node is not a connected standby, and at
 /// least half of the voters vouched for it within `fence_timeout`. `Err` says why not (for
@@ -138,7 +55,7 @@ fn lease_start(memory: &Memory) -> f64 {
 /// Renews the lease when at least half of the voters vouch for our node now; with fencing on
 /// or off (see [`FenceMemory::vouched_at`]). Returns the count and the number of voters.
 fn renew_lease(
-    view: &super::View,
+    view: &View,
     config: &Config,
     memory: &mut Memory,
     nodes: &BTreeMap<String, NodeState>,
@@ -151,24 +68,15 @@ fn renew_lease(
     (votes, of)
 }
 
-/// Wait before fencing again after the `n`-th fence in a row that did not hold: at once the
-/// first time, then 1 s doubling up to 60 s.
-fn not_held_wait(n: u32) -> f64 {
-    match n {
-        0 | 1 => 0.0,
-        n => (FENCE_RETRY_INITIAL_SECS * f64::from(1u32 << (n - 2).min(16))).min(FENCE_RETRY_MAX_SECS),
-    }
-}
-
 /// The fence rules for this round. `Some` ends the decision (a fence was ordered).
 pub(super) fn fence(
-    view: &super::View,
+    view: &View,
     config: &Config,
     memory: &mut Memory,
     nodes: &BTreeMap<String, NodeState>,
     map: &NodeMap,
     out: &mut Out,
-) -> Option<super::failover::End> {
+) -> Option<super::types::End> {
     let own = config.own_db.as_deref()?;
     let own_state = nodes.get(own)?;
     let now = view.mono_now;
@@ -258,7 +166,8 @@ pub(super) fn fence(
                     },
                     f.reason
                 );
-                let wait = not_held_wait(memory.fence.not_held + 1);
+                // at once after the first fence that did not hold, then the command's backoff
+                let wait = FENCE_BACKOFF.wait(memory.fence.not_held);
                 if memory.fence.not_held > 0 && now - f.at < wait {
                     out.why(format!("{reason}; fencing again in {:.1} s", f.at + wait - now));
                     return None;
@@ -277,14 +186,12 @@ pub(super) fn fence(
         out.why("the fence command is running");
         return None;
     }
-    if let Some(last) = memory.fence.last_failure {
-        let doublings = memory.fence.consecutive_failures.saturating_sub(1).min(16);
-        let wait = (FENCE_RETRY_INITIAL_SECS * f64::from(1u32 << doublings)).min(FENCE_RETRY_MAX_SECS);
-        if now < last + wait {
+    if let Some(at) = memory.fence.failures.retry_at(FENCE_BACKOFF) {
+        if now < at {
             out.why(format!(
                 "the fence command failed {} time(s); next try in {:.1} s",
-                memory.fence.consecutive_failures,
-                last + wait - now
+                memory.fence.failures.consecutive,
+                at - now
             ));
             return None;
         }
@@ -363,24 +270,9 @@ pub(super) fn fence(
     None
 }
 
-/// Whether `name` is a connected primary in our own poll, or in the fresh views of a strict
-/// majority of the voters.
-pub(super) fn corroborated_primary(
-    view: &super::View,
-    config: &Config,
-    nodes: &BTreeMap<String, NodeState>,
-    name: &str,
-) -> bool {
-    if nodes.get(name).is_some_and(connected_primary) {
-        return true;
-    }
-    let (votes, of) = voters::count(view, config, nodes, |v| v.get(name).is_some_and(connected_primary));
-    voters::strict_majority(votes, of)
-}
-
 /// Whether `name`'s own daemon (the observer configured under its name) announces, in a fresh
 /// report, that it is promoting `name`.
-fn announces_promotion(view: &super::View, config: &Config, name: &str) -> bool {
+fn announces_promotion(view: &View, config: &Config, name: &str) -> bool {
     fresh_reports(view.observers, config, view.wall_now)
         .filter(|(observer, _)| observer.as_str() == name)
         .any(|(_, o)| {
@@ -398,7 +290,7 @@ fn order_fence(
     now: f64,
     reason: String,
     new_master: Option<String>,
-) -> super::failover::End {
+) -> super::types::End {
     out.why(reason.clone());
     out.act(Action::RunFenceCommand {
         reason: reason.clone(),
@@ -411,5 +303,5 @@ fn order_fence(
         reason,
         verify_from_round: None,
     });
-    super::failover::done(format!("fence: stopping {own}, which must not take writes"))
+    super::types::done(format!("fence: stopping {own}, which must not take writes"))
 }

@@ -5,23 +5,33 @@
 //! (Links use full paths: lib.rs also documents this module, and rustdoc then resolves
 //! this text from the crate root.)
 //!
+//! From the leaves up (each imports only the ones above it in this list; a test in lib.rs
+//! keeps it so):
+//!
+//! - [`crate::decide::types`]: the shared vocabulary ([`crate::decide::View`],
+//!   [`crate::decide::Action`], [`crate::decide::Decision`], how a rule adds reasons).
 //! - [`node_map`](mod@crate::decide::node_map): roles of the nodes, merged from our polls and the
 //!   observers' (upstream §4).
-//! - [`crate::decide::failover`]: [`crate::decide::decide`], the per-round decision
-//!   (upstream §5), and its [`crate::decide::Memory`].
 //! - [`crate::decide::follow`]: the text transformation of autofollow (which conninfo,
 //!   which file contents).
+//! - [`crate::decide::voters`]: the observer counting in one place: fresh reports, the one
+//!   voter set the lease and every promotion path count, majorities, corroboration.
+//! - [`crate::decide::memory`]: what the loop remembers ([`crate::decide::Memory`]), the
+//!   results reported into it, and the one retry rule of the failover, fence and rejoin commands.
+//! - [`crate::decide::fence`]: the lease and the fence rules.
 //! - [`crate::decide::rejoin`]: when the daemon beside a replaced primary makes it a standby
 //!   of the new one (`rejoin_old_master`).
-//! - [`crate::decide::fence`]: the lease and the fence rules.
-//! - [`crate::decide::voters`]: the one voter set the lease and every promotion path count.
+//! - [`crate::decide::failover`]: [`crate::decide::decide`], the per-round decision
+//!   (upstream §5), which runs the rules above.
 //! - [`crate::decide::monitor_unhealthy`]: the poller health rule.
 
 pub mod failover;
 pub mod fence;
 pub mod follow;
+pub mod memory;
 pub mod node_map;
 pub mod rejoin;
+pub mod types;
 pub mod voters;
 
 pub use failover::{decide, furthest_along, replication_positions, Action, Alert, Decision, Memory, View};

@@ -9,84 +9,13 @@
 //! removal, and keeping autofollow's plain restart away from a node that needs a rejoin.
 //! Must not: do I/O, read a clock, log.
 
-use super::failover::{done, Action, Alert, End, Memory, Out};
-use super::fence::corroborated_primary;
+use super::memory::{Memory, REJOIN_RESULT_GRACE_SECS};
 use super::node_map::NodeMap;
+use super::types::{done, Action, Alert, End, Out, View};
+use super::voters::corroborated_primary;
 use crate::config::Config;
 use crate::state::NodeState;
-use serde::Serialize;
 use std::collections::BTreeMap;
-
-/// First wait before trying a failed rejoin again; doubles on each failure.
-pub const REJOIN_RETRY_INITIAL_SECS: f64 = 30.0;
-/// Longest wait between two attempts of a failing rejoin.
-pub const REJOIN_RETRY_MAX_SECS: f64 = 600.0;
-/// Extra time past the steps' own deadlines after which a rejoin we never heard back about
-/// counts as failed (the shell always reports; this only keeps a lost report from blocking
-/// rejoins forever).
-pub const REJOIN_RESULT_GRACE_SECS: f64 = 60.0;
-
-/// What the rejoin rule remembers.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct RejoinMemory {
-    /// Our node was the master we knew (a connected primary while it was the current master);
-    /// cleared when it is seen as a standby.
-    pub was_master: bool,
-    /// Set when we emitted [`Action::RejoinNewPrimary`]; cleared by
-    /// [`Memory::record_rejoin_result`].
-    pub running_since: Option<f64>,
-    pub consecutive_failures: u32,
-    pub last_failure: Option<f64>,
-    /// Why the last attempt failed.
-    pub last_error: Option<String>,
-    /// The master a rejoin succeeded for: not run again for it.
-    pub rejoined: Option<String>,
-    /// The `rejoin_failed` alert may be up (a failure since it was last removed, or a daemon
-    /// start: a file left by an earlier run is removed too).
-    pub alert: bool,
-}
-
-impl RejoinMemory {
-    /// The memory of a daemon that starts now: an alert file left by an earlier run counts as
-    /// possibly up.
-    pub fn new() -> Self {
-        RejoinMemory {
-            alert: true,
-            ..Default::default()
-        }
-    }
-}
-
-impl Memory {
-    /// The rejoin of our node to `master` finished. A failure raises `rejoin_failed` (the
-    /// shell has written the reason into it) and is retried after a backoff.
-    pub fn record_rejoin_result(&mut self, master: &str, result: Result<(), String>, mono_now: f64) {
-        self.rejoin.running_since = None;
-        match result {
-            Ok(()) => {
-                self.rejoin.consecutive_failures = 0;
-                self.rejoin.last_failure = None;
-                self.rejoin.last_error = None;
-                self.rejoin.rejoined = Some(master.to_string());
-            }
-            Err(e) => {
-                self.rejoin.consecutive_failures = self.rejoin.consecutive_failures.saturating_add(1);
-                self.rejoin.last_failure = Some(mono_now);
-                self.rejoin.last_error = Some(e);
-                self.rejoin.alert = true;
-                self.push_pending(Action::CreateAlert(Alert::RejoinFailed));
-            }
-        }
-    }
-
-    /// When a failed rejoin may run again (`None`: no failure to wait out).
-    pub fn rejoin_retry_at(&self) -> Option<f64> {
-        let last = self.rejoin.last_failure?;
-        let doublings = self.rejoin.consecutive_failures.saturating_sub(1).min(16);
-        let wait = (REJOIN_RETRY_INITIAL_SECS * f64::from(1u32 << doublings)).min(REJOIN_RETRY_MAX_SECS);
-        Some(last + wait)
-    }
-}
 
 /// The longest a rejoin can take in the shell: stop, start and stop (the crash-recovery start
 /// before PostgreSQL 13), `pg_controldata` twice and the final start, each bounded by
@@ -153,7 +82,7 @@ pub(super) fn follow_left_alone_why(config: &Config, own: &str) -> String {
 /// The rejoin rule for this round. `Some` ends the decision (a rejoin is running, waiting for
 /// its retry, or was ordered).
 pub(super) fn rejoin(
-    view: &super::View,
+    view: &View,
     config: &Config,
     memory: &mut Memory,
     nodes: &BTreeMap<String, NodeState>,
@@ -191,8 +120,7 @@ pub(super) fn rejoin(
         let of_new_master = memory.current_master.as_deref().is_some_and(|m| m != own);
         if memory.rejoin.alert && receiving && of_new_master {
             memory.rejoin.alert = false;
-            memory.rejoin.consecutive_failures = 0;
-            memory.rejoin.last_failure = None;
+            memory.rejoin.failures.clear();
             memory.rejoin.last_error = None;
             out.act(Action::DeleteAlert(Alert::RejoinFailed));
         }
@@ -222,7 +150,7 @@ pub(super) fn rejoin(
         if now < at {
             out.why(format!(
                 "the rejoin failed {} time(s) ({}); next try in {:.1} s",
-                memory.rejoin.consecutive_failures,
+                memory.rejoin.failures.consecutive,
                 memory.rejoin.last_error.as_deref().unwrap_or("no reason"),
                 at - now
             ));

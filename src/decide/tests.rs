@@ -1102,10 +1102,10 @@ fn regression_failed_failover_command_is_retried_only_after_backoff() {
         assert_eq!(s.failovers, total, "due after {wait} s");
     }
     assert!(s.flag(), "a failed command does not clear the warning");
-    s.memory.failover.consecutive_failures = 20;
+    s.memory.failover.failures.consecutive = 20;
     assert_eq!(
         s.memory.failover_retry_at(),
-        s.memory.failover.last_failure.map(|t| t + FAILOVER_RETRY_MAX_SECS)
+        s.memory.failover.failures.last.map(|t| t + FAILOVER_RETRY_MAX_SECS)
     );
     // A success resets the backoff and clears the warning.
     s.memory.record_failover_result(true, s.mono);
@@ -2506,7 +2506,7 @@ fn a_failed_rejoin_raises_the_alert_and_is_retried_only_after_a_backoff() {
     s.rejoin_result = None;
     run_for(&mut s, 130);
     assert_eq!(s.rejoins.len(), 4);
-    let deadline = super::rejoin::rejoin_deadline(&s.config()) + super::rejoin::REJOIN_RESULT_GRACE_SECS;
+    let deadline = super::rejoin::rejoin_deadline(&s.config()) + super::memory::REJOIN_RESULT_GRACE_SECS;
     run_for(&mut s, deadline as usize);
     assert!(
         s.all_reasons().contains("no result for the rejoin"),

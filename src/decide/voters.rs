@@ -13,11 +13,63 @@
 //! and the two never hold together; and the lease is lost (2v < N) whenever a promotion could
 //! happen. Owns: the set, its digest, the counts. Must not: do I/O, read a clock, log.
 
-use super::failover::View;
-use super::fence::fresh_reports;
+use super::types::View;
 use crate::config::Config;
 use crate::state::NodeState;
+use crate::state::ObserverState;
+use crate::state::Timestamp;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Whether an observer's report counts now: we reached it at our last fetch, and that fetch
+/// is at most `max_age` seconds old (our own wall clock on both sides).
+pub fn fresh_report(o: &ObserverState, wall_now: Timestamp, max_age: f64) -> bool {
+    let age = wall_now.signed_duration_since(o.fetch_time).num_milliseconds() as f64 / 1000.0;
+    o.connection && age <= max_age
+}
+
+/// How old an observer fetch may be and still count: one fetch period (a poll interval and a
+/// fetch deadline) and one check interval.
+pub fn observer_max_age(config: &Config) -> f64 {
+    config.db_poll_interval + config.db_poll_timeout + config.replication_state_check_interval
+}
+
+/// The fresh reports of the configured observers, by name: the only observer views any rule
+/// counts.
+pub fn fresh_reports<'a>(
+    observers: &'a BTreeMap<String, ObserverState>,
+    config: &'a Config,
+    wall_now: Timestamp,
+) -> impl Iterator<Item = (&'a String, &'a ObserverState)> + 'a {
+    let max_age = observer_max_age(config);
+    observers
+        .iter()
+        .filter(move |(name, o)| config.observers.contains_key(*name) && fresh_report(o, wall_now, max_age))
+}
+
+/// Whether a node state shows a connected primary.
+pub fn connected_primary(n: &NodeState) -> bool {
+    n.connection && n.in_recovery() == Some(false)
+}
+
+/// Whether `name` is a connected primary in our own poll, or in the fresh views of a strict
+/// majority of the voters.
+pub fn corroborated_primary(view: &View, config: &Config, nodes: &BTreeMap<String, NodeState>, name: &str) -> bool {
+    if nodes.get(name).is_some_and(connected_primary) {
+        return true;
+    }
+    let (votes, of) = count(view, config, nodes, |v| v.get(name).is_some_and(connected_primary));
+    strict_majority(votes, of)
+}
+
+/// How long a strict majority of the voters must have reported the master gone before a
+/// standby may promote: the smaller of `unreachable_master_failover_timeout` and
+/// `max_failover_replication_time_lag` (docs/safety.md, U).
+pub fn failover_timeout(config: &Config) -> f64 {
+    config
+        .unreachable_master_failover_timeout
+        .unwrap_or(config.max_failover_replication_time_lag)
+        .min(config.max_failover_replication_time_lag)
+}
 
 /// Whether our own view is one of our voters: we run beside a node, and every other node of
 /// `remote_conns` has its daemon among our observers (the mesh).
@@ -104,7 +156,7 @@ pub fn vouches(v: &BTreeMap<String, NodeState>, node: &str) -> bool {
 /// know which master we would replace, that master listed and not reached. A view that does
 /// not list the master (a reload took it out there) says nothing about it.
 pub fn reports_master_gone(v: &BTreeMap<String, NodeState>, master: Option<&str>) -> bool {
-    let none_primary = !v.values().any(super::fence::connected_primary);
+    let none_primary = !v.values().any(connected_primary);
     none_primary && master.is_none_or(|m| v.get(m).is_some_and(|n| !n.connection))
 }
 
@@ -171,7 +223,7 @@ pub fn effective_settings(config: &Config) -> Vec<String> {
     out.push(format!(
         "db_poll_interval {i} s, db_poll_timeout {p} s, replication_state_check_interval {c} s"
     ));
-    let u = super::failover::failover_timeout(config);
+    let u = failover_timeout(config);
     out.push(format!(
         "failover timeout {u} s (the smaller of max_failover_replication_time_lag {} s and unreachable_master_failover_timeout {})",
         config.max_failover_replication_time_lag,

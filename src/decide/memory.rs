@@ -1,0 +1,486 @@
+//! What the decision core remembers between rounds ([`Memory`], owned by the daemon loop), and
+//! the results the shell reports back into it (`record_*_result`). One retry rule
+//! ([`Backoff`] over [`Failures`]) serves the failover, fence and rejoin commands.
+//! Imports only [`super::types`] and [`super::voters`].
+
+use super::types::Action;
+use super::types::Alert;
+use crate::config::Config;
+use crate::state::FailoverPhase;
+use crate::state::FailoverStatus;
+use crate::state::Timestamp;
+use serde::Serialize;
+
+/// A command's retry rule after failures in a row: the first wait `initial` seconds, doubling
+/// on each further failure up to `max`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Backoff {
+    pub initial: f64,
+    pub max: f64,
+}
+
+impl Backoff {
+    /// The wait after `n` failures in a row (none after 0).
+    pub fn wait(self, n: u32) -> f64 {
+        match n {
+            0 => 0.0,
+            n => (self.initial * f64::from(1u32 << (n - 1).min(16))).min(self.max),
+        }
+    }
+}
+
+/// A command's failures in a row, and when the last one was (`mono`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Failures {
+    pub consecutive: u32,
+    pub last: Option<f64>,
+}
+
+impl Failures {
+    pub fn failed(&mut self, mono_now: f64) {
+        self.consecutive = self.consecutive.saturating_add(1);
+        self.last = Some(mono_now);
+    }
+    pub fn clear(&mut self) {
+        *self = Failures::default();
+    }
+    /// When the command may run again (`None`: no failure to wait out).
+    pub fn retry_at(&self, backoff: Backoff) -> Option<f64> {
+        Some(self.last? + backoff.wait(self.consecutive))
+    }
+}
+
+/// The failover command: first retry after 5 s, doubling up to 300 s.
+pub const FAILOVER_BACKOFF: Backoff = Backoff {
+    initial: FAILOVER_RETRY_INITIAL_SECS,
+    max: FAILOVER_RETRY_MAX_SECS,
+};
+/// First wait before running a failed failover command again; doubles on each failure.
+pub const FAILOVER_RETRY_INITIAL_SECS: f64 = 5.0;
+/// Longest wait between two attempts of a failing failover command.
+pub const FAILOVER_RETRY_MAX_SECS: f64 = 300.0;
+/// Wait between two attempts to follow a master after a failed one (upstream retried a
+/// failed reload-triggered follow on every loop, and never retried one after a master change).
+pub const FOLLOW_RETRY_SECS: f64 = 30.0;
+
+/// First wait before running a failed fence command again; doubles up to 60 s.
+pub const FENCE_RETRY_INITIAL_SECS: f64 = 1.0;
+pub const FENCE_RETRY_MAX_SECS: f64 = 60.0;
+/// The fence command, and a fence that did not hold: first retry after 1 s, doubling up to 60 s.
+pub const FENCE_BACKOFF: Backoff = Backoff {
+    initial: FENCE_RETRY_INITIAL_SECS,
+    max: FENCE_RETRY_MAX_SECS,
+};
+
+/// What the fence rules remember.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FenceMemory {
+    /// `mono` of the last lease renewal (at least half of the voters reported our node
+    /// connected); `None` until the first, when the daemon's start stands in. Kept while
+    /// fencing is off too, so that a reload that turns it on counts from the last time the
+    /// voters vouched, not from a start days ago (issue 18, finding 6), and not from the
+    /// reload either (a standby whose daemon had fencing on all along counts from when it saw
+    /// the primary gone).
+    pub vouched_at: Option<f64>,
+    /// The fence in force: why, and when it was run. Lifted when our node is seen as a
+    /// standby again, or as a primary vouched for again (brought back on purpose).
+    pub fenced: Option<Fenced>,
+    /// Set when we emitted the command; cleared by [`Memory::record_fence_result`].
+    pub running_since: Option<f64>,
+    /// Failures of the command in a row.
+    pub failures: Failures,
+    /// Fences that exited 0 and did not hold (our node answered as a primary without a lease
+    /// afterwards), in a row; `fence_failed` is up while it is not 0.
+    pub not_held: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Fenced {
+    pub at: f64,
+    pub reason: String,
+    /// The poll round of the first decision after the command succeeded, which asked for a
+    /// fresh poll: every later round began after the fence, so what it shows of our node is
+    /// after the fence.
+    pub verify_from_round: Option<u64>,
+}
+
+impl Memory {
+    /// The fence command finished; a failure is retried after a backoff, a success is never
+    /// repeated for the same event.
+    pub fn record_fence_result(&mut self, ok: bool, mono_now: f64) {
+        self.fence.running_since = None;
+        if ok {
+            self.fence.failures.clear();
+        } else {
+            self.fence.failures.failed(mono_now);
+            // not fenced after all: the rules run again once the backoff has passed
+            self.fence.fenced = None;
+        }
+    }
+}
+
+/// First wait before trying a failed rejoin again; doubles on each failure.
+pub const REJOIN_RETRY_INITIAL_SECS: f64 = 30.0;
+/// Longest wait between two attempts of a failing rejoin.
+pub const REJOIN_RETRY_MAX_SECS: f64 = 600.0;
+/// The rejoin: first retry after 30 s, doubling up to 600 s.
+pub const REJOIN_BACKOFF: Backoff = Backoff {
+    initial: REJOIN_RETRY_INITIAL_SECS,
+    max: REJOIN_RETRY_MAX_SECS,
+};
+/// Extra time past the steps' own deadlines after which a rejoin we never heard back about
+/// counts as failed (the shell always reports; this only keeps a lost report from blocking
+/// rejoins forever).
+pub const REJOIN_RESULT_GRACE_SECS: f64 = 60.0;
+
+/// What the rejoin rule remembers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RejoinMemory {
+    /// Our node was the master we knew (a connected primary while it was the current master);
+    /// cleared when it is seen as a standby.
+    pub was_master: bool,
+    /// Set when we emitted [`Action::RejoinNewPrimary`]; cleared by
+    /// [`Memory::record_rejoin_result`].
+    pub running_since: Option<f64>,
+    /// Failures of the command in a row.
+    pub failures: Failures,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// The master a rejoin succeeded for: not run again for it.
+    pub rejoined: Option<String>,
+    /// The `rejoin_failed` alert may be up (a failure since it was last removed, or a daemon
+    /// start: a file left by an earlier run is removed too).
+    pub alert: bool,
+}
+
+impl RejoinMemory {
+    /// The memory of a daemon that starts now: an alert file left by an earlier run counts as
+    /// possibly up.
+    pub fn new() -> Self {
+        RejoinMemory {
+            alert: true,
+            ..Default::default()
+        }
+    }
+}
+
+impl Memory {
+    /// The rejoin of our node to `master` finished. A failure raises `rejoin_failed` (the
+    /// shell has written the reason into it) and is retried after a backoff.
+    pub fn record_rejoin_result(&mut self, master: &str, result: Result<(), String>, mono_now: f64) {
+        self.rejoin.running_since = None;
+        match result {
+            Ok(()) => {
+                self.rejoin.failures.clear();
+                self.rejoin.last_error = None;
+                self.rejoin.rejoined = Some(master.to_string());
+            }
+            Err(e) => {
+                self.rejoin.failures.failed(mono_now);
+                self.rejoin.last_error = Some(e);
+                self.rejoin.alert = true;
+                self.push_pending(Action::CreateAlert(Alert::RejoinFailed));
+            }
+        }
+    }
+
+    /// When a failed rejoin may run again (`None`: no failure to wait out).
+    pub fn rejoin_retry_at(&self) -> Option<f64> {
+        self.rejoin.failures.retry_at(REJOIN_BACKOFF)
+    }
+}
+
+/// A poll we asked for and are waiting on.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct PendingPoll {
+    /// `poll_round` when we asked: any greater round answers it.
+    pub round: u64,
+    /// `mono_now` when we asked.
+    pub at: f64,
+}
+
+/// When we crossed the warning limit, for the poll_observers_on_warning_only wait.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct ObserverWait {
+    /// Compared with the observers' fetch times, which are our own wall clock.
+    pub wall: Timestamp,
+    /// For the elapsed time.
+    pub mono: f64,
+}
+
+/// Bookkeeping of the failover command.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FailoverAttempts {
+    /// Set when we emitted the command; cleared by [`Memory::record_failover_result`].
+    pub running_since: Option<f64>,
+    /// `failover_sleep_time` as it was when the command was emitted.
+    pub sleep_after: f64,
+    /// Failures of the command in a row.
+    pub failures: Failures,
+    /// When the command last succeeded: a promotion may take a moment to show, and the
+    /// command (which may move addresses or fence) must not run again meanwhile.
+    pub last_success: Option<f64>,
+    /// When a poll first showed our node as a connected primary after the last success (see
+    /// `end_promoting`).
+    pub primary_seen_at: Option<f64>,
+    /// Our failover command has run since our node was last seen as a connected standby: a
+    /// node we cannot see may have been promoted by it, so the lease applies to it.
+    pub since_standby: bool,
+}
+
+/// Bookkeeping of autofollow.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FollowAttempts {
+    /// The master whose last follow attempt failed.
+    pub failed: Option<String>,
+    /// `mono` of the last [`Action::FollowMaster`] we emitted.
+    pub last_attempt: Option<f64>,
+}
+
+/// We are the candidate, and something keeps us from promoting (see [`Memory::blocked`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Blocked {
+    pub since_mono: f64,
+    /// Our wall clock then, or at the first decision after the latest retry of the failover
+    /// command ended (`None` while it runs): our own node must be polled after it before we
+    /// yield.
+    pub since_wall: Option<Timestamp>,
+    pub reason: String,
+    /// After a failed failover command: the fetch time of the first poll of our node (after
+    /// the latest attempt ended) that showed it in recovery and quiet (see `settled`), and our
+    /// `mono` then; `None` until then, and again after each attempt.
+    pub settled_since: Option<(Timestamp, f64)>,
+}
+
+/// What the decision loop remembers between rounds. Owned by the daemon loop.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Memory {
+    /// The master we last knew; a round with no master does not clear it.
+    pub current_master: Option<String>,
+    pub replication_lag_over_warning_limit: bool,
+    /// `mono` of start, or of the last reload that changed `remote_conns`.
+    pub cluster_nodes_change_time: f64,
+    /// A reload changed `remote_conns` since the start (what the grace period's reason says).
+    pub cluster_nodes_reloaded: bool,
+    /// The master is missing and we asked for a fresh poll before acting.
+    pub missing_master_poll: Option<PendingPoll>,
+    /// The config was reloaded and we asked for a fresh poll before deciding again.
+    pub reload_poll: Option<PendingPoll>,
+    /// Set on crossing the warning limit when poll_observers_on_warning_only is on.
+    pub observer_state_newer_than: Option<ObserverWait>,
+    /// The config version we have acted on (`None`: no decision yet).
+    pub applied_config_version: Option<u64>,
+    pub follow: FollowAttempts,
+    pub failover: FailoverAttempts,
+    /// failover_sleep_time: no new decision before this `mono`.
+    pub no_decision_before: Option<f64>,
+    /// The last observer-polling state we asked for.
+    pub observer_polling: Option<bool>,
+    /// The last non-transient summary.
+    pub last_summary: Option<String>,
+    /// `mono` when this memory began (the daemon started).
+    pub started_at: f64,
+    /// Fencing of our own node (see `fence`).
+    pub fence: FenceMemory,
+    /// The master we would replace (`None`: none seen since start), and since when (`mono`,
+    /// the first decision that saw it) a strict majority of the voters has reported it gone
+    /// with no connected master anywhere (`decide::voters`): the failover timeout of every
+    /// promotion path with `fence_command`, and of `unreachable_master_failover_timeout`.
+    pub master_gone_since: Option<(Option<String>, f64)>,
+    /// The voters whose published digest differs from ours (`voters_mismatch` is up while
+    /// this is not empty).
+    pub voters_mismatch: Vec<String>,
+    /// The other standby we found furthest along when every condition for a failover held:
+    /// its daemon saw the same and may be promoting it, so we keep it as the candidate while
+    /// it stays one, even if we later look as far along (two promotions otherwise; found by
+    /// the simulator). Cleared when a master is connected. With the `mono` we first deferred.
+    pub deferred_to: Option<(String, f64)>,
+    /// The `failover_blocked` alert file is up: the candidate (by our reckoning of the old
+    /// master's position) is beyond the data-loss cap, so we do not fail over.
+    pub failover_blocked: bool,
+    /// What we tell the others about our own node's failover, in its entry of `/state.json`:
+    /// promoting while our failover command runs; yielded once we gave up our turn to the
+    /// next candidate (a promise: no failover command until another master is seen).
+    pub published_failover: Option<FailoverStatus>,
+    /// `mono` when we yielded; kept (we still do not promote) until the yield has fully ended.
+    pub yielded_at: Option<f64>,
+    /// `mono` when we stopped serving a yield nobody acted on; our turn comes back after
+    /// `failover::yield_quiet_secs` more.
+    pub yield_withdrawn_at: Option<f64>,
+    /// Another daemon announced its failover command running while we had yielded: it may have
+    /// acted on our yield (and a failed attempt may still promote its node), so our yield holds
+    /// until a master is connected, never withdrawn.
+    pub yield_taken_up: bool,
+    /// We are the chosen candidate and cannot promote (maintenance file, failed command, out
+    /// of most observers' sight): since when and why (`failover_fallback_timeout`).
+    pub blocked: Option<Blocked>,
+    /// Bringing our old primary back (see `rejoin`).
+    pub rejoin: RejoinMemory,
+    /// Actions that came out of a reported result, emitted with the next decision.
+    #[serde(skip)]
+    pub(super) pending_actions: Vec<Action>,
+}
+
+impl Memory {
+    /// The memory of a daemon that starts now: no master known, the grace period after a
+    /// change of `remote_conns` starting now.
+    pub fn new(mono_now: f64) -> Self {
+        Memory {
+            current_master: None,
+            replication_lag_over_warning_limit: false,
+            cluster_nodes_change_time: mono_now,
+            cluster_nodes_reloaded: false,
+            missing_master_poll: None,
+            reload_poll: None,
+            observer_state_newer_than: None,
+            applied_config_version: None,
+            follow: FollowAttempts::default(),
+            failover: FailoverAttempts::default(),
+            no_decision_before: None,
+            observer_polling: None,
+            last_summary: None,
+            started_at: mono_now,
+            fence: Default::default(),
+            master_gone_since: None,
+            voters_mismatch: Vec::new(),
+            deferred_to: None,
+            failover_blocked: false,
+            published_failover: None,
+            yielded_at: None,
+            yield_withdrawn_at: None,
+            yield_taken_up: false,
+            blocked: None,
+            rejoin: RejoinMemory::new(),
+            pending_actions: Vec::new(),
+        }
+    }
+
+    /// An action to emit with the next decision (it came out of a reported result).
+    pub(super) fn push_pending(&mut self, a: Action) {
+        self.pending_actions.push(a);
+    }
+
+    /// A config was reloaded: a change of `remote_conns` restarts the missing-master grace
+    /// period. (The new config's version, in the next [`super::types::View`], makes the decision wait for a
+    /// fresh poll.)
+    pub fn config_reloaded(&mut self, old: &Config, new: &Config, mono_now: f64) {
+        if new.remote_conns != old.remote_conns {
+            self.nodes_changed(mono_now);
+            self.cluster_nodes_reloaded = true;
+        }
+        // A standby's failover timeout counts over one voter set: a reload that turns fencing
+        // on or changes the voters starts it afresh (only later, never earlier, so safe). The
+        // lease is not restarted: it counts from the last time the voters vouched, which is
+        // kept while fencing is off (issue 18, finding 6; restarting it let a primary whose
+        // daemon turned fencing on late outlive the lease its standbys counted on, found by
+        // the simulator), or from the reload if they never did since the start.
+        let fencing_on = new.fence_command.is_some() && old.fence_command.is_none();
+        if fencing_on || super::voters::names(new) != super::voters::names(old) {
+            self.master_gone_since = None;
+            // never vouched for since the start (no voters before, say): the new voters get a
+            // fence_timeout to answer
+            self.fence.vouched_at.get_or_insert(mono_now);
+        }
+    }
+
+    /// `remote_conns` changed (or, in tests, changed `mono_now` ago): the grace period restarts.
+    pub fn nodes_changed(&mut self, mono_now: f64) {
+        self.cluster_nodes_change_time = mono_now;
+    }
+
+    /// Following `master` (a [`Action::FollowMaster`]) finished; a failure is retried every
+    /// [`FOLLOW_RETRY_SECS`] while `master` stays the master and autofollow stays on.
+    pub fn record_follow_result(&mut self, master: &str, ok: bool) {
+        if ok {
+            if self.follow.failed.as_deref() == Some(master) {
+                self.follow.failed = None;
+            }
+        } else {
+            self.follow.failed = Some(master.to_string());
+        }
+    }
+
+    /// The failover command finished (`ok`: exit status 0), failed, timed out or could not be
+    /// started (`ok` false for all three). Success clears the lag warning (its alert is deleted
+    /// with the next decision); failure starts or extends the retry backoff. Either way
+    /// `failover_sleep_time` starts now.
+    ///
+    /// After a success our "promoting" stays announced until our own poll shows our node as a
+    /// connected primary (see `failover::end_promoting`); a failure ends it at once (the fallback's
+    /// settle rule covers a promotion the command left pending).
+    pub fn record_failover_result(&mut self, ok: bool, mono_now: f64) {
+        self.failover.running_since = None;
+        if !ok && self.announces_promotion() {
+            self.published_failover = None;
+        }
+        if self.failover.sleep_after > 0.0 {
+            self.no_decision_before = Some(mono_now + self.failover.sleep_after);
+        }
+        if ok {
+            self.failover.failures.clear();
+            self.failover.last_success = Some(mono_now);
+            self.failover.primary_seen_at = None;
+            // whatever blocked us before is over: a block after this starts afresh
+            self.blocked = None;
+            self.replication_lag_over_warning_limit = false;
+            self.observer_state_newer_than = None;
+            self.pending_actions
+                .push(Action::DeleteAlert(Alert::ReplicationDelayWarning));
+        } else {
+            self.failover.failures.failed(mono_now);
+        }
+    }
+
+    /// Whether we announce our failover command running, or its promotion not yet seen
+    /// everywhere (see [`Memory::published_failover`]).
+    pub fn announces_promotion(&self) -> bool {
+        self.published_failover
+            .as_ref()
+            .is_some_and(|f| f.phase == FailoverPhase::Promoting)
+    }
+
+    /// Whether we gave up our turn to promote (see [`Memory::published_failover`]).
+    pub fn yielded(&self) -> bool {
+        self.published_failover
+            .as_ref()
+            .is_some_and(|f| f.phase == FailoverPhase::Yielded)
+    }
+
+    /// Our yield is over, served or withdrawn: our turn to promote is back.
+    pub(super) fn end_yield(&mut self) {
+        self.published_failover = None;
+        self.yielded_at = None;
+        self.yield_withdrawn_at = None;
+        self.yield_taken_up = false;
+    }
+
+    /// When a failed failover command may run again (`None`: no failure to wait out).
+    pub fn failover_retry_at(&self) -> Option<f64> {
+        self.failover.failures.retry_at(FAILOVER_BACKOFF)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_backoff_serves_every_command() {
+        // none after no failure, then initial, doubling, capped
+        let waits: Vec<f64> = (0..7).map(|n| FENCE_BACKOFF.wait(n)).collect();
+        assert_eq!(waits, [0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0]);
+        assert_eq!(FENCE_BACKOFF.wait(40), FENCE_RETRY_MAX_SECS);
+        assert_eq!(FAILOVER_BACKOFF.wait(1), FAILOVER_RETRY_INITIAL_SECS);
+        assert_eq!(REJOIN_BACKOFF.wait(u32::MAX), REJOIN_RETRY_MAX_SECS);
+        let mut f = Failures::default();
+        assert_eq!(f.retry_at(REJOIN_BACKOFF), None);
+        f.failed(100.0);
+        f.failed(110.0);
+        assert_eq!(
+            f.retry_at(REJOIN_BACKOFF),
+            Some(110.0 + 2.0 * REJOIN_RETRY_INITIAL_SECS)
+        );
+        f.clear();
+        assert_eq!(f.retry_at(REJOIN_BACKOFF), None);
+    }
+}

@@ -1,0 +1,190 @@
+//! The decision core's vocabulary, shared by every rule module: what the poller saw
+//! ([`View`]), what the shell is asked to do ([`Action`], [`Alert`]), what one decision says
+//! ([`Decision`]), and how a rule module adds reasons and actions and ends a round (`Out`,
+//! `End`). A leaf: it imports no other module of `decide`.
+
+use crate::state::NodeState;
+use crate::state::ObserverState;
+use crate::state::Timestamp;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// What the poller saw, as of one decision.
+#[derive(Clone, Copy, Debug)]
+pub struct View<'a> {
+    /// Our own polls of every node (kept across failed polls, as upstream).
+    pub nodes: &'a BTreeMap<String, NodeState>,
+    /// The observers' reports.
+    pub observers: &'a BTreeMap<String, ObserverState>,
+    /// Completed poll rounds so far. Grows by one per round.
+    pub poll_round: u64,
+    /// Wall clock, only to compare with `db_time`/`fetch_time` from the documents, as upstream.
+    pub wall_now: Timestamp,
+    /// `clock::monotonic()` seconds; `replication_start_time` uses the same base.
+    pub mono_now: f64,
+    /// Whether `maintenance_mode_file` exists (the shell looked).
+    pub maintenance_mode: bool,
+    /// Whether a failover command is running right now.
+    pub failover_running: bool,
+    /// Starts at 1 with the first config and grows by one per successful reload.
+    pub config_version: u64,
+}
+
+/// The alert files, by the original's names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Alert {
+    AuthenticationError,
+    MultipleMasterWarning,
+    ReplicationDelayWarning,
+    FailoverHasHappened,
+    /// Ours: this daemon fenced its node; removed when the node is a standby again.
+    Fenced,
+    /// Ours: a fence command exited 0 but a later poll showed our node a connected primary
+    /// without a lease (a supervisor restarted it, the command missed it); the daemon fences
+    /// again. Removed when the node is a standby again or its fence is lifted.
+    FenceFailed,
+    /// Ours: a voter publishes a voter-set digest other than ours (the daemons count different
+    /// sets, so the lease and the promotion rules are not complements); this daemon does not
+    /// promote while it is up.
+    VotersMismatch,
+    /// Ours: a failover is due but every candidate is beyond `max_failover_lag_bytes`;
+    /// removed when a master is connected again.
+    FailoverBlocked,
+    /// Ours: bringing our old primary back as a standby failed (the file holds the reason);
+    /// removed when our node is a standby receiving WAL from the new master.
+    RejoinFailed,
+}
+
+impl Alert {
+    pub const ALL: [Alert; 9] = [
+        Alert::AuthenticationError,
+        Alert::MultipleMasterWarning,
+        Alert::ReplicationDelayWarning,
+        Alert::FailoverHasHappened,
+        Alert::Fenced,
+        Alert::FenceFailed,
+        Alert::FailoverBlocked,
+        Alert::RejoinFailed,
+        Alert::VotersMismatch,
+    ];
+
+    /// The file name inside `alert_file_dir`.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Alert::AuthenticationError => "authentication_error",
+            Alert::MultipleMasterWarning => "multiple_master_warning",
+            Alert::ReplicationDelayWarning => "replication_delay_warning",
+            Alert::FailoverHasHappened => "failover_has_happened",
+            Alert::Fenced => "fenced",
+            Alert::FenceFailed => "fence_failed",
+            Alert::VotersMismatch => "voters_mismatch",
+            Alert::FailoverBlocked => "failover_blocked",
+            Alert::RejoinFailed => "rejoin_failed",
+        }
+    }
+}
+
+/// Something the shell should do. The shell carries them out in order.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Poll every node (and observer, if observers are being polled) now.
+    RequestPoll,
+    /// Run `failover_command`, then report with [`crate::decide::Memory::record_failover_result`].
+    RunFailoverCommand {
+        reason: String,
+        old_master: Option<String>,
+    },
+    /// Run `over_warning_limit_command`.
+    RunWarningCommand,
+    /// Run `fence_command` (our node must stop taking writes), then report with
+    /// [`crate::decide::Memory::record_fence_result`].
+    RunFenceCommand {
+        reason: String,
+        new_master: Option<String>,
+    },
+    CreateAlert(Alert),
+    DeleteAlert(Alert),
+    /// Point our standby at `master` (rewrite `primary_conninfo`, restart if it changed).
+    FollowMaster {
+        master: String,
+    },
+    /// Make our node, the old primary, a standby of `master` (`rejoin_old_master`: stop it,
+    /// `pg_rewind`, standby settings, start), then report with
+    /// [`crate::decide::Memory::record_rejoin_result`].
+    RejoinNewPrimary {
+        master: String,
+    },
+    /// A StatsD gauge (`pg.replication_lag`); the shell adds the configured tags.
+    StatsdGauge {
+        name: String,
+        value: f64,
+    },
+    /// A StatsD counter increment (`failover_decision_on_disconnect_not_taken`); the shell
+    /// adds the configured tags.
+    StatsdCount {
+        name: String,
+    },
+    /// Whether the poller should poll the observers (poll_observers_on_warning_only). Sent
+    /// when the wanted state changes, and once at the start.
+    SetObserverPolling(bool),
+}
+
+/// The outcome of one [`crate::decide::decide`] call.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Decision {
+    pub actions: Vec<Action>,
+    /// Why, step by step, for the log.
+    pub reasons: Vec<String>,
+    /// One stable line, e.g. `no action: node pg3 is furthest along`. Holds no numbers that
+    /// change every round, so that it only changes when the situation does.
+    pub summary: String,
+    /// `summary` differs from the last one that was not a transient wait (log on change).
+    pub changed: bool,
+    /// The current master after this decision.
+    pub master: Option<String>,
+}
+
+/// Reasons and actions gathered while deciding.
+#[derive(Default)]
+pub(super) struct Out {
+    pub(super) actions: Vec<Action>,
+    pub(super) reasons: Vec<String>,
+}
+
+impl Out {
+    pub(super) fn act(&mut self, a: Action) {
+        self.actions.push(a);
+    }
+    pub(super) fn why(&mut self, r: impl Into<String>) {
+        self.reasons.push(r.into());
+    }
+}
+
+/// How one decision ended.
+pub(super) struct End {
+    pub(super) summary: String,
+    /// A short wait (for a poll we asked for): not worth a log line of its own.
+    pub(super) transient: bool,
+}
+
+pub(super) fn done(summary: impl Into<String>) -> End {
+    End {
+        summary: summary.into(),
+        transient: false,
+    }
+}
+
+pub(super) fn waiting(summary: impl Into<String>) -> End {
+    End {
+        summary: summary.into(),
+        transient: true,
+    }
+}
+
+/// Seconds from `earlier` to `later` (negative if `later` is before).
+pub(super) fn secs_between(later: Timestamp, earlier: Timestamp) -> f64 {
+    let d = later.signed_duration_since(earlier);
+    d.num_seconds() as f64 + f64::from(d.subsec_nanos()) / 1e9
+}
