@@ -24,6 +24,7 @@
 //! refused or blackholed, and which garbage the fake observer answers. Timing of the daemons
 //! themselves is of course not reproducible.
 
+use crate::cluster::REPLICATION_USER;
 use crate::daemon::free_ports;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -558,6 +559,21 @@ impl ChaosLab {
             let mut cfg = chaos_config(&cluster, &spec, name, d, &Value::Object(listed), profile)?;
             cfg["http_port"] = json!(ports[d]);
             configs.push(cfg);
+        }
+        // Each standby streams through its WAL proxy with the very conninfo its daemon's
+        // autofollow computes (the template with the master's host and port from its
+        // `remote_conns`), so that the daemon finds it up to date and restarts nothing: a
+        // restart per standby per run was slow, and under I/O load a standby's shutdown
+        // checkpoint could outlast the daemon's stop timeout and fail the run's setup.
+        for (s, standby) in NODES.iter().enumerate().skip(1) {
+            let conninfo = format!(
+                "host={} port={} user={REPLICATION_USER} password={} application_name={standby} hostaddr={}",
+                proxy_addr(s, 0),
+                cluster.port(PRIMARY),
+                cluster.replication_password(),
+                wal_addr(s)
+            );
+            cluster.set_primary_conninfo(standby, &conninfo).await?;
         }
         // The primary's daemon last, once the others see pg1: its lease runs from its start.
         let mut daemons: Vec<Option<Daemon>> = NODES.iter().map(|_| None).collect();

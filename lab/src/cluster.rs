@@ -808,7 +808,7 @@ impl Cluster {
 
     /// Points standby `name` at `conninfo` ('' cuts it): ALTER SYSTEM and a reload from 13, a
     /// restart before (12: ALTER SYSTEM; 10 and 11: `recovery.conf` rewritten).
-    async fn set_primary_conninfo(&self, name: &str, conninfo: &str) -> Result<()> {
+    pub async fn set_primary_conninfo(&self, name: &str, conninfo: &str) -> Result<()> {
         if self.env.major >= 12 {
             self.sql(
                 name,
