@@ -203,7 +203,13 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
             // Issue 19, item 12: not "we are the master" while our node does not answer.
             return done("no action: our node was the master and does not answer; the standbys decide");
         }
-        return done("no action: we are the master");
+        if own.in_recovery() != Some(true) {
+            return done("no action: we are the master");
+        }
+        // Back in recovery (a fence that leaves `standby.signal`, restarted by its supervisor):
+        // read-only, a standby like the others for the failover rules, and likely the
+        // furthest along.
+        out.why(format!("{own_db}, the master we knew, answers in recovery"));
     }
     if map.standbys.is_empty() {
         return done("no action: no standby nodes");

@@ -3228,6 +3228,46 @@ fn regression_a_primary_only_the_standby_daemons_lose_is_neither_fenced_nor_repl
     }
 }
 
+/// Found by `pglab chaos --profile default` with the shipped sticky fence: pg1 was fenced, its
+/// supervisor started it again in recovery (`standby.signal`), and the isolation healed just
+/// before the standbys' failover timeout. Every voter then reached pg1, in recovery: "reached"
+/// counted as "not gone", so no promotion ever came, and with pg1 read-only the cluster had no
+/// primary for good. A master seen in recovery is gone for the promotion rule and vouched for
+/// by nobody (the two stay complements); the furthest node, pg1 itself, is promoted again.
+#[test]
+fn regression_a_fenced_master_back_in_recovery_counts_as_gone() {
+    let in_recovery = || timeline(N::new(true), 1).replay("1/20");
+    let mut old = mesh("pg1", &["obs1"]);
+    old.set("pg1", in_recovery());
+    for o in ["pg2", "pg3", "obs1"] {
+        old.observe(o, "pg1", in_recovery());
+    }
+    let promoted = failovers_in(&mut old, 30);
+    assert_eq!(promoted, 1, "{}", old.all_reasons());
+    assert!(
+        old.all_reasons()
+            .contains("a strict majority of the voters has reported master pg1 gone"),
+        "{}",
+        old.all_reasons()
+    );
+    assert_eq!(old.fences, 0, "{}", old.all_reasons());
+    for own in ["pg2", "pg3"] {
+        let mut standby = mesh(own, &["obs1"]);
+        standby.set("pg1", in_recovery());
+        for o in ["pg1", "pg2", "pg3", "obs1"] {
+            if o != own {
+                standby.observe(o, "pg1", in_recovery());
+            }
+        }
+        assert_eq!(failovers_in(&mut standby, 30), 0, "{own}: {}", standby.all_reasons());
+        assert!(
+            standby.all_reasons().contains("pg1 is furthest along"),
+            "{own}: {}",
+            standby.all_reasons()
+        );
+    }
+}
+
 /// Finding 2: a zone split with half of the six voters on each side ({pg1, obs1, obs2} |
 /// {pg2, pg3, obs3}): neither side has a strict majority, so nothing happens. The old rules
 /// fenced pg1 (2 of its 5 observers) and promoted pg3.
@@ -3549,5 +3589,10 @@ fn regression_a_primary_replaced_on_an_equal_timeline_is_fenced_on_the_promoters
         since: other.now,
     });
     other.set("pg1", timeline(N::primary(), 2));
+    // every voter sees pg2 as the primary it now is (a view that still showed it in recovery
+    // would not vouch for it)
+    for o in ["pg1", "pg3", "obs1"] {
+        other.observe(o, "pg2", timeline(N::primary(), 2));
+    }
     assert_eq!(run_for(&mut other, 3), 0, "{}", other.all_reasons());
 }

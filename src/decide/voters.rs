@@ -147,17 +147,26 @@ pub fn at_least_half(votes: usize, of: usize) -> bool {
     of > 0 && votes * 2 >= of
 }
 
-/// A voter's view vouches for `node`: it reaches it.
+/// A voter's view vouches for `node`: it reaches it, and not in recovery.
 pub fn vouches(v: &BTreeMap<String, NodeState>, node: &str) -> bool {
-    v.get(node).is_some_and(|n| n.connection)
+    v.get(node).is_some_and(up)
+}
+
+/// A node as one view saw it counts as up (for the lease) exactly when it does not count as
+/// gone (for a promotion): reached, and not seen in recovery. A master seen in recovery (a
+/// fence that leaves `standby.signal`, restarted by its supervisor) takes no writes: it is
+/// gone for the promotion rule, and no view vouches for it.
+fn up(n: &NodeState) -> bool {
+    n.connection && n.in_recovery() != Some(true)
 }
 
 /// A voter's view reports the master gone: no connected primary anywhere in it, and, when we
-/// know which master we would replace, that master listed and not reached. A view that does
-/// not list the master (a reload took it out there) says nothing about it.
+/// know which master we would replace, that master listed and not up (unreached, or in
+/// recovery). A view that does not list the master (a reload took it out there) says nothing
+/// about it.
 pub fn reports_master_gone(v: &BTreeMap<String, NodeState>, master: Option<&str>) -> bool {
     let none_primary = !v.values().any(connected_primary);
-    none_primary && master.is_none_or(|m| v.get(m).is_some_and(|n| !n.connection))
+    none_primary && master.is_none_or(|m| v.get(m).is_some_and(|n| !up(n)))
 }
 
 /// The highest value of `of(view)` that a strict majority of the voters reported at least:
