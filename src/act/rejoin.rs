@@ -167,13 +167,14 @@ impl Rejoin<'_> {
     async fn controldata(&self) -> Result<ControlData, String> {
         let dir = self.data_dir.to_string_lossy().into_owned();
         let text = command::output(
+            "pg_controldata_command",
             &self.config.pg_controldata_command,
             &["-D", &dir],
             self.step,
             &[("LC_ALL", "C"), ("LANG", "C")],
         )
         .await
-        .map_err(|e| format!("pg_controldata_command: {e}"))?;
+        .map_err(|ran| ran.to_string())?;
         let data = ControlData::parse(&text);
         if data.state.is_empty() {
             return Err(format!(
