@@ -318,7 +318,9 @@ pub async fn rejoin(config_path: &Path, master: Option<String>) -> Result<String
             ));
         }
     }
-    crate::act::rejoin::rejoin(&config, &master).await?;
+    crate::act::rejoin::rejoin(&config, &master)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(format!("{own} is started as a standby of {master}"))
 }
 

@@ -421,9 +421,11 @@ impl Loop {
                         supervise::fault_point("rejoin-task");
                         crate::act::rejoin::rejoin(&config, &target).await
                     };
-                    let result = supervise::run("rejoin", &counters, run)
-                        .await
-                        .unwrap_or_else(|| Err("the rejoin task crashed".into()));
+                    // the decision core records the reason as text
+                    let result = match supervise::run("rejoin", &counters, run).await {
+                        Some(result) => result.map_err(|e| e.to_string()),
+                        None => Err("the rejoin task crashed".into()),
+                    };
                     let _ = events.send(Event::RejoinFinished { master, result }).await;
                 });
             }

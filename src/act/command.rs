@@ -2,8 +2,10 @@
 //! `pg_stop_command`, `pg_start_command`, `pg_rewind_command`): split on whitespace and run without a shell, as the
 //! original; in their own process group, so a timeout kills the whole group; with environment
 //! variables describing the event; output read to its end and logged line by line, whatever
-//! bytes it holds. Also reading a tool's answer ([`output`], for `pg_controldata`).
+//! bytes it holds, the last lines of its standard error kept for the error that quotes it
+//! ([`Ran`]). Also reading a tool's answer ([`output`], for `pg_controldata`).
 
+use std::collections::VecDeque;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -13,6 +15,10 @@ use tokio::process::Command;
 const MAX_LINE: usize = 4096;
 /// How much output is read at a time.
 const READ_CHUNK: usize = 8192;
+/// How many of the last lines of a command's standard error [`Ran`] quotes.
+const TAIL_LINES: usize = 3;
+/// The most characters of one such line that are quoted.
+const TAIL_LINE_CHARS: usize = 300;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -46,6 +52,56 @@ impl std::fmt::Display for Outcome {
     }
 }
 
+/// What one command did, for the error that reports it: which command, how it ended and the
+/// last lines of its standard error. Never its arguments (they may be long, and a caller's
+/// extra arguments, such as `pg_rewind`'s conninfo, are no business of a message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ran {
+    /// The config key the command comes from (`pg_rewind_command`).
+    pub what: String,
+    /// Its program, the command's first word (empty for an empty command).
+    pub program: String,
+    pub outcome: Outcome,
+    /// Its timeout, named when it ran past it.
+    pub timeout: Duration,
+    /// The last non-empty lines of its standard error (at most [`TAIL_LINES`], each cut at
+    /// [`TAIL_LINE_CHARS`] characters), control characters escaped, joined by ` | `; empty
+    /// when it wrote none.
+    pub output: String,
+    /// Its whole output is in the log ([`execute`]; [`output`] logs nothing).
+    pub logged: bool,
+}
+
+impl Ran {
+    pub fn success(&self) -> bool {
+        self.outcome.success()
+    }
+}
+
+impl std::fmt::Display for Ran {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.what)?;
+        if !self.program.is_empty() && self.program != self.what {
+            write!(f, " ({})", self.program)?;
+        }
+        match &self.outcome {
+            Outcome::TimedOut => write!(
+                f,
+                " did not finish within {} s; its process group was killed",
+                self.timeout.as_secs_f64()
+            )?,
+            outcome => write!(f, " {outcome}")?,
+        }
+        if !self.output.is_empty() {
+            write!(f, ": {}", self.output)
+        } else if self.logged && matches!(self.outcome, Outcome::Exited(1..) | Outcome::Killed | Outcome::TimedOut) {
+            f.write_str(" (see the log for its output)")
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// `program args extra` in a process group of its own, stdin closed, stdout and stderr piped.
 fn piped<'a, E: AsRef<std::ffi::OsStr>>(
     program: &str,
@@ -68,7 +124,7 @@ fn piped<'a, E: AsRef<std::ffi::OsStr>>(
 
 /// Runs `command` (whitespace-split) and waits at most `timeout`.
 pub async fn run(what: &str, command: &str, timeout: Duration, env: &[(&str, String)]) -> Outcome {
-    run_with_args(what, command, &[], timeout, env).await
+    execute(what, command, &[], timeout, env).await.outcome
 }
 
 /// [`run`] with `extra` arguments appended as they are (not split: a conninfo holds spaces).
@@ -80,9 +136,23 @@ pub async fn run_with_args(
     timeout: Duration,
     env: &[(&str, String)],
 ) -> Outcome {
+    execute(what, command, extra, timeout, env).await.outcome
+}
+
+/// [`run_with_args`], telling what the command did for an error message: its outcome and the
+/// last lines of its standard error (all of its output is logged as well).
+pub async fn execute(what: &str, command: &str, extra: &[String], timeout: Duration, env: &[(&str, String)]) -> Ran {
     let argv: Vec<&str> = command.split_whitespace().collect();
+    let mut ran = Ran {
+        what: what.to_string(),
+        program: argv.first().map_or_else(String::new, |p| (*p).to_string()),
+        outcome: Outcome::NotStarted("the command is empty".into()),
+        timeout,
+        output: String::new(),
+        logged: true,
+    };
     let Some((program, args)) = argv.split_first() else {
-        return Outcome::NotStarted("the command is empty".into());
+        return ran;
     };
     let shown = if extra.is_empty() {
         command.to_string()
@@ -107,7 +177,8 @@ pub async fn run_with_args(
             }
             Err(e) => {
                 tracing::error!(target: "pglookout", "{what} {command:?} could not be started: {e}");
-                return Outcome::NotStarted(e.to_string());
+                ran.outcome = Outcome::NotStarted(e.to_string());
+                return ran;
             }
         }
     };
@@ -133,13 +204,15 @@ pub async fn run_with_args(
     };
     // Output readers end when the group is gone; don't wait forever for a grandchild that
     // detached and kept the pipe open. Past this wait their tasks are detached, not aborted:
-    // they read on to EOF, so such a grandchild never dies of SIGPIPE on its next write.
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+    // they read on to EOF, so such a grandchild never dies of SIGPIPE on its next write (and
+    // the error then quotes none of the standard error).
+    let tail = tokio::time::timeout(Duration::from_secs(1), async {
         if let Some(out) = out {
             let _ = out.await;
         }
-        if let Some(err) = err {
-            let _ = err.await;
+        match err {
+            Some(err) => err.await.unwrap_or_default(),
+            None => String::new(),
         }
     })
     .await;
@@ -148,38 +221,93 @@ pub async fn run_with_args(
     } else {
         tracing::error!(target: "pglookout", "{what} {outcome}");
     }
-    outcome
+    ran.outcome = outcome;
+    ran.output = tail.unwrap_or_default();
+    ran
 }
 
 /// Runs `command` (whitespace-split) with `extra` arguments, in its own process group, and
 /// returns its standard output (lossily decoded) when it exits 0 within `timeout` (its group is
-/// killed past it); otherwise why not, with the start of its standard error. For tools whose
-/// answer we read (`pg_controldata`); nothing is logged here.
-pub async fn output(command: &str, extra: &[&str], timeout: Duration, env: &[(&str, &str)]) -> Result<String, String> {
+/// killed past it); otherwise what it did, with the end of its standard error. For tools whose
+/// answer we read (`pg_controldata`, the config key `what`); nothing is logged here.
+pub async fn output(
+    what: &str,
+    command: &str,
+    extra: &[&str],
+    timeout: Duration,
+    env: &[(&str, &str)],
+) -> Result<String, Ran> {
     let argv: Vec<&str> = command.split_whitespace().collect();
+    let mut ran = Ran {
+        what: what.to_string(),
+        program: argv.first().map_or_else(String::new, |p| (*p).to_string()),
+        outcome: Outcome::NotStarted("the command is empty".into()),
+        timeout,
+        output: String::new(),
+        logged: false,
+    };
     let Some((program, args)) = argv.split_first() else {
-        return Err("the command is empty".into());
+        return Err(ran);
     };
     let mut cmd = piped(program, args, extra, env.iter().copied(), true);
-    let child = cmd
-        .spawn()
-        .map_err(|e| format!("{program} could not be started: {e}"))?;
+    let child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            ran.outcome = Outcome::NotStarted(e.to_string());
+            return Err(ran);
+        }
+    };
     let pid = child.id();
     match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Ok(Ok(out)) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+        Ok(Ok(out)) if out.status.success() => return Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
         Ok(Ok(out)) => {
-            let err = String::from_utf8_lossy(&out.stderr);
-            let err: String = err.trim().chars().take(MAX_LINE).collect();
-            Err(format!("{program} {}: {err}", out.status))
+            ran.outcome = out.status.code().map_or(Outcome::Killed, Outcome::Exited);
+            ran.output = tail_of(&out.stderr);
         }
-        Ok(Err(e)) => Err(format!("{program}: {e}")),
+        Ok(Err(e)) => ran.outcome = Outcome::NotStarted(e.to_string()),
         Err(_) => {
             if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
                 let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
             }
-            Err(format!("{program} did not finish within {} s", timeout.as_secs_f64()))
+            ran.outcome = Outcome::TimedOut;
         }
     }
+    Err(ran)
+}
+
+/// The last non-empty lines of a stream, as [`Ran::output`] quotes them.
+#[derive(Default)]
+struct Tail(VecDeque<String>);
+
+impl Tail {
+    fn push(&mut self, line: &Line) {
+        let text = line.text.trim();
+        if text.is_empty() {
+            return;
+        }
+        let mut kept: String = text.chars().take(TAIL_LINE_CHARS).collect();
+        if kept.len() < text.len() || line.more > 0 {
+            kept.push_str(" …");
+        }
+        if self.0.len() == TAIL_LINES {
+            self.0.pop_front();
+        }
+        self.0.push_back(crate::text::printable(&kept).into_owned());
+    }
+
+    fn text(self) -> String {
+        Vec::from(self.0).join(" | ")
+    }
+}
+
+/// [`Tail`] of the whole of `bytes`.
+fn tail_of(bytes: &[u8]) -> String {
+    let mut lines = LineSplitter::new(MAX_LINE);
+    let mut tail = Tail::default();
+    for line in lines.push(bytes).iter().chain(lines.finish().as_ref()) {
+        tail.push(line);
+    }
+    tail.text()
 }
 
 /// Reads one output stream of a command to EOF and logs it line by line.
@@ -187,8 +315,10 @@ pub async fn output(command: &str, extra: &[&str], timeout: Duration, env: &[(&s
 /// Bytes, not text: a command may print anything (a Latin-1 name, binary junk), and a reader
 /// that stopped at the first byte that is not UTF-8 closed the pipe, so the command died of
 /// SIGPIPE on its next write, before it had done its work. It stops only at EOF or a read error.
-async fn drain(what: String, label: &'static str, mut stream: impl AsyncRead + Unpin) {
+/// Returns the [`Tail`] of what it read.
+async fn drain(what: String, label: &'static str, mut stream: impl AsyncRead + Unpin) -> String {
     let mut lines = LineSplitter::new(MAX_LINE);
+    let mut tail = Tail::default();
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
         match stream.read(&mut buf).await {
@@ -196,6 +326,7 @@ async fn drain(what: String, label: &'static str, mut stream: impl AsyncRead + U
             Ok(n) => {
                 for line in lines.push(&buf[..n]) {
                     tracing::info!(target: "pglookout", "{what} {label}: {line}");
+                    tail.push(&line);
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -207,7 +338,9 @@ async fn drain(what: String, label: &'static str, mut stream: impl AsyncRead + U
     }
     if let Some(line) = lines.finish() {
         tracing::info!(target: "pglookout", "{what} {label}: {line}");
+        tail.push(&line);
     }
+    tail.text()
 }
 
 /// One line of output as logged: its first bytes (decoded lossily) and how many were left out.
@@ -330,13 +463,78 @@ mod tests {
             run_with_args("test", "test -n", &with_spaces, t, &[]).await,
             Outcome::Exited(0)
         );
-        assert_eq!(output("echo", &["x y"], t, &[]).await, Ok("x y\n".into()));
-        assert!(output("false", &[], t, &[]).await.is_err());
-        assert!(output("sleep 5", &[], Duration::from_millis(100), &[]).await.is_err());
+        assert_eq!(output("test", "echo", &["x y"], t, &[]).await, Ok("x y\n".into()));
+        assert!(output("test", "false", &[], t, &[]).await.is_err());
+        let late = output("test", "sleep 5", &[], Duration::from_millis(100), &[]).await;
+        assert_eq!(late.map_err(|r| r.outcome), Err(Outcome::TimedOut));
         assert!(matches!(
             run("test", "/nonexistent/cmd", t, &[]).await,
             Outcome::NotStarted(_)
         ));
+    }
+
+    /// Issue 20, item 7: a failed command's error names the command and its program, how it
+    /// ended and the last lines of its standard error, on one line.
+    #[tokio::test]
+    async fn what_a_failed_command_did_is_told_with_the_end_of_its_standard_error() {
+        let dir = tempfile::tempdir().expect("dir");
+        let script = test_script(
+            dir.path(),
+            "s.sh",
+            "echo to stdout\nfor i in 1 2 3 4; do echo \"line $i\" >&2; done\nprintf 'bell\\007 and tab\\t\\n\\n' >&2\nexit 3",
+        );
+        let t = Duration::from_secs(10);
+        let ran = execute("pg_start_command", &format!("{script} arg"), &[], t, &[]).await;
+        assert_eq!(ran.outcome, Outcome::Exited(3));
+        assert_eq!(ran.output, "line 3 | line 4 | bell\\u{7} and tab");
+        assert_eq!(
+            ran.to_string(),
+            format!("pg_start_command ({script}) exited with status 3: line 3 | line 4 | bell\\u{{7}} and tab")
+        );
+        let quiet = execute("pg_stop_command", "false", &[], t, &[]).await;
+        assert_eq!(
+            quiet.to_string(),
+            "pg_stop_command (false) exited with status 1 (see the log for its output)"
+        );
+        let missing = output("pg_controldata_command", "/nonexistent/pg_controldata -D", &[], t, &[])
+            .await
+            .expect_err("missing");
+        assert!(
+            missing
+                .to_string()
+                .starts_with("pg_controldata_command (/nonexistent/pg_controldata) could not be started: "),
+            "{missing}"
+        );
+        let failed = output("pg_controldata_command", &script, &[], t, &[])
+            .await
+            .expect_err("exit 3");
+        assert_eq!(failed.output, "line 3 | line 4 | bell\\u{7} and tab");
+        let late = output(
+            "pg_controldata_command",
+            "sleep 5",
+            &[],
+            Duration::from_millis(250),
+            &[],
+        )
+        .await
+        .expect_err("late");
+        assert_eq!(
+            late.to_string(),
+            "pg_controldata_command (sleep) did not finish within 0.25 s; its process group was killed"
+        );
+        let empty = execute("pg_stop_command", " ", &[], t, &[]).await;
+        assert_eq!(
+            empty.to_string(),
+            "pg_stop_command could not be started: the command is empty"
+        );
+        let long = format!("{}\n", "é".repeat(400));
+        let mut tail = Tail::default();
+        tail.push(&Line { text: long, more: 0 });
+        let text = tail.text();
+        assert!(
+            text.ends_with(" …") && text.chars().count() == TAIL_LINE_CHARS + 2,
+            "{text}"
+        );
     }
 
     #[tokio::test]

@@ -5,9 +5,11 @@
 //! and nothing at all when the data directory was last a primary's (no `standby.signal`, or no
 //! `recovery.conf` before 12): that node may have diverged, and only `pg_rewind` (the rejoin) or
 //! a rebuild may bring it back.
-//! The text transformation itself is pure and lives in `decide::follow`.
+//! The text transformation itself is pure and lives in `decide::follow`. Failures are
+//! [`ActError`]s of [`Step::StandbySettings`] (the rejoin writes the settings through here too).
 
 use crate::act::command;
+use crate::act::{ActError, Step};
 use crate::config::Config;
 use crate::decide::follow::{new_primary_conninfo, rewrite_recovery_conf};
 use crate::statefile::write_atomic_mode;
@@ -24,18 +26,35 @@ pub fn pg_major(data_dir: &Path) -> std::io::Result<u32> {
         .ok_or_else(|| std::io::Error::other(format!("PG_VERSION holds {:?}", text.trim())))
 }
 
+/// [`pg_major`], failing as `step` does.
+pub fn major(data_dir: &Path, step: Step) -> Result<u32, ActError> {
+    pg_major(data_dir).map_err(|source| ActError::Io {
+        step,
+        op: "read",
+        path: data_dir.join("PG_VERSION"),
+        source,
+    })
+}
+
+/// `pg_data_directory`, which autofollow and the rejoin need.
+pub fn data_dir(config: &Config) -> Result<&Path, ActError> {
+    config.pg_data_directory.as_deref().ok_or(ActError::NotConfigured {
+        keys: &["pg_data_directory"],
+    })
+}
+
 /// Rewrites the recovery settings for `master`; returns whether a restart is needed.
-pub fn rewrite(config: &Config, master: &str, stamp: &str) -> Result<bool, String> {
-    let data_dir = config
-        .pg_data_directory
-        .as_deref()
-        .ok_or("pg_data_directory is not set")?;
+pub fn rewrite(config: &Config, master: &str, stamp: &str) -> Result<bool, ActError> {
+    const STEP: Step = Step::StandbySettings;
+    let data_dir = data_dir(config)?;
     let template = config
         .primary_conninfo_template
         .as_ref()
-        .ok_or("primary_conninfo_template is not set")?;
+        .ok_or(ActError::NotConfigured {
+            keys: &["primary_conninfo_template"],
+        })?;
     let master_conn = master_conn(config, master, "follow")?;
-    let major = pg_major(data_dir).map_err(|e| format!("{}/PG_VERSION: {e}", data_dir.display()))?;
+    let major = major(data_dir, STEP)?;
     let file = data_dir.join(if major >= 12 {
         "postgresql.auto.conf"
     } else {
@@ -44,13 +63,27 @@ pub fn rewrite(config: &Config, master: &str, stamp: &str) -> Result<bool, Strin
     let old = match std::fs::read_to_string(&file) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(format!("{}: {e}", file.display())),
+        Err(source) => {
+            return Err(ActError::Io {
+                step: STEP,
+                op: "read",
+                path: file,
+                source,
+            })
+        }
     };
     let conninfo = new_primary_conninfo(template, master_conn);
     if major >= 12 {
         let signal = data_dir.join("standby.signal");
         if !signal.exists() {
-            std::fs::write(&signal, "").map_err(|e| format!("{}: {e}", signal.display()))?;
+            if let Err(source) = std::fs::write(&signal, "") {
+                return Err(ActError::Io {
+                    step: STEP,
+                    op: "create",
+                    path: signal,
+                    source,
+                });
+            }
             tracing::warn!(target: "pglookout", "created {} so PostgreSQL starts as a standby", signal.display());
         }
     }
@@ -60,30 +93,34 @@ pub fn rewrite(config: &Config, master: &str, stamp: &str) -> Result<bool, Strin
             Ok(false)
         }
         Some(text) => {
-            write_atomic_mode(&file, text.as_bytes(), 0o600).map_err(|e| format!("{}: {e}", file.display()))?;
+            if let Err(source) = write_atomic_mode(&file, text.as_bytes(), 0o600) {
+                return Err(ActError::Io {
+                    step: STEP,
+                    op: "write",
+                    path: file,
+                    source,
+                });
+            }
             tracing::warn!(target: "pglookout", "pointed {} at {master} ({})", file.display(), conninfo.masked());
             Ok(true)
         }
     }
 }
 
-/// Why the data directory must not be made a standby by a plain rewrite and restart, if it
-/// must not: it was last a primary's (a promotion removes `standby.signal`, and renames
-/// `recovery.conf` to `recovery.done` before 12; a node initialised as a primary never had
-/// them). Such a node may hold writes the new primary never received; started as a standby it
-/// would serve them as reads, or stop streaming at the fork. The rejoin (`pg_rewind` first)
+/// Refuses ([`ActError::FormerPrimary`]) a data directory that must not be made a standby by a
+/// plain rewrite and restart: one last a primary's (a promotion removes `standby.signal`, and
+/// renames `recovery.conf` to `recovery.done` before 12; a node initialised as a primary never
+/// had them). Such a node may hold writes the new primary never received; started as a standby
+/// it would serve them as reads, or stop streaming at the fork. The rejoin (`pg_rewind` first)
 /// writes the standby settings itself and does not come through here.
-pub fn last_a_primary(data_dir: &Path) -> Result<Option<String>, String> {
-    let major = pg_major(data_dir).map_err(|e| format!("{}/PG_VERSION: {e}", data_dir.display()))?;
+pub fn check_last_a_standby(data_dir: &Path) -> Result<(), ActError> {
+    let major = major(data_dir, Step::StandbySettings)?;
     let marker = data_dir.join(if major >= 12 { "standby.signal" } else { "recovery.conf" });
-    Ok((!marker.exists()).then(|| {
-        format!(
-            "{} does not exist: this data directory was last a primary's and may have diverged; \
-             autofollow leaves it stopped (bring it back with pg_rewind: rejoin_old_master or \
-             pglookout-ctl rejoin, or rebuild it)",
-            marker.display()
-        )
-    }))
+    if marker.exists() {
+        Ok(())
+    } else {
+        Err(ActError::FormerPrimary { marker })
+    }
 }
 
 /// Rewrites and restarts; true when done (or nothing was needed). `restart_anyway` restarts
@@ -96,22 +133,19 @@ pub async fn follow(config: &Config, master: &str, restart_anyway: bool) -> bool
     // hung mount must not take a runtime thread or hold the follow forever).
     let (owned, target) = (config.clone(), master.to_string());
     let rewritten = tokio::task::spawn_blocking(move || {
-        let data_dir = owned
-            .pg_data_directory
-            .as_deref()
-            .ok_or("pg_data_directory is not set")?;
-        if let Some(why) = last_a_primary(data_dir)? {
-            return Err(why);
-        }
+        check_last_a_standby(data_dir(&owned)?)?;
         rewrite(&owned, &target, &stamp)
     });
     let rewritten = match tokio::time::timeout(timeout, rewritten).await {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => Err(format!("rewriting the recovery settings failed: {e}")),
-        Err(_) => Err(format!(
-            "rewriting the recovery settings did not finish within {} s",
-            timeout.as_secs()
-        )),
+        Ok(Err(e)) => Err(ActError::Crashed {
+            step: Step::StandbySettings,
+            reason: e.to_string(),
+        }),
+        Err(_) => Err(ActError::Timeout {
+            step: Step::StandbySettings,
+            after: timeout,
+        }),
     };
     match rewritten {
         Err(e) => {
@@ -135,14 +169,17 @@ pub async fn follow(config: &Config, master: &str, restart_anyway: bool) -> bool
 pub fn master_conn<'a>(
     config: &'a Config,
     master: &str,
-    purpose: &str,
-) -> Result<&'a crate::conninfo::ConnInfo, String> {
+    purpose: &'static str,
+) -> Result<&'a crate::conninfo::ConnInfo, ActError> {
     let conn = config
         .remote_conns
         .get(master)
-        .ok_or_else(|| format!("{master} is not in remote_conns"))?;
+        .ok_or_else(|| ActError::UnknownNode { node: master.into() })?;
     if conn.get("host").is_none() {
-        return Err(format!("remote_conns.{master} has no host to {purpose}"));
+        return Err(ActError::NoHost {
+            node: master.into(),
+            purpose,
+        });
     }
     Ok(conn)
 }
@@ -248,10 +285,50 @@ mod tests {
                 "primary_conninfo = 'host=old port=5432'\n"
             );
             assert_eq!(commands(d), "", "PG {major}: stop or start ran");
-            assert!(last_a_primary(d).expect("read").is_some_and(|w| w.contains(marker)));
+            let refused = check_last_a_standby(d).expect_err("a former primary");
+            assert!(
+                matches!(&refused, ActError::FormerPrimary { marker: m } if m.ends_with(marker)),
+                "{refused}"
+            );
+            assert!(refused.to_string().contains("was last a primary's"), "{refused}");
             std::fs::write(d.join(marker), "").expect("marker");
-            assert_eq!(last_a_primary(d).expect("read"), None);
+            check_last_a_standby(d).expect("a standby's");
         }
+    }
+
+    /// Issue 20, item 7: what failed and where, with the file.
+    #[test]
+    fn a_failed_rewrite_says_which_file_and_setting() {
+        let dir = tempfile::tempdir().expect("dir");
+        let d = dir.path();
+        let c = config(d, true);
+        let e = rewrite(&c, "pg2", "now").expect_err("no PG_VERSION");
+        assert!(
+            matches!(&e, ActError::Io { step: Step::StandbySettings, op: "read", path, .. } if path.ends_with("PG_VERSION")),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().starts_with(&format!(
+                "writing the standby settings: cannot read {}/PG_VERSION: ",
+                d.display()
+            )),
+            "{e}"
+        );
+        assert_eq!(
+            rewrite(&c, "pg9", "now").expect_err("unknown").to_string(),
+            "pg9 is not in remote_conns"
+        );
+        let mut unset = c.clone();
+        unset.primary_conninfo_template = None;
+        assert_eq!(
+            rewrite(&unset, "pg2", "now").expect_err("unset").to_string(),
+            "primary_conninfo_template is not set"
+        );
+        unset.pg_data_directory = None;
+        assert_eq!(
+            rewrite(&unset, "pg2", "now").expect_err("unset").to_string(),
+            "pg_data_directory is not set"
+        );
     }
 
     #[test]

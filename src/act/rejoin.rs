@@ -16,9 +16,11 @@
 //! 6. `pg_start_command`.
 //!
 //! Every step has a deadline. On any failure the node is stopped (again) and left stopped, and
-//! `<alert_file_dir>/rejoin_failed` holds the reason. Passwords never reach a log line.
+//! `<alert_file_dir>/rejoin_failed` holds the reason: an [`ActError`] naming the [`Step`] and
+//! the failed command's output. Passwords never reach a log line.
 
 use crate::act::command;
+use crate::act::{ActError, Step};
 use crate::config::Config;
 use crate::conninfo::ConnInfo;
 use crate::decide::follow::new_primary_conninfo;
@@ -75,19 +77,23 @@ impl ControlData {
 /// The conninfo `pg_rewind` connects with to `master`: `rejoin_source_conninfo_template` (else
 /// `primary_conninfo_template`) with the master's host and port, `dbname=postgres` when it
 /// names none; and the password, apart (it goes in `PGPASSWORD`).
-pub fn source_conninfo(config: &Config, master: &str) -> Result<(ConnInfo, Option<String>), String> {
-    let template = config
-        .rejoin_source_conninfo_template
-        .as_ref()
-        .or(config.primary_conninfo_template.as_ref())
-        .ok_or("neither rejoin_source_conninfo_template nor primary_conninfo_template is set")?;
+pub fn source_conninfo(config: &Config, master: &str) -> Result<(ConnInfo, Option<String>), ActError> {
+    let (key, template) = match (
+        &config.rejoin_source_conninfo_template,
+        &config.primary_conninfo_template,
+    ) {
+        (Some(t), _) => ("rejoin_source_conninfo_template", t),
+        (None, Some(t)) => ("primary_conninfo_template", t),
+        (None, None) => {
+            return Err(ActError::NotConfigured {
+                keys: &["rejoin_source_conninfo_template", "primary_conninfo_template"],
+            })
+        }
+    };
     let master_conn = super::follow::master_conn(config, master, "rewind from")?;
     let mut conninfo = new_primary_conninfo(template, master_conn);
     if conninfo.get("sslpassword").is_some() {
-        return Err(
-            "rejoin_source_conninfo_template: sslpassword would show on pg_rewind's command line; use a key without a passphrase"
-                .into(),
-        );
+        return Err(ActError::SslPassword { key });
     }
     // a replication connection cannot run pg_rewind's queries
     conninfo.remove("replication");
@@ -118,17 +124,27 @@ pub fn postmaster_running(data_dir: &Path) -> bool {
 
 /// Checks that the node cannot start as a primary: `standby.signal` (12 on) or a
 /// `recovery.conf` whose last `standby_mode` says on (before 12).
-pub fn standby_settings_in_place(data_dir: &Path, major: u32) -> Result<(), String> {
+pub fn standby_settings_in_place(data_dir: &Path, major: u32) -> Result<(), ActError> {
     if major >= 12 {
         let signal = data_dir.join("standby.signal");
         return if signal.exists() {
             Ok(())
         } else {
-            Err(format!("{} is missing", signal.display()))
+            Err(ActError::NoStandbySignal { path: signal })
         };
     }
     let file = data_dir.join("recovery.conf");
-    let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(source) => {
+            return Err(ActError::Io {
+                step: Step::StandbySettings,
+                op: "read",
+                path: file,
+                source,
+            })
+        }
+    };
     let last = text
         .lines()
         .map(str::trim)
@@ -137,11 +153,14 @@ pub fn standby_settings_in_place(data_dir: &Path, major: u32) -> Result<(), Stri
         .map(|(_, v)| v.trim().trim_matches('\'').to_ascii_lowercase());
     match last.as_deref() {
         Some("on" | "true" | "yes" | "1") => Ok(()),
-        other => Err(format!("{}: standby_mode is {other:?}, not on", file.display())),
+        other => Err(ActError::StandbyModeOff {
+            path: file,
+            value: other.map(String::from),
+        }),
     }
 }
 
-/// The steps, in order; see the module doc. Returns a one-line reason on failure (no password).
+/// The steps, in order; see the module doc.
 struct Rejoin<'a> {
     config: &'a Config,
     master: &'a str,
@@ -150,35 +169,38 @@ struct Rejoin<'a> {
 }
 
 impl Rejoin<'_> {
-    async fn stop(&self) -> Result<(), String> {
-        if !postmaster_running(&self.data_dir) {
-            return Ok(());
-        }
-        let stop = command::run("pg_stop_command", &self.config.pg_stop_command, self.step, &[]).await;
+    /// Runs `pg_stop_command`; PostgreSQL must be down afterwards (else fails as `step`).
+    async fn stop(&self, step: Step) -> Result<(), ActError> {
+        let stop = command::execute("pg_stop_command", &self.config.pg_stop_command, &[], self.step, &[]).await;
         if postmaster_running(&self.data_dir) {
-            return Err(format!(
-                "PostgreSQL still runs in {} after pg_stop_command ({stop})",
-                self.data_dir.display()
-            ));
+            return Err(ActError::StillRunning {
+                step,
+                data_dir: self.data_dir.clone(),
+                stop: Box::new(stop),
+            });
         }
         Ok(())
     }
 
-    async fn controldata(&self) -> Result<ControlData, String> {
+    async fn controldata(&self) -> Result<ControlData, ActError> {
         let dir = self.data_dir.to_string_lossy().into_owned();
         let text = command::output(
+            "pg_controldata_command",
             &self.config.pg_controldata_command,
             &["-D", &dir],
             self.step,
             &[("LC_ALL", "C"), ("LANG", "C")],
         )
         .await
-        .map_err(|e| format!("pg_controldata_command: {e}"))?;
+        .map_err(|ran| ActError::Command {
+            step: Step::ControlData,
+            ran: Box::new(ran),
+        })?;
         let data = ControlData::parse(&text);
         if data.state.is_empty() {
-            return Err(format!(
-                "pg_controldata_command: no \"Database cluster state\" line for {dir}"
-            ));
+            return Err(ActError::NoClusterState {
+                data_dir: self.data_dir.clone(),
+            });
         }
         Ok(data)
     }
@@ -192,21 +214,21 @@ impl Rejoin<'_> {
         if let Some(p) = password {
             conninfo.set("password", p);
         }
+        // only logged: a plain boxed error is enough
         let ask = async {
-            let config = conninfo.pg_config().map_err(|e| e.to_string())?;
-            let tls = conninfo.tls().map_err(|e| e.to_string())?;
-            let (client, connection) = config.connect(tls).await.map_err(|e| e.to_string())?;
+            let config = conninfo.pg_config()?;
+            let tls = conninfo.tls()?;
+            let (client, connection) = config.connect(tls).await?;
             let task = tokio::spawn(connection);
             if let Err(e) = client.simple_query("CHECKPOINT").await {
                 tracing::warn!(target: "pglookout", "rejoin: CHECKPOINT on {} failed: {e}", self.master);
             }
             let rows = client
                 .query_one("SELECT timeline_id FROM pg_control_checkpoint()", &[])
-                .await
-                .map_err(|e| e.to_string());
+                .await;
             task.abort();
-            let t: i32 = rows?.try_get(0).map_err(|e| e.to_string())?;
-            u32::try_from(t).map_err(|e| e.to_string())
+            let t: i32 = rows?.try_get(0)?;
+            Ok::<u32, Box<dyn std::error::Error + Send + Sync>>(u32::try_from(t)?)
         };
         match tokio::time::timeout(self.step, ask).await {
             Ok(Ok(t)) => Some(t),
@@ -223,63 +245,72 @@ impl Rejoin<'_> {
 
     /// Off the async threads, with the step's deadline (a hung mount must not hold a runtime
     /// thread), as autofollow does.
-    async fn write_standby_settings(&self) -> Result<(), String> {
+    async fn write_standby_settings(&self) -> Result<(), ActError> {
+        const STEP: Step = Step::StandbySettings;
         let stamp = crate::state::iso(&chrono::Utc::now());
         let (config, master, data_dir) = (self.config.clone(), self.master.to_string(), self.data_dir.clone());
         let write = tokio::task::spawn_blocking(move || {
             crate::act::follow::rewrite(&config, &master, &stamp)?;
-            let major = crate::act::follow::pg_major(&data_dir)
-                .map_err(|e| format!("{}/PG_VERSION: {e}", data_dir.display()))?;
+            let major = crate::act::follow::major(&data_dir, STEP)?;
             standby_settings_in_place(&data_dir, major)
         });
         match tokio::time::timeout(self.step, write).await {
-            Ok(Ok(r)) => r.map_err(|e| format!("writing the standby settings failed: {e}")),
-            Ok(Err(e)) => Err(format!("writing the standby settings failed: {e}")),
-            Err(_) => Err(format!(
-                "writing the standby settings did not finish within {} s",
-                self.step.as_secs()
-            )),
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(ActError::Crashed {
+                step: STEP,
+                reason: e.to_string(),
+            }),
+            Err(_) => Err(ActError::Timeout {
+                step: STEP,
+                after: self.step,
+            }),
         }
     }
 
-    async fn start(&self, why: &str) -> Result<(), String> {
-        let start = command::run("pg_start_command", &self.config.pg_start_command, self.step, &[]).await;
-        if start.success() {
+    /// Runs `pg_start_command`, failing as `step`.
+    async fn start(&self, step: Step) -> Result<(), ActError> {
+        let ran = command::execute("pg_start_command", &self.config.pg_start_command, &[], self.step, &[]).await;
+        if ran.success() {
             Ok(())
         } else {
-            Err(format!("pg_start_command ({why}) {start}"))
+            Err(ActError::Command {
+                step,
+                ran: Box::new(ran),
+            })
         }
     }
 
     /// Before PostgreSQL 13 `pg_rewind` refuses a target that did not shut down cleanly:
     /// start it as a standby (never a primary: the settings are checked first) to run crash
     /// recovery, and stop it again.
-    async fn crash_recovery_as_standby(&self) -> Result<ControlData, String> {
+    async fn crash_recovery_as_standby(&self) -> Result<ControlData, ActError> {
         tracing::warn!(target: "pglookout", "rejoin: {} did not shut down cleanly; starting it as a standby for crash recovery before pg_rewind", self.data_dir.display());
         self.write_standby_settings().await?;
-        self.start("crash recovery as a standby").await?;
-        let stop = command::run("pg_stop_command", &self.config.pg_stop_command, self.step, &[]).await;
-        if postmaster_running(&self.data_dir) {
-            return Err(format!("pg_stop_command after crash recovery {stop}"));
-        }
+        self.start(Step::CrashRecovery).await?;
+        self.stop(Step::CrashRecovery).await?;
         let data = self.controldata().await?;
         if !data.clean() {
-            return Err(format!(
-                "after crash recovery as a standby, the cluster state is {:?}",
-                data.state
-            ));
+            return Err(ActError::NotShutDown { state: data.state });
         }
         Ok(data)
     }
 
-    async fn rewind(&self, source: &ConnInfo, password: Option<String>) -> Result<(), String> {
+    async fn rewind(&self, source: &ConnInfo, password: Option<String>) -> Result<(), ActError> {
+        const STEP: Step = Step::Rewind;
         let mut saved = Vec::new();
         for name in OWN_CONFIG_FILES {
             let path = self.data_dir.join(name);
             match std::fs::read(&path) {
                 Ok(bytes) => saved.push((path, bytes)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(format!("{}: {e}", path.display())),
+                Err(source) => {
+                    return Err(ActError::Io {
+                        step: STEP,
+                        op: "read",
+                        path,
+                        source,
+                    })
+                }
             }
         }
         let args = vec![
@@ -288,7 +319,7 @@ impl Rejoin<'_> {
         ];
         let env: Vec<(&str, String)> = password.into_iter().map(|p| ("PGPASSWORD", p)).collect();
         let timeout = Duration::from_secs_f64(self.config.pg_rewind_timeout);
-        let outcome = command::run_with_args(
+        let ran = command::execute(
             "pg_rewind_command",
             &self.config.pg_rewind_command,
             &args,
@@ -297,19 +328,30 @@ impl Rejoin<'_> {
         )
         .await;
         // whatever happened, the node keeps its own configuration
-        for (path, bytes) in &saved {
-            crate::statefile::write_atomic_mode(path, bytes, 0o600)
-                .map_err(|e| format!("restoring {}: {e}", path.display()))?;
+        for (path, bytes) in saved {
+            if let Err(source) = crate::statefile::write_atomic_mode(&path, &bytes, 0o600) {
+                return Err(ActError::Io {
+                    step: STEP,
+                    op: "restore",
+                    path,
+                    source,
+                });
+            }
         }
-        if outcome.success() {
+        if ran.success() {
             Ok(())
         } else {
-            Err(format!("pg_rewind_command {outcome} (see the log for its output)"))
+            Err(ActError::Command {
+                step: STEP,
+                ran: Box::new(ran),
+            })
         }
     }
 
-    async fn run(&self) -> Result<(), String> {
-        self.stop().await?;
+    async fn run(&self) -> Result<(), ActError> {
+        if postmaster_running(&self.data_dir) {
+            self.stop(Step::Stop).await?;
+        }
         let mut data = self.controldata().await?;
         let (source, password) = source_conninfo(self.config, self.master)?;
         let source_timeline = self.source_timeline(&source, password.as_deref()).await;
@@ -323,14 +365,12 @@ impl Rejoin<'_> {
                 self.data_dir.display(), self.master, data.timeline);
         }
         if !data.wal_log_hints && !data.checksums {
-            return Err(format!(
-                "pg_rewind needs wal_log_hints = on or data checksums, and {} has neither (wal_log_hints setting: off, data page checksum version: 0); rebuild this node from {} instead",
-                self.data_dir.display(),
-                self.master
-            ));
+            return Err(ActError::NoRewindSupport {
+                data_dir: self.data_dir.clone(),
+                master: self.master.to_string(),
+            });
         }
-        let major = crate::act::follow::pg_major(&self.data_dir)
-            .map_err(|e| format!("{}/PG_VERSION: {e}", self.data_dir.display()))?;
+        let major = crate::act::follow::major(&self.data_dir, Step::Rewind)?;
         if !data.clean() && major < 13 {
             data = self.crash_recovery_as_standby().await?;
         }
@@ -338,21 +378,21 @@ impl Rejoin<'_> {
             self.data_dir.display(), data.timeline, data.state, self.master, source.masked());
         self.rewind(&source, password).await?;
         self.write_standby_settings().await?;
-        self.start("as a standby").await
+        self.start(Step::Start).await
     }
 }
 
 /// Makes our node a standby of `master` (see the module doc). On failure the node is left
 /// stopped and `<alert_file_dir>/rejoin_failed` holds the reason, which is also returned.
-pub async fn rejoin(config: &Config, master: &str) -> Result<(), String> {
-    let result = match config.pg_data_directory.clone() {
-        None => Err("pg_data_directory is not set".to_string()),
-        Some(_) if config.own_db.as_deref() == Some(master) => Err(format!("{master} is our own node")),
-        Some(data_dir) => {
+pub async fn rejoin(config: &Config, master: &str) -> Result<(), ActError> {
+    let result = match crate::act::follow::data_dir(config) {
+        Err(e) => Err(e),
+        Ok(_) if config.own_db.as_deref() == Some(master) => Err(ActError::OwnNode { node: master.into() }),
+        Ok(data_dir) => {
             let r = Rejoin {
                 config,
                 master,
-                data_dir,
+                data_dir: data_dir.to_path_buf(),
                 step: Duration::from_secs_f64(config.failover_command_timeout),
             };
             tracing::warn!(target: "pglookout", "rejoin: making our node a standby of {master}");
@@ -443,22 +483,61 @@ Data page checksum version:           0
         let (c, p) = source_conninfo(&with_template, "pg2").expect("conninfo");
         assert_eq!(c.render(), "user=postgres dbname=template1 host=new.example port=6543");
         assert_eq!(p, None);
-        assert!(source_conninfo(&with_template, "pg3").is_err(), "no host");
-        assert!(source_conninfo(&with_template, "pg9").is_err(), "not in remote_conns");
+        let e = source_conninfo(&with_template, "pg3").expect_err("no host");
+        assert_eq!(e.to_string(), "remote_conns.pg3 has no host to rewind from");
+        let e = source_conninfo(&with_template, "pg9").expect_err("not in remote_conns");
+        assert!(matches!(&e, ActError::UnknownNode { node } if node == "pg9"), "{e}");
         let ssl = config(serde_json::json!({"rejoin_source_conninfo_template": "user=u sslpassword=k"}));
-        assert!(source_conninfo(&ssl, "pg2").is_err());
+        let e = source_conninfo(&ssl, "pg2").expect_err("sslpassword");
+        assert!(
+            e.to_string()
+                .starts_with("rejoin_source_conninfo_template: sslpassword"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("=k"), "{e}");
+        // the key named is the template used
+        let ssl = config(serde_json::json!({"primary_conninfo_template": "user=u sslpassword=k"}));
+        let e = source_conninfo(&ssl, "pg2").expect_err("sslpassword");
+        assert!(
+            matches!(
+                e,
+                ActError::SslPassword {
+                    key: "primary_conninfo_template"
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]
     fn the_standby_settings_are_checked_before_a_start() {
         let dir = tempfile::tempdir().expect("dir");
         let d = dir.path();
-        assert!(standby_settings_in_place(d, 15).is_err());
+        let e = standby_settings_in_place(d, 15).expect_err("no standby.signal");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "writing the standby settings: {}/standby.signal is missing",
+                d.display()
+            )
+        );
         std::fs::write(d.join("standby.signal"), "").expect("signal");
         assert!(standby_settings_in_place(d, 15).is_ok());
-        assert!(standby_settings_in_place(d, 11).is_err(), "no recovery.conf");
+        let e = standby_settings_in_place(d, 11).expect_err("no recovery.conf");
+        assert!(
+            matches!(&e, ActError::Io { step: Step::StandbySettings, op: "read", path, .. } if path.ends_with("recovery.conf")),
+            "{e}"
+        );
         std::fs::write(d.join("recovery.conf"), "standby_mode = 'on'\nstandby_mode = off\n").expect("w");
-        assert!(standby_settings_in_place(d, 11).is_err(), "the last one wins");
+        let e = standby_settings_in_place(d, 11).expect_err("the last one wins");
+        assert!(
+            e.to_string()
+                .ends_with("recovery.conf: standby_mode is \"off\", not on"),
+            "{e}"
+        );
+        std::fs::write(d.join("recovery.conf"), "primary_conninfo = ''\n").expect("w");
+        let e = standby_settings_in_place(d, 11).expect_err("none");
+        assert!(e.to_string().ends_with("standby_mode is unset, not on"), "{e}");
         std::fs::write(d.join("recovery.conf"), "standby_mode = off\nstandby_mode = 'on'\n").expect("w");
         assert!(standby_settings_in_place(d, 10).is_ok());
     }
@@ -484,10 +563,77 @@ Data page checksum version:           0
             "pg_controldata_command": "/nonexistent/pg_controldata",
         }));
         let e = rejoin(&c, "pg2").await.expect_err("no pg_controldata");
-        assert!(e.contains("pg_controldata_command"), "{e}");
+        assert!(
+            matches!(&e, ActError::Command { step: Step::ControlData, ran } if matches!(ran.outcome, command::Outcome::NotStarted(_))),
+            "{e:?}"
+        );
         let text = std::fs::read_to_string(alerts.join("rejoin_failed")).expect("alert");
-        assert!(text.contains("pg_controldata_command"), "{text}");
+        assert_eq!(text, format!("{e}\n"));
+        assert!(
+            text.starts_with(
+                "reading the control file: pg_controldata_command (/nonexistent/pg_controldata) could not be started: "
+            ),
+            "{text}"
+        );
         assert!(!text.contains("repsecret"));
-        assert!(rejoin(&c, "pg1").await.is_err(), "our own node is no master to follow");
+        let e = rejoin(&c, "pg1")
+            .await
+            .expect_err("our own node is no master to follow");
+        assert_eq!(e.to_string(), "pg1 is our own node");
+    }
+
+    /// Issue 20, item 7: a failed step's command is named with its output, and a node that
+    /// cannot be rewound says why, in the alert file too.
+    #[tokio::test]
+    async fn a_failed_step_names_the_command_and_its_output() {
+        let dir = tempfile::tempdir().expect("dir");
+        let d = dir.path();
+        let alerts = d.join("alerts");
+        std::fs::create_dir(&alerts).expect("mkdir");
+        let data = d.join("data");
+        std::fs::create_dir(&data).expect("mkdir");
+        std::fs::write(data.join("PG_VERSION"), "15\n").expect("version");
+        let failing = command::test_script(
+            d,
+            "pg_controldata",
+            "echo 'pg_controldata: fatal: no pg_control' >&2\nexit 1",
+        );
+        let c = config(serde_json::json!({
+            "alert_file_dir": alerts,
+            "pg_data_directory": data,
+            "pg_controldata_command": failing,
+        }));
+        let e = rejoin(&c, "pg2").await.expect_err("pg_controldata fails");
+        assert_eq!(
+            e.to_string(),
+            format!("reading the control file: pg_controldata_command ({failing}) exited with status 1: pg_controldata: fatal: no pg_control")
+        );
+        let no_hints = command::test_script(
+            d,
+            "pg_controldata2",
+            "echo 'Database cluster state: shut down'\necho 'wal_log_hints setting: off'\necho 'Data page checksum version: 0'",
+        );
+        let c = config(serde_json::json!({
+            "alert_file_dir": alerts,
+            "pg_data_directory": data,
+            "pg_controldata_command": no_hints,
+            // the new primary's timeline is asked for first: refused at once here
+            "remote_conns": {"pg1": "host=old", "pg2": "host=127.0.0.1 port=1"},
+            "failover_command_timeout": 5,
+        }));
+        let e = rejoin(&c, "pg2").await.expect_err("no wal_log_hints");
+        assert!(
+            matches!(&e, ActError::NoRewindSupport { master, .. } if master == "pg2"),
+            "{e:?}"
+        );
+        let text = std::fs::read_to_string(alerts.join("rejoin_failed")).expect("alert");
+        assert!(
+            text.starts_with("pg_rewind needs wal_log_hints = on or data checksums"),
+            "{text}"
+        );
+        let mut unset = config(serde_json::json!({"alert_file_dir": alerts}));
+        unset.pg_data_directory = None;
+        let e = rejoin(&unset, "pg2").await.expect_err("no data directory");
+        assert_eq!(e.to_string(), "pg_data_directory is not set");
     }
 }
