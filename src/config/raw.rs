@@ -239,8 +239,8 @@ fn ignored_key(path: &serde_ignored::Path) -> String {
     };
     match path {
         P::Root => String::new(),
-        P::Map { parent, key } => join(*parent, key),
-        P::Seq { parent, index } => join(*parent, &index.to_string()),
+        P::Map { parent, key } => join(parent, key),
+        P::Seq { parent, index } => join(parent, &index.to_string()),
         P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => ignored_key(parent),
     }
 }
@@ -249,7 +249,7 @@ fn ignored_key(path: &serde_ignored::Path) -> String {
 /// `deserialize_struct`, so it cannot drift from what is read.
 pub fn known_keys() -> &'static [&'static str] {
     static KEYS: OnceLock<&'static [&'static str]> = OnceLock::new();
-    *KEYS.get_or_init(|| {
+    KEYS.get_or_init(|| {
         let mut keys: &'static [&'static str] = &[];
         // FieldList takes the list, then stops the derive with an error
         let _ = Raw::deserialize(FieldList(&mut keys));
