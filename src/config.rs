@@ -472,7 +472,9 @@ impl Checks {
         }
         c.statsd = self.statsd(statsd)?;
         self.follow(&c)?;
-        let strangers: Vec<String> = (c.failover_priorities.keys())
+        let strangers: Vec<String> = c
+            .failover_priorities
+            .keys()
             .filter(|name| !c.remote_conns.contains_key(*name))
             .map(|name| format!("failover_priorities names {name:?}, which is not in remote_conns; ignored"))
             .collect();
@@ -490,7 +492,9 @@ impl Checks {
         let mut out = BTreeMap::new();
         for (name, o) in observers {
             let key = format!("observers.{name}");
-            let url = (o.url).ok_or_else(|| self.err(&format!("{key}.url"), "expected the observer's URL"))?;
+            let url = o
+                .url
+                .ok_or_else(|| self.err(&format!("{key}.url"), "expected the observer's URL"))?;
             if let Some(ca) = &o.ca_file {
                 std::fs::metadata(ca)
                     .map_err(|e| self.err(&format!("{key}.ca_file"), format!("cannot read {}: {e}", ca.display())))?;
@@ -519,7 +523,9 @@ impl Checks {
         }
         // the observers are our peers: their daemons read ours too (an IP address only; a host
         // name is not resolved here, its addresses go into http_reserved_clients)
-        let peers: Vec<IpNet> = (c.observers.values())
+        let peers: Vec<IpNet> = c
+            .observers
+            .values()
             .filter_map(|o| reqwest::Url::parse(&o.url).ok())
             .filter_map(|u| {
                 u.host_str()

@@ -222,8 +222,9 @@ fn key_and_message(e: &serde_path_to_error::Error<serde_json::Error>) -> (String
     } else {
         keys.join(".")
     };
-    // serde shows a string found where a list or an object was expected in full
-    let message = clip(&e.inner().to_string(), 300);
+    // serde shows a string found where a list or an object was expected in full: its middle
+    // goes, what was expected (at the end) stays
+    let message = clip_middle(&e.inner().to_string(), 300);
     match item {
         Some(n) => (key, format!("item {n}: {message}")),
         None => (key, message),
@@ -286,6 +287,17 @@ impl<'de> Deserializer<'de> for FieldList<'_> {
 /// A value for messages: its JSON, cut at 60 characters.
 fn got(v: &Value) -> String {
     clip(&v.to_string(), 60)
+}
+
+/// `s` without the middle when it is longer than `most` characters.
+fn clip_middle(s: &str, most: usize) -> String {
+    let n = s.chars().count();
+    if n <= most {
+        return s.to_string();
+    }
+    let head: String = s.chars().take(most / 2).collect();
+    let tail: String = s.chars().skip(n - most / 2).collect();
+    format!("{head}…{tail}")
 }
 
 fn clip(s: &str, most: usize) -> String {
@@ -607,5 +619,100 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectOf<T> {
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
         T::deserialize(MapAccessDeserializer::new(map))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::*;
+    use std::path::Path;
+
+    fn load(v: Value) -> Result<(Config, Vec<String>), String> {
+        Config::from_value(Path::new("c.json"), &v).map_err(|e| e.to_string())
+    }
+
+    /// The known keys are the fields read: each loads without a warning (even as `null`),
+    /// anything else is warned about by its path, nested keys included.
+    #[test]
+    fn known_keys_are_the_fields_read_and_the_rest_are_warned_about() {
+        let keys = known_keys();
+        assert!(keys.contains(&"remote_conns") && keys.contains(&"statsd"), "{keys:?}");
+        assert!(NULL_TURNS_OFF.iter().all(|k| keys.contains(k)));
+        for key in keys {
+            let (_, warnings) = load(serde_json::json!({ *key: null })).expect("null loads");
+            assert!(warnings.is_empty(), "{key}: {warnings:?}");
+        }
+        let (_, warnings) = load(serde_json::json!({
+            "db_pol_interval": 1,
+            "observers": {"o1": {"url": "http://o1:15000", "tokn": "t"}},
+            "statsd": {"host": "h", "port": 8125, "prefix": "p"},
+        }))
+        .expect("loads");
+        assert_eq!(
+            warnings,
+            [
+                "c.json: unknown key \"db_pol_interval\" ignored",
+                "c.json: unknown key \"observers.o1.tokn\" ignored",
+                "c.json: unknown key \"statsd.prefix\" ignored",
+            ]
+        );
+    }
+
+    /// `null` is the default, except where it turns something off.
+    #[test]
+    fn null_is_the_default_except_where_it_turns_something_off() {
+        let (c, _) = load(serde_json::json!({
+            "db_poll_interval": null,
+            "replication_state_check_interval": 3,
+            "failover_on_disconnect": null,
+            "json_state_file_path": null,
+        }))
+        .expect("loads");
+        assert_eq!(c.db_poll_interval, 5.0);
+        assert!(c.failover_on_disconnect);
+        assert_eq!(c.json_state_file_path, Path::new("/tmp/pglookout_state.json"));
+        assert_eq!(c.cluster_monitor_health_timeout_seconds, Some(6.0));
+        assert_eq!(c.failover_fallback_timeout, Some(60.0));
+        let (local2, _) = load(serde_json::json!({"syslog_facility": "LOCAL2"})).expect("loads");
+        assert_eq!(c.syslog_facility, local2.syslog_facility);
+        let (c, _) = load(serde_json::json!({
+            "cluster_monitor_health_timeout_seconds": null,
+            "failover_fallback_timeout": null,
+        }))
+        .expect("loads");
+        assert_eq!(c.cluster_monitor_health_timeout_seconds, None);
+        assert_eq!(c.failover_fallback_timeout, None);
+    }
+
+    /// Errors name the key's path, an item of a list by its number, and what was found.
+    #[test]
+    fn errors_name_the_path_the_item_and_what_was_found() {
+        let e = load(serde_json::json!({"known_gone_nodes": ["pg1", 5]})).expect_err("refused");
+        assert_eq!(
+            e,
+            "c.json: key \"known_gone_nodes\": item 2: invalid type: integer `5`, expected a string"
+        );
+        let e =
+            load(serde_json::json!({"observers": {"o1": {"url": "http://o1", "ca_file": 7}}})).expect_err("refused");
+        assert!(
+            e.contains("key \"observers.o1.ca_file\": invalid type: integer `7`"),
+            "{e}"
+        );
+        let e = load(serde_json::json!({"statsd": ["127.0.0.1", 8125]})).expect_err("refused");
+        assert!(
+            e.contains("key \"statsd\": invalid type: sequence, expected an object"),
+            "{e}"
+        );
+        let e = load(serde_json::json!({"http_port": "x".repeat(100)})).expect_err("refused");
+        assert!(
+            e.ends_with(&format!("expected a port number 1-65535, got \"{}…", "x".repeat(59))),
+            "{e}"
+        );
+        let e = load(serde_json::json!({"remote_conns": "x".repeat(1000)})).expect_err("refused");
+        assert!(
+            e.len() < 400 && e.contains("xx…xx") && e.ends_with("expected an object of node names to connection infos"),
+            "{e}"
+        );
     }
 }
