@@ -1,71 +1,20 @@
 //! The configuration file: every key the Python original reads, with the original code's
-//! defaults, read from JSON into a typed, validated [`Config`]. Owns the error messages that
-//! name the file, the key and what was expected. It does not log; warnings are returned.
+//! defaults, read from JSON into a typed, validated [`Config`]. The file's schema (each key's
+//! JSON type, default and the checks of one value alone) is the `raw` submodule's, read by
+//! serde. This module owns the public types, the bounded read of the file, the conversion that
+//! applies the rules between keys and derives the defaults that depend on other keys, the
+//! checks of the machine a valid config runs on, and the error messages, which name the file,
+//! the key and what was expected. It does not log; warnings are returned.
+
+mod raw;
+
+pub use raw::known_keys;
 
 use crate::conninfo::ConnInfo;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-
-/// Every key we know. Anything else in the file is reported as a warning and ignored.
-pub const KNOWN_KEYS: &[&str] = &[
-    "alert_file_dir",
-    "allow_fragile_lease",
-    "autofollow",
-    "cluster_monitor_health_timeout_seconds",
-    "db_poll_interval",
-    "db_poll_timeout",
-    "event_log_path",
-    "failover_command",
-    "failover_command_timeout",
-    "failover_fallback_timeout",
-    "failover_on_disconnect",
-    "failover_priorities",
-    "failover_requires_strict_majority",
-    "failover_sleep_time",
-    "fence_command",
-    "fence_command_budget",
-    "fence_command_timeout",
-    "fence_timeout",
-    "http_address",
-    "http_auth_scope",
-    "http_auth_token",
-    "http_port",
-    "http_reserved_clients",
-    "http_tls_cert",
-    "http_tls_key",
-    "json_state_file_path",
-    "known_gone_nodes",
-    "log_level",
-    "maintenance_mode_file",
-    "max_failover_lag_bytes",
-    "max_failover_replication_time_lag",
-    "missing_master_from_config_timeout",
-    "never_promote_these_nodes",
-    "observers",
-    "over_warning_limit_command",
-    "own_db",
-    "pg_controldata_command",
-    "pg_data_directory",
-    "pg_rewind_command",
-    "pg_rewind_timeout",
-    "pg_start_command",
-    "pg_stop_command",
-    "poll_observers_on_warning_only",
-    "primary_conninfo_template",
-    "rejoin_old_master",
-    "rejoin_source_conninfo_template",
-    "remote_conns",
-    "replication_catchup_timeout",
-    "replication_state_check_interval",
-    "statsd",
-    "syslog",
-    "syslog_address",
-    "syslog_facility",
-    "unreachable_master_failover_timeout",
-    "warning_replication_time_lag",
-];
 
 /// The priority of a node `failover_priorities` does not list (as in the Python versions
 /// that have the key).
@@ -73,23 +22,6 @@ pub const DEFAULT_PRIORITY: f64 = 0.0;
 /// `failover_fallback_timeout` when the file does not set it: six default check intervals, half
 /// of `max_failover_replication_time_lag`'s default.
 pub const DEFAULT_FALLBACK_TIMEOUT: f64 = 60.0;
-
-/// The largest number of seconds any duration key may hold.
-const MAX_SECONDS: f64 = 10.0 * 365.0 * 86400.0;
-
-/// The sane range of a duration key: `(least, most, how the most reads)` seconds. The loop's
-/// own periods (`db_poll_interval`, `replication_state_check_interval`) and the probe deadline
-/// (`db_poll_timeout`) drive the CPU and the network: below 50 ms they would spin, above a day
-/// (an hour for a probe) nothing is watched any more. Every other duration is a threshold or a
-/// timeout, from 10 ms to ten years (larger values overflow durations). A key that allows 0
-/// allows 0 or this range.
-pub fn seconds_range(key: &str) -> (f64, f64, &'static str) {
-    match key {
-        "db_poll_interval" | "replication_state_check_interval" => (0.05, 86400.0, "1 day"),
-        "db_poll_timeout" => (0.05, 3600.0, "1 hour"),
-        _ => (0.01, MAX_SECONDS, "10 years"),
-    }
-}
 
 /// The largest config file read, in bytes (16 MiB; a real one is a few kilobytes). A bigger
 /// file, or anything that is not a regular file (`/dev/zero`, a FIFO), is refused before it is
@@ -404,107 +336,6 @@ fn fragile_lease(
     None
 }
 
-/// Reads typed values out of the top-level object, naming the key in every error.
-struct Reader<'a> {
-    path: &'a str,
-    obj: &'a Map<String, Value>,
-}
-
-impl Reader<'_> {
-    fn err(&self, key: &str, expected: impl Into<String>) -> ConfigError {
-        ConfigError::Key {
-            path: self.path.to_string(),
-            key: key.to_string(),
-            expected: expected.into(),
-        }
-    }
-    fn got(v: &Value) -> String {
-        let s = v.to_string();
-        if s.len() > 60 {
-            format!("{}…", s.chars().take(60).collect::<String>())
-        } else {
-            s
-        }
-    }
-    fn bool(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
-        match self.obj.get(key) {
-            None | Some(Value::Null) => Ok(default),
-            Some(Value::Bool(b)) => Ok(*b),
-            Some(v) => Err(self.err(key, format!("expected true or false, got {}", Self::got(v)))),
-        }
-    }
-    /// A duration in seconds, within [`seconds_range`] (or 0 when `allow_zero`).
-    fn number(&self, key: &str, default: f64, allow_zero: bool) -> Result<f64, ConfigError> {
-        let (least, most, most_reads) = seconds_range(key);
-        match self.obj.get(key) {
-            None | Some(Value::Null) => Ok(default),
-            Some(v) => match v.as_f64() {
-                Some(n) if (least..=most).contains(&n) || (allow_zero && n == 0.0) => Ok(n),
-                _ => Err(self.err(
-                    key,
-                    format!(
-                        "expected a {} number of seconds, {}from {least} to {most} ({most_reads}), got {}",
-                        if allow_zero { "non-negative" } else { "positive" },
-                        if allow_zero { "0 or " } else { "" },
-                        Self::got(v)
-                    ),
-                )),
-            },
-        }
-    }
-    fn string(&self, key: &str, default: &str) -> Result<String, ConfigError> {
-        Ok(self.opt_string(key)?.unwrap_or_else(|| default.to_string()))
-    }
-    fn opt_string(&self, key: &str) -> Result<Option<String>, ConfigError> {
-        match self.obj.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(v) => Err(self.err(key, format!("expected a string, got {}", Self::got(v)))),
-        }
-    }
-    fn string_list(&self, key: &str) -> Result<Vec<String>, ConfigError> {
-        match self.obj.get(key) {
-            None | Some(Value::Null) => Ok(Vec::new()),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|i| {
-                    i.as_str()
-                        .map(str::to_string)
-                        .ok_or_else(|| self.err(key, format!("expected a list of node names, got {}", Self::got(i))))
-                })
-                .collect(),
-            Some(v) => Err(self.err(key, format!("expected a list of node names, got {}", Self::got(v)))),
-        }
-    }
-    /// A non-negative whole number (bytes), at most `max`.
-    fn whole(&self, key: &str, v: &Value, max: u64, what: &str) -> Result<u64, ConfigError> {
-        match v.as_u64() {
-            Some(n) if n <= max => Ok(n),
-            _ => Err(self.err(key, format!("expected {what}, got {}", Self::got(v)))),
-        }
-    }
-    /// A connection info in any of its forms, checked as libpq would before connecting
-    /// (unknown keywords, unusable values); errors name the keyword, never a value that could
-    /// be a secret.
-    fn conninfo(&self, key: &str, v: &Value) -> Result<ConnInfo, ConfigError> {
-        let ci = ConnInfo::from_json(v).map_err(|e| {
-            self.err(
-                key,
-                format!("expected a libpq connection string, a postgres:// URI or an object: {e}"),
-            )
-        })?;
-        ci.validate().map_err(|e| self.err(key, e.to_string()))?;
-        Ok(ci)
-    }
-    fn object(&self, key: &str) -> Result<Option<&Map<String, Value>>, ConfigError> {
-        match self.obj.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Object(o)) => Ok(Some(o)),
-            Some(v) => Err(self.err(key, format!("expected an object, got {}", Self::got(v)))),
-        }
-    }
-}
-
 /// Checks an observer base URL: http or https with a host.
 pub fn check_observer_url(url: &str) -> Result<(), String> {
     // the URL itself is not repeated: it may carry a user and password
@@ -537,478 +368,25 @@ impl Config {
         Self::from_value(path, &value)
     }
 
-    /// Validates an already-parsed JSON document (`path` is only used in messages).
+    /// Validates an already-parsed JSON document (`path` is only used in messages): serde
+    /// reads it into the file's schema ([`raw::Raw`], with the defaults and the checks of each
+    /// value alone), then [`Checks::convert`] applies the rules between keys.
     pub fn from_value(path: &Path, value: &Value) -> Result<(Config, Vec<String>), ConfigError> {
         let shown = path.display().to_string();
-        let obj = value.as_object().ok_or_else(|| ConfigError::Key {
+        let key_error = |key: String, expected: String| ConfigError::Key {
             path: shown.clone(),
-            key: "(top level)".into(),
-            expected: "expected a JSON object".into(),
-        })?;
-        let r = Reader { path: &shown, obj };
-        let mut warnings = Vec::new();
-        for key in obj.keys() {
-            if !KNOWN_KEYS.contains(&key.as_str()) {
-                warnings.push(format!("{shown}: unknown key {key:?} ignored"));
-            }
-        }
-
-        let mut remote_conns = BTreeMap::new();
-        for (name, v) in r.object("remote_conns")?.into_iter().flatten() {
-            let key = format!("remote_conns.{name}");
-            let ci = r.conninfo(&key, v)?;
-            remote_conns.insert(name.clone(), ci);
-        }
-
-        let own_db = r.opt_string("own_db")?.filter(|s| !s.is_empty());
-        if let Some(own) = &own_db {
-            if !remote_conns.contains_key(own) {
-                return Err(r.err(
-                    "own_db",
-                    format!("{own:?} is not a key of remote_conns (use \"\" for an observer)"),
-                ));
-            }
-        }
-
-        let mut observers = BTreeMap::new();
-        for (name, v) in r.object("observers")?.into_iter().flatten() {
-            let key = format!("observers.{name}");
-            let expected = "expected a URL string, or an object with \"url\" and optional \"token\" and \"ca_file\"";
-            let target = match v {
-                Value::String(url) => ObserverTarget {
-                    url: url.clone(),
-                    token: None,
-                    ca_file: None,
-                },
-                Value::Object(o) => {
-                    let field = |k: &str| match o.get(k) {
-                        None | Some(Value::Null) => Ok(None),
-                        Some(Value::String(s)) => Ok(Some(s.clone())),
-                        Some(other) => Err(r.err(
-                            &format!("{key}.{k}"),
-                            format!("expected a string, got {}", Reader::got(other)),
-                        )),
-                    };
-                    let url =
-                        field("url")?.ok_or_else(|| r.err(&format!("{key}.url"), "expected the observer's URL"))?;
-                    let ca_file = field("ca_file")?.map(PathBuf::from);
-                    if let Some(ca) = &ca_file {
-                        std::fs::metadata(ca).map_err(|e| {
-                            r.err(&format!("{key}.ca_file"), format!("cannot read {}: {e}", ca.display()))
-                        })?;
-                    }
-                    ObserverTarget {
-                        url,
-                        token: field("token")?,
-                        ca_file,
-                    }
-                }
-                other => return Err(r.err(&key, format!("{expected}, got {}", Reader::got(other)))),
-            };
-            check_observer_url(&target.url).map_err(|e| r.err(&key, e))?;
-            observers.insert(
-                name.clone(),
-                ObserverTarget {
-                    url: target.url.trim_end_matches('/').to_string(),
-                    ..target
-                },
-            );
-        }
-
-        // An empty token used to mean "no token": with scope "all" it silently turned
-        // authentication off. No token is written as null or by leaving the key out.
-        let http_auth_token = match r.opt_string("http_auth_token")? {
-            Some(t) if t.trim().is_empty() => return Err(r.err(
-                "http_auth_token",
-                "an empty token would turn authentication off: set a token, or remove the key (or write null) for none",
-            )),
-            t => t,
+            key,
+            expected,
         };
-        let http_auth_scope = match r.opt_string("http_auth_scope")?.as_deref() {
-            None | Some("mutating") => AuthScope::Mutating,
-            Some("all") => AuthScope::All,
-            Some(other) => {
-                return Err(r.err(
-                    "http_auth_scope",
-                    format!("expected \"mutating\" or \"all\", got {other:?}"),
-                ))
-            }
-        };
-        let mut http_reserved_clients = Vec::new();
-        match obj.get("http_reserved_clients") {
-            None | Some(Value::Null) => {}
-            Some(Value::Array(items)) => {
-                for item in items {
-                    let net = item
-                        .as_str()
-                        .ok_or_else(|| format!("expected a string, got {}", Reader::got(item)))
-                        .and_then(IpNet::parse)
-                        .map_err(|e| r.err("http_reserved_clients", e))?;
-                    http_reserved_clients.push(net);
-                }
-            }
-            Some(v) => {
-                return Err(r.err(
-                    "http_reserved_clients",
-                    format!(
-                        "expected a list of IP addresses or networks such as [\"10.0.0.7\", \"10.0.1.0/24\"], got {}",
-                        Reader::got(v)
-                    ),
-                ))
-            }
-        }
-        // the observers are our peers: their daemons read ours too (an IP address only; a host
-        // name is not resolved here, its addresses go into http_reserved_clients)
-        http_reserved_clients.extend(
-            observers
-                .values()
-                .filter_map(|o| reqwest::Url::parse(&o.url).ok())
-                .filter_map(|u| {
-                    u.host_str()
-                        .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string())
-                })
-                .filter_map(|h| h.parse::<IpAddr>().ok())
-                .map(IpNet::host),
-        );
-        let http_tls_cert = r.opt_string("http_tls_cert")?.map(PathBuf::from);
-        let http_tls_key = r.opt_string("http_tls_key")?.map(PathBuf::from);
-        match (&http_tls_cert, &http_tls_key) {
-            (Some(_), None) => return Err(r.err("http_tls_key", "required with http_tls_cert")),
-            (None, Some(_)) => return Err(r.err("http_tls_cert", "required with http_tls_key")),
-            _ => {}
-        }
-        for (key, file) in [("http_tls_cert", &http_tls_cert), ("http_tls_key", &http_tls_key)] {
-            if let Some(f) = file {
-                std::fs::metadata(f).map_err(|e| r.err(key, format!("cannot read {}: {e}", f.display())))?;
-            }
-        }
-
-        let replication_state_check_interval = r.number("replication_state_check_interval", 5.0, false)?;
-        let cluster_monitor_health_timeout_seconds = match obj.get("cluster_monitor_health_timeout_seconds") {
-            None => Some(2.0 * replication_state_check_interval),
-            Some(Value::Null) => None,
-            Some(_) => Some(r.number("cluster_monitor_health_timeout_seconds", 0.0, true)?),
-        };
-
-        let max_failover = r.number("max_failover_replication_time_lag", 120.0, false)?;
-        let mut warning = r.number("warning_replication_time_lag", 30.0, false)?;
-        if warning >= max_failover {
-            warnings.push(format!(
-                "{shown}: warning_replication_time_lag ({warning}) is not below max_failover_replication_time_lag ({max_failover}); using {max_failover}"
-            ));
-            warning = max_failover;
-        }
-
-        let log_level = {
-            let name = r.string("log_level", "DEBUG")?;
-            match name.to_ascii_uppercase().as_str() {
-                "DEBUG" | "NOTSET" => LogLevel::Debug,
-                "INFO" => LogLevel::Info,
-                "WARNING" | "WARN" => LogLevel::Warning,
-                "ERROR" => LogLevel::Error,
-                "CRITICAL" | "FATAL" => LogLevel::Critical,
-                _ => {
-                    return Err(r.err(
-                        "log_level",
-                        format!("expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got {name:?}"),
-                    ))
-                }
-            }
-        };
-
-        let syslog_facility = {
-            let name = r.string("syslog_facility", "local2")?;
-            SYSLOG_FACILITIES
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(&name))
-                .map(|(_, code)| *code)
-                .ok_or_else(|| {
-                    r.err(
-                        "syslog_facility",
-                        format!("expected a syslog facility such as local2 or daemon, got {name:?}"),
-                    )
-                })?
-        };
-
-        let http_port = match obj.get("http_port") {
-            None | Some(Value::Null) => 15000,
-            Some(v) => v
-                .as_u64()
-                .and_then(|p| u16::try_from(p).ok())
-                .filter(|p| *p > 0)
-                .ok_or_else(|| {
-                    r.err(
-                        "http_port",
-                        format!("expected a port number 1-65535, got {}", Reader::got(v)),
-                    )
-                })?,
-        };
-
-        let statsd = match r.object("statsd")? {
-            None => None,
-            Some(o) => {
-                let host = o.get("host").and_then(Value::as_str);
-                let port = o.get("port").and_then(|p| match p {
-                    Value::Number(n) => n.as_u64(),
-                    // The original sends nothing with a string port; we accept digits.
-                    Value::String(s) => s.parse().ok(),
-                    _ => None,
-                });
-                match (host, port) {
-                    (None, None) => None,
-                    (Some(host), Some(port)) => {
-                        let port = u16::try_from(port)
-                            .ok()
-                            .filter(|p| *p > 0)
-                            .ok_or_else(|| r.err("statsd.port", "expected a port number 1-65535"))?;
-                        let mut tags = BTreeMap::new();
-                        if let Some(t) = o.get("tags") {
-                            let t = t
-                                .as_object()
-                                .ok_or_else(|| r.err("statsd.tags", "expected an object of tag names to values"))?;
-                            for (k, v) in t {
-                                let v = match v {
-                                    Value::String(s) => s.clone(),
-                                    other => other.to_string(),
-                                };
-                                tags.insert(k.clone(), v);
-                            }
-                        }
-                        Some(StatsdConfig {
-                            host: host.to_string(),
-                            port,
-                            tags,
-                        })
-                    }
-                    (None, _) => {
-                        return Err(r.err(
-                            "statsd.host",
-                            "expected a host name string (statsd needs both host and port)",
-                        ))
-                    }
-                    (_, None) => {
-                        return Err(r.err(
-                            "statsd.port",
-                            "expected a port number (statsd needs both host and port)",
-                        ))
-                    }
-                }
-            }
-        };
-
-        let autofollow = r.bool("autofollow", false)?;
-        let primary_conninfo_template = match obj.get("primary_conninfo_template") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(r.conninfo("primary_conninfo_template", v)?),
-        };
-        let pg_data_directory = r.opt_string("pg_data_directory")?.map(PathBuf::from);
-        let pg_start_command = r.string("pg_start_command", "")?;
-        let pg_stop_command = r.string("pg_stop_command", "")?;
-        if autofollow {
-            if primary_conninfo_template.is_none() {
-                return Err(r.err("primary_conninfo_template", "required when autofollow is true"));
-            }
-            if pg_data_directory.is_none() {
-                return Err(r.err("pg_data_directory", "required when autofollow is true"));
-            }
-            if pg_start_command.trim().is_empty() {
-                return Err(r.err("pg_start_command", "a command is required when autofollow is true"));
-            }
-            if pg_stop_command.trim().is_empty() {
-                return Err(r.err("pg_stop_command", "a command is required when autofollow is true"));
-            }
-        }
-
-        let rejoin_old_master = r.bool("rejoin_old_master", false)?;
-        let rejoin_source_conninfo_template = match obj.get("rejoin_source_conninfo_template") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(r.conninfo("rejoin_source_conninfo_template", v)?),
-        };
-        let pg_rewind_command = r.string("pg_rewind_command", "pg_rewind")?;
-        let pg_controldata_command = r.string("pg_controldata_command", "pg_controldata")?;
-        let pg_rewind_timeout = r.number("pg_rewind_timeout", 600.0, false)?;
-        if rejoin_old_master {
-            let need = |key: &str, missing: bool| {
-                if missing {
-                    Err(r.err(key, "required when rejoin_old_master is true"))
-                } else {
-                    Ok(())
-                }
-            };
-            need("primary_conninfo_template", primary_conninfo_template.is_none())?;
-            need("pg_data_directory", pg_data_directory.is_none())?;
-            need("pg_start_command", pg_start_command.trim().is_empty())?;
-            need("pg_stop_command", pg_stop_command.trim().is_empty())?;
-            need("pg_rewind_command", pg_rewind_command.trim().is_empty())?;
-            need("pg_controldata_command", pg_controldata_command.trim().is_empty())?;
-        }
-
-        let db_poll_interval = r.number("db_poll_interval", 5.0, false)?;
-        let poll_observers_on_warning_only = r.bool("poll_observers_on_warning_only", false)?;
-        let db_poll_timeout = r.number("db_poll_timeout", 5.0, false)?;
-        let fence_command = r.opt_string("fence_command")?.filter(|s| !s.trim().is_empty());
-        let json_state_file_path = PathBuf::from(r.string("json_state_file_path", "/tmp/pglookout_state.json")?);
-        let max_failover_lag_bytes = match obj.get("max_failover_lag_bytes") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(r.whole("max_failover_lag_bytes", v, i64::MAX as u64, "a whole number of bytes")?),
-        };
-        let mut failover_priorities = BTreeMap::new();
-        for (name, v) in r.object("failover_priorities")?.into_iter().flatten() {
-            let p = v.as_f64().filter(|p| p.is_finite()).ok_or_else(|| {
-                r.err(
-                    "failover_priorities",
-                    format!("expected a number for {name:?}, got {}", Reader::got(v)),
-                )
-            })?;
-            if !remote_conns.contains_key(name) {
-                warnings.push(format!(
-                    "{shown}: failover_priorities names {name:?}, which is not in remote_conns; ignored"
-                ));
-            }
-            // + 0.0 makes -0 a 0, equal to an unlisted node's, as Python compares them
-            failover_priorities.insert(name.clone(), p + 0.0);
-        }
-        let failover_fallback_timeout = match obj.get("failover_fallback_timeout") {
-            Some(Value::Null) => None,
-            _ => Some(r.number("failover_fallback_timeout", DEFAULT_FALLBACK_TIMEOUT, false)?),
-        };
-        let fence_command_budget = r.number("fence_command_budget", crate::timing::DEFAULT_FENCE_BUDGET_SECS, false)?;
-        let unreachable_master_failover_timeout = match obj.get("unreachable_master_failover_timeout") {
-            None | Some(Value::Null) => None,
-            Some(_) => Some(r.number("unreachable_master_failover_timeout", 0.0, false)?),
-        };
-        // an observer never fails over: the same profile can be merged into its config too
-        if unreachable_master_failover_timeout.is_some() && observers.is_empty() && own_db.is_some() {
-            return Err(r.err(
-                "unreachable_master_failover_timeout",
-                "needs observers: the master must be unreachable to a majority of them too (docs/safety.md)",
-            ));
-        }
-        // The lease is renewed by the observers' reports, every round: not polling them would
-        // fence a healthy primary (docs/safety.md).
-        if poll_observers_on_warning_only && fence_command.is_some() && !observers.is_empty() {
-            return Err(r.err(
-                "poll_observers_on_warning_only",
-                "must be false with fence_command: the lease needs the observers' reports every round",
-            ));
-        }
-        let timing = crate::timing::Timing {
-            poll_interval: db_poll_interval,
-            poll_timeout: db_poll_timeout,
-            check_interval: replication_state_check_interval,
-            fence_budget: fence_command_budget,
-        };
-        let failover_after = unreachable_master_failover_timeout
-            .unwrap_or(max_failover)
-            .min(max_failover);
-        let fence_timeout = match (&fence_command, obj.get("fence_timeout")) {
-            (_, Some(v)) if !v.is_null() => {
-                let t = r.number("fence_timeout", 0.0, false)?;
-                if fence_command.is_some() {
-                    timing
-                        .check_fence_timeout(t, failover_after)
-                        .map_err(|e| r.err("fence_timeout", e))?;
-                }
-                Some(t)
-            }
-            (Some(_), _) => Some(
-                timing
-                    .derive_fence_timeout(failover_after)
-                    .map_err(|e| r.err("fence_timeout", e))?,
-            ),
-            (None, _) => None,
-        };
-        let fence_command_timeout = r.number("fence_command_timeout", 5.0 * fence_command_budget, false)?;
-        let allow_fragile_lease = r.bool("allow_fragile_lease", false)?;
-        if let (Some(_), Some(own), Some(f)) = (&fence_command, &own_db, fence_timeout) {
-            if let Some(why) = fragile_lease(own, &remote_conns, &observers) {
-                if !allow_fragile_lease {
-                    return Err(r.err(
-                        "observers",
-                        format!("{why}; or set allow_fragile_lease: true to accept it"),
-                    ));
-                }
-                warnings.push(format!("{shown}: allow_fragile_lease: {why}"));
-            }
-            let contact = 2.0 * db_poll_interval + 2.0 * db_poll_timeout;
-            if f < contact {
-                warnings.push(format!(
-                    "{shown}: fence_timeout {f:.2} s is shorter than 2 × db_poll_interval + 2 × db_poll_timeout ({contact:.2} s): a loss of contact longer than {f:.2} s fences the primary"
-                ));
-            }
-        }
-
-        let alert_file_dir = match r.opt_string("alert_file_dir")? {
-            Some(d) if !d.is_empty() => PathBuf::from(d),
-            _ => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
-        };
-
-        let config = Config {
-            path: path.to_path_buf(),
-            remote_conns,
-            own_db,
-            observers,
-            http_auth_token,
-            http_auth_scope,
-            http_reserved_clients,
-            http_tls_cert,
-            http_tls_key,
-            poll_observers_on_warning_only,
-            db_poll_interval,
-            replication_state_check_interval,
-            cluster_monitor_health_timeout_seconds,
-            warning_replication_time_lag: warning,
-            max_failover_replication_time_lag: max_failover,
-            replication_catchup_timeout: r.number("replication_catchup_timeout", 300.0, false)?,
-            missing_master_from_config_timeout: r.number("missing_master_from_config_timeout", 15.0, false)?,
-            failover_on_disconnect: r.bool("failover_on_disconnect", true)?,
-            known_gone_nodes: r.string_list("known_gone_nodes")?,
-            never_promote_these_nodes: r.string_list("never_promote_these_nodes")?,
-            max_failover_lag_bytes,
-            failover_priorities,
-            failover_requires_strict_majority: r.bool("failover_requires_strict_majority", false)?,
-            failover_fallback_timeout,
-            maintenance_mode_file: PathBuf::from(
-                r.string("maintenance_mode_file", "/tmp/pglookout_maintenance_mode_file")?,
-            ),
-            failover_command: r.string("failover_command", "")?,
-            failover_command_timeout: r.number("failover_command_timeout", 120.0, false)?,
-            failover_sleep_time: r.number("failover_sleep_time", 0.0, true)?,
-            db_poll_timeout,
-            fence_command,
-            fence_command_budget,
-            fence_command_timeout,
-            fence_timeout,
-            allow_fragile_lease,
-            unreachable_master_failover_timeout,
-            over_warning_limit_command: r
-                .opt_string("over_warning_limit_command")?
-                .filter(|s| !s.trim().is_empty()),
-            alert_file_dir,
-            event_log_path: match r.opt_string("event_log_path")?.filter(|s| !s.is_empty()) {
-                Some(p) => PathBuf::from(p),
-                None => crate::events::default_path(&json_state_file_path),
-            },
-            json_state_file_path,
-            autofollow,
-            primary_conninfo_template,
-            pg_data_directory,
-            pg_start_command,
-            pg_stop_command,
-            rejoin_old_master,
-            rejoin_source_conninfo_template,
-            pg_rewind_command,
-            pg_rewind_timeout,
-            pg_controldata_command,
-            http_address: r.string("http_address", "")?,
-            http_port,
-            log_level,
-            syslog: r.bool("syslog", false)?,
-            syslog_address: r.string("syslog_address", "/dev/log")?,
-            syslog_facility,
-            statsd,
-        };
-        Ok((config, warnings))
+        let obj = value
+            .as_object()
+            .ok_or_else(|| key_error("(top level)".into(), "expected a JSON object".into()))?;
+        let (raw, unknown) = raw::read(obj).map_err(|(key, expected)| key_error(key, expected))?;
+        let warnings = unknown
+            .iter()
+            .map(|key| format!("{shown}: unknown key {key:?} ignored"))
+            .collect();
+        Checks { shown, warnings }.convert(raw, path)
     }
 
     /// A node's `failover_priorities` entry, [`DEFAULT_PRIORITY`] when it has none.
@@ -1048,6 +426,317 @@ impl Config {
             self.warning_replication_time_lag,
             self.max_failover_replication_time_lag
         )
+    }
+}
+
+/// The conversion of the file's schema into a [`Config`]: the rules between keys, the defaults
+/// derived from other keys, and the warnings (each prefixed with the file).
+struct Checks {
+    shown: String,
+    warnings: Vec<String>,
+}
+
+impl Checks {
+    fn err(&self, key: &str, expected: impl Into<String>) -> ConfigError {
+        ConfigError::Key {
+            path: self.shown.clone(),
+            key: key.to_string(),
+            expected: expected.into(),
+        }
+    }
+
+    fn warn(&mut self, text: String) {
+        self.warnings.push(format!("{}: {text}", self.shown));
+    }
+
+    /// The one conversion: the values as read, then each rule between keys in turn (the first
+    /// broken one is the error).
+    fn convert(mut self, mut raw: raw::Raw, path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
+        let observers = std::mem::take(&mut raw.observers);
+        let statsd = raw.statsd.take();
+        let mut c = assemble(raw, path);
+        if let Some(own) = c.own_db.as_ref().filter(|own| !c.remote_conns.contains_key(*own)) {
+            return Err(self.err(
+                "own_db",
+                format!("{own:?} is not a key of remote_conns (use \"\" for an observer)"),
+            ));
+        }
+        c.observers = self.observers(observers)?;
+        self.http(&mut c)?;
+        if c.warning_replication_time_lag >= c.max_failover_replication_time_lag {
+            let (warning, max) = (c.warning_replication_time_lag, c.max_failover_replication_time_lag);
+            self.warn(format!(
+                "warning_replication_time_lag ({warning}) is not below max_failover_replication_time_lag ({max}); using {max}"
+            ));
+            c.warning_replication_time_lag = max;
+        }
+        c.statsd = self.statsd(statsd)?;
+        self.follow(&c)?;
+        let strangers: Vec<String> = c
+            .failover_priorities
+            .keys()
+            .filter(|name| !c.remote_conns.contains_key(*name))
+            .map(|name| format!("failover_priorities names {name:?}, which is not in remote_conns; ignored"))
+            .collect();
+        strangers.into_iter().for_each(|w| self.warn(w));
+        self.fencing(&mut c)?;
+        Ok((c, self.warnings))
+    }
+
+    /// Each observer has a URL (http or https, with a host; kept without a trailing `/`) and
+    /// a readable `ca_file`, if any.
+    fn observers(
+        &self,
+        observers: Vec<(String, raw::RawObserver)>,
+    ) -> Result<BTreeMap<String, ObserverTarget>, ConfigError> {
+        let mut out = BTreeMap::new();
+        for (name, o) in observers {
+            let key = format!("observers.{name}");
+            let url = o
+                .url
+                .ok_or_else(|| self.err(&format!("{key}.url"), "expected the observer's URL"))?;
+            if let Some(ca) = &o.ca_file {
+                std::fs::metadata(ca)
+                    .map_err(|e| self.err(&format!("{key}.ca_file"), format!("cannot read {}: {e}", ca.display())))?;
+            }
+            check_observer_url(&url).map_err(|e| self.err(&key, e))?;
+            let target = ObserverTarget {
+                url: url.trim_end_matches('/').to_string(),
+                token: o.token,
+                ca_file: o.ca_file,
+            };
+            out.insert(name, target);
+        }
+        Ok(out)
+    }
+
+    /// The token is not blank, the TLS files come as a pair and can be read, and the observers
+    /// given by IP address may use the reserved connection slots.
+    fn http(&self, c: &mut Config) -> Result<(), ConfigError> {
+        // An empty token used to mean "no token": with scope "all" it silently turned
+        // authentication off. No token is written as null or by leaving the key out.
+        if c.http_auth_token.as_ref().is_some_and(|t| t.trim().is_empty()) {
+            return Err(self.err(
+                "http_auth_token",
+                "an empty token would turn authentication off: set a token, or remove the key (or write null) for none",
+            ));
+        }
+        // the observers are our peers: their daemons read ours too (an IP address only; a host
+        // name is not resolved here, its addresses go into http_reserved_clients)
+        let peers: Vec<IpNet> = c
+            .observers
+            .values()
+            .filter_map(|o| reqwest::Url::parse(&o.url).ok())
+            .filter_map(|u| {
+                u.host_str()
+                    .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string())
+            })
+            .filter_map(|h| h.parse::<IpAddr>().ok())
+            .map(IpNet::host)
+            .collect();
+        c.http_reserved_clients.extend(peers);
+        match (&c.http_tls_cert, &c.http_tls_key) {
+            (Some(_), None) => return Err(self.err("http_tls_key", "required with http_tls_cert")),
+            (None, Some(_)) => return Err(self.err("http_tls_cert", "required with http_tls_key")),
+            _ => {}
+        }
+        for (key, file) in [("http_tls_cert", &c.http_tls_cert), ("http_tls_key", &c.http_tls_key)] {
+            if let Some(f) = file {
+                std::fs::metadata(f).map_err(|e| self.err(key, format!("cannot read {}: {e}", f.display())))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// statsd needs both a host and a port, or neither (then there is none).
+    fn statsd(&self, statsd: Option<raw::RawStatsd>) -> Result<Option<StatsdConfig>, ConfigError> {
+        let Some(s) = statsd else { return Ok(None) };
+        match (s.host, s.port) {
+            (None, None) => Ok(None),
+            (Some(host), Some(port)) => Ok(Some(StatsdConfig {
+                host,
+                port: port.0,
+                tags: s.tags.into_iter().collect(),
+            })),
+            (None, _) => Err(self.err(
+                "statsd.host",
+                "expected a host name string (statsd needs both host and port)",
+            )),
+            (_, None) => Err(self.err(
+                "statsd.port",
+                "expected a port number (statsd needs both host and port)",
+            )),
+        }
+    }
+
+    /// `autofollow` and `rejoin_old_master` need what they run.
+    fn follow(&self, c: &Config) -> Result<(), ConfigError> {
+        if c.autofollow {
+            if c.primary_conninfo_template.is_none() {
+                return Err(self.err("primary_conninfo_template", "required when autofollow is true"));
+            }
+            if c.pg_data_directory.is_none() {
+                return Err(self.err("pg_data_directory", "required when autofollow is true"));
+            }
+            for (key, command) in [
+                ("pg_start_command", &c.pg_start_command),
+                ("pg_stop_command", &c.pg_stop_command),
+            ] {
+                if command.trim().is_empty() {
+                    return Err(self.err(key, "a command is required when autofollow is true"));
+                }
+            }
+        }
+        if c.rejoin_old_master {
+            for (key, missing) in [
+                ("primary_conninfo_template", c.primary_conninfo_template.is_none()),
+                ("pg_data_directory", c.pg_data_directory.is_none()),
+                ("pg_start_command", c.pg_start_command.trim().is_empty()),
+                ("pg_stop_command", c.pg_stop_command.trim().is_empty()),
+                ("pg_rewind_command", c.pg_rewind_command.trim().is_empty()),
+                ("pg_controldata_command", c.pg_controldata_command.trim().is_empty()),
+            ] {
+                if missing {
+                    return Err(self.err(key, "required when rejoin_old_master is true"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The fast failover trigger needs observers; with `fence_command`, the lease needs the
+    /// observers' reports every round, `fence_timeout` (given, or derived here) must let the
+    /// primary be fenced before a standby may promote, and a node daemon's voters must be able
+    /// to hold the lease (docs/safety.md).
+    fn fencing(&mut self, c: &mut Config) -> Result<(), ConfigError> {
+        // an observer never fails over: the same profile can be merged into its config too
+        if c.unreachable_master_failover_timeout.is_some() && c.observers.is_empty() && c.own_db.is_some() {
+            return Err(self.err(
+                "unreachable_master_failover_timeout",
+                "needs observers: the master must be unreachable to a majority of them too (docs/safety.md)",
+            ));
+        }
+        if c.fence_command.is_none() {
+            return Ok(());
+        }
+        if c.poll_observers_on_warning_only && !c.observers.is_empty() {
+            return Err(self.err(
+                "poll_observers_on_warning_only",
+                "must be false with fence_command: the lease needs the observers' reports every round",
+            ));
+        }
+        let timing = crate::timing::Timing {
+            poll_interval: c.db_poll_interval,
+            poll_timeout: c.db_poll_timeout,
+            check_interval: c.replication_state_check_interval,
+            fence_budget: c.fence_command_budget,
+        };
+        let max_failover = c.max_failover_replication_time_lag;
+        let failover_after = c
+            .unreachable_master_failover_timeout
+            .unwrap_or(max_failover)
+            .min(max_failover);
+        let fence_timeout = match c.fence_timeout {
+            Some(t) => timing.check_fence_timeout(t, failover_after).map(|()| t),
+            None => timing.derive_fence_timeout(failover_after),
+        }
+        .map_err(|e| self.err("fence_timeout", e))?;
+        c.fence_timeout = Some(fence_timeout);
+        if let Some(own) = &c.own_db {
+            if let Some(why) = fragile_lease(own, &c.remote_conns, &c.observers) {
+                if !c.allow_fragile_lease {
+                    return Err(self.err(
+                        "observers",
+                        format!("{why}; or set allow_fragile_lease: true to accept it"),
+                    ));
+                }
+                self.warn(format!("allow_fragile_lease: {why}"));
+            }
+            let (f, contact) = (fence_timeout, 2.0 * c.db_poll_interval + 2.0 * c.db_poll_timeout);
+            if f < contact {
+                self.warn(format!(
+                    "fence_timeout {f:.2} s is shorter than 2 × db_poll_interval + 2 × db_poll_timeout ({contact:.2} s): a loss of contact longer than {f:.2} s fences the primary"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The values as read, with the defaults derived from other keys; the observers and statsd
+/// are the conversion's.
+fn assemble(raw: raw::Raw, path: &Path) -> Config {
+    let blank_is_none = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
+    let check_interval = raw.replication_state_check_interval.0;
+    let fence_command_budget = raw.fence_command_budget.0;
+    let event_log_path = match raw.event_log_path {
+        p if p.as_os_str().is_empty() => crate::events::default_path(&raw.json_state_file_path),
+        p => p,
+    };
+    let alert_file_dir = match raw.alert_file_dir {
+        d if d.as_os_str().is_empty() => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+        d => d,
+    };
+    Config {
+        path: path.to_path_buf(),
+        remote_conns: raw.remote_conns.into_iter().collect(),
+        own_db: raw.own_db.filter(|s| !s.is_empty()),
+        observers: BTreeMap::new(),
+        http_auth_token: raw.http_auth_token,
+        http_auth_scope: raw.http_auth_scope,
+        http_reserved_clients: raw.http_reserved_clients,
+        http_tls_cert: raw.http_tls_cert,
+        http_tls_key: raw.http_tls_key,
+        poll_observers_on_warning_only: raw.poll_observers_on_warning_only.0,
+        db_poll_interval: raw.db_poll_interval.0,
+        replication_state_check_interval: check_interval,
+        cluster_monitor_health_timeout_seconds: match raw.cluster_monitor_health_timeout_seconds {
+            None => Some(2.0 * check_interval),
+            Some(given) => given.map(|s| s.0),
+        },
+        warning_replication_time_lag: raw.warning_replication_time_lag.0,
+        max_failover_replication_time_lag: raw.max_failover_replication_time_lag.0,
+        replication_catchup_timeout: raw.replication_catchup_timeout.0,
+        missing_master_from_config_timeout: raw.missing_master_from_config_timeout.0,
+        failover_on_disconnect: raw.failover_on_disconnect.0,
+        known_gone_nodes: raw.known_gone_nodes,
+        never_promote_these_nodes: raw.never_promote_these_nodes,
+        max_failover_lag_bytes: raw.max_failover_lag_bytes.map(|b| b.0),
+        failover_priorities: raw.failover_priorities.into_iter().collect(),
+        failover_requires_strict_majority: raw.failover_requires_strict_majority.0,
+        failover_fallback_timeout: raw.failover_fallback_timeout.map(|s| s.0),
+        maintenance_mode_file: raw.maintenance_mode_file,
+        failover_command: raw.failover_command,
+        failover_command_timeout: raw.failover_command_timeout.0,
+        failover_sleep_time: raw.failover_sleep_time.0,
+        db_poll_timeout: raw.db_poll_timeout.0,
+        fence_command: blank_is_none(raw.fence_command),
+        fence_command_budget,
+        fence_command_timeout: raw.fence_command_timeout.map_or(5.0 * fence_command_budget, |s| s.0),
+        fence_timeout: raw.fence_timeout.map(|s| s.0),
+        allow_fragile_lease: raw.allow_fragile_lease.0,
+        unreachable_master_failover_timeout: raw.unreachable_master_failover_timeout.map(|s| s.0),
+        over_warning_limit_command: blank_is_none(raw.over_warning_limit_command),
+        alert_file_dir,
+        json_state_file_path: raw.json_state_file_path,
+        event_log_path,
+        autofollow: raw.autofollow.0,
+        primary_conninfo_template: raw.primary_conninfo_template,
+        pg_data_directory: raw.pg_data_directory,
+        pg_start_command: raw.pg_start_command,
+        pg_stop_command: raw.pg_stop_command,
+        rejoin_old_master: raw.rejoin_old_master.0,
+        rejoin_source_conninfo_template: raw.rejoin_source_conninfo_template,
+        pg_rewind_command: raw.pg_rewind_command,
+        pg_rewind_timeout: raw.pg_rewind_timeout.0,
+        pg_controldata_command: raw.pg_controldata_command,
+        http_address: raw.http_address,
+        http_port: raw.http_port.0,
+        log_level: raw.log_level,
+        syslog: raw.syslog.0,
+        syslog_address: raw.syslog_address,
+        syslog_facility: raw.syslog_facility.0,
+        statsd: None,
     }
 }
 
