@@ -1625,11 +1625,15 @@ async fn run_inner(
         return Err(e.context(format!("healing {}", plan.fault.name())));
     }
     let healed_at = Instant::now();
-    let master = wait_for("convergence", converge_deadline, || converged(&lab)).await;
-    rec.converged = master.is_ok();
-    if let Ok(m) = &master {
+    // Converged: one writable node that every daemon names, and that acknowledges a write. A
+    // moment of agreement that does not last (a primary restarted at the heal after its lease
+    // ran out, fenced by its daemon a poll later, then replaced) is waited past, within the
+    // convergence deadline.
+    let master = loop {
+        let left = converge_deadline.saturating_sub(healed_at.elapsed());
+        let master = wait_for("convergence", left, || converged(&lab)).await;
+        let Ok(m) = &master else { break master };
         rec.converge_secs = Some(healed_at.elapsed().as_secs_f64());
-        // The converged master must take writes again.
         let n = node_index(m)?;
         let since = recorder.now();
         rec.writes_resumed = wait_for(
@@ -1639,7 +1643,11 @@ async fn run_inner(
         )
         .await
         .is_ok();
-    }
+        if rec.writes_resumed || healed_at.elapsed() >= converge_deadline {
+            break master;
+        }
+    };
+    rec.converged = master.is_ok();
     let (acks, samples) = recorder.stop().await;
     judge(&lab, plan, fault_at, master.ok(), &acks, &samples, rec).await;
     if !rec.passed {
