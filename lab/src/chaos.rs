@@ -289,6 +289,8 @@ pub struct Options {
     pub hold_max: f64,
     /// After healing, how long the cluster has to converge.
     pub converge_deadline: Duration,
+    /// Run only this run of the campaign (1-based, as printed), to repeat one.
+    pub only: Option<usize>,
 }
 
 impl Default for Options {
@@ -302,6 +304,7 @@ impl Default for Options {
             hold_min: 5.0,
             hold_max: 25.0,
             converge_deadline: Duration::from_secs(60),
+            only: None,
         }
     }
 }
@@ -1824,7 +1827,7 @@ pub async fn campaign(opts: &Options, mut on_run: impl FnMut(&RunRecord)) -> Res
         bail!("{} needs --layout dedicated3", f.name());
     }
     let mut records = Vec::new();
-    for index in 0..opts.runs {
+    for index in (0..opts.runs).filter(|i| opts.only.is_none_or(|k| k == i + 1)) {
         let p = plan(opts, index);
         let rec = run_one(&p, opts.layout, &profile, opts.converge_deadline).await;
         on_run(&rec);

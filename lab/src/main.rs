@@ -96,6 +96,9 @@ struct ChaosArgs {
     /// Print the per-run records as JSON lines on stdout (the human lines go to stderr).
     #[arg(long)]
     json: bool,
+    /// Run only run K of the campaign (as numbered in its output), to repeat it.
+    #[arg(long, value_name = "K")]
+    only: Option<usize>,
 }
 
 #[derive(Args)]
@@ -530,6 +533,7 @@ async fn cmd_chaos(args: ChaosArgs) -> Result<()> {
         hold_min: args.hold_min,
         hold_max: args.hold_max,
         converge_deadline: std::time::Duration::from_secs_f64(args.converge_secs),
+        only: args.only,
     };
     let (_, source) = chaos::profile_keys(profile)?;
     let names: Vec<&str> = opts.faults.iter().map(|f| f.name()).collect();

@@ -22,6 +22,7 @@ async fn short_campaign_partition_sigstop_blip() {
         hold_min: 16.0,
         hold_max: 16.0,
         converge_deadline: Duration::from_secs(20),
+        only: None,
     };
     let mut seen = Vec::new();
     let records = chaos::campaign(&opts, |r| {
@@ -101,6 +102,7 @@ async fn a_frozen_standby_or_observer_never_fails_over() {
         hold_min: 10.0,
         hold_max: 10.0,
         converge_deadline: Duration::from_secs(20),
+        only: None,
     };
     let records = chaos::campaign(&opts, |r| eprintln!("{}", r.line()))
         .await
@@ -137,6 +139,7 @@ async fn one_authority_neither_fences_nor_fails_over_without_a_majority() {
             hold_min: 12.0,
             hold_max: 12.0,
             converge_deadline: Duration::from_secs(20),
+            only: None,
         };
         let records = chaos::campaign(&opts, |r| eprintln!("{}", r.line()))
             .await
