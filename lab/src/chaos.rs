@@ -1628,8 +1628,8 @@ async fn run_inner(
         return Err(e.context(format!("healing {}", plan.fault.name())));
     }
     let healed_at = Instant::now();
-    // Converged: one writable node that every daemon names, and that acknowledges a write. A
-    // moment of agreement that does not last (a primary restarted at the heal after its lease
+    // Converged: one writable node that every daemon names, that acknowledges a write, and that
+    // every daemon still names after it. A moment of agreement that does not last (a primary restarted at the heal after its lease
     // ran out, fenced by its daemon a poll later, then replaced) is waited past, within the
     // convergence deadline.
     let master = loop {
@@ -1646,7 +1646,9 @@ async fn run_inner(
         )
         .await
         .is_ok();
-        if rec.writes_resumed || healed_at.elapsed() >= converge_deadline {
+        // still the one master after its write (not fenced meanwhile)
+        let lasted = rec.writes_resumed && converged(&lab).await?.as_deref() == Some(m.as_str());
+        if lasted || healed_at.elapsed() >= converge_deadline {
             break master;
         }
     };
