@@ -57,23 +57,31 @@ mod module_graph {
     use std::collections::{BTreeMap, BTreeSet};
     use std::path::Path;
 
-    /// Every `crate::<module>` a source file names outside its `#[cfg(test)]` part.
-    fn references(text: &str) -> BTreeSet<String> {
+    /// Every module a source file names after one of `prefixes` (`crate::`, `super::`) outside
+    /// its `#[cfg(test)]` part.
+    fn references_after(text: &str, prefixes: &[&str]) -> BTreeSet<String> {
         let code = text.split("#[cfg(test)]").next().unwrap_or("");
         let mut out = BTreeSet::new();
-        for (i, _) in code.match_indices("crate::") {
-            let rest = &code[i + "crate::".len()..];
-            // grouped imports would hide their modules from this check
-            assert!(
-                !rest.starts_with('{'),
-                "write `use crate::a::X;` one module per line, not `crate::{{...}}`"
-            );
-            let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-            if !name.is_empty() {
-                out.insert(name);
+        for prefix in prefixes {
+            for (i, _) in code.match_indices(prefix) {
+                let rest = &code[i + prefix.len()..];
+                // grouped imports would hide their modules from this check
+                assert!(
+                    !rest.starts_with('{'),
+                    "write `use {prefix}a::X;` one module per line, not `{prefix}{{...}}`"
+                );
+                let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                if !name.is_empty() {
+                    out.insert(name);
+                }
             }
         }
         out
+    }
+
+    /// Every `crate::<module>` a source file names outside its `#[cfg(test)]` part.
+    fn references(text: &str) -> BTreeSet<String> {
+        references_after(text, &["crate::"])
     }
 
     fn graph() -> BTreeMap<String, BTreeSet<String>> {
@@ -135,27 +143,6 @@ mod module_graph {
         assert!(cycles.is_empty(), "import cycles: {cycles:#?}");
     }
 
-    /// Every `super::<module>` and `crate::decide::<module>` a file of `decide/` names outside
-    /// its `#[cfg(test)]` part.
-    fn decide_references(text: &str) -> BTreeSet<String> {
-        let code = text.split("#[cfg(test)]").next().unwrap_or("");
-        let mut out = BTreeSet::new();
-        for prefix in ["super::", "crate::decide::"] {
-            for (i, _) in code.match_indices(prefix) {
-                let rest = &code[i + prefix.len()..];
-                assert!(
-                    !rest.starts_with('{'),
-                    "write one `use super::a::X;` per module in decide/"
-                );
-                let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-                if !name.is_empty() {
-                    out.insert(name);
-                }
-            }
-        }
-        out
-    }
-
     /// The decision core's own modules import only downwards: the shared types are a leaf,
     /// the memory and the voter counting sit above them, the rules above those, and nothing
     /// imports the round (`failover`).
@@ -172,7 +159,10 @@ mod module_graph {
                 continue;
             }
             let text = std::fs::read_to_string(&path).expect("read source");
-            let refs = decide_references(&text).into_iter().filter(|r| *r != stem).collect();
+            let refs = references_after(&text, &["super::", "crate::decide::"])
+                .into_iter()
+                .filter(|r| *r != stem)
+                .collect();
             g.insert(stem, refs);
         }
         assert!(g.contains_key("failover") && g.contains_key("types"), "{g:?}");

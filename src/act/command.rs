@@ -73,6 +73,18 @@ pub struct Ran {
 }
 
 impl Ran {
+    /// A command of `argv` not started yet (an empty `argv` stays "not started").
+    fn before(what: &str, argv: &[&str], timeout: Duration, logged: bool) -> Ran {
+        Ran {
+            what: what.to_string(),
+            program: argv.first().map_or_else(String::new, |p| (*p).to_string()),
+            outcome: Outcome::NotStarted("the command is empty".into()),
+            timeout,
+            output: String::new(),
+            logged,
+        }
+    }
+
     pub fn success(&self) -> bool {
         self.outcome.success()
     }
@@ -143,14 +155,7 @@ pub async fn run_with_args(
 /// last lines of its standard error (all of its output is logged as well).
 pub async fn execute(what: &str, command: &str, extra: &[String], timeout: Duration, env: &[(&str, String)]) -> Ran {
     let argv: Vec<&str> = command.split_whitespace().collect();
-    let mut ran = Ran {
-        what: what.to_string(),
-        program: argv.first().map_or_else(String::new, |p| (*p).to_string()),
-        outcome: Outcome::NotStarted("the command is empty".into()),
-        timeout,
-        output: String::new(),
-        logged: true,
-    };
+    let mut ran = Ran::before(what, &argv, timeout, true);
     let Some((program, args)) = argv.split_first() else {
         return ran;
     };
@@ -238,14 +243,7 @@ pub async fn output(
     env: &[(&str, &str)],
 ) -> Result<String, Ran> {
     let argv: Vec<&str> = command.split_whitespace().collect();
-    let mut ran = Ran {
-        what: what.to_string(),
-        program: argv.first().map_or_else(String::new, |p| (*p).to_string()),
-        outcome: Outcome::NotStarted("the command is empty".into()),
-        timeout,
-        output: String::new(),
-        logged: false,
-    };
+    let mut ran = Ran::before(what, &argv, timeout, false);
     let Some((program, args)) = argv.split_first() else {
         return Err(ran);
     };
