@@ -42,6 +42,9 @@ pub const SUPERUSER: &str = "postgres";
 /// failover command reads).
 pub const MONITOR_USER: &str = "pglookout";
 /// The role standbys replicate with.
+/// How long `start_node` retries a start refused because a killed server's children still
+/// hold its shared memory.
+const LEFTOVER_CHILDREN_DEADLINE: Duration = Duration::from_secs(10);
 pub const REPLICATION_USER: &str = "replicator";
 /// Table written by [`Cluster::write_load`].
 pub const LOAD_TABLE: &str = "pglab_load";
@@ -518,12 +521,28 @@ impl Cluster {
     }
 
     /// Start a stopped or killed node again and wait (30 s) until it accepts connections.
+    /// A node killed a moment ago (a fence's `kill -9`) may still have children exiting that
+    /// hold its shared memory; PostgreSQL refuses to start until they are gone ("pre-existing
+    /// shared memory block ... is still in use"), and a supervisor would try again: so does
+    /// this, for up to 10 s.
     pub async fn start_node(&self, name: &str) -> Result<()> {
         let node = self.node(name);
         if let Some(pid) = node.postmaster_pid() {
             bail!("{name} is already running (postmaster pid {pid})");
         }
-        self.boot(node).await
+        let end = std::time::Instant::now() + LEFTOVER_CHILDREN_DEADLINE;
+        loop {
+            match self.boot(node).await {
+                Err(e)
+                    if format!("{e:#}").contains("pre-existing shared memory block")
+                        && std::time::Instant::now() < end =>
+                {
+                    // the retry interval of a supervisor, within the deadline above
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                result => return result,
+            }
+        }
     }
 
     /// `pg_promote()` and wait until the node is out of recovery. `write_load` then prefers it.
