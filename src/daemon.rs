@@ -660,6 +660,7 @@ impl Loop {
             observer_nodes: &snapshot.observers,
             current_master: self.memory.current_master.as_deref(),
             decision: decision_json.as_ref(),
+            lease_renewed_at: decide::fence::lease_renewed_wall(&self.memory, chrono::Utc::now(), now),
         };
         let status = serde_json::to_value(&doc).unwrap_or_default();
         let status = Arc::new(status);
@@ -760,9 +761,18 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
     ));
     let (events_tx, mut events_rx) = mpsc::channel(16);
     let start = clock::monotonic();
+    let mut memory = Memory::new(start);
+    // before our first write replaces it: the lease our previous run last saw renewed
+    if let Some(renewed) = crate::state::lease_renewed_at(&config.json_state_file_path) {
+        decide::fence::restore_lease(&mut memory, &config, renewed, chrono::Utc::now(), start);
+        if let Some((f, v)) = config.fence_timeout.zip(memory.fence.vouched_at) {
+            let left = f - (start - v);
+            tracing::info!(target: "pglookout", "the previous run last saw at least half of the voters vouch at {renewed}: the lease counts from there ({left:.1} s left)");
+        }
+    }
     let mut lp = Loop {
         path,
-        memory: Memory::new(start),
+        memory,
         config: config.clone(),
         config_tx,
         statsd_tx,

@@ -386,6 +386,19 @@ pub struct StateDocument<'a> {
     pub current_master: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<&'a serde_json::Value>,
+    /// When at least half of the voters last vouched for our node (wall clock): the daemon
+    /// picks its lease up from here when it starts again (`decide::fence::restore_lease`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_renewed_at: Option<Timestamp>,
+}
+
+/// `lease_renewed_at` of a state file a previous run wrote; `None` when the file is missing,
+/// unreadable, not ours (the original writes no such key) or the key is not a time.
+pub fn lease_renewed_at(path: &std::path::Path) -> Option<Timestamp> {
+    let text = std::fs::read(path).ok()?;
+    let doc: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    let at = doc.get("lease_renewed_at")?.as_str()?;
+    DateTime::parse_from_rfc3339(at).ok().map(|t| t.with_timezone(&Utc))
 }
 
 /// What the poller publishes: every node's and observer's latest state and how fresh it is.

@@ -73,6 +73,7 @@ mod tests {
             observer_nodes: &observers,
             current_master: Some("pg1"),
             decision: None,
+            lease_renewed_at: None,
         };
         write_json(&path, &doc).expect("write");
         let text = std::fs::read_to_string(&path).expect("read");
@@ -81,6 +82,36 @@ mod tests {
         assert!(v.is_object());
         // no temp files are left behind
         assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1);
+    }
+
+    #[test]
+    fn the_lease_renewal_comes_back_from_our_state_file_and_nothing_else() {
+        use crate::state::lease_renewed_at;
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("state.json");
+        assert_eq!(lease_renewed_at(&path), None, "no file");
+        let (nodes, observers) = (BTreeMap::new(), BTreeMap::new());
+        let renewed = crate::state::parse_iso("2026-12-06T07:26:26.123456Z").expect("time");
+        let doc = StateDocument {
+            db_nodes: &nodes,
+            observer_nodes: &observers,
+            current_master: None,
+            decision: None,
+            lease_renewed_at: Some(renewed),
+        };
+        write_json(&path, &doc).expect("write");
+        assert_eq!(lease_renewed_at(&path), Some(renewed));
+        // the original's state file has no such key; garbage is no lease either
+        let original = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pg2-state-file.json");
+        assert_eq!(lease_renewed_at(&original), None);
+        for junk in [
+            &b"{\"lease_renewed_at\": 12}"[..],
+            b"{\"lease_renewed_at\": \"yesterday\"}",
+            b"\x00{",
+        ] {
+            write_atomic(&path, junk).expect("write");
+            assert_eq!(lease_renewed_at(&path), None);
+        }
     }
 
     #[test]

@@ -590,27 +590,36 @@ fn liveness(w: &World) -> Option<Violation> {
 }
 
 /// Whether restarting daemon `d` (whose node is writable) until `up_at` breaks the documented
-/// assumption that the primary's daemon is alive to fence it: when a link fault touches its
-/// host between the restart and a fence timeout plus overhead after it comes back.
+/// assumption that the primary's daemon is alive to fence it (docs/safety.md, "Restarts").
+/// The restarted daemon takes its lease from the state file, so the restart is covered unless
+/// a cut of its host (or a freeze of its node) that lasts into the downtime began more than
+/// U - W - C - B before the daemon is back (U the failover timeout, W the startup window):
+/// then the standbys may promote before the daemon can have fenced, which no daemon can do
+/// while it is down.
 pub fn restart_waiver(w: &World, d: usize, up_at: Us) -> Option<String> {
     let c = &w.daemons[d].config;
-    let overhead = c.fence_timeout.unwrap_or(0.0) + 2.0 * c.db_poll_interval + 2.0 * c.db_poll_timeout + 1.0;
-    let until = up_at + us(overhead);
+    let covered = pglookout::decide::voters::failover_timeout(c)
+        - pglookout::decide::fence::startup_window(c)
+        - c.replication_state_check_interval
+        - c.fence_command_budget;
     let hosts = w.sched.daemons();
-    let cut = (0..hosts).any(|x| {
-        !net::clear_during(&w.sched.faults, d, x, w.now, until)
-            || !net::db_clear_during(&w.sched.faults, x, d, w.now, until)
-    });
-    // a frozen node is cut off from its own daemon just the same
-    let frozen = w.cluster.nodes[d].proc == Proc::Frozen
-        || w.sched
-            .faults
-            .iter()
-            .any(|f| f.kind == FaultKind::FreezeNode(d) && f.at < until && f.end() > w.now);
-    (cut || frozen).then(|| {
+    let cuts_host = |f: &Fault| {
+        f.kind == FaultKind::FreezeNode(d)
+            || (0..hosts).any(|x| net::touches(f, d, x) || net::touches(f, x, d) || net::touches_db(f, x, d))
+    };
+    let cut_at = w
+        .sched
+        .faults
+        .iter()
+        .filter(|f| cuts_host(f) && f.at < up_at && (f.end() > w.now || w.cluster.nodes[d].proc == Proc::Frozen))
+        .map(|f| f.at)
+        .min()?;
+    (up_at > cut_at + us(covered.max(0.0))).then(|| {
         format!(
-            "the primary pg{d}'s daemon restarted at {:.3} s while its host's links were cut or its node frozen (docs/safety.md: not covered)",
-            secs(w.now)
+            "the primary pg{d}'s daemon was down from {:.3} s to {:.3} s, its host cut off or its node frozen since {:.3} s: longer than a restored lease covers (docs/safety.md: not covered)",
+            secs(w.now),
+            secs(up_at),
+            secs(cut_at)
         )
     })
 }

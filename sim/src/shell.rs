@@ -100,6 +100,9 @@ pub struct Daemon {
     pub answer_cache: Option<(u64, Option<FailoverStatus>, BTreeMap<String, NodeState>)>,
     /// What `/state.json` answers while an `ObserverStale` fault holds it.
     pub stale_copy: Option<BTreeMap<String, NodeState>>,
+    /// `lease_renewed_at` of the state file the daemon wrote at its last check; it survives a
+    /// restart, as the file does.
+    pub state_file_lease: Option<pglookout::state::Timestamp>,
 }
 
 /// The name of daemon `d` (node daemons carry their node's name).
@@ -239,14 +242,20 @@ impl Daemon {
             publish_seq: 0,
             answer_cache: None,
             stale_copy: None,
+            state_file_lease: None,
         })
     }
 
-    /// Starts (again) at `t` with an empty memory and poller, as a restarted process does.
-    pub fn restart(&mut self, t: Us, maintenance: bool) {
+    /// Starts (again) at `t` with an empty memory and poller, as a restarted process does;
+    /// the lease comes back from the state file (`daemon::run`), read on the wall clock `wall`.
+    pub fn restart(&mut self, t: Us, wall: pglookout::state::Timestamp, maintenance: bool) {
         self.up = true;
         self.epoch += 1;
         self.memory = Memory::new(self.mono(t));
+        if let Some(renewed) = self.state_file_lease {
+            let mono = self.mono(t);
+            pglookout::decide::fence::restore_lease(&mut self.memory, &self.config, renewed, wall, mono);
+        }
         let enabled: Vec<bool> = self.workers.iter().map(|w| w.enabled).collect();
         self.workers = enabled
             .into_iter()

@@ -535,7 +535,8 @@ impl<'a> World<'a> {
     fn start_daemon(&mut self, d: usize) {
         let maint = self.maintenance(d);
         let now = self.now;
-        self.daemons[d].restart(now, maint);
+        let wall = self.cluster.wall(now, self.daemons[d].wall_offset);
+        self.daemons[d].restart(now, wall, maint);
         if now > 0 {
             let name = self.daemons[d].name.clone();
             self.note(format!("{name}: daemon starts with an empty memory"));
@@ -802,6 +803,7 @@ impl<'a> World<'a> {
         };
         let yielded = dm.memory.yielded();
         let decision = decide(&view, &dm.config, &mut dm.memory);
+        dm.state_file_lease = pglookout::decide::fence::lease_renewed_wall(&dm.memory, wall_now, dm.mono(now));
         if dm.memory.yielded() && !yielded {
             self.yields.push((now, d));
         }

@@ -1038,6 +1038,30 @@ pub fn furthest_along(positions: &BTreeMap<u64, BTreeSet<String>>) -> Option<&St
         .and_then(|names| names.iter().next_back())
 }
 
+/// The master we would replace and how long ago it was last seen alive, for the lag window
+/// without fencing: `db_time`, the master's own clock at our (or an observer's) last
+/// successful poll, where a missing one counts as now, as upstream. A master of our config we
+/// know of (from an earlier observer report) but have not reached since this daemon started,
+/// with no report of it in the map, was seen at the latest just before our start: a daemon
+/// restarted while its primary was frozen otherwise promoted as the primary resumed, at once
+/// (found by the simulator). A master taken out of `remote_conns` or listed in
+/// `known_gone_nodes` is the operator's word that it is gone, as upstream.
+fn last_contact<'m>(view: &View, config: &Config, memory: &'m Memory, map: &'m NodeMap) -> Option<(&'m String, f64)> {
+    if let Some((name, state)) = map.first_disconnected_master() {
+        let since = state
+            .pg
+            .as_ref()
+            .and_then(|p| p.db_time)
+            .map_or(0.0, |t| secs_between(view.wall_now, t));
+        return Some((name, since));
+    }
+    let name = memory.current_master.as_ref()?;
+    let never_reached = view.nodes.get(name).is_some_and(|n| n.in_recovery().is_none());
+    let seen = map.standbys.contains_key(name) || map.connected_masters.contains_key(name);
+    let gone = config.known_gone_nodes.contains(name);
+    (never_reached && !seen && !gone).then_some((name, view.mono_now - memory.started_at))
+}
+
 fn do_failover_decision(
     view: &View,
     config: &Config,
@@ -1082,14 +1106,7 @@ fn do_failover_decision(
                 return done(format!("no failover: no strict majority of the voters reports master {shown} gone"));
             }
         }
-    } else if let Some((name, state)) = map.first_disconnected_master() {
-        // db_time is the master's own clock at our (or an observer's) last successful poll;
-        // missing counts as now, as upstream.
-        let since = state
-            .pg
-            .as_ref()
-            .and_then(|p| p.db_time)
-            .map_or(0.0, |t| secs_between(view.wall_now, t));
+    } else if let Some((name, since)) = last_contact(view, config, memory, map) {
         let limit = config.max_failover_replication_time_lag;
         let fast = match (
             gone_for(view, memory, Some(name)),

@@ -14,7 +14,7 @@ use super::types::{Action, Alert, Out, View};
 use super::voters;
 use super::voters::{corroborated_primary, fresh_reports};
 use crate::config::Config;
-use crate::state::NodeState;
+use crate::state::{NodeState, Timestamp};
 use std::collections::BTreeMap;
 
 /// Whether our lease holds now: fencing is on, our node is not a connected standby, and at
@@ -50,6 +50,38 @@ pub fn lease(config: &Config, memory: &Memory, own: Option<&NodeState>, mono_now
 /// Where the lease counts from: the last renewal, else the daemon's start.
 fn lease_start(memory: &Memory) -> f64 {
     memory.fence.vouched_at.unwrap_or(memory.started_at)
+}
+
+/// The last renewal of the lease on the wall clock, for the state file (`lease_renewed_at`):
+/// a daemon that starts again picks its lease up from there ([`restore_lease`]).
+pub fn lease_renewed_wall(memory: &Memory, wall_now: Timestamp, mono_now: f64) -> Option<Timestamp> {
+    let ago = mono_now - memory.fence.vouched_at?;
+    Some(wall_now - chrono::Duration::microseconds((ago.max(0.0) * 1e6) as i64))
+}
+
+/// How long a daemon that has just started gives its voters to answer before its lease can
+/// run out: the first round of probes, the first fetch of every observer (which starts with
+/// the first decision), and a check each (2I + 2P + 2C; docs/safety.md, "Restarts").
+pub fn startup_window(config: &Config) -> f64 {
+    2.0 * (config.db_poll_interval + config.db_poll_timeout + config.replication_state_check_interval)
+}
+
+/// A daemon that starts again, with the lease renewal its previous run wrote to the state
+/// file (`renewed`, wall clock): the lease counts from there, not from this start, so that a
+/// restart does not give a primary cut off from its voters a whole new `fence_timeout`
+/// (found by the simulator). It still runs [`startup_window`] from the start, so that the
+/// voters can answer first. A renewal in the future (the wall clock stepped back) counts as
+/// now, which is the lease of a daemon with no state file.
+pub fn restore_lease(memory: &mut Memory, config: &Config, renewed: Timestamp, wall_now: Timestamp, mono_now: f64) {
+    let Some(fence_timeout) = config.fence_timeout else {
+        return;
+    };
+    let age = (wall_now - renewed)
+        .num_microseconds()
+        .map_or(f64::MAX, |us| us as f64 / 1e6);
+    let earliest = mono_now - fence_timeout + startup_window(config);
+    let at = (mono_now - age.max(0.0)).max(earliest).min(mono_now);
+    memory.fence.vouched_at = Some(at);
 }
 
 /// Renews the lease when at least half of the voters vouch for our node now; with fencing on

@@ -1712,6 +1712,92 @@ fn without_fence_command_nothing_is_ever_fenced() {
     assert!(!s.alerts.contains(&Alert::Fenced));
 }
 
+/// A primary whose daemon restarts (the intervals shortened so that the startup window,
+/// 2I + 2P + 2C = 3 s, is under fence_timeout, 5 s), its voters silent: the checks, one
+/// second apart, until the first fence.
+fn restarted_primary_fences_after(renewed: Option<Timestamp>) -> usize {
+    let mut s = fenced_primary();
+    s.conf("db_poll_interval", json!(0.5))
+        .conf("db_poll_timeout", json!(0.5))
+        .conf("replication_state_check_interval", json!(0.5));
+    for o in OBSERVERS {
+        report(&mut s, o, None);
+    }
+    s.memory = Memory::new(s.mono);
+    if let Some(renewed) = renewed {
+        let config = s.config();
+        fence::restore_lease(&mut s.memory, &config, renewed, s.now, s.mono);
+    }
+    (1..=10).find(|_| run_for(&mut s, 1) > 0).unwrap_or(usize::MAX)
+}
+
+#[test]
+fn regression_a_restarted_daemon_counts_its_lease_from_the_state_file() {
+    // The previous run last saw the voters vouch 30 s ago (its node has been cut off since):
+    // the lease has run out, and it is fenced once the voters have had the startup window to
+    // answer, not a whole fence_timeout after the restart (found by the simulator).
+    assert_eq!(restarted_primary_fences_after(Some(ago(30))), 3);
+    // Renewed 1 s before the restart: the 4 s left of it.
+    assert_eq!(restarted_primary_fences_after(Some(ago(1))), 4);
+    // No state file (the first start, or the original's file): the lease counts from the start.
+    assert_eq!(restarted_primary_fences_after(None), 5);
+    // A renewal in the future (the wall clock stepped back): counts as now.
+    assert_eq!(restarted_primary_fences_after(Some(s_later(60))), 5);
+}
+
+fn s_later(secs: i64) -> Timestamp {
+    now() + Duration::seconds(secs)
+}
+
+#[test]
+fn the_lease_written_to_the_state_file_is_the_last_renewal() {
+    let mut s = fenced_primary();
+    assert_eq!(fence::lease_renewed_wall(&s.memory, s.now, s.mono), None);
+    run_for(&mut s, 3);
+    let renewed = fence::lease_renewed_wall(&s.memory, s.now, s.mono);
+    assert_eq!(renewed, Some(s.now));
+    for o in OBSERVERS {
+        report(&mut s, o, None);
+    }
+    run_for(&mut s, 2);
+    // wall_now stands still in this test while mono runs: the renewal is 2 s before it
+    assert_eq!(fence::lease_renewed_wall(&s.memory, s.now, s.mono), Some(ago(2)));
+}
+
+#[test]
+fn regression_a_restarted_standby_counts_the_lag_window_from_its_start() {
+    // Without fencing. pg2's daemon restarted while pg1 was frozen: pg1 was never reached
+    // since, and the observer's copy of it is too old to count, so there is no last contact.
+    // The lag window counts from our start (found by the simulator: pg2 promoted at once
+    // as pg1 resumed, while pg3's daemon, knowing the last contact, waited).
+    let mut s = Sim::new();
+    s.set("pg1", N(NodeState::new(now(), false)))
+        .set("pg2", N::standby("1/10", 30.0))
+        .own("pg2");
+    s.memory.current_master = Some("pg1".into());
+    s.mono += 20.0; // past the grace after the start
+    let d = s.check();
+    assert_eq!(s.failovers, 0, "{d:?}");
+    assert!(
+        s.all_reasons()
+            .contains("last contact with master pg1 was 20.0 s ago, under max_failover_replication_time_lag 120 s"),
+        "{}",
+        s.all_reasons()
+    );
+    s.mono += 101.0;
+    s.check();
+    assert_eq!(s.failovers, 1, "{}", s.all_reasons());
+    // The operator's word that it is gone still counts at once, as upstream.
+    let mut s = Sim::new();
+    s.set("pg1", N(NodeState::new(now(), false)))
+        .set("pg2", N::standby("1/10", 30.0))
+        .own("pg2")
+        .conf("known_gone_nodes", json!(["pg1"]));
+    s.memory.current_master = Some("pg1".into());
+    s.check();
+    assert_eq!(s.failovers, 1, "{}", s.all_reasons());
+}
+
 #[test]
 fn a_lease_kept_by_a_majority_never_fences_even_with_a_dead_observer() {
     let mut s = fenced_primary();
