@@ -801,3 +801,70 @@ async fn pglookout_ctl_rejoin_refuses_a_running_primary_and_rewinds_a_stopped_on
     );
     assert!(!cluster.dir().join("rejoin_failed").exists());
 }
+
+/// Issue 18 (found by the simulator): a restarted daemon keeps the lease it had. pg1 alone with
+/// its daemon and one real observer, plus two configured observers that never answer (voters
+/// obs, o2, o3 and pg1's own view: the lease needs two). The daemon writes the lease's last
+/// renewal to its state file; it is stopped with the observer, as if down for an hour while its
+/// node was cut off (the renewal moved an hour back), and started again alone: it fences pg1
+/// once its voters have had the startup window to answer (2 × (0.5 + 1 + 0.5) = 4 s), not a
+/// whole `fence_timeout` (20 s) after its start, as it did when its lease began at its start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_daemon_counts_its_lease_from_the_state_file() {
+    let cluster = lab_cluster(0).await;
+    let dead = |_| format!("http://127.0.0.1:{}", free_port().expect("port"));
+    let obs = spawn(&cluster, "obs", config(&cluster, "", json!({})));
+    let mut c = config(&cluster, "pg1", json!({"obs": obs.url(), "o2": dead(2), "o3": dead(3)}));
+    c["db_poll_timeout"] = json!(1.0);
+    c["fence_timeout"] = json!(20.0);
+    c["max_failover_replication_time_lag"] = json!(60.0);
+    c["allow_fragile_lease"] = json!(true);
+    let dir = cluster.dir();
+    c["fence_command"] = json!(stamped(
+        dir,
+        "fence-pg1.sh",
+        &stamp_path(dir, "fence", "pg1"),
+        &cluster.fence_command("pg1").expect("fence")
+    ));
+    let mut pg1 = spawn(&cluster, "pg1", c);
+    let renewed = |s: &Value| s["lease_renewed_at"].as_str().and_then(pglookout::state::parse_iso);
+    let written = wait_for("the lease renewal in pg1's state file", DEADLINE, || async {
+        Ok(pg1.state().as_ref().and_then(renewed))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", tail(&pg1.log(), 30)));
+    let age = (chrono::Utc::now() - written).num_seconds();
+    assert!((0..60).contains(&age), "renewed {age} s ago");
+    let mut obs = obs;
+    obs.stop(std::time::Duration::from_secs(10)).expect("stop obs");
+    pg1.stop(std::time::Duration::from_secs(10)).expect("stop pg1's daemon");
+    let mut state = pg1.state().expect("state file");
+    let last = renewed(&state).expect("renewal");
+    state["lease_renewed_at"] = json!((last - chrono::Duration::hours(1)).to_rfc3339());
+    std::fs::write(&pg1.state_path, state.to_string()).expect("state file");
+    pg1.restart(&bin()).expect("restart pg1's daemon");
+    let fenced = wait_for("pg1 fenced", std::time::Duration::from_secs(15), || async {
+        Ok(stamp_of(&cluster, "fence", "pg1"))
+    })
+    .await;
+    assert!(
+        fenced.is_ok(),
+        "not fenced within 15 s of the restart\n{}",
+        tail(&pg1.log(), 40)
+    );
+    assert!(
+        pg1.log()
+            .contains("the previous run last saw at least half of the voters vouch at"),
+        "{}",
+        tail(&pg1.log(), 40)
+    );
+    let stopped = wait_for("pg1 to stop answering", DEADLINE, || async {
+        Ok(cluster.sql("pg1", "SELECT 1").await.is_err().then_some(()))
+    })
+    .await;
+    assert!(
+        stopped.is_ok(),
+        "pg1 still answers its clients\n{}",
+        tail(&pg1.log(), 40)
+    );
+}
