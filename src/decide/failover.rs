@@ -773,6 +773,9 @@ fn check_replication_lag(
     }
 }
 
+/// The standbys' replication positions: names by position.
+type Positions = BTreeMap<u64, BTreeSet<String>>;
+
 /// Standbys that may be promoted, by WAL position: reachable, polled within the last
 /// [`CANDIDATE_MAX_AGE_SECS`], not in `never_promote`. The position is the receive LSN, else
 /// the replay LSN, else 0.
@@ -1062,19 +1065,10 @@ fn last_contact<'m>(view: &View, config: &Config, memory: &'m Memory, map: &'m N
     (never_reached && !seen && !gone).then_some((name, view.mono_now - memory.started_at))
 }
 
-fn do_failover_decision(
-    view: &View,
-    config: &Config,
-    memory: &mut Memory,
-    out: &mut Out,
-    map: &NodeMap,
-    own_db: &str,
-    why: &str,
-) -> End {
-    if !map.connected_masters.is_empty() {
-        let names: Vec<&str> = map.connected_masters.keys().map(String::as_str).collect();
-        return done(format!("no failover: master {} is still connected", names.join(", ")));
-    }
+/// The failover window: with `fence_command`, a strict majority of the voters must have
+/// reported the master gone for the failover timeout; without, the original's lag window (or
+/// `unreachable_master_failover_timeout`). `Some` ends the decision: not yet.
+fn failover_window(view: &View, config: &Config, memory: &Memory, out: &mut Out, map: &NodeMap) -> Option<End> {
     if config.fence_command.is_some() {
         // One authority (docs/safety.md): with fencing, every path that promotes (the fast
         // trigger, the lag window with a missing master, no master seen since start, the
@@ -1094,7 +1088,7 @@ fn do_failover_decision(
                 out.why(format!(
                     "a strict majority of the voters has reported master {shown} gone for {t:.1} s, under the failover timeout {limit} s"
                 ));
-                return done(format!("no failover: master {shown} has not been gone long enough"));
+                return Some(done(format!("no failover: master {shown} has not been gone long enough")));
             }
             None => {
                 let (votes, of) = super::voters::count(view, config, view.nodes, |v| {
@@ -1103,7 +1097,7 @@ fn do_failover_decision(
                 out.why(format!(
                     "{votes} of {of} voters report master {shown} gone: a failover needs a strict majority"
                 ));
-                return done(format!("no failover: no strict majority of the voters reports master {shown} gone"));
+                return Some(done(format!("no failover: no strict majority of the voters reports master {shown} gone")));
             }
         }
     } else if let Some((name, since)) = last_contact(view, config, memory, map) {
@@ -1123,29 +1117,75 @@ fn do_failover_decision(
             out.why(format!(
                 "last contact with master {name} was {since:.1} s ago, under max_failover_replication_time_lag {limit} s"
             ));
-            return done(format!("no failover: master {name} was reached too recently"));
+            return Some(done(format!("no failover: master {name} was reached too recently")));
         }
     }
+    None
+}
 
+/// A fresh observer report shows the master we would replace, or another node, as a connected
+/// primary: no failover (`Some` ends the decision).
+fn replaced_already(view: &View, config: &Config, memory: &Memory, own_db: &str) -> Option<End> {
     // The master we would replace is a connected primary in a fresh observer report. The node
     // map already counts that for nodes of our config; this also holds when a reload took the
     // master out of `remote_conns`: leaving our config does not stop a primary (found by the
     // simulator).
     if let Some(current) = memory.current_master.as_deref() {
         if let Some((_, observer)) = observed_primaries(view, config).find(|(n, _)| n.as_str() == current) {
-            return done(format!(
+            return Some(done(format!(
                 "no failover: observer {observer} reaches {current} as a connected primary"
-            ));
+            )));
         }
     }
     // A fresh observer report of another node as a connected primary: a failover already
     // happened (our own probe of that node may have failed after the report, so the node map
     // kept our "not reached"). Promoting now would make two (found by the simulator).
     if let Some((name, observer)) = observed_new_primary(view, config, memory, own_db) {
-        return done(format!(
+        return Some(done(format!(
             "no failover: observer {observer} reports {name} as a connected primary"
-        ));
+        )));
     }
+    None
+}
+
+/// Every condition held: run the failover command, announce it, and remember it.
+fn launch_failover(view: &View, config: &Config, memory: &mut Memory, out: &mut Out, own_db: &str, why: &str) -> End {
+    out.act(Action::RunFailoverCommand {
+        reason: why.to_string(),
+        old_master: memory.current_master.clone(),
+    });
+    // A retry keeps the failure's block and its start; our node must be polled after this
+    // attempt ends before we yield.
+    if let Some(b) = memory.blocked.as_mut() {
+        b.since_wall = None;
+        b.settled_since = None;
+    }
+    memory.published_failover = Some(FailoverStatus {
+        phase: FailoverPhase::Promoting,
+        master: memory.current_master.clone(),
+        reason: why.to_string(),
+        since: view.wall_now,
+    });
+    // Created when the command is launched, whatever its outcome (as upstream, which wrote it
+    // after the command whatever its exit status).
+    out.act(Action::CreateAlert(Alert::FailoverHasHappened));
+    memory.failover.running_since = Some(view.mono_now);
+    memory.failover.since_standby = true;
+    memory.failover.sleep_after = config.failover_sleep_time;
+    done(format!("failover: promoting {own_db}, the node furthest along"))
+}
+
+/// The standbys' known positions and the candidate among them: the furthest along (by
+/// priority within the cap), skipping those that yielded, and keeping the one we deferred to
+/// while it may be promoting. `Err` ends the decision.
+fn candidate(
+    view: &View,
+    config: &Config,
+    memory: &mut Memory,
+    out: &mut Out,
+    map: &NodeMap,
+    own_db: &str,
+) -> Result<(Positions, String), End> {
     let never = &config.never_promote_these_nodes;
     let mut positions = replication_positions(&map.standbys, view.wall_now, never);
     for (name, pos) in observed_candidates(view, config, &positions, own_db) {
@@ -1156,13 +1196,13 @@ fn do_failover_decision(
         positions.entry(pos).or_default().insert(name);
     }
     if positions.is_empty() {
-        return done("no failover: no standby has a fresh known replication position");
+        return Err(done("no failover: no standby has a fresh known replication position"));
     }
     if let Some(end) = skip_yielded(view, config, memory, out, &mut positions, own_db) {
-        return end;
+        return Err(end);
     }
     let Some(mut furthest) = choose_candidate(config, &positions).cloned() else {
-        return done("no failover: no standby has a fresh known replication position");
+        return Err(done("no failover: no standby has a fresh known replication position"));
     };
     if let Some(ahead) = furthest_along(&positions).filter(|f| **f != furthest) {
         let level = positions
@@ -1195,9 +1235,36 @@ fn do_failover_decision(
             out.why(format!(
                 "{earlier} was furthest along {waited:.1} s ago and is out of sight: its daemon may be promoting it; we may take over after {unseen_limit} s"
             ));
-            return done(format!("no failover: {earlier} may be promoting"));
+            return Err(done(format!("no failover: {earlier} may be promoting")));
         }
     }
+    Ok((positions, furthest))
+}
+
+fn do_failover_decision(
+    view: &View,
+    config: &Config,
+    memory: &mut Memory,
+    out: &mut Out,
+    map: &NodeMap,
+    own_db: &str,
+    why: &str,
+) -> End {
+    if !map.connected_masters.is_empty() {
+        let names: Vec<&str> = map.connected_masters.keys().map(String::as_str).collect();
+        return done(format!("no failover: master {} is still connected", names.join(", ")));
+    }
+    if let Some(end) = failover_window(view, config, memory, out, map) {
+        return end;
+    }
+    if let Some(end) = replaced_already(view, config, memory, own_db) {
+        return end;
+    }
+    let never = &config.never_promote_these_nodes;
+    let (positions, furthest) = match candidate(view, config, memory, out, map, own_db) {
+        Ok(c) => c,
+        Err(end) => return end,
+    };
     let cap = lag_cap(view, config, memory, out, map, &positions, &furthest);
     let observers = map.connected_observers + map.disconnected_observers;
     // The +1 stands for the master. Same arithmetic as upstream, ties pass.
@@ -1299,29 +1366,7 @@ fn do_failover_decision(
     if config.failover_command.trim().is_empty() {
         return done("cannot fail over: failover_command is empty");
     }
-    out.act(Action::RunFailoverCommand {
-        reason: why.to_string(),
-        old_master: memory.current_master.clone(),
-    });
-    // A retry keeps the failure's block and its start; our node must be polled after this
-    // attempt ends before we yield.
-    if let Some(b) = memory.blocked.as_mut() {
-        b.since_wall = None;
-        b.settled_since = None;
-    }
-    memory.published_failover = Some(FailoverStatus {
-        phase: FailoverPhase::Promoting,
-        master: memory.current_master.clone(),
-        reason: why.to_string(),
-        since: view.wall_now,
-    });
-    // Created when the command is launched, whatever its outcome (as upstream, which wrote it
-    // after the command whatever its exit status).
-    out.act(Action::CreateAlert(Alert::FailoverHasHappened));
-    memory.failover.running_since = Some(view.mono_now);
-    memory.failover.since_standby = true;
-    memory.failover.sleep_after = config.failover_sleep_time;
-    done(format!("failover: promoting {own_db}, the node furthest along"))
+    launch_failover(view, config, memory, out, own_db, why)
 }
 
 /// The daemons that have yielded their turn (a fresh report of the observer configured under
