@@ -10,12 +10,13 @@
 
 use super::memory::{Fenced, Memory, FENCE_BACKOFF};
 use super::node_map::NodeMap;
-use super::types::{Action, Alert, Out, View};
+use super::types::{Action, Alert, End, Out, View};
 use super::voters;
 use super::voters::{corroborated_primary, fresh_reports};
 use crate::config::Config;
 use crate::state::{NodeState, Timestamp};
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 
 /// Whether our lease holds now: fencing is on, our node is not a connected standby, and at
 /// least half of the voters vouched for it within `fence_timeout`. `Err` says why not (for
@@ -108,7 +109,7 @@ pub(super) fn fence(
     nodes: &BTreeMap<String, NodeState>,
     map: &NodeMap,
     out: &mut Out,
-) -> Option<super::types::End> {
+) -> Option<End> {
     let own = config.own_db.as_deref()?;
     let own_state = nodes.get(own)?;
     let now = view.mono_now;
@@ -139,80 +140,18 @@ pub(super) fn fence(
         _ => {}
     }
 
-    let vouched = voters::at_least_half(votes, of);
-    let corroborated = |name: &str| corroborated_primary(view, config, nodes, name);
     let own_primary = own_state.connection && own_state.in_recovery() == Some(false);
-    if let Some(f) = memory.fence.fenced.as_mut() {
-        if memory.fence.running_since.is_some() {
-            out.why("the fence command is running");
-            return None;
-        }
-        // The first decision after the command succeeded asks for a poll: the round after this
-        // one is made of probes that started after the request, so after the fence.
-        let verify_from = match f.verify_from_round {
-            Some(r) => r,
-            None => {
-                f.verify_from_round = Some(view.poll_round);
-                out.act(Action::RequestPoll);
-                view.poll_round
-            }
-        };
-        let verified = view.poll_round > verify_from;
-        let other = map
-            .connected_masters
-            .keys()
-            .find(|n| n.as_str() != own && corroborated(n))
-            .cloned();
-        let back = now - f.at >= config.fence_timeout.unwrap_or(0.0);
-        match (own_primary && verified, vouched && other.is_none()) {
-            // Back as a primary that at least half of the voters vouch for, with no other
-            // primary, for a whole fence_timeout after the fence: brought back on purpose.
-            // The rules run afresh.
-            (true, true) if back => {
-                out.why(format!(
-                    "{own} answers as a primary again and at least half of the voters vouch for it: the earlier fence ({}) no longer holds",
-                    f.reason
-                ));
-                memory.fence.fenced = None;
-                if std::mem::take(&mut memory.fence.not_held) > 0 {
-                    out.act(Action::DeleteAlert(Alert::FenceFailed));
-                }
-            }
-            // Answers as a primary with its lease: nobody may promote meanwhile; wait.
-            (true, true) => {
-                out.why(format!(
-                    "{own} answers as a primary again, vouched for by {votes} of {of} voters; the fence of {:.0} s ago is lifted after fence_timeout if that lasts",
-                    now - f.at
-                ));
-                return None;
-            }
-            // The fence did not hold: a supervisor restarted the node, or the command missed
-            // it. Fence again, at once the first time, then with a backoff.
-            (true, false) => {
-                let reason = format!(
-                    "the fence of {:.0} s ago did not hold: {own} answers as a primary again{} ({})",
-                    now - f.at,
-                    match &other {
-                        Some(o) => format!(" while {o} is a connected primary"),
-                        None => format!(" without a lease ({votes} of {of} voters vouch)"),
-                    },
-                    f.reason
-                );
-                // at once after the first fence that did not hold, then the command's backoff
-                let wait = FENCE_BACKOFF.wait(memory.fence.not_held);
-                if memory.fence.not_held > 0 && now - f.at < wait {
-                    out.why(format!("{reason}; fencing again in {:.1} s", f.at + wait - now));
-                    return None;
-                }
-                memory.fence.not_held = memory.fence.not_held.saturating_add(1);
-                out.act(Action::CreateAlert(Alert::FenceFailed));
-                return Some(order_fence(memory, out, own, now, reason, other));
-            }
-            (false, _) => {
-                out.why(format!("{own} was fenced {:.0} s ago: {}", now - f.at, f.reason));
-                return None;
-            }
-        }
+    let r = Round {
+        view,
+        config,
+        nodes,
+        map,
+        own,
+        votes,
+        of,
+    };
+    if let ControlFlow::Break(end) = after_fence(&r, memory, out, own_primary) {
+        return end;
     }
     if memory.fence.running_since.is_some() {
         out.why("the fence command is running");
@@ -229,6 +168,118 @@ pub(super) fn fence(
         }
     }
 
+    if let Some(end) = stale_primary(&r, memory, out, own_state, own_primary) {
+        return Some(end);
+    }
+    lease_ran_out(&r, memory, out)
+}
+
+/// What the fence rules of one round look at.
+struct Round<'a> {
+    view: &'a View<'a>,
+    config: &'a Config,
+    nodes: &'a BTreeMap<String, NodeState>,
+    map: &'a NodeMap,
+    own: &'a str,
+    votes: usize,
+    of: usize,
+}
+
+/// Our node was fenced: while the command runs, wait; then verify it held (a poll after the
+/// fence that still shows a connected primary without a lease, or beside another primary, means
+/// it did not: fence again, with a backoff after the first time), or lift it when the node is
+/// back as a primary with its lease for a whole fence_timeout (brought back on purpose).
+fn after_fence(r: &Round, memory: &mut Memory, out: &mut Out, own_primary: bool) -> ControlFlow<Option<End>> {
+    let (view, config, map, own, now) = (r.view, r.config, r.map, r.own, r.view.mono_now);
+    let (votes, of) = (r.votes, r.of);
+    let vouched = voters::at_least_half(votes, of);
+    let corroborated = |name: &str| corroborated_primary(view, config, r.nodes, name);
+    let Some(f) = memory.fence.fenced.as_mut() else {
+        return ControlFlow::Continue(());
+    };
+    if memory.fence.running_since.is_some() {
+        out.why("the fence command is running");
+        return ControlFlow::Break(None);
+    }
+    // The first decision after the command succeeded asks for a poll: the round after this
+    // one is made of probes that started after the request, so after the fence.
+    let verify_from = match f.verify_from_round {
+        Some(round) => round,
+        None => {
+            f.verify_from_round = Some(view.poll_round);
+            out.act(Action::RequestPoll);
+            view.poll_round
+        }
+    };
+    let verified = view.poll_round > verify_from;
+    let other = map
+        .connected_masters
+        .keys()
+        .find(|n| n.as_str() != own && corroborated(n))
+        .cloned();
+    let back = now - f.at >= config.fence_timeout.unwrap_or(0.0);
+    match (own_primary && verified, vouched && other.is_none()) {
+        // Back as a primary that at least half of the voters vouch for, with no other
+        // primary, for a whole fence_timeout after the fence: brought back on purpose.
+        // The rules run afresh.
+        (true, true) if back => {
+            out.why(format!(
+                "{own} answers as a primary again and at least half of the voters vouch for it: the earlier fence ({}) no longer holds",
+                f.reason
+            ));
+            memory.fence.fenced = None;
+            if std::mem::take(&mut memory.fence.not_held) > 0 {
+                out.act(Action::DeleteAlert(Alert::FenceFailed));
+            }
+            ControlFlow::Continue(())
+        }
+        // Answers as a primary with its lease: nobody may promote meanwhile; wait.
+        (true, true) => {
+            out.why(format!(
+                "{own} answers as a primary again, vouched for by {votes} of {of} voters; the fence of {:.0} s ago is lifted after fence_timeout if that lasts",
+                now - f.at
+            ));
+            ControlFlow::Break(None)
+        }
+        // The fence did not hold: a supervisor restarted the node, or the command missed
+        // it. Fence again, at once the first time, then with a backoff.
+        (true, false) => {
+            let reason = format!(
+                "the fence of {:.0} s ago did not hold: {own} answers as a primary again{} ({})",
+                now - f.at,
+                match &other {
+                    Some(o) => format!(" while {o} is a connected primary"),
+                    None => format!(" without a lease ({votes} of {of} voters vouch)"),
+                },
+                f.reason
+            );
+            // at once after the first fence that did not hold, then the command's backoff
+            let wait = FENCE_BACKOFF.wait(memory.fence.not_held);
+            if memory.fence.not_held > 0 && now - f.at < wait {
+                out.why(format!("{reason}; fencing again in {:.1} s", f.at + wait - now));
+                return ControlFlow::Break(None);
+            }
+            memory.fence.not_held = memory.fence.not_held.saturating_add(1);
+            out.act(Action::CreateAlert(Alert::FenceFailed));
+            ControlFlow::Break(Some(order_fence(memory, out, own, now, reason, other)))
+        }
+        (false, _) => {
+            out.why(format!("{own} was fenced {:.0} s ago: {}", now - f.at, f.reason));
+            ControlFlow::Break(None)
+        }
+    }
+}
+
+/// Rules 1, 1c and 1b: another connected primary shows ours is the stale one.
+fn stale_primary(
+    r: &Round,
+    memory: &mut Memory,
+    out: &mut Out,
+    own_state: &NodeState,
+    own_primary: bool,
+) -> Option<End> {
+    let (view, config, map, own, now) = (r.view, r.config, r.map, r.own, r.view.mono_now);
+    let corroborated = |name: &str| corroborated_primary(view, config, r.nodes, name);
     // Rule 1: another node is a connected primary on a newer timeline: a standby was promoted
     // and ours is the stale one. Equal or unknown timelines never fence (two primaries must
     // never fence each other). Only on the word of our own poll or of a strict majority of
@@ -281,8 +332,14 @@ pub(super) fn fence(
             return Some(order_fence(memory, out, own, now, reason, Some(name.clone())));
         }
     }
+    None
+}
 
-    // Rule 2: the lease ran out. Without observers there is nobody to vouch: the lease rule is
+/// Rule 2: the lease ran out.
+fn lease_ran_out(r: &Round, memory: &mut Memory, out: &mut Out) -> Option<End> {
+    let (config, map, own, now) = (r.config, r.map, r.own, r.view.mono_now);
+    let (votes, of) = (r.votes, r.of);
+    // Without observers there is nobody to vouch: the lease rule is
     // off (docs/safety.md).
     if config.observers.is_empty() {
         return None;
@@ -322,7 +379,7 @@ fn order_fence(
     now: f64,
     reason: String,
     new_master: Option<String>,
-) -> super::types::End {
+) -> End {
     out.why(reason.clone());
     out.act(Action::RunFenceCommand {
         reason: reason.clone(),
