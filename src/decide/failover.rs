@@ -60,42 +60,11 @@ pub fn decide(view: &View, config: &Config, memory: &mut Memory) -> Decision {
     }
 }
 
+/// One round, from the top: what comes first, the node map, the master's tracking, the fence
+/// and rejoin rules, then our own node's decision.
 fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End {
-    if let Some(since) = memory.failover.running_since {
-        let limit = config.failover_command_timeout + FAILOVER_RESULT_GRACE_SECS;
-        if !view.failover_running && view.mono_now - since > limit {
-            out.why(format!(
-                "no result for the failover command started {:.0} s ago; counting it as failed",
-                view.mono_now - since
-            ));
-            memory.record_failover_result(false, view.mono_now);
-        }
-    }
-
-    end_promoting(view, config, memory, out);
-
-    if let Some(until) = memory.no_decision_before {
-        if view.mono_now < until {
-            out.why(format!(
-                "failover_sleep_time: {:.1} s left after the failover command",
-                until - view.mono_now
-            ));
-            return done("paused: failover_sleep_time after the failover command");
-        }
-        memory.no_decision_before = None;
-    }
-
-    if let Some(end) = apply_config_version(view, config, memory, out) {
+    if let Some(end) = before_round(view, config, memory, out) {
         return end;
-    }
-
-    if config.remote_conns.is_empty() {
-        return done("no action: remote_conns is empty");
-    }
-    let missing = absent(config.remote_conns.keys(), view.nodes);
-    if !missing.is_empty() {
-        out.why(format!("not polled yet: {}", missing.join(", ")));
-        return done("waiting: not every configured node has been polled yet");
     }
     // Nodes no longer in the config are not part of the cluster, even if the poller still
     // has them (upstream skipped the round on a count mismatch until the poller dropped them).
@@ -121,11 +90,76 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
         config.own_db.as_deref(),
         config.db_poll_interval,
     );
+    track_master(view, config, memory, out, &nodes, &map);
+    if let Some(end) = super::fence::fence(view, config, memory, &nodes, &map, out) {
+        return end;
+    }
+    if let Some(end) = super::rejoin::rejoin(view, config, memory, &nodes, &map, out) {
+        return end;
+    }
+
+    own_node(view, config, memory, out, &nodes, &map)
+}
+
+/// What comes before looking at the cluster: a failover command that never reported, the end
+/// of our promotion announcement, failover_sleep_time, a reloaded config, and a complete poll.
+/// `Some` ends the decision.
+fn before_round(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> Option<End> {
+    if let Some(since) = memory.failover.running_since {
+        let limit = config.failover_command_timeout + FAILOVER_RESULT_GRACE_SECS;
+        if !view.failover_running && view.mono_now - since > limit {
+            out.why(format!(
+                "no result for the failover command started {:.0} s ago; counting it as failed",
+                view.mono_now - since
+            ));
+            memory.record_failover_result(false, view.mono_now);
+        }
+    }
+
+    end_promoting(view, config, memory, out);
+
+    if let Some(until) = memory.no_decision_before {
+        if view.mono_now < until {
+            out.why(format!(
+                "failover_sleep_time: {:.1} s left after the failover command",
+                until - view.mono_now
+            ));
+            return Some(done("paused: failover_sleep_time after the failover command"));
+        }
+        memory.no_decision_before = None;
+    }
+
+    if let Some(end) = apply_config_version(view, config, memory, out) {
+        return Some(end);
+    }
+
+    if config.remote_conns.is_empty() {
+        return Some(done("no action: remote_conns is empty"));
+    }
+    let missing = absent(config.remote_conns.keys(), view.nodes);
+    if !missing.is_empty() {
+        out.why(format!("not polled yet: {}", missing.join(", ")));
+        return Some(done("waiting: not every configured node has been polled yet"));
+    }
+    None
+}
+
+/// Keeps track of the master from this round's node map: yields that end, the multiple-master
+/// alert, a new master (followed with autofollow), whether our node was the master, follow
+/// retries, how long the master has been gone, and the voters' digests.
+fn track_master(
+    view: &View,
+    config: &Config,
+    memory: &mut Memory,
+    out: &mut Out,
+    nodes: &BTreeMap<String, NodeState>,
+    map: &NodeMap,
+) {
     out.reasons.extend(map.notes.iter().cloned());
     if !map.connected_masters.is_empty() {
         memory.deferred_to = None;
         memory.blocked = None;
-        end_yield(view, config, memory, out, &map);
+        end_yield(view, config, memory, out, map);
     } else {
         expire_yield(view, config, memory, out);
     }
@@ -134,7 +168,7 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
         out.why(format!("more than one connected master: {}", names.join(", ")));
         out.act(Action::CreateAlert(Alert::MultipleMasterWarning));
     }
-    let left_alone = |memory: &Memory| super::rejoin::follow_leaves_alone(memory, config, &nodes);
+    let left_alone = |memory: &Memory| super::rejoin::follow_leaves_alone(memory, config, nodes);
     if let Some(master) = &map.master {
         if memory.current_master.as_ref() != Some(master) {
             out.why(format!(
@@ -155,11 +189,11 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
             }
         }
     }
-    super::rejoin::track_was_master(config, memory, &nodes);
+    super::rejoin::track_was_master(config, memory, nodes);
     if !left_alone(memory) {
         retry_follow(view, config, memory, out);
     }
-    track_master_gone(view, config, memory, &nodes, &map);
+    track_master_gone(view, config, memory, nodes, map);
     let own_standby = config
         .own_db
         .as_ref()
@@ -169,13 +203,18 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
         memory.failover.since_standby = false;
     }
     check_voters(view, config, memory, out);
-    if let Some(end) = super::fence::fence(view, config, memory, &nodes, &map, out) {
-        return end;
-    }
-    if let Some(end) = super::rejoin::rejoin(view, config, memory, &nodes, &map, out) {
-        return end;
-    }
+}
 
+/// The decision of a node daemon (an observer only tracks the master): the lag gauge, our
+/// node as the master, and otherwise the failover rules.
+fn own_node(
+    view: &View,
+    config: &Config,
+    memory: &mut Memory,
+    out: &mut Out,
+    nodes: &BTreeMap<String, NodeState>,
+    map: &NodeMap,
+) -> End {
     let Some(own_db) = config.own_db.as_deref() else {
         // An observer only keeps track of the master.
         return done(match (&memory.current_master, map.multiple_masters) {
@@ -214,7 +253,7 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
     if map.standbys.is_empty() {
         return done("no action: no standby nodes");
     }
-    consider_failover(view, config, memory, out, &map, own_db, own)
+    consider_failover(view, config, memory, out, map, own_db, own)
 }
 
 /// Ends our "promoting" announcement after a successful failover command: once our own poll
