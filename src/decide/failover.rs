@@ -637,96 +637,10 @@ fn consider_failover(
     }
 
     let Some(current) = memory.current_master.clone() else {
-        // Upstream decides at once when no master was seen since start (scenario 12: every
-        // node was reached and none is a primary). But a node we have never reached may be
-        // the primary, alive behind a network blip while we (re)started: not knowing is no
-        // reason to promote, so then we wait as long as for a master that vanished.
-        let unreached: Vec<&str> = config
-            .remote_conns
-            .keys()
-            .map(String::as_str)
-            .filter(|n| Some(*n) != Some(own_db) && view.nodes.get(*n).and_then(NodeState::in_recovery).is_none())
-            .collect();
-        let waited = view.mono_now - memory.cluster_nodes_change_time;
-        if !unreached.is_empty() && waited < config.max_failover_replication_time_lag {
-            out.why(format!(
-                "never reached {}, which may be a live primary; deciding only after {} s without a master ({waited:.0} s so far)",
-                unreached.join(", "),
-                config.max_failover_replication_time_lag
-            ));
-            return done("no failover: no master seen since start, and some nodes never reached");
-        }
-        // The observers may know a primary we do not: a daemon restarted after a reload took
-        // the primary out of its config found every configured node a standby and promoted at
-        // once (found by the simulator). Wait for every observer's first answer, and take a
-        // connected primary in a fresh report as one, in our config or not.
-        let observers_polled = !config.poll_observers_on_warning_only || memory.replication_lag_over_warning_limit;
-        if observers_polled {
-            // heard: one parsed answer at least (an entry made by a failed first fetch is no
-            // answer; issue 18, finding 9)
-            let unheard: Vec<&str> = config
-                .observers
-                .keys()
-                .filter(|n| {
-                    !view
-                        .observers
-                        .get(*n)
-                        .is_some_and(|o| o.connection || !o.nodes.is_empty())
-                })
-                .map(String::as_str)
-                .collect();
-            if !unheard.is_empty() {
-                out.why(format!("not heard from yet: observers {}", unheard.join(", ")));
-                return done("no failover: no master seen since start, and some observers not heard from yet");
-            }
-        }
-        if let Some((node, observer)) = observed_primaries(view, config).next() {
-            return done(format!(
-                "no failover: no master seen since start, but observer {observer} reaches {node} as a connected primary"
-            ));
-        }
-        out.why("no master has been seen since start");
-        return do_failover_decision(
-            view,
-            config,
-            memory,
-            out,
-            map,
-            own_db,
-            "no master has been seen since start",
-        );
+        return no_master_since_start(view, config, memory, out, map, own_db);
     };
-
-    // Before acting on a missing master, look again: ask for a poll and decide on the first
-    // round that completes after the request. Upstream blocked here; we come back instead.
-    match memory.missing_master_poll {
-        None => {
-            out.why(format!(
-                "master {current} is missing or disconnected; asking for a fresh poll"
-            ));
-            out.act(Action::RequestPoll);
-            memory.missing_master_poll = Some(PendingPoll {
-                round: view.poll_round,
-                at: view.mono_now,
-            });
-            return waiting(format!("waiting: master {current} is missing, asked for a fresh poll"));
-        }
-        Some(p) if view.poll_round > p.round => {
-            memory.missing_master_poll = None;
-        }
-        Some(p) if view.mono_now - p.at >= config.missing_master_from_config_timeout => {
-            memory.missing_master_poll = None;
-            out.why(format!(
-                "no poll completed within missing_master_from_config_timeout ({} s) of asking",
-                config.missing_master_from_config_timeout
-            ));
-            return done(format!(
-                "no failover: master {current} is missing but no fresh poll came in time"
-            ));
-        }
-        Some(_) => {
-            return waiting(format!("waiting: master {current} is missing, asked for a fresh poll"));
-        }
+    if let Some(end) = fresh_poll_first(view, config, memory, out, &current) {
+        return end;
     }
 
     let gone = config.known_gone_nodes.contains(&current);
@@ -750,6 +664,116 @@ fn consider_failover(
         config.missing_master_from_config_timeout
     ));
     check_replication_lag(view, config, memory, out, map, own_db, own)
+}
+/// No master has been seen since the start: decide as upstream (scenario 12) only once no
+/// configured node can be a primary we never reached, every observer has answered, and none
+/// reaches a primary.
+fn no_master_since_start(
+    view: &View,
+    config: &Config,
+    memory: &mut Memory,
+    out: &mut Out,
+    map: &NodeMap,
+    own_db: &str,
+) -> End {
+    // Upstream decides at once when no master was seen since start (scenario 12: every
+    // node was reached and none is a primary). But a node we have never reached may be
+    // the primary, alive behind a network blip while we (re)started: not knowing is no
+    // reason to promote, so then we wait as long as for a master that vanished.
+    let unreached: Vec<&str> = config
+        .remote_conns
+        .keys()
+        .map(String::as_str)
+        .filter(|n| Some(*n) != Some(own_db) && view.nodes.get(*n).and_then(NodeState::in_recovery).is_none())
+        .collect();
+    let waited = view.mono_now - memory.cluster_nodes_change_time;
+    if !unreached.is_empty() && waited < config.max_failover_replication_time_lag {
+        out.why(format!(
+            "never reached {}, which may be a live primary; deciding only after {} s without a master ({waited:.0} s so far)",
+            unreached.join(", "),
+            config.max_failover_replication_time_lag
+        ));
+        return done("no failover: no master seen since start, and some nodes never reached");
+    }
+    // The observers may know a primary we do not: a daemon restarted after a reload took
+    // the primary out of its config found every configured node a standby and promoted at
+    // once (found by the simulator). Wait for every observer's first answer, and take a
+    // connected primary in a fresh report as one, in our config or not.
+    let observers_polled = !config.poll_observers_on_warning_only || memory.replication_lag_over_warning_limit;
+    if observers_polled {
+        // heard: one parsed answer at least (an entry made by a failed first fetch is no
+        // answer; issue 18, finding 9)
+        let unheard: Vec<&str> = config
+            .observers
+            .keys()
+            .filter(|n| {
+                !view
+                    .observers
+                    .get(*n)
+                    .is_some_and(|o| o.connection || !o.nodes.is_empty())
+            })
+            .map(String::as_str)
+            .collect();
+        if !unheard.is_empty() {
+            out.why(format!("not heard from yet: observers {}", unheard.join(", ")));
+            return done("no failover: no master seen since start, and some observers not heard from yet");
+        }
+    }
+    if let Some((node, observer)) = observed_primaries(view, config).next() {
+        return done(format!(
+            "no failover: no master seen since start, but observer {observer} reaches {node} as a connected primary"
+        ));
+    }
+    out.why("no master has been seen since start");
+    do_failover_decision(
+        view,
+        config,
+        memory,
+        out,
+        map,
+        own_db,
+        "no master has been seen since start",
+    )
+}
+
+/// Before acting on a missing master, look again: ask for a poll and decide on the first round
+/// that completes after the request. Upstream blocked here; we come back instead. `Some` ends
+/// the decision (waiting for the poll, or it never came).
+fn fresh_poll_first(view: &View, config: &Config, memory: &mut Memory, out: &mut Out, current: &str) -> Option<End> {
+    match memory.missing_master_poll {
+        None => {
+            out.why(format!(
+                "master {current} is missing or disconnected; asking for a fresh poll"
+            ));
+            out.act(Action::RequestPoll);
+            memory.missing_master_poll = Some(PendingPoll {
+                round: view.poll_round,
+                at: view.mono_now,
+            });
+            return Some(waiting(format!(
+                "waiting: master {current} is missing, asked for a fresh poll"
+            )));
+        }
+        Some(p) if view.poll_round > p.round => {
+            memory.missing_master_poll = None;
+        }
+        Some(p) if view.mono_now - p.at >= config.missing_master_from_config_timeout => {
+            memory.missing_master_poll = None;
+            out.why(format!(
+                "no poll completed within missing_master_from_config_timeout ({} s) of asking",
+                config.missing_master_from_config_timeout
+            ));
+            return Some(done(format!(
+                "no failover: master {current} is missing but no fresh poll came in time"
+            )));
+        }
+        Some(_) => {
+            return Some(waiting(format!(
+                "waiting: master {current} is missing, asked for a fresh poll"
+            )));
+        }
+    }
+    None
 }
 
 fn check_replication_lag(
