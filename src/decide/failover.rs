@@ -1355,16 +1355,36 @@ fn do_failover_decision(
         .range(fallback_floor(config, &positions).max(cap.floor)..)
         .flat_map(|(_, names)| names)
         .any(|n| n != own_db);
+    let turn = Turn {
+        own_db,
+        others,
+        beyond: cap.beyond,
+        known,
+        total,
+        needed,
+    };
+    if let Some(end) = our_turn(view, config, memory, out, map, &turn) {
+        return end;
+    }
+    launch_failover(view, config, memory, out, own_db, why)
+}
+
+/// Whether our node, the candidate, may be promoted now. `Some` ends the decision: our command
+/// runs, the cap or a block (maintenance, most observers out of sight, a failed command with
+/// another candidate in sight) holds us, the voters differ, or the original's conditions
+/// (never_promote, enough of the cluster known) do not hold.
+fn our_turn(view: &View, config: &Config, memory: &mut Memory, out: &mut Out, map: &NodeMap, t: &Turn) -> Option<End> {
+    let own_db = t.own_db;
     let block = |memory: &mut Memory, out: &mut Out, reason: &str| {
-        blocked(view, config, memory, out, map, own_db, others, reason)
+        Some(blocked(view, config, memory, out, map, own_db, t.others, reason))
     };
     // Before any block: our command may still promote our node, so no yield while it runs (an
     // attempt clears the block's poll mark, so a yield also needs a poll after it ended).
     if view.failover_running || memory.failover.running_since.is_some() {
-        return done("no failover: the failover command is already running");
+        return Some(done("no failover: the failover command is already running"));
     }
-    match cap.beyond {
-        Some(true) => return cap_blocked(memory, out, true, own_db),
+    match t.beyond {
+        Some(true) => return Some(cap_blocked(memory, out, true, own_db)),
         // another standby is within the cap: ours may yield its turn to it
         Some(false) => {
             raise_failover_blocked(memory, out);
@@ -1373,23 +1393,29 @@ fn do_failover_decision(
         None => {}
     }
     if !memory.voters_mismatch.is_empty() {
-        return done(format!(
+        return Some(done(format!(
             "no failover: voters {} count a different voter set (voters_mismatch)",
             memory.voters_mismatch.join(", ")
-        ));
+        )));
     }
     if view.maintenance_mode {
         return block(memory, out, "maintenance_mode_file exists");
     }
-    if never.iter().any(|n| n == own_db) {
-        return done("no failover: we are furthest along but in never_promote_these_nodes");
+    if config.never_promote_these_nodes.iter().any(|n| n == own_db) {
+        return Some(done(
+            "no failover: we are furthest along but in never_promote_these_nodes",
+        ));
     }
-    if known < needed {
-        return done("no failover: we are furthest along but do not know enough of the other nodes");
+    if t.known < t.needed {
+        return Some(done(
+            "no failover: we are furthest along but do not know enough of the other nodes",
+        ));
     }
-    if config.failover_requires_strict_majority && known * 2.0 <= total {
+    if config.failover_requires_strict_majority && t.known * 2.0 <= t.total {
         out.why("failover_requires_strict_majority: more than half must be known");
-        return done("no failover: we are furthest along but do not know more than half of the cluster");
+        return Some(done(
+            "no failover: we are furthest along but do not know more than half of the cluster",
+        ));
     }
     if let Some((seen, of)) = unseen_by_most_observers(view, config, own_db) {
         out.why(format!(
@@ -1398,14 +1424,14 @@ fn do_failover_decision(
         return block(memory, out, "most observers do not reach our node");
     }
     if let Some((name, observer)) = promoting_elsewhere(view, config, own_db) {
-        return done(format!(
+        return Some(done(format!(
             "no failover: observer {observer} reports the failover command of {name} running"
-        ));
+        )));
     }
     if let Some(at) = memory.failover_retry_at() {
         // Retried after the backoff, as without fallback; while waiting for it, with another
         // candidate in sight, the time since the first failure counts towards the yield.
-        if view.mono_now < at && others && config.failover_fallback_timeout.is_some() {
+        if view.mono_now < at && t.others && config.failover_fallback_timeout.is_some() {
             return block(memory, out, "the failover command failed");
         }
         if view.mono_now < at {
@@ -1414,22 +1440,33 @@ fn do_failover_decision(
                 memory.failover.failures.consecutive,
                 at - view.mono_now
             ));
-            return done("no failover: waiting before retrying the failed failover command");
+            return Some(done("no failover: waiting before retrying the failed failover command"));
         }
     }
-    if let Some(t) = memory.failover.last_success {
-        if view.mono_now - t < config.max_failover_replication_time_lag {
+    if let Some(last) = memory.failover.last_success {
+        if view.mono_now - last < config.max_failover_replication_time_lag {
             out.why(format!(
                 "the failover command succeeded {:.0} s ago; waiting for {own_db} to leave recovery",
-                view.mono_now - t
+                view.mono_now - last
             ));
-            return done("no failover: the failover command already succeeded");
+            return Some(done("no failover: the failover command already succeeded"));
         }
     }
     if config.failover_command.trim().is_empty() {
-        return done("cannot fail over: failover_command is empty");
+        return Some(done("cannot fail over: failover_command is empty"));
     }
-    launch_failover(view, config, memory, out, own_db, why)
+    None
+}
+
+/// What [`our_turn`] weighs besides the round: our node, whether another candidate could take
+/// over, the data-loss cap's verdict, and the original's count of what we know.
+struct Turn<'a> {
+    own_db: &'a str,
+    others: bool,
+    beyond: Option<bool>,
+    known: f64,
+    total: f64,
+    needed: f64,
 }
 
 /// The daemons that have yielded their turn (a fresh report of the observer configured under
