@@ -349,113 +349,125 @@ impl Loop {
             Action::SetObserverPolling(on) => self.poller.set_observer_polling(*on),
             Action::StatsdGauge { name, value } => self.statsd().gauge(name, *value, &[]),
             Action::StatsdCount { name } => self.statsd().count(name, &[]),
-            Action::RunWarningCommand => {
-                if let Some(cmd) = self.config.over_warning_limit_command.clone() {
-                    let env = self.command_env(
-                        "replication lag over warning limit",
-                        self.memory.current_master.as_deref(),
-                    );
-                    let timeout = Duration::from_secs_f64(self.config.failover_command_timeout);
-                    let counters = self.counters.clone();
-                    supervise::spawn("over_warning_limit_command", self.counters.clone(), async move {
-                        let outcome = command::run("over_warning_limit_command", &cmd, timeout, &env).await;
-                        counters.command("over_warning_limit_command", outcome.success());
-                    });
-                }
-            }
+            Action::RunWarningCommand => self.run_warning_command(),
             Action::RunFailoverCommand { reason, old_master } => {
-                if !self.running.start_failover() {
-                    return;
-                }
-                self.counters.failover();
-                self.event(
-                    "failover_started",
-                    reason,
-                    old_master.as_deref(),
-                    self.config.own_db.as_deref(),
-                );
-                let cmd = self.config.failover_command.clone();
-                let env = self.command_env(reason, old_master.as_deref());
-                self.spawn_reported("failover_command", "failover-task", cmd, env, Event::FailoverFinished);
+                self.run_failover_command(reason, old_master.as_deref())
             }
-            Action::RunFenceCommand { reason, new_master } => {
-                let Some(cmd) = self.config.fence_command.clone() else {
-                    return;
-                };
-                if !self.running.start_fence(clock::monotonic()) {
-                    return;
-                }
-                self.counters.fence();
-                self.event("fence_started", reason, None, new_master.as_deref());
-                let env = vec![
-                    ("PGLOOKOUT_OWN_NODE", self.config.own_db.clone().unwrap_or_default()),
-                    ("PGLOOKOUT_NEW_MASTER", new_master.clone().unwrap_or_default()),
-                    ("PGLOOKOUT_REASON", reason.clone()),
-                    // for a fence that survives a restart (packaging/fence.sh)
-                    (
-                        "PGLOOKOUT_DATA_DIRECTORY",
-                        self.config
-                            .pg_data_directory
-                            .as_ref()
-                            .map(|d| d.to_string_lossy().into_owned())
-                            .unwrap_or_default(),
-                    ),
-                ];
-                self.spawn_reported("fence_command", "fence-task", cmd, env, Event::FenceFinished);
-            }
-            Action::RejoinNewPrimary { master } => {
-                if !self.running.start_rejoin() {
-                    return;
-                }
-                self.event(
-                    "rejoin_started",
-                    &format!("rejoin_old_master: making our old primary a standby of {master}"),
-                    self.config.own_db.as_deref(),
-                    Some(master),
-                );
-                let (config, master) = (self.config.clone(), master.clone());
-                let (events, counters) = (self.events.clone(), self.counters.clone());
-                tokio::spawn(async move {
-                    let target = master.clone();
-                    let run = async move {
-                        supervise::fault_point("rejoin-task");
-                        crate::act::rejoin::rejoin(&config, &target).await
-                    };
-                    // the decision core records the reason as text
-                    let result = match supervise::run("rejoin", &counters, run).await {
-                        Some(result) => result.map_err(|e| e.to_string()),
-                        None => Err("the rejoin task crashed".into()),
-                    };
-                    let _ = events.send(Event::RejoinFinished { master, result }).await;
-                });
-            }
-            Action::FollowMaster { master } => {
-                if !self.running.start_follow(master) {
-                    // the master changed while following the previous one: follow it next
-                    return;
-                }
-                self.event(
-                    "follow_started",
-                    &format!("autofollow: making our node a standby of {master}"),
-                    None,
-                    Some(master),
-                );
-                let config = self.config.clone();
-                let master = master.clone();
-                let events = self.events.clone();
-                let restart_anyway = self.memory.follow.failed.as_ref() == Some(&master);
-                let counters = self.counters.clone();
-                tokio::spawn(async move {
-                    let target = master.clone();
-                    let run = async move {
-                        supervise::fault_point("follow-task");
-                        crate::act::follow::follow(&config, &target, restart_anyway).await
-                    };
-                    let ok = supervise::run("autofollow", &counters, run).await.unwrap_or(false);
-                    let _ = events.send(Event::FollowFinished { master, ok }).await;
-                });
-            }
+            Action::RunFenceCommand { reason, new_master } => self.run_fence_command(reason, new_master.as_deref()),
+            Action::RejoinNewPrimary { master } => self.start_rejoin(master),
+            Action::FollowMaster { master } => self.start_follow(master),
         }
+    }
+
+    /// `over_warning_limit_command`, in the background; nothing waits for it.
+    fn run_warning_command(&mut self) {
+        if let Some(cmd) = self.config.over_warning_limit_command.clone() {
+            let env = self.command_env(
+                "replication lag over warning limit",
+                self.memory.current_master.as_deref(),
+            );
+            let timeout = Duration::from_secs_f64(self.config.failover_command_timeout);
+            let counters = self.counters.clone();
+            supervise::spawn("over_warning_limit_command", self.counters.clone(), async move {
+                let outcome = command::run("over_warning_limit_command", &cmd, timeout, &env).await;
+                counters.command("over_warning_limit_command", outcome.success());
+            });
+        }
+    }
+
+    /// `failover_command`, its result reported back as [`Event::FailoverFinished`].
+    fn run_failover_command(&mut self, reason: &str, old_master: Option<&str>) {
+        if !self.running.start_failover() {
+            return;
+        }
+        self.counters.failover();
+        self.event("failover_started", reason, old_master, self.config.own_db.as_deref());
+        let cmd = self.config.failover_command.clone();
+        let env = self.command_env(reason, old_master);
+        self.spawn_reported("failover_command", "failover-task", cmd, env, Event::FailoverFinished);
+    }
+
+    /// `fence_command`, its result reported back as [`Event::FenceFinished`].
+    fn run_fence_command(&mut self, reason: &str, new_master: Option<&str>) {
+        let Some(cmd) = self.config.fence_command.clone() else {
+            return;
+        };
+        if !self.running.start_fence(clock::monotonic()) {
+            return;
+        }
+        self.counters.fence();
+        self.event("fence_started", reason, None, new_master);
+        let env = vec![
+            ("PGLOOKOUT_OWN_NODE", self.config.own_db.clone().unwrap_or_default()),
+            ("PGLOOKOUT_NEW_MASTER", new_master.unwrap_or_default().to_string()),
+            ("PGLOOKOUT_REASON", reason.to_string()),
+            // for a fence that survives a restart (packaging/fence.sh)
+            (
+                "PGLOOKOUT_DATA_DIRECTORY",
+                self.config
+                    .pg_data_directory
+                    .as_ref()
+                    .map(|d| d.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            ),
+        ];
+        self.spawn_reported("fence_command", "fence-task", cmd, env, Event::FenceFinished);
+    }
+
+    /// `rejoin_old_master`'s steps (`act::rejoin`), reported back as [`Event::RejoinFinished`].
+    fn start_rejoin(&mut self, master: &str) {
+        if !self.running.start_rejoin() {
+            return;
+        }
+        self.event(
+            "rejoin_started",
+            &format!("rejoin_old_master: making our old primary a standby of {master}"),
+            self.config.own_db.as_deref(),
+            Some(master),
+        );
+        let (config, master) = (self.config.clone(), master.to_string());
+        let (events, counters) = (self.events.clone(), self.counters.clone());
+        tokio::spawn(async move {
+            let target = master.clone();
+            let run = async move {
+                supervise::fault_point("rejoin-task");
+                crate::act::rejoin::rejoin(&config, &target).await
+            };
+            // the decision core records the reason as text
+            let result = match supervise::run("rejoin", &counters, run).await {
+                Some(result) => result.map_err(|e| e.to_string()),
+                None => Err("the rejoin task crashed".into()),
+            };
+            let _ = events.send(Event::RejoinFinished { master, result }).await;
+        });
+    }
+
+    /// Autofollow's steps (`act::follow`), reported back as [`Event::FollowFinished`].
+    fn start_follow(&mut self, master: &str) {
+        if !self.running.start_follow(master) {
+            // the master changed while following the previous one: follow it next
+            return;
+        }
+        self.event(
+            "follow_started",
+            &format!("autofollow: making our node a standby of {master}"),
+            None,
+            Some(master),
+        );
+        let config = self.config.clone();
+        let master = master.to_string();
+        let events = self.events.clone();
+        let restart_anyway = self.memory.follow.failed.as_ref() == Some(&master);
+        let counters = self.counters.clone();
+        tokio::spawn(async move {
+            let target = master.clone();
+            let run = async move {
+                supervise::fault_point("follow-task");
+                crate::act::follow::follow(&config, &target, restart_anyway).await
+            };
+            let ok = supervise::run("autofollow", &counters, run).await.unwrap_or(false);
+            let _ = events.send(Event::FollowFinished { master, ok }).await;
+        });
     }
 
     fn on_event(&mut self, event: Event) {
@@ -551,23 +563,7 @@ impl Loop {
         supervise::fault_point("decision-loop");
         let snapshot = self.poller.snapshots.borrow().clone();
         let now = clock::monotonic();
-        // The answer to the previous check's question: the file thread never makes us wait.
-        let (maintenance_mode, unknown) = files::maintenance_mode(
-            self.files.maintenance(),
-            now,
-            crate::health::decision_limit(&self.config),
-            self.start,
-        );
-        self.files
-            .look(&self.config.maintenance_mode_file, &self.config.alert_file_dir);
-        match (&unknown, &self.maintenance_unknown) {
-            (Some(why), None) => {
-                tracing::warn!(target: "pglookout", "{why}; it counts as present (no failover) until it answers");
-            }
-            (None, Some(_)) => tracing::info!(target: "pglookout", "the maintenance file check answers again"),
-            _ => {}
-        }
-        self.maintenance_unknown = unknown;
+        let maintenance_mode = self.maintenance_mode(now);
         let view = View {
             nodes: &snapshot.nodes,
             observers: &snapshot.observers,
@@ -591,8 +587,53 @@ impl Loop {
             ),
             _ => {}
         }
-        // Served before any action is carried out: the others see "promoting" before our
-        // failover command starts.
+        self.publish_own_word(&snapshot, now);
+        if self.memory.current_master != master_before {
+            let reason = format!("decision: {}", decision.summary);
+            self.event(
+                "master_changed",
+                &reason,
+                master_before.as_deref(),
+                self.memory.current_master.as_deref(),
+            );
+        }
+        self.tell_changes(&snapshot);
+        lock(&self.series).record(&snapshot, unix_seconds(view.wall_now), self.config.db_poll_interval);
+        self.counters.decision();
+        log_decision(&decision);
+        for action in &decision.actions {
+            self.act(action);
+        }
+        self.watch_monitor_health(&snapshot, now);
+        self.write_state(&snapshot, &decision, view.wall_now, now);
+    }
+
+    /// The maintenance file's answer to the previous check's question (the file thread never
+    /// makes us wait), and the next question.
+    fn maintenance_mode(&mut self, now: f64) -> bool {
+        let (maintenance_mode, unknown) = files::maintenance_mode(
+            self.files.maintenance(),
+            now,
+            crate::health::decision_limit(&self.config),
+            self.start,
+        );
+        self.files
+            .look(&self.config.maintenance_mode_file, &self.config.alert_file_dir);
+        match (&unknown, &self.maintenance_unknown) {
+            (Some(why), None) => {
+                tracing::warn!(target: "pglookout", "{why}; it counts as present (no failover) until it answers");
+            }
+            (None, Some(_)) => tracing::info!(target: "pglookout", "the maintenance file check answers again"),
+            _ => {}
+        }
+        self.maintenance_unknown = unknown;
+        maintenance_mode
+    }
+
+    /// What our own node's entry of `/state.json` says (our failover announcement, the voters'
+    /// digest) and whether we hold a lease: served before any action is carried out, so that
+    /// the others see "promoting" before our failover command starts.
+    fn publish_own_word(&mut self, snapshot: &crate::state::Snapshot, now: f64) {
         let own_state = self.config.own_db.as_ref().and_then(|o| snapshot.nodes.get(o));
         let status = http::OwnStatus {
             word: crate::state::OwnWord {
@@ -609,33 +650,11 @@ impl Loop {
             }
             changed
         });
-        if self.memory.current_master != master_before {
-            let reason = format!("decision: {}", decision.summary);
-            self.event(
-                "master_changed",
-                &reason,
-                master_before.as_deref(),
-                self.memory.current_master.as_deref(),
-            );
-        }
-        self.tell_changes(&snapshot);
-        lock(&self.series).record(&snapshot, unix_seconds(view.wall_now), self.config.db_poll_interval);
-        self.counters.decision();
-        if decision.changed {
-            let reasons = decision.reasons.join("; ");
-            if decision
-                .actions
-                .iter()
-                .any(|a| matches!(a, Action::RunFailoverCommand { .. }))
-            {
-                tracing::warn!(target: "pglookout", "decision: {} ({reasons})", decision.summary);
-            } else {
-                tracing::info!(target: "pglookout", "decision: {} ({reasons})", decision.summary);
-            }
-        }
-        for action in &decision.actions {
-            self.act(action);
-        }
+    }
+
+    /// `cluster_monitor_health_timeout_seconds`: counted every check, as the original; logged
+    /// when it starts and when it ends.
+    fn watch_monitor_health(&mut self, snapshot: &crate::state::Snapshot, now: f64) {
         let unhealthy = decide::monitor_unhealthy(
             self.config.cluster_monitor_health_timeout_seconds,
             Some(self.start),
@@ -643,7 +662,6 @@ impl Loop {
             now,
         );
         if unhealthy {
-            // counted every check, as the original; logged when it starts and when it ends
             self.statsd().count("cluster_monitor_health_timeout", &[]);
         }
         if unhealthy != self.monitor_unhealthy {
@@ -654,13 +672,23 @@ impl Loop {
                 tracing::info!(target: "pglookout", "poll rounds complete again");
             }
         }
-        let decision_json = serde_json::to_value(&decision).ok();
+    }
+
+    /// The state file, `GET /status`, and the StatsD gauges of this check.
+    fn write_state(
+        &mut self,
+        snapshot: &crate::state::Snapshot,
+        decision: &decide::Decision,
+        wall_now: chrono::DateTime<chrono::Utc>,
+        now: f64,
+    ) {
+        let decision_json = serde_json::to_value(decision).ok();
         let doc = StateDocument {
             db_nodes: &snapshot.nodes,
             observer_nodes: &snapshot.observers,
             current_master: self.memory.current_master.as_deref(),
             decision: decision_json.as_ref(),
-            lease_renewed_at: decide::fence::lease_renewed_wall(&self.memory, chrono::Utc::now(), now),
+            lease_renewed_at: decide::fence::lease_renewed_wall(&self.memory, wall_now, now),
         };
         let status = serde_json::to_value(&doc).unwrap_or_default();
         let status = Arc::new(status);
@@ -673,10 +701,27 @@ impl Loop {
             let alerts = looked.as_ref().map(|l| l.alerts.clone()).unwrap_or_default();
             let mut extra = crate::prometheus::Extra::new(&self.config, self.memory.current_master.as_deref(), alerts);
             extra.alert_dir_writable = looked.map(|l| l.alert_dir_writable);
-            statsd.gauges(&crate::prometheus::gauges(&snapshot, &extra, chrono::Utc::now()));
+            statsd.gauges(&crate::prometheus::gauges(snapshot, &extra, wall_now));
         }
         self.status_tx.send_replace(status);
         self.decided.set(clock::monotonic());
+    }
+}
+
+/// A decision that changed something is logged, at warning level when it runs the failover
+/// command.
+fn log_decision(decision: &decide::Decision) {
+    if decision.changed {
+        let reasons = decision.reasons.join("; ");
+        if decision
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::RunFailoverCommand { .. }))
+        {
+            tracing::warn!(target: "pglookout", "decision: {} ({reasons})", decision.summary);
+        } else {
+            tracing::info!(target: "pglookout", "decision: {} ({reasons})", decision.summary);
+        }
     }
 }
 
@@ -761,18 +806,9 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
     ));
     let (events_tx, mut events_rx) = mpsc::channel(16);
     let start = clock::monotonic();
-    let mut memory = Memory::new(start);
-    // before our first write replaces it: the lease our previous run last saw renewed
-    if let Some(renewed) = crate::state::lease_renewed_at(&config.json_state_file_path) {
-        decide::fence::restore_lease(&mut memory, &config, renewed, chrono::Utc::now(), start);
-        if let Some((f, v)) = config.fence_timeout.zip(memory.fence.vouched_at) {
-            let left = f - (start - v);
-            tracing::info!(target: "pglookout", "the previous run last saw at least half of the voters vouch at {renewed}: the lease counts from there ({left:.1} s left)");
-        }
-    }
     let mut lp = Loop {
         path,
-        memory,
+        memory: starting_memory(&config, start),
         config: config.clone(),
         config_tx,
         statsd_tx,
@@ -849,13 +885,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
                 tokio::time::Instant::now() + Duration::from_secs_f64(lp.config.replication_state_check_interval);
             if !ready && last_round > 0 {
                 ready = true;
-                // READY=1 means the state file shows the first round (pglookout_current_master
-                // works once `systemctl start` returns); a write that hangs does not hold it up
-                if !lp.files.state_written(lp.state_seq, READY_WRITE_WAIT).await {
-                    tracing::warn!(target: "pglookout", "the state file was not written within {} s of the first poll round", READY_WRITE_WAIT.as_secs());
-                }
-                notify_systemd("READY=1");
-                tracing::info!(target: "pglookout", "first poll round done");
+                lp.ready().await;
             }
         }
     }
@@ -870,7 +900,33 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
     Ok(())
 }
 
+/// The memory a daemon starts with: empty, but for the lease, which counts from the last
+/// renewal our previous run wrote to the state file (read before our first write replaces it;
+/// `decide::fence::restore_lease`).
+fn starting_memory(config: &Config, start: f64) -> Memory {
+    let mut memory = Memory::new(start);
+    if let Some(renewed) = crate::state::lease_renewed_at(&config.json_state_file_path) {
+        decide::fence::restore_lease(&mut memory, config, renewed, chrono::Utc::now(), start);
+        if let Some((f, v)) = config.fence_timeout.zip(memory.fence.vouched_at) {
+            let left = f - (start - v);
+            tracing::info!(target: "pglookout", "the previous run last saw at least half of the voters vouch at {renewed}: the lease counts from there ({left:.1} s left)");
+        }
+    }
+    memory
+}
+
 impl Loop {
+    /// After the first poll round: READY=1 means the state file shows it
+    /// (`pglookout_current_master` works once `systemctl start` returns); a write that hangs
+    /// does not hold it up.
+    async fn ready(&self) {
+        if !self.files.state_written(self.state_seq, READY_WRITE_WAIT).await {
+            tracing::warn!(target: "pglookout", "the state file was not written within {} s of the first poll round", READY_WRITE_WAIT.as_secs());
+        }
+        notify_systemd("READY=1");
+        tracing::info!(target: "pglookout", "first poll round done");
+    }
+
     /// On stop, a running failover or follow is let finish (within its own timeout plus a
     /// margin) before the daemon exits: a promotion or a PostgreSQL restart cut off halfway is
     /// worse than a stop that takes a little longer. Under systemd this needs `KillMode=mixed`
