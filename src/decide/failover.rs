@@ -1108,10 +1108,11 @@ pub fn furthest_along(positions: &BTreeMap<u64, BTreeSet<String>>) -> Option<&St
 /// without fencing: `db_time`, the master's own clock at our (or an observer's) last
 /// successful poll, where a missing one counts as now, as upstream. A master of our config we
 /// know of (from an earlier observer report) but have not reached since this daemon started,
-/// with no report of it in the map, was seen at the latest just before our start: a daemon
-/// restarted while its primary was frozen otherwise promoted as the primary resumed, at once
-/// (found by the simulator). A master taken out of `remote_conns` or listed in
-/// `known_gone_nodes` is the operator's word that it is gone, as upstream.
+/// with no report of it in the map, was seen at the latest just before our start: without a
+/// last contact there would be no window at all, and a daemon restarted while its primary was
+/// frozen would promote the moment the round completes, while the daemons that kept the
+/// contact wait. A master taken out of `remote_conns` or listed in `known_gone_nodes` is the
+/// operator's word that it is gone, as upstream.
 fn last_contact<'m>(view: &View, config: &Config, memory: &'m Memory, map: &'m NodeMap) -> Option<(&'m String, f64)> {
     if let Some((name, state)) = map.first_disconnected_master() {
         let since = state

@@ -69,8 +69,8 @@ pub fn startup_window(config: &Config) -> f64 {
 
 /// A daemon that starts again, with the lease renewal its previous run wrote to the state
 /// file (`renewed`, wall clock): the lease counts from there, not from this start, so that a
-/// restart does not give a primary cut off from its voters a whole new `fence_timeout`
-/// (found by the simulator). It still runs [`startup_window`] from the start, so that the
+/// restart does not give a primary cut off from its voters a whole new `fence_timeout` while
+/// its standbys' failover timeout keeps running. It still runs [`startup_window`] from the start, so that the
 /// voters can answer first. A renewal in the future (the wall clock stepped back) counts as
 /// now, which is the lease of a daemon with no state file.
 pub fn restore_lease(memory: &mut Memory, config: &Config, renewed: Timestamp, wall_now: Timestamp, mono_now: f64) {
