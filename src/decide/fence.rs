@@ -61,10 +61,11 @@ pub fn lease_renewed_wall(memory: &Memory, wall_now: Timestamp, mono_now: f64) -
 }
 
 /// How long a daemon that has just started gives its voters to answer before its lease can
-/// run out: the first round of probes, the first fetch of every observer (which starts with
-/// the first decision), and a check each (2I + 2P + 2C; docs/safety.md, "Restarts").
+/// run out: two observer fetch periods, one for the first round of probes and one for the
+/// first fetch of every observer (which starts with the first decision), a check each
+/// (2I + 2P + 2C; docs/safety.md, "Restarts").
 pub fn startup_window(config: &Config) -> f64 {
-    2.0 * (config.db_poll_interval + config.db_poll_timeout + config.replication_state_check_interval)
+    2.0 * voters::observer_max_age(config)
 }
 
 /// A daemon that starts again, with the lease renewal its previous run wrote to the state
