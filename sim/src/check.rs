@@ -604,8 +604,7 @@ pub fn restart_waiver(w: &World, d: usize, up_at: Us) -> Option<String> {
         - c.fence_command_budget;
     let hosts = w.sched.daemons();
     let cuts_host = |f: &Fault| {
-        f.kind == FaultKind::FreezeNode(d)
-            || (0..hosts).any(|x| net::touches(f, d, x) || net::touches(f, x, d) || net::touches_db(f, x, d))
+        f.kind == FaultKind::FreezeNode(d) || (0..hosts).any(|x| net::touches(f, d, x) || net::touches_db(f, x, d))
     };
     let cut_at = w
         .sched
