@@ -1,17 +1,18 @@
-//! Wires the daemon together and runs the decision loop. The loop owns the decision memory and
-//! the running config; it reads the poller's snapshots, calls the pure `decide()`, carries out
-//! the actions (commands run in their own tasks and report back as events), writes the state
-//! file after every check, reloads on SIGHUP and stops on SIGTERM/SIGINT.
+//! Wires the daemon together and runs the decision loop: the executor of the pure
+//! [`Node`](crate::node::Node). The loop feeds the node its inputs (the poller's snapshots, the
+//! commands' ends, reloaded configs, stop) and carries out its effects (commands run in their
+//! own tasks and report back as events; alert files, history, metrics), writes the state file
+//! after every check, reloads on SIGHUP and stops on SIGTERM/SIGINT.
 
 use crate::act::command;
 use crate::act::files::{self, Files};
-use crate::act::running::Running;
 use crate::clock;
 use crate::config::Config;
-use crate::decide::{self, Action, Memory, View};
+use crate::decide::{self, Action, Memory};
 use crate::http;
 use crate::logging::LogHandle;
 use crate::metrics::Statsd;
+use crate::node::{Effect, Finished, History, Input, Node, Poll, Start};
 use crate::poll::{self, Poller};
 use crate::prometheus::Counters;
 use crate::series::Series;
@@ -139,26 +140,14 @@ fn start_files(counters: &Arc<Counters>, statsd: &watch::Receiver<Statsd>) -> st
     })
 }
 
-/// What the loop has written to the event history, so that only changes are written.
-#[derive(Default)]
-struct Told {
-    alerts: std::collections::BTreeSet<&'static str>,
-    observers: std::collections::BTreeMap<String, bool>,
-    timelines: std::collections::BTreeMap<String, u32>,
-}
-
 struct Loop {
     path: PathBuf,
-    config: Arc<Config>,
+    /// The decision loop's state: config, memory, running commands.
+    node: Node,
     config_tx: watch::Sender<Arc<Config>>,
     statsd_tx: watch::Sender<Statsd>,
     log: LogHandle,
     poller: Poller,
-    memory: Memory,
-    config_version: u64,
-    running: Running,
-    /// What the event history was last told: raised alerts, observers reached, timelines.
-    told: Told,
     /// Whether the poller was last seen unhealthy (to log changes only).
     monitor_unhealthy: bool,
     events: mpsc::Sender<Event>,
@@ -248,16 +237,16 @@ impl Loop {
                     }
                     self.listener.1 = pending;
                 }
-                self.memory.config_reloaded(&self.config, &new, clock::monotonic());
                 self.log.apply(&new);
                 self.statsd_tx.send_replace(Statsd::new(new.statsd.as_ref()));
                 tracing::debug!(target: "pglookout", "new config: {}", new.masked_summary());
                 let new = Arc::new(new);
-                self.config = new.clone();
-                self.config_tx.send_replace(new);
-                self.config_version += 1;
-                self.poller.poll_now();
-                self.event("config_reloaded", &self.path.display().to_string(), None, None);
+                self.config_tx.send_replace(new.clone());
+                let source = self.path.display().to_string();
+                let step = self
+                    .node
+                    .handle(Input::Reloaded { config: new, source }, clock::monotonic());
+                self.execute(step.effects);
             }
             Err(why) => self.reload_failed(why),
         }
@@ -272,23 +261,10 @@ impl Loop {
             .count("exception", &[("exception", "ConfigError"), ("where", "load_config")]);
     }
 
-    fn alert(&mut self, create: bool, name: &'static str) {
-        self.files.alert(&self.config.alert_file_dir, name, create);
-        let changed = if create {
-            self.told.alerts.insert(name)
-        } else {
-            self.told.alerts.remove(name)
-        };
-        if changed {
-            let kind = if create { "alert_raised" } else { "alert_cleared" };
-            self.event(kind, name, None, None);
-        }
-    }
-
     /// Appends to the event history (on the file thread); failovers, new masters and fences
     /// are also marks on the lag chart.
     fn event(&self, kind: &str, reason: &str, old_master: Option<&str>, new_master: Option<&str>) {
-        let own = self.config.own_db.as_deref().unwrap_or_default();
+        let own = self.node.config().own_db.as_deref().unwrap_or_default();
         let now = chrono::Utc::now();
         let mark = match (kind, new_master) {
             ("failover_started", _) => Some(("failover", own)),
@@ -300,12 +276,20 @@ impl Loop {
             lock(&self.series).mark(unix_seconds(now), mark, node);
         }
         let e = crate::events::Event::new(now, own, kind, reason).masters(old_master, new_master);
-        self.files.event(&self.config.event_log_path, e.to_line());
+        self.files.event(&self.node.config().event_log_path, e.to_line());
+    }
+
+    fn history(&self, h: &History) {
+        let (old, new) = h.masters();
+        self.event(h.kind(), &h.reason(), old, new);
     }
 
     fn command_env(&self, reason: &str, old_master: Option<&str>) -> Vec<(&'static str, String)> {
         vec![
-            ("PGLOOKOUT_OWN_NODE", self.config.own_db.clone().unwrap_or_default()),
+            (
+                "PGLOOKOUT_OWN_NODE",
+                self.node.config().own_db.clone().unwrap_or_default(),
+            ),
             ("PGLOOKOUT_OLD_MASTER", old_master.unwrap_or_default().to_string()),
             ("PGLOOKOUT_REASON", reason.to_string()),
         ]
@@ -323,9 +307,9 @@ impl Loop {
         done: fn(command::Outcome) -> Event,
     ) {
         let secs = if what == "fence_command" {
-            self.config.fence_command_timeout
+            self.node.config().fence_command_timeout
         } else {
-            self.config.failover_command_timeout
+            self.node.config().failover_command_timeout
         };
         let timeout = Duration::from_secs_f64(secs);
         let (events, counters) = (self.events.clone(), self.counters.clone());
@@ -341,32 +325,70 @@ impl Loop {
         });
     }
 
+    /// Carries out the node's effects, in order.
+    fn execute(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Do(action) => self.act(&action),
+                Effect::Start(start) => self.start(start),
+                Effect::History(h) => {
+                    if let History::FollowFinished { master, ok: false } = &h {
+                        tracing::error!(target: "pglookout", "following the new primary {master} failed; will try again");
+                    }
+                    self.history(&h);
+                }
+                Effect::Ended { command, ok } => {
+                    self.counters.command(command, ok);
+                    if command == "failover_command" && !ok {
+                        self.statsd().count(
+                            "exception",
+                            &[("exception", "CommandFailed"), ("where", "execute_external_command")],
+                        );
+                    }
+                }
+                Effect::FenceOverBudget { took } => tracing::warn!(
+                    target: "pglookout",
+                    "fence_command took {took:.2} s, more than fence_command_budget ({} s): the timing argument that keeps a standby from promoting before the fence (docs/safety.md) assumed it would not",
+                    self.node.config().fence_command_budget
+                ),
+            }
+        }
+    }
+
+    /// A decision's action that starts no command.
     fn act(&mut self, action: &Action) {
+        let config = self.node.config().clone();
         match action {
             Action::RequestPoll => self.poller.poll_now(),
-            Action::CreateAlert(a) => self.alert(true, a.file_name()),
-            Action::DeleteAlert(a) => self.alert(false, a.file_name()),
+            Action::CreateAlert(a) => self.files.alert(&config.alert_file_dir, a.file_name(), true),
+            Action::DeleteAlert(a) => self.files.alert(&config.alert_file_dir, a.file_name(), false),
             Action::SetObserverPolling(on) => self.poller.set_observer_polling(*on),
             Action::StatsdGauge { name, value } => self.statsd().gauge(name, *value, &[]),
             Action::StatsdCount { name } => self.statsd().count(name, &[]),
-            Action::RunWarningCommand => self.run_warning_command(),
-            Action::RunFailoverCommand { reason, old_master } => {
-                self.run_failover_command(reason, old_master.as_deref())
-            }
-            Action::RunFenceCommand { reason, new_master } => self.run_fence_command(reason, new_master.as_deref()),
-            Action::RejoinNewPrimary { master } => self.start_rejoin(master),
-            Action::FollowMaster { master } => self.start_follow(master),
+            // the node hands commands over as `Effect::Start`
+            Action::RunWarningCommand
+            | Action::RunFailoverCommand { .. }
+            | Action::RunFenceCommand { .. }
+            | Action::RejoinNewPrimary { .. }
+            | Action::FollowMaster { .. } => {}
+        }
+    }
+
+    fn start(&mut self, start: Start) {
+        match start {
+            Start::Warning { master } => self.run_warning_command(master.as_deref()),
+            Start::Failover { reason, old_master } => self.run_failover_command(&reason, old_master.as_deref()),
+            Start::Fence { reason, new_master } => self.run_fence_command(&reason, new_master.as_deref()),
+            Start::Rejoin { master } => self.start_rejoin(master),
+            Start::Follow { master, restart_anyway } => self.start_follow(master, restart_anyway),
         }
     }
 
     /// `over_warning_limit_command`, in the background; nothing waits for it.
-    fn run_warning_command(&mut self) {
-        if let Some(cmd) = self.config.over_warning_limit_command.clone() {
-            let env = self.command_env(
-                "replication lag over warning limit",
-                self.memory.current_master.as_deref(),
-            );
-            let timeout = Duration::from_secs_f64(self.config.failover_command_timeout);
+    fn run_warning_command(&mut self, master: Option<&str>) {
+        if let Some(cmd) = self.node.config().over_warning_limit_command.clone() {
+            let env = self.command_env("replication lag over warning limit", master);
+            let timeout = Duration::from_secs_f64(self.node.config().failover_command_timeout);
             let counters = self.counters.clone();
             supervise::spawn("over_warning_limit_command", self.counters.clone(), async move {
                 let outcome = command::run("over_warning_limit_command", &cmd, timeout, &env).await;
@@ -377,34 +399,32 @@ impl Loop {
 
     /// `failover_command`, its result reported back as [`Event::FailoverFinished`].
     fn run_failover_command(&mut self, reason: &str, old_master: Option<&str>) {
-        if !self.running.start_failover() {
-            return;
-        }
         self.counters.failover();
-        self.event("failover_started", reason, old_master, self.config.own_db.as_deref());
-        let cmd = self.config.failover_command.clone();
+        let cmd = self.node.config().failover_command.clone();
         let env = self.command_env(reason, old_master);
         self.spawn_reported("failover_command", "failover-task", cmd, env, Event::FailoverFinished);
     }
 
     /// `fence_command`, its result reported back as [`Event::FenceFinished`].
     fn run_fence_command(&mut self, reason: &str, new_master: Option<&str>) {
-        let Some(cmd) = self.config.fence_command.clone() else {
+        let config = self.node.config().clone();
+        let Some(cmd) = config.fence_command.clone() else {
+            // the node starts a fence only with a fence command; its end must still come back
+            let events = self.events.clone();
+            tokio::spawn(async move {
+                let _ = events.send(Event::FenceFinished(command::Outcome::Crashed)).await;
+            });
             return;
         };
-        if !self.running.start_fence(clock::monotonic()) {
-            return;
-        }
         self.counters.fence();
-        self.event("fence_started", reason, None, new_master);
         let env = vec![
-            ("PGLOOKOUT_OWN_NODE", self.config.own_db.clone().unwrap_or_default()),
+            ("PGLOOKOUT_OWN_NODE", config.own_db.clone().unwrap_or_default()),
             ("PGLOOKOUT_NEW_MASTER", new_master.unwrap_or_default().to_string()),
             ("PGLOOKOUT_REASON", reason.to_string()),
             // for a fence that survives a restart (packaging/fence.sh)
             (
                 "PGLOOKOUT_DATA_DIRECTORY",
-                self.config
+                config
                     .pg_data_directory
                     .as_ref()
                     .map(|d| d.to_string_lossy().into_owned())
@@ -415,17 +435,8 @@ impl Loop {
     }
 
     /// `rejoin_old_master`'s steps (`act::rejoin`), reported back as [`Event::RejoinFinished`].
-    fn start_rejoin(&mut self, master: &str) {
-        if !self.running.start_rejoin() {
-            return;
-        }
-        self.event(
-            "rejoin_started",
-            &format!("rejoin_old_master: making our old primary a standby of {master}"),
-            self.config.own_db.as_deref(),
-            Some(master),
-        );
-        let (config, master) = (self.config.clone(), master.to_string());
+    fn start_rejoin(&mut self, master: String) {
+        let config = self.node.config().clone();
         let (events, counters) = (self.events.clone(), self.counters.clone());
         tokio::spawn(async move {
             let target = master.clone();
@@ -443,21 +454,9 @@ impl Loop {
     }
 
     /// Autofollow's steps (`act::follow`), reported back as [`Event::FollowFinished`].
-    fn start_follow(&mut self, master: &str) {
-        if !self.running.start_follow(master) {
-            // the master changed while following the previous one: follow it next
-            return;
-        }
-        self.event(
-            "follow_started",
-            &format!("autofollow: making our node a standby of {master}"),
-            None,
-            Some(master),
-        );
-        let config = self.config.clone();
-        let master = master.to_string();
+    fn start_follow(&mut self, master: String, restart_anyway: bool) {
+        let config = self.node.config().clone();
         let events = self.events.clone();
-        let restart_anyway = self.memory.follow.failed.as_ref() == Some(&master);
         let counters = self.counters.clone();
         tokio::spawn(async move {
             let target = master.clone();
@@ -470,93 +469,17 @@ impl Loop {
         });
     }
 
+    /// A background task's report: a command's end goes to the node, a config read is applied.
     fn on_event(&mut self, event: Event) {
-        match event {
-            Event::RejoinFinished { master, result } => {
-                self.running.rejoin_done();
-                self.counters.command("rejoin", result.is_ok());
-                let reason = match &result {
-                    Ok(()) => "succeeded".to_string(),
-                    Err(e) => format!("failed: {e}"),
-                };
-                self.event("rejoin_finished", &reason, None, Some(&master));
-                self.memory.record_rejoin_result(&master, result, clock::monotonic());
-            }
-            Event::FailoverFinished(outcome) => {
-                self.running.failover_done();
-                let ok = outcome.success();
-                self.event("failover_finished", if ok { "succeeded" } else { "failed" }, None, None);
-                self.counters.command("failover_command", ok);
-                if !ok {
-                    self.statsd().count(
-                        "exception",
-                        &[("exception", "CommandFailed"), ("where", "execute_external_command")],
-                    );
-                }
-                self.memory.record_failover_result(ok, clock::monotonic());
-            }
-            Event::Reloaded(result) => self.apply_reload(*result),
-            Event::FenceFinished(outcome) => {
-                let took = self.running.fence_done(clock::monotonic()).unwrap_or_default();
-                if took > self.config.fence_command_budget {
-                    tracing::warn!(
-                        target: "pglookout",
-                        "fence_command took {took:.2} s, more than fence_command_budget ({} s): the timing argument that keeps a standby from promoting before the fence (docs/safety.md) assumed it would not",
-                        self.config.fence_command_budget
-                    );
-                }
-                self.counters.command("fence_command", outcome.success());
-                self.event(
-                    "fence_finished",
-                    if outcome.success() { "succeeded" } else { "failed" },
-                    None,
-                    None,
-                );
-                self.memory.record_fence_result(outcome.success(), clock::monotonic());
-            }
-            Event::FollowFinished { master, ok } => {
-                let next = self.running.follow_done(&master, ok);
-                self.counters.command("autofollow", ok);
-                self.event(
-                    "follow_finished",
-                    if ok { "succeeded" } else { "failed" },
-                    None,
-                    Some(&master),
-                );
-                if !ok {
-                    tracing::error!(target: "pglookout", "following the new primary {master} failed; will try again");
-                }
-                self.memory.record_follow_result(&master, ok);
-                if let Some(next) = next {
-                    self.act(&Action::FollowMaster { master: next });
-                }
-            }
-        }
-    }
-
-    /// Observers lost and regained, and timeline switches read from the servers, into the event
-    /// history (changes only).
-    fn tell_changes(&mut self, snapshot: &poll::Snapshot) {
-        for (name, o) in &snapshot.observers {
-            let before = self.told.observers.insert(name.clone(), o.connection);
-            if before.is_some_and(|b| b != o.connection) || (before.is_none() && !o.connection) {
-                let kind = if o.connection {
-                    "observer_regained"
-                } else {
-                    "observer_lost"
-                };
-                self.event(kind, name, None, None);
-            }
-        }
-        for (name, n) in &snapshot.nodes {
-            let Some(t) = n.pg.as_ref().filter(|_| n.connection).and_then(|p| p.timeline) else {
-                continue;
-            };
-            if let Some(before) = self.told.timelines.insert(name.clone(), t).filter(|b| *b != t) {
-                let reason = format!("{name} is a primary on timeline {t} (was {before})");
-                self.event("timeline_switch", &reason, None, Some(name));
-            }
-        }
+        let finished = match event {
+            Event::Reloaded(result) => return self.apply_reload(*result),
+            Event::FailoverFinished(outcome) => Finished::Failover { ok: outcome.success() },
+            Event::FenceFinished(outcome) => Finished::Fence { ok: outcome.success() },
+            Event::FollowFinished { master, ok } => Finished::Follow { master, ok },
+            Event::RejoinFinished { master, result } => Finished::Rejoin { master, result },
+        };
+        let step = self.node.handle(Input::Finished(finished), clock::monotonic());
+        self.execute(step.effects);
     }
 
     fn check(&mut self) {
@@ -564,48 +487,27 @@ impl Loop {
         let snapshot = self.poller.snapshots.borrow().clone();
         let now = clock::monotonic();
         let maintenance_mode = self.maintenance_mode(now);
-        let view = View {
+        let poll = Poll {
             nodes: &snapshot.nodes,
             observers: &snapshot.observers,
-            poll_round: snapshot.round,
+            round: snapshot.round,
             wall_now: chrono::Utc::now(),
-            mono_now: now,
             maintenance_mode,
-            failover_running: self.running.failover(),
-            config_version: self.config_version,
         };
-        let master_before = self.memory.current_master.clone();
-        let yielded_before = self.memory.yielded();
-        let decision = decide::decide(&view, &self.config, &mut self.memory);
-        match (yielded_before, self.memory.yielded()) {
-            (false, true) => self.event("failover_yielded", &decision.summary, master_before.as_deref(), None),
-            (true, false) => self.event(
-                "failover_yield_ended",
-                "a master is connected again",
-                None,
-                self.memory.current_master.as_deref(),
-            ),
-            _ => {}
-        }
+        let wall_now = poll.wall_now;
+        let step = self.node.handle(Input::Check(poll), now);
+        let Some(decision) = step.decision else {
+            return;
+        };
+        // served before any effect is carried out: the others see "promoting" before our
+        // failover command starts
         self.publish_own_word(&snapshot, now);
-        if self.memory.current_master != master_before {
-            let reason = format!("decision: {}", decision.summary);
-            self.event(
-                "master_changed",
-                &reason,
-                master_before.as_deref(),
-                self.memory.current_master.as_deref(),
-            );
-        }
-        self.tell_changes(&snapshot);
-        lock(&self.series).record(&snapshot, unix_seconds(view.wall_now), self.config.db_poll_interval);
+        lock(&self.series).record(&snapshot, unix_seconds(wall_now), self.node.config().db_poll_interval);
         self.counters.decision();
         log_decision(&decision);
-        for action in &decision.actions {
-            self.act(action);
-        }
+        self.execute(step.effects);
         self.watch_monitor_health(&snapshot, now);
-        self.write_state(&snapshot, &decision, view.wall_now, now);
+        self.write_state(&snapshot, &decision, wall_now, now);
     }
 
     /// The maintenance file's answer to the previous check's question (the file thread never
@@ -614,11 +516,13 @@ impl Loop {
         let (maintenance_mode, unknown) = files::maintenance_mode(
             self.files.maintenance(),
             now,
-            crate::health::decision_limit(&self.config),
+            crate::health::decision_limit(self.node.config()),
             self.start,
         );
-        self.files
-            .look(&self.config.maintenance_mode_file, &self.config.alert_file_dir);
+        self.files.look(
+            &self.node.config().maintenance_mode_file,
+            &self.node.config().alert_file_dir,
+        );
         match (&unknown, &self.maintenance_unknown) {
             (Some(why), None) => {
                 tracing::warn!(target: "pglookout", "{why}; it counts as present (no failover) until it answers");
@@ -634,14 +538,14 @@ impl Loop {
     /// digest) and whether we hold a lease: served before any action is carried out, so that
     /// the others see "promoting" before our failover command starts.
     fn publish_own_word(&mut self, snapshot: &crate::state::Snapshot, now: f64) {
-        let own_state = self.config.own_db.as_ref().and_then(|o| snapshot.nodes.get(o));
+        let own_state = self.node.config().own_db.as_ref().and_then(|o| snapshot.nodes.get(o));
         let status = http::OwnStatus {
             word: crate::state::OwnWord {
-                failover: self.memory.published_failover.clone(),
-                voters: (self.config.fence_command.is_some() && self.config.own_db.is_some())
-                    .then(|| decide::voters::digest(&self.config)),
+                failover: self.node.memory().published_failover.clone(),
+                voters: (self.node.config().fence_command.is_some() && self.node.config().own_db.is_some())
+                    .then(|| decide::voters::digest(self.node.config())),
             },
-            no_lease: decide::fence::lease(&self.config, &self.memory, own_state, now).err(),
+            no_lease: decide::fence::lease(self.node.config(), self.node.memory(), own_state, now).err(),
         };
         self.own_tx.send_if_modified(|s| {
             let changed = *s != status;
@@ -656,7 +560,7 @@ impl Loop {
     /// when it starts and when it ends.
     fn watch_monitor_health(&mut self, snapshot: &crate::state::Snapshot, now: f64) {
         let unhealthy = decide::monitor_unhealthy(
-            self.config.cluster_monitor_health_timeout_seconds,
+            self.node.config().cluster_monitor_health_timeout_seconds,
             Some(self.start),
             snapshot.last_round_at,
             now,
@@ -667,7 +571,7 @@ impl Loop {
         if unhealthy != self.monitor_unhealthy {
             self.monitor_unhealthy = unhealthy;
             if unhealthy {
-                tracing::warn!(target: "pglookout", "no poll round has completed within {} s", self.config.cluster_monitor_health_timeout_seconds.unwrap_or_default());
+                tracing::warn!(target: "pglookout", "no poll round has completed within {} s", self.node.config().cluster_monitor_health_timeout_seconds.unwrap_or_default());
             } else {
                 tracing::info!(target: "pglookout", "poll rounds complete again");
             }
@@ -686,20 +590,21 @@ impl Loop {
         let doc = StateDocument {
             db_nodes: &snapshot.nodes,
             observer_nodes: &snapshot.observers,
-            current_master: self.memory.current_master.as_deref(),
+            current_master: self.node.memory().current_master.as_deref(),
             decision: decision_json.as_ref(),
-            lease_renewed_at: decide::fence::lease_renewed_wall(&self.memory, wall_now, now),
+            lease_renewed_at: decide::fence::lease_renewed_wall(self.node.memory(), wall_now, now),
         };
         let status = serde_json::to_value(&doc).unwrap_or_default();
         let status = Arc::new(status);
         self.state_seq = self
             .files
-            .write_state(&self.config.json_state_file_path, status.clone());
+            .write_state(&self.node.config().json_state_file_path, status.clone());
         let statsd = self.statsd();
         if statsd.is_enabled() {
             let looked = self.files.looked();
             let alerts = looked.as_ref().map(|l| l.alerts.clone()).unwrap_or_default();
-            let mut extra = crate::prometheus::Extra::new(&self.config, self.memory.current_master.as_deref(), alerts);
+            let mut extra =
+                crate::prometheus::Extra::new(self.node.config(), self.node.memory().current_master.as_deref(), alerts);
             extra.alert_dir_writable = looked.map(|l| l.alert_dir_writable);
             statsd.gauges(&crate::prometheus::gauges(snapshot, &extra, wall_now));
         }
@@ -808,15 +713,11 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
     let start = clock::monotonic();
     let mut lp = Loop {
         path,
-        memory: starting_memory(&config, start),
-        config: config.clone(),
+        node: Node::new(config.clone(), starting_memory(&config, start)),
         config_tx,
         statsd_tx,
         log,
         poller: poller.clone(),
-        config_version: 0,
-        running: Running::default(),
-        told: Told::default(),
         monitor_unhealthy: false,
         events: events_tx,
         status_tx,
@@ -881,8 +782,8 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
             if watchdog {
                 notify_systemd("WATCHDOG=1");
             }
-            next_check =
-                tokio::time::Instant::now() + Duration::from_secs_f64(lp.config.replication_state_check_interval);
+            next_check = tokio::time::Instant::now()
+                + Duration::from_secs_f64(lp.node.config().replication_state_check_interval);
             if !ready && last_round > 0 {
                 ready = true;
                 lp.ready().await;
@@ -939,21 +840,23 @@ impl Loop {
         term: &mut tokio::signal::unix::Signal,
         int: &mut tokio::signal::unix::Signal,
     ) {
-        if !self.running.any() {
+        self.node.handle(Input::Stop, clock::monotonic());
+        let running = self.node.running().clone();
+        if !running.any() {
             return;
         }
         // a follow runs pg_stop_command then pg_start_command, each with the command timeout
-        let commands = if self.running.follow() { 2.0 } else { 1.0 };
-        let mut bound = Duration::from_secs_f64(commands * self.config.failover_command_timeout) + STOP_MARGIN;
-        if self.running.rejoin() {
-            bound =
-                bound.max(Duration::from_secs_f64(crate::decide::rejoin::rejoin_deadline(&self.config)) + STOP_MARGIN);
+        let commands = if running.follow() { 2.0 } else { 1.0 };
+        let config = self.node.config().clone();
+        let mut bound = Duration::from_secs_f64(commands * config.failover_command_timeout) + STOP_MARGIN;
+        if running.rejoin() {
+            bound = bound.max(Duration::from_secs_f64(crate::decide::rejoin::rejoin_deadline(&config)) + STOP_MARGIN);
         }
         tracing::warn!(target: "pglookout", "waiting up to {} s for the running {} to finish before stopping (send SIGTERM again to stop now)",
-            bound.as_secs(), self.running.what());
+            bound.as_secs(), running.what());
         let deadline = tokio::time::Instant::now() + bound;
         let mut watchdog = tokio::time::interval(Duration::from_secs(1));
-        while self.running.any() {
+        while self.node.running().any() {
             tokio::select! {
                 // the wait is bounded; the watchdog must not cut it short
                 _ = watchdog.tick() => notify_systemd("WATCHDOG=1"),
@@ -961,30 +864,16 @@ impl Loop {
                 _ = int.recv() => break,
                 _ = tokio::time::sleep_until(deadline) => break,
                 ev = events.recv() => match ev {
-                    Some(Event::FailoverFinished(outcome)) => {
-                        self.running.failover_done();
-                        self.counters.command("failover_command", outcome.success());
-                    }
-                    Some(Event::FollowFinished { master, ok }) => {
-                        self.running.follow_done(&master, ok);
-                        self.counters.command("autofollow", ok);
-                    }
-                    Some(Event::FenceFinished(outcome)) => {
-                        self.running.fence_done(clock::monotonic());
-                        self.counters.command("fence_command", outcome.success());
-                    }
-                    Some(Event::RejoinFinished { result, .. }) => {
-                        self.running.rejoin_done();
-                        self.counters.command("rejoin", result.is_ok());
-                    }
+                    // a reload no longer matters
                     Some(Event::Reloaded(_)) => {}
+                    Some(ev) => self.on_event(ev),
                     None => break,
                 },
             }
         }
-        if self.running.any() {
+        if self.node.running().any() {
             tracing::error!(target: "pglookout", "stopping while the {} is still running; it is left to finish on its own (or to be killed with the service)",
-                self.running.what());
+                self.node.running().what());
         }
     }
 }

@@ -29,6 +29,8 @@ pub mod logging;
 pub mod lsn;
 /// StatsD (Telegraf tags).
 pub mod metrics;
+/// One daemon's decision loop as a pure state machine: inputs in, effects out.
+pub mod node;
 /// Polling PostgreSQL nodes and observers; owns their states.
 pub mod poll;
 /// Prometheus counters and the /metrics text.

@@ -2,20 +2,29 @@
 //! runs N schedules of issue 18's draws (`schedule::generate_authority`; `classic`: the CI
 //! draws) and prints the violations by rule, every failing schedule seed, and for every rule
 //! its failure with the fewest faults, shrunk, with its replay command (`pglab sim --seed S
-//! --replay '...'`, or `authority replay SEED '...'` for the whole trace).
+//! --replay '...'`, or `authority replay SEED '...'` for the whole trace). `authority shrink
+//! SEED ['SCHEDULE']` shrinks one schedule: the draw of that seed, or the one given.
 
 use pglookout_sim::schedule::Draws;
 
 fn main() -> std::process::ExitCode {
     let mut args = std::env::args().skip(1);
     let all: Vec<String> = std::env::args().skip(1).collect();
-    if all.len() == 2 && all[0] == "shrink" {
-        // `authority shrink SCHEDULE_SEED`: the authority schedule of that seed, shrunk
+    if (all.len() == 2 || all.len() == 3) && all[0] == "shrink" {
+        // `authority shrink SCHEDULE_SEED ['SCHEDULE']`: the authority schedule of that seed (or
+        // the one given, run with that seed), shrunk
         let Ok(seed) = all[1].parse::<u64>() else {
-            eprintln!("usage: authority shrink SCHEDULE_SEED");
+            eprintln!("usage: authority shrink SCHEDULE_SEED ['SCHEDULE']");
             return std::process::ExitCode::from(2);
         };
-        let sched = pglookout_sim::schedule::generate_authority(seed);
+        let sched = match all.get(2).map(|t| pglookout_sim::schedule::Schedule::parse(t)) {
+            None => pglookout_sim::schedule::generate_authority(seed),
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                eprintln!("{e}");
+                return std::process::ExitCode::from(2);
+            }
+        };
         match pglookout_sim::shrink::shrink(seed, &sched) {
             Some(f) => {
                 let mut text = f.render();

@@ -107,7 +107,7 @@ fn v(w: &World, rule: Rule, detail: String) -> Option<Violation> {
 
 /// A node daemon's config (every node daemon has the same timings).
 fn node_config<'a>(w: &'a World) -> &'a Config {
-    &w.daemons[0].config
+    w.daemons[0].config()
 }
 
 /// How long after losing the primary a standby must be writable: the failover timeout U,
@@ -169,7 +169,7 @@ pub fn step(w: &World) -> Option<Violation> {
 
 /// When daemon `d` starts its failover command (`old_master` as decide() gave it).
 pub fn at_failover(w: &World, d: usize, old_master: Option<&str>) -> Option<Violation> {
-    let c = &w.daemons[d].config;
+    let c = w.daemons[d].config();
     let t = w.now;
     if w.sched.never_promote == Some(d) {
         return v(w, Rule::NeverPromote, format!("pg{d} is in never_promote_these_nodes"));
@@ -247,7 +247,7 @@ pub fn at_failover(w: &World, d: usize, old_master: Option<&str>) -> Option<Viol
 /// Whether node `n` was started again by a supervisor after its fence so recently, at `t`,
 /// that its daemon cannot have fenced it again yet.
 fn in_revive_grace(w: &World, n: usize, t: Us) -> bool {
-    let c = &w.daemons[n].config;
+    let c = w.daemons[n].config();
     let grace = us(2.0 * c.db_poll_interval
         + c.db_poll_timeout
         + 2.0 * c.replication_state_check_interval
@@ -270,7 +270,7 @@ fn daemon_index(w: &World, name: &str) -> Option<usize> {
 /// Node daemon `d`'s voters in its running config (issue 18): its observers, plus itself
 /// when they include a daemon for every other node of its `remote_conns`.
 pub fn voters_of(w: &World, d: usize) -> Vec<usize> {
-    let c = &w.daemons[d].config;
+    let c = w.daemons[d].config();
     let mut v: Vec<usize> = c.observers.keys().filter_map(|n| daemon_index(w, n)).collect();
     let mesh = c
         .remote_conns
@@ -299,7 +299,7 @@ pub fn at_fence(w: &World, d: usize) -> Option<Violation> {
     if other {
         return None;
     }
-    let c = &w.daemons[d].config;
+    let c = w.daemons[d].config();
     let f_timeout = c.fence_timeout.unwrap_or(0.0);
     // how stale the last vouch the daemon counted may be when its cause ended: a probe and an
     // observer fetch (each an interval and a deadline)
@@ -316,7 +316,8 @@ pub fn at_fence(w: &World, d: usize) -> Option<Violation> {
             && matches!(f.kind, FaultKind::KillNode(n) | FaultKind::FreezeNode(n) | FaultKind::HostFreeze(n)
                 | FaultKind::FailoverLate(n) | FaultKind::RestartDaemon(n) if n == d)
     });
-    if node_hit {
+    // a late promotion's stall outlasts its fault (world.rs): no probe of d answered
+    if node_hit || w.late_until[d] > t0 {
         return None;
     }
     // Whether fault `f` keeps voter `v` from vouching for `d`: its database link to d, d's
@@ -597,7 +598,7 @@ fn liveness(w: &World) -> Option<Violation> {
 /// then the standbys may promote before the daemon can have fenced, which no daemon can do
 /// while it is down.
 pub fn restart_waiver(w: &World, d: usize, up_at: Us) -> Option<String> {
-    let c = &w.daemons[d].config;
+    let c = w.daemons[d].config();
     let covered = pglookout::decide::voters::failover_timeout(c)
         - pglookout::decide::fence::startup_window(c)
         - c.replication_state_check_interval

@@ -523,6 +523,12 @@ pub fn generate_authority(seed: u64) -> Schedule {
                 s.faults.push(Fault { at, dur, kind });
             }
             s.faults.sort_by_key(|f| f.at);
+            if s.faults.iter().any(|f| matches!(f.kind, FaultKind::FailoverLate(_))) {
+                // a command timeout the run outlasts, then 10 s for the late promotion and 10 s
+                // for the stall after it (world.rs)
+                let fct = *s.failover_timeout.get_or_insert(r.range(2, 10) * SEC * k);
+                last += fct + 20 * SEC;
+            }
             s.end = last;
         }
     }
@@ -586,7 +592,12 @@ fn authority_fault(r: &mut Rng, s: &Schedule, k: Us, dur: &mut Us) -> FaultKind 
             by: signed(r, 1000, 10_000),
         },
         8 if s.fencing() => FaultKind::FenceOn(r.index(s.nodes)),
-        9 => FaultKind::FailoverLate(r.index(s.nodes)),
+        9 => {
+            // long enough for a failover to start inside it (the end of the run makes room for
+            // the command timeout and the late promotion after it)
+            *dur = r.range(5_000, 20_000) * MS * k;
+            FaultKind::FailoverLate(r.index(s.nodes))
+        }
         10 => FaultKind::ClockSkew {
             daemon,
             by: signed(r, 4000, 6000),

@@ -2,19 +2,19 @@
 //! src/poll/mod.rs) that surrounds `decide()`, driven over simulated time. The pure parts are
 //! the daemon's own code: the round accounting and requested rounds (`poll::rounds::Rounds`),
 //! the shared poll grid (`poll::until_next_tick`), the publication period
-//! (`poll::PUBLISH_EVERY`), the running commands and the queued follow
-//! (`act::running::Running`), the decision, its memory, the node and observer merges, and the
-//! observer answer check (`poll::observer::check_answer`). What is left here is the async
-//! wiring: which event wakes what, as the tasks and channels of the daemon do.
+//! (`poll::PUBLISH_EVERY`), the whole decision loop (`node::Node`: the decision, its memory,
+//! the running commands and the queued follow, the history), the node and observer merges,
+//! and the observer answer check (`poll::observer::check_answer`). What is left here is the
+//! async wiring: which event wakes what, as the tasks and channels of the daemon do.
 //!
-//! Owns a daemon's config (built through `Config::from_value`, so validation runs), its
-//! [`Memory`], and its poller state. The event loop ([`crate::world`]) drives it.
+//! Owns a daemon's [`Node`] (its config built through `Config::from_value`, so validation
+//! runs) and its poller state. The event loop ([`crate::world`]) drives it.
 
 use crate::schedule::{lists, voters, FaultKind, Layout, Profile, Schedule};
 use crate::Us;
-use pglookout::act::running::Running;
 use pglookout::config::Config;
 use pglookout::decide::Memory;
+use pglookout::node::Node;
 use pglookout::poll::rounds::Rounds;
 use pglookout::state::{FailoverStatus, NodeState, ObserverState};
 use serde_json::{json, Value};
@@ -61,14 +61,12 @@ pub struct Snapshot {
 
 pub struct Daemon {
     pub name: String,
-    pub config: Config,
-    /// Bumped at every reload that took (the decision waits for a fresh poll after one).
-    pub config_version: u64,
+    /// The daemon's decision loop: config, memory, running commands.
+    pub node: Node,
     /// The node a reload has taken out of `remote_conns`, while one has.
     pub removed: Option<usize>,
     /// Its config has `fence_command`.
     pub fence_on: bool,
-    pub memory: Memory,
     pub up: bool,
     /// Bumped at every (re)start: events of an earlier incarnation are ignored.
     pub epoch: u64,
@@ -93,7 +91,6 @@ pub struct Daemon {
     pub check_seq: u64,
     pub last_round_seen: u64,
     pub maintenance_answer: bool,
-    pub running: Running,
     /// Bumped at every publication.
     pub publish_seq: u64,
     /// The reading of the `/state.json` bytes of publication `.0` (see `World::observer_answer`).
@@ -202,6 +199,7 @@ impl Daemon {
         let (config, _warnings) =
             Config::from_value(Path::new(&path), &config_json(s, d, None, fence_on)).map_err(|e| e.to_string())?;
         let mut targets: Vec<Target> = (0..s.nodes).map(Target::Node).collect();
+        let config = std::sync::Arc::new(config);
         for o in 0..s.daemons() {
             let oname = daemon_name(s, o);
             if config.observers.contains_key(&oname) {
@@ -217,11 +215,9 @@ impl Daemon {
         ];
         Ok(Daemon {
             name,
-            config,
-            config_version: 0,
+            node: Node::new(config, Memory::new(mono_offset)),
             removed: None,
             fence_on,
-            memory: Memory::new(mono_offset),
             up: true,
             epoch: 0,
             mono_offset,
@@ -238,7 +234,6 @@ impl Daemon {
             check_seq: 0,
             last_round_seen: 0,
             maintenance_answer: false,
-            running: Running::default(),
             publish_seq: 0,
             answer_cache: None,
             stale_copy: None,
@@ -251,11 +246,13 @@ impl Daemon {
     pub fn restart(&mut self, t: Us, wall: pglookout::state::Timestamp, maintenance: bool) {
         self.up = true;
         self.epoch += 1;
-        self.memory = Memory::new(self.mono(t));
+        let mut memory = Memory::new(self.mono(t));
         if let Some(renewed) = self.state_file_lease {
             let mono = self.mono(t);
-            pglookout::decide::fence::restore_lease(&mut self.memory, &self.config, renewed, wall, mono);
+            pglookout::decide::fence::restore_lease(&mut memory, self.config(), renewed, wall, mono);
         }
+        // a new process: no command of the old one is awaited, the history is told afresh
+        self.node = Node::new(self.config().clone(), memory);
         let enabled: Vec<bool> = self.workers.iter().map(|w| w.enabled).collect();
         self.workers = enabled
             .into_iter()
@@ -274,26 +271,36 @@ impl Daemon {
         self.last_round_seen = 0;
         // the first decision waits for the first look at the file (daemon::run)
         self.maintenance_answer = maintenance;
-        self.running.clear();
     }
 
     /// A SIGHUP: the config of schedule `s` without node `removed`, checked as the daemon
     /// checks it (a config that does not load keeps the running one). Workers of targets the new
     /// config lacks stop, their nodes leave the snapshot; returns the workers to start at once.
-    pub fn reload(&mut self, s: &Schedule, d: usize, t: Us, removed: Option<usize>) -> Result<Vec<usize>, String> {
+    pub fn reload(
+        &mut self,
+        s: &Schedule,
+        d: usize,
+        t: Us,
+        removed: Option<usize>,
+    ) -> Result<(Vec<usize>, Vec<pglookout::node::Effect>), String> {
         let path = format!("/sim/{}.json", self.name);
         let (new, _warnings) = Config::from_value(Path::new(&path), &config_json(s, d, removed, self.fence_on))
             .map_err(|e| e.to_string())?;
         let now = self.mono(t);
-        self.memory.config_reloaded(&self.config, &new, now);
-        self.config = new;
-        self.config_version += 1;
+        let source = path.clone();
+        let step = self.node.handle(
+            pglookout::node::Input::Reloaded {
+                config: std::sync::Arc::new(new),
+                source,
+            },
+            now,
+        );
         self.removed = removed;
         let mut start = Vec::new();
         for (w, target) in self.targets.iter().enumerate() {
             let wanted = match target {
-                Target::Node(n) => self.config.remote_conns.contains_key(&format!("pg{n}")),
-                Target::Observer(_, name) => self.config.observers.contains_key(name),
+                Target::Node(n) => self.config().remote_conns.contains_key(&format!("pg{n}")),
+                Target::Observer(_, name) => self.config().observers.contains_key(name),
             };
             let worker = &mut self.workers[w];
             if worker.enabled && !wanted {
@@ -311,10 +318,15 @@ impl Daemon {
                 start.push(w);
             }
         }
-        Ok(start)
+        Ok((start, step.effects))
     }
 
     /// How many workers the running config has.
+    /// The running config.
+    pub fn config(&self) -> &std::sync::Arc<Config> {
+        self.node.config()
+    }
+
     pub fn live_workers(&self) -> usize {
         self.workers.iter().filter(|w| w.enabled).count()
     }
@@ -331,7 +343,7 @@ impl Daemon {
     /// The next tick of the shared poll grid strictly after `t` (on this daemon's monotonic
     /// clock).
     pub fn next_grid_tick(&self, t: Us) -> Us {
-        let wait = pglookout::poll::until_next_tick(self.mono(t), self.config.db_poll_interval.max(0.01));
+        let wait = pglookout::poll::until_next_tick(self.mono(t), self.config().db_poll_interval.max(0.01));
         self.after(t, wait).max(t + 1)
     }
 
@@ -343,19 +355,19 @@ impl Daemon {
 
     /// A poll-now request: true when a new round starts now (workers then probe at once).
     pub fn request_round(&mut self, t: Us) -> bool {
-        let (now, interval) = (self.mono(t), self.config.db_poll_interval);
+        let (now, interval) = (self.mono(t), self.config().db_poll_interval);
         self.rounds.request(now, interval)
     }
 
     /// The publish tick: starts a deferred request whose spacing has passed.
     pub fn tick(&mut self, t: Us) -> bool {
-        let (now, interval) = (self.mono(t), self.config.db_poll_interval);
+        let (now, interval) = (self.mono(t), self.config().db_poll_interval);
         self.rounds.tick(now, interval)
     }
 
     /// Counts a report; true when it completed a round (then the snapshot is published at once).
     pub fn report(&mut self, w: usize, started: Us, t: Us) -> bool {
-        let (started, now, interval) = (self.mono(started), self.mono(t), self.config.db_poll_interval);
+        let (started, now, interval) = (self.mono(started), self.mono(t), self.config().db_poll_interval);
         let complete = self.rounds.report(&w, started, self.live_workers(), now, interval);
         if complete {
             self.work.round += 1;
@@ -367,11 +379,11 @@ impl Daemon {
     /// failover status and voter-set digest (the daemon's HTTP answer does the same).
     pub fn served(&self) -> std::borrow::Cow<'_, BTreeMap<String, NodeState>> {
         let word = pglookout::state::OwnWord {
-            failover: self.memory.published_failover.clone(),
-            voters: (self.config.fence_command.is_some() && self.config.own_db.is_some())
-                .then(|| pglookout::decide::voters::digest(&self.config)),
+            failover: self.node.memory().published_failover.clone(),
+            voters: (self.config().fence_command.is_some() && self.config().own_db.is_some())
+                .then(|| pglookout::decide::voters::digest(self.config())),
         };
-        pglookout::state::served_nodes(&self.published.nodes, self.config.own_db.as_deref(), &word)
+        pglookout::state::served_nodes(&self.published.nodes, self.config().own_db.as_deref(), &word)
     }
 
     pub fn publish(&mut self) {

@@ -14,7 +14,8 @@ use crate::schedule::{FaultKind, Schedule};
 use crate::shell::{Daemon, Target};
 use crate::{us, Us, MS};
 use chrono::SubsecRound;
-use pglookout::decide::{decide, Action, View};
+use pglookout::decide::Action;
+use pglookout::node::{Effect, Finished, Input, Poll, Start};
 use pglookout::poll::observer::{self, ObserverError};
 use pglookout::state::{NodeState, Timestamp};
 use std::cmp::Ordering;
@@ -29,6 +30,8 @@ enum Cmd {
     Fence,
     /// Following this node.
     Follow(usize),
+    /// A rejoin (not modelled: it fails at once).
+    Rejoin(String),
 }
 
 #[derive(Clone, Debug)]
@@ -159,8 +162,9 @@ pub struct World<'a> {
     /// Per node: when a supervisor last started it again after a fence.
     pub revived: Vec<Option<Us>>,
     revive_used: Vec<bool>,
-    /// Per daemon: until when its probes of its own node time out (a late promotion runs).
-    late_until: Vec<Us>,
+    /// Per node: until when every probe of it times out (its host is stalled while a late
+    /// promotion runs, and for a while after it lands).
+    pub(crate) late_until: Vec<Us>,
     /// Acknowledged writes lost at the end: (split brain, asynchronous), when checked.
     pub lost: Option<(u64, u64)>,
 }
@@ -502,12 +506,12 @@ impl<'a> World<'a> {
     fn reload(&mut self, d: usize, removed: Option<usize>) {
         let now = self.now;
         let sched = self.sched;
-        let fenced_before = self.daemons[d].config.fence_command.is_some();
+        let fenced_before = self.daemons[d].config().fence_command.is_some();
         match self.daemons[d].reload(sched, d, now, removed) {
-            Ok(start) => {
+            Ok((start, effects)) => {
                 let who = self.daemons[d].name.clone();
                 let mut what = removed.map_or("back to every node".to_string(), |n| format!("without pg{n}"));
-                if !fenced_before && self.daemons[d].config.fence_command.is_some() {
+                if !fenced_before && self.daemons[d].config().fence_command.is_some() {
                     what.push_str(", fencing on");
                 }
                 self.note(format!("{who}: config reloaded, {what}"));
@@ -517,7 +521,8 @@ impl<'a> World<'a> {
                 for w in start {
                     self.start_probe(d, w);
                 }
-                self.request_round(d);
+                // a poll round at once
+                self.execute(d, effects);
                 self.schedule_publish(d);
                 self.check(d);
             }
@@ -557,7 +562,6 @@ impl<'a> World<'a> {
             Target::Observer(o, _) => (self.daemons[*o].up, self.frozen_hosts[*o]),
             Target::Node(_) => (false, false),
         };
-        let late = self.late_until[d] > now;
         let dm = &mut self.daemons[d];
         let worker = &mut dm.workers[w];
         worker.busy = true;
@@ -565,13 +569,14 @@ impl<'a> World<'a> {
         worker.generation = dm.rounds.generation();
         let inc = worker.incarnation;
         let fetch_time = self.cluster.wall(now, dm.wall_offset);
-        let deadline = us(dm.config.db_poll_timeout);
+        let deadline = us(dm.config().db_poll_timeout);
         let epoch = dm.epoch;
         let (to, answers, hangs, db) = match &dm.targets[w] {
             Target::Node(n) => {
                 let p = self.cluster.nodes[*n].proc;
-                // an overloaded host (flate): our probes of our own node time out too
-                (*n, p == Proc::Running, p == Proc::Frozen || (late && *n == d), true)
+                // a stalled host (flate): every probe of its node times out
+                let late = self.late_until[*n] > now;
+                (*n, p == Proc::Running, p == Proc::Frozen || late, true)
             }
             Target::Observer(o, _) => (*o, observer_up, observer_frozen, false),
         };
@@ -702,7 +707,7 @@ impl<'a> World<'a> {
         let plain = foreign.is_none() && od.stale_copy.is_none();
         // The same published snapshot gives the same bytes and the same reading: served and
         // read once per publication (it was a third of the run time per fetch).
-        let failover = od.memory.published_failover.clone();
+        let failover = od.node.memory().published_failover.clone();
         if plain {
             if let Some((seq, f, nodes)) = &od.answer_cache {
                 if *seq == od.publish_seq && *f == failover {
@@ -791,20 +796,21 @@ impl<'a> World<'a> {
         if !dm.up {
             return;
         }
-        let view = View {
+        let poll = Poll {
             nodes: &dm.published.nodes,
             observers: &dm.published.observers,
-            poll_round: dm.published.round,
+            round: dm.published.round,
             wall_now,
-            mono_now: dm.mono(now),
             maintenance_mode: dm.maintenance_answer,
-            failover_running: dm.running.failover(),
-            config_version: dm.config_version,
         };
-        let yielded = dm.memory.yielded();
-        let decision = decide(&view, &dm.config, &mut dm.memory);
-        dm.state_file_lease = pglookout::decide::fence::lease_renewed_wall(&dm.memory, wall_now, dm.mono(now));
-        if dm.memory.yielded() && !yielded {
+        let mono = dm.mono(now);
+        let yielded = dm.node.memory().yielded();
+        let step = dm.node.handle(Input::Check(poll), mono);
+        let Some(decision) = step.decision else {
+            return;
+        };
+        dm.state_file_lease = pglookout::decide::fence::lease_renewed_wall(dm.node.memory(), wall_now, mono);
+        if dm.node.memory().yielded() && !yielded {
             self.yields.push((now, d));
         }
         let dm = &mut self.daemons[d];
@@ -812,92 +818,106 @@ impl<'a> World<'a> {
         dm.maintenance_answer = maintenance_now;
         dm.check_seq += 1;
         let (seq, epoch) = (dm.check_seq, dm.epoch);
-        let next = dm.after(now, dm.config.replication_state_check_interval);
+        let next = dm.after(now, dm.config().replication_state_check_interval);
         let who = dm.name.clone();
         if decision.changed {
             self.note(format!("{who}: decision: {}", decision.summary));
         }
         self.at(next, Ev::Check { d, epoch, seq });
-        for action in &decision.actions {
-            self.act(d, action);
+        self.execute(d, step.effects);
+    }
+
+    /// Carries out the node's effects, as `daemon::Loop::execute` does, on the simulated
+    /// cluster: polls, commands; alert files, metrics and the history have nothing to act on.
+    fn execute(&mut self, d: usize, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Do(Action::RequestPoll) => self.request_round(d),
+                Effect::Start(start) => self.start(d, start),
+                Effect::Do(_) | Effect::History(_) | Effect::Ended { .. } | Effect::FenceOverBudget { .. } => {}
+            }
             if self.violation.is_some() {
                 return;
             }
         }
     }
 
-    fn act(&mut self, d: usize, action: &Action) {
+    fn start(&mut self, d: usize, start: Start) {
         let who = self.daemons[d].name.clone();
-        match action {
-            Action::RequestPoll => self.request_round(d),
-            Action::RunFailoverCommand { old_master, .. } => {
-                if !self.daemons[d].running.start_failover() {
-                    return;
-                }
+        match start {
+            Start::Failover { old_master, .. } => {
                 self.note(format!(
                     "{who}: runs failover_command (old master {})",
                     old_master.as_deref().unwrap_or("none")
                 ));
                 self.start_failover(d, old_master.as_deref());
             }
-            Action::RunFenceCommand { reason, .. } => {
-                let dm = &mut self.daemons[d];
-                let mono = dm.mono(self.now);
-                if dm.config.fence_command.is_none() || !dm.running.start_fence(mono) {
-                    return;
-                }
-                let budget = us(dm.config.fence_command_budget);
-                let epoch = dm.epoch;
-                self.note(format!("{who}: runs fence_command: {reason}"));
-                self.fences.push((self.now, d));
-                if let Some(v) = check::at_fence(self, d) {
-                    self.violation = Some(v);
-                    return;
-                }
-                let fails = self.fault_active(|k| *k == FaultKind::FenceFails(d));
-                let hangs = self.fault_active(|k| *k == FaultKind::FenceHangs(d));
-                let noop = self.fault_active(|k| *k == FaultKind::FenceNoop(d));
-                if fails || hangs || noop {
-                    // stops nothing (exits 1, or hangs until killed): docs/safety.md assumes a
-                    // working fence
-                    // (a frozen primary counts: it takes writes again when it resumes)
-                    let node = &self.cluster.nodes[d];
-                    let may_write = node.role == Role::Primary && !matches!(node.proc, Proc::Dead | Proc::Fenced);
-                    if may_write && self.waived.is_none() {
-                        let how = if noop { "exited 0 and stopped nothing" } else { "failed" };
-                        self.waived = Some(format!(
-                            "pg{d}'s fence command {how} at {:.3} s while pg{d} was a primary (docs/safety.md assumes the fence works)",
-                            crate::secs(self.now)
-                        ));
-                    }
-                    let t = if hangs {
-                        self.now + us(self.daemons[d].config.failover_command_timeout)
-                    } else {
-                        self.now + self.rand(5 * MS, 50 * MS)
-                    };
-                    self.at(
-                        t,
-                        Ev::Done {
-                            d,
-                            epoch,
-                            cmd: Cmd::Fence,
-                            ok: noop,
-                        },
-                    );
-                    return;
-                }
-                self.fence_pending[d] = Some(self.now);
-                let t = self.now + self.rand(5 * MS, budget.max(5 * MS + 1));
-                self.at(t, Ev::FenceAct { node: d, d, epoch });
+            Start::Fence { reason, .. } => self.start_fence(d, &reason),
+            Start::Follow { master, .. } => self.start_follow(d, &master),
+            Start::Rejoin { master } => {
+                // not modelled (no schedule sets rejoin_old_master): it fails at once
+                let epoch = self.daemons[d].epoch;
+                let t = self.now + 50 * MS;
+                self.at(
+                    t,
+                    Ev::Done {
+                        d,
+                        epoch,
+                        cmd: Cmd::Rejoin(master),
+                        ok: false,
+                    },
+                );
             }
-            Action::FollowMaster { master } => {
-                let now = self.daemons[d].running.start_follow(master);
-                if now {
-                    self.start_follow(d, master);
-                }
-            }
-            _ => {}
+            Start::Warning { .. } => {}
         }
+    }
+
+    fn start_fence(&mut self, d: usize, reason: &str) {
+        let who = self.daemons[d].name.clone();
+        let dm = &self.daemons[d];
+        let budget = us(dm.config().fence_command_budget);
+        let epoch = dm.epoch;
+        self.note(format!("{who}: runs fence_command: {reason}"));
+        self.fences.push((self.now, d));
+        if let Some(v) = check::at_fence(self, d) {
+            self.violation = Some(v);
+            return;
+        }
+        let fails = self.fault_active(|k| *k == FaultKind::FenceFails(d));
+        let hangs = self.fault_active(|k| *k == FaultKind::FenceHangs(d));
+        let noop = self.fault_active(|k| *k == FaultKind::FenceNoop(d));
+        if fails || hangs || noop {
+            // stops nothing (exits 1, or hangs until killed): docs/safety.md assumes a
+            // working fence
+            // (a frozen primary counts: it takes writes again when it resumes)
+            let node = &self.cluster.nodes[d];
+            let may_write = node.role == Role::Primary && !matches!(node.proc, Proc::Dead | Proc::Fenced);
+            if may_write && self.waived.is_none() {
+                let how = if noop { "exited 0 and stopped nothing" } else { "failed" };
+                self.waived = Some(format!(
+                    "pg{d}'s fence command {how} at {:.3} s while pg{d} was a primary (docs/safety.md assumes the fence works)",
+                    crate::secs(self.now)
+                ));
+            }
+            let t = if hangs {
+                self.now + us(self.daemons[d].config().failover_command_timeout)
+            } else {
+                self.now + self.rand(5 * MS, 50 * MS)
+            };
+            self.at(
+                t,
+                Ev::Done {
+                    d,
+                    epoch,
+                    cmd: Cmd::Fence,
+                    ok: noop,
+                },
+            );
+            return;
+        }
+        self.fence_pending[d] = Some(self.now);
+        let t = self.now + self.rand(5 * MS, budget.max(5 * MS + 1));
+        self.at(t, Ev::FenceAct { node: d, d, epoch });
     }
 
     fn start_failover(&mut self, d: usize, old_master: Option<&str>) {
@@ -920,7 +940,7 @@ impl<'a> World<'a> {
             return;
         }
         if self.fault_active(|k| *k == FaultKind::FailoverHangs(d)) {
-            let t = now + us(self.daemons[d].config.failover_command_timeout);
+            let t = now + us(self.daemons[d].config().failover_command_timeout);
             self.at(t, done(false));
             return;
         }
@@ -938,12 +958,13 @@ impl<'a> World<'a> {
             self.rand(100 * MS, 1000 * MS)
         };
         if self.fault_active(|k| *k == FaultKind::FailoverLate(d)) {
-            // the command is killed at its timeout and reported failed; the promotion it began
-            // lands later
-            let timeout = us(self.daemons[d].config.failover_command_timeout);
+            // the host stalls: the command is killed at its timeout and reported failed, the
+            // promotion it began lands at any time until 10 s after that, and no probe of the
+            // node gets an answer until up to 10 s after it lands (issue 18, finding 5)
+            let timeout = us(self.daemons[d].config().failover_command_timeout);
             self.at(now + timeout, done(false));
-            let t = now + timeout.max(took) + self.rand(200 * MS, 10_000 * MS);
-            self.late_until[d] = t;
+            let t = now + self.rand(took, timeout.max(took) + 10_000 * MS);
+            self.late_until[d] = t + self.rand(0, 10_000 * MS);
             self.at(
                 t,
                 Ev::PromoteEnd {
@@ -973,7 +994,12 @@ impl<'a> World<'a> {
         let m = master.strip_prefix("pg").and_then(|s| s.parse::<usize>().ok());
         let Some(m) = m.filter(|m| *m < self.cluster.nodes.len() && *m != d) else {
             // not a node of ours: decide() only names nodes of remote_conns, so this never runs
-            dm.running.follow_done(master, false);
+            let mono = dm.mono(now);
+            let done = Finished::Follow {
+                master: master.to_string(),
+                ok: false,
+            };
+            drop(dm.node.handle(Input::Finished(done), mono));
             return;
         };
         let node = &self.cluster.nodes[d];
@@ -993,7 +1019,7 @@ impl<'a> World<'a> {
         }
         if node.proc == Proc::Frozen {
             // pg_stop_command cannot stop a stopped process in time
-            let t = now + us(self.daemons[d].config.failover_command_timeout.min(60.0));
+            let t = now + us(self.daemons[d].config().failover_command_timeout.min(60.0));
             self.at(
                 t,
                 Ev::Done {
@@ -1022,30 +1048,26 @@ impl<'a> World<'a> {
     fn command_done(&mut self, d: usize, cmd: Cmd, ok: bool) {
         let mono = self.daemons[d].mono(self.now);
         let who = self.daemons[d].name.clone();
-        let result = if ok { "succeeded" } else { "failed" };
-        match cmd {
+        let finished = match cmd {
             Cmd::Failover => {
+                let result = if ok { "succeeded" } else { "failed" };
                 self.note(format!("{who}: failover_command {result}"));
-                let dm = &mut self.daemons[d];
-                dm.running.failover_done();
-                dm.memory.record_failover_result(ok, mono);
+                Finished::Failover { ok }
             }
-            Cmd::Fence => {
-                let dm = &mut self.daemons[d];
-                dm.running.fence_done(mono);
-                dm.memory.record_fence_result(ok, mono);
-            }
-            Cmd::Follow(m) => {
-                let master = format!("pg{m}");
-                let dm = &mut self.daemons[d];
-                let next = dm.running.follow_done(&master, ok);
-                dm.memory.record_follow_result(&master, ok);
-                if let Some(next) = next {
-                    if self.daemons[d].running.start_follow(&next) {
-                        self.start_follow(d, &next);
-                    }
-                }
-            }
+            Cmd::Fence => Finished::Fence { ok },
+            Cmd::Follow(m) => Finished::Follow {
+                master: format!("pg{m}"),
+                ok,
+            },
+            Cmd::Rejoin(master) => Finished::Rejoin {
+                master,
+                result: Err("the simulator does not model a rejoin".into()),
+            },
+        };
+        let step = self.daemons[d].node.handle(Input::Finished(finished), mono);
+        self.execute(d, step.effects);
+        if self.violation.is_some() {
+            return;
         }
         self.check(d);
     }

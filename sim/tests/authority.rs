@@ -145,6 +145,30 @@ fn regression_equal_timelines_after_two_promotions() {
     );
 }
 
+/// Finding 5: a promotion our failover command began lands unseen. pg0 is killed; pg2 (the
+/// furthest along) runs its failover command while its host stalls (`flate:2`): the command is
+/// killed at `failover_command_timeout` (8 s) and reported failed, the promotion it began lands
+/// 24 ms later, and no probe of pg2 answers until well after. pg1, which deferred to pg2 while
+/// it might be promoting, promotes itself once pg2's command has failed. pg2's daemon last saw
+/// its node as a standby; it must hold it to the lease (the one it renewed as a standby has
+/// long run out) and fence it, not take "a standby we cannot reach" for harmless.
+/// `pglab sim --seed 4 --replay 'fast nodes=3 observers=1 never=- follow=1 intent=chaos end=24.929 rules=authority fct=8.000 | kill:0@10.000+0.000 flate:2@5.000+20.000'`
+/// Core without the fix (`Some(true) => return None` in `decide::fence::fence`): two-writable
+/// at 23.929 s (pg1 on timeline 3 and pg2 on timeline 2, pg2's daemon with no fence in flight):
+/// pg2's command fails at 23.103 s, its promotion lands at 23.127 s, pg1 promotes at 23.692 s.
+#[test]
+fn regression_a_promotion_our_failover_command_began_lands_unseen() {
+    let o = passes(
+        4,
+        "fast nodes=3 observers=1 never=- follow=1 intent=chaos end=24.929 rules=authority fct=8.000 | kill:0@10.000+0.000 flate:2@5.000+20.000",
+    );
+    assert!(
+        o.trace.iter().any(|l| l.contains("pg2 fenced")),
+        "{}",
+        o.trace.join("\n")
+    );
+}
+
 /// Known from the classic draws (fails at 50,000 schedules today): pg2's daemon restarts, pg0's
 /// host is cut off, and a reload takes pg0 out of pg2's config.
 /// `pglab sim --seed 11177387889725892509 --replay 'fast nodes=3 observers=1 never=- follow=1 intent=chaos end=14.686 | restart:2@5.430+7.497 isolate:0:refuse@10.411+4.205 reload:2-0@12.681+1.629'`
