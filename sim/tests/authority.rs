@@ -99,6 +99,20 @@ fn regression_fence_exits_0_and_a_supervisor_restarts_the_primary() {
 /// by the 5 s clock-skew check (`poll::observer`), so the strict majority it needs never holds
 /// continuously for the failover timeout and no standby is promoted. Safe (not knowing is no
 /// reason to promote), not live: left open.
+/// Finding 4's two schedules judged on safety only (`intent=chaos`): never two writable, no
+/// needless fence, no acknowledged write lost to a split brain, while the liveness side above
+/// stays open. The isolated primary is fenced before pg2 is promoted.
+#[test]
+fn regression_clock_skewed_by_4_5_s_stays_safe() {
+    for text in [
+        "fast nodes=3 observers=1 never=- follow=1 intent=chaos end=29.000 rules=authority | kill:0@16.500+0.000 skew:2=+4.500@3.000+40.000",
+        "fast nodes=3 observers=1 never=- follow=1 intent=chaos end=29.000 rules=authority | isolate:0:refuse@16.500+13.000 skew:0=+4.500@3.000+40.000",
+    ] {
+        let o = passes(11, text);
+        assert!(o.fences >= 1, "{}", o.trace.join("\n"));
+    }
+}
+
 #[test]
 #[ignore = "liveness under a 4.5 s daemon clock skew: the observer skew check refuses every other answer (left open, see above)"]
 fn regression_clock_skewed_by_4_5_s() {
