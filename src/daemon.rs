@@ -665,11 +665,18 @@ fn listener_changes(running: &Config, new: &Config) -> Vec<String> {
     out
 }
 
-/// Runs the daemon until SIGTERM/SIGINT. Errors here happen before anything was started.
-pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Result<()> {
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
+/// What [`run`] keeps beside the loop: the tasks to stop and the channels it selects on.
+struct Wiring {
+    cancel: CancellationToken,
+    http_task: tokio::task::JoinHandle<()>,
+    events: mpsc::Receiver<Event>,
+    snapshots: watch::Receiver<Arc<poll::Snapshot>>,
+    counters: Arc<Counters>,
+}
+
+/// Starts everything but the loop itself: the file thread, the poller, the HTTP API. Errors
+/// here happen before anything was started that a failure would leave half-done.
+async fn start(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Result<(Loop, Wiring)> {
     let tls = http::tls_acceptor(&config)?;
     let listener = http::bind(&config.http_address, config.http_port).await?;
     let cancel = CancellationToken::new();
@@ -693,7 +700,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
     // a benchmark's knob (`pglab bench-poll`): every series full from its first sample
     let prefill = std::env::var_os("PGLOOKOUT_SERIES_PREFILL").is_some_and(|v| v == "1");
     let series = Arc::new(std::sync::Mutex::new(Series::new(prefill)));
-    let mut http_task = tokio::spawn(http::serve(
+    let http_task = tokio::spawn(http::serve(
         listener,
         tls,
         http::Api {
@@ -709,15 +716,16 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
         },
         cancel.child_token(),
     ));
-    let (events_tx, mut events_rx) = mpsc::channel(16);
+    let (events_tx, events) = mpsc::channel(16);
     let start = clock::monotonic();
-    let mut lp = Loop {
+    let snapshots = poller.snapshots.clone();
+    let lp = Loop {
         path,
         node: Node::new(config.clone(), starting_memory(&config, start)),
         config_tx,
         statsd_tx,
         log,
-        poller: poller.clone(),
+        poller,
         monitor_unhealthy: false,
         events: events_tx,
         status_tx,
@@ -727,23 +735,34 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
         state_seq: 0,
         reload_reading: Arc::default(),
         maintenance_unknown: None,
-        listener: (config.clone(), Vec::new()),
+        listener: (config, Vec::new()),
         counters: counters.clone(),
         decided,
         series,
     };
-    lp.event(
-        "daemon_start",
-        &format!(
-            "pglookout {} started with {}",
-            env!("CARGO_PKG_VERSION"),
-            lp.path.display()
-        ),
-        None,
-        None,
+    let wiring = Wiring {
+        cancel,
+        http_task,
+        events,
+        snapshots,
+        counters,
+    };
+    Ok((lp, wiring))
+}
+
+/// Runs the daemon until SIGTERM/SIGINT. Errors here happen before anything was started.
+pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Result<()> {
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let (mut lp, mut w) = start(path, config, log).await?;
+    let started = format!(
+        "pglookout {} started with {}",
+        env!("CARGO_PKG_VERSION"),
+        lp.path.display()
     );
+    lp.event("daemon_start", &started, None, None);
     let watchdog = std::env::var_os("WATCHDOG_USEC").is_some();
-    let mut snapshots = poller.snapshots.clone();
     let mut last_round = 0;
     let mut ready = false;
     let mut next_check = tokio::time::Instant::now();
@@ -752,25 +771,23 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => { lp.reload(); false }
-            Some(ev) = events_rx.recv() => { lp.on_event(ev); true }
-            changed = snapshots.changed() => {
+            Some(ev) = w.events.recv() => { lp.on_event(ev); true }
+            changed = w.snapshots.changed() => {
                 if changed.is_err() {
-                    cancel.cancel();
+                    w.cancel.cancel();
                     anyhow::bail!("the poller stopped unexpectedly");
                 }
-                let round = snapshots.borrow_and_update().round;
+                let round = w.snapshots.borrow_and_update().round;
                 let advanced = round != last_round;
                 last_round = round;
                 advanced
             }
             _ = tokio::time::sleep_until(next_check) => true,
-            ended = &mut http_task => {
+            ended = &mut w.http_task => {
                 // half-alive without an API, peers and load balancers would see us as gone
-                cancel.cancel();
-                if let Err(e) = &ended {
-                    if e.is_panic() {
-                        counters.task_crashed("HTTP server");
-                    }
+                w.cancel.cancel();
+                if ended.as_ref().is_err_and(|e| e.is_panic()) {
+                    w.counters.task_crashed("HTTP server");
                 }
                 anyhow::bail!("the HTTP server stopped unexpectedly");
             }
@@ -782,8 +799,8 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
             if watchdog {
                 notify_systemd("WATCHDOG=1");
             }
-            next_check = tokio::time::Instant::now()
-                + Duration::from_secs_f64(lp.node.config().replication_state_check_interval);
+            let interval = lp.node.config().replication_state_check_interval;
+            next_check = tokio::time::Instant::now() + Duration::from_secs_f64(interval);
             if !ready && last_round > 0 {
                 ready = true;
                 lp.ready().await;
@@ -793,11 +810,11 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
     tracing::info!(target: "pglookout", "shutting down");
     lp.event("daemon_stop", "SIGTERM or SIGINT", None, None);
     notify_systemd("STOPPING=1");
-    lp.finish_running_commands(&mut events_rx, &mut term, &mut int).await;
+    lp.finish_running_commands(&mut w.events, &mut term, &mut int).await;
     // the last state file and events on disk before we go (a hung file system cannot hold us)
     lp.files.drained(Duration::from_secs(1)).await;
-    cancel.cancel();
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, http_task).await;
+    w.cancel.cancel();
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, w.http_task).await;
     Ok(())
 }
 

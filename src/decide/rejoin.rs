@@ -95,42 +95,10 @@ pub(super) fn rejoin(
     let own = config.own_db.as_deref()?;
     let own_state = nodes.get(own)?;
     let now = view.mono_now;
-
-    if let Some(since) = memory.rejoin.running_since {
-        let limit = rejoin_deadline(config) + REJOIN_RESULT_GRACE_SECS;
-        if now - since > limit {
-            out.why(format!(
-                "no result for the rejoin started {:.0} s ago; counting it as failed",
-                now - since
-            ));
-            let master = memory.current_master.clone().unwrap_or_default();
-            memory.record_rejoin_result(&master, Err("no result within the rejoin's deadline".into()), now);
-        } else {
-            out.why(format!("the rejoin of {own} has been running for {:.0} s", now - since));
-            return Some(done(format!("rejoin: making {own} a standby")));
-        }
+    if let Some(end) = still_running(config, memory, own, now, out) {
+        return Some(end);
     }
-
-    let connected_primary = own_state.connection && own_state.in_recovery() == Some(false);
-    let receiving = receiving_standby(own_state);
-    if receiving || (own_state.connection && own_state.in_recovery() == Some(true) && !memory.rejoin.was_master) {
-        // A standby (rejoined, followed or rebuilt): nothing to bring back (`track_was_master`
-        // cleared `was_master`). A replaced primary back in recovery that receives nothing
-        // (a sticky fence undone by its supervisor) goes on to the rejoin below.
-        let of_new_master = memory.current_master.as_deref().is_some_and(|m| m != own);
-        if memory.rejoin.alert && receiving && of_new_master {
-            memory.rejoin.alert = false;
-            memory.rejoin.failures.clear();
-            memory.rejoin.last_error = None;
-            out.act(Action::DeleteAlert(Alert::RejoinFailed));
-        }
-        return None;
-    }
-    if !(memory.rejoin.was_master || memory.fence.fenced.is_some()) {
-        return None;
-    }
-    if connected_primary && memory.fence.fenced.is_none() {
-        // Never stop a primary that takes writes: the fence rules decide about it.
+    if !to_bring_back(memory, own, own_state, out) {
         return None;
     }
     let master = memory.current_master.clone().filter(|m| m != own)?;
@@ -146,16 +114,14 @@ pub(super) fn rejoin(
         ));
         return None;
     }
-    if let Some(at) = memory.rejoin_retry_at() {
-        if now < at {
-            out.why(format!(
-                "the rejoin failed {} time(s) ({}); next try in {:.1} s",
-                memory.rejoin.failures.consecutive,
-                memory.rejoin.last_error.as_deref().unwrap_or("no reason"),
-                at - now
-            ));
-            return Some(done("rejoin: waiting before retrying the failed rejoin"));
-        }
+    if let Some(at) = memory.rejoin_retry_at().filter(|at| now < *at) {
+        out.why(format!(
+            "the rejoin failed {} time(s) ({}); next try in {:.1} s",
+            memory.rejoin.failures.consecutive,
+            memory.rejoin.last_error.as_deref().unwrap_or("no reason"),
+            at - now
+        ));
+        return Some(done("rejoin: waiting before retrying the failed rejoin"));
     }
     let how = if memory.fence.fenced.is_some() {
         "fenced"
@@ -172,4 +138,47 @@ pub(super) fn rejoin(
     out.act(Action::RejoinNewPrimary { master: master.clone() });
     memory.rejoin.running_since = Some(now);
     Some(done(format!("rejoin: making {own} a standby of {master}")))
+}
+
+/// A rejoin is running: `Some` while it may still report; past its deadline it counts as
+/// failed and the rules run again.
+fn still_running(config: &Config, memory: &mut Memory, own: &str, now: f64, out: &mut Out) -> Option<End> {
+    let since = memory.rejoin.running_since?;
+    let limit = rejoin_deadline(config) + REJOIN_RESULT_GRACE_SECS;
+    if now - since <= limit {
+        out.why(format!("the rejoin of {own} has been running for {:.0} s", now - since));
+        return Some(done(format!("rejoin: making {own} a standby")));
+    }
+    out.why(format!(
+        "no result for the rejoin started {:.0} s ago; counting it as failed",
+        now - since
+    ));
+    let master = memory.current_master.clone().unwrap_or_default();
+    memory.record_rejoin_result(&master, Err("no result within the rejoin's deadline".into()), now);
+    None
+}
+
+/// Whether our node is an old primary to bring back as a standby; a standby that receives
+/// from the new master clears `rejoin_failed`.
+fn to_bring_back(memory: &mut Memory, own: &str, own_state: &NodeState, out: &mut Out) -> bool {
+    let receiving = receiving_standby(own_state);
+    if receiving || (own_state.connection && own_state.in_recovery() == Some(true) && !memory.rejoin.was_master) {
+        // A standby (rejoined, followed or rebuilt): nothing to bring back (`track_was_master`
+        // cleared `was_master`). A replaced primary back in recovery that receives nothing
+        // (a sticky fence undone by its supervisor) goes on to the rejoin.
+        let of_new_master = memory.current_master.as_deref().is_some_and(|m| m != own);
+        if memory.rejoin.alert && receiving && of_new_master {
+            memory.rejoin.alert = false;
+            memory.rejoin.failures.clear();
+            memory.rejoin.last_error = None;
+            out.act(Action::DeleteAlert(Alert::RejoinFailed));
+        }
+        return false;
+    }
+    if !(memory.rejoin.was_master || memory.fence.fenced.is_some()) {
+        return false;
+    }
+    // Never stop a primary that takes writes: the fence rules decide about it.
+    let connected_primary = own_state.connection && own_state.in_recovery() == Some(false);
+    !(connected_primary && memory.fence.fenced.is_none())
 }
