@@ -105,7 +105,8 @@ mod module_graph {
             if path.is_dir() {
                 for f in std::fs::read_dir(&path).expect("dir") {
                     let f = f.expect("entry").path();
-                    if f.extension().is_some_and(|e| e == "rs") {
+                    // a module's `tests.rs` is test code (included under `#[cfg(test)]`)
+                    if f.extension().is_some_and(|e| e == "rs") && f.file_stem().is_some_and(|n| n != "tests") {
                         add(stem.clone(), &f);
                     }
                 }

@@ -251,12 +251,14 @@ struct Told {
 /// One daemon's decision loop (see the module docs).
 #[derive(Clone, Debug)]
 pub struct Node {
-    config: Arc<Config>,
-    memory: Memory,
+    // crate-visible for the decision table tests (src/decide/tests.rs), which set up a
+    // scenario's memory and config directly; everything else goes through `handle`
+    pub(crate) config: Arc<Config>,
+    pub(crate) memory: Memory,
     running: Running,
     /// Starts at 0 and grows by one per reload that took (the decision waits for a poll round
     /// started after it).
-    config_version: u64,
+    pub(crate) config_version: u64,
     told: Told,
     stopping: bool,
 }

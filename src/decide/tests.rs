@@ -1,6 +1,8 @@
 //! Table tests of the decision core: every upstream scenario of `test/test_lookout.py` (4-29,
 //! named after the original test functions, same inputs, same expected outcome), the
-//! regression tests of the upstream bugs we fixed, and the fail-safe rules.
+//! regression tests of the upstream bugs we fixed, and the fail-safe rules. Each scenario
+//! drives the daemon's own loop (`node::Node`) through a recording executor (`Sim`): the
+//! node's effects are recorded, and its commands reported back at once unless held.
 //!
 //! "exec" counts external commands the way the original's mocked `execute_external_command`
 //! did: failover commands plus `over_warning_limit_command` runs (and, in scenario 29, the
@@ -11,11 +13,13 @@ use super::follow::{new_primary_conninfo, rewrite_recovery_conf};
 use super::*;
 use crate::config::Config;
 use crate::lsn::Lsn;
+use crate::node::{Effect, Finished, Input, Node, Poll, Start};
 use crate::state::{parse_iso, FailoverPhase, FailoverStatus, NodeState, ObserverState, PgFields, Timestamp};
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 
 const MONO0: f64 = 10_000.0;
 
@@ -119,22 +123,22 @@ fn one_observer(
     )])
 }
 
-/// One daemon, its config document, what its poller sees, and what its actions did.
+/// One daemon, its config document, what its poller sees, and what its effects did.
 struct Sim {
     json: Value,
     nodes: BTreeMap<String, NodeState>,
     observers: BTreeMap<String, ObserverState>,
-    memory: Memory,
+    /// The daemon's decision loop; its memory and config version are set directly by the
+    /// scenarios.
+    node: Node,
     now: Timestamp,
     mono: f64,
     round: u64,
-    config_version: u64,
     maintenance: bool,
     /// The shell reports the failover command's outcome right away, with this status.
     failover_ok: bool,
-    /// The shell has not reported the failover command yet (it is running).
-    failover_running: bool,
-    /// The next failover command keeps running (not reported) instead of finishing at once.
+    /// The next failover command keeps running (not reported: [`Sim::finish_failover`])
+    /// instead of finishing at once.
     hold_failover: bool,
     failovers: usize,
     fences: usize,
@@ -163,7 +167,7 @@ struct Sim {
 impl Sim {
     /// Like upstream's fixture: the example config with `remote_conns` emptied.
     fn new() -> Sim {
-        Sim {
+        let mut s = Sim {
             json: json!({
                 "failover_command": "/usr/bin/failover_command",
                 "warning_replication_time_lag": 30.0,
@@ -173,14 +177,12 @@ impl Sim {
             }),
             nodes: BTreeMap::new(),
             observers: BTreeMap::new(),
-            memory: Memory::new(MONO0),
+            node: Node::new(Arc::new(Sim::fixture_config()), Memory::new(MONO0)),
             now: now(),
             mono: MONO0,
             round: 1,
-            config_version: 1,
             maintenance: false,
             failover_ok: true,
-            failover_running: false,
             hold_failover: false,
             failovers: 0,
             fences: 0,
@@ -199,7 +201,18 @@ impl Sim {
             decisions: Vec::new(),
             rejoins: Vec::new(),
             rejoin_result: Some(Ok(())),
-        }
+        };
+        // as upstream's fixture: the first config counts as version 1
+        s.node.config_version = 1;
+        s
+    }
+
+    /// A placeholder until the first decision builds the scenario's config.
+    fn fixture_config() -> Config {
+        let json = json!({"failover_command": "/usr/bin/failover_command", "remote_conns": {}});
+        Config::from_value(Path::new("test.json"), &json)
+            .expect("valid test config")
+            .0
     }
 
     fn conf(&mut self, key: &str, value: Value) -> &mut Sim {
@@ -249,7 +262,7 @@ impl Sim {
     }
 
     fn flag(&self) -> bool {
-        self.memory.replication_lag_over_warning_limit
+        self.node.memory.replication_lag_over_warning_limit
     }
 
     /// External commands, counted as upstream's mock counted them.
@@ -257,66 +270,94 @@ impl Sim {
         self.failovers + self.warning_commands + self.restarts
     }
 
-    /// One `decide()` call, its actions carried out.
+    /// One decision round of the node, its effects carried out (recorded, and commands
+    /// reported back at once unless held).
     fn decide_once(&mut self) -> Decision {
-        let config = self.config();
-        let view = View {
+        let config = Arc::new(self.config());
+        // the scenario's config as it stands, without a reload's bookkeeping
+        self.node.config = config.clone();
+        let poll = Poll {
             nodes: &self.nodes,
             observers: &self.observers,
-            poll_round: self.round,
+            round: self.round,
             wall_now: self.now,
-            mono_now: self.mono,
             maintenance_mode: self.maintenance,
-            failover_running: self.failover_running,
-            config_version: self.config_version,
         };
-        let d = decide(&view, &config, &mut self.memory);
-        for a in &d.actions {
-            match a {
-                Action::RequestPoll => self.polls_requested += 1,
-                Action::RunFailoverCommand { .. } => {
-                    self.failovers += 1;
-                    if self.hold_failover {
-                        self.failover_running = true;
-                    } else {
-                        self.memory.record_failover_result(self.failover_ok, self.mono);
-                    }
+        let step = self.node.handle(Input::Check(poll), self.mono);
+        let d = step.decision.expect("a running node decides");
+        let mut effects: std::collections::VecDeque<Effect> = step.effects.into();
+        while let Some(effect) = effects.pop_front() {
+            let finished = match effect {
+                Effect::Do(a) => {
+                    self.record(a);
+                    None
                 }
-                Action::RunWarningCommand => self.warning_commands += 1,
-                Action::RunFenceCommand { .. } => {
-                    self.fences += 1;
-                    self.memory.record_fence_result(self.fence_ok, self.mono);
-                    if self.fence_ok && self.fence_holds {
-                        let own = config.own_db.clone().unwrap_or_default();
-                        if let Some(n) = self.nodes.get_mut(&own) {
-                            n.connection = false;
-                        }
-                    }
-                }
-                Action::CreateAlert(x) => {
-                    self.alerts.insert(*x);
-                    self.alerts_created.push(*x);
-                }
-                Action::DeleteAlert(x) => {
-                    self.alerts.remove(x);
-                }
-                Action::FollowMaster { master } => {
-                    self.follows.push(master.clone());
-                    self.follow_file(&config, master);
-                }
-                Action::StatsdGauge { name, value } => self.gauges.push((name.clone(), *value)),
-                Action::StatsdCount { name } => self.counts.push(name.clone()),
-                Action::SetObserverPolling(on) => self.observer_polling = Some(*on),
-                Action::RejoinNewPrimary { master } => {
-                    self.rejoins.push(master.clone());
-                    if let Some(r) = self.rejoin_result.clone() {
-                        self.memory.record_rejoin_result(master, r, self.mono);
-                    }
-                }
+                Effect::Start(start) => self.start(&config, start),
+                Effect::History(_) | Effect::Ended { .. } | Effect::FenceOverBudget { .. } => None,
+            };
+            if let Some(f) = finished {
+                effects.extend(self.node.handle(Input::Finished(f), self.mono).effects);
             }
         }
         self.decisions.push(d.clone());
         d
+    }
+
+    fn record(&mut self, action: Action) {
+        match action {
+            Action::RequestPoll => self.polls_requested += 1,
+            Action::CreateAlert(x) => {
+                self.alerts.insert(x);
+                self.alerts_created.push(x);
+            }
+            Action::DeleteAlert(x) => {
+                self.alerts.remove(&x);
+            }
+            Action::StatsdGauge { name, value } => self.gauges.push((name, value)),
+            Action::StatsdCount { name } => self.counts.push(name),
+            Action::SetObserverPolling(on) => self.observer_polling = Some(on),
+            other => panic!("the node hands commands over as Effect::Start: {other:?}"),
+        }
+    }
+
+    /// A command the node started; its end when the shell reports it at once.
+    fn start(&mut self, config: &Config, start: Start) -> Option<Finished> {
+        match start {
+            Start::Failover { .. } => {
+                self.failovers += 1;
+                (!self.hold_failover).then_some(Finished::Failover { ok: self.failover_ok })
+            }
+            Start::Warning { .. } => {
+                self.warning_commands += 1;
+                None
+            }
+            Start::Fence { .. } => {
+                self.fences += 1;
+                if self.fence_ok && self.fence_holds {
+                    let own = config.own_db.clone().unwrap_or_default();
+                    if let Some(n) = self.nodes.get_mut(&own) {
+                        n.connection = false;
+                    }
+                }
+                Some(Finished::Fence { ok: self.fence_ok })
+            }
+            Start::Follow { master, .. } => {
+                self.follows.push(master.clone());
+                self.follow_file(config, &master);
+                Some(Finished::Follow { master, ok: true })
+            }
+            Start::Rejoin { master } => {
+                self.rejoins.push(master.clone());
+                let result = self.rejoin_result.clone()?;
+                Some(Finished::Rejoin { master, result })
+            }
+        }
+    }
+
+    /// The held failover command ends now.
+    fn finish_failover(&mut self, ok: bool) {
+        let step = self.node.handle(Input::Finished(Finished::Failover { ok }), self.mono);
+        assert!(step.decision.is_none());
     }
 
     /// What `act::follow` does with the file, using the pure functions.
@@ -331,7 +372,6 @@ impl Sim {
                 self.restarts += 2; // pg_stop_command + pg_start_command
             }
         }
-        self.memory.record_follow_result(master, true);
     }
 
     /// One upstream `check_cluster_state()`: decide, and when the decision asks for a fresh
@@ -369,7 +409,7 @@ fn test_check_cluster_state_warning() {
         .set("old_master", N::primary())
         .own("kuu")
         .conf("over_warning_limit_command", json!("fake_command"));
-    s.memory.current_master = Some("old_master".into());
+    s.node.memory.current_master = Some("old_master".into());
     s.check();
     assert_eq!(s.exec(), 1);
     assert_eq!(s.alerts_created, [Alert::ReplicationDelayWarning]);
@@ -408,10 +448,10 @@ fn test_check_cluster_master_gone_one_standby_one_observer() {
         .own("own_db")
         .observe("observer", "old_master", N::primary().conn(false).db_time(year_2014()))
         .observe("observer", "own_db", N::standby("2/aaaaaaaa", 0.0));
-    s.memory.current_master = Some("old_master".into());
+    s.node.memory.current_master = Some("old_master".into());
     // Removed from the config, and the poller drops it.
     s.remove("old_master");
-    s.memory.nodes_changed(s.mono);
+    s.node.memory.nodes_changed(s.mono);
     // The grace period after a change of remote_conns is running.
     s.check();
     assert_eq!(s.exec(), 0);
@@ -422,7 +462,7 @@ fn test_check_cluster_master_gone_one_standby_one_observer() {
         "{}",
         s.all_reasons()
     );
-    s.memory.cluster_nodes_reloaded = true;
+    s.node.memory.cluster_nodes_reloaded = true;
     s.check();
     assert!(
         s.all_reasons().contains("but remote_conns changed 0.0 s ago"),
@@ -460,7 +500,7 @@ fn test_check_cluster_do_failover_with_a_node_which_is_is_maintenance() {
         .set("kuu", N::standby("1/aaaaaaaa", 130.0))
         .own("kuu")
         .conf("never_promote_these_nodes", json!([]));
-    s.memory.replication_lag_over_warning_limit = true;
+    s.node.memory.replication_lag_over_warning_limit = true;
     s.maintenance = true;
     let d = s.check();
     assert_eq!(s.exec(), 0);
@@ -475,7 +515,7 @@ fn test_check_cluster_do_failover_with_a_node_which_should_never_be_promoted() {
         .set("kuu", N::standby("1/aaaaaaaa", 130.0))
         .own("kuu")
         .conf("never_promote_these_nodes", json!(["kuu"]));
-    s.memory.replication_lag_over_warning_limit = true;
+    s.node.memory.replication_lag_over_warning_limit = true;
     s.check();
     assert_eq!(s.exec(), 0);
     assert!(s.flag());
@@ -488,7 +528,7 @@ fn test_check_cluster_do_failover_two_standbys() {
         .set("kuu", N::standby("1/aaaaaaaa", 130.0))
         .own("kuu")
         .set("puu", N::standby("2/aaaaaaaa", 130.0));
-    s.memory.replication_lag_over_warning_limit = true;
+    s.node.memory.replication_lag_over_warning_limit = true;
     s.check();
     assert_eq!(s.exec(), 0);
     assert!(s.flag());
@@ -502,7 +542,7 @@ fn test_check_cluster_do_failover_two_standbys_when_the_one_ahead_can_never_be_p
         .own("kuu")
         .set("puu", N::standby("2/aaaaaaaa", 130.0))
         .conf("never_promote_these_nodes", json!(["puu"]));
-    s.memory.replication_lag_over_warning_limit = true;
+    s.node.memory.replication_lag_over_warning_limit = true;
     s.check();
     assert_eq!(s.exec(), 1);
     assert!(!s.flag());
@@ -630,12 +670,12 @@ fn one_standby_no_observer_no_connections(failover_on_disconnect: bool) {
         .conf("failover_on_disconnect", json!(failover_on_disconnect))
         .set("primary", N::primary().conn(false))
         .set("this_host", N::standby("2/aaaaaaaa", 1.0));
-    s.memory.current_master = Some("primary".into());
+    s.node.memory.current_master = Some("primary".into());
     // The primary is still part of the cluster although we are disconnected.
     s.check();
     assert_eq!(s.exec(), 0);
     // Age the config change: still fine, we saw the primary just now.
-    s.memory.cluster_nodes_change_time = s.mono - 15.0 - 1.0;
+    s.node.memory.cluster_nodes_change_time = s.mono - 15.0 - 1.0;
     s.set("primary", N::primary().conn(false).db_time(s.now));
     s.check();
     assert_eq!(s.exec(), 0);
@@ -672,12 +712,12 @@ fn test_find_current_master() {
         .set("own", N::standby("2/aaaaaaaa", 0.1))
         .own("master");
     let d = s.check();
-    assert_eq!(s.memory.current_master.as_deref(), Some("master"));
+    assert_eq!(s.node.memory.current_master.as_deref(), Some("master"));
     assert_eq!(d.summary, "no action: we are the master");
     // issue 19, item 12: once our node stops answering, the decision does not say so any more
     s.set("master", N::primary().conn(false));
     let d = s.check();
-    assert_eq!(s.memory.current_master.as_deref(), Some("master"));
+    assert_eq!(s.node.memory.current_master.as_deref(), Some("master"));
     assert_eq!(
         d.summary,
         "no action: our node was the master and does not answer; the standbys decide"
@@ -696,7 +736,7 @@ fn test_two_standby_failover_and_autofollow() {
     // answer; that lag says nothing about now, so we don't (docs/compatibility.md).
     assert!(!s.flag());
     assert_eq!(s.exec(), 0);
-    assert_eq!(s.memory.current_master.as_deref(), Some("old_master"));
+    assert_eq!(s.node.memory.current_master.as_deref(), Some("old_master"));
 
     s.json["remote_conns"]["other"] = json!({"host": "otherhost.example.com", "port": 11111});
     s.set("other", N::primary().receive(Some("2/aaaaaaaa")).lag(Some(0.0)));
@@ -711,7 +751,7 @@ fn test_two_standby_failover_and_autofollow() {
         .conf("pg_start_command", json!("/usr/bin/pg_start"))
         .conf("pg_stop_command", json!("/usr/bin/pg_stop"));
     s.check();
-    assert_eq!(s.memory.current_master.as_deref(), Some("other"));
+    assert_eq!(s.node.memory.current_master.as_deref(), Some("other"));
     assert_eq!(s.follows, ["other"]);
 
     let (text, _) = s.recovery.clone().expect("file");
@@ -842,7 +882,7 @@ fn test_standbys_failover_equal_replication_positions() {
                 .db_time(ago(3600)),
         )
         .set("192.168.63.4", N::standby("0/70004D8", 401.104655));
-    s.memory.current_master = Some("192.168.57.180".into());
+    s.node.memory.current_master = Some("192.168.57.180".into());
     // Not the highest name: no promotion (this first check is also the warning round).
     s.own("192.168.54.183");
     s.check();
@@ -890,7 +930,7 @@ fn test_poll_observers_on_warning_only() {
     assert_eq!(d.master.as_deref(), Some("master"));
     assert_eq!(s.exec(), 0);
     assert!(s.flag());
-    assert!(s.memory.observer_state_newer_than.is_some());
+    assert!(s.node.memory.observer_state_newer_than.is_some());
     assert_eq!(s.observer_polling, Some(true));
 
     s.set("master", N::primary().conn(false).db_time(the_beginning()))
@@ -971,17 +1011,17 @@ fn test_apply_stale_config_restarts() {
         .set("primary", N::primary())
         .set("secondary", N::standby("1/aaaaaaaa", 0.5))
         .own("secondary");
-    s.memory.current_master = Some("primary".into());
+    s.node.memory.current_master = Some("primary".into());
     s.recovery = Some((
         "primary_conninfo = 'user=replicator password=fake_pass sslmode=require host=primary'\n".into(),
         15,
     ));
-    assert_eq!(s.memory.applied_config_version, None);
+    assert_eq!(s.node.memory.applied_config_version, None);
     // The version is applied: the conninfo already matches, nothing is rewritten.
     s.check();
     assert_eq!(s.follows, ["primary"]);
     assert_eq!(s.exec(), 0);
-    assert_eq!(s.memory.applied_config_version, Some(1));
+    assert_eq!(s.node.memory.applied_config_version, Some(1));
     // A changed template without a new config version changes nothing.
     s.conf(
         "primary_conninfo_template",
@@ -991,7 +1031,7 @@ fn test_apply_stale_config_restarts() {
     assert_eq!(s.follows.len(), 1);
     assert_eq!(s.exec(), 0);
     // A new version rewrites the file and restarts PostgreSQL (stop + start).
-    s.config_version = 2;
+    s.node.config_version = 2;
     s.check();
     assert_eq!(s.follows, ["primary", "primary"]);
     assert_eq!(s.exec(), 2);
@@ -1082,8 +1122,8 @@ fn regression_failed_failover_command_is_retried_only_after_backoff() {
     s.set("pg1", N::primary().conn(false).db_time(year_2014()))
         .set("pg2", N::standby("1/0", 130.0))
         .own("pg2");
-    s.memory.replication_lag_over_warning_limit = true;
-    s.memory.nodes_changed(s.mono - 100.0);
+    s.node.memory.replication_lag_over_warning_limit = true;
+    s.node.memory.nodes_changed(s.mono - 100.0);
     s.failover_ok = false;
     s.check();
     assert_eq!(s.failovers, 1);
@@ -1102,14 +1142,19 @@ fn regression_failed_failover_command_is_retried_only_after_backoff() {
         assert_eq!(s.failovers, total, "due after {wait} s");
     }
     assert!(s.flag(), "a failed command does not clear the warning");
-    s.memory.failover.failures.consecutive = 20;
+    s.node.memory.failover.failures.consecutive = 20;
     assert_eq!(
-        s.memory.failover_retry_at(),
-        s.memory.failover.failures.last.map(|t| t + FAILOVER_RETRY_MAX_SECS)
+        s.node.memory.failover_retry_at(),
+        s.node
+            .memory
+            .failover
+            .failures
+            .last
+            .map(|t| t + FAILOVER_RETRY_MAX_SECS)
     );
     // A success resets the backoff and clears the warning.
-    s.memory.record_failover_result(true, s.mono);
-    assert_eq!(s.memory.failover_retry_at(), None);
+    s.node.memory.record_failover_result(true, s.mono);
+    assert_eq!(s.node.memory.failover_retry_at(), None);
     assert!(!s.flag());
     let d = s.decide_once();
     assert!(d.actions.contains(&Action::DeleteAlert(Alert::ReplicationDelayWarning)));
@@ -1125,7 +1170,7 @@ fn regression_failover_has_happened_only_with_a_launched_command() {
         s.set("pg1", N::primary().conn(false).db_time(year_2014()))
             .set("pg2", N::standby("1/0", 130.0))
             .own("pg2");
-        s.memory.replication_lag_over_warning_limit = true;
+        s.node.memory.replication_lag_over_warning_limit = true;
         s
     };
     let mut s = setup();
@@ -1166,12 +1211,12 @@ fn regression_config_reload_with_autofollow_off_does_not_follow() {
     let mut s = Sim::new();
     s.set("pg1", N::primary()).set("pg2", N::standby("1/0", 1.0)).own("pg2");
     s.check();
-    assert_eq!(s.memory.current_master.as_deref(), Some("pg1"));
-    s.config_version += 1;
+    assert_eq!(s.node.memory.current_master.as_deref(), Some("pg1"));
+    s.node.config_version += 1;
     let d = s.decide_once();
     assert!(s.follows.is_empty());
     assert!(d.reasons.iter().any(|r| r.contains("autofollow is off")));
-    assert_eq!(s.memory.applied_config_version, Some(2));
+    assert_eq!(s.node.memory.applied_config_version, Some(2));
     s.round += 1;
     s.check();
     s.check();
@@ -1183,7 +1228,7 @@ fn regression_config_reload_with_autofollow_off_does_not_follow() {
         .conf("pg_data_directory", json!("/data"))
         .conf("pg_start_command", json!("start"))
         .conf("pg_stop_command", json!("stop"));
-    s.config_version += 1;
+    s.node.config_version += 1;
     s.check();
     s.check();
     assert_eq!(s.follows, ["pg1"]);
@@ -1220,7 +1265,7 @@ fn never_decides_while_a_configured_node_is_missing_from_the_view() {
         .set("pg2", N::standby("2/0", 130.0))
         .set("pg3", N::standby("1/0", 130.0))
         .own("pg2");
-    s.memory.replication_lag_over_warning_limit = true;
+    s.node.memory.replication_lag_over_warning_limit = true;
     s.nodes.remove("pg3"); // configured, but not polled yet
     for _ in 0..3 {
         let d = s.check();
@@ -1239,7 +1284,7 @@ fn fresh_poll_request_without_an_answer_fails_safe() {
     let mut s = Sim::new();
     s.set("pg1", N::primary()).set("pg2", N::standby("1/0", 1.0)).own("pg2");
     s.check();
-    s.memory.nodes_changed(s.mono - 100.0);
+    s.node.memory.nodes_changed(s.mono - 100.0);
     // The master disappears for good.
     s.set("pg1", N::primary().conn(false).db_time(year_2014()));
     let d = s.decide_once();
@@ -1271,14 +1316,14 @@ fn a_fresh_poll_that_shows_the_master_back_cancels_the_failover() {
     let mut s = Sim::new();
     s.set("pg1", N::primary()).set("pg2", N::standby("1/0", 1.0)).own("pg2");
     s.check();
-    s.memory.nodes_changed(s.mono - 100.0);
+    s.node.memory.nodes_changed(s.mono - 100.0);
     s.set("pg1", N::primary().conn(false).db_time(year_2014()));
     s.decide_once();
     s.set("pg1", N::primary());
     s.round += 1;
     let d = s.decide_once();
     assert_eq!(s.failovers, 0);
-    assert_eq!(s.memory.missing_master_poll, None);
+    assert_eq!(s.node.memory.missing_master_poll, None);
     assert_eq!(d.summary, "no action: replication lag is under the warning limit");
 }
 
@@ -1288,7 +1333,7 @@ fn no_second_failover_while_one_is_running() {
     s.set("pg1", N::primary().conn(false).db_time(year_2014()))
         .set("pg2", N::standby("1/0", 130.0))
         .own("pg2");
-    s.memory.replication_lag_over_warning_limit = true;
+    s.node.memory.replication_lag_over_warning_limit = true;
     s.hold_failover = true; // the shell does not report yet
     s.check();
     assert_eq!(s.failovers, 1);
@@ -1299,8 +1344,7 @@ fn no_second_failover_while_one_is_running() {
     }
     assert_eq!(s.failovers, 1);
     // Reported: a success clears the warning.
-    s.failover_running = false;
-    s.memory.record_failover_result(true, s.mono);
+    s.finish_failover(true);
     assert!(!s.flag());
 }
 
@@ -1311,7 +1355,7 @@ fn failover_sleep_time_pauses_decisions_after_the_command() {
         .set("pg1", N::primary().conn(false).db_time(year_2014()))
         .set("pg2", N::standby("1/0", 130.0))
         .own("pg2");
-    s.memory.replication_lag_over_warning_limit = true;
+    s.node.memory.replication_lag_over_warning_limit = true;
     s.failover_ok = false;
     s.check();
     assert_eq!(s.failovers, 1);
@@ -1352,8 +1396,8 @@ fn multiple_connected_masters_raise_the_alert_and_never_fail_over() {
         .set("pg2", N::standby("1/0", 130.0))
         .set("pg3", N::primary())
         .own("pg2");
-    s.memory.current_master = Some("pg1".into());
-    s.memory.replication_lag_over_warning_limit = true;
+    s.node.memory.current_master = Some("pg1".into());
+    s.node.memory.replication_lag_over_warning_limit = true;
     let d = s.check();
     assert!(s.alerts.contains(&Alert::MultipleMasterWarning));
     assert_eq!(d.summary, "no failover: more than one connected master");
@@ -1367,7 +1411,7 @@ fn a_config_reload_waits_for_a_fresh_poll() {
     let mut s = Sim::new();
     s.set("pg1", N::primary()).set("pg2", N::standby("1/0", 1.0)).own("pg2");
     s.check();
-    s.config_version = 2;
+    s.node.config_version = 2;
     let d = s.decide_once();
     assert_eq!(d.actions, [Action::RequestPoll]);
     let d = s.decide_once();
@@ -1376,7 +1420,7 @@ fn a_config_reload_waits_for_a_fresh_poll() {
     let d = s.decide_once();
     assert_eq!(d.summary, "no action: replication lag is under the warning limit");
     // Bounded: without a round, one check interval later we decide anyway.
-    s.config_version = 3;
+    s.node.config_version = 3;
     s.decide_once();
     s.mono += 5.0;
     let d = s.decide_once();
@@ -1396,7 +1440,7 @@ fn a_failed_follow_is_retried_while_the_master_stays() {
         .own("pg2");
     s.check();
     assert_eq!(s.follows, ["pg1"]);
-    s.memory.record_follow_result("pg1", false);
+    s.node.memory.record_follow_result("pg1", false);
     s.mono += 10.0;
     s.check();
     assert_eq!(s.follows.len(), 1);
@@ -1414,7 +1458,7 @@ fn catching_up_suppresses_lag_alerts_metrics_and_failover() {
     s.set("pg1", N::primary().conn(false).db_time(year_2014()))
         .set("pg2", N::standby("1/0", 500.0))
         .own("pg2");
-    s.memory.current_master = Some("pg1".into());
+    s.node.memory.current_master = Some("pg1".into());
     // Has never been within the warning limit, replication started 100 s ago.
     let mut n = N::standby("1/0", 500.0);
     n.0.min_replication_time_lag = Some(400.0);
@@ -1542,7 +1586,7 @@ fn an_observer_report_newer_than_ours_by_more_than_a_poll_interval_still_counts(
         .observe("obs", "pg1", N::primary())
         .observe("obs", "pg2", N::standby("1/10", 0.1))
         .observe("obs", "pg3", N::standby("1/10", 0.1));
-    s.memory.current_master = Some("pg1".into());
+    s.node.memory.current_master = Some("pg1".into());
     s.mono = MONO0 + 60.0;
     for _ in 0..3 {
         let d = s.check();
@@ -1586,7 +1630,7 @@ fn of_two_disconnected_copies_of_the_master_the_later_contact_stands() {
         .own("pg2")
         .observe("obs", "pg1", N::primary().conn(false).db_time(ago(60)))
         .observe("obs", "pg2", N::standby("1/10", 0.1));
-    s.memory.current_master = Some("pg1".into());
+    s.node.memory.current_master = Some("pg1".into());
     s.mono = MONO0 + 60.0;
     let d = s.check();
     assert_eq!(s.failovers, 0, "{}", s.all_reasons());
@@ -1600,7 +1644,7 @@ fn regression_a_successful_failover_command_is_not_run_again_while_promotion_sho
     s.set("pg1", N::primary().conn(false).db_time(year_2014()))
         .set("pg2", N::standby("2/0", 130.0))
         .own("pg2");
-    s.memory.replication_lag_over_warning_limit = true;
+    s.node.memory.replication_lag_over_warning_limit = true;
     s.check();
     assert_eq!(s.failovers, 1);
     // the promotion has not shown yet: our node still answers as a standby
@@ -1625,8 +1669,8 @@ fn regression_a_dead_own_node_reports_no_lag() {
     s.set("pg1", N::primary())
         .set("pg2", N::standby("1/10", 45.0))
         .own("pg2");
-    s.memory.current_master = Some("pg1".into());
-    s.memory.replication_lag_over_warning_limit = true;
+    s.node.memory.current_master = Some("pg1".into());
+    s.node.memory.replication_lag_over_warning_limit = true;
     s.mono = MONO0 + 1000.0; // long past catching up
     s.check();
     assert!(s.gauges.iter().any(|(n, v)| n == "pg.replication_lag" && *v == 45.0));
@@ -1723,10 +1767,10 @@ fn restarted_primary_fences_after(renewed: Option<Timestamp>) -> usize {
     for o in OBSERVERS {
         report(&mut s, o, None);
     }
-    s.memory = Memory::new(s.mono);
+    s.node.memory = Memory::new(s.mono);
     if let Some(renewed) = renewed {
         let config = s.config();
-        fence::restore_lease(&mut s.memory, &config, renewed, s.now, s.mono);
+        fence::restore_lease(&mut s.node.memory, &config, renewed, s.now, s.mono);
     }
     (1..=10).find(|_| run_for(&mut s, 1) > 0).unwrap_or(usize::MAX)
 }
@@ -1752,16 +1796,16 @@ fn s_later(secs: i64) -> Timestamp {
 #[test]
 fn the_lease_written_to_the_state_file_is_the_last_renewal() {
     let mut s = fenced_primary();
-    assert_eq!(fence::lease_renewed_wall(&s.memory, s.now, s.mono), None);
+    assert_eq!(fence::lease_renewed_wall(&s.node.memory, s.now, s.mono), None);
     run_for(&mut s, 3);
-    let renewed = fence::lease_renewed_wall(&s.memory, s.now, s.mono);
+    let renewed = fence::lease_renewed_wall(&s.node.memory, s.now, s.mono);
     assert_eq!(renewed, Some(s.now));
     for o in OBSERVERS {
         report(&mut s, o, None);
     }
     run_for(&mut s, 2);
     // wall_now stands still in this test while mono runs: the renewal is 2 s before it
-    assert_eq!(fence::lease_renewed_wall(&s.memory, s.now, s.mono), Some(ago(2)));
+    assert_eq!(fence::lease_renewed_wall(&s.node.memory, s.now, s.mono), Some(ago(2)));
 }
 
 #[test]
@@ -1774,7 +1818,7 @@ fn regression_a_restarted_standby_counts_the_lag_window_from_its_start() {
     s.set("pg1", N(NodeState::new(now(), false)))
         .set("pg2", N::standby("1/10", 30.0))
         .own("pg2");
-    s.memory.current_master = Some("pg1".into());
+    s.node.memory.current_master = Some("pg1".into());
     s.mono += 20.0; // past the grace after the start
     let d = s.check();
     assert_eq!(s.failovers, 0, "{d:?}");
@@ -1793,7 +1837,7 @@ fn regression_a_restarted_standby_counts_the_lag_window_from_its_start() {
         .set("pg2", N::standby("1/10", 30.0))
         .own("pg2")
         .conf("known_gone_nodes", json!(["pg1"]));
-    s.memory.current_master = Some("pg1".into());
+    s.node.memory.current_master = Some("pg1".into());
     s.check();
     assert_eq!(s.failovers, 1, "{}", s.all_reasons());
 }
@@ -2003,7 +2047,7 @@ fn fast_standby(unreachable_to: &[&str]) -> Sim {
             s.observers.get_mut(o).expect("observer").connection = false;
         }
     }
-    s.memory.current_master = Some("pg1".into());
+    s.node.memory.current_master = Some("pg1".into());
     s.mono = MONO0 + 100.0; // long after start
     s
 }
@@ -2353,7 +2397,7 @@ fn a_candidate_never_yields_to_a_standby_beyond_the_cap() {
     assert!(d.reasons.iter().any(|r| r == "no other candidate to yield to"), "{d:?}");
     later(&mut s, 61);
     s.check();
-    assert!(!s.memory.yielded(), "{}", s.all_reasons());
+    assert!(!s.node.memory.yielded(), "{}", s.all_reasons());
     // within a larger cap, the same standby is one to yield to (the 61 s have passed)
     s.conf("max_failover_lag_bytes", json!(2 << 20));
     later(&mut s, 1);
@@ -2443,7 +2487,7 @@ fn rejoining_primary() -> Sim {
         .conf("pg_start_command", json!("start"))
         .conf("pg_stop_command", json!("stop"));
     run_for(&mut s, 2);
-    assert_eq!(s.memory.current_master.as_deref(), Some("pg1"));
+    assert_eq!(s.node.memory.current_master.as_deref(), Some("pg1"));
     s
 }
 
@@ -2507,7 +2551,7 @@ fn the_fenced_old_primary_rejoins_the_new_primary_once() {
     run_for(&mut s, 1);
     assert!(!s.alerts.contains(&Alert::RejoinFailed), "{}", s.all_reasons());
     assert!(!s.alerts.contains(&Alert::Fenced));
-    assert!(!s.memory.rejoin.was_master);
+    assert!(!s.node.memory.rejoin.was_master);
     run_for(&mut s, 30);
     assert_eq!(s.rejoins.len(), 1);
 }
@@ -2540,7 +2584,7 @@ fn a_standby_that_was_never_the_master_is_not_rejoined() {
     let mut s = rejoining_primary();
     // pg2's daemon: its node was a standby all along
     s.own("pg2");
-    s.memory = Memory::new(s.mono);
+    s.node.memory = Memory::new(s.mono);
     run_for(&mut s, 2);
     s.set("pg2", N::standby("1/10", 0.5).conn(false));
     s.set("pg3", timeline(N::primary(), 2));
@@ -2628,7 +2672,7 @@ fn autofollow_leaves_the_old_primary_to_the_rejoin() {
         }
         // a reload does not restart it either
         s.conf("primary_conninfo_template", json!("host=x user=y"));
-        s.config_version += 1;
+        s.node.config_version += 1;
         run_for(&mut s, 10);
         assert!(s.follows.is_empty(), "{}", s.all_reasons());
         assert!(s.all_reasons().contains("config version 2"), "{}", s.all_reasons());
@@ -2652,7 +2696,7 @@ fn a_fenced_primary_restarted_in_recovery_is_still_the_old_primary() {
         s.set("pg1", timeline(N::new(true), 1));
         run_for(&mut s, 40);
         assert!(s.follows.is_empty(), "rejoin {rejoin}: {}", s.all_reasons());
-        assert!(s.memory.rejoin.was_master, "rejoin {rejoin}");
+        assert!(s.node.memory.rejoin.was_master, "rejoin {rejoin}");
         if rejoin {
             assert_eq!(s.rejoins, ["pg2"], "{}", s.all_reasons());
             assert!(
@@ -2672,7 +2716,7 @@ fn a_fenced_primary_restarted_in_recovery_is_still_the_old_primary() {
         // streaming from pg2 (rejoined, or rebuilt by the operator): a standby like any other
         s.set("pg1", N::standby("1/20", 0.1));
         run_for(&mut s, 1);
-        assert!(!s.memory.rejoin.was_master, "rejoin {rejoin}");
+        assert!(!s.node.memory.rejoin.was_master, "rejoin {rejoin}");
     }
 }
 
@@ -2714,9 +2758,9 @@ fn level_standbys(own: &str) -> Sim {
         .set("pg1", N::standby("1/100", 130.0))
         .set("pg2", N::standby("1/100", 130.0))
         .own(own);
-    s.memory.current_master = Some("old_master".into());
+    s.node.memory.current_master = Some("old_master".into());
     // the grace period after start is over
-    s.memory.nodes_changed(s.mono - 100.0);
+    s.node.memory.nodes_changed(s.mono - 100.0);
     s
 }
 
@@ -2738,14 +2782,14 @@ fn a_candidate_in_maintenance_yields_after_the_fallback_timeout_and_keeps_its_wo
     );
     later(&mut s, 30);
     s.check();
-    assert!(!s.memory.yielded());
+    assert!(!s.node.memory.yielded());
     later(&mut s, 31);
     let d = s.check();
     assert_eq!(
         d.summary,
         "no failover: yielded to the next candidate (maintenance_mode_file exists)"
     );
-    let f = s.memory.published_failover.clone().expect("published");
+    let f = s.node.memory.published_failover.clone().expect("published");
     assert_eq!(
         (f.phase, f.master.as_deref()),
         (FailoverPhase::Yielded, Some("old_master"))
@@ -2760,7 +2804,7 @@ fn a_candidate_in_maintenance_yields_after_the_fallback_timeout_and_keeps_its_wo
     s.set("pg1", N::primary());
     later(&mut s, 1);
     s.check();
-    assert_eq!(s.memory.published_failover, None, "{}", s.all_reasons());
+    assert_eq!(s.node.memory.published_failover, None, "{}", s.all_reasons());
 }
 
 #[test]
@@ -2895,10 +2939,10 @@ fn a_failed_failover_command_is_retried_then_yields_to_another_candidate() {
     // polls spanning PROMOTE_SETTLE_SECS have shown it in recovery, caught up (a promotion the
     // command left pending would have happened by then)
     let d = s.check();
-    assert!(!s.memory.yielded(), "{d:?}");
+    assert!(!s.node.memory.yielded(), "{d:?}");
     later(&mut s, 1);
     let d = s.check();
-    assert!(!s.memory.yielded(), "{d:?}");
+    assert!(!s.node.memory.yielded(), "{d:?}");
     assert!(
         d.reasons
             .iter()
@@ -2907,7 +2951,7 @@ fn a_failed_failover_command_is_retried_then_yields_to_another_candidate() {
     );
     later(&mut s, 5);
     let d = s.check();
-    assert!(!s.memory.yielded(), "{d:?}");
+    assert!(!s.node.memory.yielded(), "{d:?}");
     later(&mut s, 7);
     let d = s.check();
     assert_eq!(
@@ -2941,7 +2985,7 @@ fn regression_no_yield_while_a_failed_command_may_still_promote_our_node() {
     for _ in 0..40 {
         later(&mut s, 5);
         let d = s.check();
-        assert!(!s.memory.yielded(), "{d:?}");
+        assert!(!s.node.memory.yielded(), "{d:?}");
     }
     assert!(s.failovers > 3, "still retried: {}", s.all_reasons());
     // caught up, and still in recovery PROMOTE_SETTLE_SECS later: then we yield
@@ -2950,7 +2994,7 @@ fn regression_no_yield_while_a_failed_command_may_still_promote_our_node() {
     for _ in 0..60 {
         later(&mut s, 1);
         s.check();
-        yielded |= s.memory.yielded();
+        yielded |= s.node.memory.yielded();
     }
     assert!(yielded, "{}", s.all_reasons());
 }
@@ -2973,7 +3017,7 @@ fn regression_a_partial_record_left_by_a_killed_primary_does_not_hold_the_yield_
         for i in 0..60 {
             later(&mut s, 5);
             s.check();
-            if s.memory.yielded() {
+            if s.node.memory.yielded() {
                 yielded_after = Some(i * 5);
                 break;
             }
@@ -2999,7 +3043,7 @@ fn yielded_in_maintenance() -> Sim {
     s.check();
     later(&mut s, 1);
     s.check();
-    assert!(s.memory.yielded(), "{}", s.all_reasons());
+    assert!(s.node.memory.yielded(), "{}", s.all_reasons());
     s
 }
 
@@ -3012,14 +3056,14 @@ fn regression_a_yield_nobody_acts_on_ends_and_our_turn_comes_back() {
     let config = s.config();
     let hold = config.failover_fallback_timeout.unwrap_or_default();
     let quiet = super::failover::yield_quiet_secs(&config);
-    let yielded_at = s.memory.yielded_at.unwrap_or_default();
+    let yielded_at = s.node.memory.yielded_at.unwrap_or_default();
     let mut withdrawn = None;
     for _ in 0..1000 {
         later(&mut s, 1);
         s.check();
-        if withdrawn.is_none() && s.memory.yield_withdrawn_at.is_some() {
+        if withdrawn.is_none() && s.node.memory.yield_withdrawn_at.is_some() {
             // no longer served, still no failover of ours
-            assert!(!s.memory.yielded(), "{}", s.all_reasons());
+            assert!(!s.node.memory.yielded(), "{}", s.all_reasons());
             withdrawn = Some(s.mono);
         }
         if s.failovers > 0 {
@@ -3043,7 +3087,7 @@ fn regression_another_daemon_promoting_keeps_our_yield_served() {
     for _ in 0..10 {
         later(&mut s, 5);
         s.check();
-        assert!(s.memory.yielded(), "{}", s.all_reasons());
+        assert!(s.node.memory.yielded(), "{}", s.all_reasons());
     }
     // its command ended without a master showing (it failed, and may still promote its node
     // later): our yield holds
@@ -3051,7 +3095,7 @@ fn regression_another_daemon_promoting_keeps_our_yield_served() {
     for _ in 0..200 {
         later(&mut s, 5);
         s.check();
-        assert!(s.memory.yielded(), "{}", s.all_reasons());
+        assert!(s.node.memory.yielded(), "{}", s.all_reasons());
     }
     assert_eq!(s.failovers, 0);
 }
@@ -3067,7 +3111,7 @@ fn regression_no_yield_to_a_standby_too_far_behind_to_take_over() {
     for _ in 0..30 {
         later(&mut s, 5);
         let d = s.check();
-        assert!(!s.memory.yielded(), "{d:?}");
+        assert!(!s.node.memory.yielded(), "{d:?}");
     }
     assert!(
         s.all_reasons().contains("no other candidate to yield to"),
@@ -3093,10 +3137,10 @@ fn regression_no_yield_while_our_failover_command_runs() {
     for _ in 0..20 {
         later(&mut s, 5);
         let d = s.check();
-        assert!(!s.memory.yielded(), "{d:?}");
+        assert!(!s.node.memory.yielded(), "{d:?}");
         assert_eq!(d.summary, "no failover: the failover command is already running");
         assert_eq!(
-            s.memory.published_failover.as_ref().map(|f| f.phase),
+            s.node.memory.published_failover.as_ref().map(|f| f.phase),
             Some(FailoverPhase::Promoting)
         );
     }
@@ -3123,14 +3167,14 @@ fn another_daemon_promoting_stops_ours() {
     later(&mut s, 1);
     s.check();
     assert_eq!(s.failovers, 1, "{}", s.all_reasons());
-    let f = s.memory.published_failover.clone().expect("announced");
+    let f = s.node.memory.published_failover.clone().expect("announced");
     assert_eq!(f.phase, FailoverPhase::Promoting);
-    s.failover_running = false;
-    s.memory.record_failover_result(true, s.mono);
+    s.finish_failover(true);
     // it succeeded: still announced until our own poll has shown our node a primary for a
     // poll period and a probe timeout (by when every daemon's own poll shows it), so that a
     // daemon reading our state always sees the promotion or its result
-    let announced = |s: &Sim| s.memory.published_failover.as_ref().map(|f| f.phase) == Some(FailoverPhase::Promoting);
+    let announced =
+        |s: &Sim| s.node.memory.published_failover.as_ref().map(|f| f.phase) == Some(FailoverPhase::Promoting);
     later(&mut s, 1);
     s.check();
     assert!(announced(&s), "{}", s.all_reasons());
@@ -3146,7 +3190,7 @@ fn another_daemon_promoting_stops_ours() {
     assert!(!announced(&s), "{}", s.all_reasons());
     assert!(held >= window && held <= window + 1.0, "{held} {window}");
     // and a maintenance file now does not turn it into a yield
-    assert!(!s.memory.yielded(), "{}", s.all_reasons());
+    assert!(!s.node.memory.yielded(), "{}", s.all_reasons());
 }
 
 /// pg2's failover command ran and exited 0; no poll shows pg2 a primary (and no second attempt
@@ -3158,8 +3202,7 @@ fn succeeded_without_a_primary() -> Sim {
     s.check();
     s.check();
     assert_eq!(s.failovers, 1, "{}", s.all_reasons());
-    s.failover_running = false;
-    s.memory.record_failover_result(true, s.mono);
+    s.finish_failover(true);
     s
 }
 
@@ -3179,7 +3222,7 @@ fn regression_a_succeeded_command_is_never_followed_by_a_yield_while_announced()
     for _ in 0..200 {
         later(&mut s, 1);
         s.check();
-        if s.memory.yielded() && yielded_after.is_none() {
+        if s.node.memory.yielded() && yielded_after.is_none() {
             yielded_after = Some(s.mono - succeeded);
         }
     }
@@ -3196,7 +3239,7 @@ fn a_command_that_succeeded_without_a_promotion_stops_being_announced() {
     for i in 0..200 {
         later(&mut s, 1);
         s.check();
-        if s.memory.published_failover.is_none() {
+        if s.node.memory.published_failover.is_none() {
             ended = Some(f64::from(i + 1));
             break;
         }
@@ -3242,7 +3285,7 @@ fn mesh(own: &str, dedicated: &[&str]) -> Sim {
             .observe(o, "pg2", N::standby("1/10", 0.5))
             .observe(o, "pg3", N::standby("1/8", 0.5));
     }
-    s.memory.current_master = Some("pg1".into());
+    s.node.memory.current_master = Some("pg1".into());
     s.mono = MONO0 + 100.0;
     s
 }
@@ -3390,7 +3433,7 @@ fn regression_the_lag_window_needs_the_majority_the_lease_assumes() {
     assert_eq!(run_for(&mut primary, 60), 0, "{}", primary.all_reasons());
     let mut standby = fenced_primary();
     standby.own("pg2").set("pg1", timeline(N::primary(), 1).conn(false));
-    standby.memory.current_master = Some("pg1".into());
+    standby.node.memory.current_master = Some("pg1".into());
     silent(&mut standby, "o1");
     silent(&mut standby, "o2");
     report(&mut standby, "o3", Some(false));
@@ -3461,7 +3504,7 @@ fn regression_a_skewed_master_clock_does_not_shorten_the_failover_timeout() {
 fn regression_a_node_our_failover_command_may_have_promoted_is_under_the_lease() {
     let mut s = fenced_primary();
     s.own("pg2");
-    s.memory.current_master = Some("pg1".into());
+    s.node.memory.current_master = Some("pg1".into());
     run_for(&mut s, 1); // pg2 seen as a connected standby
     s.set("pg2", N::standby("1/10", 0.5).conn(false));
     for o in OBSERVERS {
@@ -3475,7 +3518,7 @@ fn regression_a_node_our_failover_command_may_have_promoted_is_under_the_lease()
     }
     // nothing asked it to promote: a standby we cannot reach is not fenced
     assert_eq!(run_for(&mut s, 30), 0, "{}", s.all_reasons());
-    s.memory.failover.since_standby = true;
+    s.node.memory.failover.since_standby = true;
     assert_eq!(run_for(&mut s, 1), 1, "{}", s.all_reasons());
 }
 
@@ -3494,8 +3537,8 @@ fn regression_a_reload_that_turns_fencing_on_counts_the_lease_from_the_last_vouc
     assert_eq!(run_for(&mut s, 100), 0);
     s.conf("fence_command", json!("/usr/bin/fence"));
     let new = s.config();
-    s.memory.config_reloaded(&old, &new, s.mono);
-    s.config_version += 1;
+    s.node.memory.config_reloaded(&old, &new, s.mono);
+    s.node.config_version += 1;
     assert_eq!(run_for(&mut s, 4), 0, "{}", s.all_reasons());
     // and the lease still runs out if nobody vouches within fence_timeout
     assert_eq!(run_for(&mut s, 3), 1, "{}", s.all_reasons());
@@ -3513,8 +3556,8 @@ fn regression_a_reload_that_turns_fencing_on_counts_the_lease_from_the_last_vouc
     assert_eq!(run_for(&mut s, 3), 0);
     s.conf("fence_command", json!("/usr/bin/fence"));
     let new = s.config();
-    s.memory.config_reloaded(&old, &new, s.mono);
-    s.config_version += 1;
+    s.node.memory.config_reloaded(&old, &new, s.mono);
+    s.node.config_version += 1;
     // fence_timeout (5 s) from the last vouch, 3 s before the reload
     assert_eq!(run_for(&mut s, 1), 0, "{}", s.all_reasons());
     assert_eq!(run_for(&mut s, 2), 1, "{}", s.all_reasons());
@@ -3572,7 +3615,7 @@ fn regression_one_wrong_observer_does_not_block_capped_failovers() {
             s.observe(o, "old_master", gone_master(at))
                 .observe(o, "own", N::standby("1/1000000", 130.0));
         }
-        s.memory.current_master = Some("old_master".into());
+        s.node.memory.current_master = Some("old_master".into());
         s.check();
         s.check();
         s
@@ -3668,7 +3711,7 @@ fn regression_a_primary_replaced_on_an_equal_timeline_is_fenced_on_the_promoters
     // pg2's daemon never fences on pg1's word: it announces the promotion itself
     let mut other = mesh("pg2", &["obs1"]);
     other.set("pg2", timeline(N::primary(), 2));
-    other.memory.published_failover = Some(FailoverStatus {
+    other.node.memory.published_failover = Some(FailoverStatus {
         phase: FailoverPhase::Promoting,
         master: Some("pg1".into()),
         reason: "test".into(),
