@@ -513,8 +513,9 @@ impl Checks {
     /// The token is not blank, the TLS files come as a pair and can be read, and the observers
     /// given by IP address may use the reserved connection slots.
     fn http(&self, c: &mut Config) -> Result<(), ConfigError> {
-        // An empty token used to mean "no token": with scope "all" it silently turned
-        // authentication off. No token is written as null or by leaving the key out.
+        // An empty token is refused, not taken as "no token": with scope "all" that would
+        // silently turn authentication off. No token is written as null or by leaving the key
+        // out.
         if c.http_auth_token.as_ref().is_some_and(|t| t.trim().is_empty()) {
             return Err(self.err(
                 "http_auth_token",
@@ -1012,9 +1013,8 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    /// Issue 19, item 3: a connection info libpq would refuse is refused, naming the entry and
-    /// the keyword but not the value; the DEBUG `config:` line hides every value that could be
-    /// a secret.
+    /// A connection info libpq would refuse is refused, naming the entry and the keyword but
+    /// not the value; the DEBUG `config:` line hides every value that could be a secret.
     #[test]
     fn conninfos_are_checked_and_their_secrets_never_summarised() {
         let load = |conns: serde_json::Value| {
@@ -1044,8 +1044,8 @@ mod tests {
         );
     }
 
-    /// Issue 19, item 6: absurd timings are refused with the sane range in the message; the
-    /// ends of each range load.
+    /// Absurd timings are refused with the sane range in the message; the ends of each range
+    /// load.
     #[test]
     fn timings_outside_their_sane_range_are_refused_with_the_range() {
         let load = |key: &str, v: serde_json::Value| {
@@ -1103,8 +1103,8 @@ mod tests {
         }
     }
 
-    /// Issue 19, item 6: missing directories and commands that cannot run are reported, on a
-    /// node daemon (an observer runs no command).
+    /// Missing directories and commands that cannot run are reported, on a node daemon (an
+    /// observer runs no command).
     #[test]
     fn missing_directories_and_programs_are_reported() {
         let dir = tempfile::tempdir().expect("dir");

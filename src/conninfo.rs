@@ -1324,9 +1324,9 @@ mod tests {
         assert_eq!(url.masked(), "user=u host=h dbname=d; hidden password");
     }
 
-    /// Issue 19, item 3: every value not known to be harmless is hidden, not only `password`:
-    /// a mistyped password keyword, `options`, a `dbname` that is a connection string, the
-    /// OAuth secret and any keyword we do not know.
+    /// Every value not known to be harmless is hidden, not only `password`: a mistyped
+    /// password keyword, `options`, a `dbname` that is a connection string, the OAuth secret
+    /// and any keyword we do not know.
     #[test]
     fn masked_hides_every_value_not_known_to_be_harmless() {
         for input in [
@@ -1362,8 +1362,8 @@ mod tests {
         assert_eq!(ci.masked(), format!("{}; no password", ci.render()));
     }
 
-    /// Issue 19, item 3: what libpq would refuse is refused by `validate`, naming the keyword
-    /// (and the one meant) but never the value.
+    /// What libpq would refuse is refused by `validate`, naming the keyword (and the one
+    /// meant) but never the value.
     #[test]
     fn validate_refuses_unknown_keywords_and_bad_values_without_the_value() {
         for (input, needles) in [

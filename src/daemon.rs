@@ -82,9 +82,9 @@ fn notify_systemd(state: &str) {
 }
 
 /// Sends `state` to the notify socket at `path` without ever blocking: the decision loop
-/// calls it after every check, and a notify socket nobody reads (its queue full) hung the
-/// loop in a blocking send (found by the integration test that plays systemd). A message
-/// that does not fit is dropped; the watchdog then sees no news, which is the truth.
+/// calls it after every check, and a blocking send to a notify socket nobody reads (its queue
+/// full) would hang the loop. A message that does not fit is dropped; the watchdog then sees
+/// no news, which is the truth.
 fn notify_socket(path: &std::ffi::OsStr, state: &str) {
     let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
         return;
@@ -108,7 +108,9 @@ fn notify_socket(path: &std::ffi::OsStr, state: &str) {
     }
 }
 
-/// The file thread, its failures logged and counted as the loop used to do itself.
+/// The file thread. Its failures are logged, counted and sent to statsd (`exception`, with
+/// the original's `where` tags) as if the loop wrote the files itself: the thread changes
+/// nothing an operator sees.
 fn start_files(counters: &Arc<Counters>, statsd: &watch::Receiver<Statsd>) -> std::io::Result<Files> {
     let (counters, statsd) = (counters.clone(), statsd.clone());
     let state_failures = std::sync::atomic::AtomicU64::new(0);
@@ -899,8 +901,8 @@ impl Loop {
 mod tests {
     use super::*;
 
-    /// Issue 19, item 7: a reload whose read did not answer in time is a failure with its
-    /// reason, like a refused file (and so recorded in the history by `reload_failed`).
+    /// A reload whose read did not answer in time is a failure with its reason, like a
+    /// refused file (and so recorded in the history by `reload_failed`).
     #[test]
     fn a_reload_that_times_out_is_a_failure_with_a_reason() {
         let path = std::path::Path::new("/etc/pglookout.json");
@@ -934,8 +936,8 @@ mod tests {
             .expect("1000 notifications to a full socket returned");
     }
 
-    /// Issue 19, item 12: a reload compares the listener's keys with what it runs with, not
-    /// with the previous reload, and names each key; restoring a value clears the warning.
+    /// A reload compares the listener's keys with what it runs with, not with the previous
+    /// reload, and names each key; restoring a value clears the warning.
     #[test]
     fn listener_changes_name_the_keys_against_the_running_listener() {
         let conf = |port: u16| {

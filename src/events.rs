@@ -412,7 +412,7 @@ mod tests {
     }
 
     /// A write torn by a full disk or a crash leaves a fragment without its newline: the next
-    /// append starts on a fresh line, so only the fragment is lost (issue 19, item 1).
+    /// append starts on a fresh line, so only the fragment is lost.
     #[test]
     fn a_torn_write_costs_only_itself() {
         let dir = tempfile::tempdir().expect("dir");
@@ -467,7 +467,7 @@ mod tests {
     }
 
     /// A line longer than [`MAX_EVENT_BYTES`] is skipped and counted, wherever it is in the
-    /// file, and the lines around it are read (issue 19, item 9: one 60 MB event made every
+    /// file, and the lines around it are read (one 60 MB event would otherwise make every
     /// `/history` answer 63 MB).
     #[test]
     fn a_line_over_the_cap_is_skipped_as_damaged() {
@@ -604,8 +604,8 @@ mod tests {
         }
     }
 
-    /// Names and values are decoded alike and a repeated parameter is refused (issue 19,
-    /// item 9: `limit=%31` was a 400 and a second `limit` silently won).
+    /// Names and values are decoded alike and a repeated parameter is refused: `limit=%31` is
+    /// a limit of 1, not a 400, and a second `limit` does not silently win.
     #[test]
     fn the_history_query_is_decoded_and_refuses_repeats() {
         assert_eq!(parse_query(Some("limit=%31")), Ok((1, None)));

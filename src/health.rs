@@ -287,7 +287,7 @@ mod tests {
         for bad in ["lag", "lag=", "LAG=10s", "lag=10s&lag=20s", "max_lag=1s", "lag=1s&x=1"] {
             assert!(parse_query("/replica", Some(bad)).is_err(), "{bad}");
         }
-        // decoded as every other query (issue 19, item 9)
+        // decoded as every other query
         assert_eq!(
             parse_query("/replica", Some("%6Cag=%31%30s")),
             Ok(Some(LagLimit::Seconds(10.0)))

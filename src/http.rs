@@ -232,9 +232,9 @@ async fn history_response(api: &Api, query: Option<&str>) -> Response {
     let read = tokio::task::spawn_blocking(move || crate::events::read(&path, limit, since));
     match tokio::time::timeout(std::time::Duration::from_secs(5), read).await {
         Ok(Ok(Ok(history))) => {
-            // at most one line a minute, however many requests and damaged lines: each GET
-            // /history, open to anyone with the default auth scope, logged one per damaged
-            // line (issue 19)
+            // at most one line a minute, however many requests and damaged lines: GET /history
+            // is open to anyone with the default auth scope, and a line per damaged line and
+            // request would let anyone flood the log
             if let Some(newest) = history.warnings.first() {
                 let what = format!("{} damaged line(s) skipped, the newest: {newest}", history.damaged);
                 let told = DAMAGE_TOLD
@@ -298,7 +298,7 @@ async fn series_response(api: &Api, query: Option<&str>) -> Response {
     let series = api.series.clone();
     let body = tokio::task::spawn_blocking(move || {
         // a copy (a few milliseconds at most): the decision loop records into the series after
-        // every check and must not wait for megabytes of JSON (issue 18, finding 11)
+        // every check and must not wait for megabytes of JSON
         let series = series.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         match &query.node {
             Some(n) if !series.has(n) => Err(format!("node: no series for {n:?}")),

@@ -625,8 +625,8 @@ mod tests {
         (shared, written)
     }
 
-    /// Issue 19, item 6: a syslog socket that does not exist is an error on stderr once, then
-    /// at most once per SYSLOG_REPORT_EVERY with the count; a recovery is said once.
+    /// A syslog socket that does not exist is an error on stderr once, then at most once per
+    /// SYSLOG_REPORT_EVERY with the count; a recovery is said once.
     #[test]
     fn a_missing_syslog_socket_is_reported_once_then_rate_limited() {
         let dir = tempfile::tempdir().expect("dir");

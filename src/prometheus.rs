@@ -565,8 +565,8 @@ mod tests {
         assert!(!text.contains("pglookout_node_replication_lag_seconds{"), "{text}");
     }
 
-    /// Issue 19, item 6: an alert directory we cannot write is reported as such, and the alert
-    /// files are not reported absent (0) when none could be created.
+    /// An alert directory we cannot write is reported as such, and the alert files are not
+    /// reported absent (0) when none could be created.
     #[test]
     fn an_unwritable_alert_directory_says_so_instead_of_no_alert() {
         let t = parse_iso("2024-01-01T00:00:00Z").expect("t");

@@ -581,8 +581,8 @@ mod tests {
         assert!(series.nodes["pg2"].recent.capacity() < 2 * recent_capacity(10.0));
     }
 
-    /// Item 13 of issue 19: a sample is stored in 20 bytes; positions stay exact, times exact
-    /// to the millisecond (across a move of the base), lags in bytes exact to 16 MiB.
+    /// A sample is stored in 20 bytes; positions stay exact, times exact to the millisecond
+    /// (across a move of the base), lags in bytes exact to 16 MiB.
     #[test]
     fn packed_samples_keep_what_the_chart_shows() {
         let s = Sample {

@@ -19,8 +19,8 @@ pub fn iso(t: &Timestamp) -> String {
 
 /// Reads the ISO forms the original writes (with or without fraction, with `Z`, `+00:00` or
 /// nothing after it) and any RFC 3339 time with an offset. Finer digits than microseconds are
-/// dropped, as Python's datetime does: what we read, we write back the same (found by
-/// `tests/fuzz.rs`).
+/// dropped, as Python's datetime does: what we read, we write back the same (`tests/fuzz.rs`
+/// checks the round trip).
 pub fn parse_iso(s: &str) -> Option<Timestamp> {
     let t = match DateTime::parse_from_rfc3339(s) {
         Ok(t) => t.with_timezone(&Utc),

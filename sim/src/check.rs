@@ -25,7 +25,7 @@
 //! - **blip** (blip schedules, fenced profile): a cut of the primary's host shorter than the
 //!   blip bound of docs/safety.md runs neither the fence nor the failover command.
 //!
-//! With `rules=authority` (issue 18's draws), also:
+//! With `rules=authority` (the authority draws), also:
 //!
 //! - **needless-fence** (at every fence command start): the fenced node is a healthy primary
 //!   (running, no other primary in term or promoting, its daemon not restarted lately), and
@@ -267,8 +267,8 @@ fn daemon_index(w: &World, name: &str) -> Option<usize> {
     }
 }
 
-/// Node daemon `d`'s voters in its running config (issue 18): its observers, plus itself
-/// when they include a daemon for every other node of its `remote_conns`.
+/// Node daemon `d`'s voters in its running config: its observers, plus itself when they
+/// include a daemon for every other node of its `remote_conns`.
 pub fn voters_of(w: &World, d: usize) -> Vec<usize> {
     let c = w.daemons[d].config();
     let mut v: Vec<usize> = c.observers.keys().filter_map(|n| daemon_index(w, n)).collect();

@@ -164,8 +164,8 @@ pub enum Layout {
 pub enum Rules {
     /// The rules of the classic draws.
     Classic,
-    /// Also the one-authority invariants of issue 18: no needless fence, and no acknowledged
-    /// write lost to a split brain.
+    /// Also the one-authority invariants: no needless fence, and no acknowledged write lost to
+    /// a split brain.
     Authority,
 }
 
@@ -393,7 +393,7 @@ pub fn generate(seed: u64) -> Schedule {
 pub enum Draws {
     /// [`generate`]: the draws CI's campaign has always run (their seeds keep their schedules).
     Classic,
-    /// [`generate_authority`]: issue 18's draws, checked with [`Rules::Authority`].
+    /// [`generate_authority`]: the authority draws, checked with [`Rules::Authority`].
     Authority,
 }
 
@@ -406,8 +406,8 @@ impl Draws {
     }
 }
 
-/// The node daemons' voters for the fence and the promotion (issue 18, one authority): every
-/// observer of its config, plus itself when it lists a daemon for every other node.
+/// The node daemons' voters for the fence and the promotion (one authority, docs/safety.md):
+/// every observer of its config, plus itself when it lists a daemon for every other node.
 pub fn voters(s: &Schedule, d: usize) -> Vec<usize> {
     let mut v: Vec<usize> = (0..s.daemons()).filter(|o| *o != d && lists(s, d, *o)).collect();
     if (0..s.nodes).all(|o| o == d || v.contains(&o)) {
@@ -429,7 +429,7 @@ pub fn lists(s: &Schedule, d: usize, o: usize) -> bool {
     }
 }
 
-/// Issue 18's draws: dedicated-observer layouts (up to 5 nodes and 5 observers, uneven voter
+/// The authority draws: dedicated-observer layouts (up to 5 nodes and 5 observers, uneven voter
 /// lists), the mesh with 0-5 extra observers, zone splits, cuts of the daemons' links to a
 /// PostgreSQL while the WAL stream flows, fences that exit 0 and do nothing, a supervisor that
 /// restarts a fenced node, equal timelines, whole-host freezes, 5 s promotions, db_time skew,
@@ -546,7 +546,7 @@ pub fn generate_authority(seed: u64) -> Schedule {
     s
 }
 
-/// One fault of issue 18's kinds; may lengthen `dur` (a cut of 12-22 s).
+/// One fault of the authority draws' kinds; may lengthen `dur` (a cut of 12-22 s).
 fn authority_fault(r: &mut Rng, s: &Schedule, k: Us, dur: &mut Us) -> FaultKind {
     let hosts = s.daemons();
     // the primary is the usual target: pg0 until something promoted
@@ -760,7 +760,7 @@ impl fmt::Display for Schedule {
         if let Some(p) = self.policy {
             write!(f, " policy={}:{}", p.preferred, p.cap)?;
         }
-        // the keys of issue 18's draws, written only when they differ from the classic defaults
+        // the keys of the authority draws, written only when they differ from the classic defaults
         // (so classic schedules keep their text)
         match self.layout {
             Layout::Mesh => {}

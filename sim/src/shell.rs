@@ -151,8 +151,8 @@ pub fn config_json(s: &Schedule, d: usize, removed: Option<usize>, fence: bool) 
         conf.insert("observers".into(), Value::Object(observers));
         if fence {
             conf.insert("fence_command".into(), json!("sim-fence"));
-            // issue 18: a fragile lease (no daemon for some other node, or fewer than 3
-            // voters) is refused at load unless allowed
+            // a fragile lease (no daemon for some other node, or fewer than 3 voters) is
+            // refused at load unless allowed
             if s.layout != Layout::Mesh || voters(s, d).len() < 3 {
                 conf.insert("allow_fragile_lease".into(), json!(true));
             }

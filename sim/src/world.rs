@@ -706,7 +706,7 @@ impl<'a> World<'a> {
         let od = &mut self.daemons[o];
         let plain = foreign.is_none() && od.stale_copy.is_none();
         // The same published snapshot gives the same bytes and the same reading: served and
-        // read once per publication (it was a third of the run time per fetch).
+        // read once per publication (once per fetch would take a third of the run time).
         let failover = od.node.memory().published_failover.clone();
         if plain {
             if let Some((seq, f, nodes)) = &od.answer_cache {
@@ -960,7 +960,8 @@ impl<'a> World<'a> {
         if self.fault_active(|k| *k == FaultKind::FailoverLate(d)) {
             // the host stalls: the command is killed at its timeout and reported failed, the
             // promotion it began lands at any time until 10 s after that, and no probe of the
-            // node gets an answer until up to 10 s after it lands (issue 18, finding 5)
+            // node gets an answer until up to 10 s after it lands (the case for rule 2 of
+            // docs/safety.md: the lease applies once our failover command has run)
             let timeout = us(self.daemons[d].config().failover_command_timeout);
             self.at(now + timeout, done(false));
             let t = now + self.rand(took, timeout.max(took) + 10_000 * MS);

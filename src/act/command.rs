@@ -471,8 +471,8 @@ mod tests {
         ));
     }
 
-    /// Issue 20, item 7: a failed command's error names the command and its program, how it
-    /// ended and the last lines of its standard error, on one line.
+    /// A failed command's error names the command and its program, how it ended and the last
+    /// lines of its standard error, on one line.
     #[tokio::test]
     async fn what_a_failed_command_did_is_told_with_the_end_of_its_standard_error() {
         let dir = tempfile::tempdir().expect("dir");

@@ -343,7 +343,7 @@ mod tests {
         assert_eq!(maintenance_mode(Some((true, 100.0)), 101.0, 10.0, 0.0), (true, None));
         let (on, why) = maintenance_mode(Some((false, 100.0)), 111.0, 10.0, 0.0);
         assert!(on && why.is_some_and(|w| w.contains("11.0 s")));
-        // issue 19, item 12: the first answer not yet due counts as present, without a warning
+        // the first answer not yet due counts as present, without a warning
         assert_eq!(maintenance_mode(None, 0.5, 10.0, 0.0), (true, None));
         let (on, why) = maintenance_mode(None, 12.0, 10.0, 0.0);
         assert!(on && why.is_some_and(|w| w.contains("since the start, 12.0 s")));

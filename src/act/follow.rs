@@ -262,8 +262,8 @@ mod tests {
         assert_eq!(commands(d), "stop\nstart\nstop\nstart\n");
     }
 
-    /// Issue 19, item 5: a data directory last a primary's (killed, fenced, or promoted) is
-    /// never made a standby by autofollow: nothing written, nothing started.
+    /// A data directory last a primary's (killed, fenced, or promoted) is never made a
+    /// standby by autofollow: nothing written, nothing started.
     #[tokio::test]
     async fn follow_leaves_a_former_primary_alone() {
         for (major, marker) in [("15", "standby.signal"), ("11", "recovery.conf")] {
@@ -296,7 +296,7 @@ mod tests {
         }
     }
 
-    /// Issue 20, item 7: what failed and where, with the file.
+    /// What failed and where, with the file.
     #[test]
     fn a_failed_rewrite_says_which_file_and_setting() {
         let dir = tempfile::tempdir().expect("dir");

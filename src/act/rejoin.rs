@@ -357,9 +357,9 @@ impl Rejoin<'_> {
         let source_timeline = self.source_timeline(&source, password.as_deref()).await;
         // Only a node already behind on an older timeline of the same history could skip the
         // rewind, and the timeline numbers cannot show that: two promotions from timeline n
-        // both end on n + 1 with different histories (issue 18, finding 8). So pg_rewind always
-        // runs; it reads the timeline histories, finds the fork point, and changes nothing
-        // when there is nothing to rewind.
+        // both end on n + 1 with different histories. So pg_rewind always runs; it reads the
+        // timeline histories, finds the fork point, and changes nothing when there is nothing
+        // to rewind.
         if data.timeline.is_some() && data.timeline == source_timeline {
             tracing::warn!(target: "pglookout", "rejoin: {} and {} are both on timeline {:?}: their histories may still differ (two promotions from one timeline); pg_rewind decides from the fork point",
                 self.data_dir.display(), self.master, data.timeline);
@@ -582,8 +582,8 @@ Data page checksum version:           0
         assert_eq!(e.to_string(), "pg1 is our own node");
     }
 
-    /// Issue 20, item 7: a failed step's command is named with its output, and a node that
-    /// cannot be rewound says why, in the alert file too.
+    /// A failed step's command is named with its output, and a node that cannot be rewound
+    /// says why, in the alert file too.
     #[tokio::test]
     async fn a_failed_step_names_the_command_and_its_output() {
         let dir = tempfile::tempdir().expect("dir");

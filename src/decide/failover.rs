@@ -239,7 +239,7 @@ fn own_node(
 
     if memory.current_master.as_deref() == Some(own_db) {
         if !own.connection {
-            // Issue 19, item 12: not "we are the master" while our node does not answer.
+            // Not "we are the master" while our node does not answer: that would hide the outage.
             return done("no action: our node was the master and does not answer; the standbys decide");
         }
         if own.in_recovery() != Some(true) {
@@ -696,13 +696,13 @@ fn no_master_since_start(
         return done("no failover: no master seen since start, and some nodes never reached");
     }
     // The observers may know a primary we do not: a daemon restarted after a reload took
-    // the primary out of its config found every configured node a standby and promoted at
-    // once (found by the simulator). Wait for every observer's first answer, and take a
-    // connected primary in a fresh report as one, in our config or not.
+    // the primary out of its config would otherwise find every configured node a standby
+    // and promote at once. Wait for every observer's first answer, and take a connected
+    // primary in a fresh report as one, in our config or not.
     let observers_polled = !config.poll_observers_on_warning_only || memory.replication_lag_over_warning_limit;
     if observers_polled {
         // heard: one parsed answer at least (an entry made by a failed first fetch is no
-        // answer; issue 18, finding 9)
+        // answer)
         let unheard: Vec<&str> = config
             .observers
             .keys()
@@ -887,7 +887,7 @@ fn observed_new_primary(view: &View, config: &Config, memory: &Memory, own_db: &
 /// Standbys we do not reach ourselves (so `replication_positions` left them out) that a fresh
 /// report of a configured observer has connected and in recovery, with the furthest position
 /// any such report gives. Without them, two standbys that cannot reach each other would each be
-/// "furthest along" in its own view and both promote (found by the simulator).
+/// "furthest along" in its own view and both promote.
 fn observed_candidates(
     view: &View,
     config: &Config,
@@ -922,8 +922,8 @@ fn observed_candidates(
 /// `Some((seen, of))` when fewer than half of the fresh reports of configured observers that
 /// list our node have it connected. A standby the rest of the cluster cannot see must not
 /// promote itself: the others would take it for gone, and one on their side could promote too
-/// (an asymmetric partition, found by the simulator). Ties pass, as in the majority above;
-/// observers that do not list our node, or answer no fresh report, have no say here.
+/// (an asymmetric partition). Ties pass, as in the majority above; observers that do not list
+/// our node, or answer no fresh report, have no say here.
 fn unseen_by_most_observers(view: &View, config: &Config, own_db: &str) -> Option<(usize, usize)> {
     let (seen, of) = fresh_reports(view.observers, config, view.wall_now)
         .filter_map(|(_, o)| o.nodes.get(own_db))
@@ -992,7 +992,7 @@ fn master_last_position(view: &View, config: &Config, map: &NodeMap, master: &st
         .or_else(|| map.disconnected_masters.get(master))
         .and_then(position);
     // what a strict majority of the voters saw it at, at least: one wrong observer must not
-    // block every capped failover (issue 18, finding 7)
+    // block every capped failover
     let theirs = super::voters::majority_floor(view, config, view.nodes, |v| v.get(master).and_then(position));
     ours.max(theirs)
 }
@@ -1016,7 +1016,7 @@ impl Cap {
 /// how far each daemon believes the old master got differs with what it and its observers
 /// saw, while the candidate is chosen from the standbys' positions alone, so that daemons that
 /// see the same standbys agree on it. A daemon that finds it beyond the cap blocks, which never
-/// makes a second primary (found by a review: dropping it and promoting the next one could).
+/// makes a second primary; dropping the candidate and promoting the next one could.
 fn lag_cap(
     view: &View,
     config: &Config,
@@ -1030,8 +1030,8 @@ fn lag_cap(
         return Cap::NONE;
     };
     // With no master seen since start we cannot tell how much the candidate would lose: the
-    // cap is a promise the operator asked for, so block (issue 18, item 5; it used to say "no
-    // cap" and let a blocked failover go ahead after a restart).
+    // cap is a promise the operator asked for, so block. Taking it as "no cap" would let a
+    // failover the cap blocked go ahead after a restart.
     let Some(master) = memory.current_master.as_deref() else {
         out.why(format!(
             "max_failover_lag_bytes {cap}: no master has been seen since start, so no candidate can be shown to be within it"
@@ -1140,7 +1140,7 @@ fn failover_window(view: &View, config: &Config, memory: &Memory, out: &mut Out,
         // for the failover timeout, on our monotonic clock from the first decision that saw
         // it: the complement of the lease, which the primary keeps while at least half of the
         // same voters vouch for it. Neither another host's clock (db_time) nor the time of our
-        // last contact counts (issue 18, findings 2 and 4).
+        // last contact counts: neither tells whether the primary still holds its lease.
         let master = memory.current_master.as_deref();
         let shown = master.unwrap_or("(none seen since start)");
         let limit = failover_timeout(config);
@@ -1192,8 +1192,7 @@ fn failover_window(view: &View, config: &Config, memory: &Memory, out: &mut Out,
 fn replaced_already(view: &View, config: &Config, memory: &Memory, own_db: &str) -> Option<End> {
     // The master we would replace is a connected primary in a fresh observer report. The node
     // map already counts that for nodes of our config; this also holds when a reload took the
-    // master out of `remote_conns`: leaving our config does not stop a primary (found by the
-    // simulator).
+    // master out of `remote_conns`: leaving our config does not stop a primary.
     if let Some(current) = memory.current_master.as_deref() {
         if let Some((_, observer)) = observed_primaries(view, config).find(|(n, _)| n.as_str() == current) {
             return Some(done(format!(
@@ -1203,7 +1202,7 @@ fn replaced_already(view: &View, config: &Config, memory: &Memory, own_db: &str)
     }
     // A fresh observer report of another node as a connected primary: a failover already
     // happened (our own probe of that node may have failed after the report, so the node map
-    // kept our "not reached"). Promoting now would make two (found by the simulator).
+    // kept our "not reached"). Promoting now would make two.
     if let Some((name, observer)) = observed_new_primary(view, config, memory, own_db) {
         return Some(done(format!(
             "no failover: observer {observer} reports {name} as a connected primary"
@@ -1494,7 +1493,7 @@ fn skip_yielded(
         // it (an answer served late, a stale copy): only a later one counts, by more than the
         // clock skew the observer check lets through.
         // Ours, or what a strict majority of the voters saw at least: one wrong observer
-        // (a far future db_time) must not void every yield (issue 18, finding 7).
+        // (a far future db_time) must not void every yield.
         let last_contact = memory.current_master.as_ref().and_then(|m| {
             let db_time = |v: &BTreeMap<String, NodeState>| v.get(m).and_then(|n| n.pg.as_ref()?.db_time);
             let theirs = super::voters::majority_floor(view, config, view.nodes, db_time);

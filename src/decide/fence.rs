@@ -133,11 +133,11 @@ pub(super) fn fence(
         // A standby we do not reach, that nothing asked to promote: it was one when last
         // seen, nothing to fence. Once our failover command has run since it was last seen
         // as a standby, the promotion it asked for may land while we cannot see it (an I/O
-        // stall, a timed-out command): the lease applies (issue 18, finding 5).
+        // stall, a timed-out command): the lease applies.
         Some(true) if !memory.failover.since_standby => return None,
         // Never reached since this daemon started: it may be a primary (we may have restarted
         // while it was cut off or frozen), so the lease applies; not knowing is no reason to
-        // let it take writes (found by the simulator, docs/safety.md).
+        // let it take writes (docs/safety.md, "The rules").
         _ => {}
     }
 
@@ -285,7 +285,7 @@ fn stale_primary(
     // and ours is the stale one. Equal or unknown timelines never fence (two primaries must
     // never fence each other). Only on the word of our own poll or of a strict majority of
     // the voters: one observer answering for another cluster (a wrong URL) must not stop a
-    // healthy primary (found by the simulator).
+    // healthy primary.
     let own_timeline = own_state.pg.as_ref().and_then(|p| p.timeline);
     let newer = map
         .connected_masters
@@ -301,9 +301,9 @@ fn stale_primary(
 
     // Rule 1c: another node is a corroborated connected primary on the same timeline (or an
     // unknown one) and its own daemon announces that it promoted it: two promotions from one
-    // timeline both end on the next number (issue 18, finding 8), so the numbers cannot tell
-    // the stale one; the announcement can. Never while we announce a promotion of our own
-    // (then two promotions happened, and two primaries must not fence each other).
+    // timeline both end on the next number, so the numbers cannot tell the stale one; the
+    // announcement can. Never while we announce a promotion of our own (then two promotions
+    // happened, and two primaries must not fence each other).
     if own_primary && !memory.announces_promotion() {
         if let Some(name) = map
             .connected_masters
@@ -319,8 +319,8 @@ fn stale_primary(
 
     // Rule 1b: our node has not been reached since this daemon started (its role unknown) and
     // another node is a connected primary: ours can only be a stale primary or a standby, and
-    // stopping it loses nothing (found by the simulator: a daemon restarted while its primary
-    // was frozen otherwise let it take writes on resume, before the lease ran out).
+    // stopping it loses nothing. Otherwise a daemon restarted while its primary is frozen
+    // would let it take writes on resume, before the lease runs out.
     if own_state.in_recovery().is_none() && !own_state.connection {
         if let Some(name) = map
             .connected_masters

@@ -78,9 +78,9 @@ pub struct FenceMemory {
     /// `mono` of the last lease renewal (at least half of the voters reported our node
     /// connected); `None` until the first, when the daemon's start stands in. Kept while
     /// fencing is off too, so that a reload that turns it on counts from the last time the
-    /// voters vouched, not from a start days ago (issue 18, finding 6), and not from the
-    /// reload either (a standby whose daemon had fencing on all along counts from when it saw
-    /// the primary gone).
+    /// voters vouched: not from a start days ago (that lease would have run out, and fence a
+    /// healthy primary at once), and not from the reload either (a standby whose daemon had
+    /// fencing on all along counts from when it saw the primary gone).
     pub vouched_at: Option<f64>,
     /// The fence in force: why, and when it was run. Lifted when our node is seen as a
     /// standby again, or as a primary vouched for again (brought back on purpose).
@@ -292,8 +292,8 @@ pub struct Memory {
     pub voters_mismatch: Vec<String>,
     /// The other standby we found furthest along when every condition for a failover held:
     /// its daemon saw the same and may be promoting it, so we keep it as the candidate while
-    /// it stays one, even if we later look as far along (two promotions otherwise; found by
-    /// the simulator). Cleared when a master is connected. With the `mono` we first deferred.
+    /// it stays one, even if we later look as far along (two promotions otherwise). Cleared
+    /// when a master is connected. With the `mono` we first deferred.
     pub deferred_to: Option<(String, f64)>,
     /// The `failover_blocked` alert file is up: the candidate (by our reckoning of the old
     /// master's position) is beyond the data-loss cap, so we do not fail over.
@@ -371,9 +371,9 @@ impl Memory {
         // A standby's failover timeout counts over one voter set: a reload that turns fencing
         // on or changes the voters starts it afresh (only later, never earlier, so safe). The
         // lease is not restarted: it counts from the last time the voters vouched, which is
-        // kept while fencing is off (issue 18, finding 6; restarting it let a primary whose
-        // daemon turned fencing on late outlive the lease its standbys counted on, found by
-        // the simulator), or from the reload if they never did since the start.
+        // kept while fencing is off (restarting it would let a primary whose daemon turns
+        // fencing on late outlive the lease its standbys count on), or from the reload if
+        // they never did since the start.
         let fencing_on = new.fence_command.is_some() && old.fence_command.is_none();
         if fencing_on || super::voters::names(new) != super::voters::names(old) {
             self.master_gone_since = None;

@@ -117,7 +117,7 @@ pub fn node_map(
                     // We reach it ourselves as a standby: our own poll wins. After a real
                     // promotion our next poll sees the primary one interval later; an observer
                     // answering for another cluster (a wrong URL) would otherwise have us
-                    // follow a standby (found by the simulator).
+                    // follow a standby.
                     let we_reach_a_standby = ours.connection && ours.in_recovery() == Some(true);
                     if older_by < db_poll_interval && !is_own && !we_reach_a_standby {
                         if map.connected_masters.contains_key(instance) {

@@ -84,9 +84,9 @@ pub fn merge(prev: Option<&NodeState>, fetch_time: Timestamp, mono_now: f64, res
 
 /// Merges one fetch of observer `name` into `observers`; false when it failed. A failed fetch
 /// keeps the observer's last nodes (as the original), marked as not reached. Reachability changes
-/// are logged as for nodes: the first failure at WARNING with its cause, repeats at DEBUG (the
-/// WARNING every round was 17,000 lines a day per daemon), the recovery at INFO. Public for the
-/// simulator, which merges its observer fetches with this same code.
+/// are logged as for nodes: the first failure at WARNING with its cause, repeats at DEBUG (a
+/// WARNING every round would be 17,000 lines a day per daemon), the recovery at INFO. Public
+/// for the simulator, which merges its observer fetches with this same code.
 pub fn merge_observer(
     observers: &mut BTreeMap<String, ObserverState>,
     name: &str,
@@ -712,8 +712,8 @@ mod tests {
         }
     }
 
-    /// Issue 19, item 12: a bad entry, or a missing `Date` header, is said once while it
-    /// lasts, not at every poll.
+    /// A bad entry, or a missing `Date` header, is said once while it lasts, not at every
+    /// poll.
     #[test]
     fn an_observers_bad_entries_are_said_once_while_they_last() {
         let mut told = Told::default();
