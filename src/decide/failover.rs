@@ -13,7 +13,7 @@
 //! [`View::mono_now`].
 
 pub use super::memory::{
-    Blocked, FailoverAttempts, FollowAttempts, Memory, ObserverWait, PendingPoll, FAILOVER_RETRY_INITIAL_SECS,
+    Blocked, FailoverAttempts, FollowAttempts, Memory, ObserverWait, PendingPoll, Yield, FAILOVER_RETRY_INITIAL_SECS,
     FAILOVER_RETRY_MAX_SECS, FOLLOW_RETRY_SECS,
 };
 use super::node_map::{node_map, NodeMap};
@@ -47,6 +47,7 @@ pub fn decide(view: &View, config: &Config, memory: &mut Memory) -> Decision {
         out.act(Action::SetObserverPolling(want));
     }
 
+    memory.debug_assert_invariants();
     let changed = !end.transient && memory.last_summary.as_deref() != Some(end.summary.as_str());
     if !end.transient {
         memory.last_summary = Some(end.summary.clone());
@@ -299,7 +300,7 @@ fn end_promoting(view: &View, config: &Config, memory: &mut Memory, out: &mut Ou
 /// way for happened), or the one we yielded against, once any promotion started on our yield
 /// has had its `failover_command_timeout` and we our `failover_fallback_timeout` on top.
 fn end_yield(view: &View, config: &Config, memory: &mut Memory, out: &mut Out, map: &NodeMap) {
-    let Some(at) = memory.yielded_at else {
+    let Some(at) = memory.yield_turn.since() else {
         return;
     };
     // the master we yielded against is still the one we knew (a round without one keeps it)
@@ -307,9 +308,9 @@ fn end_yield(view: &View, config: &Config, memory: &mut Memory, out: &mut Out, m
         .connected_masters
         .keys()
         .any(|m| Some(m) != memory.current_master.as_ref());
-    let waited = match memory.yield_withdrawn_at {
-        None => view.mono_now - at >= config.failover_command_timeout + config.failover_fallback_timeout.unwrap_or(0.0),
-        Some(w) => view.mono_now - w >= yield_quiet_secs(config),
+    let waited = match memory.yield_turn {
+        Yield::Withdrawn { withdrawn, .. } => view.mono_now - withdrawn >= yield_quiet_secs(config),
+        _ => view.mono_now - at >= config.failover_command_timeout + config.failover_fallback_timeout.unwrap_or(0.0),
     };
     if other || waited {
         let names: Vec<&str> = map.connected_masters.keys().map(String::as_str).collect();
@@ -340,19 +341,15 @@ pub fn yield_quiet_secs(config: &Config) -> f64 {
 /// after [`yield_quiet_secs`] more (any promotion started on it has then ended and shows as a
 /// primary) our turn comes back.
 fn expire_yield(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) {
-    let Some(at) = memory.yielded_at else {
-        return;
-    };
     let quiet = yield_quiet_secs(config);
-    match memory.yield_withdrawn_at {
-        None => {
+    match memory.yield_turn {
+        Yield::Ours => {}
+        Yield::Served { at, taken_up } => {
             // the others had as long to act on it as we waited before giving it
             let hold = config.failover_fallback_timeout.unwrap_or(0.0);
             let own = config.own_db.as_deref().unwrap_or_default();
-            if promoting_elsewhere(view, config, own).is_some() {
-                memory.yield_taken_up = true;
-            }
-            if memory.yield_taken_up {
+            if taken_up || promoting_elsewhere(view, config, own).is_some() {
+                memory.yield_turn = Yield::Served { at, taken_up: true };
                 out.why("another daemon announced a promotion after our yield: it holds until a master is connected");
                 return;
             }
@@ -364,9 +361,12 @@ fn expire_yield(view: &View, config: &Config, memory: &mut Memory, out: &mut Out
                 view.mono_now - at
             ));
             memory.published_failover = None;
-            memory.yield_withdrawn_at = Some(view.mono_now);
+            memory.yield_turn = Yield::Withdrawn {
+                at,
+                withdrawn: view.mono_now,
+            };
         }
-        Some(w) if view.mono_now - w >= quiet => {
+        Yield::Withdrawn { withdrawn, .. } if view.mono_now - withdrawn >= quiet => {
             out.why("no promotion followed our yield: our turn is back");
             memory.end_yield();
             memory.blocked = None;
@@ -374,9 +374,9 @@ fn expire_yield(view: &View, config: &Config, memory: &mut Memory, out: &mut Out
             // it started on our yield would have shown by now
             memory.deferred_to = None;
         }
-        Some(w) => out.why(format!(
+        Yield::Withdrawn { withdrawn, .. } => out.why(format!(
             "our yield was withdrawn {:.0} s ago: our turn comes back after {quiet:.0} s",
-            view.mono_now - w
+            view.mono_now - withdrawn
         )),
     }
 }
@@ -1485,7 +1485,7 @@ fn skip_yielded(
     own_db: &str,
 ) -> Option<End> {
     let mut yielded: BTreeMap<String, String> = BTreeMap::new();
-    if memory.yielded_at.is_some() {
+    if memory.yield_turn.since().is_some() {
         yielded.insert(own_db.to_string(), "we yielded".to_string());
     }
     if config.failover_fallback_timeout.is_some() {
@@ -1694,6 +1694,10 @@ fn blocked(
         reason: reason.to_string(),
         since: view.wall_now,
     });
-    memory.yielded_at = Some(view.mono_now);
+    debug_assert_eq!(memory.yield_turn, Yield::Ours, "a yield while one lasts");
+    memory.yield_turn = Yield::Served {
+        at: view.mono_now,
+        taken_up: false,
+    };
     done(format!("no failover: yielded to the next candidate ({reason})"))
 }

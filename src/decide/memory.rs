@@ -237,6 +237,34 @@ pub struct FollowAttempts {
     pub last_attempt: Option<f64>,
 }
 
+/// Our turn to promote and its yield (`failover::give_way`, `expire_yield`, `end_yield`):
+/// `Ours` -> `Served` (published as `yielded` in our `/state.json` entry) -> `Ours` when a
+/// master is connected again; or `Served` -> `Withdrawn` (nobody acted on it; no longer
+/// published) -> `Ours` after `failover::yield_quiet_secs`. While it is not `Ours` we do not
+/// promote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Yield {
+    #[default]
+    Ours,
+    /// We yielded at `at` (`mono`). `taken_up`: another daemon announced its failover command
+    /// running since; it may have acted on our yield (and a failed attempt may still promote
+    /// its node), so the yield holds until a master is connected, never withdrawn.
+    Served { at: f64, taken_up: bool },
+    /// We yielded at `at` and stopped serving it at `withdrawn` (`mono`).
+    Withdrawn { at: f64, withdrawn: f64 },
+}
+
+impl Yield {
+    /// When we yielded, while the yield lasts.
+    pub fn since(self) -> Option<f64> {
+        match self {
+            Yield::Ours => None,
+            Yield::Served { at, .. } | Yield::Withdrawn { at, .. } => Some(at),
+        }
+    }
+}
+
 /// We are the candidate, and something keeps us from promoting (see [`Memory::blocked`]).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Blocked {
@@ -302,15 +330,8 @@ pub struct Memory {
     /// promoting while our failover command runs; yielded once we gave up our turn to the
     /// next candidate (a promise: no failover command until another master is seen).
     pub published_failover: Option<FailoverStatus>,
-    /// `mono` when we yielded; kept (we still do not promote) until the yield has fully ended.
-    pub yielded_at: Option<f64>,
-    /// `mono` when we stopped serving a yield nobody acted on; our turn comes back after
-    /// `failover::yield_quiet_secs` more.
-    pub yield_withdrawn_at: Option<f64>,
-    /// Another daemon announced its failover command running while we had yielded: it may have
-    /// acted on our yield (and a failed attempt may still promote its node), so our yield holds
-    /// until a master is connected, never withdrawn.
-    pub yield_taken_up: bool,
+    /// Whether we gave up our turn to promote, and where that yield is in its life.
+    pub yield_turn: Yield,
     /// We are the chosen candidate and cannot promote (maintenance file, failed command, out
     /// of most observers' sight): since when and why (`failover_fallback_timeout`).
     pub blocked: Option<Blocked>,
@@ -346,9 +367,7 @@ impl Memory {
             deferred_to: None,
             failover_blocked: false,
             published_failover: None,
-            yielded_at: None,
-            yield_withdrawn_at: None,
-            yield_taken_up: false,
+            yield_turn: Yield::Ours,
             blocked: None,
             rejoin: RejoinMemory::new(),
             pending_actions: Vec::new(),
@@ -439,19 +458,34 @@ impl Memory {
             .is_some_and(|f| f.phase == FailoverPhase::Promoting)
     }
 
-    /// Whether we gave up our turn to promote (see [`Memory::published_failover`]).
+    /// Whether we serve a yield of our turn to promote (a withdrawn one still keeps us from
+    /// promoting, see [`Yield`]).
     pub fn yielded(&self) -> bool {
-        self.published_failover
+        matches!(self.yield_turn, Yield::Served { .. })
+    }
+
+    /// What every round leaves true (checked in debug builds, the simulator's campaigns with
+    /// `debug-assertions` included): a served yield is what we publish, and nothing else
+    /// publishes one.
+    pub(super) fn debug_assert_invariants(&self) {
+        let published = self
+            .published_failover
             .as_ref()
-            .is_some_and(|f| f.phase == FailoverPhase::Yielded)
+            .is_some_and(|f| f.phase == FailoverPhase::Yielded);
+        debug_assert_eq!(
+            published,
+            self.yielded(),
+            "published {:?} with {:?}",
+            self.published_failover,
+            self.yield_turn
+        );
     }
 
     /// Our yield is over, served or withdrawn: our turn to promote is back.
     pub(super) fn end_yield(&mut self) {
+        debug_assert!(self.yield_turn != Yield::Ours, "no yield to end");
         self.published_failover = None;
-        self.yielded_at = None;
-        self.yield_withdrawn_at = None;
-        self.yield_taken_up = false;
+        self.yield_turn = Yield::Ours;
     }
 
     /// When a failed failover command may run again (`None`: no failure to wait out).

@@ -3056,12 +3056,12 @@ fn regression_a_yield_nobody_acts_on_ends_and_our_turn_comes_back() {
     let config = s.config();
     let hold = config.failover_fallback_timeout.unwrap_or_default();
     let quiet = super::failover::yield_quiet_secs(&config);
-    let yielded_at = s.node.memory.yielded_at.unwrap_or_default();
+    let yielded_at = s.node.memory.yield_turn.since().unwrap_or_default();
     let mut withdrawn = None;
     for _ in 0..1000 {
         later(&mut s, 1);
         s.check();
-        if withdrawn.is_none() && s.node.memory.yield_withdrawn_at.is_some() {
+        if withdrawn.is_none() && matches!(s.node.memory.yield_turn, memory::Yield::Withdrawn { .. }) {
             // no longer served, still no failover of ours
             assert!(!s.node.memory.yielded(), "{}", s.all_reasons());
             withdrawn = Some(s.mono);
