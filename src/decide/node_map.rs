@@ -104,48 +104,7 @@ pub fn node_map(
                         map.standbys.insert(instance.clone(), seen.clone());
                     }
                 }
-                Some(false) => {
-                    // The observer's report counts unless it is older than ours by a poll
-                    // interval or more. Upstream compared the absolute difference, although
-                    // the intent (PR #60) was "when it is newer": that dropped the freshest
-                    // reports just when our own probe of the master hangs (our fetch_time is
-                    // then the start of a probe that takes the whole probe timeout), so
-                    // standbys cut off from a live master failed over while an observer still
-                    // reached it. Both fetch times are wall clocks of different machines: this
-                    // assumes synchronized clocks, as upstream does.
-                    let older_by = (ours.fetch_time - seen.fetch_time).num_milliseconds() as f64 / 1e3;
-                    // We reach it ourselves as a standby: our own poll wins. After a real
-                    // promotion our next poll sees the primary one interval later; an observer
-                    // answering for another cluster (a wrong URL) would otherwise have us
-                    // follow a standby.
-                    let we_reach_a_standby = ours.connection && ours.in_recovery() == Some(true);
-                    if older_by < db_poll_interval && !is_own && !we_reach_a_standby {
-                        if map.connected_masters.contains_key(instance) {
-                            // We (or an earlier observer) reach it: it stays a connected
-                            // master with the copy we have. Upstream stored the observer's
-                            // copy here even when it said `connection: false`, which then
-                            // sent a reachable master down the missing-master path.
-                        } else if seen.connection {
-                            // Only the observer reaches it: take its word (upstream PR #60).
-                            // Dropping it from the disconnected ones changes no decision
-                            // (any connected master wins) but keeps the map unambiguous.
-                            map.notes.push(format!(
-                                "observer {observer} reaches {instance} as a connected master, which we do not: taking its word"
-                            ));
-                            map.disconnected_masters.remove(instance);
-                            map.connected_masters.insert(instance.clone(), seen.clone());
-                        } else if map
-                            .disconnected_masters
-                            .get(instance)
-                            .is_none_or(|kept| last_contact_key(kept) < last_contact_key(seen))
-                        {
-                            // Of two disconnected copies keep the one that saw it alive last:
-                            // the recent-contact check reads its db_time, and an observer that
-                            // lost the master before we did must not bring the failover forward.
-                            map.disconnected_masters.insert(instance.clone(), seen.clone());
-                        }
-                    }
-                }
+                Some(false) => merge_master(&mut map, observer, instance, ours, seen, is_own, db_poll_interval),
                 None => map.notes.push(format!(
                     "observer {observer} does not know whether {instance} is in recovery; ignored"
                 )),
@@ -159,4 +118,56 @@ pub fn node_map(
         _ => map.multiple_masters = true,
     }
     map
+}
+
+/// An observer's report of `instance` as a primary, merged into `map` (`ours`: our own copy).
+fn merge_master(
+    map: &mut NodeMap,
+    observer: &str,
+    instance: &str,
+    ours: &NodeState,
+    seen: &NodeState,
+    is_own: bool,
+    db_poll_interval: f64,
+) {
+    // The observer's report counts unless it is older than ours by a poll
+    // interval or more. Upstream compared the absolute difference, although
+    // the intent (PR #60) was "when it is newer": that dropped the freshest
+    // reports just when our own probe of the master hangs (our fetch_time is
+    // then the start of a probe that takes the whole probe timeout), so
+    // standbys cut off from a live master failed over while an observer still
+    // reached it. Both fetch times are wall clocks of different machines: this
+    // assumes synchronized clocks, as upstream does.
+    let older_by = (ours.fetch_time - seen.fetch_time).num_milliseconds() as f64 / 1e3;
+    // We reach it ourselves as a standby: our own poll wins. After a real
+    // promotion our next poll sees the primary one interval later; an observer
+    // answering for another cluster (a wrong URL) would otherwise have us
+    // follow a standby.
+    let we_reach_a_standby = ours.connection && ours.in_recovery() == Some(true);
+    if older_by < db_poll_interval && !is_own && !we_reach_a_standby {
+        if map.connected_masters.contains_key(instance) {
+            // We (or an earlier observer) reach it: it stays a connected
+            // master with the copy we have. Upstream stored the observer's
+            // copy here even when it said `connection: false`, which then
+            // sent a reachable master down the missing-master path.
+        } else if seen.connection {
+            // Only the observer reaches it: take its word (upstream PR #60).
+            // Dropping it from the disconnected ones changes no decision
+            // (any connected master wins) but keeps the map unambiguous.
+            map.notes.push(format!(
+                "observer {observer} reaches {instance} as a connected master, which we do not: taking its word"
+            ));
+            map.disconnected_masters.remove(instance);
+            map.connected_masters.insert(instance.to_string(), seen.clone());
+        } else if map
+            .disconnected_masters
+            .get(instance)
+            .is_none_or(|kept| last_contact_key(kept) < last_contact_key(seen))
+        {
+            // Of two disconnected copies keep the one that saw it alive last:
+            // the recent-contact check reads its db_time, and an observer that
+            // lost the master before we did must not bring the failover forward.
+            map.disconnected_masters.insert(instance.to_string(), seen.clone());
+        }
+    }
 }
