@@ -218,6 +218,18 @@ impl Cluster {
         }
     }
 
+    /// `pg_rewind` of node `n` from primary `m`: what `n` wrote past `m`'s fork point is gone,
+    /// and it is a standby of `m` on `m`'s timeline.
+    pub fn rewind(&mut self, n: usize, m: usize) {
+        let (timeline, fork) = (self.nodes[m].timeline, self.nodes[m].fork);
+        let node = &mut self.nodes[n];
+        node.role = Role::Standby { upstream: Some(m) };
+        node.timeline = timeline;
+        node.lsn = node.lsn.min(fork);
+        node.diverged = false;
+        node.history.clear();
+    }
+
     /// `pg_ctl promote` finished: a new timeline begins at the node's position.
     pub fn finish_promotion(&mut self, n: usize, t: Us) -> bool {
         if self.nodes[n].role != Role::Promoting || !self.answers(n) {

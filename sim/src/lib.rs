@@ -154,6 +154,14 @@ impl Report {
     }
 }
 
+/// The message of a caught panic.
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "no message".into())
+}
+
 /// Runs schedules `0..n` of campaign `seed` on every core, then shrinks the shortest failure.
 /// The report (apart from the timings) is the same for the same `(seed, n)`.
 pub fn run_many(seed: u64, n: u64) -> Report {
@@ -190,7 +198,13 @@ pub fn run_many_draws(seed: u64, n: u64, draws: schedule::Draws) -> Report {
                         .step_by(threads as usize)
                         .map(|i| {
                             let s = schedule_seed(seed, i);
-                            (i, run(s, &draws.generate(s)))
+                            // a panic (a debug assertion of the decision core, say) is that
+                            // schedule's error, not a thread whose results vanish
+                            let ran = std::panic::catch_unwind(|| run(s, &draws.generate(s)));
+                            (
+                                i,
+                                ran.unwrap_or_else(|p| Err(format!("seed {s} panicked: {}", panic_text(&p)))),
+                            )
                         })
                         .collect::<Vec<_>>()
                 })

@@ -194,6 +194,9 @@ pub struct Schedule {
     pub fence_defaults: bool,
     /// `failover_command_timeout` in seconds, when set (`fct=`); else the default (120 s).
     pub failover_timeout: Option<Us>,
+    /// Node daemons run with `rejoin_old_master` (`rejoin=1`): a replaced primary is rewound
+    /// and started as a standby of the new one.
+    pub rejoin: bool,
 }
 
 impl Schedule {
@@ -222,6 +225,7 @@ impl Schedule {
             rules: Rules::Classic,
             equal_timelines: false,
             slow_promote: false,
+            rejoin: false,
             fence_defaults: false,
             failover_timeout: None,
         }
@@ -543,6 +547,8 @@ pub fn generate_authority(seed: u64) -> Schedule {
             cap: caps[r.index(caps.len())],
         });
     }
+    // drawn last, so that every earlier draw stays what it was before rejoin was modelled
+    s.rejoin = r.chance(30);
     s
 }
 
@@ -782,6 +788,9 @@ impl fmt::Display for Schedule {
         if let Some(x) = self.failover_timeout {
             write!(f, " fct={}", t(x))?;
         }
+        if self.rejoin {
+            write!(f, " rejoin=1")?;
+        }
         write!(f, " |")?;
         for fault in &self.faults {
             write!(f, " {fault}")?;
@@ -1007,6 +1016,7 @@ impl Schedule {
                 }
                 "fence" => sched.fence_defaults = v == "1",
                 "fct" => sched.failover_timeout = Some(parse_t(v)?),
+                "rejoin" => sched.rejoin = v == "1",
                 _ => return Err(format!("unknown header key {k:?}")),
             }
         }

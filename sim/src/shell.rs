@@ -177,8 +177,8 @@ pub fn config_json(s: &Schedule, d: usize, removed: Option<usize>, fence: bool) 
             json!({ format!("pg{}", p.preferred): 100 }),
         );
     }
-    if s.autofollow && is_node {
-        conf.insert("autofollow".into(), json!(true));
+    if (s.autofollow || s.rejoin) && is_node {
+        conf.insert("autofollow".into(), json!(s.autofollow));
         conf.insert(
             "primary_conninfo_template".into(),
             json!("user=replication sslmode=prefer"),
@@ -186,6 +186,11 @@ pub fn config_json(s: &Schedule, d: usize, removed: Option<usize>, fence: bool) 
         conf.insert("pg_data_directory".into(), json!("/sim/data"));
         conf.insert("pg_start_command".into(), json!("sim-start"));
         conf.insert("pg_stop_command".into(), json!("sim-stop"));
+    }
+    if s.rejoin && is_node {
+        conf.insert("rejoin_old_master".into(), json!(true));
+        conf.insert("pg_rewind_command".into(), json!("sim-rewind"));
+        conf.insert("pg_controldata_command".into(), json!("sim-controldata"));
     }
     Value::Object(conf)
 }

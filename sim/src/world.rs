@@ -30,7 +30,7 @@ enum Cmd {
     Fence,
     /// Following this node.
     Follow(usize),
-    /// A rejoin (not modelled: it fails at once).
+    /// A rejoin of our old primary to this master.
     Rejoin(String),
 }
 
@@ -92,6 +92,13 @@ enum Ev {
         epoch: u64,
     },
     FollowEnd {
+        node: usize,
+        master: usize,
+        d: usize,
+        epoch: u64,
+    },
+    /// `pg_rewind` from `master` ended; the node starts as its standby.
+    RejoinEnd {
         node: usize,
         master: usize,
         d: usize,
@@ -275,7 +282,10 @@ impl<'a> World<'a> {
             | Ev::Publish { d, .. }
             | Ev::Check { d, .. }
             | Ev::Done { d, .. } => Some(*d),
-            Ev::PromoteEnd { node, .. } | Ev::FenceAct { node, .. } | Ev::FollowEnd { node, .. } => Some(*node),
+            Ev::PromoteEnd { node, .. }
+            | Ev::FenceAct { node, .. }
+            | Ev::FollowEnd { node, .. }
+            | Ev::RejoinEnd { node, .. } => Some(*node),
             _ => None,
         }
     }
@@ -409,6 +419,7 @@ impl<'a> World<'a> {
                     },
                 );
             }
+            Ev::RejoinEnd { node, master, d, epoch } => self.rejoin_end(node, master, d, epoch),
             Ev::FollowEnd { node, master, d, epoch } => {
                 let n = &mut self.cluster.nodes[node];
                 n.role = Role::Standby { upstream: Some(master) };
@@ -854,20 +865,7 @@ impl<'a> World<'a> {
             }
             Start::Fence { reason, .. } => self.start_fence(d, &reason),
             Start::Follow { master, .. } => self.start_follow(d, &master),
-            Start::Rejoin { master } => {
-                // not modelled (no schedule sets rejoin_old_master): it fails at once
-                let epoch = self.daemons[d].epoch;
-                let t = self.now + 50 * MS;
-                self.at(
-                    t,
-                    Ev::Done {
-                        d,
-                        epoch,
-                        cmd: Cmd::Rejoin(master),
-                        ok: false,
-                    },
-                );
-            }
+            Start::Rejoin { master } => self.start_rejoin(d, &master),
             Start::Warning { .. } => {}
         }
     }
@@ -1046,6 +1044,69 @@ impl<'a> World<'a> {
         );
     }
 
+    /// `act::rejoin`: stop our old primary, `pg_rewind` it from `master`, start it as its
+    /// standby. Fails (the node left stopped) when the source is not a running primary.
+    fn start_rejoin(&mut self, d: usize, master: &str) {
+        let (now, epoch) = (self.now, self.daemons[d].epoch);
+        let fail = Ev::Done {
+            d,
+            epoch,
+            cmd: Cmd::Rejoin(master.to_string()),
+            ok: false,
+        };
+        let m = master.strip_prefix("pg").and_then(|s| s.parse::<usize>().ok());
+        let Some(m) = m.filter(|m| *m < self.cluster.nodes.len() && *m != d) else {
+            self.at(now + 50 * MS, fail);
+            return;
+        };
+        if self.cluster.nodes[d].proc == Proc::Frozen {
+            // pg_stop_command cannot stop a stopped process in time
+            let t = now + us(self.daemons[d].config().failover_command_timeout.min(60.0));
+            self.at(t, fail);
+            return;
+        }
+        if !self.cluster.writable(m) {
+            let t = now + self.rand(100 * MS, 1000 * MS);
+            self.at(t, fail);
+            return;
+        }
+        self.note(format!("pg{d} stopped for pg_rewind from pg{m}"));
+        self.cluster.set_proc(d, Proc::Restarting, now);
+        let t = now + self.rand(1000 * MS, 4000 * MS);
+        self.at(
+            t,
+            Ev::RejoinEnd {
+                node: d,
+                master: m,
+                d,
+                epoch,
+            },
+        );
+    }
+
+    fn rejoin_end(&mut self, node: usize, master: usize, d: usize, epoch: u64) {
+        let now = self.now;
+        let ok = self.cluster.nodes[node].proc == Proc::Restarting && self.cluster.writable(master);
+        if ok {
+            self.cluster.rewind(node, master);
+            self.cluster.set_proc(node, Proc::Running, now);
+            self.note(format!("pg{node} rewound and started as a standby of pg{master}"));
+        } else if self.cluster.nodes[node].proc == Proc::Restarting {
+            // pg_rewind failed: the node stays stopped
+            self.cluster.set_proc(node, Proc::Fenced, now);
+            self.note(format!("pg{node}: pg_rewind from pg{master} failed; left stopped"));
+        }
+        self.at(
+            now,
+            Ev::Done {
+                d,
+                epoch,
+                cmd: Cmd::Rejoin(format!("pg{master}")),
+                ok,
+            },
+        );
+    }
+
     fn command_done(&mut self, d: usize, cmd: Cmd, ok: bool) {
         let mono = self.daemons[d].mono(self.now);
         let who = self.daemons[d].name.clone();
@@ -1062,7 +1123,7 @@ impl<'a> World<'a> {
             },
             Cmd::Rejoin(master) => Finished::Rejoin {
                 master,
-                result: Err("the simulator does not model a rejoin".into()),
+                result: if ok { Ok(()) } else { Err("pg_rewind failed".into()) },
             },
         };
         let step = self.daemons[d].node.handle(Input::Finished(finished), mono);

@@ -183,6 +183,23 @@ fn regression_a_promotion_our_failover_command_began_lands_unseen() {
     );
 }
 
+/// `rejoin_old_master` in the simulator (`rejoin=1`): pg0's host is cut off for 15 s, its lease
+/// fences it, pg2 is promoted; once the cut heals pg0's daemon sees pg2 corroborated as the
+/// primary, stops pg0, rewinds it from pg2 and starts it as pg2's standby, through the same
+/// `Node` and effects the daemon runs.
+#[test]
+fn a_fenced_old_primary_rejoins_as_a_standby_of_the_new_one() {
+    let o = passes(
+        3,
+        "fast nodes=3 observers=1 never=- follow=1 intent=chaos end=60.000 rules=authority rejoin=1 | isolate:0:refuse@10.000+15.000",
+    );
+    let at = |needle: &str| o.trace.iter().position(|l| l.contains(needle));
+    let fenced = at("pg0 fenced");
+    let rewound = at("pg0 rewound and started as a standby of pg2");
+    assert!(fenced.is_some() && rewound > fenced, "{}", o.trace.join("\n"));
+    assert_eq!(o.lost, Some((0, 0)), "{}", o.trace.join("\n"));
+}
+
 /// Known from the classic draws (fails at 50,000 schedules today): pg2's daemon restarts, pg0's
 /// host is cut off, and a reload takes pg0 out of pg2's config.
 /// `pglab sim --seed 11177387889725892509 --replay 'fast nodes=3 observers=1 never=- follow=1 intent=chaos end=14.686 | restart:2@5.430+7.497 isolate:0:refuse@10.411+4.205 reload:2-0@12.681+1.629'`
