@@ -1,5 +1,7 @@
 //! The invariants, each in a precise, checkable form (sim/README.md states them in prose).
-//! Owns what counts as a violation; reads the world, never changes it.
+//! Owns what counts as a violation. Reads what the world shows it ([`Facts`]: the model
+//! cluster, the schedule, the daemons and the record of what they did), never changes it, and
+//! does not import the world.
 //!
 //! - **two-writable** (after every event, fenced profile): at most one node takes writes. Two
 //!   writable nodes are tolerated only while all but one of them have a fence command in
@@ -48,14 +50,48 @@
 //!   given the time to be noticed and fenced again (2I + P + 2C + `fence_command_budget`),
 //!   for this rule and for two-writable.
 
+use crate::cluster::Cluster;
 use crate::cluster::{Proc, Role};
 use crate::net;
+use crate::schedule::Schedule;
 use crate::schedule::{Fault, FaultKind, Intent, Layout, Profile, Rules};
-use crate::world::World;
+use crate::shell::Daemon;
 use crate::{secs, us, Us, MS};
 use pglookout::config::Config;
 use pglookout::decide::failover::{FAILOVER_RETRY_INITIAL_SECS, FAILOVER_RETRY_MAX_SECS, PROMOTE_SETTLE_SECS};
 use std::fmt;
+
+/// A failover command started: when, on which node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FailoverStart {
+    pub t: Us,
+    pub node: usize,
+}
+
+/// What the checker reads: the world's state and record, as of `now`.
+pub struct Facts<'a> {
+    pub now: Us,
+    pub sched: &'a Schedule,
+    pub cluster: &'a Cluster,
+    pub daemons: &'a [Daemon],
+    /// Why two-writable does not apply to this run, if it does not.
+    pub waived: Option<&'a str>,
+    /// Per node: when its fence command started, until the fence has acted.
+    pub fence_pending: &'a [Option<Us>],
+    /// Per node: when a supervisor last started it again after a fence.
+    pub revived: &'a [Option<Us>],
+    /// Per node: until when every probe of it times out (a late promotion's stall).
+    pub late_until: &'a [Us],
+    /// Per host: frozen whole.
+    pub frozen_hosts: &'a [bool],
+    pub failovers: &'a [FailoverStart],
+    /// Fence commands started: (t, daemon).
+    pub fences: &'a [(Us, usize)],
+    /// Completed promotions: (t, node).
+    pub promotions: &'a [(Us, usize)],
+    /// Completed follows: (t, node, master).
+    pub follows: &'a [(Us, usize, usize)],
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Rule {
@@ -101,12 +137,12 @@ impl fmt::Display for Violation {
     }
 }
 
-fn v(w: &World, rule: Rule, detail: String) -> Option<Violation> {
+fn v(w: &Facts, rule: Rule, detail: String) -> Option<Violation> {
     Some(Violation { t: w.now, rule, detail })
 }
 
 /// A node daemon's config (every node daemon has the same timings).
-fn node_config<'a>(w: &'a World) -> &'a Config {
+fn node_config<'a>(w: &'a Facts<'_>) -> &'a Config {
     w.daemons[0].config()
 }
 
@@ -128,7 +164,7 @@ pub fn follow_deadline(c: &Config) -> f64 {
 }
 
 /// After every event.
-pub fn step(w: &World) -> Option<Violation> {
+pub fn step(w: &Facts) -> Option<Violation> {
     if !w.sched.fencing() || w.waived.is_some() {
         return None;
     }
@@ -168,7 +204,7 @@ pub fn step(w: &World) -> Option<Violation> {
 }
 
 /// When daemon `d` starts its failover command (`old_master` as decide() gave it).
-pub fn at_failover(w: &World, d: usize, old_master: Option<&str>) -> Option<Violation> {
+pub fn at_failover(w: &Facts, d: usize, old_master: Option<&str>) -> Option<Violation> {
     let c = w.daemons[d].config();
     let t = w.now;
     if w.sched.never_promote == Some(d) {
@@ -246,7 +282,7 @@ pub fn at_failover(w: &World, d: usize, old_master: Option<&str>) -> Option<Viol
 
 /// Whether node `n` was started again by a supervisor after its fence so recently, at `t`,
 /// that its daemon cannot have fenced it again yet.
-fn in_revive_grace(w: &World, n: usize, t: Us) -> bool {
+fn in_revive_grace(w: &Facts, n: usize, t: Us) -> bool {
     let c = w.daemons[n].config();
     let grace = us(2.0 * c.db_poll_interval
         + c.db_poll_timeout
@@ -256,7 +292,7 @@ fn in_revive_grace(w: &World, n: usize, t: Us) -> bool {
 }
 
 /// The daemon index of an observer name of schedule `w.sched`.
-fn daemon_index(w: &World, name: &str) -> Option<usize> {
+fn daemon_index(w: &Facts, name: &str) -> Option<usize> {
     if let Some(n) = name.strip_prefix("pg") {
         n.parse().ok().filter(|n| *n < w.sched.nodes)
     } else {
@@ -269,7 +305,7 @@ fn daemon_index(w: &World, name: &str) -> Option<usize> {
 
 /// Node daemon `d`'s voters in its running config: its observers, plus itself when they
 /// include a daemon for every other node of its `remote_conns`.
-pub fn voters_of(w: &World, d: usize) -> Vec<usize> {
+pub fn voters_of(w: &Facts, d: usize) -> Vec<usize> {
     let c = w.daemons[d].config();
     let mut v: Vec<usize> = c.observers.keys().filter_map(|n| daemon_index(w, n)).collect();
     let mesh = c
@@ -283,7 +319,7 @@ pub fn voters_of(w: &World, d: usize) -> Vec<usize> {
 }
 
 /// When daemon `d` starts its fence command (rules=authority): needless-fence.
-pub fn at_fence(w: &World, d: usize) -> Option<Violation> {
+pub fn at_fence(w: &Facts, d: usize) -> Option<Violation> {
     if w.sched.rules != Rules::Authority || w.waived.is_some() {
         return None;
     }
@@ -408,7 +444,7 @@ pub fn at_fence(w: &World, d: usize) -> Option<Violation> {
 
 /// Acknowledged writes missing from the final primary: (split brain, asynchronous), or `None`
 /// when no node ends as a primary.
-pub fn lost_writes(w: &World) -> Option<(u64, u64, usize)> {
+pub fn lost_writes(w: &Facts) -> Option<(u64, u64, usize)> {
     let cl = &w.cluster;
     let fin = (0..cl.nodes.len())
         .filter(|n| cl.nodes[*n].role == Role::Primary && cl.nodes[*n].proc != Proc::Dead)
@@ -434,7 +470,7 @@ pub fn lost_writes(w: &World) -> Option<(u64, u64, usize)> {
 }
 
 /// At the end of the run.
-pub fn at_end(w: &World) -> Option<Violation> {
+pub fn at_end(w: &Facts) -> Option<Violation> {
     if w.sched.rules == Rules::Authority && w.sched.fencing() && w.waived.is_none() {
         if let Some((split, lost_async, fin)) = lost_writes(w) {
             if split > 0 {
@@ -492,7 +528,7 @@ fn yield_after_failures(fallback: f64, window: f64) -> f64 {
     }
 }
 
-fn liveness(w: &World) -> Option<Violation> {
+fn liveness(w: &Facts) -> Option<Violation> {
     let lost = w.sched.faults.first()?;
     let c = node_config(w);
     let candidates = (1..w.sched.nodes).filter(|n| w.sched.never_promote != Some(*n)).count();
@@ -597,7 +633,7 @@ fn liveness(w: &World) -> Option<Violation> {
 /// U - W - C - B before the daemon is back (U the failover timeout, W the startup window):
 /// then the standbys may promote before the daemon can have fenced, which no daemon can do
 /// while it is down.
-pub fn restart_waiver(w: &World, d: usize, up_at: Us) -> Option<String> {
+pub fn restart_waiver(w: &Facts, d: usize, up_at: Us) -> Option<String> {
     let c = w.daemons[d].config();
     let covered = pglookout::decide::voters::failover_timeout(c)
         - pglookout::decide::fence::startup_window(c)

@@ -64,7 +64,7 @@ pub struct Outcome {
 pub fn run(seed: u64, sched: &Schedule) -> Result<Outcome, String> {
     let mut w = world::World::new(seed, sched)?;
     w.run();
-    let lost = check::lost_writes(&w).map(|(split, lost_async, _)| (split, lost_async));
+    let lost = check::lost_writes(&w.facts()).map(|(split, lost_async, _)| (split, lost_async));
     Ok(Outcome {
         lost,
         violation: w.violation.clone(),

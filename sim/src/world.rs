@@ -6,7 +6,7 @@
 //! Determinism: no real clock, no hashing with random state, ties in time broken by the order
 //! events were queued; every random draw comes from the seed ([`crate::rng`]).
 
-use crate::check::{self, Violation};
+use crate::check::{self, Facts, FailoverStart, Violation};
 use crate::cluster::{Cluster, Proc, Role};
 use crate::net::{self, Link};
 use crate::rng::draw;
@@ -130,13 +130,6 @@ impl Ord for Queued {
     }
 }
 
-/// A failover command as it started, for the invariants and the report.
-#[derive(Clone, Debug)]
-pub struct FailoverStart {
-    pub t: Us,
-    pub node: usize,
-}
-
 pub struct World<'a> {
     pub seed: u64,
     pub sched: &'a Schedule,
@@ -171,12 +164,31 @@ pub struct World<'a> {
     revive_used: Vec<bool>,
     /// Per node: until when every probe of it times out (its host is stalled while a late
     /// promotion runs, and for a while after it lands).
-    pub(crate) late_until: Vec<Us>,
+    late_until: Vec<Us>,
     /// Acknowledged writes lost at the end: (split brain, asynchronous), when checked.
     pub lost: Option<(u64, u64)>,
 }
 
 impl<'a> World<'a> {
+    /// What the checker may read.
+    pub fn facts(&self) -> Facts<'_> {
+        Facts {
+            now: self.now,
+            sched: self.sched,
+            cluster: &self.cluster,
+            daemons: &self.daemons,
+            waived: self.waived.as_deref(),
+            fence_pending: &self.fence_pending,
+            revived: &self.revived,
+            late_until: &self.late_until,
+            frozen_hosts: &self.frozen_hosts,
+            failovers: &self.failovers,
+            fences: &self.fences,
+            promotions: &self.promotions,
+            follows: &self.follows,
+        }
+    }
+
     pub fn new(seed: u64, sched: &'a Schedule) -> Result<World<'a>, String> {
         let epoch = pglookout::state::parse_iso("2024-01-01T00:00:00Z").ok_or("epoch")?;
         let mut daemons = Vec::new();
@@ -264,14 +276,14 @@ impl<'a> World<'a> {
             self.events += 1;
             self.handle(q.ev);
             if self.violation.is_none() {
-                self.violation = check::step(self);
+                self.violation = check::step(&self.facts());
             }
             if self.violation.is_some() {
                 return;
             }
         }
         self.now = self.sched.end;
-        self.violation = check::at_end(self);
+        self.violation = check::at_end(&self.facts());
     }
 
     /// The host whose (frozen) processes an event belongs to.
@@ -468,7 +480,7 @@ impl<'a> World<'a> {
                     && self.cluster.nodes[d].role == Role::Primary
                     && matches!(self.cluster.nodes[d].proc, Proc::Running | Proc::Frozen);
                 if primary && self.waived.is_none() {
-                    self.waived = check::restart_waiver(self, d, f.end());
+                    self.waived = check::restart_waiver(&self.facts(), d, f.end());
                 }
             }
             (FaultKind::RestartDaemon(d), false) => self.start_daemon(*d),
@@ -877,7 +889,7 @@ impl<'a> World<'a> {
         let epoch = dm.epoch;
         self.note(format!("{who}: runs fence_command: {reason}"));
         self.fences.push((self.now, d));
-        if let Some(v) = check::at_fence(self, d) {
+        if let Some(v) = check::at_fence(&self.facts(), d) {
             self.violation = Some(v);
             return;
         }
@@ -921,7 +933,7 @@ impl<'a> World<'a> {
     fn start_failover(&mut self, d: usize, old_master: Option<&str>) {
         let now = self.now;
         self.failovers.push(FailoverStart { t: now, node: d });
-        if let Some(v) = check::at_failover(self, d, old_master) {
+        if let Some(v) = check::at_failover(&self.facts(), d, old_master) {
             self.violation = Some(v);
             return;
         }
