@@ -542,11 +542,7 @@ impl Loop {
     fn publish_own_word(&mut self, snapshot: &crate::state::Snapshot, now: f64) {
         let own_state = self.node.config().own_db.as_ref().and_then(|o| snapshot.nodes.get(o));
         let status = http::OwnStatus {
-            word: crate::state::OwnWord {
-                failover: self.node.memory().published_failover.clone(),
-                voters: (self.node.config().fence_command.is_some() && self.node.config().own_db.is_some())
-                    .then(|| decide::voters::digest(self.node.config())),
-            },
+            word: self.node.own_word(),
             no_lease: decide::fence::lease(self.node.config(), self.node.memory(), own_state, now).err(),
         };
         self.own_tx.send_if_modified(|s| {

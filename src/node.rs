@@ -292,6 +292,16 @@ impl Node {
         self.config_version
     }
 
+    /// What we say of our own node in its entry of `/state.json`: our failover announcement
+    /// and, with fencing, the digest of our voter set.
+    pub fn own_word(&self) -> crate::state::OwnWord {
+        let c = &self.config;
+        crate::state::OwnWord {
+            failover: self.memory.published_failover.clone(),
+            voters: (c.fence_command.is_some() && c.own_db.is_some()).then(|| decide::voters::digest(c)),
+        }
+    }
+
     /// Takes one input at monotonic time `now` (seconds) and says what to do.
     pub fn handle(&mut self, input: Input<'_>, now: f64) -> Step {
         let mut step = Step::default();

@@ -383,11 +383,7 @@ impl Daemon {
     /// What this daemon's `/state.json` serves now: its published polls, with its own node's
     /// failover status and voter-set digest (the daemon's HTTP answer does the same).
     pub fn served(&self) -> std::borrow::Cow<'_, BTreeMap<String, NodeState>> {
-        let word = pglookout::state::OwnWord {
-            failover: self.node.memory().published_failover.clone(),
-            voters: (self.config().fence_command.is_some() && self.config().own_db.is_some())
-                .then(|| pglookout::decide::voters::digest(self.config())),
-        };
+        let word = self.node.own_word();
         pglookout::state::served_nodes(&self.published.nodes, self.config().own_db.as_deref(), &word)
     }
 
