@@ -8,7 +8,7 @@
 //! still shows our node a connected primary without a lease fences again, `fence_failed`),
 //! the retry of a failed fence, and the `fenced` alert. Must not: do I/O, read a clock, log.
 
-use super::memory::{Fenced, Memory, FENCE_BACKOFF};
+use super::memory::{FenceState, Fenced, Memory, FENCE_BACKOFF};
 use super::node_map::NodeMap;
 use super::types::{Action, Alert, End, Out, View};
 use super::voters;
@@ -26,7 +26,7 @@ pub fn lease(config: &Config, memory: &Memory, own: Option<&NodeState>, mono_now
     let (Some(_), Some(fence_timeout), Some(own)) = (&config.fence_command, config.fence_timeout, own) else {
         return Ok(None);
     };
-    if let Some(f) = &memory.fence.fenced {
+    if let Some(f) = memory.fence.state.fenced() {
         return Err(format!(
             "our node was fenced {:.0} s ago: {}",
             mono_now - f.at,
@@ -119,7 +119,7 @@ pub(super) fn fence(
     match own_state.in_recovery() {
         Some(true) if own_state.connection => {
             // a standby again (followed the new primary, or rebuilt): the fence is over
-            if memory.fence.fenced.take().is_some() {
+            if memory.fence.state.lift().is_some() {
                 out.why(format!("{own} is a standby again; the fence is lifted"));
                 out.act(Action::DeleteAlert(Alert::Fenced));
             }
@@ -154,7 +154,7 @@ pub(super) fn fence(
     if let ControlFlow::Break(end) = after_fence(&r, memory, out, own_primary) {
         return end;
     }
-    if memory.fence.running_since.is_some() {
+    if memory.fence.state.running_since().is_some() {
         out.why("the fence command is running");
         return None;
     }
@@ -195,13 +195,14 @@ fn after_fence(r: &Round, memory: &mut Memory, out: &mut Out, own_primary: bool)
     let (votes, of) = (r.votes, r.of);
     let vouched = voters::at_least_half(votes, of);
     let corroborated = |name: &str| corroborated_primary(view, config, r.nodes, name);
-    let Some(f) = memory.fence.fenced.as_mut() else {
-        return ControlFlow::Continue(());
+    let f = match &mut memory.fence.state {
+        FenceState::Idle | FenceState::Running { fence: None, .. } => return ControlFlow::Continue(()),
+        FenceState::Running { fence: Some(_), .. } => {
+            out.why("the fence command is running");
+            return ControlFlow::Break(None);
+        }
+        FenceState::Fenced(f) => f,
     };
-    if memory.fence.running_since.is_some() {
-        out.why("the fence command is running");
-        return ControlFlow::Break(None);
-    }
     // The first decision after the command succeeded asks for a poll: the round after this
     // one is made of probes that started after the request, so after the fence.
     let verify_from = match f.verify_from_round {
@@ -228,7 +229,7 @@ fn after_fence(r: &Round, memory: &mut Memory, out: &mut Out, own_primary: bool)
                 "{own} answers as a primary again and at least half of the voters vouch for it: the earlier fence ({}) no longer holds",
                 f.reason
             ));
-            memory.fence.fenced = None;
+            memory.fence.state.lift();
             if std::mem::take(&mut memory.fence.not_held) > 0 {
                 out.act(Action::DeleteAlert(Alert::FenceFailed));
             }
@@ -387,11 +388,13 @@ fn order_fence(
         new_master,
     });
     out.act(Action::CreateAlert(Alert::Fenced));
-    memory.fence.running_since = Some(now);
-    memory.fence.fenced = Some(Fenced {
-        at: now,
-        reason,
-        verify_from_round: None,
-    });
+    memory.fence.state.order(
+        now,
+        Fenced {
+            at: now,
+            reason,
+            verify_from_round: None,
+        },
+    );
     super::types::done(format!("fence: stopping {own}, which must not take writes"))
 }

@@ -82,16 +82,79 @@ pub struct FenceMemory {
     /// healthy primary at once), and not from the reload either (a standby whose daemon had
     /// fencing on all along counts from when it saw the primary gone).
     pub vouched_at: Option<f64>,
-    /// The fence in force: why, and when it was run. Lifted when our node is seen as a
-    /// standby again, or as a primary vouched for again (brought back on purpose).
-    pub fenced: Option<Fenced>,
-    /// Set when we emitted the command; cleared by [`Memory::record_fence_result`].
-    pub running_since: Option<f64>,
+    /// The fence command and the fence it makes (see [`FenceState`]).
+    pub state: FenceState,
     /// Failures of the command in a row.
     pub failures: Failures,
     /// Fences that exited 0 and did not hold (our node answered as a primary without a lease
     /// afterwards), in a row; `fence_failed` is up while it is not 0.
     pub not_held: u32,
+}
+
+/// The fence's life: `Idle` -> `Running` (we ordered it; the fence counts as in force from
+/// the order) -> `Fenced` when the command succeeds, `Idle` when it fails. A fence is lifted
+/// (`Fenced` -> `Idle`, or `Running` keeps running with no fence) when our node is seen as a
+/// standby again, or as a primary vouched for again (brought back on purpose).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FenceState {
+    #[default]
+    Idle,
+    /// The command runs since `since` (`mono`); `fence` is the fence it makes, `None` once it
+    /// was lifted while the command ran.
+    Running { since: f64, fence: Option<Fenced> },
+    /// The command succeeded: the fence in force.
+    Fenced(Fenced),
+}
+
+impl FenceState {
+    /// The fence in force (ordered or done): why, and when it was ordered.
+    pub fn fenced(&self) -> Option<&Fenced> {
+        match self {
+            FenceState::Running { fence, .. } => fence.as_ref(),
+            FenceState::Fenced(f) => Some(f),
+            FenceState::Idle => None,
+        }
+    }
+
+    /// When the running command started.
+    pub fn running_since(&self) -> Option<f64> {
+        match self {
+            FenceState::Running { since, .. } => Some(*since),
+            _ => None,
+        }
+    }
+
+    /// We run the command now for `fence`.
+    pub(super) fn order(&mut self, now: f64, fence: Fenced) {
+        debug_assert!(self.running_since().is_none(), "one fence command at a time");
+        *self = FenceState::Running {
+            since: now,
+            fence: Some(fence),
+        };
+    }
+
+    /// The fence no longer holds; the fence it was, if there was one. A running command runs on.
+    pub(super) fn lift(&mut self) -> Option<Fenced> {
+        match self {
+            FenceState::Running { fence, .. } => fence.take(),
+            FenceState::Fenced(_) => match std::mem::take(self) {
+                FenceState::Fenced(f) => Some(f),
+                _ => None,
+            },
+            FenceState::Idle => None,
+        }
+    }
+
+    /// The command ended: its fence is in force after a success, none after a failure.
+    fn ended(&mut self, ok: bool) {
+        *self = match std::mem::take(self) {
+            _ if !ok => FenceState::Idle,
+            FenceState::Running { fence: Some(f), .. } => FenceState::Fenced(f),
+            FenceState::Running { fence: None, .. } => FenceState::Idle,
+            done => done,
+        };
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -108,13 +171,12 @@ impl Memory {
     /// The fence command finished; a failure is retried after a backoff, a success is never
     /// repeated for the same event.
     pub fn record_fence_result(&mut self, ok: bool, mono_now: f64) {
-        self.fence.running_since = None;
+        // a failure: not fenced after all, the rules run again once the backoff has passed
+        self.fence.state.ended(ok);
         if ok {
             self.fence.failures.clear();
         } else {
             self.fence.failures.failed(mono_now);
-            // not fenced after all: the rules run again once the backoff has passed
-            self.fence.fenced = None;
         }
     }
 }

@@ -64,7 +64,8 @@ pub(super) fn follow_leaves_alone(memory: &Memory, config: &Config, nodes: &BTre
     let Some(own) = config.own_db.as_deref() else {
         return false;
     };
-    nodes.get(own).is_none_or(|n| !receiving_standby(n)) && (memory.rejoin.was_master || memory.fence.fenced.is_some())
+    nodes.get(own).is_none_or(|n| !receiving_standby(n))
+        && (memory.rejoin.was_master || memory.fence.state.fenced().is_some())
 }
 
 /// Why autofollow leaves our node alone (see [`follow_leaves_alone`]).
@@ -123,7 +124,7 @@ pub(super) fn rejoin(
         ));
         return Some(done("rejoin: waiting before retrying the failed rejoin"));
     }
-    let how = if memory.fence.fenced.is_some() {
+    let how = if memory.fence.state.fenced().is_some() {
         "fenced"
     } else if own_state.connection && own_state.in_recovery() == Some(true) {
         "back in recovery but receives nothing"
@@ -175,10 +176,10 @@ fn to_bring_back(memory: &mut Memory, own: &str, own_state: &NodeState, out: &mu
         }
         return false;
     }
-    if !(memory.rejoin.was_master || memory.fence.fenced.is_some()) {
+    if !(memory.rejoin.was_master || memory.fence.state.fenced().is_some()) {
         return false;
     }
     // Never stop a primary that takes writes: the fence rules decide about it.
     let connected_primary = own_state.connection && own_state.in_recovery() == Some(false);
-    !(connected_primary && memory.fence.fenced.is_none())
+    !(connected_primary && memory.fence.state.fenced().is_none())
 }
