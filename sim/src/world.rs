@@ -12,6 +12,7 @@ use crate::net::{self, Link};
 use crate::rng::draw;
 use crate::schedule::{FaultKind, Schedule};
 use crate::shell::{Daemon, Target};
+use crate::wire;
 use crate::{us, Us, MS};
 use chrono::SubsecRound;
 use pglookout::decide::{decide, Action, View};
@@ -163,6 +164,9 @@ pub struct World<'a> {
     late_until: Vec<Us>,
     /// Acknowledged writes lost at the end: (split brain, asynchronous), when checked.
     pub lost: Option<(u64, u64)>,
+    /// Every observer answer read both ways, [`wire::read_back`] and the bytes, and compared
+    /// (a panic when they differ; set by the tests only).
+    pub(crate) check_wire: bool,
 }
 
 impl<'a> World<'a> {
@@ -205,6 +209,7 @@ impl<'a> World<'a> {
             revive_used: vec![false; sched.nodes],
             late_until: vec![0; sched.daemons()],
             lost: None,
+            check_wire: false,
         })
     }
 
@@ -698,7 +703,7 @@ impl<'a> World<'a> {
             FaultKind::ForeignObserver { daemon, primary } if daemon == o && f.active(now) => Some(primary),
             _ => None,
         });
-        let od = &mut self.daemons[o];
+        let od = &self.daemons[o];
         let plain = foreign.is_none() && od.stale_copy.is_none();
         // The same published snapshot gives the same bytes and the same reading: served and
         // read once per publication (it was a third of the run time per fetch).
@@ -710,15 +715,21 @@ impl<'a> World<'a> {
                 }
             }
         }
-        let nodes = match (&od.stale_copy, foreign) {
-            (Some(stale), None) => stale.clone(),
-            (Some(stale), Some(p)) => foreign_cluster(stale, p, self.cluster.wall(now, od.wall_offset)),
-            (None, Some(p)) => foreign_cluster(&od.served(), p, self.cluster.wall(now, od.wall_offset)),
-            (None, None) => od.served().into_owned(),
-        };
-        let body = pglookout::statefile::to_pretty_json(&nodes).unwrap_or_default();
-        let read = observer::parse_answer(&body).map(|(nodes, _bad)| nodes)?;
+        let check = self.check_wire;
+        let read = match (&od.stale_copy, foreign) {
+            (Some(stale), None) => read_answer(stale, check),
+            (Some(stale), Some(p)) => read_answer(
+                &foreign_cluster(stale, p, self.cluster.wall(now, od.wall_offset)),
+                check,
+            ),
+            (None, Some(p)) => read_answer(
+                &foreign_cluster(&od.served(), p, self.cluster.wall(now, od.wall_offset)),
+                check,
+            ),
+            (None, None) => read_answer(&od.served(), check),
+        }?;
         if plain {
+            let od = &mut self.daemons[o];
             od.answer_cache = Some((od.publish_seq, failover, read.clone()));
         }
         Ok(read)
@@ -1051,6 +1062,29 @@ impl<'a> World<'a> {
     }
 }
 
+/// How a daemon reads the `/state.json` answer serving `nodes`: the bytes written and checked
+/// as a daemon does, or [`wire::read_back`]'s same result without them. With `check`, both,
+/// and a panic when they differ (tests only).
+fn read_answer(
+    nodes: &std::collections::BTreeMap<String, NodeState>,
+    check: bool,
+) -> Result<std::collections::BTreeMap<String, NodeState>, ObserverError> {
+    let bytes = || {
+        let body = pglookout::statefile::to_pretty_json(nodes).unwrap_or_default();
+        observer::parse_answer(&body).map(|(nodes, _bad)| nodes)
+    };
+    let Some(read) = wire::read_back(nodes) else {
+        return bytes();
+    };
+    if check {
+        match bytes() {
+            Ok(slow) if slow == read => {}
+            other => panic!("wire::read_back differs from the bytes: {other:?} != {read:?}"),
+        }
+    }
+    Ok(read)
+}
+
 /// Another cluster's view under our node names, as a misconfigured observer URL would serve:
 /// every node fresh and connected, `primary` a primary on a far newer timeline, the others its
 /// standbys further along than anything of ours.
@@ -1087,4 +1121,28 @@ fn foreign_cluster(
             (name.clone(), n)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::World;
+    use crate::schedule::Draws;
+
+    /// `wire::read_back` stands in for writing and parsing every observer answer: on every
+    /// fetch of these schedules (both generators, with their stale, foreign and restarted
+    /// observers), it must give what the bytes give.
+    #[test]
+    fn every_observer_answer_reads_the_same_without_the_bytes() {
+        for draws in [Draws::Classic, Draws::Authority] {
+            for i in 0..150 {
+                let seed = crate::schedule_seed(7, i);
+                let sched = draws.generate(seed);
+                let Ok(mut w) = World::new(seed, &sched) else {
+                    continue;
+                };
+                w.check_wire = true;
+                w.run();
+            }
+        }
+    }
 }
