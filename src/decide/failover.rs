@@ -68,14 +68,21 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
     }
     // Nodes no longer in the config are not part of the cluster, even if the poller still
     // has them (upstream skipped the round on a count mismatch until the poller dropped them).
-    let nodes: BTreeMap<String, NodeState> = view
-        .nodes
-        .iter()
-        .filter(|(name, _)| config.remote_conns.contains_key(*name))
-        .map(|(name, state)| (name.clone(), state.clone()))
-        .collect();
+    // Usually there are none: then the poller's map is the cluster, uncopied.
+    let configured: BTreeMap<String, NodeState>;
+    let nodes: &BTreeMap<String, NodeState> = if view.nodes.keys().all(|n| config.remote_conns.contains_key(n)) {
+        view.nodes
+    } else {
+        configured = view
+            .nodes
+            .iter()
+            .filter(|(name, _)| config.remote_conns.contains_key(*name))
+            .map(|(name, state)| (name.clone(), state.clone()))
+            .collect();
+        &configured
+    };
 
-    track_settle(view, config, memory, &nodes);
+    track_settle(view, config, memory, nodes);
 
     if config.poll_observers_on_warning_only {
         if let Err(why) = master_observer_new_enough(view, config, memory, out) {
@@ -84,21 +91,16 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
         }
     }
 
-    let map = node_map(
-        &nodes,
-        view.observers,
-        config.own_db.as_deref(),
-        config.db_poll_interval,
-    );
-    track_master(view, config, memory, out, &nodes, &map);
-    if let Some(end) = super::fence::fence(view, config, memory, &nodes, &map, out) {
+    let map = node_map(nodes, view.observers, config.own_db.as_deref(), config.db_poll_interval);
+    track_master(view, config, memory, out, nodes, &map);
+    if let Some(end) = super::fence::fence(view, config, memory, nodes, &map, out) {
         return end;
     }
-    if let Some(end) = super::rejoin::rejoin(view, config, memory, &nodes, &map, out) {
+    if let Some(end) = super::rejoin::rejoin(view, config, memory, nodes, &map, out) {
         return end;
     }
 
-    own_node(view, config, memory, out, &nodes, &map)
+    own_node(view, config, memory, out, nodes, &map)
 }
 
 /// What comes before looking at the cluster: a failover command that never reported, the end

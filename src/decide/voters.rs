@@ -86,16 +86,32 @@ pub fn own_votes(config: &Config) -> bool {
 
 /// The names of our voters, sorted.
 pub fn names(config: &Config) -> BTreeSet<String> {
-    let mut set: BTreeSet<String> = config.observers.keys().cloned().collect();
+    name_refs(config).into_iter().map(str::to_string).collect()
+}
+
+/// [`names`] borrowed from the config: the digest and the counts run at every decision, and
+/// need no copies of the names.
+fn name_refs(config: &Config) -> BTreeSet<&str> {
+    let mut set: BTreeSet<&str> = config.observers.keys().map(String::as_str).collect();
     if own_votes(config) {
-        set.extend(config.own_db.clone());
+        set.extend(config.own_db.as_deref());
     }
     set
+}
+
+/// How many voters we have: `names(config).len()`.
+fn number(config: &Config) -> usize {
+    name_refs(config).len()
 }
 
 /// A short, stable digest of a voter set (FNV-1a over the sorted names), published in our own
 /// node's `/state.json` entry so that daemons can tell when they count different sets.
 pub fn digest_of(names: &BTreeSet<String>) -> String {
+    digest_sorted(names.iter().map(String::as_str))
+}
+
+/// [`digest_of`] over names already sorted and distinct.
+fn digest_sorted<'a>(names: impl Iterator<Item = &'a str>) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for name in names {
         for b in name.bytes().chain(std::iter::once(0u8)) {
@@ -108,7 +124,7 @@ pub fn digest_of(names: &BTreeSet<String>) -> String {
 
 /// Our voter set's digest.
 pub fn digest(config: &Config) -> String {
-    digest_of(&names(config))
+    digest_sorted(name_refs(config).into_iter())
 }
 
 /// Every voter's view that counts now: our own poll (when our view is a vote), and the fresh
@@ -134,7 +150,7 @@ pub fn count(
     pred: impl Fn(&BTreeMap<String, NodeState>) -> bool,
 ) -> (usize, usize) {
     let votes = views(view, config, own_nodes).filter(|(_, v)| pred(v)).count();
-    (votes, names(config).len())
+    (votes, number(config))
 }
 
 /// A strict majority: two of them always share a member.
@@ -179,7 +195,7 @@ pub fn majority_floor<T: Ord + Copy>(
     of: impl Fn(&BTreeMap<String, NodeState>) -> Option<T>,
 ) -> Option<T> {
     let mut values: Vec<T> = views(view, config, own_nodes).filter_map(|(_, v)| of(v)).collect();
-    let n = names(config).len();
+    let n = number(config);
     let need = n / 2 + 1;
     if n == 0 || values.len() < need {
         return None;
