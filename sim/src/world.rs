@@ -164,6 +164,8 @@ pub struct World<'a> {
     late_until: Vec<Us>,
     /// Acknowledged writes lost at the end: (split brain, asynchronous), when checked.
     pub lost: Option<(u64, u64)>,
+    /// `pg0`, `pg1`, ...: the node names, written once (every probe needs its node's).
+    node_names: Vec<String>,
     /// Every observer answer read both ways, [`wire::read_back`] and the bytes, and compared
     /// (a panic when they differ; set by the tests only).
     pub(crate) check_wire: bool,
@@ -209,6 +211,7 @@ impl<'a> World<'a> {
             revive_used: vec![false; sched.nodes],
             late_until: vec![0; sched.daemons()],
             lost: None,
+            node_names: (0..sched.nodes).map(|n| format!("pg{n}")).collect(),
             check_wire: false,
         })
     }
@@ -625,18 +628,23 @@ impl<'a> World<'a> {
                 } else {
                     None
                 };
-                let name = format!("pg{n}");
+                let name = &self.node_names[n];
                 let dm = &mut self.daemons[d];
                 let mono = dm.mono(now);
-                let prev = dm.work.nodes.get(&name);
+                let prev = dm.work.nodes.get(name);
                 let was = prev.map(|p| p.connection);
                 let merged = pglookout::poll::merge(prev, fetch_time, mono, result);
                 let flipped = was != Some(merged.connection);
                 let up = merged.connection;
-                dm.work.nodes.insert(name.clone(), merged);
+                match dm.work.nodes.get_mut(name) {
+                    Some(slot) => *slot = merged,
+                    None => {
+                        dm.work.nodes.insert(name.clone(), merged);
+                    }
+                }
                 if flipped {
-                    let who = dm.name.clone();
-                    self.note(format!("{who} sees {name} {}", if up { "up" } else { "down" }));
+                    let line = format!("{} sees {name} {}", dm.name, if up { "up" } else { "down" });
+                    self.note(line);
                 }
             }
             Target::Observer(o, name) => {
