@@ -9,52 +9,39 @@
 //! so that the caller takes the bytes' way then. The test at the end of `world.rs` compares
 //! both ways on every fetch of hundreds of schedules.
 
-use pglookout::state::{FailoverStatus, NodeState, PgFields, Timestamp};
+use pglookout::state::{NodeState, Timestamp};
 use std::collections::BTreeMap;
 
 /// The map a daemon reads from the JSON we serialize for `nodes`, or `None` when the shortcut
 /// cannot be sure (the caller then serializes and parses).
 pub fn read_back(nodes: &BTreeMap<String, NodeState>) -> Option<BTreeMap<String, NodeState>> {
-    nodes.iter().map(|(name, n)| Some((name.clone(), entry(n)?))).collect()
+    let mut read = nodes.clone();
+    for n in read.values_mut() {
+        entry(n)?;
+    }
+    Some(read)
 }
 
-/// One entry as `NodeState::from_json` reads what its `Serialize` wrote.
-fn entry(n: &NodeState) -> Option<NodeState> {
-    let pg = match &n.pg {
-        None => None,
+/// One entry, changed in place into what `NodeState::from_json` reads of what its
+/// `Serialize` wrote.
+fn entry(n: &mut NodeState) -> Option<()> {
+    if let Some(p) = &mut n.pg {
         // slots go through serde's derive both ways: only the empty list (every simulated
         // primary's) is taken here, any other is left to the bytes
-        Some(p) if p.replication_slots.as_ref().is_some_and(|s| !s.is_empty()) => return None,
-        Some(p) => Some(PgFields {
-            db_time: opt_time(p.db_time)?,
-            pg_is_in_recovery: p.pg_is_in_recovery,
-            pg_last_xact_replay_timestamp: opt_time(p.pg_last_xact_replay_timestamp)?,
-            pg_last_xlog_receive_location: p.pg_last_xlog_receive_location,
-            pg_last_xlog_replay_location: p.pg_last_xlog_replay_location,
-            replication_time_lag: number(p.replication_time_lag)?,
-            replication_slots: p.replication_slots.as_ref().map(|_| Vec::new()),
-            timeline: p.timeline,
-            startup_waiting_for_wal: p.startup_waiting_for_wal,
-        }),
-    };
-    let failover = match &n.failover {
-        None => None,
-        Some(f) => Some(FailoverStatus {
-            phase: f.phase,
-            master: f.master.clone(),
-            reason: f.reason.clone(),
-            since: time(f.since)?,
-        }),
-    };
-    Some(NodeState {
-        fetch_time: time(n.fetch_time)?,
-        connection: n.connection,
-        pg,
-        min_replication_time_lag: number(n.min_replication_time_lag)?,
-        replication_start_time: number(n.replication_start_time)?,
-        failover,
-        voters: n.voters.clone(),
-    })
+        if p.replication_slots.as_ref().is_some_and(|s| !s.is_empty()) {
+            return None;
+        }
+        p.db_time = opt_time(p.db_time)?;
+        p.pg_last_xact_replay_timestamp = opt_time(p.pg_last_xact_replay_timestamp)?;
+        p.replication_time_lag = number(p.replication_time_lag)?;
+    }
+    if let Some(f) = &mut n.failover {
+        f.since = time(f.since)?;
+    }
+    n.fetch_time = time(n.fetch_time)?;
+    n.min_replication_time_lag = number(n.min_replication_time_lag)?;
+    n.replication_start_time = number(n.replication_start_time)?;
+    Some(())
 }
 
 /// `parse_iso(&iso(t))`: `iso` writes six fraction digits (cut, not rounded) and `parse_iso`
@@ -85,6 +72,30 @@ fn number(x: Option<f64>) -> Option<Option<f64>> {
     if !x.is_finite() {
         return Some(None);
     }
+    // The same numbers come back again and again (a standby's replication_start_time in
+    // every answer that lists it): the last reading of each is remembered, per thread. A slot
+    // holds a number and its reading; the zeroed table is right from the start, as 0.0 reads
+    // back as 0.0.
+    const SLOTS: usize = 1024;
+    thread_local! {
+        static READ: std::cell::RefCell<Vec<(u64, u64)>> = std::cell::RefCell::new(vec![(0, 0); SLOTS]);
+    }
+    let bits = x.to_bits();
+    let slot = (bits.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 54) as usize % SLOTS;
+    if let Some(read) = READ.with_borrow(|t| t.get(slot).filter(|(b, _)| *b == bits).map(|(_, r)| *r)) {
+        return Some(Some(f64::from_bits(read)));
+    }
+    let read = number_text(x)?;
+    READ.with_borrow_mut(|t| {
+        if let Some(s) = t.get_mut(slot) {
+            *s = (bits, read.to_bits());
+        }
+    });
+    Some(Some(read))
+}
+
+/// A finite number through serde_json's text: written, then read back by its parser.
+fn number_text(x: f64) -> Option<f64> {
     let mut buf = [0u8; 64];
     let len = {
         let mut w = &mut buf[..];
@@ -92,7 +103,7 @@ fn number(x: Option<f64>) -> Option<Option<f64>> {
         64 - w.len()
     };
     let v: serde_json::Value = serde_json::from_slice(&buf[..len]).ok()?;
-    v.as_f64().map(Some)
+    v.as_f64()
 }
 
 #[cfg(test)]
