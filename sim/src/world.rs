@@ -639,9 +639,13 @@ impl<'a> World<'a> {
     fn probe_end(&mut self, d: usize, w: usize, started: Us, fetch_time: Timestamp, ok: bool) {
         let now = self.now;
         self.daemons[d].workers[w].busy = false;
-        let target = self.daemons[d].targets[w].clone();
+        // the target's index only: an observer's name is read where it is needed, not copied
+        let target = match &self.daemons[d].targets[w] {
+            Target::Node(n) => Ok(*n),
+            Target::Observer(o, _) => Err(*o),
+        };
         match target {
-            Target::Node(n) => {
+            Ok(n) => {
                 let result = if ok && self.cluster.answers(n) {
                     let fields = self.cluster.fields(n, now);
                     // the poller's txid_current() heartbeat on a primary is a commit
@@ -672,7 +676,7 @@ impl<'a> World<'a> {
                     self.note(line);
                 }
             }
-            Target::Observer(o, name) => {
+            Err(o) => {
                 let result = if ok && self.daemons[o].up && !self.frozen_hosts[o] {
                     self.observer_answer(d, o, fetch_time)
                 } else {
@@ -680,12 +684,15 @@ impl<'a> World<'a> {
                 };
                 let reached = result.is_ok();
                 let dm = &mut self.daemons[d];
-                let was = dm.work.observers.get(&name).map(|o| o.connection);
-                pglookout::poll::merge_observer(&mut dm.work.observers, &name, fetch_time, result);
+                let Target::Observer(_, name) = &dm.targets[w] else {
+                    return; // it was one above: targets change only at a restart
+                };
+                let was = dm.work.observers.get(name).map(|o| o.connection);
+                pglookout::poll::merge_observer(&mut dm.work.observers, name, fetch_time, result);
                 if was.is_some_and(|w| w != reached) || (was.is_none() && !reached) {
-                    let who = dm.name.clone();
                     let what = if reached { "answers again" } else { "does not answer" };
-                    self.note(format!("{who}: observer {name} {what}"));
+                    let line = format!("{}: observer {name} {what}", dm.name);
+                    self.note(line);
                 }
             }
         }
