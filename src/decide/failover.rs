@@ -844,13 +844,14 @@ type Positions = BTreeMap<u64, BTreeSet<String>>;
 /// Standbys that may be promoted, by WAL position: reachable, polled within the last
 /// [`CANDIDATE_MAX_AGE_SECS`], not in `never_promote`. The position is the receive LSN, else
 /// the replay LSN, else 0.
-pub fn replication_positions(
-    standbys: &BTreeMap<String, NodeState>,
+pub fn replication_positions<S: std::borrow::Borrow<NodeState>>(
+    standbys: &BTreeMap<String, S>,
     wall_now: Timestamp,
     never_promote: &[String],
 ) -> BTreeMap<u64, BTreeSet<String>> {
     let mut positions: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
     for (name, state) in standbys {
+        let state: &NodeState = state.borrow();
         let fresh = secs_between(wall_now, state.fetch_time) < CANDIDATE_MAX_AGE_SECS;
         if !state.connection || !fresh || never_promote.contains(name) {
             continue;
@@ -992,7 +993,7 @@ fn master_last_position(view: &View, config: &Config, map: &NodeMap, master: &st
         .connected_masters
         .get(master)
         .or_else(|| map.disconnected_masters.get(master))
-        .and_then(position);
+        .and_then(|n| position(n));
     // what a strict majority of the voters saw it at, at least: one wrong observer must not
     // block every capped failover (issue 18, finding 7)
     let theirs = super::voters::majority_floor(view, config, view.nodes, |v| v.get(master).and_then(position));
@@ -1671,6 +1672,7 @@ fn blocked(
     let own = map
         .standbys
         .get(own_db)
+        .copied()
         .filter(|n| n.connection && since.since_wall.is_some_and(|t| n.fetch_time > t));
     if waited < timeout || own.is_none() {
         out.why(format!(
