@@ -77,11 +77,13 @@ pub fn own_votes(config: &Config) -> bool {
     let Some(own) = config.own_db.as_deref().filter(|o| !o.is_empty()) else {
         return false;
     };
-    config
-        .remote_conns
-        .keys()
-        .filter(|n| n.as_str() != own)
-        .all(|n| config.observers.contains_key(n))
+    // both key sets are sorted: one walk over the observers, not a lookup per node (this runs
+    // several times at every decision)
+    let mut observers = config.observers.keys().peekable();
+    config.remote_conns.keys().filter(|n| n.as_str() != own).all(|n| {
+        while observers.next_if(|o| *o < n).is_some() {}
+        observers.next_if_eq(&n).is_some()
+    })
 }
 
 /// The names of our voters, sorted.
@@ -339,12 +341,13 @@ mod tests {
     #[test]
     fn the_voters_are_the_sorted_set_wherever_our_name_sorts() {
         let nodes = ["a", "m", "pg1", "pg2", "z"];
-        for own in nodes {
+        for (own, missing) in nodes.iter().flat_map(|o| nodes.iter().map(move |m| (*o, *m))) {
             for with_own_daemon in [false, true] {
                 for dedicated in [&[][..], &["b", "obs1"][..], &["zz"][..]] {
+                    // `missing`, when not our own node, has no daemon among the observers
                     let observers: serde_json::Map<String, serde_json::Value> = nodes
                         .iter()
-                        .filter(|n| **n != own || with_own_daemon)
+                        .filter(|n| (**n != own || with_own_daemon) && (**n != missing || missing == own))
                         .chain(dedicated)
                         .map(|o| (o.to_string(), serde_json::json!(format!("http://{o}:15000"))))
                         .collect();
@@ -357,6 +360,12 @@ mod tests {
                         Ok((c, _)) => c,
                         Err(e) => panic!("{doc}: {e}"),
                     };
+                    let mesh = nodes
+                        .iter()
+                        .filter(|n| **n != own)
+                        .all(|n| config.observers.contains_key(*n));
+                    assert_eq!(own_votes(&config), mesh, "{doc}");
+                    assert_eq!(mesh, missing == own, "{doc}");
                     let mut plain: BTreeSet<String> = config.observers.keys().cloned().collect();
                     if own_votes(&config) {
                         plain.extend(config.own_db.clone());
