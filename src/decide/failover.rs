@@ -48,7 +48,8 @@ pub fn decide(view: &View, config: &Config, memory: &mut Memory) -> Decision {
     }
 
     let changed = !end.transient && memory.last_summary.as_deref() != Some(end.summary.as_str());
-    if !end.transient {
+    if changed {
+        // (an unchanged summary is kept as it is: no copy at every decision)
         memory.last_summary = Some(end.summary.clone());
     }
     Decision {
