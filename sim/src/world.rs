@@ -864,9 +864,9 @@ impl<'a> World<'a> {
         dm.check_seq += 1;
         let (seq, epoch) = (dm.check_seq, dm.epoch);
         let next = dm.after(now, dm.config.replication_state_check_interval);
-        let who = dm.name.clone();
         if decision.changed {
-            self.note(format!("{who}: decision: {}", decision.summary));
+            let line = format!("{}: decision: {}", dm.name, decision.summary);
+            self.note(line);
         }
         self.at(next, Ev::Check { d, epoch, seq });
         for action in &decision.actions {
@@ -878,13 +878,13 @@ impl<'a> World<'a> {
     }
 
     fn act(&mut self, d: usize, action: &Action) {
-        let who = self.daemons[d].name.clone();
         match action {
             Action::RequestPoll => self.request_round(d),
             Action::RunFailoverCommand { old_master, .. } => {
                 if !self.daemons[d].running.start_failover() {
                     return;
                 }
+                let who = self.daemons[d].name.clone();
                 self.note(format!(
                     "{who}: runs failover_command (old master {})",
                     old_master.as_deref().unwrap_or("none")
@@ -899,7 +899,8 @@ impl<'a> World<'a> {
                 }
                 let budget = us(dm.config.fence_command_budget);
                 let epoch = dm.epoch;
-                self.note(format!("{who}: runs fence_command: {reason}"));
+                let line = format!("{}: runs fence_command: {reason}", dm.name);
+                self.note(line);
                 self.fences.push((self.now, d));
                 if let Some(v) = check::at_fence(self, d) {
                     self.violation = Some(v);
