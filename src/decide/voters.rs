@@ -77,13 +77,11 @@ pub fn own_votes(config: &Config) -> bool {
     let Some(own) = config.own_db.as_deref().filter(|o| !o.is_empty()) else {
         return false;
     };
-    // both key sets are sorted: one walk over the observers, not a lookup per node (this runs
-    // several times at every decision)
-    let mut observers = config.observers.keys().peekable();
-    config.remote_conns.keys().filter(|n| n.as_str() != own).all(|n| {
-        while observers.next_if(|o| *o < n).is_some() {}
-        observers.next_if_eq(&n).is_some()
-    })
+    config
+        .remote_conns
+        .keys()
+        .filter(|n| n.as_str() != own)
+        .all(|n| config.observers.contains_key(n))
 }
 
 /// The names of our voters, sorted.
