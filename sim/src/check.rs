@@ -168,10 +168,9 @@ pub fn step(w: &Facts) -> Option<Violation> {
     if !w.sched.fencing() || w.waived.is_some() {
         return None;
     }
+    // runs after every event: nothing allocated until two nodes take writes
+    (0..w.cluster.nodes.len()).filter(|n| w.cluster.writable(*n)).nth(1)?;
     let writable: Vec<usize> = (0..w.cluster.nodes.len()).filter(|n| w.cluster.writable(*n)).collect();
-    if writable.len() < 2 {
-        return None;
-    }
     if writable.iter().any(|n| in_revive_grace(w, *n, w.now)) {
         return None;
     }

@@ -12,6 +12,7 @@
 //! - [`net`]: what a connection between two hosts meets at an instant.
 //! - [`shell`]: one daemon's shell around `decide()` (poller rounds, checks, running flags).
 //! - [`world`]: the event loop, the commands' effects, the trace.
+//! - [`wire`]: what a `/state.json` round trip does to a node map, without the bytes.
 //! - [`check`]: the invariants.
 //! - [`shrink`]: reducing a failing schedule.
 
@@ -22,6 +23,7 @@ pub mod rng;
 pub mod schedule;
 pub mod shell;
 pub mod shrink;
+pub mod wire;
 pub mod world;
 
 use check::{Rule, Violation};

@@ -12,6 +12,7 @@ use crate::net::{self, Link};
 use crate::rng::draw;
 use crate::schedule::{FaultKind, Schedule};
 use crate::shell::{Daemon, Target};
+use crate::wire;
 use crate::{us, Us, MS};
 use chrono::SubsecRound;
 use pglookout::decide::Action;
@@ -106,27 +107,60 @@ enum Ev {
     },
 }
 
-struct Queued {
-    t: Us,
-    seq: u64,
-    ev: Ev,
+/// The pending events, earliest `(t, seq)` first (`seq` is unique: ties in time go in the
+/// order the events were queued). The heap holds small keys and the events wait in slots:
+/// a heap of the events themselves spent a tenth of the run moving them around.
+#[derive(Default)]
+struct Queue {
+    heap: BinaryHeap<Key>,
+    slots: Vec<Option<Ev>>,
+    free: Vec<usize>,
 }
 
-impl PartialEq for Queued {
+struct Key {
+    t: Us,
+    seq: u64,
+    slot: usize,
+}
+
+impl PartialEq for Key {
     fn eq(&self, o: &Self) -> bool {
         (self.t, self.seq) == (o.t, o.seq)
     }
 }
-impl Eq for Queued {}
-impl PartialOrd for Queued {
+impl Eq for Key {}
+impl PartialOrd for Key {
     fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
         Some(self.cmp(o))
     }
 }
-impl Ord for Queued {
+impl Ord for Key {
     // BinaryHeap is a max-heap: the earliest event must compare greatest
     fn cmp(&self, o: &Self) -> Ordering {
         (o.t, o.seq).cmp(&(self.t, self.seq))
+    }
+}
+
+impl Queue {
+    fn push(&mut self, t: Us, seq: u64, ev: Ev) {
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(ev);
+                slot
+            }
+            None => {
+                self.slots.push(Some(ev));
+                self.slots.len() - 1
+            }
+        };
+        self.heap.push(Key { t, seq, slot });
+    }
+
+    fn pop(&mut self) -> Option<(Us, Ev)> {
+        let key = self.heap.pop()?;
+        let ev = self.slots.get_mut(key.slot)?.take()?;
+        self.free.push(key.slot);
+        Some((key.t, ev))
     }
 }
 
@@ -136,7 +170,7 @@ pub struct World<'a> {
     pub now: Us,
     pub cluster: Cluster,
     pub daemons: Vec<Daemon>,
-    queue: BinaryHeap<Queued>,
+    queue: Queue,
     seq: u64,
     draws: u64,
     /// `(t, line)`, in order.
@@ -167,6 +201,11 @@ pub struct World<'a> {
     late_until: Vec<Us>,
     /// Acknowledged writes lost at the end: (split brain, asynchronous), when checked.
     pub lost: Option<(u64, u64)>,
+    /// `pg0`, `pg1`, ...: the node names, written once (every probe needs its node's).
+    node_names: Vec<String>,
+    /// Every observer answer read both ways, [`wire::read_back`] and the bytes, and compared
+    /// (a panic when they differ; set by the tests only).
+    pub(crate) check_wire: bool,
 }
 
 impl<'a> World<'a> {
@@ -210,7 +249,7 @@ impl<'a> World<'a> {
             },
             fence_pending: vec![None; sched.nodes],
             daemons,
-            queue: BinaryHeap::new(),
+            queue: Queue::default(),
             seq: 0,
             draws: 0,
             trace: Vec::new(),
@@ -228,12 +267,14 @@ impl<'a> World<'a> {
             revive_used: vec![false; sched.nodes],
             late_until: vec![0; sched.daemons()],
             lost: None,
+            node_names: (0..sched.nodes).map(|n| format!("pg{n}")).collect(),
+            check_wire: false,
         })
     }
 
     fn at(&mut self, t: Us, ev: Ev) {
         self.seq += 1;
-        self.queue.push(Queued { t, seq: self.seq, ev });
+        self.queue.push(t, self.seq, ev);
     }
 
     /// A fresh random number in `lo..hi`.
@@ -254,27 +295,19 @@ impl<'a> World<'a> {
         self.at(0, Ev::Repl);
         for (i, f) in self.sched.faults.iter().enumerate() {
             self.seq += 1;
-            self.queue.push(Queued {
-                t: f.at,
-                seq: self.seq,
-                ev: Ev::FaultStart(i),
-            });
+            self.queue.push(f.at, self.seq, Ev::FaultStart(i));
             if f.dur > 0 {
                 self.seq += 1;
-                self.queue.push(Queued {
-                    t: f.end(),
-                    seq: self.seq,
-                    ev: Ev::FaultEnd(i),
-                });
+                self.queue.push(f.end(), self.seq, Ev::FaultEnd(i));
             }
         }
-        while let Some(q) = self.queue.pop() {
-            if q.t > self.sched.end {
+        while let Some((t, ev)) = self.queue.pop() {
+            if t > self.sched.end {
                 break;
             }
-            self.now = q.t;
+            self.now = t;
             self.events += 1;
-            self.handle(q.ev);
+            self.handle(ev);
             if self.violation.is_none() {
                 self.violation = check::step(&self.facts());
             }
@@ -634,9 +667,13 @@ impl<'a> World<'a> {
     fn probe_end(&mut self, d: usize, w: usize, started: Us, fetch_time: Timestamp, ok: bool) {
         let now = self.now;
         self.daemons[d].workers[w].busy = false;
-        let target = self.daemons[d].targets[w].clone();
+        // the target's index only: an observer's name is read where it is needed, not copied
+        let target = match &self.daemons[d].targets[w] {
+            Target::Node(n) => Ok(*n),
+            Target::Observer(o, _) => Err(*o),
+        };
         match target {
-            Target::Node(n) => {
+            Ok(n) => {
                 let result = if ok && self.cluster.answers(n) {
                     let fields = self.cluster.fields(n, now);
                     // the poller's txid_current() heartbeat on a primary is a commit
@@ -648,21 +685,26 @@ impl<'a> World<'a> {
                 } else {
                     None
                 };
-                let name = format!("pg{n}");
+                let name = &self.node_names[n];
                 let dm = &mut self.daemons[d];
                 let mono = dm.mono(now);
-                let prev = dm.work.nodes.get(&name);
+                let prev = dm.work.nodes.get(name);
                 let was = prev.map(|p| p.connection);
                 let merged = pglookout::poll::merge(prev, fetch_time, mono, result);
                 let flipped = was != Some(merged.connection);
                 let up = merged.connection;
-                dm.work.nodes.insert(name.clone(), merged);
+                match dm.work.nodes.get_mut(name) {
+                    Some(slot) => *slot = merged,
+                    None => {
+                        dm.work.nodes.insert(name.clone(), merged);
+                    }
+                }
                 if flipped {
-                    let who = dm.name.clone();
-                    self.note(format!("{who} sees {name} {}", if up { "up" } else { "down" }));
+                    let line = format!("{} sees {name} {}", dm.name, if up { "up" } else { "down" });
+                    self.note(line);
                 }
             }
-            Target::Observer(o, name) => {
+            Err(o) => {
                 let result = if ok && self.daemons[o].up && !self.frozen_hosts[o] {
                     self.observer_answer(d, o, fetch_time)
                 } else {
@@ -670,12 +712,15 @@ impl<'a> World<'a> {
                 };
                 let reached = result.is_ok();
                 let dm = &mut self.daemons[d];
-                let was = dm.work.observers.get(&name).map(|o| o.connection);
-                pglookout::poll::merge_observer(&mut dm.work.observers, &name, fetch_time, result);
+                let Target::Observer(_, name) = &dm.targets[w] else {
+                    return; // it was one above: targets change only at a restart
+                };
+                let was = dm.work.observers.get(name).map(|o| o.connection);
+                pglookout::poll::merge_observer(&mut dm.work.observers, name, fetch_time, result);
                 if was.is_some_and(|w| w != reached) || (was.is_none() && !reached) {
-                    let who = dm.name.clone();
                     let what = if reached { "answers again" } else { "does not answer" };
-                    self.note(format!("{who}: observer {name} {what}"));
+                    let line = format!("{}: observer {name} {what}", dm.name);
+                    self.note(line);
                 }
             }
         }
@@ -726,7 +771,7 @@ impl<'a> World<'a> {
             FaultKind::ForeignObserver { daemon, primary } if daemon == o && f.active(now) => Some(primary),
             _ => None,
         });
-        let od = &mut self.daemons[o];
+        let od = &self.daemons[o];
         let plain = foreign.is_none() && od.stale_copy.is_none();
         // The same published snapshot gives the same bytes and the same reading: served and
         // read once per publication (once per fetch would take a third of the run time).
@@ -738,15 +783,21 @@ impl<'a> World<'a> {
                 }
             }
         }
-        let nodes = match (&od.stale_copy, foreign) {
-            (Some(stale), None) => stale.clone(),
-            (Some(stale), Some(p)) => foreign_cluster(stale, p, self.cluster.wall(now, od.wall_offset)),
-            (None, Some(p)) => foreign_cluster(&od.served(), p, self.cluster.wall(now, od.wall_offset)),
-            (None, None) => od.served().into_owned(),
-        };
-        let body = pglookout::statefile::to_pretty_json(&nodes).unwrap_or_default();
-        let read = observer::parse_answer(&body).map(|(nodes, _bad)| nodes)?;
+        let check = self.check_wire;
+        let read = match (&od.stale_copy, foreign) {
+            (Some(stale), None) => read_answer(stale, check),
+            (Some(stale), Some(p)) => read_answer(
+                &foreign_cluster(stale, p, self.cluster.wall(now, od.wall_offset)),
+                check,
+            ),
+            (None, Some(p)) => read_answer(
+                &foreign_cluster(&od.served(), p, self.cluster.wall(now, od.wall_offset)),
+                check,
+            ),
+            (None, None) => read_answer(&od.served(), check),
+        }?;
         if plain {
+            let od = &mut self.daemons[o];
             od.answer_cache = Some((od.publish_seq, failover, read.clone()));
         }
         Ok(read)
@@ -842,9 +893,9 @@ impl<'a> World<'a> {
         dm.check_seq += 1;
         let (seq, epoch) = (dm.check_seq, dm.epoch);
         let next = dm.after(now, dm.config().replication_state_check_interval);
-        let who = dm.name.clone();
         if decision.changed {
-            self.note(format!("{who}: decision: {}", decision.summary));
+            let line = format!("{}: decision: {}", dm.name, decision.summary);
+            self.note(line);
         }
         self.at(next, Ev::Check { d, epoch, seq });
         self.execute(d, step.effects);
@@ -1147,6 +1198,29 @@ impl<'a> World<'a> {
     }
 }
 
+/// How a daemon reads the `/state.json` answer serving `nodes`: the bytes written and checked
+/// as a daemon does, or [`wire::read_back`]'s same result without them. With `check`, both,
+/// and a panic when they differ (tests only).
+fn read_answer(
+    nodes: &std::collections::BTreeMap<String, NodeState>,
+    check: bool,
+) -> Result<std::collections::BTreeMap<String, NodeState>, ObserverError> {
+    let bytes = || {
+        let body = pglookout::statefile::to_pretty_json(nodes).unwrap_or_default();
+        observer::parse_answer(&body).map(|(nodes, _bad)| nodes)
+    };
+    let Some(read) = wire::read_back(nodes) else {
+        return bytes();
+    };
+    if check {
+        match bytes() {
+            Ok(slow) if slow == read => {}
+            other => panic!("wire::read_back differs from the bytes: {other:?} != {read:?}"),
+        }
+    }
+    Ok(read)
+}
+
 /// Another cluster's view under our node names, as a misconfigured observer URL would serve:
 /// every node fresh and connected, `primary` a primary on a far newer timeline, the others its
 /// standbys further along than anything of ours.
@@ -1183,4 +1257,28 @@ fn foreign_cluster(
             (name.clone(), n)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::World;
+    use crate::schedule::Draws;
+
+    /// `wire::read_back` stands in for writing and parsing every observer answer: on every
+    /// fetch of these schedules (both generators, with their stale, foreign and restarted
+    /// observers), it must give what the bytes give.
+    #[test]
+    fn every_observer_answer_reads_the_same_without_the_bytes() {
+        for draws in [Draws::Classic, Draws::Authority] {
+            for i in 0..150 {
+                let seed = crate::schedule_seed(7, i);
+                let sched = draws.generate(seed);
+                let Ok(mut w) = World::new(seed, &sched) else {
+                    continue;
+                };
+                w.check_wire = true;
+                w.run();
+            }
+        }
+    }
 }

@@ -49,7 +49,8 @@ pub fn decide(view: &View, config: &Config, memory: &mut Memory) -> Decision {
 
     memory.debug_assert_invariants();
     let changed = !end.transient && memory.last_summary.as_deref() != Some(end.summary.as_str());
-    if !end.transient {
+    if changed {
+        // (an unchanged summary is kept as it is: no copy at every decision)
         memory.last_summary = Some(end.summary.clone());
     }
     Decision {
@@ -69,14 +70,21 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
     }
     // Nodes no longer in the config are not part of the cluster, even if the poller still
     // has them (upstream skipped the round on a count mismatch until the poller dropped them).
-    let nodes: BTreeMap<String, NodeState> = view
-        .nodes
-        .iter()
-        .filter(|(name, _)| config.remote_conns.contains_key(*name))
-        .map(|(name, state)| (name.clone(), state.clone()))
-        .collect();
+    // Usually there are none: then the poller's map is the cluster, uncopied.
+    let configured: BTreeMap<String, NodeState>;
+    let nodes: &BTreeMap<String, NodeState> = if view.nodes.keys().all(|n| config.remote_conns.contains_key(n)) {
+        view.nodes
+    } else {
+        configured = view
+            .nodes
+            .iter()
+            .filter(|(name, _)| config.remote_conns.contains_key(*name))
+            .map(|(name, state)| (name.clone(), state.clone()))
+            .collect();
+        &configured
+    };
 
-    track_settle(view, config, memory, &nodes);
+    track_settle(view, config, memory, nodes);
 
     if config.poll_observers_on_warning_only {
         if let Err(why) = master_observer_new_enough(view, config, memory, out) {
@@ -85,21 +93,16 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
         }
     }
 
-    let map = node_map(
-        &nodes,
-        view.observers,
-        config.own_db.as_deref(),
-        config.db_poll_interval,
-    );
-    track_master(view, config, memory, out, &nodes, &map);
-    if let Some(end) = super::fence::fence(view, config, memory, &nodes, &map, out) {
+    let map = node_map(nodes, view.observers, config.own_db.as_deref(), config.db_poll_interval);
+    track_master(view, config, memory, out, nodes, &map);
+    if let Some(end) = super::fence::fence(view, config, memory, nodes, &map, out) {
         return end;
     }
-    if let Some(end) = super::rejoin::rejoin(view, config, memory, &nodes, &map, out) {
+    if let Some(end) = super::rejoin::rejoin(view, config, memory, nodes, &map, out) {
         return end;
     }
 
-    own_node(view, config, memory, out, &nodes, &map)
+    own_node(view, config, memory, out, nodes, &map)
 }
 
 /// What comes before looking at the cluster: a failover command that never reported, the end
@@ -842,13 +845,14 @@ type Positions = BTreeMap<u64, BTreeSet<String>>;
 /// Standbys that may be promoted, by WAL position: reachable, polled within the last
 /// [`CANDIDATE_MAX_AGE_SECS`], not in `never_promote`. The position is the receive LSN, else
 /// the replay LSN, else 0.
-pub fn replication_positions(
-    standbys: &BTreeMap<String, NodeState>,
+pub fn replication_positions<S: std::borrow::Borrow<NodeState>>(
+    standbys: &BTreeMap<String, S>,
     wall_now: Timestamp,
     never_promote: &[String],
 ) -> BTreeMap<u64, BTreeSet<String>> {
     let mut positions: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
     for (name, state) in standbys {
+        let state: &NodeState = state.borrow();
         let fresh = secs_between(wall_now, state.fetch_time) < CANDIDATE_MAX_AGE_SECS;
         if !state.connection || !fresh || never_promote.contains(name) {
             continue;
@@ -990,7 +994,7 @@ fn master_last_position(view: &View, config: &Config, map: &NodeMap, master: &st
         .connected_masters
         .get(master)
         .or_else(|| map.disconnected_masters.get(master))
-        .and_then(position);
+        .and_then(|n| position(n));
     // what a strict majority of the voters saw it at, at least: one wrong observer must not
     // block every capped failover
     let theirs = super::voters::majority_floor(view, config, view.nodes, |v| v.get(master).and_then(position));
@@ -1668,6 +1672,7 @@ fn blocked(
     let own = map
         .standbys
         .get(own_db)
+        .copied()
         .filter(|n| n.connection && since.since_wall.is_some_and(|t| n.fetch_time > t));
     if waited < timeout || own.is_none() {
         out.why(format!(

@@ -180,7 +180,7 @@ struct Round<'a> {
     view: &'a View<'a>,
     config: &'a Config,
     nodes: &'a BTreeMap<String, NodeState>,
-    map: &'a NodeMap,
+    map: &'a NodeMap<'a>,
     own: &'a str,
     votes: usize,
     of: usize,

@@ -6,15 +6,16 @@
 use crate::state::{NodeState, ObserverState};
 use std::collections::BTreeMap;
 
-/// The roles of the cluster members as far as we can tell this round.
+/// The roles of the cluster members as far as we can tell this round. The states are those
+/// of the maps it was built from, not copies: it is built at every decision.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
-pub struct NodeMap {
+pub struct NodeMap<'a> {
     /// The primary: the only connected master, else the "first" disconnected master (see
     /// [`NodeMap::first_disconnected_master`]); `None` when there is none or several connected.
     pub master: Option<String>,
-    pub connected_masters: BTreeMap<String, NodeState>,
-    pub disconnected_masters: BTreeMap<String, NodeState>,
-    pub standbys: BTreeMap<String, NodeState>,
+    pub connected_masters: BTreeMap<String, &'a NodeState>,
+    pub disconnected_masters: BTreeMap<String, &'a NodeState>,
+    pub standbys: BTreeMap<String, &'a NodeState>,
     pub connected_observers: usize,
     pub disconnected_observers: usize,
     /// More than one connected master: the caller creates `multiple_master_warning`.
@@ -24,7 +25,7 @@ pub struct NodeMap {
     pub notes: Vec<String>,
 }
 
-impl NodeMap {
+impl NodeMap<'_> {
     /// The disconnected master that stands for "the master" when none is connected.
     ///
     /// Upstream took the first entry in dict order (config order, then observer additions),
@@ -36,6 +37,7 @@ impl NodeMap {
     pub fn first_disconnected_master(&self) -> Option<(&String, &NodeState)> {
         self.disconnected_masters
             .iter()
+            .map(|(n, s)| (n, *s))
             .max_by(|(an, a), (bn, b)| last_contact_key(a).cmp(&last_contact_key(b)).then_with(|| an.cmp(bn)))
     }
 
@@ -45,6 +47,7 @@ impl NodeMap {
         self.connected_masters
             .get(name)
             .or_else(|| self.disconnected_masters.get(name))
+            .copied()
     }
 }
 
@@ -60,23 +63,23 @@ fn last_contact_key(state: &NodeState) -> (bool, Option<crate::state::Timestamp>
 /// `own` must hold only the nodes of our cluster: observer entries for any other node are
 /// ignored (one observer may watch several clusters). `db_poll_interval` is the window within
 /// which an observer's report of a primary is taken over ours.
-pub fn node_map(
-    own: &BTreeMap<String, NodeState>,
-    observers: &BTreeMap<String, ObserverState>,
+pub fn node_map<'a>(
+    own: &'a BTreeMap<String, NodeState>,
+    observers: &'a BTreeMap<String, ObserverState>,
     own_db: Option<&str>,
     db_poll_interval: f64,
-) -> NodeMap {
+) -> NodeMap<'a> {
     let mut map = NodeMap::default();
     for (name, state) in own {
         match state.in_recovery() {
             Some(true) => {
-                map.standbys.insert(name.clone(), state.clone());
+                map.standbys.insert(name.clone(), state);
             }
             Some(false) if state.connection => {
-                map.connected_masters.insert(name.clone(), state.clone());
+                map.connected_masters.insert(name.clone(), state);
             }
             Some(false) => {
-                map.disconnected_masters.insert(name.clone(), state.clone());
+                map.disconnected_masters.insert(name.clone(), state);
             }
             // Never reached: we know nothing of its role.
             None => {}
@@ -101,7 +104,7 @@ pub fn node_map(
                     // already show a reachable standby.
                     let ours_is_good = map.standbys.get(instance).is_some_and(|s| s.connection);
                     if seen.fetch_time >= ours.fetch_time && !is_own && !ours_is_good {
-                        map.standbys.insert(instance.clone(), seen.clone());
+                        map.standbys.insert(instance.clone(), seen);
                     }
                 }
                 Some(false) => merge_master(&mut map, observer, instance, ours, seen, is_own, db_poll_interval),
@@ -121,12 +124,12 @@ pub fn node_map(
 }
 
 /// An observer's report of `instance` as a primary, merged into `map` (`ours`: our own copy).
-fn merge_master(
-    map: &mut NodeMap,
+fn merge_master<'a>(
+    map: &mut NodeMap<'a>,
     observer: &str,
     instance: &str,
     ours: &NodeState,
-    seen: &NodeState,
+    seen: &'a NodeState,
     is_own: bool,
     db_poll_interval: f64,
 ) {
@@ -158,7 +161,7 @@ fn merge_master(
                 "observer {observer} reaches {instance} as a connected master, which we do not: taking its word"
             ));
             map.disconnected_masters.remove(instance);
-            map.connected_masters.insert(instance.to_string(), seen.clone());
+            map.connected_masters.insert(instance.to_string(), seen);
         } else if map
             .disconnected_masters
             .get(instance)
@@ -167,7 +170,7 @@ fn merge_master(
             // Of two disconnected copies keep the one that saw it alive last:
             // the recent-contact check reads its db_time, and an observer that
             // lost the master before we did must not bring the failover forward.
-            map.disconnected_masters.insert(instance.to_string(), seen.clone());
+            map.disconnected_masters.insert(instance.to_string(), seen);
         }
     }
 }

@@ -864,7 +864,8 @@ fn test_node_map_disconnected_current_master() {
             .fetched(ts("2014-09-07T15:26:23.919281Z"))
             .0,
     );
-    let map = node_map(&own, &BTreeMap::new(), Some("1.2.3.4"), 5.0);
+    let no_observers = BTreeMap::new();
+    let map = node_map(&own, &no_observers, Some("1.2.3.4"), 5.0);
     assert_eq!(map.master.as_deref(), Some("10.255.255.7"));
     assert_eq!(map.standbys.keys().collect::<Vec<_>>(), ["10.255.255.8"]);
 }
@@ -1508,7 +1509,8 @@ fn the_newest_disconnected_master_stands_for_the_master() {
     own.insert("a".to_string(), N::primary().conn(false).db_time(ago(600)).0);
     own.insert("b".to_string(), N::primary().conn(false).db_time(ago(60)).0);
     own.insert("c".to_string(), N::primary().conn(false).db_time(ago(300)).0);
-    let map = node_map(&own, &BTreeMap::new(), None, 5.0);
+    let no_observers = BTreeMap::new();
+    let map = node_map(&own, &no_observers, None, 5.0);
     assert_eq!(map.master.as_deref(), Some("b"));
 }
 

@@ -86,29 +86,76 @@ pub fn own_votes(config: &Config) -> bool {
 
 /// The names of our voters, sorted.
 pub fn names(config: &Config) -> BTreeSet<String> {
-    let mut set: BTreeSet<String> = config.observers.keys().cloned().collect();
-    if own_votes(config) {
-        set.extend(config.own_db.clone());
-    }
+    let mut set = BTreeSet::new();
+    each_name(config, |n| {
+        set.insert(n.to_string());
+    });
     set
+}
+
+/// Calls `f` with the name of each voter, in [`names`]' order: the digest and the counts run
+/// at every decision, and need no set of copied names.
+fn each_name(config: &Config, mut f: impl FnMut(&str)) {
+    // the observers' names come sorted; our own goes where it sorts, unless one has it
+    let mut own = own_votes(config)
+        .then_some(config.own_db.as_deref())
+        .flatten()
+        .filter(|o| !config.observers.contains_key(*o));
+    for name in config.observers.keys() {
+        if let Some(o) = own.filter(|o| *o < name.as_str()) {
+            f(o);
+            own = None;
+        }
+        f(name);
+    }
+    if let Some(o) = own {
+        f(o);
+    }
+}
+
+/// How many voters we have: `names(config).len()`.
+fn number(config: &Config) -> usize {
+    let mut n = 0;
+    each_name(config, |_| n += 1);
+    n
 }
 
 /// A short, stable digest of a voter set (FNV-1a over the sorted names), published in our own
 /// node's `/state.json` entry so that daemons can tell when they count different sets.
 pub fn digest_of(names: &BTreeSet<String>) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = Fnv::default();
     for name in names {
+        h.add(name);
+    }
+    h.digest()
+}
+
+/// FNV-1a over names, each followed by a zero byte.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn add(&mut self, name: &str) {
         for b in name.bytes().chain(std::iter::once(0u8)) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
     }
-    format!("{:012x}", h & 0xffff_ffff_ffff)
+    fn digest(&self) -> String {
+        format!("{:012x}", self.0 & 0xffff_ffff_ffff)
+    }
 }
 
 /// Our voter set's digest.
 pub fn digest(config: &Config) -> String {
-    digest_of(&names(config))
+    let mut h = Fnv::default();
+    each_name(config, |n| h.add(n));
+    h.digest()
 }
 
 /// Every voter's view that counts now: our own poll (when our view is a vote), and the fresh
@@ -134,7 +181,7 @@ pub fn count(
     pred: impl Fn(&BTreeMap<String, NodeState>) -> bool,
 ) -> (usize, usize) {
     let votes = views(view, config, own_nodes).filter(|(_, v)| pred(v)).count();
-    (votes, names(config).len())
+    (votes, number(config))
 }
 
 /// A strict majority: two of them always share a member.
@@ -179,7 +226,7 @@ pub fn majority_floor<T: Ord + Copy>(
     of: impl Fn(&BTreeMap<String, NodeState>) -> Option<T>,
 ) -> Option<T> {
     let mut values: Vec<T> = views(view, config, own_nodes).filter_map(|(_, v)| of(v)).collect();
-    let n = names(config).len();
+    let n = number(config);
     let need = n / 2 + 1;
     if n == 0 || values.len() < need {
         return None;
@@ -285,6 +332,48 @@ mod tests {
         // names are separated: ["ab", "c"] is not ["a", "bc"]
         assert_ne!(digest_of(&set(&["ab", "c"])), digest_of(&set(&["a", "bc"])));
         assert_eq!(digest_of(&set(&["pg1"])).len(), 12);
+    }
+
+    /// `each_name` merges our own name into the sorted observers: the set, its size and its
+    /// digest are those of the plain sorted set, wherever our name sorts.
+    #[test]
+    fn the_voters_are_the_sorted_set_wherever_our_name_sorts() {
+        let nodes = ["a", "m", "pg1", "pg2", "z"];
+        for (own, missing) in nodes.iter().flat_map(|o| nodes.iter().map(move |m| (*o, *m))) {
+            for with_own_daemon in [false, true] {
+                for dedicated in [&[][..], &["b", "obs1"][..], &["zz"][..]] {
+                    // `missing`, when not our own node, has no daemon among the observers
+                    let observers: serde_json::Map<String, serde_json::Value> = nodes
+                        .iter()
+                        .filter(|n| (**n != own || with_own_daemon) && (**n != missing || missing == own))
+                        .chain(dedicated)
+                        .map(|o| (o.to_string(), serde_json::json!(format!("http://{o}:15000"))))
+                        .collect();
+                    let remote: serde_json::Map<String, serde_json::Value> = nodes
+                        .iter()
+                        .map(|n| (n.to_string(), serde_json::json!(format!("host={n}"))))
+                        .collect();
+                    let doc = serde_json::json!({"remote_conns": remote, "observers": observers, "own_db": own});
+                    let config = match Config::from_value(std::path::Path::new("t.json"), &doc) {
+                        Ok((c, _)) => c,
+                        Err(e) => panic!("{doc}: {e}"),
+                    };
+                    let mesh = nodes
+                        .iter()
+                        .filter(|n| **n != own)
+                        .all(|n| config.observers.contains_key(*n));
+                    assert_eq!(own_votes(&config), mesh, "{doc}");
+                    assert_eq!(mesh, missing == own, "{doc}");
+                    let mut plain: BTreeSet<String> = config.observers.keys().cloned().collect();
+                    if own_votes(&config) {
+                        plain.extend(config.own_db.clone());
+                    }
+                    assert_eq!(names(&config), plain, "{doc}");
+                    assert_eq!(number(&config), plain.len(), "{doc}");
+                    assert_eq!(digest(&config), digest_of(&plain), "{doc}");
+                }
+            }
+        }
     }
 
     #[test]

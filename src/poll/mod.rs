@@ -95,11 +95,20 @@ pub fn merge_observer(
 ) -> bool {
     // Never fetched counts as reached, so that a first failure is a WARNING.
     let was_reached = observers.get(name).is_none_or(|o| o.connection);
-    let entry = observers.entry(name.to_string()).or_insert_with(|| ObserverState {
-        fetch_time,
-        connection: true,
-        nodes: BTreeMap::new(),
-    });
+    // the name is copied only for a new entry (this runs at every fetch)
+    if !observers.contains_key(name) {
+        observers.insert(
+            name.to_string(),
+            ObserverState {
+                fetch_time,
+                connection: true,
+                nodes: BTreeMap::new(),
+            },
+        );
+    }
+    let Some(entry) = observers.get_mut(name) else {
+        return false; // inserted just above
+    };
     entry.fetch_time = fetch_time;
     match result {
         Ok(nodes) => {
