@@ -59,6 +59,10 @@ pub struct Snapshot {
     pub round: u64,
 }
 
+/// A reading of a daemon's `/state.json`: (publication, config version), the failover word it
+/// was served with, and what the reading gave.
+pub type AnswerCache = ((u64, u64), Option<FailoverStatus>, BTreeMap<String, NodeState>);
+
 pub struct Daemon {
     pub name: String,
     /// The daemon's decision loop: config, memory, running commands.
@@ -93,8 +97,9 @@ pub struct Daemon {
     pub maintenance_answer: bool,
     /// Bumped at every publication.
     pub publish_seq: u64,
-    /// The reading of the `/state.json` bytes of publication `.0` (see `World::observer_answer`).
-    pub answer_cache: Option<(u64, Option<FailoverStatus>, BTreeMap<String, NodeState>)>,
+    /// The reading of the `/state.json` bytes of publication `.0.0` under config version `.0.1`
+    /// (see `World::observer_answer`).
+    pub answer_cache: Option<AnswerCache>,
     /// What `/state.json` answers while an `ObserverStale` fault holds it.
     pub stale_copy: Option<BTreeMap<String, NodeState>>,
     /// `lease_renewed_at` of the state file the daemon wrote at its last check; it survives a

@@ -773,12 +773,15 @@ impl<'a> World<'a> {
         });
         let od = &self.daemons[o];
         let plain = foreign.is_none() && od.stale_copy.is_none();
-        // The same published snapshot gives the same bytes and the same reading: served and
-        // read once per publication (once per fetch would take a third of the run time).
+        // The same published snapshot and own word give the same bytes and the same reading:
+        // served and read once per publication (once per fetch would take a third of the run
+        // time). The own word is the failover status and, with fencing, the voter digest,
+        // which a reload changes (the config version) without a new publication.
         let failover = od.node.memory().published_failover.clone();
+        let key = (od.publish_seq, od.node.config_version());
         if plain {
-            if let Some((seq, f, nodes)) = &od.answer_cache {
-                if *seq == od.publish_seq && *f == failover {
+            if let Some((k, f, nodes)) = &od.answer_cache {
+                if *k == key && *f == failover {
                     return Ok(nodes.clone());
                 }
             }
@@ -798,7 +801,7 @@ impl<'a> World<'a> {
         }?;
         if plain {
             let od = &mut self.daemons[o];
-            od.answer_cache = Some((od.publish_seq, failover, read.clone()));
+            od.answer_cache = Some((key, failover, read.clone()));
         }
         Ok(read)
     }
