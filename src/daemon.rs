@@ -412,11 +412,7 @@ impl Loop {
         let config = self.node.config().clone();
         let Some(cmd) = config.fence_command.clone() else {
             // the node starts a fence only with a fence command; its end must still come back
-            let events = self.events.clone();
-            tokio::spawn(async move {
-                let _ = events.send(Event::FenceFinished(command::Outcome::Crashed)).await;
-            });
-            return;
+            return self.on_event(Event::FenceFinished(command::Outcome::Crashed));
         };
         self.counters.fence();
         let env = vec![

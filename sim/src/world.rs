@@ -1056,8 +1056,7 @@ impl<'a> World<'a> {
         let dm = &mut self.daemons[d];
         let epoch = dm.epoch;
         let now = self.now;
-        let m = master.strip_prefix("pg").and_then(|s| s.parse::<usize>().ok());
-        let Some(m) = m.filter(|m| *m < self.cluster.nodes.len() && *m != d) else {
+        let Some(m) = other_node(self.cluster.nodes.len(), d, master) else {
             // not a node of ours: decide() only names nodes of remote_conns, so this never runs
             let mono = dm.mono(now);
             let done = Finished::Follow {
@@ -1120,8 +1119,7 @@ impl<'a> World<'a> {
             cmd: Cmd::Rejoin(master.to_string()),
             ok: false,
         };
-        let m = master.strip_prefix("pg").and_then(|s| s.parse::<usize>().ok());
-        let Some(m) = m.filter(|m| *m < self.cluster.nodes.len() && *m != d) else {
+        let Some(m) = other_node(self.cluster.nodes.len(), d, master) else {
             self.at(now + 50 * MS, fail);
             return;
         };
@@ -1222,6 +1220,12 @@ fn read_answer(
         }
     }
     Ok(read)
+}
+
+/// The index of node `name` (`pgN`) among `nodes`, when it is one and not `d` itself.
+fn other_node(nodes: usize, d: usize, name: &str) -> Option<usize> {
+    let m = name.strip_prefix("pg")?.parse::<usize>().ok()?;
+    (m < nodes && m != d).then_some(m)
 }
 
 /// Another cluster's view under our node names, as a misconfigured observer URL would serve:
