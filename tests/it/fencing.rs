@@ -146,7 +146,7 @@ impl Mesh {
         let mut out = String::new();
         for (name, d) in &self.daemons {
             let decision = d.state().map(|s| s["decision"].to_string()).unwrap_or_default();
-            out.push_str(&format!("\n===== {name}: {decision}\n{}\n", tail(&d.log(), 25)));
+            out.push_str(&format!("\n===== {name}: {decision}\n{}\n", story(&d.log(), 40)));
         }
         out
     }

@@ -80,6 +80,13 @@ pub fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// The last `n` lines of a daemon's log above DEBUG (its decisions with their reasons, commands,
+/// history), which a failure message needs more than the HTTP and poll chatter.
+pub fn story(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.contains("\tDEBUG\t")).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 pub fn node<'a>(state: &'a Value, name: &str) -> &'a Value {
     &state["db_nodes"][name]
 }
