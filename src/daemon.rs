@@ -8,7 +8,7 @@ use crate::act::command;
 use crate::act::files::{self, Files};
 use crate::clock;
 use crate::config::Config;
-use crate::decide::{self, Action, Memory};
+use crate::decide::{self, Action, Memory, Mono};
 use crate::http;
 use crate::logging::LogHandle;
 use crate::metrics::Statsd;
@@ -245,9 +245,7 @@ impl Loop {
                 let new = Arc::new(new);
                 self.config_tx.send_replace(new.clone());
                 let source = self.path.display().to_string();
-                let step = self
-                    .node
-                    .handle(Input::Reloaded { config: new, source }, clock::monotonic());
+                let step = self.node.handle(Input::Reloaded { config: new, source }, mono_now());
                 self.execute(step.effects);
             }
             Err(why) => self.reload_failed(why),
@@ -476,15 +474,15 @@ impl Loop {
             Event::FollowFinished { master, ok } => Finished::Follow { master, ok },
             Event::RejoinFinished { master, result } => Finished::Rejoin { master, result },
         };
-        let step = self.node.handle(Input::Finished(finished), clock::monotonic());
+        let step = self.node.handle(Input::Finished(finished), mono_now());
         self.execute(step.effects);
     }
 
     fn check(&mut self) {
         supervise::fault_point("decision-loop");
         let snapshot = self.poller.snapshots.borrow().clone();
-        let now = clock::monotonic();
-        let maintenance_mode = self.maintenance_mode(now);
+        let now = mono_now();
+        let maintenance_mode = self.maintenance_mode(now.0);
         let poll = Poll {
             nodes: &snapshot.nodes,
             observers: &snapshot.observers,
@@ -504,7 +502,7 @@ impl Loop {
         self.counters.decision();
         log_decision(&decision);
         self.execute(step.effects);
-        self.watch_monitor_health(&snapshot, now);
+        self.watch_monitor_health(&snapshot, now.0);
         self.write_state(&snapshot, &decision, wall_now, now);
     }
 
@@ -535,7 +533,7 @@ impl Loop {
     /// What our own node's entry of `/state.json` says (our failover announcement, the voters'
     /// digest) and whether we hold a lease: served before any action is carried out, so that
     /// the others see "promoting" before our failover command starts.
-    fn publish_own_word(&mut self, snapshot: &crate::state::Snapshot, now: f64) {
+    fn publish_own_word(&mut self, snapshot: &crate::state::Snapshot, now: Mono) {
         let own_state = self.node.config().own_db.as_ref().and_then(|o| snapshot.nodes.get(o));
         let status = http::OwnStatus {
             word: self.node.own_word(),
@@ -578,7 +576,7 @@ impl Loop {
         snapshot: &crate::state::Snapshot,
         decision: &decide::Decision,
         wall_now: chrono::DateTime<chrono::Utc>,
-        now: f64,
+        now: Mono,
     ) {
         let decision_json = serde_json::to_value(decision).ok();
         let doc = StateDocument {
@@ -715,7 +713,7 @@ async fn start(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Result<
     let snapshots = poller.snapshots.clone();
     let lp = Loop {
         path,
-        node: Node::new(config.clone(), starting_memory(&config, start)),
+        node: Node::new(config.clone(), starting_memory(&config, Mono(start))),
         config_tx,
         statsd_tx,
         log,
@@ -812,10 +810,15 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
     Ok(())
 }
 
+/// The monotonic clock as the decision core's instant type.
+fn mono_now() -> Mono {
+    Mono(clock::monotonic())
+}
+
 /// The memory a daemon starts with: empty, but for the lease, which counts from the last
 /// renewal our previous run wrote to the state file (read before our first write replaces it;
 /// `decide::fence::restore_lease`).
-fn starting_memory(config: &Config, start: f64) -> Memory {
+fn starting_memory(config: &Config, start: Mono) -> Memory {
     let mut memory = Memory::new(start);
     if let Some(renewed) = crate::state::lease_renewed_at(&config.json_state_file_path) {
         decide::fence::restore_lease(&mut memory, config, renewed, chrono::Utc::now(), start);
@@ -851,7 +854,7 @@ impl Loop {
         term: &mut tokio::signal::unix::Signal,
         int: &mut tokio::signal::unix::Signal,
     ) {
-        self.node.handle(Input::Stop, clock::monotonic());
+        self.node.handle(Input::Stop, mono_now());
         let running = self.node.running().clone();
         if !running.any() {
             return;

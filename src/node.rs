@@ -11,6 +11,7 @@ use crate::decide;
 use crate::decide::Action;
 use crate::decide::Decision;
 use crate::decide::Memory;
+use crate::decide::Mono;
 use crate::decide::View;
 use crate::state::NodeState;
 use crate::state::ObserverState;
@@ -297,13 +298,13 @@ impl Node {
     pub fn own_word(&self) -> crate::state::OwnWord {
         let c = &self.config;
         crate::state::OwnWord {
-            failover: self.memory.published_failover.clone(),
+            failover: self.memory.candidacy.published().cloned(),
             voters: (c.fence_command.is_some() && c.own_db.is_some()).then(|| decide::voters::digest(c)),
         }
     }
 
     /// Takes one input at monotonic time `now` (seconds) and says what to do.
-    pub fn handle(&mut self, input: Input<'_>, now: f64) -> Step {
+    pub fn handle(&mut self, input: Input<'_>, now: Mono) -> Step {
         let mut step = Step::default();
         match input {
             Input::Check(poll) if !self.stopping => {
@@ -323,7 +324,7 @@ impl Node {
         step
     }
 
-    fn check(&mut self, poll: Poll<'_>, now: f64, out: &mut Vec<Effect>) -> Decision {
+    fn check(&mut self, poll: Poll<'_>, now: Mono, out: &mut Vec<Effect>) -> Decision {
         let view = View {
             nodes: poll.nodes,
             observers: poll.observers,
@@ -389,7 +390,7 @@ impl Node {
     }
 
     /// One of the decision's actions: a command starts only when none of its kind runs.
-    fn act(&mut self, action: &Action, now: f64, out: &mut Vec<Effect>) {
+    fn act(&mut self, action: &Action, now: Mono, out: &mut Vec<Effect>) {
         let own = self.config.own_db.clone();
         match action {
             Action::RunFailoverCommand { reason, old_master } => {
@@ -472,7 +473,7 @@ impl Node {
         }));
     }
 
-    fn finished(&mut self, f: Finished, now: f64, out: &mut Vec<Effect>) {
+    fn finished(&mut self, f: Finished, now: Mono, out: &mut Vec<Effect>) {
         match f {
             Finished::Failover { ok } => {
                 self.running.failover_done();
@@ -558,7 +559,7 @@ mod tests {
 
     #[test]
     fn a_follow_asked_for_while_one_runs_starts_when_it_ends() {
-        let mut node = Node::new(config(serde_json::json!({})), Memory::new(0.0));
+        let mut node = Node::new(config(serde_json::json!({})), Memory::new(Mono(0.0)));
         let mut out = Vec::new();
         node.follow("pg0", &mut out);
         assert_eq!(out.len(), 2, "{out:?}");
@@ -570,7 +571,7 @@ mod tests {
                 master: "pg0".into(),
                 ok: true,
             }),
-            1.0,
+            Mono(1.0),
         );
         assert_eq!(
             starts(&step),
@@ -583,17 +584,17 @@ mod tests {
 
     #[test]
     fn a_stopping_node_starts_no_queued_follow_and_decides_nothing() {
-        let mut node = Node::new(config(serde_json::json!({})), Memory::new(0.0));
+        let mut node = Node::new(config(serde_json::json!({})), Memory::new(Mono(0.0)));
         let mut out = Vec::new();
         node.follow("pg0", &mut out);
         node.follow("pg2", &mut out);
-        node.handle(Input::Stop, 1.0);
+        node.handle(Input::Stop, Mono(1.0));
         let step = node.handle(
             Input::Finished(Finished::Follow {
                 master: "pg0".into(),
                 ok: true,
             }),
-            2.0,
+            Mono(2.0),
         );
         assert!(starts(&step).is_empty(), "{step:?}");
         assert!(!node.running().any());
@@ -605,7 +606,7 @@ mod tests {
             wall_now: chrono::Utc::now(),
             maintenance_mode: false,
         };
-        let step = node.handle(Input::Check(poll), 3.0);
+        let step = node.handle(Input::Check(poll), Mono(3.0));
         assert!(step.decision.is_none() && step.effects.is_empty(), "{step:?}");
     }
 
@@ -615,22 +616,22 @@ mod tests {
             config(
                 serde_json::json!({"fence_command": "true", "fence_command_budget": 2, "allow_fragile_lease": true}),
             ),
-            Memory::new(0.0),
+            Memory::new(Mono(0.0)),
         );
         let mut out = Vec::new();
         let fence = Action::RunFenceCommand {
             reason: "test".into(),
             new_master: None,
         };
-        node.act(&fence, 10.0, &mut out);
+        node.act(&fence, Mono(10.0), &mut out);
         assert!(
             out.iter().any(|e| matches!(e, Effect::Start(Start::Fence { .. }))),
             "{out:?}"
         );
         out.clear();
-        node.act(&fence, 11.0, &mut out);
+        node.act(&fence, Mono(11.0), &mut out);
         assert!(out.is_empty(), "one fence at a time: {out:?}");
-        let step = node.handle(Input::Finished(Finished::Fence { ok: true }), 13.5);
+        let step = node.handle(Input::Finished(Finished::Fence { ok: true }), Mono(13.5));
         assert!(
             step.effects.contains(&Effect::FenceOverBudget { took: 3.5 }),
             "{step:?}"
@@ -639,11 +640,11 @@ mod tests {
 
     #[test]
     fn an_alert_is_told_to_the_history_once() {
-        let mut node = Node::new(config(serde_json::json!({})), Memory::new(0.0));
+        let mut node = Node::new(config(serde_json::json!({})), Memory::new(Mono(0.0)));
         let mut out = Vec::new();
         let raise = Action::CreateAlert(decide::Alert::FailoverHasHappened);
-        node.act(&raise, 1.0, &mut out);
-        node.act(&raise, 2.0, &mut out);
+        node.act(&raise, Mono(1.0), &mut out);
+        node.act(&raise, Mono(2.0), &mut out);
         let told: Vec<_> = out.iter().filter(|e| matches!(e, Effect::History(_))).collect();
         assert_eq!(told, [&Effect::History(History::AlertRaised("failover_has_happened"))]);
         assert_eq!(

@@ -13,7 +13,7 @@
 use crate::schedule::{lists, voters, FaultKind, Layout, Profile, Schedule};
 use crate::Us;
 use pglookout::config::Config;
-use pglookout::decide::Memory;
+use pglookout::decide::{Memory, Mono};
 use pglookout::node::Node;
 use pglookout::poll::rounds::Rounds;
 use pglookout::state::{FailoverStatus, NodeState, ObserverState};
@@ -225,7 +225,7 @@ impl Daemon {
         ];
         Ok(Daemon {
             name,
-            node: Node::new(config, Memory::new(mono_offset)),
+            node: Node::new(config, Memory::new(Mono(mono_offset))),
             removed: None,
             fence_on,
             up: true,
@@ -256,10 +256,10 @@ impl Daemon {
     pub fn restart(&mut self, t: Us, wall: pglookout::state::Timestamp, maintenance: bool) {
         self.up = true;
         self.epoch += 1;
-        let mut memory = Memory::new(self.mono(t));
+        let mut memory = Memory::new(Mono(self.mono(t)));
         if let Some(renewed) = self.state_file_lease {
             let mono = self.mono(t);
-            pglookout::decide::fence::restore_lease(&mut memory, self.config(), renewed, wall, mono);
+            pglookout::decide::fence::restore_lease(&mut memory, self.config(), renewed, wall, Mono(mono));
         }
         // a new process: no command of the old one is awaited, the history is told afresh
         self.node = Node::new(self.config().clone(), memory);
@@ -303,7 +303,7 @@ impl Daemon {
                 config: std::sync::Arc::new(new),
                 source,
             },
-            now,
+            Mono(now),
         );
         self.removed = removed;
         let mut start = Vec::new();

@@ -15,7 +15,7 @@ use crate::shell::{Daemon, Target};
 use crate::wire;
 use crate::{us, Us, MS};
 use chrono::SubsecRound;
-use pglookout::decide::Action;
+use pglookout::decide::{Action, Mono};
 use pglookout::node::{Effect, Finished, Input, Poll, Start};
 use pglookout::poll::observer::{self, ObserverError};
 use pglookout::state::{NodeState, Timestamp};
@@ -777,7 +777,7 @@ impl<'a> World<'a> {
         // served and read once per publication (once per fetch would take a third of the run
         // time). The own word is the failover status and, with fencing, the voter digest,
         // which a reload changes (the config version) without a new publication.
-        let failover = od.node.memory().published_failover.clone();
+        let failover = od.node.memory().candidacy.published().cloned();
         let key = (od.publish_seq, od.node.config_version());
         if plain {
             if let Some((k, f, nodes)) = &od.answer_cache {
@@ -882,11 +882,11 @@ impl<'a> World<'a> {
         };
         let mono = dm.mono(now);
         let yielded = dm.node.memory().yielded();
-        let step = dm.node.handle(Input::Check(poll), mono);
+        let step = dm.node.handle(Input::Check(poll), Mono(mono));
         let Some(decision) = step.decision else {
             return;
         };
-        dm.state_file_lease = pglookout::decide::fence::lease_renewed_wall(dm.node.memory(), wall_now, mono);
+        dm.state_file_lease = pglookout::decide::fence::lease_renewed_wall(dm.node.memory(), wall_now, Mono(mono));
         if dm.node.memory().yielded() && !yielded {
             self.yields.push((now, d));
         }
@@ -1063,7 +1063,7 @@ impl<'a> World<'a> {
                 master: master.to_string(),
                 ok: false,
             };
-            drop(dm.node.handle(Input::Finished(done), mono));
+            drop(dm.node.handle(Input::Finished(done), Mono(mono)));
             return;
         };
         let node = &self.cluster.nodes[d];
@@ -1190,7 +1190,7 @@ impl<'a> World<'a> {
                 result: if ok { Ok(()) } else { Err("pg_rewind failed".into()) },
             },
         };
-        let step = self.daemons[d].node.handle(Input::Finished(finished), mono);
+        let step = self.daemons[d].node.handle(Input::Finished(finished), Mono(mono));
         self.execute(d, step.effects);
         if self.violation.is_some() {
             return;

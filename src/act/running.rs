@@ -3,12 +3,14 @@
 //! wins) and started when the running one ends. The daemon's decision loop and the simulator
 //! both keep their commands' state in this.
 
+use crate::decide::Mono;
+
 /// The running commands of one daemon (times are monotonic seconds).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Running {
     failover: bool,
     /// When the running fence command started.
-    fence: Option<f64>,
+    fence: Option<Mono>,
     follow: bool,
     /// A follow asked for while another was running.
     follow_next: Option<String>,
@@ -64,7 +66,7 @@ impl Running {
     }
 
     /// A fence was decided: true when its command is to start now (none is running).
-    pub fn start_fence(&mut self, now: f64) -> bool {
+    pub fn start_fence(&mut self, now: Mono) -> bool {
         if self.fence.is_some() {
             return false;
         }
@@ -88,7 +90,7 @@ impl Running {
     }
 
     /// The fence command ended; how long it took (seconds), when one was running.
-    pub fn fence_done(&mut self, now: f64) -> Option<f64> {
+    pub fn fence_done(&mut self, now: Mono) -> Option<f64> {
         self.fence.take().map(|started| now - started)
     }
 
@@ -116,11 +118,11 @@ mod tests {
         assert!(r.start_failover());
         assert!(!r.start_failover());
         assert!(r.failover());
-        assert!(r.start_fence(10.0));
-        assert!(!r.start_fence(10.5));
+        assert!(r.start_fence(Mono(10.0)));
+        assert!(!r.start_fence(Mono(10.5)));
         assert_eq!(r.what(), "fence_command");
-        assert_eq!(r.fence_done(10.75), Some(0.75));
-        assert_eq!(r.fence_done(11.0), None);
+        assert_eq!(r.fence_done(Mono(10.75)), Some(0.75));
+        assert_eq!(r.fence_done(Mono(11.0)), None);
         r.failover_done();
         assert!(!r.any());
         assert!(r.start_failover(), "a later failover starts again");

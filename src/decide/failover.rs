@@ -12,12 +12,13 @@
 //! documents (`db_time`, `fetch_time`); every duration between two of our own instants uses
 //! [`View::mono_now`].
 
+pub use super::candidacy::{Blocked, Yield};
 pub use super::memory::{
-    Blocked, FailoverAttempts, FollowAttempts, Memory, ObserverWait, PendingPoll, Yield, FAILOVER_RETRY_INITIAL_SECS,
+    FailoverAttempts, FollowAttempts, Memory, ObserverWait, PendingPoll, FAILOVER_RETRY_INITIAL_SECS,
     FAILOVER_RETRY_MAX_SECS, FOLLOW_RETRY_SECS,
 };
 use super::node_map::{node_map, NodeMap};
-use super::types::{done, secs_between, waiting, End, Out};
+use super::types::{done, secs_between, waiting, End, Mono, Out};
 pub use super::types::{Action, Alert, Decision, View};
 use super::voters::{connected_primary, failover_timeout, fresh_reports};
 use crate::config::Config;
@@ -47,7 +48,7 @@ pub fn decide(view: &View, config: &Config, memory: &mut Memory) -> Decision {
         out.act(Action::SetObserverPolling(want));
     }
 
-    memory.debug_assert_invariants();
+    memory.debug_assert_invariants(config.own_db.as_deref());
     let changed = !end.transient && memory.last_summary.as_deref() != Some(end.summary.as_str());
     if changed {
         // (an unchanged summary is kept as it is: no copy at every decision)
@@ -161,8 +162,7 @@ fn track_master(
 ) {
     out.reasons.extend(map.notes.iter().cloned());
     if !map.connected_masters.is_empty() {
-        memory.deferred_to = None;
-        memory.blocked = None;
+        memory.candidacy.master_connected();
         end_yield(view, config, memory, out, map);
     } else {
         expire_yield(view, config, memory, out);
@@ -284,7 +284,7 @@ fn end_promoting(view: &View, config: &Config, memory: &mut Memory, out: &mut Ou
     match memory.failover.primary_seen_at {
         Some(seen) => {
             if view.mono_now - seen >= config.db_poll_interval + config.db_poll_timeout {
-                memory.published_failover = None;
+                memory.candidacy.stop_announcing();
             }
         }
         None => {
@@ -293,7 +293,7 @@ fn end_promoting(view: &View, config: &Config, memory: &mut Memory, out: &mut Ou
                     "the failover command succeeded {:.0} s ago but our node is not seen as a primary: no longer announcing the promotion",
                     view.mono_now - done_at
                 ));
-                memory.published_failover = None;
+                memory.candidacy.stop_announcing();
             }
         }
     }
@@ -303,7 +303,7 @@ fn end_promoting(view: &View, config: &Config, memory: &mut Memory, out: &mut Ou
 /// way for happened), or the one we yielded against, once any promotion started on our yield
 /// has had its `failover_command_timeout` and we our `failover_fallback_timeout` on top.
 fn end_yield(view: &View, config: &Config, memory: &mut Memory, out: &mut Out, map: &NodeMap) {
-    let Some(at) = memory.yield_turn.since() else {
+    let Some(at) = memory.candidacy.turn().since() else {
         return;
     };
     // the master we yielded against is still the one we knew (a round without one keeps it)
@@ -311,7 +311,7 @@ fn end_yield(view: &View, config: &Config, memory: &mut Memory, out: &mut Out, m
         .connected_masters
         .keys()
         .any(|m| Some(m) != memory.current_master.as_ref());
-    let waited = match memory.yield_turn {
+    let waited = match memory.candidacy.turn() {
         Yield::Withdrawn { withdrawn, .. } => view.mono_now - withdrawn >= yield_quiet_secs(config),
         _ => view.mono_now - at >= config.failover_command_timeout + config.failover_fallback_timeout.unwrap_or(0.0),
     };
@@ -322,7 +322,7 @@ fn end_yield(view: &View, config: &Config, memory: &mut Memory, out: &mut Out, m
             names.join(", "),
             view.mono_now - at
         ));
-        memory.end_yield();
+        memory.candidacy.end_yield();
     }
 }
 
@@ -345,14 +345,14 @@ pub fn yield_quiet_secs(config: &Config) -> f64 {
 /// primary) our turn comes back.
 fn expire_yield(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) {
     let quiet = yield_quiet_secs(config);
-    match memory.yield_turn {
+    match memory.candidacy.turn() {
         Yield::Ours => {}
         Yield::Served { at, taken_up } => {
             // the others had as long to act on it as we waited before giving it
             let hold = config.failover_fallback_timeout.unwrap_or(0.0);
             let own = config.own_db.as_deref().unwrap_or_default();
             if taken_up || promoting_elsewhere(view, config, own).is_some() {
-                memory.yield_turn = Yield::Served { at, taken_up: true };
+                memory.candidacy.yield_taken_up();
                 out.why("another daemon announced a promotion after our yield: it holds until a master is connected");
                 return;
             }
@@ -363,19 +363,13 @@ fn expire_yield(view: &View, config: &Config, memory: &mut Memory, out: &mut Out
                 "no promotion followed our yield of {:.0} s ago: we stop serving it, and take our turn back after {quiet:.0} s",
                 view.mono_now - at
             ));
-            memory.published_failover = None;
-            memory.yield_turn = Yield::Withdrawn {
-                at,
-                withdrawn: view.mono_now,
-            };
+            memory.candidacy.withdraw_yield(view.mono_now);
         }
         Yield::Withdrawn { withdrawn, .. } if view.mono_now - withdrawn >= quiet => {
             out.why("no promotion followed our yield: our turn is back");
-            memory.end_yield();
-            memory.blocked = None;
             // we deferred to the next candidate only because we had yielded; a promotion of
             // it started on our yield would have shown by now
-            memory.deferred_to = None;
+            memory.candidacy.turn_back();
         }
         Yield::Withdrawn { withdrawn, .. } => out.why(format!(
             "our yield was withdrawn {:.0} s ago: our turn comes back after {quiet:.0} s",
@@ -421,7 +415,7 @@ fn track_master_gone(
 /// How long the voters' majority has reported `master` gone, by our monotonic clock.
 fn gone_for(view: &View, memory: &Memory, master: Option<&str>) -> Option<f64> {
     match &memory.master_gone_since {
-        Some((m, t0)) if m.as_deref() == master => Some(view.mono_now - t0),
+        Some((m, t0)) if m.as_deref() == master => Some(view.mono_now - *t0),
         _ => None,
     }
 }
@@ -583,10 +577,10 @@ fn master_observer_new_enough(view: &View, config: &Config, memory: &Memory, out
 /// Still restoring or catching up after replication started: no lag alerts, metrics or
 /// lag-based failover yet. True unless replication started more than
 /// `replication_catchup_timeout` ago, or the node has been within the warning limit once.
-fn catching_up(state: &NodeState, config: &Config, mono_now: f64) -> bool {
+fn catching_up(state: &NodeState, config: &Config, mono_now: Mono) -> bool {
     let warning = config.warning_replication_time_lag;
     if let Some(start) = state.replication_start_time {
-        if start != 0.0 && mono_now - start > config.replication_catchup_timeout {
+        if start != 0.0 && mono_now - Mono(start) > config.replication_catchup_timeout {
             return false;
         }
     }
@@ -1223,11 +1217,7 @@ fn launch_failover(view: &View, config: &Config, memory: &mut Memory, out: &mut 
     });
     // A retry keeps the failure's block and its start; our node must be polled after this
     // attempt ends before we yield.
-    if let Some(b) = memory.blocked.as_mut() {
-        b.since_wall = None;
-        b.settled_since = None;
-    }
-    memory.published_failover = Some(FailoverStatus {
+    memory.candidacy.start_promoting(FailoverStatus {
         phase: FailoverPhase::Promoting,
         master: memory.current_master.clone(),
         reason: why.to_string(),
@@ -1287,7 +1277,7 @@ fn candidate(
             }
         ));
     }
-    if let Some((earlier, since)) = memory.deferred_to.clone() {
+    if let Some((earlier, since)) = memory.candidacy.deferred_to().map(|(n, at)| (n.to_string(), at)) {
         let still = positions.values().any(|names| names.contains(&earlier));
         // Out of sight, it may still be promoting: its command runs at most
         // failover_command_timeout (its daemon decided about when we deferred).
@@ -1344,10 +1334,7 @@ fn do_failover_decision(
     ));
 
     if furthest != own_db {
-        memory.blocked = None;
-        if memory.deferred_to.as_ref().map(|(n, _)| n) != Some(&furthest) {
-            memory.deferred_to = Some((furthest.clone(), view.mono_now));
-        }
+        memory.candidacy.defer_to(&furthest, view.mono_now);
         if let Some(every) = cap.beyond {
             return cap_blocked(memory, out, every, &furthest);
         }
@@ -1489,7 +1476,7 @@ fn skip_yielded(
     own_db: &str,
 ) -> Option<End> {
     let mut yielded: BTreeMap<String, String> = BTreeMap::new();
-    if memory.yield_turn.since().is_some() {
+    if memory.candidacy.turn().since().is_some() {
         yielded.insert(own_db.to_string(), "we yielded".to_string());
     }
     if config.failover_fallback_timeout.is_some() {
@@ -1549,11 +1536,11 @@ fn skip_yielded(
         ));
     }
     if memory
-        .deferred_to
-        .as_ref()
+        .candidacy
+        .deferred_to()
         .is_some_and(|(n, _)| yielded.contains_key(n))
     {
-        memory.deferred_to = None;
+        memory.candidacy.forget_deferral();
     }
     positions
         .is_empty()
@@ -1602,14 +1589,14 @@ fn settled(view: &View, memory: &mut Memory, own: Option<&NodeState>) -> bool {
                 },
             }
     });
-    let (Some(b), Some(own)) = (memory.blocked.as_mut(), own) else {
+    let (Some(mark), Some(own)) = (memory.candidacy.settle_mark(), own) else {
         return false;
     };
     if !quiet {
-        b.settled_since = None;
+        *mark = None;
         return false;
     }
-    let (first_poll, first_mono) = *b.settled_since.get_or_insert((own.fetch_time, view.mono_now));
+    let (first_poll, first_mono) = *mark.get_or_insert((own.fetch_time, view.mono_now));
     secs_between(own.fetch_time, first_poll) >= PROMOTE_SETTLE_SECS && view.mono_now - first_mono >= PROMOTE_SETTLE_SECS
 }
 
@@ -1618,7 +1605,7 @@ fn settled(view: &View, memory: &mut Memory, own: Option<&NodeState>) -> bool {
 fn track_settle(view: &View, config: &Config, memory: &mut Memory, nodes: &BTreeMap<String, NodeState>) {
     let (Some(own_db), Some(since_wall)) = (
         config.own_db.as_deref(),
-        memory.blocked.as_ref().and_then(|b| b.since_wall),
+        memory.candidacy.blocked().and_then(|b| b.since_wall),
     ) else {
         return;
     };
@@ -1645,22 +1632,7 @@ fn blocked(
     reason: &str,
 ) -> End {
     let summary = format!("no failover: we are furthest along but {reason}");
-    let since = match memory.blocked.as_mut() {
-        Some(b) if b.reason == reason => {
-            b.since_wall.get_or_insert(view.wall_now);
-            b.clone()
-        }
-        _ => {
-            let b = Blocked {
-                since_mono: view.mono_now,
-                since_wall: Some(view.wall_now),
-                reason: reason.to_string(),
-                settled_since: None,
-            };
-            memory.blocked = Some(b.clone());
-            b
-        }
-    };
+    let since = memory.candidacy.block(reason, view.mono_now, view.wall_now);
     let Some(timeout) = config.failover_fallback_timeout else {
         return done(summary);
     };
@@ -1693,16 +1665,12 @@ fn blocked(
     out.why(format!(
         "{reason} for {waited:.0} s (failover_fallback_timeout {timeout} s): yielding to the next candidate"
     ));
-    memory.published_failover = Some(FailoverStatus {
+    let status = FailoverStatus {
         phase: FailoverPhase::Yielded,
         master: memory.current_master.clone(),
         reason: reason.to_string(),
         since: view.wall_now,
-    });
-    debug_assert_eq!(memory.yield_turn, Yield::Ours, "a yield while one lasts");
-    memory.yield_turn = Yield::Served {
-        at: view.mono_now,
-        taken_up: false,
     };
+    memory.candidacy.give_way(status, view.mono_now);
     done(format!("no failover: yielded to the next candidate ({reason})"))
 }

@@ -10,7 +10,7 @@
 
 use super::memory::{FenceState, Fenced, Memory, FENCE_BACKOFF};
 use super::node_map::NodeMap;
-use super::types::{Action, Alert, End, Out, View};
+use super::types::{Action, Alert, End, Mono, Out, View};
 use super::voters;
 use super::voters::{corroborated_primary, fresh_reports};
 use crate::config::Config;
@@ -22,7 +22,7 @@ use std::ops::ControlFlow;
 /// least half of the voters vouched for it within `fence_timeout`. `Err` says why not (for
 /// the `/primary` and `/health` answers); `Ok(None)`: no lease applies (no fencing, a
 /// standby, an observer).
-pub fn lease(config: &Config, memory: &Memory, own: Option<&NodeState>, mono_now: f64) -> Result<Option<f64>, String> {
+pub fn lease(config: &Config, memory: &Memory, own: Option<&NodeState>, mono_now: Mono) -> Result<Option<f64>, String> {
     let (Some(_), Some(fence_timeout), Some(own)) = (&config.fence_command, config.fence_timeout, own) else {
         return Ok(None);
     };
@@ -49,13 +49,13 @@ pub fn lease(config: &Config, memory: &Memory, own: Option<&NodeState>, mono_now
 }
 
 /// Where the lease counts from: the last renewal, else the daemon's start.
-fn lease_start(memory: &Memory) -> f64 {
+fn lease_start(memory: &Memory) -> Mono {
     memory.fence.vouched_at.unwrap_or(memory.started_at)
 }
 
 /// The last renewal of the lease on the wall clock, for the state file (`lease_renewed_at`):
 /// a daemon that starts again picks its lease up from there ([`restore_lease`]).
-pub fn lease_renewed_wall(memory: &Memory, wall_now: Timestamp, mono_now: f64) -> Option<Timestamp> {
+pub fn lease_renewed_wall(memory: &Memory, wall_now: Timestamp, mono_now: Mono) -> Option<Timestamp> {
     let ago = mono_now - memory.fence.vouched_at?;
     Some(wall_now - chrono::Duration::microseconds((ago.max(0.0) * 1e6) as i64))
 }
@@ -74,7 +74,7 @@ pub fn startup_window(config: &Config) -> f64 {
 /// its standbys' failover timeout keeps running. It still runs [`startup_window`] from the start, so that the
 /// voters can answer first. A renewal in the future (the wall clock stepped back) counts as
 /// now, which is the lease of a daemon with no state file.
-pub fn restore_lease(memory: &mut Memory, config: &Config, renewed: Timestamp, wall_now: Timestamp, mono_now: f64) {
+pub fn restore_lease(memory: &mut Memory, config: &Config, renewed: Timestamp, wall_now: Timestamp, mono_now: Mono) {
     let Some(fence_timeout) = config.fence_timeout else {
         return;
     };
@@ -378,7 +378,7 @@ fn order_fence(
     memory: &mut Memory,
     out: &mut Out,
     own: &str,
-    now: f64,
+    now: Mono,
     reason: String,
     new_master: Option<String>,
 ) -> End {

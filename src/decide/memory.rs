@@ -3,11 +3,11 @@
 //! ([`Backoff`] over [`Failures`]) serves the failover, fence and rejoin commands.
 //! Imports only [`super::types`] and [`super::voters`].
 
+use super::candidacy::Candidacy;
 use super::types::Action;
 use super::types::Alert;
+use super::types::Mono;
 use crate::config::Config;
-use crate::state::FailoverPhase;
-use crate::state::FailoverStatus;
 use crate::state::Timestamp;
 use serde::Serialize;
 
@@ -33,11 +33,11 @@ impl Backoff {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Failures {
     pub consecutive: u32,
-    pub last: Option<f64>,
+    pub last: Option<Mono>,
 }
 
 impl Failures {
-    pub fn failed(&mut self, mono_now: f64) {
+    pub fn failed(&mut self, mono_now: Mono) {
         self.consecutive = self.consecutive.saturating_add(1);
         self.last = Some(mono_now);
     }
@@ -45,7 +45,7 @@ impl Failures {
         *self = Failures::default();
     }
     /// When the command may run again (`None`: no failure to wait out).
-    pub fn retry_at(&self, backoff: Backoff) -> Option<f64> {
+    pub fn retry_at(&self, backoff: Backoff) -> Option<Mono> {
         Some(self.last? + backoff.wait(self.consecutive))
     }
 }
@@ -81,7 +81,7 @@ pub struct FenceMemory {
     /// voters vouched: not from a start days ago (that lease would have run out, and fence a
     /// healthy primary at once), and not from the reload either (a standby whose daemon had
     /// fencing on all along counts from when it saw the primary gone).
-    pub vouched_at: Option<f64>,
+    pub vouched_at: Option<Mono>,
     /// The fence command and the fence it makes (see [`FenceState`]).
     pub state: FenceState,
     /// Failures of the command in a row.
@@ -102,7 +102,7 @@ pub enum FenceState {
     Idle,
     /// The command runs since `since` (`mono`); `fence` is the fence it makes, `None` once it
     /// was lifted while the command ran.
-    Running { since: f64, fence: Option<Fenced> },
+    Running { since: Mono, fence: Option<Fenced> },
     /// The command succeeded: the fence in force.
     Fenced(Fenced),
 }
@@ -118,7 +118,7 @@ impl FenceState {
     }
 
     /// When the running command started.
-    pub fn running_since(&self) -> Option<f64> {
+    pub fn running_since(&self) -> Option<Mono> {
         match self {
             FenceState::Running { since, .. } => Some(*since),
             _ => None,
@@ -126,7 +126,7 @@ impl FenceState {
     }
 
     /// We run the command now for `fence`.
-    pub(super) fn order(&mut self, now: f64, fence: Fenced) {
+    pub(super) fn order(&mut self, now: Mono, fence: Fenced) {
         debug_assert!(self.running_since().is_none(), "one fence command at a time");
         *self = FenceState::Running {
             since: now,
@@ -159,7 +159,7 @@ impl FenceState {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Fenced {
-    pub at: f64,
+    pub at: Mono,
     pub reason: String,
     /// The poll round of the first decision after the command succeeded, which asked for a
     /// fresh poll: every later round began after the fence, so what it shows of our node is
@@ -170,7 +170,7 @@ pub struct Fenced {
 impl Memory {
     /// The fence command finished; a failure is retried after a backoff, a success is never
     /// repeated for the same event.
-    pub fn record_fence_result(&mut self, ok: bool, mono_now: f64) {
+    pub fn record_fence_result(&mut self, ok: bool, mono_now: Mono) {
         // a failure: not fenced after all, the rules run again once the backoff has passed
         self.fence.state.ended(ok);
         if ok {
@@ -201,18 +201,73 @@ pub struct RejoinMemory {
     /// Our node was the master we knew (a connected primary while it was the current master);
     /// cleared when it is seen as a standby.
     pub was_master: bool,
-    /// Set when we emitted [`Action::RejoinNewPrimary`]; cleared by
-    /// [`Memory::record_rejoin_result`].
-    pub running_since: Option<f64>,
+    /// The command and what it did (see [`RejoinState`]).
+    pub state: RejoinState,
     /// Failures of the command in a row.
     pub failures: Failures,
     /// Why the last attempt failed.
     pub last_error: Option<String>,
-    /// The master a rejoin succeeded for: not run again for it.
-    pub rejoined: Option<String>,
     /// The `rejoin_failed` alert may be up (a failure since it was last removed, or a daemon
     /// start: a file left by an earlier run is removed too).
     pub alert: bool,
+}
+
+/// The rejoin's life: `Idle` -> `Running` (we emitted [`Action::RejoinNewPrimary`]) ->
+/// `Rejoined` when it made our node a standby of `master` (not run again for it), `Idle` when
+/// it failed (retried after the backoff). `Rejoined` -> `Idle` when our node is the master
+/// again.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejoinState {
+    #[default]
+    Idle,
+    Running {
+        since: Mono,
+    },
+    Rejoined {
+        master: String,
+    },
+}
+
+impl RejoinState {
+    /// When the running rejoin started.
+    pub fn running_since(&self) -> Option<Mono> {
+        match self {
+            RejoinState::Running { since } => Some(*since),
+            _ => None,
+        }
+    }
+
+    /// The master our node was made a standby of.
+    pub fn rejoined(&self) -> Option<&str> {
+        match self {
+            RejoinState::Rejoined { master } => Some(master),
+            _ => None,
+        }
+    }
+
+    /// We run the rejoin now.
+    pub(super) fn order(&mut self, now: Mono) {
+        debug_assert!(self.running_since().is_none(), "one rejoin at a time");
+        *self = RejoinState::Running { since: now };
+    }
+
+    /// Our node is the master again: a rejoin done for another master no longer holds.
+    pub(super) fn forget(&mut self) {
+        if self.rejoined().is_some() {
+            *self = RejoinState::Idle;
+        }
+    }
+
+    /// The command ended (or its deadline passed): done for `master` after a success.
+    fn ended(&mut self, master: &str, ok: bool) {
+        *self = match ok {
+            true => RejoinState::Rejoined {
+                master: master.to_string(),
+            },
+            false => RejoinState::Idle,
+        };
+    }
 }
 
 impl RejoinMemory {
@@ -229,13 +284,12 @@ impl RejoinMemory {
 impl Memory {
     /// The rejoin of our node to `master` finished. A failure raises `rejoin_failed` (the
     /// shell has written the reason into it) and is retried after a backoff.
-    pub fn record_rejoin_result(&mut self, master: &str, result: Result<(), String>, mono_now: f64) {
-        self.rejoin.running_since = None;
+    pub fn record_rejoin_result(&mut self, master: &str, result: Result<(), String>, mono_now: Mono) {
+        self.rejoin.state.ended(master, result.is_ok());
         match result {
             Ok(()) => {
                 self.rejoin.failures.clear();
                 self.rejoin.last_error = None;
-                self.rejoin.rejoined = Some(master.to_string());
             }
             Err(e) => {
                 self.rejoin.failures.failed(mono_now);
@@ -247,7 +301,7 @@ impl Memory {
     }
 
     /// When a failed rejoin may run again (`None`: no failure to wait out).
-    pub fn rejoin_retry_at(&self) -> Option<f64> {
+    pub fn rejoin_retry_at(&self) -> Option<Mono> {
         self.rejoin.failures.retry_at(REJOIN_BACKOFF)
     }
 }
@@ -258,7 +312,7 @@ pub struct PendingPoll {
     /// `poll_round` when we asked: any greater round answers it.
     pub round: u64,
     /// `mono_now` when we asked.
-    pub at: f64,
+    pub at: Mono,
 }
 
 /// When we crossed the warning limit, for the poll_observers_on_warning_only wait.
@@ -267,24 +321,24 @@ pub struct ObserverWait {
     /// Compared with the observers' fetch times, which are our own wall clock.
     pub wall: Timestamp,
     /// For the elapsed time.
-    pub mono: f64,
+    pub mono: Mono,
 }
 
 /// Bookkeeping of the failover command.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct FailoverAttempts {
     /// Set when we emitted the command; cleared by [`Memory::record_failover_result`].
-    pub running_since: Option<f64>,
+    pub running_since: Option<Mono>,
     /// `failover_sleep_time` as it was when the command was emitted.
     pub sleep_after: f64,
     /// Failures of the command in a row.
     pub failures: Failures,
     /// When the command last succeeded: a promotion may take a moment to show, and the
     /// command (which may move addresses or fence) must not run again meanwhile.
-    pub last_success: Option<f64>,
+    pub last_success: Option<Mono>,
     /// When a poll first showed our node as a connected primary after the last success (see
     /// `end_promoting`).
-    pub primary_seen_at: Option<f64>,
+    pub primary_seen_at: Option<Mono>,
     /// Our failover command has run since our node was last seen as a connected standby: a
     /// node we cannot see may have been promoted by it, so the lease applies to it.
     pub since_standby: bool,
@@ -296,50 +350,7 @@ pub struct FollowAttempts {
     /// The master whose last follow attempt failed.
     pub failed: Option<String>,
     /// `mono` of the last [`Action::FollowMaster`] we emitted.
-    pub last_attempt: Option<f64>,
-}
-
-/// Our turn to promote and its yield (`failover::give_way`, `expire_yield`, `end_yield`):
-/// `Ours` -> `Served` (published as `yielded` in our `/state.json` entry) -> `Ours` when a
-/// master is connected again; or `Served` -> `Withdrawn` (nobody acted on it; no longer
-/// published) -> `Ours` after `failover::yield_quiet_secs`. While it is not `Ours` we do not
-/// promote.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Yield {
-    #[default]
-    Ours,
-    /// We yielded at `at` (`mono`). `taken_up`: another daemon announced its failover command
-    /// running since; it may have acted on our yield (and a failed attempt may still promote
-    /// its node), so the yield holds until a master is connected, never withdrawn.
-    Served { at: f64, taken_up: bool },
-    /// We yielded at `at` and stopped serving it at `withdrawn` (`mono`).
-    Withdrawn { at: f64, withdrawn: f64 },
-}
-
-impl Yield {
-    /// When we yielded, while the yield lasts.
-    pub fn since(self) -> Option<f64> {
-        match self {
-            Yield::Ours => None,
-            Yield::Served { at, .. } | Yield::Withdrawn { at, .. } => Some(at),
-        }
-    }
-}
-
-/// We are the candidate, and something keeps us from promoting (see [`Memory::blocked`]).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Blocked {
-    pub since_mono: f64,
-    /// Our wall clock then, or at the first decision after the latest retry of the failover
-    /// command ended (`None` while it runs): our own node must be polled after it before we
-    /// yield.
-    pub since_wall: Option<Timestamp>,
-    pub reason: String,
-    /// After a failed failover command: the fetch time of the first poll of our node (after
-    /// the latest attempt ended) that showed it in recovery and quiet (see `settled`), and our
-    /// `mono` then; `None` until then, and again after each attempt.
-    pub settled_since: Option<(Timestamp, f64)>,
+    pub last_attempt: Option<Mono>,
 }
 
 /// What the decision loop remembers between rounds. Owned by the daemon loop.
@@ -349,7 +360,7 @@ pub struct Memory {
     pub current_master: Option<String>,
     pub replication_lag_over_warning_limit: bool,
     /// `mono` of start, or of the last reload that changed `remote_conns`.
-    pub cluster_nodes_change_time: f64,
+    pub cluster_nodes_change_time: Mono,
     /// A reload changed `remote_conns` since the start (what the grace period's reason says).
     pub cluster_nodes_reloaded: bool,
     /// The master is missing and we asked for a fresh poll before acting.
@@ -363,40 +374,29 @@ pub struct Memory {
     pub follow: FollowAttempts,
     pub failover: FailoverAttempts,
     /// failover_sleep_time: no new decision before this `mono`.
-    pub no_decision_before: Option<f64>,
+    pub no_decision_before: Option<Mono>,
     /// The last observer-polling state we asked for.
     pub observer_polling: Option<bool>,
     /// The last non-transient summary.
     pub last_summary: Option<String>,
     /// `mono` when this memory began (the daemon started).
-    pub started_at: f64,
+    pub started_at: Mono,
     /// Fencing of our own node (see `fence`).
     pub fence: FenceMemory,
     /// The master we would replace (`None`: none seen since start), and since when (`mono`,
     /// the first decision that saw it) a strict majority of the voters has reported it gone
     /// with no connected master anywhere (`decide::voters`): the failover timeout of every
     /// promotion path with `fence_command`, and of `unreachable_master_failover_timeout`.
-    pub master_gone_since: Option<(Option<String>, f64)>,
+    pub master_gone_since: Option<(Option<String>, Mono)>,
     /// The voters whose published digest differs from ours (`voters_mismatch` is up while
     /// this is not empty).
     pub voters_mismatch: Vec<String>,
-    /// The other standby we found furthest along when every condition for a failover held:
-    /// its daemon saw the same and may be promoting it, so we keep it as the candidate while
-    /// it stays one, even if we later look as far along (two promotions otherwise). Cleared
-    /// when a master is connected. With the `mono` we first deferred.
-    pub deferred_to: Option<(String, f64)>,
     /// The `failover_blocked` alert file is up: the candidate (by our reckoning of the old
     /// master's position) is beyond the data-loss cap, so we do not fail over.
     pub failover_blocked: bool,
-    /// What we tell the others about our own node's failover, in its entry of `/state.json`:
-    /// promoting while our failover command runs; yielded once we gave up our turn to the
-    /// next candidate (a promise: no failover command until another master is seen).
-    pub published_failover: Option<FailoverStatus>,
-    /// Whether we gave up our turn to promote, and where that yield is in its life.
-    pub yield_turn: Yield,
-    /// We are the chosen candidate and cannot promote (maintenance file, failed command, out
-    /// of most observers' sight): since when and why (`failover_fallback_timeout`).
-    pub blocked: Option<Blocked>,
+    /// Our node as a failover candidate: whom we defer to, what blocks us, the promotion we
+    /// announce, our yield (see [`Candidacy`]).
+    pub candidacy: Candidacy,
     /// Bringing our old primary back (see `rejoin`).
     pub rejoin: RejoinMemory,
     /// Actions that came out of a reported result, emitted with the next decision.
@@ -407,7 +407,7 @@ pub struct Memory {
 impl Memory {
     /// The memory of a daemon that starts now: no master known, the grace period after a
     /// change of `remote_conns` starting now.
-    pub fn new(mono_now: f64) -> Self {
+    pub fn new(mono_now: Mono) -> Self {
         Memory {
             current_master: None,
             replication_lag_over_warning_limit: false,
@@ -426,11 +426,8 @@ impl Memory {
             fence: Default::default(),
             master_gone_since: None,
             voters_mismatch: Vec::new(),
-            deferred_to: None,
             failover_blocked: false,
-            published_failover: None,
-            yield_turn: Yield::Ours,
-            blocked: None,
+            candidacy: Candidacy::default(),
             rejoin: RejoinMemory::new(),
             pending_actions: Vec::new(),
         }
@@ -444,7 +441,7 @@ impl Memory {
     /// A config was reloaded: a change of `remote_conns` restarts the missing-master grace
     /// period. (The new config's version, in the next [`super::types::View`], makes the decision wait for a
     /// fresh poll.)
-    pub fn config_reloaded(&mut self, old: &Config, new: &Config, mono_now: f64) {
+    pub fn config_reloaded(&mut self, old: &Config, new: &Config, mono_now: Mono) {
         if new.remote_conns != old.remote_conns {
             self.nodes_changed(mono_now);
             self.cluster_nodes_reloaded = true;
@@ -465,7 +462,7 @@ impl Memory {
     }
 
     /// `remote_conns` changed (or, in tests, changed `mono_now` ago): the grace period restarts.
-    pub fn nodes_changed(&mut self, mono_now: f64) {
+    pub fn nodes_changed(&mut self, mono_now: Mono) {
         self.cluster_nodes_change_time = mono_now;
     }
 
@@ -489,10 +486,10 @@ impl Memory {
     /// After a success our "promoting" stays announced until our own poll shows our node as a
     /// connected primary (see `failover::end_promoting`); a failure ends it at once (the fallback's
     /// settle rule covers a promotion the command left pending).
-    pub fn record_failover_result(&mut self, ok: bool, mono_now: f64) {
+    pub fn record_failover_result(&mut self, ok: bool, mono_now: Mono) {
         self.failover.running_since = None;
-        if !ok && self.announces_promotion() {
-            self.published_failover = None;
+        if !ok {
+            self.candidacy.stop_announcing();
         }
         if self.failover.sleep_after > 0.0 {
             self.no_decision_before = Some(mono_now + self.failover.sleep_after);
@@ -501,8 +498,8 @@ impl Memory {
             self.failover.failures.clear();
             self.failover.last_success = Some(mono_now);
             self.failover.primary_seen_at = None;
-            // whatever blocked us before is over: a block after this starts afresh
-            self.blocked = None;
+            // a block after this starts afresh
+            self.candidacy.promotion_succeeded();
             self.replication_lag_over_warning_limit = false;
             self.observer_state_newer_than = None;
             self.pending_actions
@@ -513,45 +510,24 @@ impl Memory {
     }
 
     /// Whether we announce our failover command running, or its promotion not yet seen
-    /// everywhere (see [`Memory::published_failover`]).
+    /// everywhere (see [`Candidacy`]).
     pub fn announces_promotion(&self) -> bool {
-        self.published_failover
-            .as_ref()
-            .is_some_and(|f| f.phase == FailoverPhase::Promoting)
+        self.candidacy.announces_promotion()
     }
 
-    /// Whether we serve a yield of our turn to promote (a withdrawn one still keeps us from
-    /// promoting, see [`Yield`]).
+    /// Whether we serve a yield of our turn to promote.
     pub fn yielded(&self) -> bool {
-        matches!(self.yield_turn, Yield::Served { .. })
+        self.candidacy.yielded()
     }
 
     /// What every round leaves true (checked in debug builds, the simulator's campaigns with
-    /// `debug-assertions` included): a served yield is what we publish, and nothing else
-    /// publishes one.
-    pub(super) fn debug_assert_invariants(&self) {
-        let published = self
-            .published_failover
-            .as_ref()
-            .is_some_and(|f| f.phase == FailoverPhase::Yielded);
-        debug_assert_eq!(
-            published,
-            self.yielded(),
-            "published {:?} with {:?}",
-            self.published_failover,
-            self.yield_turn
-        );
-    }
-
-    /// Our yield is over, served or withdrawn: our turn to promote is back.
-    pub(super) fn end_yield(&mut self) {
-        debug_assert!(self.yield_turn != Yield::Ours, "no yield to end");
-        self.published_failover = None;
-        self.yield_turn = Yield::Ours;
+    /// `debug-assertions` included).
+    pub(super) fn debug_assert_invariants(&self, own_db: Option<&str>) {
+        self.candidacy.debug_assert_invariants(own_db);
     }
 
     /// When a failed failover command may run again (`None`: no failure to wait out).
-    pub fn failover_retry_at(&self) -> Option<f64> {
+    pub fn failover_retry_at(&self) -> Option<Mono> {
         self.failover.failures.retry_at(FAILOVER_BACKOFF)
     }
 }
@@ -570,11 +546,11 @@ mod tests {
         assert_eq!(REJOIN_BACKOFF.wait(u32::MAX), REJOIN_RETRY_MAX_SECS);
         let mut f = Failures::default();
         assert_eq!(f.retry_at(REJOIN_BACKOFF), None);
-        f.failed(100.0);
-        f.failed(110.0);
+        f.failed(Mono(100.0));
+        f.failed(Mono(110.0));
         assert_eq!(
             f.retry_at(REJOIN_BACKOFF),
-            Some(110.0 + 2.0 * REJOIN_RETRY_INITIAL_SECS)
+            Some(Mono(110.0) + 2.0 * REJOIN_RETRY_INITIAL_SECS)
         );
         f.clear();
         assert_eq!(f.retry_at(REJOIN_BACKOFF), None);

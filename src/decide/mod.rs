@@ -25,6 +25,7 @@
 //!   (upstream §5), which runs the rules above.
 //! - [`crate::decide::monitor_unhealthy`]: the poller health rule.
 
+pub mod candidacy;
 pub mod failover;
 pub mod fence;
 pub mod follow;
@@ -36,6 +37,7 @@ pub mod voters;
 
 pub use failover::{decide, furthest_along, replication_positions, Action, Alert, Decision, Memory, View};
 pub use node_map::{node_map, NodeMap};
+pub use types::Mono;
 
 /// Whether the poller looks stuck: no completed round (or, before the first one, no start)
 /// within `timeout` seconds. `timeout` is `cluster_monitor_health_timeout_seconds` as

@@ -11,7 +11,7 @@
 
 use super::memory::{Memory, REJOIN_RESULT_GRACE_SECS};
 use super::node_map::NodeMap;
-use super::types::{done, Action, Alert, End, Out, View};
+use super::types::{done, Action, Alert, End, Mono, Out, View};
 use super::voters::corroborated_primary;
 use crate::config::Config;
 use crate::state::NodeState;
@@ -48,7 +48,7 @@ pub(super) fn track_was_master(config: &Config, memory: &mut Memory, nodes: &BTr
     };
     if n.in_recovery() == Some(false) && memory.current_master.as_deref() == Some(own) {
         memory.rejoin.was_master = true;
-        memory.rejoin.rejoined = None;
+        memory.rejoin.state.forget();
     } else if receiving_standby(n) {
         memory.rejoin.was_master = false;
     }
@@ -109,7 +109,7 @@ pub(super) fn rejoin(
         ));
         return None;
     }
-    if memory.rejoin.rejoined.as_deref() == Some(master.as_str()) {
+    if memory.rejoin.state.rejoined() == Some(master.as_str()) {
         out.why(format!(
             "{own} was made a standby of {master}; waiting to see it as one"
         ));
@@ -137,14 +137,14 @@ pub(super) fn rejoin(
         "{own} was the primary and is {how}; {master} is the connected primary: making {own} its standby (rejoin_old_master)"
     ));
     out.act(Action::RejoinNewPrimary { master: master.clone() });
-    memory.rejoin.running_since = Some(now);
+    memory.rejoin.state.order(now);
     Some(done(format!("rejoin: making {own} a standby of {master}")))
 }
 
 /// A rejoin is running: `Some` while it may still report; past its deadline it counts as
 /// failed and the rules run again.
-fn still_running(config: &Config, memory: &mut Memory, own: &str, now: f64, out: &mut Out) -> Option<End> {
-    let since = memory.rejoin.running_since?;
+fn still_running(config: &Config, memory: &mut Memory, own: &str, now: Mono, out: &mut Out) -> Option<End> {
+    let since = memory.rejoin.state.running_since()?;
     let limit = rejoin_deadline(config) + REJOIN_RESULT_GRACE_SECS;
     if now - since <= limit {
         out.why(format!("the rejoin of {own} has been running for {:.0} s", now - since));

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
-const MONO0: f64 = 10_000.0;
+const MONO0: Mono = Mono(10_000.0);
 
 fn now() -> Timestamp {
     Utc.with_ymd_and_hms(2024, 4, 10, 12, 0, 0).single().expect("time")
@@ -132,7 +132,7 @@ struct Sim {
     /// scenarios.
     node: Node,
     now: Timestamp,
-    mono: f64,
+    mono: Mono,
     round: u64,
     maintenance: bool,
     /// The shell reports the failover command's outcome right away, with this status.
@@ -981,7 +981,7 @@ fn test_check_cluster_monitor_health() {
         (Some(59.9), None, sixty, false),
         (None, Some(59.9), sixty, false),
     ];
-    let now = MONO0;
+    let now = MONO0.0;
     for (start, last, timeout, signalled) in table {
         let got = monitor_unhealthy(timeout, start.map(|o| now - o), last.map(|o| now - o), now);
         assert_eq!(got, signalled, "start {start:?} last {last:?} timeout {timeout:?}");
@@ -1463,14 +1463,14 @@ fn catching_up_suppresses_lag_alerts_metrics_and_failover() {
     // Has never been within the warning limit, replication started 100 s ago.
     let mut n = N::standby("1/0", 500.0);
     n.0.min_replication_time_lag = Some(400.0);
-    n.0.replication_start_time = Some(s.mono - 100.0);
+    n.0.replication_start_time = Some((s.mono - 100.0).0);
     s.set("pg2", n.clone());
     let d = s.check();
     assert_eq!(d.summary, "no action: still catching up with the master");
     assert!(s.gauges.is_empty());
     assert!(!s.flag());
     // Past replication_catchup_timeout (300 s) it counts.
-    n.0.replication_start_time = Some(s.mono - 301.0);
+    n.0.replication_start_time = Some((s.mono - 301.0).0);
     s.set("pg2", n);
     s.check();
     assert!(s.flag());
@@ -2791,7 +2791,7 @@ fn a_candidate_in_maintenance_yields_after_the_fallback_timeout_and_keeps_its_wo
         d.summary,
         "no failover: yielded to the next candidate (maintenance_mode_file exists)"
     );
-    let f = s.node.memory.published_failover.clone().expect("published");
+    let f = s.node.memory.candidacy.published().cloned().expect("published");
     assert_eq!(
         (f.phase, f.master.as_deref()),
         (FailoverPhase::Yielded, Some("old_master"))
@@ -2806,7 +2806,7 @@ fn a_candidate_in_maintenance_yields_after_the_fallback_timeout_and_keeps_its_wo
     s.set("pg1", N::primary());
     later(&mut s, 1);
     s.check();
-    assert_eq!(s.node.memory.published_failover, None, "{}", s.all_reasons());
+    assert_eq!(s.node.memory.candidacy.published(), None, "{}", s.all_reasons());
 }
 
 #[test]
@@ -3058,12 +3058,12 @@ fn regression_a_yield_nobody_acts_on_ends_and_our_turn_comes_back() {
     let config = s.config();
     let hold = config.failover_fallback_timeout.unwrap_or_default();
     let quiet = super::failover::yield_quiet_secs(&config);
-    let yielded_at = s.node.memory.yield_turn.since().unwrap_or_default();
+    let yielded_at = s.node.memory.candidacy.turn().since().unwrap_or_default();
     let mut withdrawn = None;
     for _ in 0..1000 {
         later(&mut s, 1);
         s.check();
-        if withdrawn.is_none() && matches!(s.node.memory.yield_turn, memory::Yield::Withdrawn { .. }) {
+        if withdrawn.is_none() && matches!(s.node.memory.candidacy.turn(), candidacy::Yield::Withdrawn { .. }) {
             // no longer served, still no failover of ours
             assert!(!s.node.memory.yielded(), "{}", s.all_reasons());
             withdrawn = Some(s.mono);
@@ -3142,7 +3142,7 @@ fn regression_no_yield_while_our_failover_command_runs() {
         assert!(!s.node.memory.yielded(), "{d:?}");
         assert_eq!(d.summary, "no failover: the failover command is already running");
         assert_eq!(
-            s.node.memory.published_failover.as_ref().map(|f| f.phase),
+            s.node.memory.candidacy.published().map(|f| f.phase),
             Some(FailoverPhase::Promoting)
         );
     }
@@ -3169,14 +3169,13 @@ fn another_daemon_promoting_stops_ours() {
     later(&mut s, 1);
     s.check();
     assert_eq!(s.failovers, 1, "{}", s.all_reasons());
-    let f = s.node.memory.published_failover.clone().expect("announced");
+    let f = s.node.memory.candidacy.published().cloned().expect("announced");
     assert_eq!(f.phase, FailoverPhase::Promoting);
     s.finish_failover(true);
     // it succeeded: still announced until our own poll has shown our node a primary for a
     // poll period and a probe timeout (by when every daemon's own poll shows it), so that a
     // daemon reading our state always sees the promotion or its result
-    let announced =
-        |s: &Sim| s.node.memory.published_failover.as_ref().map(|f| f.phase) == Some(FailoverPhase::Promoting);
+    let announced = |s: &Sim| s.node.memory.candidacy.published().map(|f| f.phase) == Some(FailoverPhase::Promoting);
     later(&mut s, 1);
     s.check();
     assert!(announced(&s), "{}", s.all_reasons());
@@ -3241,7 +3240,7 @@ fn a_command_that_succeeded_without_a_promotion_stops_being_announced() {
     for i in 0..200 {
         later(&mut s, 1);
         s.check();
-        if s.node.memory.published_failover.is_none() {
+        if s.node.memory.candidacy.published().is_none() {
             ended = Some(f64::from(i + 1));
             break;
         }
@@ -3713,12 +3712,12 @@ fn regression_a_primary_replaced_on_an_equal_timeline_is_fenced_on_the_promoters
     // pg2's daemon never fences on pg1's word: it announces the promotion itself
     let mut other = mesh("pg2", &["obs1"]);
     other.set("pg2", timeline(N::primary(), 2));
-    other.node.memory.published_failover = Some(FailoverStatus {
+    other.node.memory.candidacy.set_published(Some(FailoverStatus {
         phase: FailoverPhase::Promoting,
         master: Some("pg1".into()),
         reason: "test".into(),
         since: other.now,
-    });
+    }));
     other.set("pg1", timeline(N::primary(), 2));
     // every voter sees pg2 as the primary it now is (a view that still showed it in recovery
     // would not vouch for it)

@@ -8,6 +8,60 @@ use crate::state::ObserverState;
 use crate::state::Timestamp;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::{Add, AddAssign, Sub};
+
+/// An instant on this daemon's monotonic clock (`clock::monotonic()`, seconds from an arbitrary
+/// start). Its own type so that it is never mixed up with a wall-clock [`Timestamp`] (the other
+/// daemons' clocks, the state file) nor with another daemon's monotonic clock. Durations stay
+/// plain `f64` seconds: they come from the config in seconds, and a difference may be negative
+/// (a wall-clock step), which `std::time::Duration` cannot hold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, PartialOrd, Serialize)]
+#[serde(transparent)]
+pub struct Mono(pub f64);
+
+impl Mono {
+    pub fn max(self, other: Mono) -> Mono {
+        Mono(self.0.max(other.0))
+    }
+    pub fn min(self, other: Mono) -> Mono {
+        Mono(self.0.min(other.0))
+    }
+}
+
+impl Sub for Mono {
+    /// The seconds from `rhs` to `self`.
+    type Output = f64;
+    fn sub(self, rhs: Mono) -> f64 {
+        self.0 - rhs.0
+    }
+}
+
+impl Add<f64> for Mono {
+    type Output = Mono;
+    fn add(self, secs: f64) -> Mono {
+        Mono(self.0 + secs)
+    }
+}
+
+impl AddAssign<f64> for Mono {
+    fn add_assign(&mut self, secs: f64) {
+        self.0 += secs;
+    }
+}
+
+impl Sub<f64> for Mono {
+    type Output = Mono;
+    fn sub(self, secs: f64) -> Mono {
+        Mono(self.0 - secs)
+    }
+}
+
+impl fmt::Display for Mono {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
 
 /// What the poller saw, as of one decision.
 #[derive(Clone, Copy, Debug)]
@@ -21,7 +75,7 @@ pub struct View<'a> {
     /// Wall clock, only to compare with `db_time`/`fetch_time` from the documents, as upstream.
     pub wall_now: Timestamp,
     /// `clock::monotonic()` seconds; `replication_start_time` uses the same base.
-    pub mono_now: f64,
+    pub mono_now: Mono,
     /// Whether `maintenance_mode_file` exists (the shell looked).
     pub maintenance_mode: bool,
     /// Whether a failover command is running right now.
