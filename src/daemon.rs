@@ -12,7 +12,7 @@ use crate::decide::{self, Action, Memory, Mono};
 use crate::http;
 use crate::logging::LogHandle;
 use crate::metrics::Statsd;
-use crate::node::{Effect, Finished, History, Input, Node, Poll, Start};
+use crate::node::{CommandId, Effect, Finished, History, Input, Node, Poll, Start};
 use crate::poll::{self, Poller};
 use crate::prometheus::Counters;
 use crate::series::Series;
@@ -39,16 +39,8 @@ const STOP_MARGIN: Duration = Duration::from_secs(5);
 /// Something a background task reports to the loop.
 #[derive(Debug)]
 enum Event {
-    FailoverFinished(command::Outcome),
-    FenceFinished(command::Outcome),
-    FollowFinished {
-        master: String,
-        ok: bool,
-    },
-    RejoinFinished {
-        master: String,
-        result: Result<(), String>,
-    },
+    /// A command the node started ended (the id it was started with).
+    Finished(CommandId, Finished),
     /// The config file read for a SIGHUP (`None`: it did not answer within [`RELOAD_TIMEOUT`]).
     Reloaded(Box<Reload>),
 }
@@ -304,7 +296,8 @@ impl Loop {
         fault_site: &'static str,
         cmd: String,
         env: Vec<(&'static str, String)>,
-        done: fn(command::Outcome) -> Event,
+        id: CommandId,
+        done: fn(bool) -> Finished,
     ) {
         let secs = if what == "fence_command" {
             self.node.config().fence_command_timeout
@@ -321,7 +314,7 @@ impl Loop {
             let outcome = supervise::run(what, &counters, run)
                 .await
                 .unwrap_or(command::Outcome::Crashed);
-            let _ = events.send(done(outcome)).await;
+            let _ = events.send(Event::Finished(id, done(outcome.success()))).await;
         });
     }
 
@@ -330,7 +323,7 @@ impl Loop {
         for effect in effects {
             match effect {
                 Effect::Do(action) => self.act(&action),
-                Effect::Start(start) => self.start(start),
+                Effect::Start(id, start) => self.start(id, start),
                 Effect::History(h) => {
                     if let History::FollowFinished { master, ok: false } = &h {
                         tracing::error!(target: "pglookout", "following the new primary {master} failed; will try again");
@@ -346,6 +339,10 @@ impl Loop {
                         );
                     }
                 }
+                Effect::StaleEnd { command, id } => tracing::warn!(
+                    target: "pglookout",
+                    "the end of {command} {id:?} answers no running command (one from before): not taken"
+                ),
                 Effect::FenceOverBudget { took } => tracing::warn!(
                     target: "pglookout",
                     "fence_command took {took:.2} s, more than fence_command_budget ({} s): the timing argument that keeps a standby from promoting before the fence (docs/safety.md) assumed it would not",
@@ -374,13 +371,13 @@ impl Loop {
         }
     }
 
-    fn start(&mut self, start: Start) {
+    fn start(&mut self, id: CommandId, start: Start) {
         match start {
             Start::Warning { master } => self.run_warning_command(master.as_deref()),
-            Start::Failover { reason, old_master } => self.run_failover_command(&reason, old_master.as_deref()),
-            Start::Fence { reason, new_master } => self.run_fence_command(&reason, new_master.as_deref()),
-            Start::Rejoin { master } => self.start_rejoin(master),
-            Start::Follow { master, restart_anyway } => self.start_follow(master, restart_anyway),
+            Start::Failover { reason, old_master } => self.run_failover_command(id, &reason, old_master.as_deref()),
+            Start::Fence { reason, new_master } => self.run_fence_command(id, &reason, new_master.as_deref()),
+            Start::Rejoin { master } => self.start_rejoin(id, master),
+            Start::Follow { master, restart_anyway } => self.start_follow(id, master, restart_anyway),
         }
     }
 
@@ -397,20 +394,21 @@ impl Loop {
         }
     }
 
-    /// `failover_command`, its result reported back as [`Event::FailoverFinished`].
-    fn run_failover_command(&mut self, reason: &str, old_master: Option<&str>) {
+    /// `failover_command`, its result reported back as [`Event::Finished`].
+    fn run_failover_command(&mut self, id: CommandId, reason: &str, old_master: Option<&str>) {
         self.counters.failover();
         let cmd = self.node.config().failover_command.clone();
         let env = self.command_env(reason, old_master);
-        self.spawn_reported("failover_command", "failover-task", cmd, env, Event::FailoverFinished);
+        let done = |ok| Finished::Failover { ok };
+        self.spawn_reported("failover_command", "failover-task", cmd, env, id, done);
     }
 
-    /// `fence_command`, its result reported back as [`Event::FenceFinished`].
-    fn run_fence_command(&mut self, reason: &str, new_master: Option<&str>) {
+    /// `fence_command`, its result reported back as [`Event::Finished`].
+    fn run_fence_command(&mut self, id: CommandId, reason: &str, new_master: Option<&str>) {
         let config = self.node.config().clone();
         let Some(cmd) = config.fence_command.clone() else {
             // the node starts a fence only with a fence command; its end must still come back
-            return self.on_event(Event::FenceFinished(command::Outcome::Crashed));
+            return self.on_event(Event::Finished(id, Finished::Fence { ok: false }));
         };
         self.counters.fence();
         let env = vec![
@@ -427,11 +425,11 @@ impl Loop {
                     .unwrap_or_default(),
             ),
         ];
-        self.spawn_reported("fence_command", "fence-task", cmd, env, Event::FenceFinished);
+        self.spawn_reported("fence_command", "fence-task", cmd, env, id, |ok| Finished::Fence { ok });
     }
 
-    /// `rejoin_old_master`'s steps (`act::rejoin`), reported back as [`Event::RejoinFinished`].
-    fn start_rejoin(&mut self, master: String) {
+    /// `rejoin_old_master`'s steps (`act::rejoin`), reported back as [`Event::Finished`].
+    fn start_rejoin(&mut self, id: CommandId, master: String) {
         let config = self.node.config().clone();
         let (events, counters) = (self.events.clone(), self.counters.clone());
         tokio::spawn(async move {
@@ -445,12 +443,14 @@ impl Loop {
                 Some(result) => result.map_err(|e| e.to_string()),
                 None => Err("the rejoin task crashed".into()),
             };
-            let _ = events.send(Event::RejoinFinished { master, result }).await;
+            let _ = events
+                .send(Event::Finished(id, Finished::Rejoin { master, result }))
+                .await;
         });
     }
 
-    /// Autofollow's steps (`act::follow`), reported back as [`Event::FollowFinished`].
-    fn start_follow(&mut self, master: String, restart_anyway: bool) {
+    /// Autofollow's steps (`act::follow`), reported back as [`Event::Finished`].
+    fn start_follow(&mut self, id: CommandId, master: String, restart_anyway: bool) {
         let config = self.node.config().clone();
         let events = self.events.clone();
         let counters = self.counters.clone();
@@ -461,20 +461,17 @@ impl Loop {
                 crate::act::follow::follow(&config, &target, restart_anyway).await
             };
             let ok = supervise::run("autofollow", &counters, run).await.unwrap_or(false);
-            let _ = events.send(Event::FollowFinished { master, ok }).await;
+            let _ = events.send(Event::Finished(id, Finished::Follow { master, ok })).await;
         });
     }
 
     /// A background task's report: a command's end goes to the node, a config read is applied.
     fn on_event(&mut self, event: Event) {
-        let finished = match event {
+        let (id, finished) = match event {
             Event::Reloaded(result) => return self.apply_reload(*result),
-            Event::FailoverFinished(outcome) => Finished::Failover { ok: outcome.success() },
-            Event::FenceFinished(outcome) => Finished::Fence { ok: outcome.success() },
-            Event::FollowFinished { master, ok } => Finished::Follow { master, ok },
-            Event::RejoinFinished { master, result } => Finished::Rejoin { master, result },
+            Event::Finished(id, finished) => (id, finished),
         };
-        let step = self.node.handle(Input::Finished(finished), mono_now());
+        let step = self.node.handle(Input::Finished(id, finished), mono_now());
         self.execute(step.effects);
     }
 

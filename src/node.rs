@@ -5,7 +5,8 @@
 //! clock, no I/O: the daemon (src/daemon.rs) and the simulator (sim/) both drive this type and
 //! carry out its effects, so the simulator checks the loop the daemon runs, not a copy of it.
 
-use crate::act::running::Running;
+pub use crate::act::running::CommandId;
+use crate::act::running::{Kind, Running};
 use crate::config::Config;
 use crate::decide;
 use crate::decide::Action;
@@ -47,8 +48,8 @@ pub enum Finished {
 pub enum Input<'a> {
     /// A decision round.
     Check(Poll<'a>),
-    /// A command started by an [`Effect::Start`] ended.
-    Finished(Finished),
+    /// A command started by an [`Effect::Start`] ended; the id it was started with.
+    Finished(CommandId, Finished),
     /// A reloaded config that passed validation; `source` names where it came from (the
     /// history's reason).
     Reloaded { config: Arc<Config>, source: String },
@@ -222,8 +223,8 @@ pub enum Effect {
     /// One of the decision's actions that starts no command: a poll, an alert file, a StatsD
     /// metric, observer polling on or off.
     Do(Action),
-    /// Start a command.
-    Start(Start),
+    /// Start a command; its end comes back with this id.
+    Start(CommandId, Start),
     /// Append to the event history.
     History(History),
     /// A command ended (for the counters): its name as the metrics call it, and whether it
@@ -232,6 +233,9 @@ pub enum Effect {
     /// The fence command took `took` seconds, more than `fence_command_budget`: the timing
     /// argument (docs/safety.md) assumed it would not.
     FenceOverBudget { took: f64 },
+    /// An end that answers no running command (one from an earlier life of the node): not
+    /// taken.
+    StaleEnd { command: &'static str, id: CommandId },
 }
 
 /// What one input gave: the decision (for a round) and the effects.
@@ -311,7 +315,7 @@ impl Node {
                 step.decision = Some(self.check(poll, now, &mut step.effects));
             }
             Input::Check(_) => {}
-            Input::Finished(f) => self.finished(f, now, &mut step.effects),
+            Input::Finished(id, f) => self.finished(id, f, now, &mut step.effects),
             Input::Reloaded { config, source } => {
                 self.memory.config_reloaded(&self.config, &config, now);
                 self.config = config;
@@ -394,45 +398,60 @@ impl Node {
         let own = self.config.own_db.clone();
         match action {
             Action::RunFailoverCommand { reason, old_master } => {
-                if self.running.start_failover() {
+                if let Some(id) = self.running.start_failover() {
                     out.push(Effect::History(History::FailoverStarted {
                         reason: reason.clone(),
                         old_master: old_master.clone(),
                         own,
                     }));
-                    out.push(Effect::Start(Start::Failover {
-                        reason: reason.clone(),
-                        old_master: old_master.clone(),
-                    }));
+                    out.push(Effect::Start(
+                        id,
+                        Start::Failover {
+                            reason: reason.clone(),
+                            old_master: old_master.clone(),
+                        },
+                    ));
                 }
             }
             Action::RunFenceCommand { reason, new_master } => {
-                if self.config.fence_command.is_some() && self.running.start_fence(now) {
+                if let Some(id) = self
+                    .config
+                    .fence_command
+                    .as_ref()
+                    .and_then(|_| self.running.start_fence(now))
+                {
                     out.push(Effect::History(History::FenceStarted {
                         reason: reason.clone(),
                         new_master: new_master.clone(),
                     }));
-                    out.push(Effect::Start(Start::Fence {
-                        reason: reason.clone(),
-                        new_master: new_master.clone(),
-                    }));
+                    out.push(Effect::Start(
+                        id,
+                        Start::Fence {
+                            reason: reason.clone(),
+                            new_master: new_master.clone(),
+                        },
+                    ));
                 }
             }
             Action::RejoinNewPrimary { master } => {
-                if self.running.start_rejoin() {
+                if let Some(id) = self.running.start_rejoin() {
                     out.push(Effect::History(History::RejoinStarted {
                         master: master.clone(),
                         own,
                     }));
-                    out.push(Effect::Start(Start::Rejoin { master: master.clone() }));
+                    out.push(Effect::Start(id, Start::Rejoin { master: master.clone() }));
                 }
             }
             Action::FollowMaster { master } => self.follow(master, out),
             Action::RunWarningCommand => {
                 if self.config.over_warning_limit_command.is_some() {
-                    out.push(Effect::Start(Start::Warning {
-                        master: self.memory.current_master.clone(),
-                    }));
+                    let id = self.running.next_id();
+                    out.push(Effect::Start(
+                        id,
+                        Start::Warning {
+                            master: self.memory.current_master.clone(),
+                        },
+                    ));
                 }
             }
             Action::CreateAlert(a) | Action::DeleteAlert(a) => {
@@ -461,19 +480,32 @@ impl Node {
 
     /// A follow of `master`, or queued behind the running one (the master changed meanwhile).
     fn follow(&mut self, master: &str, out: &mut Vec<Effect>) {
-        if !self.running.start_follow(master) {
+        let Some(id) = self.running.start_follow(master) else {
             return;
-        }
+        };
         out.push(Effect::History(History::FollowStarted {
             master: master.to_string(),
         }));
-        out.push(Effect::Start(Start::Follow {
-            master: master.to_string(),
-            restart_anyway: self.memory.follow.failed.as_deref() == Some(master),
-        }));
+        out.push(Effect::Start(
+            id,
+            Start::Follow {
+                master: master.to_string(),
+                restart_anyway: self.memory.follow.failed.as_deref() == Some(master),
+            },
+        ));
     }
 
-    fn finished(&mut self, f: Finished, now: Mono, out: &mut Vec<Effect>) {
+    fn finished(&mut self, id: CommandId, f: Finished, now: Mono, out: &mut Vec<Effect>) {
+        let (kind, command) = match &f {
+            Finished::Failover { .. } => (Kind::Failover, "failover_command"),
+            Finished::Fence { .. } => (Kind::Fence, "fence_command"),
+            Finished::Follow { .. } => (Kind::Follow, "autofollow"),
+            Finished::Rejoin { .. } => (Kind::Rejoin, "rejoin"),
+        };
+        if !self.running.answers(kind, id) {
+            out.push(Effect::StaleEnd { command, id });
+            return;
+        }
         match f {
             Finished::Failover { ok } => {
                 self.running.failover_done();
@@ -551,10 +583,20 @@ mod tests {
         step.effects
             .iter()
             .filter_map(|e| match e {
-                Effect::Start(s) => Some(s),
+                Effect::Start(_, s) => Some(s),
                 _ => None,
             })
             .collect()
+    }
+
+    /// The id of the first command started in `out`.
+    fn started_id(out: &[Effect]) -> CommandId {
+        out.iter()
+            .find_map(|e| match e {
+                Effect::Start(id, _) => Some(*id),
+                _ => None,
+            })
+            .expect("a command started")
     }
 
     #[test]
@@ -563,14 +605,18 @@ mod tests {
         let mut out = Vec::new();
         node.follow("pg0", &mut out);
         assert_eq!(out.len(), 2, "{out:?}");
+        let id = started_id(&out);
         out.clear();
         node.follow("pg2", &mut out);
         assert!(out.is_empty(), "queued, not started: {out:?}");
         let step = node.handle(
-            Input::Finished(Finished::Follow {
-                master: "pg0".into(),
-                ok: true,
-            }),
+            Input::Finished(
+                id,
+                Finished::Follow {
+                    master: "pg0".into(),
+                    ok: true,
+                },
+            ),
             Mono(1.0),
         );
         assert_eq!(
@@ -587,13 +633,17 @@ mod tests {
         let mut node = Node::new(config(serde_json::json!({})), Memory::new(Mono(0.0)));
         let mut out = Vec::new();
         node.follow("pg0", &mut out);
+        let id = started_id(&out);
         node.follow("pg2", &mut out);
         node.handle(Input::Stop, Mono(1.0));
         let step = node.handle(
-            Input::Finished(Finished::Follow {
-                master: "pg0".into(),
-                ok: true,
-            }),
+            Input::Finished(
+                id,
+                Finished::Follow {
+                    master: "pg0".into(),
+                    ok: true,
+                },
+            ),
             Mono(2.0),
         );
         assert!(starts(&step).is_empty(), "{step:?}");
@@ -625,13 +675,27 @@ mod tests {
         };
         node.act(&fence, Mono(10.0), &mut out);
         assert!(
-            out.iter().any(|e| matches!(e, Effect::Start(Start::Fence { .. }))),
+            out.iter().any(|e| matches!(e, Effect::Start(_, Start::Fence { .. }))),
             "{out:?}"
         );
+        let id = started_id(&out);
         out.clear();
         node.act(&fence, Mono(11.0), &mut out);
         assert!(out.is_empty(), "one fence at a time: {out:?}");
-        let step = node.handle(Input::Finished(Finished::Fence { ok: true }), Mono(13.5));
+        // an end that answers another command is not taken
+        let stale = node.handle(
+            Input::Finished(CommandId(id.0 + 1), Finished::Fence { ok: true }),
+            Mono(12.0),
+        );
+        assert_eq!(
+            stale.effects,
+            [Effect::StaleEnd {
+                command: "fence_command",
+                id: CommandId(id.0 + 1)
+            }]
+        );
+        assert!(node.running().any(), "the fence still runs");
+        let step = node.handle(Input::Finished(id, Finished::Fence { ok: true }), Mono(13.5));
         assert!(
             step.effects.contains(&Effect::FenceOverBudget { took: 3.5 }),
             "{step:?}"

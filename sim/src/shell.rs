@@ -12,9 +12,10 @@
 
 use crate::schedule::{lists, voters, FaultKind, Layout, Profile, Schedule};
 use crate::Us;
+use pglookout::act::running::Kind;
 use pglookout::config::Config;
 use pglookout::decide::{Memory, Mono};
-use pglookout::node::Node;
+use pglookout::node::{CommandId, Node};
 use pglookout::poll::rounds::Rounds;
 use pglookout::state::{FailoverStatus, NodeState, ObserverState};
 use serde_json::{json, Value};
@@ -105,6 +106,19 @@ pub struct Daemon {
     /// `lease_renewed_at` of the state file the daemon wrote at its last check; it survives a
     /// restart, as the file does.
     pub state_file_lease: Option<pglookout::state::Timestamp>,
+    /// The ids the node started its running failover, fence, follow and rejoin with (see
+    /// [`command_slot`]), handed back with their ends.
+    pub command_ids: [Option<CommandId>; 4],
+}
+
+/// Where a command's id is kept in [`Daemon::command_ids`].
+pub fn command_slot(kind: Kind) -> usize {
+    match kind {
+        Kind::Failover => 0,
+        Kind::Fence => 1,
+        Kind::Follow => 2,
+        Kind::Rejoin => 3,
+    }
 }
 
 /// The name of daemon `d` (node daemons carry their node's name).
@@ -246,6 +260,7 @@ impl Daemon {
             maintenance_answer: false,
             publish_seq: 0,
             answer_cache: None,
+            command_ids: [None; 4],
             stale_copy: None,
             state_file_lease: None,
         })

@@ -11,12 +11,13 @@ use crate::cluster::{Cluster, Proc, Role};
 use crate::net::{self, Link};
 use crate::rng::draw;
 use crate::schedule::{FaultKind, Schedule};
-use crate::shell::{Daemon, Target};
+use crate::shell::{command_slot, Daemon, Target};
 use crate::wire;
 use crate::{us, Us, MS};
 use chrono::SubsecRound;
+use pglookout::act::running::Kind;
 use pglookout::decide::{Action, Mono};
-use pglookout::node::{Effect, Finished, Input, Poll, Start};
+use pglookout::node::{CommandId, Effect, Finished, Input, Poll, Start};
 use pglookout::poll::observer::{self, ObserverError};
 use pglookout::state::{NodeState, Timestamp};
 use std::cmp::Ordering;
@@ -910,8 +911,12 @@ impl<'a> World<'a> {
         for effect in effects {
             match effect {
                 Effect::Do(Action::RequestPoll) => self.request_round(d),
-                Effect::Start(start) => self.start(d, start),
-                Effect::Do(_) | Effect::History(_) | Effect::Ended { .. } | Effect::FenceOverBudget { .. } => {}
+                Effect::Start(id, start) => self.start(d, id, start),
+                Effect::Do(_)
+                | Effect::History(_)
+                | Effect::Ended { .. }
+                | Effect::FenceOverBudget { .. }
+                | Effect::StaleEnd { .. } => {}
             }
             if self.violation.is_some() {
                 return;
@@ -919,8 +924,18 @@ impl<'a> World<'a> {
         }
     }
 
-    fn start(&mut self, d: usize, start: Start) {
+    fn start(&mut self, d: usize, id: CommandId, start: Start) {
         let who = self.daemons[d].name.clone();
+        let kind = match start {
+            Start::Failover { .. } => Some(Kind::Failover),
+            Start::Fence { .. } => Some(Kind::Fence),
+            Start::Follow { .. } => Some(Kind::Follow),
+            Start::Rejoin { .. } => Some(Kind::Rejoin),
+            Start::Warning { .. } => None,
+        };
+        if let Some(kind) = kind {
+            self.daemons[d].command_ids[command_slot(kind)] = Some(id);
+        }
         match start {
             Start::Failover { old_master, .. } => {
                 self.note(format!(
@@ -1063,7 +1078,10 @@ impl<'a> World<'a> {
                 master: master.to_string(),
                 ok: false,
             };
-            drop(dm.node.handle(Input::Finished(done), Mono(mono)));
+            let id = dm.command_ids[command_slot(Kind::Follow)]
+                .take()
+                .unwrap_or(CommandId(0));
+            drop(dm.node.handle(Input::Finished(id, done), Mono(mono)));
             return;
         };
         let node = &self.cluster.nodes[d];
@@ -1174,6 +1192,16 @@ impl<'a> World<'a> {
     fn command_done(&mut self, d: usize, cmd: Cmd, ok: bool) {
         let mono = self.daemons[d].mono(self.now);
         let who = self.daemons[d].name.clone();
+        let kind = match cmd {
+            Cmd::Failover => Kind::Failover,
+            Cmd::Fence => Kind::Fence,
+            Cmd::Follow(_) => Kind::Follow,
+            Cmd::Rejoin(_) => Kind::Rejoin,
+        };
+        // the sim drops the ends of an earlier life by its epoch: an id is always there
+        let id = self.daemons[d].command_ids[command_slot(kind)]
+            .take()
+            .unwrap_or(CommandId(0));
         let finished = match cmd {
             Cmd::Failover => {
                 let result = if ok { "succeeded" } else { "failed" };
@@ -1190,7 +1218,7 @@ impl<'a> World<'a> {
                 result: if ok { Ok(()) } else { Err("pg_rewind failed".into()) },
             },
         };
-        let step = self.daemons[d].node.handle(Input::Finished(finished), Mono(mono));
+        let step = self.daemons[d].node.handle(Input::Finished(id, finished), Mono(mono));
         self.execute(d, step.effects);
         if self.violation.is_some() {
             return;

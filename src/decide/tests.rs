@@ -13,7 +13,7 @@ use super::follow::{new_primary_conninfo, rewrite_recovery_conf};
 use super::*;
 use crate::config::Config;
 use crate::lsn::Lsn;
-use crate::node::{Effect, Finished, Input, Node, Poll, Start};
+use crate::node::{CommandId, Effect, Finished, Input, Node, Poll, Start};
 use crate::state::{parse_iso, FailoverPhase, FailoverStatus, NodeState, ObserverState, PgFields, Timestamp};
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::{json, Value};
@@ -140,6 +140,8 @@ struct Sim {
     /// The next failover command keeps running (not reported: [`Sim::finish_failover`])
     /// instead of finishing at once.
     hold_failover: bool,
+    /// The id of the failover command held running.
+    held_failover: Option<CommandId>,
     failovers: usize,
     fences: usize,
     fence_ok: bool,
@@ -184,6 +186,7 @@ impl Sim {
             maintenance: false,
             failover_ok: true,
             hold_failover: false,
+            held_failover: None,
             failovers: 0,
             fences: 0,
             fence_ok: true,
@@ -292,11 +295,12 @@ impl Sim {
                     self.record(a);
                     None
                 }
-                Effect::Start(start) => self.start(&config, start),
+                Effect::Start(id, start) => self.start(&config, id, start).map(|f| (id, f)),
                 Effect::History(_) | Effect::Ended { .. } | Effect::FenceOverBudget { .. } => None,
+                Effect::StaleEnd { command, .. } => panic!("the recording executor hands back every end: {command}"),
             };
-            if let Some(f) = finished {
-                effects.extend(self.node.handle(Input::Finished(f), self.mono).effects);
+            if let Some((id, f)) = finished {
+                effects.extend(self.node.handle(Input::Finished(id, f), self.mono).effects);
             }
         }
         self.decisions.push(d.clone());
@@ -321,10 +325,13 @@ impl Sim {
     }
 
     /// A command the node started; its end when the shell reports it at once.
-    fn start(&mut self, config: &Config, start: Start) -> Option<Finished> {
+    fn start(&mut self, config: &Config, id: CommandId, start: Start) -> Option<Finished> {
         match start {
             Start::Failover { .. } => {
                 self.failovers += 1;
+                if self.hold_failover {
+                    self.held_failover = Some(id);
+                }
                 (!self.hold_failover).then_some(Finished::Failover { ok: self.failover_ok })
             }
             Start::Warning { .. } => {
@@ -356,7 +363,10 @@ impl Sim {
 
     /// The held failover command ends now.
     fn finish_failover(&mut self, ok: bool) {
-        let step = self.node.handle(Input::Finished(Finished::Failover { ok }), self.mono);
+        let id = self.held_failover.take().expect("a held failover command");
+        let step = self
+            .node
+            .handle(Input::Finished(id, Finished::Failover { ok }), self.mono);
         assert!(step.decision.is_none());
     }
 
