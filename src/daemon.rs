@@ -323,6 +323,7 @@ impl Loop {
         for effect in effects {
             match effect {
                 Effect::Do(action) => self.act(&action),
+                Effect::Publish(status) => self.publish(status),
                 Effect::Start(id, start) => self.start(id, start),
                 Effect::History(h) => {
                     if let History::FollowFinished { master, ok: false } = &h {
@@ -492,9 +493,6 @@ impl Loop {
         let Some(decision) = step.decision else {
             return;
         };
-        // served before any effect is carried out: the others see "promoting" before our
-        // failover command starts
-        self.publish_own_word(&snapshot, now);
         lock(&self.series).record(&snapshot, unix_seconds(wall_now), self.node.config().db_poll_interval);
         self.counters.decision();
         log_decision(&decision);
@@ -528,14 +526,8 @@ impl Loop {
     }
 
     /// What our own node's entry of `/state.json` says (our failover announcement, the voters'
-    /// digest) and whether we hold a lease: served before any action is carried out, so that
-    /// the others see "promoting" before our failover command starts.
-    fn publish_own_word(&mut self, snapshot: &crate::state::Snapshot, now: Mono) {
-        let own_state = self.node.config().own_db.as_ref().and_then(|o| snapshot.nodes.get(o));
-        let status = http::OwnStatus {
-            word: self.node.own_word(),
-            no_lease: decide::fence::lease(self.node.config(), self.node.memory(), own_state, now).err(),
-        };
+    /// digest) and whether we hold a lease.
+    fn publish(&mut self, status: http::OwnStatus) {
         self.own_tx.send_if_modified(|s| {
             let changed = *s != status;
             if changed {

@@ -24,13 +24,7 @@ use tokio_util::sync::CancellationToken;
 pub type StatusView = tokio::sync::watch::Receiver<std::sync::Arc<serde_json::Value>>;
 
 /// What the decision loop says of our own node (see [`Api::own`]).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct OwnStatus {
-    pub word: crate::state::OwnWord,
-    /// Why our node must not take writes now (fenced, or its lease ran out); `None` when it
-    /// holds its lease or none applies.
-    pub no_lease: Option<String>,
-}
+pub use crate::state::OwnStatus;
 
 #[derive(Clone)]
 pub struct Api {

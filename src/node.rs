@@ -16,6 +16,7 @@ use crate::decide::Mono;
 use crate::decide::View;
 use crate::state::NodeState;
 use crate::state::ObserverState;
+use crate::state::OwnStatus;
 use crate::state::Timestamp;
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -233,6 +234,10 @@ pub enum Effect {
     /// The fence command took `took` seconds, more than `fence_command_budget`: the timing
     /// argument (docs/safety.md) assumed it would not.
     FenceOverBudget { took: f64 },
+    /// What to publish of our own node (`/state.json`'s own entry, `/primary`, `/health`):
+    /// first in every round's effects, so that the others see "promoting" before our failover
+    /// command starts, and after any other input that changed it.
+    Publish(OwnStatus),
     /// An end that answers no running command (one from an earlier life of the node): not
     /// taken.
     StaleEnd { command: &'static str, id: CommandId },
@@ -248,6 +253,8 @@ pub struct Step {
 /// What the event history was last told, so that only changes are written.
 #[derive(Clone, Debug, Default)]
 struct Told {
+    /// What we last published of our own node.
+    own: OwnStatus,
     alerts: BTreeSet<&'static str>,
     observers: BTreeMap<String, bool>,
     timelines: BTreeMap<String, u32>,
@@ -315,17 +322,41 @@ impl Node {
                 step.decision = Some(self.check(poll, now, &mut step.effects));
             }
             Input::Check(_) => {}
-            Input::Finished(id, f) => self.finished(id, f, now, &mut step.effects),
+            Input::Finished(id, f) => {
+                self.finished(id, f, now, &mut step.effects);
+                self.publish_changed_word(&mut step.effects);
+            }
             Input::Reloaded { config, source } => {
                 self.memory.config_reloaded(&self.config, &config, now);
                 self.config = config;
                 self.config_version += 1;
                 step.effects.push(Effect::Do(Action::RequestPoll));
                 step.effects.push(Effect::History(History::ConfigReloaded { source }));
+                self.publish_changed_word(&mut step.effects);
             }
             Input::Stop => self.stopping = true,
         }
         step
+    }
+
+    /// After a round: our word and lease, first of the round's effects.
+    fn publish(&mut self, poll: Poll<'_>, now: Mono, out: &mut Vec<Effect>) {
+        let own_state = self.config.own_db.as_ref().and_then(|o| poll.nodes.get(o));
+        self.told.own = OwnStatus {
+            word: self.own_word(),
+            no_lease: decide::fence::lease(&self.config, &self.memory, own_state, now).err(),
+        };
+        out.insert(0, Effect::Publish(self.told.own.clone()));
+    }
+
+    /// After a command's end or a reload: our word when it changed (the lease is taken up
+    /// again with the next round, which has a poll of our node).
+    fn publish_changed_word(&mut self, out: &mut Vec<Effect>) {
+        let word = self.own_word();
+        if word != self.told.own.word {
+            self.told.own.word = word;
+            out.push(Effect::Publish(self.told.own.clone()));
+        }
     }
 
     fn check(&mut self, poll: Poll<'_>, now: Mono, out: &mut Vec<Effect>) -> Decision {
@@ -363,6 +394,7 @@ impl Node {
         for action in &decision.actions {
             self.act(action, now, out);
         }
+        self.publish(poll, now, out);
         decision
     }
 
@@ -687,8 +719,13 @@ mod tests {
             Input::Finished(CommandId(id.0 + 1), Finished::Fence { ok: true }),
             Mono(12.0),
         );
+        let stale: Vec<_> = stale
+            .effects
+            .into_iter()
+            .filter(|e| !matches!(e, Effect::Publish(_)))
+            .collect();
         assert_eq!(
-            stale.effects,
+            stale,
             [Effect::StaleEnd {
                 command: "fence_command",
                 id: CommandId(id.0 + 1)

@@ -357,6 +357,15 @@ pub struct OwnWord {
     pub voters: Option<String>,
 }
 
+/// What a daemon publishes of its own node: its word for the others, and why its node must
+/// not take writes now (fenced, or its lease ran out; `None` when it holds its lease or none
+/// applies), for `/primary` and `/health`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OwnStatus {
+    pub word: OwnWord,
+    pub no_lease: Option<String>,
+}
+
 /// What a daemon serves at `/state.json`: its polls of every node, with its [`OwnWord`] in
 /// its own node's entry. The daemon's HTTP answer and the simulator's both come from here.
 pub fn served_nodes<'a>(

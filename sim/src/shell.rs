@@ -17,7 +17,7 @@ use pglookout::config::Config;
 use pglookout::decide::{Memory, Mono};
 use pglookout::node::{CommandId, Node};
 use pglookout::poll::rounds::Rounds;
-use pglookout::state::{FailoverStatus, NodeState, ObserverState};
+use pglookout::state::{FailoverStatus, NodeState, ObserverState, OwnStatus};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -109,6 +109,8 @@ pub struct Daemon {
     /// The ids the node started its running failover, fence, follow and rejoin with (see
     /// [`command_slot`]), handed back with their ends.
     pub command_ids: [Option<CommandId>; 4],
+    /// What the node last published of its own node ([`pglookout::node::Effect::Publish`]).
+    pub own: OwnStatus,
 }
 
 /// Where a command's id is kept in [`Daemon::command_ids`].
@@ -261,6 +263,7 @@ impl Daemon {
             publish_seq: 0,
             answer_cache: None,
             command_ids: [None; 4],
+            own: OwnStatus::default(),
             stale_copy: None,
             state_file_lease: None,
         })
@@ -288,6 +291,7 @@ impl Daemon {
             .collect();
         self.work = Snapshot::default();
         self.published = Snapshot::default();
+        self.own = OwnStatus::default();
         self.dirty = false;
         self.publish_scheduled = false;
         self.started = t;
@@ -403,8 +407,7 @@ impl Daemon {
     /// What this daemon's `/state.json` serves now: its published polls, with its own node's
     /// failover status and voter-set digest (the daemon's HTTP answer does the same).
     pub fn served(&self) -> std::borrow::Cow<'_, BTreeMap<String, NodeState>> {
-        let word = self.node.own_word();
-        pglookout::state::served_nodes(&self.published.nodes, self.config().own_db.as_deref(), &word)
+        pglookout::state::served_nodes(&self.published.nodes, self.config().own_db.as_deref(), &self.own.word)
     }
 
     pub fn publish(&mut self) {

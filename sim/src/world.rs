@@ -778,7 +778,7 @@ impl<'a> World<'a> {
         // served and read once per publication (once per fetch would take a third of the run
         // time). The own word is the failover status and, with fencing, the voter digest,
         // which a reload changes (the config version) without a new publication.
-        let failover = od.node.memory().candidacy.published().cloned();
+        let failover = od.own.word.failover.clone();
         let key = (od.publish_seq, od.node.config_version());
         if plain {
             if let Some((k, f, nodes)) = &od.answer_cache {
@@ -911,6 +911,7 @@ impl<'a> World<'a> {
         for effect in effects {
             match effect {
                 Effect::Do(Action::RequestPoll) => self.request_round(d),
+                Effect::Publish(status) => self.daemons[d].own = status,
                 Effect::Start(id, start) => self.start(d, id, start),
                 Effect::Do(_)
                 | Effect::History(_)

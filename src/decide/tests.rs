@@ -296,7 +296,7 @@ impl Sim {
                     None
                 }
                 Effect::Start(id, start) => self.start(&config, id, start).map(|f| (id, f)),
-                Effect::History(_) | Effect::Ended { .. } | Effect::FenceOverBudget { .. } => None,
+                Effect::Publish(_) | Effect::History(_) | Effect::Ended { .. } | Effect::FenceOverBudget { .. } => None,
                 Effect::StaleEnd { command, .. } => panic!("the recording executor hands back every end: {command}"),
             };
             if let Some((id, f)) = finished {
