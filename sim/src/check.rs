@@ -52,7 +52,6 @@
 
 use crate::cluster::Cluster;
 use crate::cluster::{Proc, Role};
-use crate::net;
 use crate::schedule::Schedule;
 use crate::schedule::{Fault, FaultKind, Intent, Layout, Profile, Rules};
 use crate::shell::Daemon;
@@ -237,7 +236,7 @@ pub fn at_failover(w: &Facts, d: usize, old_master: Option<&str>) -> Option<Viol
             && other.proc == Proc::Running
             && other.proc_since <= from
             && w.sched.never_promote != Some(i)
-            && net::clear_during(&w.sched.faults, d, i, from, t);
+            && !w.sched.faults.iter().any(|f| f.touches(d, i) && f.during(from, t));
         if eligible && other.lsn > own + allowance {
             return v(
                 w,
@@ -343,11 +342,10 @@ pub fn at_fence(w: &Facts, d: usize) -> Option<Violation> {
     let t0 = t1.saturating_sub(us(f_timeout + lag + c.replication_state_check_interval + 1.0));
     let recent = t1.saturating_sub(us(lag + c.replication_state_check_interval));
     let faults = &w.sched.faults;
-    let during = |f: &Fault, from: Us| f.at <= t1 && (f.end() > from || f.dur == 0 && f.at >= from);
     // the primary itself stopped, its own polls failed, or its daemon restarted (its lease
     // starts afresh): its daemon may well fence
     let node_hit = faults.iter().any(|f| {
-        during(f, t0)
+        f.during(t0, t1)
             && matches!(f.kind, FaultKind::KillNode(n) | FaultKind::FreezeNode(n) | FaultKind::HostFreeze(n)
                 | FaultKind::FailoverLate(n) | FaultKind::RestartDaemon(n) if n == d)
     });
@@ -365,7 +363,7 @@ pub fn at_fence(w: &Facts, d: usize) -> Option<Violation> {
         FaultKind::ForeignObserver { daemon, .. } => *daemon == v,
         FaultKind::ClockSkew { daemon, .. } => *daemon == v || *daemon == d,
         FaultKind::Reload { daemon, node } => *daemon == v && *node == d,
-        _ => net::touches(f, d, v) || net::touches_db(f, v, d),
+        _ => f.touches(d, v) || f.touches_db(v, d),
     };
     // Per voter: since when it could not vouch (the earliest start of the faults blocking it
     // that still lasted a moment ago), or now.
@@ -410,8 +408,7 @@ pub fn at_fence(w: &Facts, d: usize) -> Option<Violation> {
             .filter(|&&x| {
                 x != d
                     && faults.iter().any(|f| {
-                        during(f, t0)
-                            && (net::touches_db(f, x, d) || matches!(f.kind, FaultKind::HostFreeze(h) if h == x))
+                        f.during(t0, t1) && (f.touches_db(x, d) || matches!(f.kind, FaultKind::HostFreeze(h) if h == x))
                     })
             })
             .count();
@@ -639,9 +636,8 @@ pub fn restart_waiver(w: &Facts, d: usize, up_at: Us) -> Option<String> {
         - c.replication_state_check_interval
         - c.fence_command_budget;
     let hosts = w.sched.daemons();
-    let cuts_host = |f: &Fault| {
-        f.kind == FaultKind::FreezeNode(d) || (0..hosts).any(|x| net::touches(f, d, x) || net::touches_db(f, x, d))
-    };
+    let cuts_host =
+        |f: &Fault| f.kind == FaultKind::FreezeNode(d) || (0..hosts).any(|x| f.touches(d, x) || f.touches_db(x, d));
     let cut_at = w
         .sched
         .faults

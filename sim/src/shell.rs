@@ -10,7 +10,7 @@
 //! Owns a daemon's [`Node`] (its config built through `Config::from_value`, so validation
 //! runs) and its poller state. The event loop ([`crate::world`]) drives it.
 
-use crate::schedule::{lists, voters, FaultKind, Layout, Profile, Schedule};
+use crate::schedule::{daemon_name, lists, voters, FaultKind, Layout, Profile, Schedule};
 use crate::Us;
 use pglookout::config::Config;
 use pglookout::decide::Memory;
@@ -105,15 +105,6 @@ pub struct Daemon {
     /// `lease_renewed_at` of the state file the daemon wrote at its last check; it survives a
     /// restart, as the file does.
     pub state_file_lease: Option<pglookout::state::Timestamp>,
-}
-
-/// The name of daemon `d` (node daemons carry their node's name).
-pub fn daemon_name(s: &Schedule, d: usize) -> String {
-    if d < s.nodes {
-        format!("pg{d}")
-    } else {
-        format!("obs{}", d - s.nodes)
-    }
 }
 
 /// Whether node daemon `d` starts with `fence_command` (a `fenceon` fault turns it on later).
