@@ -399,6 +399,8 @@ impl<'a> Checker<'a> {
             .sum();
         let own = self.nodes[d].lsn;
         let allowance = slack + self.sched.policy.map_or(0, |p| p.cap);
+        // reachable: no link fault touched d -> i in the window, read off the schedule (a pure
+        // function of its faults, as the world's net computes links; no event needed)
         for (i, other) in self.nodes.iter().enumerate() {
             let eligible = i != d
                 && matches!(other.role, Role::Standby { .. })
@@ -408,13 +410,13 @@ impl<'a> Checker<'a> {
                 && !self.sched.faults.iter().any(|f| f.touches(d, i) && f.during(from, t));
             if eligible && other.lsn > own + allowance {
                 return self.v(
-                Rule::Candidate,
-                format!(
-                    "pg{d} promoted at {own:#x} while pg{i}, reachable, was at {:#x} ({} bytes ahead, {slack} written meanwhile)",
-                    other.lsn,
-                    other.lsn - own
-                ),
-            );
+                    Rule::Candidate,
+                    format!(
+                        "pg{d} promoted at {own:#x} while pg{i}, reachable, was at {:#x} ({} bytes ahead, {slack} written meanwhile)",
+                        other.lsn,
+                        other.lsn - own
+                    ),
+                );
             }
         }
 
@@ -587,18 +589,18 @@ impl<'a> Checker<'a> {
             .map(|(_, v)| daemon_name(self.sched, *v))
             .collect();
         self.v(
-        Rule::NeedlessFence,
-        format!(
-            "pg{d}, a healthy primary, fenced while half of its {} voters could vouch for it {} (fence_timeout {f_timeout} s; vouching now: {})",
-            voters.len(),
-            if silent > 0.0 {
-                format!("until {silent:.2} s ago")
-            } else {
-                "right up to the fence".to_string()
-            },
-            able.join(", ")
-        ),
-    )
+            Rule::NeedlessFence,
+            format!(
+                "pg{d}, a healthy primary, fenced while half of its {} voters could vouch for it {} (fence_timeout {f_timeout} s; vouching now: {})",
+                voters.len(),
+                if silent > 0.0 {
+                    format!("until {silent:.2} s ago")
+                } else {
+                    "right up to the fence".to_string()
+                },
+                able.join(", ")
+            ),
+        )
     }
 
     /// Acknowledged writes missing from the final primary: (split brain, asynchronous), or `None`
@@ -637,12 +639,12 @@ impl<'a> Checker<'a> {
                         .map(|(x, (t, _))| format!("pg{x} from {:.3} s", secs(*t)))
                         .collect();
                     return self.v(
-                    Rule::LostWrites,
-                    format!(
-                        "{split} writes acknowledged while another node was a primary are not on the final primary pg{fin} ({}); {lost_async} more lost asynchronously",
-                        who.join(", ")
-                    ),
-                );
+                        Rule::LostWrites,
+                        format!(
+                            "{split} writes acknowledged while another node was a primary are not on the final primary pg{fin} ({}); {lost_async} more lost asynchronously",
+                            who.join(", ")
+                        ),
+                    );
                 }
             }
         }
@@ -796,13 +798,13 @@ impl<'a> Checker<'a> {
             .map(|f| f.at)
             .min()?;
         (up_at > cut_at + us(covered.max(0.0))).then(|| {
-        format!(
-            "the primary pg{d}'s daemon was down from {:.3} s to {:.3} s, its host cut off or its node frozen since {:.3} s: longer than a restored lease covers (docs/safety.md: not covered)",
-            secs(self.now),
-            secs(up_at),
-            secs(cut_at)
-        )
-    })
+            format!(
+                "the primary pg{d}'s daemon was down from {:.3} s to {:.3} s, its host cut off or its node frozen since {:.3} s: longer than a restored lease covers (docs/safety.md: not covered)",
+                secs(self.now),
+                secs(up_at),
+                secs(cut_at)
+            )
+        })
     }
 }
 
