@@ -4,33 +4,10 @@
 //! ([`Cluster::fields`]) and which nodes take writes ([`Cluster::writable`]). Knows nothing of
 //! the daemons.
 
+pub use crate::event::{Proc, Role};
 use crate::{secs, Us};
 use pglookout::lsn::Lsn;
 use pglookout::state::{PgFields, Timestamp};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Proc {
-    Running,
-    /// kill -9: refuses connections.
-    Dead,
-    /// SIGSTOP: accepts connections, answers nothing.
-    Frozen,
-    /// Stopped by the fence command: refuses connections.
-    Fenced,
-    /// Being restarted by autofollow: refuses connections.
-    Restarting,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    Primary,
-    /// Streams from `upstream` (`None`: from nobody).
-    Standby {
-        upstream: Option<usize>,
-    },
-    /// `pg_ctl promote` running: still in recovery, no longer streaming.
-    Promoting,
-}
 
 /// One WAL record that committed: (when, position after it).
 #[derive(Clone, Copy, Debug)]
@@ -43,8 +20,6 @@ struct Commit {
 pub struct Node {
     pub name: String,
     pub proc: Proc,
-    /// When `proc` last changed.
-    pub proc_since: Us,
     pub role: Role,
     /// The timeline it writes (a primary) or replays (a standby).
     pub timeline: u32,
@@ -74,12 +49,6 @@ pub struct Cluster {
     pub equal_timelines: bool,
     /// Per node: how far its clock (`now()`) is off from the daemons' (microseconds).
     pub skew: Vec<i64>,
-    /// Per node: its commits made while another node was a primary in term too (when,
-    /// position).
-    pub overlapped: Vec<Vec<(Us, u64)>>,
-    /// Per node: such commits made while its own fence was already in flight (the fence
-    /// command runs: the loss docs/safety.md accepts, as two-writable does).
-    pub overlapped_fencing: Vec<u64>,
 }
 
 /// A standby's base replication delay.
@@ -92,7 +61,6 @@ impl Cluster {
             .map(|i| Node {
                 name: format!("pg{i}"),
                 proc: Proc::Running,
-                proc_since: 0,
                 role: if i == 0 {
                     Role::Primary
                 } else {
@@ -118,8 +86,6 @@ impl Cluster {
             epoch,
             equal_timelines: false,
             skew: vec![0; n],
-            overlapped: vec![Vec::new(); n],
-            overlapped_fencing: vec![0; n],
         }
     }
 
@@ -138,49 +104,17 @@ impl Cluster {
         self.nodes[n].proc == Proc::Running
     }
 
-    pub fn set_proc(&mut self, n: usize, proc: Proc, t: Us) {
-        let node = &mut self.nodes[n];
-        if node.proc != proc {
-            node.proc = proc;
-            node.proc_since = t;
-        }
-    }
-
-    /// A commit on a writable node (a client write or a daemon's `txid_current()` heartbeat).
-    /// `fencing`: the node's fence command is in flight.
-    pub fn write(&mut self, n: usize, t: Us, bytes: u64, fencing: bool) {
+    /// A commit on a writable node (a client write or a daemon's `txid_current()` heartbeat):
+    /// the position after it, or `None` when the node takes no writes.
+    pub fn write(&mut self, n: usize, t: Us, bytes: u64) -> Option<u64> {
         if !self.writable(n) {
-            return;
-        }
-        // another primary in term: writable, or frozen (it takes writes again when it resumes)
-        let in_term = |o: usize| {
-            self.nodes[o].role == Role::Primary && matches!(self.nodes[o].proc, Proc::Running | Proc::Frozen)
-        };
-        if (0..self.nodes.len()).any(|o| o != n && in_term(o)) {
-            let at = self.nodes[n].lsn + bytes;
-            if fencing {
-                self.overlapped_fencing[n] += 1;
-            } else {
-                self.overlapped[n].push((t, at));
-            }
+            return None;
         }
         let node = &mut self.nodes[n];
         node.lsn += bytes;
         node.commit_at = t;
         node.history.push(Commit { at: t, lsn: node.lsn });
-    }
-
-    /// The WAL a node wrote as a primary in `[from, to]` (0 when it wrote none).
-    pub fn written_between(&self, n: usize, from: Us, to: Us) -> u64 {
-        let h = &self.nodes[n].history;
-        let at = |t: Us| h.iter().rev().find(|c| c.at <= t).map_or(0, |c| c.lsn);
-        let first = h.first().map_or(0, |c| c.lsn);
-        at(to).saturating_sub(at(from).max(first))
-    }
-
-    /// How many commits of node `n`'s current term went past position `lsn`.
-    pub fn commits_after(&self, n: usize, lsn: u64) -> u64 {
-        self.nodes[n].history.iter().filter(|c| c.lsn > lsn).count() as u64
+        Some(node.lsn)
     }
 
     /// Moves every streaming standby up to what its primary had committed `lag` ago.

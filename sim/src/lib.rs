@@ -13,11 +13,13 @@
 //! - [`shell`]: one daemon's shell around `decide()` (poller rounds, checks, running flags).
 //! - [`world`]: the event loop, the commands' effects, the trace.
 //! - [`wire`]: what a `/state.json` round trip does to a node map, without the bytes.
-//! - [`check`]: the invariants.
+//! - [`event`]: what happened in the world, as the world tells the checker.
+//! - [`check`]: the invariants, judged on a model of the run built from those events.
 //! - [`shrink`]: reducing a failing schedule.
 
 pub mod check;
 pub mod cluster;
+pub mod event;
 pub mod net;
 pub mod rng;
 pub mod schedule;
@@ -66,15 +68,18 @@ pub struct Outcome {
 pub fn run(seed: u64, sched: &Schedule) -> Result<Outcome, String> {
     let mut w = world::World::new(seed, sched)?;
     w.run();
-    let lost = check::lost_writes(&w.facts()).map(|(split, lost_async, _)| (split, lost_async));
+    let lost = w
+        .checker
+        .lost_writes()
+        .map(|(split, lost_async, _)| (split, lost_async));
     Ok(Outcome {
         lost,
         violation: w.violation.clone(),
-        waived: w.waived.clone(),
+        waived: w.checker.waived.clone(),
         events: w.events,
-        failovers: w.failovers.len(),
-        promotions: w.promotions.len(),
-        fences: w.fences.len(),
+        failovers: w.checker.failovers.len(),
+        promotions: w.checker.promotions.len(),
+        fences: w.checker.fences.len(),
         yields: w.yields.len(),
         trace: w
             .trace

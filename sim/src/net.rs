@@ -42,22 +42,6 @@ fn of_cut(c: Cut) -> Link {
     }
 }
 
-/// Whether a fault touches the link `from -> to` at all (at any time).
-pub fn touches(f: &Fault, from: usize, to: usize) -> bool {
-    match &f.kind {
-        FaultKind::Links { pairs, .. } => pairs.contains(&(from, to)),
-        FaultKind::Isolate { host, .. } => (from == *host) != (to == *host),
-        FaultKind::Zone { side, .. } => side.contains(&from) != side.contains(&to),
-        _ => false,
-    }
-}
-
-/// Whether a fault touches daemon host `from`'s connections to node `to`'s PostgreSQL (the
-/// host links, and the cuts of the daemons' database links alone).
-pub fn touches_db(f: &Fault, from: usize, to: usize) -> bool {
-    touches(f, from, to) || matches!(&f.kind, FaultKind::DbLinks { pairs, .. } if pairs.contains(&(from, to)))
-}
-
 /// What daemon host `from`'s connection to node `to`'s PostgreSQL meets at `t`: the host link,
 /// or worse when the daemons' database links are cut (the WAL stream is not).
 pub fn db_link(faults: &[Fault], from: usize, to: usize, t: Us) -> Link {
@@ -78,10 +62,7 @@ pub fn db_link(faults: &[Fault], from: usize, to: usize, t: Us) -> Link {
 /// Whether no fault touched daemon host `from`'s connections to node `to`'s PostgreSQL during
 /// `[t0, t1]`.
 pub fn db_clear_during(faults: &[Fault], from: usize, to: usize, t0: Us, t1: Us) -> bool {
-    from == to
-        || !faults
-            .iter()
-            .any(|f| touches_db(f, from, to) && f.at <= t1 && (f.end() > t0 || f.dur == 0 && f.at >= t0))
+    from == to || !faults.iter().any(|f| f.touches_db(from, to) && f.during(t0, t1))
 }
 
 /// The link `from -> to` at `t`.
@@ -90,7 +71,7 @@ pub fn link(faults: &[Fault], from: usize, to: usize, t: Us) -> Link {
         return Link::Pass;
     }
     let mut out = Link::Pass;
-    for f in faults.iter().filter(|f| f.active(t) && touches(f, from, to)) {
+    for f in faults.iter().filter(|f| f.active(t) && f.touches(from, to)) {
         let here = match &f.kind {
             FaultKind::Isolate { cut, .. } | FaultKind::Zone { cut, .. } => of_cut(*cut),
             FaultKind::Links { how, .. } => match how {
@@ -113,10 +94,7 @@ pub fn link(faults: &[Fault], from: usize, to: usize, t: Us) -> Link {
 
 /// Whether no link fault touched `from -> to` during `[t0, t1]`.
 pub fn clear_during(faults: &[Fault], from: usize, to: usize, t0: Us, t1: Us) -> bool {
-    from == to
-        || !faults
-            .iter()
-            .any(|f| touches(f, from, to) && f.at <= t1 && (f.end() > t0 || f.dur == 0 && f.at >= t0))
+    from == to || !faults.iter().any(|f| f.touches(from, to) && f.during(t0, t1))
 }
 
 #[cfg(test)]

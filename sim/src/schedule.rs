@@ -121,6 +121,27 @@ impl Fault {
     pub fn active(&self, t: Us) -> bool {
         self.at <= t && t < self.end()
     }
+
+    /// Whether it was on at some time in `[t0, t1]` (an instant fault at `t0` or after counts).
+    pub fn during(&self, t0: Us, t1: Us) -> bool {
+        self.at <= t1 && (self.end() > t0 || self.dur == 0 && self.at >= t0)
+    }
+
+    /// Whether it touches the link `from -> to` at all (at any time).
+    pub fn touches(&self, from: usize, to: usize) -> bool {
+        match &self.kind {
+            FaultKind::Links { pairs, .. } => pairs.contains(&(from, to)),
+            FaultKind::Isolate { host, .. } => (from == *host) != (to == *host),
+            FaultKind::Zone { side, .. } => side.contains(&from) != side.contains(&to),
+            _ => false,
+        }
+    }
+
+    /// Whether it touches daemon host `from`'s connections to node `to`'s PostgreSQL (the host
+    /// links, and the cuts of the daemons' database links alone).
+    pub fn touches_db(&self, from: usize, to: usize) -> bool {
+        self.touches(from, to) || matches!(&self.kind, FaultKind::DbLinks { pairs, .. } if pairs.contains(&(from, to)))
+    }
 }
 
 /// What the schedule was drawn to exercise; decides which invariants apply to it.
@@ -407,6 +428,15 @@ impl Draws {
             Draws::Classic => generate(seed),
             Draws::Authority => generate_authority(seed),
         }
+    }
+}
+
+/// The name of daemon `d` (node daemons carry their node's name).
+pub fn daemon_name(s: &Schedule, d: usize) -> String {
+    if d < s.nodes {
+        format!("pg{d}")
+    } else {
+        format!("obs{}", d - s.nodes)
     }
 }
 

@@ -10,7 +10,7 @@
 //! Owns a daemon's [`Node`] (its config built through `Config::from_value`, so validation
 //! runs) and its poller state. The event loop ([`crate::world`]) drives it.
 
-use crate::schedule::{lists, voters, FaultKind, Layout, Profile, Schedule};
+use crate::schedule::{daemon_name, lists, voters, FaultKind, Layout, Profile, Schedule};
 use crate::Us;
 use pglookout::act::running::Kind;
 use pglookout::config::Config;
@@ -120,15 +120,6 @@ pub fn command_slot(kind: Kind) -> usize {
         Kind::Fence => 1,
         Kind::Follow => 2,
         Kind::Rejoin => 3,
-    }
-}
-
-/// The name of daemon `d` (node daemons carry their node's name).
-pub fn daemon_name(s: &Schedule, d: usize) -> String {
-    if d < s.nodes {
-        format!("pg{d}")
-    } else {
-        format!("obs{}", d - s.nodes)
     }
 }
 

@@ -6,8 +6,9 @@
 //! Determinism: no real clock, no hashing with random state, ties in time broken by the order
 //! events were queued; every random draw comes from the seed ([`crate::rng`]).
 
-use crate::check::{self, Facts, FailoverStart, Violation};
-use crate::cluster::{Cluster, Proc, Role};
+use crate::check::{Checker, Violation};
+use crate::cluster::Cluster;
+use crate::event::{Event, Fence, Proc, Role};
 use crate::net::{self, Link};
 use crate::rng::draw;
 use crate::schedule::{FaultKind, Schedule};
@@ -176,32 +177,19 @@ pub struct World<'a> {
     draws: u64,
     /// `(t, line)`, in order.
     pub trace: Vec<(Us, String)>,
-    /// Per node: when its fence command started, until the fence has acted.
-    pub fence_pending: Vec<Option<Us>>,
-    pub failovers: Vec<FailoverStart>,
     /// Daemons that yielded their turn to promote (failover_fallback_timeout): (t, daemon).
     pub yields: Vec<(Us, usize)>,
-    pub fences: Vec<(Us, usize)>,
-    /// Completed promotions: (t, node).
-    pub promotions: Vec<(Us, usize)>,
-    /// Completed follows: (t, node, master).
-    pub follows: Vec<(Us, usize, usize)>,
-    /// Why the two-writable rule does not apply to this run (an assumption of docs/safety.md
-    /// was broken by the schedule), if it does not.
-    pub waived: Option<String>,
+    /// Told what happens; judges it.
+    pub checker: Checker<'a>,
     pub violation: Option<Violation>,
     pub events: u64,
     /// Per host: frozen whole (daemon and PostgreSQL), and the daemon's events held meanwhile.
     pub frozen_hosts: Vec<bool>,
     held: Vec<Vec<Ev>>,
-    /// Per node: when a supervisor last started it again after a fence.
-    pub revived: Vec<Option<Us>>,
     revive_used: Vec<bool>,
     /// Per node: until when every probe of it times out (its host is stalled while a late
     /// promotion runs, and for a while after it lands).
     late_until: Vec<Us>,
-    /// Acknowledged writes lost at the end: (split brain, asynchronous), when checked.
-    pub lost: Option<(u64, u64)>,
     /// `pg0`, `pg1`, ...: the node names, written once (every probe needs its node's).
     node_names: Vec<String>,
     /// Every observer answer read both ways, [`wire::read_back`] and the bytes, and compared
@@ -210,25 +198,6 @@ pub struct World<'a> {
 }
 
 impl<'a> World<'a> {
-    /// What the checker may read.
-    pub fn facts(&self) -> Facts<'_> {
-        Facts {
-            now: self.now,
-            sched: self.sched,
-            cluster: &self.cluster,
-            daemons: &self.daemons,
-            waived: self.waived.as_deref(),
-            fence_pending: &self.fence_pending,
-            revived: &self.revived,
-            late_until: &self.late_until,
-            frozen_hosts: &self.frozen_hosts,
-            failovers: &self.failovers,
-            fences: &self.fences,
-            promotions: &self.promotions,
-            follows: &self.follows,
-        }
-    }
-
     pub fn new(seed: u64, sched: &'a Schedule) -> Result<World<'a>, String> {
         let epoch = pglookout::state::parse_iso("2024-01-01T00:00:00Z").ok_or("epoch")?;
         let mut daemons = Vec::new();
@@ -240,34 +209,30 @@ impl<'a> World<'a> {
             daemon.mono_rate = 1.0 + (draw(seed, &[4, d as u64], 0, 401) as f64 - 200.0) * 1e-6;
             daemons.push(daemon);
         }
+        let cluster = Cluster {
+            equal_timelines: sched.equal_timelines,
+            ..Cluster::new(sched.nodes, epoch)
+        };
+        let configs = daemons.iter().map(|d| d.config().clone()).collect();
+        let lsn = cluster.nodes.first().map_or(0, |n| n.lsn);
         Ok(World {
             seed,
             sched,
             now: 0,
-            cluster: Cluster {
-                equal_timelines: sched.equal_timelines,
-                ..Cluster::new(sched.nodes, epoch)
-            },
-            fence_pending: vec![None; sched.nodes],
+            checker: Checker::new(sched, configs, lsn),
+            cluster,
             daemons,
             queue: Queue::default(),
             seq: 0,
             draws: 0,
             trace: Vec::new(),
-            failovers: Vec::new(),
-            fences: Vec::new(),
             yields: Vec::new(),
-            promotions: Vec::new(),
-            follows: Vec::new(),
-            waived: None,
             violation: None,
             events: 0,
             frozen_hosts: vec![false; sched.daemons()],
             held: vec![Vec::new(); sched.daemons()],
-            revived: vec![None; sched.nodes],
             revive_used: vec![false; sched.nodes],
             late_until: vec![0; sched.daemons()],
-            lost: None,
             node_names: (0..sched.nodes).map(|n| format!("pg{n}")).collect(),
             check_wire: false,
         })
@@ -286,6 +251,16 @@ impl<'a> World<'a> {
 
     pub fn note(&mut self, line: String) {
         self.trace.push((self.now, line));
+    }
+
+    /// Tells the checker what happened now; the violation that shows, if any.
+    fn emit(&mut self, ev: Event) -> Option<Violation> {
+        self.checker.on(self.now, ev)
+    }
+
+    fn set_proc(&mut self, node: usize, proc: Proc) {
+        self.cluster.nodes[node].proc = proc;
+        self.emit(Event::Proc { node, proc });
     }
 
     /// Runs to the schedule's end or the first violation.
@@ -310,14 +285,14 @@ impl<'a> World<'a> {
             self.events += 1;
             self.handle(ev);
             if self.violation.is_none() {
-                self.violation = check::step(&self.facts());
+                self.violation = self.emit(Event::Settled);
             }
             if self.violation.is_some() {
                 return;
             }
         }
         self.now = self.sched.end;
-        self.violation = check::at_end(&self.facts());
+        self.violation = self.emit(Event::End);
     }
 
     /// The host whose (frozen) processes an event belongs to.
@@ -344,8 +319,8 @@ impl<'a> World<'a> {
         match ev {
             Ev::Revive { node } => {
                 if self.cluster.nodes[node].proc == Proc::Fenced {
-                    self.cluster.set_proc(node, Proc::Running, self.now);
-                    self.revived[node] = Some(self.now);
+                    self.set_proc(node, Proc::Running);
+                    self.emit(Event::Revived { node });
                     let role = if self.cluster.nodes[node].role == Role::Primary {
                         "a primary"
                     } else {
@@ -356,20 +331,27 @@ impl<'a> World<'a> {
             }
             Ev::Resume { host } => {
                 if host < self.cluster.nodes.len() && self.cluster.nodes[host].proc == Proc::Frozen {
-                    let now = self.now;
-                    self.cluster.set_proc(host, Proc::Running, now);
+                    self.set_proc(host, Proc::Running);
                 }
             }
             Ev::Repl => {
-                for n in 0..self.cluster.nodes.len() {
+                for node in 0..self.cluster.nodes.len() {
                     let bytes = self.rand(100, 2000);
-                    let fencing = self.fence_pending[n].is_some();
-                    self.cluster.write(n, self.now, bytes, fencing);
+                    if let Some(lsn) = self.cluster.write(node, self.now, bytes) {
+                        self.emit(Event::Wrote { node, lsn });
+                    }
                 }
                 let (faults, now) = (&self.sched.faults, self.now);
+                let before: Vec<u64> = self.cluster.nodes.iter().map(|n| n.lsn).collect();
                 self.cluster.replicate(now, |s, p| {
                     !matches!(net::link(faults, s, p, now), Link::Refuse | Link::Blackhole)
                 });
+                for (node, was) in before.into_iter().enumerate() {
+                    let lsn = self.cluster.nodes[node].lsn;
+                    if lsn != was {
+                        self.emit(Event::Replayed { node, lsn });
+                    }
+                }
                 self.at(now + REPL_TICK, Ev::Repl);
             }
             Ev::FaultStart(i) => self.fault_edge(i, true),
@@ -423,10 +405,12 @@ impl<'a> World<'a> {
             Ev::PromoteEnd { node, d, epoch, report } => {
                 let ok = self.cluster.finish_promotion(node, self.now);
                 if ok {
-                    self.promotions.push((self.now, node));
-                    let tl = self.cluster.nodes[node].timeline;
-                    self.note(format!("pg{node} promoted: primary on timeline {tl}"));
+                    let timeline = self.cluster.nodes[node].timeline;
+                    self.emit(Event::Promoted { node, timeline });
+                    self.note(format!("pg{node} promoted: primary on timeline {timeline}"));
                 } else {
+                    let role = self.cluster.nodes[node].role;
+                    self.emit(Event::Role { node, role });
                     self.note(format!("pg{node}: promotion failed (the node is down)"));
                 }
                 if !report {
@@ -445,9 +429,9 @@ impl<'a> World<'a> {
             }
             Ev::FenceAct { node, d, epoch } => {
                 if self.cluster.nodes[node].proc != Proc::Dead {
-                    self.cluster.set_proc(node, Proc::Fenced, self.now);
+                    self.set_proc(node, Proc::Fenced);
                 }
-                self.fence_pending[node] = None;
+                self.emit(Event::FenceActed { node });
                 self.note(format!("pg{node} fenced (stopped)"));
                 if !self.revive_used[node] && self.fault_active(|k| *k == FaultKind::Revive(node)) {
                     self.revive_used[node] = true;
@@ -470,10 +454,10 @@ impl<'a> World<'a> {
                 let n = &mut self.cluster.nodes[node];
                 n.role = Role::Standby { upstream: Some(master) };
                 n.diverged = false;
-                if n.proc == Proc::Restarting {
-                    self.cluster.set_proc(node, Proc::Running, self.now);
+                self.emit(Event::Followed { node, master });
+                if self.cluster.nodes[node].proc == Proc::Restarting {
+                    self.set_proc(node, Proc::Running);
                 }
-                self.follows.push((self.now, node, master));
                 self.note(format!("pg{node} restarted as a standby of pg{master}"));
                 let t = self.now;
                 self.at(
@@ -498,24 +482,18 @@ impl<'a> World<'a> {
         self.note(format!("fault {}: {f}", if start { "starts" } else { "ends" }));
         let now = self.now;
         match (&f.kind, start) {
-            (FaultKind::KillNode(n), true) => self.cluster.set_proc(*n, Proc::Dead, now),
+            (FaultKind::KillNode(n), true) => self.set_proc(*n, Proc::Dead),
             (FaultKind::FreezeNode(n), true) if self.cluster.nodes[*n].proc == Proc::Running => {
-                self.cluster.set_proc(*n, Proc::Frozen, now);
+                self.set_proc(*n, Proc::Frozen);
             }
             (FaultKind::FreezeNode(n), false) if self.cluster.nodes[*n].proc == Proc::Frozen => {
-                self.cluster.set_proc(*n, Proc::Running, now);
+                self.set_proc(*n, Proc::Running);
             }
             (FaultKind::RestartDaemon(d), true) => {
-                let d = *d;
-                self.daemons[d].up = false;
-                self.daemons[d].epoch += 1;
-                // a frozen primary counts: it takes writes again when it resumes
-                let primary = d < self.sched.nodes
-                    && self.cluster.nodes[d].role == Role::Primary
-                    && matches!(self.cluster.nodes[d].proc, Proc::Running | Proc::Frozen);
-                if primary && self.waived.is_none() {
-                    self.waived = check::restart_waiver(&self.facts(), d, f.end());
-                }
+                let daemon = *d;
+                self.daemons[daemon].up = false;
+                self.daemons[daemon].epoch += 1;
+                self.emit(Event::DaemonDown { daemon, until: f.end() });
             }
             (FaultKind::RestartDaemon(d), false) => self.start_daemon(*d),
             (FaultKind::ObserverStale(d), true) => {
@@ -537,14 +515,16 @@ impl<'a> World<'a> {
             }
             (FaultKind::HostFreeze(h), true) => {
                 self.frozen_hosts[*h] = true;
+                self.emit(Event::HostFrozen { host: *h, frozen: true });
                 if *h < self.sched.nodes && self.cluster.nodes[*h].proc == Proc::Running {
-                    self.cluster.set_proc(*h, Proc::Frozen, now);
+                    self.set_proc(*h, Proc::Frozen);
                 }
             }
             (FaultKind::HostFreeze(h), false) => {
                 // the daemon's held events first (at the same instant), then its PostgreSQL
                 let h = *h;
                 self.frozen_hosts[h] = false;
+                self.emit(Event::HostFrozen { host: h, frozen: false });
                 for ev in std::mem::take(&mut self.held[h]) {
                     self.at(now, ev);
                 }
@@ -566,6 +546,8 @@ impl<'a> World<'a> {
         let fenced_before = self.daemons[d].config().fence_command.is_some();
         match self.daemons[d].reload(sched, d, now, removed) {
             Ok((start, effects)) => {
+                let config = self.daemons[d].config().clone();
+                self.emit(Event::Config { daemon: d, config });
                 let who = self.daemons[d].name.clone();
                 let mut what = removed.map_or("back to every node".to_string(), |n| format!("without pg{n}"));
                 if !fenced_before && self.daemons[d].config().fence_command.is_some() {
@@ -599,6 +581,7 @@ impl<'a> World<'a> {
         let now = self.now;
         let wall = self.cluster.wall(now, self.daemons[d].wall_offset);
         self.daemons[d].restart(now, wall, maint);
+        self.emit(Event::DaemonUp { daemon: d });
         if now > 0 {
             let name = self.daemons[d].name.clone();
             self.note(format!("{name}: daemon starts with an empty memory"));
@@ -679,8 +662,9 @@ impl<'a> World<'a> {
                     let fields = self.cluster.fields(n, now);
                     // the poller's txid_current() heartbeat on a primary is a commit
                     if !fields.pg_is_in_recovery {
-                        let fencing = self.fence_pending[n].is_some();
-                        self.cluster.write(n, now, 100, fencing);
+                        if let Some(lsn) = self.cluster.write(n, now, 100) {
+                            self.emit(Event::Wrote { node: n, lsn });
+                        }
                     }
                     Some(fields)
                 } else {
@@ -835,6 +819,19 @@ impl<'a> World<'a> {
     fn publish(&mut self, d: usize) {
         let dm = &mut self.daemons[d];
         dm.publish();
+        let mut primaries = 0;
+        for (n, name) in self.node_names.iter().enumerate() {
+            if dm
+                .published
+                .nodes
+                .get(name)
+                .is_some_and(|s| s.connection && s.in_recovery() == Some(false))
+            {
+                primaries |= 1 << n;
+            }
+        }
+        self.emit(Event::Published { daemon: d, primaries });
+        let dm = &mut self.daemons[d];
         if dm.published.round != dm.last_round_seen {
             dm.last_round_seen = dm.published.round;
             self.check(d);
@@ -958,27 +955,22 @@ impl<'a> World<'a> {
         let budget = us(dm.config().fence_command_budget);
         let epoch = dm.epoch;
         self.note(format!("{who}: runs fence_command: {reason}"));
-        self.fences.push((self.now, d));
-        if let Some(v) = check::at_fence(&self.facts(), d) {
-            self.violation = Some(v);
-            return;
-        }
         let fails = self.fault_active(|k| *k == FaultKind::FenceFails(d));
         let hangs = self.fault_active(|k| *k == FaultKind::FenceHangs(d));
         let noop = self.fault_active(|k| *k == FaultKind::FenceNoop(d));
+        let what = if noop {
+            Fence::DoesNothing
+        } else if fails || hangs {
+            Fence::Fails
+        } else {
+            Fence::Stops
+        };
+        if let Some(v) = self.emit(Event::FenceStarted { daemon: d, what }) {
+            self.violation = Some(v);
+            return;
+        }
         if fails || hangs || noop {
-            // stops nothing (exits 1, or hangs until killed): docs/safety.md assumes a
-            // working fence
-            // (a frozen primary counts: it takes writes again when it resumes)
-            let node = &self.cluster.nodes[d];
-            let may_write = node.role == Role::Primary && !matches!(node.proc, Proc::Dead | Proc::Fenced);
-            if may_write && self.waived.is_none() {
-                let how = if noop { "exited 0 and stopped nothing" } else { "failed" };
-                self.waived = Some(format!(
-                    "pg{d}'s fence command {how} at {:.3} s while pg{d} was a primary (docs/safety.md assumes the fence works)",
-                    crate::secs(self.now)
-                ));
-            }
+            // stops nothing (exits 1, or hangs until killed)
             let t = if hangs {
                 self.now + us(self.daemons[d].config().failover_command_timeout)
             } else {
@@ -995,15 +987,14 @@ impl<'a> World<'a> {
             );
             return;
         }
-        self.fence_pending[d] = Some(self.now);
         let t = self.now + self.rand(5 * MS, budget.max(5 * MS + 1));
         self.at(t, Ev::FenceAct { node: d, d, epoch });
     }
 
     fn start_failover(&mut self, d: usize, old_master: Option<&str>) {
         let now = self.now;
-        self.failovers.push(FailoverStart { t: now, node: d });
-        if let Some(v) = check::at_failover(&self.facts(), d, old_master) {
+        let old_master = old_master.map(str::to_string);
+        if let Some(v) = self.emit(Event::FailoverStarted { daemon: d, old_master }) {
             self.violation = Some(v);
             return;
         }
@@ -1031,6 +1022,10 @@ impl<'a> World<'a> {
             return;
         }
         self.cluster.nodes[d].role = Role::Promoting;
+        self.emit(Event::Role {
+            node: d,
+            role: Role::Promoting,
+        });
         self.note(format!("pg{d} promoting"));
         let took = if self.sched.slow_promote {
             self.rand(4500 * MS, 5500 * MS)
@@ -1045,7 +1040,9 @@ impl<'a> World<'a> {
             let timeout = us(self.daemons[d].config().failover_command_timeout);
             self.at(now + timeout, done(false));
             let t = now + self.rand(took, timeout.max(took) + 10_000 * MS);
-            self.late_until[d] = t + self.rand(0, 10_000 * MS);
+            let until = t + self.rand(0, 10_000 * MS);
+            self.late_until[d] = until;
+            self.emit(Event::Late { node: d, until });
             self.at(
                 t,
                 Ev::PromoteEnd {
@@ -1115,7 +1112,7 @@ impl<'a> World<'a> {
             return;
         }
         self.note(format!("pg{d} restarting to follow {master}"));
-        self.cluster.set_proc(d, Proc::Restarting, now);
+        self.set_proc(d, Proc::Restarting);
         let t = now + self.rand(300 * MS, 1500 * MS);
         self.at(
             t,
@@ -1154,7 +1151,7 @@ impl<'a> World<'a> {
             return;
         }
         self.note(format!("pg{d} stopped for pg_rewind from pg{m}"));
-        self.cluster.set_proc(d, Proc::Restarting, now);
+        self.set_proc(d, Proc::Restarting);
         let t = now + self.rand(1000 * MS, 4000 * MS);
         self.at(
             t,
@@ -1172,11 +1169,13 @@ impl<'a> World<'a> {
         let ok = self.cluster.nodes[node].proc == Proc::Restarting && self.cluster.writable(master);
         if ok {
             self.cluster.rewind(node, master);
-            self.cluster.set_proc(node, Proc::Running, now);
+            let lsn = self.cluster.nodes[node].lsn;
+            self.emit(Event::Rewound { node, master, lsn });
+            self.set_proc(node, Proc::Running);
             self.note(format!("pg{node} rewound and started as a standby of pg{master}"));
         } else if self.cluster.nodes[node].proc == Proc::Restarting {
             // pg_rewind failed: the node stays stopped
-            self.cluster.set_proc(node, Proc::Fenced, now);
+            self.set_proc(node, Proc::Fenced);
             self.note(format!("pg{node}: pg_rewind from pg{master} failed; left stopped"));
         }
         self.at(

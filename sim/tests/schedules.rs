@@ -57,7 +57,12 @@ fn without_fencing_a_partitioned_primary_stays_writable_beside_the_new_one() {
     w.run();
     assert_eq!(w.violation, None);
     assert!(w.cluster.writable(0), "the old primary was never fenced");
-    let promoted = w.promotions.first().map(|p| p.1).expect("a standby was promoted");
+    let promoted = w
+        .checker
+        .promotions
+        .first()
+        .map(|p| p.1)
+        .expect("a standby was promoted");
     assert!(w.cluster.writable(promoted));
     // the same partition with the fast profile's fence: the old primary is stopped first
     let fenced = Schedule::parse(
@@ -68,7 +73,7 @@ fn without_fencing_a_partitioned_primary_stays_writable_beside_the_new_one() {
     w.run();
     assert_eq!(w.violation, None, "{:#?}", w.trace);
     assert_eq!(w.cluster.nodes[0].proc, Proc::Fenced);
-    let (fenced_at, promoted_at) = (w.fences[0].0, w.promotions[0].0);
+    let (fenced_at, promoted_at) = (w.checker.fences[0].0, w.checker.promotions[0].0);
     assert!(
         fenced_at < promoted_at,
         "fence {fenced_at} before promotion {promoted_at}"
@@ -85,11 +90,11 @@ fn kill_of_the_primary_fails_over_in_about_five_seconds() {
     let mut w = World::new(3, &sched).expect("configured");
     w.run();
     assert_eq!(w.violation, None);
-    let (t, node) = w.promotions[0];
+    let (t, node) = w.checker.promotions[0];
     let took = pglookout_sim::secs(t) - 16.0;
     assert!((4.8..6.5).contains(&took), "promoted {node} after {took:.2} s");
     let other = if node == 1 { 2 } else { 1 };
-    assert!(w.follows.iter().any(|(_, n, m)| *n == other && *m == node));
+    assert!(w.checker.follows.iter().any(|(_, n, m)| *n == other && *m == node));
 }
 
 /// Bug found by the simulator (campaign `pglab sim --seed 3 --schedules 20000`; schedule
