@@ -688,17 +688,12 @@ impl<'a> World<'a> {
                 let name = &self.node_names[n];
                 let dm = &mut self.daemons[d];
                 let mono = dm.mono(now);
-                let prev = dm.work.nodes.get(name);
+                let prev = dm.node_entry(n, name);
                 let was = prev.map(|p| p.connection);
                 let merged = pglookout::poll::merge(prev, fetch_time, mono, result);
                 let flipped = was != Some(merged.connection);
                 let up = merged.connection;
-                match dm.work.nodes.get_mut(name) {
-                    Some(slot) => *slot = merged,
-                    None => {
-                        dm.work.nodes.insert(name.clone(), merged);
-                    }
-                }
+                dm.set_node(n, merged);
                 if flipped {
                     let line = format!("{} sees {name} {}", dm.name, if up { "up" } else { "down" });
                     self.note(line);
@@ -712,11 +707,10 @@ impl<'a> World<'a> {
                 };
                 let reached = result.is_ok();
                 let dm = &mut self.daemons[d];
+                let was = dm.merge_observer(w, fetch_time, result);
                 let Target::Observer(_, name) = &dm.targets[w] else {
                     return; // it was one above: targets change only at a restart
                 };
-                let was = dm.work.observers.get(name).map(|o| o.connection);
-                pglookout::poll::merge_observer(&mut dm.work.observers, name, fetch_time, result);
                 if was.is_some_and(|w| w != reached) || (was.is_none() && !reached) {
                     let what = if reached { "answers again" } else { "does not answer" };
                     let line = format!("{}: observer {name} {what}", dm.name);
