@@ -19,8 +19,9 @@ use pglookout::decide::Action;
 use pglookout::node::{Effect, Finished, Input, Poll, Start};
 use pglookout::poll::observer::{self, ObserverError};
 use pglookout::state::{NodeState, Timestamp};
+use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
 
 /// How often clients write to every writable node and standbys catch up.
 const REPL_TICK: Us = 50 * MS;
@@ -771,29 +772,25 @@ impl<'a> World<'a> {
         // served and read once per publication (once per fetch would take a third of the run
         // time). The own word is the failover status and, with fencing, the voter digest,
         // which a reload changes (the config version) without a new publication.
-        let failover = od.node.memory().published_failover.clone();
+        let failover = &od.node.memory().published_failover;
         let key = (od.publish_seq, od.node.config_version());
         if plain {
             if let Some((k, f, nodes)) = &od.answer_cache {
-                if *k == key && *f == failover {
+                if *k == key && f == failover {
                     return Ok(nodes.clone());
                 }
             }
         }
         let check = self.check_wire;
+        let wall = self.cluster.wall(now, od.wall_offset);
         let read = match (&od.stale_copy, foreign) {
-            (Some(stale), None) => read_answer(stale, check),
-            (Some(stale), Some(p)) => read_answer(
-                &foreign_cluster(stale, p, self.cluster.wall(now, od.wall_offset)),
-                check,
-            ),
-            (None, Some(p)) => read_answer(
-                &foreign_cluster(&od.served(), p, self.cluster.wall(now, od.wall_offset)),
-                check,
-            ),
-            (None, None) => read_answer(&od.served(), check),
+            (Some(stale), None) => read_answer(|| Cow::Borrowed(stale), check),
+            (Some(stale), Some(p)) => read_answer(|| Cow::Owned(foreign_cluster(stale, p, wall)), check),
+            (None, Some(p)) => read_answer(|| Cow::Owned(foreign_cluster(&od.served(), p, wall)), check),
+            (None, None) => read_answer(|| od.served(), check),
         }?;
         if plain {
+            let failover = failover.clone();
             let od = &mut self.daemons[o];
             od.answer_cache = Some((key, failover, read.clone()));
         }
@@ -1193,18 +1190,19 @@ impl<'a> World<'a> {
     }
 }
 
-/// How a daemon reads the `/state.json` answer serving `nodes`: the bytes written and checked
-/// as a daemon does, or [`wire::read_back`]'s same result without them. With `check`, both,
-/// and a panic when they differ (tests only).
-fn read_answer(
-    nodes: &std::collections::BTreeMap<String, NodeState>,
+/// How a daemon reads the `/state.json` answer serving the nodes `serve` gives: the bytes
+/// written and checked as a daemon does, or [`wire::read_back`]'s same result without them.
+/// With `check`, both, and a panic when they differ (tests only). `serve` runs again for the
+/// bytes: the shortcut reads its first map in place, without copying it once more.
+fn read_answer<'n>(
+    serve: impl Fn() -> Cow<'n, BTreeMap<String, NodeState>>,
     check: bool,
-) -> Result<std::collections::BTreeMap<String, NodeState>, ObserverError> {
+) -> Result<BTreeMap<String, NodeState>, ObserverError> {
     let bytes = || {
-        let body = pglookout::statefile::to_pretty_json(nodes).unwrap_or_default();
+        let body = pglookout::statefile::to_pretty_json(&*serve()).unwrap_or_default();
         observer::parse_answer(&body).map(|(nodes, _bad)| nodes)
     };
-    let Some(read) = wire::read_back(nodes) else {
+    let Some(read) = wire::read_back_owned(serve().into_owned()) else {
         return bytes();
     };
     if check {
