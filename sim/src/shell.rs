@@ -20,6 +20,7 @@ use pglookout::state::{FailoverStatus, NodeState, ObserverState};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 /// The shipped fast profile, merged into every daemon's config as docs/safety.md says.
 const FAST_PROFILE: &str = include_str!("../../docs/profiles/fast.json");
@@ -67,22 +68,22 @@ pub enum NodeChange {
     Removed,
 }
 
-/// The aggregator's working snapshot, kept as its changes since the last publication: the
-/// published snapshot with these applied is what the daemon's aggregator holds. Publishing
-/// moves them in; a copy of the whole working snapshot at every publication (observers' node
-/// maps and all) was a sixth of the run time.
+/// The aggregator's working snapshot. Its node entries are kept as their changes since the
+/// last publication (the published ones with these applied are the aggregator's), which
+/// publishing moves in: a copy of the whole working snapshot at every publication (observers'
+/// node maps and all) was a sixth of the run time. Its observer entries are whole, as
+/// `poll::merge_observer` keeps them: they are cheap to copy (their nodes are shared).
 #[derive(Clone, Debug, Default)]
 pub struct Work {
     /// By node index.
     pub nodes: Vec<Option<NodeChange>>,
-    /// Observer entries as `poll::merge_observer` left them since the last publication.
     pub observers: BTreeMap<String, ObserverState>,
     pub round: u64,
 }
 
 /// A reading of a daemon's `/state.json`: (publication, config version), the failover word it
 /// was served with, and what the reading gave.
-pub type AnswerCache = ((u64, u64), Option<FailoverStatus>, BTreeMap<String, NodeState>);
+pub type AnswerCache = ((u64, u64), Option<FailoverStatus>, Arc<BTreeMap<String, NodeState>>);
 
 pub struct Daemon {
     pub name: String,
@@ -446,31 +447,13 @@ impl Daemon {
         &mut self,
         w: usize,
         fetch_time: pglookout::state::Timestamp,
-        result: Result<BTreeMap<String, NodeState>, pglookout::poll::observer::ObserverError>,
+        result: Result<Arc<BTreeMap<String, NodeState>>, pglookout::poll::observer::ObserverError>,
     ) -> Option<bool> {
         let Some(Target::Observer(_, name)) = self.targets.get(w) else {
             return None;
         };
-        let work = &mut self.work.observers;
-        if !work.contains_key(name) {
-            if let Some(p) = self.published.observers.get(name) {
-                // the published entry, as the merge starts from it: a fetch that answers
-                // replaces its nodes, one that fails keeps them
-                let nodes = if result.is_ok() {
-                    BTreeMap::new()
-                } else {
-                    p.nodes.clone()
-                };
-                let start = ObserverState {
-                    fetch_time: p.fetch_time,
-                    connection: p.connection,
-                    nodes,
-                };
-                work.insert(name.to_string(), start);
-            }
-        }
-        let was = work.get(name).map(|o| o.connection);
-        pglookout::poll::merge_observer(work, name, fetch_time, result);
+        let was = self.work.observers.get(name).map(|o| o.connection);
+        pglookout::poll::merge_observer(&mut self.work.observers, name, fetch_time, result);
         was
     }
 
@@ -491,8 +474,13 @@ impl Daemon {
                 },
             }
         }
-        for (name, state) in std::mem::take(&mut self.work.observers) {
-            self.published.observers.insert(name, state);
+        for (name, state) in &self.work.observers {
+            match self.published.observers.get_mut(name) {
+                Some(slot) => slot.clone_from(state),
+                None => {
+                    self.published.observers.insert(name.clone(), state.clone());
+                }
+            }
         }
         self.published.round = self.work.round;
         self.dirty = false;
