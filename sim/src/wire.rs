@@ -53,9 +53,15 @@ fn entry(n: &mut NodeState) -> Option<()> {
 /// reads them back exactly, for four-digit years and no leap second.
 fn time(t: Timestamp) -> Option<Timestamp> {
     use chrono::{Datelike, Timelike};
-    let nanos = t.nanosecond();
-    if !(1..=9999).contains(&t.year()) || nanos >= 1_000_000_000 {
+    // the UTC fields directly: `Timestamp`'s own accessors convert to its (zero) offset first
+    let naive = t.naive_utc();
+    let nanos = naive.nanosecond();
+    if !(1..=9999).contains(&naive.year()) || nanos >= 1_000_000_000 {
         return None;
+    }
+    if nanos % 1000 == 0 {
+        // whole microseconds already (every simulated time): nothing to cut
+        return Some(t);
     }
     t.with_nanosecond(nanos / 1000 * 1000)
 }
