@@ -16,7 +16,7 @@ use pglookout::config::Config;
 use pglookout::decide::Memory;
 use pglookout::node::Node;
 use pglookout::poll::rounds::Rounds;
-use pglookout::state::{FailoverStatus, NodeState, ObserverState};
+use pglookout::state::{FailoverStatus, NodeState, ObserverState, OwnWord};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -125,6 +125,10 @@ pub struct Daemon {
     /// The reading of the `/state.json` bytes of publication `.0.0` under config version `.0.1`
     /// (see `World::observer_answer`).
     pub answer_cache: Option<AnswerCache>,
+    /// `Node::own_word` as last taken, with the config it was taken under (held, so that no
+    /// other config can have its address): it changes with the config or the failover status
+    /// only, and its voter digest costs more than the rest of a served answer.
+    own_word: std::cell::RefCell<Option<(Arc<Config>, OwnWord)>>,
     /// What `/state.json` answers while an `ObserverStale` fault holds it.
     pub stale_copy: Option<BTreeMap<String, NodeState>>,
     /// `lease_renewed_at` of the state file the daemon wrote at its last check; it survives a
@@ -272,6 +276,7 @@ impl Daemon {
             maintenance_answer: false,
             publish_seq: 0,
             answer_cache: None,
+            own_word: std::cell::RefCell::new(None),
             stale_copy: None,
             state_file_lease: None,
         })
@@ -414,8 +419,13 @@ impl Daemon {
     /// What this daemon's `/state.json` serves now: its published polls, with its own node's
     /// failover status and voter-set digest (the daemon's HTTP answer does the same).
     pub fn served(&self) -> std::borrow::Cow<'_, BTreeMap<String, NodeState>> {
-        let word = self.node.own_word();
-        pglookout::state::served_nodes(&self.published.nodes, self.config().own_db.as_deref(), &word)
+        let mut cached = self.own_word.borrow_mut();
+        let failover = &self.node.memory().published_failover;
+        let word = match &mut *cached {
+            Some((config, word)) if Arc::ptr_eq(config, self.config()) && word.failover == *failover => word,
+            slot => &mut slot.insert((self.config().clone(), self.node.own_word())).1,
+        };
+        pglookout::state::served_nodes(&self.published.nodes, self.config().own_db.as_deref(), word)
     }
 
     /// The aggregator's entry for node `n` (named `name`): its change since the last
