@@ -61,6 +61,9 @@ pub struct Snapshot {
 }
 
 /// A node entry of the aggregator's working snapshot that differs from the published one.
+// One slot per node, set in place and moved out at publication: boxing the entry would cost
+// an allocation per probe, to save space that is never copied.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum NodeChange {
     Set(NodeState),
