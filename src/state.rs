@@ -332,7 +332,9 @@ pub fn parse_node_map(v: &serde_json::Value) -> Result<(BTreeMap<String, NodeSta
 pub struct ObserverState {
     pub fetch_time: Timestamp,
     pub connection: bool,
-    pub nodes: BTreeMap<String, NodeState>,
+    /// Shared, not copied, by every snapshot that holds this reading (the simulator hands one
+    /// reading of a daemon's answer to all that fetch it before it changes).
+    pub nodes: std::sync::Arc<BTreeMap<String, NodeState>>,
 }
 
 impl Serialize for ObserverState {
@@ -340,7 +342,7 @@ impl Serialize for ObserverState {
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("fetch_time", &iso(&self.fetch_time))?;
         m.serialize_entry("connection", &self.connection)?;
-        for (name, node) in &self.nodes {
+        for (name, node) in self.nodes.iter() {
             if name != "fetch_time" && name != "connection" {
                 m.serialize_entry(name, node)?;
             }

@@ -21,6 +21,7 @@ use pglookout::state::{FailoverStatus, NodeState, ObserverState, OwnStatus};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 /// The shipped fast profile, merged into every daemon's config as docs/safety.md says.
 const FAST_PROFILE: &str = include_str!("../../docs/profiles/fast.json");
@@ -60,9 +61,33 @@ pub struct Snapshot {
     pub round: u64,
 }
 
+/// A node entry of the aggregator's working snapshot that differs from the published one.
+// One slot per node, set in place and moved out at publication: boxing the entry would cost
+// an allocation per probe, to save space that is never copied.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+pub enum NodeChange {
+    Set(NodeState),
+    /// A reload took the node out of `remote_conns`.
+    Removed,
+}
+
+/// The aggregator's working snapshot. Its node entries are kept as their changes since the
+/// last publication (the published ones with these applied are the aggregator's), which
+/// publishing moves in: a copy of the whole working snapshot at every publication (observers'
+/// node maps and all) was a sixth of the run time. Its observer entries are whole, as
+/// `poll::merge_observer` keeps them: they are cheap to copy (their nodes are shared).
+#[derive(Clone, Debug, Default)]
+pub struct Work {
+    /// By node index.
+    pub nodes: Vec<Option<NodeChange>>,
+    pub observers: BTreeMap<String, ObserverState>,
+    pub round: u64,
+}
+
 /// A reading of a daemon's `/state.json`: (publication, config version), the failover word it
 /// was served with, and what the reading gave.
-pub type AnswerCache = ((u64, u64), Option<FailoverStatus>, BTreeMap<String, NodeState>);
+pub type AnswerCache = ((u64, u64), Option<FailoverStatus>, Arc<BTreeMap<String, NodeState>>);
 
 pub struct Daemon {
     pub name: String,
@@ -82,9 +107,12 @@ pub struct Daemon {
     /// This daemon's wall clock is off by this much (microseconds).
     pub wall_offset: i64,
     pub targets: Vec<Target>,
+    /// `pg0`, `pg1`, ...: the keys of the node entries, written once.
+    node_names: Vec<String>,
     pub workers: Vec<Worker>,
-    /// The aggregator's working state, and what it last published.
-    pub work: Snapshot,
+    /// The aggregator's working state (its changes since the last publication), and what it
+    /// last published.
+    pub work: Work,
     pub published: Snapshot,
     pub dirty: bool,
     pub publish_scheduled: bool,
@@ -241,8 +269,9 @@ impl Daemon {
             mono_rate: 1.0,
             wall_offset,
             targets,
+            node_names: (0..s.nodes).map(|n| format!("pg{n}")).collect(),
             workers,
-            work: Snapshot::default(),
+            work: Work::default(),
             published: Snapshot::default(),
             dirty: false,
             publish_scheduled: false,
@@ -280,7 +309,7 @@ impl Daemon {
                 ..Worker::default()
             })
             .collect();
-        self.work = Snapshot::default();
+        self.work = Work::default();
         self.published = Snapshot::default();
         self.own = OwnStatus::default();
         self.dirty = false;
@@ -329,8 +358,8 @@ impl Daemon {
                 worker.incarnation += 1;
                 worker.tick_seq += 1;
                 self.rounds.forget(&w);
-                if let Target::Node(n) = target {
-                    self.work.nodes.remove(&format!("pg{n}"));
+                if let Target::Node(n) = *target {
+                    Self::change_node(&mut self.work, n, NodeChange::Removed);
                 }
                 self.dirty = true;
             } else if !worker.enabled && wanted {
@@ -401,9 +430,71 @@ impl Daemon {
         pglookout::state::served_nodes(&self.published.nodes, self.config().own_db.as_deref(), &self.own.word)
     }
 
+    /// The aggregator's entry for node `n` (named `name`): its change since the last
+    /// publication, else the published one.
+    pub fn node_entry(&self, n: usize, name: &str) -> Option<&NodeState> {
+        match self.work.nodes.get(n) {
+            Some(Some(NodeChange::Set(state))) => Some(state),
+            Some(Some(NodeChange::Removed)) => None,
+            _ => self.published.nodes.get(name),
+        }
+    }
+
+    /// Sets the aggregator's entry for node `n`.
+    pub fn set_node(&mut self, n: usize, state: NodeState) {
+        Self::change_node(&mut self.work, n, NodeChange::Set(state));
+    }
+
+    fn change_node(work: &mut Work, n: usize, change: NodeChange) {
+        if work.nodes.len() <= n {
+            work.nodes.resize_with(n + 1, || None);
+        }
+        work.nodes[n] = Some(change);
+    }
+
+    /// Merges a fetch by worker `w` (of an observer) into the aggregator's working snapshot
+    /// with the daemon's `poll::merge_observer`; returns whether the observer was reached
+    /// before (`None`: never fetched, or `w` polls no observer).
+    pub fn merge_observer(
+        &mut self,
+        w: usize,
+        fetch_time: pglookout::state::Timestamp,
+        result: Result<Arc<BTreeMap<String, NodeState>>, pglookout::poll::observer::ObserverError>,
+    ) -> Option<bool> {
+        let Some(Target::Observer(_, name)) = self.targets.get(w) else {
+            return None;
+        };
+        let was = self.work.observers.get(name).map(|o| o.connection);
+        pglookout::poll::merge_observer(&mut self.work.observers, name, fetch_time, result);
+        was
+    }
+
+    /// Publishes the working snapshot: its changes move into the published one.
     pub fn publish(&mut self) {
         self.publish_seq += 1;
-        self.published = self.work.clone();
+        for (change, name) in self.work.nodes.iter_mut().zip(&self.node_names) {
+            match change.take() {
+                None => {}
+                Some(NodeChange::Removed) => {
+                    self.published.nodes.remove(name);
+                }
+                Some(NodeChange::Set(state)) => match self.published.nodes.get_mut(name) {
+                    Some(slot) => *slot = state,
+                    None => {
+                        self.published.nodes.insert(name.clone(), state);
+                    }
+                },
+            }
+        }
+        for (name, state) in &self.work.observers {
+            match self.published.observers.get_mut(name) {
+                Some(slot) => slot.clone_from(state),
+                None => {
+                    self.published.observers.insert(name.clone(), state.clone());
+                }
+            }
+        }
+        self.published.round = self.work.round;
         self.dirty = false;
     }
 }

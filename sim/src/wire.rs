@@ -15,11 +15,16 @@ use std::collections::BTreeMap;
 /// The map a daemon reads from the JSON we serialize for `nodes`, or `None` when the shortcut
 /// cannot be sure (the caller then serializes and parses).
 pub fn read_back(nodes: &BTreeMap<String, NodeState>) -> Option<BTreeMap<String, NodeState>> {
-    let mut read = nodes.clone();
-    for n in read.values_mut() {
+    read_back_owned(nodes.clone())
+}
+
+/// [`read_back`] of a map the caller owns, changed in place (a served map with the daemon's
+/// own word in it is a copy already: no second one).
+pub fn read_back_owned(mut nodes: BTreeMap<String, NodeState>) -> Option<BTreeMap<String, NodeState>> {
+    for n in nodes.values_mut() {
         entry(n)?;
     }
-    Some(read)
+    Some(nodes)
 }
 
 /// One entry, changed in place into what `NodeState::from_json` reads of what its
@@ -48,9 +53,15 @@ fn entry(n: &mut NodeState) -> Option<()> {
 /// reads them back exactly, for four-digit years and no leap second.
 fn time(t: Timestamp) -> Option<Timestamp> {
     use chrono::{Datelike, Timelike};
-    let nanos = t.nanosecond();
-    if !(1..=9999).contains(&t.year()) || nanos >= 1_000_000_000 {
+    // the UTC fields directly: `Timestamp`'s own accessors convert to its (zero) offset first
+    let naive = t.naive_utc();
+    let nanos = naive.nanosecond();
+    if !(1..=9999).contains(&naive.year()) || nanos >= 1_000_000_000 {
         return None;
+    }
+    if nanos % 1000 == 0 {
+        // whole microseconds already (every simulated time): nothing to cut
+        return Some(t);
     }
     t.with_nanosecond(nanos / 1000 * 1000)
 }

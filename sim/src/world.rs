@@ -21,8 +21,10 @@ use pglookout::decide::{Action, Mono};
 use pglookout::node::{CommandId, Effect, Finished, Input, Poll, Start};
 use pglookout::poll::observer::{self, ObserverError};
 use pglookout::state::{NodeState, Timestamp};
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::borrow::Cow;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::Arc;
 
 /// How often clients write to every writable node and standbys catch up.
 const REPL_TICK: Us = 50 * MS;
@@ -111,39 +113,30 @@ enum Ev {
 
 /// The pending events, earliest `(t, seq)` first (`seq` is unique: ties in time go in the
 /// order the events were queued). The heap holds small keys and the events wait in slots:
-/// a heap of the events themselves spent a tenth of the run moving them around.
+/// a heap of the events themselves spent a tenth of the run moving them around. A key is
+/// `(t, seq, slot)` packed into one number ([`Queue::key`]), so that one integer comparison
+/// orders two of them: a three-field key's comparisons and moves were most of the queue's time.
 #[derive(Default)]
 struct Queue {
-    heap: BinaryHeap<Key>,
+    heap: BinaryHeap<Reverse<u128>>,
     slots: Vec<Option<Ev>>,
     free: Vec<usize>,
 }
 
-struct Key {
-    t: Us,
-    seq: u64,
-    slot: usize,
-}
-
-impl PartialEq for Key {
-    fn eq(&self, o: &Self) -> bool {
-        (self.t, self.seq) == (o.t, o.seq)
-    }
-}
-impl Eq for Key {}
-impl PartialOrd for Key {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Key {
-    // BinaryHeap is a max-heap: the earliest event must compare greatest
-    fn cmp(&self, o: &Self) -> Ordering {
-        (o.t, o.seq).cmp(&(self.t, self.seq))
-    }
-}
+/// The bits of a key that hold the slot, below the 40 of `seq`; `t` has the upper 64.
+const SLOT_BITS: u32 = 24;
 
 impl Queue {
+    /// `t`, then `seq`, then `slot`: ordered as `(t, seq)`, since `seq` is unique. A run queues
+    /// a few million events at most and holds a few hundred at once, far below 2^40 and 2^24.
+    fn key(t: Us, seq: u64, slot: usize) -> u128 {
+        assert!(
+            seq < 1 << 40 && slot < 1 << SLOT_BITS,
+            "event queue key out of range: seq {seq}, slot {slot}"
+        );
+        (u128::from(t) << 64) | (u128::from(seq) << SLOT_BITS) | slot as u128
+    }
+
     fn push(&mut self, t: Us, seq: u64, ev: Ev) {
         let slot = match self.free.pop() {
             Some(slot) => {
@@ -155,14 +148,16 @@ impl Queue {
                 self.slots.len() - 1
             }
         };
-        self.heap.push(Key { t, seq, slot });
+        // BinaryHeap is a max-heap: the earliest event must compare greatest
+        self.heap.push(Reverse(Self::key(t, seq, slot)));
     }
 
     fn pop(&mut self) -> Option<(Us, Ev)> {
-        let key = self.heap.pop()?;
-        let ev = self.slots.get_mut(key.slot)?.take()?;
-        self.free.push(key.slot);
-        Some((key.t, ev))
+        let Reverse(key) = self.heap.pop()?;
+        let slot = (key & ((1 << SLOT_BITS) - 1)) as usize;
+        let ev = self.slots.get_mut(slot)?.take()?;
+        self.free.push(slot);
+        Some(((key >> 64) as Us, ev))
     }
 }
 
@@ -673,17 +668,12 @@ impl<'a> World<'a> {
                 let name = &self.node_names[n];
                 let dm = &mut self.daemons[d];
                 let mono = dm.mono(now);
-                let prev = dm.work.nodes.get(name);
+                let prev = dm.node_entry(n, name);
                 let was = prev.map(|p| p.connection);
                 let merged = pglookout::poll::merge(prev, fetch_time, mono, result);
                 let flipped = was != Some(merged.connection);
                 let up = merged.connection;
-                match dm.work.nodes.get_mut(name) {
-                    Some(slot) => *slot = merged,
-                    None => {
-                        dm.work.nodes.insert(name.clone(), merged);
-                    }
-                }
+                dm.set_node(n, merged);
                 if flipped {
                     let line = format!("{} sees {name} {}", dm.name, if up { "up" } else { "down" });
                     self.note(line);
@@ -697,11 +687,10 @@ impl<'a> World<'a> {
                 };
                 let reached = result.is_ok();
                 let dm = &mut self.daemons[d];
+                let was = dm.merge_observer(w, fetch_time, result);
                 let Target::Observer(_, name) = &dm.targets[w] else {
                     return; // it was one above: targets change only at a restart
                 };
-                let was = dm.work.observers.get(name).map(|o| o.connection);
-                pglookout::poll::merge_observer(&mut dm.work.observers, name, fetch_time, result);
                 if was.is_some_and(|w| w != reached) || (was.is_none() && !reached) {
                     let what = if reached { "answers again" } else { "does not answer" };
                     let line = format!("{}: observer {name} {what}", dm.name);
@@ -743,14 +732,14 @@ impl<'a> World<'a> {
         d: usize,
         o: usize,
         before: Timestamp,
-    ) -> Result<std::collections::BTreeMap<String, NodeState>, ObserverError> {
+    ) -> Result<Arc<BTreeMap<String, NodeState>>, ObserverError> {
         let now = self.now;
         let date = self.cluster.wall(now, self.daemons[o].wall_offset).trunc_subsecs(0);
         let after = self.cluster.wall(now, self.daemons[d].wall_offset);
         observer::check_clock(Some(date), before, after)?;
         if self.fault_active(|k| *k == FaultKind::ObserverGarbage(o)) {
             let body = self.garbage(o);
-            return observer::parse_answer(&body).map(|(nodes, _bad)| nodes);
+            return observer::parse_answer(&body).map(|(nodes, _bad)| Arc::new(nodes));
         }
         let foreign = self.sched.faults.iter().find_map(|f| match f.kind {
             FaultKind::ForeignObserver { daemon, primary } if daemon == o && f.active(now) => Some(primary),
@@ -760,31 +749,29 @@ impl<'a> World<'a> {
         let plain = foreign.is_none() && od.stale_copy.is_none();
         // The same published snapshot and own word give the same bytes and the same reading:
         // served and read once per publication (once per fetch would take a third of the run
-        // time). The own word is the failover status and, with fencing, the voter digest,
+        // time), and shared by every daemon that fetches it (a copy per fetch was a tenth of
+        // the run time, with the copies' drops). The own word is the failover status and, with fencing, the voter digest,
         // which a reload changes (the config version) without a new publication.
-        let failover = od.own.word.failover.clone();
+        let failover = &od.own.word.failover;
         let key = (od.publish_seq, od.node.config_version());
         if plain {
             if let Some((k, f, nodes)) = &od.answer_cache {
-                if *k == key && *f == failover {
+                if *k == key && f == failover {
                     return Ok(nodes.clone());
                 }
             }
         }
         let check = self.check_wire;
+        let wall = self.cluster.wall(now, od.wall_offset);
         let read = match (&od.stale_copy, foreign) {
-            (Some(stale), None) => read_answer(stale, check),
-            (Some(stale), Some(p)) => read_answer(
-                &foreign_cluster(stale, p, self.cluster.wall(now, od.wall_offset)),
-                check,
-            ),
-            (None, Some(p)) => read_answer(
-                &foreign_cluster(&od.served(), p, self.cluster.wall(now, od.wall_offset)),
-                check,
-            ),
-            (None, None) => read_answer(&od.served(), check),
+            (Some(stale), None) => read_answer(|| Cow::Borrowed(stale), check),
+            (Some(stale), Some(p)) => read_answer(|| Cow::Owned(foreign_cluster(stale, p, wall)), check),
+            (None, Some(p)) => read_answer(|| Cow::Owned(foreign_cluster(&od.served(), p, wall)), check),
+            (None, None) => read_answer(|| od.served(), check),
         }?;
+        let read = Arc::new(read);
         if plain {
+            let failover = failover.clone();
             let od = &mut self.daemons[o];
             od.answer_cache = Some((key, failover, read.clone()));
         }
@@ -1227,18 +1214,19 @@ impl<'a> World<'a> {
     }
 }
 
-/// How a daemon reads the `/state.json` answer serving `nodes`: the bytes written and checked
-/// as a daemon does, or [`wire::read_back`]'s same result without them. With `check`, both,
-/// and a panic when they differ (tests only).
-fn read_answer(
-    nodes: &std::collections::BTreeMap<String, NodeState>,
+/// How a daemon reads the `/state.json` answer serving the nodes `serve` gives: the bytes
+/// written and checked as a daemon does, or [`wire::read_back`]'s same result without them.
+/// With `check`, both, and a panic when they differ (tests only). `serve` runs again for the
+/// bytes: the shortcut reads its first map in place, without copying it once more.
+fn read_answer<'n>(
+    serve: impl Fn() -> Cow<'n, BTreeMap<String, NodeState>>,
     check: bool,
-) -> Result<std::collections::BTreeMap<String, NodeState>, ObserverError> {
+) -> Result<BTreeMap<String, NodeState>, ObserverError> {
     let bytes = || {
-        let body = pglookout::statefile::to_pretty_json(nodes).unwrap_or_default();
+        let body = pglookout::statefile::to_pretty_json(&*serve()).unwrap_or_default();
         observer::parse_answer(&body).map(|(nodes, _bad)| nodes)
     };
-    let Some(read) = wire::read_back(nodes) else {
+    let Some(read) = wire::read_back_owned(serve().into_owned()) else {
         return bytes();
     };
     if check {

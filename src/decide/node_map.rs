@@ -92,7 +92,7 @@ pub fn node_map<'a>(
         } else {
             map.disconnected_observers += 1;
         }
-        for (instance, seen) in &obs.nodes {
+        for (instance, seen) in obs.nodes.iter() {
             let Some(ours) = own.get(instance) else {
                 continue;
             };

@@ -118,7 +118,7 @@ fn one_observer(
         ObserverState {
             fetch_time,
             connection,
-            nodes,
+            nodes: nodes.into(),
         },
     )])
 }
@@ -250,11 +250,11 @@ impl Sim {
             .or_insert_with(|| ObserverState {
                 fetch_time: now,
                 connection: true,
-                nodes: BTreeMap::new(),
+                nodes: Default::default(),
             });
         obs.fetch_time = now;
         obs.connection = true;
-        obs.nodes.insert(name.to_string(), node.0);
+        Arc::make_mut(&mut obs.nodes).insert(name.to_string(), node.0);
         self
     }
 
@@ -1739,7 +1739,7 @@ fn report(s: &mut Sim, o: &str, connected: Option<bool>) {
         None => entry.connection = false,
         Some(c) => {
             entry.connection = true;
-            if let Some(n) = entry.nodes.get_mut("pg1") {
+            if let Some(n) = Arc::make_mut(&mut entry.nodes).get_mut("pg1") {
                 n.connection = c;
             }
         }
@@ -2747,7 +2747,7 @@ fn later(s: &mut Sim, secs: i64) {
     }
     for o in s.observers.values_mut() {
         o.fetch_time = t;
-        for n in o.nodes.values_mut() {
+        for n in Arc::make_mut(&mut o.nodes).values_mut() {
             n.fetch_time = t;
         }
     }
@@ -3305,7 +3305,7 @@ fn mesh(own: &str, dedicated: &[&str]) -> Sim {
 fn sees_pg1(s: &mut Sim, o: &str, connected: bool) {
     let entry = s.observers.get_mut(o).expect("observer");
     entry.connection = true;
-    if let Some(n) = entry.nodes.get_mut("pg1") {
+    if let Some(n) = Arc::make_mut(&mut entry.nodes).get_mut("pg1") {
         n.connection = connected;
     }
 }
@@ -3317,7 +3317,7 @@ fn silent(s: &mut Sim, o: &str) {
     let entry = s.observers.get_mut(o).expect("observer");
     entry.connection = false;
     entry.fetch_time = old;
-    for n in entry.nodes.values_mut() {
+    for n in Arc::make_mut(&mut entry.nodes).values_mut() {
         n.fetch_time = old;
     }
 }
@@ -3499,7 +3499,9 @@ fn regression_a_skewed_master_clock_does_not_shorten_the_failover_timeout() {
     let stale = ts("2000-01-01T00:00:00Z");
     s.set("pg1", timeline(N::primary(), 1).conn(false).db_time(stale));
     for o in ["pg1", "pg3", "obs1"] {
-        let n = s.observers.get_mut(o).expect("o").nodes.get_mut("pg1").expect("pg1");
+        let n = Arc::make_mut(&mut s.observers.get_mut(o).expect("o").nodes)
+            .get_mut("pg1")
+            .expect("pg1");
         n.connection = false;
         if let Some(pg) = n.pg.as_mut() {
             pg.db_time = Some(stale);
@@ -3519,10 +3521,7 @@ fn regression_a_node_our_failover_command_may_have_promoted_is_under_the_lease()
     run_for(&mut s, 1); // pg2 seen as a connected standby
     s.set("pg2", N::standby("1/10", 0.5).conn(false));
     for o in OBSERVERS {
-        s.observers
-            .get_mut(o)
-            .expect("o")
-            .nodes
+        Arc::make_mut(&mut s.observers.get_mut(o).expect("o").nodes)
             .get_mut("pg2")
             .expect("pg2")
             .connection = false;
@@ -3584,10 +3583,7 @@ fn a_voter_counting_another_set_raises_voters_mismatch_and_blocks_the_failover()
         sees_pg1(&mut s, o, false);
     }
     let theirs = crate::decide::voters::digest_of(&["pg1", "pg2", "pg3"].iter().map(|n| n.to_string()).collect());
-    s.observers
-        .get_mut("pg3")
-        .expect("pg3")
-        .nodes
+    Arc::make_mut(&mut s.observers.get_mut("pg3").expect("pg3").nodes)
         .get_mut("pg3")
         .expect("pg3")
         .voters = Some(theirs);
@@ -3595,10 +3591,7 @@ fn a_voter_counting_another_set_raises_voters_mismatch_and_blocks_the_failover()
     assert!(s.alerts.contains(&Alert::VotersMismatch));
     // pg3's daemon is fixed: same digest, the alert goes and the failover proceeds
     let ours = crate::decide::voters::digest(&s.config());
-    s.observers
-        .get_mut("pg3")
-        .expect("pg3")
-        .nodes
+    Arc::make_mut(&mut s.observers.get_mut("pg3").expect("pg3").nodes)
         .get_mut("pg3")
         .expect("pg3")
         .voters = Some(ours);
@@ -3669,7 +3662,7 @@ fn regression_a_failed_first_fetch_is_not_heard() {
         ObserverState {
             fetch_time: s.now,
             connection: false,
-            nodes: BTreeMap::new(),
+            nodes: Default::default(),
         },
     );
     let d = s.check();

@@ -170,7 +170,7 @@ pub fn views<'a>(
         .flatten()
         .map(|o| (o, own_nodes));
     own.into_iter()
-        .chain(fresh_reports(view.observers, config, view.wall_now).map(|(name, o)| (name.as_str(), &o.nodes)))
+        .chain(fresh_reports(view.observers, config, view.wall_now).map(|(name, o)| (name.as_str(), &*o.nodes)))
 }
 
 /// How many voters' views satisfy `pred`, and how many voters there are.

@@ -86,12 +86,13 @@ pub fn merge(prev: Option<&NodeState>, fetch_time: Timestamp, mono_now: f64, res
 /// keeps the observer's last nodes (as the original), marked as not reached. Reachability changes
 /// are logged as for nodes: the first failure at WARNING with its cause, repeats at DEBUG (a
 /// WARNING every round would be 17,000 lines a day per daemon), the recovery at INFO. Public
-/// for the simulator, which merges its observer fetches with this same code.
+/// for the simulator, which merges its observer fetches with this same code (and passes the
+/// nodes shared: an `Arc`).
 pub fn merge_observer(
     observers: &mut BTreeMap<String, ObserverState>,
     name: &str,
     fetch_time: Timestamp,
-    result: Result<BTreeMap<String, NodeState>, observer::ObserverError>,
+    result: Result<std::sync::Arc<BTreeMap<String, NodeState>>, observer::ObserverError>,
 ) -> bool {
     // Never fetched counts as reached, so that a first failure is a WARNING.
     let was_reached = observers.get(name).is_none_or(|o| o.connection);
@@ -102,7 +103,7 @@ pub fn merge_observer(
             ObserverState {
                 fetch_time,
                 connection: true,
-                nodes: BTreeMap::new(),
+                nodes: Default::default(),
             },
         );
     }
@@ -399,8 +400,10 @@ impl Aggregator {
             (Key::Observer(name), Outcome::Observer(result)) => {
                 let result = result.map(|nodes| {
                     let config = self.config.borrow();
-                    self.foreign
-                        .keep_ours(&name, nodes, |n| config.remote_conns.contains_key(n), now)
+                    let ours = self
+                        .foreign
+                        .keep_ours(&name, nodes, |n| config.remote_conns.contains_key(n), now);
+                    std::sync::Arc::new(ours)
                 });
                 let reached = merge_observer(&mut self.snapshot.observers, &name, r.fetch_time, result);
                 if !reached {
@@ -473,7 +476,7 @@ impl Aggregator {
         }
         // observers' reports of nodes that left our config are not served either
         for o in self.snapshot.observers.values_mut() {
-            o.nodes.retain(|n, _| config.remote_conns.contains_key(n));
+            std::sync::Arc::make_mut(&mut o.nodes).retain(|n, _| config.remote_conns.contains_key(n));
         }
         self.foreign.retain(|o| config.observers.contains_key(o));
         self.start_workers(tx, true);
@@ -810,12 +813,12 @@ mod tests {
             ))
         };
         let log = logged(|| {
-            assert!(merge_observer(&mut observers, "obs", t, Ok(BTreeMap::new())));
+            assert!(merge_observer(&mut observers, "obs", t, Ok(Default::default())));
             for _ in 0..5 {
                 assert!(!merge_observer(&mut observers, "obs", t, refused()));
                 assert!(!observers["obs"].connection);
             }
-            assert!(merge_observer(&mut observers, "obs", t, Ok(BTreeMap::new())));
+            assert!(merge_observer(&mut observers, "obs", t, Ok(Default::default())));
             assert!(observers["obs"].connection);
             assert!(!merge_observer(&mut observers, "obs", t, refused()));
             // never reached from the start: a WARNING too
