@@ -312,6 +312,9 @@ impl Daemon {
         self.work = Work::default();
         self.published = Snapshot::default();
         self.own = OwnStatus::default();
+        // a new process serves nothing of the old one's publications
+        self.answer_cache = None;
+        self.publish_seq += 1;
         self.dirty = false;
         self.publish_scheduled = false;
         self.started = t;
