@@ -1,6 +1,7 @@
 //! Probing one PostgreSQL node: the connection (kept between probes, reopened when lost, and
-//! closed with whatever holds it), a probe's deadline, the original's queries, and turning their
-//! answers into [`PgFields`]. It owns nothing but its connection; the poller decides what to do
+//! closed with whatever holds it), a probe's deadline, the original's queries and ours (a
+//! primary's timeline and synchronous replication, our own standby's wait for WAL), and turning
+//! their answers into [`PgFields`]. It owns nothing but its connection; the poller decides what to do
 //! with the result.
 
 use crate::conninfo::ConnInfo;
