@@ -202,6 +202,10 @@ pub struct Config {
     pub remote_conns: BTreeMap<String, ConnInfo>,
     /// `None` for an observer.
     pub own_db: Option<String>,
+    /// The `application_name` our node's WAL receiver shows in the primary's
+    /// `pg_stat_replication` (ours; `None`: the `own_db` name). See
+    /// [`Config::own_application_name`].
+    pub own_application_name: Option<String>,
     pub observers: BTreeMap<String, ObserverTarget>,
     /// Bearer token that HTTP clients must send (ours; none by default, as the original).
     pub http_auth_token: Option<String>,
@@ -402,6 +406,15 @@ impl Config {
         ip == IpAddr::from([127, 0, 0, 1])
             || ip == IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
             || self.http_reserved_clients.iter().any(|n| n.contains(ip))
+    }
+
+    /// The `application_name` under which our own node streams from the primary, for `/sync`:
+    /// `own_application_name`, else the node's name (a standby whose `primary_conninfo` names
+    /// no `application_name` shows its `cluster_name`, which is the usual place for it).
+    /// `None` on an observer.
+    pub fn own_application_name(&self) -> Option<&str> {
+        let own = self.own_db.as_deref()?;
+        Some(self.own_application_name.as_deref().unwrap_or(own))
     }
 
     /// Whether this daemon only watches (no database of its own).
@@ -682,6 +695,7 @@ fn assemble(raw: raw::Raw, path: &Path) -> Config {
         path: path.to_path_buf(),
         remote_conns: raw.remote_conns.into_iter().collect(),
         own_db: raw.own_db.filter(|s| !s.is_empty()),
+        own_application_name: raw.own_application_name.filter(|s| !s.is_empty()),
         observers: BTreeMap::new(),
         http_auth_token: raw.http_auth_token,
         http_auth_scope: raw.http_auth_scope,
@@ -1042,6 +1056,33 @@ mod tests {
             summary.contains("pg1: host=a user=u options=<hidden>; hidden password"),
             "{summary}"
         );
+    }
+
+    /// `/sync` looks for our node under `own_application_name`, by default its name; an
+    /// observer has none, and a value of the wrong type names the key.
+    #[test]
+    fn own_application_name_defaults_to_the_node_name() {
+        let load = |v: serde_json::Value| Config::from_value(Path::new("c.json"), &v).map(|(c, _)| c);
+        let base = serde_json::json!({"remote_conns": {"pg1": "host=a", "pg2": "host=b"}, "own_db": "pg2"});
+        let c = load(base.clone()).expect("valid");
+        assert_eq!(c.own_application_name(), Some("pg2"));
+        let mut named = base.clone();
+        named["own_application_name"] = serde_json::json!("walreceiver_b");
+        assert_eq!(
+            load(named).expect("valid").own_application_name(),
+            Some("walreceiver_b")
+        );
+        let mut blank = base.clone();
+        blank["own_application_name"] = serde_json::json!("");
+        assert_eq!(load(blank).expect("valid").own_application_name(), Some("pg2"));
+        let mut observer = base.clone();
+        observer["own_db"] = serde_json::json!("");
+        observer["own_application_name"] = serde_json::json!("x");
+        assert_eq!(load(observer).expect("valid").own_application_name(), None);
+        let mut wrong = base;
+        wrong["own_application_name"] = serde_json::json!(5);
+        let e = load(wrong).expect_err("a number").to_string();
+        assert!(e.contains("own_application_name"), "{e}");
     }
 
     /// Absurd timings are refused with the sane range in the message; the ends of each range

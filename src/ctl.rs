@@ -561,6 +561,67 @@ pub fn render_from(doc: &Value, now: Timestamp, source: &ViewSource) -> String {
     out
 }
 
+/// Each primary's synchronous replication (ours; the original's documents have none): its
+/// settings and one line per WAL sender of its `pg_stat_replication`, which says which standby
+/// is synchronous.
+fn render_sync(nodes: &serde_json::Map<String, Value>, out: &mut String) {
+    use crate::text::printable;
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => "-".to_string(),
+    };
+    for (name, n) in nodes {
+        let keys = ["synchronous_standby_names", "synchronous_commit", "pg_stat_replication"];
+        if n["pg_is_in_recovery"].as_bool() != Some(false) || keys.iter().all(|k| n.get(*k).is_none()) {
+            continue;
+        }
+        let names = match &n["synchronous_standby_names"] {
+            Value::String(s) if s.is_empty() => "'' (all asynchronous)".to_string(),
+            Value::String(s) => format!("'{s}'"),
+            _ => "unknown".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "\nSYNC REPLICATION on {}: synchronous_standby_names {}, synchronous_commit {}",
+            printable(name),
+            printable(&names),
+            printable(&text(&n["synchronous_commit"]))
+        );
+        let senders = n["pg_stat_replication"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if senders.is_empty() {
+            let _ = writeln!(out, "  no WAL senders");
+            continue;
+        }
+        let mut table = Table::new(&[
+            ("  APPLICATION NAME", 18, false, " "),
+            ("STATE", 9, false, " "),
+            ("SYNC STATE", 10, false, " "),
+            ("PRIORITY", 8, true, "  "),
+            ("SENT LSN", 10, false, " "),
+            ("WRITE LSN", 10, false, " "),
+            ("FLUSH LSN", 10, false, " "),
+            ("REPLAY LSN", 0, false, ""),
+        ]);
+        for w in senders {
+            table.row(vec![
+                format!("  {}", text(&w["application_name"])),
+                text(&w["state"]),
+                text(&w["sync_state"]),
+                text(&w["sync_priority"]),
+                text(&w["sent_lsn"]),
+                text(&w["write_lsn"]),
+                text(&w["flush_lsn"]),
+                text(&w["replay_lsn"]),
+            ]);
+        }
+        table.render(out);
+    }
+}
+
 /// The view as a table. Every name and text from the document is shown with its control
 /// characters escaped ([`crate::text::printable`]): they come from peers.
 pub fn render(doc: &Value, now: Timestamp) -> String {
@@ -597,6 +658,7 @@ pub fn render(doc: &Value, now: Timestamp) -> String {
         ]);
     }
     table.render(&mut out);
+    render_sync(nodes, &mut out);
     if let Some(observers) = doc["observer_nodes"].as_object().filter(|o| !o.is_empty()) {
         let _ = writeln!(out, "\nOBSERVER VIEWS");
         for (obs, view) in observers {
@@ -683,6 +745,49 @@ mod tests {
             out.contains("LAST DECISION   no failover") && out.contains("  - r1"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn renders_which_standby_is_synchronous() {
+        let doc = serde_json::json!({
+            "db_nodes": {
+                "pg1": {"fetch_time": "2024-01-01T00:00:00Z", "connection": true, "pg_is_in_recovery": false,
+                        "synchronous_standby_names": "FIRST 1 (pg2)", "synchronous_commit": "remote_apply",
+                        "pg_stat_replication": [
+                            {"application_name": "pg2", "state": "streaming", "sync_state": "sync", "sync_priority": 1,
+                             "sent_lsn": "0/3000148", "write_lsn": "0/3000148", "flush_lsn": "0/3000148", "replay_lsn": "0/3000148"},
+                            {"application_name": "pg3\u{1b}", "state": null, "sync_state": null, "sync_priority": null,
+                             "sent_lsn": null, "write_lsn": null, "flush_lsn": null, "replay_lsn": null}]},
+                "pg2": {"fetch_time": "2024-01-01T00:00:00Z", "connection": true, "pg_is_in_recovery": true}
+            },
+            "current_master": "pg1"
+        });
+        let out = render(&doc, parse_iso("2024-01-01T00:00:01Z").expect("t"));
+        assert!(
+            out.contains(
+                "SYNC REPLICATION on pg1: synchronous_standby_names 'FIRST 1 (pg2)', synchronous_commit remote_apply"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == [
+                    "pg2",
+                    "streaming",
+                    "sync",
+                    "1",
+                    "0/3000148",
+                    "0/3000148",
+                    "0/3000148",
+                    "0/3000148"
+                ]),
+            "{out}"
+        );
+        assert!(out.contains("  pg3\\u{1b}"), "{out}");
+        // the original's documents have no such section
+        let original: Value =
+            serde_json::from_str(include_str!("../tests/fixtures/pg2-state-file.json")).expect("fixture");
+        assert!(!render(&original, parse_iso("2024-01-01T00:00:01Z").expect("t")).contains("SYNC REPLICATION"));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Health checks for load balancers and supervisors (`/primary`, `/replica`, `/health`,
-//! `/liveness`): pure functions of the config and the poller's snapshot, so every rule is a
+//! Health checks for load balancers and supervisors (`/primary`, `/replica`, `/sync`,
+//! `/health`, `/liveness`): pure functions of the config and the poller's snapshot, so every rule is a
 //! table test. The HTTP layer turns a [`Verdict`] into 200 or 503 with a small JSON body.
 
 use crate::config::Config;
@@ -197,6 +197,74 @@ pub fn replica(config: &Config, snap: &Snapshot, lag: Option<LagLimit>, now: f64
     }
 }
 
+/// `/sync`: our own node is a connected standby that the primary lists as synchronous
+/// (`sync_state` `sync`, or `quorum` under `ANY n (...)`). A standby's daemon knows it from its
+/// own poll of the primary: the WAL sender whose `application_name` is
+/// [`Config::own_application_name`]. That poll must be fresh too, and the primary the only one
+/// seen: what the primary said of us is only as good as our last look at it.
+pub fn sync(config: &Config, snap: &Snapshot, now: f64) -> Verdict {
+    let (own, node) = match own_node(config, snap, now) {
+        Ok(n) => n,
+        Err(v) => return v,
+    };
+    if node.in_recovery() != Some(true) {
+        return no(format!("{own} is not a standby"));
+    }
+    let primaries: Vec<(&String, &NodeState)> = snap
+        .nodes
+        .iter()
+        .filter(|(_, n)| n.connection && n.in_recovery() == Some(false))
+        .collect();
+    let (primary, p) = match primaries.as_slice() {
+        [] => return no("no connected primary is seen: whether this standby is synchronous is unknown"),
+        [one] => *one,
+        _ => {
+            let names: Vec<&str> = primaries.iter().map(|(n, _)| n.as_str()).collect();
+            return no(format!("several primaries are seen: {}", names.join(", ")));
+        }
+    };
+    let limit = poll_limit(config);
+    match snap.polled_at.get(primary.as_str()) {
+        Some(at) if now - at <= limit => {}
+        Some(at) => {
+            return no(format!(
+                "the view of {primary} is stale: its last poll ended {:.1} s ago (limit {limit:.1} s)",
+                now - at
+            ))
+        }
+        None => return no(format!("{primary} has not been polled yet")),
+    }
+    let Some(sync) = p.pg.as_ref().and_then(|pg| pg.sync.as_ref()) else {
+        return no(format!("{primary}'s synchronous replication state could not be read"));
+    };
+    let app = config.own_application_name().unwrap_or(own);
+    let senders: Vec<&crate::state::WalSender> = sync
+        .pg_stat_replication
+        .iter()
+        .filter(|w| w.application_name.as_deref() == Some(app))
+        .collect();
+    let commit = sync.synchronous_commit.as_deref().unwrap_or("unknown");
+    if let Some(w) = senders.iter().find(|w| w.is_synchronous()) {
+        return yes(format!(
+            "{own} is a {} standby of {primary} (application_name {app:?}, synchronous_commit {commit})",
+            w.sync_state.as_deref().unwrap_or_default()
+        ));
+    }
+    match senders.first() {
+        None => no(format!(
+            "{primary} has no WAL sender with application_name {app:?} (set own_application_name if {own} streams under another name)"
+        )),
+        Some(w) => match w.sync_state.as_deref() {
+            None => no(format!(
+                "{primary} does not show the sync_state of {app:?}: the monitoring role needs pg_read_all_stats"
+            )),
+            Some(state) => no(format!(
+                "{own} is a standby of {primary} with sync_state {state}, not sync or quorum"
+            )),
+        },
+    }
+}
+
 /// `/liveness`: the daemon makes progress: some probe ended within [`poll_limit`] (a node
 /// that hangs delays only its own probes) and the decision loop ran within [`decision_limit`]
 /// (`decided_at`; a loop stuck on a hung file system must not look alive). Times are
@@ -248,6 +316,7 @@ mod tests {
             replication_slots: None,
             timeline: None,
             startup_waiting_for_wal: None,
+            sync: None,
         });
         n
     }
@@ -366,6 +435,86 @@ mod tests {
         let v = liveness(&c, &polling, Some(105.0), 0.0, 121.0);
         assert!(!v.ok && v.reason.contains("decision loop"), "{v:?}");
         assert!(liveness(&c, &polling, Some(119.0), 0.0, 121.0).ok);
+    }
+
+    fn sender(app: &str, sync_state: Option<&str>) -> crate::state::WalSender {
+        crate::state::WalSender {
+            application_name: Some(app.to_string()),
+            state: Some("streaming".into()),
+            sync_state: sync_state.map(str::to_string),
+            sync_priority: Some(1),
+            ..Default::default()
+        }
+    }
+
+    fn with_senders(mut n: NodeState, senders: Vec<crate::state::WalSender>) -> NodeState {
+        if let Some(pg) = n.pg.as_mut() {
+            pg.sync = Some(crate::state::SyncReplication {
+                synchronous_standby_names: Some("ANY 1 (pg2, pg3)".into()),
+                synchronous_commit: Some("remote_apply".into()),
+                pg_stat_replication: senders,
+            });
+        }
+        n
+    }
+
+    #[test]
+    fn sync_rules() {
+        let primary = with_senders(
+            node(true, false, 100, None),
+            vec![sender("pg2", Some("quorum")), sender("pg3", Some("async"))],
+        );
+        let s = snap(&[
+            ("pg1", primary.clone()),
+            ("pg2", node(true, true, 90, Some(1.0))),
+            ("pg3", node(true, true, 90, Some(1.0))),
+        ]);
+        let v = sync(&cfg(Some("pg2")), &s, NOW);
+        assert!(
+            v.ok && v.reason.contains("quorum") && v.reason.contains("remote_apply"),
+            "{v:?}"
+        );
+        let v = sync(&cfg(Some("pg3")), &s, NOW);
+        assert!(!v.ok && v.reason.contains("async"), "{v:?}");
+        assert!(!sync(&cfg(Some("pg1")), &s, NOW).ok, "the primary");
+        assert!(!sync(&cfg(None), &s, NOW).ok, "an observer");
+        // the node streams under another name: found with own_application_name only
+        let mut renamed = s.clone();
+        renamed.nodes.insert(
+            "pg1".into(),
+            with_senders(node(true, false, 100, None), vec![sender("b", Some("sync"))]),
+        );
+        let v = sync(&cfg(Some("pg2")), &renamed, NOW);
+        assert!(!v.ok && v.reason.contains("own_application_name"), "{v:?}");
+        let mut c = cfg(Some("pg2"));
+        c.own_application_name = Some("b".into());
+        assert!(sync(&c, &renamed, NOW).ok);
+        // no pg_read_all_stats: the state is hidden, never guessed
+        let mut hidden = s.clone();
+        hidden.nodes.insert(
+            "pg1".into(),
+            with_senders(node(true, false, 100, None), vec![sender("pg2", None)]),
+        );
+        let v = sync(&cfg(Some("pg2")), &hidden, NOW);
+        assert!(!v.ok && v.reason.contains("pg_read_all_stats"), "{v:?}");
+        // what the primary said is as old as our last poll of it
+        let mut stale = s.clone();
+        stale.polled_at.insert("pg1".into(), NOW - 30.0);
+        let v = sync(&cfg(Some("pg2")), &stale, NOW);
+        assert!(!v.ok && v.reason.contains("stale"), "{v:?}");
+        // the primary unreachable, unread, or not alone
+        let mut down = s.clone();
+        if let Some(p) = down.nodes.get_mut("pg1") {
+            p.connection = false;
+        }
+        assert!(!sync(&cfg(Some("pg2")), &down, NOW).ok);
+        let mut unread = s.clone();
+        unread.nodes.insert("pg1".into(), node(true, false, 100, None));
+        assert!(!sync(&cfg(Some("pg2")), &unread, NOW).ok);
+        let mut split = s;
+        split.nodes.insert("pg3".into(), primary);
+        let v = sync(&cfg(Some("pg2")), &split, NOW);
+        assert!(!v.ok && v.reason.contains("several primaries"), "{v:?}");
     }
 
     /// A round waits for the slowest node; the node checks look only at our own node's poll.

@@ -2,7 +2,7 @@
 //! asks for an immediate poll round; a burst of requests makes one round), and a real 404 for
 //! anything else; plus ours: `GET /status` (the whole state document), `GET /decision` (the
 //! latest decision and its reasons), `GET /metrics` (Prometheus) and the
-//! health checks `/primary`, `/replica[?lag=]`, `/health`, `/liveness` (200 or 503), and
+//! health checks `/primary`, `/replica[?lag=]`, `/sync`, `/health`, `/liveness` (200 or 503), and
 //! `GET /history` (the event history, newest first), `GET /series` (lag over time). It only reads
 //! snapshots, the series and the history file; it owns no state.
 
@@ -182,7 +182,7 @@ async fn dispatch(State(api): State<Api>, req: Request<Body>) -> Response {
                 Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
             }
         }
-        Method::GET | Method::HEAD if matches!(path, "/primary" | "/replica" | "/health" | "/liveness") => {
+        Method::GET | Method::HEAD if matches!(path, "/primary" | "/replica" | "/sync" | "/health" | "/liveness") => {
             health_response(&api, path, req.uri().query())
         }
         Method::GET | Method::HEAD if path == "/history" => history_response(&api, req.uri().query()).await,
@@ -353,6 +353,7 @@ fn health_response(api: &Api, path: &str, query: Option<&str>) -> Response {
         },
         "/primary" => health::primary(&config, &snap, now),
         "/replica" => health::replica(&config, &snap, lag, now),
+        "/sync" => health::sync(&config, &snap, now),
         _ => health::health(&config, &snap, now),
     };
     tracing::debug!(target: "WebServer", "GET {path}: {}", verdict.reason);

@@ -284,6 +284,79 @@ pub fn gauges(snap: &Snapshot, extra: &Extra<'_>, wall_now: crate::state::Timest
     ]
 }
 
+/// The synchronous replication of every connected primary, as our latest poll of it read
+/// `pg_stat_replication` (`/metrics` only: the label values are free text that Telegraf's tag
+/// format cannot carry). A label the server did not show (no `pg_read_all_stats`) is empty.
+/// Several WAL senders with one `application_name` would make duplicate series: the first in
+/// the primary's order (`application_name`, then `pid`) is shown.
+pub fn replication_gauges(snap: &Snapshot) -> Vec<Gauge> {
+    let mut settings = Gauge::new(
+        "pglookout_node_sync_settings_info",
+        "A connected primary's synchronous_standby_names and synchronous_commit (as a new session of the monitoring role gets it); always 1.",
+    );
+    let mut info = Gauge::new(
+        "pglookout_replication_info",
+        "One WAL sender of a connected primary (a row of its pg_stat_replication) with its state and sync_state; always 1.",
+    );
+    let mut priority = Gauge::new(
+        "pglookout_replication_sync_priority",
+        "The WAL sender's sync_priority in the primary's pg_stat_replication (0: never synchronous).",
+    );
+    let mut positions = Gauge::new(
+        "pglookout_replication_wal_position_bytes",
+        "WAL positions the primary's WAL sender reports for its standby: sent by the primary, written, flushed and replayed by the standby.",
+    );
+    for (name, n) in &snap.nodes {
+        let Some(sync) =
+            n.pg.as_ref()
+                .filter(|p| n.connection && !p.pg_is_in_recovery)
+                .and_then(|p| p.sync.as_ref())
+        else {
+            continue;
+        };
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        settings.add(
+            &[
+                ("node", name),
+                ("synchronous_standby_names", &text(&sync.synchronous_standby_names)),
+                ("synchronous_commit", &text(&sync.synchronous_commit)),
+            ],
+            1.0,
+        );
+        let mut seen = std::collections::BTreeSet::new();
+        for w in &sync.pg_stat_replication {
+            let app = text(&w.application_name);
+            if !seen.insert(app.clone()) {
+                continue;
+            }
+            let labels = [("node", name.as_str()), ("application_name", app.as_str())];
+            info.add(
+                &[
+                    labels[0],
+                    labels[1],
+                    ("state", &text(&w.state)),
+                    ("sync_state", &text(&w.sync_state)),
+                ],
+                1.0,
+            );
+            if let Some(p) = w.sync_priority {
+                priority.add(&labels, p as f64);
+            }
+            for (kind, l) in [
+                ("sent", w.sent_lsn),
+                ("write", w.write_lsn),
+                ("flush", w.flush_lsn),
+                ("replay", w.replay_lsn),
+            ] {
+                if let Some(l) = l {
+                    positions.add(&[labels[0], labels[1], ("kind", kind)], l.0 as f64);
+                }
+            }
+        }
+    }
+    vec![settings, info, priority, positions]
+}
+
 /// Renders one scrape.
 pub fn render(
     snap: &Snapshot,
@@ -296,7 +369,10 @@ pub fn render(
         text: String::new(),
         openmetrics,
     };
-    for g in gauges(snap, extra, wall_now) {
+    for g in gauges(snap, extra, wall_now)
+        .into_iter()
+        .chain(replication_gauges(snap))
+    {
         o.family(g.name, "gauge", g.help);
         for (labels, value) in &g.samples {
             let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -471,6 +547,33 @@ mod tests {
             replication_slots: None,
             timeline: None,
             startup_waiting_for_wal: None,
+            sync: Some(crate::state::SyncReplication {
+                synchronous_standby_names: Some("FIRST 1 (\"pg\"\"2\")".into()),
+                synchronous_commit: Some("on".into()),
+                pg_stat_replication: vec![
+                    crate::state::WalSender {
+                        application_name: Some("pg\"2".into()),
+                        state: Some("streaming".into()),
+                        sync_state: Some("sync".into()),
+                        sync_priority: Some(1),
+                        sent_lsn: Some(Lsn(5000)),
+                        write_lsn: Some(Lsn(4500)),
+                        flush_lsn: Some(Lsn(4200)),
+                        replay_lsn: Some(Lsn(4000)),
+                    },
+                    // a second sender under the same name: one series, the first's
+                    crate::state::WalSender {
+                        application_name: Some("pg\"2".into()),
+                        sync_state: Some("async".into()),
+                        ..Default::default()
+                    },
+                    // what a role without pg_read_all_stats sees
+                    crate::state::WalSender {
+                        application_name: Some("pg3".into()),
+                        ..Default::default()
+                    },
+                ],
+            }),
         });
         let mut standby = primary.clone();
         if let Some(pg) = standby.pg.as_mut() {
@@ -520,6 +623,22 @@ mod tests {
             om.contains("pglookout_state_file_last_write_timestamp_seconds 1704067201.5\n"),
             "{om}"
         );
+        for line in [
+            "pglookout_node_sync_settings_info{node=\"pg1\",synchronous_standby_names=\"FIRST 1 (\\\"pg\\\"\\\"2\\\")\",synchronous_commit=\"on\"} 1\n",
+            "pglookout_replication_info{node=\"pg1\",application_name=\"pg\\\"2\",state=\"streaming\",sync_state=\"sync\"} 1\n",
+            "pglookout_replication_info{node=\"pg1\",application_name=\"pg3\",state=\"\",sync_state=\"\"} 1\n",
+            "pglookout_replication_sync_priority{node=\"pg1\",application_name=\"pg\\\"2\"} 1\n",
+            "pglookout_replication_wal_position_bytes{node=\"pg1\",application_name=\"pg\\\"2\",kind=\"flush\"} 4200\n",
+            "pglookout_replication_wal_position_bytes{node=\"pg1\",application_name=\"pg\\\"2\",kind=\"replay\"} 4000\n",
+        ] {
+            assert!(om.contains(line), "{line}{om}");
+        }
+        assert_eq!(om.matches("pglookout_replication_info{").count(), 2, "{om}");
+        assert!(
+            !om.contains("pglookout_replication_info{node=\"pg\\\"2\""),
+            "a standby's copy: {om}"
+        );
+        assert!(!om.contains("pglookout_replication_sync_priority{node=\"pg1\",application_name=\"pg3\"}"));
         let classic = render(&snap, &c, &extra, t, false);
         assert!(classic.contains("# TYPE pglookout_failovers_total counter\n"));
         assert!(!classic.contains("# EOF"));
@@ -545,6 +664,7 @@ mod tests {
             replication_slots: None,
             timeline: None,
             startup_waiting_for_wal: None,
+            sync: None,
         });
         snap.nodes.insert("pg2".into(), standby);
         let extra = Extra {

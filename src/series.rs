@@ -466,6 +466,7 @@ mod tests {
             replication_slots: None,
             timeline: None,
             startup_waiting_for_wal: None,
+            sync: None,
         });
         n
     }

@@ -69,6 +69,48 @@ pub struct PgFields {
     /// event), where it acts on a pending promotion. `None`: not known (PostgreSQL 9.x, or a
     /// role that may not read `pg_stat_activity` of other processes).
     pub startup_waiting_for_wal: Option<bool>,
+    /// Ours, primaries only: its synchronous replication settings and WAL senders
+    /// (`synchronous_standby_names`, `synchronous_commit`, `pg_stat_replication` in its entry).
+    /// `None` on standbys, in the original's documents, and when the probe could not read them.
+    pub sync: Option<SyncReplication>,
+}
+
+/// What a primary says of its synchronous replication (ours; see [`PgFields::sync`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SyncReplication {
+    /// `synchronous_standby_names` as the server has it (`""`: every standby is async).
+    pub synchronous_standby_names: Option<String>,
+    /// The `synchronous_commit` a new session of the monitoring role starts with: the server's
+    /// setting unless the role or the database overrides it. Not our probe's own session
+    /// value, which is `off` (a heartbeat must never wait for a standby).
+    pub synchronous_commit: Option<String>,
+    /// One entry per WAL sender (row of `pg_stat_replication`), in `application_name` order.
+    pub pg_stat_replication: Vec<WalSender>,
+}
+
+/// One row of a primary's `pg_stat_replication`. The LSN keys use PostgreSQL 10's column
+/// names whatever the server's version. Every value is `None` (JSON `null`) when the server
+/// does not show it: all but `application_name` need `pg_read_all_stats` (or superuser).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WalSender {
+    pub application_name: Option<String>,
+    /// `startup`, `catchup`, `streaming`, `backup`, `stopping`.
+    pub state: Option<String>,
+    /// `async`, `potential`, `sync` or `quorum` (PostgreSQL 10 and later).
+    pub sync_state: Option<String>,
+    pub sync_priority: Option<i64>,
+    pub sent_lsn: Option<Lsn>,
+    pub write_lsn: Option<Lsn>,
+    pub flush_lsn: Option<Lsn>,
+    pub replay_lsn: Option<Lsn>,
+}
+
+impl WalSender {
+    /// A synchronous standby: commits wait for it (`sync`), or for a quorum it is part of
+    /// (`quorum`, `synchronous_standby_names = 'ANY n (...)'`).
+    pub fn is_synchronous(&self) -> bool {
+        matches!(self.sync_state.as_deref(), Some("sync" | "quorum"))
+    }
 }
 
 /// Where a daemon stands in the failover of its own node (ours, `failover` in its own node's
@@ -183,6 +225,11 @@ impl Serialize for NodeState {
             if let Some(w) = pg.startup_waiting_for_wal {
                 m.serialize_entry("startup_waiting_for_wal", &w)?;
             }
+            if let Some(sync) = &pg.sync {
+                m.serialize_entry("synchronous_standby_names", &sync.synchronous_standby_names)?;
+                m.serialize_entry("synchronous_commit", &sync.synchronous_commit)?;
+                m.serialize_entry("pg_stat_replication", &sync.pg_stat_replication)?;
+            }
         }
         if let Some(t) = self.replication_start_time {
             m.serialize_entry("replication_start_time", &t)?;
@@ -244,6 +291,28 @@ fn lsn(v: &serde_json::Value) -> Option<Lsn> {
     v.as_str().and_then(|s| s.parse().ok())
 }
 
+/// The synchronous replication keys of a primary's entry: `None` when none of them is there
+/// (the original's documents, standbys).
+fn sync_replication(o: &Obj) -> Result<Option<SyncReplication>, ShapeError> {
+    let string = |v: &serde_json::Value| v.as_str().map(str::to_string);
+    let names = field(o, "synchronous_standby_names", string, "a string")?;
+    let commit = field(o, "synchronous_commit", string, "a string")?;
+    let senders = field(
+        o,
+        "pg_stat_replication",
+        |v| serde_json::from_value::<Vec<WalSender>>(v.clone()).ok(),
+        "a list of WAL sender objects",
+    )?;
+    if names.is_none() && commit.is_none() && senders.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(SyncReplication {
+        synchronous_standby_names: names,
+        synchronous_commit: commit,
+        pg_stat_replication: senders.unwrap_or_default(),
+    }))
+}
+
 impl NodeState {
     /// Reads one node entry written by another daemon (ours or the Python original). Unknown
     /// keys are ignored; a known key with a wrong type rejects the entry.
@@ -277,6 +346,7 @@ impl NodeState {
                     "a timeline number",
                 )?,
                 startup_waiting_for_wal: field(o, "startup_waiting_for_wal", |v| v.as_bool(), "a boolean")?,
+                sync: sync_replication(o)?,
             }),
         };
         Ok(NodeState {
@@ -522,6 +592,77 @@ mod tests {
         }
         let v = serde_json::to_value(&unknown).expect("json");
         assert!(v.get("startup_waiting_for_wal").is_none(), "{v}");
+    }
+
+    /// A primary's synchronous replication keys (ours) are written only when read, read back
+    /// the same, and absent from the original's documents, which still parse.
+    #[test]
+    fn a_primarys_synchronous_replication_round_trips_and_the_originals_documents_still_parse() {
+        let v = serde_json::json!({"fetch_time": "2024-01-01T00:00:00.000000Z", "connection": true,
+            "db_time": "2024-01-01T00:00:00.000000Z", "pg_is_in_recovery": false,
+            "pg_last_xact_replay_timestamp": null, "pg_last_xlog_receive_location": null,
+            "pg_last_xlog_replay_location": "0/3000148", "replication_time_lag": null,
+            "synchronous_standby_names": "FIRST 1 (pg2, pg3)", "synchronous_commit": "on",
+            "pg_stat_replication": [
+                {"application_name": "pg2", "state": "streaming", "sync_state": "sync", "sync_priority": 1,
+                 "sent_lsn": "0/3000148", "write_lsn": "0/3000148", "flush_lsn": "0/3000148", "replay_lsn": "0/3000110",
+                 "a_later_key": "ignored"},
+                {"application_name": "pg3", "state": "streaming", "sync_state": "potential", "sync_priority": 2,
+                 "sent_lsn": "0/3000148", "write_lsn": null, "flush_lsn": null, "replay_lsn": null}]});
+        let n = NodeState::from_json(&v).expect("read");
+        let sync = n.pg.as_ref().and_then(|p| p.sync.clone()).expect("sync read");
+        assert_eq!(sync.synchronous_standby_names.as_deref(), Some("FIRST 1 (pg2, pg3)"));
+        assert_eq!(sync.synchronous_commit.as_deref(), Some("on"));
+        assert_eq!(sync.pg_stat_replication.len(), 2);
+        let pg2 = &sync.pg_stat_replication[0];
+        assert!(pg2.is_synchronous() && !sync.pg_stat_replication[1].is_synchronous());
+        assert_eq!(pg2.sync_priority, Some(1));
+        assert_eq!(pg2.replay_lsn, Some(Lsn(0x3000110)));
+        assert_eq!(sync.pg_stat_replication[1].write_lsn, None);
+        let again = serde_json::to_value(&n).expect("json");
+        let mut expected = v.clone();
+        if let Some(r) = expected["pg_stat_replication"][0].as_object_mut() {
+            r.remove("a_later_key");
+        }
+        assert_eq!(again, expected, "written as read");
+        assert_eq!(NodeState::from_json(&again), Ok(n.clone()));
+
+        // none of the keys: no sync, and none written
+        let mut plain = n;
+        if let Some(p) = plain.pg.as_mut() {
+            p.sync = None;
+        }
+        let v = serde_json::to_value(&plain).expect("json");
+        for key in ["synchronous_standby_names", "synchronous_commit", "pg_stat_replication"] {
+            assert!(v.get(key).is_none(), "{key} in {v}");
+        }
+        assert_eq!(NodeState::from_json(&v), Ok(plain));
+
+        // the original's documents: every entry parses, without the keys
+        for text in [
+            include_str!("../tests/fixtures/pg1-http-state.json"),
+            include_str!("../tests/fixtures/pg2-http-state.json"),
+        ] {
+            let doc: serde_json::Value = serde_json::from_str(text).expect("fixture");
+            let (nodes, bad) = parse_node_map(&doc).expect("map");
+            assert!(bad.is_empty() && nodes.len() == 3, "{bad:?}");
+            assert!(nodes.values().all(|n| n.pg.as_ref().is_some_and(|p| p.sync.is_none())));
+        }
+
+        // a known key of the wrong type rejects the entry, as every other
+        for (key, bad) in [
+            ("synchronous_standby_names", serde_json::json!(1)),
+            ("pg_stat_replication", serde_json::json!({"pg2": "sync"})),
+            ("pg_stat_replication", serde_json::json!([{"sent_lsn": "nowhere"}])),
+            ("pg_stat_replication", serde_json::json!([{"sync_priority": "first"}])),
+        ] {
+            let mut broken = expected.clone();
+            broken[key] = bad;
+            assert!(
+                matches!(NodeState::from_json(&broken), Err(ShapeError::Field { key: k, .. }) if k == key),
+                "{key}"
+            );
+        }
     }
 
     #[test]

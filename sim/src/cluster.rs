@@ -210,6 +210,7 @@ impl Cluster {
                 timeline: None,
                 // a standby waits for WAL between records; a promotion under way does not
                 startup_waiting_for_wal: Some(matches!(node.role, Role::Standby { .. })),
+                sync: None,
             }
         } else {
             PgFields {
@@ -222,6 +223,7 @@ impl Cluster {
                 replication_slots: Some(Vec::new()),
                 timeline: Some(node.timeline),
                 startup_waiting_for_wal: None,
+                sync: None,
             }
         }
     }

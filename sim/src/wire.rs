@@ -143,6 +143,7 @@ mod tests {
             replication_slots: (!recovery).then(Vec::new),
             timeline: (!recovery).then_some(7),
             startup_waiting_for_wal: recovery.then_some(true),
+            sync: None,
         };
         let mut nodes = BTreeMap::new();
         for (i, x) in [

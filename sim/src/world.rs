@@ -1269,6 +1269,7 @@ fn foreign_cluster(
                 replication_slots: None,
                 timeline: None,
                 startup_waiting_for_wal: None,
+                sync: None,
             });
             pg.db_time = Some(wall);
             pg.pg_is_in_recovery = !is_primary;

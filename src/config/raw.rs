@@ -26,6 +26,8 @@ pub(super) struct Raw {
     pub remote_conns: Vec<(String, ConnInfo)>,
     /// Empty: an observer.
     pub own_db: Option<String>,
+    /// Empty: the `own_db` name.
+    pub own_application_name: Option<String>,
     #[serde(deserialize_with = "observers")]
     pub observers: Vec<(String, RawObserver)>,
     pub poll_observers_on_warning_only: Flag,
@@ -104,6 +106,7 @@ impl Default for Raw {
         Raw {
             remote_conns: Vec::new(),
             own_db: None,
+            own_application_name: None,
             observers: Vec::new(),
             poll_observers_on_warning_only: Flag(false),
             http_auth_token: None,

@@ -70,6 +70,7 @@ impl N {
                 replication_slots: None,
                 timeline: None,
                 startup_waiting_for_wal: None,
+                sync: None,
             }),
             min_replication_time_lag: Some(0.0),
             replication_start_time: None,

@@ -1,11 +1,12 @@
 //! Probing one PostgreSQL node: the connection (kept between probes, reopened when lost, and
-//! closed with whatever holds it), a probe's deadline, the original's queries, and turning their
-//! answers into [`PgFields`]. It owns nothing but its connection; the poller decides what to do
+//! closed with whatever holds it), a probe's deadline, the original's queries and ours (a
+//! primary's timeline and synchronous replication, our own standby's wait for WAL), and turning
+//! their answers into [`PgFields`]. It owns nothing but its connection; the poller decides what to do
 //! with the result.
 
 use crate::conninfo::ConnInfo;
 use crate::lsn::Lsn;
-use crate::state::{PgFields, ReplicationSlot, Timestamp};
+use crate::state::{PgFields, ReplicationSlot, SyncReplication, Timestamp, WalSender};
 use chrono::DateTime;
 use postgres_openssl::MakeTlsConnector;
 use std::collections::HashMap;
@@ -82,6 +83,8 @@ pub struct PgProbe {
     conn: Option<Connected>,
     /// The slot query was refused; logged once until it works again.
     slots_denied: bool,
+    /// The synchronous replication query failed; logged once until it works again.
+    sync_failed: bool,
 }
 
 fn is_auth_error(e: &tokio_postgres::Error) -> bool {
@@ -170,6 +173,54 @@ const SLOTS_QUERY: &str = "SELECT slot_name, plugin, slot_type, database, catalo
     pg_catalog.encode(pg_catalog.pg_read_binary_file('pg_replslot/' || slot_name || '/state'), 'base64') AS state_data \
     FROM pg_catalog.pg_replication_slots WHERE slot_type = 'logical' AND NOT temporary";
 
+/// A primary's synchronous replication settings and its WAL senders, in one round trip: one
+/// row per WAL sender, the settings repeated in each, and a single row without a sender
+/// (`pid` NULL) when there is none. `synchronous_commit` is read as a new session would get it
+/// (`reset_val`): our own session set it to `off`. The LSN columns were `*_location` before 10.
+fn sync_query(version_num: u32) -> &'static str {
+    if version_num >= 100_000 {
+        "SELECT pg_catalog.current_setting('synchronous_standby_names'), \
+         (SELECT reset_val FROM pg_catalog.pg_settings WHERE name = 'synchronous_commit'), \
+         r.pid IS NOT NULL, r.application_name, r.state, r.sync_state, r.sync_priority, \
+         r.sent_lsn::text, r.write_lsn::text, r.flush_lsn::text, r.replay_lsn::text \
+         FROM (SELECT 1) AS one LEFT JOIN pg_catalog.pg_stat_replication AS r ON true \
+         ORDER BY r.application_name, r.pid"
+    } else {
+        "SELECT pg_catalog.current_setting('synchronous_standby_names'), \
+         (SELECT reset_val FROM pg_catalog.pg_settings WHERE name = 'synchronous_commit'), \
+         r.pid IS NOT NULL, r.application_name, r.state, r.sync_state, r.sync_priority, \
+         r.sent_location::text, r.write_location::text, r.flush_location::text, r.replay_location::text \
+         FROM (SELECT 1) AS one LEFT JOIN pg_catalog.pg_stat_replication AS r ON true \
+         ORDER BY r.application_name, r.pid"
+    }
+}
+
+/// The answer of [`sync_query`]. A value the server shows that does not parse (an LSN, a
+/// priority) is left out of its row, never trusted.
+fn parse_sync(rows: &[tokio_postgres::SimpleQueryRow]) -> Option<SyncReplication> {
+    let first = rows.first()?;
+    let text = |r: &tokio_postgres::SimpleQueryRow, i: usize| r.try_get(i).ok().flatten().map(str::to_string);
+    let lsn_at = |r: &tokio_postgres::SimpleQueryRow, i: usize| lsn(r.try_get(i).ok().flatten());
+    Some(SyncReplication {
+        synchronous_standby_names: text(first, 0),
+        synchronous_commit: text(first, 1),
+        pg_stat_replication: rows
+            .iter()
+            .filter(|r| r.try_get(2).ok().flatten() == Some("t"))
+            .map(|r| WalSender {
+                application_name: text(r, 3),
+                state: text(r, 4),
+                sync_state: text(r, 5),
+                sync_priority: r.try_get(6).ok().flatten().and_then(|p| p.parse().ok()),
+                sent_lsn: lsn_at(r, 7),
+                write_lsn: lsn_at(r, 8),
+                flush_lsn: lsn_at(r, 9),
+                replay_lsn: lsn_at(r, 10),
+            })
+            .collect(),
+    })
+}
+
 /// Standby replay staleness: the standby's `now()` minus its last replayed commit time.
 pub fn replication_time_lag(db_time: Timestamp, replay: Timestamp) -> f64 {
     let d = db_time - replay;
@@ -184,6 +235,7 @@ impl PgProbe {
             own,
             conn: None,
             slots_denied: false,
+            sync_failed: false,
         }
     }
 
@@ -318,6 +370,7 @@ impl PgProbe {
                 Some("f") => Some(false),
                 _ => None,
             },
+            sync: None,
         };
         if in_recovery {
             return Ok(fields);
@@ -378,6 +431,25 @@ impl PgProbe {
         let Some(conn) = self.conn.as_ref() else {
             return Ok(fields);
         };
+        // Only watched, never acted on: a failure leaves the keys out and the primary connected.
+        match conn.client.simple_query(sync_query(version_num)).await {
+            Ok(msgs) => {
+                fields.sync = parse_sync(&rows(msgs));
+                if self.sync_failed {
+                    tracing::info!(target: "ClusterMonitor", "{name}: synchronous replication state is readable again");
+                    self.sync_failed = false;
+                }
+            }
+            Err(e) if conn.client.is_closed() => return Err(query_err(e)),
+            Err(e) => {
+                if !self.sync_failed {
+                    tracing::warn!(target: "ClusterMonitor",
+                        "{name}: cannot read the synchronous replication state ({}); it is left out of the state until it can; this is logged once",
+                        describe(&e));
+                    self.sync_failed = true;
+                }
+            }
+        }
         match conn.client.simple_query(heartbeat_query(version_num)).await {
             Ok(msgs) => {
                 if let Some(l) = lsn(rows(msgs).first().and_then(|r| r.get(1))) {

@@ -8,13 +8,16 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// `key -> JSON type` of one node entry, for shape comparisons.
-/// The original's shape of node `n`, plus our `timeline` on the primary pg1 and our
-/// `startup_waiting_for_wal` on the daemon's own node `own` when it is a standby (the lab's
-/// monitoring role may read wait events; only our own node's are read).
+/// The original's shape of node `n`, plus our `timeline` and synchronous replication keys on
+/// the primary pg1 and our `startup_waiting_for_wal` on the daemon's own node `own` when it is
+/// a standby (the lab's monitoring role may read wait events; only our own node's are read).
 fn our_shape(n: &str, own: &str, original: &Value) -> Vec<(String, &'static str)> {
     let mut s = shape(original);
     if n == "pg1" {
         s.push(("timeline".to_string(), "number"));
+        s.push(("synchronous_standby_names".to_string(), "string"));
+        s.push(("synchronous_commit".to_string(), "string"));
+        s.push(("pg_stat_replication".to_string(), "array"));
     } else if n == own {
         s.push(("startup_waiting_for_wal".to_string(), "bool"));
     }
@@ -235,34 +238,9 @@ async fn daemons_and_an_observer_see_the_cluster() {
         "state file written at {written}, now {now}"
     );
     // Debian's promtool lints a real scrape (the classic text format, which it parses)
-    let mut promtool = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool (scripts/deps.sh installs it with the prometheus package)");
-    std::io::Write::write_all(&mut promtool.stdin.take().expect("stdin"), metrics.as_bytes()).expect("write");
-    let out = promtool.wait_with_output().expect("promtool");
-    assert!(
-        out.status.success(),
-        "promtool check metrics: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_check(&metrics);
 
     // pglookout-ctl: a table from the HTTP API, the config or the state file; exit codes
-    let ctl = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pglookout-ctl"))
-            .args(args)
-            .output()
-            .expect("ctl");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
     let url = d2.url();
     let (code, table, _) = ctl(&["status", "--url", &url]);
     assert_eq!(code, Some(0), "{table}");
@@ -305,6 +283,178 @@ async fn daemons_and_an_observer_see_the_cluster() {
     assert!(after["pg_last_xlog_receive_location"].as_str().is_some(), "{after}");
     assert_ne!(after["fetch_time"], before["fetch_time"]);
     assert!(connected(&s, "pg1") && connected(&s, "pg2"));
+}
+
+/// Debian's promtool lints a scrape (the classic text format, which it parses).
+fn promtool_check(metrics: &str) {
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (scripts/deps.sh installs it with the prometheus package)");
+    std::io::Write::write_all(&mut promtool.stdin.take().expect("stdin"), metrics.as_bytes()).expect("write");
+    let out = promtool.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `pglookout-ctl` with `args`: (exit code, stdout, stderr).
+fn ctl(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pglookout-ctl"))
+        .args(args)
+        .output()
+        .expect("ctl");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// `pg1`'s WAL sender for `app` in a daemon's state, if listed.
+fn sender<'a>(s: &'a Value, app: &str) -> Option<&'a Value> {
+    node(s, "pg1")["pg_stat_replication"]
+        .as_array()?
+        .iter()
+        .find(|w| w["application_name"] == json!(app))
+}
+
+/// Issue 21: a standby made synchronous on the primary is watched: the primary's entry carries
+/// its settings and WAL senders, `/sync` answers 200 on that standby's daemon only, and
+/// `/metrics` and `pglookout-ctl status` show it. `FIRST 1` makes it `sync`, then `ANY 1`
+/// (PostgreSQL 10 and later) `quorum`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synchronous_standby_is_watched_and_answers_sync() {
+    let cluster = lab_cluster(2).await;
+    let d1 = spawn(&cluster, "pg1", config(&cluster, "pg1", json!({})));
+    let d2 = spawn(&cluster, "pg2", config(&cluster, "pg2", json!({})));
+    let d3 = spawn(&cluster, "pg3", config(&cluster, "pg3", json!({})));
+
+    // all asynchronous to begin with: no daemon answers /sync
+    wait_state(&d2, "pg2 sees pg1's WAL senders", |s| sender(s, "pg2").is_some()).await;
+    let s = wait_state(&d3, "pg3 sees pg1's WAL senders", |s| {
+        ["pg2", "pg3"].iter().all(|a| sender(s, a).is_some())
+    })
+    .await;
+    assert_eq!(node(&s, "pg1")["synchronous_standby_names"], json!(""));
+    assert_eq!(node(&s, "pg1")["synchronous_commit"], json!("on"));
+    assert_eq!(sender(&s, "pg2").map(|w| w["sync_state"].clone()), Some(json!("async")));
+    let (code, body) = d2.http("GET", "/sync").await.expect("GET /sync");
+    assert!(code == 503 && body.contains("sync_state async"), "{code} {body}");
+
+    let configure = |names: &'static str| {
+        let cluster = &cluster;
+        async move {
+            cluster
+                .sql(
+                    "pg1",
+                    &format!("ALTER SYSTEM SET synchronous_standby_names = '{names}'"),
+                )
+                .await
+                .expect("synchronous_standby_names");
+            cluster
+                .sql("pg1", "ALTER SYSTEM SET synchronous_commit = 'remote_apply'")
+                .await
+                .expect("synchronous_commit");
+            cluster.sql("pg1", "SELECT pg_reload_conf()").await.expect("reload");
+        }
+    };
+    configure("FIRST 1 (pg2)").await;
+    // Every daemon reads it from its own poll of the primary; the standbys' too.
+    for d in [&d1, &d2, &d3] {
+        wait_state(d, "pg2 seen as the synchronous standby", |s| {
+            let pg1 = node(s, "pg1");
+            pg1["synchronous_standby_names"] == json!("FIRST 1 (pg2)")
+                && pg1["synchronous_commit"] == json!("remote_apply")
+                && sender(s, "pg2").is_some_and(|w| w["sync_state"] == json!("sync"))
+        })
+        .await;
+    }
+    let s = d2.state().expect("pg2's state");
+    let pg2 = sender(&s, "pg2").expect("pg2's WAL sender");
+    assert_eq!(pg2["state"], json!("streaming"), "{pg2}");
+    assert_eq!(pg2["sync_priority"], json!(1), "{pg2}");
+    for lsn in ["sent_lsn", "write_lsn", "flush_lsn", "replay_lsn"] {
+        assert!(pg2[lsn].as_str().is_some_and(|l| l.contains('/')), "{lsn}: {pg2}");
+    }
+    let pg3 = sender(&s, "pg3").expect("pg3's WAL sender");
+    assert_eq!(pg3["sync_state"], json!("async"), "{pg3}");
+    assert_eq!(pg3["sync_priority"], json!(0), "{pg3}");
+
+    // /sync: 200 on the synchronous standby's daemon only (each judges its own poll)
+    pglab::wait_for("pg2's daemon to answer /sync with 200", DEADLINE, || async {
+        Ok(d2.http("GET", "/sync").await?.0 == 200)
+    })
+    .await
+    .expect("/sync on pg2");
+    let (code, body) = d2.http("GET", "/sync").await.expect("GET /sync");
+    assert!(
+        code == 200 && body.contains("sync standby of pg1") && body.contains("remote_apply"),
+        "{code} {body}"
+    );
+    assert_eq!(d2.http("HEAD", "/sync").await.expect("HEAD /sync").0, 200);
+    let (code, body) = d3.http("GET", "/sync").await.expect("GET /sync");
+    assert!(code == 503 && body.contains("sync_state async"), "{code} {body}");
+    let (code, body) = d1.http("GET", "/sync").await.expect("GET /sync");
+    assert!(code == 503 && body.contains("not a standby"), "{code} {body}");
+    assert_eq!(d2.http("GET", "/sync?lag=1s").await.expect("GET").0, 400);
+
+    // /metrics: the settings and each WAL sender as the daemon's poll of pg1 read them
+    let (code, metrics) = d3.http("GET", "/metrics").await.expect("GET /metrics");
+    assert_eq!(code, 200);
+    for needle in [
+        "pglookout_node_sync_settings_info{node=\"pg1\",synchronous_standby_names=\"FIRST 1 (pg2)\",synchronous_commit=\"remote_apply\"} 1\n",
+        "pglookout_replication_info{node=\"pg1\",application_name=\"pg2\",state=\"streaming\",sync_state=\"sync\"} 1\n",
+        "pglookout_replication_info{node=\"pg1\",application_name=\"pg3\",state=\"streaming\",sync_state=\"async\"} 1\n",
+        "pglookout_replication_sync_priority{node=\"pg1\",application_name=\"pg2\"} 1\n",
+        "pglookout_replication_sync_priority{node=\"pg1\",application_name=\"pg3\"} 0\n",
+        "pglookout_replication_wal_position_bytes{node=\"pg1\",application_name=\"pg2\",kind=\"replay\"} ",
+        "pglookout_replication_wal_position_bytes{node=\"pg1\",application_name=\"pg2\",kind=\"sent\"} ",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing from:\n{metrics}");
+    }
+    promtool_check(&metrics);
+
+    // pglookout-ctl status names the synchronous standby
+    let (code, table, _) = ctl(&["status", "--url", &d1.url()]);
+    assert_eq!(code, Some(0), "{table}");
+    assert!(
+        table.contains(
+            "SYNC REPLICATION on pg1: synchronous_standby_names 'FIRST 1 (pg2)', synchronous_commit remote_apply"
+        ),
+        "{table}"
+    );
+    let senders = table.split_once("SYNC REPLICATION").map_or("", |(_, rest)| rest);
+    let words = |app: &str| {
+        senders
+            .lines()
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>())
+            .find(|w| w.first() == Some(&app))
+    };
+    assert_eq!(words("pg2"), Some(vec!["pg2", "streaming", "sync"]), "{table}");
+    assert_eq!(words("pg3"), Some(vec!["pg3", "streaming", "async"]), "{table}");
+
+    // a quorum: pg2 is a quorum standby, still the only one /sync accepts
+    configure("ANY 1 (pg2)").await;
+    wait_state(&d2, "pg2 seen as a quorum standby", |s| {
+        node(s, "pg1")["synchronous_standby_names"] == json!("ANY 1 (pg2)")
+            && sender(s, "pg2").is_some_and(|w| w["sync_state"] == json!("quorum"))
+    })
+    .await;
+    pglab::wait_for("pg2's daemon to call it a quorum standby", DEADLINE, || async {
+        let (code, body) = d2.http("GET", "/sync").await?;
+        Ok(code == 200 && body.contains("quorum standby of pg1"))
+    })
+    .await
+    .expect("/sync on pg2 under ANY 1");
+    let (code, body) = d3.http("GET", "/sync").await.expect("GET /sync");
+    assert!(code == 503 && body.contains("sync_state async"), "{code} {body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

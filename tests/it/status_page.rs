@@ -450,6 +450,8 @@ async fn the_page_renders_an_original_document_and_shows_fetch_errors() {
         "no decision in this document",
         // no GET /series there: the charts stay hidden
         r#"<section id="series" hidden="">"#,
+        // nor synchronous replication keys: that section too
+        r#"<section id="sync" hidden="">"#,
     ] {
         assert!(dom.contains(text), "{text:?} not in the rendered page:\n{dom}");
     }
@@ -464,4 +466,47 @@ async fn the_page_renders_an_original_document_and_shows_fetch_errors() {
     );
     assert!(!dom.contains(NO_ERROR), "{dom}");
     assert!(dom.contains(r#"<main id="main" class="stale">"#), "{dom}");
+}
+
+/// Issue 21: a primary's synchronous replication (ours) is shown, the synchronous standby
+/// marked; names and settings from the document come out as text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_shows_which_standby_is_synchronous() {
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    let sender = |app: &str, sync_state: &str, priority: u32| {
+        json!({"application_name": app, "state": "streaming", "sync_state": sync_state,
+               "sync_priority": priority, "sent_lsn": "0/3000148", "write_lsn": "0/3000148",
+               "flush_lsn": "0/3000140", "replay_lsn": "0/3000110"})
+    };
+    let doc = json!({
+        "db_nodes": {
+            "pg1": {"connection": true, "fetch_time": now, "pg_is_in_recovery": false,
+                    "pg_last_xlog_replay_location": "0/3000148",
+                    "synchronous_standby_names": "FIRST 1 (pg2, <i>x</i>)", "synchronous_commit": "remote_apply",
+                    "pg_stat_replication": [sender("pg2", "sync", 1), sender("pg3", "async", 0)]},
+            "pg2": {"connection": true, "fetch_time": now, "pg_is_in_recovery": true,
+                    "pg_last_xlog_replay_location": "0/3000110", "replication_time_lag": 0.1},
+        },
+        "current_master": "pg1",
+    });
+    let server = StandIn::start(doc);
+    let dom = dump_dom(&format!("http://127.0.0.1:{}/", server.port)).await;
+    let (_, section) = dom
+        .split_once(r#"<section id="sync">"#)
+        .unwrap_or_else(|| panic!("the section is hidden or missing:\n{dom}"));
+    let section = section.split("</section>").next().unwrap_or_default();
+    for text in [
+        ">pg1<",
+        "FIRST 1 (pg2, &lt;i&gt;x&lt;/i&gt;)",
+        ">remote_apply<",
+        r#"<td>pg2<span class="tag">★ synchronous</span></td>"#,
+        r#"<td class="yes">sync</td>"#,
+        r#"<td>pg3</td>"#,
+        r#"<td class="dim">async</td>"#,
+        ">0/3000140<",
+    ] {
+        assert!(section.contains(text), "{text:?} not in the section:\n{section}");
+    }
+    assert!(!section.contains("pg3<span"), "pg3 is not synchronous:\n{section}");
+    assert!(dom.contains(NO_ERROR), "an error banner:\n{dom}");
 }
