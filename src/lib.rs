@@ -47,6 +47,8 @@ pub mod state;
 pub mod statefile;
 /// Task supervision: crashed tasks are logged, counted, restarted or stop the daemon.
 pub mod supervise;
+/// `synchronous_standby_names` as a typed value, read and written (pure).
+pub mod sync_names;
 /// Outside text made safe for terminals and log lines (control characters escaped).
 pub mod text;
 /// The fencing timing argument as arithmetic (pure), run by the config validation.
