@@ -96,6 +96,20 @@ pub enum AuthScope {
     All,
 }
 
+/// `synchronous_mode` (ours, issue 21): whether a failover may promote only a standby that
+/// has every acknowledged write. Read and validated; the rules that act on it are to come.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SynchronousMode {
+    /// Asynchronous replication, as the original: a failover loses what was not shipped.
+    #[default]
+    Off,
+    /// Only a synchronous standby is a candidate; with none connected, the primary falls back
+    /// to asynchronous (`synchronous_degraded`).
+    On,
+    /// As `on`, and never asynchronous: with no synchronous standby, writes wait.
+    Strict,
+}
+
 /// How to reach one observer: its base URL and, for a secured one, the bearer token to send
 /// and a CA file to trust for its HTTPS certificate.
 #[derive(Clone, PartialEq)]
@@ -239,6 +253,8 @@ pub struct Config {
     pub failover_priorities: BTreeMap<String, f64>,
     /// A failover needs more than half of the cluster known, not half (ours; off: the original).
     pub failover_requires_strict_majority: bool,
+    /// Whether a failover may promote only a standby with every acknowledged write (ours).
+    pub synchronous_mode: SynchronousMode,
     /// Seconds the chosen candidate may stay unable to promote (maintenance file, failed
     /// failover command, unseen by most observers) before its daemon yields to the next
     /// candidate (ours; `None`: never, as the original). See docs/safety.md.
@@ -719,6 +735,7 @@ fn assemble(raw: raw::Raw, path: &Path) -> Config {
         max_failover_lag_bytes: raw.max_failover_lag_bytes.map(|b| b.0),
         failover_priorities: raw.failover_priorities.into_iter().collect(),
         failover_requires_strict_majority: raw.failover_requires_strict_majority.0,
+        synchronous_mode: raw.synchronous_mode,
         failover_fallback_timeout: raw.failover_fallback_timeout.map(|s| s.0),
         maintenance_mode_file: raw.maintenance_mode_file,
         failover_command: raw.failover_command,
@@ -1083,6 +1100,37 @@ mod tests {
         wrong["own_application_name"] = serde_json::json!(5);
         let e = load(wrong).expect_err("a number").to_string();
         assert!(e.contains("own_application_name"), "{e}");
+    }
+
+    /// `synchronous_mode` is off by default (the original's behaviour), takes its three
+    /// values, and anything else names the key and the values it takes.
+    #[test]
+    fn synchronous_mode_reads_its_three_values() {
+        let load = |v: serde_json::Value| Config::from_value(Path::new("c.json"), &v).map(|(c, _)| c);
+        let base = serde_json::json!({"remote_conns": {"pg1": "host=a", "pg2": "host=b"}, "own_db": "pg2"});
+        assert_eq!(
+            load(base.clone()).expect("valid").synchronous_mode,
+            SynchronousMode::Off
+        );
+        for (value, mode) in [
+            ("off", SynchronousMode::Off),
+            ("on", SynchronousMode::On),
+            ("strict", SynchronousMode::Strict),
+        ] {
+            let mut c = base.clone();
+            c["synchronous_mode"] = serde_json::json!(value);
+            assert_eq!(load(c).expect("valid").synchronous_mode, mode, "{value}");
+        }
+        for bad in [
+            serde_json::json!("ON"),
+            serde_json::json!(true),
+            serde_json::json!("quorum"),
+        ] {
+            let mut c = base.clone();
+            c["synchronous_mode"] = bad.clone();
+            let e = load(c).expect_err("refused").to_string();
+            assert!(e.contains("synchronous_mode") && e.contains("\"strict\""), "{bad}: {e}");
+        }
     }
 
     /// Absurd timings are refused with the sane range in the message; the ends of each range

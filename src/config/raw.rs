@@ -6,7 +6,7 @@
 //! the fields serde's derive lists, not a list kept by hand. The rules between keys and the
 //! defaults derived from other keys are the conversion's, in [`super::Config::from_value`].
 
-use super::{AuthScope, IpNet, LogLevel, DEFAULT_FALLBACK_TIMEOUT, SYSLOG_FACILITIES};
+use super::{AuthScope, IpNet, LogLevel, SynchronousMode, DEFAULT_FALLBACK_TIMEOUT, SYSLOG_FACILITIES};
 use crate::conninfo::ConnInfo;
 use serde::de::{self, value::MapAccessDeserializer, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -58,6 +58,7 @@ pub(super) struct Raw {
     #[serde(deserialize_with = "priorities")]
     pub failover_priorities: Vec<(String, f64)>,
     pub failover_requires_strict_majority: Flag,
+    pub synchronous_mode: SynchronousMode,
     /// `None`: `null`, never.
     pub failover_fallback_timeout: Option<Secs<SPAN>>,
     pub maintenance_mode_file: PathBuf,
@@ -130,6 +131,7 @@ impl Default for Raw {
             max_failover_lag_bytes: None,
             failover_priorities: Vec::new(),
             failover_requires_strict_majority: Flag(false),
+            synchronous_mode: SynchronousMode::Off,
             failover_fallback_timeout: Some(Secs(DEFAULT_FALLBACK_TIMEOUT)),
             maintenance_mode_file: PathBuf::from("/tmp/pglookout_maintenance_mode_file"),
             failover_command: String::new(),
@@ -439,6 +441,17 @@ impl<'de> Deserialize<'de> for LogLevel {
                 "CRITICAL" | "FATAL" => Some(LogLevel::Critical),
                 _ => None,
             }
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for SynchronousMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked(d, "\"off\", \"on\" or \"strict\"", |v| match v.as_str()? {
+            "off" => Some(SynchronousMode::Off),
+            "on" => Some(SynchronousMode::On),
+            "strict" => Some(SynchronousMode::Strict),
+            _ => None,
         })
     }
 }
