@@ -32,6 +32,7 @@ pub mod follow;
 pub mod memory;
 pub mod node_map;
 pub mod rejoin;
+pub mod sync;
 pub mod types;
 pub mod voters;
 
