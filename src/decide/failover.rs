@@ -21,7 +21,7 @@ use super::node_map::{node_map, NodeMap};
 use super::types::{done, secs_between, waiting, End, Mono, Out};
 pub use super::types::{Action, Alert, Decision, View};
 use super::voters::{connected_primary, failover_timeout, fresh_reports};
-use crate::config::Config;
+use crate::config::{Config, SynchronousMode};
 use crate::state::{FailoverPhase, FailoverStatus, NodeState, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -1092,6 +1092,43 @@ fn raise_failover_blocked(memory: &mut Memory, out: &mut Out) {
     }
 }
 
+/// `synchronous_mode` `on` or `strict`: only the standbys known to have every acknowledged
+/// write stay candidates ([`super::sync::eligible`], by the old master's last seen
+/// `synchronous_standby_names`); `Err` says why none is (the failover waits).
+///
+/// A standby is named by its node name, ours by `own_application_name`. Not yet: the set a
+/// majority of the voters saw (this reads our own last poll of the old master only).
+fn synchronous_only(config: &Config, map: &NodeMap, positions: &mut Positions) -> Result<(), String> {
+    if config.synchronous_mode == SynchronousMode::Off {
+        return Ok(());
+    }
+    let value = map
+        .master_state()
+        .and_then(|m| m.pg.as_ref())
+        .and_then(|p| p.sync.as_ref())
+        .and_then(|s| s.synchronous_standby_names.as_deref())
+        .ok_or("the old primary's synchronous_standby_names was never read")?;
+    let names = crate::sync_names::parse(value).map_err(|e| format!("synchronous_standby_names {value:?}: {e}"))?;
+    let app_name = |node: &str| match (config.own_db.as_deref(), config.own_application_name()) {
+        (Some(own), Some(app)) if own == node => app.to_string(),
+        _ => node.to_string(),
+    };
+    let master = map.master.as_deref();
+    let standbys: BTreeSet<String> = config
+        .remote_conns
+        .keys()
+        .filter(|n| Some(n.as_str()) != master)
+        .map(|n| app_name(n))
+        .collect();
+    let reachable: BTreeSet<String> = positions.values().flatten().map(|n| app_name(n)).collect();
+    let eligible = super::sync::eligible(names.as_ref(), &standbys, &reachable)?;
+    for at in positions.values_mut() {
+        at.retain(|n| eligible.contains(&app_name(n)));
+    }
+    positions.retain(|_, at| !at.is_empty());
+    Ok(())
+}
+
 /// The furthest-along candidate: highest position, ties to the highest name (byte order of
 /// the UTF-8 names, which is the code-point order upstream's Python comparison uses), so every
 /// daemon picks the same node.
@@ -1254,6 +1291,10 @@ fn candidate(
     }
     if positions.is_empty() {
         return Err(done("no failover: no standby has a fresh known replication position"));
+    }
+    if let Err(why) = synchronous_only(config, map, &mut positions) {
+        raise_failover_blocked(memory, out);
+        return Err(done(format!("no failover: synchronous_mode: {why}")));
     }
     if let Some(end) = skip_yielded(view, config, memory, out, &mut positions, own_db) {
         return Err(end);

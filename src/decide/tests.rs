@@ -85,6 +85,14 @@ impl N {
         self.pg().pg_last_xlog_receive_location = lsn.map(|l| l.parse::<Lsn>().expect("lsn"));
         self
     }
+    /// A primary's `synchronous_standby_names`, as its probe read it.
+    fn sync_names(mut self, value: &str) -> N {
+        self.pg().sync = Some(crate::state::SyncReplication {
+            synchronous_standby_names: Some(value.to_string()),
+            ..Default::default()
+        });
+        self
+    }
     fn replay(mut self, lsn: &str) -> N {
         self.pg().pg_last_xlog_replay_location = Some(lsn.parse::<Lsn>().expect("lsn"));
         self
@@ -2269,6 +2277,63 @@ fn the_lag_cap_skips_a_preferred_standby_too_far_behind_and_blocks_when_none_qua
     s.set("old_master", N::primary().replay("1/3000000"));
     s.check();
     assert!(!s.alerts.contains(&Alert::FailoverBlocked), "{}", s.all_reasons());
+}
+
+/// `synchronous_mode` on: only a standby known to have every acknowledged write is a
+/// candidate, even when an asynchronous one is further along; with too few of the listed ones
+/// reachable, or a primary that was asynchronous, the failover waits with `failover_blocked`.
+#[test]
+fn synchronous_mode_promotes_only_a_standby_with_every_acknowledged_write() {
+    let setup = |names: &str| {
+        let mut s = Sim::new();
+        s.conf("synchronous_mode", json!("on"))
+            .set("old_master", gone_master("1/3000000").sync_names(names))
+            // own is further along, but asynchronous in the first case
+            .set("own", N::standby("1/3000000", 130.0))
+            .set("other", N::standby("1/2F00000", 130.0))
+            .own("own");
+        // long past the start's grace period
+        s.node.memory.nodes_changed(s.mono - 100.0);
+        s
+    };
+    // only other is listed: it is the candidate, not us (further along, asynchronous)
+    let mut s = setup("FIRST 1 (other)");
+    s.check();
+    s.check();
+    assert_eq!(s.exec(), 0, "{}", s.all_reasons());
+    assert!(
+        s.all_reasons().contains("node other is furthest along"),
+        "{}",
+        s.all_reasons()
+    );
+    // ANY 1 of the two: both are reachable, the furthest (us) has every acknowledged write
+    let mut s = setup("ANY 1 (own, other)");
+    s.check();
+    s.check();
+    assert_eq!(s.failovers, 1, "{}", s.all_reasons());
+    // ANY 1 of three, one of them not reachable: nobody is known to have them all
+    let mut s = setup("ANY 1 (own, other, pg9)");
+    s.check();
+    let d = s.check();
+    assert_eq!(s.exec(), 0, "{}", s.all_reasons());
+    assert!(
+        d.summary.contains("2 of the 3 synchronous standbys are reachable"),
+        "{}",
+        d.summary
+    );
+    assert!(s.alerts.contains(&Alert::FailoverBlocked));
+    // an asynchronous primary: no standby may be promoted
+    let mut s = setup("");
+    s.check();
+    let d = s.check();
+    assert_eq!(s.exec(), 0, "{}", s.all_reasons());
+    assert!(d.summary.contains("no synchronous standby"), "{}", d.summary);
+    // off, as the original: the furthest along
+    let mut s = setup("FIRST 1 (other)");
+    s.conf("synchronous_mode", json!("off"));
+    s.check();
+    s.check();
+    assert_eq!(s.failovers, 1, "{}", s.all_reasons());
 }
 
 #[test]
