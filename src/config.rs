@@ -255,6 +255,9 @@ pub struct Config {
     pub failover_requires_strict_majority: bool,
     /// Whether a failover may promote only a standby with every acknowledged write (ours).
     pub synchronous_mode: SynchronousMode,
+    /// With `synchronous_mode` on or strict: how many standbys acknowledge each commit (`ANY
+    /// k` of the managed `synchronous_standby_names`); 1 by default.
+    pub synchronous_node_count: u32,
     /// Seconds the chosen candidate may stay unable to promote (maintenance file, failed
     /// failover command, unseen by most observers) before its daemon yields to the next
     /// candidate (ours; `None`: never, as the original). See docs/safety.md.
@@ -509,6 +512,7 @@ impl Checks {
             .collect();
         strangers.into_iter().for_each(|w| self.warn(w));
         self.fencing(&mut c)?;
+        self.synchronous(&c)?;
         Ok((c, self.warnings))
     }
 
@@ -634,6 +638,33 @@ impl Checks {
         Ok(())
     }
 
+    /// `synchronous_mode` `on` or `strict` names each standby by its node name (the
+    /// `application_name` it must connect with), and asks for no more synchronous standbys
+    /// than there can be.
+    fn synchronous(&self, c: &Config) -> Result<(), ConfigError> {
+        if c.synchronous_mode == SynchronousMode::Off {
+            return Ok(());
+        }
+        if let (Some(own), Some(app)) = (c.own_db.as_deref(), c.own_application_name.as_deref()) {
+            if !own.eq_ignore_ascii_case(app) {
+                return Err(self.err(
+                    "own_application_name",
+                    format!("must be the node's name ({own:?}) or unset with synchronous_mode on or strict: the synchronous standbys are listed by node name"),
+                ));
+            }
+        }
+        let standbys = c.remote_conns.len().saturating_sub(1);
+        if c.synchronous_node_count as usize > standbys {
+            return Err(self.err(
+                "synchronous_node_count",
+                format!(
+                    "at most the number of standbys ({standbys}: remote_conns less the primary) with synchronous_mode on or strict"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The fast failover trigger needs observers; with `fence_command`, the lease needs the
     /// observers' reports every round, `fence_timeout` (given, or derived here) must let the
     /// primary be fenced before a standby may promote, and a node daemon's voters must be able
@@ -736,6 +767,7 @@ fn assemble(raw: raw::Raw, path: &Path) -> Config {
         failover_priorities: raw.failover_priorities.into_iter().collect(),
         failover_requires_strict_majority: raw.failover_requires_strict_majority.0,
         synchronous_mode: raw.synchronous_mode,
+        synchronous_node_count: raw.synchronous_node_count.0,
         failover_fallback_timeout: raw.failover_fallback_timeout.map(|s| s.0),
         maintenance_mode_file: raw.maintenance_mode_file,
         failover_command: raw.failover_command,

@@ -59,6 +59,7 @@ pub(super) struct Raw {
     pub failover_priorities: Vec<(String, f64)>,
     pub failover_requires_strict_majority: Flag,
     pub synchronous_mode: SynchronousMode,
+    pub synchronous_node_count: SyncCount,
     /// `None`: `null`, never.
     pub failover_fallback_timeout: Option<Secs<SPAN>>,
     pub maintenance_mode_file: PathBuf,
@@ -132,6 +133,7 @@ impl Default for Raw {
             failover_priorities: Vec::new(),
             failover_requires_strict_majority: Flag(false),
             synchronous_mode: SynchronousMode::Off,
+            synchronous_node_count: SyncCount(1),
             failover_fallback_timeout: Some(Secs(DEFAULT_FALLBACK_TIMEOUT)),
             maintenance_mode_file: PathBuf::from("/tmp/pglookout_maintenance_mode_file"),
             failover_command: String::new(),
@@ -407,6 +409,19 @@ impl<'de> Deserialize<'de> for Bytes {
             v.as_u64().filter(|n| *n <= i64::MAX as u64)
         })
         .map(Bytes)
+    }
+}
+
+/// `synchronous_node_count`: how many standbys acknowledge each commit, 1 to 64.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct SyncCount(pub u32);
+
+impl<'de> Deserialize<'de> for SyncCount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked(d, "a whole number of standbys, 1 to 64", |v| {
+            v.as_u64().filter(|n| (1..=64).contains(n)).map(|n| n as u32)
+        })
+        .map(SyncCount)
     }
 }
 

@@ -1093,40 +1093,45 @@ fn raise_failover_blocked(memory: &mut Memory, out: &mut Out) {
 }
 
 /// `synchronous_mode` `on` or `strict`: only the standbys known to have every acknowledged
-/// write stay candidates ([`super::sync::eligible`], by the old master's last seen
-/// `synchronous_standby_names`); `Err` says why none is (the failover waits).
-///
-/// A standby is named by its node name, ours by `own_application_name`. Not yet: the set a
-/// majority of the voters saw (this reads our own last poll of the old master only).
-fn synchronous_only(config: &Config, map: &NodeMap, positions: &mut Positions) -> Result<(), String> {
+/// write stay candidates ([`super::sync::eligible`], over the old master's synchronous
+/// replication as our own poll and each fresh voter's report last saw it), and of those only
+/// the furthest along: the rule says the furthest of them has every write, not the others.
+/// `Ok` has how many standbys it took out (they still count as known nodes); `Err` says why
+/// none is (the failover waits). A standby is named by its node name.
+fn synchronous_only(view: &View, config: &Config, map: &NodeMap, positions: &mut Positions) -> Result<usize, String> {
     if config.synchronous_mode == SynchronousMode::Off {
-        return Ok(());
+        return Ok(0);
     }
-    let value = map
-        .master_state()
-        .and_then(|m| m.pg.as_ref())
-        .and_then(|p| p.sync.as_ref())
-        .and_then(|s| s.synchronous_standby_names.as_deref())
-        .ok_or("the old primary's synchronous_standby_names was never read")?;
-    let names = crate::sync_names::parse(value).map_err(|e| format!("synchronous_standby_names {value:?}: {e}"))?;
-    let app_name = |node: &str| match (config.own_db.as_deref(), config.own_application_name()) {
-        (Some(own), Some(app)) if own == node => app.to_string(),
-        _ => node.to_string(),
-    };
-    let master = map.master.as_deref();
+    let master = map.master.as_deref().ok_or("no master is known")?;
+    let mut seen: Vec<&crate::state::SyncReplication> = sync_of(view.nodes, master).into_iter().collect();
+    for (name, nodes) in super::voters::views(view, config, view.nodes) {
+        if Some(name) != config.own_db.as_deref() {
+            seen.extend(sync_of(nodes, master));
+        }
+    }
     let standbys: BTreeSet<String> = config
         .remote_conns
         .keys()
-        .filter(|n| Some(n.as_str()) != master)
-        .map(|n| app_name(n))
+        .filter(|n| n.as_str() != master)
+        .cloned()
         .collect();
-    let reachable: BTreeSet<String> = positions.values().flatten().map(|n| app_name(n)).collect();
-    let eligible = super::sync::eligible(names.as_ref(), &standbys, &reachable)?;
-    for at in positions.values_mut() {
-        at.retain(|n| eligible.contains(&app_name(n)));
+    let reachable: BTreeSet<String> = positions.values().flatten().cloned().collect();
+    let eligible = super::sync::eligible(&seen, &standbys, &reachable)?;
+    let before = reachable.len();
+    positions.retain(|_, at| {
+        at.retain(|n| eligible.contains(n));
+        !at.is_empty()
+    });
+    // only the furthest along is known to have them all
+    if let Some((&top, _)) = positions.iter().next_back() {
+        positions.retain(|at, _| *at == top);
     }
-    positions.retain(|_, at| !at.is_empty());
-    Ok(())
+    Ok(before - positions.values().map(BTreeSet::len).sum::<usize>())
+}
+
+/// A node's synchronous replication in one view of the cluster, if that view read it.
+fn sync_of<'a>(nodes: &'a BTreeMap<String, NodeState>, node: &str) -> Option<&'a crate::state::SyncReplication> {
+    nodes.get(node)?.pg.as_ref()?.sync.as_ref()
 }
 
 /// The furthest-along candidate: highest position, ties to the highest name (byte order of
@@ -1279,7 +1284,7 @@ fn candidate(
     out: &mut Out,
     map: &NodeMap,
     own_db: &str,
-) -> Result<(Positions, String), End> {
+) -> Result<Candidate, End> {
     let never = &config.never_promote_these_nodes;
     let mut positions = replication_positions(&map.standbys, view.wall_now, never);
     for (name, pos) in observed_candidates(view, config, &positions, own_db) {
@@ -1292,10 +1297,13 @@ fn candidate(
     if positions.is_empty() {
         return Err(done("no failover: no standby has a fresh known replication position"));
     }
-    if let Err(why) = synchronous_only(config, map, &mut positions) {
-        raise_failover_blocked(memory, out);
-        return Err(done(format!("no failover: synchronous_mode: {why}")));
-    }
+    let not_synchronous = match synchronous_only(view, config, map, &mut positions) {
+        Ok(n) => n,
+        Err(why) => {
+            raise_failover_blocked(memory, out);
+            return Err(done(format!("no failover: synchronous_mode: {why}")));
+        }
+    };
     if let Some(end) = skip_yielded(view, config, memory, out, &mut positions, own_db) {
         return Err(end);
     }
@@ -1336,7 +1344,21 @@ fn candidate(
             return Err(done(format!("no failover: {earlier} may be promoting")));
         }
     }
-    Ok((positions, furthest))
+    let known = positions.values().map(BTreeSet::len).sum::<usize>() + not_synchronous;
+    Ok(Candidate {
+        positions,
+        furthest,
+        known,
+    })
+}
+
+/// What [`candidate`] found: the positions of the standbys that may still be chosen, the
+/// one chosen, and how many standbys' positions are known (those `synchronous_mode` took out
+/// included: they are known, only not candidates).
+struct Candidate {
+    positions: Positions,
+    furthest: String,
+    known: usize,
 }
 
 fn do_failover_decision(
@@ -1359,7 +1381,11 @@ fn do_failover_decision(
         return end;
     }
     let never = &config.never_promote_these_nodes;
-    let (positions, furthest) = match candidate(view, config, memory, out, map, own_db) {
+    let Candidate {
+        positions,
+        furthest,
+        known: known_positions,
+    } = match candidate(view, config, memory, out, map, own_db) {
         Ok(c) => c,
         Err(end) => return end,
     };
@@ -1368,7 +1394,6 @@ fn do_failover_decision(
     // The +1 stands for the master. Same arithmetic as upstream, ties pass.
     let total = map.standbys.len() as f64 + 1.0 - never.len() as f64 + observers as f64;
     let needed = total * 0.5;
-    let known_positions: usize = positions.values().map(BTreeSet::len).sum();
     let known = (known_positions + map.connected_observers) as f64;
     out.why(format!(
         "furthest along: {furthest}; known state {known} of {total}, majority needs {needed}"

@@ -2334,6 +2334,31 @@ fn synchronous_mode_promotes_only_a_standby_with_every_acknowledged_write() {
     s.check();
     s.check();
     assert_eq!(s.failovers, 1, "{}", s.all_reasons());
+    // a priority within the lag cap does not pick one that is behind: only the furthest of
+    // the synchronous ones is known to have every write (off would promote other here)
+    for (mode, promoted_here) in [("on", 1), ("off", 0)] {
+        let mut s = setup("ANY 1 (own, other)");
+        s.conf("synchronous_mode", json!(mode))
+            .conf("failover_priorities", json!({"other": 200}))
+            .conf("max_failover_lag_bytes", json!(64 << 20));
+        s.check();
+        s.check();
+        assert_eq!(s.failovers, promoted_here, "{mode}: {}", s.all_reasons());
+    }
+    // a voter's view of the old primary counts too: its setting listed a third standby
+    let mut s = setup("ANY 1 (own, other)");
+    s.conf("observers", json!({"obs": "http://obs:15000"}))
+        .observe("obs", "old_master", gone_master("1/3000000").sync_names("ANY 1 (own, other, pg9)"))
+        .observe("obs", "own", N::standby("1/3000000", 130.0))
+        .observe("obs", "other", N::standby("1/2F00000", 130.0));
+    s.check();
+    let d = s.check();
+    assert_eq!(s.exec(), 0, "{}", s.all_reasons());
+    assert!(
+        d.summary.contains("2 of the 3 synchronous standbys are reachable"),
+        "{}",
+        d.summary
+    );
 }
 
 #[test]
