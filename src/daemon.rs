@@ -363,6 +363,7 @@ impl Loop {
             Action::SetObserverPolling(on) => self.poller.set_observer_polling(*on),
             Action::StatsdGauge { name, value } => self.statsd().gauge(name, *value, &[]),
             Action::StatsdCount { name } => self.statsd().count(name, &[]),
+            Action::SetSynchronousNames { value, .. } => self.set_synchronous_names(&config, value.clone()),
             // the node hands commands over as `Effect::Start`
             Action::RunWarningCommand
             | Action::RunFailoverCommand { .. }
@@ -370,6 +371,23 @@ impl Loop {
             | Action::RejoinNewPrimary { .. }
             | Action::FollowMaster { .. } => {}
         }
+    }
+
+    /// Our primary's `synchronous_standby_names`, in the background: the next poll shows
+    /// whether it took (the decision core asks again, and raises an alert, if it did not).
+    fn set_synchronous_names(&mut self, config: &Config, value: Option<String>) {
+        let Some(conninfo) = config.own_db.as_ref().and_then(|o| config.remote_conns.get(o)).cloned() else {
+            return;
+        };
+        let deadline = Duration::from_secs_f64(config.db_poll_timeout * 2.0);
+        supervise::spawn("synchronous-names", self.counters.clone(), async move {
+            let shown = value.as_deref().unwrap_or("(the server's own setting)").to_string();
+            match crate::act::sync::set(&conninfo, value.as_deref(), deadline).await {
+                Ok(()) => tracing::info!(target: "pglookout", "synchronous_standby_names: asked for {shown:?}"),
+                Err(e) => tracing::warn!(target: "pglookout",
+                    "synchronous_standby_names: cannot set {shown:?} on our node ({}): {e}", conninfo.masked()),
+            }
+        });
     }
 
     fn start(&mut self, id: CommandId, start: Start) {

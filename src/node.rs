@@ -143,6 +143,12 @@ pub enum History {
     ConfigReloaded {
         source: String,
     },
+    /// Our primary's daemon asked for a new `synchronous_standby_names` (`None`: the server's
+    /// own setting again).
+    SynchronousNamesAsked {
+        value: Option<String>,
+        reason: String,
+    },
 }
 
 fn outcome(ok: bool) -> String {
@@ -170,6 +176,7 @@ impl History {
             History::AlertRaised(_) => "alert_raised",
             History::AlertCleared(_) => "alert_cleared",
             History::ConfigReloaded { .. } => "config_reloaded",
+            History::SynchronousNamesAsked { .. } => "synchronous_standby_names",
         }
     }
 
@@ -197,6 +204,10 @@ impl History {
             }
             History::AlertRaised(name) | History::AlertCleared(name) => (*name).to_string(),
             History::ConfigReloaded { source } => source.clone(),
+            History::SynchronousNamesAsked { value, reason } => match value {
+                Some(v) => format!("set to {v:?} ({reason})"),
+                None => format!("reset to the server's setting ({reason})"),
+            },
         }
     }
 
@@ -475,6 +486,13 @@ impl Node {
                 }
             }
             Action::FollowMaster { master } => self.follow(master, out),
+            Action::SetSynchronousNames { value, reason } => {
+                out.push(Effect::Do(action.clone()));
+                out.push(Effect::History(History::SynchronousNamesAsked {
+                    value: value.clone(),
+                    reason: reason.clone(),
+                }));
+            }
             Action::RunWarningCommand => {
                 if self.config.over_warning_limit_command.is_some() {
                     let id = self.running.next_id();

@@ -8,5 +8,6 @@ pub mod files;
 pub mod follow;
 pub mod rejoin;
 pub mod running;
+pub mod sync;
 
 pub use error::{ActError, Step};

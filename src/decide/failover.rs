@@ -99,6 +99,7 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
     if let Some(end) = super::fence::fence(view, config, memory, nodes, &map, out) {
         return end;
     }
+    super::sync_manager::manage(view, config, &mut memory.sync, nodes, map.master.as_deref(), out);
     if let Some(end) = super::rejoin::rejoin(view, config, memory, nodes, &map, out) {
         return end;
     }

@@ -1,9 +1,10 @@
 //! What the decision core remembers between rounds ([`Memory`], owned by the daemon loop), and
 //! the results the shell reports back into it (`record_*_result`). One retry rule
 //! ([`Backoff`] over [`Failures`]) serves the failover, fence and rejoin commands.
-//! Imports only [`super::types`] and [`super::voters`].
+//! Imports only [`super::types`], [`super::voters`] and the parts' own memories.
 
 use super::candidacy::Candidacy;
+use super::sync_manager::SyncMemory;
 use super::types::Action;
 use super::types::Alert;
 use super::types::Mono;
@@ -399,6 +400,8 @@ pub struct Memory {
     pub candidacy: Candidacy,
     /// Bringing our old primary back (see `rejoin`).
     pub rejoin: RejoinMemory,
+    /// Keeping our primary's synchronous_standby_names (see `sync_manager`).
+    pub sync: SyncMemory,
     /// Actions that came out of a reported result, emitted with the next decision.
     #[serde(skip)]
     pub(super) pending_actions: Vec<Action>,
@@ -429,6 +432,7 @@ impl Memory {
             failover_blocked: false,
             candidacy: Candidacy::default(),
             rejoin: RejoinMemory::new(),
+            sync: SyncMemory::default(),
             pending_actions: Vec::new(),
         }
     }

@@ -33,6 +33,7 @@ pub mod memory;
 pub mod node_map;
 pub mod rejoin;
 pub mod sync;
+pub mod sync_manager;
 pub mod types;
 pub mod voters;
 

@@ -93,6 +93,23 @@ impl N {
         });
         self
     }
+    /// A primary's WAL senders, as its probe read them: `(name, state, flush)`.
+    fn senders(mut self, value: &str, senders: &[(&str, &str, &str)]) -> N {
+        self.pg().sync = Some(crate::state::SyncReplication {
+            synchronous_standby_names: Some(value.to_string()),
+            synchronous_commit: Some("on".into()),
+            pg_stat_replication: senders
+                .iter()
+                .map(|(name, state, flush)| crate::state::WalSender {
+                    application_name: Some(name.to_string()),
+                    state: Some(state.to_string()),
+                    flush_lsn: Some(flush.parse::<Lsn>().expect("lsn")),
+                    ..Default::default()
+                })
+                .collect(),
+        });
+        self
+    }
     fn replay(mut self, lsn: &str) -> N {
         self.pg().pg_last_xlog_replay_location = Some(lsn.parse::<Lsn>().expect("lsn"));
         self
@@ -173,6 +190,8 @@ struct Sim {
     rejoins: Vec<String>,
     /// How the shell reports a rejoin right away (`None`: it keeps running).
     rejoin_result: Option<Result<(), String>>,
+    /// The synchronous_standby_names asked for, in order (`None`: reset).
+    sync_asked: Vec<Option<String>>,
 }
 
 impl Sim {
@@ -213,6 +232,7 @@ impl Sim {
             decisions: Vec::new(),
             rejoins: Vec::new(),
             rejoin_result: Some(Ok(())),
+            sync_asked: Vec::new(),
         };
         // as upstream's fixture: the first config counts as version 1
         s.node.config_version = 1;
@@ -329,6 +349,7 @@ impl Sim {
             Action::StatsdGauge { name, value } => self.gauges.push((name, value)),
             Action::StatsdCount { name } => self.counts.push(name),
             Action::SetObserverPolling(on) => self.observer_polling = Some(on),
+            Action::SetSynchronousNames { value, .. } => self.sync_asked.push(value),
             other => panic!("the node hands commands over as Effect::Start: {other:?}"),
         }
     }
@@ -1585,7 +1606,9 @@ fn summaries_change_only_when_the_situation_does_and_serialize_to_json() {
             "fence_failed",
             "failover_blocked",
             "rejoin_failed",
-            "voters_mismatch"
+            "voters_mismatch",
+            "synchronous_degraded",
+            "synchronous_setting_failed"
         ]
     );
 }
@@ -2348,7 +2371,11 @@ fn synchronous_mode_promotes_only_a_standby_with_every_acknowledged_write() {
     // a voter's view of the old primary counts too: its setting listed a third standby
     let mut s = setup("ANY 1 (own, other)");
     s.conf("observers", json!({"obs": "http://obs:15000"}))
-        .observe("obs", "old_master", gone_master("1/3000000").sync_names("ANY 1 (own, other, pg9)"))
+        .observe(
+            "obs",
+            "old_master",
+            gone_master("1/3000000").sync_names("ANY 1 (own, other, pg9)"),
+        )
         .observe("obs", "own", N::standby("1/3000000", 130.0))
         .observe("obs", "other", N::standby("1/2F00000", 130.0));
     s.check();
@@ -3819,4 +3846,140 @@ fn regression_a_primary_replaced_on_an_equal_timeline_is_fenced_on_the_promoters
         other.observe(o, "pg2", timeline(N::primary(), 2));
     }
     assert_eq!(run_for(&mut other, 3), 0, "{}", other.all_reasons());
+}
+
+// ---------------------------------------------------------------------------------------
+// The primary's daemon keeps synchronous_standby_names (issue 21, item 3)
+// ---------------------------------------------------------------------------------------
+
+/// The primary's daemon lists the streaming standbys with `ANY k`, takes one out only after
+/// two polls without it and once another has flushed past it, falls back to asynchronous in
+/// `on` (with the alert) and lists every standby in `strict`, waits for a majority of the
+/// voters to have seen a standby stream before listing it, asks again (with the alert) when
+/// a value does not take, and gives the setting back when turned off.
+#[test]
+fn the_primarys_daemon_keeps_synchronous_standby_names() {
+    const BOTH: &str = "ANY 1 (\"pg2\", \"pg3\")";
+    let setup = |mode: &str, value: &str, senders: &[(&str, &str, &str)]| {
+        let mut s = Sim::new();
+        s.conf("synchronous_mode", json!(mode))
+            .set("pg1", N::primary().replay("1/5000000").senders(value, senders))
+            .set("pg2", N::standby("1/5000000", 0.0))
+            .set("pg3", N::standby("1/5000000", 0.0))
+            .own("pg1");
+        s
+    };
+    let both = [("pg2", "streaming", "1/5000000"), ("pg3", "streaming", "1/5000000")];
+    // from asynchronous: both stream, both are listed
+    let mut s = setup("on", "", &both);
+    s.check();
+    assert_eq!(s.sync_asked, [Some(BOTH.to_string())], "{}", s.all_reasons());
+    // not asked again while it may still take; nothing once it is in effect
+    s.check();
+    assert_eq!(s.sync_asked.len(), 1, "{}", s.all_reasons());
+    s.set("pg1", N::primary().replay("1/5000000").senders(BOTH, &both));
+    s.check();
+    assert_eq!(s.sync_asked.len(), 1);
+    assert_eq!(s.node.memory.sync.asked, None);
+
+    // pg3 stops streaming: kept for one poll, then taken out (pg2 flushed past that poll)
+    let next_poll = |s: &mut Sim, senders: &[(&str, &str, &str)], at: &str| {
+        s.now += chrono::Duration::seconds(1);
+        s.mono += 1.0;
+        let value = s.nodes["pg1"]
+            .pg
+            .as_ref()
+            .and_then(|p| p.sync.as_ref())
+            .and_then(|x| x.synchronous_standby_names.clone())
+            .unwrap_or_default();
+        s.set("pg1", N::primary().replay(at).senders(&value, senders).fetched(s.now));
+        s.check();
+    };
+    let pg2_at = |flush: &'static str| [("pg2", "streaming", flush)];
+    next_poll(&mut s, &pg2_at("1/5000000"), "1/6000000");
+    assert_eq!(
+        s.sync_asked.len(),
+        1,
+        "one poll without it is not enough: {}",
+        s.all_reasons()
+    );
+    // pg2 has not flushed past the first poll without pg3 (1/6000000): kept
+    next_poll(&mut s, &pg2_at("1/5800000"), "1/7000000");
+    assert_eq!(s.sync_asked.len(), 1, "{}", s.all_reasons());
+    assert!(
+        s.all_reasons()
+            .contains("fewer than 1 of the others have flushed past 1/6000000"),
+        "{}",
+        s.all_reasons()
+    );
+    next_poll(&mut s, &pg2_at("1/7000000"), "1/8000000");
+    assert_eq!(
+        s.sync_asked.last(),
+        Some(&Some("ANY 1 (\"pg2\")".to_string())),
+        "{}",
+        s.all_reasons()
+    );
+
+    // on: nobody streams, asynchronous with the alert; strict: every standby listed
+    let mut s = setup("on", BOTH, &[]);
+    s.check();
+    assert_eq!(s.sync_asked, [Some(String::new())], "{}", s.all_reasons());
+    assert!(s.alerts.contains(&Alert::SynchronousDegraded));
+    s.set("pg1", N::primary().replay("1/5000000").senders("", &both));
+    s.check();
+    assert_eq!(s.sync_asked.last(), Some(&Some(BOTH.to_string())));
+    assert!(!s.alerts.contains(&Alert::SynchronousDegraded));
+    let mut s = setup("strict", "", &[]);
+    s.check();
+    assert_eq!(s.sync_asked, [Some(BOTH.to_string())], "{}", s.all_reasons());
+    assert!(!s.alerts.contains(&Alert::SynchronousDegraded));
+    // strict keeps a standby that stopped streaming when it is the only one
+    let mut s = setup("strict", "ANY 1 (\"pg2\")", &[]);
+    for _ in 0..3 {
+        next_poll(&mut s, &[], "1/5000000");
+    }
+    assert!(s.sync_asked.is_empty(), "{:?}: {}", s.sync_asked, s.all_reasons());
+
+    // a voter that has not seen pg3 stream holds it back
+    let mut s = setup("on", "ANY 1 (\"pg2\")", &both);
+    s.conf("observers", json!({"obs": "http://obs:15000"})).observe(
+        "obs",
+        "pg1",
+        N::primary()
+            .replay("1/5000000")
+            .senders("ANY 1 (\"pg2\")", &pg2_at("1/5000000")),
+    );
+    s.check();
+    assert!(s.sync_asked.is_empty(), "{:?}", s.sync_asked);
+    assert!(s.all_reasons().contains("not yet for a strict majority of the voters"));
+    s.observe(
+        "obs",
+        "pg1",
+        N::primary().replay("1/5000000").senders("ANY 1 (\"pg2\")", &both),
+    );
+    s.check();
+    assert_eq!(s.sync_asked, [Some(BOTH.to_string())], "{}", s.all_reasons());
+
+    // a value that does not take is asked again after a while, with the alert
+    let mut s = setup("on", "", &both);
+    s.check();
+    s.mono = s.mono + crate::decide::sync_manager::retry_after(&s.config()) + 0.1;
+    s.check();
+    assert_eq!(s.sync_asked.len(), 2, "{}", s.all_reasons());
+    assert!(s.alerts.contains(&Alert::SynchronousSettingFailed));
+    s.set("pg1", N::primary().replay("1/5000000").senders(BOTH, &both));
+    s.check();
+    assert!(!s.alerts.contains(&Alert::SynchronousSettingFailed));
+
+    // turned off: the setting goes back to the server's, once
+    s.conf("synchronous_mode", json!("off"));
+    s.check();
+    s.check();
+    assert_eq!(s.sync_asked.last(), Some(&None));
+    assert_eq!(s.sync_asked.len(), 3);
+    // a standby's daemon never sets anything
+    let mut s = setup("on", "", &both);
+    s.own("pg2");
+    s.check();
+    assert!(s.sync_asked.is_empty());
 }

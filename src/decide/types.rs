@@ -108,10 +108,16 @@ pub enum Alert {
     /// Ours: bringing our old primary back as a standby failed (the file holds the reason);
     /// removed when our node is a standby receiving WAL from the new master.
     RejoinFailed,
+    /// Ours: `synchronous_mode` on, and too few standbys stream: the primary acknowledges
+    /// writes with no standby (synchronous_standby_names is empty); removed when they stream.
+    SynchronousDegraded,
+    /// Ours: a `synchronous_standby_names` the primary's daemon asked for was not in effect in
+    /// time (privileges? the log says); removed when the wanted value is in effect.
+    SynchronousSettingFailed,
 }
 
 impl Alert {
-    pub const ALL: [Alert; 9] = [
+    pub const ALL: [Alert; 11] = [
         Alert::AuthenticationError,
         Alert::MultipleMasterWarning,
         Alert::ReplicationDelayWarning,
@@ -121,6 +127,8 @@ impl Alert {
         Alert::FailoverBlocked,
         Alert::RejoinFailed,
         Alert::VotersMismatch,
+        Alert::SynchronousDegraded,
+        Alert::SynchronousSettingFailed,
     ];
 
     /// The file name inside `alert_file_dir`.
@@ -135,6 +143,8 @@ impl Alert {
             Alert::VotersMismatch => "voters_mismatch",
             Alert::FailoverBlocked => "failover_blocked",
             Alert::RejoinFailed => "rejoin_failed",
+            Alert::SynchronousDegraded => "synchronous_degraded",
+            Alert::SynchronousSettingFailed => "synchronous_setting_failed",
         }
     }
 }
@@ -179,6 +189,13 @@ pub enum Action {
     /// adds the configured tags.
     StatsdCount {
         name: String,
+    },
+    /// Set our primary's `synchronous_standby_names` (`ALTER SYSTEM`, then `pg_reload_conf()`);
+    /// `None`: `ALTER SYSTEM RESET` (the server's own setting again). Not waited for: the next
+    /// poll shows whether it took. `reason`: for the log and the history.
+    SetSynchronousNames {
+        value: Option<String>,
+        reason: String,
     },
     /// Whether the poller should poll the observers (poll_observers_on_warning_only). Sent
     /// when the wanted state changes, and once at the start.

@@ -1,0 +1,72 @@
+//! Setting our primary's `synchronous_standby_names` (`synchronous_mode` on or strict): `ALTER
+//! SYSTEM`, then `pg_reload_conf()`, with a deadline. Only the statements: whether the value
+//! took is what the next poll of the node shows, which is what every daemon reads.
+
+use crate::conninfo::ConnInfo;
+use std::time::Duration;
+use tokio_postgres::error::SqlState;
+
+/// What a role needs to run this, for the error message and docs/configuration.md.
+pub const PRIVILEGES: &str = "superuser, or from PostgreSQL 15 on `GRANT ALTER SYSTEM ON PARAMETER synchronous_standby_names` and `GRANT EXECUTE ON FUNCTION pg_reload_conf()`";
+
+/// The statement for `value` (`None`: back to the server's own setting).
+pub fn statement(value: Option<&str>) -> String {
+    match value {
+        Some(v) => format!(
+            "ALTER SYSTEM SET synchronous_standby_names TO '{}'",
+            v.replace('\'', "''")
+        ),
+        None => "ALTER SYSTEM RESET synchronous_standby_names".to_string(),
+    }
+}
+
+/// Runs the statement and the reload on our node within `deadline`; the error says what failed
+/// and, for a missing privilege, what the role needs.
+pub async fn set(conninfo: &ConnInfo, value: Option<&str>, deadline: Duration) -> Result<(), String> {
+    let run = async {
+        let config = conninfo.pg_config().map_err(|e| e.to_string())?;
+        let tls = conninfo.tls().map_err(|e| e.to_string())?;
+        let (client, connection) = config.connect(tls).await.map_err(|e| describe(&e))?;
+        let task = tokio::spawn(connection);
+        // ALTER SYSTEM cannot run in a transaction block: one statement per call
+        let result = async {
+            client.simple_query(&statement(value)).await.map_err(|e| describe(&e))?;
+            client
+                .simple_query("SELECT pg_catalog.pg_reload_conf()")
+                .await
+                .map_err(|e| describe(&e))?;
+            Ok::<(), String>(())
+        }
+        .await;
+        task.abort();
+        result
+    };
+    match tokio::time::timeout(deadline, run).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("no answer within {:.1} s", deadline.as_secs_f64())),
+    }
+}
+
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) if *db.code() == SqlState::INSUFFICIENT_PRIVILEGE => {
+            format!("{} (the role needs {PRIVILEGES})", db.message())
+        }
+        Some(db) => db.message().to_string(),
+        None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_value_is_one_quoted_literal() {
+        assert_eq!(
+            statement(Some("ANY 1 (\"pg2\", \"o'neil\")")),
+            "ALTER SYSTEM SET synchronous_standby_names TO 'ANY 1 (\"pg2\", \"o''neil\")'"
+        );
+        assert_eq!(statement(None), "ALTER SYSTEM RESET synchronous_standby_names");
+    }
+}
