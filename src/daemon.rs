@@ -5,7 +5,7 @@
 //! after every check, reloads on SIGHUP and stops on SIGTERM/SIGINT.
 
 use crate::act::command;
-use crate::act::files::{self, Files};
+use crate::act::files::{self, AlertOp, Files};
 use crate::clock;
 use crate::config::Config;
 use crate::decide::{self, Action, Memory, Mono};
@@ -358,8 +358,12 @@ impl Loop {
         let config = self.node.config().clone();
         match action {
             Action::RequestPoll => self.poller.poll_now(),
-            Action::CreateAlert(a) => self.files.alert(&config.alert_file_dir, a.file_name(), true),
-            Action::DeleteAlert(a) => self.files.alert(&config.alert_file_dir, a.file_name(), false),
+            Action::CreateAlert(a) => self.files.alert(&config.alert_file_dir, a.file_name(), AlertOp::Create),
+            Action::WriteAlert(a, text) => {
+                let op = AlertOp::Write(text.clone());
+                self.files.alert(&config.alert_file_dir, a.file_name(), op)
+            }
+            Action::DeleteAlert(a) => self.files.alert(&config.alert_file_dir, a.file_name(), AlertOp::Delete),
             Action::SetObserverPolling(on) => self.poller.set_observer_polling(*on),
             Action::StatsdGauge { name, value } => self.statsd().gauge(name, *value, &[]),
             Action::StatsdCount { name } => self.statsd().count(name, &[]),
@@ -689,7 +693,7 @@ async fn start(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Result<
     files.look(&config.maintenance_mode_file, &config.alert_file_dir);
     let (alert_config, alert_files) = (config_rx.clone(), files.clone());
     let alert_fn: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |name: &str| {
-        alert_files.alert(&alert_config.borrow().alert_file_dir, name, true);
+        alert_files.alert(&alert_config.borrow().alert_file_dir, name, AlertOp::Create);
     });
     let config_rx_http = config_rx.clone();
     let poller = poll::start(config_rx, statsd_rx, alert_fn, counters.clone(), cancel.child_token());

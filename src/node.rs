@@ -504,8 +504,8 @@ impl Node {
                     ));
                 }
             }
-            Action::CreateAlert(a) | Action::DeleteAlert(a) => {
-                let create = matches!(action, Action::CreateAlert(_));
+            Action::CreateAlert(a) | Action::WriteAlert(a, _) | Action::DeleteAlert(a) => {
+                let create = !matches!(action, Action::DeleteAlert(_));
                 let name = a.file_name();
                 out.push(Effect::Do(action.clone()));
                 let changed = if create {

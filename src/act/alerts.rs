@@ -18,6 +18,19 @@ pub fn create(dir: &Path, name: &str) -> std::io::Result<()> {
     std::fs::write(&path, "alert")
 }
 
+/// Creates the alert file holding `text` (ours, for the reason), or writes it again when it
+/// holds something else.
+pub fn write(dir: &Path, name: &str, text: &str) -> std::io::Result<()> {
+    let path = dir.join(name);
+    let line = format!("{text}\n");
+    match std::fs::read_to_string(&path) {
+        Ok(old) if old == line => return Ok(()),
+        Ok(_) => {}
+        Err(_) => tracing::warn!(target: "pglookout", "creating alert file {}: {text}", path.display()),
+    }
+    std::fs::write(&path, line)
+}
+
 pub fn delete(dir: &Path, name: &str) -> std::io::Result<()> {
     let path = dir.join(name);
     match std::fs::remove_file(&path) {
@@ -46,5 +59,16 @@ mod tests {
         delete(dir.path(), MULTIPLE_MASTER_WARNING).expect("delete");
         delete(dir.path(), MULTIPLE_MASTER_WARNING).expect("again");
         assert!(!dir.path().join(MULTIPLE_MASTER_WARNING).exists());
+    }
+
+    #[test]
+    fn an_alert_with_a_reason_holds_the_latest_one() {
+        let dir = tempfile::tempdir().expect("dir");
+        write(dir.path(), "failover_blocked", "no failover: one").expect("write");
+        write(dir.path(), "failover_blocked", "no failover: two").expect("again");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("failover_blocked")).expect("read"),
+            "no failover: two\n"
+        );
     }
 }

@@ -12,6 +12,16 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
+/// What to do with an alert file.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AlertOp {
+    /// Create it holding `alert`, as the original (an existing one is left as it is).
+    Create,
+    /// Create it holding this text (ours: a reason), or write it again if it holds another.
+    Write(String),
+    Delete,
+}
+
 /// Which operation failed, for the caller's log line and counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Site {
@@ -47,7 +57,7 @@ pub struct Looked {
 struct Pending {
     /// `(dir, name, create)`, in order; a later operation on the same file replaces an
     /// earlier one still waiting.
-    alerts: VecDeque<(PathBuf, String, bool)>,
+    alerts: VecDeque<(PathBuf, String, AlertOp)>,
     /// The maintenance file and the alert directory to look at.
     look: Option<(PathBuf, PathBuf)>,
     /// The state document, where, and its number (see [`Files::write_state`]).
@@ -130,8 +140,8 @@ impl Files {
         *lock(&self.0.state_written_at)
     }
 
-    /// Creates (`create`) or deletes an alert file.
-    pub fn alert(&self, dir: &Path, name: &str, create: bool) {
+    /// Creates, writes or deletes an alert file.
+    pub fn alert(&self, dir: &Path, name: &str, create: AlertOp) {
         self.submit(|p| {
             p.alerts.retain(|(d, n, _)| !(d == dir && n == name));
             p.alerts.push_back((dir.to_path_buf(), name.to_string(), create));
@@ -205,11 +215,12 @@ fn run(shared: &Shared, on_error: &dyn Fn(Failure)) {
         let busy = |on: bool| *lock(&shared.busy_since) = on.then(clock::monotonic);
         busy(true);
         for (dir, name, create) in work.alerts {
-            let result = if create {
-                super::alerts::create(&dir, &name)
-            } else {
-                super::alerts::delete(&dir, &name)
+            let result = match &create {
+                AlertOp::Create => super::alerts::create(&dir, &name),
+                AlertOp::Write(text) => super::alerts::write(&dir, &name, text),
+                AlertOp::Delete => super::alerts::delete(&dir, &name),
             };
+            let create = create != AlertOp::Delete;
             if let Err(error) = result {
                 let site = if create { Site::CreateAlert } else { Site::DeleteAlert };
                 on_error(Failure {
@@ -307,9 +318,9 @@ mod tests {
         let files = Files::start(move |f| lock(&seen).push((f.site, f.path))).expect("start");
         let state = dir.path().join("state.json");
         files.write_state(&state, Arc::new(serde_json::json!({"current_master": "pg1"})));
-        files.alert(dir.path(), "failover_has_happened", true);
-        files.alert(dir.path(), "replication_delay_warning", true);
-        files.alert(dir.path(), "replication_delay_warning", false);
+        files.alert(dir.path(), "failover_has_happened", AlertOp::Create);
+        files.alert(dir.path(), "replication_delay_warning", AlertOp::Create);
+        files.alert(dir.path(), "replication_delay_warning", AlertOp::Delete);
         let maint = dir.path().join("maintenance");
         std::fs::write(&maint, "").expect("maintenance file");
         files.look(&maint, dir.path());

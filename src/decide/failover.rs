@@ -613,7 +613,7 @@ fn consider_failover(
     let master_missing = master.is_none_or(|m| !m.connection);
     if !master_missing {
         memory.missing_master_poll = None;
-        if std::mem::take(&mut memory.failover_blocked) {
+        if memory.failover_blocked.take().is_some() {
             out.act(Action::DeleteAlert(Alert::FailoverBlocked));
         }
         return check_replication_lag(view, config, memory, out, map, own_db, own);
@@ -1077,19 +1077,21 @@ fn lag_cap(
 
 /// Raises the `failover_blocked` alert (once) and ends the decision.
 fn cap_blocked(memory: &mut Memory, out: &mut Out, every: bool, candidate: &str) -> End {
-    raise_failover_blocked(memory, out);
-    if every {
-        done("no failover: every candidate is beyond max_failover_lag_bytes")
+    let summary = if every {
+        "no failover: every candidate is beyond max_failover_lag_bytes".to_string()
     } else {
-        done(format!(
-            "no failover: the candidate {candidate} is beyond max_failover_lag_bytes"
-        ))
-    }
+        format!("no failover: the candidate {candidate} is beyond max_failover_lag_bytes")
+    };
+    raise_failover_blocked(memory, out, &summary);
+    done(summary)
 }
 
-fn raise_failover_blocked(memory: &mut Memory, out: &mut Out) {
-    if !std::mem::replace(&mut memory.failover_blocked, true) {
-        out.act(Action::CreateAlert(Alert::FailoverBlocked));
+/// Raises the `failover_blocked` alert with `reason` in the file (written again when the
+/// reason changes).
+fn raise_failover_blocked(memory: &mut Memory, out: &mut Out, reason: &str) {
+    if memory.failover_blocked.as_deref() != Some(reason) {
+        memory.failover_blocked = Some(reason.to_string());
+        out.act(Action::WriteAlert(Alert::FailoverBlocked, reason.to_string()));
     }
 }
 
@@ -1301,8 +1303,9 @@ fn candidate(
     let not_synchronous = match synchronous_only(view, config, map, &mut positions) {
         Ok(n) => n,
         Err(why) => {
-            raise_failover_blocked(memory, out);
-            return Err(done(format!("no failover: synchronous_mode: {why}")));
+            let summary = format!("no failover: synchronous_mode: {why}");
+            raise_failover_blocked(memory, out, &summary);
+            return Err(done(summary));
         }
     };
     if let Some(end) = skip_yielded(view, config, memory, out, &mut positions, own_db) {
@@ -1445,7 +1448,7 @@ fn our_turn(view: &View, config: &Config, memory: &mut Memory, out: &mut Out, ma
         Some(true) => return Some(cap_blocked(memory, out, true, own_db)),
         // another standby is within the cap: ours may yield its turn to it
         Some(false) => {
-            raise_failover_blocked(memory, out);
+            raise_failover_blocked(memory, out, "no failover: our node is beyond max_failover_lag_bytes");
             return block(memory, out, "our node is beyond max_failover_lag_bytes");
         }
         None => {}

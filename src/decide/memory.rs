@@ -392,9 +392,10 @@ pub struct Memory {
     /// The voters whose published digest differs from ours (`voters_mismatch` is up while
     /// this is not empty).
     pub voters_mismatch: Vec<String>,
-    /// The `failover_blocked` alert file is up: the candidate (by our reckoning of the old
-    /// master's position) is beyond the data-loss cap, so we do not fail over.
-    pub failover_blocked: bool,
+    /// The `failover_blocked` alert file is up, with this reason: the candidate is beyond the
+    /// data-loss cap, or no standby is known to have every acknowledged write, so we do not
+    /// fail over.
+    pub failover_blocked: Option<String>,
     /// Our node as a failover candidate: whom we defer to, what blocks us, the promotion we
     /// announce, our yield (see [`Candidacy`]).
     pub candidacy: Candidacy,
@@ -429,7 +430,7 @@ impl Memory {
             fence: Default::default(),
             master_gone_since: None,
             voters_mismatch: Vec::new(),
-            failover_blocked: false,
+            failover_blocked: None,
             candidacy: Candidacy::default(),
             rejoin: RejoinMemory::new(),
             sync: SyncMemory::default(),

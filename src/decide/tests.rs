@@ -343,6 +343,12 @@ impl Sim {
                 self.alerts.insert(x);
                 self.alerts_created.push(x);
             }
+            // written again when its reason changes: counted as created once per raise
+            Action::WriteAlert(x, _) => {
+                if self.alerts.insert(x) {
+                    self.alerts_created.push(x);
+                }
+            }
             Action::DeleteAlert(x) => {
                 self.alerts.remove(&x);
             }
@@ -2345,6 +2351,15 @@ fn synchronous_mode_promotes_only_a_standby_with_every_acknowledged_write() {
         d.summary
     );
     assert!(s.alerts.contains(&Alert::FailoverBlocked));
+    let written = s.decisions.iter().flat_map(|d| &d.actions).find_map(|a| match a {
+        Action::WriteAlert(Alert::FailoverBlocked, text) => Some(text.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        written.as_deref(),
+        Some(d.summary.as_str()),
+        "the file holds the reason"
+    );
     // an asynchronous primary: no standby may be promoted
     let mut s = setup("");
     s.check();

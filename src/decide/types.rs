@@ -169,6 +169,8 @@ pub enum Action {
         new_master: Option<String>,
     },
     CreateAlert(Alert),
+    /// Create the alert file, or write it again, holding this text (ours: the reason).
+    WriteAlert(Alert, String),
     DeleteAlert(Alert),
     /// Point our standby at `master` (rewrite `primary_conninfo`, restart if it changed).
     FollowMaster {
