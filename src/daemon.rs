@@ -288,27 +288,36 @@ impl Loop {
     }
 
     /// Runs a command whose outcome the loop must hear about, supervised: a crashed task is a
-    /// failed command, so the "running" flag is always cleared. `fault_site` is the debug
-    /// builds' fault point (`supervise::fault_point`).
+    /// failed command, so the "running" flag is always cleared. The debug builds' fault point
+    /// (`supervise::fault_point`) is `fence-task` or `failover-task`. `before`: the setting a
+    /// promotion needs first (synchronous_mode); the command does not run if a required one
+    /// cannot be set.
     fn spawn_reported(
         &self,
         what: &'static str,
-        fault_site: &'static str,
         cmd: String,
         env: Vec<(&'static str, String)>,
         id: CommandId,
         done: fn(bool) -> Finished,
+        before: Option<crate::act::sync::BeforePromotion>,
     ) {
-        let secs = if what == "fence_command" {
-            self.node.config().fence_command_timeout
+        let (secs, fault_site) = if what == "fence_command" {
+            (self.node.config().fence_command_timeout, "fence-task")
         } else {
-            self.node.config().failover_command_timeout
+            (self.node.config().failover_command_timeout, "failover-task")
         };
         let timeout = Duration::from_secs_f64(secs);
         let (events, counters) = (self.events.clone(), self.counters.clone());
+        let deadline = Duration::from_secs_f64(self.node.config().db_poll_timeout * 2.0);
         tokio::spawn(async move {
             let run = async move {
                 supervise::fault_point(fault_site);
+                if let Some(before) = before {
+                    if let Err(e) = before.run(deadline).await {
+                        let why = format!("synchronous_standby_names could not be set first ({e})");
+                        return command::Outcome::NotStarted(why);
+                    }
+                }
                 command::run(what, &cmd, timeout, &env).await
             };
             let outcome = supervise::run(what, &counters, run)
@@ -423,7 +432,17 @@ impl Loop {
         let cmd = self.node.config().failover_command.clone();
         let env = self.command_env(reason, old_master);
         let done = |ok| Finished::Failover { ok };
-        self.spawn_reported("failover_command", "failover-task", cmd, env, id, done);
+        let config = self.node.config();
+        let before = crate::decide::sync_manager::before_promotion(config).and_then(|value| {
+            let conninfo = config.own_db.as_ref().and_then(|o| config.remote_conns.get(o))?.clone();
+            let required = config.synchronous_mode == crate::config::SynchronousMode::Strict;
+            Some(crate::act::sync::BeforePromotion {
+                conninfo,
+                value,
+                required,
+            })
+        });
+        self.spawn_reported("failover_command", cmd, env, id, done, before);
     }
 
     /// `fence_command`, its result reported back as [`Event::Finished`].
@@ -448,7 +467,7 @@ impl Loop {
                     .unwrap_or_default(),
             ),
         ];
-        self.spawn_reported("fence_command", "fence-task", cmd, env, id, |ok| Finished::Fence { ok });
+        self.spawn_reported("fence_command", cmd, env, id, |ok| Finished::Fence { ok }, None);
     }
 
     /// `rejoin_old_master`'s steps (`act::rejoin`), reported back as [`Event::Finished`].

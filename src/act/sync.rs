@@ -47,6 +47,37 @@ pub async fn set(conninfo: &ConnInfo, value: Option<&str>, deadline: Duration) -
     }
 }
 
+/// The setting our standby is given before its promotion (see
+/// `decide::sync_manager::before_promotion`), and whether the promotion must not go on
+/// without it (`strict`).
+pub struct BeforePromotion {
+    pub conninfo: ConnInfo,
+    pub value: String,
+    pub required: bool,
+}
+
+impl BeforePromotion {
+    /// Sets it; `Err` when the promotion must not go on.
+    pub async fn run(&self, deadline: Duration) -> Result<(), String> {
+        match set(&self.conninfo, Some(&self.value), deadline).await {
+            Ok(()) => {
+                tracing::info!(target: "pglookout", "synchronous_standby_names set to {:?} before the promotion", self.value);
+                Ok(())
+            }
+            Err(e) if self.required => {
+                tracing::error!(target: "pglookout",
+                    "cannot set synchronous_standby_names before the promotion ({e}): synchronous_mode strict does not promote a node that would acknowledge writes with no standby");
+                Err(e)
+            }
+            Err(e) => {
+                tracing::warn!(target: "pglookout",
+                    "cannot set synchronous_standby_names before the promotion ({e}): the new primary acknowledges writes asynchronously until its daemon sets it");
+                Ok(())
+            }
+        }
+    }
+}
+
 fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) if *db.code() == SqlState::INSUFFICIENT_PRIVILEGE => {

@@ -64,6 +64,24 @@ pub fn retry_after(config: &Config) -> f64 {
     3.0 * config.db_poll_timeout + 2.0 * config.db_poll_interval
 }
 
+/// With `synchronous_mode` on or strict: the `synchronous_standby_names` our node is given
+/// before its failover command promotes it, so that it acknowledges no write without a
+/// standby from its first one: `ANY k` of every other node of `remote_conns` (its manager
+/// trims it to the streaming ones afterwards, by the rules above). `None` with `off`.
+pub fn before_promotion(config: &Config) -> Option<String> {
+    if config.synchronous_mode == SynchronousMode::Off {
+        return None;
+    }
+    let own = config.own_db.as_deref()?;
+    let others: BTreeSet<String> = config
+        .remote_conns
+        .keys()
+        .filter(|n| n.as_str() != own)
+        .cloned()
+        .collect();
+    Some(any(config.synchronous_node_count as usize, &others).render())
+}
+
 /// One round of the manager. `master`: the master this round's node map has.
 pub(super) fn manage(
     view: &View,

@@ -3998,3 +3998,21 @@ fn the_primarys_daemon_keeps_synchronous_standby_names() {
     s.check();
     assert!(s.sync_asked.is_empty());
 }
+
+/// Before its promotion a standby gets `ANY k` of every other node, so that it acknowledges
+/// no write without a standby from its first one; nothing with `off`.
+#[test]
+fn a_standby_is_made_synchronous_before_its_promotion() {
+    let mut s = Sim::new();
+    s.set("pg1", N::primary())
+        .set("pg2", N::standby("1/0", 0.0))
+        .set("pg3", N::standby("1/0", 0.0))
+        .own("pg2");
+    assert_eq!(crate::decide::sync_manager::before_promotion(&s.config()), None);
+    s.conf("synchronous_mode", json!("strict"))
+        .conf("synchronous_node_count", json!(2));
+    assert_eq!(
+        crate::decide::sync_manager::before_promotion(&s.config()).as_deref(),
+        Some("ANY 2 (\"pg1\", \"pg3\")")
+    );
+}
