@@ -116,6 +116,9 @@ pub(super) fn manage(
             .map_or_else(|| app.to_string(), |s| s.to_string())
     };
     let streaming = streaming_of(sync, &standbys);
+    if !sync.pg_stat_replication.is_empty() && sync.pg_stat_replication.iter().all(|w| w.state.is_none()) {
+        out.why("the WAL senders' state is hidden from the monitoring role: it needs pg_read_all_stats to see a standby stream");
+    }
     if memory.last.as_ref().is_none_or(|p| p.fetch_time != state.fetch_time) {
         let probe = Probe {
             fetch_time: state.fetch_time,
