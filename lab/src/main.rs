@@ -268,6 +268,9 @@ fn cmd_sim(args: SimArgs) -> Result<()> {
     }
     for (seed, v) in report.failures.iter().take(10) {
         println!("schedule seed {seed}: {v}");
+        if sync != pglookout_sim::schedule::SyncDraw::Off {
+            println!("  drawn as: {}", report.generate(*seed));
+        }
     }
     if let Some(f) = &report.shortest_failing {
         println!("{}", f.render());
@@ -278,6 +281,7 @@ fn cmd_sim(args: SimArgs) -> Result<()> {
     );
     if let Some(line) = report.sync_summary() {
         println!("{} events, {} waived; {line}", report.events, report.waived);
+        println!("by rule: {:?}", report.by_rule);
     }
     println!("{}", report.summary());
     if report.violations > 0 || !report.errors.is_empty() {

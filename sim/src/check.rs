@@ -802,12 +802,17 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// Whether sync-lost judges this run: fencing on, two-writable not waived.
+    pub fn sync_judged(&self) -> bool {
+        self.sched.fencing() && self.waived.is_none()
+    }
+
     /// sync-lost: with `synchronous_mode` on or strict, no client commit acknowledged
     /// synchronously is missing from the final primary, nor (strict) one acknowledged at all.
     /// Judged where two-writable is (fencing on, not waived): a split brain loses writes
     /// whatever the mode.
     fn sync_at_end(&self) -> Option<Violation> {
-        if !self.sched.fencing() || self.waived.is_some() {
+        if !self.sync_judged() {
             return None;
         }
         let loss = self.sync_loss()?;

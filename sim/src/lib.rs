@@ -61,9 +61,10 @@ pub struct Outcome {
     /// a primary (counted for every run; judged with `rules=authority`).
     pub lost: Option<(u64, u64)>,
     /// With `synchronous_mode` on or strict: the client commits acknowledged (synchronously,
-    /// asynchronously) and those acknowledged synchronously that the final primary lacks, when
-    /// the run ended with a primary.
-    pub sync: Option<((u64, u64), u64)>,
+    /// asynchronously), those acknowledged synchronously that the final primary lacks, and
+    /// whether sync-lost judged the run (fencing on, not waived), when the run ended with a
+    /// primary.
+    pub sync: Option<((u64, u64), u64, bool)>,
     /// The schedule ran with `synchronous_mode` on or strict.
     pub sync_mode: bool,
     /// The readable trace: `   12.345 pg1: decision: ...`.
@@ -81,7 +82,7 @@ pub fn run(seed: u64, sched: &Schedule) -> Result<Outcome, String> {
     let sync = w
         .checker
         .sync_loss()
-        .map(|l| (l.acked, l.synchronous.len() as u64));
+        .map(|l| (l.acked, l.synchronous.len() as u64, w.checker.sync_judged()));
     Ok(Outcome {
         lost,
         sync,
@@ -171,6 +172,8 @@ pub struct Report {
     pub acked_sync: u64,
     pub acked_async: u64,
     pub lost_sync: u64,
+    /// Those lost in runs sync-lost does not judge (no fencing, or two-writable waived).
+    pub lost_sync_unjudged: u64,
     /// Runs with `synchronous_mode` on or strict, and those of them that ended without a
     /// primary (nothing judged).
     pub sync_runs: u64,
@@ -187,12 +190,13 @@ impl Report {
     pub fn sync_summary(&self) -> Option<String> {
         (self.sync != schedule::SyncDraw::Off).then(|| {
             format!(
-                "synchronous_mode {:?}: {} runs on or strict ({} ended without a primary), {} writes acknowledged synchronously ({} lost), {} asynchronously ({} lost)",
+                "synchronous_mode {:?}: {} runs on or strict ({} ended without a primary), {} writes acknowledged synchronously ({} lost in judged runs, {} in runs without fencing or waived), {} asynchronously ({} lost)",
                 self.sync,
                 self.sync_runs,
                 self.sync_no_primary,
                 self.acked_sync,
                 self.lost_sync,
+                self.lost_sync_unjudged,
                 self.acked_async,
                 self.lost_async
             )
@@ -291,10 +295,14 @@ pub fn run_many_sync(seed: u64, n: u64, draws: schedule::Draws, sync: schedule::
                 report.lost_async += o.lost.map_or(0, |l| l.1);
                 report.sync_runs += u64::from(o.sync_mode);
                 report.sync_no_primary += u64::from(o.sync_mode && o.sync.is_none());
-                if let Some(((acked_sync, acked_async), lost_sync)) = o.sync {
+                if let Some(((acked_sync, acked_async), lost_sync, judged)) = o.sync {
                     report.acked_sync += acked_sync;
                     report.acked_async += acked_async;
-                    report.lost_sync += lost_sync;
+                    if judged {
+                        report.lost_sync += lost_sync;
+                    } else {
+                        report.lost_sync_unjudged += lost_sync;
+                    }
                 }
                 if let Some(v) = o.violation {
                     report.violations += 1;
