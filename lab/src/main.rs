@@ -257,12 +257,7 @@ fn cmd_sim(args: SimArgs) -> Result<()> {
         return Ok(());
     }
     let sync = pglookout_sim::schedule::SyncDraw::parse(&args.sync).map_err(anyhow::Error::msg)?;
-    let report = pglookout_sim::run_many_sync(
-        args.seed,
-        args.schedules,
-        pglookout_sim::schedule::Draws::Classic,
-        sync,
-    );
+    let report = pglookout_sim::run_many_sync(args.seed, args.schedules, pglookout_sim::schedule::Draws::Classic, sync);
     for e in &report.errors {
         eprintln!("pglab sim: {e}");
     }

@@ -823,7 +823,12 @@ impl<'a> Checker<'a> {
         let first = loss
             .synchronous
             .first()
-            .map(|(t, n, lsn)| format!("the first acknowledged by pg{n} at {:.3} s, ending at {lsn:#x}", secs(*t)))
+            .map(|(t, n, lsn)| {
+                format!(
+                    "the first acknowledged by pg{n} at {:.3} s, ending at {lsn:#x}",
+                    secs(*t)
+                )
+            })
             .unwrap_or_default();
         let fin = loss.fin;
         let (on, at) = (self.nodes[fin].term, self.nodes[fin].lsn);
@@ -831,7 +836,14 @@ impl<'a> Checker<'a> {
             .acks
             .iter()
             .find(|a| !a.synchronous && !self.holds(on, at, a.term, a.lsn))
-            .map(|a| format!("the first acknowledged by pg{} at {:.3} s, ending at {:#x}", a.node, secs(a.t), a.lsn))
+            .map(|a| {
+                format!(
+                    "the first acknowledged by pg{} at {:.3} s, ending at {:#x}",
+                    a.node,
+                    secs(a.t),
+                    a.lsn
+                )
+            })
             .unwrap_or_default();
         self.v(
             Rule::SyncLost,

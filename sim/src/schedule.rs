@@ -267,7 +267,11 @@ impl SyncDraw {
             },
         };
         let standbys = (s.nodes - 1) as u64;
-        s.sync_k = if r.chance(60) { 1 } else { r.range(1, standbys + 1) as u32 };
+        s.sync_k = if r.chance(60) {
+            1
+        } else {
+            r.range(1, standbys + 1) as u32
+        };
         if s.sync == SynchronousMode::Off {
             s.sync_k = 1;
         }

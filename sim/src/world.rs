@@ -1359,13 +1359,19 @@ mod tests {
 
     /// `wire::read_back` stands in for writing and parsing every observer answer: on every
     /// fetch of these schedules (both generators, with their stale, foreign and restarted
-    /// observers), it must give what the bytes give.
+    /// observers, some with `synchronous_mode`), it must give what the bytes give.
     #[test]
     fn every_observer_answer_reads_the_same_without_the_bytes() {
         for draws in [Draws::Classic, Draws::Authority] {
-            for i in 0..150 {
+            // and 60 with synchronous_mode (the primaries' entries carry `sync`)
+            for i in 0..210 {
                 let seed = crate::schedule_seed(7, i);
                 let sched = draws.generate(seed);
+                let sched = if i >= 150 {
+                    crate::schedule::SyncDraw::Strict.apply(seed, sched)
+                } else {
+                    sched
+                };
                 let Ok(mut w) = World::new(seed, &sched) else {
                     continue;
                 };
