@@ -60,6 +60,10 @@ struct SimArgs {
     /// Replay one schedule (its text as printed) and print its whole trace.
     #[arg(long)]
     replay: Option<String>,
+    /// `synchronous_mode` of the daemons: off, on, strict, or mixed (each schedule draws one,
+    /// and its `synchronous_node_count`). A replayed schedule carries its own (`sync=`).
+    #[arg(long, default_value = "off", value_parser = ["off", "on", "strict", "mixed"])]
+    sync: String,
 }
 
 #[derive(Args)]
@@ -252,12 +256,16 @@ fn cmd_sim(args: SimArgs) -> Result<()> {
         anyhow::ensure!(violations == 0, "the schedule breaks an invariant");
         return Ok(());
     }
-    let report = pglookout_sim::run_many(args.seed, args.schedules);
+    let sync = pglookout_sim::schedule::SyncDraw::parse(&args.sync).map_err(anyhow::Error::msg)?;
+    let report = pglookout_sim::run_many_sync(args.seed, args.schedules, pglookout_sim::schedule::Draws::Classic, sync);
     for e in &report.errors {
         eprintln!("pglab sim: {e}");
     }
     for (seed, v) in report.failures.iter().take(10) {
         println!("schedule seed {seed}: {v}");
+        if sync != pglookout_sim::schedule::SyncDraw::Off {
+            println!("  drawn as: {}", report.generate(*seed));
+        }
     }
     if let Some(f) = &report.shortest_failing {
         println!("{}", f.render());
@@ -266,6 +274,10 @@ fn cmd_sim(args: SimArgs) -> Result<()> {
         "{:.0} schedules/s, {} failovers, {} promotions, {} fences, {} yields",
         report.schedules_per_sec, report.failovers, report.promotions, report.fences, report.yields
     );
+    if let Some(line) = report.sync_summary() {
+        println!("{} events, {} waived; {line}", report.events, report.waived);
+        println!("by rule: {:?}", report.by_rule);
+    }
     println!("{}", report.summary());
     if report.violations > 0 || !report.errors.is_empty() {
         // the summary line is the last line; main prints the error on stderr

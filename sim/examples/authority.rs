@@ -1,15 +1,31 @@
-//! `cargo run --release -p pglookout-sim --example authority -- CAMPAIGN_SEED N [classic]`
-//! runs N schedules of issue 18's draws (`schedule::generate_authority`; `classic`: the CI
+//! `cargo run --release -p pglookout-sim --example authority -- CAMPAIGN_SEED N [classic]
+//! [--sync off|on|strict|mixed]` runs N schedules of issue 18's draws (`schedule::generate_authority`; `classic`: the CI
 //! draws) and prints the violations by rule, every failing schedule seed, and for every rule
 //! its failure with the fewest faults, shrunk, with its replay command (`pglab sim --seed S
 //! --replay '...'`, or `authority replay SEED '...'` for the whole trace). `authority shrink
 //! SEED ['SCHEDULE']` shrinks one schedule: the draw of that seed, or the one given.
 
-use pglookout_sim::schedule::Draws;
+use pglookout_sim::schedule::{Draws, SyncDraw};
 
 fn main() -> std::process::ExitCode {
-    let mut args = std::env::args().skip(1);
-    let all: Vec<String> = std::env::args().skip(1).collect();
+    let mut all: Vec<String> = std::env::args().skip(1).collect();
+    // `--sync MODE` anywhere (`synchronous_mode` of the campaign's schedules; off by default)
+    let mut sync = SyncDraw::Off;
+    if let Some(i) = all.iter().position(|a| a == "--sync") {
+        match all.get(i + 1).map(|m| SyncDraw::parse(m)) {
+            Some(Ok(s)) => sync = s,
+            Some(Err(e)) => {
+                eprintln!("{e}");
+                return std::process::ExitCode::from(2);
+            }
+            None => {
+                eprintln!("--sync needs off, on, strict or mixed");
+                return std::process::ExitCode::from(2);
+            }
+        }
+        all.drain(i..i + 2);
+    }
+    let mut args = all.clone().into_iter();
     if (all.len() == 2 || all.len() == 3) && all[0] == "shrink" {
         // `authority shrink SCHEDULE_SEED ['SCHEDULE']`: the authority schedule of that seed (or
         // the one given, run with that seed), shrunk
@@ -18,7 +34,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         };
         let sched = match all.get(2).map(|t| pglookout_sim::schedule::Schedule::parse(t)) {
-            None => pglookout_sim::schedule::generate_authority(seed),
+            None => sync.apply(seed, pglookout_sim::schedule::generate_authority(seed)),
             Some(Ok(s)) => s,
             Some(Err(e)) => {
                 eprintln!("{e}");
@@ -62,7 +78,7 @@ fn main() -> std::process::ExitCode {
         args.next().and_then(|s| s.parse::<u64>().ok()),
         args.next().and_then(|s| s.parse::<u64>().ok()),
     ) else {
-        eprintln!("usage: authority CAMPAIGN_SEED N [classic]");
+        eprintln!("usage: authority CAMPAIGN_SEED N [classic] [--sync off|on|strict|mixed]");
         return std::process::ExitCode::from(2);
     };
     let draws = if args.next().as_deref() == Some("classic") {
@@ -70,12 +86,12 @@ fn main() -> std::process::ExitCode {
     } else {
         Draws::Authority
     };
-    let mut report = pglookout_sim::run_many_draws(seed, n, draws);
+    let mut report = pglookout_sim::run_many_sync(seed, n, draws, sync);
     for e in &report.errors {
         println!("config error: {e}");
     }
     for (s, v) in &report.failures {
-        println!("failing: seed {s}: {v}\n  drawn as: {}", draws.generate(*s));
+        println!("failing: seed {s}: {v}\n  drawn as: {}", report.generate(*s));
     }
     pglookout_sim::shrink_each_rule(&mut report);
     for (rule, f) in &report.shortest_by_rule {
@@ -96,6 +112,9 @@ fn main() -> std::process::ExitCode {
         report.waived,
         report.lost_async
     );
+    if let Some(line) = report.sync_summary() {
+        println!("{line}");
+    }
     println!("by rule: {:?}", report.by_rule);
     println!("{}", report.summary());
     std::process::ExitCode::SUCCESS

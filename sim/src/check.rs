@@ -52,7 +52,7 @@
 //!   for this rule and for two-writable.
 
 use crate::event::{Event, Fence, Proc, Role};
-use crate::schedule::{daemon_name, Fault, FaultKind, Intent, Layout, Profile, Rules, Schedule};
+use crate::schedule::{daemon_name, Fault, FaultKind, Intent, Layout, Profile, Rules, Schedule, SynchronousMode};
 use crate::{secs, us, Us, MS};
 use pglookout::config::Config;
 use pglookout::decide::failover::{FAILOVER_RETRY_INITIAL_SECS, FAILOVER_RETRY_MAX_SECS, PROMOTE_SETTLE_SECS};
@@ -82,6 +82,38 @@ struct Node {
     revived: Option<Us>,
     /// Until when every probe of it times out (a late promotion's stall).
     late_until: Us,
+    /// The term ([`Checker::terms`]) of the WAL it writes (a primary) or last replayed.
+    term: usize,
+}
+
+/// A client commit acknowledged (`synchronous_mode` on or strict).
+#[derive(Clone, Copy, Debug)]
+struct Ack {
+    t: Us,
+    node: usize,
+    /// The term it was written in, and its position there.
+    term: usize,
+    lsn: u64,
+    synchronous: bool,
+    /// Acknowledged while another node was a primary in term too, outside its own fence in
+    /// flight (as [`Node::overlapped`]).
+    overlapped: bool,
+}
+
+/// What a run lost of its acknowledged client commits (`synchronous_mode` on or strict),
+/// judged against the final primary's WAL.
+#[derive(Clone, Debug, Default)]
+pub struct SyncLoss {
+    /// The final primary.
+    pub fin: usize,
+    /// Acknowledged synchronously, not on the final primary: each one a violation.
+    pub synchronous: Vec<(Us, usize, u64)>,
+    /// Acknowledged asynchronously (an empty `synchronous_standby_names`) and lost, outside a
+    /// split brain; and those acknowledged while another node was a primary in term.
+    pub asynchronous: u64,
+    pub split: u64,
+    /// How many were acknowledged, synchronously and not.
+    pub acked: (u64, u64),
 }
 
 /// What the checker knows of a daemon and its host.
@@ -112,6 +144,11 @@ pub struct Checker<'a> {
     pub promotions: Vec<(Us, usize)>,
     /// Completed follows: (t, node, master).
     pub follows: Vec<(Us, usize, usize)>,
+    /// The WAL histories: a term begins at a promotion, from its node's term then (`None`
+    /// for the first) at its position then.
+    terms: Vec<(Option<usize>, u64)>,
+    /// Client commits acknowledged (sent with `synchronous_mode` on or strict only).
+    acks: Vec<Ack>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -126,6 +163,7 @@ pub enum Rule {
     Blip,
     NeedlessFence,
     LostWrites,
+    SyncLost,
 }
 
 impl fmt::Display for Rule {
@@ -141,6 +179,7 @@ impl fmt::Display for Rule {
             Rule::Blip => "blip",
             Rule::NeedlessFence => "needless-fence",
             Rule::LostWrites => "lost-writes",
+            Rule::SyncLost => "sync-lost",
         })
     }
 }
@@ -179,6 +218,7 @@ impl<'a> Checker<'a> {
                 fence_pending: None,
                 revived: None,
                 late_until: 0,
+                term: 0,
             })
             .collect();
         let daemons = configs
@@ -200,6 +240,8 @@ impl<'a> Checker<'a> {
             fences: Vec::new(),
             promotions: Vec::new(),
             follows: Vec::new(),
+            terms: vec![(None, 0)],
+            acks: Vec::new(),
         }
     }
 
@@ -217,7 +259,10 @@ impl<'a> Checker<'a> {
             }
             Event::Role { node, role } => self.nodes[node].role = role,
             Event::Wrote { node, lsn } => {
-                let overlap = (0..self.nodes.len()).any(|o| o != node && self.in_term(o));
+                // with synchronous_mode on or strict a commit is acknowledged later, if ever:
+                // Acked tells
+                let overlap = self.sched.sync == SynchronousMode::Off
+                    && (0..self.nodes.len()).any(|o| o != node && self.in_term(o));
                 let n = &mut self.nodes[node];
                 // a commit while the node's own fence is in flight is the overlap docs/safety.md
                 // accepts (as two-writable does)
@@ -227,19 +272,44 @@ impl<'a> Checker<'a> {
                 n.lsn = lsn;
                 n.commits.push((t, lsn));
             }
-            Event::Replayed { node, lsn } => self.nodes[node].lsn = lsn,
+            Event::Acked { node, lsn, synchronous } => {
+                let overlap = (0..self.nodes.len()).any(|o| o != node && self.in_term(o));
+                let overlapped = overlap && self.nodes[node].fence_pending.is_none();
+                let term = self.nodes[node].term;
+                self.acks.push(Ack {
+                    t,
+                    node,
+                    term,
+                    lsn,
+                    synchronous,
+                    overlapped,
+                });
+            }
+            Event::Replayed { node, lsn } => {
+                // it streams from its upstream, a primary: it is on that primary's WAL now
+                if let Role::Standby { upstream: Some(p) } = self.nodes[node].role {
+                    if self.nodes[p].role == Role::Primary {
+                        self.nodes[node].term = self.nodes[p].term;
+                    }
+                }
+                self.nodes[node].lsn = lsn;
+            }
             Event::Rewound { node, master, lsn } => {
+                let term = self.nodes[master].term;
                 let n = &mut self.nodes[node];
                 n.role = Role::Standby { upstream: Some(master) };
                 n.lsn = lsn;
                 n.commits.clear();
+                n.term = term;
             }
             Event::Promoted { node, timeline } => {
+                self.terms.push((Some(self.nodes[node].term), self.nodes[node].lsn));
                 let n = &mut self.nodes[node];
                 n.role = Role::Primary;
                 n.timeline = timeline;
                 n.fork = n.lsn;
                 n.commits = vec![(t, n.lsn)];
+                n.term = self.terms.len() - 1;
                 self.promotions.push((t, node));
             }
             Event::Followed { node, master } => {
@@ -603,16 +673,74 @@ impl<'a> Checker<'a> {
         )
     }
 
-    /// Acknowledged writes missing from the final primary: (split brain, asynchronous), or `None`
-    /// when no node ends as a primary.
-    pub fn lost_writes(&self) -> Option<(u64, u64, usize)> {
+    /// The node the run ends with as its primary, if any.
+    fn final_primary(&self) -> Option<usize> {
         let nodes = &self.nodes;
-        let fin = (0..nodes.len())
+        (0..nodes.len())
             .filter(|n| nodes[*n].role == Role::Primary && nodes[*n].proc != Proc::Dead)
             .max_by_key(|n| {
                 let taking = self.writable(*n) && nodes[*n].fence_pending.is_none();
                 (taking, nodes[*n].timeline, nodes[*n].lsn)
-            })?;
+            })
+    }
+
+    /// Whether position `lsn` of term `term` is in the WAL of a node at `at` of term `on`: `term`
+    /// is `on` or one it descends from, and `lsn` is before every fork on the way.
+    fn holds(&self, on: usize, at: u64, term: usize, lsn: u64) -> bool {
+        let (mut t, mut upto) = (on, at);
+        loop {
+            if t == term {
+                return lsn <= upto;
+            }
+            let (parent, fork) = self.terms[t];
+            upto = upto.min(fork);
+            match parent {
+                Some(p) => t = p,
+                None => return false,
+            }
+        }
+    }
+
+    /// `synchronous_mode` on or strict: the acknowledged client commits that are not in the
+    /// final primary's WAL, or `None` when no node ends as a primary.
+    pub fn sync_loss(&self) -> Option<SyncLoss> {
+        if self.sched.sync == SynchronousMode::Off {
+            return None;
+        }
+        let fin = self.final_primary()?;
+        let (on, at) = (self.nodes[fin].term, self.nodes[fin].lsn);
+        let mut loss = SyncLoss {
+            fin,
+            ..SyncLoss::default()
+        };
+        for a in &self.acks {
+            if a.synchronous {
+                loss.acked.0 += 1;
+            } else {
+                loss.acked.1 += 1;
+            }
+            if self.holds(on, at, a.term, a.lsn) {
+                continue;
+            }
+            if a.synchronous {
+                loss.synchronous.push((a.t, a.node, a.lsn));
+            } else if a.overlapped && !self.in_revive_grace(a.node, a.t) {
+                loss.split += 1;
+            } else {
+                loss.asynchronous += 1;
+            }
+        }
+        Some(loss)
+    }
+
+    /// Acknowledged writes missing from the final primary: (split brain, asynchronous), or `None`
+    /// when no node ends as a primary.
+    pub fn lost_writes(&self) -> Option<(u64, u64, usize)> {
+        if let Some(loss) = self.sync_loss() {
+            return Some((loss.split, loss.asynchronous, loss.fin));
+        }
+        let nodes = &self.nodes;
+        let fin = self.final_primary()?;
         let mut split = 0;
         let mut lost_async = 0;
         for x in (0..nodes.len()).filter(|x| *x != fin) {
@@ -630,6 +758,9 @@ impl<'a> Checker<'a> {
 
     /// At the end of the run.
     fn at_end(&self) -> Option<Violation> {
+        if let Some(v) = self.sync_at_end() {
+            return Some(v);
+        }
         if self.sched.rules == Rules::Authority && self.sched.fencing() && self.waived.is_none() {
             if let Some((split, lost_async, fin)) = self.lost_writes() {
                 if split > 0 {
@@ -669,6 +800,65 @@ impl<'a> Checker<'a> {
             }
             Intent::Liveness => self.liveness(),
         }
+    }
+
+    /// Whether sync-lost judges this run: fencing on, two-writable not waived.
+    pub fn sync_judged(&self) -> bool {
+        self.sched.fencing() && self.waived.is_none()
+    }
+
+    /// sync-lost: with `synchronous_mode` on or strict, no client commit acknowledged
+    /// synchronously is missing from the final primary, nor (strict) one acknowledged at all.
+    /// Judged where two-writable is (fencing on, not waived): a split brain loses writes
+    /// whatever the mode.
+    fn sync_at_end(&self) -> Option<Violation> {
+        if !self.sync_judged() {
+            return None;
+        }
+        let loss = self.sync_loss()?;
+        let strict = self.sched.sync == SynchronousMode::Strict;
+        if loss.synchronous.is_empty() && !(strict && loss.asynchronous + loss.split > 0) {
+            return None;
+        }
+        let first = loss
+            .synchronous
+            .first()
+            .map(|(t, n, lsn)| {
+                format!(
+                    "the first acknowledged by pg{n} at {:.3} s, ending at {lsn:#x}",
+                    secs(*t)
+                )
+            })
+            .unwrap_or_default();
+        let fin = loss.fin;
+        let (on, at) = (self.nodes[fin].term, self.nodes[fin].lsn);
+        let first_async = self
+            .acks
+            .iter()
+            .find(|a| !a.synchronous && !self.holds(on, at, a.term, a.lsn))
+            .map(|a| {
+                format!(
+                    "the first acknowledged by pg{} at {:.3} s, ending at {:#x}",
+                    a.node,
+                    secs(a.t),
+                    a.lsn
+                )
+            })
+            .unwrap_or_default();
+        self.v(
+            Rule::SyncLost,
+            format!(
+                "{} writes acknowledged synchronously are not on the final primary pg{fin} ({first}); {} acknowledged asynchronously lost ({} while another node was a primary){}",
+                loss.synchronous.len(),
+                loss.asynchronous + loss.split,
+                loss.split,
+                if strict && loss.asynchronous + loss.split > 0 {
+                    format!(", with synchronous_mode strict: {first_async}")
+                } else {
+                    String::new()
+                }
+            ),
+        )
     }
 
     fn liveness(&self) -> Option<Violation> {

@@ -7,7 +7,8 @@
 pub use crate::event::{Proc, Role};
 use crate::{secs, Us};
 use pglookout::lsn::Lsn;
-use pglookout::state::{PgFields, Timestamp};
+use pglookout::state::{PgFields, SyncReplication, Timestamp, WalSender};
+use pglookout::sync_names::SyncNames;
 
 /// One WAL record that committed: (when, position after it).
 #[derive(Clone, Copy, Debug)]
@@ -35,6 +36,13 @@ pub struct Node {
     pub lag: Us,
     /// A primary's commits on its timeline, oldest first.
     history: Vec<Commit>,
+    /// Its `synchronous_standby_names` (`postgresql.auto.conf`: kept across restarts, fences,
+    /// rejoins and promotions; `""`: asynchronous), and that value parsed.
+    pub sync_names: String,
+    sync_parsed: Option<SyncNames>,
+    /// A primary's client commits (their positions) in the WAL and not acknowledged yet: they
+    /// wait for the synchronous standbys. Dropped when the process stops.
+    pub waiting: Vec<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -77,6 +85,9 @@ impl Cluster {
                 } else {
                     Vec::new()
                 },
+                sync_names: String::new(),
+                sync_parsed: None,
+                waiting: Vec::new(),
             })
             .collect();
         let n = nodes.len();
@@ -162,6 +173,7 @@ impl Cluster {
         node.lsn = node.lsn.min(fork);
         node.diverged = false;
         node.history.clear();
+        node.waiting.clear();
     }
 
     /// `pg_ctl promote` finished: a new timeline begins at the node's position.
@@ -184,7 +196,87 @@ impl Cluster {
         node.fork = node.lsn;
         node.diverged = false;
         node.history = vec![Commit { at: t, lsn: node.lsn }];
+        node.waiting.clear();
         true
+    }
+
+    /// `ALTER SYSTEM SET synchronous_standby_names` and a reload on node `n` (`""`: asynchronous,
+    /// which releases every commit waiting).
+    pub fn set_sync_names(&mut self, n: usize, value: &str) {
+        let node = &mut self.nodes[n];
+        node.sync_names = value.to_string();
+        node.sync_parsed = pglookout::sync_names::parse(value).ok().flatten();
+    }
+
+    /// Whether node `n` acknowledges commits only once standbys flushed them.
+    pub fn synchronous(&self, n: usize) -> bool {
+        self.nodes[n].sync_parsed.is_some()
+    }
+
+    /// Whether standby `s` streams from primary `p` now (`connected`: its replication
+    /// connection gets through): running, following `p` on `p`'s timeline, not diverged.
+    pub fn streams(&self, s: usize, p: usize, connected: impl Fn(usize, usize) -> bool) -> bool {
+        let node = &self.nodes[s];
+        s != p
+            && node.role == (Role::Standby { upstream: Some(p) })
+            && self.answers(s)
+            && !node.diverged
+            && self.writable(p)
+            && node.timeline == self.nodes[p].timeline
+            && connected(s, p)
+    }
+
+    /// The commits of primary `p` that may be acknowledged now: every waiting one when its
+    /// setting is asynchronous, else those that `num_sync` of the listed standbys streaming
+    /// from it have flushed (`FIRST` counted as `ANY`: the daemon only sets `ANY`).
+    pub fn release(&mut self, p: usize, connected: impl Fn(usize, usize) -> bool) -> Vec<u64> {
+        if self.nodes[p].waiting.is_empty() || !self.writable(p) {
+            return Vec::new();
+        }
+        let upto = match &self.nodes[p].sync_parsed {
+            None => u64::MAX,
+            Some(names) => {
+                let mut flushed: Vec<u64> = (0..self.nodes.len())
+                    .filter(|s| names.lists(&self.nodes[*s].name) && self.streams(*s, p, &connected))
+                    .map(|s| self.nodes[s].lsn)
+                    .collect();
+                flushed.sort_unstable_by(|a, b| b.cmp(a));
+                match (names.num_sync as usize).checked_sub(1).and_then(|i| flushed.get(i)) {
+                    Some(lsn) => *lsn,
+                    None => return Vec::new(),
+                }
+            }
+        };
+        let waiting = &mut self.nodes[p].waiting;
+        let n = waiting.partition_point(|lsn| *lsn <= upto);
+        waiting.drain(..n).collect()
+    }
+
+    /// What primary `p`'s `pg_stat_replication` and settings read now.
+    pub fn sync_fields(&self, p: usize, connected: impl Fn(usize, usize) -> bool) -> SyncReplication {
+        let names = &self.nodes[p].sync_parsed;
+        let senders = (0..self.nodes.len())
+            .filter(|s| self.streams(*s, p, &connected))
+            .map(|s| {
+                let lsn = Some(Lsn(self.nodes[s].lsn));
+                let listed = names.as_ref().is_some_and(|n| n.lists(&self.nodes[s].name));
+                WalSender {
+                    application_name: Some(self.nodes[s].name.clone()),
+                    state: Some("streaming".into()),
+                    sync_state: Some(if listed { "quorum" } else { "async" }.into()),
+                    sync_priority: Some(i64::from(listed)),
+                    sent_lsn: lsn,
+                    write_lsn: lsn,
+                    flush_lsn: lsn,
+                    replay_lsn: lsn,
+                }
+            })
+            .collect();
+        SyncReplication {
+            synchronous_standby_names: Some(self.nodes[p].sync_names.clone()),
+            synchronous_commit: Some("on".into()),
+            pg_stat_replication: senders,
+        }
     }
 
     /// What a successful probe at `t` reads, as the daemon's poller builds it.

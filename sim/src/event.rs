@@ -50,9 +50,15 @@ pub enum Event {
     Proc { node: usize, proc: Proc },
     /// Node `node`'s role is now `role` (a promotion began, or failed).
     Role { node: usize, role: Role },
-    /// Node `node` (a writable primary) acknowledged a commit, which ends at `lsn`: a client's
-    /// write or a daemon's heartbeat.
+    /// Node `node` (a writable primary) committed, up to `lsn`: a client's write or a daemon's
+    /// heartbeat. Acknowledged at once with `synchronous_mode` off (the schedule's mode);
+    /// otherwise a client's write is acknowledged by [`Event::Acked`].
     Wrote { node: usize, lsn: u64 },
+    /// With `synchronous_mode` on or strict (only then sent): node `node` acknowledged to its
+    /// client the commit ending at `lsn` (sent as [`Event::Wrote`] when it went into the WAL),
+    /// `synchronous`ly (its `synchronous_standby_names` asked for standbys, which flushed it) or
+    /// not (an empty setting). The daemons' heartbeats are not client commits: never sent.
+    Acked { node: usize, lsn: u64, synchronous: bool },
     /// Standby `node` received and replayed up to `lsn`.
     Replayed { node: usize, lsn: u64 },
     /// `pg_rewind` made `node` a standby of `master` at `lsn`: its own commits are gone.

@@ -60,6 +60,13 @@ pub struct Outcome {
     /// Acknowledged writes lost at the end (split brain, asynchronous), when the run ended with
     /// a primary (counted for every run; judged with `rules=authority`).
     pub lost: Option<(u64, u64)>,
+    /// With `synchronous_mode` on or strict: the client commits acknowledged (synchronously,
+    /// asynchronously), those acknowledged synchronously that the final primary lacks, and
+    /// whether sync-lost judged the run (fencing on, not waived), when the run ended with a
+    /// primary.
+    pub sync: Option<((u64, u64), u64, bool)>,
+    /// The schedule ran with `synchronous_mode` on or strict.
+    pub sync_mode: bool,
     /// The readable trace: `   12.345 pg1: decision: ...`.
     pub trace: Vec<String>,
 }
@@ -72,8 +79,14 @@ pub fn run(seed: u64, sched: &Schedule) -> Result<Outcome, String> {
         .checker
         .lost_writes()
         .map(|(split, lost_async, _)| (split, lost_async));
+    let sync = w
+        .checker
+        .sync_loss()
+        .map(|l| (l.acked, l.synchronous.len() as u64, w.checker.sync_judged()));
     Ok(Outcome {
         lost,
+        sync,
+        sync_mode: sched.sync != schedule::SynchronousMode::Off,
         violation: w.violation.clone(),
         waived: w.checker.waived.clone(),
         events: w.events,
@@ -152,12 +165,48 @@ pub struct Report {
     /// Per rule, the failure with the fewest faults, shrunk (filled by [`shrink_each_rule`]).
     pub shortest_by_rule: BTreeMap<String, Failure>,
     draws: Option<schedule::Draws>,
+    /// How `synchronous_mode` was set.
+    pub sync: schedule::SyncDraw,
+    /// `synchronous_mode` on or strict: client commits acknowledged synchronously and
+    /// asynchronously, over the runs that ended with a primary, and the synchronous ones lost.
+    pub acked_sync: u64,
+    pub acked_async: u64,
+    pub lost_sync: u64,
+    /// Those lost in runs sync-lost does not judge (no fencing, or two-writable waived).
+    pub lost_sync_unjudged: u64,
+    /// Runs with `synchronous_mode` on or strict, and those of them that ended without a
+    /// primary (nothing judged).
+    pub sync_runs: u64,
+    pub sync_no_primary: u64,
 }
 
 impl Report {
     /// The last line of `pglab sim`.
     pub fn summary(&self) -> String {
         format!("{} schedules, {} violations", self.schedules, self.violations)
+    }
+
+    /// What `synchronous_mode` did, for a campaign with it (`None` with `--sync off`).
+    pub fn sync_summary(&self) -> Option<String> {
+        (self.sync != schedule::SyncDraw::Off).then(|| {
+            format!(
+                "synchronous_mode {:?}: {} runs on or strict ({} ended without a primary), {} writes acknowledged synchronously ({} lost in judged runs, {} in runs without fencing or waived), {} asynchronously ({} lost)",
+                self.sync,
+                self.sync_runs,
+                self.sync_no_primary,
+                self.acked_sync,
+                self.lost_sync,
+                self.lost_sync_unjudged,
+                self.acked_async,
+                self.lost_async
+            )
+        })
+    }
+
+    /// The schedule of seed `s` in this campaign.
+    pub fn generate(&self, s: u64) -> Schedule {
+        let draws = self.draws.unwrap_or(schedule::Draws::Classic);
+        self.sync.apply(s, draws.generate(s))
     }
 }
 
@@ -177,17 +226,16 @@ pub fn run_many(seed: u64, n: u64) -> Report {
 
 /// Shrinks, for every rule broken in `report`, its failure with the fewest faults.
 pub fn shrink_each_rule(report: &mut Report) {
-    let draws = report.draws.unwrap_or(schedule::Draws::Classic);
     let mut best: BTreeMap<String, (usize, u64)> = BTreeMap::new();
     for (s, v) in &report.failures {
-        let len = draws.generate(*s).faults.len();
+        let len = report.generate(*s).faults.len();
         let e = best.entry(v.rule.to_string()).or_insert((len, *s));
         if len < e.0 {
             *e = (len, *s);
         }
     }
     for (rule, (_, s)) in best {
-        if let Some(f) = shrink::shrink(s, &draws.generate(s)) {
+        if let Some(f) = shrink::shrink(s, &report.generate(s)) {
             report.shortest_by_rule.insert(rule, f);
         }
     }
@@ -195,6 +243,12 @@ pub fn shrink_each_rule(report: &mut Report) {
 
 /// [`run_many`] with the schedules of generator `draws`.
 pub fn run_many_draws(seed: u64, n: u64, draws: schedule::Draws) -> Report {
+    run_many_sync(seed, n, draws, schedule::SyncDraw::Off)
+}
+
+/// [`run_many_draws`] with `synchronous_mode` set as `sync` says.
+pub fn run_many_sync(seed: u64, n: u64, draws: schedule::Draws, sync: schedule::SyncDraw) -> Report {
+    let generate = move |s: u64| sync.apply(s, draws.generate(s));
     let started = std::time::Instant::now();
     let threads = std::thread::available_parallelism().map_or(1, |p| p.get()).min(8) as u64;
     let results: Vec<(u64, Result<Outcome, String>)> = std::thread::scope(|scope| {
@@ -207,7 +261,7 @@ pub fn run_many_draws(seed: u64, n: u64, draws: schedule::Draws) -> Report {
                             let s = schedule_seed(seed, i);
                             // a panic (a debug assertion of the decision core, say) is that
                             // schedule's error, not a thread whose results vanish
-                            let ran = std::panic::catch_unwind(|| run(s, &draws.generate(s)));
+                            let ran = std::panic::catch_unwind(|| run(s, &generate(s)));
                             (
                                 i,
                                 ran.unwrap_or_else(|p| Err(format!("seed {s} panicked: {}", panic_text(&p)))),
@@ -224,6 +278,7 @@ pub fn run_many_draws(seed: u64, n: u64, draws: schedule::Draws) -> Report {
     let mut report = Report {
         schedules: n,
         draws: Some(draws),
+        sync,
         ..Report::default()
     };
     let mut failing: Vec<(usize, u64, Rule)> = Vec::new();
@@ -238,11 +293,22 @@ pub fn run_many_draws(seed: u64, n: u64, draws: schedule::Draws) -> Report {
                 report.yields += o.yields as u64;
                 report.waived += u64::from(o.waived.is_some());
                 report.lost_async += o.lost.map_or(0, |l| l.1);
+                report.sync_runs += u64::from(o.sync_mode);
+                report.sync_no_primary += u64::from(o.sync_mode && o.sync.is_none());
+                if let Some(((acked_sync, acked_async), lost_sync, judged)) = o.sync {
+                    report.acked_sync += acked_sync;
+                    report.acked_async += acked_async;
+                    if judged {
+                        report.lost_sync += lost_sync;
+                    } else {
+                        report.lost_sync_unjudged += lost_sync;
+                    }
+                }
                 if let Some(v) = o.violation {
                     report.violations += 1;
                     *report.by_rule.entry(v.rule.to_string()).or_default() += 1;
                     let s = schedule_seed(seed, i);
-                    failing.push((draws.generate(s).faults.len(), s, v.rule));
+                    failing.push((generate(s).faults.len(), s, v.rule));
                     report.failures.push((s, v));
                 }
             }
@@ -252,7 +318,7 @@ pub fn run_many_draws(seed: u64, n: u64, draws: schedule::Draws) -> Report {
     report.schedules_per_sec = n as f64 / report.seconds.max(1e-9);
     failing.sort();
     if let Some(&(_, s, _)) = failing.first() {
-        report.shortest_failing = shrink::shrink(s, &draws.generate(s));
+        report.shortest_failing = shrink::shrink(s, &generate(s));
     }
     report
 }

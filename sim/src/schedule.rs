@@ -8,6 +8,7 @@
 
 use crate::rng::Rng;
 use crate::{Us, MS, SEC};
+pub use pglookout::config::SynchronousMode;
 use std::fmt;
 
 /// Which timings the daemons run with.
@@ -218,6 +219,64 @@ pub struct Schedule {
     /// Node daemons run with `rejoin_old_master` (`rejoin=1`): a replaced primary is rewound
     /// and started as a standby of the new one.
     pub rejoin: bool,
+    /// `synchronous_mode` of every daemon (`sync=on:K`, `sync=strict:K`; off when absent), and
+    /// `synchronous_node_count` K.
+    pub sync: SynchronousMode,
+    pub sync_k: u32,
+}
+
+/// How a campaign sets `synchronous_mode` (`--sync`): the same for every schedule, or drawn per
+/// schedule (`Mixed`). Drawn from a stream of its own, after the schedule's draws: with `Off`
+/// every schedule is what it was before the mode was modelled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SyncDraw {
+    #[default]
+    Off,
+    On,
+    Strict,
+    /// Per schedule: off (20 %), on (40 %) or strict (40 %).
+    Mixed,
+}
+
+impl SyncDraw {
+    pub fn parse(s: &str) -> Result<SyncDraw, String> {
+        match s {
+            "off" => Ok(SyncDraw::Off),
+            "on" => Ok(SyncDraw::On),
+            "strict" => Ok(SyncDraw::Strict),
+            "mixed" => Ok(SyncDraw::Mixed),
+            _ => Err(format!("bad sync mode {s:?} (off, on, strict or mixed)")),
+        }
+    }
+
+    /// Sets schedule `s` (drawn from `seed`) to this mode; K is 1 (60 %) or any of 1 to the
+    /// number of standbys. Nothing drawn with `Off`.
+    pub fn apply(self, seed: u64, mut s: Schedule) -> Schedule {
+        if self == SyncDraw::Off {
+            return s;
+        }
+        // a stream of its own: the schedule's draws above are untouched
+        let mut r = Rng::new(crate::rng::mix(seed, 0x5_1c_21));
+        s.sync = match self {
+            SyncDraw::On => SynchronousMode::On,
+            SyncDraw::Strict => SynchronousMode::Strict,
+            _ => match r.below(5) {
+                0 => SynchronousMode::Off,
+                1 | 2 => SynchronousMode::On,
+                _ => SynchronousMode::Strict,
+            },
+        };
+        let standbys = (s.nodes - 1) as u64;
+        s.sync_k = if r.chance(60) {
+            1
+        } else {
+            r.range(1, standbys + 1) as u32
+        };
+        if s.sync == SynchronousMode::Off {
+            s.sync_k = 1;
+        }
+        s
+    }
 }
 
 impl Schedule {
@@ -249,6 +308,8 @@ impl Schedule {
             rejoin: false,
             fence_defaults: false,
             failover_timeout: None,
+            sync: SynchronousMode::Off,
+            sync_k: 1,
         }
     }
 
@@ -821,6 +882,11 @@ impl fmt::Display for Schedule {
         if self.rejoin {
             write!(f, " rejoin=1")?;
         }
+        match self.sync {
+            SynchronousMode::Off => {}
+            SynchronousMode::On => write!(f, " sync=on:{}", self.sync_k)?,
+            SynchronousMode::Strict => write!(f, " sync=strict:{}", self.sync_k)?,
+        }
         write!(f, " |")?;
         for fault in &self.faults {
             write!(f, " {fault}")?;
@@ -1047,6 +1113,16 @@ impl Schedule {
                 "fence" => sched.fence_defaults = v == "1",
                 "fct" => sched.failover_timeout = Some(parse_t(v)?),
                 "rejoin" => sched.rejoin = v == "1",
+                "sync" => {
+                    let (mode, k) = v.split_once(':').unwrap_or((v, "1"));
+                    sched.sync = match mode {
+                        "off" => SynchronousMode::Off,
+                        "on" => SynchronousMode::On,
+                        "strict" => SynchronousMode::Strict,
+                        _ => return Err(format!("bad sync {v:?} (off, on:K or strict:K)")),
+                    };
+                    sched.sync_k = k.parse().map_err(|_| format!("bad sync count {k:?}"))?;
+                }
                 _ => return Err(format!("unknown header key {k:?}")),
             }
         }
@@ -1102,6 +1178,9 @@ impl Schedule {
         if self.policy.is_some_and(|p| !node_ok(p.preferred)) {
             return Err("policy= names a node the cluster does not have".into());
         }
+        if self.sync_k == 0 || self.sync_k as usize >= self.nodes {
+            return Err("sync=MODE:K needs K from 1 to the number of standbys".into());
+        }
         Ok(())
     }
 }
@@ -1133,6 +1212,20 @@ mod tests {
             (Layout::Mesh, Rules::Classic, false)
         );
         assert_eq!(s.to_string(), old);
+    }
+
+    #[test]
+    fn sync_modes_round_trip_and_off_draws_nothing() {
+        for seed in 0..300 {
+            let plain = generate_authority(seed);
+            assert_eq!(SyncDraw::Off.apply(seed, plain.clone()), plain);
+            for draw in [SyncDraw::On, SyncDraw::Strict, SyncDraw::Mixed] {
+                let s = draw.apply(seed, plain.clone());
+                assert!(s.sync_k >= 1 && (s.sync_k as usize) < s.nodes);
+                let text = s.to_string();
+                assert_eq!(Schedule::parse(&text), Ok(s), "{text}");
+            }
+        }
     }
 
     #[test]

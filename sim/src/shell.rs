@@ -227,6 +227,14 @@ pub fn config_json(s: &Schedule, d: usize, removed: Option<usize>, fence: bool) 
         conf.insert("pg_start_command".into(), json!("sim-start"));
         conf.insert("pg_stop_command".into(), json!("sim-stop"));
     }
+    if s.sync != pglookout::config::SynchronousMode::Off {
+        let mode = match s.sync {
+            pglookout::config::SynchronousMode::Strict => "strict",
+            _ => "on",
+        };
+        conf.insert("synchronous_mode".into(), json!(mode));
+        conf.insert("synchronous_node_count".into(), json!(s.sync_k));
+    }
     if s.rejoin && is_node {
         conf.insert("rejoin_old_master".into(), json!(true));
         conf.insert("pg_rewind_command".into(), json!("sim-rewind"));

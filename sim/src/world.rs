@@ -11,7 +11,7 @@ use crate::cluster::Cluster;
 use crate::event::{Event, Fence, Proc, Role};
 use crate::net::{self, Link};
 use crate::rng::draw;
-use crate::schedule::{FaultKind, Schedule};
+use crate::schedule::{FaultKind, Schedule, SynchronousMode};
 use crate::shell::{command_slot, Daemon, Target};
 use crate::wire;
 use crate::{us, Us, MS};
@@ -101,6 +101,12 @@ enum Ev {
         master: usize,
         d: usize,
         epoch: u64,
+    },
+    /// The daemon's `ALTER SYSTEM SET synchronous_standby_names` and `pg_reload_conf()` on its
+    /// node reach the server.
+    SetSync {
+        node: usize,
+        value: String,
     },
     /// `pg_rewind` from `master` ended; the node starts as its standby.
     RejoinEnd {
@@ -208,6 +214,17 @@ impl<'a> World<'a> {
             equal_timelines: sched.equal_timelines,
             ..Cluster::new(sched.nodes, epoch)
         };
+        let mut cluster = cluster;
+        if sched.sync != SynchronousMode::Off {
+            // the run starts settled: the primary's setting is what its daemon keeps (every
+            // standby streams); the standbys' own settings are empty
+            let names = pglookout::sync_names::SyncNames {
+                method: pglookout::sync_names::Method::Any,
+                num_sync: sched.sync_k,
+                names: (1..sched.nodes).map(|n| format!("pg{n}")).collect(),
+            };
+            cluster.set_sync_names(0, &names.render());
+        }
         let configs = daemons.iter().map(|d| d.config().clone()).collect();
         let lsn = cluster.nodes.first().map_or(0, |n| n.lsn);
         Ok(World {
@@ -255,7 +272,30 @@ impl<'a> World<'a> {
 
     fn set_proc(&mut self, node: usize, proc: Proc) {
         self.cluster.nodes[node].proc = proc;
+        if !matches!(proc, Proc::Running | Proc::Frozen) {
+            // the waiting clients' connections are gone: never acknowledged
+            self.cluster.nodes[node].waiting.clear();
+        }
         self.emit(Event::Proc { node, proc });
+    }
+
+    /// The client commits of primary `p` that its setting lets through now, acknowledged.
+    fn release(&mut self, p: usize) {
+        if self.sched.sync == SynchronousMode::Off || self.cluster.nodes[p].waiting.is_empty() {
+            return;
+        }
+        let (faults, now) = (&self.sched.faults, self.now);
+        let synchronous = self.cluster.synchronous(p);
+        let acked = self.cluster.release(p, |s, p| {
+            !matches!(net::link(faults, s, p, now), Link::Refuse | Link::Blackhole)
+        });
+        for lsn in acked {
+            self.emit(Event::Acked {
+                node: p,
+                lsn,
+                synchronous,
+            });
+        }
     }
 
     /// Runs to the schedule's end or the first violation.
@@ -301,7 +341,8 @@ impl<'a> World<'a> {
             Ev::PromoteEnd { node, .. }
             | Ev::FenceAct { node, .. }
             | Ev::FollowEnd { node, .. }
-            | Ev::RejoinEnd { node, .. } => Some(*node),
+            | Ev::RejoinEnd { node, .. }
+            | Ev::SetSync { node, .. } => Some(*node),
             _ => None,
         }
     }
@@ -324,16 +365,29 @@ impl<'a> World<'a> {
                     self.note(format!("pg{node} started again by its supervisor, as {role}"));
                 }
             }
+            Ev::SetSync { node, value } => {
+                if self.cluster.nodes[node].proc == Proc::Running {
+                    self.cluster.set_sync_names(node, &value);
+                    self.note(format!("pg{node}: synchronous_standby_names = {value:?}"));
+                    self.release(node);
+                } else {
+                    self.note(format!("pg{node}: ALTER SYSTEM failed (the node is down)"));
+                }
+            }
             Ev::Resume { host } => {
                 if host < self.cluster.nodes.len() && self.cluster.nodes[host].proc == Proc::Frozen {
                     self.set_proc(host, Proc::Running);
                 }
             }
             Ev::Repl => {
+                let sync = self.sched.sync != SynchronousMode::Off;
                 for node in 0..self.cluster.nodes.len() {
                     let bytes = self.rand(100, 2000);
                     if let Some(lsn) = self.cluster.write(node, self.now, bytes) {
                         self.emit(Event::Wrote { node, lsn });
+                        if sync {
+                            self.cluster.nodes[node].waiting.push(lsn);
+                        }
                     }
                 }
                 let (faults, now) = (&self.sched.faults, self.now);
@@ -346,6 +400,9 @@ impl<'a> World<'a> {
                     if lsn != was {
                         self.emit(Event::Replayed { node, lsn });
                     }
+                }
+                for node in 0..self.cluster.nodes.len() {
+                    self.release(node);
                 }
                 self.at(now + REPL_TICK, Ev::Repl);
             }
@@ -654,7 +711,13 @@ impl<'a> World<'a> {
         match target {
             Ok(n) => {
                 let result = if ok && self.cluster.answers(n) {
-                    let fields = self.cluster.fields(n, now);
+                    let mut fields = self.cluster.fields(n, now);
+                    if self.sched.sync != SynchronousMode::Off && !fields.pg_is_in_recovery {
+                        let faults = &self.sched.faults;
+                        fields.sync = Some(self.cluster.sync_fields(n, |s, p| {
+                            !matches!(net::link(faults, s, p, now), Link::Refuse | Link::Blackhole)
+                        }));
+                    }
                     // the poller's txid_current() heartbeat on a primary is a commit
                     if !fields.pg_is_in_recovery {
                         if let Some(lsn) = self.cluster.write(n, now, 100) {
@@ -897,6 +960,12 @@ impl<'a> World<'a> {
                 Effect::Do(Action::RequestPoll) => self.request_round(d),
                 Effect::Publish(status) => self.daemons[d].own = status,
                 Effect::Start(id, start) => self.start(d, id, start),
+                Effect::Do(Action::SetSynchronousNames { value, .. }) if d < self.cluster.nodes.len() => {
+                    // act::sync: ALTER SYSTEM and pg_reload_conf() on our node, in the background
+                    let t = self.now + self.rand(5 * MS, 100 * MS);
+                    let value = value.unwrap_or_default();
+                    self.at(t, Ev::SetSync { node: d, value });
+                }
                 Effect::Do(_)
                 | Effect::History(_)
                 | Effect::Ended { .. }
@@ -1290,13 +1359,19 @@ mod tests {
 
     /// `wire::read_back` stands in for writing and parsing every observer answer: on every
     /// fetch of these schedules (both generators, with their stale, foreign and restarted
-    /// observers), it must give what the bytes give.
+    /// observers, some with `synchronous_mode`), it must give what the bytes give.
     #[test]
     fn every_observer_answer_reads_the_same_without_the_bytes() {
         for draws in [Draws::Classic, Draws::Authority] {
-            for i in 0..150 {
+            // and 60 with synchronous_mode (the primaries' entries carry `sync`)
+            for i in 0..210 {
                 let seed = crate::schedule_seed(7, i);
                 let sched = draws.generate(seed);
+                let sched = if i >= 150 {
+                    crate::schedule::SyncDraw::Strict.apply(seed, sched)
+                } else {
+                    sched
+                };
                 let Ok(mut w) = World::new(seed, &sched) else {
                     continue;
                 };
