@@ -653,12 +653,17 @@ impl Checks {
                 ));
             }
         }
-        let standbys = c.remote_conns.len().saturating_sub(1);
+        let promotable = c
+            .remote_conns
+            .keys()
+            .filter(|n| !c.never_promote_these_nodes.contains(*n))
+            .count();
+        let standbys = promotable.min(c.remote_conns.len().saturating_sub(1));
         if c.synchronous_node_count as usize > standbys {
             return Err(self.err(
                 "synchronous_node_count",
                 format!(
-                    "at most the number of standbys ({standbys}: remote_conns less the primary) with synchronous_mode on or strict"
+                    "at most the number of standbys that may be promoted ({standbys}: remote_conns less the primary and never_promote_these_nodes) with synchronous_mode on or strict"
                 ),
             ));
         }

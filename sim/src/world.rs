@@ -1071,6 +1071,18 @@ impl<'a> World<'a> {
             self.at(t, done(false));
             return;
         }
+        // act::sync::BeforePromotion: the standby gets its synchronous_standby_names first;
+        // strict does not promote a node it could not set them on
+        let config = self.daemons[d].config().clone();
+        if let Some(value) = pglookout::decide::sync_manager::before_promotion(&config) {
+            if self.cluster.nodes[d].proc == Proc::Running {
+                self.cluster.set_sync_names(d, &value);
+                self.note(format!("pg{d}: synchronous_standby_names = {value:?} before its promotion"));
+            } else if config.synchronous_mode == pglookout::config::SynchronousMode::Strict {
+                self.at(now + 50 * MS, done(false));
+                return;
+            }
+        }
         let node = &self.cluster.nodes[d];
         if !matches!(node.role, Role::Standby { .. }) || node.proc != Proc::Running {
             let t = now + 50 * MS;

@@ -6,7 +6,7 @@
 //! replication", has the argument).
 //!
 //! The value is always `ANY k ("a", "b", ...)`, `k` being `synchronous_node_count`, the names
-//! the node names of our standbys. Two invariants make the failover rule of
+//! the node names of our standbys (never those in `never_promote_these_nodes`). Two invariants make the failover rule of
 //! [`super::sync::eligible`] safe with views of the primary that are not the latest:
 //!
 //! - every acknowledged commit is on `k` listed standbys: a standby is taken out only once it
@@ -73,13 +73,19 @@ pub fn before_promotion(config: &Config) -> Option<String> {
         return None;
     }
     let own = config.own_db.as_deref()?;
-    let others: BTreeSet<String> = config
+    let others: BTreeSet<String> = listable(config, own).into_iter().cloned().collect();
+    Some(any(config.synchronous_node_count as usize, &others).render())
+}
+
+/// The standbys the manager may list when `own` is the primary: every other node of
+/// `remote_conns` but those in `never_promote_these_nodes` (one that can never be promoted
+/// must not be one whose acknowledgement a failover has to reach).
+pub fn listable<'a>(config: &'a Config, own: &str) -> Vec<&'a String> {
+    config
         .remote_conns
         .keys()
-        .filter(|n| n.as_str() != own)
-        .cloned()
-        .collect();
-    Some(any(config.synchronous_node_count as usize, &others).render())
+        .filter(|n| n.as_str() != own && !config.never_promote_these_nodes.contains(*n))
+        .collect()
 }
 
 /// One round of the manager. `master`: the master this round's node map has.
@@ -108,7 +114,7 @@ pub(super) fn manage(
         set_alert(out, &mut memory.failing, Alert::SynchronousSettingFailed, false);
         return;
     };
-    let standbys: Vec<&String> = config.remote_conns.keys().filter(|n| n.as_str() != own).collect();
+    let standbys = listable(config, own);
     let name_of = |app: &str| -> String {
         standbys
             .iter()
