@@ -143,6 +143,26 @@ impl Lab {
         out
     }
 
+    /// Daemon `name`'s history as (kind, reason), oldest first.
+    fn history(&self, name: &str) -> Vec<(String, String)> {
+        let path = pglookout::events::default_path(&self.daemon(name).state_path);
+        let mut events = match pglookout::events::read(&path, 1000, None) {
+            Ok(h) => h.events,
+            Err(_) => Vec::new(),
+        };
+        events.reverse();
+        events.into_iter().map(|e| (e.kind, e.reason)).collect()
+    }
+
+    /// Waits until daemon `name`'s history has the event `kind` with `reason`.
+    async fn wait_event(&self, name: &str, kind: &str, reason: &str) {
+        let what = format!("{name}'s history to show {kind} {reason:?}");
+        self.wait(&what, || async {
+            Ok(self.history(name).iter().any(|(k, r)| k == kind && r == reason))
+        })
+        .await
+    }
+
     async fn count(&self, node: &str, query: &str) -> i64 {
         match self.cluster.sql(node, query).await {
             Ok(rows) => rows[0].get(0),
@@ -264,6 +284,18 @@ async fn the_names_follow_a_standby_that_dies_and_comes_back() {
     .await;
     c.write_load(10).await.expect("a write acknowledged by pg2");
     assert!(!lab.has_alert("pg1", SETTING_FAILED), "{}", lab.dump());
+
+    // the history (docs/operations.md): each value asked for, the alert raised and cleared
+    for (kind, reason) in [
+        ("synchronous_standby_names", format!("set to {BOTH:?} (was \"\")")),
+        ("synchronous_standby_names", format!("set to {PG2:?} (was {BOTH:?})")),
+        ("synchronous_standby_names", format!("set to \"\" (was {BOTH:?})")),
+        ("alert_raised", DEGRADED.to_string()),
+        ("synchronous_standby_names", format!("set to {PG2:?} (was \"\")")),
+        ("alert_cleared", DEGRADED.to_string()),
+    ] {
+        lab.wait_event("pg1", kind, &reason).await;
+    }
 }
 
 /// `strict`: with no standby, the setting stays and a commit waits for one; it completes when
@@ -526,6 +558,12 @@ async fn the_mode_switches_at_runtime() {
         l.contains("synchronous_standby_names: asked for \"(the server's own setting)\"")
     })
     .await;
+    lab.wait_event(
+        "pg1",
+        "synchronous_standby_names",
+        "reset to the server's setting (synchronous_mode off)",
+    )
+    .await;
     lab.cluster.write_load(50).await.expect("write");
     written += 50;
 
@@ -566,6 +604,7 @@ async fn a_missing_privilege_raises_the_alert_and_is_logged() {
     })
     .await;
     assert_eq!(lab.names().await.expect("SHOW"), "");
+    lab.wait_event("pg1", "alert_raised", SETTING_FAILED).await;
     assert!(
         lab.daemons.get_mut("pg1").and_then(Daemon::try_exit).is_none(),
         "{}",
