@@ -22,8 +22,8 @@ fi
 
 # Per major: the lab's own tests, and the integration tests that talk to PostgreSQL and can
 # differ between majors (monitoring, failover and autofollow, fencing, the health checks behind
-# haproxy). The rest (config errors, HTTP limits, the status page...) does not depend on the
-# server and ran above.
+# haproxy, synchronous replication). The rest (config errors, HTTP limits, the status page...)
+# does not depend on the server and ran above.
 if [ $# -eq 0 ] && [ -n "${PGLAB_PG_MATRIX:-}" ]; then
     if [ -n "${PGLAB_BIN_DIR:-}" ]; then
         echo "test.sh: PGLAB_PG_MATRIX and PGLAB_BIN_DIR together: the bin dir would win for every major" >&2
@@ -44,7 +44,7 @@ if [ $# -eq 0 ] && [ -n "${PGLAB_PG_MATRIX:-}" ]; then
         # --workspace: the same feature set, so the same build, as the suite above
         PGLAB_PG_VERSION=$major cargo test --workspace --test lab -- --test-threads=2
         PGLAB_PG_VERSION=$major cargo test --workspace --test it -- --test-threads=2 \
-            monitoring:: failover:: fencing:: load_balancer::
+            monitoring:: failover:: fencing:: load_balancer:: synchronous::
         summary+=("PostgreSQL ${server##* PostgreSQL }: passed in $(($(date +%s) - start)) s")
     done
     printf 'test.sh: %s\n' "${summary[@]}"

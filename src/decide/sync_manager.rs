@@ -236,6 +236,9 @@ pub(super) fn manage(
         _ if set.len() < k => (None, false),
         _ => (Some(any(k, &set)), false),
     };
+    // once up, it stays until standbys are listed in effect, not only asked for: until then the
+    // primary still acknowledges writes that no standby has (docs/operations.md)
+    let degraded = degraded || (memory.degraded && current.is_none());
     set_alert(out, &mut memory.degraded, Alert::SynchronousDegraded, degraded);
     if same(want.as_ref(), current.as_ref()) {
         memory.asked = None;

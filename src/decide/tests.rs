@@ -3943,6 +3943,10 @@ fn the_primarys_daemon_keeps_synchronous_standby_names() {
     s.set("pg1", N::primary().replay("1/5000000").senders("", &both));
     s.check();
     assert_eq!(s.sync_asked.last(), Some(&Some(BOTH.to_string())));
+    // asked for, not yet in effect: still asynchronous
+    assert!(s.alerts.contains(&Alert::SynchronousDegraded));
+    s.set("pg1", N::primary().replay("1/5000000").senders(BOTH, &both));
+    s.check();
     assert!(!s.alerts.contains(&Alert::SynchronousDegraded));
     let mut s = setup("strict", "", &[]);
     s.check();

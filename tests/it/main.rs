@@ -14,3 +14,4 @@ mod logs_and_metrics;
 mod monitoring;
 mod secure_api;
 mod status_page;
+mod synchronous;
