@@ -658,7 +658,8 @@ impl Checks {
             .keys()
             .filter(|n| !c.never_promote_these_nodes.contains(*n))
             .count();
-        let standbys = promotable.min(c.remote_conns.len().saturating_sub(1));
+        // the primary is one of them when it may be promoted itself
+        let standbys = promotable.saturating_sub(1);
         if c.synchronous_node_count as usize > standbys {
             return Err(self.err(
                 "synchronous_node_count",

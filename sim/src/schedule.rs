@@ -266,13 +266,15 @@ impl SyncDraw {
                 _ => SynchronousMode::Strict,
             },
         };
-        let standbys = (s.nodes - 1) as u64;
-        s.sync_k = if r.chance(60) {
+        // the standbys that may be listed: not the primary, not one never promoted
+        let standbys = (s.nodes - 1 - usize::from(s.never_promote.is_some())) as u64;
+        s.sync_k = if r.chance(60) || standbys == 0 {
             1
         } else {
             r.range(1, standbys + 1) as u32
         };
-        if s.sync == SynchronousMode::Off {
+        if s.sync == SynchronousMode::Off || standbys == 0 {
+            s.sync = SynchronousMode::Off;
             s.sync_k = 1;
         }
         s
@@ -1178,8 +1180,9 @@ impl Schedule {
         if self.policy.is_some_and(|p| !node_ok(p.preferred)) {
             return Err("policy= names a node the cluster does not have".into());
         }
-        if self.sync_k == 0 || self.sync_k as usize >= self.nodes {
-            return Err("sync=MODE:K needs K from 1 to the number of standbys".into());
+        let listable = self.nodes - 1 - usize::from(self.never_promote.is_some());
+        if self.sync_k == 0 || (self.sync != SynchronousMode::Off && self.sync_k as usize > listable) {
+            return Err("sync=MODE:K needs K from 1 to the number of standbys that may be promoted".into());
         }
         Ok(())
     }

@@ -1077,7 +1077,9 @@ impl<'a> World<'a> {
         if let Some(value) = pglookout::decide::sync_manager::before_promotion(&config) {
             if self.cluster.nodes[d].proc == Proc::Running {
                 self.cluster.set_sync_names(d, &value);
-                self.note(format!("pg{d}: synchronous_standby_names = {value:?} before its promotion"));
+                self.note(format!(
+                    "pg{d}: synchronous_standby_names = {value:?} before its promotion"
+                ));
             } else if config.synchronous_mode == pglookout::config::SynchronousMode::Strict {
                 self.at(now + 50 * MS, done(false));
                 return;

@@ -1112,7 +1112,10 @@ fn synchronous_only(view: &View, config: &Config, map: &NodeMap, positions: &mut
             seen.extend(sync_of(nodes, master));
         }
     }
-    let standbys: BTreeSet<String> = super::sync_manager::listable(config, master).into_iter().cloned().collect();
+    let standbys: BTreeSet<String> = super::sync_manager::listable(config, master)
+        .into_iter()
+        .cloned()
+        .collect();
     let reachable: BTreeSet<String> = positions.values().flatten().cloned().collect();
     let eligible = super::sync::eligible(&seen, &standbys, &reachable)?;
     let before = reachable.len();

@@ -4000,7 +4000,12 @@ fn the_primarys_daemon_keeps_synchronous_standby_names() {
     let mut s = setup("on", "", &both);
     s.conf("never_promote_these_nodes", json!(["pg3"]));
     s.check();
-    assert_eq!(s.sync_asked, [Some("ANY 1 (\"pg2\")".to_string())], "{}", s.all_reasons());
+    assert_eq!(
+        s.sync_asked,
+        [Some("ANY 1 (\"pg2\")".to_string())],
+        "{}",
+        s.all_reasons()
+    );
     // a standby's daemon never sets anything
     let mut s = setup("on", "", &both);
     s.own("pg2");
