@@ -1316,6 +1316,9 @@ pub struct RunRecord {
     /// (the only loss `--sync on` allows).
     pub acked_degraded: usize,
     pub missing_degraded: Option<usize>,
+    /// Who acknowledged those writes and when: one line per node (a new primary before its
+    /// daemon set the names, `on` falling back).
+    pub degraded_detail: Vec<String>,
     /// The lost writes, one line per node and kind (ids, times after the fault, setting), on
     /// a run that lost any.
     pub lost_detail: Vec<String>,
@@ -1378,6 +1381,7 @@ impl RunRecord {
             "missing_async": self.missing_async,
             "acked_degraded": self.acked_degraded,
             "missing_degraded": self.missing_degraded,
+            "degraded_detail": self.degraded_detail,
             "lost_detail": self.lost_detail,
             "synchronous_degraded": self.sync_degraded,
             "failover_blocked": self.failover_blocked,
@@ -1443,6 +1447,9 @@ impl RunRecord {
                 self.acked_degraded,
                 opt(self.missing_degraded)
             );
+            if !self.degraded_detail.is_empty() {
+                let _ = write!(line, " ({})", self.degraded_detail.join("; "));
+            }
             for (alert, who) in [
                 ("synchronous_degraded", &self.sync_degraded),
                 ("failover_blocked", &self.failover_blocked),
@@ -1901,7 +1908,9 @@ async fn judge(
         .map(|d| d.name.clone())
         .collect();
     if lab.sync != SyncMode::Off {
-        rec.acked_degraded = acks.iter().filter(|a| a.sync == Some(false)).count();
+        let degraded: Vec<&Ack> = acks.iter().filter(|a| a.sync == Some(false)).collect();
+        rec.acked_degraded = degraded.len();
+        rec.degraded_detail = by_node(&degraded, fault_at);
         rec.sync_degraded = lab.raised("synchronous_degraded");
         rec.failover_blocked = lab.raised("failover_blocked");
         rec.sync_setting_failed = lab.raised("synchronous_setting_failed");
@@ -2073,6 +2082,22 @@ fn lost_detail(missing: &[&Ack], fault_at: f64, during_split: &dyn Fn(&Ack) -> b
                     Some(false) => "empty before or after",
                 }
             )
+        })
+        .collect()
+}
+
+/// Writes per node that acknowledged them: count, ids and times after the fault.
+fn by_node(acks: &[&Ack], fault_at: f64) -> Vec<String> {
+    let mut groups: BTreeMap<usize, Vec<&Ack>> = BTreeMap::new();
+    for a in acks {
+        groups.entry(a.node).or_default().push(a);
+    }
+    groups
+        .into_iter()
+        .map(|(node, acks)| {
+            let first = acks.iter().map(|a| a.at).fold(f64::INFINITY, f64::min) - fault_at;
+            let last = acks.iter().map(|a| a.at).fold(f64::NEG_INFINITY, f64::max) - fault_at;
+            format!("{} by {} at {first:+.2}..{last:+.2} s", acks.len(), NODES[node])
         })
         .collect()
 }
@@ -2272,6 +2297,7 @@ mod tests {
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert!(lines[0].starts_with("1 writes acknowledged by pg1") && lines[0].contains("set before and after"));
         assert!(lines[1].contains("ids 8..9") && lines[1].contains("+0.60..+0.70 s") && lines[1].contains("empty"));
+        assert_eq!(by_node(&missing[1..], 10.0), ["2 by pg1 at +0.60..+0.70 s"]);
     }
 
     #[test]
