@@ -876,7 +876,9 @@ impl ChaosLab {
     }
 
     /// With `PGLAB_CHAOS_LOGS=<dir>`: copies every daemon's whole log and state file there
-    /// (`run<N>-<daemon>.log`, `.json`), for a failed run's post-mortem.
+    /// (`run<N>-<daemon>.log`, `.json`), every server's log (`run<N>-server-<node>.log`) and
+    /// the run's record with its lost writes (`run<N>-record.txt`), for a failed run's
+    /// post-mortem (the run's own directory is removed with its cluster).
     fn keep_logs(&self, index: usize, rec: &RunRecord) {
         let Some(dir) = std::env::var_os("PGLAB_CHAOS_LOGS").filter(|d| !d.is_empty()) else {
             return;
@@ -1812,6 +1814,9 @@ async fn run_inner(
     let mut lab = ChaosLab::start(profile, plan.garbage_seed, layout, sync).await?;
     if let Err(e) = lab.wait_healthy().await {
         rec.diagnostics = lab.diagnostics();
+        // A lab that never became healthy is kept too: its daemons' whole logs say why.
+        rec.error = Some(format!("{e:#}"));
+        lab.keep_logs(plan.index, rec);
         return Err(e);
     }
     let recorder = Recorder::start(&lab.cluster, sync != SyncMode::Off);
