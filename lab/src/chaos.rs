@@ -2300,8 +2300,8 @@ mod tests {
         let missing: Vec<&Ack> = acks.iter().collect();
         let lines = lost_detail(&missing, 10.0, &|_| false);
         assert_eq!(lines.len(), 2, "{lines:?}");
-        assert!(lines[0].starts_with("1 writes acknowledged by pg1") && lines[0].contains("set before and after"));
-        assert!(lines[1].contains("ids 8..9") && lines[1].contains("+0.60..+0.70 s") && lines[1].contains("empty"));
+        assert!(lines[1].starts_with("1 writes acknowledged by pg1") && lines[1].contains("set before and after"));
+        assert!(lines[0].contains("ids 8..9") && lines[0].contains("+0.60..+0.70 s") && lines[0].contains("empty"));
         assert_eq!(by_node(&missing[1..], 10.0), ["2 by pg1 at +0.60..+0.70 s"]);
     }
 
