@@ -256,6 +256,38 @@ impl Profile {
     }
 }
 
+/// `synchronous_mode` of every daemon (issue 21). With `on` or `strict` the judge allows no
+/// asynchronous loss: every acknowledged write must be on the final primary, except, with
+/// `on` only, a write acknowledged while the primary's `synchronous_standby_names` was empty
+/// (fallen back to asynchronous: the writer reads the setting around every write).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncMode {
+    /// The key left out: today's behaviour, and the judge of before.
+    #[default]
+    Off,
+    On,
+    Strict,
+}
+
+impl SyncMode {
+    pub fn parse(s: &str) -> Result<SyncMode> {
+        match s {
+            "off" => Ok(SyncMode::Off),
+            "on" => Ok(SyncMode::On),
+            "strict" => Ok(SyncMode::Strict),
+            other => bail!("unknown synchronous mode {other:?} (known: off, on, strict)"),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncMode::Off => "off",
+            SyncMode::On => "on",
+            SyncMode::Strict => "strict",
+        }
+    }
+}
+
 /// The config keys a profile adds to every daemon's config, and where they came from.
 pub fn profile_keys(profile: Profile) -> Result<(Map<String, Value>, String)> {
     match profile {
@@ -291,6 +323,8 @@ pub struct Options {
     pub converge_deadline: Duration,
     /// Run only this run of the campaign (1-based, as printed), to repeat one.
     pub only: Option<usize>,
+    /// `synchronous_mode` of every daemon (`off`: the key is not set at all).
+    pub sync: SyncMode,
 }
 
 impl Default for Options {
@@ -305,6 +339,7 @@ impl Default for Options {
             hold_max: 25.0,
             converge_deadline: Duration::from_secs(60),
             only: None,
+            sync: SyncMode::Off,
         }
     }
 }
@@ -444,6 +479,7 @@ pub struct ChaosLab {
     /// `wal_proxies[s][n]`: node `s`'s WAL receiver's link to node `n`.
     wal_proxies: Vec<Vec<Proxy>>,
     layout: Layout,
+    sync: SyncMode,
     garbage: GarbageServer,
     bin: PathBuf,
     pub cluster: Cluster,
@@ -482,7 +518,12 @@ async fn spawn_node_daemon(
 const FIRST_OBSERVER: usize = NODES.len();
 
 impl ChaosLab {
-    pub async fn start(profile: &Map<String, Value>, garbage_seed: u64, layout: Layout) -> Result<ChaosLab> {
+    pub async fn start(
+        profile: &Map<String, Value>,
+        garbage_seed: u64,
+        layout: Layout,
+        sync: SyncMode,
+    ) -> Result<ChaosLab> {
         let bin = pglookout_bin()?;
         let cluster = Cluster::start(ClusterSpec::default()).await?;
         cluster
@@ -492,6 +533,20 @@ impl ChaosLab {
                  at timestamptz NOT NULL DEFAULT clock_timestamp())",
             )
             .await?;
+        if sync != SyncMode::Off {
+            // The primary's daemon sets `synchronous_standby_names` with ALTER SYSTEM through
+            // its monitoring role (its `remote_conns` entry): the least privilege from 15 on,
+            // superuser before (src/act/sync.rs). Granted on pg1, replicated to the standbys.
+            let grant = if cluster.env().major >= 15 {
+                format!(
+                    "GRANT ALTER SYSTEM ON PARAMETER synchronous_standby_names TO {MONITOR_USER}; \
+                     GRANT EXECUTE ON FUNCTION pg_catalog.pg_reload_conf() TO {MONITOR_USER}"
+                )
+            } else {
+                format!("ALTER ROLE {MONITOR_USER} SUPERUSER")
+            };
+            cluster.sql_batch(PRIMARY, &grant).await?;
+        }
         let garbage = GarbageServer::start(garbage_seed).await?;
         let total = NODES.len() + layout.observers().len();
         let mut node_proxies = Vec::new();
@@ -526,7 +581,7 @@ impl ChaosLab {
         }
         let mut observers = Vec::new();
         for (o, name) in layout.observers().iter().enumerate() {
-            let cfg = chaos_config(&cluster, &spec, "", NODES.len() + o, &json!({}), profile)?;
+            let cfg = chaos_config(&cluster, &spec, "", NODES.len() + o, &json!({}), profile, sync)?;
             observers.push(Daemon::spawn(&bin, name, cluster.dir(), cfg)?);
         }
         // Each node's daemon lists every dedicated observer and the other nodes' daemons as its
@@ -559,7 +614,7 @@ impl ChaosLab {
                     );
                 }
             }
-            let mut cfg = chaos_config(&cluster, &spec, name, d, &Value::Object(listed), profile)?;
+            let mut cfg = chaos_config(&cluster, &spec, name, d, &Value::Object(listed), profile, sync)?;
             cfg["http_port"] = json!(ports[d]);
             configs.push(cfg);
         }
@@ -600,6 +655,7 @@ impl ChaosLab {
             peer_proxies,
             wal_proxies,
             layout,
+            sync,
             garbage,
             bin,
             cluster,
@@ -625,7 +681,10 @@ impl ChaosLab {
 
     /// The observer sees pg1 as the master, so does every daemon, and every standby streams
     /// from pg1 through its WAL proxy after its daemon's first follow (which rewrites
-    /// `primary_conninfo` with our `hostaddr` and restarts the standby).
+    /// `primary_conninfo` with our `hostaddr` and restarts the standby). With `--sync on` or
+    /// `strict`, also: pg1's `synchronous_standby_names` lists both standbys and both stream as
+    /// synchronous (`sync_state` quorum or sync), so that the fault meets synchronous
+    /// replication in effect, not its start-up.
     pub async fn wait_healthy(&self) -> Result<()> {
         wait_for(
             "a healthy lab (pg1 master, standbys streaming)",
@@ -651,10 +710,45 @@ impl ChaosLab {
                     )
                     .await?;
                 let streaming: i64 = rows.first().context("no row")?.try_get(0)?;
-                Ok(streaming == (NODES.len() - 1) as i64)
+                if streaming != (NODES.len() - 1) as i64 {
+                    return Ok(false);
+                }
+                if self.sync == SyncMode::Off {
+                    return Ok(true);
+                }
+                let rows = self
+                    .cluster
+                    .sql(
+                        PRIMARY,
+                        "SELECT pg_catalog.current_setting('synchronous_standby_names'), \
+                         (SELECT count(*) FROM pg_stat_replication \
+                          WHERE state = 'streaming' AND sync_state IN ('sync', 'quorum'))",
+                    )
+                    .await?;
+                let row = rows.first().context("no row")?;
+                let names: String = row.try_get(0)?;
+                let synchronous: i64 = row.try_get(1)?;
+                let names = names.to_ascii_lowercase();
+                let listed = NODES[1..].iter().all(|s| names.contains(&format!("\"{s}\"")));
+                Ok(listed && synchronous == (NODES.len() - 1) as i64)
             },
         )
         .await
+    }
+
+    /// pg1's `synchronous_standby_names` as a fresh session reads it.
+    async fn primary_sync_names(&self) -> String {
+        let read = self.cluster.sql(
+            PRIMARY,
+            "SELECT pg_catalog.current_setting('synchronous_standby_names')",
+        );
+        match tokio::time::timeout(CLIENT_TIMEOUT, read).await {
+            Ok(Ok(rows)) => rows
+                .first()
+                .and_then(|r| r.try_get::<_, String>(0).ok())
+                .unwrap_or_default(),
+            _ => "(unreadable)".into(),
+        }
     }
 
     /// Every daemon's link to node `node` (not the WAL stream).
@@ -714,6 +808,21 @@ impl ChaosLab {
             .collect()
     }
 
+    /// The daemons that raised alert `alert` during the run (its file now, or its creation in
+    /// the log: most alerts are taken down again once their cause is gone).
+    fn raised(&self, alert: &str) -> Vec<String> {
+        let suffix = format!("/{alert}");
+        self.all_daemons()
+            .filter(|d| {
+                d.alert_dir.join(alert).exists()
+                    || d.log()
+                        .lines()
+                        .any(|l| l.contains("creating alert file") && l.trim_end().ends_with(&suffix))
+            })
+            .map(|d| d.name.clone())
+            .collect()
+    }
+
     /// Daemon events counted from their logs and alert files: (failover commands started,
     /// fence commands started), per daemon name.
     fn events(&self) -> (Vec<String>, Vec<String>) {
@@ -767,8 +876,10 @@ impl ChaosLab {
     }
 
     /// With `PGLAB_CHAOS_LOGS=<dir>`: copies every daemon's whole log and state file there
-    /// (`run<N>-<daemon>.log`, `.json`), for a failed run's post-mortem.
-    fn keep_logs(&self, index: usize) {
+    /// (`run<N>-<daemon>.log`, `.json`), every server's log (`run<N>-server-<node>.log`) and
+    /// the run's record with its lost writes (`run<N>-record.txt`), for a failed run's
+    /// post-mortem (the run's own directory is removed with its cluster).
+    fn keep_logs(&self, index: usize, rec: &RunRecord) {
         let Some(dir) = std::env::var_os("PGLAB_CHAOS_LOGS").filter(|d| !d.is_empty()) else {
             return;
         };
@@ -783,6 +894,17 @@ impl ChaosLab {
             let state = d.state().map(|s| s.to_string()).unwrap_or_default();
             let _ = std::fs::write(base.with_extension("json"), state);
         }
+        // The servers' logs too (the cluster's directory goes with the run), and the record.
+        for node in self.cluster.nodes() {
+            let to = dir.join(format!("run{}-server-{}.log", index + 1, node.name));
+            let _ = std::fs::copy(&node.log_file, to);
+        }
+        let mut text = rec.line();
+        text.push('\n');
+        for l in &rec.lost_detail {
+            let _ = writeln!(text, "lost: {l}");
+        }
+        let _ = std::fs::write(dir.join(format!("run{}-record.txt", index + 1)), text);
     }
 
     fn failover_marker(&self, node: &str) -> PathBuf {
@@ -800,6 +922,7 @@ fn chaos_config(
     d: usize,
     observers: &Value,
     profile: &Map<String, Value>,
+    sync: SyncMode,
 ) -> Result<Value> {
     let mut cfg = daemon_config(cluster, spec, own, observers)?;
     let remote: Map<String, Value> = NODES
@@ -835,6 +958,10 @@ fn chaos_config(
         for (k, v) in profile {
             obj.insert(k.clone(), v.clone());
         }
+    }
+    if sync != SyncMode::Off {
+        // `synchronous_node_count` left at its default, 1: `ANY 1 ("pg2", "pg3")`.
+        cfg["synchronous_mode"] = json!(sync.name());
     }
     Ok(cfg)
 }
@@ -922,6 +1049,11 @@ struct Ack {
     id: i64,
     node: usize,
     at: f64,
+    /// With `--sync on` or `strict`: whether the node's `synchronous_standby_names` was set
+    /// around the commit (`Some(false)`: the writer's session read it empty in the INSERT
+    /// itself or right after the acknowledgement, so the commit may not have waited for a
+    /// standby). `None` with `--sync off`.
+    sync: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -961,7 +1093,9 @@ async fn connect(conninfo: &str) -> Result<tokio_postgres::Client> {
 }
 
 impl Recorder {
-    fn start(cluster: &Cluster) -> Recorder {
+    /// `read_sync`: the writer reads `synchronous_standby_names` around every write
+    /// (`Ack::sync`).
+    fn start(cluster: &Cluster, read_sync: bool) -> Recorder {
         let t0 = Instant::now();
         let acks = Arc::new(Mutex::new(Vec::new()));
         let samples = Arc::new(Mutex::new(Vec::new()));
@@ -972,6 +1106,7 @@ impl Recorder {
             let conninfo = cluster.superuser_conninfo(name);
             tasks.spawn(writer(
                 n,
+                read_sync,
                 conninfo.clone(),
                 next_id.clone(),
                 acks.clone(),
@@ -1038,8 +1173,13 @@ impl Ticks {
     }
 }
 
+/// The setting as the writer's session sees it (the backend reloads its configuration before it
+/// runs each statement it reads).
+const SYNC_NAMES: &str = "pg_catalog.current_setting('synchronous_standby_names')";
+
 async fn writer(
     node: usize,
+    read_sync: bool,
     conninfo: String,
     next_id: Arc<AtomicI64>,
     acks: Arc<Mutex<Vec<Ack>>>,
@@ -1059,15 +1199,42 @@ async fn writer(
         };
         let id = next_id.fetch_add(1, Ordering::SeqCst);
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&id, &name];
-        let insert = c.execute("INSERT INTO chaos_writes (id, node) VALUES ($1, $2)", &params);
+        let insert = async {
+            if read_sync {
+                // The setting in the very statement: one round trip, as without --sync.
+                let query = format!("INSERT INTO chaos_writes (id, node) VALUES ($1, $2) RETURNING {SYNC_NAMES}");
+                let row = c.query_one(query.as_str(), &params).await?;
+                Ok::<_, tokio_postgres::Error>(Some(row.try_get::<_, String>(0)?))
+            } else {
+                c.execute("INSERT INTO chaos_writes (id, node) VALUES ($1, $2)", &params)
+                    .await
+                    .map(|_| None)
+            }
+        };
         match tokio::time::timeout(CLIENT_TIMEOUT, insert).await {
-            Ok(Ok(_)) => {
-                lock(&acks).push(Ack {
-                    id,
-                    node,
-                    at: t0.elapsed().as_secs_f64(),
-                });
-                client = Some(c);
+            Ok(Ok(before)) => {
+                let at = t0.elapsed().as_secs_f64();
+                let mut keep = true;
+                let sync = match before {
+                    None => None,
+                    Some(before) => {
+                        // And right after the acknowledgement: a commit that waited for a
+                        // standby and was let go because the setting was emptied meanwhile
+                        // (`on` falling back) read it set in the INSERT.
+                        let after =
+                            tokio::time::timeout(CLIENT_TIMEOUT, c.query_one(&format!("SELECT {SYNC_NAMES}"), &[]))
+                                .await
+                                .ok()
+                                .and_then(|r| r.ok())
+                                .and_then(|r| r.try_get::<_, String>(0).ok());
+                        keep = after.is_some();
+                        Some(!before.trim().is_empty() && after.is_none_or(|a| !a.trim().is_empty()))
+                    }
+                };
+                lock(&acks).push(Ack { id, node, at, sync });
+                if keep {
+                    client = Some(c);
+                }
             }
             // A server error (read-only standby): the connection is fine.
             Ok(Err(e)) if e.as_db_error().is_some() && !c.is_closed() => client = Some(c),
@@ -1122,6 +1289,8 @@ pub struct RunRecord {
     pub run_seed: u64,
     pub fault: String,
     pub layout: String,
+    /// `--sync`: the daemons' `synchronous_mode` (`off`: the key not set).
+    pub sync: String,
     pub hold: f64,
     /// Which standby (standby-isolated, sigstop-standby), or how the links were cut
     /// (standby-daemons-cut: refuse or blackhole).
@@ -1144,6 +1313,23 @@ pub struct RunRecord {
     pub missing_split_brain: Option<usize>,
     /// ... of which acknowledged while no other node was writable (async replication loss).
     pub missing_async: Option<usize>,
+    /// `--sync on`/`strict`: writes acknowledged while the node's `synchronous_standby_names`
+    /// was empty (see `Ack::sync`), and how many of the asynchronous loss were such writes
+    /// (the only loss `--sync on` allows).
+    pub acked_degraded: usize,
+    pub missing_degraded: Option<usize>,
+    /// Who acknowledged those writes and when: one line per node (a new primary before its
+    /// daemon set the names, `on` falling back).
+    pub degraded_detail: Vec<String>,
+    /// The lost writes, one line per node and kind (ids, times after the fault, setting), on
+    /// a run that lost any.
+    pub lost_detail: Vec<String>,
+    /// Daemons that raised the alerts of synchronous replication: `synchronous_degraded`
+    /// (`on` fell back to asynchronous), `failover_blocked` (no standby known to have every
+    /// acknowledged write), `synchronous_setting_failed`.
+    pub sync_degraded: Vec<String>,
+    pub failover_blocked: Vec<String>,
+    pub sync_setting_failed: Vec<String>,
     /// Writes acknowledged by a node after another had become writable (lost or not).
     pub acked_during_split: usize,
     /// Daemons that started a failover_command / fence_command (one entry per start).
@@ -1182,6 +1368,7 @@ impl RunRecord {
             "run_seed": format!("{:016x}", self.run_seed),
             "fault": self.fault,
             "layout": self.layout,
+            "sync": self.sync,
             "hold_s": self.hold,
             "target": self.target,
             "passed": self.passed,
@@ -1194,6 +1381,13 @@ impl RunRecord {
             "missing": self.missing,
             "missing_split_brain": self.missing_split_brain,
             "missing_async": self.missing_async,
+            "acked_degraded": self.acked_degraded,
+            "missing_degraded": self.missing_degraded,
+            "degraded_detail": self.degraded_detail,
+            "lost_detail": self.lost_detail,
+            "synchronous_degraded": self.sync_degraded,
+            "failover_blocked": self.failover_blocked,
+            "synchronous_setting_failed": self.sync_setting_failed,
             "acked_during_split": self.acked_during_split,
             "failovers": self.failovers,
             "fences": self.fences,
@@ -1247,6 +1441,27 @@ impl RunRecord {
             self.final_primary.as_deref().unwrap_or("-"),
             if self.writable_at_end.is_empty() { "none".to_string() } else { self.writable_at_end.join(",") },
         );
+        if self.sync != "off" && !self.sync.is_empty() {
+            let _ = write!(
+                line,
+                " | sync {}: acked while degraded {}, lost of those {}",
+                self.sync,
+                self.acked_degraded,
+                opt(self.missing_degraded)
+            );
+            if !self.degraded_detail.is_empty() {
+                let _ = write!(line, " ({})", self.degraded_detail.join("; "));
+            }
+            for (alert, who) in [
+                ("synchronous_degraded", &self.sync_degraded),
+                ("failover_blocked", &self.failover_blocked),
+                ("synchronous_setting_failed", &self.sync_setting_failed),
+            ] {
+                if !who.is_empty() {
+                    let _ = write!(line, ", {alert}: {}", who.join(","));
+                }
+            }
+        }
         if !self.supervisor_restarts.is_empty() {
             let at: Vec<String> = self.supervisor_restarts.iter().map(|t| format!("+{t:.1}s")).collect();
             let _ = write!(line, " | supervisor restarted pg1 at {}", at.join(","));
@@ -1563,6 +1778,7 @@ pub async fn run_one(
     layout: Layout,
     profile: &Map<String, Value>,
     converge_deadline: Duration,
+    sync: SyncMode,
 ) -> RunRecord {
     let started = Instant::now();
     let mut rec = RunRecord {
@@ -1576,9 +1792,10 @@ pub async fn run_one(
             _ => None,
         },
         layout: layout.name().to_string(),
+        sync: sync.name().to_string(),
         ..RunRecord::default()
     };
-    if let Err(e) = run_inner(plan, layout, profile, converge_deadline, &mut rec).await {
+    if let Err(e) = run_inner(plan, layout, profile, converge_deadline, sync, &mut rec).await {
         rec.error = Some(format!("{e:#}"));
         rec.passed = false;
     }
@@ -1591,14 +1808,18 @@ async fn run_inner(
     layout: Layout,
     profile: &Map<String, Value>,
     converge_deadline: Duration,
+    sync: SyncMode,
     rec: &mut RunRecord,
 ) -> Result<()> {
-    let mut lab = ChaosLab::start(profile, plan.garbage_seed, layout).await?;
+    let mut lab = ChaosLab::start(profile, plan.garbage_seed, layout, sync).await?;
     if let Err(e) = lab.wait_healthy().await {
         rec.diagnostics = lab.diagnostics();
+        // A lab that never became healthy is kept too: its daemons' whole logs say why.
+        rec.error = Some(format!("{e:#}"));
+        lab.keep_logs(plan.index, rec);
         return Err(e);
     }
-    let recorder = Recorder::start(&lab.cluster);
+    let recorder = Recorder::start(&lab.cluster, sync != SyncMode::Off);
     // A baseline of acknowledged writes (about a second's worth) before the fault, so that
     // writes in flight at the fault have predecessors to be checked against.
     wait_for(
@@ -1657,7 +1878,14 @@ async fn run_inner(
     judge(&lab, plan, fault_at, master.ok(), &acks, &samples, rec).await;
     if !rec.passed {
         rec.diagnostics = lab.diagnostics();
-        lab.keep_logs(plan.index);
+        if sync != SyncMode::Off {
+            let _ = writeln!(
+                rec.diagnostics,
+                "  pg1's synchronous_standby_names now: {:?}",
+                lab.primary_sync_names().await
+            );
+        }
+        lab.keep_logs(plan.index, rec);
     }
     Ok(())
 }
@@ -1684,6 +1912,14 @@ async fn judge(
         .filter(|d| d.log().contains("yielded to the next candidate"))
         .map(|d| d.name.clone())
         .collect();
+    if lab.sync != SyncMode::Off {
+        let degraded: Vec<&Ack> = acks.iter().filter(|a| a.sync == Some(false)).collect();
+        rec.acked_degraded = degraded.len();
+        rec.degraded_detail = by_node(&degraded, fault_at);
+        rec.sync_degraded = lab.raised("synchronous_degraded");
+        rec.failover_blocked = lab.raised("failover_blocked");
+        rec.sync_setting_failed = lab.raised("synchronous_setting_failed");
+    }
     if let Some(first) = acks
         .iter()
         .filter(|a| a.node != 0 && a.at >= fault_at)
@@ -1721,6 +1957,15 @@ async fn judge(
             Ok(present) => {
                 let missing: Vec<&Ack> = acks.iter().filter(|a| !present.contains(&a.id)).collect();
                 let split_lost = missing.iter().filter(|a| during_split(a)).count();
+                if lab.sync != SyncMode::Off {
+                    rec.missing_degraded = Some(
+                        missing
+                            .iter()
+                            .filter(|a| !during_split(a) && a.sync == Some(false))
+                            .count(),
+                    );
+                }
+                rec.lost_detail = lost_detail(&missing, fault_at, &during_split);
                 rec.missing = Some(missing.len());
                 rec.missing_split_brain = Some(split_lost);
                 rec.missing_async = Some(missing.len() - split_lost);
@@ -1743,12 +1988,29 @@ async fn judge(
         ));
     }
     if let Some(n) = rec.missing_async.filter(|n| *n > 0) {
-        if plan.fault.failover_allowed() {
-            rec.notes.push(format!(
+        // Writes acknowledged while the setting was empty (`on` fell back to asynchronous).
+        let degraded = rec.missing_degraded.unwrap_or(0);
+        match lab.sync {
+            _ if !plan.fault.failover_allowed() => failures.push(format!("{n} acknowledged writes lost")),
+            SyncMode::Off => rec.notes.push(format!(
                 "{n} writes acknowledged by the old primary before a new primary was writable were lost (asynchronous replication)"
-            ));
-        } else {
-            failures.push(format!("{n} acknowledged writes lost"));
+            )),
+            SyncMode::On => {
+                if degraded > 0 {
+                    rec.notes.push(format!(
+                        "{degraded} writes acknowledged while synchronous_standby_names was empty (synchronous_mode on fell back to asynchronous) were lost"
+                    ));
+                }
+                if n > degraded {
+                    failures.push(format!(
+                        "{} writes acknowledged with synchronous replication in effect were lost (synchronous_mode on)",
+                        n - degraded
+                    ));
+                }
+            }
+            SyncMode::Strict => failures.push(format!(
+                "{n} acknowledged writes lost (synchronous_mode strict: none may be)"
+            )),
         }
     }
     // One fault, one promotion: a second node promoted means the first one's writes since
@@ -1799,6 +2061,52 @@ async fn judge(
     rec.failures = failures;
 }
 
+/// The lost writes grouped by the node that acknowledged them, whether that was after another
+/// node had become writable, and the setting around the commit: one line per group, with the
+/// ids and the times after the fault.
+fn lost_detail(missing: &[&Ack], fault_at: f64, during_split: &dyn Fn(&Ack) -> bool) -> Vec<String> {
+    let mut groups: BTreeMap<(usize, bool, Option<bool>), Vec<&Ack>> = BTreeMap::new();
+    for a in missing {
+        groups.entry((a.node, during_split(a), a.sync)).or_default().push(a);
+    }
+    groups
+        .into_iter()
+        .map(|((node, split, sync), acks)| {
+            let ids = |f: fn(&&Ack) -> i64| acks.iter().map(f);
+            let (lo, hi) = (ids(|a| a.id).min().unwrap_or(0), ids(|a| a.id).max().unwrap_or(0));
+            let first = acks.iter().map(|a| a.at).fold(f64::INFINITY, f64::min) - fault_at;
+            let last = acks.iter().map(|a| a.at).fold(f64::NEG_INFINITY, f64::max) - fault_at;
+            format!(
+                "{} writes acknowledged by {} ({}), ids {lo}..{hi}, {first:+.2}..{last:+.2} s after the fault, synchronous_standby_names {}",
+                acks.len(),
+                NODES[node],
+                if split { "after another node became writable" } else { "no other node writable" },
+                match sync {
+                    None => "not read",
+                    Some(true) => "set before and after",
+                    Some(false) => "empty before or after",
+                }
+            )
+        })
+        .collect()
+}
+
+/// Writes per node that acknowledged them: count, ids and times after the fault.
+fn by_node(acks: &[&Ack], fault_at: f64) -> Vec<String> {
+    let mut groups: BTreeMap<usize, Vec<&Ack>> = BTreeMap::new();
+    for a in acks {
+        groups.entry(a.node).or_default().push(a);
+    }
+    groups
+        .into_iter()
+        .map(|(node, acks)| {
+            let first = acks.iter().map(|a| a.at).fold(f64::INFINITY, f64::min) - fault_at;
+            let last = acks.iter().map(|a| a.at).fold(f64::NEG_INFINITY, f64::max) - fault_at;
+            format!("{} by {} at {first:+.2}..{last:+.2} s", acks.len(), NODES[node])
+        })
+        .collect()
+}
+
 /// The running nodes that are out of recovery.
 async fn writable_nodes(lab: &ChaosLab) -> Vec<String> {
     let mut writable = Vec::new();
@@ -1831,7 +2139,7 @@ pub async fn campaign(opts: &Options, mut on_run: impl FnMut(&RunRecord)) -> Res
     let mut records = Vec::new();
     for index in (0..opts.runs).filter(|i| opts.only.is_none_or(|k| k == i + 1)) {
         let p = plan(opts, index);
-        let rec = run_one(&p, opts.layout, &profile, opts.converge_deadline).await;
+        let rec = run_one(&p, opts.layout, &profile, opts.converge_deadline, opts.sync).await;
         on_run(&rec);
         records.push(rec);
     }
@@ -1962,16 +2270,39 @@ mod tests {
                 id: 1,
                 node: 0,
                 at: 1.0,
+                sync: None,
             },
             Ack {
                 id: 2,
                 node: 1,
                 at: 5.5,
+                sync: None,
             },
         ];
         // pg2's monitor never saw it writable, its write did; pg1 counts from its restart.
         assert_eq!(became_writable(&samples, &acks, &[]), [None, Some(5.5), None]);
         assert_eq!(became_writable(&samples, &acks, &[7.0]), [Some(7.0), Some(5.5), None]);
+    }
+
+    #[test]
+    fn sync_modes_parse_and_lost_writes_are_grouped_by_setting() {
+        for m in [SyncMode::Off, SyncMode::On, SyncMode::Strict] {
+            assert_eq!(SyncMode::parse(m.name()).ok(), Some(m));
+        }
+        assert!(SyncMode::parse("remote_apply").is_err());
+        assert_eq!(Options::default().sync, SyncMode::Off);
+        let ack = |id, at, sync| Ack { id, node: 0, at, sync };
+        let acks = [
+            ack(7, 10.5, Some(true)),
+            ack(8, 10.6, Some(false)),
+            ack(9, 10.7, Some(false)),
+        ];
+        let missing: Vec<&Ack> = acks.iter().collect();
+        let lines = lost_detail(&missing, 10.0, &|_| false);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[1].starts_with("1 writes acknowledged by pg1") && lines[1].contains("set before and after"));
+        assert!(lines[0].contains("ids 8..9") && lines[0].contains("+0.60..+0.70 s") && lines[0].contains("empty"));
+        assert_eq!(by_node(&missing[1..], 10.0), ["2 by pg1 at +0.60..+0.70 s"]);
     }
 
     #[test]

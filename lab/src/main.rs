@@ -103,6 +103,12 @@ struct ChaosArgs {
     /// Run only run K of the campaign (as numbered in its output), to repeat it.
     #[arg(long, value_name = "K")]
     only: Option<usize>,
+    /// Every daemon's `synchronous_mode`: `off` (the key left out), `on` or `strict`. With on
+    /// or strict the run waits for pg1's synchronous_standby_names to list both standbys
+    /// before the fault, and the judge allows no asynchronous loss (with on, only of writes
+    /// acknowledged while the setting was empty).
+    #[arg(long, default_value = "off")]
+    sync: String,
 }
 
 #[derive(Args)]
@@ -166,6 +172,9 @@ struct BenchFailoverArgs {
     /// With --profile: the campaign seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// With --profile: every daemon's `synchronous_mode` (`off`, `on`, `strict`; see `chaos`).
+    #[arg(long, default_value = "off")]
+    sync: String,
 }
 
 #[derive(Args)]
@@ -461,8 +470,9 @@ async fn cmd_bench_failover(args: BenchFailoverArgs) -> Result<()> {
 /// `bench-failover --profile`: runs of one fault on the fenced mesh, reported as the time from
 /// the fault to the first write acknowledged by a new primary, and every failover and fence.
 async fn bench_failover_fenced(args: &BenchFailoverArgs, profile: &str) -> Result<()> {
-    use pglab::chaos::{self, Fault, Profile};
+    use pglab::chaos::{self, Fault, Profile, SyncMode};
     let fault = Fault::parse(&args.fault)?;
+    let sync = SyncMode::parse(&args.sync)?;
     if !(args.hold.is_finite() && args.hold > 0.0) {
         anyhow::bail!("--hold must be a positive number of seconds");
     }
@@ -473,14 +483,16 @@ async fn bench_failover_fenced(args: &BenchFailoverArgs, profile: &str) -> Resul
         faults: vec![fault],
         hold_min: args.hold,
         hold_max: args.hold,
+        sync,
         ..chaos::Options::default()
     };
     let (_, source) = chaos::profile_keys(opts.profile)?;
     eprintln!(
-        "bench-failover: {} runs of {} on the fenced mesh, profile {profile} ({source}), seed {}",
+        "bench-failover: {} runs of {} on the fenced mesh, profile {profile} ({source}), seed {}, synchronous_mode {}",
         opts.runs,
         fault.name(),
-        opts.seed
+        opts.seed,
+        sync.name()
     );
     let records = chaos::campaign(&opts, |rec| {
         println!("{}", rec.line());
@@ -520,8 +532,9 @@ async fn bench_failover_fenced(args: &BenchFailoverArgs, profile: &str) -> Resul
 }
 
 async fn cmd_chaos(args: ChaosArgs) -> Result<()> {
-    use pglab::chaos::{self, Fault, Layout, Profile};
+    use pglab::chaos::{self, Fault, Layout, Profile, SyncMode};
     let profile = Profile::parse(&args.profile)?;
+    let sync = SyncMode::parse(&args.sync)?;
     let layout = Layout::parse(&args.layout)?;
     let faults = match &args.faults {
         Some(list) => Fault::parse_list(list)?,
@@ -546,15 +559,17 @@ async fn cmd_chaos(args: ChaosArgs) -> Result<()> {
         hold_max: args.hold_max,
         converge_deadline: std::time::Duration::from_secs_f64(args.converge_secs),
         only: args.only,
+        sync,
     };
     let (_, source) = chaos::profile_keys(profile)?;
     let names: Vec<&str> = opts.faults.iter().map(|f| f.name()).collect();
     eprintln!(
-        "chaos: {} runs, seed {}, profile {} ({source}), layout {}, faults {}",
+        "chaos: {} runs, seed {}, profile {} ({source}), layout {}, synchronous_mode {}, faults {}",
         opts.runs,
         opts.seed,
         args.profile,
         layout.name(),
+        sync.name(),
         names.join(",")
     );
     let json = args.json;

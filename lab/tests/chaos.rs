@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use pglab::chaos::{self, Fault, Layout, Options, Profile};
+use pglab::chaos::{self, Fault, Layout, Options, Profile, SyncMode};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_campaign_partition_sigstop_blip() {
@@ -23,6 +23,7 @@ async fn short_campaign_partition_sigstop_blip() {
         hold_max: 16.0,
         converge_deadline: Duration::from_secs(20),
         only: None,
+        sync: SyncMode::Off,
     };
     let mut seen = Vec::new();
     let records = chaos::campaign(&opts, |r| {
@@ -103,6 +104,7 @@ async fn a_frozen_standby_or_observer_never_fails_over() {
         hold_max: 10.0,
         converge_deadline: Duration::from_secs(20),
         only: None,
+        sync: SyncMode::Off,
     };
     let records = chaos::campaign(&opts, |r| eprintln!("{}", r.line()))
         .await
@@ -140,6 +142,7 @@ async fn one_authority_neither_fences_nor_fails_over_without_a_majority() {
             hold_max: 12.0,
             converge_deadline: Duration::from_secs(20),
             only: None,
+            sync: SyncMode::Off,
         };
         let records = chaos::campaign(&opts, |r| eprintln!("{}", r.line()))
             .await
