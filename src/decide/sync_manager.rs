@@ -59,9 +59,11 @@ pub struct Probe {
 }
 
 /// How long a value asked for may take to show in our polls before it is asked again (and
-/// `synchronous_setting_failed` raised): the statement's own deadline and two polls.
+/// `synchronous_setting_failed` raised): the statement's own deadline and two polls, and at
+/// least 10 s (a loaded server can take that long on the fast profile, and the alert is not
+/// a race).
 pub fn retry_after(config: &Config) -> f64 {
-    3.0 * config.db_poll_timeout + 2.0 * config.db_poll_interval
+    (3.0 * config.db_poll_timeout + 2.0 * config.db_poll_interval).max(10.0)
 }
 
 /// With `synchronous_mode` on or strict: the `synchronous_standby_names` our node is given
