@@ -435,12 +435,7 @@ impl Loop {
         let config = self.node.config();
         let before = crate::decide::sync_manager::before_promotion(config).and_then(|value| {
             let conninfo = config.own_db.as_ref().and_then(|o| config.remote_conns.get(o))?.clone();
-            let required = config.synchronous_mode == crate::config::SynchronousMode::Strict;
-            Some(crate::act::sync::BeforePromotion {
-                conninfo,
-                value,
-                required,
-            })
+            Some(crate::act::sync::BeforePromotion { conninfo, value })
         });
         self.spawn_reported("failover_command", cmd, env, id, done, before);
     }

@@ -1071,8 +1071,8 @@ impl<'a> World<'a> {
             self.at(t, done(false));
             return;
         }
-        // act::sync::BeforePromotion: the standby gets its synchronous_standby_names first;
-        // strict does not promote a node it could not set them on
+        // act::sync::BeforePromotion (strict): the standby gets its synchronous_standby_names
+        // first, and is not promoted if they cannot be set
         let config = self.daemons[d].config().clone();
         if let Some(value) = pglookout::decide::sync_manager::before_promotion(&config) {
             if self.cluster.nodes[d].proc == Proc::Running {
@@ -1080,7 +1080,7 @@ impl<'a> World<'a> {
                 self.note(format!(
                     "pg{d}: synchronous_standby_names = {value:?} before its promotion"
                 ));
-            } else if config.synchronous_mode == pglookout::config::SynchronousMode::Strict {
+            } else {
                 self.at(now + 50 * MS, done(false));
                 return;
             }

@@ -5,8 +5,8 @@
 use pglookout_sim::replay;
 
 /// A primary killed with every standby reachable: the failover goes ahead, the new primary
-/// has its names before it is promoted (with on and K = 2, one standby left, its daemon then
-/// empties them: degraded), and nothing acknowledged synchronously is lost.
+/// has its names before it is promoted with strict (with on and K = 2, one standby left, its
+/// daemon empties them: degraded), and nothing acknowledged synchronously is lost.
 #[test]
 fn a_killed_primary_loses_no_synchronously_acknowledged_write() {
     for mode in ["on:1", "on:2", "strict:1", "strict:2"] {
@@ -18,16 +18,21 @@ fn a_killed_primary_loses_no_synchronously_acknowledged_write() {
         assert_eq!(o.promotions, 1, "{text}");
         let ((acked_sync, _), lost_sync, judged) = o.sync.expect("ends with a primary");
         assert!(judged && acked_sync > 100 && lost_sync == 0, "{text}: {:?}", o.sync);
-        // the new primary is given its names before the promotion; with on and K = 2 one
-        // standby is left streaming: degraded, its daemon empties them; strict never does
+        // strict gives the new primary its names before the promotion, never empties them,
+        // and with K = 2 and one standby left keeps them; on starts it asynchronous, and with
+        // K = 2 and one standby left it stays so (degraded)
         let before = o.trace.iter().any(|l| l.contains("before its promotion"));
         let emptied = o.trace.iter().any(|l| l.contains("synchronous_standby_names = \"\""));
-        assert!(before, "{text}");
-        if mode.starts_with("strict") {
-            assert!(!emptied, "strict never empties them: {text}");
-        } else if mode == "on:2" {
-            assert!(emptied, "{text}");
-        }
+        let set_after = o
+            .trace
+            .iter()
+            .any(|l| l.contains("synchronous_standby_names = \"ANY") && !l.contains("before its promotion"));
+        assert_eq!(before, mode.starts_with("strict"), "{text}");
+        assert!(
+            !(mode.starts_with("strict") && emptied),
+            "strict never empties them: {text}"
+        );
+        assert_eq!(set_after, mode.ends_with(":1"), "{text}");
     }
 }
 

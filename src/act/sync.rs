@@ -47,32 +47,25 @@ pub async fn set(conninfo: &ConnInfo, value: Option<&str>, deadline: Duration) -
     }
 }
 
-/// The setting our standby is given before its promotion (see
-/// `decide::sync_manager::before_promotion`), and whether the promotion must not go on
-/// without it (`strict`).
+/// The setting our standby is given before its promotion with `synchronous_mode` strict (see
+/// `decide::sync_manager::before_promotion`): the promotion does not go on without it.
 pub struct BeforePromotion {
     pub conninfo: ConnInfo,
     pub value: String,
-    pub required: bool,
 }
 
 impl BeforePromotion {
-    /// Sets it; `Err` when the promotion must not go on.
+    /// Sets it; `Err`: the promotion must not go on.
     pub async fn run(&self, deadline: Duration) -> Result<(), String> {
         match set(&self.conninfo, Some(&self.value), deadline).await {
             Ok(()) => {
                 tracing::info!(target: "pglookout", "synchronous_standby_names set to {:?} before the promotion", self.value);
                 Ok(())
             }
-            Err(e) if self.required => {
+            Err(e) => {
                 tracing::error!(target: "pglookout",
                     "cannot set synchronous_standby_names before the promotion ({e}): synchronous_mode strict does not promote a node that would acknowledge writes with no standby");
                 Err(e)
-            }
-            Err(e) => {
-                tracing::warn!(target: "pglookout",
-                    "cannot set synchronous_standby_names before the promotion ({e}): the new primary acknowledges writes asynchronously until its daemon sets it");
-                Ok(())
             }
         }
     }

@@ -4014,7 +4014,7 @@ fn the_primarys_daemon_keeps_synchronous_standby_names() {
 }
 
 /// Before its promotion a standby gets `ANY k` of every other node, so that it acknowledges
-/// no write without a standby from its first one; nothing with `off`.
+/// no write without a standby from its first one (strict); nothing with `off` or `on`.
 #[test]
 fn a_standby_is_made_synchronous_before_its_promotion() {
     let mut s = Sim::new();
@@ -4022,6 +4022,8 @@ fn a_standby_is_made_synchronous_before_its_promotion() {
         .set("pg2", N::standby("1/0", 0.0))
         .set("pg3", N::standby("1/0", 0.0))
         .own("pg2");
+    assert_eq!(crate::decide::sync_manager::before_promotion(&s.config()), None);
+    s.conf("synchronous_mode", json!("on"));
     assert_eq!(crate::decide::sync_manager::before_promotion(&s.config()), None);
     s.conf("synchronous_mode", json!("strict"))
         .conf("synchronous_node_count", json!(2));
