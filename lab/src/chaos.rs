@@ -535,17 +535,8 @@ impl ChaosLab {
             .await?;
         if sync != SyncMode::Off {
             // The primary's daemon sets `synchronous_standby_names` with ALTER SYSTEM through
-            // its monitoring role (its `remote_conns` entry): the least privilege from 15 on,
-            // superuser before (src/act/sync.rs). Granted on pg1, replicated to the standbys.
-            let grant = if cluster.env().major >= 15 {
-                format!(
-                    "GRANT ALTER SYSTEM ON PARAMETER synchronous_standby_names TO {MONITOR_USER}; \
-                     GRANT EXECUTE ON FUNCTION pg_catalog.pg_reload_conf() TO {MONITOR_USER}"
-                )
-            } else {
-                format!("ALTER ROLE {MONITOR_USER} SUPERUSER")
-            };
-            cluster.sql_batch(PRIMARY, &grant).await?;
+            // its monitoring role (its `remote_conns` entry; src/act/sync.rs).
+            cluster.grant_sync_privileges(PRIMARY).await?;
         }
         let garbage = GarbageServer::start(garbage_seed).await?;
         let total = NODES.len() + layout.observers().len();

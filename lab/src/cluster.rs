@@ -457,6 +457,21 @@ impl Cluster {
             .with_context(|| format!("{name}: {query}"))
     }
 
+    /// Lets the monitoring role set `synchronous_standby_names` (docs/operations.md): from
+    /// PostgreSQL 15 the two grants the docs name, superuser before. Run on `name`, the
+    /// primary: the grants replicate to its standbys.
+    pub async fn grant_sync_privileges(&self, name: &str) -> Result<()> {
+        let statements = if self.env().major >= 15 {
+            format!(
+                "GRANT ALTER SYSTEM ON PARAMETER synchronous_standby_names TO {MONITOR_USER}; \
+                 GRANT EXECUTE ON FUNCTION pg_catalog.pg_reload_conf() TO {MONITOR_USER}"
+            )
+        } else {
+            format!("ALTER ROLE {MONITOR_USER} SUPERUSER")
+        };
+        self.sql_batch(name, &statements).await
+    }
+
     /// Run several `;`-separated statements (simple protocol) as the superuser.
     pub async fn sql_batch(&self, name: &str, statements: &str) -> Result<()> {
         let node = self.node(name);

@@ -189,19 +189,9 @@ fn sync_config(cluster: &Cluster, own_db: &str, observers: Value, mode: &str) ->
     c
 }
 
-/// What the monitoring role needs to set `synchronous_standby_names` (docs/operations.md): from
-/// PostgreSQL 15 the two grants the docs name, before that superuser.
+/// What the monitoring role needs to set `synchronous_standby_names` (docs/operations.md).
 async fn grant_sync_privileges(cluster: &Cluster) {
-    let user = pglab::cluster::MONITOR_USER;
-    let statements = if cluster.env().major >= 15 {
-        format!(
-            "GRANT ALTER SYSTEM ON PARAMETER synchronous_standby_names TO {user}; \
-             GRANT EXECUTE ON FUNCTION pg_catalog.pg_reload_conf() TO {user}"
-        )
-    } else {
-        format!("ALTER ROLE {user} SUPERUSER")
-    };
-    cluster.sql_batch("pg1", &statements).await.expect("grant");
+    cluster.grant_sync_privileges("pg1").await.expect("grant");
 }
 
 /// Starts the observer `obs` (first) and the daemons of `nodes` with `synchronous_mode` `mode`,
