@@ -604,7 +604,7 @@ fn parse_stat_cpu(text: &str) -> Option<u64> {
 }
 
 /// (busy, total) ticks of all CPUs from `/proc/stat`.
-pub(crate) fn machine_ticks() -> Option<(u64, u64)> {
+fn machine_ticks() -> Option<(u64, u64)> {
     let text = std::fs::read_to_string("/proc/stat").ok()?;
     let line = text.lines().find(|l| l.starts_with("cpu "))?;
     let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();

@@ -31,7 +31,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use tokio_postgres::NoTls;
 
-use crate::bench::{cpu_model, cpu_ticks, machine_ticks, percentile, shutdown_signal};
+use crate::bench::{cpu_model, cpu_ticks, percentile, shutdown_signal};
 use crate::cluster::{Cluster, ClusterSpec, LOAD_TABLE};
 use crate::process::pids_with_cwd_under;
 use crate::wait::wait_for;
@@ -130,9 +130,11 @@ pub struct Measurement {
     pub p95_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
-    /// Share of all CPUs busy during the window (everything on the machine), 0 to 1.
+    /// Share of all CPUs busy during the window (everything on the machine, interrupts
+    /// included), 0 to 1.
     pub machine_busy: Option<f64>,
-    /// The part of that used by other processes than `pglab` and the cluster's servers.
+    /// The part of that used by processes other than `pglab` and the cluster's servers (their
+    /// user and system time; interrupt time, most of it our own loopback traffic, is left out).
     pub others_busy: Option<f64>,
 }
 
@@ -428,17 +430,14 @@ async fn load(conninfo: &str, root: &Path, setting: Setting, opts: &Options) -> 
         });
     }
     tokio::time::sleep_until(window_start.into()).await;
-    let before = (machine_ticks(), own_ticks(root));
+    let before = (CpuStat::read(), own_ticks(root));
     tokio::time::sleep_until(window_end.into()).await;
-    let after = (machine_ticks(), own_ticks(root));
+    let after = (CpuStat::read(), own_ticks(root));
     let cpu = match (before, after) {
-        ((Some((b0, t0)), own0), (Some((b1, t1)), own1)) if t1 > t0 => {
-            let total = (t1 - t0) as f64;
-            let busy = b1.saturating_sub(b0);
-            Some((
-                busy as f64 / total,
-                busy.saturating_sub(own1.saturating_sub(own0)) as f64 / total,
-            ))
+        ((Some(a), own0), (Some(b), own1)) if b.total > a.total => {
+            let total = (b.total - a.total) as f64;
+            let others = (b.processes - a.processes).saturating_sub(own1.saturating_sub(own0));
+            Some(((b.busy - a.busy) as f64 / total, others as f64 / total))
         }
         _ => None,
     };
@@ -447,6 +446,42 @@ async fn load(conninfo: &str, root: &Path, setting: Setting, opts: &Options) -> 
         all.extend(joined.context("a client task panicked")??);
     }
     Ok(Measurement::from_latencies(setting, all, opts.seconds, cpu))
+}
+
+/// All CPUs' ticks from the `cpu` line of `/proc/stat`.
+#[derive(Debug, Clone, Copy)]
+struct CpuStat {
+    /// user + nice + system: time spent in processes.
+    processes: u64,
+    /// Everything but idle and iowait (interrupts and steal too).
+    busy: u64,
+    total: u64,
+}
+
+impl CpuStat {
+    fn read() -> Option<CpuStat> {
+        CpuStat::parse(&std::fs::read_to_string("/proc/stat").ok()?)
+    }
+
+    fn parse(text: &str) -> Option<CpuStat> {
+        let line = text.lines().find(|l| l.starts_with("cpu "))?;
+        // user nice system idle iowait irq softirq steal (guest time is within user)
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .map(|x| x.parse().ok())
+            .collect::<Option<_>>()?;
+        if v.len() < 5 {
+            return None;
+        }
+        let total: u64 = v.iter().sum();
+        Some(CpuStat {
+            processes: v[0] + v[1] + v[2],
+            busy: total - v[3] - v[4],
+            total,
+        })
+    }
 }
 
 /// CPU ticks used so far by `pglab` and every process running under the cluster's directory
@@ -553,6 +588,13 @@ mod tests {
             quote_literal(&Setting::RemoteApply.standby_names(&names)),
             r#"'ANY 1 ("pg2", "pg3")'"#
         );
+    }
+
+    #[test]
+    fn cpu_stat_splits_process_time_from_interrupts() {
+        let stat = "cpu  100 2 30 500 7 1 9 0 0 0\ncpu0 50 1 15 250 3 0 4 0 0 0\n";
+        let c = CpuStat::parse(stat).expect("parses");
+        assert_eq!((c.processes, c.busy, c.total), (132, 142, 649));
     }
 
     #[test]
