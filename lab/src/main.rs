@@ -210,6 +210,10 @@ struct BenchSyncArgs {
     /// Extra postgresql.conf line for every node (repeatable), e.g. --conf "fsync = on".
     #[arg(long = "conf", value_name = "LINE")]
     extra_conf: Vec<String>,
+    /// Discard and repeat a run in which processes other than pglab and its servers used more
+    /// than this percentage of the CPU during a measurement (for a shared machine).
+    #[arg(long, value_name = "PERCENT")]
+    max_others: Option<f64>,
     /// Print the measurements as JSON on stdout (the human lines go to stderr).
     #[arg(long)]
     json: bool,
@@ -248,6 +252,7 @@ fn main() -> ExitCode {
                     warmup: a.warmup,
                     runs: a.runs,
                     extra_conf: a.extra_conf,
+                    max_others: a.max_others,
                     json: a.json,
                 })
                 .await

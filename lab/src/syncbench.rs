@@ -45,6 +45,8 @@ const COMMIT_DEADLINE: Duration = Duration::from_secs(30);
 const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
 /// The lab's `max_connections` is 100; leave room for its own sessions and the reserved slots.
 const MAX_CLIENTS: usize = 80;
+/// With `max_others`: give up after this many discarded runs.
+const MAX_DISCARDED: usize = 20;
 
 /// What to run (the `pglab bench-sync` flags).
 #[derive(Debug, Clone)]
@@ -59,6 +61,9 @@ pub struct Options {
     pub runs: usize,
     /// Extra postgresql.conf lines for every node (e.g. `fsync = on`).
     pub extra_conf: Vec<String>,
+    /// Repeat a run in which processes other than `pglab` and the servers used more than this
+    /// share of the CPU (percent) during a window.
+    pub max_others: Option<f64>,
     /// Print the results as one JSON document on stdout (the human lines go to stderr).
     pub json: bool,
 }
@@ -206,7 +211,9 @@ pub async fn run(opts: Options) -> Result<()> {
         cpu_model().unwrap_or_else(|| "unknown CPU".into()),
     ));
     let mut runs = Vec::with_capacity(opts.runs);
-    for run in 0..opts.runs {
+    let mut discarded = 0;
+    while runs.len() < opts.runs {
+        let run = runs.len();
         let measured = tokio::select! {
             r = one_run(&opts, run, &log) => r.with_context(|| format!("run {}", run + 1))?,
             r = shutdown_signal() => {
@@ -214,9 +221,29 @@ pub async fn run(opts: Options) -> Result<()> {
                 bail!("interrupted");
             }
         };
+        if let Some(limit) = opts.max_others {
+            let worst = measured.iter().filter_map(|m| m.others_busy).fold(0.0, f64::max);
+            if worst * 100.0 > limit {
+                discarded += 1;
+                log(format!(
+                    "run {} discarded: other processes used {:.0} % of the CPU in a window (limit {limit} %)",
+                    run + 1,
+                    worst * 100.0
+                ));
+                if discarded >= MAX_DISCARDED {
+                    bail!("{discarded} runs discarded: the machine is not quiet enough for --max-others {limit}");
+                }
+                continue;
+            }
+        }
         runs.push(measured);
     }
-    let table = summary_table(&runs);
+    let mut table = summary_table(&runs);
+    if let Some(limit) = opts.max_others {
+        table.push_str(&format!(
+            "\n{discarded} runs discarded and repeated (other processes above {limit} % of the CPU)\n"
+        ));
+    }
     if opts.json {
         eprint!("{table}");
         let doc = json!({
@@ -224,6 +251,8 @@ pub async fn run(opts: Options) -> Result<()> {
             "seconds": opts.seconds,
             "warmup": opts.warmup,
             "extra_conf": opts.extra_conf,
+            "max_others_percent": opts.max_others,
+            "discarded_runs": discarded,
             "runs": runs
                 .iter()
                 .map(|r| r.iter().map(Measurement::to_json).collect::<Vec<_>>())
@@ -249,6 +278,9 @@ fn validate(opts: &Options) -> Result<()> {
     }
     if !(opts.warmup.is_finite() && opts.warmup >= 0.0) {
         bail!("--warmup must be a non-negative number of seconds");
+    }
+    if opts.max_others.is_some_and(|p| !(p.is_finite() && p >= 0.0)) {
+        bail!("--max-others must be a non-negative percentage");
     }
     if opts.runs == 0 {
         bail!("--runs must be at least 1");
