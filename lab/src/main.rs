@@ -210,8 +210,10 @@ struct BenchSyncArgs {
     /// Extra postgresql.conf line for every node (repeatable), e.g. --conf "fsync = on".
     #[arg(long = "conf", value_name = "LINE")]
     extra_conf: Vec<String>,
-    /// Discard and repeat a run in which processes other than pglab and its servers used more
-    /// than this percentage of the CPU during a measurement (for a shared machine).
+    /// For a shared machine: start each run only once the whole machine has been less busy than
+    /// this percentage of its CPUs for 10 s (waiting up to an hour), and discard and repeat a
+    /// run in which processes other than pglab and its servers used more than this during a
+    /// measurement.
     #[arg(long, value_name = "PERCENT")]
     max_others: Option<f64>,
     /// Print the measurements as JSON on stdout (the human lines go to stderr).

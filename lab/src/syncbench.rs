@@ -47,6 +47,10 @@ const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
 const MAX_CLIENTS: usize = 80;
 /// With `max_others`: give up after this many discarded runs.
 const MAX_DISCARDED: usize = 20;
+/// With `max_others`: a run starts once the machine was that quiet for this long...
+const QUIET_SPAN: Duration = Duration::from_secs(10);
+/// ... within this deadline.
+const QUIET_DEADLINE: Duration = Duration::from_secs(3600);
 
 /// What to run (the `pglab bench-sync` flags).
 #[derive(Debug, Clone)]
@@ -61,8 +65,9 @@ pub struct Options {
     pub runs: usize,
     /// Extra postgresql.conf lines for every node (e.g. `fsync = on`).
     pub extra_conf: Vec<String>,
-    /// Repeat a run in which processes other than `pglab` and the servers used more than this
-    /// share of the CPU (percent) during a window.
+    /// For a shared machine: start each run only once the machine has been less busy than this
+    /// (percent of all CPUs) for 10 s, and repeat a run in which processes other than `pglab`
+    /// and the servers used more than this during a window.
     pub max_others: Option<f64>,
     /// Print the results as one JSON document on stdout (the human lines go to stderr).
     pub json: bool,
@@ -215,7 +220,12 @@ pub async fn run(opts: Options) -> Result<()> {
     while runs.len() < opts.runs {
         let run = runs.len();
         let measured = tokio::select! {
-            r = one_run(&opts, run, &log) => r.with_context(|| format!("run {}", run + 1))?,
+            r = async {
+                if let Some(limit) = opts.max_others {
+                    wait_quiet(limit, &log).await?;
+                }
+                one_run(&opts, run, &log).await
+            } => r.with_context(|| format!("run {}", run + 1))?,
             r = shutdown_signal() => {
                 r?;
                 bail!("interrupted");
@@ -284,6 +294,34 @@ fn validate(opts: &Options) -> Result<()> {
     }
     if opts.runs == 0 {
         bail!("--runs must be at least 1");
+    }
+    Ok(())
+}
+
+/// Waits (an hour at most) until the whole machine has been less than `limit` % busy over
+/// [`QUIET_SPAN`]: on a shared machine, a run starts only when the machine is ours.
+async fn wait_quiet(limit: f64, log: &impl Fn(String)) -> Result<()> {
+    let t = Instant::now();
+    let last = std::cell::Cell::new(f64::NAN);
+    wait_for(
+        &format!("the machine to be under {limit} % busy for {QUIET_SPAN:?}"),
+        QUIET_DEADLINE,
+        || async {
+            let a = CpuStat::read().context("reading /proc/stat")?;
+            tokio::time::sleep(QUIET_SPAN).await;
+            let b = CpuStat::read().context("reading /proc/stat")?;
+            let busy = 100.0 * (b.busy - a.busy) as f64 / (b.total - a.total).max(1) as f64;
+            last.set(busy);
+            Ok(busy < limit)
+        },
+    )
+    .await
+    .with_context(|| format!("last seen {:.0} % busy", last.get()))?;
+    if t.elapsed() > QUIET_SPAN + Duration::from_secs(1) {
+        log(format!(
+            "waited {:.0} s for the machine to be quiet",
+            t.elapsed().as_secs_f64()
+        ));
     }
     Ok(())
 }
