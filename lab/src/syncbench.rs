@@ -1,7 +1,7 @@
 //! `pglab bench-sync`: what synchronous replication costs the primary's commits (issue 21,
 //! item 6). A benchmark, not a test: it prints numbers, and fails only when the setup fails (the
 //! cluster, a setting that does not take effect within its deadline, a commit that does not
-//! return, a standby that stopped streaming during a measurement).
+//! return, a standby no longer streaming after a measurement).
 //!
 //! Each run starts a fresh lab cluster: a primary `pg1` and two streaming standbys whose
 //! `application_name` is their node name (as [`Cluster::replication_conninfo`] sets it in their
@@ -363,7 +363,8 @@ async fn one_run(opts: &Options, run: usize, log: &impl Fn(String)) -> Result<Ve
         let m = load(&conninfo, cluster.dir(), setting, opts)
             .await
             .with_context(|| format!("measuring setting {}", setting.name()))?;
-        // still what was measured: no standby dropped out during the window
+        // still the setting measured: both standbys stream, in the expected state, at the end
+        // (checked once after the window, not throughout)
         let seen = replication_view(&cluster).await?;
         if let Err(e) = expect(setting, &standbys, &seen) {
             bail!("after measuring setting {}: {e}", setting.name());
