@@ -203,7 +203,7 @@ fn observer_config(cluster: &Cluster, opts: &Options) -> Value {
 }
 
 /// Until SIGINT or SIGTERM: the cluster and the daemon are then dropped (stopped) by the caller.
-async fn shutdown_signal() -> Result<()> {
+pub(crate) async fn shutdown_signal() -> Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         r = tokio::signal::ctrl_c() => r?,
@@ -300,7 +300,7 @@ impl Freshness {
 }
 
 /// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
 }
@@ -577,7 +577,7 @@ fn count_nodes(d: &Daemon, names: &[String], pred: impl Fn(&Value) -> bool) -> u
 }
 
 /// The first `model name` of `/proc/cpuinfo`.
-fn cpu_model() -> Option<String> {
+pub(crate) fn cpu_model() -> Option<String> {
     let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("model name"))?;
     Some(line.split_once(':')?.1.trim().to_string())
@@ -588,7 +588,7 @@ fn mb(bytes: u64) -> f64 {
 }
 
 /// utime + stime of every thread of `pid`, in ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
+pub(crate) fn cpu_ticks(pid: u32) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     parse_stat_cpu(&text)
 }

@@ -7,6 +7,8 @@
 //!   observer...) on a fleet whose every daemon link goes through its own proxy; judges each run
 //!   for two writable primaries, lost acknowledged writes, needless failovers and convergence.
 //! - [`bench`]: `pglab bench-poll`: one observer polling N nodes; CPU, memory and state freshness.
+//! - [`syncbench`]: `pglab bench-sync`: commit rate and latency on the primary with synchronous
+//!   replication off, on (`ANY 1`) and on with `remote_apply`.
 //! - [`fleet`]: `Fleet`: a cluster with one daemon per node and an observer; the live view and
 //!   the kill-the-primary timeline shared by `pglab up`, `pglab demo` and `pglab bench-failover`.
 //! - [`cluster`]: `Cluster`, `ClusterSpec`, `Node`: owns the temp dir, the servers it starts and
@@ -29,6 +31,7 @@ pub mod fleet;
 pub mod pgdist;
 pub mod process;
 pub mod proxy;
+pub mod syncbench;
 pub mod wait;
 
 pub use cluster::{Cluster, ClusterSpec, Node};

@@ -37,6 +37,10 @@ enum Command {
     /// Benchmark the poller: one observer daemon polling N nodes; prints its CPU, memory and
     /// state freshness (see docs/performance.md). Fails only when the setup fails.
     BenchPoll(BenchPollArgs),
+    /// Commit rate and latency on the primary with synchronous replication off, on (ANY 1 of
+    /// the two standbys) and on with remote_apply (see docs/performance.md). Fails only when
+    /// the setup fails.
+    BenchSync(BenchSyncArgs),
     /// A seeded fault campaign: per run a fresh fleet (every daemon link behind its own proxy),
     /// one fault held for a seeded time, then heal; judges two writable primaries, lost
     /// acknowledged writes, needless failovers or fences, and convergence. Exits non-zero when
@@ -202,6 +206,34 @@ struct BenchPollArgs {
     pglookout_bin: Option<std::path::PathBuf>,
 }
 
+#[derive(Args)]
+struct BenchSyncArgs {
+    /// Concurrent client connections, each committing single-row INSERTs one at a time.
+    #[arg(long, default_value_t = 4)]
+    clients: usize,
+    /// Length of each measurement, seconds (after the warm-up).
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Load before each measurement that is not counted, seconds.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Repetitions, each on a fresh cluster; the report gives the median and the range.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Extra postgresql.conf line for every node (repeatable), e.g. --conf "fsync = on".
+    #[arg(long = "conf", value_name = "LINE")]
+    extra_conf: Vec<String>,
+    /// For a shared machine: start each run only once the whole machine has been less busy than
+    /// this percentage of its CPUs for 10 s (waiting up to an hour), and discard and repeat a
+    /// run in which processes other than pglab and its servers used more than this during a
+    /// measurement.
+    #[arg(long, value_name = "PERCENT")]
+    max_others: Option<f64>,
+    /// Print the measurements as JSON on stdout (the human lines go to stderr).
+    #[arg(long)]
+    json: bool,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(v) = &cli.pg_version {
@@ -228,6 +260,18 @@ fn main() -> ExitCode {
             Command::BenchFailover(args) => cmd_bench_failover(args).await,
             Command::Chaos(args) => cmd_chaos(args).await,
             Command::Sim(args) => cmd_sim(args),
+            Command::BenchSync(a) => {
+                pglab::syncbench::run(pglab::syncbench::Options {
+                    clients: a.clients,
+                    seconds: a.seconds,
+                    warmup: a.warmup,
+                    runs: a.runs,
+                    extra_conf: a.extra_conf,
+                    max_others: a.max_others,
+                    json: a.json,
+                })
+                .await
+            }
             Command::BenchPoll(a) => {
                 pglab::bench::run(pglab::bench::Options {
                     nodes: a.nodes,
