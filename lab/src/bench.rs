@@ -103,12 +103,7 @@ pub async fn run(opts: Options) -> Result<()> {
     .context("starting the lab cluster")?;
     println!(
         "cluster: {} started in {:.1} s ({})",
-        cluster
-            .nodes()
-            .iter()
-            .map(|n| format!("{}:{}", n.name, n.port))
-            .collect::<Vec<_>>()
-            .join(" "),
+        cluster.ports(),
         t.elapsed().as_secs_f64(),
         cluster.dir().display()
     );

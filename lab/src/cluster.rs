@@ -457,6 +457,12 @@ impl Cluster {
             .with_context(|| format!("{name}: {query}"))
     }
 
+    /// The nodes as `name:port`, space-separated (for the benchmarks' start line).
+    pub fn ports(&self) -> String {
+        let nodes: Vec<String> = self.nodes().iter().map(|n| format!("{}:{}", n.name, n.port)).collect();
+        nodes.join(" ")
+    }
+
     /// Lets the monitoring role set `synchronous_standby_names` (docs/operations.md): from
     /// PostgreSQL 15 the two grants the docs name, superuser before. Run on `name`, the
     /// primary: the grants replicate to its standbys.

@@ -343,12 +343,7 @@ async fn one_run(opts: &Options, run: usize, log: &impl Fn(String)) -> Result<Ve
         "run {}/{}: cluster {} started in {:.1} s (PostgreSQL {}, fsync = {fsync}, {})",
         run + 1,
         opts.runs,
-        cluster
-            .nodes()
-            .iter()
-            .map(|n| format!("{}:{}", n.name, n.port))
-            .collect::<Vec<_>>()
-            .join(" "),
+        cluster.ports(),
         t.elapsed().as_secs_f64(),
         cluster.env().version,
         cluster.dir().display(),
