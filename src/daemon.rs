@@ -163,6 +163,9 @@ struct Loop {
     /// that last differed from it (to log changes only).
     listener: (Arc<Config>, Vec<String>),
     counters: Arc<Counters>,
+    /// The `primary_conninfo` our standby had before `decide::receiver` cut it (it may hold
+    /// a password: never logged, never served).
+    receiver_conninfo: Arc<std::sync::Mutex<Option<String>>>,
     /// When `check` last completed, for `/liveness`.
     decided: Arc<clock::Beat>,
     /// Lag over time and the marks, fed here, served by `/series`.
@@ -377,6 +380,7 @@ impl Loop {
             Action::StatsdGauge { name, value } => self.statsd().gauge(name, *value, &[]),
             Action::StatsdCount { name } => self.statsd().count(name, &[]),
             Action::SetSynchronousNames { value, .. } => self.set_synchronous_names(&config, value.clone()),
+            Action::SetWalReceiver { cut, master } => self.set_wal_receiver(&config, *cut, master),
             // the node hands commands over as `Effect::Start`
             Action::RunWarningCommand
             | Action::RunFailoverCommand { .. }
@@ -395,10 +399,74 @@ impl Loop {
         let deadline = Duration::from_secs_f64(config.db_poll_timeout * 2.0);
         supervise::spawn("synchronous-names", self.counters.clone(), async move {
             let shown = value.as_deref().unwrap_or("(the server's own setting)").to_string();
-            match crate::act::sync::set(&conninfo, value.as_deref(), deadline).await {
-                Ok(()) => tracing::info!(target: "pglookout", "synchronous_standby_names: asked for {shown:?}"),
+            match crate::act::sync::set(
+                &conninfo,
+                "synchronous_standby_names",
+                value.as_deref(),
+                false,
+                deadline,
+            )
+            .await
+            {
+                Ok(_) => tracing::info!(target: "pglookout", "synchronous_standby_names: asked for {shown:?}"),
                 Err(e) => tracing::warn!(target: "pglookout",
                     "synchronous_standby_names: cannot set {shown:?} on our node ({}): {e}", conninfo.masked()),
+            }
+        });
+    }
+
+    /// Our standby's `primary_conninfo`, in the background (`decide::receiver`): a cut keeps
+    /// the value it replaces, in this process only, for the give-back; a give-back without one
+    /// (this daemon restarted meanwhile) builds it from `primary_conninfo_template`, as
+    /// autofollow does. The next poll shows whether it took.
+    fn set_wal_receiver(&mut self, config: &Config, cut: bool, master: &str) {
+        let Some(conninfo) = config.own_db.as_ref().and_then(|o| config.remote_conns.get(o)).cloned() else {
+            return;
+        };
+        let saved = self.receiver_conninfo.clone();
+        let value = if cut {
+            String::new()
+        } else {
+            let kept = saved.lock().ok().and_then(|s| s.clone());
+            let built = || {
+                let template = config.primary_conninfo_template.as_ref()?;
+                let master_conn = crate::act::follow::master_conn(config, master, "follow").ok()?;
+                Some(crate::decide::follow::new_primary_conninfo(template, master_conn).render())
+            };
+            match kept.or_else(built) {
+                Some(v) => v,
+                None => {
+                    tracing::error!(target: "pglookout",
+                        "cannot give our standby's primary_conninfo back: the value the cut replaced is not known (this daemon restarted since) and primary_conninfo_template is not set; set primary_conninfo and reload the server");
+                    return;
+                }
+            }
+        };
+        let deadline = Duration::from_secs_f64(config.db_poll_timeout * 2.0);
+        let master = master.to_string();
+        supervise::spawn("wal-receiver", self.counters.clone(), async move {
+            match crate::act::sync::set(&conninfo, "primary_conninfo", Some(&value), cut, deadline).await {
+                Ok(before) if cut => {
+                    tracing::warn!(target: "pglookout",
+                        "our standby stops confirming WAL to {master}, which a strict majority of the voters reports gone: primary_conninfo emptied");
+                    match before.filter(|b| !b.is_empty()) {
+                        Some(b) => {
+                            if let Ok(mut s) = saved.lock() {
+                                *s = Some(b);
+                            }
+                        }
+                        None => tracing::warn!(target: "pglookout",
+                            "our standby's primary_conninfo could not be read before the cut (the role needs pg_read_all_settings) or was empty: it is given back from primary_conninfo_template"),
+                    }
+                }
+                Ok(_) => {
+                    tracing::info!(target: "pglookout", "our standby streams from {master} again: primary_conninfo given back");
+                    if let Ok(mut s) = saved.lock() {
+                        *s = None;
+                    }
+                }
+                Err(e) => tracing::warn!(target: "pglookout",
+                    "cannot {} our standby's primary_conninfo ({}): {e}", if cut { "empty" } else { "give back" }, conninfo.masked()),
             }
         });
     }
@@ -754,6 +822,7 @@ async fn start(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Result<
         maintenance_unknown: None,
         listener: (config, Vec::new()),
         counters: counters.clone(),
+        receiver_conninfo: Arc::default(),
         decided,
         series,
     };

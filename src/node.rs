@@ -149,6 +149,11 @@ pub enum History {
         value: Option<String>,
         reason: String,
     },
+    /// Our standby's daemon cut its WAL receiver from `master` (`cut`) or gave it back.
+    WalReceiver {
+        cut: bool,
+        master: String,
+    },
 }
 
 fn outcome(ok: bool) -> String {
@@ -177,6 +182,7 @@ impl History {
             History::AlertCleared(_) => "alert_cleared",
             History::ConfigReloaded { .. } => "config_reloaded",
             History::SynchronousNamesAsked { .. } => "synchronous_standby_names",
+            History::WalReceiver { .. } => "wal_receiver",
         }
     }
 
@@ -208,6 +214,10 @@ impl History {
                 Some(v) => format!("set to {v:?} ({reason})"),
                 None => format!("reset to the server's setting ({reason})"),
             },
+            History::WalReceiver { cut: true, master } => {
+                format!("primary_conninfo emptied: a strict majority of the voters reports {master} gone (synchronous_mode)")
+            }
+            History::WalReceiver { cut: false, master } => format!("primary_conninfo given back: {master} is back"),
         }
     }
 
@@ -224,6 +234,7 @@ impl History {
             History::FailoverYieldEnded { master } => (None, master.as_deref()),
             History::MasterChanged { old, new, .. } => (old.as_deref(), new.as_deref()),
             History::TimelineSwitch { node, .. } => (None, Some(node)),
+            History::WalReceiver { master, .. } => (Some(master), None),
             _ => (None, None),
         }
     }
@@ -491,6 +502,13 @@ impl Node {
                 out.push(Effect::History(History::SynchronousNamesAsked {
                     value: value.clone(),
                     reason: reason.clone(),
+                }));
+            }
+            Action::SetWalReceiver { cut, master } => {
+                out.push(Effect::Do(action.clone()));
+                out.push(Effect::History(History::WalReceiver {
+                    cut: *cut,
+                    master: master.clone(),
                 }));
             }
             Action::RunWarningCommand => {

@@ -574,6 +574,7 @@ mod tests {
                     },
                 ],
             }),
+            receiver_cut: None,
         });
         let mut standby = primary.clone();
         if let Some(pg) = standby.pg.as_mut() {
@@ -665,6 +666,7 @@ mod tests {
             timeline: None,
             startup_waiting_for_wal: None,
             sync: None,
+            receiver_cut: None,
         });
         snap.nodes.insert("pg2".into(), standby);
         let extra = Extra {

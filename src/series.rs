@@ -467,6 +467,7 @@ mod tests {
             timeline: None,
             startup_waiting_for_wal: None,
             sync: None,
+            receiver_cut: None,
         });
         n
     }

@@ -73,6 +73,11 @@ pub struct PgFields {
     /// (`synchronous_standby_names`, `synchronous_commit`, `pg_stat_replication` in its entry).
     /// `None` on standbys, in the original's documents, and when the probe could not read them.
     pub sync: Option<SyncReplication>,
+    /// Ours, standbys on PostgreSQL 13 and later: `primary_conninfo` is empty and no WAL
+    /// receiver runs, so the node confirms no WAL to any primary and its receive position no
+    /// longer moves (`decide::receiver`). `None` before 13 (a change needs a restart there).
+    /// Served only when true.
+    pub receiver_cut: Option<bool>,
 }
 
 /// What a primary says of its synchronous replication (ours; see [`PgFields::sync`]).
@@ -225,6 +230,9 @@ impl Serialize for NodeState {
             if let Some(w) = pg.startup_waiting_for_wal {
                 m.serialize_entry("startup_waiting_for_wal", &w)?;
             }
+            if pg.receiver_cut == Some(true) {
+                m.serialize_entry("receiver_cut", &true)?;
+            }
             if let Some(sync) = &pg.sync {
                 m.serialize_entry("synchronous_standby_names", &sync.synchronous_standby_names)?;
                 m.serialize_entry("synchronous_commit", &sync.synchronous_commit)?;
@@ -347,6 +355,7 @@ impl NodeState {
                 )?,
                 startup_waiting_for_wal: field(o, "startup_waiting_for_wal", |v| v.as_bool(), "a boolean")?,
                 sync: sync_replication(o)?,
+                receiver_cut: field(o, "receiver_cut", |v| v.as_bool(), "a boolean")?,
             }),
         };
         Ok(NodeState {

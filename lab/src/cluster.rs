@@ -463,13 +463,15 @@ impl Cluster {
         nodes.join(" ")
     }
 
-    /// Lets the monitoring role set `synchronous_standby_names` (docs/operations.md): from
-    /// PostgreSQL 15 the two grants the docs name, superuser before. Run on `name`, the
+    /// Lets the monitoring role set `synchronous_standby_names` and a standby's
+    /// `primary_conninfo` (docs/operations.md): from PostgreSQL 15 the grants the docs name,
+    /// superuser before. Run on `name`, the
     /// primary: the grants replicate to its standbys.
     pub async fn grant_sync_privileges(&self, name: &str) -> Result<()> {
         let statements = if self.env().major >= 15 {
             format!(
-                "GRANT ALTER SYSTEM ON PARAMETER synchronous_standby_names TO {MONITOR_USER}; \
+                "GRANT ALTER SYSTEM ON PARAMETER synchronous_standby_names, primary_conninfo TO {MONITOR_USER}; \
+                 GRANT pg_read_all_settings TO {MONITOR_USER}; \
                  GRANT EXECUTE ON FUNCTION pg_catalog.pg_reload_conf() TO {MONITOR_USER}"
             )
         } else {

@@ -15,7 +15,8 @@
 //!   standby that ran, was not in `never_promote_these_nodes`, and that the promoting daemon
 //!   reached without any link fault for the last 2I + 2P, by more than the WAL written in the
 //!   last 2I + 2P + C (what its polls cannot have seen yet), plus `max_failover_lag_bytes`
-//!   when the schedule prefers a standby (within the cap, priority comes first).
+//!   when the schedule prefers a standby (within the cap, priority comes first). With
+//!   `synchronous_mode` on or strict, only against the standbys the old master last listed.
 //! - **never-promote**, **maintenance**: no failover command on a node listed in
 //!   `never_promote_these_nodes`, or whose maintenance file has existed since before the
 //!   previous check (C + 1 ms).
@@ -84,6 +85,8 @@ struct Node {
     late_until: Us,
     /// The term ([`Checker::terms`]) of the WAL it writes (a primary) or last replayed.
     term: usize,
+    /// The nodes its last `synchronous_standby_names` that listed any listed (bit mask).
+    listed: Option<u64>,
 }
 
 /// A client commit acknowledged (`synchronous_mode` on or strict).
@@ -219,6 +222,7 @@ impl<'a> Checker<'a> {
                 revived: None,
                 late_until: 0,
                 term: 0,
+                listed: None,
             })
             .collect();
         let daemons = configs
@@ -285,6 +289,7 @@ impl<'a> Checker<'a> {
                     overlapped,
                 });
             }
+            Event::Listed { node, listed } => self.nodes[node].listed = Some(listed),
             Event::Replayed { node, lsn } => {
                 // it streams from its upstream, a primary: it is on that primary's WAL now
                 if let Role::Standby { upstream: Some(p) } = self.nodes[node].role {
@@ -469,10 +474,19 @@ impl<'a> Checker<'a> {
             .sum();
         let own = self.nodes[d].lsn;
         let allowance = slack + self.sched.policy.map_or(0, |p| p.cap);
+        // with synchronous_mode on or strict only the standbys the old master last listed may
+        // be promoted (decide::sync): one it did not list may be further along
+        let listed = match (self.sched.sync, old_master) {
+            (SynchronousMode::Off, _) | (_, None) => None,
+            (_, Some(old)) => (0..self.nodes.len())
+                .find(|n| format!("pg{n}") == old)
+                .and_then(|o| self.nodes[o].listed),
+        };
         // reachable: no link fault touched d -> i in the window, read off the schedule (a pure
         // function of its faults, as the world's net computes links; no event needed)
         for (i, other) in self.nodes.iter().enumerate() {
             let eligible = i != d
+                && listed.is_none_or(|m| m >> i & 1 == 1)
                 && matches!(other.role, Role::Standby { .. })
                 && other.proc == Proc::Running
                 && other.proc_since <= from

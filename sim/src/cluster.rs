@@ -208,6 +208,16 @@ impl Cluster {
         node.sync_parsed = pglookout::sync_names::parse(value).ok().flatten();
     }
 
+    /// The nodes node `n`'s `synchronous_standby_names` lists (bit mask), if it lists any.
+    pub fn listed(&self, n: usize) -> Option<u64> {
+        let names = self.nodes[n].sync_parsed.as_ref()?;
+        Some(
+            (0..self.nodes.len())
+                .filter(|s| names.lists(&self.nodes[*s].name))
+                .fold(0u64, |m, s| m | 1 << s),
+        )
+    }
+
     /// Whether node `n` acknowledges commits only once standbys flushed them.
     pub fn synchronous(&self, n: usize) -> bool {
         self.nodes[n].sync_parsed.is_some()
@@ -303,6 +313,8 @@ impl Cluster {
                 // a standby waits for WAL between records; a promotion under way does not
                 startup_waiting_for_wal: Some(matches!(node.role, Role::Standby { .. })),
                 sync: None,
+                // PostgreSQL 13 and later: no primary_conninfo, no WAL receiver
+                receiver_cut: Some(!matches!(node.role, Role::Standby { upstream: Some(_) })),
             }
         } else {
             PgFields {
@@ -316,6 +328,7 @@ impl Cluster {
                 timeline: Some(node.timeline),
                 startup_waiting_for_wal: None,
                 sync: None,
+                receiver_cut: None,
             }
         }
     }

@@ -59,6 +59,9 @@ pub enum Event {
     /// `synchronous`ly (its `synchronous_standby_names` asked for standbys, which flushed it) or
     /// not (an empty setting). The daemons' heartbeats are not client commits: never sent.
     Acked { node: usize, lsn: u64, synchronous: bool },
+    /// Node `node`'s `synchronous_standby_names` now lists the nodes of bit mask `listed`
+    /// (sent for a setting that lists some).
+    Listed { node: usize, listed: u64 },
     /// Standby `node` received and replayed up to `lsn`.
     Replayed { node: usize, lsn: u64 },
     /// `pg_rewind` made `node` a standby of `master` at `lsn`: its own commits are gone.

@@ -39,6 +39,8 @@ fn entry(n: &mut NodeState) -> Option<()> {
         p.db_time = opt_time(p.db_time)?;
         p.pg_last_xact_replay_timestamp = opt_time(p.pg_last_xact_replay_timestamp)?;
         p.replication_time_lag = number(p.replication_time_lag)?;
+        // served only when true
+        p.receiver_cut = p.receiver_cut.filter(|c| *c);
     }
     if let Some(f) = &mut n.failover {
         f.since = time(f.since)?;
@@ -144,6 +146,7 @@ mod tests {
             timeline: (!recovery).then_some(7),
             startup_waiting_for_wal: recovery.then_some(true),
             sync: None,
+            receiver_cut: Some(recovery && lag > 1.0),
         };
         let mut nodes = BTreeMap::new();
         for (i, x) in [

@@ -108,6 +108,12 @@ enum Ev {
         node: usize,
         value: String,
     },
+    /// The daemon's `ALTER SYSTEM SET primary_conninfo` and `pg_reload_conf()` on its standby
+    /// reach the server: `Some(m)`, streams from `m` again; `None`, cut off.
+    SetReceiver {
+        node: usize,
+        upstream: Option<usize>,
+    },
     /// `pg_rewind` from `master` ended; the node starts as its standby.
     RejoinEnd {
         node: usize,
@@ -342,7 +348,8 @@ impl<'a> World<'a> {
             | Ev::FenceAct { node, .. }
             | Ev::FollowEnd { node, .. }
             | Ev::RejoinEnd { node, .. }
-            | Ev::SetSync { node, .. } => Some(*node),
+            | Ev::SetSync { node, .. }
+            | Ev::SetReceiver { node, .. } => Some(*node),
             _ => None,
         }
     }
@@ -369,9 +376,32 @@ impl<'a> World<'a> {
                 if self.cluster.nodes[node].proc == Proc::Running {
                     self.cluster.set_sync_names(node, &value);
                     self.note(format!("pg{node}: synchronous_standby_names = {value:?}"));
+                    if let Some(listed) = self.cluster.listed(node) {
+                        self.violation = self.emit(Event::Listed { node, listed });
+                        if self.violation.is_some() {
+                            return;
+                        }
+                    }
                     self.release(node);
                 } else {
                     self.note(format!("pg{node}: ALTER SYSTEM failed (the node is down)"));
+                }
+            }
+            Ev::SetReceiver { node, upstream } => {
+                let n = &mut self.cluster.nodes[node];
+                if n.proc == Proc::Running && matches!(n.role, Role::Standby { .. }) {
+                    n.role = Role::Standby { upstream };
+                    self.note(format!(
+                        "pg{node}: primary_conninfo {}",
+                        match upstream {
+                            Some(m) => format!("given back: streams from pg{m}"),
+                            None => "emptied: confirms WAL to no primary".to_string(),
+                        }
+                    ));
+                } else {
+                    self.note(format!(
+                        "pg{node}: ALTER SYSTEM SET primary_conninfo failed (not a running standby)"
+                    ));
                 }
             }
             Ev::Resume { host } => {
@@ -966,6 +996,17 @@ impl<'a> World<'a> {
                     let value = value.unwrap_or_default();
                     self.at(t, Ev::SetSync { node: d, value });
                 }
+                Effect::Do(Action::SetWalReceiver { cut, master }) if d < self.cluster.nodes.len() => {
+                    // act::sync on our standby, in the background; the give-back points it at
+                    // the master (from primary_conninfo_template, or the value it had)
+                    let upstream = match other_node(self.cluster.nodes.len(), d, &master) {
+                        Some(m) if !cut => Some(m),
+                        _ if !cut => continue,
+                        _ => None,
+                    };
+                    let t = self.now + self.rand(5 * MS, 100 * MS);
+                    self.at(t, Ev::SetReceiver { node: d, upstream });
+                }
                 Effect::Do(_)
                 | Effect::History(_)
                 | Effect::Ended { .. }
@@ -1353,6 +1394,7 @@ fn foreign_cluster(
                 timeline: None,
                 startup_waiting_for_wal: None,
                 sync: None,
+                receiver_cut: None,
             });
             pg.db_time = Some(wall);
             pg.pg_is_in_recovery = !is_primary;

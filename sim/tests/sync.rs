@@ -61,3 +61,29 @@ fn a_zone_split_without_the_sync_rule_would_lose_writes_and_with_it_does_not() {
     let (_, lost_sync, _) = o.sync.expect("ends with a primary");
     assert_eq!(lost_sync, 0);
 }
+
+/// Found by `authority 19 2000 --sync on` (shrunk): pg0's host freezes, pg4 is promoted, and
+/// when pg0 resumes 50 ms later pg1-pg3 (autofollow off) still streamed from it, so it
+/// acknowledged 4 commits through them before its fence acted. Now each standby's daemon cuts
+/// its WAL receiver once a strict majority of the voters reports pg0 gone, and the failover
+/// counts only standbys cut off (`decide::receiver`): pg0 resumes with no standby to confirm
+/// anything, and nothing acknowledged is lost.
+#[test]
+fn regression_a_frozen_primary_that_resumes_gets_no_confirmation_from_its_standbys() {
+    let text = "fast nodes=5 observers=2 never=- follow=0 intent=chaos end=56.576 policy=4:65536 layout=uneven rules=authority fct=6.000 sync=on:1 | hfreeze:0@11.813+5.756";
+    let o = replay(10_295_150_411_362_597_249, text).expect("schedule");
+    assert_eq!(o.violation, None, "{}", o.trace.join("\n"));
+    assert_eq!(o.promotions, 1, "{}", o.trace.join("\n"));
+    let (_, lost_sync, judged) = o.sync.expect("ends with a primary");
+    assert!(judged);
+    assert_eq!(lost_sync, 0);
+    // every standby cut its receiver before the promotion
+    let promoted = o.trace.iter().position(|l| l.contains("runs failover_command"));
+    let cuts = o
+        .trace
+        .iter()
+        .take(promoted.unwrap_or(0))
+        .filter(|l| l.contains("primary_conninfo emptied"))
+        .count();
+    assert_eq!(cuts, 4, "{}", o.trace.join("\n"));
+}

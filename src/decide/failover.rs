@@ -100,6 +100,9 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
         return end;
     }
     super::sync_manager::manage(view, config, &mut memory.sync, nodes, map.master.as_deref(), out);
+    let master = memory.current_master.clone();
+    let gone = gone_for(view, memory, master.as_deref()).is_some();
+    super::receiver::manage(view, config, &mut memory.receiver, nodes, master.as_deref(), gone, out);
     if let Some(end) = super::rejoin::rejoin(view, config, memory, nodes, &map, out) {
         return end;
     }
@@ -1117,7 +1120,21 @@ fn synchronous_only(view: &View, config: &Config, map: &NodeMap, positions: &mut
         .cloned()
         .collect();
     let reachable: BTreeSet<String> = positions.values().flatten().cloned().collect();
-    let eligible = super::sync::eligible(&seen, &standbys, &reachable)?;
+    // a position counts once final (docs/safety.md): the node is cut off from every primary in
+    // our latest poll, read before the position; before PostgreSQL 13, where that needs a
+    // restart, once reachable
+    let settled: BTreeSet<String> = reachable
+        .iter()
+        .filter(|n| {
+            let pg = view
+                .nodes
+                .get(*n)
+                .and_then(|s| s.pg.as_ref().map(|pg| (s.connection, pg.receiver_cut)));
+            matches!(pg, Some((true, Some(true)) | (_, None)))
+        })
+        .cloned()
+        .collect();
+    let eligible = super::sync::eligible(&seen, &standbys, &settled)?;
     let before = reachable.len();
     positions.retain(|_, at| {
         at.retain(|n| eligible.contains(n));

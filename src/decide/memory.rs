@@ -4,6 +4,7 @@
 //! Imports only [`super::types`], [`super::voters`] and the parts' own memories.
 
 use super::candidacy::Candidacy;
+use super::receiver::ReceiverMemory;
 use super::sync_manager::SyncMemory;
 use super::types::Action;
 use super::types::Alert;
@@ -403,6 +404,8 @@ pub struct Memory {
     pub rejoin: RejoinMemory,
     /// Keeping our primary's synchronous_standby_names (see `sync_manager`).
     pub sync: SyncMemory,
+    /// Our standby's WAL receiver, cut from a primary the voters report gone (see `receiver`).
+    pub receiver: ReceiverMemory,
     /// Actions that came out of a reported result, emitted with the next decision.
     #[serde(skip)]
     pub(super) pending_actions: Vec<Action>,
@@ -434,6 +437,7 @@ impl Memory {
             candidacy: Candidacy::default(),
             rejoin: RejoinMemory::new(),
             sync: SyncMemory::default(),
+            receiver: ReceiverMemory::default(),
             pending_actions: Vec::new(),
         }
     }

@@ -7,8 +7,12 @@
 //! have, which are listed too, so it is on at least k listed standbys as well (which ones may
 //! have changed between two commits: the rule must not depend on the last `sync_state` seen).
 //! So any n-k+1 of the listed standbys hold at least one copy of every acknowledged commit,
-//! and since WAL is one sequence, the furthest along of them holds them all. Fewer than n-k+1
-//! reachable: no standby is known to have them all, and the failover waits.
+//! and since WAL is one sequence, the furthest along of them holds them all, provided their
+//! positions are final: a standby still streaming from an old primary that resumes (a frozen
+//! host) keeps confirming commits that the candidate lacks. So the n-k+1 must have stopped
+//! confirming WAL to it (`decide::receiver` cuts them; PostgreSQL 13 and later), and then no
+//! commit can gather k confirmations any more: at most k-1 listed standbys still stream.
+//! Fewer than n-k+1 cut off: no standby is known to have them all, and the failover waits.
 
 use crate::state::SyncReplication;
 use crate::sync_names::SyncNames;
@@ -20,7 +24,8 @@ use std::collections::BTreeSet;
 /// `seen`: the old primary's synchronous replication as each view that read it last saw it
 /// (our own poll and the voters' reports). `standbys`: the cluster's standbys, by node name,
 /// which is the `application_name` they connect with; reachable or not (`*` lists them all).
-/// `reachable`: those whose position is known now.
+/// `settled`: those whose position is known and final: cut off from every primary
+/// (`PgFields::receiver_cut`) in our latest poll, or, before PostgreSQL 13, reachable.
 ///
 /// One view may be older than the primary's last change (docs/safety.md, "Synchronous
 /// replication"): so the rule takes the union `U` of every view's listed names and of the
@@ -30,7 +35,7 @@ use std::collections::BTreeSet;
 pub fn eligible(
     seen: &[&SyncReplication],
     standbys: &BTreeSet<String>,
-    reachable: &BTreeSet<String>,
+    settled: &BTreeSet<String>,
 ) -> Result<BTreeSet<String>, String> {
     if seen.is_empty() {
         return Err("the old primary's synchronous_standby_names was never read".into());
@@ -76,13 +81,13 @@ pub fn eligible(
     }
     let found: BTreeSet<String> = standbys
         .iter()
-        .filter(|s| union.contains(&s.to_ascii_lowercase()) && reachable.contains(*s))
+        .filter(|s| union.contains(&s.to_ascii_lowercase()) && settled.contains(*s))
         .cloned()
         .collect();
     let needed = n - k + 1;
     if found.len() < needed {
         return Err(format!(
-            "{} of the {n} synchronous standbys are reachable ({}); with {k} acknowledging each commit, {needed} are needed for one of them to have every acknowledged write",
+            "{} of the {n} synchronous standbys are reachable and confirm no WAL to the old primary any more ({}); with {k} acknowledging each commit, {needed} are needed for one of them to have every acknowledged write",
             found.len(),
             found.iter().cloned().collect::<Vec<_>>().join(", ")
         ));

@@ -71,6 +71,7 @@ impl N {
                 timeline: None,
                 startup_waiting_for_wal: None,
                 sync: None,
+                receiver_cut: None,
             }),
             min_replication_time_lag: Some(0.0),
             replication_start_time: None,
@@ -356,6 +357,7 @@ impl Sim {
             Action::StatsdCount { name } => self.counts.push(name),
             Action::SetObserverPolling(on) => self.observer_polling = Some(on),
             Action::SetSynchronousNames { value, .. } => self.sync_asked.push(value),
+            Action::SetWalReceiver { .. } => {}
             other => panic!("the node hands commands over as Effect::Start: {other:?}"),
         }
     }
@@ -4031,4 +4033,81 @@ fn a_standby_is_made_synchronous_before_its_promotion() {
         crate::decide::sync_manager::before_promotion(&s.config()).as_deref(),
         Some("ANY 2 (\"pg1\", \"pg3\")")
     );
+}
+
+/// The hfreeze schedule of `authority 19 --sync on` (sim/tests/sync.rs keeps it whole): a
+/// primary whose host froze resumes after the promotion and acknowledges commits through the
+/// standbys still streaming from it. With synchronous_mode, each standby's daemon cuts its WAL
+/// receiver once a strict majority of the voters reports the primary gone, and the failover
+/// counts a listed standby only once our poll shows it cut (its position final); the receiver
+/// is given back once the primary has been back for a failover timeout.
+#[test]
+fn standbys_stop_confirming_wal_to_a_primary_the_voters_report_gone() {
+    let cut = |mut n: N, c: bool| {
+        n.pg().receiver_cut = Some(c);
+        n
+    };
+    let setup = |pg3_cut: bool| {
+        let mut s = mesh("pg2", &["obs1"]);
+        s.conf("synchronous_mode", json!("on"))
+            .conf("own_application_name", json!("pg2"))
+            .set(
+                "pg1",
+                timeline(N::primary(), 1).sync_names("ANY 1 (pg2, pg3)").conn(false),
+            )
+            .set("pg2", cut(N::standby("1/10", 0.5), false))
+            .set("pg3", cut(N::standby("1/8", 0.5), pg3_cut));
+        for o in ["pg1", "pg3", "obs1"] {
+            sees_pg1(&mut s, o, false);
+        }
+        s
+    };
+    let asked = |s: &Sim, want: bool| {
+        s.decisions
+            .iter()
+            .flat_map(|d| &d.actions)
+            .any(|a| matches!(a, Action::SetWalReceiver { cut, master } if *cut == want && master == "pg1"))
+    };
+    // the voters report pg1 gone: our daemon cuts our receiver at once
+    let mut s = setup(false);
+    s.check();
+    assert!(asked(&s, true), "{}", s.all_reasons());
+    // pg3 still confirms WAL to pg1: no failover, however long
+    assert_eq!(failovers_in(&mut s, 30), 0, "{}", s.all_reasons());
+    assert!(
+        s.all_reasons()
+            .contains("0 of the 2 synchronous standbys are reachable and confirm no WAL"),
+        "{}",
+        s.all_reasons()
+    );
+    // both cut: the furthest of them (us) is promoted
+    let mut s = setup(true);
+    s.set("pg2", cut(N::standby("1/10", 0.5), true));
+    assert_eq!(failovers_in(&mut s, 30), 1, "{}", s.all_reasons());
+    // off: nothing is cut
+    let mut s = setup(false);
+    s.conf("synchronous_mode", json!("off"));
+    run_for(&mut s, 5);
+    assert!(!asked(&s, true), "{}", s.all_reasons());
+    // before PostgreSQL 13 (no receiver_cut read), the rule is the one before: reachable
+    let mut s = setup(false);
+    for n in ["pg2", "pg3"] {
+        s.set(n, N::standby(if n == "pg2" { "1/10" } else { "1/8" }, 0.5));
+    }
+    assert_eq!(failovers_in(&mut s, 30), 1, "{}", s.all_reasons());
+    assert!(!asked(&s, true), "{}", s.all_reasons());
+
+    // pg1 comes back before any promotion: our receiver streams from it again, only after a
+    // failover timeout (12 s here) of it being back
+    let mut s = setup(false);
+    s.check();
+    s.set("pg2", cut(N::standby("1/10", 0.5), true))
+        .set("pg1", timeline(N::primary(), 1).sync_names("ANY 1 (pg2, pg3)"));
+    for o in ["pg1", "pg3", "obs1"] {
+        sees_pg1(&mut s, o, true);
+    }
+    run_for(&mut s, 10);
+    assert!(!asked(&s, false), "{}", s.all_reasons());
+    run_for(&mut s, 5);
+    assert!(asked(&s, false), "{}", s.all_reasons());
 }

@@ -199,6 +199,14 @@ pub enum Action {
         value: Option<String>,
         reason: String,
     },
+    /// Our standby stops confirming WAL to `master` (`cut`: `ALTER SYSTEM SET primary_conninfo
+    /// = ''`, the value replaced kept by the shell) or streams from it again (`ALTER SYSTEM SET
+    /// primary_conninfo` to that value, or from `primary_conninfo_template`); then
+    /// `pg_reload_conf()`. Not waited for: the next poll shows whether it took.
+    SetWalReceiver {
+        cut: bool,
+        master: String,
+    },
     /// Whether the poller should poll the observers (poll_observers_on_warning_only). Sent
     /// when the wanted state changes, and once at the start.
     SetObserverPolling(bool),

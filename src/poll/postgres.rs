@@ -83,6 +83,8 @@ pub struct PgProbe {
     conn: Option<Connected>,
     /// The slot query was refused; logged once until it works again.
     slots_denied: bool,
+    /// `primary_conninfo` was not readable at the last probe of this standby (logged once).
+    conninfo_denied: bool,
     /// The synchronous replication query failed; logged once until it works again.
     sync_failed: bool,
 }
@@ -143,6 +145,13 @@ fn status_query(version_num: u32, waits: bool) -> &'static str {
          pg_last_xlog_receive_location()::text, pg_last_xlog_replay_location()::text"
     }
 }
+
+/// From PostgreSQL 13 (`decide::receiver`): whether the node confirms WAL to no primary:
+/// `primary_conninfo` is empty and no WAL receiver runs. Not true for a role that may not read
+/// `primary_conninfo` (it needs `pg_read_all_settings`).
+const RECEIVER_CUT_QUERY: &str =
+    "SELECT (SELECT setting FROM pg_catalog.pg_settings WHERE name = 'primary_conninfo') = '' \
+     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_wal_receiver)";
 
 /// A primary's position and its timeline (the first 8 hex digits of the name of the WAL
 /// file it writes, which changes at once on promotion, unlike the checkpoint's).
@@ -235,6 +244,7 @@ impl PgProbe {
             own,
             conn: None,
             slots_denied: false,
+            conninfo_denied: false,
             sync_failed: false,
         }
     }
@@ -339,6 +349,17 @@ impl PgProbe {
         let own = self.own;
         let conn = self.connect().await?;
         let version_num = conn.version_num;
+        // Read before the position, so that a cut seen means the position read next is final.
+        let mut denied = false;
+        let cut = if version_num >= 130_000 {
+            let r = rows(conn.client.simple_query(RECEIVER_CUT_QUERY).await.map_err(query_err)?);
+            let value = r.first().and_then(|r| r.get(0));
+            // NULL: primary_conninfo is not readable, and a cut can never be seen
+            denied = value.is_none();
+            Some(value == Some("t"))
+        } else {
+            None
+        };
         let status = rows(
             conn.client
                 .simple_query(status_query(version_num, own))
@@ -371,8 +392,14 @@ impl PgProbe {
                 _ => None,
             },
             sync: None,
+            receiver_cut: cut,
         };
         if in_recovery {
+            if denied && !self.conninfo_denied {
+                tracing::info!(target: "ClusterMonitor",
+                    "{name}: primary_conninfo is not readable: with synchronous_mode on or strict no failover can count this standby (the role needs pg_read_all_settings)");
+            }
+            self.conninfo_denied = denied;
             return Ok(fields);
         }
         // A primary: its own position is read apart from the heartbeat, so that a failing
@@ -381,6 +408,7 @@ impl PgProbe {
         fields.pg_last_xlog_receive_location = None;
         fields.replication_time_lag = None;
         fields.startup_waiting_for_wal = None;
+        fields.receiver_cut = None;
         let current = rows(
             conn.client
                 .simple_query(current_lsn_query(version_num))

@@ -467,6 +467,18 @@ async fn a_failover_promotes_only_a_synchronous_standby() {
         })
         .await;
     assert_eq!(promoted, vec!["pg2"], "{}", lab.dump());
+    // from 13 the failover counted pg2 only once its daemon had cut its WAL receiver from pg1
+    // (decide::receiver): its position was final
+    if c.env().major >= 13 {
+        let log = lab.daemon("pg2").log();
+        let cut = log.find("our standby stops confirming WAL to pg1");
+        let promoting = log.find("running failover_command");
+        assert!(
+            matches!((cut, promoting), (Some(a), Some(b)) if a < b),
+            "{}",
+            lab.dump()
+        );
+    }
     // every acknowledged row is on the new primary; pg3's extra ones never were acknowledged
     // under the synchronous setting
     let synchronous_rows = "SELECT count(*) FROM pglab_load WHERE payload <> 'local'";
@@ -591,7 +603,7 @@ async fn a_missing_privilege_raises_the_alert_and_is_logged() {
     wait_log(d, "pg1's daemon to log why it cannot set the names", |l| {
         l.lines().any(|l| {
             l.contains(&format!("synchronous_standby_names: cannot set {BOTH:?} on our node"))
-                && l.contains("the role needs superuser, or from PostgreSQL 15 on `GRANT ALTER SYSTEM ON PARAMETER synchronous_standby_names`")
+                && l.contains("the role needs superuser, or from PostgreSQL 15 on `GRANT ALTER SYSTEM ON PARAMETER synchronous_standby_names, primary_conninfo`")
         })
     })
     .await;
