@@ -195,10 +195,13 @@ async fn grant_sync_privileges(cluster: &Cluster) {
 }
 
 /// Starts the observer `obs` (first) and the daemons of `nodes` with `synchronous_mode` `mode`,
-/// each with `obs` as its observer, and waits until pg1's daemon knows it is the master.
+/// each with `obs` as its observer (`tweak` changes each config, `obs`'s too), and waits until
+/// pg1's daemon knows it is the master.
 async fn start(cluster: Cluster, mode: &str, nodes: &[&str], tweak: impl Fn(&str, &mut Value)) -> Lab {
     let mut daemons = BTreeMap::new();
-    let obs = spawn(&cluster, "obs", sync_config(&cluster, "", json!({}), mode));
+    let mut obs_config = sync_config(&cluster, "", json!({}), mode);
+    tweak("obs", &mut obs_config);
+    let obs = spawn(&cluster, "obs", obs_config);
     let observers = json!({ "obs": obs.url() });
     daemons.insert("obs".to_string(), obs);
     for &name in nodes {
@@ -513,6 +516,76 @@ async fn a_failover_promotes_only_a_synchronous_standby() {
         "{}",
         lab.dump()
     );
+}
+
+/// From 13: every daemon loses pg1 (they reach it through a proxy that refuses), while the
+/// standbys' replication, direct, goes on. Each standby's daemon empties its node's
+/// `primary_conninfo` (no WAL receiver: the node confirms nothing to pg1), and once pg1 has been
+/// back for a failover timeout it sets the value it had back, and the standby streams again. No
+/// promotion; the history has both steps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standbys_stop_confirming_wal_while_the_voters_lose_the_primary() {
+    let cluster = lab_cluster(2).await;
+    if cluster.env().major < 13 {
+        eprintln!(
+            "not applicable on PostgreSQL {}: primary_conninfo needs a restart before 13, and the daemon does not cut it there (docs/safety.md)",
+            cluster.env().major
+        );
+        return;
+    }
+    grant_sync_privileges(&cluster).await;
+    let proxy = Proxy::start(cluster.port("pg1")).await.expect("proxy");
+    let via_proxy = cluster.monitor_conninfo_via("pg1", proxy.port());
+    let conninfo = "SELECT setting FROM pg_catalog.pg_settings WHERE name = 'primary_conninfo'";
+    let mut before = BTreeMap::new();
+    for n in ["pg2", "pg3"] {
+        let rows = cluster.sql(n, conninfo).await.expect("primary_conninfo");
+        before.insert(n, rows[0].get::<_, String>(0));
+    }
+    let lab = start(cluster, "on", &["pg1", "pg2", "pg3"], |_, c| {
+        c["remote_conns"]["pg1"] = json!(via_proxy);
+        // the window before a failover, and so the hold before the give-back
+        c["max_failover_replication_time_lag"] = json!(20.0);
+    })
+    .await;
+    let c = &lab.cluster;
+    lab.wait_names(BOTH).await;
+    let receiving = |n: &'static str| async move {
+        let rows = c.sql(n, "SELECT count(*) FROM pg_stat_wal_receiver").await?;
+        let setting: String = c.sql(n, conninfo).await?[0].get(0);
+        anyhow::Ok((rows[0].get::<_, i64>(0) == 1, setting))
+    };
+
+    proxy.set_mode(ProxyMode::Refuse);
+    for n in ["pg2", "pg3"] {
+        lab.wait(&format!("{n} to confirm WAL to no primary"), || async {
+            Ok(receiving(n).await? == (false, String::new()))
+        })
+        .await;
+        lab.wait_state(n, &format!("{n}'s daemon to see its node cut off"), |s| {
+            node(s, n)["receiver_cut"] == json!(true)
+        })
+        .await;
+    }
+    proxy.set_mode(ProxyMode::Pass);
+    for n in ["pg2", "pg3"] {
+        lab.wait(
+            &format!("{n} to stream from pg1 again, with its old primary_conninfo"),
+            || async { Ok(receiving(n).await? == (true, before[n].clone())) },
+        )
+        .await;
+        let kinds: Vec<String> = lab
+            .history(n)
+            .into_iter()
+            .filter(|(k, _)| k == "wal_receiver")
+            .map(|(_, r)| r)
+            .collect();
+        assert_eq!(kinds.len(), 2, "{n}: {kinds:?}{}", lab.dump());
+        assert!(kinds[0].starts_with("primary_conninfo emptied"), "{kinds:?}");
+        assert!(kinds[1].starts_with("primary_conninfo given back"), "{kinds:?}");
+    }
+    assert!(lab.promoted().await.is_empty(), "{}", lab.dump());
+    c.write_load(20).await.expect("pg1 takes writes");
 }
 
 /// SIGHUP both ways: `off` leaves the setting alone, `on` sets it, `off` again resets it (no
