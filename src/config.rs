@@ -266,6 +266,8 @@ pub struct Config {
     pub failover_command: String,
     pub failover_command_timeout: f64,
     pub failover_sleep_time: f64,
+    /// Seconds a cluster-wide pause may last before the `cluster_paused` alert (ours, issue 22).
+    pub pause_alert_after: f64,
     /// The deadline of one probe of one node and of one fetch from an observer (ours; the
     /// original waited 5 s per step).
     pub db_poll_timeout: f64,
@@ -779,6 +781,7 @@ fn assemble(raw: raw::Raw, path: &Path) -> Config {
         failover_command: raw.failover_command,
         failover_command_timeout: raw.failover_command_timeout.0,
         failover_sleep_time: raw.failover_sleep_time.0,
+        pause_alert_after: raw.pause_alert_after.0,
         db_poll_timeout: raw.db_poll_timeout.0,
         fence_command: blank_is_none(raw.fence_command),
         fence_command_budget,

@@ -162,6 +162,32 @@ impl Api {
     }
 }
 
+impl Api {
+    /// `POST /pause` (`pause`) or `POST /resume`; the error has the daemon's reason.
+    pub async fn request_pause(&self, pause: bool) -> Result<(), String> {
+        let client = self.client()?;
+        let path = if pause { "/pause" } else { "/resume" };
+        let shown = format!("{}{path}", self.shown());
+        let resp = self
+            .request(&client, reqwest::Method::POST, path)
+            .send()
+            .await
+            .map_err(|e| format!("{shown}: {}", describe_request_error(e, self.timeout)))?;
+        let code = resp.status().as_u16();
+        let why = resp
+            .json::<Value>()
+            .await
+            .ok()
+            .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string));
+        match (code, why) {
+            (202, _) => Ok(()),
+            (401, _) => Err(format!("{shown}: HTTP 401: the daemon wants a bearer token (--token)")),
+            (c, Some(why)) => Err(format!("{shown}: HTTP {c}: {}", crate::text::printable(&why))),
+            (c, None) => Err(format!("{shown}: HTTP {c}")),
+        }
+    }
+}
+
 /// A daemon's base URL must be an absolute `http` or `https` URL with a host: said before any
 /// request, so that a mistyped one is not reported as reqwest's "builder error".
 pub fn check_url(url: &str) -> Result<(), String> {
@@ -695,6 +721,14 @@ pub fn render(doc: &Value, now: Timestamp) -> String {
     }
     let master = doc["current_master"].as_str().unwrap_or("none known");
     let _ = writeln!(out, "\nCURRENT MASTER  {}", printable(master));
+    if doc["pause"]["paused"] == Value::Bool(true) {
+        let since = doc["pause"]["since"].as_str().unwrap_or("?");
+        let _ = writeln!(
+            out,
+            "PAUSED          since {} (no failover, fence, follow or rejoin; `pglookout-ctl resume`)",
+            printable(since)
+        );
+    }
     if let Some(summary) = doc["decision"]["summary"].as_str() {
         let _ = writeln!(out, "LAST DECISION   {}", printable(summary));
         for r in doc["decision"]["reasons"]

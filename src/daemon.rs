@@ -580,6 +580,21 @@ impl Loop {
         self.execute(step.effects);
     }
 
+    /// `POST /pause` or `POST /resume`: the node records it (history, our word, the state
+    /// file at the next check).
+    fn pause(&mut self, paused: bool) {
+        tracing::warn!(target: "pglookout", "the cluster is {} by the API",
+            if paused { "paused (no failover, fence, follow or rejoin)" } else { "resumed" });
+        let step = self.node.handle(
+            Input::Pause {
+                paused,
+                at: chrono::Utc::now(),
+            },
+            mono_now(),
+        );
+        self.execute(step.effects);
+    }
+
     fn check(&mut self) {
         supervise::fault_point("decision-loop");
         let snapshot = self.poller.snapshots.borrow().clone();
@@ -678,6 +693,7 @@ impl Loop {
             current_master: self.node.memory().current_master.as_deref(),
             decision: decision_json.as_ref(),
             lease_renewed_at: decide::fence::lease_renewed_wall(self.node.memory(), wall_now, now),
+            pause: self.node.memory().pause.as_ref(),
         };
         let status = serde_json::to_value(&doc).unwrap_or_default();
         let status = Arc::new(status);
@@ -755,6 +771,8 @@ struct Wiring {
     cancel: CancellationToken,
     http_task: tokio::task::JoinHandle<()>,
     events: mpsc::Receiver<Event>,
+    /// `POST /pause` (true) and `POST /resume` (false), from the HTTP API.
+    pauses: mpsc::Receiver<bool>,
     snapshots: watch::Receiver<Arc<poll::Snapshot>>,
     counters: Arc<Counters>,
 }
@@ -785,10 +803,12 @@ async fn start(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Result<
     // a benchmark's knob (`pglab bench-poll`): every series full from its first sample
     let prefill = std::env::var_os("PGLOOKOUT_SERIES_PREFILL").is_some_and(|v| v == "1");
     let series = Arc::new(std::sync::Mutex::new(Series::new(prefill)));
+    let (pause_tx, pauses) = mpsc::channel(4);
     let http_task = tokio::spawn(http::serve(
         listener,
         tls,
         http::Api {
+            pause: pause_tx,
             poller: poller.clone(),
             status: status_rx,
             own: own_rx,
@@ -830,6 +850,7 @@ async fn start(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Result<
         cancel,
         http_task,
         events,
+        pauses,
         snapshots,
         counters,
     };
@@ -858,6 +879,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
             _ = int.recv() => break,
             _ = hup.recv() => { lp.reload(); false }
             Some(ev) = w.events.recv() => { lp.on_event(ev); true }
+            Some(paused) = w.pauses.recv() => { lp.pause(paused); true }
             changed = w.snapshots.changed() => {
                 if changed.is_err() {
                     w.cancel.cancel();
@@ -919,6 +941,12 @@ fn starting_memory(config: &Config, start: Mono) -> Memory {
         if let Some((f, v)) = config.fence_timeout.zip(memory.fence.vouched_at) {
             let left = f - (start - v);
             tracing::info!(target: "pglookout", "the previous run last saw at least half of the voters vouch at {renewed}: the lease counts from there ({left:.1} s left)");
+        }
+    }
+    if config.own_db.is_some() {
+        memory.pause = crate::state::pause_of(&config.json_state_file_path);
+        if memory.paused() {
+            tracing::warn!(target: "pglookout", "the cluster was paused when this daemon stopped: it stays paused (`pglookout-ctl resume` ends it)");
         }
     }
     memory

@@ -3,8 +3,9 @@
 //! anything else; plus ours: `GET /status` (the whole state document), `GET /decision` (the
 //! latest decision and its reasons), `GET /metrics` (Prometheus) and the
 //! health checks `/primary`, `/replica[?lag=]`, `/sync`, `/health`, `/liveness` (200 or 503), and
-//! `GET /history` (the event history, newest first), `GET /series` (lag over time). It only reads
-//! snapshots, the series and the history file; it owns no state.
+//! `GET /history` (the event history, newest first), `GET /series` (lag over time), and
+//! `POST /pause` / `POST /resume` (handed to the decision loop). It only reads snapshots, the
+//! series and the history file; it owns no state.
 
 use crate::health;
 use crate::poll::Poller;
@@ -28,6 +29,8 @@ pub use crate::state::OwnStatus;
 
 #[derive(Clone)]
 pub struct Api {
+    /// `POST /pause` and `POST /resume` for the decision loop (true: pause).
+    pub pause: tokio::sync::mpsc::Sender<bool>,
     pub poller: Poller,
     /// The running config (for the health checks).
     pub config: tokio::sync::watch::Receiver<std::sync::Arc<crate::config::Config>>,
@@ -195,6 +198,7 @@ async fn dispatch(State(api): State<Api>, req: Request<Body>) -> Response {
                 .is_some_and(|a| a.contains("application/openmetrics-text"));
             metrics_response(&api, openmetrics)
         }
+        Method::POST if path == "/pause" || path == "/resume" => pause_response(&api, path == "/pause").await,
         Method::POST if path.starts_with("/check") => {
             tracing::debug!(target: "WebServer", "POST {path}: immediate poll requested");
             api.poller.poll_now();
@@ -202,6 +206,42 @@ async fn dispatch(State(api): State<Api>, req: Request<Body>) -> Response {
         }
         _ => json_response(StatusCode::NOT_FOUND, br#"{"error": "not found"}"#.to_vec()),
     }
+}
+
+/// `POST /pause` or `POST /resume` (issue 22): only a node daemon holds a pause (an observer
+/// runs no failover), and without `http_auth_token` only an API that listens on loopback
+/// accepts it. 202: the decision loop has it; the other node daemons of the mesh take it from
+/// our `/state.json` within a poll.
+async fn pause_response(api: &Api, pause: bool) -> Response {
+    let config = api.config.borrow().clone();
+    let refuse = |status: StatusCode, why: &str| {
+        json_response(status, serde_json::json!({ "error": why }).to_string().into_bytes())
+    };
+    if config.own_db.is_none() {
+        return refuse(
+            StatusCode::CONFLICT,
+            "an observer holds no pause: ask a node daemon (it runs the failovers)",
+        );
+    }
+    if config.http_auth_token.is_none() && !loopback_only(&config.http_address) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "pausing needs http_auth_token, or an API that listens on loopback only",
+        );
+    }
+    match tokio::time::timeout(std::time::Duration::from_secs(5), api.pause.send(pause)).await {
+        Ok(Ok(())) => json_response(
+            StatusCode::ACCEPTED,
+            serde_json::json!({ "paused": pause }).to_string().into_bytes(),
+        ),
+        _ => refuse(StatusCode::SERVICE_UNAVAILABLE, "the decision loop did not take it"),
+    }
+}
+
+/// Whether `http_address` accepts loopback connections only.
+fn loopback_only(http_address: &str) -> bool {
+    let host = http_address.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The history's damaged lines, logged at most once a minute with how many reads met them.

@@ -54,6 +54,8 @@ pub enum Input<'a> {
     /// A reloaded config that passed validation; `source` names where it came from (the
     /// history's reason).
     Reloaded { config: Arc<Config>, source: String },
+    /// `pglookout-ctl pause` (true) or `resume` (false) reached this daemon at `at`.
+    Pause { paused: bool, at: crate::state::Timestamp },
     /// The daemon is stopping: no new decision, and a queued follow is not started.
     Stop,
 }
@@ -149,6 +151,11 @@ pub enum History {
         value: Option<String>,
         reason: String,
     },
+    /// The cluster was paused (or resumed) by `source`.
+    Pause {
+        paused: bool,
+        source: String,
+    },
     /// Our standby's daemon cut its WAL receiver from `master` (`cut`) or gave it back.
     WalReceiver {
         cut: bool,
@@ -183,6 +190,8 @@ impl History {
             History::ConfigReloaded { .. } => "config_reloaded",
             History::SynchronousNamesAsked { .. } => "synchronous_standby_names",
             History::WalReceiver { .. } => "wal_receiver",
+            History::Pause { paused: true, .. } => "cluster_paused",
+            History::Pause { paused: false, .. } => "cluster_resumed",
         }
     }
 
@@ -218,6 +227,7 @@ impl History {
                 format!("primary_conninfo emptied: a strict majority of the voters reports {master} gone (synchronous_mode)")
             }
             History::WalReceiver { cut: false, master } => format!("primary_conninfo given back: {master} is back"),
+            History::Pause { source, .. } => format!("by {source}"),
         }
     }
 
@@ -333,6 +343,7 @@ impl Node {
         crate::state::OwnWord {
             failover: self.memory.candidacy.published().cloned(),
             voters: (c.fence_command.is_some() && c.own_db.is_some()).then(|| decide::voters::digest(c)),
+            pause: c.own_db.is_some().then(|| self.memory.pause.clone()).flatten(),
         }
     }
 
@@ -354,6 +365,15 @@ impl Node {
                 self.config_version += 1;
                 step.effects.push(Effect::Do(Action::RequestPoll));
                 step.effects.push(Effect::History(History::ConfigReloaded { source }));
+                self.publish_changed_word(&mut step.effects);
+            }
+            Input::Pause { paused, at } => {
+                self.memory.pause = Some(crate::state::Pause { paused, since: at });
+                step.effects.push(Effect::History(History::Pause {
+                    paused,
+                    source: "the API (pglookout-ctl)".into(),
+                }));
+                step.effects.push(Effect::Do(Action::RequestPoll));
                 self.publish_changed_word(&mut step.effects);
             }
             Input::Stop => self.stopping = true,
@@ -394,7 +414,14 @@ impl Node {
         };
         let master_before = self.memory.current_master.clone();
         let yielded_before = self.memory.yielded();
+        let paused_before = self.memory.paused();
         let decision = decide::decide(&view, &self.config, &mut self.memory);
+        if self.memory.paused() != paused_before {
+            out.push(Effect::History(History::Pause {
+                paused: !paused_before,
+                source: "another daemon of the cluster".into(),
+            }));
+        }
         match (yielded_before, self.memory.yielded()) {
             (false, true) => out.push(Effect::History(History::FailoverYielded {
                 summary: decision.summary.clone(),

@@ -169,6 +169,36 @@ impl FailoverStatus {
     }
 }
 
+/// A cluster-wide pause of ours (`pglookout-ctl pause` / `resume`, `decide::pause`): whether
+/// failovers, fences, follows and rejoins are paused, and when that was set (the daemon's wall
+/// clock). Each node daemon publishes its own in its node's entry (`pause`) and keeps it in its
+/// state file; the latest one set among the daemons it hears wins.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Pause {
+    pub paused: bool,
+    #[serde(serialize_with = "ser_iso")]
+    pub since: Timestamp,
+}
+
+fn ser_iso<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&iso(t))
+}
+
+impl Pause {
+    pub fn from_json(v: &serde_json::Value) -> Option<Pause> {
+        let o = v.as_object()?;
+        Some(Pause {
+            paused: o.get("paused")?.as_bool()?,
+            since: o.get("since").and_then(ts)?,
+        })
+    }
+
+    /// Whether `self` was set after `other` (none counts as never).
+    pub fn newer_than(&self, other: Option<&Pause>) -> bool {
+        other.is_none_or(|o| self.since > o.since)
+    }
+}
+
 /// One node as one daemon sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeState {
@@ -186,6 +216,8 @@ pub struct NodeState {
     /// Only in the entry of a daemon's own node, in what it serves, with `fence_command`: the
     /// digest of the voter set it counts (`decide::voters`).
     pub voters: Option<String>,
+    /// Only in the entry of a daemon's own node, in what it serves: its [`Pause`].
+    pub pause: Option<Pause>,
 }
 
 impl NodeState {
@@ -198,6 +230,7 @@ impl NodeState {
             replication_start_time: None,
             failover: None,
             voters: None,
+            pause: None,
         }
     }
     /// `Some(true)` for a standby, `Some(false)` for a primary, `None` if never reached.
@@ -250,6 +283,9 @@ impl Serialize for NodeState {
         }
         if let Some(v) = &self.voters {
             m.serialize_entry("voters", v)?;
+        }
+        if let Some(p) = &self.pause {
+            m.serialize_entry("pause", p)?;
         }
         m.end()
     }
@@ -371,6 +407,7 @@ impl NodeState {
                 "an object with phase, master, reason and since",
             )?,
             voters: field(o, "voters", |v| v.as_str().map(str::to_string), "a string")?,
+            pause: field(o, "pause", Pause::from_json, "an object with paused and since")?,
         })
     }
 }
@@ -436,6 +473,8 @@ pub struct OwnWord {
     pub failover: Option<FailoverStatus>,
     /// The digest of the voter set it counts (with `fence_command`).
     pub voters: Option<String>,
+    /// Its cluster-wide pause (node daemons).
+    pub pause: Option<Pause>,
 }
 
 /// What a daemon publishes of its own node: its word for the others, and why its node must
@@ -460,6 +499,7 @@ pub fn served_nodes<'a>(
             if let Some(n) = nodes.get_mut(own) {
                 n.failover.clone_from(&word.failover);
                 n.voters.clone_from(&word.voters);
+                n.pause.clone_from(&word.pause);
             }
             std::borrow::Cow::Owned(nodes)
         }
@@ -480,6 +520,17 @@ pub struct StateDocument<'a> {
     /// picks its lease up from here when it starts again (`decide::fence::restore_lease`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lease_renewed_at: Option<Timestamp>,
+    /// Our cluster-wide pause, kept across restarts (`pause_of`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause: Option<&'a Pause>,
+}
+
+/// `pause` of a state file a previous run wrote; `None` when the file is missing, unreadable,
+/// not ours, or the key is not a pause.
+pub fn pause_of(path: &std::path::Path) -> Option<Pause> {
+    let text = std::fs::read(path).ok()?;
+    let doc: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    Pause::from_json(doc.get("pause")?)
 }
 
 /// `lease_renewed_at` of a state file a previous run wrote; `None` when the file is missing,
@@ -555,12 +606,20 @@ mod tests {
         let word = OwnWord {
             failover: Some(f.clone()),
             voters: Some("0123456789ab".into()),
+            pause: Some(Pause {
+                paused: true,
+                since: f.since,
+            }),
         };
         let served = served_nodes(&nodes, Some("pg2"), &word);
         let v = serde_json::to_value(&*served).expect("json");
         assert_eq!(
             v["pg2"]["failover"],
             serde_json::json!({"phase": "yielded", "master": "pg0", "reason": "maintenance_mode_file exists", "since": "2024-01-01T00:00:00.000000Z"})
+        );
+        assert_eq!(
+            v["pg2"]["pause"],
+            serde_json::json!({"paused": true, "since": "2024-01-01T00:00:00.000000Z"})
         );
         assert_eq!(v["pg2"]["voters"], "0123456789ab");
         assert!(v["pg1"].get("failover").is_none() && v["pg1"].get("voters").is_none());

@@ -74,6 +74,7 @@ mod tests {
             current_master: Some("pg1"),
             decision: None,
             lease_renewed_at: None,
+            pause: None,
         };
         write_json(&path, &doc).expect("write");
         let text = std::fs::read_to_string(&path).expect("read");
@@ -98,6 +99,7 @@ mod tests {
             current_master: None,
             decision: None,
             lease_renewed_at: Some(renewed),
+            pause: None,
         };
         write_json(&path, &doc).expect("write");
         assert_eq!(lease_renewed_at(&path), Some(renewed));

@@ -1,5 +1,6 @@
 //! `pglookout-ctl`: look at a running cluster the way one daemon sees it (`status`), what it saw
-//! and did (`history`), ask a daemon for an immediate poll round (`check`), or bring the old
+//! and did (`history`), ask a daemon for an immediate poll round (`check`), pause or resume
+//! failovers in the whole cluster (`pause`, `resume`), or bring the old
 //! primary beside a config back as a standby of the new one (`rejoin`). Exit 0 when it could read a view (or the check
 //! was accepted); 1 with a one-line reason otherwise, and for a view from a state file written
 //! more than 60 s ago (printed, marked STALE); 2 for a usage error.
@@ -43,6 +44,18 @@ enum Command {
     },
     /// Ask a daemon for an immediate poll round (POST /check).
     Check {
+        #[command(flatten)]
+        from: From,
+    },
+    /// Pause the cluster: every node daemon of ours stops failing over, fencing, following
+    /// and rejoining (polling, the API and the history go on) until `resume`. Ask one node
+    /// daemon (POST /pause); the others of the mesh take it from its /state.json.
+    Pause {
+        #[command(flatten)]
+        from: From,
+    },
+    /// End a pause (POST /resume).
+    Resume {
         #[command(flatten)]
         from: From,
     },
@@ -230,6 +243,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("{}", ctl::rejoin(&config, master).await?);
             Ok(())
         }
+        Command::Pause { from } => pause(&from, true).await,
+        Command::Resume { from } => pause(&from, false).await,
         Command::Check { from } => {
             let api = from
                 .api()?
@@ -240,6 +255,21 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
     }
 }
+/// `pause` or `resume`, at the daemon `from` names.
+async fn pause(from: &From, pause: bool) -> Result<(), String> {
+    let what = if pause { "pause" } else { "resume" };
+    let api = from
+        .api()?
+        .ok_or(format!("{what} needs --url or --config (a state file has no address)"))?;
+    api.request_pause(pause).await?;
+    println!(
+        "{} at {}: the other node daemons of the mesh follow within a poll",
+        if pause { "cluster paused" } else { "cluster resumed" },
+        printable(&api.shown())
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {

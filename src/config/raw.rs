@@ -66,6 +66,7 @@ pub(super) struct Raw {
     pub failover_command: String,
     pub failover_command_timeout: Secs<SPAN>,
     pub failover_sleep_time: Secs<SPAN_OR_ZERO>,
+    pub pause_alert_after: Secs<SPAN>,
     /// Blank: none.
     pub fence_command: Option<String>,
     pub fence_command_budget: Secs<SPAN>,
@@ -139,6 +140,7 @@ impl Default for Raw {
             failover_command: String::new(),
             failover_command_timeout: Secs(120.0),
             failover_sleep_time: Secs(0.0),
+            pause_alert_after: Secs(3600.0),
             fence_command: None,
             fence_command_budget: Secs(crate::timing::DEFAULT_FENCE_BUDGET_SECS),
             fence_command_timeout: None,

@@ -95,16 +95,21 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
     }
 
     let map = node_map(nodes, view.observers, config.own_db.as_deref(), config.db_poll_interval);
+    let paused = super::pause::track(view, config, memory, out);
     track_master(view, config, memory, out, nodes, &map);
-    if let Some(end) = super::fence::fence(view, config, memory, nodes, &map, out) {
-        return end;
+    if !paused {
+        if let Some(end) = super::fence::fence(view, config, memory, nodes, &map, out) {
+            return end;
+        }
     }
     super::sync_manager::manage(view, config, &mut memory.sync, nodes, map.master.as_deref(), out);
     let master = memory.current_master.clone();
-    let gone = gone_for(view, memory, master.as_deref()).is_some();
+    let gone = !paused && gone_for(view, memory, master.as_deref()).is_some();
     super::receiver::manage(view, config, &mut memory.receiver, nodes, master.as_deref(), gone, out);
-    if let Some(end) = super::rejoin::rejoin(view, config, memory, nodes, &map, out) {
-        return end;
+    if !paused {
+        if let Some(end) = super::rejoin::rejoin(view, config, memory, nodes, &map, out) {
+            return end;
+        }
     }
 
     own_node(view, config, memory, out, nodes, &map)
@@ -465,6 +470,13 @@ fn check_voters(view: &View, config: &Config, memory: &mut Memory, out: &mut Out
 }
 
 fn follow(view: &View, memory: &mut Memory, out: &mut Out, master: &str) {
+    if memory.paused() {
+        // due again at once after the resume (retry_follow)
+        out.why(format!("paused: not following {master} yet"));
+        memory.follow.failed = Some(master.to_string());
+        memory.follow.last_attempt = None;
+        return;
+    }
     memory.follow.last_attempt = Some(view.mono_now);
     out.act(Action::FollowMaster {
         master: master.to_string(),
@@ -1271,6 +1283,10 @@ fn replaced_already(view: &View, config: &Config, memory: &Memory, own_db: &str)
 
 /// Every condition held: run the failover command, announce it, and remember it.
 fn launch_failover(view: &View, config: &Config, memory: &mut Memory, out: &mut Out, own_db: &str, why: &str) -> End {
+    if memory.paused() {
+        out.why(format!("a failover is due ({why}), but the cluster is paused"));
+        return done(format!("paused: no failover of {own_db}"));
+    }
     out.act(Action::RunFailoverCommand {
         reason: why.to_string(),
         old_master: memory.current_master.clone(),

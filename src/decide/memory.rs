@@ -406,6 +406,10 @@ pub struct Memory {
     pub sync: SyncMemory,
     /// Our standby's WAL receiver, cut from a primary the voters report gone (see `receiver`).
     pub receiver: ReceiverMemory,
+    /// The cluster-wide pause we hold (see `pause`): ours, or the newest a voter published.
+    pub pause: Option<crate::state::Pause>,
+    /// `cluster_paused` is up.
+    pub pause_alerted: bool,
     /// Actions that came out of a reported result, emitted with the next decision.
     #[serde(skip)]
     pub(super) pending_actions: Vec<Action>,
@@ -438,8 +442,15 @@ impl Memory {
             rejoin: RejoinMemory::new(),
             sync: SyncMemory::default(),
             receiver: ReceiverMemory::default(),
+            pause: None,
+            pause_alerted: false,
             pending_actions: Vec::new(),
         }
+    }
+
+    /// Whether the cluster is paused (`pglookout-ctl pause`).
+    pub fn paused(&self) -> bool {
+        self.pause.as_ref().is_some_and(|p| p.paused)
     }
 
     /// An action to emit with the next decision (it came out of a reported result).

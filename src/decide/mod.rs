@@ -31,6 +31,7 @@ pub mod fence;
 pub mod follow;
 pub mod memory;
 pub mod node_map;
+pub mod pause;
 pub mod receiver;
 pub mod rejoin;
 pub mod sync;

@@ -77,6 +77,7 @@ impl N {
             replication_start_time: None,
             failover: None,
             voters: None,
+            pause: None,
         })
     }
     fn pg(&mut self) -> &mut PgFields {
@@ -1616,7 +1617,8 @@ fn summaries_change_only_when_the_situation_does_and_serialize_to_json() {
             "rejoin_failed",
             "voters_mismatch",
             "synchronous_degraded",
-            "synchronous_setting_failed"
+            "synchronous_setting_failed",
+            "cluster_paused"
         ]
     );
 }
@@ -4110,4 +4112,81 @@ fn standbys_stop_confirming_wal_to_a_primary_the_voters_report_gone() {
     assert!(!asked(&s, false), "{}", s.all_reasons());
     run_for(&mut s, 5);
     assert!(asked(&s, false), "{}", s.all_reasons());
+}
+
+/// `pglookout-ctl pause` (issue 22): while paused, a lost primary is not replaced and a primary
+/// without its lease is not fenced; the pause a voter's daemon publishes later than ours is
+/// taken up (one command pauses the mesh) and so is its resume; `cluster_paused` after
+/// `pause_alert_after`.
+#[test]
+fn a_paused_cluster_neither_fails_over_nor_fences_and_resumes() {
+    let pause = |paused: bool, ago_s: i64| crate::state::Pause {
+        paused,
+        since: ago(ago_s),
+    };
+    let lose_pg1 = |s: &mut Sim| {
+        s.set("pg1", timeline(N::primary(), 1).conn(false));
+        for o in ["pg1", "pg3", "obs1"] {
+            sees_pg1(s, o, false);
+        }
+    };
+    // our own pause: no failover however long; resumed: the failover goes ahead
+    let mut s = mesh("pg2", &["obs1"]);
+    s.node.memory.pause = Some(pause(true, 10));
+    lose_pg1(&mut s);
+    assert_eq!(failovers_in(&mut s, 40), 0, "{}", s.all_reasons());
+    assert!(
+        s.all_reasons().contains("paused: no failover of pg2"),
+        "{}",
+        s.all_reasons()
+    );
+    s.node.memory.pause = Some(pause(false, 0));
+    assert_eq!(failovers_in(&mut s, 5), 1, "{}", s.all_reasons());
+
+    // pg3's daemon paused after our last word: we are paused too; its later resume ends it
+    let mut s = mesh("pg2", &["obs1"]);
+    s.node.memory.pause = Some(pause(false, 100));
+    let mut word = N::standby("1/8", 0.5);
+    word.0.pause = Some(pause(true, 5));
+    s.observe("pg3", "pg3", word);
+    lose_pg1(&mut s);
+    assert_eq!(failovers_in(&mut s, 40), 0, "{}", s.all_reasons());
+    assert!(s.node.memory.paused());
+    assert!(
+        s.all_reasons().contains("pg3's daemon paused the cluster"),
+        "{}",
+        s.all_reasons()
+    );
+    // an older word does not undo a newer one; a newer resume does
+    let mut old = N::standby("1/8", 0.5);
+    old.0.pause = Some(pause(false, 60));
+    s.observe("pg3", "pg3", old);
+    assert_eq!(failovers_in(&mut s, 3), 0, "{}", s.all_reasons());
+    let mut resumed = N::standby("1/8", 0.5);
+    resumed.0.pause = Some(pause(false, 0));
+    s.observe("pg3", "pg3", resumed);
+    lose_pg1(&mut s);
+    assert_eq!(failovers_in(&mut s, 5), 1, "{}", s.all_reasons());
+    assert!(!s.node.memory.paused());
+
+    // the primary's daemon: no fence while paused, though its lease ran out
+    let mut s = mesh("pg1", &["obs1"]);
+    s.node.memory.pause = Some(pause(true, 10));
+    for o in ["pg2", "pg3", "obs1"] {
+        sees_pg1(&mut s, o, false);
+    }
+    assert_eq!(run_for(&mut s, 30), 0, "{}", s.all_reasons());
+
+    // the alert once the pause is older than pause_alert_after, gone on resume
+    let mut s = mesh("pg2", &["obs1"]);
+    s.conf("pause_alert_after", json!(60.0));
+    s.node.memory.pause = Some(pause(true, 30));
+    s.check();
+    assert!(!s.alerts.contains(&Alert::ClusterPaused));
+    s.node.memory.pause = Some(pause(true, 61));
+    s.check();
+    assert!(s.alerts.contains(&Alert::ClusterPaused));
+    s.node.memory.pause = Some(pause(false, 0));
+    s.check();
+    assert!(!s.alerts.contains(&Alert::ClusterPaused));
 }

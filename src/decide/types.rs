@@ -114,10 +114,13 @@ pub enum Alert {
     /// Ours: a `synchronous_standby_names` the primary's daemon asked for was not in effect in
     /// time (privileges? the log says); removed when the wanted value is in effect.
     SynchronousSettingFailed,
+    /// Ours: the cluster has been paused (`pglookout-ctl pause`) for `pause_alert_after`:
+    /// nothing fails over; removed on resume.
+    ClusterPaused,
 }
 
 impl Alert {
-    pub const ALL: [Alert; 11] = [
+    pub const ALL: [Alert; 12] = [
         Alert::AuthenticationError,
         Alert::MultipleMasterWarning,
         Alert::ReplicationDelayWarning,
@@ -129,6 +132,7 @@ impl Alert {
         Alert::VotersMismatch,
         Alert::SynchronousDegraded,
         Alert::SynchronousSettingFailed,
+        Alert::ClusterPaused,
     ];
 
     /// The file name inside `alert_file_dir`.
@@ -145,6 +149,7 @@ impl Alert {
             Alert::RejoinFailed => "rejoin_failed",
             Alert::SynchronousDegraded => "synchronous_degraded",
             Alert::SynchronousSettingFailed => "synchronous_setting_failed",
+            Alert::ClusterPaused => "cluster_paused",
         }
     }
 }

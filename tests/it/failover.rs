@@ -939,3 +939,64 @@ async fn the_next_candidate_promotes_when_the_chosen_ones_failover_command_fails
     );
     assert_eq!(lab.promoted().await, vec!["pg2"], "{}", lab.dump());
 }
+
+/// `pglookout-ctl pause` at one node daemon pauses the mesh: with pg1 killed, neither standby
+/// fails over, for as many rounds as we watch, and both say why; `resume` at the other daemon
+/// ends it everywhere and the failover goes ahead. The history has both (issue 22).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_stops_a_failover_and_resume_lets_it_go_on() {
+    let lab = start_meshed(cluster().await, |_, c| {
+        // pausing needs a token or an API on loopback only
+        c["http_address"] = json!("127.0.0.1");
+    })
+    .await;
+    let ctl = |what: &str, name: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pglookout-ctl"))
+            .args([what, "--url", &lab.daemon(name).url()])
+            .output()
+            .expect("pglookout-ctl");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{what} at {name}: {text}");
+        text
+    };
+    assert!(ctl("pause", "pg2").contains("cluster paused"));
+    let paused = |s: &Value| s["pause"]["paused"] == json!(true);
+    for name in ["pg1", "pg2", "pg3"] {
+        lab.wait_state(name, &format!("{name}'s daemon to hold the pause"), paused)
+            .await;
+    }
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_pglookout-ctl"))
+        .args(["status", "--url", &lab.daemon("pg3").url()])
+        .output()
+        .expect("pglookout-ctl status");
+    assert!(String::from_utf8_lossy(&status.stdout).contains("PAUSED"));
+
+    lab.cluster.kill9("pg1").expect("kill pg1");
+    for name in STANDBYS {
+        lab.stays_quiet(name, &format!("{name}'s daemon to stay paused"), |s| {
+            paused(s) && reasons(s).contains("the cluster is paused")
+        })
+        .await;
+    }
+    assert!(lab.promoted().await.is_empty(), "{}", lab.dump());
+
+    assert!(ctl("resume", "pg3").contains("cluster resumed"));
+    let winner = lab.wait_promoted().await;
+    lab.check_failover_to(winner).await;
+    for name in STANDBYS {
+        let path = pglookout::events::default_path(&lab.daemon(name).state_path);
+        let kinds: Vec<String> = pglookout::events::read(&path, 1000, None)
+            .expect("history")
+            .events
+            .into_iter()
+            .rev()
+            .map(|e| e.kind)
+            .filter(|k| k.starts_with("cluster_"))
+            .collect();
+        assert_eq!(kinds, ["cluster_paused", "cluster_resumed"], "{name}");
+    }
+}
