@@ -290,6 +290,10 @@ pub struct Config {
     /// standby may fail over without waiting for `max_failover_replication_time_lag`.
     pub unreachable_master_failover_timeout: Option<f64>,
     pub over_warning_limit_command: Option<String>,
+    /// Run for every event of the history (ours; `None`: no hook). See `hooks`.
+    pub event_command: Option<String>,
+    /// Seconds one run of `event_command` may take before its process group is killed (ours).
+    pub event_command_timeout: f64,
     pub alert_file_dir: PathBuf,
     pub json_state_file_path: PathBuf,
     /// Where the event history goes (ours; default beside the state file, see `events`).
@@ -790,6 +794,8 @@ fn assemble(raw: raw::Raw, path: &Path) -> Config {
         allow_fragile_lease: raw.allow_fragile_lease.0,
         unreachable_master_failover_timeout: raw.unreachable_master_failover_timeout.map(|s| s.0),
         over_warning_limit_command: blank_is_none(raw.over_warning_limit_command),
+        event_command: blank_is_none(raw.event_command),
+        event_command_timeout: raw.event_command_timeout.0,
         alert_file_dir,
         json_state_file_path: raw.json_state_file_path,
         event_log_path,
@@ -885,7 +891,8 @@ pub fn trust_warnings(config: &Config) -> Vec<String> {
 ///
 /// - the directory of `json_state_file_path` or `event_log_path` does not exist, or
 ///   `alert_file_dir` is not a directory we can create files in;
-/// - on a node daemon, the program of a command the config will run (`failover_command`,
+/// - the program of `event_command` (on every daemon, observers too) or, on a node daemon, of
+///   another command the config will run (`failover_command`,
 ///   `fence_command`, `over_warning_limit_command`, `pg_start_command` and `pg_stop_command`
 ///   with `autofollow` or `rejoin_old_master`, `pg_rewind_command` and `pg_controldata_command`
 ///   with `rejoin_old_master`) does not exist or is not executable: better known at start
@@ -944,15 +951,21 @@ pub fn environment_problems(config: &Config) -> Vec<String> {
             ),
         ];
         for (key, command) in commands {
-            let Some(program) = command.and_then(|c| c.split_whitespace().next()) else {
-                continue;
-            };
-            if let Err(why) = check_program(program, std::env::var_os("PATH").as_deref()) {
-                out.push(format!("{key}: {why}: it cannot run when it is needed"));
-            }
+            check_command(key, command, &mut out);
         }
     }
+    check_command("event_command", config.event_command.as_deref(), &mut out);
     out
+}
+
+/// Adds to `out` why the command of `key`, if any, cannot run.
+fn check_command(key: &str, command: Option<&str>, out: &mut Vec<String>) {
+    let Some(program) = command.and_then(|c| c.split_whitespace().next()) else {
+        return;
+    };
+    if let Err(why) = check_program(program, std::env::var_os("PATH").as_deref()) {
+        out.push(format!("{key}: {why}: it cannot run when it is needed"));
+    }
 }
 
 /// Whether `program` can be run as a command is (`execvp`: a name without `/` is looked up in
@@ -1205,6 +1218,7 @@ mod tests {
                 serde_json::json!(1e300),
                 "from 0.01 to 315360000",
             ),
+            ("event_command_timeout", serde_json::json!(0), "from 0.01 to 315360000"),
             (
                 "failover_sleep_time",
                 serde_json::json!(1e-300),
@@ -1298,10 +1312,16 @@ mod tests {
                 && p[5].contains("\"no-such-program-pglookout\" is not an executable file in PATH"),
             "{p:#?}"
         );
-        // an observer runs none of them
+        // an observer runs none of them, but for event_command
         let mut observer = load(serde_json::json!({"failover_command": "/nonexistent/promote"}));
         observer.own_db = None;
         assert_eq!(environment_problems(&observer), Vec::<String>::new());
+        observer.event_command = Some("/nonexistent/hook --flag".into());
+        let p = environment_problems(&observer);
+        assert!(
+            p.len() == 1 && p[0].starts_with("event_command: ") && p[0].contains("cannot be found"),
+            "{p:#?}"
+        );
     }
 
     #[test]
@@ -1467,6 +1487,24 @@ mod tests {
         v.as_object_mut().expect("object").remove("fence_command");
         v["fence_timeout"] = serde_json::json!(100.0);
         assert!(Config::from_value(Path::new("c.json"), &v).is_ok());
+    }
+
+    #[test]
+    fn event_command_is_off_by_default_and_a_blank_one_is_none() {
+        let base = serde_json::json!({"remote_conns": {"pg1": "host=a"}});
+        let (c, _) = Config::from_value(Path::new("t.json"), &base).expect("config");
+        assert_eq!(c.event_command, None);
+        assert_eq!(c.event_command_timeout, 30.0);
+        let mut v = base.clone();
+        v["event_command"] = serde_json::json!("  ");
+        let (c, _) = Config::from_value(Path::new("t.json"), &v).expect("config");
+        assert_eq!(c.event_command, None);
+        v["event_command"] = serde_json::json!("/usr/local/bin/hook --vip");
+        v["event_command_timeout"] = serde_json::json!(2.5);
+        let (c, w) = Config::from_value(Path::new("t.json"), &v).expect("config");
+        assert_eq!(c.event_command.as_deref(), Some("/usr/local/bin/hook --vip"));
+        assert_eq!(c.event_command_timeout, 2.5);
+        assert!(w.is_empty(), "{w:?}");
     }
 
     #[test]

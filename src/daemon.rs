@@ -9,6 +9,7 @@ use crate::act::files::{self, AlertOp, Files};
 use crate::clock;
 use crate::config::Config;
 use crate::decide::{self, Action, Memory, Mono};
+use crate::hooks::Hooks;
 use crate::http;
 use crate::logging::LogHandle;
 use crate::metrics::Statsd;
@@ -30,6 +31,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 /// How long reading the config on SIGHUP may take (a FIFO or a hung mount never answers); the
 /// running config stays when it does not answer in time.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// On stop, how long the events still queued for `event_command` (`daemon_stop` among them)
+/// may take to run.
+const HOOKS_STOP_WAIT: Duration = Duration::from_secs(2);
 /// How long READY=1 waits for the first round's state file to be written.
 const READY_WRITE_WAIT: Duration = Duration::from_secs(5);
 /// On stop, how much longer than `failover_command_timeout` we wait for a running failover or
@@ -170,6 +174,8 @@ struct Loop {
     decided: Arc<clock::Beat>,
     /// Lag over time and the marks, fed here, served by `/series`.
     series: Arc<std::sync::Mutex<Series>>,
+    /// `event_command`'s queue: every event recorded is handed to it.
+    hooks: Hooks,
 }
 
 impl Loop {
@@ -256,8 +262,8 @@ impl Loop {
             .count("exception", &[("exception", "ConfigError"), ("where", "load_config")]);
     }
 
-    /// Appends to the event history (on the file thread); failovers, new masters and fences
-    /// are also marks on the lag chart.
+    /// Appends to the event history (on the file thread) and queues `event_command` for it;
+    /// failovers, new masters and fences are also marks on the lag chart.
     fn event(&self, kind: &str, reason: &str, old_master: Option<&str>, new_master: Option<&str>) {
         let own = self.node.config().own_db.as_deref().unwrap_or_default();
         let now = chrono::Utc::now();
@@ -272,6 +278,9 @@ impl Loop {
         }
         let e = crate::events::Event::new(now, own, kind, reason).masters(old_master, new_master);
         self.files.event(&self.node.config().event_log_path, e.to_line());
+        let config = self.node.config();
+        let env = crate::hooks::env(config.own_db.as_deref(), kind, reason, old_master, new_master);
+        self.hooks.submit(config, env);
     }
 
     fn history(&self, h: &History) {
@@ -845,6 +854,7 @@ async fn start(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Result<
         receiver_conninfo: Arc::default(),
         decided,
         series,
+        hooks: Hooks::start(counters.clone()),
     };
     let wiring = Wiring {
         cancel,
@@ -921,6 +931,9 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
     lp.finish_running_commands(&mut w.events, &mut term, &mut int).await;
     // the last state file and events on disk before we go (a hung file system cannot hold us)
     lp.files.drained(Duration::from_secs(1)).await;
+    if !lp.hooks.finish(HOOKS_STOP_WAIT).await {
+        tracing::warn!(target: "pglookout", "stopping before event_command ran for every event recorded");
+    }
     w.cancel.cancel();
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, w.http_task).await;
     Ok(())

@@ -19,6 +19,8 @@ pub mod decide;
 pub mod events;
 /// Health checks for load balancers (pure).
 pub mod health;
+/// Event hooks: `event_command` for every history event, queued and run in order off the loop.
+pub mod hooks;
 /// HTTP API routes.
 pub mod http;
 /// HTTP connections: accepting, connection caps, TLS handshakes, deadlines.

@@ -79,6 +79,13 @@ impl Counters {
             *m.entry(task.to_string()).or_default() += 1;
         }
     }
+    /// How many runs of the command `name` were counted, and how many of them failed.
+    pub fn command_counts(&self, name: &str) -> (u64, u64) {
+        self.commands
+            .lock()
+            .map(|m| m.get(name).copied().unwrap_or_default())
+            .unwrap_or_default()
+    }
     pub fn command(&self, name: &str, ok: bool) {
         if let Ok(mut m) = self.commands.lock() {
             let e = m.entry(name.to_string()).or_default();

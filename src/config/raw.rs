@@ -78,6 +78,9 @@ pub(super) struct Raw {
     pub unreachable_master_failover_timeout: Option<Secs<SPAN>>,
     /// Blank: none.
     pub over_warning_limit_command: Option<String>,
+    /// Blank: none.
+    pub event_command: Option<String>,
+    pub event_command_timeout: Secs<SPAN>,
     /// Empty: the working directory.
     pub alert_file_dir: PathBuf,
     pub json_state_file_path: PathBuf,
@@ -148,6 +151,8 @@ impl Default for Raw {
             allow_fragile_lease: Flag(false),
             unreachable_master_failover_timeout: None,
             over_warning_limit_command: None,
+            event_command: None,
+            event_command_timeout: Secs(30.0),
             alert_file_dir: PathBuf::new(),
             json_state_file_path: PathBuf::from("/tmp/pglookout_state.json"),
             event_log_path: PathBuf::new(),

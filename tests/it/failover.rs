@@ -1000,3 +1000,115 @@ async fn a_pause_stops_a_failover_and_resume_lets_it_go_on() {
         assert_eq!(kinds, ["cluster_paused", "cluster_resumed"], "{name}");
     }
 }
+
+/// The value of the sample `name{labels}` in a /metrics text (0 when absent).
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// `event_command` (issue 22): the promoted standby's hook sees the failover's events in the
+/// order they were recorded, with the old and the new master; the other standby's hook fails
+/// every time (`/bin/false`), which is counted in `/metrics` while its daemon keeps deciding
+/// and follows the new master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_command_sees_the_failover_in_order_and_its_failures_are_counted() {
+    let cluster = cluster().await;
+    let events = cluster.dir().join("events-pg3");
+    let hook = cluster.dir().join("event-hook.sh");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\necho \"$PGLOOKOUT_EVENT $PGLOOKOUT_OLD_MASTER $PGLOOKOUT_NEW_MASTER\" >> {}\n",
+            events.display()
+        ),
+    )
+    .expect("script");
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let hook = hook.display().to_string();
+    let lab = start(cluster, |name, c| {
+        // pg3 is the one to promote, whatever the positions
+        c["never_promote_these_nodes"] = json!(["pg2"]);
+        match name {
+            "pg3" => c["event_command"] = json!(hook),
+            "pg2" => c["event_command"] = json!("/bin/false"),
+            _ => {}
+        }
+    })
+    .await;
+    let lines = || -> Vec<String> {
+        std::fs::read_to_string(&events)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    lab.wait("pg3's hook to see the daemon start", || async {
+        Ok(lines().first().is_some_and(|l| l == "daemon_start  "))
+    })
+    .await;
+
+    lab.cluster.kill9("pg1").expect("kill pg1");
+    let winner = lab.wait_promoted().await;
+    assert_eq!(winner, "pg3", "{}", lab.dump());
+    let seen = lab
+        .wait("pg3's hook to see the failover start and finish", || async {
+            let l = lines();
+            let started = l.iter().position(|l| l.starts_with("failover_started "));
+            let finished = l.iter().position(|l| l.starts_with("failover_finished "));
+            Ok(started.zip(finished).map(|_| l))
+        })
+        .await;
+    let at = |line: &str| seen.iter().position(|l| l == line);
+    let started = at("failover_started pg1 pg3").unwrap_or_else(|| panic!("{seen:#?}"));
+    let finished = at("failover_finished  ").unwrap_or_else(|| panic!("{seen:#?}"));
+    assert!(started < finished, "{seen:#?}");
+    // the hook ran once for every event of the history, in the history's order (the file
+    // thread may write the history a moment after the hook ran)
+    let hooked: Vec<String> = seen
+        .iter()
+        .filter_map(|l| l.split(' ').next())
+        .map(String::from)
+        .collect();
+    let history = lab
+        .wait("pg3's history to hold what its hook saw", || async {
+            let h: Vec<String> = lab.history("pg3").into_iter().map(|e| e.kind).collect();
+            Ok((h.len() >= hooked.len()).then_some(h))
+        })
+        .await;
+    assert!(history.starts_with(&hooked), "history {history:?}, hook {hooked:?}");
+
+    // pg2's hook fails on every event: daemon_start, then the new master at least
+    let failures = "pglookout_command_failures_total{command=\"event_command\"}";
+    let runs = "pglookout_commands_total{command=\"event_command\"}";
+    let d = lab.daemon("pg2");
+    lab.wait_state("pg2", "pg2's daemon to see pg3 as the master", |s| {
+        s["current_master"] == json!("pg3")
+    })
+    .await;
+    lab.wait("pg2's failed event_command runs in /metrics", || async {
+        let (_, m) = d.http("GET", "/metrics").await?;
+        Ok(sample(&m, failures) >= 2.0)
+    })
+    .await;
+    lab.rounds("pg2", QUIET_ROUNDS, "pg2's daemon to keep deciding", |s| {
+        s["current_master"] == json!("pg3")
+    })
+    .await;
+    let (_, m) = d.http("GET", "/metrics").await.expect("metrics");
+    assert!(
+        sample(&m, failures) >= 2.0 && sample(&m, failures) == sample(&m, runs),
+        "{m}"
+    );
+    assert!(
+        d.log()
+            .contains("event_command for the event daemon_start exited with status 1"),
+        "{}",
+        lab.dump()
+    );
+    let (_, m) = lab.daemon("pg3").http("GET", "/metrics").await.expect("metrics");
+    assert_eq!(sample(&m, failures), 0.0, "{m}");
+    assert!(sample(&m, runs) >= 3.0, "{m}");
+}
