@@ -31,8 +31,11 @@ pub struct Poll<'a> {
     pub round: u64,
     /// The wall clock (only compared with times in the documents).
     pub wall_now: Timestamp,
-    /// Whether the maintenance file exists, as the file thread last answered.
+    /// Whether the maintenance file exists, as the file thread last answered (or counts as
+    /// present: no answer in time).
     pub maintenance_mode: bool,
+    /// Whether the file thread answered in time that the maintenance file exists.
+    pub maintenance_seen: bool,
 }
 
 /// A command's end, as its executor reports it.
@@ -389,6 +392,7 @@ impl Node {
             wall_now: poll.wall_now,
             mono_now: now,
             maintenance_mode: poll.maintenance_mode,
+            maintenance_seen: poll.maintenance_seen,
             failover_running: self.running.failover(),
             config_version: self.config_version,
         };
@@ -723,6 +727,7 @@ mod tests {
             round: 1,
             wall_now: chrono::Utc::now(),
             maintenance_mode: false,
+            maintenance_seen: false,
         };
         let step = node.handle(Input::Check(poll), Mono(3.0));
         assert!(step.decision.is_none() && step.effects.is_empty(), "{step:?}");

@@ -162,6 +162,9 @@ struct Sim {
     mono: Mono,
     round: u64,
     maintenance: bool,
+    /// The maintenance file check does not answer in time: it counts as present, but is not
+    /// seen (no standing yield).
+    maintenance_unanswered: bool,
     /// The shell reports the failover command's outcome right away, with this status.
     failover_ok: bool,
     /// The next failover command keeps running (not reported: [`Sim::finish_failover`])
@@ -213,6 +216,7 @@ impl Sim {
             mono: MONO0,
             round: 1,
             maintenance: false,
+            maintenance_unanswered: false,
             failover_ok: true,
             hold_failover: false,
             held_failover: None,
@@ -314,7 +318,8 @@ impl Sim {
             observers: &self.observers,
             round: self.round,
             wall_now: self.now,
-            maintenance_mode: self.maintenance,
+            maintenance_mode: self.maintenance || self.maintenance_unanswered,
+            maintenance_seen: self.maintenance && !self.maintenance_unanswered,
         };
         let step = self.node.handle(Input::Check(poll), self.mono);
         let d = step.decision.expect("a running node decides");
@@ -2535,7 +2540,8 @@ fn a_candidate_never_yields_to_a_standby_beyond_the_cap() {
         .set("pg2", N::standby("1/200000", 130.0))
         // 1 MiB behind: beyond the 64 KiB cap
         .set("pg1", N::standby("1/100000", 130.0));
-    s.maintenance = true;
+    // (an unanswered maintenance file check: the fallback's block, not a standing yield)
+    s.maintenance_unanswered = true;
     let d = s.check();
     assert_eq!(
         d.summary,
@@ -2894,6 +2900,7 @@ fn with_failover(mut n: N, phase: FailoverPhase, master: &str) -> N {
         master: Some(master.to_string()),
         reason: "maintenance_mode_file exists".into(),
         since: now(),
+        standing: false,
     });
     n
 }
@@ -2914,7 +2921,9 @@ fn level_standbys(own: &str) -> Sim {
 #[test]
 fn a_candidate_in_maintenance_yields_after_the_fallback_timeout_and_keeps_its_word() {
     let mut s = level_standbys("pg2");
-    s.maintenance = true;
+    // the file check does not answer: it counts as present (a block), but is not seen, so
+    // there is no standing yield; the fallback's yield comes after failover_fallback_timeout
+    s.maintenance_unanswered = true;
     let d = s.check();
     assert_eq!(s.failovers, 0);
     assert_eq!(
@@ -2941,8 +2950,8 @@ fn a_candidate_in_maintenance_yields_after_the_fallback_timeout_and_keeps_its_wo
         (f.phase, f.master.as_deref()),
         (FailoverPhase::Yielded, Some("old_master"))
     );
-    // the maintenance file goes: a yield is a promise, pg1 is the candidate now
-    s.maintenance = false;
+    // the maintenance file check answers, no file: a yield is a promise, pg1 is the candidate
+    s.maintenance_unanswered = false;
     later(&mut s, 10);
     let d = s.check();
     assert_eq!(s.failovers, 0, "{}", s.all_reasons());
@@ -3181,10 +3190,11 @@ fn regression_a_partial_record_left_by_a_killed_primary_does_not_hold_the_yield_
     }
 }
 
-/// pg2, the candidate, yielded after its maintenance file blocked it past the fallback timeout.
+/// pg2, the candidate, yielded after its maintenance file blocked it past the fallback timeout
+/// (its check unanswered: the fallback's yield, not a standing one).
 fn yielded_in_maintenance() -> Sim {
     let mut s = level_standbys("pg2");
-    s.maintenance = true;
+    s.maintenance_unanswered = true;
     s.check();
     later(&mut s, 61);
     s.check();
@@ -3199,7 +3209,7 @@ fn regression_a_yield_nobody_acts_on_ends_and_our_turn_comes_back() {
     // The other daemons do not hear us (no observers: not a mesh, or the Python original): our
     // yield would otherwise stop the failover for good once the maintenance file is gone.
     let mut s = yielded_in_maintenance();
-    s.maintenance = false;
+    s.maintenance_unanswered = false;
     let config = s.config();
     let hold = config.failover_fallback_timeout.unwrap_or_default();
     let quiet = super::failover::yield_quiet_secs(&config);
@@ -3855,6 +3865,7 @@ fn regression_a_primary_replaced_on_an_equal_timeline_is_fenced_on_the_promoters
         master: Some("pg1".into()),
         reason: "test".into(),
         since: other.now,
+        standing: false,
     }));
     other.set("pg1", timeline(N::primary(), 2));
     // every voter sees pg2 as the primary it now is (a view that still showed it in recovery
