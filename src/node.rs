@@ -401,7 +401,12 @@ impl Node {
         let decision = decide::decide(&view, &self.config, &mut self.memory);
         match (yielded_before, self.memory.yielded()) {
             (false, true) => out.push(Effect::History(History::FailoverYielded {
-                summary: decision.summary.clone(),
+                // a standing yield starts whatever the decision's summary (the master may
+                // well be connected): its own reason says why
+                summary: match self.memory.candidacy.published().filter(|f| f.standing) {
+                    Some(f) => format!("standing yield: {}", f.reason),
+                    None => decision.summary.clone(),
+                },
                 old_master: master_before.clone(),
             })),
             (true, false) => out.push(Effect::History(History::FailoverYieldEnded {
