@@ -608,13 +608,14 @@ impl Loop {
         supervise::fault_point("decision-loop");
         let snapshot = self.poller.snapshots.borrow().clone();
         let now = mono_now();
-        let maintenance_mode = self.maintenance_mode(now.0);
+        let (maintenance_mode, maintenance_seen) = self.maintenance_mode(now.0);
         let poll = Poll {
             nodes: &snapshot.nodes,
             observers: &snapshot.observers,
             round: snapshot.round,
             wall_now: chrono::Utc::now(),
             maintenance_mode,
+            maintenance_seen,
         };
         let wall_now = poll.wall_now;
         let step = self.node.handle(Input::Check(poll), now);
@@ -630,10 +631,12 @@ impl Loop {
     }
 
     /// The maintenance file's answer to the previous check's question (the file thread never
-    /// makes us wait), and the next question.
-    fn maintenance_mode(&mut self, now: f64) -> bool {
+    /// makes us wait), and the next question: whether it counts as present, and whether it was
+    /// seen to exist (an answer in time, not an unanswered look).
+    fn maintenance_mode(&mut self, now: f64) -> (bool, bool) {
+        let answer = self.files.maintenance();
         let (maintenance_mode, unknown) = files::maintenance_mode(
-            self.files.maintenance(),
+            answer,
             now,
             crate::health::decision_limit(self.node.config()),
             self.start,
@@ -649,8 +652,9 @@ impl Loop {
             (None, Some(_)) => tracing::info!(target: "pglookout", "the maintenance file check answers again"),
             _ => {}
         }
+        let seen = unknown.is_none() && answer.is_some_and(|(exists, _)| exists);
         self.maintenance_unknown = unknown;
-        maintenance_mode
+        (maintenance_mode, seen)
     }
 
     /// What our own node's entry of `/state.json` says (our failover announcement, the voters'

@@ -31,8 +31,11 @@ pub struct Poll<'a> {
     pub round: u64,
     /// The wall clock (only compared with times in the documents).
     pub wall_now: Timestamp,
-    /// Whether the maintenance file exists, as the file thread last answered.
+    /// Whether the maintenance file exists, as the file thread last answered (or counts as
+    /// present: no answer in time).
     pub maintenance_mode: bool,
+    /// Whether the file thread answered in time that the maintenance file exists.
+    pub maintenance_seen: bool,
 }
 
 /// A command's end, as its executor reports it.
@@ -409,6 +412,7 @@ impl Node {
             wall_now: poll.wall_now,
             mono_now: now,
             maintenance_mode: poll.maintenance_mode,
+            maintenance_seen: poll.maintenance_seen,
             failover_running: self.running.failover(),
             config_version: self.config_version,
         };
@@ -424,7 +428,12 @@ impl Node {
         }
         match (yielded_before, self.memory.yielded()) {
             (false, true) => out.push(Effect::History(History::FailoverYielded {
-                summary: decision.summary.clone(),
+                // a standing yield starts whatever the decision's summary (the master may
+                // well be connected): its own reason says why
+                summary: match self.memory.candidacy.published().filter(|f| f.standing) {
+                    Some(f) => format!("standing yield: {}", f.reason),
+                    None => decision.summary.clone(),
+                },
                 old_master: master_before.clone(),
             })),
             (true, false) => out.push(Effect::History(History::FailoverYieldEnded {
@@ -750,6 +759,7 @@ mod tests {
             round: 1,
             wall_now: chrono::Utc::now(),
             maintenance_mode: false,
+            maintenance_seen: false,
         };
         let step = node.handle(Input::Check(poll), Mono(3.0));
         assert!(step.decision.is_none() && step.effects.is_empty(), "{step:?}");

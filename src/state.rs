@@ -137,17 +137,27 @@ pub struct FailoverStatus {
     /// The master being replaced (`None`: no master seen since the daemon started).
     pub master: Option<String>,
     pub reason: String,
-    /// The daemon's wall clock when it took this phase.
+    /// The daemon's wall clock when it took this phase; for a standing yield, at the latest
+    /// decision that found the maintenance file still there (so that a reader that counts a
+    /// yield only when given after the lost master's last contact, an earlier version of
+    /// ours, takes it up too).
     pub since: Timestamp,
+    /// A standing yield (ours, `"standing": true`, only written when true): the daemon's
+    /// maintenance file is there and it stands aside for as long as it is, whatever the
+    /// master's state; readers that do not know the key see an ordinary yield.
+    pub standing: bool,
 }
 
 impl Serialize for FailoverStatus {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(4))?;
+        let mut m = s.serialize_map(Some(4 + usize::from(self.standing)))?;
         m.serialize_entry("phase", &self.phase)?;
         m.serialize_entry("master", &self.master)?;
         m.serialize_entry("reason", &self.reason)?;
         m.serialize_entry("since", &iso(&self.since))?;
+        if self.standing {
+            m.serialize_entry("standing", &true)?;
+        }
         m.end()
     }
 }
@@ -165,6 +175,8 @@ impl FailoverStatus {
             master,
             reason: o.get("reason")?.as_str()?.to_string(),
             since: o.get("since").and_then(ts)?,
+            // anything but `true` is an ordinary yield: the reader then waits as before
+            standing: o.get("standing").and_then(serde_json::Value::as_bool) == Some(true),
         })
     }
 }
@@ -598,6 +610,7 @@ mod tests {
             master: Some("pg0".into()),
             reason: "maintenance_mode_file exists".into(),
             since: t,
+            standing: false,
         };
         assert!(matches!(
             served_nodes(&nodes, Some("pg2"), &OwnWord::default()),
@@ -632,6 +645,24 @@ mod tests {
         broken["pg2"]["failover"] = serde_json::json!({"phase": "elected"});
         let (read, bad) = parse_node_map(&broken).expect("map");
         assert!(!read.contains_key("pg2") && bad.len() == 1, "{bad:?}");
+        // a standing yield carries `standing: true`, read back; any other value of the key is
+        // an ordinary yield (the entry is kept: the reader only waits as before)
+        let standing = OwnWord {
+            failover: Some(FailoverStatus {
+                standing: true,
+                ..f.clone()
+            }),
+            voters: None,
+            pause: None,
+        };
+        let v = serde_json::to_value(&*served_nodes(&nodes, Some("pg2"), &standing)).expect("json");
+        assert_eq!(v["pg2"]["failover"]["standing"], true);
+        let (read, _) = parse_node_map(&v).expect("map");
+        assert!(read["pg2"].failover.as_ref().is_some_and(|g| g.standing));
+        let mut odd = v.clone();
+        odd["pg2"]["failover"]["standing"] = serde_json::json!("yes");
+        let (read, bad) = parse_node_map(&odd).expect("map");
+        assert!(bad.is_empty() && read["pg2"].failover.as_ref().is_some_and(|g| !g.standing));
     }
 
     #[test]

@@ -170,6 +170,7 @@ mod tests {
                 master: None,
                 reason: "a \"quoted\"\nreason ✓".into(),
                 since: t,
+                standing: false,
             });
             n.voters = (i == 2).then(|| "0123456789ab".into());
             nodes.insert(format!("pg{i}"), n);

@@ -957,6 +957,7 @@ impl<'a> World<'a> {
             round: dm.published.round,
             wall_now,
             maintenance_mode: dm.maintenance_answer,
+            maintenance_seen: dm.maintenance_answer,
         };
         let mono = dm.mono(now);
         let yielded = dm.node.memory().yielded();

@@ -18,7 +18,9 @@ use serde::Serialize;
 /// Our turn to promote and its yield: `Ours` -> `Served` (published as `yielded` in our
 /// `/state.json` entry) -> `Ours` when a master is connected again; or `Served` -> `Withdrawn`
 /// (nobody acted on it; no longer published) -> `Ours` after `failover::yield_quiet_secs`.
-/// While it is not `Ours` we do not promote.
+/// With our maintenance file: `Ours` -> `Standing` (published as a standing `yielded`) for as
+/// long as the file is there, then `Withdrawn` (or `Served`, if a promotion was announced on
+/// it meanwhile). While it is not `Ours` we do not promote.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Yield {
@@ -30,6 +32,9 @@ pub enum Yield {
     Served { at: Mono, taken_up: bool },
     /// We yielded at `at` and stopped serving it at `withdrawn`.
     Withdrawn { at: Mono, withdrawn: Mono },
+    /// Our maintenance file is there: we stand aside from `at` on, whatever the master's state,
+    /// until it goes (`failover::standing_yield`). `taken_up` as for `Served`.
+    Standing { at: Mono, taken_up: bool },
 }
 
 impl Yield {
@@ -37,7 +42,7 @@ impl Yield {
     pub fn since(self) -> Option<Mono> {
         match self {
             Yield::Ours => None,
-            Yield::Served { at, .. } | Yield::Withdrawn { at, .. } => Some(at),
+            Yield::Served { at, .. } | Yield::Withdrawn { at, .. } | Yield::Standing { at, .. } => Some(at),
         }
     }
 }
@@ -100,7 +105,7 @@ impl Candidacy {
     /// else holds), then an announced promotion, a block, a deferral.
     pub fn phase(&self) -> Phase {
         match (self.turn, self.announces_promotion(), &self.blocked, &self.deferred_to) {
-            (Yield::Served { .. }, ..) => Phase::Yielded,
+            (Yield::Served { .. } | Yield::Standing { .. }, ..) => Phase::Yielded,
             (Yield::Withdrawn { .. }, ..) => Phase::Withdrawn,
             (Yield::Ours, true, ..) => Phase::Promoting,
             (Yield::Ours, false, Some(_), _) => Phase::Blocked,
@@ -135,10 +140,15 @@ impl Candidacy {
             .is_some_and(|f| f.phase == FailoverPhase::Promoting)
     }
 
-    /// Whether we serve a yield of our turn to promote (a withdrawn one still keeps us from
-    /// promoting, see [`Yield`]).
+    /// Whether we serve a yield of our turn to promote, standing or not (a withdrawn one
+    /// still keeps us from promoting, see [`Yield`]).
     pub fn yielded(&self) -> bool {
-        matches!(self.turn, Yield::Served { .. })
+        matches!(self.turn, Yield::Served { .. } | Yield::Standing { .. })
+    }
+
+    /// Whether we serve a standing yield (our maintenance file).
+    pub fn standing(&self) -> bool {
+        matches!(self.turn, Yield::Standing { .. })
     }
 
     /// What every transition leaves true: a served yield is what we publish and nothing else
@@ -151,6 +161,13 @@ impl Candidacy {
         debug_assert_eq!(
             published_yield,
             self.yielded(),
+            "published {:?} with {:?}",
+            self.published,
+            self.turn
+        );
+        debug_assert_eq!(
+            self.published.as_ref().is_some_and(|f| f.standing),
+            self.standing(),
             "published {:?} with {:?}",
             self.published,
             self.turn
@@ -245,22 +262,73 @@ impl Candidacy {
         };
     }
 
-    /// Another daemon announced a promotion after our yield: it holds until a master is seen.
+    /// Another daemon announced a promotion after our yield: it holds until a master is seen
+    /// (a standing one: until a master is seen, even if our maintenance file goes first).
     pub(super) fn yield_taken_up(&mut self) {
-        if let Yield::Served { at, .. } = self.turn {
-            self.turn = Yield::Served { at, taken_up: true };
+        match self.turn {
+            Yield::Served { at, .. } => self.turn = Yield::Served { at, taken_up: true },
+            Yield::Standing { at, .. } => self.turn = Yield::Standing { at, taken_up: true },
+            _ => {}
         }
         debug_assert!(self.yielded(), "taken up without a yield");
     }
 
-    /// Nobody acted on our yield: we stop publishing it (and still do not promote for a while).
+    /// Nobody acted on our yield (or, standing, nobody announced a promotion on it and our
+    /// maintenance file is gone): we stop publishing it (and still do not promote for a while).
     pub(super) fn withdraw_yield(&mut self, now: Mono) {
-        let Yield::Served { at, taken_up: false } = self.turn else {
+        let (Yield::Served { at, taken_up: false } | Yield::Standing { at, taken_up: false }) = self.turn else {
             debug_assert!(false, "withdrawing {:?}", self.turn);
             return;
         };
         self.published = None;
         self.turn = Yield::Withdrawn { at, withdrawn: now };
+    }
+
+    /// Our maintenance file is there: we stand aside, publishing `status` (a standing
+    /// `yielded`), until it goes.
+    pub(super) fn stand_aside(&mut self, status: FailoverStatus, now: Mono) {
+        debug_assert!(status.phase == FailoverPhase::Yielded && status.standing);
+        debug_assert_eq!(self.turn, Yield::Ours, "a standing yield while one lasts");
+        debug_assert!(!self.announces_promotion(), "a yield while our promotion is announced");
+        self.published = Some(status);
+        self.turn = Yield::Standing {
+            at: now,
+            taken_up: false,
+        };
+    }
+
+    /// The file is still there: the standing yield is confirmed as of `since`, against
+    /// `master` (the one we know now: a new master means any promotion announced on it is
+    /// over, so it is no longer taken up).
+    pub(super) fn confirm_standing(&mut self, master: Option<&str>, since: Timestamp) {
+        let (Yield::Standing { at, taken_up }, Some(f)) = (self.turn, self.published.as_mut()) else {
+            debug_assert!(false, "confirming {:?}", self.turn);
+            return;
+        };
+        if f.master.as_deref() != master {
+            f.master = master.map(str::to_string);
+            self.turn = Yield::Standing { at, taken_up: false };
+        } else {
+            self.turn = Yield::Standing { at, taken_up };
+        }
+        f.since = since;
+    }
+
+    /// Our maintenance file went while a promotion announced on our standing yield may still
+    /// be under way: it becomes an ordinary yield, given now (`status`), that holds until a
+    /// master is connected, as any yield taken up.
+    pub(super) fn standing_taken_up_ends(&mut self, status: FailoverStatus, now: Mono) {
+        debug_assert!(
+            matches!(self.turn, Yield::Standing { taken_up: true, .. }),
+            "from {:?}",
+            self.turn
+        );
+        debug_assert!(status.phase == FailoverPhase::Yielded && !status.standing);
+        self.published = Some(status);
+        self.turn = Yield::Served {
+            at: now,
+            taken_up: true,
+        };
     }
 
     /// Our yield is over, served or withdrawn: our turn to promote is back.
@@ -300,6 +368,7 @@ mod tests {
             master: Some("pg1".into()),
             reason: "test".into(),
             since: Timestamp::default(),
+            standing: false,
         }
     }
 

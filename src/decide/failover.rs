@@ -202,6 +202,7 @@ fn track_master(
             }
         }
     }
+    standing_yield(view, config, memory, out, map);
     super::rejoin::track_was_master(config, memory, nodes);
     if !left_alone(memory) {
         retry_follow(view, config, memory, out);
@@ -312,6 +313,10 @@ fn end_promoting(view: &View, config: &Config, memory: &mut Memory, out: &mut Ou
 /// way for happened), or the one we yielded against, once any promotion started on our yield
 /// has had its `failover_command_timeout` and we our `failover_fallback_timeout` on top.
 fn end_yield(view: &View, config: &Config, memory: &mut Memory, out: &mut Out, map: &NodeMap) {
+    // a standing yield lasts as long as our maintenance file (`standing_yield`)
+    if memory.candidacy.standing() {
+        return;
+    }
     let Some(at) = memory.candidacy.turn().since() else {
         return;
     };
@@ -335,6 +340,106 @@ fn end_yield(view: &View, config: &Config, memory: &mut Memory, out: &mut Out, m
     }
 }
 
+/// Our maintenance file means now (docs/safety.md, "Standing yield"): from the first decision
+/// that sees it, our node is no candidate, and we say so in our `/state.json` entry (a
+/// standing `yielded`), so that the next candidate's daemon promotes its node within the usual
+/// window, not after `failover_fallback_timeout`. It only removes a candidate: we run no
+/// failover command while it stands, and once the file goes we withdraw it like any yield
+/// nobody acted on (no failover command for [`yield_quiet_secs`] more), or, if a promotion was
+/// announced on it meanwhile, keep it as an ordinary yield until a master is connected.
+/// Not while our failover command runs or its promotion is announced (we may be promoting),
+/// nor after a failed failover command (the command may have left a promotion pending: the
+/// file is then a block as before, and the yield after `failover_fallback_timeout` waits for
+/// the settle rule); not with `failover_fallback_timeout` null (the original's behaviour),
+/// nor when our node is the master we know. And, as for any yield, only with another
+/// candidate in sight when it starts ([`another_candidate`]): without one it would stop no
+/// failover but our own, and cost a quiet period when the file goes.
+fn standing_yield(view: &View, config: &Config, memory: &mut Memory, out: &mut Out, map: &NodeMap) {
+    let Some(own_db) = config.own_db.as_deref() else {
+        return;
+    };
+    let want = view.maintenance_seen
+        && config.failover_fallback_timeout.is_some()
+        && memory.current_master.as_deref() != Some(own_db);
+    let reason = "maintenance_mode_file exists";
+    match memory.candidacy.turn() {
+        Yield::Ours if want => {
+            if view.failover_running || memory.failover.running_since.is_some() || memory.announces_promotion() {
+                out.why("maintenance_mode_file exists, but our failover command runs or its promotion is announced: no standing yield while it is");
+                return;
+            }
+            if memory.failover.failures.last.is_some() {
+                out.why("maintenance_mode_file exists, but our failover command failed since it last succeeded: no standing yield (the fallback's yield waits for a pending promotion to show)");
+                return;
+            }
+            if !another_candidate(view, config, memory, map, own_db) {
+                out.why(
+                    "maintenance_mode_file exists; no other standby could take over from our node: no standing yield",
+                );
+                return;
+            }
+            out.why("maintenance_mode_file exists: our node is no candidate, and we publish a standing yield until the file is removed");
+            memory.candidacy.stand_aside(
+                FailoverStatus {
+                    phase: FailoverPhase::Yielded,
+                    master: memory.current_master.clone(),
+                    reason: reason.to_string(),
+                    since: view.wall_now,
+                    standing: true,
+                },
+                view.mono_now,
+            );
+        }
+        Yield::Standing { .. } if want => {
+            let master = memory.current_master.clone();
+            memory.candidacy.confirm_standing(master.as_deref(), view.wall_now);
+        }
+        Yield::Standing { taken_up: true, .. } => {
+            out.why("maintenance_mode_file is gone, but a promotion was announced during our standing yield: it holds until a master is connected");
+            memory.candidacy.standing_taken_up_ends(
+                FailoverStatus {
+                    phase: FailoverPhase::Yielded,
+                    master: memory.current_master.clone(),
+                    reason: "maintenance_mode_file was removed; a promotion was announced on our standing yield"
+                        .to_string(),
+                    since: view.wall_now,
+                    standing: false,
+                },
+                view.mono_now,
+            );
+        }
+        Yield::Standing { .. } => {
+            out.why(format!(
+                "maintenance_mode_file is gone: we withdraw our standing yield, and take our turn back after {:.0} s",
+                yield_quiet_secs(config)
+            ));
+            memory.candidacy.withdraw_yield(view.mono_now);
+        }
+        _ => {}
+    }
+}
+
+/// Whether a standby other than ours could take over from it now, by our own polls: connected,
+/// fresh, not in `never_promote_these_nodes`, and within [`FALLBACK_TOLERANCE_BYTES`] of the
+/// furthest standby, or, with `max_failover_lag_bytes`, within the cap of the master's last
+/// known position (none while that is unknown). The same test as the fallback's "another
+/// candidate in sight", taken before any loss.
+fn another_candidate(view: &View, config: &Config, memory: &Memory, map: &NodeMap, own_db: &str) -> bool {
+    let positions = replication_positions(&map.standbys, view.wall_now, &config.never_promote_these_nodes);
+    let floor = match config.max_failover_lag_bytes {
+        None => fallback_floor(config, &positions),
+        Some(cap) => memory
+            .current_master
+            .as_deref()
+            .and_then(|m| master_last_position(view, config, map, m))
+            .map_or(u64::MAX, |last| last.saturating_sub(cap)),
+    };
+    positions
+        .range(floor..)
+        .flat_map(|(_, names)| names)
+        .any(|n| n != own_db)
+}
+
 /// How long after we stop serving a yield we still do not promote: a daemon that read it in
 /// its last fresh report of us (an observer fetch and a check old) may have started its
 /// failover command, which runs at most `failover_command_timeout`, and its node must then be
@@ -356,6 +461,14 @@ fn expire_yield(view: &View, config: &Config, memory: &mut Memory, out: &mut Out
     let quiet = yield_quiet_secs(config);
     match memory.candidacy.turn() {
         Yield::Ours => {}
+        // never withdrawn on time: it lasts as long as our maintenance file (`standing_yield`)
+        Yield::Standing { taken_up, .. } => {
+            let own = config.own_db.as_deref().unwrap_or_default();
+            if !taken_up && promoting_elsewhere(view, config, own).is_some() {
+                memory.candidacy.yield_taken_up();
+                out.why("another daemon announced a promotion during our standing yield: it holds until a master is connected");
+            }
+        }
         Yield::Served { at, taken_up } => {
             // the others had as long to act on it as we waited before giving it
             let hold = config.failover_fallback_timeout.unwrap_or(0.0);
@@ -1298,6 +1411,7 @@ fn launch_failover(view: &View, config: &Config, memory: &mut Memory, out: &mut 
         master: memory.current_master.clone(),
         reason: why.to_string(),
         since: view.wall_now,
+        standing: false,
     });
     // Created when the command is launched, whatever its outcome (as upstream, which wrote it
     // after the command whatever its exit status).
@@ -1577,7 +1691,12 @@ fn skip_yielded(
     own_db: &str,
 ) -> Option<End> {
     let mut yielded: BTreeMap<String, String> = BTreeMap::new();
-    if memory.candidacy.turn().since().is_some() {
+    if memory.candidacy.standing() {
+        yielded.insert(
+            own_db.to_string(),
+            "we stand aside (maintenance_mode_file exists)".to_string(),
+        );
+    } else if memory.candidacy.turn().since().is_some() {
         yielded.insert(own_db.to_string(), "we yielded".to_string());
     }
     if config.failover_fallback_timeout.is_some() {
@@ -1602,11 +1721,19 @@ fn skip_yielded(
             let word = own_daemon.find_map(|(observer, o)| {
                 let entry = o.nodes.get(name)?;
                 let f = entry.failover.as_ref()?;
+                // a standing yield holds whatever the master did: it is current while served
+                // (the fresh report says so), and its daemon promotes nothing for
+                // yield_quiet_secs after it stops serving it
                 let current = f.phase == FailoverPhase::Yielded
                     && f.master == memory.current_master
                     && secs_between(view.wall_now, entry.fetch_time) < CANDIDATE_MAX_AGE_SECS
-                    && last_contact.is_none_or(|t| t.checked_add_signed(skew).is_some_and(|limit| f.since > limit));
-                current.then(|| format!("{name} yielded ({}, observer {observer})", f.reason))
+                    && (f.standing
+                        || last_contact
+                            .is_none_or(|t| t.checked_add_signed(skew).is_some_and(|limit| f.since > limit)));
+                current.then(|| {
+                    let standing = if f.standing { ", standing" } else { "" };
+                    format!("{name} yielded ({}{standing}, observer {observer})", f.reason)
+                })
             });
             if let Some(word) = word {
                 yielded.insert(name.clone(), word);
@@ -1771,6 +1898,7 @@ fn blocked(
         master: memory.current_master.clone(),
         reason: reason.to_string(),
         since: view.wall_now,
+        standing: false,
     };
     memory.candidacy.give_way(status, view.mono_now);
     done(format!("no failover: yielded to the next candidate ({reason})"))

@@ -163,6 +163,9 @@ struct Sim {
     mono: Mono,
     round: u64,
     maintenance: bool,
+    /// The maintenance file check does not answer in time: it counts as present, but is not
+    /// seen (no standing yield).
+    maintenance_unanswered: bool,
     /// The shell reports the failover command's outcome right away, with this status.
     failover_ok: bool,
     /// The next failover command keeps running (not reported: [`Sim::finish_failover`])
@@ -214,6 +217,7 @@ impl Sim {
             mono: MONO0,
             round: 1,
             maintenance: false,
+            maintenance_unanswered: false,
             failover_ok: true,
             hold_failover: false,
             held_failover: None,
@@ -315,7 +319,8 @@ impl Sim {
             observers: &self.observers,
             round: self.round,
             wall_now: self.now,
-            maintenance_mode: self.maintenance,
+            maintenance_mode: self.maintenance || self.maintenance_unanswered,
+            maintenance_seen: self.maintenance && !self.maintenance_unanswered,
         };
         let step = self.node.handle(Input::Check(poll), self.mono);
         let d = step.decision.expect("a running node decides");
@@ -2537,7 +2542,8 @@ fn a_candidate_never_yields_to_a_standby_beyond_the_cap() {
         .set("pg2", N::standby("1/200000", 130.0))
         // 1 MiB behind: beyond the 64 KiB cap
         .set("pg1", N::standby("1/100000", 130.0));
-    s.maintenance = true;
+    // (an unanswered maintenance file check: the fallback's block, not a standing yield)
+    s.maintenance_unanswered = true;
     let d = s.check();
     assert_eq!(
         d.summary,
@@ -2896,6 +2902,7 @@ fn with_failover(mut n: N, phase: FailoverPhase, master: &str) -> N {
         master: Some(master.to_string()),
         reason: "maintenance_mode_file exists".into(),
         since: now(),
+        standing: false,
     });
     n
 }
@@ -2916,7 +2923,9 @@ fn level_standbys(own: &str) -> Sim {
 #[test]
 fn a_candidate_in_maintenance_yields_after_the_fallback_timeout_and_keeps_its_word() {
     let mut s = level_standbys("pg2");
-    s.maintenance = true;
+    // the file check does not answer: it counts as present (a block), but is not seen, so
+    // there is no standing yield; the fallback's yield comes after failover_fallback_timeout
+    s.maintenance_unanswered = true;
     let d = s.check();
     assert_eq!(s.failovers, 0);
     assert_eq!(
@@ -2943,8 +2952,8 @@ fn a_candidate_in_maintenance_yields_after_the_fallback_timeout_and_keeps_its_wo
         (f.phase, f.master.as_deref()),
         (FailoverPhase::Yielded, Some("old_master"))
     );
-    // the maintenance file goes: a yield is a promise, pg1 is the candidate now
-    s.maintenance = false;
+    // the maintenance file check answers, no file: a yield is a promise, pg1 is the candidate
+    s.maintenance_unanswered = false;
     later(&mut s, 10);
     let d = s.check();
     assert_eq!(s.failovers, 0, "{}", s.all_reasons());
@@ -3183,10 +3192,11 @@ fn regression_a_partial_record_left_by_a_killed_primary_does_not_hold_the_yield_
     }
 }
 
-/// pg2, the candidate, yielded after its maintenance file blocked it past the fallback timeout.
+/// pg2, the candidate, yielded after its maintenance file blocked it past the fallback timeout
+/// (its check unanswered: the fallback's yield, not a standing one).
 fn yielded_in_maintenance() -> Sim {
     let mut s = level_standbys("pg2");
-    s.maintenance = true;
+    s.maintenance_unanswered = true;
     s.check();
     later(&mut s, 61);
     s.check();
@@ -3201,7 +3211,7 @@ fn regression_a_yield_nobody_acts_on_ends_and_our_turn_comes_back() {
     // The other daemons do not hear us (no observers: not a mesh, or the Python original): our
     // yield would otherwise stop the failover for good once the maintenance file is gone.
     let mut s = yielded_in_maintenance();
-    s.maintenance = false;
+    s.maintenance_unanswered = false;
     let config = s.config();
     let hold = config.failover_fallback_timeout.unwrap_or_default();
     let quiet = super::failover::yield_quiet_secs(&config);
@@ -3857,6 +3867,7 @@ fn regression_a_primary_replaced_on_an_equal_timeline_is_fenced_on_the_promoters
         master: Some("pg1".into()),
         reason: "test".into(),
         since: other.now,
+        standing: false,
     }));
     other.set("pg1", timeline(N::primary(), 2));
     // every voter sees pg2 as the primary it now is (a view that still showed it in recovery
@@ -4189,4 +4200,247 @@ fn a_paused_cluster_neither_fails_over_nor_fences_and_resumes() {
     s.node.memory.pause = Some(pause(false, 0));
     s.check();
     assert!(!s.alerts.contains(&Alert::ClusterPaused));
+}
+
+// ---------------------------------------------------------------------------------------
+// Maintenance means now: the standing yield
+// ---------------------------------------------------------------------------------------
+
+/// A healthy cluster: `old_master` connected at 1/100, pg1 and pg2 level with it (pg2, the
+/// higher name, is the tie-break winner), our daemon beside `own`, long past its start.
+fn healthy_level(own: &str) -> Sim {
+    let mut s = Sim::new();
+    s.set("old_master", N::primary().replay("1/100"))
+        .set("pg1", N::standby("1/100", 0.5))
+        .set("pg2", N::standby("1/100", 0.5))
+        .own(own);
+    s.node.memory.nodes_changed(s.mono - 1000.0);
+    s
+}
+
+/// The master is lost now: our poll fails, its last contact (`db_time`) is now.
+fn lose_old_master(s: &mut Sim) {
+    let t = s.now;
+    s.set(
+        "old_master",
+        N::primary().replay("1/100").conn(false).db_time(t).fetched(t),
+    );
+}
+
+/// pg2's daemon publishes a yield (standing or not), given `since`, against `old_master`.
+fn pg2_yields(standing: bool, since: Timestamp) -> N {
+    let mut n = N::standby("1/100", 0.5);
+    n.0.failover = Some(FailoverStatus {
+        phase: FailoverPhase::Yielded,
+        master: Some("old_master".into()),
+        reason: "maintenance_mode_file exists".into(),
+        since,
+        standing,
+    });
+    n
+}
+
+/// The tie-break winner's daemon sees its maintenance file: it publishes a standing yield at
+/// once, with the master still connected, and runs no failover command after the loss (for
+/// far longer than the window plus failover_fallback_timeout). File removed: the yield is
+/// withdrawn at once, and after the quiet period its node is a candidate again.
+#[test]
+fn the_maintenance_file_publishes_a_standing_yield_at_once_and_its_removal_withdraws_it() {
+    let mut s = healthy_level("pg2");
+    s.maintenance = true;
+    let d = s.check();
+    assert_eq!(s.node.memory.current_master.as_deref(), Some("old_master"));
+    let f = s.node.memory.candidacy.published().cloned().expect("published at once");
+    assert_eq!(
+        (f.phase, f.master.as_deref(), f.standing),
+        (FailoverPhase::Yielded, Some("old_master"), true),
+        "{d:?}"
+    );
+    assert!(s.node.memory.yielded());
+    assert!(
+        d.reasons.iter().any(|r| r.contains("we publish a standing yield")),
+        "{d:?}"
+    );
+    // it is confirmed at each decision: `since` follows our clock
+    later(&mut s, 5);
+    s.check();
+    let g = s.node.memory.candidacy.published().cloned().expect("still published");
+    assert!(g.standing && g.since > f.since, "{g:?}");
+
+    lose_old_master(&mut s);
+    for _ in 0..400 {
+        later(&mut s, 1);
+        s.check();
+        assert!(s.node.memory.yielded(), "{}", s.all_reasons());
+    }
+    assert_eq!(s.failovers, 0, "{}", s.all_reasons());
+    assert!(
+        s.all_reasons().contains("node pg1 is furthest along"),
+        "{}",
+        s.all_reasons()
+    );
+
+    // the file goes: the yield is withdrawn (no longer published), and our node promotes
+    // nothing for the quiet period, then is a candidate again (pg1 did not promote here)
+    s.maintenance = false;
+    later(&mut s, 1);
+    s.check();
+    assert_eq!(s.node.memory.candidacy.published(), None, "{}", s.all_reasons());
+    assert!(matches!(
+        s.node.memory.candidacy.turn(),
+        candidacy::Yield::Withdrawn { .. }
+    ));
+    let withdrawn = s.mono;
+    let quiet = super::failover::yield_quiet_secs(&s.config());
+    while s.failovers == 0 && s.mono - withdrawn < 1000.0 {
+        later(&mut s, 1);
+        s.check();
+    }
+    assert_eq!(s.failovers, 1, "{}", s.all_reasons());
+    assert!(s.mono - withdrawn >= quiet, "{}", s.all_reasons());
+}
+
+/// With a master connected all along, the file's removal gives our turn back after the quiet
+/// period.
+#[test]
+fn a_standing_yield_withdrawn_with_the_master_connected_gives_the_turn_back() {
+    let mut s = healthy_level("pg2");
+    s.maintenance = true;
+    s.check();
+    assert!(s.node.memory.candidacy.standing());
+    s.maintenance = false;
+    later(&mut s, 1);
+    s.check();
+    assert!(!s.node.memory.yielded());
+    let quiet = super::failover::yield_quiet_secs(&s.config());
+    for _ in 0..(quiet as usize + 2) {
+        later(&mut s, 1);
+        s.check();
+    }
+    assert_eq!(
+        s.node.memory.candidacy.turn(),
+        candidacy::Yield::Ours,
+        "{}",
+        s.all_reasons()
+    );
+    assert_eq!(s.node.memory.candidacy.phase(), candidacy::Phase::Idle);
+}
+
+/// The other standby's daemon, reading the standing yield in a fresh report of pg2's own
+/// daemon, promotes its node as soon as the usual window (max_failover_replication_time_lag
+/// after the last contact) has passed, not failover_fallback_timeout later. The same yield
+/// without `standing`, given before the loss, counts for nothing (an earlier loss's word).
+#[test]
+fn the_next_candidate_promotes_within_the_window_on_a_standing_yield() {
+    let run = |standing: bool| {
+        let mut s = healthy_level("pg1");
+        let given = s.now - Duration::seconds(3600);
+        s.conf("observers", json!({"pg2": "http://pg2:15000"}))
+            .observe("pg2", "old_master", N::primary().replay("1/100"))
+            .observe("pg2", "pg1", N::standby("1/100", 0.5))
+            .observe("pg2", "pg2", pg2_yields(standing, given));
+        s.check();
+        later(&mut s, 1);
+        s.check();
+        assert_eq!(s.failovers, 0);
+        lose_old_master(&mut s);
+        let lost = s.mono;
+        let t = s.now;
+        s.observe(
+            "pg2",
+            "old_master",
+            N::primary().replay("1/100").conn(false).db_time(t).fetched(t),
+        );
+        while s.failovers == 0 && s.mono - lost < 400.0 {
+            later(&mut s, 1);
+            s.check();
+        }
+        (s.failovers, s.mono - lost, s.all_reasons())
+    };
+    let config = healthy_level("pg1").config();
+    let window = config.max_failover_replication_time_lag;
+    let fallback = config.failover_fallback_timeout.unwrap_or_default();
+    let (n, after, reasons) = run(true);
+    assert_eq!(n, 1, "{reasons}");
+    assert!(
+        after >= window && after < window + 5.0,
+        "{after} s after the loss\n{reasons}"
+    );
+    assert!(after < window + fallback);
+    assert!(
+        reasons.contains("pg2 yielded (maintenance_mode_file exists, standing, observer pg2)"),
+        "{reasons}"
+    );
+    let (n, _, reasons) = run(false);
+    assert_eq!(n, 0, "{reasons}");
+    assert!(reasons.contains("no action: node pg2 is furthest along"), "{reasons}");
+}
+
+/// `synchronous_mode`: the node in maintenance is the only standby known to have every
+/// acknowledged write. Its standing yield takes it out, and nobody else may be promoted: the
+/// yield never lets a standby in that the synchronous rule left out.
+#[test]
+fn a_standing_yield_of_the_only_synchronous_standby_blocks_the_failover() {
+    let mut s = Sim::new();
+    s.conf("synchronous_mode", json!("on"))
+        .conf("observers", json!({"pg2": "http://pg2:15000"}))
+        .set("old_master", gone_master("1/100").sync_names("FIRST 1 (pg2)"))
+        .set("pg1", N::standby("1/100", 130.0))
+        .set("pg2", N::standby("1/100", 130.0))
+        .own("pg1");
+    s.node.memory.nodes_changed(s.mono - 1000.0);
+    s.node.memory.current_master = Some("old_master".into());
+    let since = s.now;
+    s.observe("pg2", "old_master", gone_master("1/100").sync_names("FIRST 1 (pg2)"))
+        .observe("pg2", "pg2", pg2_yields(true, since));
+    for _ in 0..100 {
+        later(&mut s, 1);
+        s.check();
+    }
+    assert_eq!(s.exec(), 0, "{}", s.all_reasons());
+    assert!(
+        s.all_reasons()
+            .contains("no failover: every candidate yielded or is too far behind one that did"),
+        "{}",
+        s.all_reasons()
+    );
+}
+
+/// After a failed failover command the maintenance file is a block as before (the command may
+/// have left a promotion pending: the fallback's yield waits for it to show), and the existing
+/// yield after a failed command is untouched.
+#[test]
+fn no_standing_yield_after_a_failed_failover_command() {
+    let mut s = level_standbys("pg2");
+    s.failover_ok = false;
+    s.check();
+    s.check();
+    assert_eq!(s.failovers, 1, "{}", s.all_reasons());
+    s.maintenance = true;
+    later(&mut s, 1);
+    s.check();
+    assert!(!s.node.memory.candidacy.standing(), "{}", s.all_reasons());
+    assert!(
+        s.all_reasons()
+            .contains("no standing yield (the fallback's yield waits"),
+        "{}",
+        s.all_reasons()
+    );
+}
+
+/// Without another standby that could take over, no standing yield (it would block nothing
+/// but our own failover, and cost a quiet period when the file goes); `null`
+/// failover_fallback_timeout is the original's behaviour: no yield of any kind.
+#[test]
+fn no_standing_yield_without_another_candidate_or_without_the_fallback() {
+    let mut s = healthy_level("pg2");
+    s.set("pg1", N::standby("0/FFE00100", 0.5));
+    s.maintenance = true;
+    s.check();
+    assert!(!s.node.memory.yielded(), "{}", s.all_reasons());
+    let mut s = healthy_level("pg2");
+    s.conf("failover_fallback_timeout", Value::Null);
+    s.maintenance = true;
+    s.check();
+    assert!(!s.node.memory.yielded(), "{}", s.all_reasons());
 }

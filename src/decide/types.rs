@@ -76,8 +76,13 @@ pub struct View<'a> {
     pub wall_now: Timestamp,
     /// `clock::monotonic()` seconds; `replication_start_time` uses the same base.
     pub mono_now: Mono,
-    /// Whether `maintenance_mode_file` exists (the shell looked).
+    /// Whether `maintenance_mode_file` exists (the shell looked), or counts as present
+    /// because the look did not answer in time.
     pub maintenance_mode: bool,
+    /// Whether the look answered in time that `maintenance_mode_file` exists: only then does
+    /// our daemon publish a standing yield (`failover::standing_yield`). An unanswered look
+    /// blocks a failover as before, but does not yield (its end would cost a quiet period).
+    pub maintenance_seen: bool,
     /// Whether a failover command is running right now.
     pub failover_running: bool,
     /// Starts at 1 with the first config and grows by one per successful reload.

@@ -532,7 +532,12 @@ async fn failover_priorities_pick_a_standby_behind_within_the_cap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_maintenance_file_on_the_furthest_node_blocks_the_failover_until_removed() {
-    let lab = start(cluster().await, |_, _| {}).await;
+    // the original's behaviour (no fallback, so no yield of any kind): the file blocks the
+    // failover until it is removed, and its removal lets the furthest node promote at once
+    let lab = start(cluster().await, |_, c| {
+        c["failover_fallback_timeout"] = json!(null);
+    })
+    .await;
     // Both in maintenance until we know which one is furthest along.
     for s in STANDBYS {
         std::fs::write(lab.maintenance_file(s), "").expect("maintenance file");
@@ -833,10 +838,18 @@ async fn start_meshed(cluster: Cluster, tweak: impl Fn(&str, &mut Value)) -> Lab
 
 const FALLBACK_TIMEOUT: f64 = 3.0;
 
+/// Maintenance means now: pg3, the candidate every daemon picks (its priority, within the cap),
+/// has its maintenance file before the loss. Its daemon publishes a standing yield at once;
+/// after `kill -9` of pg1, pg2's daemon promotes its node on that word within the usual window.
+/// `failover_fallback_timeout` is set far beyond the test's deadline, so the fallback cannot
+/// be what promoted it; the decisions say so too (pg3 never yielded on the fallback's clock,
+/// pg2 skipped pg3 on its standing word).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_next_candidate_promotes_when_the_chosen_one_stays_in_maintenance() {
+async fn the_next_candidate_promotes_within_the_window_when_the_chosen_one_is_in_maintenance() {
+    let fallback = 3600.0;
+    assert!(FAILOVER_LAG + fallback > DEADLINE.as_secs_f64() * 10.0);
     let lab = start_meshed(cluster().await, |_, c| {
-        c["failover_fallback_timeout"] = json!(FALLBACK_TIMEOUT);
+        c["failover_fallback_timeout"] = json!(fallback);
         // pg3 is the candidate, even if pg2 received a little more before the kill: within
         // the cap, the priority comes first
         c["failover_priorities"] = json!({"pg3": 200});
@@ -844,39 +857,43 @@ async fn the_next_candidate_promotes_when_the_chosen_one_stays_in_maintenance() 
     })
     .await;
     std::fs::write(lab.maintenance_file("pg3"), "").expect("maintenance file");
+    // the standing yield comes before any loss
+    lab.wait_yield("pg3", "standing yield: maintenance_mode_file exists")
+        .await;
+    assert!(connected(&lab.daemon("pg3").state().unwrap_or_default(), "pg1"));
     lab.cluster.kill9("pg1").expect("kill pg1");
-    // the yield shows in the summary only until pg2 is seen as the master,
-    // so wait on pg3's history, which keeps it
-    lab.wait_yield(
-        "pg3",
-        "no failover: yielded to the next candidate (maintenance_mode_file exists)",
-    )
-    .await;
-    // blocked by its file first (a decision is logged when it changes; the summary lasts only
-    // failover_fallback_timeout, so the log, not a poll of the state file, is the witness)
-    assert!(
-        lab.daemon("pg3").log().contains(&format!("decision: {MAINTENANCE}")),
-        "{}",
-        lab.dump()
-    );
     let winner = lab.wait_promoted().await;
     assert_eq!(winner, "pg2", "{}", lab.dump());
     lab.check_failover_to(winner).await;
+    let pg2 = lab.daemon("pg2").log();
     assert!(
-        lab.daemon("pg2")
-            .log()
-            .contains("pg3 yielded (maintenance_mode_file exists, observer pg3)"),
+        pg2.contains("pg3 yielded (maintenance_mode_file exists, standing, observer pg3)"),
         "{}",
         lab.dump()
     );
+    let pg3 = lab.daemon("pg3").log();
+    for fallback_word in [
+        "yielding to the next candidate",
+        "no failover: yielded to the next candidate",
+        MAINTENANCE,
+    ] {
+        assert!(
+            !pg3.contains(fallback_word),
+            "pg3 logged {fallback_word:?}{}",
+            lab.dump()
+        );
+    }
     // pg3's word holds after its file goes: it follows pg2, it does not promote
     std::fs::remove_file(lab.maintenance_file("pg3")).expect("rm");
+    lab.wait("pg3's standing yield to be withdrawn", || async {
+        Ok(lab.history("pg3").iter().any(|e| e.kind == "failover_yield_ended"))
+    })
+    .await;
     lab.rounds("pg3", QUIET_ROUNDS, "pg3 to stay a standby of pg2", |s| {
         s["current_master"] == json!("pg2")
     })
     .await;
     assert_eq!(lab.promoted().await, vec!["pg2"], "{}", lab.dump());
-    // its history has the yield, then its end once pg2 was the master
     let kinds: Vec<String> = lab
         .history("pg3")
         .into_iter()
