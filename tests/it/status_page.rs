@@ -510,3 +510,31 @@ async fn the_page_shows_which_standby_is_synchronous() {
     assert!(!section.contains("pg3<span"), "pg3 is not synchronous:\n{section}");
     assert!(dom.contains(NO_ERROR), "an error banner:\n{dom}");
 }
+
+/// Issue 22: a paused cluster (`pglookout-ctl pause`, the state document's `pause`) shows a
+/// banner with the time it was paused, as text; none while not paused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_shows_a_paused_cluster() {
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    let doc = |paused: bool, since: &str| {
+        json!({
+            "db_nodes": {
+                "pg1": {"connection": true, "fetch_time": now, "pg_is_in_recovery": false,
+                        "pg_last_xlog_replay_location": "0/3000148"},
+            },
+            "current_master": "pg1",
+            "pause": {"paused": paused, "since": since},
+        })
+    };
+    let server = StandIn::start(doc(true, "2026-12-06T12:00:00.000000Z<b>"));
+    let dom = dump_dom(&format!("http://127.0.0.1:{}/", server.port)).await;
+    assert!(
+        dom.contains(
+            r#"<div id="paused" class="banner">paused since 2026-12-06T12:00:00.000000Z&lt;b&gt;: no failover"#
+        ),
+        "no pause banner:\n{dom}"
+    );
+    let server = StandIn::start(doc(false, "2026-12-06T12:05:00.000000Z"));
+    let dom = dump_dom(&format!("http://127.0.0.1:{}/", server.port)).await;
+    assert!(dom.contains(r#"<div id="paused" class="banner" hidden="">"#), "{dom}");
+}
