@@ -165,8 +165,46 @@ impl Api {
 impl Api {
     /// `POST /pause` (`pause`) or `POST /resume`; the error has the daemon's reason.
     pub async fn request_pause(&self, pause: bool) -> Result<(), String> {
+        self.operator_request(if pause { "/pause" } else { "/resume" }).await
+    }
+
+    /// `pglookout-ctl failover --to NODE`: `POST /failover?to=NODE` at NODE's daemon, then
+    /// its state until NODE answers as a connected primary, for at most `timeout`. `Ok` has
+    /// the lines to print (each step with its time); `Err` says what was last seen.
+    pub async fn manual_failover(&self, to: &str, timeout: std::time::Duration) -> Result<Vec<String>, String> {
+        let start = std::time::Instant::now();
+        let stamp = |what: String| format!("{:6.1} s  {what}", start.elapsed().as_secs_f64());
+        let mut lines = Vec::new();
+        let query = format!("/failover?to={to}");
+        self.operator_request(&query).await?;
+        lines.push(stamp(format!("{to}'s daemon took the request")));
+        let mut last = String::new();
+        while start.elapsed() < timeout {
+            if let Ok(doc) = self.read_view().await {
+                let node = &doc["db_nodes"][to];
+                if node["connection"] == Value::Bool(true) && node["pg_is_in_recovery"] == Value::Bool(false) {
+                    lines.push(stamp(format!("{to} answers as the primary")));
+                    return Ok(lines);
+                }
+                let summary = doc["decision"]["summary"].as_str().unwrap_or_default().to_string();
+                if summary != last && !summary.is_empty() {
+                    lines.push(stamp(format!("{to}'s daemon: {}", crate::text::printable(&summary))));
+                    last = summary;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        Err(format!(
+            "{to} was not promoted within {:.0} s; its daemon's last decision: {}\n{}",
+            timeout.as_secs_f64(),
+            crate::text::printable(&last),
+            lines.join("\n")
+        ))
+    }
+
+    /// An operator's `POST` (pause, resume, failover): 202, or the daemon's reason.
+    async fn operator_request(&self, path: &str) -> Result<(), String> {
         let client = self.client()?;
-        let path = if pause { "/pause" } else { "/resume" };
         let shown = format!("{}{path}", self.shown());
         let resp = self
             .request(&client, reqwest::Method::POST, path)

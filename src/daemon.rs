@@ -604,6 +604,13 @@ impl Loop {
         self.execute(step.effects);
     }
 
+    /// `POST /failover?to=` our node: the node records it (history) and polls at once.
+    fn manual_failover(&mut self) {
+        tracing::warn!(target: "pglookout", "the operator asks for a failover to our node (pglookout-ctl failover): the rest of the lag window is skipped, no other rule");
+        let step = self.node.handle(Input::ManualFailover, mono_now());
+        self.execute(step.effects);
+    }
+
     fn check(&mut self) {
         supervise::fault_point("decision-loop");
         let snapshot = self.poller.snapshots.borrow().clone();
@@ -786,6 +793,8 @@ struct Wiring {
     events: mpsc::Receiver<Event>,
     /// `POST /pause` (true) and `POST /resume` (false), from the HTTP API.
     pauses: mpsc::Receiver<bool>,
+    /// `POST /failover?to=` our node, from the HTTP API.
+    failovers: mpsc::Receiver<()>,
     snapshots: watch::Receiver<Arc<poll::Snapshot>>,
     counters: Arc<Counters>,
 }
@@ -817,11 +826,13 @@ async fn start(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Result<
     let prefill = std::env::var_os("PGLOOKOUT_SERIES_PREFILL").is_some_and(|v| v == "1");
     let series = Arc::new(std::sync::Mutex::new(Series::new(prefill)));
     let (pause_tx, pauses) = mpsc::channel(4);
+    let (failover_tx, failovers) = mpsc::channel(4);
     let http_task = tokio::spawn(http::serve(
         listener,
         tls,
         http::Api {
             pause: pause_tx,
+            failover: failover_tx,
             poller: poller.clone(),
             status: status_rx,
             own: own_rx,
@@ -865,6 +876,7 @@ async fn start(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Result<
         http_task,
         events,
         pauses,
+        failovers,
         snapshots,
         counters,
     };
@@ -894,6 +906,7 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
             _ = hup.recv() => { lp.reload(); false }
             Some(ev) = w.events.recv() => { lp.on_event(ev); true }
             Some(paused) = w.pauses.recv() => { lp.pause(paused); true }
+            Some(()) = w.failovers.recv() => { lp.manual_failover(); true }
             changed = w.snapshots.changed() => {
                 if changed.is_err() {
                     w.cancel.cancel();

@@ -4,7 +4,7 @@
 //! latest decision and its reasons), `GET /metrics` (Prometheus) and the
 //! health checks `/primary`, `/replica[?lag=]`, `/sync`, `/health`, `/liveness` (200 or 503), and
 //! `GET /history` (the event history, newest first), `GET /series` (lag over time), and
-//! `POST /pause` / `POST /resume` (handed to the decision loop). It only reads snapshots, the
+//! `POST /pause` / `POST /resume` and `POST /failover?to=` (handed to the decision loop). It only reads snapshots, the
 //! series and the history file; it owns no state.
 
 use crate::health;
@@ -31,6 +31,8 @@ pub use crate::state::OwnStatus;
 pub struct Api {
     /// `POST /pause` and `POST /resume` for the decision loop (true: pause).
     pub pause: tokio::sync::mpsc::Sender<bool>,
+    /// `POST /failover?to=` our node, for the decision loop.
+    pub failover: tokio::sync::mpsc::Sender<()>,
     pub poller: Poller,
     /// The running config (for the health checks).
     pub config: tokio::sync::watch::Receiver<std::sync::Arc<crate::config::Config>>,
@@ -199,6 +201,7 @@ async fn dispatch(State(api): State<Api>, req: Request<Body>) -> Response {
             metrics_response(&api, openmetrics)
         }
         Method::POST if path == "/pause" || path == "/resume" => pause_response(&api, path == "/pause").await,
+        Method::POST if path == "/failover" => failover_response(&api, req.uri().query()).await,
         Method::POST if path.starts_with("/check") => {
             tracing::debug!(target: "WebServer", "POST {path}: immediate poll requested");
             api.poller.poll_now();
@@ -223,11 +226,8 @@ async fn pause_response(api: &Api, pause: bool) -> Response {
             "an observer holds no pause: ask a node daemon (it runs the failovers)",
         );
     }
-    if config.http_auth_token.is_none() && !loopback_only(&config.http_address) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "pausing needs http_auth_token, or an API that listens on loopback only",
-        );
+    if let Some(refused) = operator_only(&config, "pausing") {
+        return refused;
     }
     match tokio::time::timeout(std::time::Duration::from_secs(5), api.pause.send(pause)).await {
         Ok(Ok(())) => json_response(
@@ -235,6 +235,61 @@ async fn pause_response(api: &Api, pause: bool) -> Response {
             serde_json::json!({ "paused": pause }).to_string().into_bytes(),
         ),
         _ => refuse(StatusCode::SERVICE_UNAVAILABLE, "the decision loop did not take it"),
+    }
+}
+
+/// The refusal of an operator's request (`what`) by an API with no `http_auth_token` that
+/// listens beyond loopback: anyone who reaches it could send it.
+fn operator_only(config: &crate::config::Config, what: &str) -> Option<Response> {
+    (config.http_auth_token.is_none() && !loopback_only(&config.http_address)).then(|| {
+        let why = format!("{what} needs http_auth_token, or an API that listens on loopback only");
+        json_response(
+            StatusCode::FORBIDDEN,
+            serde_json::json!({ "error": why }).to_string().into_bytes(),
+        )
+    })
+}
+
+/// `POST /failover?to=NODE` (issue 22): at NODE's own daemon only, the operator's word that the
+/// primary is gone: its next decisions skip the rest of the lag window (never the failover
+/// timeout of `fence_command`, the lease, the synchronous or any candidate rule). 202: the
+/// decision loop has it (`pglookout-ctl failover` then watches for the promotion).
+async fn failover_response(api: &Api, query: Option<&str>) -> Response {
+    let config = api.config.borrow().clone();
+    let refuse = |status: StatusCode, why: String| {
+        json_response(status, serde_json::json!({ "error": why }).to_string().into_bytes())
+    };
+    let to = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|kv| kv.strip_prefix("to="));
+    let Some(to) = to.filter(|t| !t.is_empty()) else {
+        return refuse(StatusCode::BAD_REQUEST, "name the node: POST /failover?to=NODE".into());
+    };
+    if config.own_db.as_deref() != Some(to) {
+        let ours = config.own_db.as_deref().unwrap_or("none: an observer");
+        return refuse(
+            StatusCode::CONFLICT,
+            format!(
+                "this daemon runs beside {}, not {}: ask {}'s daemon",
+                crate::text::printable(ours),
+                crate::text::printable(to),
+                crate::text::printable(to)
+            ),
+        );
+    }
+    if let Some(refused) = operator_only(&config, "a manual failover") {
+        return refused;
+    }
+    match tokio::time::timeout(std::time::Duration::from_secs(5), api.failover.send(())).await {
+        Ok(Ok(())) => json_response(
+            StatusCode::ACCEPTED,
+            serde_json::json!({ "failover_to": to }).to_string().into_bytes(),
+        ),
+        _ => refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the decision loop did not take it".into(),
+        ),
     }
 }
 

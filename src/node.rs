@@ -59,6 +59,8 @@ pub enum Input<'a> {
     Reloaded { config: Arc<Config>, source: String },
     /// `pglookout-ctl pause` (true) or `resume` (false) reached this daemon at `at`.
     Pause { paused: bool, at: crate::state::Timestamp },
+    /// `pglookout-ctl failover --to` our node reached this daemon.
+    ManualFailover,
     /// The daemon is stopping: no new decision, and a queued follow is not started.
     Stop,
 }
@@ -154,6 +156,8 @@ pub enum History {
         value: Option<String>,
         reason: String,
     },
+    /// The operator asked for a failover to our node (`pglookout-ctl failover`).
+    FailoverRequested,
     /// The cluster was paused (or resumed) by `source`.
     Pause {
         paused: bool,
@@ -193,6 +197,7 @@ impl History {
             History::ConfigReloaded { .. } => "config_reloaded",
             History::SynchronousNamesAsked { .. } => "synchronous_standby_names",
             History::WalReceiver { .. } => "wal_receiver",
+            History::FailoverRequested => "failover_requested",
             History::Pause { paused: true, .. } => "cluster_paused",
             History::Pause { paused: false, .. } => "cluster_resumed",
         }
@@ -231,6 +236,9 @@ impl History {
             }
             History::WalReceiver { cut: false, master } => format!("primary_conninfo given back: {master} is back"),
             History::Pause { source, .. } => format!("by {source}"),
+            History::FailoverRequested => {
+                "the operator asked for a failover to our node (pglookout-ctl failover): the rest of the lag window is skipped for 60 s".to_string()
+            }
         }
     }
 
@@ -378,6 +386,11 @@ impl Node {
                 }));
                 step.effects.push(Effect::Do(Action::RequestPoll));
                 self.publish_changed_word(&mut step.effects);
+            }
+            Input::ManualFailover => {
+                self.memory.manual_failover = Some(now);
+                step.effects.push(Effect::History(History::FailoverRequested));
+                step.effects.push(Effect::Do(Action::RequestPoll));
             }
             Input::Stop => self.stopping = true,
         }

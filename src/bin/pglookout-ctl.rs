@@ -59,6 +59,20 @@ enum Command {
         #[command(flatten)]
         from: From,
     },
+    /// For a primary that is already gone: promote NODE now instead of after the rest of the
+    /// lag window (POST /failover?to=NODE at NODE's daemon). Never skips the failover timeout
+    /// of fence_command, the lease, the synchronous or any candidate rule. Exit 0 once NODE
+    /// answers as the primary.
+    Failover {
+        #[command(flatten)]
+        from: From,
+        /// The node to promote; --url or --config must name its daemon.
+        #[arg(long)]
+        to: String,
+        /// Seconds to wait for the promotion.
+        #[arg(long, default_value_t = 60.0)]
+        timeout: f64,
+    },
     /// Make the old primary beside this config (its own_db) a standby of the new primary:
     /// stop, pg_rewind, standby settings, start. Never while it answers as a primary.
     Rejoin {
@@ -241,6 +255,17 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .with_target(false)
                 .try_init();
             println!("{}", ctl::rejoin(&config, master).await?);
+            Ok(())
+        }
+        Command::Failover { from, to, timeout } => {
+            let api = from
+                .api()?
+                .ok_or("failover needs --url or --config (a state file has no address)")?;
+            let wait = std::time::Duration::try_from_secs_f64(timeout)
+                .map_err(|_| format!("--timeout {timeout}: not a number of seconds"))?;
+            for line in api.manual_failover(&to, wait).await? {
+                println!("{line}");
+            }
             Ok(())
         }
         Command::Pause { from } => pause(&from, true).await,

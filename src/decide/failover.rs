@@ -1327,6 +1327,9 @@ fn failover_window(view: &View, config: &Config, memory: &Memory, out: &mut Out,
         let master = memory.current_master.as_deref();
         let shown = master.unwrap_or("(none seen since start)");
         let limit = failover_timeout(config);
+        if memory.manual_failover_asked(view.mono_now) {
+            out.why("the operator asked for this failover (pglookout-ctl failover), which never shortens the failover timeout of fence_command: it is the lease's complement");
+        }
         match gone_for(view, memory, master) {
             Some(t) if t >= limit => out.why(format!(
                 "a strict majority of the voters has reported master {shown} gone for {t:.1} s (failover timeout {limit} s)"
@@ -1359,6 +1362,10 @@ fn failover_window(view: &View, config: &Config, memory: &Memory, out: &mut Out,
         if let Some((unreachable, t)) = fast {
             out.why(format!(
                 "master {name} has been reported gone by a strict majority of the voters for {unreachable:.1} s (unreachable_master_failover_timeout {t} s)"
+            ));
+        } else if since < limit && memory.manual_failover_asked(view.mono_now) {
+            out.why(format!(
+                "last contact with master {name} was {since:.1} s ago, under max_failover_replication_time_lag {limit} s, but the operator asked for this failover (pglookout-ctl failover): not waiting it out"
             ));
         } else if since < limit {
             out.why(format!(
@@ -1418,6 +1425,7 @@ fn launch_failover(view: &View, config: &Config, memory: &mut Memory, out: &mut 
     out.act(Action::CreateAlert(Alert::FailoverHasHappened));
     memory.failover.running_since = Some(view.mono_now);
     memory.failover.since_standby = true;
+    memory.manual_failover = None;
     memory.failover.sleep_after = config.failover_sleep_time;
     done(format!("failover: promoting {own_db}, the node furthest along"))
 }

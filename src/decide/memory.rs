@@ -355,6 +355,10 @@ pub struct FollowAttempts {
     pub last_attempt: Option<Mono>,
 }
 
+/// How long a manual failover request (`pglookout-ctl failover`) holds: the operator's word
+/// is for now, not for the next outage.
+pub const MANUAL_FAILOVER_VALID_SECS: f64 = 60.0;
+
 /// What the decision loop remembers between rounds. Owned by the daemon loop.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Memory {
@@ -406,6 +410,10 @@ pub struct Memory {
     pub sync: SyncMemory,
     /// Our standby's WAL receiver, cut from a primary the voters report gone (see `receiver`).
     pub receiver: ReceiverMemory,
+    /// When the operator asked for a failover to our node (`pglookout-ctl failover`): for
+    /// [`MANUAL_FAILOVER_VALID_SECS`] it skips the rest of the lag window (never the failover
+    /// timeout of `fence_command`, the lease, the synchronous or any candidate rule).
+    pub manual_failover: Option<Mono>,
     /// The cluster-wide pause we hold (see `pause`): ours, or the newest a voter published.
     pub pause: Option<crate::state::Pause>,
     /// `cluster_paused` is up.
@@ -442,10 +450,17 @@ impl Memory {
             rejoin: RejoinMemory::new(),
             sync: SyncMemory::default(),
             receiver: ReceiverMemory::default(),
+            manual_failover: None,
             pause: None,
             pause_alerted: false,
             pending_actions: Vec::new(),
         }
+    }
+
+    /// Whether a manual failover to our node was asked for within [`MANUAL_FAILOVER_VALID_SECS`].
+    pub fn manual_failover_asked(&self, mono_now: Mono) -> bool {
+        self.manual_failover
+            .is_some_and(|at| mono_now - at < MANUAL_FAILOVER_VALID_SECS)
     }
 
     /// Whether the cluster is paused (`pglookout-ctl pause`).

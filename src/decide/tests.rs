@@ -4444,3 +4444,62 @@ fn no_standing_yield_without_another_candidate_or_without_the_fallback() {
     s.check();
     assert!(!s.node.memory.yielded(), "{}", s.all_reasons());
 }
+
+/// `pglookout-ctl failover --to` (issue 22 item 2): the operator's word skips the rest of the
+/// lag window on the named node's daemon, for a minute; with `fence_command` it never
+/// shortens the failover timeout (the lease's complement), and it picks no other candidate.
+#[test]
+fn a_manual_failover_skips_the_rest_of_the_lag_window_and_nothing_else() {
+    let setup = |own: &str| {
+        let mut s = Sim::new();
+        s.conf("max_failover_replication_time_lag", json!(60.0))
+            .set(
+                "old_master",
+                N::primary().replay("1/3000000").conn(false).db_time(ago(2)),
+            )
+            .set("own", N::standby("1/3000000", 1.0))
+            .set("other", N::standby("1/2F00000", 1.0))
+            .own(own);
+        s.node.memory.nodes_changed(s.mono - 100.0);
+        s
+    };
+    let mut s = setup("own");
+    run_for(&mut s, 5);
+    assert_eq!(s.failovers, 0, "{}", s.all_reasons());
+    assert!(s.all_reasons().contains("was reached too recently"));
+    s.node.memory.manual_failover = Some(s.mono);
+    run_for(&mut s, 3);
+    assert_eq!(s.failovers, 1, "{}", s.all_reasons());
+    assert!(s.all_reasons().contains("the operator asked for this failover"));
+    // a minute later the word no longer holds
+    let mut s = setup("own");
+    s.node.memory.manual_failover = Some(s.mono - 61.0);
+    run_for(&mut s, 5);
+    assert_eq!(s.failovers, 0, "{}", s.all_reasons());
+    // asked of a node that is not the candidate: the furthest one stays the candidate
+    let mut s = setup("other");
+    s.node.memory.manual_failover = Some(s.mono);
+    run_for(&mut s, 5);
+    assert_eq!(s.failovers, 0, "{}", s.all_reasons());
+    assert!(
+        s.all_reasons().contains("node own is furthest along"),
+        "{}",
+        s.all_reasons()
+    );
+
+    // with fencing: the failover timeout (12 s here) is waited out all the same
+    let mut s = mesh("pg2", &["obs1"]);
+    s.set("pg1", timeline(N::primary(), 1).conn(false));
+    for o in ["pg1", "pg3", "obs1"] {
+        sees_pg1(&mut s, o, false);
+    }
+    s.node.memory.manual_failover = Some(s.mono);
+    assert_eq!(failovers_in(&mut s, 10), 0, "{}", s.all_reasons());
+    assert!(
+        s.all_reasons().contains("never shortens the failover timeout"),
+        "{}",
+        s.all_reasons()
+    );
+    s.node.memory.manual_failover = Some(s.mono);
+    assert_eq!(failovers_in(&mut s, 5), 1, "{}", s.all_reasons());
+}

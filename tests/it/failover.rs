@@ -1129,3 +1129,61 @@ async fn event_command_sees_the_failover_in_order_and_its_failures_are_counted()
     assert_eq!(sample(&m, failures), 0.0, "{m}");
     assert!(sample(&m, runs) >= 3.0, "{m}");
 }
+
+/// `pglookout-ctl failover --to` (issue 22 item 2): with pg1 killed and a lag window far longer
+/// than the test, the furthest standby is promoted on the operator's word; asked at the other
+/// daemon, the request is refused and names the daemon to ask.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_failover_promotes_without_waiting_out_the_window() {
+    let lab = start(cluster().await, |_, c| {
+        c["max_failover_replication_time_lag"] = json!(3600.0);
+    })
+    .await;
+    lab.cluster.kill9("pg1").expect("kill pg1");
+    let positions = lab.frozen_positions().await;
+    let winner = furthest(&positions);
+    let ctl = |to: &str, at: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_pglookout-ctl"))
+            .args([
+                "failover",
+                "--to",
+                to,
+                "--url",
+                &lab.daemon(at).url(),
+                "--timeout",
+                "50",
+            ])
+            .output()
+            .expect("pglookout-ctl")
+    };
+    let wrong = ctl(winner, other(winner));
+    let said = String::from_utf8_lossy(&wrong.stderr);
+    assert_eq!(wrong.status.code(), Some(1), "{said}");
+    assert!(said.contains(&format!("ask {winner}'s daemon")), "{said}");
+    lab.wait_state(winner, "the window to be what holds the failover", |s| {
+        summary(s) == "no failover: master pg1 was reached too recently"
+    })
+    .await;
+
+    let out = ctl(winner, winner);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{printed}{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        lab.dump()
+    );
+    assert!(
+        printed.contains(&format!("{winner} answers as the primary")),
+        "{printed}"
+    );
+    assert_eq!(lab.wait_promoted().await, winner);
+    assert!(
+        lab.daemon(winner)
+            .log()
+            .contains("the operator asked for this failover"),
+        "{}",
+        lab.dump()
+    );
+    lab.check_failover_to(winner).await;
+}
