@@ -168,7 +168,12 @@ pub async fn execute(what: &str, command: &str, extra: &[String], timeout: Durat
     // A command outlives a daemon that stops while it runs: a promotion cut off halfway is
     // worse than one that finishes. Our own timeout kills its whole group.
     let mut cmd = piped(program, args, extra, env.iter().map(|(k, v)| (*k, v.as_str())), false);
-    tracing::warn!(target: "pglookout", "running {what}: {command}");
+    // every history event runs event_command: at info, not to bury the warnings
+    if what == "event_command" {
+        tracing::info!(target: "pglookout", "running {what}: {command}");
+    } else {
+        tracing::warn!(target: "pglookout", "running {what}: {command}");
+    }
     let mut busy_retries = 0;
     let mut child = loop {
         match cmd.spawn() {
