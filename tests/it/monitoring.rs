@@ -67,6 +67,12 @@ async fn daemons_and_an_observer_see_the_cluster() {
         )
         .await
         .expect("slot");
+    // A standby reports a replay timestamp (and so a time lag) only once it has replayed a
+    // commit made after its base backup: make one, so that the lag checks below do not race.
+    cluster
+        .sql("pg1", "CREATE TABLE monitoring_tick (id int)")
+        .await
+        .expect("tick");
     let obs = spawn(&cluster, "obs", config(&cluster, "", json!({})));
     let observers = json!({ "obs": obs.url() });
     let _d1 = spawn(&cluster, "pg1", config(&cluster, "pg1", observers.clone()));
@@ -76,6 +82,9 @@ async fn daemons_and_an_observer_see_the_cluster() {
         s["current_master"] == json!("pg1")
             && ["pg1", "pg2", "pg3"].iter().all(|n| connected(s, n))
             && node(s, "pg2")["min_replication_time_lag"].is_number()
+            && ["pg2", "pg3"]
+                .iter()
+                .all(|n| node(s, n)["replication_time_lag"].is_number())
             && s["observer_nodes"]["obs"]["connection"] == json!(true)
             && s["observer_nodes"]["obs"]["pg3"]["connection"] == json!(true)
     })
