@@ -202,8 +202,66 @@ impl Api {
         ))
     }
 
+    /// `pglookout-ctl switchover`: `POST /switchover` at the primary's daemon, then its steps
+    /// (`GET /switchover`), each handed to `print` with its time as it comes. `Ok` once the
+    /// daemon says it succeeded (the new primary connected, the old one streaming from it).
+    pub async fn switchover(&self, to: Option<&str>, timeout: f64, print: &mut dyn FnMut(&str)) -> Result<(), String> {
+        let mut path = format!("/switchover?timeout={timeout}");
+        if let Some(to) = to {
+            path.push_str(&format!("&to={}", crate::query::encode(to)));
+        }
+        let answer = self.operator_post(&path).await?;
+        let id = answer["id"].as_str().unwrap_or_default().to_string();
+        print(&format!(
+            "switchover {id}: {} -> {}",
+            crate::text::printable(answer["from"].as_str().unwrap_or("?")),
+            crate::text::printable(answer["to"].as_str().unwrap_or("?"))
+        ));
+        let client = self.client()?;
+        // the target's window, then the stop, the start and the wait for streaming
+        let limit = std::time::Duration::from_secs_f64(timeout + 600.0);
+        let start = std::time::Instant::now();
+        let mut shown = 0;
+        loop {
+            if let Ok(Some(p)) = self.get_json(&client, "/switchover").await {
+                if p["id"].as_str() == Some(id.as_str()) {
+                    let steps = p["steps"].as_array().cloned().unwrap_or_default();
+                    for s in steps.iter().skip(shown) {
+                        print(&format!(
+                            "{:7.2} s  {}",
+                            s["at"].as_f64().unwrap_or_default(),
+                            crate::text::printable(s["step"].as_str().unwrap_or_default())
+                        ));
+                    }
+                    shown = shown.max(steps.len());
+                    let outcome = crate::text::printable(p["outcome"].as_str().unwrap_or_default()).into_owned();
+                    match p["state"].as_str() {
+                        Some("succeeded") => {
+                            print(&format!("succeeded: {outcome}"));
+                            return Ok(());
+                        }
+                        Some("failed") => return Err(format!("switchover failed: {outcome}")),
+                        _ => {}
+                    }
+                }
+            }
+            if start.elapsed() > limit {
+                return Err(format!(
+                    "no end of the switchover seen within {:.0} s",
+                    limit.as_secs_f64()
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
     /// An operator's `POST` (pause, resume, failover): 202, or the daemon's reason.
     async fn operator_request(&self, path: &str) -> Result<(), String> {
+        self.operator_post(path).await.map(|_| ())
+    }
+
+    /// An operator's `POST`: the 202 answer's body, or the daemon's reason.
+    async fn operator_post(&self, path: &str) -> Result<Value, String> {
         let client = self.client()?;
         let shown = format!("{}{path}", self.shown());
         let resp = self
@@ -212,13 +270,10 @@ impl Api {
             .await
             .map_err(|e| format!("{shown}: {}", describe_request_error(e, self.timeout)))?;
         let code = resp.status().as_u16();
-        let why = resp
-            .json::<Value>()
-            .await
-            .ok()
-            .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string));
+        let body = resp.json::<Value>().await.unwrap_or_default();
+        let why = body.get("error").and_then(Value::as_str).map(str::to_string);
         match (code, why) {
-            (202, _) => Ok(()),
+            (202, _) => Ok(body),
             (401, _) => Err(format!("{shown}: HTTP 401: the daemon wants a bearer token (--token)")),
             (c, Some(why)) => Err(format!("{shown}: HTTP {c}: {}", crate::text::printable(&why))),
             (c, None) => Err(format!("{shown}: HTTP {c}")),

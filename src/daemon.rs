@@ -176,6 +176,10 @@ struct Loop {
     series: Arc<std::sync::Mutex<Series>>,
     /// `event_command`'s queue: every event recorded is handed to it.
     hooks: Hooks,
+    /// Our latest switchover's steps, served by `GET /switchover`.
+    switchover_progress: crate::act::switchover::Shared,
+    /// Where the switchover's steps report to this loop.
+    switchover_reports: mpsc::Sender<crate::act::switchover::Report>,
 }
 
 impl Loop {
@@ -611,6 +615,104 @@ impl Loop {
         self.execute(step.effects);
     }
 
+    /// A switchover request from the HTTP API (see `act::switchover`, `decide::switchover`).
+    fn switchover(&mut self, ask: http::SwitchoverAsk) {
+        use crate::decide::switchover::{PromoteRequest, RequestState};
+        match ask {
+            http::SwitchoverAsk::Start { to, timeout, reply } => {
+                let snapshot = self.poller.snapshots.borrow().clone();
+                let checked = decide::switchover::check_request(
+                    self.node.config(),
+                    self.node.memory(),
+                    &snapshot.nodes,
+                    &snapshot.observers,
+                    chrono::Utc::now(),
+                    self.node.running().failover(),
+                    to.as_deref(),
+                );
+                let target = match checked {
+                    Ok(target) => target,
+                    Err(why) => {
+                        tracing::warn!(target: "pglookout", "switchover refused: {why}");
+                        let _ = reply.send(Err(why));
+                        return;
+                    }
+                };
+                let config = self.node.config().clone();
+                let from = config.own_db.clone().unwrap_or_default();
+                let since = chrono::Utc::now();
+                let id = format!("{from}-{}", since.timestamp_millis());
+                let steps = crate::act::switchover::Steps {
+                    config,
+                    id: id.clone(),
+                    from,
+                    to: target.clone(),
+                    timeout,
+                    progress: self.switchover_progress.clone(),
+                    report: self.switchover_reports.clone(),
+                    snapshots: self.poller.snapshots.clone(),
+                    started: std::time::Instant::now(),
+                    since,
+                };
+                let word = steps.announcement();
+                let step = self.node.handle(Input::SwitchoverStep(word), mono_now());
+                self.execute(step.effects);
+                let (reports, counters) = (self.switchover_reports.clone(), self.counters.clone());
+                tokio::spawn(async move {
+                    let result = supervise::run("switchover", &counters, async move { steps.run().await })
+                        .await
+                        .unwrap_or_else(|| Err("the switchover task crashed".into()));
+                    let _ = reports.send(crate::act::switchover::Report::Ended(result)).await;
+                });
+                let _ = reply.send(Ok((id, target)));
+            }
+            http::SwitchoverAsk::Promote {
+                from,
+                lsn,
+                id,
+                window,
+                reply,
+            } => {
+                tracing::warn!(target: "pglookout", "{from}'s daemon asks for our node's promotion (switchover {id}, final position {lsn})");
+                let request = PromoteRequest {
+                    id,
+                    from,
+                    lsn,
+                    asked: mono_now(),
+                    round: self.poller.snapshots.borrow().round,
+                    window,
+                    state: RequestState::Asked,
+                };
+                let (taken, step) = self.node.ask_promotion(request);
+                self.execute(step.effects);
+                let _ = reply.send(taken);
+            }
+            http::SwitchoverAsk::Withdraw { reply } => {
+                let (withdrawn, step) = self.node.withdraw_promotion();
+                tracing::warn!(target: "pglookout", "the switchover's promotion request is withdrawn: {withdrawn:?}");
+                self.execute(step.effects);
+                let _ = reply.send(withdrawn);
+            }
+        }
+    }
+
+    /// A report of our switchover's steps.
+    fn switchover_report(&mut self, report: crate::act::switchover::Report) {
+        let input = match report {
+            crate::act::switchover::Report::Step(word) => Input::SwitchoverStep(word),
+            crate::act::switchover::Report::Ended(result) => {
+                match &result {
+                    Ok(how) => tracing::warn!(target: "pglookout", "switchover succeeded: {how}"),
+                    Err(why) => tracing::error!(target: "pglookout", "switchover failed: {why}"),
+                }
+                crate::act::switchover::Steps::ended(&self.switchover_progress, &result);
+                Input::SwitchoverEnded(result)
+            }
+        };
+        let step = self.node.handle(input, mono_now());
+        self.execute(step.effects);
+    }
+
     fn check(&mut self) {
         supervise::fault_point("decision-loop");
         let snapshot = self.poller.snapshots.borrow().clone();
@@ -795,6 +897,9 @@ struct Wiring {
     pauses: mpsc::Receiver<bool>,
     /// `POST /failover?to=` our node, from the HTTP API.
     failovers: mpsc::Receiver<()>,
+    /// The switchover's requests, from the HTTP API, and its steps' reports.
+    switchovers: mpsc::Receiver<http::SwitchoverAsk>,
+    switchover_reports: mpsc::Receiver<crate::act::switchover::Report>,
     snapshots: watch::Receiver<Arc<poll::Snapshot>>,
     counters: Arc<Counters>,
 }
@@ -827,12 +932,17 @@ async fn start(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Result<
     let series = Arc::new(std::sync::Mutex::new(Series::new(prefill)));
     let (pause_tx, pauses) = mpsc::channel(4);
     let (failover_tx, failovers) = mpsc::channel(4);
+    let (switchover_tx, switchovers) = mpsc::channel(4);
+    let (switchover_reports_tx, switchover_reports) = mpsc::channel(16);
+    let switchover_progress = crate::act::switchover::Shared::default();
     let http_task = tokio::spawn(http::serve(
         listener,
         tls,
         http::Api {
             pause: pause_tx,
             failover: failover_tx,
+            switchover: switchover_tx,
+            switchover_progress: switchover_progress.clone(),
             poller: poller.clone(),
             status: status_rx,
             own: own_rx,
@@ -870,6 +980,8 @@ async fn start(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Result<
         decided,
         series,
         hooks: Hooks::start(counters.clone()),
+        switchover_progress,
+        switchover_reports: switchover_reports_tx,
     };
     let wiring = Wiring {
         cancel,
@@ -877,6 +989,8 @@ async fn start(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Result<
         events,
         pauses,
         failovers,
+        switchovers,
+        switchover_reports,
         snapshots,
         counters,
     };
@@ -907,6 +1021,8 @@ pub async fn run(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Resul
             Some(ev) = w.events.recv() => { lp.on_event(ev); true }
             Some(paused) = w.pauses.recv() => { lp.pause(paused); true }
             Some(()) = w.failovers.recv() => { lp.manual_failover(); true }
+            Some(ask) = w.switchovers.recv() => { lp.switchover(ask); false }
+            Some(report) = w.switchover_reports.recv() => { lp.switchover_report(report); false }
             changed = w.snapshots.changed() => {
                 if changed.is_err() {
                     w.cancel.cancel();

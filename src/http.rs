@@ -4,7 +4,8 @@
 //! latest decision and its reasons), `GET /metrics` (Prometheus) and the
 //! health checks `/primary`, `/replica[?lag=]`, `/sync`, `/health`, `/liveness` (200 or 503), and
 //! `GET /history` (the event history, newest first), `GET /series` (lag over time), and
-//! `POST /pause` / `POST /resume` and `POST /failover?to=` (handed to the decision loop). It only reads snapshots, the
+//! `POST /pause` / `POST /resume`, `POST /failover?to=` and the switchover's `POST
+//! /switchover[/promote|/abort]` (handed to the decision loop), `GET /switchover` (its steps). It only reads snapshots, the
 //! series and the history file; it owns no state.
 
 use crate::health;
@@ -33,6 +34,11 @@ pub struct Api {
     pub pause: tokio::sync::mpsc::Sender<bool>,
     /// `POST /failover?to=` our node, for the decision loop.
     pub failover: tokio::sync::mpsc::Sender<()>,
+    /// `POST /switchover`, `/switchover/promote` and `/switchover/abort`, for the decision
+    /// loop.
+    pub switchover: tokio::sync::mpsc::Sender<SwitchoverAsk>,
+    /// Our latest switchover's steps (`GET /switchover`).
+    pub switchover_progress: crate::act::switchover::Shared,
     pub poller: Poller,
     /// The running config (for the health checks).
     pub config: tokio::sync::watch::Receiver<std::sync::Arc<crate::config::Config>>,
@@ -52,6 +58,33 @@ pub struct Api {
     /// Lag over time, fed by the decision loop.
     pub series: std::sync::Arc<std::sync::Mutex<crate::series::Series>>,
 }
+
+/// A switchover request for the decision loop, with the channel its answer comes back on.
+#[derive(Debug)]
+pub enum SwitchoverAsk {
+    /// `POST /switchover[?to=NODE&timeout=S]` at the primary's daemon: `Ok((id, target))`.
+    Start {
+        to: Option<String>,
+        timeout: std::time::Duration,
+        reply: tokio::sync::oneshot::Sender<Result<(String, String), String>>,
+    },
+    /// `POST /switchover/promote?from=&lsn=&id=&window=` at the target's daemon.
+    Promote {
+        from: String,
+        lsn: crate::lsn::Lsn,
+        id: String,
+        window: f64,
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
+    /// `POST /switchover/abort` at the target's daemon.
+    Withdraw {
+        reply: tokio::sync::oneshot::Sender<crate::decide::switchover::Withdrawn>,
+    },
+}
+
+/// The longest `POST /switchover` may ask for (`timeout=`), and its default.
+pub const SWITCHOVER_TIMEOUT_MAX: f64 = 600.0;
+pub const SWITCHOVER_TIMEOUT_DEFAULT: f64 = 30.0;
 
 /// The address the original binds: `""` means every IPv4 interface.
 pub fn bind_address(http_address: &str, http_port: u16) -> String {
@@ -202,6 +235,17 @@ async fn dispatch(State(api): State<Api>, req: Request<Body>) -> Response {
         }
         Method::POST if path == "/pause" || path == "/resume" => pause_response(&api, path == "/pause").await,
         Method::POST if path == "/failover" => failover_response(&api, req.uri().query()).await,
+        Method::POST if path.starts_with("/switchover") => switchover_response(&api, path, req.uri().query()).await,
+        Method::GET | Method::HEAD if path == "/switchover" => {
+            let progress = api.switchover_progress.lock().ok().and_then(|p| p.clone());
+            match progress {
+                Some(p) => json_response(StatusCode::OK, serde_json::to_vec(&p).unwrap_or_default()),
+                None => json_response(
+                    StatusCode::NOT_FOUND,
+                    br#"{"error": "no switchover since this daemon started"}"#.to_vec(),
+                ),
+            }
+        }
         Method::POST if path.starts_with("/check") => {
             tracing::debug!(target: "WebServer", "POST {path}: immediate poll requested");
             api.poller.poll_now();
@@ -290,6 +334,135 @@ async fn failover_response(api: &Api, query: Option<&str>) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             "the decision loop did not take it".into(),
         ),
+    }
+}
+
+/// `POST /switchover[?to=NODE&timeout=S]` at the primary's daemon (202 with the id and the
+/// target once the steps started, `GET /switchover` shows them), and at the target's daemon
+/// `POST /switchover/promote` (the old primary's daemon asks it to promote) and
+/// `POST /switchover/abort` (it withdraws that). Operators' requests: a token, or an API on
+/// loopback only.
+async fn switchover_response(api: &Api, path: &str, query: Option<&str>) -> Response {
+    let config = api.config.borrow().clone();
+    let refuse = |status: StatusCode, why: String| {
+        json_response(status, serde_json::json!({ "error": why }).to_string().into_bytes())
+    };
+    if config.own_db.is_none() {
+        return refuse(
+            StatusCode::CONFLICT,
+            "an observer runs no switchover: ask the primary's daemon".into(),
+        );
+    }
+    if let Some(refused) = operator_only(&config, "a switchover") {
+        return refused;
+    }
+    let params = match crate::query::parse(query) {
+        Ok(p) => p,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
+    };
+    let get = |name: &str| params.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    let send = |ask: SwitchoverAsk| async move {
+        tokio::time::timeout(std::time::Duration::from_secs(5), api.switchover.send(ask))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    };
+    let unavailable = || {
+        refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the decision loop did not take it".into(),
+        )
+    };
+    match path {
+        "/switchover" => {
+            let timeout = match get("timeout").map(|t| t.parse::<f64>()) {
+                None => SWITCHOVER_TIMEOUT_DEFAULT,
+                Some(Ok(t)) if t > 0.0 && t <= SWITCHOVER_TIMEOUT_MAX => t,
+                Some(_) => {
+                    return refuse(
+                        StatusCode::BAD_REQUEST,
+                        format!("timeout: seconds, more than 0 and at most {SWITCHOVER_TIMEOUT_MAX}"),
+                    )
+                }
+            };
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let ask = SwitchoverAsk::Start {
+                to: get("to").filter(|t| !t.is_empty()),
+                timeout: std::time::Duration::from_secs_f64(timeout),
+                reply,
+            };
+            if !send(ask).await {
+                return unavailable();
+            }
+            match tokio::time::timeout(std::time::Duration::from_secs(5), answer).await {
+                Ok(Ok(Ok((id, to)))) => json_response(
+                    StatusCode::ACCEPTED,
+                    serde_json::json!({ "id": id, "from": config.own_db, "to": to })
+                        .to_string()
+                        .into_bytes(),
+                ),
+                Ok(Ok(Err(why))) => refuse(StatusCode::CONFLICT, why),
+                _ => unavailable(),
+            }
+        }
+        "/switchover/promote" => {
+            let lsn = get("lsn").and_then(|l| l.parse::<crate::lsn::Lsn>().ok());
+            let window = get("window").and_then(|w| w.parse::<f64>().ok()).filter(|w| *w > 0.0);
+            let (Some(from), Some(lsn), Some(id), Some(window)) = (get("from"), lsn, get("id"), window) else {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    "from, lsn, id and window (seconds) are needed".into(),
+                );
+            };
+            if !config.remote_conns.contains_key(&from) || config.own_db.as_deref() == Some(from.as_str()) {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "from: {} is not another node of remote_conns",
+                        crate::text::printable(&from)
+                    ),
+                );
+            }
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let window = window.min(SWITCHOVER_TIMEOUT_MAX);
+            if !send(SwitchoverAsk::Promote {
+                from,
+                lsn,
+                id,
+                window,
+                reply,
+            })
+            .await
+            {
+                return unavailable();
+            }
+            match tokio::time::timeout(std::time::Duration::from_secs(5), answer).await {
+                Ok(Ok(Ok(()))) => json_response(StatusCode::ACCEPTED, br#"{"taken": true}"#.to_vec()),
+                Ok(Ok(Err(why))) => refuse(StatusCode::CONFLICT, why),
+                _ => unavailable(),
+            }
+        }
+        "/switchover/abort" => {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            if !send(SwitchoverAsk::Withdraw { reply }).await {
+                return unavailable();
+            }
+            use crate::decide::switchover::Withdrawn;
+            match tokio::time::timeout(std::time::Duration::from_secs(5), answer).await {
+                Ok(Ok(w)) => {
+                    let word = match w {
+                        Withdrawn::NotStarted => "not_started",
+                        Withdrawn::Promoting => "promoting",
+                        Withdrawn::Promoted => "promoted",
+                    };
+                    json_response(
+                        StatusCode::OK,
+                        serde_json::json!({ "withdrawn": word }).to_string().into_bytes(),
+                    )
+                }
+                _ => unavailable(),
+            }
+        }
+        _ => json_response(StatusCode::NOT_FOUND, br#"{"error": "not found"}"#.to_vec()),
     }
 }
 

@@ -61,6 +61,10 @@ pub enum Input<'a> {
     Pause { paused: bool, at: crate::state::Timestamp },
     /// `pglookout-ctl failover --to` our node reached this daemon.
     ManualFailover,
+    /// Our switchover's steps (`act::switchover`): the announcement with its step now.
+    SwitchoverStep(crate::state::Switchover),
+    /// Our switchover ended: how (`Ok`) or why it failed (`Err`).
+    SwitchoverEnded(Result<String, String>),
     /// The daemon is stopping: no new decision, and a queued follow is not started.
     Stop,
 }
@@ -168,6 +172,25 @@ pub enum History {
         cut: bool,
         master: String,
     },
+    /// Our switchover from our node `from` to `to` started or took a step.
+    SwitchoverStep {
+        from: String,
+        to: String,
+        step: String,
+        first: bool,
+    },
+    /// Our switchover ended.
+    SwitchoverEnded {
+        from: String,
+        to: String,
+        result: Result<String, String>,
+    },
+    /// The old primary's daemon asked ours to promote our node (`from`'s switchover), or
+    /// withdrew the request.
+    PromotionAsked {
+        from: String,
+        withdrawn: bool,
+    },
 }
 
 fn outcome(ok: bool) -> String {
@@ -200,6 +223,11 @@ impl History {
             History::FailoverRequested => "failover_requested",
             History::Pause { paused: true, .. } => "cluster_paused",
             History::Pause { paused: false, .. } => "cluster_resumed",
+            History::SwitchoverStep { first: true, .. } => "switchover_started",
+            History::SwitchoverStep { first: false, .. } => "switchover_step",
+            History::SwitchoverEnded { .. } => "switchover_finished",
+            History::PromotionAsked { withdrawn: false, .. } => "switchover_promotion_asked",
+            History::PromotionAsked { withdrawn: true, .. } => "switchover_promotion_withdrawn",
         }
     }
 
@@ -236,6 +264,17 @@ impl History {
             }
             History::WalReceiver { cut: false, master } => format!("primary_conninfo given back: {master} is back"),
             History::Pause { source, .. } => format!("by {source}"),
+            History::SwitchoverStep { step, .. } => step.clone(),
+            History::SwitchoverEnded { result, .. } => match result {
+                Ok(how) => format!("succeeded: {how}"),
+                Err(why) => format!("failed: {why}"),
+            },
+            History::PromotionAsked { from, withdrawn: false } => {
+                format!("{from}'s daemon asks for our node's promotion (switchover)")
+            }
+            History::PromotionAsked { from, withdrawn: true } => {
+                format!("{from}'s daemon withdrew its switchover request")
+            }
             History::FailoverRequested => {
                 "the operator asked for a failover to our node (pglookout-ctl failover): the rest of the lag window is skipped for 60 s".to_string()
             }
@@ -256,6 +295,10 @@ impl History {
             History::MasterChanged { old, new, .. } => (old.as_deref(), new.as_deref()),
             History::TimelineSwitch { node, .. } => (None, Some(node)),
             History::WalReceiver { master, .. } => (Some(master), None),
+            History::SwitchoverStep { from, to, .. } | History::SwitchoverEnded { from, to, .. } => {
+                (Some(from), Some(to))
+            }
+            History::PromotionAsked { from, .. } => (Some(from), None),
             _ => (None, None),
         }
     }
@@ -355,6 +398,7 @@ impl Node {
             failover: self.memory.candidacy.published().cloned(),
             voters: (c.fence_command.is_some() && c.own_db.is_some()).then(|| decide::voters::digest(c)),
             pause: c.own_db.is_some().then(|| self.memory.pause.clone()).flatten(),
+            switchover: self.memory.switchover.own.clone(),
         }
     }
 
@@ -392,9 +436,57 @@ impl Node {
                 step.effects.push(Effect::History(History::FailoverRequested));
                 step.effects.push(Effect::Do(Action::RequestPoll));
             }
+            Input::SwitchoverStep(word) => {
+                let first = self.memory.switchover.own.is_none();
+                step.effects.push(Effect::History(History::SwitchoverStep {
+                    from: word.from.clone(),
+                    to: word.to.clone(),
+                    step: word.step.clone(),
+                    first,
+                }));
+                self.memory.switchover.own = Some(word);
+                self.publish_changed_word(&mut step.effects);
+            }
+            Input::SwitchoverEnded(result) => {
+                if let Some(word) = self.memory.switchover.own.take() {
+                    step.effects.push(Effect::History(History::SwitchoverEnded {
+                        from: word.from,
+                        to: word.to,
+                        result,
+                    }));
+                }
+                step.effects.push(Effect::Do(Action::RequestPoll));
+                self.publish_changed_word(&mut step.effects);
+            }
             Input::Stop => self.stopping = true,
         }
         step
+    }
+
+    /// The old primary's daemon asks ours to promote our node (`POST /switchover/promote`):
+    /// taken unless a promotion runs (`Err`: why). Polls at once.
+    pub fn ask_promotion(&mut self, request: decide::switchover::PromoteRequest) -> (Result<(), String>, Step) {
+        let mut step = Step::default();
+        let from = request.from.clone();
+        let taken = self.memory.switchover.ask(request);
+        if taken.is_ok() {
+            step.effects
+                .push(Effect::History(History::PromotionAsked { from, withdrawn: false }));
+            step.effects.push(Effect::Do(Action::RequestPoll));
+        }
+        (taken, step)
+    }
+
+    /// The old primary's daemon withdraws its request (`POST /switchover/abort`).
+    pub fn withdraw_promotion(&mut self) -> (decide::switchover::Withdrawn, Step) {
+        let mut step = Step::default();
+        let from = self.memory.switchover.request.as_ref().map(|r| r.from.clone());
+        let answer = self.memory.switchover.withdraw();
+        if let Some(from) = from {
+            step.effects
+                .push(Effect::History(History::PromotionAsked { from, withdrawn: true }));
+        }
+        (answer, step)
     }
 
     /// After a round: our word and lease, first of the round's effects.

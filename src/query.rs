@@ -21,6 +21,19 @@ pub fn parse(query: Option<&str>) -> Result<Vec<(String, String)>, String> {
     Ok(out)
 }
 
+/// Percent-encodes `s` for a query value: every byte but the unreserved ones of RFC 3986.
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// `%XX` is the byte XX, `+` a space; `None` for a `%` without two hex digits or a result that
 /// is not UTF-8.
 pub fn decode(s: &str) -> Option<String> {

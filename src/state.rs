@@ -192,7 +192,7 @@ pub struct Pause {
     pub since: Timestamp,
 }
 
-fn ser_iso<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+pub fn ser_iso<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&iso(t))
 }
 
@@ -208,6 +208,35 @@ impl Pause {
     /// Whether `self` was set after `other` (none counts as never).
     pub fn newer_than(&self, other: Option<&Pause>) -> bool {
         other.is_none_or(|o| self.since > o.since)
+    }
+}
+
+/// A planned switchover (`pglookout-ctl switchover`, `act::switchover`), as the old primary's
+/// daemon announces it in its node's entry (`switchover`) while it runs: `from` is stopped on
+/// purpose and `to` is promoted, so no daemon counts the stop as a failure until `until` (the
+/// announcing daemon's wall clock). `step`: what it is doing now, for people.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Switchover {
+    pub from: String,
+    pub to: String,
+    #[serde(serialize_with = "ser_iso")]
+    pub since: Timestamp,
+    #[serde(serialize_with = "ser_iso")]
+    pub until: Timestamp,
+    pub step: String,
+}
+
+impl Switchover {
+    pub fn from_json(v: &serde_json::Value) -> Option<Switchover> {
+        let o = v.as_object()?;
+        let text = |k: &str| o.get(k)?.as_str().map(str::to_string);
+        Some(Switchover {
+            from: text("from")?,
+            to: text("to")?,
+            since: o.get("since").and_then(ts)?,
+            until: o.get("until").and_then(ts)?,
+            step: text("step").unwrap_or_default(),
+        })
     }
 }
 
@@ -230,6 +259,9 @@ pub struct NodeState {
     pub voters: Option<String>,
     /// Only in the entry of a daemon's own node, in what it serves: its [`Pause`].
     pub pause: Option<Pause>,
+    /// Only in the entry of a daemon's own node, in what it serves, while it moves the
+    /// primary away from that node: its [`Switchover`].
+    pub switchover: Option<Switchover>,
 }
 
 impl NodeState {
@@ -243,6 +275,7 @@ impl NodeState {
             failover: None,
             voters: None,
             pause: None,
+            switchover: None,
         }
     }
     /// `Some(true)` for a standby, `Some(false)` for a primary, `None` if never reached.
@@ -298,6 +331,9 @@ impl Serialize for NodeState {
         }
         if let Some(p) = &self.pause {
             m.serialize_entry("pause", p)?;
+        }
+        if let Some(w) = &self.switchover {
+            m.serialize_entry("switchover", w)?;
         }
         m.end()
     }
@@ -420,6 +456,12 @@ impl NodeState {
             )?,
             voters: field(o, "voters", |v| v.as_str().map(str::to_string), "a string")?,
             pause: field(o, "pause", Pause::from_json, "an object with paused and since")?,
+            switchover: field(
+                o,
+                "switchover",
+                Switchover::from_json,
+                "an object with from, to, since and until",
+            )?,
         })
     }
 }
@@ -487,6 +529,8 @@ pub struct OwnWord {
     pub voters: Option<String>,
     /// Its cluster-wide pause (node daemons).
     pub pause: Option<Pause>,
+    /// The switchover it runs away from its node.
+    pub switchover: Option<Switchover>,
 }
 
 /// What a daemon publishes of its own node: its word for the others, and why its node must
@@ -512,6 +556,7 @@ pub fn served_nodes<'a>(
                 n.failover.clone_from(&word.failover);
                 n.voters.clone_from(&word.voters);
                 n.pause.clone_from(&word.pause);
+                n.switchover.clone_from(&word.switchover);
             }
             std::borrow::Cow::Owned(nodes)
         }
@@ -654,6 +699,7 @@ mod tests {
             }),
             voters: None,
             pause: None,
+            switchover: None,
         };
         let v = serde_json::to_value(&*served_nodes(&nodes, Some("pg2"), &standing)).expect("json");
         assert_eq!(v["pg2"]["failover"]["standing"], true);

@@ -8,6 +8,7 @@ pub mod files;
 pub mod follow;
 pub mod rejoin;
 pub mod running;
+pub mod switchover;
 pub mod sync;
 
 pub use error::{ActError, Step};

@@ -1,6 +1,7 @@
 //! `pglookout-ctl`: look at a running cluster the way one daemon sees it (`status`), what it saw
 //! and did (`history`), ask a daemon for an immediate poll round (`check`), pause or resume
-//! failovers in the whole cluster (`pause`, `resume`), or bring the old
+//! failovers in the whole cluster (`pause`, `resume`), move the primary on purpose
+//! (`switchover`), promote a standby for a primary already gone (`failover`), or bring the old
 //! primary beside a config back as a standby of the new one (`rejoin`). Exit 0 when it could read a view (or the check
 //! was accepted); 1 with a one-line reason otherwise, and for a view from a state file written
 //! more than 60 s ago (printed, marked STALE); 2 for a usage error.
@@ -71,6 +72,23 @@ enum Command {
         to: String,
         /// Seconds to wait for the promotion.
         #[arg(long, default_value_t = 60.0)]
+        timeout: f64,
+    },
+    /// Move the primary on purpose (POST /switchover at the primary's daemon): the target
+    /// (--to, or the best standby) must be a connected standby within the lag limit; the
+    /// primary is checkpointed and stopped cleanly, the target promoted once it has received
+    /// the final position, and the old primary started as its standby. If the target does not
+    /// take over within --timeout, the old primary is started again as the primary. Prints
+    /// each step with its time; exit 0 only once the new primary is connected and the old one
+    /// streams from it.
+    Switchover {
+        #[command(flatten)]
+        from: From,
+        /// The standby to promote (default: the best one).
+        #[arg(long)]
+        to: Option<String>,
+        /// Seconds the target has to take over.
+        #[arg(long, default_value_t = 30.0)]
         timeout: f64,
     },
     /// Make the old primary beside this config (its own_db) a standby of the new primary:
@@ -267,6 +285,16 @@ async fn run(cli: Cli) -> Result<(), String> {
                 println!("{line}");
             }
             Ok(())
+        }
+        Command::Switchover { from, to, timeout } => {
+            let api = from
+                .api()?
+                .ok_or("switchover needs --url or --config (a state file has no address)")?;
+            if !(timeout > 0.0 && timeout <= 600.0) {
+                return Err(format!("--timeout {timeout}: seconds, more than 0 and at most 600"));
+            }
+            let mut print = |line: &str| println!("{line}");
+            api.switchover(to.as_deref(), timeout, &mut print).await
         }
         Command::Pause { from } => pause(&from, true).await,
         Command::Resume { from } => pause(&from, false).await,

@@ -96,6 +96,9 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
 
     let map = node_map(nodes, view.observers, config.own_db.as_deref(), config.db_poll_interval);
     let paused = super::pause::track(view, config, memory, out);
+    // a switchover's planned stop is no failure: held like a pause (the target's promotion
+    // has its own rule, below)
+    let paused = super::switchover::held(view, config, memory, out) || paused;
     track_master(view, config, memory, out, nodes, &map);
     if !paused {
         if let Some(end) = super::fence::fence(view, config, memory, nodes, &map, out) {
@@ -112,6 +115,15 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
         }
     }
 
+    match super::switchover::promote(view, config, memory, nodes, &map, out) {
+        Some(super::switchover::Promote::End(end)) => return end,
+        Some(super::switchover::Promote::Launch(why)) => {
+            if let Some(own_db) = config.own_db.as_deref() {
+                return launch(view, config, memory, out, own_db, &why);
+            }
+        }
+        None => {}
+    }
     own_node(view, config, memory, out, nodes, &map)
 }
 
@@ -583,6 +595,13 @@ fn check_voters(view: &View, config: &Config, memory: &mut Memory, out: &mut Out
 }
 
 fn follow(view: &View, memory: &mut Memory, out: &mut Out, master: &str) {
+    if memory.switchover.own.is_some() {
+        // our switchover's own steps make our node a standby of the new primary
+        out.why(format!(
+            "our switchover makes our node a standby of {master}: no autofollow"
+        ));
+        return;
+    }
     if memory.paused() {
         // due again at once after the resume (retry_follow)
         out.why(format!("paused: not following {master} yet"));
@@ -1407,6 +1426,16 @@ fn launch_failover(view: &View, config: &Config, memory: &mut Memory, out: &mut 
         out.why(format!("a failover is due ({why}), but the cluster is paused"));
         return done(format!("paused: no failover of {own_db}"));
     }
+    if memory.switchover.held {
+        out.why(format!("a failover is due ({why}), but a switchover runs"));
+        return done(format!("switchover: no failover of {own_db}"));
+    }
+    launch(view, config, memory, out, own_db, why)
+}
+
+/// Runs the failover command (a failover whose every condition held, or a switchover's
+/// promotion), announces it, and remembers it.
+fn launch(view: &View, config: &Config, memory: &mut Memory, out: &mut Out, own_db: &str, why: &str) -> End {
     out.act(Action::RunFailoverCommand {
         reason: why.to_string(),
         old_master: memory.current_master.clone(),

@@ -418,6 +418,8 @@ pub struct Memory {
     pub pause: Option<crate::state::Pause>,
     /// `cluster_paused` is up.
     pub pause_alerted: bool,
+    /// A switchover we run, or a promotion one asks of our node (see `switchover`).
+    pub switchover: super::switchover::SwitchoverMemory,
     /// Actions that came out of a reported result, emitted with the next decision.
     #[serde(skip)]
     pub(super) pending_actions: Vec<Action>,
@@ -453,6 +455,7 @@ impl Memory {
             manual_failover: None,
             pause: None,
             pause_alerted: false,
+            switchover: Default::default(),
             pending_actions: Vec::new(),
         }
     }
@@ -523,6 +526,7 @@ impl Memory {
     /// settle rule covers a promotion the command left pending).
     pub fn record_failover_result(&mut self, ok: bool, mono_now: Mono) {
         self.failover.running_since = None;
+        self.switchover.failover_ended(ok);
         if !ok {
             self.candidacy.stop_announcing();
         }

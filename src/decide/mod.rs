@@ -21,6 +21,8 @@
 //! - [`crate::decide::fence`]: the lease and the fence rules.
 //! - [`crate::decide::rejoin`]: when the daemon beside a replaced primary makes it a standby
 //!   of the new one (`rejoin_old_master`).
+//! - [`crate::decide::switchover`]: a planned switchover's hold on the rules, and the
+//!   target's promotion.
 //! - [`crate::decide::failover`]: [`crate::decide::decide`], the per-round decision
 //!   (upstream §5), which runs the rules above.
 //! - [`crate::decide::monitor_unhealthy`]: the poller health rule.
@@ -34,6 +36,7 @@ pub mod node_map;
 pub mod pause;
 pub mod receiver;
 pub mod rejoin;
+pub mod switchover;
 pub mod sync;
 pub mod sync_manager;
 pub mod types;

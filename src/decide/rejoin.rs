@@ -29,7 +29,7 @@ pub fn rejoin_deadline(config: &Config) -> f64 {
 /// `standby.signal` behind, `packaging/fence.sh`, restarted by its supervisor) answers as a
 /// standby too, but receives nothing: it may hold writes the new primary never had, so it is
 /// still the old primary to rejoin, not a standby to follow or to forget.
-fn receiving_standby(n: &NodeState) -> bool {
+pub fn receiving_standby(n: &NodeState) -> bool {
     n.connection
         && n.pg
             .as_ref()

@@ -1187,3 +1187,160 @@ async fn a_manual_failover_promotes_without_waiting_out_the_window() {
     );
     lab.check_failover_to(winner).await;
 }
+
+/// A meshed lab whose daemons can run a switchover: every node's standby template (what
+/// pg_basebackup wrote, pg1's made from pg2's), data directory and start and stop commands, and
+/// autofollow (the third node follows the new primary).
+async fn start_switchable(tweak: impl Fn(&str, &mut Value)) -> Lab {
+    let cluster = cluster().await;
+    let mut setup = BTreeMap::new();
+    let pg2 = cluster.primary_conninfo("pg2").await.expect("primary_conninfo");
+    for s in ["pg1", "pg2", "pg3"] {
+        let template = pg2.replace("application_name=pg2", &format!("application_name={s}"));
+        setup.insert(
+            s,
+            (
+                template,
+                cluster.stop_command(s).expect("stop command"),
+                cluster.start_command(s).expect("start command"),
+                cluster.data_dir(s),
+            ),
+        );
+    }
+    start_meshed(cluster, |name, c| {
+        if let Some((template, stop, start, data)) = setup.get(name) {
+            c["autofollow"] = json!(true);
+            c["primary_conninfo_template"] = json!(template);
+            c["pg_data_directory"] = json!(data);
+            c["pg_stop_command"] = json!(stop);
+            c["pg_start_command"] = json!(start);
+        }
+        tweak(name, c);
+    })
+    .await
+}
+
+/// `pglookout-ctl switchover` at `at`'s daemon: its exit status, stdout and stderr. Asked
+/// again while a promotion's announcement holds (until every daemon saw it), as an operator
+/// would.
+async fn switchover(lab: &Lab, at: &str, args: &[&str]) -> (bool, String, String) {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pglookout-ctl"))
+            .args(["switchover", "--url", &lab.daemon(at).url()])
+            .args(args)
+            .output()
+            .expect("pglookout-ctl");
+        let result = (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        if !result.2.contains("promotion is still announced") || std::time::Instant::now() > deadline {
+            return result;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Issue 22, item 1: a switchover to a named standby and back to the best one, on every major.
+/// Each moves the primary with no acknowledged write lost: the old primary stops cleanly, the
+/// target is promoted by its own daemon once it has the final position, and the old primary
+/// streams from it without pg_rewind; the third node follows. Refusals change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switchover_moves_the_primary_and_back_with_no_write_lost() {
+    let lab = start_switchable(|_, _| {}).await;
+    let cluster = &lab.cluster;
+
+    // refused, nothing changed: not the primary's daemon, our own node, a node not configured
+    let (ok, _, err) = switchover(&lab, "pg2", &["--to", "pg3"]).await;
+    assert!(!ok && err.contains("ask the primary's daemon"), "{err}");
+    let (ok, _, err) = switchover(&lab, "pg1", &["--to", "pg1"]).await;
+    assert!(!ok && err.contains("pg1 is our own node"), "{err}");
+    let (ok, _, err) = switchover(&lab, "pg1", &["--to", "pg9"]).await;
+    assert!(!ok && err.contains("pg9 is not in remote_conns"), "{err}");
+    assert!(lab.promoted().await.is_empty());
+
+    for (from, to, args) in [("pg1", "pg2", vec!["--to", "pg2"]), ("pg2", "pg1", vec![])] {
+        cluster.write_load(200).await.expect("writes");
+        let written = cluster.load_count(from).await.expect("count");
+        let (ok, out, err) = switchover(&lab, from, &args).await;
+        assert!(ok, "{out}{err}{}", lab.dump());
+        assert!(out.contains(&format!("{from} -> {to}")), "{out}");
+        assert!(out.contains("stopped cleanly at"), "{out}");
+        assert!(
+            out.contains(&format!("succeeded: {to} is the primary and {from} streams from it")),
+            "{out}"
+        );
+        assert_eq!(cluster.in_recovery(to).await.expect("new primary"), false);
+        assert_eq!(cluster.in_recovery(from).await.expect("old primary"), true);
+        // every write acknowledged before is on the new primary, which takes new ones
+        assert!(cluster.load_count(to).await.expect("count") >= written);
+        cluster
+            .sql(to, "INSERT INTO pglab_load (payload) VALUES ('after switchover')")
+            .await
+            .expect("the new primary takes writes");
+        // the old primary and the third node stream from the new one
+        let streaming = "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'";
+        lab.wait(&format!("both standbys to stream from {to}"), || async {
+            Ok(cluster.sql(to, streaming).await?[0].get::<_, i64>(0) == 2)
+        })
+        .await;
+        let kinds: Vec<String> = lab.history(from).into_iter().map(|e| e.kind).collect();
+        assert!(kinds.iter().any(|k| k == "switchover_started"), "{kinds:?}");
+        assert!(kinds.iter().any(|k| k == "switchover_finished"), "{kinds:?}");
+        let target: Vec<String> = lab.history(to).into_iter().map(|e| e.kind).collect();
+        assert!(target.iter().any(|k| k == "switchover_promotion_asked"), "{target:?}");
+    }
+    // nobody else promoted anything, and no rejoin (pg_rewind) ran
+    assert!(!lab.history("pg3").iter().any(|e| e.kind == "failover_started"));
+    for d in ["pg1", "pg2", "pg3"] {
+        assert!(!lab.daemon(d).log().contains("rejoin: rewinding"), "{d}{}", lab.dump());
+    }
+
+    // a target that is gone: refused, pg1 stays the primary
+    cluster.kill9("pg3").expect("kill pg3");
+    lab.wait_state("pg1", "pg1's daemon to lose pg3", |s| !connected(s, "pg3"))
+        .await;
+    let (ok, _, err) = switchover(&lab, "pg1", &["--to", "pg3"]).await;
+    assert!(!ok && err.contains("pg3 does not answer"), "{err}");
+    assert_eq!(cluster.in_recovery("pg1").await.expect("pg1"), false);
+}
+
+/// Issue 22, item 1: a target whose failover command fails does not take over; once the
+/// timeout passes its daemon says no promotion ran, and the old primary is started again as
+/// the primary, with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switchover_whose_target_fails_to_promote_brings_the_old_primary_back() {
+    let lab = start_switchable(|name, c| {
+        if name == "pg2" {
+            c["failover_command"] = json!("/bin/false");
+        }
+    })
+    .await;
+    let cluster = &lab.cluster;
+    cluster.write_load(50).await.expect("writes");
+    let written = cluster.load_count("pg1").await.expect("count");
+    let (ok, out, err) = switchover(&lab, "pg1", &["--to", "pg2", "--timeout", "5"]).await;
+    assert!(!ok, "{out}{err}");
+    assert!(
+        err.contains("pg1 was started again as the primary"),
+        "{out}{err}{}",
+        lab.dump()
+    );
+    assert_eq!(cluster.in_recovery("pg1").await.expect("pg1"), false);
+    assert_eq!(cluster.in_recovery("pg2").await.expect("pg2"), true);
+    assert!(cluster.load_count("pg1").await.expect("count") >= written);
+    cluster
+        .sql(
+            "pg1",
+            "INSERT INTO pglab_load (payload) VALUES ('after the failed switchover')",
+        )
+        .await
+        .expect("pg1 takes writes again");
+    lab.wait_state("pg2", "pg2's daemon to see pg1 as the master again", |s| {
+        s["current_master"] == json!("pg1") && connected(s, "pg1")
+    })
+    .await;
+    assert!(lab.promoted().await.is_empty(), "{}", lab.dump());
+}
