@@ -84,6 +84,7 @@ pub fn rewrite(config: &Config, master: &str, stamp: &str) -> Result<bool, ActEr
                     source,
                 });
             }
+            owned_like(&signal, data_dir);
             tracing::warn!(target: "pglookout", "created {} so PostgreSQL starts as a standby", signal.display());
         }
     }
@@ -93,6 +94,7 @@ pub fn rewrite(config: &Config, master: &str, stamp: &str) -> Result<bool, ActEr
             Ok(false)
         }
         Some(text) => {
+            let created = old.is_empty() && !file.exists();
             if let Err(source) = write_atomic_mode(&file, text.as_bytes(), 0o600) {
                 return Err(ActError::Io {
                     step: STEP,
@@ -101,9 +103,22 @@ pub fn rewrite(config: &Config, master: &str, stamp: &str) -> Result<bool, ActEr
                     source,
                 });
             }
+            if created {
+                owned_like(&file, data_dir);
+            }
             tracing::warn!(target: "pglookout", "pointed {} at {master} ({})", file.display(), conninfo.masked());
             Ok(true)
         }
+    }
+}
+
+/// Gives a file we created in the data directory to the directory's owner (the server's
+/// user, which must read it: a daemon running as root would otherwise leave it root's). Only
+/// root can; for anyone else it is ours, the server's user, already.
+fn owned_like(path: &Path, data_dir: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(dir) = std::fs::metadata(data_dir) {
+        let _ = std::os::unix::fs::chown(path, Some(dir.uid()), Some(dir.gid()));
     }
 }
 

@@ -259,10 +259,7 @@ impl Steps {
         )
         .await;
         if postmaster_running(&data_dir) {
-            return Err(format!(
-                "our node still runs after pg_stop_command ({}): it stays the primary",
-                stop.outcome
-            ));
+            return Err(format!("our node still runs after {stop}: it stays the primary"));
         }
         let control = match Control::read(&data_dir) {
             Ok(c) if c.shut_down() => c,
@@ -449,7 +446,7 @@ impl Steps {
         if ran.success() {
             Err(format!("{why}: {} was started again as the primary", self.from))
         } else {
-            Err(format!("{why}; starting {} again failed: {}", self.from, ran.outcome))
+            Err(format!("{why}; starting {} again failed: {ran}", self.from))
         }
     }
 
@@ -491,10 +488,7 @@ impl Steps {
         )
         .await;
         if !ran.success() {
-            return Err(format!(
-                "pg_start_command failed ({}): {} is not streaming",
-                ran.outcome, self.from
-            ));
+            return Err(format!("{ran}: {} is not streaming", self.from));
         }
         self.step(format!("{} started as a standby; waiting for it to stream", self.from))
             .await;

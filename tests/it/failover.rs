@@ -1265,7 +1265,12 @@ async fn a_switchover_moves_the_primary_and_back_with_no_write_lost() {
         cluster.write_load(200).await.expect("writes");
         let written = cluster.load_count(from).await.expect("count");
         let (ok, out, err) = switchover(&lab, from, &args).await;
-        assert!(ok, "{out}{err}{}", lab.dump());
+        assert!(
+            ok,
+            "{out}{err}\n{from}'s server log:\n{}{}",
+            cluster.node(from).log_tail(30),
+            lab.dump()
+        );
         assert!(out.contains(&format!("{from} -> {to}")), "{out}");
         assert!(out.contains("stopped cleanly at"), "{out}");
         assert!(
