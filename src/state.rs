@@ -668,6 +668,7 @@ mod tests {
                 paused: true,
                 since: f.since,
             }),
+            switchover: None,
         };
         let served = served_nodes(&nodes, Some("pg2"), &word);
         let v = serde_json::to_value(&*served).expect("json");

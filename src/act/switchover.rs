@@ -117,11 +117,13 @@ pub async fn ask(conninfo: &ConnInfo, sql: &str, deadline: Duration) -> Result<O
             None => e.to_string(),
         });
         task.abort();
-        Ok(rows?.into_iter().find_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string)),
-            _ => None,
-        }))
-        .map(Option::flatten)
+        Ok(rows?
+            .into_iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string)),
+                _ => None,
+            })
+            .flatten())
     };
     tokio::time::timeout(deadline, run)
         .await
@@ -335,7 +337,7 @@ impl Steps {
         let resp = req
             .send()
             .await
-            .map_err(|e| crate::ctl::describe_request_error(e, Duration::from_secs(5)))?;
+            .map_err(|e| crate::poll::error_chain(&e.without_url()))?;
         let code = resp.status().as_u16();
         let body: serde_json::Value = resp.json().await.unwrap_or_default();
         let why = body

@@ -119,7 +119,10 @@ fn run(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> End 
         Some(super::switchover::Promote::End(end)) => return end,
         Some(super::switchover::Promote::Launch(why)) => {
             if let Some(own_db) = config.own_db.as_deref() {
-                return launch(view, config, memory, out, own_db, &why);
+                out.why(why.clone());
+                let mut end = launch(view, config, memory, out, own_db, &why);
+                end.summary = format!("switchover: promoting {own_db}");
+                return end;
             }
         }
         None => {}

@@ -419,7 +419,7 @@ pub struct Memory {
     /// `cluster_paused` is up.
     pub pause_alerted: bool,
     /// A switchover we run, or a promotion one asks of our node (see `switchover`).
-    pub switchover: super::switchover::SwitchoverMemory,
+    pub switchover: SwitchoverMemory,
     /// Actions that came out of a reported result, emitted with the next decision.
     #[serde(skip)]
     pub(super) pending_actions: Vec<Action>,
@@ -593,5 +593,92 @@ mod tests {
         );
         f.clear();
         assert_eq!(f.retry_at(REJOIN_BACKOFF), None);
+    }
+}
+
+// The planned switchover's memory (the rules: `switchover`).
+
+/// Where a promotion request stands at the target's daemon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestState {
+    /// Taken, not started: it may still be withdrawn.
+    Asked,
+    /// The failover command runs.
+    Running,
+    /// The failover command ended (`ok`), or the request lapsed or was withdrawn (`false`).
+    Ended { ok: bool },
+}
+
+/// The old primary's daemon asks ours to promote our node.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct PromoteRequest {
+    pub id: String,
+    /// The old primary.
+    pub from: String,
+    /// Its final position: the shutdown checkpoint in its control file.
+    pub lsn: crate::lsn::Lsn,
+    /// When we took it, and the poll round then (a later round is needed).
+    pub asked: Mono,
+    pub round: u64,
+    /// How long it may wait to start.
+    pub window: f64,
+    pub state: RequestState,
+}
+
+/// What a withdrawal found (the old primary's daemon restarts its node as the primary only
+/// after [`Withdrawn::NotStarted`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Withdrawn {
+    /// No promotion ran or will run for it.
+    NotStarted,
+    /// The failover command runs.
+    Promoting,
+    /// It ran and succeeded.
+    Promoted,
+}
+
+/// What the decision loop remembers of switchovers.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct SwitchoverMemory {
+    /// The switchover our daemon runs away from our node (announced in our word).
+    pub own: Option<crate::state::Switchover>,
+    /// A promotion request to our node.
+    pub request: Option<PromoteRequest>,
+    /// Whether a switchover held our rules in the latest round (`switchover::held`).
+    pub held: bool,
+}
+
+impl SwitchoverMemory {
+    /// Takes a request, unless one runs (then it is refused: `Err` says why).
+    pub fn ask(&mut self, request: PromoteRequest) -> Result<(), String> {
+        if let Some(r) = self.request.as_ref().filter(|r| r.state == RequestState::Running) {
+            return Err(format!("a promotion for {}'s switchover already runs", r.from));
+        }
+        self.request = Some(request);
+        Ok(())
+    }
+
+    /// The old primary's daemon withdraws its request: one not started never will be.
+    pub fn withdraw(&mut self) -> Withdrawn {
+        match self.request.as_mut() {
+            None => Withdrawn::NotStarted,
+            Some(r) => match r.state {
+                RequestState::Asked => {
+                    r.state = RequestState::Ended { ok: false };
+                    Withdrawn::NotStarted
+                }
+                RequestState::Running => Withdrawn::Promoting,
+                RequestState::Ended { ok: true } => Withdrawn::Promoted,
+                RequestState::Ended { ok: false } => Withdrawn::NotStarted,
+            },
+        }
+    }
+
+    /// The failover command ended: a running request ends with it.
+    pub fn failover_ended(&mut self, ok: bool) {
+        if let Some(r) = self.request.as_mut().filter(|r| r.state == RequestState::Running) {
+            r.state = RequestState::Ended { ok };
+        }
     }
 }

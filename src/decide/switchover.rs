@@ -20,97 +20,13 @@ use super::types::{done, End, Out, View};
 use super::voters::fresh_reports;
 use crate::config::Config;
 use crate::lsn::Lsn;
-use crate::state::{iso, NodeState, Switchover};
-use serde::Serialize;
+use crate::state::{iso, NodeState};
 use std::collections::BTreeMap;
 
 /// The longest a switchover may hold the cluster, whatever its announcement says.
 pub const MAX_SWITCHOVER_SECS: f64 = 900.0;
 
-/// Where a promotion request stands at the target's daemon.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RequestState {
-    /// Taken, not started: it may still be withdrawn.
-    Asked,
-    /// The failover command runs.
-    Running,
-    /// The failover command ended (`ok`), or the request lapsed or was withdrawn (`false`).
-    Ended { ok: bool },
-}
-
-/// The old primary's daemon asks ours to promote our node.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct PromoteRequest {
-    pub id: String,
-    /// The old primary.
-    pub from: String,
-    /// Its final position: the shutdown checkpoint in its control file.
-    pub lsn: Lsn,
-    /// When we took it, and the poll round then (a later round is needed).
-    pub asked: super::Mono,
-    pub round: u64,
-    /// How long it may wait to start.
-    pub window: f64,
-    pub state: RequestState,
-}
-
-/// What a withdrawal found (the old primary's daemon restarts its node as the primary only
-/// after [`Withdrawn::NotStarted`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Withdrawn {
-    /// No promotion ran or will run for it.
-    NotStarted,
-    /// The failover command runs.
-    Promoting,
-    /// It ran and succeeded.
-    Promoted,
-}
-
-/// What the decision loop remembers of switchovers.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct SwitchoverMemory {
-    /// The switchover our daemon runs away from our node (announced in our word).
-    pub own: Option<Switchover>,
-    /// A promotion request to our node.
-    pub request: Option<PromoteRequest>,
-    /// Whether a switchover held our rules in the latest round ([`held`]).
-    pub held: bool,
-}
-
-impl SwitchoverMemory {
-    /// Takes a request, unless one runs (then it is refused: `Err` says why).
-    pub fn ask(&mut self, request: PromoteRequest) -> Result<(), String> {
-        if let Some(r) = self.request.as_ref().filter(|r| r.state == RequestState::Running) {
-            return Err(format!("a promotion for {}'s switchover already runs", r.from));
-        }
-        self.request = Some(request);
-        Ok(())
-    }
-
-    /// The old primary's daemon withdraws its request: one not started never will be.
-    pub fn withdraw(&mut self) -> Withdrawn {
-        match self.request.as_mut() {
-            None => Withdrawn::NotStarted,
-            Some(r) => match r.state {
-                RequestState::Asked => {
-                    r.state = RequestState::Ended { ok: false };
-                    Withdrawn::NotStarted
-                }
-                RequestState::Running => Withdrawn::Promoting,
-                RequestState::Ended { ok: true } => Withdrawn::Promoted,
-                RequestState::Ended { ok: false } => Withdrawn::NotStarted,
-            },
-        }
-    }
-
-    /// The failover command ended: a running request ends with it.
-    pub fn failover_ended(&mut self, ok: bool) {
-        if let Some(r) = self.request.as_mut().filter(|r| r.state == RequestState::Running) {
-            r.state = RequestState::Ended { ok };
-        }
-    }
-}
+pub use super::memory::{PromoteRequest, RequestState, SwitchoverMemory, Withdrawn};
 
 /// Whether a switchover holds our rules this round (see the module doc), with the reason.
 pub(super) fn held(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) -> bool {
@@ -194,7 +110,7 @@ pub(super) fn promote(
     if view.mono_now - r.asked > r.window {
         return end(memory, out, format!("the request from {}'s daemon lapsed", r.from));
     }
-    if config.never_promote_these_nodes.iter().any(|n| *n == own_db) {
+    if config.never_promote_these_nodes.contains(&own_db) {
         return end(memory, out, "never_promote_these_nodes lists our node".into());
     }
     if memory.paused() {

@@ -78,6 +78,7 @@ impl N {
             failover: None,
             voters: None,
             pause: None,
+            switchover: None,
         })
     }
     fn pg(&mut self) -> &mut PgFields {
@@ -4502,4 +4503,206 @@ fn a_manual_failover_skips_the_rest_of_the_lag_window_and_nothing_else() {
     );
     s.node.memory.manual_failover = Some(s.mono);
     assert_eq!(failovers_in(&mut s, 5), 1, "{}", s.all_reasons());
+}
+
+// ---------------------------------------------------------------------------------------
+// The planned switchover (issue 22 item 1, decide::switchover)
+// ---------------------------------------------------------------------------------------
+
+/// `voter`'s daemon (the old primary's, pg1 here) announces a switchover to `to` in its
+/// node's entry, for `secs` more seconds.
+fn announce(s: &mut Sim, voter: &str, to: &str, secs: i64) {
+    let word = crate::state::Switchover {
+        from: voter.into(),
+        to: to.into(),
+        since: s.now - chrono::Duration::seconds(1),
+        until: s.now + chrono::Duration::seconds(secs),
+        step: "stopped cleanly".into(),
+    };
+    let entry = s.observers.get_mut(voter).expect("voter");
+    if let Some(n) = Arc::make_mut(&mut entry.nodes).get_mut(voter) {
+        n.switchover = Some(word);
+    }
+}
+
+/// pg1 is stopped: no poll reaches it, no voter sees it.
+fn pg1_stopped(s: &mut Sim) {
+    s.set("pg1", timeline(N::primary(), 1).conn(false));
+    for o in ["pg1", "pg3", "obs1"] {
+        sees_pg1(s, o, false);
+    }
+}
+
+fn promotion_request(s: &Sim, lsn: &str, window: f64) -> crate::decide::switchover::PromoteRequest {
+    crate::decide::switchover::PromoteRequest {
+        id: "pg1-1".into(),
+        from: "pg1".into(),
+        lsn: lsn.parse().expect("lsn"),
+        asked: s.mono,
+        round: s.round,
+        window,
+        state: crate::decide::switchover::RequestState::Asked,
+    }
+}
+
+/// While the old primary's daemon announces the switchover, its planned stop starts no
+/// failover anywhere; the target promotes on the request only once a poll after it shows the
+/// final position received, exactly once; a request withdrawn or lapsed never promotes.
+#[test]
+fn a_switchover_holds_failovers_and_promotes_its_target_on_the_final_position_only() {
+    use crate::decide::switchover::Withdrawn;
+    let start = || {
+        let mut s = mesh("pg2", &["obs1"]);
+        run_for(&mut s, 2);
+        announce(&mut s, "pg1", "pg2", 120);
+        pg1_stopped(&mut s);
+        s
+    };
+    let mut s = start();
+    assert_eq!(failovers_in(&mut s, 40), 0, "{}", s.all_reasons());
+    assert!(s.all_reasons().contains("pg1's daemon announces a switchover to pg2"));
+    // the request: pg2 has received 1/10, the final position is 1/20
+    let (taken, _) = s.node.ask_promotion(promotion_request(&s, "1/20", 10.0));
+    assert!(taken.is_ok());
+    assert_eq!(failovers_in(&mut s, 3), 0, "{}", s.all_reasons());
+    assert!(
+        s.all_reasons().contains("not yet pg1's final position 1/20"),
+        "{}",
+        s.all_reasons()
+    );
+    s.set("pg2", N::standby("1/28", 0.5));
+    assert_eq!(failovers_in(&mut s, 3), 1, "{}", s.all_reasons());
+    assert!(s
+        .all_reasons()
+        .contains("switchover from pg1: it stopped cleanly at 1/20"));
+    assert_eq!(failovers_in(&mut s, 10), 0, "once");
+    assert_eq!(s.node.withdraw_promotion().0, Withdrawn::Promoted);
+
+    // withdrawn before it started: never
+    let mut s = start();
+    let _ = s.node.ask_promotion(promotion_request(&s, "1/20", 10.0));
+    run_for(&mut s, 2);
+    assert_eq!(s.node.withdraw_promotion().0, Withdrawn::NotStarted);
+    s.set("pg2", N::standby("1/28", 0.5));
+    assert_eq!(failovers_in(&mut s, 5), 0, "{}", s.all_reasons());
+
+    // lapsed: never
+    let mut s = start();
+    let _ = s.node.ask_promotion(promotion_request(&s, "1/20", 3.0));
+    run_for(&mut s, 5);
+    s.set("pg2", N::standby("1/28", 0.5));
+    assert_eq!(failovers_in(&mut s, 5), 0, "{}", s.all_reasons());
+    assert!(s.all_reasons().contains("the request from pg1's daemon lapsed"));
+    assert_eq!(s.node.withdraw_promotion().0, Withdrawn::NotStarted);
+
+    // the old primary still answers as a primary in our poll: wait
+    let mut s = start();
+    s.set("pg1", timeline(N::primary(), 1));
+    s.set("pg2", N::standby("1/28", 0.5));
+    let _ = s.node.ask_promotion(promotion_request(&s, "1/20", 10.0));
+    assert_eq!(failovers_in(&mut s, 5), 0, "{}", s.all_reasons());
+    assert!(s.all_reasons().contains("pg1 answers as a connected primary"));
+
+    // a failover command that fails ends the request: withdrawn, nothing will run
+    let mut s = start();
+    s.failover_ok = false;
+    s.set("pg2", N::standby("1/28", 0.5));
+    let _ = s.node.ask_promotion(promotion_request(&s, "1/20", 10.0));
+    assert_eq!(failovers_in(&mut s, 3), 1, "{}", s.all_reasons());
+    assert_eq!(s.node.withdraw_promotion().0, Withdrawn::NotStarted);
+}
+
+/// Only the current master's daemon's fresh, unexpired announcement holds: another daemon's,
+/// or one past its `until`, does not, and the failover goes on as before.
+#[test]
+fn only_the_masters_daemons_live_announcement_holds_a_failover() {
+    let mut s = mesh("pg2", &["obs1"]);
+    run_for(&mut s, 2);
+    announce(&mut s, "pg3", "pg2", 120);
+    pg1_stopped(&mut s);
+    assert_eq!(failovers_in(&mut s, 15), 1, "{}", s.all_reasons());
+    let mut s = mesh("pg2", &["obs1"]);
+    run_for(&mut s, 2);
+    announce(&mut s, "pg1", "pg2", -1);
+    pg1_stopped(&mut s);
+    assert_eq!(failovers_in(&mut s, 15), 1, "{}", s.all_reasons());
+}
+
+/// The primary's daemon checks a switchover request before anything changes.
+#[test]
+fn a_switchover_request_is_checked_before_anything_changes() {
+    use crate::decide::switchover::check_request;
+    let mut s = mesh("pg1", &["obs1"]);
+    s.set("pg1", timeline(N::primary(), 1).replay("1/10"));
+    run_for(&mut s, 2);
+    let check = |s: &Sim, to: Option<&str>| {
+        check_request(&s.config(), &s.node.memory, &s.nodes, &s.observers, s.now, false, to)
+    };
+    let e = check(&s, None).expect_err("keys");
+    assert_eq!(
+        e,
+        "a switchover needs pg_data_directory, pg_stop_command, pg_start_command, primary_conninfo_template set on the primary's daemon"
+    );
+    s.conf("pg_data_directory", json!("/data"))
+        .conf("pg_stop_command", json!("stop"))
+        .conf("pg_start_command", json!("start"))
+        .conf("primary_conninfo_template", json!("user=r"));
+    assert_eq!(check(&s, None).as_deref(), Ok("pg2"), "the furthest along");
+    assert_eq!(check(&s, Some("pg3")).as_deref(), Ok("pg3"));
+    assert_eq!(check(&s, Some("pg1")).expect_err("own"), "pg1 is our own node");
+    assert_eq!(
+        check(&s, Some("pg9")).expect_err("unknown"),
+        "pg9 is not in remote_conns"
+    );
+    s.conf("failover_priorities", json!({"pg3": 2000}));
+    assert_eq!(check(&s, None).as_deref(), Ok("pg2"), "the position first");
+    s.conf("never_promote_these_nodes", json!(["pg2"]));
+    assert_eq!(check(&s, None).as_deref(), Ok("pg3"));
+    s.conf("never_promote_these_nodes", json!([]));
+    // behind the lag limit
+    s.set("pg1", timeline(N::primary(), 1).replay("1/1000"));
+    s.conf("max_failover_lag_bytes", json!(4000));
+    let e = check(&s, None).expect_err("behind");
+    assert_eq!(
+        e,
+        "no standby can take over: pg2 is 4080 bytes behind (limit 4000, max_failover_lag_bytes); pg3 is 4088 bytes behind (limit 4000, max_failover_lag_bytes)"
+    );
+    s.conf("max_failover_lag_bytes", Value::Null);
+    // a standby whose daemon yields for maintenance
+    let mut yielding = N::standby("1/10", 0.5);
+    yielding.0.failover = Some(crate::state::FailoverStatus {
+        phase: crate::state::FailoverPhase::Yielded,
+        master: Some("pg1".into()),
+        reason: "maintenance_mode_file exists".into(),
+        since: s.now,
+        standing: true,
+    });
+    s.observe("pg2", "pg2", yielding);
+    assert_eq!(
+        check(&s, Some("pg2")).expect_err("maintenance"),
+        "pg2 is in maintenance (its daemon yields)"
+    );
+    assert_eq!(check(&s, None).as_deref(), Ok("pg3"));
+    // not from a standby's daemon, nor while paused
+    s.node.memory.pause = Some(crate::state::Pause {
+        paused: true,
+        since: s.now,
+    });
+    assert_eq!(
+        check(&s, None).expect_err("paused"),
+        "the cluster is paused: resume it first"
+    );
+    let mut s2 = mesh("pg2", &["obs1"]);
+    run_for(&mut s2, 2);
+    let e = check_request(
+        &s2.config(),
+        &s2.node.memory,
+        &s2.nodes,
+        &s2.observers,
+        s2.now,
+        false,
+        None,
+    )
+    .expect_err("standby");
+    assert!(e.contains("ask the primary's daemon"), "{e}");
 }

@@ -1277,8 +1277,8 @@ async fn a_switchover_moves_the_primary_and_back_with_no_write_lost() {
             out.contains(&format!("succeeded: {to} is the primary and {from} streams from it")),
             "{out}"
         );
-        assert_eq!(cluster.in_recovery(to).await.expect("new primary"), false);
-        assert_eq!(cluster.in_recovery(from).await.expect("old primary"), true);
+        assert!(!cluster.in_recovery(to).await.expect("new primary"));
+        assert!(cluster.in_recovery(from).await.expect("old primary"));
         // every write acknowledged before is on the new primary, which takes new ones
         assert!(cluster.load_count(to).await.expect("count") >= written);
         cluster
@@ -1309,7 +1309,7 @@ async fn a_switchover_moves_the_primary_and_back_with_no_write_lost() {
         .await;
     let (ok, _, err) = switchover(&lab, "pg1", &["--to", "pg3"]).await;
     assert!(!ok && err.contains("pg3 does not answer"), "{err}");
-    assert_eq!(cluster.in_recovery("pg1").await.expect("pg1"), false);
+    assert!(!cluster.in_recovery("pg1").await.expect("pg1"));
 }
 
 /// Issue 22, item 1: a target whose failover command fails does not take over; once the
@@ -1333,8 +1333,8 @@ async fn a_switchover_whose_target_fails_to_promote_brings_the_old_primary_back(
         "{out}{err}{}",
         lab.dump()
     );
-    assert_eq!(cluster.in_recovery("pg1").await.expect("pg1"), false);
-    assert_eq!(cluster.in_recovery("pg2").await.expect("pg2"), true);
+    assert!(!cluster.in_recovery("pg1").await.expect("pg1"));
+    assert!(cluster.in_recovery("pg2").await.expect("pg2"));
     assert!(cluster.load_count("pg1").await.expect("count") >= written);
     cluster
         .sql(
