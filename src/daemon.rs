@@ -816,6 +816,7 @@ impl Loop {
             decision: decision_json.as_ref(),
             lease_renewed_at: decide::fence::lease_renewed_wall(self.node.memory(), wall_now, now),
             pause: self.node.memory().pause.as_ref(),
+            switchover: self.node.memory().switchover.own.as_ref(),
         };
         let status = serde_json::to_value(&doc).unwrap_or_default();
         let status = Arc::new(status);

@@ -580,6 +580,9 @@ pub struct StateDocument<'a> {
     /// Our cluster-wide pause, kept across restarts (`pause_of`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pause: Option<&'a Pause>,
+    /// The switchover our daemon runs away from our node, while it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub switchover: Option<&'a Switchover>,
 }
 
 /// `pause` of a state file a previous run wrote; `None` when the file is missing, unreadable,

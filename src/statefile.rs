@@ -75,6 +75,7 @@ mod tests {
             decision: None,
             lease_renewed_at: None,
             pause: None,
+            switchover: None,
         };
         write_json(&path, &doc).expect("write");
         let text = std::fs::read_to_string(&path).expect("read");
@@ -100,6 +101,7 @@ mod tests {
             decision: None,
             lease_renewed_at: Some(renewed),
             pause: None,
+            switchover: None,
         };
         write_json(&path, &doc).expect("write");
         assert_eq!(lease_renewed_at(&path), Some(renewed));

@@ -538,3 +538,47 @@ async fn the_page_shows_a_paused_cluster() {
     let dom = dump_dom(&format!("http://127.0.0.1:{}/", server.port)).await;
     assert!(dom.contains(r#"<div id="paused" class="banner" hidden="">"#), "{dom}");
 }
+
+/// Issue 22: a switchover in progress, ours (the state document's `switchover`) or one the old
+/// primary's daemon announces in an observer view, shows a banner with its step, as text; an
+/// announcement past its end does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_shows_a_switchover_in_progress() {
+    let now = chrono::Utc::now();
+    let iso = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    let word = |until: chrono::DateTime<chrono::Utc>| {
+        json!({"from": "pg1", "to": "pg2<i>", "since": iso(now), "until": iso(until),
+               "step": "stopped cleanly at 0/3000148"})
+    };
+    let doc = |own: Option<Value>, announced: Option<Value>| {
+        let mut d = json!({
+            "db_nodes": {
+                "pg2": {"connection": true, "fetch_time": iso(now), "pg_is_in_recovery": true,
+                        "pg_last_xlog_receive_location": "0/3000148"},
+            },
+            "observer_nodes": {"pg1": {"fetch_time": iso(now), "connection": true,
+                "pg1": {"connection": false, "fetch_time": iso(now)}}},
+            "current_master": "pg1",
+        });
+        if let Some(w) = own {
+            d["switchover"] = w;
+        }
+        if let Some(w) = announced {
+            d["observer_nodes"]["pg1"]["pg1"]["switchover"] = w;
+        }
+        d
+    };
+    let banner = r#"<div id="switchover" class="banner">switchover in progress: pg1 → pg2&lt;i&gt;: stopped cleanly at 0/3000148</div>"#;
+    let later = now + chrono::Duration::seconds(600);
+    for d in [doc(Some(word(later)), None), doc(None, Some(word(later)))] {
+        let server = StandIn::start(d);
+        let dom = dump_dom(&format!("http://127.0.0.1:{}/", server.port)).await;
+        assert!(dom.contains(banner), "no switchover banner:\n{dom}");
+    }
+    let server = StandIn::start(doc(None, Some(word(now - chrono::Duration::seconds(5)))));
+    let dom = dump_dom(&format!("http://127.0.0.1:{}/", server.port)).await;
+    assert!(
+        dom.contains(r#"<div id="switchover" class="banner" hidden="">"#),
+        "{dom}"
+    );
+}
