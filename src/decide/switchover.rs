@@ -223,6 +223,19 @@ pub fn check_request(
             missing.join(", ")
         ));
     }
+    // every node daemon must read our announcement: one that misses it may count the planned
+    // stop as an outage and promote another node
+    let max_age = super::voters::observer_max_age(config);
+    for name in nodes.keys().filter(|n| n.as_str() != own) {
+        let fresh = observers
+            .get(name)
+            .is_some_and(|o| super::voters::fresh_report(o, wall_now, max_age));
+        if !config.observers.contains_key(name) || !fresh {
+            return Err(format!(
+                "{name}'s daemon is not among our observers or does not answer: every node daemon must read the switchover's announcement (the mesh)"
+            ));
+        }
+    }
     let limit = config.max_failover_lag_bytes.unwrap_or(DEFAULT_SWITCHOVER_LAG_BYTES);
     // why each standby cannot be the target, or its position
     let judge = |name: &str| -> Result<Lsn, String> {

@@ -4683,6 +4683,17 @@ fn a_switchover_request_is_checked_before_anything_changes() {
         "pg2 is in maintenance (its daemon yields)"
     );
     assert_eq!(check(&s, None).as_deref(), Ok("pg3"));
+    // every node daemon must read the announcement
+    let mut cut = mesh("pg1", &["obs1"]);
+    cut.json = s.json.clone();
+    cut.nodes = s.nodes.clone();
+    run_for(&mut cut, 2);
+    silent(&mut cut, "pg3");
+    let e = check(&cut, None).expect_err("a silent daemon");
+    assert!(
+        e.starts_with("pg3's daemon is not among our observers or does not answer"),
+        "{e}"
+    );
     // not from a standby's daemon, nor while paused
     s.node.memory.pause = Some(crate::state::Pause {
         paused: true,
