@@ -822,6 +822,31 @@ pub fn render(doc: &Value, now: Timestamp) -> String {
             printable(since)
         );
     }
+    // ours, or one the old primary's daemon announces in an observer view
+    let announced = doc["observer_nodes"]
+        .as_object()
+        .into_iter()
+        .flat_map(|o| o.values())
+        .filter_map(Value::as_object)
+        .flat_map(|view| view.values())
+        .map(|n| &n["switchover"]);
+    let live = std::iter::once(&doc["switchover"]).chain(announced).find(|w| {
+        w["from"].is_string()
+            && w["to"].is_string()
+            && w["until"]
+                .as_str()
+                .and_then(crate::state::parse_iso)
+                .is_none_or(|until| until > now)
+    });
+    if let Some(w) = live {
+        let _ = writeln!(
+            out,
+            "SWITCHOVER      {} -> {}: {}",
+            printable(w["from"].as_str().unwrap_or("?")),
+            printable(w["to"].as_str().unwrap_or("?")),
+            printable(w["step"].as_str().unwrap_or(""))
+        );
+    }
     if let Some(summary) = doc["decision"]["summary"].as_str() {
         let _ = writeln!(out, "LAST DECISION   {}", printable(summary));
         for r in doc["decision"]["reasons"]
@@ -872,6 +897,30 @@ mod tests {
             out.contains("LAST DECISION   no failover") && out.contains("  - r1"),
             "{out}"
         );
+    }
+
+    /// A switchover in progress, announced in an observer view, until its end.
+    #[test]
+    fn renders_a_switchover_in_progress() {
+        let mut doc = serde_json::json!({
+            "db_nodes": {},
+            "observer_nodes": {"pg1": {"fetch_time": "2024-01-01T00:00:00Z", "connection": true,
+                "pg1": {"fetch_time": "2024-01-01T00:00:00Z", "connection": false,
+                        "switchover": {"from": "pg1", "to": "pg2\u{1b}", "since": "2024-01-01T00:00:00Z",
+                                       "until": "2024-01-01T00:01:00Z", "step": "stopped cleanly at 0/3000028"}}}},
+            "current_master": "pg1",
+        });
+        let out = render(&doc, parse_iso("2024-01-01T00:00:01Z").expect("t"));
+        assert!(
+            out.contains("SWITCHOVER      pg1 -> pg2\\u{1b}: stopped cleanly at 0/3000028"),
+            "{out}"
+        );
+        let out = render(&doc, parse_iso("2024-01-01T00:02:00Z").expect("t"));
+        assert!(!out.contains("SWITCHOVER"), "past its end:\n{out}");
+        doc["observer_nodes"] = serde_json::json!({});
+        doc["switchover"] = serde_json::json!({"from": "pg1", "to": "pg3", "step": "announced"});
+        let out = render(&doc, parse_iso("2024-01-01T00:02:00Z").expect("t"));
+        assert!(out.contains("SWITCHOVER      pg1 -> pg3: announced"), "{out}");
     }
 
     #[test]
