@@ -98,10 +98,14 @@ pub enum Fault {
     PrimaryHostIsolated,
     PrimaryHostIsolatedSupervisor,
     ZoneSplit,
+    /// Not a fault: a planned switchover (`POST /switchover?to=pg2` at pg1's daemon) during
+    /// the write load. Judged strictly: one promotion (pg2's), no fence, no acknowledged
+    /// write lost whatever `--sync`, never two writable.
+    Switchover,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 16] = [
+    pub const ALL: [Fault; 17] = [
         Fault::Kill9,
         Fault::Partition,
         Fault::Blip,
@@ -118,6 +122,7 @@ impl Fault {
         Fault::PrimaryHostIsolated,
         Fault::PrimaryHostIsolatedSupervisor,
         Fault::ZoneSplit,
+        Fault::Switchover,
     ];
 
     pub fn name(self) -> &'static str {
@@ -138,6 +143,7 @@ impl Fault {
             Fault::PrimaryHostIsolated => "primary-host-isolated",
             Fault::PrimaryHostIsolatedSupervisor => "primary-host-isolated-supervisor",
             Fault::ZoneSplit => "zone-split",
+            Fault::Switchover => "switchover",
         }
     }
 
@@ -147,9 +153,14 @@ impl Fault {
         self != Fault::ZoneSplit || layout == Layout::Dedicated3
     }
 
-    /// The faults a campaign draws from when `--faults` is not given: every fault that fits.
+    /// The faults a campaign draws from when `--faults` is not given: every fault that fits,
+    /// but the switchover (not a fault; asked for by name, so that the seeds of earlier
+    /// campaigns draw what they drew).
     pub fn defaults(layout: Layout) -> Vec<Fault> {
-        Fault::ALL.into_iter().filter(|f| f.fits(layout)).collect()
+        Fault::ALL
+            .into_iter()
+            .filter(|f| f.fits(layout) && *f != Fault::Switchover)
+            .collect()
     }
 
     /// The faults held for a range of their own rather than the campaign's `--hold-min` /
@@ -159,6 +170,8 @@ impl Fault {
             Fault::StandbyDaemonsCut => Some((12.0, 22.0)),
             Fault::PrimaryHostIsolated | Fault::PrimaryHostIsolatedSupervisor => Some((15.0, 25.0)),
             Fault::ZoneSplit => Some((14.0, 19.0)),
+            // long enough for the switchover's steps to end before the convergence check
+            Fault::Switchover => Some((8.0, 12.0)),
             _ => None,
         }
     }
@@ -1552,6 +1565,13 @@ async fn inject(lab: &mut ChaosLab, plan: &Plan) -> Result<Injected> {
             // {pg1, obs1, obs2} | {pg2, pg3, obs3}: three voters a side, no strict majority.
             lab.split(&[primary, FIRST_OBSERVER, FIRST_OBSERVER + 1], ProxyMode::Blackhole);
         }
+        Fault::Switchover => {
+            let port = lab.daemons[primary].http_port;
+            let (status, body) = crate::daemon::http_request(port, "POST", "/switchover?to=pg2&timeout=20").await?;
+            if status != 202 {
+                bail!("POST /switchover at pg1's daemon answered {status}: {body}");
+            }
+        }
     }
     Ok(injected)
 }
@@ -1617,6 +1637,8 @@ async fn heal(lab: &mut ChaosLab, plan: &Plan, injected: &Injected) -> Result<()
         | Fault::PrimaryHostIsolated
         | Fault::PrimaryHostIsolatedSupervisor
         | Fault::ZoneSplit => lab.heal_links(),
+        // the switchover's own steps bring pg1 back, as pg2's standby
+        Fault::Switchover => {}
     }
     Ok(())
 }
@@ -1982,7 +2004,9 @@ async fn judge(
         // Writes acknowledged while the setting was empty (`on` fell back to asynchronous).
         let degraded = rec.missing_degraded.unwrap_or(0);
         match lab.sync {
-            _ if !plan.fault.failover_allowed() => failures.push(format!("{n} acknowledged writes lost")),
+            _ if !plan.fault.failover_allowed() || plan.fault == Fault::Switchover => {
+                failures.push(format!("{n} acknowledged writes lost"))
+            }
             SyncMode::Off => rec.notes.push(format!(
                 "{n} writes acknowledged by the old primary before a new primary was writable were lost (asynchronous replication)"
             )),
@@ -2016,7 +2040,20 @@ async fn judge(
             rec.failovers.join(",")
         ));
     }
-    if !plan.fault.failover_allowed() {
+    if plan.fault == Fault::Switchover {
+        if rec.failovers.iter().any(|n| n != "pg2") {
+            failures.push(format!("a switchover to pg2 promoted {}", rec.failovers.join(",")));
+        }
+        if !rec.fences.is_empty() {
+            rec.needless_fence = true;
+            failures.push(format!("needless fence (a switchover): {}", rec.fences.join(",")));
+        }
+        // the old primary is back, as a standby
+        match tokio::time::timeout(CLIENT_TIMEOUT, lab.cluster.in_recovery(PRIMARY)).await {
+            Ok(Ok(true)) => {}
+            other => failures.push(format!("pg1 is not a standby after the switchover: {other:?}")),
+        }
+    } else if !plan.fault.failover_allowed() {
         if !rec.failovers.is_empty() {
             failures.push(format!("failover where none may happen: {}", rec.failovers.join(",")));
         }
@@ -2245,7 +2282,9 @@ mod tests {
         assert!(!Fault::ZoneSplit.fits(Layout::Mesh));
         assert!(Fault::ZoneSplit.fits(Layout::Dedicated3));
         assert!(!Fault::defaults(Layout::Mesh).contains(&Fault::ZoneSplit));
-        assert_eq!(Fault::defaults(Layout::Dedicated3).len(), Fault::ALL.len());
+        assert_eq!(Fault::defaults(Layout::Dedicated3).len(), Fault::ALL.len() - 1);
+        assert!(!Fault::defaults(Layout::Dedicated3).contains(&Fault::Switchover));
+        assert_eq!(Fault::parse("switchover").ok(), Some(Fault::Switchover));
         assert_eq!(Layout::parse("dedicated3").ok(), Some(Layout::Dedicated3));
         assert!(Layout::parse("ring").is_err());
         assert!(Fault::PrimaryHostIsolatedSupervisor.failover_allowed());

@@ -85,7 +85,7 @@ struct ChaosArgs {
     /// partition, blip, sigstop, cut-standbys, observer-killed, standby-isolated,
     /// primary-daemon-killed, failover-command-hangs, observer-garbage, sigstop-standby,
     /// sigstop-observer, standby-daemons-cut, primary-host-isolated,
-    /// primary-host-isolated-supervisor, zone-split (dedicated3 only).
+    /// primary-host-isolated-supervisor, zone-split (dedicated3 only), and switchover (not a fault: a planned switchover to pg2; asked for by name only).
     #[arg(long)]
     faults: Option<String>,
     /// Who watches: `mesh` (a daemon per node and one observer) or `dedicated3` (a daemon per
