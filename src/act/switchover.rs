@@ -228,6 +228,11 @@ impl Steps {
             .ok_or_else(|| format!("remote_conns has no {}", self.from))
     }
 
+    /// `pg_start_command` or `pg_stop_command`, within `failover_command_timeout`.
+    async fn pg_ctl(&self, what: &str, cmd: &str) -> command::Ran {
+        command::execute(what, cmd, &[], self.command_timeout(), &[]).await
+    }
+
     fn command_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.config.failover_command_timeout)
     }
@@ -252,14 +257,7 @@ impl Steps {
                 .await
             }
         }
-        let stop = command::execute(
-            "pg_stop_command",
-            &self.config.pg_stop_command,
-            &[],
-            self.command_timeout(),
-            &[],
-        )
-        .await;
+        let stop = self.pg_ctl("pg_stop_command", &self.config.pg_stop_command).await;
         if postmaster_running(&data_dir) {
             return Err(format!("our node still runs after {stop}: it stays the primary"));
         }
@@ -437,14 +435,7 @@ impl Steps {
         }
         self.step(format!("{why}; starting {} again as the primary", self.from))
             .await;
-        let ran = command::execute(
-            "pg_start_command",
-            &self.config.pg_start_command,
-            &[],
-            self.command_timeout(),
-            &[],
-        )
-        .await;
+        let ran = self.pg_ctl("pg_start_command", &self.config.pg_start_command).await;
         if ran.success() {
             Err(format!("{why}: {} was started again as the primary", self.from))
         } else {
@@ -481,14 +472,7 @@ impl Steps {
                 ))
             }
         }
-        let ran = command::execute(
-            "pg_start_command",
-            &self.config.pg_start_command,
-            &[],
-            self.command_timeout(),
-            &[],
-        )
-        .await;
+        let ran = self.pg_ctl("pg_start_command", &self.config.pg_start_command).await;
         if !ran.success() {
             return Err(format!("{ran}: {} is not streaming", self.from));
         }
