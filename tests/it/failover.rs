@@ -1249,7 +1249,14 @@ async fn switchover(lab: &Lab, at: &str, args: &[&str]) -> (bool, String, String
 /// streams from it without pg_rewind; the third node follows. Refusals change nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_switchover_moves_the_primary_and_back_with_no_write_lost() {
-    let lab = start_switchable(|_, _| {}).await;
+    // The way back goes to the best standby, which must be pg1: pg3 may be as far along (or
+    // further, right after the writes), so pg2's daemon never picks it.
+    let lab = start_switchable(|name, c| {
+        if name == "pg2" {
+            c["never_promote_these_nodes"] = json!(["pg3"]);
+        }
+    })
+    .await;
     let cluster = &lab.cluster;
 
     // refused, nothing changed: not the primary's daemon, our own node, a node not configured
