@@ -95,6 +95,9 @@ struct RunResult {
     /// Samples in which no node answered as writable (the switchover's gap, as sampled).
     none_writable: usize,
     samples: usize,
+    /// Request to settled (old primary and third node streaming, a commit on the new primary):
+    /// the window the samples cover, seconds.
+    window: f64,
     /// Request to the old primary streaming from the new one, seconds.
     old_streaming: Option<f64>,
 }
@@ -287,6 +290,7 @@ async fn one(
         .collect();
     res.lost = missing.len();
     reported_missing.extend(missing);
+    res.window = ended - started;
     let samples = recorder.samples_between(started, ended);
     res.samples = samples.len();
     res.two_writable = samples.iter().filter(|s| writable_count(s) >= 2).count();
@@ -384,6 +388,7 @@ fn summary(results: &[RunResult]) -> (String, bool) {
     let two: usize = results.iter().map(|r| r.two_writable).sum();
     let samples: usize = results.iter().map(|r| r.samples).sum();
     let none: usize = results.iter().map(|r| r.none_writable).sum();
+    let window: f64 = results.iter().map(|r| r.window).sum();
     let stat = |v: &[f64], p: f64| {
         if v.is_empty() {
             "-".to_string()
@@ -414,7 +419,13 @@ fn summary(results: &[RunResult]) -> (String, bool) {
     let _ = writeln!(out, "acknowledged writes lost: {lost}");
     let _ = writeln!(
         out,
-        "samples with two writable nodes: {two} of {samples} (with none: {none}, the gap as sampled every {} ms)",
+        "samples with two writable nodes: {two} of {samples} (with none: {none}); one every {:.0} ms on average \
+         over {window:.1} s of switchovers (ticks every {} ms, later when a round takes longer)",
+        if samples > 0 {
+            1000.0 * window / samples as f64
+        } else {
+            0.0
+        },
         SAMPLE_EVERY.as_millis()
     );
     let ok = failed == 0 && lost == 0 && two == 0;
