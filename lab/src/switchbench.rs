@@ -248,6 +248,14 @@ async fn one(
         tokio::time::sleep(POLL_EVERY).await;
     }
     if res.state != "succeeded" {
+        // still judged: the samples so far, and the acknowledged writes on whichever node is
+        // the primary now (if one is)
+        let ended = recorder.now();
+        if let Ok(primary) = lab.cluster.current_primary().await {
+            judge(lab, recorder, &primary, started, ended, reported_missing, &mut res).await?;
+        } else {
+            count_samples(recorder, started, ended, &mut res);
+        }
         return Ok(res);
     }
 
@@ -274,11 +282,26 @@ async fn one(
     .await?;
     let ended = recorder.now();
 
+    res.unavailable = unavailability(&recorder.acks(), node_index(from)?, to_index, started);
+    judge(lab, recorder, to, started, ended, reported_missing, &mut res).await?;
+    Ok(res)
+}
+
+/// Fills in the lost writes (every counter acknowledged so far must be on `primary`; each one
+/// missing is counted once over the campaign) and the samples of `started..ended`.
+async fn judge(
+    lab: &Lab,
+    recorder: &Recorder,
+    primary: &str,
+    started: f64,
+    ended: f64,
+    reported_missing: &mut BTreeSet<i64>,
+    res: &mut RunResult,
+) -> Result<()> {
     let acks = recorder.acks();
-    res.unavailable = unavailability(&acks, node_index(from)?, to_index, started);
-    // every counter acknowledged so far must be on the new primary
-    let present: BTreeSet<i64> = cluster
-        .sql(to, &format!("SELECT id FROM {TABLE}"))
+    let present: BTreeSet<i64> = lab
+        .cluster
+        .sql(primary, &format!("SELECT id FROM {TABLE}"))
         .await?
         .iter()
         .filter_map(|r| r.try_get::<_, i64>(0).ok())
@@ -290,12 +313,16 @@ async fn one(
         .collect();
     res.lost = missing.len();
     reported_missing.extend(missing);
+    count_samples(recorder, started, ended, res);
+    Ok(())
+}
+
+fn count_samples(recorder: &Recorder, started: f64, ended: f64, res: &mut RunResult) {
     res.window = ended - started;
     let samples = recorder.samples_between(started, ended);
     res.samples = samples.len();
     res.two_writable = samples.iter().filter(|s| writable_count(s) >= 2).count();
     res.none_writable = samples.iter().filter(|s| writable_count(s) == 0).count();
-    Ok(res)
 }
 
 /// The last acknowledged commit on `from` before the first on `to` after `started`, to that
