@@ -9,6 +9,8 @@
 //! - [`bench`]: `pglab bench-poll`: one observer polling N nodes; CPU, memory and state freshness.
 //! - [`syncbench`]: `pglab bench-sync`: commit rate and latency on the primary with synchronous
 //!   replication off, on (`ANY 1`) and on with `remote_apply`.
+//! - [`switchbench`]: `pglab bench-switchover`: planned switchovers under a write load;
+//!   unavailability, lost writes, two writable nodes, the old primary's return as a standby.
 //! - [`fleet`]: `Fleet`: a cluster with one daemon per node and an observer; the live view and
 //!   the kill-the-primary timeline shared by `pglab up`, `pglab demo` and `pglab bench-failover`.
 //! - [`cluster`]: `Cluster`, `ClusterSpec`, `Node`: owns the temp dir, the servers it starts and
@@ -31,6 +33,7 @@ pub mod fleet;
 pub mod pgdist;
 pub mod process;
 pub mod proxy;
+pub mod switchbench;
 pub mod syncbench;
 pub mod wait;
 

@@ -41,6 +41,11 @@ enum Command {
     /// the two standbys) and on with remote_apply (see docs/performance.md). Fails only when
     /// the setup fails.
     BenchSync(BenchSyncArgs),
+    /// Planned switchovers back and forth between pg1 and pg2 under a commit every 50 ms: write
+    /// unavailability, lost acknowledged writes, samples with two writable nodes, and when the
+    /// old primary streams from the new one (see docs/performance.md). Exits non-zero when a
+    /// switchover failed, a write was lost or two nodes were writable at once.
+    BenchSwitchover(BenchSwitchoverArgs),
     /// A seeded fault campaign: per run a fresh fleet (every daemon link behind its own proxy),
     /// one fault held for a seeded time, then heal; judges two writable primaries, lost
     /// acknowledged writes, needless failovers or fences, and convergence. Exits non-zero when
@@ -207,6 +212,19 @@ struct BenchPollArgs {
 }
 
 #[derive(Args)]
+struct BenchSwitchoverArgs {
+    /// Number of switchovers (pg1 -> pg2, pg2 -> pg1, ...), all on one cluster.
+    #[arg(long, default_value_t = 20)]
+    runs: usize,
+    /// Daemon timings: `default` (the fleet's, 1 s polls) or `fast` (docs/profiles/fast.json).
+    #[arg(long, default_value = "default")]
+    profile: String,
+    /// `timeout=` of each `POST /switchover`, seconds.
+    #[arg(long, default_value_t = 30.0)]
+    timeout: f64,
+}
+
+#[derive(Args)]
 struct BenchSyncArgs {
     /// Concurrent client connections, each committing single-row INSERTs one at a time.
     #[arg(long, default_value_t = 4)]
@@ -272,6 +290,17 @@ fn main() -> ExitCode {
                 })
                 .await
             }
+            Command::BenchSwitchover(a) => match pglab::chaos::Profile::parse(&a.profile) {
+                Ok(profile) => {
+                    pglab::switchbench::run(pglab::switchbench::Options {
+                        runs: a.runs,
+                        profile,
+                        timeout: a.timeout,
+                    })
+                    .await
+                }
+                Err(e) => Err(e),
+            },
             Command::BenchPoll(a) => {
                 pglab::bench::run(pglab::bench::Options {
                     nodes: a.nodes,
