@@ -315,6 +315,12 @@ pub struct Config {
     pub pg_rewind_timeout: f64,
     /// The program (and leading arguments) run as `pg_controldata`.
     pub pg_controldata_command: String,
+    /// The operator's rebuild of our node from the primary into a side directory (ours; see
+    /// `act::reinit`), run when a rejoin cannot rewind and by `pglookout-ctl reinit`; `None`:
+    /// no rebuild.
+    pub reinit_command: Option<String>,
+    /// Seconds `reinit_command` may take before it is killed.
+    pub reinit_timeout: f64,
     pub http_address: String,
     pub http_port: u16,
     pub log_level: LogLevel,
@@ -809,6 +815,8 @@ fn assemble(raw: raw::Raw, path: &Path) -> Config {
         pg_rewind_command: raw.pg_rewind_command,
         pg_rewind_timeout: raw.pg_rewind_timeout.0,
         pg_controldata_command: raw.pg_controldata_command,
+        reinit_command: blank_is_none(raw.reinit_command),
+        reinit_timeout: raw.reinit_timeout.0,
         http_address: raw.http_address,
         http_port: raw.http_port.0,
         log_level: raw.log_level,
@@ -949,6 +957,7 @@ pub fn environment_problems(config: &Config) -> Vec<String> {
                     .rejoin_old_master
                     .then_some(config.pg_controldata_command.as_str()),
             ),
+            ("reinit_command", config.reinit_command.as_deref()),
         ];
         for (key, command) in commands {
             check_command(key, command, &mut out);

@@ -389,6 +389,33 @@ async fn in_recovery(conninfo: &crate::conninfo::ConnInfo) -> Result<bool, Strin
 /// `rejoin_old_master`. Refuses while our node answers as a primary (stop or fence it first:
 /// demoting a primary that takes writes loses them) and unless `master` answers as one.
 pub async fn rejoin(config_path: &Path, master: Option<String>) -> Result<String, String> {
+    let (config, own, master) = bring_back(config_path, master, "a rejoin").await?;
+    crate::act::rejoin::rejoin(&config, &master)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(format!("{own} is started as a standby of {master}"))
+}
+
+/// `pglookout-ctl reinit`: rebuilds the node beside `config_path` from `master` with its
+/// `reinit_command` (`act::reinit`), with the checks of [`rejoin`].
+pub async fn reinit(config_path: &Path, master: Option<String>) -> Result<String, String> {
+    let (config, own, master) = bring_back(config_path, master, "a reinit").await?;
+    if config.reinit_command.is_none() {
+        return Err(format!("{}: reinit_command is required for a reinit", config_path.display()));
+    }
+    crate::act::reinit::reinit(&config, &master, "asked by pglookout-ctl reinit")
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(format!("{own} is rebuilt from {master} and streams from it"))
+}
+
+/// The checks `rejoin` and `reinit` share: the config, our node and the master (`what` names
+/// the action in the refusals).
+async fn bring_back(
+    config_path: &Path,
+    master: Option<String>,
+    what: &str,
+) -> Result<(crate::config::Config, String, String), String> {
     let (config, _) = crate::config::Config::load(config_path).map_err(|e| e.to_string())?;
     let own = config
         .own_db
@@ -401,7 +428,7 @@ pub async fn rejoin(config_path: &Path, master: Option<String>) -> Result<String
         ("pg_stop_command", config.pg_stop_command.trim().is_empty()),
     ] {
         if missing {
-            return Err(format!("{}: {key} is required for a rejoin", config_path.display()));
+            return Err(format!("{}: {key} is required for {what}", config_path.display()));
         }
     }
     let master = match master {
@@ -433,14 +460,11 @@ pub async fn rejoin(config_path: &Path, master: Option<String>) -> Result<String
     if let Some(own_conn) = config.remote_conns.get(&own) {
         if let Ok(false) = in_recovery(own_conn).await {
             return Err(format!(
-                "{own} answers as a primary: stop or fence it first (a rejoin throws away what it wrote after the failover)"
+                "{own} answers as a primary: stop or fence it first ({what} throws away what it wrote after the failover)"
             ));
         }
     }
-    crate::act::rejoin::rejoin(&config, &master)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(format!("{own} is started as a standby of {master}"))
+    Ok((config, own, master))
 }
 
 /// Rows as aligned columns: each column as wide as its widest cell (in characters), at least

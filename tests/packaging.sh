@@ -82,6 +82,7 @@ check "no real config in the package" \
     bash -c "! grep -qE '\./(etc/pglookout|var/lib/pglookout)/pglookout\.json$' '$work/files'"
 check "example failover script" has -rw-r--r-- usr/share/doc/pglookout/examples/failover.sh
 check "example fence script" has -rw-r--r-- usr/share/doc/pglookout/examples/fence.sh
+check "example reinit script" has -rw-r--r-- usr/share/doc/pglookout/examples/reinit.sh
 for doc in README.md docs/configuration.md docs/compatibility.md docs/operations.md copyright; do
     check "doc /usr/share/doc/pglookout/$doc" has -rw-r--r-- "usr/share/doc/pglookout/$doc"
 done

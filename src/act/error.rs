@@ -27,6 +27,14 @@ pub enum Step {
     Rewind,
     /// Starting PostgreSQL as a standby (step 6).
     Start,
+    /// The reinit's checks before anything changes (`act::reinit`).
+    ReinitCheck,
+    /// `reinit_command` building the side directory, and the checks of what it built.
+    ReinitBuild,
+    /// Swapping the rebuilt directory in for the old one, or back after a failure.
+    ReinitSwap,
+    /// Waiting for the rebuilt node to stream from the primary.
+    Stream,
 }
 
 impl std::fmt::Display for Step {
@@ -38,6 +46,10 @@ impl std::fmt::Display for Step {
             Step::CrashRecovery => "crash recovery as a standby",
             Step::Rewind => "rewinding the data directory",
             Step::Start => "starting PostgreSQL as a standby",
+            Step::ReinitCheck => "checking before the reinit",
+            Step::ReinitBuild => "rebuilding the data directory with reinit_command",
+            Step::ReinitSwap => "swapping the rebuilt data directory in",
+            Step::Stream => "waiting for the rebuilt node to stream",
         })
     }
 }
@@ -106,6 +118,13 @@ pub enum ActError {
     /// `recovery.conf` (`None`: there is none) is not on.
     #[error("{}: {}: standby_mode is {}, not on", Step::StandbySettings, .path.display(), .value.as_deref().map_or("unset".into(), |v| format!("{v:?}")))]
     StandbyModeOff { path: PathBuf, value: Option<String> },
+    /// A reinit step failed for a reason that is not a command's or a file's (our node answers
+    /// as a primary, what `reinit_command` built is not a data directory...).
+    #[error("{step}: {why}")]
+    Reinit { step: Step, why: String },
+    /// A rejoin's rewind failed, and so did the rebuild (`reinit_command`) tried instead.
+    #[error("the rewind failed ({rewind}); the reinit tried instead failed too: {reinit}")]
+    RewindThenReinit { rewind: Box<ActError>, reinit: Box<ActError> },
     /// Autofollow refuses a data directory last a primary's (`marker`, `standby.signal` or
     /// `recovery.conf`, does not exist): it may have diverged.
     #[error(

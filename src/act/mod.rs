@@ -6,6 +6,7 @@ pub mod command;
 pub mod error;
 pub mod files;
 pub mod follow;
+pub mod reinit;
 pub mod rejoin;
 pub mod running;
 pub mod switchover;

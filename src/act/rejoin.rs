@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The configuration files `pg_rewind` overwrites with the new primary's, which the node keeps.
-const OWN_CONFIG_FILES: [&str; 4] = [
+pub const OWN_CONFIG_FILES: [&str; 4] = [
     "postgresql.conf",
     "postgresql.auto.conf",
     "pg_hba.conf",
@@ -382,6 +382,17 @@ impl Rejoin<'_> {
     }
 }
 
+/// Whether a failed rejoin leaves a rebuild (`reinit_command`) as the way back: the node was
+/// stopped, and the rewind could not run or failed (not a setting or a node that is missing,
+/// which a rebuild would trip on as well).
+fn rebuild_instead(e: &ActError) -> bool {
+    match e {
+        ActError::NoRewindSupport { .. } | ActError::NoClusterState { .. } | ActError::NotShutDown { .. } => true,
+        ActError::Command { step, .. } => matches!(step, Step::ControlData | Step::CrashRecovery | Step::Rewind),
+        _ => false,
+    }
+}
+
 /// Makes our node a standby of `master` (see the module doc). On failure the node is left
 /// stopped and `<alert_file_dir>/rejoin_failed` holds the reason, which is also returned.
 pub async fn rejoin(config: &Config, master: &str) -> Result<(), ActError> {
@@ -402,7 +413,18 @@ pub async fn rejoin(config: &Config, master: &str) -> Result<(), ActError> {
                 let stop = command::run("pg_stop_command", &config.pg_stop_command, r.step, &[]).await;
                 tracing::warn!(target: "pglookout", "rejoin: stopped the node again after the failure: pg_stop_command {stop}");
             }
-            result
+            match result {
+                Err(e) if config.reinit_command.is_some() && rebuild_instead(&e) && !postmaster_running(&r.data_dir) => {
+                    tracing::warn!(target: "pglookout", "rejoin: the rewind cannot bring our node back ({e}); rebuilding it with reinit_command");
+                    crate::act::reinit::reinit(config, master, &format!("the rewind failed: {e}"))
+                        .await
+                        .map_err(|r| ActError::RewindThenReinit {
+                            rewind: Box::new(e),
+                            reinit: Box::new(r),
+                        })
+                }
+                other => other,
+            }
         }
     };
     let alert = config

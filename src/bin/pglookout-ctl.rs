@@ -101,6 +101,17 @@ enum Command {
         #[arg(long)]
         master: Option<String>,
     },
+    /// Rebuilds the node beside a config from the primary with its `reinit_command`, into a
+    /// side directory that replaces the data directory only once the copy is complete, and
+    /// starts it as a standby (never on a node that answers as a primary).
+    Reinit {
+        /// The pglookout config of the daemon beside the node.
+        #[arg(long)]
+        config: PathBuf,
+        /// The primary to copy and follow (default: current_master in the daemon's state file).
+        #[arg(long)]
+        master: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -273,6 +284,15 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .with_target(false)
                 .try_init();
             println!("{}", ctl::rejoin(&config, master).await?);
+            Ok(())
+        }
+        Command::Reinit { config, master } => {
+            let _ = tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .with_target(false)
+                .try_init();
+            println!("{}", ctl::reinit(&config, master).await?);
             Ok(())
         }
         Command::Failover { from, to, timeout } => {

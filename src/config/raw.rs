@@ -98,6 +98,9 @@ pub(super) struct Raw {
     pub pg_rewind_command: String,
     pub pg_rewind_timeout: Secs<SPAN>,
     pub pg_controldata_command: String,
+    /// Blank: none.
+    pub reinit_command: Option<String>,
+    pub reinit_timeout: Secs<SPAN>,
     pub log_level: LogLevel,
     pub syslog: Flag,
     pub syslog_address: String,
@@ -166,6 +169,8 @@ impl Default for Raw {
             pg_rewind_command: "pg_rewind".to_string(),
             pg_rewind_timeout: Secs(600.0),
             pg_controldata_command: "pg_controldata".to_string(),
+            reinit_command: None,
+            reinit_timeout: Secs(3600.0),
             log_level: LogLevel::Debug,
             syslog: Flag(false),
             syslog_address: "/dev/log".to_string(),

@@ -19,9 +19,16 @@ use std::collections::BTreeMap;
 
 /// The longest a rejoin can take in the shell: stop, start and stop (the crash-recovery start
 /// before PostgreSQL 13), `pg_controldata` twice and the final start, each bounded by
-/// `failover_command_timeout`, plus `pg_rewind_timeout`.
+/// `failover_command_timeout`, plus `pg_rewind_timeout`; with `reinit_command`, the rebuild
+/// tried when the rewind fails (`act::reinit`): its checks, stops, start and streaming wait,
+/// each bounded by `failover_command_timeout` (the wait by at least a minute), plus
+/// `reinit_timeout`.
 pub fn rejoin_deadline(config: &Config) -> f64 {
-    6.0 * config.failover_command_timeout + config.pg_rewind_timeout
+    let rejoin = 6.0 * config.failover_command_timeout + config.pg_rewind_timeout;
+    match config.reinit_command {
+        Some(_) => rejoin + 6.0 * config.failover_command_timeout + 60.0 + config.reinit_timeout,
+        None => rejoin,
+    }
 }
 
 /// Whether a node answers as a standby that has received WAL from an upstream since it

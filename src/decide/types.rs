@@ -113,6 +113,10 @@ pub enum Alert {
     /// Ours: bringing our old primary back as a standby failed (the file holds the reason);
     /// removed when our node is a standby receiving WAL from the new master.
     RejoinFailed,
+    /// Ours: rebuilding our node with `reinit_command` failed (the file holds the reason); the
+    /// old data directory is back in place and the node stopped. Removed by a reinit that
+    /// succeeds.
+    ReinitFailed,
     /// Ours: `synchronous_mode` on, and too few standbys stream: the primary acknowledges
     /// writes with no standby (synchronous_standby_names is empty); removed when they stream.
     SynchronousDegraded,
@@ -125,7 +129,7 @@ pub enum Alert {
 }
 
 impl Alert {
-    pub const ALL: [Alert; 12] = [
+    pub const ALL: [Alert; 13] = [
         Alert::AuthenticationError,
         Alert::MultipleMasterWarning,
         Alert::ReplicationDelayWarning,
@@ -134,6 +138,7 @@ impl Alert {
         Alert::FenceFailed,
         Alert::FailoverBlocked,
         Alert::RejoinFailed,
+        Alert::ReinitFailed,
         Alert::VotersMismatch,
         Alert::SynchronousDegraded,
         Alert::SynchronousSettingFailed,
@@ -152,6 +157,7 @@ impl Alert {
             Alert::VotersMismatch => "voters_mismatch",
             Alert::FailoverBlocked => "failover_blocked",
             Alert::RejoinFailed => "rejoin_failed",
+            Alert::ReinitFailed => "reinit_failed",
             Alert::SynchronousDegraded => "synchronous_degraded",
             Alert::SynchronousSettingFailed => "synchronous_setting_failed",
             Alert::ClusterPaused => "cluster_paused",
