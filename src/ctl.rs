@@ -401,7 +401,10 @@ pub async fn rejoin(config_path: &Path, master: Option<String>) -> Result<String
 pub async fn reinit(config_path: &Path, master: Option<String>) -> Result<String, String> {
     let (config, own, master) = bring_back(config_path, master, "a reinit").await?;
     if config.reinit_command.is_none() {
-        return Err(format!("{}: reinit_command is required for a reinit", config_path.display()));
+        return Err(format!(
+            "{}: reinit_command is required for a reinit",
+            config_path.display()
+        ));
     }
     crate::act::reinit::reinit(&config, &master, "asked by pglookout-ctl reinit")
         .await

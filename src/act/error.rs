@@ -124,7 +124,10 @@ pub enum ActError {
     Reinit { step: Step, why: String },
     /// A rejoin's rewind failed, and so did the rebuild (`reinit_command`) tried instead.
     #[error("the rewind failed ({rewind}); the reinit tried instead failed too: {reinit}")]
-    RewindThenReinit { rewind: Box<ActError>, reinit: Box<ActError> },
+    RewindThenReinit {
+        rewind: Box<ActError>,
+        reinit: Box<ActError>,
+    },
     /// Autofollow refuses a data directory last a primary's (`marker`, `standby.signal` or
     /// `recovery.conf`, does not exist): it may have diverged.
     #[error(

@@ -80,14 +80,16 @@ impl Reinit<'_> {
     /// One `reinit_step` event in the history (and the log).
     async fn note(&self, kind: &str, text: String) {
         tracing::warn!(target: "pglookout", "reinit: {text}");
-        let event = crate::events::Event::new(chrono::Utc::now(), &self.own, kind, text)
-            .masters(None, Some(self.master));
+        let event =
+            crate::events::Event::new(chrono::Utc::now(), &self.own, kind, text).masters(None, Some(self.master));
         let path = self.config.event_log_path.clone();
         let line = event.to_line();
         let write = tokio::task::spawn_blocking(move || crate::events::append(&path, &[line]));
         match tokio::time::timeout(Duration::from_secs(5), write).await {
             Ok(Ok(Ok(()))) => {}
-            _ => tracing::error!(target: "pglookout", "reinit: cannot append to the event history {}", self.config.event_log_path.display()),
+            _ => {
+                tracing::error!(target: "pglookout", "reinit: cannot append to the event history {}", self.config.event_log_path.display())
+            }
         }
     }
 
@@ -99,7 +101,10 @@ impl Reinit<'_> {
             });
         }
         for (key, missing) in [
-            ("primary_conninfo_template", self.config.primary_conninfo_template.is_none()),
+            (
+                "primary_conninfo_template",
+                self.config.primary_conninfo_template.is_none(),
+            ),
             ("pg_start_command", self.config.pg_start_command.trim().is_empty()),
             ("pg_stop_command", self.config.pg_stop_command.trim().is_empty()),
         ] {
@@ -114,23 +119,33 @@ impl Reinit<'_> {
             Err(e) => return Err(fail(STEP, format!("{} does not answer: {e}", self.master))),
         }
         if postmaster_running(&self.data_dir) {
-            let own = self
-                .config
-                .remote_conns
-                .get(&self.own)
-                .ok_or_else(|| fail(STEP, format!("{} runs and is not in remote_conns: cannot check that it is a standby", self.own)))?;
+            let own = self.config.remote_conns.get(&self.own).ok_or_else(|| {
+                fail(
+                    STEP,
+                    format!(
+                        "{} runs and is not in remote_conns: cannot check that it is a standby",
+                        self.own
+                    ),
+                )
+            })?;
             match ask(own, "SELECT pg_catalog.pg_is_in_recovery()", self.step).await {
                 Ok(Some(r)) if r == "t" => {}
                 Ok(_) => {
                     return Err(fail(
                         STEP,
-                        format!("{} answers as a primary: a reinit would throw away its writes (stop or fence it first)", self.own),
+                        format!(
+                            "{} answers as a primary: a reinit would throw away its writes (stop or fence it first)",
+                            self.own
+                        ),
                     ))
                 }
                 Err(e) => {
                     return Err(fail(
                         STEP,
-                        format!("{} runs but does not answer ({e}): it may be a primary; stop it first", self.own),
+                        format!(
+                            "{} runs but does not answer ({e}): it may be a primary; stop it first",
+                            self.own
+                        ),
                     ))
                 }
             }
@@ -139,7 +154,10 @@ impl Reinit<'_> {
         if old.exists() {
             return Err(fail(
                 STEP,
-                format!("{} is left from an earlier reinit: look at it and remove it first", old.display()),
+                format!(
+                    "{} is left from an earlier reinit: look at it and remove it first",
+                    old.display()
+                ),
             ));
         }
         if !self.data_dir.is_dir() {
@@ -208,7 +226,10 @@ impl Reinit<'_> {
         if ours.is_some_and(|m| m != built) {
             return Err(fail(
                 STEP,
-                format!("reinit_command built a PostgreSQL {built} data directory, the node runs {}", ours.unwrap_or_default()),
+                format!(
+                    "reinit_command built a PostgreSQL {built} data directory, the node runs {}",
+                    ours.unwrap_or_default()
+                ),
             ));
         }
         let control = side.join("global/pg_control");
@@ -242,7 +263,14 @@ impl Reinit<'_> {
                     let _ = std::os::unix::fs::chown(&to, Some(want.uid()), Some(want.gid()));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => return Err(ActError::Io { step: STEP, op: "read", path: from, source }),
+                Err(source) => {
+                    return Err(ActError::Io {
+                        step: STEP,
+                        op: "read",
+                        path: from,
+                        source,
+                    })
+                }
             }
         }
         Ok(())
@@ -295,18 +323,30 @@ impl Reinit<'_> {
                 ran: Box::new(ran),
             });
         }
-        self.note("reinit_step", format!("{} started as a standby of {}; waiting for it to stream", self.own, self.master))
-            .await;
-        let own = self
-            .config
-            .remote_conns
-            .get(&self.own)
-            .ok_or_else(|| fail(Step::Stream, format!("{} is not in remote_conns: cannot see it stream", self.own)))?;
+        self.note(
+            "reinit_step",
+            format!(
+                "{} started as a standby of {}; waiting for it to stream",
+                self.own, self.master
+            ),
+        )
+        .await;
+        let own = self.config.remote_conns.get(&self.own).ok_or_else(|| {
+            fail(
+                Step::Stream,
+                format!("{} is not in remote_conns: cannot see it stream", self.own),
+            )
+        })?;
         // a fresh copy may have WAL to replay first; at least a minute
         let wait = self.step.max(Duration::from_secs(60));
         let deadline = Instant::now() + wait;
         loop {
-            let status = ask(own, "SELECT status FROM pg_catalog.pg_stat_wal_receiver", Duration::from_secs(2)).await;
+            let status = ask(
+                own,
+                "SELECT status FROM pg_catalog.pg_stat_wal_receiver",
+                Duration::from_secs(2),
+            )
+            .await;
             if matches!(status, Ok(Some(ref s)) if s == "streaming") {
                 return Ok(());
             }
@@ -348,25 +388,41 @@ impl Reinit<'_> {
         if postmaster_running(&self.data_dir) {
             self.stop().await?;
         }
-        self.note("reinit_step", format!("swapping {} in; the old directory waits in {}", side.display(), old_dir(&self.data_dir).display()))
-            .await;
+        self.note(
+            "reinit_step",
+            format!(
+                "swapping {} in; the old directory waits in {}",
+                side.display(),
+                old_dir(&self.data_dir).display()
+            ),
+        )
+        .await;
         self.swap_in(&side)?;
         if let Err(e) = self.start_and_stream().await {
             let stop = command::execute("pg_stop_command", &self.config.pg_stop_command, &[], self.step, &[]).await;
             if postmaster_running(&self.data_dir) {
                 return Err(fail(
                     Step::ReinitSwap,
-                    format!("{e}; and the rebuilt node still runs after {stop}: the old directory is {}", old_dir(&self.data_dir).display()),
+                    format!(
+                        "{e}; and the rebuilt node still runs after {stop}: the old directory is {}",
+                        old_dir(&self.data_dir).display()
+                    ),
                 ));
             }
             if let Err(back) = self.swap_back() {
-                return Err(fail(Step::ReinitSwap, format!("{e}; and putting the old directory back failed: {back}")));
+                return Err(fail(
+                    Step::ReinitSwap,
+                    format!("{e}; and putting the old directory back failed: {back}"),
+                ));
             }
             return Err(e);
         }
         let old = old_dir(&self.data_dir);
-        self.note("reinit_step", format!("{} streams from {}; removing {}", self.own, self.master, old.display()))
-            .await;
+        self.note(
+            "reinit_step",
+            format!("{} streams from {}; removing {}", self.own, self.master, old.display()),
+        )
+        .await;
         let remove = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&old).map_err(|e| (old, e)));
         if let Ok(Err((old, e))) = remove.await {
             // the node runs rebuilt; the leftover only blocks the next reinit, which says so
@@ -376,9 +432,10 @@ impl Reinit<'_> {
     }
 }
 
-/// Holds `<pg_data_directory>.reinit-lock` while a reinit runs (flock; released on drop and
-/// when the process dies).
-fn lock(data_dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, ActError> {
+/// Holds `<pg_data_directory>.reinit-lock` while a reinit or a rejoin runs (flock; released
+/// on drop and when the process dies), so that the daemon's and `pglookout-ctl`'s never
+/// overlap.
+pub fn lock(data_dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, ActError> {
     let path = suffixed(data_dir, ".reinit-lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -386,17 +443,32 @@ fn lock(data_dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, ActError> {
         .write(true)
         .open(&path)
         .map_err(io(Step::ReinitCheck, "create", &path))?;
-    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
-        .map_err(|_| fail(Step::ReinitCheck, format!("another reinit runs ({} is locked)", path.display())))
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|_| {
+        fail(
+            Step::ReinitCheck,
+            format!("another rejoin or reinit runs ({} is locked)", path.display()),
+        )
+    })
 }
 
 /// Rebuilds our node as a standby of `master` (see the module doc); `why` goes in the history.
 /// On failure the node is left stopped with its old directory and
 /// `<alert_file_dir>/reinit_failed` holds the reason, which is also returned.
 pub async fn reinit(config: &Config, master: &str, why: &str) -> Result<(), ActError> {
+    let held = crate::act::follow::data_dir(config).and_then(lock);
+    match held {
+        Ok(_held) => rebuild(config, master, why).await,
+        Err(e) => alert(config, master, Err(e)),
+    }
+}
+
+/// [`reinit`] with [`lock`] already held (the rejoin's fallback).
+pub async fn rebuild(config: &Config, master: &str, why: &str) -> Result<(), ActError> {
     let own = config.own_db.clone().unwrap_or_default();
     let result = match (crate::act::follow::data_dir(config), config.reinit_command.as_deref()) {
-        (_, None) => Err(ActError::NotConfigured { keys: &["reinit_command"] }),
+        (_, None) => Err(ActError::NotConfigured {
+            keys: &["reinit_command"],
+        }),
         _ if own.is_empty() => Err(ActError::NotConfigured { keys: &["own_db"] }),
         (Err(e), _) => Err(e),
         (Ok(data_dir), Some(_)) => {
@@ -407,11 +479,9 @@ pub async fn reinit(config: &Config, master: &str, why: &str) -> Result<(), ActE
                 data_dir: data_dir.to_path_buf(),
                 step: Duration::from_secs_f64(config.failover_command_timeout),
             };
-            r.note("reinit_started", format!("rebuilding {} from {master}: {why}", r.own)).await;
-            let result = match lock(&r.data_dir) {
-                Ok(_held) => r.run().await,
-                Err(e) => Err(e),
-            };
+            r.note("reinit_started", format!("rebuilding {} from {master}: {why}", r.own))
+                .await;
+            let result = r.run().await;
             let text = match &result {
                 Ok(()) => format!("{} is rebuilt and streams from {master}", r.own),
                 Err(e) => format!("the reinit of {} failed, it is left stopped: {e}", r.own),
@@ -420,6 +490,11 @@ pub async fn reinit(config: &Config, master: &str, why: &str) -> Result<(), ActE
             result
         }
     };
+    alert(config, master, result)
+}
+
+/// `reinit_failed`: written with the reason on failure, removed on success.
+fn alert(config: &Config, master: &str, result: Result<(), ActError>) -> Result<(), ActError> {
     let alert = config
         .alert_file_dir
         .join(crate::decide::Alert::ReinitFailed.file_name());

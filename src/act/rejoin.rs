@@ -399,33 +399,45 @@ pub async fn rejoin(config: &Config, master: &str) -> Result<(), ActError> {
     let result = match crate::act::follow::data_dir(config) {
         Err(e) => Err(e),
         Ok(_) if config.own_db.as_deref() == Some(master) => Err(ActError::OwnNode { node: master.into() }),
-        Ok(data_dir) => {
-            let r = Rejoin {
-                config,
-                master,
-                data_dir: data_dir.to_path_buf(),
-                step: Duration::from_secs_f64(config.failover_command_timeout),
-            };
-            tracing::warn!(target: "pglookout", "rejoin: making our node a standby of {master}");
-            let result = r.run().await;
-            if result.is_err() && postmaster_running(&r.data_dir) {
-                // never left running after a failure: it may be a diverged old primary
-                let stop = command::run("pg_stop_command", &config.pg_stop_command, r.step, &[]).await;
-                tracing::warn!(target: "pglookout", "rejoin: stopped the node again after the failure: pg_stop_command {stop}");
-            }
-            match result {
-                Err(e) if config.reinit_command.is_some() && rebuild_instead(&e) && !postmaster_running(&r.data_dir) => {
-                    tracing::warn!(target: "pglookout", "rejoin: the rewind cannot bring our node back ({e}); rebuilding it with reinit_command");
-                    crate::act::reinit::reinit(config, master, &format!("the rewind failed: {e}"))
-                        .await
-                        .map_err(|r| ActError::RewindThenReinit {
-                            rewind: Box::new(e),
-                            reinit: Box::new(r),
-                        })
+        Ok(data_dir) => match crate::act::reinit::lock(data_dir) {
+            // another rejoin or reinit runs: change nothing (not even a stop)
+            Err(e @ ActError::Reinit { .. }) => Err(e),
+            held => {
+                if let Err(e) = &held {
+                    // a parent directory we may not write: the rejoin needs none (a reinit does)
+                    tracing::warn!(target: "pglookout", "rejoin: going on without the lock: {e}");
                 }
-                other => other,
+                let r = Rejoin {
+                    config,
+                    master,
+                    data_dir: data_dir.to_path_buf(),
+                    step: Duration::from_secs_f64(config.failover_command_timeout),
+                };
+                tracing::warn!(target: "pglookout", "rejoin: making our node a standby of {master}");
+                let result = r.run().await;
+                if result.is_err() && postmaster_running(&r.data_dir) {
+                    // never left running after a failure: it may be a diverged old primary
+                    let stop = command::run("pg_stop_command", &config.pg_stop_command, r.step, &[]).await;
+                    tracing::warn!(target: "pglookout", "rejoin: stopped the node again after the failure: pg_stop_command {stop}");
+                }
+                match result {
+                    Err(e)
+                        if config.reinit_command.is_some()
+                            && rebuild_instead(&e)
+                            && !postmaster_running(&r.data_dir) =>
+                    {
+                        tracing::warn!(target: "pglookout", "rejoin: the rewind cannot bring our node back ({e}); rebuilding it with reinit_command");
+                        crate::act::reinit::rebuild(config, master, &format!("the rewind failed: {e}"))
+                            .await
+                            .map_err(|r| ActError::RewindThenReinit {
+                                rewind: Box::new(e),
+                                reinit: Box::new(r),
+                            })
+                    }
+                    other => other,
+                }
             }
-        }
+        },
     };
     let alert = config
         .alert_file_dir

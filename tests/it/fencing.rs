@@ -412,6 +412,55 @@ fn rejoin_config(cluster: &Cluster, c: &mut Value) {
     c["pg_controldata_command"] = json!(bin.join("pg_controldata"));
 }
 
+/// A `reinit_command` for `node`: the shipped `packaging/reinit.sh` with the lab's
+/// `pg_basebackup`, run as the server user. With `gate`, it fails (leaving half a copy in the
+/// side directory) until that file exists.
+fn reinit_command(cluster: &Cluster, node: &str, gate: Option<&Path>) -> PathBuf {
+    let bin = cluster.bin_dir();
+    let wrapper = cluster.dir().join(format!("reinit-{node}.sh"));
+    let run_as = match cluster.env().run_as {
+        Some((uid, gid)) => format!("setpriv --reuid={uid} --regid={gid} --clear-groups "),
+        None => String::new(),
+    };
+    let gate = match gate {
+        Some(g) => format!(
+            "if [ ! -e {} ]; then echo half > \"$PGLOOKOUT_DATA_DIRECTORY/half-a-copy\"; echo 'the test refuses this reinit' >&2; exit 3; fi\n",
+            g.display()
+        ),
+        None => String::new(),
+    };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/reinit.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\ncd /\n{gate}PG_BASEBACKUP={} exec {run_as}{}\n",
+            bin.join("pg_basebackup").display(),
+            script.display()
+        ),
+    )
+    .expect("reinit wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    wrapper
+}
+
+/// Runs `pglookout-ctl <what> --config <config> --master <master>`: its exit code and output.
+fn ctl_bring_back(what: &str, config: &Path, master: &str) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pglookout-ctl"))
+        .args([what, "--config"])
+        .arg(config)
+        .args(["--master", master])
+        .output()
+        .expect("pglookout-ctl");
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 async fn count(cluster: &Cluster, node: &str, query: &str) -> i64 {
     match cluster.sql(node, query).await {
         Ok(rows) => rows[0].get(0),
@@ -683,16 +732,32 @@ async fn the_shipped_fence_brings_a_restarted_old_primary_back_read_only() {
     assert!(!d.alert_dir.join("fence_failed").exists(), "{}", mesh.dump());
 }
 
-/// Without `wal_log_hints` (or checksums) `pg_rewind` cannot run: the rejoin says so in the
-/// `rejoin_failed` alert file and leaves the old primary stopped; it never starts it.
+/// Without `wal_log_hints` (or checksums) `pg_rewind` cannot run: the rejoin tries the
+/// `reinit_command` instead. While that fails (half a copy, exit 3) the old primary stays
+/// stopped with its own data directory, both alerts say why, and nothing is left beside it.
+/// Then `pglookout-ctl reinit` rebuilds it with the shipped `packaging/reinit.sh`: it streams
+/// from the new primary, its writes after the fork are gone, every acknowledged write is there,
+/// and the history has the reinit's steps.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rejoin_that_cannot_rewind_leaves_the_old_primary_stopped_with_the_alert() {
+async fn a_rejoin_that_cannot_rewind_stays_stopped_until_reinit_rebuilds_it() {
     if !rejoin_tools_present() {
         return;
     }
-    let mesh = Mesh::start_rejoin(false).await;
+    let gate = std::env::temp_dir().join(format!("pglab-reinit-gate-{}", std::process::id()));
+    let _ = std::fs::remove_file(&gate);
+    let mesh = Mesh::start_with(true, Vec::new(), |cluster, own, c| {
+        if own == "pg1" {
+            rejoin_config(cluster, c);
+            c["reinit_command"] = json!(reinit_command(cluster, "pg1", Some(&gate)));
+        }
+    })
+    .await;
     let cluster = &mesh.cluster;
-    mesh.diverge_and_fail_over(3).await;
+    let data_dir = cluster.data_dir("pg1");
+    let marker = data_dir.join("pglab-old-directory");
+    std::fs::write(&marker, "the directory before the reinit").expect("marker");
+    cluster.write_load(10).await.expect("load");
+    let winner = mesh.diverge_and_fail_over(3).await;
     let d = &mesh.daemons["pg1"];
     let alert = d.alert_dir.join("rejoin_failed");
     let failed = wait_for("the rejoin_failed alert", DEADLINE, || async {
@@ -702,20 +767,90 @@ async fn a_rejoin_that_cannot_rewind_leaves_the_old_primary_stopped_with_the_ale
     .await;
     let text = failed.unwrap_or_else(|e| panic!("{e:#}{}", mesh.dump()));
     assert!(text.contains("wal_log_hints"), "{text}");
-    // a few more rounds of its daemon: still stopped, waiting to retry
+    assert!(text.contains("reinit_command"), "{text}");
+    let reinit_failed = std::fs::read_to_string(d.alert_dir.join("reinit_failed")).expect("reinit_failed");
+    assert!(
+        reinit_failed.contains("the test refuses this reinit"),
+        "{reinit_failed}"
+    );
+    // a few more rounds of its daemon: still stopped, waiting to retry, nothing moved
     mesh.wait_state("pg1", "the retry backoff", |s| {
         s["decision"]["summary"] == json!("rejoin: waiting before retrying the failed rejoin")
     })
     .await;
     assert!(!cluster.node("pg1").is_running(), "pg1 was started{}", mesh.dump());
     assert!(cluster.sql("pg1", "SELECT 1").await.is_err());
+    assert!(marker.is_file(), "the old data directory is not in place");
+    for leftover in [".reinit-new", ".reinit-old"] {
+        let p = PathBuf::from(format!("{}{leftover}", data_dir.display()));
+        assert!(!p.exists(), "{} is left", p.display());
+    }
+
+    std::fs::write(&gate, "").expect("gate");
+    let (code, text) = tokio::task::block_in_place(|| ctl_bring_back("reinit", &d.config_path, winner));
+    let _ = std::fs::remove_file(&gate);
+    assert_eq!(
+        code,
+        Some(0),
+        "{text}\npg1's log:\n{}{}",
+        cluster.node("pg1").log_tail(30),
+        mesh.dump()
+    );
+    assert!(text.contains(&format!("pg1 is rebuilt from {winner}")), "{text}");
+    assert!(!text.contains(cluster.superuser_password()), "{text}");
+    assert!(cluster.in_recovery("pg1").await.expect("pg1 answers"));
+    cluster.wait_streaming("pg1").await.expect("pg1 streams");
+    cluster
+        .sql(
+            winner,
+            "INSERT INTO pglab_load (payload) SELECT 'acknowledged' FROM generate_series(1, 4)",
+        )
+        .await
+        .expect("the new primary takes writes");
+    let want = count(cluster, winner, "SELECT count(*) FROM pglab_load").await;
+    wait_for("pg1 to replay every acknowledged write", DEADLINE, || async {
+        Ok(count(cluster, "pg1", "SELECT count(*) FROM pglab_load").await == want)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}{}", mesh.dump()));
+    assert_eq!(
+        count(
+            cluster,
+            "pg1",
+            "SELECT count(*) FROM pglab_load WHERE payload = 'diverged'"
+        )
+        .await,
+        0,
+        "pg1's writes after the fork are gone"
+    );
+    assert!(!marker.exists(), "the data directory was not replaced");
+    assert!(!PathBuf::from(format!("{}.reinit-old", data_dir.display())).exists());
+    assert!(!d.alert_dir.join("reinit_failed").exists());
+    let history = std::fs::read_to_string(pglookout::events::default_path(&d.state_path)).expect("history");
+    for kind in ["reinit_started", "reinit_step", "reinit_finished"] {
+        assert!(
+            history.contains(&format!("\"kind\":\"{kind}\"")),
+            "no {kind}:\n{history}"
+        );
+    }
+    assert!(
+        !history.contains(cluster.superuser_password()),
+        "a password in the history"
+    );
+    // its daemon sees it as a standby that receives: the rejoin alert goes
+    wait_for("the rejoin_failed alert to be removed", DEADLINE, || async {
+        Ok(!alert.exists())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}{}", mesh.dump()));
 }
 
-/// `pglookout-ctl rejoin`: refused while pg1 answers as a primary; once pg1 is stopped (cleanly,
-/// after taking writes pg2 never got) and pg2 promoted, it rewinds pg1 from pg2 and starts it
-/// as a standby that streams from pg2.
+/// `pglookout-ctl rejoin` and `reinit`: refused while pg1 answers as a primary; once pg1 is
+/// stopped (cleanly, after taking writes pg2 never got) and pg2 promoted, the rejoin rewinds
+/// pg1 from pg2 and starts it as a standby that streams from pg2. Then `reinit` rebuilds that
+/// healthy standby from pg2 (a new data directory, same rows) and it streams again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pglookout_ctl_rejoin_refuses_a_running_primary_and_rewinds_a_stopped_one() {
+async fn pglookout_ctl_rejoin_and_reinit_refuse_a_running_primary_and_bring_it_back() {
     if !rejoin_tools_present() {
         return;
     }
@@ -728,27 +863,13 @@ async fn pglookout_ctl_rejoin_refuses_a_running_primary_and_rewinds_a_stopped_on
     .expect("cluster");
     let mut c = config(&cluster, "pg1", json!({}));
     rejoin_config(&cluster, &mut c);
+    c["reinit_command"] = json!(reinit_command(&cluster, "pg1", None));
     c["alert_file_dir"] = json!(cluster.dir());
     let path = cluster.dir().join("ctl-rejoin.json");
     std::fs::write(&path, c.to_string()).expect("config");
-    let ctl = |master: &str| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pglookout-ctl"))
-            .args(["rejoin", "--config"])
-            .arg(&path)
-            .args(["--master", master])
-            .output()
-            .expect("pglookout-ctl");
-        (
-            out.status.code(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    };
+    let ctl = |what: &str, master: &str| ctl_bring_back(what, &path, master);
     // pg2 is no primary, and pg1 still is one
-    let (code, text) = tokio::task::block_in_place(|| ctl("pg2"));
+    let (code, text) = tokio::task::block_in_place(|| ctl("rejoin", "pg2"));
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("pg2 is in recovery"), "{text}");
     cluster.write_load(10).await.expect("load");
@@ -762,9 +883,15 @@ async fn pglookout_ctl_rejoin_refuses_a_running_primary_and_rewinds_a_stopped_on
         .await
         .expect("diverged writes");
     cluster.promote("pg2").await.expect("promote pg2");
-    let (code, text) = tokio::task::block_in_place(|| ctl("pg2"));
-    assert_eq!(code, Some(1), "{text}");
-    assert!(text.contains("pg1 answers as a primary"), "{text}");
+    for what in ["rejoin", "reinit"] {
+        let (code, text) = tokio::task::block_in_place(|| ctl(what, "pg2"));
+        assert_eq!(code, Some(1), "{what}: {text}");
+        assert!(text.contains("pg1 answers as a primary"), "{what}: {text}");
+    }
+    assert!(
+        cluster.in_recovery("pg1").await.is_ok_and(|r| !r),
+        "pg1 is still the primary it was"
+    );
     cluster.stop("pg1").await.expect("stop pg1");
     cluster
         .sql(
@@ -773,7 +900,7 @@ async fn pglookout_ctl_rejoin_refuses_a_running_primary_and_rewinds_a_stopped_on
         )
         .await
         .expect("pg2 takes writes");
-    let (code, text) = tokio::task::block_in_place(|| ctl("pg2"));
+    let (code, text) = tokio::task::block_in_place(|| ctl("rejoin", "pg2"));
     assert_eq!(
         code,
         Some(0),
@@ -784,22 +911,49 @@ async fn pglookout_ctl_rejoin_refuses_a_running_primary_and_rewinds_a_stopped_on
     assert!(!text.contains(cluster.superuser_password()), "{text}");
     assert!(cluster.in_recovery("pg1").await.expect("pg1 answers"));
     cluster.wait_streaming("pg1").await.expect("pg1 streams from pg2");
-    let want = count(&cluster, "pg2", "SELECT count(*) FROM pglab_load").await;
-    wait_for("pg1 to replay pg2's writes", DEADLINE, || async {
-        Ok(count(&cluster, "pg1", "SELECT count(*) FROM pglab_load").await == want)
-    })
-    .await
-    .expect("caught up");
-    assert_eq!(
-        count(
-            &cluster,
-            "pg1",
-            "SELECT count(*) FROM pglab_load WHERE payload = 'diverged'"
-        )
-        .await,
-        0
-    );
+    let caught_up = || async {
+        let want = count(&cluster, "pg2", "SELECT count(*) FROM pglab_load").await;
+        wait_for("pg1 to replay pg2's writes", DEADLINE, || async {
+            Ok(count(&cluster, "pg1", "SELECT count(*) FROM pglab_load").await == want)
+        })
+        .await
+        .expect("caught up");
+        assert_eq!(
+            count(
+                &cluster,
+                "pg1",
+                "SELECT count(*) FROM pglab_load WHERE payload = 'diverged'"
+            )
+            .await,
+            0
+        );
+    };
+    caught_up().await;
     assert!(!cluster.dir().join("rejoin_failed").exists());
+
+    // a healthy standby, rebuilt on request
+    let marker = cluster.data_dir("pg1").join("pglab-old-directory");
+    std::fs::write(&marker, "the directory before the reinit").expect("marker");
+    let (code, text) = tokio::task::block_in_place(|| ctl("reinit", "pg2"));
+    assert_eq!(
+        code,
+        Some(0),
+        "{text}\npg1's log:\n{}",
+        cluster.node("pg1").log_tail(30)
+    );
+    assert!(text.contains("pg1 is rebuilt from pg2 and streams from it"), "{text}");
+    assert!(!marker.exists(), "the data directory was not replaced");
+    assert!(cluster.in_recovery("pg1").await.expect("pg1 answers"));
+    cluster.wait_streaming("pg1").await.expect("pg1 streams from pg2 again");
+    cluster
+        .sql(
+            "pg2",
+            "INSERT INTO pglab_load (payload) SELECT 'acknowledged' FROM generate_series(1, 2)",
+        )
+        .await
+        .expect("pg2 takes writes");
+    caught_up().await;
+    assert!(!cluster.dir().join("reinit_failed").exists());
 }
 
 /// Issue 18 (found by the simulator): a restarted daemon keeps the lease it had. pg1 alone with
