@@ -1524,6 +1524,8 @@ mod tests {
         assert_eq!(c.pg_rewind_command, "pg_rewind");
         assert_eq!(c.pg_controldata_command, "pg_controldata");
         assert_eq!(c.pg_rewind_timeout, 600.0);
+        assert!(c.reinit_command.is_none());
+        assert_eq!(c.reinit_timeout, 3600.0);
         assert!(c.rejoin_source_conninfo_template.is_none());
 
         let mut v = base.clone();

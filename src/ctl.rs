@@ -1,6 +1,7 @@
 //! `pglookout-ctl`: reading one daemon's view (from its HTTP API, its state file, or the state
-//! file named by its config) and its event history, and rendering them as tables; and `rejoin`,
-//! which brings the old primary beside that config back as a standby on request. Owns saying
+//! file named by its config) and its event history, and rendering them as tables; and `rejoin`
+//! and `reinit`, which bring the node beside that config back as a standby on request (by
+//! `pg_rewind`, or by a rebuild). Owns saying
 //! where a view came from and whether it is stale ([`ViewSource`], [`STATE_MAX_AGE`], shared
 //! with `pglookout_current_master`), and what a failed request failed on
 //! ([`describe_request_error`]). The rendering is a pure function of the state document (every

@@ -15,6 +15,12 @@
 //!    a check that they are in place: the node is never started without them.
 //! 6. `pg_start_command`.
 //!
+//! The whole rejoin holds the lock `act::reinit` takes (`<pg_data_directory>.reinit-lock`), so
+//! it never overlaps a reinit or another rejoin (`pglookout-ctl`'s and the daemon's). With
+//! `reinit_command` set, a rejoin that cannot rewind (no `wal_log_hints` or checksums,
+//! `pg_controldata`, the crash recovery or `pg_rewind` failing) rebuilds the stopped node
+//! instead (`act::reinit`).
+//!
 //! Every step has a deadline. On any failure the node is stopped (again) and left stopped, and
 //! `<alert_file_dir>/rejoin_failed` holds the reason: an [`ActError`] naming the [`Step`] and
 //! the failed command's output. Passwords never reach a log line.

@@ -2,7 +2,8 @@
 //! and did (`history`), ask a daemon for an immediate poll round (`check`), pause or resume
 //! failovers in the whole cluster (`pause`, `resume`), move the primary on purpose
 //! (`switchover`), promote a standby for a primary already gone (`failover`), or bring the old
-//! primary beside a config back as a standby of the new one (`rejoin`). Exit 0 when it could read a view (or the check
+//! primary beside a config back as a standby of the new one (`rejoin`), or rebuild the node
+//! beside a config from the primary with its `reinit_command` (`reinit`). Exit 0 when it could read a view (or the check
 //! was accepted); 1 with a one-line reason otherwise, and for a view from a state file written
 //! more than 60 s ago (printed, marked STALE); 2 for a usage error.
 

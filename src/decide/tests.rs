@@ -1621,6 +1621,7 @@ fn summaries_change_only_when_the_situation_does_and_serialize_to_json() {
             "fence_failed",
             "failover_blocked",
             "rejoin_failed",
+            "reinit_failed",
             "voters_mismatch",
             "synchronous_degraded",
             "synchronous_setting_failed",
