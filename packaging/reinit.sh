@@ -14,7 +14,7 @@
 #                              0700, owned like the data directory) to build into: never the
 #                              data directory itself
 #   PGLOOKOUT_SOURCE_CONNINFO  primary_conninfo_template with the primary's host and port,
-#                              without the password
+#                              without the password and application_name
 #   PGPASSWORD                 the template's password, when it has one (libpq reads it)
 #   PGLOOKOUT_MASTER           the primary's node name
 # Exit 0 = a complete copy is in PGLOOKOUT_DATA_DIRECTORY. pglookout then checks it (a data

@@ -10,7 +10,8 @@
 //! 3. `reinit_command` builds the side directory `<pg_data_directory>.reinit-new` (created
 //!    empty, mode 0700, owned like the data directory) with `PGLOOKOUT_DATA_DIRECTORY` (that
 //!    side directory), `PGLOOKOUT_SOURCE_CONNINFO` (`primary_conninfo_template` with the
-//!    master's host and port, without the password), `PGPASSWORD` (the password, when the
+//!    master's host and port, without the password and the `application_name`: the copy's WAL
+//!    stream must not pass for our node's, which may be a synchronous standby's name), `PGPASSWORD` (the password, when the
 //!    template holds one) and `PGLOOKOUT_MASTER` (the master's node name) in its environment,
 //!    within `reinit_timeout`. What it built must be a data directory of the same major,
 //!    owned like the old one.
@@ -205,6 +206,9 @@ impl Reinit<'_> {
         let master_conn = super::follow::master_conn(self.config, self.master, "rebuild from")?;
         let mut conninfo = new_primary_conninfo(template, master_conn);
         let password = conninfo.remove("password");
+        // the copy's WAL stream must not pass for our node's (a synchronous standby is named
+        // by its application_name): pg_basebackup names itself
+        conninfo.remove("application_name");
         let mut env = vec![
             ("PGLOOKOUT_DATA_DIRECTORY", side.to_string_lossy().into_owned()),
             ("PGLOOKOUT_SOURCE_CONNINFO", conninfo.render()),
