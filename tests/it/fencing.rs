@@ -461,6 +461,29 @@ fn ctl_bring_back(what: &str, config: &Path, master: &str) -> (Option<i32>, Stri
     )
 }
 
+/// Waits until `node` has replayed every row `primary` has, then checks that none of the rows
+/// it wrote after the fork (`diverged`) are left; the error says which failed.
+async fn caught_up_without_divergence(cluster: &Cluster, primary: &str, node: &str) -> Result<(), String> {
+    let want = count(cluster, primary, "SELECT count(*) FROM pglab_load").await;
+    wait_for(
+        &format!("{node} to replay every acknowledged write"),
+        DEADLINE,
+        || async { Ok(count(cluster, node, "SELECT count(*) FROM pglab_load").await == want) },
+    )
+    .await
+    .map_err(|e| format!("{e:#}"))?;
+    match count(
+        cluster,
+        node,
+        "SELECT count(*) FROM pglab_load WHERE payload = 'diverged'",
+    )
+    .await
+    {
+        0 => Ok(()),
+        n => Err(format!("{node} still has {n} rows it wrote after the fork")),
+    }
+}
+
 async fn count(cluster: &Cluster, node: &str, query: &str) -> i64 {
     match cluster.sql(node, query).await {
         Ok(rows) => rows[0].get(0),
@@ -583,24 +606,9 @@ async fn a_fenced_old_primary_rejoins_with_pg_rewind_and_streams_from_the_new_pr
         )
         .await
         .expect("more writes");
-    let want = count(cluster, winner, "SELECT count(*) FROM pglab_load").await;
-    let caught_up = wait_for("pg1 to replay every acknowledged write", DEADLINE, || async {
-        Ok(count(cluster, "pg1", "SELECT count(*) FROM pglab_load").await == want)
-    })
-    .await;
-    if let Err(e) = caught_up {
-        panic!("{e:#}{}", mesh.dump());
+    if let Err(e) = caught_up_without_divergence(cluster, winner, "pg1").await {
+        panic!("{e}{}", mesh.dump());
     }
-    assert_eq!(
-        count(
-            cluster,
-            "pg1",
-            "SELECT count(*) FROM pglab_load WHERE payload = 'diverged'"
-        )
-        .await,
-        0,
-        "pg1's writes after the fork are gone"
-    );
     assert_eq!(
         count(
             cluster,
@@ -808,22 +816,9 @@ async fn a_rejoin_that_cannot_rewind_stays_stopped_until_reinit_rebuilds_it() {
         )
         .await
         .expect("the new primary takes writes");
-    let want = count(cluster, winner, "SELECT count(*) FROM pglab_load").await;
-    wait_for("pg1 to replay every acknowledged write", DEADLINE, || async {
-        Ok(count(cluster, "pg1", "SELECT count(*) FROM pglab_load").await == want)
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}{}", mesh.dump()));
-    assert_eq!(
-        count(
-            cluster,
-            "pg1",
-            "SELECT count(*) FROM pglab_load WHERE payload = 'diverged'"
-        )
-        .await,
-        0,
-        "pg1's writes after the fork are gone"
-    );
+    if let Err(e) = caught_up_without_divergence(cluster, winner, "pg1").await {
+        panic!("{e}{}", mesh.dump());
+    }
     assert!(!marker.exists(), "the data directory was not replaced");
     assert!(!PathBuf::from(format!("{}.reinit-old", data_dir.display())).exists());
     assert!(!d.alert_dir.join("reinit_failed").exists());
@@ -914,21 +909,9 @@ async fn pglookout_ctl_rejoin_and_reinit_refuse_a_running_primary_and_bring_it_b
     assert!(cluster.in_recovery("pg1").await.expect("pg1 answers"));
     cluster.wait_streaming("pg1").await.expect("pg1 streams from pg2");
     let caught_up = || async {
-        let want = count(&cluster, "pg2", "SELECT count(*) FROM pglab_load").await;
-        wait_for("pg1 to replay pg2's writes", DEADLINE, || async {
-            Ok(count(&cluster, "pg1", "SELECT count(*) FROM pglab_load").await == want)
-        })
-        .await
-        .expect("caught up");
-        assert_eq!(
-            count(
-                &cluster,
-                "pg1",
-                "SELECT count(*) FROM pglab_load WHERE payload = 'diverged'"
-            )
-            .await,
-            0
-        );
+        if let Err(e) = caught_up_without_divergence(&cluster, "pg2", "pg1").await {
+            panic!("{e}\npg1's log:\n{}", cluster.node("pg1").log_tail(30));
+        }
     };
     caught_up().await;
     assert!(!cluster.dir().join("rejoin_failed").exists());
