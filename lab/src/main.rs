@@ -373,6 +373,7 @@ async fn cmd_cluster(args: ClusterArgs) -> Result<()> {
         standbys: args.standbys,
         wal_level_logical: args.logical,
         extra_conf: args.extra_conf,
+        ..Default::default()
     })
     .await?;
     println!("cluster dir: {}", cluster.dir().display());

@@ -69,13 +69,17 @@ impl Mesh {
     /// [`Mesh::start`] with `extra_conf` in every node's postgresql.conf and `tweak` applied to
     /// each daemon's config (with the cluster and the daemon's name).
     async fn start_with(fence: bool, extra_conf: Vec<String>, tweak: impl Fn(&Cluster, &str, &mut Value)) -> Mesh {
-        let cluster = Cluster::start(pglab::ClusterSpec {
+        let spec = pglab::ClusterSpec {
             standbys: 2,
             extra_conf,
             ..Default::default()
-        })
-        .await
-        .expect("cluster");
+        };
+        Mesh::start_spec(fence, spec, tweak).await
+    }
+
+    /// [`Mesh::start_with`] with the whole cluster spec.
+    async fn start_spec(fence: bool, spec: pglab::ClusterSpec, tweak: impl Fn(&Cluster, &str, &mut Value)) -> Mesh {
+        let cluster = Cluster::start(spec).await.expect("cluster");
         let proxy = Proxy::start(cluster.port("pg1")).await.expect("proxy");
         let ports: BTreeMap<&str, u16> = NAMES.iter().map(|n| (*n, free_port().expect("port"))).collect();
         let mut daemons = BTreeMap::new();
@@ -466,14 +470,20 @@ fn rejoin_tools_present() -> bool {
 }
 
 impl Mesh {
-    /// pg1's daemon with `rejoin_old_master`; `wal_log_hints` on every node when `hints`.
+    /// pg1's daemon with `rejoin_old_master`; `wal_log_hints` on every node when `hints`, else
+    /// neither it nor data checksums (initdb's default from 18), so that pg_rewind cannot run.
     async fn start_rejoin(hints: bool) -> Mesh {
-        let extra = if hints {
-            vec!["wal_log_hints = on".to_string()]
-        } else {
-            Vec::new()
+        let spec = pglab::ClusterSpec {
+            standbys: 2,
+            extra_conf: if hints {
+                vec!["wal_log_hints = on".to_string()]
+            } else {
+                Vec::new()
+            },
+            data_checksums: if hints { None } else { Some(false) },
+            ..Default::default()
         };
-        Mesh::start_with(true, extra, |cluster, own, c| {
+        Mesh::start_spec(true, spec, |cluster, own, c| {
             if own == "pg1" {
                 rejoin_config(cluster, c);
             }
