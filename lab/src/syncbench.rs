@@ -334,6 +334,7 @@ async fn one_run(opts: &Options, run: usize, log: &impl Fn(String)) -> Result<Ve
         standbys: STANDBYS,
         wal_level_logical: false,
         extra_conf: opts.extra_conf.clone(),
+        ..Default::default()
     })
     .await
     .context("starting the lab cluster")?;
