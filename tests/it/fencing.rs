@@ -544,7 +544,9 @@ fn rejoin_tools_present() -> bool {
 impl Mesh {
     /// pg1's daemon with `rejoin_old_master`; `wal_log_hints` on every node when `hints`, else
     /// neither it nor data checksums (initdb's default from 18), so that pg_rewind cannot run.
-    async fn start_rejoin(hints: bool) -> Mesh {
+    /// With `reinit`, pg1's daemon has a `reinit_command` whose first run fails
+    /// ([`reinit_command`] with a gate).
+    async fn start_rejoin(hints: bool, reinit: bool) -> Mesh {
         let spec = pglab::ClusterSpec {
             standbys: 2,
             extra_conf: if hints {
@@ -558,6 +560,10 @@ impl Mesh {
         Mesh::start_spec(true, spec, |cluster, own, c| {
             if own == "pg1" {
                 rejoin_config(cluster, c);
+                if reinit {
+                    let gate = cluster.dir().join("reinit-gate");
+                    c["reinit_command"] = json!(reinit_command(cluster, "pg1", Some(&gate)));
+                }
             }
         })
         .await
@@ -609,7 +615,7 @@ async fn a_fenced_old_primary_rejoins_with_pg_rewind_and_streams_from_the_new_pr
     if !rejoin_tools_present() {
         return;
     }
-    let mesh = Mesh::start_rejoin(true).await;
+    let mesh = Mesh::start_rejoin(true, false).await;
     let cluster = &mesh.cluster;
     cluster.write_load(20).await.expect("load");
     let winner = mesh.diverge_and_fail_over(5).await;
@@ -792,14 +798,7 @@ async fn a_rejoin_that_cannot_rewind_stays_stopped_until_reinit_rebuilds_it() {
     if !rejoin_tools_present() {
         return;
     }
-    let mesh = Mesh::start_with(true, Vec::new(), |cluster, own, c| {
-        if own == "pg1" {
-            rejoin_config(cluster, c);
-            let gate = cluster.dir().join("reinit-gate");
-            c["reinit_command"] = json!(reinit_command(cluster, "pg1", Some(&gate)));
-        }
-    })
-    .await;
+    let mesh = Mesh::start_rejoin(false, true).await;
     let cluster = &mesh.cluster;
     let data_dir = cluster.data_dir("pg1");
     let marker = data_dir.join("pglab-old-directory");
