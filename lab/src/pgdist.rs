@@ -7,7 +7,8 @@
 //! to reach the binaries, and root's home is private), else `$XDG_CACHE_HOME/pglab` or
 //! `~/.cache/pglab`. Each build lives in `<cache>/postgresql-<version>/` with `bin/`, `lib/` and
 //! `share/`; it is unpacked into a temporary directory beside it and renamed into place, so a
-//! half-unpacked build is never used and concurrent fetches do not collide.
+//! half-unpacked build is never used and concurrent fetches do not collide. The lab's initdb
+//! templates (`initdb-<version>-<key>/`, see `cluster.rs`) live there too, made the same way.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
