@@ -55,6 +55,13 @@ if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
     log "PostgreSQL is not running in $PGDATA"
     exit 0
 fi
+# After a kill -9 the file stays, and its pid may have been reused by another process: the
+# postmaster's working directory is its data directory. (Unreadable, e.g. another user's: kill.)
+cwd=$(readlink -f "/proc/$pid/cwd" 2>/dev/null || true)
+if [ -n "$cwd" ] && [ "$cwd" != "$(readlink -f "$PGDATA")" ]; then
+    log "postmaster.pid names $pid, which runs in $cwd, not $PGDATA (a stale file): PostgreSQL is not running"
+    exit 0
+fi
 kill -STOP "$pid" 2>/dev/null || true
 children=$(pgrep -P "$pid" || true)
 # shellcheck disable=SC2086
