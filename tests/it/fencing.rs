@@ -642,6 +642,14 @@ async fn a_fenced_old_primary_rejoins_with_pg_rewind_and_streams_from_the_new_pr
     if let Err(e) = rejoined {
         panic!("{e:#}\npg1's log:\n{}{}", cluster.node("pg1").log_tail(30), mesh.dump());
     }
+    let d = &mesh.daemons["pg1"];
+    // pg1 streams before its start command returns, and may still refuse connections ("the
+    // database system is starting up") until it is consistent: wait for the rejoin's end
+    wait_for("the rejoin's success in pg1's log", DEADLINE, || async {
+        Ok(d.log().contains("rejoin: our node is started as a standby of"))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}{}", mesh.dump()));
     assert!(
         cluster.in_recovery("pg1").await.expect("pg1 answers"),
         "pg1 is a standby"
@@ -665,13 +673,6 @@ async fn a_fenced_old_primary_rejoins_with_pg_rewind_and_streams_from_the_new_pr
         .await,
         10
     );
-    let d = &mesh.daemons["pg1"];
-    // pg1 may stream before the start command returns: wait for the daemon to log the end
-    wait_for("the rejoin's success in pg1's log", DEADLINE, || async {
-        Ok(d.log().contains("rejoin: our node is started as a standby of"))
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}{}", mesh.dump()));
     assert!(!d.alert_dir.join("rejoin_failed").exists(), "{}", mesh.dump());
     let log = d.log();
     assert!(log.contains("pg_rewind_command"), "{}", mesh.dump());
