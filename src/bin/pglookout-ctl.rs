@@ -279,20 +279,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Rejoin { config, master } => {
-            let _ = tracing_subscriber::fmt()
-                .with_writer(std::io::stderr)
-                .with_ansi(false)
-                .with_target(false)
-                .try_init();
+            log_to_stderr();
             println!("{}", ctl::rejoin(&config, master).await?);
             Ok(())
         }
         Command::Reinit { config, master } => {
-            let _ = tracing_subscriber::fmt()
-                .with_writer(std::io::stderr)
-                .with_ansi(false)
-                .with_target(false)
-                .try_init();
+            log_to_stderr();
             println!("{}", ctl::reinit(&config, master).await?);
             Ok(())
         }
@@ -360,4 +352,13 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The steps of `rejoin` and `reinit` logged to standard error, as the daemon logs them.
+fn log_to_stderr() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .try_init();
 }
