@@ -318,18 +318,27 @@ fn stale_primary(
         }
     }
 
-    // Rule 1b: our node has not been reached since this daemon started (its role unknown) and
-    // another node is a connected primary: ours can only be a stale primary or a standby, and
-    // stopping it loses nothing. Otherwise a daemon restarted while its primary is frozen
-    // would let it take writes on resume, before the lease runs out.
+    // Rule 1b: our node has not been reached since this daemon started (its role unknown), in
+    // two poll rounds, and another node is a connected primary: ours can only be a stale
+    // primary or a standby, and stopping it loses nothing. Otherwise a daemon restarted while
+    // its primary is frozen would let it take writes on resume, before the lease runs out.
+    // The second round: a healthy standby whose first probe is slow (a loaded host, a server
+    // still starting) must not be stopped for it (chaos seed 414 run 9).
     if own_state.in_recovery().is_none() && !own_state.connection {
+        let first = *memory.fence.unreached_since_round.get_or_insert(view.poll_round);
         if let Some(name) = map
             .connected_masters
             .keys()
             .find(|n| n.as_str() != own && corroborated(n))
         {
+            if view.poll_round == first {
+                out.why(format!(
+                    "{own} has not been reached since this daemon started and {name} is a connected primary: fenced if the next poll round does not reach it either"
+                ));
+                return None;
+            }
             let reason = format!(
-                "{own} has not been reached since this daemon started and {name} is a connected primary: ours may be a stale primary"
+                "{own} has not been reached in two poll rounds since this daemon started and {name} is a connected primary: ours may be a stale primary"
             );
             return Some(order_fence(memory, out, own, now, reason, Some(name.clone())));
         }

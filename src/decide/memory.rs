@@ -91,6 +91,10 @@ pub struct FenceMemory {
     /// Fences that exited 0 and did not hold (our node answered as a primary without a lease
     /// afterwards), in a row; `fence_failed` is up while it is not 0.
     pub not_held: u32,
+    /// `poll_round` of the first decision that saw our node never reached since this daemon
+    /// started: rule 1b of `fence::stale_primary` waits for a later round that fails to reach
+    /// it too, so one slow first probe of a healthy standby does not stop it.
+    pub unreached_since_round: Option<u64>,
 }
 
 /// The fence's life: `Idle` -> `Running` (we ordered it; the fence counts as in force from

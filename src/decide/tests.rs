@@ -1850,6 +1850,51 @@ fn regression_a_restarted_daemon_counts_its_lease_from_the_state_file() {
     assert_eq!(restarted_primary_fences_after(Some(s_later(60))), 5);
 }
 
+/// Rule 1b: a daemon restarted with its lease still held (renewed 1 s before) cannot reach its
+/// node while another node is a connected primary on a newer timeline: ours may be the stale
+/// primary, frozen, and take writes on resume, so it is fenced once a second poll round fails
+/// to reach it too, well before the lease (4 s left) would. One failed round is not enough: a
+/// healthy standby whose first probe is slow is not stopped (chaos seed 414 run 9).
+#[test]
+fn a_node_not_reached_in_two_rounds_since_start_is_fenced_when_another_is_primary() {
+    let restarted = |second_round: Option<N>| {
+        let mut s = fenced_primary();
+        let mut never = N::primary().conn(false);
+        never.0.pg = None;
+        s.set("pg1", never).set("pg2", timeline(N::primary(), 2));
+        for o in OBSERVERS {
+            report(&mut s, o, Some(false));
+        }
+        s.node.memory = Memory::new(s.mono);
+        let config = s.config();
+        fence::restore_lease(&mut s.node.memory, &config, ago(1), s.now, s.mono);
+        let first = run_for(&mut s, 1);
+        assert!(
+            s.all_reasons()
+                .contains("fenced if the next poll round does not reach it either"),
+            "{}",
+            s.all_reasons()
+        );
+        if let Some(n) = second_round {
+            s.set("pg1", n);
+        }
+        (first, run_for(&mut s, 1), s)
+    };
+    let (first, second, s) = restarted(None);
+    assert_eq!((first, second), (0, 1), "{}", s.all_reasons());
+    assert!(
+        s.all_reasons().contains(
+            "pg1 has not been reached in two poll rounds since this daemon started and pg2 is a connected primary"
+        ),
+        "{}",
+        s.all_reasons()
+    );
+    // The second round reaches it as a standby: it is not fenced, then or later.
+    let (first, second, mut s) = restarted(Some(N::standby("1/10", 0.5)));
+    assert_eq!((first, second), (0, 0), "{}", s.all_reasons());
+    assert_eq!(run_for(&mut s, 10), 0, "{}", s.all_reasons());
+}
+
 fn s_later(secs: i64) -> Timestamp {
     now() + Duration::seconds(secs)
 }
