@@ -62,6 +62,31 @@ impl Api {
         Ok(api)
     }
 
+    /// `switchover --config` on a host whose daemon is not the primary's (a standby's, an
+    /// observer's): the primary's daemon, by the name this daemon knows as `current_master`
+    /// and the URL the config lists for it under `observers`, asked with the same token and
+    /// CA file. `None` when this daemon is the primary's, or knows no primary, or the config
+    /// lists no daemon for it (the request then goes here, and is refused with the reason).
+    pub async fn primary_daemon(&self, config: &Path) -> Result<Option<(String, Api)>, String> {
+        let text = crate::config::read_text(config).map_err(|e| e.to_string())?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON: {e}", config.display()))?;
+        let view = self.read_view().await?;
+        let Some(master) = view["current_master"].as_str() else {
+            return Ok(None);
+        };
+        if v["own_db"].as_str() == Some(master) {
+            return Ok(None);
+        }
+        let Some(url) = v["observers"][master].as_str() else {
+            return Ok(None);
+        };
+        let mut api = Api::new(url);
+        api.token = self.token.clone();
+        api.ca_file = self.ca_file.clone();
+        api.timeout = self.timeout;
+        Ok(Some((master.to_string(), api)))
+    }
+
     /// The URL as shown in messages (without credentials).
     pub fn shown(&self) -> String {
         crate::config::display_url(&self.url)

@@ -81,7 +81,8 @@ enum Command {
     /// the final position, and the old primary started as its standby. If the target does not
     /// take over within --timeout, the old primary is started again as the primary. Prints
     /// each step with its time; exit 0 only once the new primary is connected and the old one
-    /// streams from it.
+    /// streams from it. With --config on a standby's or an observer's host, the primary's
+    /// daemon is asked (its URL from the config's observers).
     Switchover {
         #[command(flatten)]
         from: From,
@@ -307,6 +308,22 @@ async fn run(cli: Cli) -> Result<(), String> {
                 return Err(format!("--timeout {timeout}: seconds, more than 0 and at most 600"));
             }
             let mut print = |line: &str| println!("{line}");
+            // --config names this host's daemon; the switchover runs at the primary's
+            let api = match &from.source.config {
+                Some(path) => match api.primary_daemon(path).await? {
+                    Some((master, primary)) => {
+                        print(&format!(
+                            "{} knows {} as the primary: asking its daemon at {}",
+                            api.shown(),
+                            pglookout::text::printable(&master),
+                            primary.shown()
+                        ));
+                        primary
+                    }
+                    None => api,
+                },
+                None => api,
+            };
             api.switchover(to.as_deref(), timeout, &mut print).await
         }
         Command::Pause { from } => pause(&from, true).await,

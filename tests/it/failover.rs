@@ -1224,10 +1224,16 @@ async fn start_switchable(tweak: impl Fn(&str, &mut Value)) -> Lab {
 /// again while a promotion's announcement holds (until every daemon saw it), as an operator
 /// would.
 async fn switchover(lab: &Lab, at: &str, args: &[&str]) -> (bool, String, String) {
+    switchover_via(&["--url", &lab.daemon(at).url()], args).await
+}
+
+/// `pglookout-ctl switchover` with `via` naming the daemon (`--url U` or `--config F`).
+async fn switchover_via(via: &[&str], args: &[&str]) -> (bool, String, String) {
     let deadline = std::time::Instant::now() + DEADLINE;
     loop {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_pglookout-ctl"))
-            .args(["switchover", "--url", &lab.daemon(at).url()])
+            .arg("switchover")
+            .args(via)
             .args(args)
             .output()
             .expect("pglookout-ctl");
@@ -1268,10 +1274,27 @@ async fn a_switchover_moves_the_primary_and_back_with_no_write_lost() {
     assert!(!ok && err.contains("pg9 is not in remote_conns"), "{err}");
     assert!(lab.promoted().await.is_empty());
 
+    // the way back is asked with the config of pg1, a standby then: pglookout-ctl finds the
+    // primary's daemon through pg1's daemon and its config's observers
     for (from, to, args) in [("pg1", "pg2", vec!["--to", "pg2"]), ("pg2", "pg1", vec![])] {
         cluster.write_load(200).await.expect("writes");
         let written = cluster.load_count(from).await.expect("count");
-        let (ok, out, err) = switchover(&lab, from, &args).await;
+        let (ok, out, err) = if from == "pg1" {
+            switchover(&lab, from, &args).await
+        } else {
+            lab.wait_state("pg1", "pg1's daemon to know pg2 as the primary", |s| {
+                s["current_master"] == "pg2"
+            })
+            .await;
+            let config = lab.daemon("pg1").config_path.display().to_string();
+            let asked = switchover_via(&["--config", &config], &args).await;
+            let hop = format!(
+                "knows pg2 as the primary: asking its daemon at {}",
+                lab.daemon("pg2").url()
+            );
+            assert!(asked.1.contains(&hop), "{}{}", asked.1, asked.2);
+            asked
+        };
         assert!(
             ok,
             "{out}{err}\n{from}'s server log:\n{}{}",
