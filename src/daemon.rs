@@ -924,7 +924,15 @@ async fn start(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Result<
         alert_files.alert(&alert_config.borrow().alert_file_dir, name, AlertOp::Create);
     });
     let config_rx_http = config_rx.clone();
-    let poller = poll::start(config_rx, statsd_rx, alert_fn, counters.clone(), cancel.child_token());
+    let sent: poll::Sent = Arc::new(|c| decide::voters::sent_with_fetches(c).map(|(n, d)| (n.to_string(), d)));
+    let poller = poll::start(
+        config_rx,
+        statsd_rx,
+        alert_fn,
+        sent,
+        counters.clone(),
+        cancel.child_token(),
+    );
     let (status_tx, status_rx) = watch::channel(Arc::new(serde_json::Value::Null));
     let (own_tx, own_rx) = watch::channel(http::OwnStatus::default());
     let decided = Arc::new(clock::Beat::default());
@@ -953,6 +961,7 @@ async fn start(path: PathBuf, config: Config, log: LogHandle) -> anyhow::Result<
             files: files.clone(),
             counters: counters.clone(),
             series: series.clone(),
+            relays: Default::default(),
         },
         cancel.child_token(),
     ));

@@ -57,6 +57,9 @@ pub struct Api {
     pub own: tokio::sync::watch::Receiver<OwnStatus>,
     /// Lag over time, fed by the decision loop.
     pub series: std::sync::Arc<std::sync::Mutex<crate::series::Series>>,
+    /// The voter-set digests other node daemons sent with their fetches of `/state.json`,
+    /// relayed in their nodes' entries.
+    pub relays: std::sync::Arc<std::sync::Mutex<crate::decide::voters::Relays>>,
 }
 
 /// A switchover request for the decision loop, with the channel its answer comes back on.
@@ -197,9 +200,11 @@ async fn dispatch(State(api): State<Api>, req: Request<Body>) -> Response {
         Method::GET | Method::HEAD if path.starts_with("/state.json") => {
             tracing::debug!(target: "WebServer", "GET {path}");
             let snapshot = api.poller.snapshots.borrow().clone();
-            let own_db = api.config.borrow().own_db.clone();
+            let config = api.config.borrow().clone();
             let word = api.own.borrow().word.clone();
-            let nodes = crate::state::served_nodes(&snapshot.nodes, own_db.as_deref(), &word);
+            let relayed = relay(&api, &config, req.headers());
+            let relayed = relayed.iter().map(|(n, d)| (n.as_str(), d.as_str()));
+            let nodes = crate::state::served_nodes(&snapshot.nodes, config.own_db.as_deref(), &word, relayed);
             match to_pretty_json(&*nodes) {
                 Ok(bytes) => json_response(StatusCode::OK, bytes),
                 Err(e) => {
@@ -253,6 +258,28 @@ async fn dispatch(State(api): State<Api>, req: Request<Body>) -> Response {
         }
         _ => json_response(StatusCode::NOT_FOUND, br#"{"error": "not found"}"#.to_vec()),
     }
+}
+
+/// Keeps the voter-set digest a node daemon sent with its fetch (its node and digest headers;
+/// one that is not taken is ignored: an answer is never refused for it), and returns the
+/// digests to relay now.
+fn relay(api: &Api, config: &crate::config::Config, headers: &axum::http::HeaderMap) -> Vec<(String, String)> {
+    use crate::decide::voters::observer_max_age;
+    use crate::poll::observer::{NODE_HEADER, VOTERS_HEADER};
+    let now = crate::clock::monotonic();
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let Ok(mut relays) = api.relays.lock() else {
+        return Vec::new();
+    };
+    if let (Some(node), Some(digest)) = (header(NODE_HEADER), header(VOTERS_HEADER)) {
+        if !relays.record(config, node, digest, now) {
+            tracing::debug!(target: "WebServer", "a voter digest sent for {:?} is not taken", crate::text::printable(node));
+        }
+    }
+    relays
+        .fresh(now, observer_max_age(config))
+        .map(|(n, d)| (n.to_string(), d.to_string()))
+        .collect()
 }
 
 /// `POST /pause` or `POST /resume` (issue 22): only a node daemon holds a pause (an observer

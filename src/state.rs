@@ -543,25 +543,33 @@ pub struct OwnStatus {
 }
 
 /// What a daemon serves at `/state.json`: its polls of every node, with its [`OwnWord`] in
-/// its own node's entry. The daemon's HTTP answer and the simulator's both come from here.
-pub fn served_nodes<'a>(
+/// its own node's entry, and in other nodes' entries the voter-set digests their daemons sent
+/// with their fetches (`relayed`: `decide::voters::Relays::fresh`). The daemon's HTTP
+/// answer and the simulator's both come from here.
+pub fn served_nodes<'a, 'r>(
     nodes: &'a BTreeMap<String, NodeState>,
     own_db: Option<&str>,
     word: &OwnWord,
+    relayed: impl IntoIterator<Item = (&'r str, &'r str)>,
 ) -> std::borrow::Cow<'a, BTreeMap<String, NodeState>> {
-    match own_db {
-        Some(own) if nodes.contains_key(own) && *word != OwnWord::default() => {
-            let mut nodes = nodes.clone();
-            if let Some(n) = nodes.get_mut(own) {
-                n.failover.clone_from(&word.failover);
-                n.voters.clone_from(&word.voters);
-                n.pause.clone_from(&word.pause);
-                n.switchover.clone_from(&word.switchover);
-            }
-            std::borrow::Cow::Owned(nodes)
+    let mut served = std::borrow::Cow::Borrowed(nodes);
+    if let Some(own) = own_db.filter(|o| nodes.contains_key(*o) && *word != OwnWord::default()) {
+        if let Some(n) = served.to_mut().get_mut(own) {
+            n.failover.clone_from(&word.failover);
+            n.voters.clone_from(&word.voters);
+            n.pause.clone_from(&word.pause);
+            n.switchover.clone_from(&word.switchover);
         }
-        _ => std::borrow::Cow::Borrowed(nodes),
     }
+    // the digests other node daemons sent with their fetches, in their nodes' entries
+    for (node, digest) in relayed {
+        if own_db != Some(node) && nodes.contains_key(node) {
+            if let Some(n) = served.to_mut().get_mut(node) {
+                n.voters = Some(digest.to_string());
+            }
+        }
+    }
+    served
 }
 
 /// The state file document. The first three keys are the original's; the rest are ours and
@@ -661,7 +669,7 @@ mod tests {
             standing: false,
         };
         assert!(matches!(
-            served_nodes(&nodes, Some("pg2"), &OwnWord::default()),
+            served_nodes(&nodes, Some("pg2"), &OwnWord::default(), []),
             std::borrow::Cow::Borrowed(_)
         ));
         let word = OwnWord {
@@ -673,7 +681,7 @@ mod tests {
             }),
             switchover: None,
         };
-        let served = served_nodes(&nodes, Some("pg2"), &word);
+        let served = served_nodes(&nodes, Some("pg2"), &word, []);
         let v = serde_json::to_value(&*served).expect("json");
         assert_eq!(
             v["pg2"]["failover"],
@@ -689,6 +697,16 @@ mod tests {
         assert!(bad.is_empty());
         assert_eq!(read["pg2"].failover.as_ref(), Some(&f));
         assert_eq!(read["pg2"].voters.as_deref(), Some("0123456789ab"));
+        // relayed digests go into other nodes' entries: never ours, never a node we do not poll
+        let relayed = [
+            ("pg1", "ba9876543210"),
+            ("pg2", "ffffffffffff"),
+            ("pg9", "ba9876543210"),
+        ];
+        let v = serde_json::to_value(&*served_nodes(&nodes, Some("pg2"), &word, relayed)).expect("json");
+        assert_eq!(v["pg1"]["voters"], "ba9876543210");
+        assert_eq!(v["pg2"]["voters"], "0123456789ab");
+        assert!(v.get("pg9").is_none());
         // a wrong shape rejects the entry, as any known key of the wrong type
         let mut broken = v.clone();
         broken["pg2"]["failover"] = serde_json::json!({"phase": "elected"});
@@ -705,7 +723,7 @@ mod tests {
             pause: None,
             switchover: None,
         };
-        let v = serde_json::to_value(&*served_nodes(&nodes, Some("pg2"), &standing)).expect("json");
+        let v = serde_json::to_value(&*served_nodes(&nodes, Some("pg2"), &standing, [])).expect("json");
         assert_eq!(v["pg2"]["failover"]["standing"], true);
         let (read, _) = parse_node_map(&v).expect("map");
         assert!(read["pg2"].failover.as_ref().is_some_and(|g| g.standing));

@@ -26,6 +26,8 @@
 //! - **liveness** (liveness schedules): the primary lost and nothing else wrong, a standby is
 //!   writable within [`liveness_deadline`] of the loss, and with autofollow every other running
 //!   standby follows it within [`follow_deadline`] of the promotion.
+//!   Not judged when node daemons list different observers (`layout=uneven`): they refuse to
+//!   promote once they see it (`voters_mismatch`).
 //! - **blip** (blip schedules, fenced profile): a cut of the primary's host shorter than the
 //!   blip bound of docs/safety.md runs neither the fence nor the failover command.
 //!
@@ -877,6 +879,14 @@ impl<'a> Checker<'a> {
 
     fn liveness(&self) -> Option<Violation> {
         let lost = self.sched.faults.first()?;
+        // Node daemons that list different observers (`layout=uneven` with three or more) count
+        // different voter sets: each sees it through an observer both fetch from (its relayed
+        // digest) and none promotes while it lasts (`voters_mismatch`), on purpose.
+        let s = self.sched;
+        let observers = s.nodes..s.nodes + s.observers;
+        if (1..s.nodes).any(|d| observers.clone().any(|o| crate::schedule::lists(s, d, o) != crate::schedule::lists(s, 0, o))) {
+            return None;
+        }
         let c = self.node_config();
         let candidates = (1..self.sched.nodes)
             .filter(|n| self.sched.never_promote != Some(*n))

@@ -85,9 +85,14 @@ pub struct Work {
     pub round: u64,
 }
 
-/// A reading of a daemon's `/state.json`: (publication, config version), the failover word it
-/// was served with, and what the reading gave.
-pub type AnswerCache = ((u64, u64), Option<FailoverStatus>, Arc<BTreeMap<String, NodeState>>);
+/// A reading of a daemon's `/state.json`: (publication, config version), the failover word and
+/// the relayed voter digests it was served with, and what the reading gave.
+pub type AnswerCache = (
+    (u64, u64),
+    Option<FailoverStatus>,
+    Vec<(String, String)>,
+    Arc<BTreeMap<String, NodeState>>,
+);
 
 pub struct Daemon {
     pub name: String,
@@ -131,6 +136,9 @@ pub struct Daemon {
     pub answer_cache: Option<AnswerCache>,
     /// What `/state.json` answers while an `ObserverStale` fault holds it.
     pub stale_copy: Option<BTreeMap<String, NodeState>>,
+    /// The voter digests other node daemons sent with their fetches of our `/state.json`
+    /// (`http::relay` in the daemon), lost at a restart.
+    pub relays: pglookout::decide::voters::Relays,
     /// `lease_renewed_at` of the state file the daemon wrote at its last check; it survives a
     /// restart, as the file does.
     pub state_file_lease: Option<pglookout::state::Timestamp>,
@@ -293,6 +301,7 @@ impl Daemon {
             command_ids: [None; 4],
             own: OwnStatus::default(),
             stale_copy: None,
+            relays: Default::default(),
             state_file_lease: None,
         })
     }
@@ -436,9 +445,31 @@ impl Daemon {
     }
 
     /// What this daemon's `/state.json` serves now: its published polls, with its own node's
-    /// failover status and voter-set digest (the daemon's HTTP answer does the same).
-    pub fn served(&self) -> std::borrow::Cow<'_, BTreeMap<String, NodeState>> {
-        pglookout::state::served_nodes(&self.published.nodes, self.config().own_db.as_deref(), &self.own.word)
+    /// failover status and voter-set digest, and the digests `relayed` in the other nodes'
+    /// entries (the daemon's HTTP answer does the same).
+    pub fn served(&self, relayed: &[(String, String)]) -> std::borrow::Cow<'_, BTreeMap<String, NodeState>> {
+        let relayed = relayed.iter().map(|(n, d)| (n.as_str(), d.as_str()));
+        pglookout::state::served_nodes(
+            &self.published.nodes,
+            self.config().own_db.as_deref(),
+            &self.own.word,
+            relayed,
+        )
+    }
+
+    /// Keeps what daemon `from` sends with its fetch of our `/state.json` at `t`, and returns
+    /// the digests to relay now (`http::relay` in the daemon).
+    pub fn relay(&mut self, from: &Config, t: Us) -> Vec<(String, String)> {
+        let now = self.mono(t);
+        if let Some((node, digest)) = pglookout::decide::voters::sent_with_fetches(from) {
+            let config = self.config().clone();
+            self.relays.record(&config, node, &digest, now);
+        }
+        let max_age = pglookout::decide::voters::observer_max_age(self.config());
+        self.relays
+            .fresh(now, max_age)
+            .map(|(n, d)| (n.to_string(), d.to_string()))
+            .collect()
     }
 
     /// The aggregator's entry for node `n` (named `name`): its change since the last

@@ -579,7 +579,7 @@ impl<'a> World<'a> {
             }
             (FaultKind::RestartDaemon(d), false) => self.start_daemon(*d),
             (FaultKind::ObserverStale(d), true) => {
-                let copy = self.daemons[*d].served().into_owned();
+                let copy = self.daemons[*d].served(&[]).into_owned();
                 self.daemons[*d].stale_copy = Some(copy);
             }
             (FaultKind::ObserverStale(d), false) => self.daemons[*d].stale_copy = None,
@@ -838,6 +838,8 @@ impl<'a> World<'a> {
             FaultKind::ForeignObserver { daemon, primary } if daemon == o && f.active(now) => Some(primary),
             _ => None,
         });
+        let from = self.daemons[d].config().clone();
+        let relayed = self.daemons[o].relay(&from, now);
         let od = &self.daemons[o];
         let plain = foreign.is_none() && od.stale_copy.is_none();
         // The same published snapshot and own word give the same bytes and the same reading:
@@ -848,8 +850,8 @@ impl<'a> World<'a> {
         let failover = &od.own.word.failover;
         let key = (od.publish_seq, od.node.config_version());
         if plain {
-            if let Some((k, f, nodes)) = &od.answer_cache {
-                if *k == key && f == failover {
+            if let Some((k, f, r, nodes)) = &od.answer_cache {
+                if *k == key && f == failover && *r == relayed {
                     return Ok(nodes.clone());
                 }
             }
@@ -859,14 +861,14 @@ impl<'a> World<'a> {
         let read = match (&od.stale_copy, foreign) {
             (Some(stale), None) => read_answer(|| Cow::Borrowed(stale), check),
             (Some(stale), Some(p)) => read_answer(|| Cow::Owned(foreign_cluster(stale, p, wall)), check),
-            (None, Some(p)) => read_answer(|| Cow::Owned(foreign_cluster(&od.served(), p, wall)), check),
-            (None, None) => read_answer(|| od.served(), check),
+            (None, Some(p)) => read_answer(|| Cow::Owned(foreign_cluster(&od.served(&relayed), p, wall)), check),
+            (None, None) => read_answer(|| od.served(&relayed), check),
         }?;
         let read = Arc::new(read);
         if plain {
             let failover = failover.clone();
             let od = &mut self.daemons[o];
-            od.answer_cache = Some((key, failover, read.clone()));
+            od.answer_cache = Some((key, failover, relayed, read.clone()));
         }
         Ok(read)
     }

@@ -183,6 +183,27 @@ fn regression_a_promotion_our_failover_command_began_lands_unseen() {
     );
 }
 
+/// `layout=uneven`: node daemons that list different dedicated observers (pg0's daemon obs1
+/// and obs2, pg1's obs0 and obs2) count different voter sets, whose majorities need not
+/// overlap. pg1's daemon and obs0 and obs2 lose their database links to pg0: pg1 has a strict
+/// majority of its voters reporting pg0 gone, while pg0 keeps its lease with obs1. Before the
+/// relay, pg1 was promoted at about 15 s while pg0 still took writes (two-writable, no fence in
+/// flight; `authority 19 2000 --sync on`, seed 9819274036271292158, shrunk). Now obs2, which
+/// both node daemons fetch from, relays each one's voter digest to the other: `voters_mismatch`
+/// and no promotion.
+#[test]
+fn regression_node_daemons_counting_different_dedicated_observers_see_it_through_a_shared_one() {
+    let o = passes(
+        9819274036271292158,
+        "fast nodes=2 observers=3 never=- follow=1 intent=chaos end=16.115 layout=uneven rules=authority fct=8.000 rejoin=1 sync=on:1 | dblinks:1>0,2>0,4>0:refuse@9.936+5.125",
+    );
+    assert!(
+        !o.trace.iter().any(|l| l.contains("pg1 promoted")),
+        "{}",
+        o.trace.join("\n")
+    );
+}
+
 /// `rejoin_old_master` in the simulator (`rejoin=1`): pg0's host is cut off for 15 s, its lease
 /// fences it, pg2 is promoted; once the cut heals pg0's daemon sees pg2 corroborated as the
 /// primary, stops pg0, rewinds it from pg2 and starts it as pg2's standby, through the same

@@ -557,44 +557,73 @@ fn gone_for(view: &View, memory: &Memory, master: Option<&str>) -> Option<f64> {
     }
 }
 
-/// Compares the voter-set digests that the voters publish in their own node's entry with
-/// ours: daemons that count different sets can hold a lease and promote at once, so while
-/// one differs we raise `voters_mismatch` (and do not promote, see `do_failover_decision`).
-/// Voters that publish none (dedicated observers, the Python original) are not compared.
+/// Compares the voter-set digests in the voters' fresh reports with ours: each node daemon's
+/// own, in its node's entry of its own report, and those relayed by the daemons it fetches
+/// from (in its node's entry of theirs: node daemons that list only dedicated observers never
+/// read each other). Daemons that count different sets can hold a lease and promote at once,
+/// so while one differs we raise `voters_mismatch` and do not promote (see
+/// `do_failover_decision`). A daemon seen to differ stays so until a fresh report shows it
+/// counting ours, not merely until it is out of sight (a split that cuts us from the one
+/// observer that relayed it is when it matters), or until our config is reloaded. Daemons
+/// that publish none (dedicated observers, the Python original) are not compared.
 fn check_voters(view: &View, config: &Config, memory: &mut Memory, out: &mut Out) {
-    if config.fence_command.is_none() || config.own_db.is_none() {
+    let clear = |memory: &mut Memory, out: &mut Out| {
         if !std::mem::take(&mut memory.voters_mismatch).is_empty() {
             out.act(Action::DeleteAlert(Alert::VotersMismatch));
         }
+    };
+    if config.fence_command.is_none() || config.own_db.is_none() {
+        clear(memory, out);
         return;
     }
+    if memory.voters_checked_config != Some(view.config_version) {
+        // a reload: what differed from our old set says nothing of the new one
+        memory.voters_checked_config = Some(view.config_version);
+        clear(memory, out);
+    }
     let ours = super::voters::digest(config);
-    let differ: Vec<String> = fresh_reports(view.observers, config, view.wall_now)
-        .filter(|(name, o)| {
-            o.nodes
-                .get(name.as_str())
-                .and_then(|n| n.voters.as_deref())
-                .is_some_and(|d| d != ours)
-        })
-        .map(|(name, _)| name.clone())
+    let own = config.own_db.as_deref();
+    let mut differ = std::collections::BTreeSet::new();
+    let mut agree = std::collections::BTreeSet::new();
+    for (_, o) in fresh_reports(view.observers, config, view.wall_now) {
+        for (node, n) in o.nodes.iter() {
+            match n.voters.as_deref() {
+                Some(_) if Some(node.as_str()) == own => {}
+                Some(d) if d == ours => {
+                    agree.insert(node.clone());
+                }
+                Some(_) => {
+                    differ.insert(node.clone());
+                }
+                None => {}
+            }
+        }
+    }
+    let was = std::mem::take(&mut memory.voters_mismatch);
+    let mut now: Vec<String> = was
+        .iter()
+        .filter(|n| !agree.contains(*n) || differ.contains(*n))
+        .cloned()
         .collect();
-    if differ.is_empty() {
-        if !std::mem::take(&mut memory.voters_mismatch).is_empty() {
-            out.why("every voter that publishes its voter set counts the same set as we do again");
+    now.extend(differ.iter().filter(|n| !was.contains(n)).cloned());
+    now.sort();
+    if now.is_empty() {
+        if !was.is_empty() {
+            out.why("every node daemon that publishes its voter set counts the same set as we do again");
             out.act(Action::DeleteAlert(Alert::VotersMismatch));
         }
         return;
     }
     let names: Vec<String> = super::voters::names(config).into_iter().collect();
     out.why(format!(
-        "voters {} count a different voter set than ours ({}, digest {ours}): no promotion until they agree",
-        differ.join(", "),
+        "the daemons of {} count a different voter set than ours ({}, digest {ours}): no promotion until they agree",
+        now.join(", "),
         names.join(", ")
     ));
-    if memory.voters_mismatch.is_empty() {
+    if was.is_empty() {
         out.act(Action::CreateAlert(Alert::VotersMismatch));
     }
-    memory.voters_mismatch = differ;
+    memory.voters_mismatch = now;
 }
 
 fn follow(view: &View, memory: &mut Memory, out: &mut Out, master: &str) {
@@ -1640,7 +1669,7 @@ fn our_turn(view: &View, config: &Config, memory: &mut Memory, out: &mut Out, ma
     }
     if !memory.voters_mismatch.is_empty() {
         return Some(done(format!(
-            "no failover: voters {} count a different voter set (voters_mismatch)",
+            "no failover: the daemons of {} count a different voter set (voters_mismatch)",
             memory.voters_mismatch.join(", ")
         )));
     }

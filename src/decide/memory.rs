@@ -398,9 +398,12 @@ pub struct Memory {
     /// with no connected master anywhere (`decide::voters`): the failover timeout of every
     /// promotion path with `fence_command`, and of `unreachable_master_failover_timeout`.
     pub master_gone_since: Option<(Option<String>, Mono)>,
-    /// The voters whose published digest differs from ours (`voters_mismatch` is up while
-    /// this is not empty).
+    /// The node daemons seen to count another voter set (their digest, their own or relayed,
+    /// differs from ours), until a fresh report shows them counting ours or a reload
+    /// (`voters_mismatch` is up while this is not empty).
     pub voters_mismatch: Vec<String>,
+    /// The config version the mismatch above was found under (a reload starts it afresh).
+    pub voters_checked_config: Option<u64>,
     /// The `failover_blocked` alert file is up, with this reason: the candidate is beyond the
     /// data-loss cap, or no standby is known to have every acknowledged write, so we do not
     /// fail over.
@@ -451,6 +454,7 @@ impl Memory {
             fence: Default::default(),
             master_gone_since: None,
             voters_mismatch: Vec::new(),
+            voters_checked_config: None,
             failover_blocked: None,
             candidacy: Candidacy::default(),
             rejoin: RejoinMemory::new(),

@@ -3793,6 +3793,73 @@ fn a_voter_counting_another_set_raises_voters_mismatch_and_blocks_the_failover()
     assert!(!s.alerts.contains(&Alert::VotersMismatch));
 }
 
+/// `layout=uneven` of the simulator (seed 9819274036271292158): node daemons that list only
+/// dedicated observers (`allow_fragile_lease`) never read each other, so a node daemon that
+/// lists other observers than ours is seen only through an observer both fetch from, which
+/// relays the digest it sent. Here pg1's daemon lists obs2 and obs3, ours obs1 and obs2: obs2
+/// relays pg1's digest, and no failover happens while it differs; it stays so when obs2 stops
+/// relaying it (a split that cuts obs2 from pg1's daemon is when it matters) until a relay
+/// shows pg1's daemon counting our set, or our config is reloaded.
+#[test]
+fn a_node_daemon_counting_other_dedicated_observers_is_seen_through_a_relay() {
+    let mut s = mesh("pg2", &["obs1", "obs2"]);
+    let dedicated = json!({"obs1": "http://obs1:15000", "obs2": "http://obs2:15000"});
+    s.conf("observers", dedicated).conf("allow_fragile_lease", json!(true));
+    s.observers.retain(|name, _| name.starts_with("obs"));
+    s.set("pg1", timeline(N::primary(), 1).conn(false));
+    for o in ["obs1", "obs2"] {
+        sees_pg1(&mut s, o, false);
+    }
+    let relay = |s: &mut Sim, digest: Option<String>| {
+        Arc::make_mut(&mut s.observers.get_mut("obs2").expect("obs2").nodes)
+            .get_mut("pg1")
+            .expect("pg1")
+            .voters = digest;
+    };
+    let theirs = crate::decide::voters::digest_of(&["obs2", "obs3"].iter().map(|n| n.to_string()).collect());
+    relay(&mut s, Some(theirs));
+    assert_eq!(failovers_in(&mut s, 30), 0, "{}", s.all_reasons());
+    assert!(s.alerts.contains(&Alert::VotersMismatch));
+    assert!(
+        s.all_reasons()
+            .contains("the daemons of pg1 count a different voter set than ours (obs1, obs2"),
+        "{}",
+        s.all_reasons()
+    );
+    // obs2 no longer relays it: still no failover
+    relay(&mut s, None);
+    assert_eq!(failovers_in(&mut s, 30), 0, "{}", s.all_reasons());
+    assert!(s.alerts.contains(&Alert::VotersMismatch));
+    // pg1's daemon is fixed and obs2 relays our digest: the alert goes, the failover proceeds
+    let ours = crate::decide::voters::digest(&s.config());
+    relay(&mut s, Some(ours));
+    assert_eq!(failovers_in(&mut s, 5), 1, "{}", s.all_reasons());
+    assert!(!s.alerts.contains(&Alert::VotersMismatch));
+}
+
+/// A reload starts the comparison afresh: what differed from our old voter set says nothing
+/// of the new one.
+#[test]
+fn a_reload_clears_a_voters_mismatch_no_fresh_report_still_shows() {
+    let mut s = mesh("pg2", &["obs1"]);
+    let theirs = crate::decide::voters::digest_of(&["pg1", "pg3"].iter().map(|n| n.to_string()).collect());
+    Arc::make_mut(&mut s.observers.get_mut("obs1").expect("obs1").nodes)
+        .get_mut("pg3")
+        .expect("pg3")
+        .voters = Some(theirs);
+    run_for(&mut s, 2);
+    assert!(s.alerts.contains(&Alert::VotersMismatch), "{}", s.all_reasons());
+    Arc::make_mut(&mut s.observers.get_mut("obs1").expect("obs1").nodes)
+        .get_mut("pg3")
+        .expect("pg3")
+        .voters = None;
+    run_for(&mut s, 2);
+    assert!(s.alerts.contains(&Alert::VotersMismatch), "sticky: {}", s.all_reasons());
+    s.node.config_version += 1;
+    run_for(&mut s, 2);
+    assert!(!s.alerts.contains(&Alert::VotersMismatch), "{}", s.all_reasons());
+}
+
 /// Finding 7: the old master's last position counts ours, or what a strict majority of the
 /// voters saw at least; one observer reporting it far further (wrong, or another cluster's)
 /// no longer blocks every capped failover.

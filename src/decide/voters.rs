@@ -158,6 +158,57 @@ pub fn digest(config: &Config) -> String {
     h.digest()
 }
 
+/// What our daemon sends with its fetches of other daemons' `/state.json` (the headers of
+/// `poll::observer`), for them to relay ([`Relays`]): our node and our digest, when we publish
+/// one (a node daemon with `fence_command`, as its own `/state.json` entry does).
+pub fn sent_with_fetches(config: &Config) -> Option<(&str, String)> {
+    let own = config.own_db.as_deref().filter(|o| !o.is_empty())?;
+    config.fence_command.as_ref()?;
+    Some((own, digest(config)))
+}
+
+/// The voter-set digests that other node daemons sent with their fetches of our
+/// `/state.json` (docs/safety.md, "One authority"), relayed in their nodes' entries while
+/// they keep fetching: node daemons that list only dedicated observers never read each
+/// other, so an observer both fetch from is where a mismatch shows. Only nodes of our
+/// `remote_conns` other than ours, with a well-formed digest, are kept.
+#[derive(Clone, Debug, Default)]
+pub struct Relays(BTreeMap<String, (String, f64)>);
+
+impl Relays {
+    /// Keeps what a fetch sent (`mono_now`: our monotonic clock); false when it was not
+    /// taken (a node we do not poll, our own, a malformed digest).
+    pub fn record(&mut self, config: &Config, node: &str, digest: &str, mono_now: f64) -> bool {
+        let well_formed =
+            digest.len() == 12 && digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let ours = config.own_db.as_deref() == Some(node);
+        if !well_formed || ours || !config.remote_conns.contains_key(node) {
+            return false;
+        }
+        match self.0.get_mut(node) {
+            Some(e) => {
+                if e.0 != digest {
+                    e.0 = digest.to_string();
+                }
+                e.1 = mono_now;
+            }
+            None => {
+                self.0.insert(node.to_string(), (digest.to_string(), mono_now));
+            }
+        }
+        true
+    }
+
+    /// The digests sent within `max_age` seconds ([`observer_max_age`]: a node daemon fetches
+    /// every poll), by node.
+    pub fn fresh(&self, mono_now: f64, max_age: f64) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.0
+            .iter()
+            .filter(move |(_, (_, at))| mono_now - at <= max_age)
+            .map(|(n, (d, _))| (n.as_str(), d.as_str()))
+    }
+}
+
 /// Every voter's view that counts now: our own poll (when our view is a vote), and the fresh
 /// reports of the configured observers. A voter with no fresh view has no say either way.
 pub fn views<'a>(
@@ -317,6 +368,42 @@ mod tests {
 
     fn set(names: &[&str]) -> BTreeSet<String> {
         names.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// What a fetch sends is kept only for another node of ours with a well-formed digest,
+    /// relayed while it is fresh, and replaced by the next one; a node daemon sends only with
+    /// fencing.
+    #[test]
+    fn relays_keep_well_formed_digests_of_our_other_nodes_while_fresh() {
+        let doc = serde_json::json!({
+            "remote_conns": {"pg1": "host=pg1", "pg2": "host=pg2"},
+            "own_db": "pg2",
+            "observers": {"obs1": "http://obs1:15000"},
+            "fence_command": "/bin/true",
+            "allow_fragile_lease": true,
+        });
+        let config = match Config::from_value(std::path::Path::new("t.json"), &doc) {
+            Ok((c, _)) => c,
+            Err(e) => panic!("{doc}: {e}"),
+        };
+        assert_eq!(sent_with_fetches(&config), Some(("pg2", digest(&config))));
+        let mut r = Relays::default();
+        assert!(!r.record(&config, "pg2", "0123456789ab", 0.0), "our own node");
+        assert!(!r.record(&config, "pg9", "0123456789ab", 0.0), "not ours");
+        assert!(!r.record(&config, "pg1", "0123456789AB", 0.0), "not lowercase hex");
+        assert!(!r.record(&config, "pg1", "0123", 0.0), "too short");
+        assert!(r.record(&config, "pg1", "0123456789ab", 0.0));
+        assert_eq!(r.fresh(2.0, 3.0).collect::<Vec<_>>(), vec![("pg1", "0123456789ab")]);
+        assert_eq!(r.fresh(3.5, 3.0).count(), 0, "stale");
+        assert!(r.record(&config, "pg1", "ba9876543210", 4.0));
+        assert_eq!(r.fresh(5.0, 3.0).collect::<Vec<_>>(), vec![("pg1", "ba9876543210")]);
+        let mut unfenced = doc.clone();
+        unfenced.as_object_mut().expect("object").remove("fence_command");
+        let config = match Config::from_value(std::path::Path::new("t.json"), &unfenced) {
+            Ok((c, _)) => c,
+            Err(e) => panic!("{unfenced}: {e}"),
+        };
+        assert_eq!(sent_with_fetches(&config), None);
     }
 
     #[test]

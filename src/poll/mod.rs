@@ -230,11 +230,17 @@ struct Worker {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// Starts the poller. `config` carries reloads; `on_auth_error` is told about refused logins.
+/// What a node daemon sends with its fetches of other daemons' `/state.json`, from its
+/// config: its node and its voter-set digest (`decide::voters::sent_with_fetches`).
+pub type Sent = Arc<dyn Fn(&Config) -> Option<(String, String)> + Send + Sync>;
+
+/// Starts the poller. `config` carries reloads; `on_auth_error` is told about refused logins;
+/// `sent` says what to send with each observer fetch.
 pub fn start(
     config: watch::Receiver<Arc<Config>>,
     statsd: watch::Receiver<Statsd>,
     alerts: Arc<dyn Fn(&str) + Send + Sync>,
+    sent: Sent,
     counters: Arc<Counters>,
     cancel: CancellationToken,
 ) -> Poller {
@@ -251,6 +257,7 @@ pub fn start(
         config,
         statsd,
         alerts,
+        sent,
         cancel,
         snap_tx,
         poll_now,
@@ -270,6 +277,7 @@ struct Aggregator {
     config: watch::Receiver<Arc<Config>>,
     statsd: watch::Receiver<Statsd>,
     alerts: Arc<dyn Fn(&str) + Send + Sync>,
+    sent: Sent,
     cancel: CancellationToken,
     snap_tx: watch::Sender<Arc<Snapshot>>,
     poll_now: Arc<Notify>,
@@ -539,6 +547,8 @@ impl Aggregator {
                                 client,
                                 shown,
                                 told: Told::default(),
+                                config: self.config.clone(),
+                                sent: self.sent.clone(),
                             },
                             at_once,
                         )),
@@ -650,6 +660,9 @@ struct ObserverProbe {
     client: reqwest::Client,
     shown: String,
     told: Told,
+    /// The running config: what we send with each fetch follows its reloads.
+    config: watch::Receiver<Arc<crate::config::Config>>,
+    sent: Sent,
 }
 
 /// What the log was last told about one observer's answers: each is said when it changes,
@@ -690,7 +703,12 @@ impl Told {
 
 impl Probe for ObserverProbe {
     async fn probe(&mut self, deadline: Duration) -> Outcome {
-        let fetch = observer::fetch(&self.client, &self.target.url, self.target.token.as_deref());
+        let sent = {
+            let config = self.config.borrow();
+            (self.sent)(&config)
+        };
+        let sent = sent.as_ref().map(|(n, d)| (n.as_str(), d.as_str()));
+        let fetch = observer::fetch(&self.client, &self.target.url, self.target.token.as_deref(), sent);
         let result = match tokio::time::timeout(deadline, fetch).await {
             Ok(r) => r,
             Err(_) => Err(observer::ObserverError::Request(format!(

@@ -10,6 +10,11 @@ use std::time::Duration;
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest answer we read (a thousand nodes take about 0.5 MB).
 pub const MAX_ANSWER_BYTES: usize = 64 << 20;
+/// The request headers with which a node daemon that publishes its voter-set digest (with
+/// fencing) sends it, and its node's name, along with every fetch of another daemon's
+/// `/state.json`: the daemon fetched relays it (`decide::voters::Relays`, `http::relay`).
+pub const NODE_HEADER: &str = "x-pglookout-node";
+pub const VOTERS_HEADER: &str = "x-pglookout-voters";
 /// An observer whose clock differs from ours by more than this is not trusted.
 pub const MAX_CLOCK_SKEW_SECONDS: f64 = 5.0;
 
@@ -93,13 +98,22 @@ pub struct Answer {
     pub dated: bool,
 }
 
-/// Fetches and checks one observer.
-pub async fn fetch(client: &reqwest::Client, base_url: &str, token: Option<&str>) -> Result<Answer, ObserverError> {
+/// Fetches and checks one observer. `sent`: our node and our voter-set digest, for it to
+/// relay (the daemon's `decide::voters::sent_with_fetches`).
+pub async fn fetch(
+    client: &reqwest::Client,
+    base_url: &str,
+    token: Option<&str>,
+    sent: Option<(&str, &str)>,
+) -> Result<Answer, ObserverError> {
     let url = format!("{}/state.json", base_url.trim_end_matches('/'));
     let before = chrono::Utc::now();
     let mut request = client.get(&url);
     if let Some(t) = token {
         request = request.bearer_auth(t);
+    }
+    if let Some((node, digest)) = sent {
+        request = request.header(NODE_HEADER, node).header(VOTERS_HEADER, digest);
     }
     let resp = request.send().await.map_err(request_error)?;
     let after = chrono::Utc::now();
@@ -154,7 +168,7 @@ mod tests {
             .expect("a free port")
             .port();
         let client = client(None).expect("client");
-        match fetch(&client, &format!("http://127.0.0.1:{port}"), None).await {
+        match fetch(&client, &format!("http://127.0.0.1:{port}"), None, None).await {
             Err(ObserverError::Request(e)) => assert!(e.contains("refused"), "{e}"),
             other => panic!("{other:?}"),
         }
