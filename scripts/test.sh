@@ -58,6 +58,7 @@ PER_MAJOR_SKIP=(
     fencing::a_primary_partitioned_from_every_daemon_is_fenced_before_a_standby_is_promoted
     fencing::a_fence_undone_by_a_supervisor_is_seen_and_run_again
     fencing::a_frozen_primary_is_fenced_and_never_takes_a_write_when_it_resumes
+    fencing::node_daemons_listing_different_observers_see_it_through_a_shared_one_and_never_promote
     fencing::a_three_second_blip_neither_fences_nor_fails_over
     fencing::kill9_fails_over_on_the_fast_trigger
     fencing::without_fencing_the_partition_leaves_two_writable_primaries

@@ -884,7 +884,11 @@ impl<'a> Checker<'a> {
         // digest) and none promotes while it lasts (`voters_mismatch`), on purpose.
         let s = self.sched;
         let observers = s.nodes..s.nodes + s.observers;
-        if (1..s.nodes).any(|d| observers.clone().any(|o| crate::schedule::lists(s, d, o) != crate::schedule::lists(s, 0, o))) {
+        if (1..s.nodes).any(|d| {
+            observers
+                .clone()
+                .any(|o| crate::schedule::lists(s, d, o) != crate::schedule::lists(s, 0, o))
+        }) {
             return None;
         }
         let c = self.node_config();

@@ -982,6 +982,73 @@ async fn pglookout_ctl_rejoin_and_reinit_refuse_a_running_primary_and_bring_it_b
     assert!(!cluster.dir().join("reinit_failed").exists());
 }
 
+/// The simulator's `layout=uneven` (seed 9819274036271292158): pg1's daemon lists the dedicated
+/// observers obs1 and obs2, pg2's obs2 and obs3 (`allow_fragile_lease`), so they count
+/// different voter sets, whose majorities need not overlap, and never read each other. obs2,
+/// which both fetch from, relays the voter digest each sends with its fetches: both daemons
+/// raise `voters_mismatch`, and when pg1 is killed pg2 is not promoted although obs2 and obs3,
+/// all of its voters, report pg1 gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_daemons_listing_different_observers_see_it_through_a_shared_one_and_never_promote() {
+    let cluster = lab_cluster(1).await;
+    let obs: BTreeMap<&str, Daemon> = ["obs1", "obs2", "obs3"]
+        .into_iter()
+        .map(|o| (o, spawn(&cluster, o, config(&cluster, "", json!({})))))
+        .collect();
+    let dir = cluster.dir();
+    let node = |own: &str, listed: [&str; 2]| {
+        let mut c = config(
+            &cluster,
+            own,
+            json!({listed[0]: obs[listed[0]].url(), listed[1]: obs[listed[1]].url()}),
+        );
+        for (k, v) in timings().as_object().expect("object") {
+            c[k] = v.clone();
+        }
+        let alerts = dir.join(format!("alerts-{own}"));
+        std::fs::create_dir_all(&alerts).expect("alert dir");
+        c["alert_file_dir"] = json!(alerts);
+        c["allow_fragile_lease"] = json!(true);
+        c["fence_command"] = json!(stamped(
+            dir,
+            &format!("fence-{own}.sh"),
+            &stamp_path(dir, "fence", own),
+            &cluster.fence_command(own).expect("fence")
+        ));
+        c["failover_command"] = json!(stamped(
+            dir,
+            &format!("failover-{own}.sh"),
+            &stamp_path(dir, "promote", own),
+            &cluster.promote_command(own).expect("promote")
+        ));
+        c
+    };
+    let pg2 = spawn(&cluster, "pg2", node("pg2", ["obs2", "obs3"]));
+    let pg1 = spawn(&cluster, "pg1", node("pg1", ["obs1", "obs2"]));
+    for (d, own, other) in [(&pg1, "pg1", "pg2"), (&pg2, "pg2", "pg1")] {
+        let raised = wait_for("voters_mismatch", DEADLINE, || async {
+            Ok(dir.join(format!("alerts-{own}/voters_mismatch")).exists().then_some(()))
+        })
+        .await;
+        assert!(raised.is_ok(), "{own}: {}", tail(&d.log(), 40));
+        let said = format!("the daemons of {other} count a different voter set than ours");
+        wait_state(d, "the reason in the decision", |s| {
+            s["decision"]["reasons"].to_string().contains(&said)
+        })
+        .await;
+    }
+    cluster.kill9("pg1").expect("kill pg1");
+    // its turn comes after the failover timeout (9.5 s), and the mismatch holds it
+    wait_state(&pg2, "pg2's turn held by the mismatch", |s| {
+        s["decision"]["summary"].as_str().is_some_and(|m| {
+            m.contains("no failover: the daemons of pg1 count a different voter set (voters_mismatch)")
+        }) && s["decision"]["reasons"].to_string().contains("furthest along: pg2")
+    })
+    .await;
+    assert_eq!(stamp_of(&cluster, "promote", "pg2"), None, "{}", tail(&pg2.log(), 40));
+    assert!(cluster.in_recovery("pg2").await.expect("pg2"));
+}
+
 /// Issue 18 (found by the simulator): a restarted daemon keeps the lease it had. pg1 alone with
 /// its daemon and one real observer, plus two configured observers that never answer (voters
 /// obs, o2, o3 and pg1's own view: the lease needs two). The daemon writes the lease's last
