@@ -127,6 +127,12 @@ fn json_response(status: StatusCode, bytes: Vec<u8>) -> Response {
 
 /// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive
 /// (RFC 7235, section 2.1: `bearer` and `BEARER` are `Bearer`); one or more spaces follow it.
+/// Whether a given bearer token is ours: equal lengths first, since `memcmp::eq` compares in
+/// constant time but needs them.
+fn token_matches(given: &str, token: &str) -> bool {
+    given.len() == token.len() && openssl::memcmp::eq(given.as_bytes(), token.as_bytes())
+}
+
 fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     scheme
@@ -175,8 +181,7 @@ fn refuse(api: &Api, req: &Request<Body>) -> Option<Response> {
             refused(false, "no bearer token");
             error(StatusCode::UNAUTHORIZED, "a bearer token is required")
         }
-        // equal lengths first: memcmp::eq compares in constant time but needs them
-        Some(g) if g.len() == token.len() && openssl::memcmp::eq(g.as_bytes(), token.as_bytes()) => None,
+        Some(g) if token_matches(g, token) => None,
         Some(_) => {
             refused(true, "wrong bearer token");
             error(StatusCode::FORBIDDEN, "wrong bearer token")
@@ -262,16 +267,25 @@ async fn dispatch(State(api): State<Api>, req: Request<Body>) -> Response {
 
 /// Keeps the voter-set digest a node daemon sent with its fetch (its node and digest headers;
 /// one that is not taken is ignored: an answer is never refused for it), and returns the
-/// digests to relay now.
+/// digests to relay now. With `http_auth_token`, only a fetch that carries the token is kept,
+/// whatever `http_auth_scope` says of reads: a relayed digest can hold other daemons'
+/// promotions, so an open read must not plant one (our daemons send the token to observers
+/// that have one).
 fn relay(api: &Api, config: &crate::config::Config, headers: &axum::http::HeaderMap) -> Vec<(String, String)> {
     use crate::decide::voters::observer_max_age;
     use crate::poll::observer::{NODE_HEADER, VOTERS_HEADER};
     let now = crate::clock::monotonic();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let trusted = match config.http_auth_token.as_deref() {
+        None => true,
+        Some(token) => header(header::AUTHORIZATION.as_str())
+            .and_then(bearer_token)
+            .is_some_and(|g| token_matches(g, token)),
+    };
     let Ok(mut relays) = api.relays.lock() else {
         return Vec::new();
     };
-    if let (Some(node), Some(digest)) = (header(NODE_HEADER), header(VOTERS_HEADER)) {
+    if let (true, Some(node), Some(digest)) = (trusted, header(NODE_HEADER), header(VOTERS_HEADER)) {
         if !relays.record(config, node, digest, now) {
             tracing::debug!(target: "WebServer", "a voter digest sent for {:?} is not taken", crate::text::printable(node));
         }

@@ -211,6 +211,23 @@ async fn mutating_requests_need_the_token_and_a_flood_cannot_multiply_polling() 
         200,
         "reads are open by default"
     );
+    // a voter digest sent with a fetch is relayed only from one that carries the token: an
+    // open read must not plant one (it would hold other daemons' promotions)
+    let relayed = |token: Option<&'static str>| {
+        let mut r = c
+            .get(format!("{base}/state.json"))
+            .header("x-pglookout-node", "hung")
+            .header("x-pglookout-voters", "0123456789ab");
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        async move {
+            let v: serde_json::Value = r.send().await.expect("get").json().await.expect("json");
+            v["hung"]["voters"].clone()
+        }
+    };
+    assert_eq!(relayed(None).await, serde_json::Value::Null, "an open read plants no digest");
+    assert_eq!(relayed(Some("tok")).await, json!("0123456789ab"));
     assert_eq!(status(c.post(format!("{base}/check"))).await, 401);
     assert_eq!(status(c.post(format!("{base}/check")).bearer_auth("nope")).await, 403);
 
