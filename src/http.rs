@@ -125,14 +125,14 @@ fn json_response(status: StatusCode, bytes: Vec<u8>) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
-/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive
-/// (RFC 7235, section 2.1: `bearer` and `BEARER` are `Bearer`); one or more spaces follow it.
 /// Whether a given bearer token is ours: equal lengths first, since `memcmp::eq` compares in
 /// constant time but needs them.
 fn token_matches(given: &str, token: &str) -> bool {
     given.len() == token.len() && openssl::memcmp::eq(given.as_bytes(), token.as_bytes())
 }
 
+/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive
+/// (RFC 7235, section 2.1: `bearer` and `BEARER` are `Bearer`); one or more spaces follow it.
 fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     scheme
