@@ -226,7 +226,11 @@ async fn mutating_requests_need_the_token_and_a_flood_cannot_multiply_polling() 
             v["hung"]["voters"].clone()
         }
     };
-    assert_eq!(relayed(None).await, serde_json::Value::Null, "an open read plants no digest");
+    assert_eq!(
+        relayed(None).await,
+        serde_json::Value::Null,
+        "an open read plants no digest"
+    );
     assert_eq!(relayed(Some("tok")).await, json!("0123456789ab"));
     assert_eq!(status(c.post(format!("{base}/check"))).await, 401);
     assert_eq!(status(c.post(format!("{base}/check")).bearer_auth("nope")).await, 403);
