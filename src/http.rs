@@ -272,7 +272,6 @@ async fn dispatch(State(api): State<Api>, req: Request<Body>) -> Response {
 /// promotions, so an open read must not plant one (our daemons send the token to observers
 /// that have one).
 fn relay(api: &Api, config: &crate::config::Config, headers: &axum::http::HeaderMap) -> Vec<(String, String)> {
-    use crate::decide::voters::observer_max_age;
     use crate::poll::observer::{NODE_HEADER, VOTERS_HEADER};
     let now = crate::clock::monotonic();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
@@ -290,10 +289,7 @@ fn relay(api: &Api, config: &crate::config::Config, headers: &axum::http::Header
             tracing::debug!(target: "WebServer", "a voter digest sent for {:?} is not taken", crate::text::printable(node));
         }
     }
-    relays
-        .fresh(now, observer_max_age(config))
-        .map(|(n, d)| (n.to_string(), d.to_string()))
-        .collect()
+    relays.relayed(config, now)
 }
 
 /// `POST /pause` or `POST /resume` (issue 22): only a node daemon holds a pause (an observer

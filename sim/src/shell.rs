@@ -465,11 +465,7 @@ impl Daemon {
             let config = self.config().clone();
             self.relays.record(&config, node, &digest, now);
         }
-        let max_age = pglookout::decide::voters::observer_max_age(self.config());
-        self.relays
-            .fresh(now, max_age)
-            .map(|(n, d)| (n.to_string(), d.to_string()))
-            .collect()
+        self.relays.relayed(self.config(), now)
     }
 
     /// The aggregator's entry for node `n` (named `name`): its change since the last

@@ -199,13 +199,21 @@ impl Relays {
         true
     }
 
-    /// The digests sent within `max_age` seconds ([`observer_max_age`]: a node daemon fetches
-    /// every poll), by node.
+    /// The digests sent within `max_age` seconds, by node.
     pub fn fresh(&self, mono_now: f64, max_age: f64) -> impl Iterator<Item = (&str, &str)> + '_ {
         self.0
             .iter()
             .filter(move |(_, (_, at))| mono_now - at <= max_age)
             .map(|(n, (d, _))| (n.as_str(), d.as_str()))
+    }
+
+    /// What to relay now: the digests sent within one observer fetch period
+    /// ([`observer_max_age`]: a node daemon fetches every poll). The daemon's `/state.json`
+    /// answer and the simulator's both take it from here.
+    pub fn relayed(&self, config: &Config, mono_now: f64) -> Vec<(String, String)> {
+        self.fresh(mono_now, observer_max_age(config))
+            .map(|(n, d)| (n.to_string(), d.to_string()))
+            .collect()
     }
 }
 
